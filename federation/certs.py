@@ -1,0 +1,408 @@
+"""Federation TLS material: the CA, site certificates and TLS contexts.
+
+Sites talk HTTPS with mutual TLS under one federation CA. A peer is identified
+by the common name of its verified certificate (the site name), never by the
+host name it was reached at: sites sit behind NAT, load balancers and changing
+addresses, while the site name is what the configuration and every federation
+message refer to. Hence client contexts turn ``check_hostname`` off and callers
+check the peer with :func:`verify_peer` after the handshake. Trust is still
+anchored: only certificates issued by the federation CA verify, and nothing
+else (no system CA store) is trusted.
+
+Certificates are re-read when their files change, so a site's certificate can
+be rotated (or the CA bundle extended) without restarting the agent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import re
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from federation.errors import (
+    CaExistsError,
+    CaMissingError,
+    InvalidSiteNameError,
+    PeerIdentityError,
+    TlsFilesError,
+)
+
+__all__ = [
+    "CaPaths",
+    "SitePaths",
+    "TlsContexts",
+    "TlsFiles",
+    "init_ca",
+    "issue_site_cert",
+    "load_certificate",
+    "peer_certificate",
+    "peer_name",
+    "validate_site_name",
+    "verify_peer",
+]
+
+log = logging.getLogger(__name__)
+
+SITE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+CA_CERT_NAME = "ca.pem"
+CA_KEY_NAME = "ca-key.pem"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaPaths:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SitePaths:
+    site: str
+    cert: Path
+    key: Path
+    ca: Path
+    """The CA certificate that issued ``cert`` (not copied; peers need the same file)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def validate_site_name(site: str) -> str:
+    """Return ``site`` unchanged, or raise :class:`InvalidSiteNameError`."""
+    if not isinstance(site, str) or SITE_NAME_RE.fullmatch(site) is None:
+        raise InvalidSiteNameError(str(site))
+    return site
+
+
+# --- issuing --------------------------------------------------------------------
+
+
+def init_ca(
+    directory: Path,
+    *,
+    common_name: str = "Spillway Federation CA",
+    days: int = 3650,
+    force: bool = False,
+) -> CaPaths:
+    """Create a federation CA (``ca.pem``, ``ca-key.pem`` with mode 0600) in ``directory``.
+
+    Refuses to overwrite an existing CA unless ``force`` is true.
+    """
+    paths = CaPaths(cert=directory / CA_CERT_NAME, key=directory / CA_KEY_NAME)
+    if not force and (paths.cert.exists() or paths.key.exists()):
+        raise CaExistsError(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(paths.key, key)
+    _write_atomic(paths.cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    log.info("created federation CA %r in %s", common_name, directory)
+    return paths
+
+
+def issue_site_cert(
+    ca_dir: Path,
+    site: str,
+    out_dir: Path,
+    *,
+    hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+    days: int = 825,
+) -> SitePaths:
+    """Issue ``<site>.pem`` and ``<site>-key.pem`` in ``out_dir``, signed by the CA in ``ca_dir``.
+
+    The certificate's CN is the site name; its SANs are the site name plus each of
+    ``hosts`` (IP addresses become IPAddress SANs); it is valid for both server and
+    client authentication. Existing files are replaced atomically, which is how a
+    certificate is rotated.
+    """
+    validate_site_name(site)
+    ca_cert, ca_key = _load_ca(ca_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, site)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(_san_entries(site, hosts)), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = SitePaths(
+        site=site,
+        cert=out_dir / f"{site}.pem",
+        key=out_dir / f"{site}-key.pem",
+        ca=ca_dir / CA_CERT_NAME,
+    )
+    # Key first: a reader that sees the new certificate must find the matching key.
+    # TlsContexts tolerates the short window where only the key is new.
+    _write_key(paths.key, key)
+    _write_atomic(paths.cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    log.info("issued certificate for site %s (serial %x) in %s", site, cert.serial_number, out_dir)
+    return paths
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    """Read one PEM certificate, raising :class:`TlsFilesError` when that is impossible."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise TlsFilesError(path, exc.strerror or str(exc)) from exc
+    except ValueError as exc:
+        raise TlsFilesError(path, f"not a PEM certificate ({exc})") from exc
+
+
+def _san_entries(site: str, hosts: Sequence[str]) -> list[x509.GeneralName]:
+    entries: list[x509.GeneralName] = [x509.DNSName(site)]
+    for host in hosts:
+        try:
+            entry: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            entry = x509.DNSName(host)
+        if entry not in entries:
+            entries.append(entry)
+    return entries
+
+
+def _load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert_path, key_path = ca_dir / CA_CERT_NAME, ca_dir / CA_KEY_NAME
+    if not cert_path.is_file() or not key_path.is_file():
+        raise CaMissingError(ca_dir)
+    cert = load_certificate(cert_path)
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise TlsFilesError(key_path, f"not an unencrypted PEM private key ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TlsFilesError(key_path, "the CA key is not an EC key")
+    return cert, key
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomic(path, data, mode=0o600)
+
+
+def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write via a temp file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask; 0600 must be exact
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# --- TLS contexts ---------------------------------------------------------------
+
+_Stamp = tuple[tuple[int, int, int, int], ...]
+
+
+class TlsContexts:
+    """Server and client :class:`ssl.SSLContext` objects that follow file rotation.
+
+    Server: pass :meth:`server_context` to ``web.TCPSite(ssl_context=...)``. Its
+    ``sni_callback`` runs at the start of every handshake and swaps in a context
+    rebuilt from the files whenever one of them changed (inode, size or mtime),
+    so new connections present the new certificate without a restart.
+
+    Client: call :meth:`client_context` per request (``session.get(url,
+    ssl=tls.client_context())``); it returns a cached context, rebuilt when the
+    files changed. It verifies the server against the federation CA only and
+    presents this site's certificate, with ``check_hostname`` off because peers
+    are authenticated by certificate name: call :func:`verify_peer` on the
+    connection's ``ssl_object`` with the configured peer name.
+
+    If the files are mid-rotation and do not fit together, the previous context
+    keeps being used (and the failure is logged) until they do.
+    """
+
+    def __init__(self, files: TlsFiles) -> None:
+        self.files = files
+        self._server_stamp, self._server_ctx = self._stamp(), self._build(ssl.Purpose.CLIENT_AUTH)
+        self._client_stamp, self._client_ctx = self._server_stamp, self._build(
+            ssl.Purpose.SERVER_AUTH
+        )
+        # The listening context only carries the callback; it is also a valid
+        # context in its own right (same files), so a handshake never lacks one.
+        self._listener = self._build(ssl.Purpose.CLIENT_AUTH)
+        self._listener.sni_callback = self._on_client_hello
+
+    def server_context(self) -> ssl.SSLContext:
+        """The context to listen with; it refreshes certificates per handshake."""
+        return self._listener
+
+    def client_context(self) -> ssl.SSLContext:
+        """A context for outgoing connections, rebuilt when the files changed."""
+        self._client_stamp, self._client_ctx = self._refresh(
+            self._client_stamp, self._client_ctx, ssl.Purpose.SERVER_AUTH
+        )
+        return self._client_ctx
+
+    def current_server_context(self) -> ssl.SSLContext:
+        """The context new incoming handshakes use, rebuilt when the files changed."""
+        self._server_stamp, self._server_ctx = self._refresh(
+            self._server_stamp, self._server_ctx, ssl.Purpose.CLIENT_AUTH
+        )
+        return self._server_ctx
+
+    def _on_client_hello(
+        self, ssl_object: ssl.SSLObject, _server_name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
+        try:
+            ssl_object.context = self.current_server_context()
+        except Exception:  # an exception here would only abort the handshake obscurely
+            log.exception("could not refresh the federation server TLS context")
+
+    def _refresh(
+        self, stamp: _Stamp, ctx: ssl.SSLContext, purpose: ssl.Purpose
+    ) -> tuple[_Stamp, ssl.SSLContext]:
+        try:
+            current = self._stamp()
+        except TlsFilesError as exc:
+            log.warning("keeping the previous TLS context: %s", exc)
+            return stamp, ctx
+        if current == stamp:
+            return stamp, ctx
+        try:
+            fresh = self._build(purpose)
+        except TlsFilesError as exc:
+            # Typically a rotation caught between writing the key and the cert.
+            log.warning("keeping the previous TLS context: %s", exc)
+            return stamp, ctx
+        log.info("reloaded federation TLS files (%s)", self.files.cert)
+        return current, fresh
+
+    def _stamp(self) -> _Stamp:
+        stamps = []
+        for path in (self.files.ca, self.files.cert, self.files.key):
+            try:
+                st = path.stat()
+            except OSError as exc:
+                raise TlsFilesError(path, exc.strerror or str(exc)) from exc
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(stamps)
+
+    def _build(self, purpose: ssl.Purpose) -> ssl.SSLContext:
+        server = purpose is ssl.Purpose.CLIENT_AUTH
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = False  # peers are identified by certificate name; see verify_peer
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        # No session resumption: a resumed session would skip certificate checks
+        # against rotated files, and federation connections are few and long-lived.
+        ctx.options |= ssl.OP_NO_TICKET
+        if server:
+            ctx.num_tickets = 0
+        try:
+            ctx.load_verify_locations(cafile=self.files.ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsFilesError(self.files.ca, str(exc)) from exc
+        try:
+            ctx.load_cert_chain(certfile=self.files.cert, keyfile=self.files.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsFilesError(
+                self.files.cert, f"cannot load it with key {self.files.key} ({exc})"
+            ) from exc
+        return ctx
+
+
+# --- peer identity --------------------------------------------------------------
+
+
+def peer_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The common name of the peer's *verified* certificate, or None if there is none."""
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()  # empty unless the chain verified
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
+    """The peer's verified certificate, for checking message signatures."""
+    if ssl_object is None or not ssl_object.getpeercert():
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def verify_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None, expected: str) -> None:
+    """Raise :class:`PeerIdentityError` unless the verified peer certificate names ``expected``."""
+    actual = peer_name(ssl_object)
+    if actual != expected:
+        raise PeerIdentityError(expected=expected, actual=actual)

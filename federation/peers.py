@@ -1,0 +1,222 @@
+"""Federation configuration: this site's TLS files, listener, timings and peers.
+
+Parsed once at start-up from the site TOML (already loaded with ``tomllib``)
+into frozen dataclasses. The site configuration owns the top level of the file;
+this module owns the ``[federation]`` table and the ``[[peers]]`` array (see
+:data:`TOP_LEVEL_KEYS`) and rejects unknown keys inside them, naming the file
+and the key. The TOML shape is documented in ``docs/federation.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from federation.certs import SITE_NAME_RE, TlsFiles
+from federation.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ADVERTISE_INTERVAL_S",
+    "DEFAULT_LEASE_S",
+    "TOP_LEVEL_KEYS",
+    "FederationConfig",
+    "PeerConfig",
+    "parse_federation",
+    "parse_peers",
+]
+
+TOP_LEVEL_KEYS = ("federation", "peers")
+"""Top-level keys of the site TOML that belong to this module."""
+
+DEFAULT_LEASE_S = 300.0
+DEFAULT_ADVERTISE_INTERVAL_S = 10.0
+
+_PEER_KEYS = ("name", "url", "forward", "accept")
+_FEDERATION_KEYS = (
+    "listen",
+    "ca",
+    "cert",
+    "key",
+    "overflow_after",
+    "lease",
+    "advertise_interval",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerConfig:
+    name: str
+    """The peer's site name; its certificate's common name must equal it."""
+    url: str
+    """Base URL of the peer's federation listener, ``https://host:port`` (no trailing slash)."""
+    allow_forward_to: bool = True
+    """We may send jobs to this peer (TOML ``forward``)."""
+    allow_accept_from: bool = True
+    """We accept jobs from this peer (TOML ``accept``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FederationConfig:
+    tls: TlsFiles
+    peers: tuple[PeerConfig, ...]
+    listen: str
+    """``host:port`` of the federation HTTPS listener (``[::1]:8743`` for IPv6)."""
+    overflow_after_s: float | None
+    """Estimated local wait after which a job may be forwarded; None: only when no
+    local server can ever run it, or when the client asks for a site."""
+    lease_s: float = DEFAULT_LEASE_S
+    advertise_interval_s: float = DEFAULT_ADVERTISE_INTERVAL_S
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """``listen`` split into host and port, ready for ``web.TCPSite``."""
+        return _split_host_port(self.listen)
+
+    def peer(self, name: str) -> PeerConfig | None:
+        """The configured peer called ``name``, if any."""
+        return next((p for p in self.peers if p.name == name), None)
+
+
+def parse_federation(raw: Mapping[str, Any], *, source: str, base_dir: Path) -> FederationConfig:
+    """Build a :class:`FederationConfig` from a loaded site TOML document.
+
+    ``raw`` is the whole document; only ``[federation]`` and ``[[peers]]`` are read.
+    Relative certificate paths are resolved against ``base_dir`` (normally the
+    directory of the TOML file). Raises :class:`ConfigError`.
+    """
+    table = raw.get("federation")
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            source, "federation", "missing [federation] table (listen, ca, cert, key)"
+        )
+    _reject_unknown(table, _FEDERATION_KEYS, source=source, prefix="federation.")
+    peers_raw = raw.get("peers", [])
+    if not isinstance(peers_raw, list):
+        raise ConfigError(source, "peers", "must be an array of tables ([[peers]])")
+    listen = _require_str(table, "listen", source=source, prefix="federation.")
+    try:
+        _split_host_port(listen)
+    except ValueError as exc:
+        raise ConfigError(source, "federation.listen", str(exc)) from exc
+    tls = TlsFiles(
+        ca=_path(table, "ca", source=source, base_dir=base_dir),
+        cert=_path(table, "cert", source=source, base_dir=base_dir),
+        key=_path(table, "key", source=source, base_dir=base_dir),
+    )
+    overflow = table.get("overflow_after")
+    return FederationConfig(
+        tls=tls,
+        peers=parse_peers(peers_raw, source=source),
+        listen=listen,
+        overflow_after_s=None
+        if overflow is None
+        else _seconds(overflow, "federation.overflow_after", source=source),
+        lease_s=_seconds(table.get("lease", DEFAULT_LEASE_S), "federation.lease", source=source),
+        advertise_interval_s=_seconds(
+            table.get("advertise_interval", DEFAULT_ADVERTISE_INTERVAL_S),
+            "federation.advertise_interval",
+            source=source,
+        ),
+    )
+
+
+def parse_peers(raw: Sequence[Mapping[str, Any]], *, source: str) -> tuple[PeerConfig, ...]:
+    """Build the ``[[peers]]`` entries; raises :class:`ConfigError` naming file and key."""
+    peers: list[PeerConfig] = []
+    for index, entry in enumerate(raw):
+        prefix = f"peers[{index}]."
+        if not isinstance(entry, Mapping):
+            raise ConfigError(source, f"peers[{index}]", "must be a table ([[peers]])")
+        _reject_unknown(entry, _PEER_KEYS, source=source, prefix=prefix)
+        name = _require_str(entry, "name", source=source, prefix=prefix)
+        if SITE_NAME_RE.fullmatch(name) is None:
+            raise ConfigError(
+                source,
+                f"{prefix}name",
+                f"{name!r} is not a site name (lowercase letters, digits and '-', at most 63)",
+            )
+        if any(p.name == name for p in peers):
+            raise ConfigError(
+                source, f"{prefix}name", f"peer {name!r} is configured twice; keep one entry"
+            )
+        peers.append(
+            PeerConfig(
+                name=name,
+                url=_https_url(_require_str(entry, "url", source=source, prefix=prefix), source,
+                               f"{prefix}url"),
+                allow_forward_to=_bool(entry, "forward", source=source, prefix=prefix),
+                allow_accept_from=_bool(entry, "accept", source=source, prefix=prefix),
+            )
+        )
+    return tuple(peers)
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _reject_unknown(
+    table: Mapping[str, Any], known: Sequence[str], *, source: str, prefix: str
+) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                source, f"{prefix}{key}", f"unknown key; valid keys are {', '.join(known)}"
+            )
+
+
+def _require_str(table: Mapping[str, Any], key: str, *, source: str, prefix: str) -> str:
+    value = table.get(key)
+    if value is None:
+        raise ConfigError(source, f"{prefix}{key}", "required key is missing")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(source, f"{prefix}{key}", f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, *, source: str, prefix: str) -> bool:
+    value = table.get(key, True)
+    if not isinstance(value, bool):
+        raise ConfigError(source, f"{prefix}{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def _path(table: Mapping[str, Any], key: str, *, source: str, base_dir: Path) -> Path:
+    path = Path(_require_str(table, key, source=source, prefix="federation.")).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _seconds(value: object, key: str, *, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(source, key, f"must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(source, key, f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _https_url(url: str, source: str, key: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ConfigError(
+            source, key, f"{url!r} must use https:// (federation always uses mutual TLS)"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(source, key, f"{url!r} has an invalid port") from exc
+    if not parts.hostname or port is None:
+        raise ConfigError(source, key, f"{url!r} must look like https://host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(source, key, f"{url!r} must be just https://host:port, no path")
+    return url.rstrip("/")
+
+
+def _split_host_port(listen: str) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{listen!r} must be host:port, e.g. 127.0.0.1:8743")
+    return host, int(port_text)

@@ -1,0 +1,218 @@
+"""The render package adapter interface and helpers shared by the adapters.
+
+An adapter turns a :class:`RenderRequest` (one chunk of consecutive frames of a
+scene laid out in a task work dir) into one child-process command line, checks
+that everything the scene needs is present before rendering, and maps the files
+the renderer wrote back to frame numbers.  On the submitter's side it scans a
+scene for the files it depends on so they can be uploaded with the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Protocol, runtime_checkable
+
+
+class PackageError(Exception):
+    """Base for render package errors."""
+
+
+class MissingDependencyError(PackageError):
+    """A file the scene needs is not present."""
+
+    def __init__(self, message: str, *, files: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.files: tuple[str, ...] = tuple(files)
+
+
+class ScanError(PackageError):
+    """A scene's dependencies could not be determined or are not uploadable."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderRequest:
+    """One chunk of frames to render, with the directories involved."""
+
+    scene: Path  # absolute path of the scene inside the task work dir
+    workdir: Path  # task work dir; scene and assets are under it at their relative paths
+    outdir: Path  # empty dir the adapter's command must write frames into
+    frames: tuple[int, ...]  # consecutive frames of one chunk (ascending)
+    width: int = 320
+    height: int = 240
+    threads: int = 1
+    engine: str = ""  # package-specific; "" = scene default
+    declared_assets: tuple[str, ...] = ()  # posix relative paths from the job's manifest
+
+    @property
+    def first(self) -> int:
+        return self.frames[0]
+
+    @property
+    def last(self) -> int:
+        return self.frames[-1]
+
+
+@runtime_checkable
+class PackageAdapter(Protocol):
+    """What the render server and the submit CLI need from a render package."""
+
+    name: str
+    output_ext: str
+
+    async def probe(self) -> str | None:
+        """Installed version string, or None when absent.  Never raises; bounded in time."""
+        ...
+
+    def command(self, req: RenderRequest) -> list[str]:
+        """argv rendering the whole chunk in one child process."""
+        ...
+
+    def env(self, req: RenderRequest) -> dict[str, str]:
+        """Extra environment variables for the child process (may be empty)."""
+        ...
+
+    def preflight(self, req: RenderRequest) -> None:
+        """Raise MissingDependencyError if a file the scene needs is absent."""
+        ...
+
+    def collect(self, req: RenderRequest) -> dict[int, Path]:
+        """Map each requested frame to its output file; raise PackageError naming missing ones."""
+        ...
+
+    async def scan(self, scene: Path) -> list[Path]:
+        """Dependency files of a scene, relative (posix) to scene.parent, recursively.
+
+        Raises ScanError for references outside the scene folder and
+        MissingDependencyError for referenced files that do not exist.
+        """
+        ...
+
+
+# --- helpers shared by the adapters -------------------------------------------------
+
+
+def relative_reference(ref: str, scene_dir: Path, *, kind: str = "file") -> PurePosixPath:
+    """Validate a dependency reference and return it as a clean relative posix path.
+
+    References must stay inside the scene folder so the layout can be reproduced
+    in a task work dir on another host.
+    """
+    norm = ref.replace("\\", "/")
+    outside = (
+        PurePosixPath(norm).is_absolute()
+        or PureWindowsPath(ref).drive != ""
+        or ".." in PurePosixPath(norm).parts
+    )
+    if not outside:
+        resolved = (scene_dir / norm).resolve()
+        outside = not resolved.is_relative_to(scene_dir.resolve())
+    if outside:
+        raise ScanError(
+            f"{kind} '{ref}' is outside the scene folder; copy it next to the scene "
+            "and reference it by a relative path"
+        )
+    parts = [p for p in PurePosixPath(norm).parts if p not in (".", "")]
+    return PurePosixPath(*parts)
+
+
+def missing_error(missing: Iterable[str], *, where: str) -> MissingDependencyError:
+    """Build a MissingDependencyError naming every missing file."""
+    names = sorted(set(missing))
+    listed = ", ".join(f"'{n}'" for n in names)
+    noun = "file" if len(names) == 1 else "files"
+    return MissingDependencyError(
+        f"missing {noun} {listed} (expected in {where}); add {'it' if len(names) == 1 else 'them'} "
+        "to the job's assets",
+        files=names,
+    )
+
+
+def check_declared_assets(req: RenderRequest) -> None:
+    """Raise MissingDependencyError unless the scene and every declared asset exist."""
+    missing = [a for a in req.declared_assets if not (req.workdir / a).is_file()]
+    if not req.scene.is_file():
+        missing.append(req.scene.name)
+    if missing:
+        raise missing_error(missing, where=str(req.workdir))
+
+
+_NUMBER_SUFFIX = re.compile(r"(\d+)$")
+
+
+def collect_numbered(req: RenderRequest, ext: str) -> dict[int, Path]:
+    """Map frame numbers to files in outdir named ``<anything><digits>.<ext>``.
+
+    Renderers pad frame numbers differently (POV-Ray to the width of the last
+    frame, Blender to the number of '#'), so the digits are parsed, not matched.
+    """
+    found: dict[int, Path] = {}
+    if req.outdir.is_dir():
+        for path in sorted(req.outdir.glob(f"*.{ext}")):
+            m = _NUMBER_SUFFIX.search(path.stem)
+            if m:
+                found.setdefault(int(m.group(1)), path)
+    missing = [f for f in req.frames if f not in found]
+    if missing:
+        raise PackageError(
+            f"renderer produced no output for frame(s) {', '.join(map(str, missing))} "
+            f"in {req.outdir}; see the render log"
+        )
+    return {f: found[f] for f in req.frames}
+
+
+async def run_capture(argv: Sequence[str], *, timeout: float) -> tuple[int, str] | None:
+    """Run a short command; return (exit status, stdout+stderr text) or None if it can't run."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    except OSError:
+        return None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _kill(proc)
+        return None
+    except asyncio.CancelledError:
+        await _kill(proc)
+        raise
+    return proc.returncode or 0, out.decode("utf-8", "replace")
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def registry() -> dict[str, PackageAdapter]:
+    """All known adapters by name (fresh instances; adapters hold no state)."""
+    # Imported here because the adapter modules import this one.
+    from render_server.packages.blender import BlenderAdapter
+    from render_server.packages.builtin.adapter import BuiltinAdapter
+    from render_server.packages.povray import PovrayAdapter
+
+    adapters: list[PackageAdapter] = [BuiltinAdapter(), PovrayAdapter(), BlenderAdapter()]
+    return {a.name: a for a in adapters}
+
+
+def adapter_for(name: str) -> PackageAdapter:
+    """The adapter called name; PackageError listing the known names otherwise."""
+    adapters = registry()
+    try:
+        return adapters[name]
+    except KeyError:
+        raise PackageError(
+            f"unknown render package {name!r}; known packages: {', '.join(sorted(adapters))}"
+        ) from None

@@ -1,0 +1,5 @@
+import sys
+
+from render_server.packages.builtin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,262 @@
+"""Dispatch planning: which waiting task runs on which free render-server slot.
+
+:func:`plan_dispatch` is pure: the site agent loads views of jobs, waiting
+tasks and servers, asks for a plan, then claims each assignment atomically in
+the store (a plan made from a stale view simply loses the claim).
+
+Ordering: higher priority first; among equal priority, fair share (the job
+with the fewest running tasks, counting this plan's assignments, goes next,
+then the older job, then the lower id). A task goes to the capable server with
+the most free slots (ties by name) so concurrent work spreads across hosts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scheduler.profile import JobProfile, ServerView, matches
+
+__all__ = ["Assignment", "JobView", "TaskView", "plan_dispatch"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobView:
+    """A job that has waiting tasks, as the dispatcher sees it."""
+
+    id: str
+    priority: int
+    created_at: float
+    profile: JobProfile
+    running_tasks: int
+    running_servers: frozenset[str]
+    avoid_servers: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskView:
+    """A waiting task; ``attempt`` counts the dispatches made so far."""
+
+    id: int
+    job_id: str
+    attempt: int
+    frames: tuple[int, ...]
+    failed_on: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Assignment:
+    """Run ``task_id`` on ``server_id``; ``attempt`` is the new attempt number."""
+
+    task_id: int
+    job_id: str
+    server_id: str
+    attempt: int
+
+
+_HeapEntry = tuple[int, str, str]  # (-free slots, server name, server id)
+
+
+@dataclass(slots=True, kw_only=True)
+class _JobState:
+    """Mutable per-plan bookkeeping for one job (never escapes this module)."""
+
+    job: JobView
+    tasks: list[TaskView]
+    eligible: frozenset[str]
+    heap: list[_HeapEntry]
+    servers: set[str] = field(default_factory=set)
+    next_task: int = 0
+
+
+class _Planner:
+    """One planning pass: free-slot accounting plus cached capability lookups.
+
+    Jobs whose profiles match the same servers share one lazily-corrected heap
+    of (most free slots, name); per-job avoid lists and per-task failed_on sets
+    are skipped at pick time, so a slot taken by one job costs the others at
+    most one stale-entry fix per shared heap rather than one per job.
+    """
+
+    def __init__(self, servers: Sequence[ServerView]) -> None:
+        self.free: dict[str, int] = {}
+        self.names: dict[str, str] = {}
+        # Servers with identical capabilities share one matches() evaluation.
+        self._groups: dict[tuple[object, ...], list[ServerView]] = {}
+        self._capable: dict[JobProfile, frozenset[str]] = {}
+        self._heaps: dict[frozenset[str], list[_HeapEntry]] = {}
+        for server in servers:
+            if not server.online or server.id in self.names:
+                continue
+            self.names[server.id] = server.name
+            if server.free_slots > 0:
+                self.free[server.id] = server.free_slots
+            signature = (
+                server.cores,
+                server.memory_mb,
+                server.gpus,
+                frozenset(server.tags),
+                frozenset(server.packages.items()),
+            )
+            self._groups.setdefault(signature, []).append(server)
+
+    def capable(self, profile: JobProfile) -> frozenset[str]:
+        """Online servers able to run ``profile`` (free or not)."""
+        found = self._capable.get(profile)
+        if found is None:
+            found = frozenset(
+                server.id
+                for group in self._groups.values()
+                if matches(profile, group[0])
+                for server in group
+            )
+            self._capable[profile] = found
+        return found
+
+    def heap(self, capable: frozenset[str]) -> list[_HeapEntry]:
+        """The shared heap over the free servers among ``capable``."""
+        heap = self._heaps.get(capable)
+        if heap is None:
+            heap = [(-self.free[sid], self.names[sid], sid) for sid in capable if sid in self.free]
+            heapq.heapify(heap)
+            self._heaps[capable] = heap
+        return heap
+
+    def pick_from_heap(
+        self, heap: list[_HeapEntry], avoid: frozenset[str], skip: frozenset[str]
+    ) -> tuple[str | None, bool]:
+        """Pop the freest valid server in neither ``avoid`` nor ``skip``.
+
+        Returns (server or None, whether a usable slot remains for the job,
+        i.e. one that was only skipped). Skipped entries are pushed back.
+        """
+        set_aside: list[_HeapEntry] = []
+        chosen: str | None = None
+        skipped_usable = False
+        while heap:
+            neg_free, name, sid = heap[0]
+            current = self.free.get(sid, 0)
+            if current == 0:
+                heapq.heappop(heap)
+            elif -neg_free != current:
+                # Another job consumed a slot since this entry was pushed.
+                heapq.heapreplace(heap, (-current, name, sid))
+            elif sid in avoid or sid in skip:
+                skipped_usable = skipped_usable or sid not in avoid
+                set_aside.append(heapq.heappop(heap))
+            else:
+                chosen = sid
+                heapq.heappop(heap)
+                if current > 1:
+                    heapq.heappush(heap, (1 - current, name, sid))
+                break
+        for entry in set_aside:
+            heapq.heappush(heap, entry)
+        return chosen, chosen is not None or skipped_usable
+
+    def pick_from(
+        self, candidates: set[str], eligible: frozenset[str], skip: frozenset[str]
+    ) -> tuple[str | None, bool]:
+        """Freest server among a job's current servers (used once max_servers is reached)."""
+        usable = [sid for sid in candidates if sid in eligible and self.free.get(sid, 0) > 0]
+        preferred = [sid for sid in usable if sid not in skip]
+        if not preferred:
+            return None, bool(usable)
+        return min(preferred, key=lambda sid: (-self.free[sid], self.names[sid], sid)), True
+
+
+def _choose_server(planner: _Planner, state: _JobState, task: TaskView) -> tuple[str | None, bool]:
+    """Pick a server for ``task``, avoiding servers it failed on when any alternative exists.
+
+    Returns (server or None, whether the job still has any usable free slot).
+    """
+    skip: frozenset[str] = frozenset()
+    if task.failed_on and any(sid not in task.failed_on for sid in state.eligible):
+        skip = task.failed_on
+    profile = state.job.profile
+    if profile.max_servers and len(state.servers) >= profile.max_servers:
+        return planner.pick_from(state.servers, state.eligible, skip)
+    return planner.pick_from_heap(state.heap, state.job.avoid_servers, skip)
+
+
+def _assign_next(planner: _Planner, state: _JobState, assigned: set[int]) -> Assignment | None:
+    """Assign the job's next placeable task, or return None when the job can take no more."""
+    while state.next_task < len(state.tasks):
+        task = state.tasks[state.next_task]
+        state.next_task += 1
+        if task.id in assigned:
+            continue
+        server_id, job_has_slots = _choose_server(planner, state, task)
+        if server_id is None:
+            if not job_has_slots:
+                return None
+            continue  # only servers this task already failed on are free; it waits
+        planner.free[server_id] -= 1
+        state.servers.add(server_id)
+        assigned.add(task.id)
+        return Assignment(
+            task_id=task.id, job_id=task.job_id, server_id=server_id, attempt=task.attempt + 1
+        )
+    return None
+
+
+def _job_states(
+    planner: _Planner, jobs: Sequence[JobView], tasks: Sequence[TaskView]
+) -> list[_JobState]:
+    by_job: dict[str, list[TaskView]] = {}
+    for task in tasks:
+        by_job.setdefault(task.job_id, []).append(task)
+    states: list[_JobState] = []
+    seen: set[str] = set()
+    for job in jobs:
+        if job.id in seen or job.id not in by_job:
+            continue
+        seen.add(job.id)
+        capable = planner.capable(job.profile)
+        eligible = capable - job.avoid_servers if job.avoid_servers else capable
+        if not eligible:
+            continue
+        states.append(
+            _JobState(
+                job=job,
+                tasks=by_job[job.id],
+                eligible=eligible,
+                heap=planner.heap(capable),
+                servers=set(job.running_servers),
+            )
+        )
+    return states
+
+
+def plan_dispatch(
+    jobs: Sequence[JobView], tasks: Sequence[TaskView], servers: Sequence[ServerView]
+) -> list[Assignment]:
+    """Plan which waiting tasks start now and where.
+
+    Only online (idle/busy) servers with free slots receive work, one slot per
+    assignment. A task goes only to a server that matches its job's profile and
+    is not in ``job.avoid_servers``; servers in ``task.failed_on`` are used only
+    when no other online capable server exists for the job. ``max_servers``
+    counts distinct servers including ``job.running_servers``. Tasks whose job
+    is not in ``jobs`` are ignored; a task id is assigned at most once.
+    """
+    planner = _Planner(servers)
+    remaining = sum(planner.free.values())
+    states = _job_states(planner, jobs, tasks)
+    queue = [
+        (-state.job.priority, state.job.running_tasks, state.job.created_at, state.job.id, index)
+        for index, state in enumerate(states)
+    ]
+    heapq.heapify(queue)
+    assigned: set[int] = set()
+    plan: list[Assignment] = []
+    while queue and remaining > 0:
+        neg_priority, running, created_at, job_id, index = heapq.heappop(queue)
+        assignment = _assign_next(planner, states[index], assigned)
+        if assignment is None:
+            continue
+        plan.append(assignment)
+        remaining -= 1
+        heapq.heappush(queue, (neg_priority, running + 1, created_at, job_id, index))
+    return plan

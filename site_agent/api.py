@@ -1,0 +1,201 @@
+"""The client API under /api/v1 (JSON; errors mapped by errors.error_middleware)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from scheduler.profile import JobProfile
+
+from .appkeys import SITE
+from .auth import bearer, check_client, check_server
+from .errors import BadRequestError, NotFoundError
+from .files import check_sha256
+from .store.records import JobRecord, JobState, ServerStatus, TaskState
+from .views import frames_json, job_json, server_json, task_json
+
+VERSION = "0.1.0"
+routes = web.RouteTableDef()
+
+
+def _site(request: web.Request) -> Any:
+    site = request.app[SITE]
+    check_client(request, site.config.auth)
+    return site
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise BadRequestError("send the body as JSON with Content-Type: application/json")
+    try:
+        return json.loads(await request.text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+
+
+async def _job_body(site: Any, job: JobRecord) -> dict[str, Any]:
+    counts = await site.store.task_counts(job.id)
+    frames_done = await _frames_done(site, job, counts)
+    why = await site.why_waiting(job, counts)
+    return job_json(job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job))
+
+
+async def _frames_done(site: Any, job: JobRecord, counts: dict[TaskState, int]) -> int:
+    if job.state == JobState.DONE:
+        return job.frame_count
+    return len(await site.store.list_frames(job.id))
+
+
+@routes.get("/api/v1/health")
+async def health(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    return web.json_response({"site": site.config.name, "version": VERSION})
+
+
+@routes.post("/api/v1/blobs/check")
+async def check_blobs(request: web.Request) -> web.Response:
+    site = _site(request)
+    body = await _json_body(request)
+    hashes = body.get("sha256") if isinstance(body, dict) else None
+    if not isinstance(hashes, list) or len(hashes) > 100_000:
+        raise BadRequestError("send {\"sha256\": [hex, ...]} with at most 100000 hashes")
+    return web.json_response({"missing": site.assets.missing(check_sha256(h) for h in hashes)})
+
+
+@routes.put("/api/v1/blobs/{sha256}")
+async def put_blob(request: web.Request) -> web.Response:
+    site = _site(request)
+    sha = check_sha256(request.match_info["sha256"])
+    if site.assets.has(sha):
+        return web.json_response({"sha256": sha, "size": site.assets.size(sha), "existed": True})
+    size = await site.assets.put(sha, request.content.iter_chunked(1 << 16))
+    return web.json_response({"sha256": sha, "size": size}, status=201)
+
+
+@routes.get("/api/v1/blobs/{sha256}")
+async def get_blob(request: web.Request) -> web.FileResponse:
+    site = request.app[SITE]
+    if check_server(bearer(request), request.remote, site.config.auth):
+        check_client(request, site.config.auth)
+    sha = check_sha256(request.match_info["sha256"])
+    if not site.assets.has(sha):
+        raise NotFoundError(f"blob {sha} is not in this site's asset store")
+    return web.FileResponse(site.assets.path_for(sha), headers={"Content-Type": "application/octet-stream"})
+
+
+@routes.post("/api/v1/jobs")
+async def submit(request: web.Request) -> web.Response:
+    site = _site(request)
+    job = await site.jobs.submit(await _json_body(request))
+    return web.json_response({"job": await _job_body(site, job)}, status=201)
+
+
+@routes.get("/api/v1/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    site = _site(request)
+    states = None
+    if "state" in request.query:
+        try:
+            states = [JobState(s) for s in request.query["state"].split(",")]
+        except ValueError:
+            raise BadRequestError(f"unknown state; use one of {', '.join(s.value for s in JobState)}") from None
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise BadRequestError("limit must be a whole number") from None
+    if not 1 <= limit <= 10_000:
+        raise BadRequestError("limit must be between 1 and 10000")
+    jobs = await site.store.list_jobs(states=states, limit=limit)
+    return web.json_response({"jobs": [await _job_body(site, j) for j in jobs]})
+
+
+@routes.get("/api/v1/jobs/{job_id}")
+async def get_job(request: web.Request) -> web.Response:
+    site = _site(request)
+    job = await site.jobs.get(request.match_info["job_id"])
+    tasks = await site.store.list_tasks(job.id)
+    frames = await site.store.list_frames(job.id)
+    names = {s.id: s.name for s in await site.store.list_servers()}
+    return web.json_response({
+        "job": await _job_body(site, job),
+        "tasks": [task_json(t, names) for t in tasks],
+        "frames": frames_json(tasks, frames, names),
+    })
+
+
+@routes.post("/api/v1/jobs/{job_id}/{action}")
+async def control(request: web.Request) -> web.Response:
+    site = _site(request)
+    job = await site.jobs.control(request.match_info["job_id"], request.match_info["action"])
+    return web.json_response({"job": await _job_body(site, job)})
+
+
+@routes.get("/api/v1/jobs/{job_id}/frames")
+async def list_frames(request: web.Request) -> web.Response:
+    site = _site(request)
+    job = await site.jobs.get(request.match_info["job_id"])
+    frames = await site.store.list_frames(job.id)
+    return web.json_response({"frames": [
+        {"frame": f.frame, "name": f.name, "sha256": f.sha256, "size": f.size,
+         "url": f"/api/v1/jobs/{job.id}/frames/{f.frame}"}
+        for f in sorted(frames, key=lambda f: f.frame)
+    ]})
+
+
+@routes.get("/api/v1/jobs/{job_id}/frames/{frame}")
+async def get_frame(request: web.Request) -> web.FileResponse:
+    site = _site(request)
+    job = await site.jobs.get(request.match_info["job_id"])
+    try:
+        number = int(request.match_info["frame"])
+    except ValueError:
+        raise BadRequestError("the frame must be a whole number") from None
+    record = await site.store.get_frame(job.id, number)
+    path = site.storage.job_dir(job.name, job.id) / record.name if record else None
+    if record is None or path is None or not path.is_file():
+        raise NotFoundError(f"frame {number} of job {job.id} is not rendered yet")
+    return web.FileResponse(path, headers={"X-Sha256": record.sha256})
+
+
+@routes.get("/api/v1/servers")
+async def list_servers(request: web.Request) -> web.Response:
+    site = _site(request)
+    profile: JobProfile | None = None
+    if "job" in request.query:
+        profile = (await site.jobs.get(request.query["job"])).profile
+    live = {c.server_id: c for c in site.connections.all()}
+    body = []
+    for record in await site.store.list_servers():
+        conn = live.get(record.id)
+        body.append(server_json(record, conn.view() if conn else None,
+                                running_tasks=len(conn.running) if conn else 0, match_profile=profile))
+    return web.json_response({"servers": body})
+
+
+@routes.post("/api/v1/servers/{server_id}/{action}")
+async def server_control(request: web.Request) -> web.Response:
+    site = _site(request)
+    action = request.match_info["action"]
+    if action not in ("enable", "disable"):
+        raise NotFoundError(f"unknown action '{action}'; use enable or disable")
+    record = await site.store.get_server(request.match_info["server_id"]) or \
+        await site.store.get_server_by_name(request.match_info["server_id"])
+    if record is None:
+        raise NotFoundError(f"no render server '{request.match_info['server_id']}'")
+    conn = site.connections.get(record.id)
+    disabled = action == "disable"
+    if conn is not None:
+        conn.disabled = disabled
+    status = ServerStatus.DISABLED if disabled else (ServerStatus.IDLE if conn else ServerStatus.OFFLINE)
+    await site.store.set_server_status(record.id, status, at=site.clock())
+    site.dispatcher.wake()
+    return web.json_response({"server": {"id": record.id, "name": record.name, "status": status.value}})
+
+
+@routes.get("/api/v1/peers")
+async def list_peers(request: web.Request) -> web.Response:
+    site = _site(request)
+    peers = site.federation.peers_json() if site.federation is not None else []
+    return web.json_response({"peers": peers})

@@ -1,0 +1,112 @@
+"""aiohttp application wiring and the ``spillway agent`` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from . import api, render_endpoint
+from .appkeys import CONFIG, SITE
+from .config import ConfigError, SiteConfig, load_config
+from .errors import error_middleware
+from .openapi import openapi_document
+from .site import SiteAgent
+from .store import open_store
+from .store.base import StoreError
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def build_app(config: SiteConfig) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.limits.max_request_mb * 1024 * 1024)
+    app[CONFIG] = config
+    app.add_routes(api.routes)
+    app.router.add_get("/ws/render-server", render_endpoint.websocket)
+    app.router.add_put(
+        "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}", render_endpoint.upload_frame)
+    app.router.add_get("/api/v1/openapi.json", _openapi)
+    app.router.add_get("/", _monitor_page)
+    app.cleanup_ctx.append(_site_lifecycle)
+    return app
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def _monitor_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+async def _site_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config: SiteConfig = app[CONFIG]
+    store = await open_store(config.database, base_dir=config.base_dir)
+    site = SiteAgent(config, store)
+    app[SITE] = site
+    await site.recover()
+    if config.federation is not None:
+        from federation.service import attach_federation
+
+        await attach_federation(app, site)
+    if not config.auth.client_tokens or not config.auth.server_token:
+        log.warning("no client/server tokens configured: accepting unauthenticated clients and render servers "
+                    "on loopback only")
+    tasks = [
+        asyncio.create_task(site.dispatcher.run(), name="dispatcher"),
+        asyncio.create_task(site.monitor.run(), name="heartbeat-monitor"),
+    ]
+    log.info("site %s ready at %s (database %s, storage %s)", config.name, config.url,
+             _redact(config.database), config.storage)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in site.connections.all():
+            await conn.ws.close()
+        await store.close()
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def run_agent(config_path: Path) -> int:
+    """Run a site agent until interrupted; returns a process exit code."""
+    setup_logging()
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"spillway: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        web.run_app(build_app(config), host=config.host, port=config.port, print=None,
+                    handle_signals=True, shutdown_timeout=5)
+    except StoreError as exc:
+        print(f"spillway: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"spillway: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    return 0

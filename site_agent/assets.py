@@ -1,0 +1,67 @@
+"""Content-addressed asset store: blobs named by sha256, verified on write.
+
+Shared by local submissions, render-server downloads and federation transfers.
+Layout: ``<root>/blobs/ab/cdef...``; a blob only appears under its name after its
+bytes were hashed and matched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, Iterable
+from pathlib import Path
+
+from .files import FileError, HashMismatchError, check_sha256, file_sha256, write_atomic
+
+
+class AssetStore:
+    def __init__(self, root: Path, *, max_blob_bytes: int) -> None:
+        self.root = root
+        self.max_blob_bytes = max_blob_bytes
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        (root / "partial").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def partial_dir(self) -> Path:
+        """Where resumable federation transfers keep incomplete blobs."""
+        return self.root / "partial"
+
+    def path_for(self, sha256: str) -> Path:
+        check_sha256(sha256)
+        return self.root / "blobs" / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        """The hashes not stored yet, deduplicated, in first-seen order."""
+        seen: dict[str, None] = {}
+        for sha in hashes:
+            if sha not in seen and not self.has(sha):
+                seen[sha] = None
+        return list(seen)
+
+    def size(self, sha256: str) -> int:
+        return self.path_for(sha256).stat().st_size
+
+    async def put(self, sha256: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store a blob from a byte stream, verifying its hash; returns its size."""
+        dest = self.path_for(sha256)
+        _, size = await write_atomic(dest, chunks, expected_sha256=sha256, max_bytes=self.max_blob_bytes)
+        return size
+
+    def adopt(self, sha256: str, path: Path) -> None:
+        """Move a fully received file into the store after verifying its hash."""
+        dest = self.path_for(sha256)
+        digest = file_sha256(path)
+        if digest != sha256:
+            path.unlink(missing_ok=True)
+            raise HashMismatchError(f"blob hashes to {digest}, not {sha256}; it was discarded")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+
+    def open_path(self, sha256: str) -> Path:
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise FileError(f"blob {sha256} is not in the asset store")
+        return path

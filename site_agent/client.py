@@ -1,0 +1,296 @@
+"""Async HTTP client for a site agent's client API (``/api/v1/``).
+
+Used by the ``spillway`` CLI, the demo and the end-to-end tests.  Every call has
+a timeout; every failure surfaces as a :class:`ClientError` whose message says
+what happened and what to do, so callers can print it verbatim.
+
+    async with AgentClient("http://127.0.0.1:8700", token=None) as agent:
+        print(await agent.health())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+__all__ = [
+    "CONTROL_ACTIONS",
+    "AgentClient",
+    "ClientError",
+    "SpillwayClientError",
+]
+
+API = "/api/v1"
+CONTROL_ACTIONS = frozenset({"cancel", "pause", "resume", "retry"})
+# Uploads get a total deadline that grows with the file size, assuming at least
+# this throughput to the agent, so a large scene is not cut off by the 30 s default.
+_MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
+_CHUNK = 1024 * 1024
+
+
+class SpillwayClientError(Exception):
+    """Base for every error raised on the client side (CLI, submission, agent client)."""
+
+
+class ClientError(SpillwayClientError):
+    """A call to the site agent failed; ``code`` and ``status`` say how."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        status: int = 0,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status  # HTTP status; 0 when no response arrived
+        self.details: dict[str, Any] = dict(details or {})
+
+
+class AgentClient:
+    """One session with a site agent; use as ``async with AgentClient(url) as c``."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token or None
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AgentClient:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self._session = aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session (idempotent)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # --- endpoints --------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``{"site", "version"}`` of the agent."""
+        return await self._json("GET", "/health")
+
+    async def check_blobs(self, hashes: list[str]) -> list[str]:
+        """The subset of ``hashes`` the agent's asset store does not hold yet."""
+        if not hashes:
+            return []
+        body = await self._json("POST", "/blobs/check", json={"sha256": list(hashes)})
+        return list(body.get("missing", []))
+
+    async def upload_blob(self, path: Path, sha256: str) -> dict[str, Any]:
+        """Stream one file to the asset store; the agent verifies the hash (422 if not)."""
+        size = path.stat().st_size
+        timeout = aiohttp.ClientTimeout(
+            total=self.timeout_s + size / _MIN_UPLOAD_RATE, sock_connect=self.timeout_s
+        )
+        with path.open("rb") as stream:
+            return await self._json(
+                "PUT",
+                f"/blobs/{quote(sha256)}",
+                data=stream,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=timeout,
+            )
+
+    async def submit(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a job; returns the JOB record.  422 ``missing_assets`` lists absent blobs."""
+        reply = await self._json("POST", "/jobs", json=dict(body))
+        return dict(reply["job"])
+
+    async def jobs(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Jobs, newest first, optionally only those in ``state``."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if state:
+            params["state"] = state
+        reply = await self._json("GET", "/jobs", params=params)
+        return list(reply.get("jobs", []))
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        """``{"job": JOB, "tasks": [TASK...], "frames": [FRAME...]}``."""
+        return await self._json("GET", f"/jobs/{quote(job_id, safe='')}")
+
+    async def control(self, job_id: str, action: str) -> dict[str, Any]:
+        """Cancel, pause, resume or retry a job; returns the updated JOB record."""
+        if action not in CONTROL_ACTIONS:
+            raise ClientError(
+                f"unknown job action {action!r}; use one of {', '.join(sorted(CONTROL_ACTIONS))}",
+                code="bad_action",
+            )
+        reply = await self._json("POST", f"/jobs/{quote(job_id, safe='')}/{action}")
+        return dict(reply["job"])
+
+    async def frames(self, job_id: str) -> list[dict[str, Any]]:
+        """Rendered frames of a job: ``[{"frame", "name", "sha256", "size", "url"}]``."""
+        reply = await self._json("GET", f"/jobs/{quote(job_id, safe='')}/frames")
+        return list(reply.get("frames", []))
+
+    async def servers(self, job: str | None = None) -> list[dict[str, Any]]:
+        """Render servers; with ``job`` each carries ``match: {"ok", "reasons"}``."""
+        params = {"job": job} if job else None
+        reply = await self._json("GET", "/servers", params=params)
+        return list(reply.get("servers", []))
+
+    async def peers(self) -> list[dict[str, Any]]:
+        """Federation peers with their state and last capacity advertisement."""
+        reply = await self._json("GET", "/peers")
+        return list(reply.get("peers", []))
+
+    async def download_frame(
+        self, job_id: str, frame: int, dest: Path, *, sha256: str | None = None
+    ) -> int:
+        """Download one rendered frame to ``dest`` atomically; return its size in bytes.
+
+        The bytes are hashed while streaming and compared with ``sha256`` (looked
+        up with :meth:`frames` when not given); on a mismatch nothing is written.
+        """
+        if sha256 is None:
+            listed = {int(f["frame"]): f for f in await self.frames(job_id)}
+            if frame not in listed:
+                raise ClientError(
+                    f"frame {frame} of job {job_id} is not rendered yet; "
+                    f"see `spillway job {job_id}`",
+                    code="not_found",
+                    status=404,
+                )
+            sha256 = str(listed[frame]["sha256"])
+        path = f"/jobs/{quote(job_id, safe='')}/frames/{int(frame)}"
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+        )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest, size = await self._stream_to(path, out, timeout)
+            if digest != sha256:
+                raise ClientError(
+                    f"frame {frame} of job {job_id} arrived corrupted (sha256 {digest[:12]}..., "
+                    f"expected {sha256[:12]}...); run the download again",
+                    code="hash_mismatch",
+                )
+            tmp.replace(dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return size
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    async def _stream_to(
+        self, path: str, out: Any, timeout: aiohttp.ClientTimeout
+    ) -> tuple[str, int]:
+        hasher = hashlib.sha256()
+        size = 0
+        async with self._request("GET", path, timeout=timeout) as resp:
+            await self._raise_for_status(resp, "GET", path)
+            try:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            except aiohttp.ClientPayloadError as err:
+                raise self._lost(err) from err
+        return hasher.hexdigest(), size
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        async with self._request(method, path, **kwargs) as resp:
+            await self._raise_for_status(resp, method, path)
+            try:
+                body = await resp.json(content_type=None)
+            except ValueError as err:
+                raise ClientError(
+                    f"the agent at {self.url} sent a reply that is not JSON for {method} "
+                    f"{API}{path}; is {self.url} really a Spillway agent?",
+                    code="bad_reply",
+                    status=resp.status,
+                ) from err
+        if not isinstance(body, dict):
+            raise ClientError(
+                f"the agent at {self.url} sent an unexpected reply for {method} {API}{path}",
+                code="bad_reply",
+                status=resp.status,
+            )
+        return body
+
+    @contextlib.asynccontextmanager
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._session is None:
+            raise ClientError(
+                "AgentClient is not open; use `async with AgentClient(url) as client:`",
+                code="not_open",
+            )
+        try:
+            async with self._session.request(method, f"{self.url}{API}{path}", **kwargs) as resp:
+                yield resp
+        except aiohttp.ClientConnectorError as err:
+            raise self._unreachable(err) from err
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as err:
+            raise self._lost(err) from err
+        except aiohttp.InvalidURL as err:
+            raise ClientError(
+                f"bad agent URL {self.url!r}; use a URL like http://127.0.0.1:8700",
+                code="bad_url",
+            ) from err
+        except TimeoutError as err:
+            raise ClientError(
+                f"the agent at {self.url} did not answer {method} {API}{path} in time "
+                f"({self.timeout_s:g} s); check that it is running and not overloaded",
+                code="timeout",
+            ) from err
+
+    def _unreachable(self, err: aiohttp.ClientConnectorError) -> ClientError:
+        if isinstance(err.os_error, ConnectionRefusedError):
+            reason = "connection refused"
+        else:
+            reason = err.os_error.strerror or str(err.os_error) or type(err.os_error).__name__
+        return ClientError(
+            f"cannot reach the agent at {self.url}: {reason}; is `spillway agent` running? "
+            "(set --agent or SPILLWAY_AGENT)",
+            code="unreachable",
+        )
+
+    def _lost(self, err: Exception) -> ClientError:
+        return ClientError(
+            f"the connection to the agent at {self.url} was lost ({err}); try again",
+            code="connection_lost",
+        )
+
+    async def _raise_for_status(self, resp: aiohttp.ClientResponse, method: str, path: str) -> None:
+        if resp.status < 400:
+            return
+        error: dict[str, Any] = {}
+        with contextlib.suppress(ValueError, aiohttp.ClientError):
+            body = await resp.json(content_type=None)
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                error = body["error"]
+        code = str(error.get("code") or f"http_{resp.status}")
+        message = str(error.get("message") or "")
+        if not message:
+            message = f"the agent answered HTTP {resp.status} {resp.reason or ''} to {method} {API}{path}"
+            message = message.replace("  ", " ")
+        if resp.status == 401 and "token" not in message.lower():
+            message += "; pass --token or set SPILLWAY_TOKEN"
+        details = {k: v for k, v in error.items() if k not in ("code", "message")}
+        raise ClientError(message, code=code, status=resp.status, details=details)

@@ -1,0 +1,167 @@
+"""Site configuration: one TOML file, parsed once in ``main()`` into frozen dataclasses.
+
+Defaults live here and nowhere else. Unknown keys are errors that name the file
+and the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8700
+DEFAULT_AGENT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+class ConfigError(Exception):
+    """The site configuration is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthConfig:
+    client_tokens: tuple[str, ...] = ()
+    """Bearer tokens accepted from clients; empty means loopback-only, unauthenticated."""
+    server_token: str = ""
+    """Enrollment token render servers present in their hello; empty means loopback-only."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    max_request_mb: int = 16
+    """Largest JSON request body."""
+    max_blob_mb: int = 4096
+    """Largest single uploaded asset or frame."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulingConfig:
+    heartbeat_interval_s: float = 2.0
+    heartbeat_timeout_s: float = 10.0
+    """A server silent for this long is offline and its tasks are requeued."""
+    bad_server_threshold: int = 3
+    """Failures of one server on one job after which the job avoids that server."""
+    lease_check_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteConfig:
+    name: str
+    host: str
+    port: int
+    database: str
+    storage: Path
+    assets: Path
+    base_dir: Path
+    auth: AuthConfig
+    limits: LimitsConfig
+    scheduling: SchedulingConfig
+    federation: dict[str, Any] | None = None
+    """Raw ``[federation]`` table and ``[[peers]]``, parsed by the federation package."""
+    source: str = "<memory>"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+_TOP_KEYS = {"name", "listen", "database", "storage", "assets", "auth", "limits", "scheduling", "federation", "peers"}
+
+
+def load_config(path: Path) -> SiteConfig:
+    """Read and validate a site TOML file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; see configs/studio.toml for an example") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(raw, source=str(path), base_dir=path.resolve().parent)
+
+
+def parse_config(raw: dict[str, Any], *, source: str, base_dir: Path) -> SiteConfig:
+    _no_unknown(raw, _TOP_KEYS, source, "")
+    name = _req_str(raw, "name", source)
+    if not name.replace("-", "").isalnum() or not name[0].isalnum() or len(name) > 63:
+        raise ConfigError(f"{source}: name {name!r} must be letters, digits and dashes (at most 63)")
+    host, port = parse_listen(str(raw.get("listen", f"127.0.0.1:{DEFAULT_PORT}")), source)
+    database = str(raw.get("database", "sqlite:spillway.db"))
+    storage = _path(base_dir, _req_str(raw, "storage", source))
+    assets = _path(base_dir, str(raw["assets"])) if "assets" in raw else storage / ".assets"
+    federation = None
+    if "federation" in raw or "peers" in raw:
+        federation = {"federation": raw.get("federation", {}), "peers": raw.get("peers", [])}
+    return SiteConfig(
+        name=name,
+        host=host,
+        port=port,
+        database=database,
+        storage=storage,
+        assets=assets,
+        base_dir=base_dir,
+        auth=_section(AuthConfig, raw.get("auth", {}), source, "auth"),
+        limits=_section(LimitsConfig, raw.get("limits", {}), source, "limits"),
+        scheduling=_section(SchedulingConfig, raw.get("scheduling", {}), source, "scheduling"),
+        federation=federation,
+        source=source,
+    )
+
+
+def parse_listen(value: str, source: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{source}: listen {value!r} must look like 127.0.0.1:8700")
+    return host.strip("[]"), int(port_text)
+
+
+def _path(base_dir: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base_dir / p).resolve()
+
+
+def _req_str(raw: dict[str, Any], key: str, source: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: missing required key '{key}' (a string)")
+    return value
+
+
+def _no_unknown(raw: dict[str, Any], known: set[str], source: str, prefix: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        where = f"[{prefix}] " if prefix else ""
+        raise ConfigError(f"{source}: unknown key {where}'{unknown[0]}'; known keys: {', '.join(sorted(known))}")
+
+
+_SUFFIX_ALIASES = {"heartbeat_interval": "heartbeat_interval_s", "heartbeat_timeout": "heartbeat_timeout_s",
+                   "lease_check_interval": "lease_check_interval_s"}
+
+
+def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    fields = cls.__dataclass_fields__
+    known = {_inverse_alias(f) for f in fields}
+    _no_unknown(raw, known, source, name)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        field_name = _SUFFIX_ALIASES.get(key, key)
+        default = fields[field_name].default
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{source}: [{name}] {key} must be a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, type(default) | int):
+            raise ConfigError(f"{source}: [{name}] {key} must be a {type(default).__name__}")
+        values[field_name] = type(default)(value) if not isinstance(default, tuple) else value
+    return cls(**values)
+
+
+def _inverse_alias(field_name: str) -> str:
+    for alias, target in _SUFFIX_ALIASES.items():
+        if target == field_name:
+            return alias
+    return field_name

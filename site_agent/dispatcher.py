@@ -1,0 +1,163 @@
+"""Event-driven dispatcher: plans with the pure scheduler, claims in one transaction, sends.
+
+It runs when something changes (a job arrives, a task ends, a server connects or
+frees a slot), not on a polling interval; a slow safety tick only covers events
+lost to a crash of the loop body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from render_server import protocol
+from scheduler.dispatch import JobView, TaskView, plan_dispatch
+from scheduler.retry import bad_servers
+
+from .connections import ConnectionRegistry
+from .store.base import Store, StoreError
+from .store.records import DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
+
+log = logging.getLogger(__name__)
+
+SAFETY_TICK_S = 5.0
+ASSIGN_GRACE_S = 30.0
+"""Extra lease time for a dispatched task to start (asset download, process start)."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        connections: ConnectionRegistry,
+        *,
+        bad_server_threshold: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._bad_server_threshold = bad_server_threshold
+        self._connections = connections
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.rounds = 0
+        self.dispatched = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), SAFETY_TICK_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                sent = await self.dispatch_once()
+            except StoreError as exc:
+                log.error("dispatch round failed, retrying in 1s: %s", exc)
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
+            if sent:
+                # Some slots may still be free (claims lost to races, more work queued).
+                self._wake.set()
+
+    async def dispatch_once(self) -> int:
+        """One planning round; returns the number of tasks sent."""
+        servers = [v for v in self._connections.views() if v.free_slots > 0 and v.status != "disabled"]
+        free = sum(v.free_slots for v in servers)
+        if free == 0:
+            return 0
+        snap = await self._store.dispatch_snapshot(per_job_limit=free)
+        if not snap.waiting:
+            return 0
+        self.rounds += 1
+        jobs = {j.id: j for j in snap.jobs}
+        plan = plan_dispatch(_job_views(snap, self._bad_server_threshold), _task_views(snap), servers)
+        if not plan:
+            return 0
+        now = self._clock()
+        tasks = {t.id: t for t in snap.waiting}
+        claims = [
+            TaskClaim(
+                task_id=a.task_id,
+                attempt=a.attempt,
+                server_id=a.server_id,
+                lease_expires_at=now + jobs[a.job_id].profile.task_timeout_s + ASSIGN_GRACE_S,
+            )
+            for a in plan
+        ]
+        claimed = await self._store.assign_tasks(claims, at=now)
+        sent = 0
+        for task in claimed:
+            conn = self._connections.get(task.server_id or "")
+            if conn is None:
+                continue  # the monitor requeues tasks of servers that are gone
+            conn.running.add((task.id, task.attempt))
+            job = jobs[task.job_id]
+            if await conn.send(assign_message(job, task, tasks[task.id].frames)):
+                sent += 1
+                log.info(
+                    "dispatched task %s (job %s, frames %s-%s, attempt %s) to %s",
+                    task.id, job.id, task.frames[0], task.frames[-1], task.attempt, conn.record.name,
+                )
+        self.dispatched += sent
+        return sent
+
+
+def assign_message(job: JobRecord, task: TaskRecord, frames: tuple[int, ...]) -> protocol.Assign:
+    settings = job.settings
+    return protocol.Assign(
+        task_id=task.id,
+        attempt=task.attempt,
+        job_id=job.id,
+        job_name=job.name,
+        package=job.profile.package,
+        version=job.profile.version,
+        engine=job.profile.engine,
+        scene=job.scene,
+        manifest=[protocol.Asset(path=a.path, sha256=a.sha256, size=a.size) for a in job.manifest],
+        frames=list(frames),
+        output_name=job.output_name,
+        output_ext=job.output_ext,
+        width=int(settings.get("width", 320)),
+        height=int(settings.get("height", 240)),
+        timeout_s=job.profile.task_timeout_s,
+        threads=max(1, job.profile.min_cores),
+    )
+
+
+def _job_views(snap: DispatchSnapshot, threshold: int) -> list[JobView]:
+    views = []
+    for job in snap.jobs:
+        running = snap.running.get(job.id)
+        failures = snap.server_failures.get(job.id, {})
+        views.append(
+            JobView(
+                id=job.id,
+                priority=job.priority,
+                created_at=job.created_at,
+                profile=job.profile,
+                running_tasks=running.tasks if running else 0,
+                running_servers=running.servers if running else frozenset(),
+                avoid_servers=bad_servers(failures, threshold),
+            )
+        )
+    return views
+
+
+def _task_views(snap: DispatchSnapshot) -> list[TaskView]:
+    return [
+        TaskView(
+            id=t.id,
+            job_id=t.job_id,
+            attempt=t.attempt,
+            frames=t.frames,
+            failed_on=snap.failed_on.get(t.id, frozenset()),
+        )
+        for t in snap.waiting
+    ]

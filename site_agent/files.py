@@ -1,0 +1,96 @@
+"""Atomic, hash-verified file writes shared by the asset store and network storage."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import AsyncIterable
+from pathlib import Path, PurePosixPath
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1024 * 1024
+
+
+class FileError(Exception):
+    """A file could not be stored or read."""
+
+
+class HashMismatchError(FileError):
+    """Received bytes do not match the declared sha256; nothing was stored."""
+
+
+class TooLargeError(FileError):
+    """The upload exceeds the configured size limit; nothing was stored."""
+
+
+class UnsafePathError(FileError):
+    """A relative path tries to leave its root (absolute, '..', backslash or control characters)."""
+
+
+def check_sha256(value: str) -> str:
+    if not isinstance(value, str) or not SHA256_RE.match(value):
+        raise FileError(f"{value!r} is not a sha256 (64 lowercase hex characters)")
+    return value
+
+
+def safe_relative_path(value: str) -> PurePosixPath:
+    """Validate a user-supplied relative path such as an asset path in a manifest."""
+    if not isinstance(value, str) or not value or len(value) > 1024:
+        raise UnsafePathError("asset paths must be non-empty strings of at most 1024 characters")
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        raise UnsafePathError(f"asset path {value!r} contains a backslash or control character; use '/'")
+    p = PurePosixPath(value)
+    if p.is_absolute():
+        raise UnsafePathError(f"asset path {value!r} is absolute; give it relative to the scene folder")
+    if any(part in ("..", "") for part in p.parts) or value.endswith("/"):
+        raise UnsafePathError(f"asset path {value!r} leaves the scene folder ('..'); keep assets under it")
+    if p.parts and p.parts[0] == ".":
+        p = PurePosixPath(*p.parts[1:])
+    return p
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+async def write_atomic(
+    dest: Path,
+    chunks: AsyncIterable[bytes],
+    *,
+    expected_sha256: str | None,
+    max_bytes: int,
+) -> tuple[str, int]:
+    """Stream ``chunks`` into ``dest`` through a temp file and rename; returns (sha256, size).
+
+    On a hash mismatch or an oversized body the temp file is removed and ``dest`` is untouched.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with tmp.open("wb") as fh:
+            async for block in chunks:
+                size += len(block)
+                if size > max_bytes:
+                    raise TooLargeError(f"upload exceeds the limit of {max_bytes} bytes")
+                h.update(block)
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        digest = h.hexdigest()
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise HashMismatchError(
+                f"received {size} bytes hashing to {digest}, not the declared {expected_sha256}; "
+                "the upload was corrupted or tampered with; send it again"
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest, size

@@ -1,0 +1,177 @@
+"""Job submission (validated at the boundary) and job control."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from scheduler.frames import chunk_frames, parse_frames
+from scheduler.profile import JobProfile
+
+from .errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
+from .files import check_sha256, safe_relative_path
+from .storage import safe_name
+from .store.records import LOCAL, AssetRef, JobRecord, JobState
+
+if TYPE_CHECKING:
+    from .site import SiteAgent
+
+log = logging.getLogger(__name__)
+
+MAX_MANIFEST = 10_000
+MAX_FRAMES = 1_000_000
+SUBMIT_KEYS = {"name", "scene", "manifest", "frames", "chunk_size", "priority", "profile", "settings",
+               "site", "forward", "owner"}
+SETTINGS_KEYS = {"width", "height"}
+
+
+def _get(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = body.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BadRequestError(f"'{key}' must be a {name}, got {value!r}")
+    return value
+
+
+def _int_in(body: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = _get(body, key, int, default)
+    if not lo <= value <= hi:
+        raise BadRequestError(f"'{key}' must be between {lo} and {hi}, got {value}")
+    return int(value)
+
+
+def parse_manifest(raw: Any) -> tuple[AssetRef, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise BadRequestError("'manifest' must be a non-empty list of {path, sha256, size}")
+    if len(raw) > MAX_MANIFEST:
+        raise BadRequestError(f"a job may carry at most {MAX_MANIFEST} assets, got {len(raw)}")
+    seen: set[str] = set()
+    assets = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"path", "sha256", "size"}:
+            raise BadRequestError(f"manifest[{i}] must be an object with exactly path, sha256 and size")
+        path = str(safe_relative_path(item["path"]))
+        sha = check_sha256(item["sha256"])
+        size = item["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BadRequestError(f"manifest[{i}].size must be a non-negative whole number")
+        if path in seen:
+            raise BadRequestError(f"manifest lists '{path}' twice")
+        seen.add(path)
+        assets.append(AssetRef(path=path, sha256=sha, size=size))
+    return tuple(assets)
+
+
+def parse_settings(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadRequestError("'settings' must be an object such as {\"width\": 320, \"height\": 240}")
+    unknown = sorted(set(raw) - SETTINGS_KEYS)
+    if unknown:
+        raise BadRequestError(f"unknown setting '{unknown[0]}'; known: {', '.join(sorted(SETTINGS_KEYS))}")
+    return {"width": _int_in(raw, "width", 320, 1, 16384), "height": _int_in(raw, "height", 240, 1, 16384)}
+
+
+def parse_submission(body: Any, *, site_name: str, known_packages: set[str], now: float) -> tuple[JobRecord, tuple[int, ...], str | None]:
+    """Validate a submission body; returns the job, its frames and the requested site."""
+    if not isinstance(body, dict):
+        raise BadRequestError("the request body must be a JSON object")
+    unknown = sorted(set(body) - SUBMIT_KEYS)
+    if unknown:
+        raise BadRequestError(f"unknown field '{unknown[0]}'; known fields: {', '.join(sorted(SUBMIT_KEYS))}")
+    manifest = parse_manifest(body.get("manifest"))
+    scene = str(safe_relative_path(_get(body, "scene", str, "")))
+    if scene not in {a.path for a in manifest}:
+        raise BadRequestError(f"the scene '{scene}' must also be listed in the manifest")
+    frames = parse_frames(_get(body, "frames", str, ""), max_frames=MAX_FRAMES)
+    chunk = _int_in(body, "chunk_size", 1, 1, 100_000)
+    profile_raw = _get(body, "profile", dict, None)
+    if profile_raw is None:
+        raise BadRequestError("'profile' is required, e.g. {\"package\": \"builtin\"}")
+    profile = JobProfile.from_dict(profile_raw)
+    if profile.package not in known_packages:
+        raise BadRequestError(
+            f"unknown render package '{profile.package}'; known packages: {', '.join(sorted(known_packages))}")
+    name = _get(body, "name", str, "") or scene.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if len(name) > 200:
+        raise BadRequestError("'name' must be at most 200 characters")
+    site = _get(body, "site", str, None)
+    job = JobRecord(
+        id=uuid.uuid4().hex[:12],
+        name=name,
+        owner=_get(body, "owner", str, "") [:100],
+        origin_site=site_name,
+        priority=_int_in(body, "priority", 50, 0, 100),
+        profile=profile,
+        frames=body["frames"].strip(),
+        frame_count=len(frames),
+        chunk_size=chunk,
+        scene=scene,
+        manifest=manifest,
+        output_name=safe_name(name),
+        settings=parse_settings(body.get("settings")),
+        forward_allowed=_get(body, "forward", bool, True),
+        created_at=now,
+        updated_at=now,
+    )
+    return job, frames, site
+
+
+class JobService:
+    def __init__(self, site: SiteAgent) -> None:
+        self._site = site
+
+    async def submit(self, body: Any) -> JobRecord:
+        site = self._site
+        job, frames, requested = parse_submission(
+            body, site_name=site.config.name, known_packages=site.known_packages, now=site.clock())
+        missing = site.assets.missing(a.sha256 for a in job.manifest)
+        if missing:
+            raise MissingAssetsError(
+                f"{len(missing)} asset blobs are not uploaded yet; PUT them to /api/v1/blobs/<sha256> first",
+                missing=missing)
+        job = await site.place(job, requested)
+        await site.store.create_job(job, chunk_frames(frames, job.chunk_size))
+        log.info("job %s (%s) submitted: %d frames of %s, placement %s",
+                 job.id, job.name, job.frame_count, job.profile.requirement, job.placement)
+        await site.after_submit(job)
+        return job
+
+    async def get(self, job_id: str) -> JobRecord:
+        job = await self._site.store.get_job(job_id)
+        if job is None:
+            raise NotFoundError(f"no job '{job_id}'; `spillway jobs` lists the jobs of this site")
+        return job
+
+    async def control(self, job_id: str, action: str) -> JobRecord:
+        site = self._site
+        job = await self.get(job_id)
+        now = site.clock()
+        if action == "cancel":
+            if job.state.finished:
+                raise ConflictError(f"job {job_id} is already {job.state}")
+            tasks = await site.store.cancel_job(job_id, at=now)
+            await site.reports.stop_tasks(tasks, "job cancelled")
+            await site.after_cancel(job)
+        elif action == "pause":
+            if not await site.store.update_job_state(job_id, JobState.PAUSED, at=now,
+                                                     expected=(JobState.QUEUED, JobState.RUNNING)):
+                raise ConflictError(f"job {job_id} is {job.state}; only queued or running jobs can be paused")
+        elif action == "resume":
+            if not await site.store.update_job_state(job_id, JobState.QUEUED, at=now, expected=(JobState.PAUSED,)):
+                raise ConflictError(f"job {job_id} is {job.state}; only paused jobs can be resumed")
+        elif action == "retry":
+            if job.placement != LOCAL:
+                raise ConflictError(f"job {job_id} runs at {job.placement}; retry it there")
+            count = await site.store.retry_job(job_id, at=now)
+            if count == 0:
+                raise ConflictError(f"job {job_id} has no failed tasks to retry")
+        else:
+            raise NotFoundError(f"unknown action '{action}'; use cancel, pause, resume or retry")
+        site.dispatcher.wake()
+        return await self.get(job_id)

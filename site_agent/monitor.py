@@ -1,0 +1,98 @@
+"""Heartbeat monitor: notices lost render servers and expired task leases.
+
+A server whose WebSocket closed may be back within seconds (network blip, agent
+restart), so its tasks are requeued only after ``heartbeat_timeout_s`` without a
+connection. A connected server that stops heartbeating is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp import WSCloseCode
+
+from .config import SchedulingConfig
+from .connections import ConnectionRegistry
+from .dispatcher import Dispatcher
+from .reports import TaskReports
+from .store.base import Store, StoreError
+from .store.records import ServerStatus
+
+log = logging.getLogger(__name__)
+
+
+class HeartbeatMonitor:
+    def __init__(
+        self,
+        store: Store,
+        connections: ConnectionRegistry,
+        dispatcher: Dispatcher,
+        reports: TaskReports,
+        config: SchedulingConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._connections = connections
+        self._dispatcher = dispatcher
+        self._reports = reports
+        self._config = config
+        self._clock = clock
+        self._started = clock()
+        self._gone_since: dict[str, float] = {}
+        self._beats: dict[str, float] = {}
+
+    def connected(self, server_id: str) -> None:
+        self._gone_since.pop(server_id, None)
+
+    def disconnected(self, server_id: str) -> None:
+        self._gone_since[server_id] = self._clock()
+
+    def heartbeat(self, server_id: str, at: float) -> None:
+        self._beats[server_id] = at
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.lease_check_interval_s)
+            try:
+                await self.check_once()
+            except StoreError as exc:
+                log.error("heartbeat check failed: %s", exc)
+
+    async def check_once(self) -> None:
+        now = self._clock()
+        await self._flush_heartbeats()
+        timeout = self._config.heartbeat_timeout_s
+        for conn in self._connections.all():
+            if now - conn.last_seen > timeout:
+                log.warning("server %s silent for %.0fs; disconnecting", conn.record.name, now - conn.last_seen)
+                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
+        await self._requeue_lost(now, timeout)
+        for task in await self._store.expired_tasks(now=now):
+            log.warning("task %s of job %s on %s: lease expired", task.id, task.job_id, task.server_id)
+            await self._reports.expire(task)
+
+    async def _flush_heartbeats(self) -> None:
+        if self._beats:
+            beats, self._beats = list(self._beats.items()), {}
+            await self._store.record_heartbeats(beats)
+
+    async def _requeue_lost(self, now: float, timeout: float) -> None:
+        lost_servers = {
+            t.server_id for t in await self._store.active_tasks()
+            if t.server_id and self._connections.get(t.server_id) is None
+        }
+        requeued = 0
+        for server_id in lost_servers:
+            gone_since = self._gone_since.get(server_id, self._started)
+            if now - gone_since <= timeout:
+                continue
+            tasks = await self._store.requeue_server_tasks(server_id, at=now)
+            await self._store.set_server_status(server_id, ServerStatus.OFFLINE, at=now)
+            requeued += len(tasks)
+            log.warning("server %s gone for %.0fs; requeued %d tasks", server_id, now - gone_since, len(tasks))
+        if requeued:
+            self._dispatcher.wake()

@@ -1,0 +1,198 @@
+"""The render-server side of the agent: the WebSocket and the frame upload route."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from render_server import protocol
+
+from .appkeys import SITE
+from .auth import bearer, check_server
+from .connections import ServerConnection
+from .errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
+from .files import check_sha256
+from .storage import frame_file_name
+from .store.records import FrameRecord, ServerRecord, ServerStatus
+
+if TYPE_CHECKING:
+    from .site import SiteAgent
+
+log = logging.getLogger(__name__)
+HELLO_TIMEOUT_S = 10.0
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    site: SiteAgent = request.app[SITE]
+    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    try:
+        hello = await _receive_hello(ws)
+    except (protocol.ProtocolError, TimeoutError) as exc:
+        reason = str(exc) or "no hello within 10s"
+        log.warning("render server from %s refused: %s", request.remote, reason)
+        await _refuse(ws, reason)
+        return ws
+    refusal = check_server(hello.token, request.remote, site.config.auth)
+    if refusal:
+        log.warning("render server %r from %s refused: %s", hello.name, request.remote, refusal)
+        await _refuse(ws, refusal)
+        return ws
+    conn = await _register(site, ws, hello, request.remote or "")
+    try:
+        await _serve(site, conn)
+    finally:
+        await _unregister(site, conn)
+    return ws
+
+
+async def _receive_hello(ws: web.WebSocketResponse) -> protocol.Hello:
+    msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
+    if msg.type != WSMsgType.BINARY:
+        raise protocol.ProtocolError("expected a binary msgpack hello as the first message")
+    hello = protocol.decode(msg.data)
+    if not isinstance(hello, protocol.Hello):
+        raise protocol.ProtocolError(f"expected hello first, got {hello.TYPE}")
+    if not hello.name or len(hello.name) > 128 or not 1 <= hello.slots <= 256:
+        raise protocol.ProtocolError("hello needs a name (1-128 chars) and 1-256 slots")
+    return hello
+
+
+async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
+    try:
+        await ws.send_bytes(protocol.encode(protocol.Refused(reason=reason)))
+    except (ConnectionError, RuntimeError):
+        pass
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())
+
+
+async def _register(site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str) -> ServerConnection:
+    now = site.clock()
+    existing = await site.store.get_server_by_name(hello.name)
+    record = await site.store.upsert_server(
+        ServerRecord(
+            id=existing.id if existing else f"s-{uuid.uuid4().hex[:10]}",
+            name=hello.name,
+            host=hello.host or remote,
+            cores=hello.cores,
+            memory_mb=hello.memory_mb,
+            gpus=tuple(hello.gpus),
+            os=hello.os,
+            cpu_model=hello.cpu_model,
+            packages=dict(hello.packages),
+            tags=frozenset(hello.tags),
+            slots=hello.slots,
+            status=ServerStatus.IDLE,
+            last_heartbeat=now,
+            registered_at=existing.registered_at if existing else now,
+        )
+    )
+    conn = ServerConnection(record=record, ws=ws, last_seen=now, disabled=record.status == ServerStatus.DISABLED)
+    old = site.connections.add(conn)
+    if old is not None:
+        await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced by a new connection")
+    keep = await _reconcile_running(site, conn, hello.running)
+    site.monitor.connected(record.id)
+    await conn.send(protocol.Welcome(
+        server_id=record.id, site=site.config.name,
+        heartbeat_interval_s=site.config.scheduling.heartbeat_interval_s, keep=keep,
+    ))
+    log.info("render server %s (%s) connected from %s: %s slots, packages %s",
+             record.name, record.id, remote, record.slots, dict(record.packages))
+    site.dispatcher.wake()
+    return conn
+
+
+async def _reconcile_running(site: SiteAgent, conn: ServerConnection, reported: list[protocol.TaskRef]) -> list[protocol.TaskRef]:
+    """After a reconnect, keep the tasks both sides agree on; requeue the rest."""
+    active = await site.store.active_tasks(server_id=conn.server_id)
+    expected = {(t.id, t.attempt) for t in active}
+    claimed = {(r.task_id, r.attempt) for r in reported}
+    if expected and expected <= claimed:
+        conn.running = set(expected)
+        return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
+    if active:
+        requeued = await site.store.requeue_server_tasks(conn.server_id, at=site.clock())
+        log.info("server %s reconnected without %d of its tasks; requeued them", conn.record.name, len(requeued))
+    return []
+
+
+async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
+    handlers = {
+        protocol.Heartbeat: _on_heartbeat,
+        protocol.TaskStarted: site.reports.started,
+        protocol.TaskLog: site.reports.log,
+        protocol.TaskDone: site.reports.done,
+        protocol.TaskFailed: site.reports.failed,
+    }
+    async for raw in conn.ws:
+        conn.last_seen = site.clock()
+        if raw.type != WSMsgType.BINARY:
+            if raw.type == WSMsgType.ERROR:
+                break
+            await conn.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary msgpack frames only")
+            log.warning("server %s sent a non-binary frame; closed", conn.record.name)
+            break
+        try:
+            msg = protocol.decode(raw.data)
+        except protocol.ProtocolError as exc:
+            log.warning("server %s sent a bad message, closing: %s", conn.record.name, exc)
+            await conn.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode())
+            break
+        handler = handlers.get(type(msg))
+        if handler is None:
+            log.warning("server %s sent unexpected %s; ignored", conn.record.name, msg.TYPE)
+            continue
+        if handler is _on_heartbeat:
+            await _on_heartbeat(site, conn, msg)  # type: ignore[arg-type]
+        else:
+            await handler(conn.server_id, msg)  # type: ignore[operator]
+
+
+async def _on_heartbeat(site: SiteAgent, conn: ServerConnection, msg: protocol.Heartbeat) -> None:
+    site.monitor.heartbeat(conn.server_id, conn.last_seen)
+
+
+async def _unregister(site: SiteAgent, conn: ServerConnection) -> None:
+    if site.connections.remove(conn):
+        site.monitor.disconnected(conn.server_id)
+        if not conn.disabled:
+            await site.store.set_server_status(conn.server_id, ServerStatus.OFFLINE, at=site.clock())
+        log.info("render server %s disconnected", conn.record.name)
+
+
+async def upload_frame(request: web.Request) -> web.Response:
+    """PUT a rendered frame; fenced by (task, attempt, server) like every other report."""
+    site: SiteAgent = request.app[SITE]
+    if check_server(bearer(request), request.remote, site.config.auth):
+        raise UnauthorizedError("render servers must present the enrollment token")
+    try:
+        server_id = request.match_info["server_id"]
+        task_id = int(request.match_info["task_id"])
+        attempt = int(request.match_info["attempt"])
+        frame = int(request.match_info["frame"])
+    except ValueError:
+        raise BadRequestError("task, attempt and frame must be whole numbers") from None
+    sha = check_sha256(request.headers.get("X-Sha256", ""))
+    task = await site.store.get_task(task_id)
+    if task is None:
+        raise NotFoundError(f"no task {task_id}")
+    if task.attempt != attempt or task.server_id != server_id or not task.state.active:
+        raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
+    if frame not in task.frames:
+        raise BadRequestError(f"frame {frame} is not part of task {task_id}")
+    job = await site.store.get_job(task.job_id)
+    if job is None:
+        raise NotFoundError(f"no job {task.job_id}")
+    name = frame_file_name(job.output_name, frame, job.output_ext)
+    job_dir = site.storage.job_dir(job.name, job.id)
+    digest, size = await site.storage.write_frame(job_dir, name, request.content.iter_chunked(1 << 16), expected_sha256=sha)
+    await site.store.record_frames([FrameRecord(
+        job_id=job.id, frame=frame, task_id=task.id, name=name, sha256=digest, size=size,
+        server_id=server_id, rendered_at=site.clock(),
+    )])
+    return web.json_response({"frame": frame, "sha256": digest, "size": size}, status=201)

@@ -1,0 +1,141 @@
+"""What happens when a render server reports on a task, or a task is lost.
+
+Every change is fenced on (task, attempt, server) in the store, so a report that
+arrives after the task was requeued or reassigned changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from render_server import protocol
+from scheduler.retry import decide_retry
+
+from .connections import ConnectionRegistry
+from .dispatcher import Dispatcher
+from .store.base import Store
+from .store.records import JobRecord, TaskOutcome, TaskRecord
+
+log = logging.getLogger(__name__)
+
+JobFinishedHook = Callable[[str], Awaitable[None]]
+
+
+class TaskReports:
+    def __init__(
+        self,
+        store: Store,
+        connections: ConnectionRegistry,
+        dispatcher: Dispatcher,
+        *,
+        bad_server_threshold: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._connections = connections
+        self._dispatcher = dispatcher
+        self._threshold = bad_server_threshold
+        self._clock = clock
+        self.on_job_finished: list[JobFinishedHook] = []
+        self.on_job_progress: list[JobFinishedHook] = []
+
+    async def started(self, server_id: str, msg: protocol.TaskStarted) -> None:
+        task = await self._store.get_task(msg.task_id)
+        job = await self._store.get_job(task.job_id) if task else None
+        if task is None or job is None:
+            return
+        now = self._clock()
+        ok = await self._store.mark_task_running(
+            msg.task_id, msg.attempt, server_id, at=now, lease_expires_at=now + job.profile.task_timeout_s
+        )
+        if not ok:
+            log.info("ignored stale start of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+
+    async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
+        await self._store.append_task_log(msg.task_id, msg.attempt, server_id, msg.text)
+
+    async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
+        self._release(server_id, msg.task_id, msg.attempt)
+        task = await self._store.get_task(msg.task_id)
+        if task is None:
+            return
+        stored = {f.frame for f in await self._store.list_frames(task.job_id) if f.task_id == task.id}
+        missing = [f for f in task.frames if f not in stored]
+        if missing:
+            # A success report without every frame uploaded is a failure of that attempt.
+            err = f"render server reported success but frames {missing[:5]} were not uploaded"
+            await self._fail(task, server_id, msg.attempt, err, msg.log_tail)
+            return
+        outcome = await self._store.complete_task(
+            msg.task_id, msg.attempt, server_id, at=self._clock(), log_tail=msg.log_tail
+        )
+        if outcome is None:
+            log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+        else:
+            log.info("task %s of job %s done on %s", task.id, task.job_id, server_id)
+            await self._after(outcome)
+        self._dispatcher.wake()
+
+    async def failed(self, server_id: str, msg: protocol.TaskFailed) -> None:
+        self._release(server_id, msg.task_id, msg.attempt)
+        task = await self._store.get_task(msg.task_id)
+        if task is not None:
+            await self._fail(task, server_id, msg.attempt, msg.error, msg.log_tail)
+        self._dispatcher.wake()
+
+    async def expire(self, task: TaskRecord) -> None:
+        """A task's lease ran out: count it as a failed attempt and stop it on its server."""
+        job = await self._store.get_job(task.job_id)
+        timeout = job.profile.task_timeout_s if job else 0
+        server_id = task.server_id or ""
+        conn = self._connections.get(server_id)
+        if conn is not None:
+            conn.running.discard((task.id, task.attempt))
+            await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out"))
+        await self._fail(task, server_id, task.attempt, f"timed out after {timeout:.0f}s without a report", None)
+        self._dispatcher.wake()
+
+    async def _fail(self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None) -> None:
+        job = await self._store.get_job(task.job_id)
+        if job is None:
+            return
+        per_server = await self._store.server_failures(task.job_id)
+        decision = decide_retry(
+            failures=task.failures + 1,
+            max_attempts=job.profile.max_attempts,
+            server_failures_in_job=per_server.get(server_id, 0) + 1,
+            bad_server_threshold=self._threshold,
+        )
+        outcome = await self._store.fail_task(
+            task.id, attempt, server_id, error=error, at=self._clock(), retry=decision.retry, log_tail=log_tail
+        )
+        if outcome is None:
+            log.info("ignored stale failure of task %s attempt %s from %s", task.id, attempt, server_id)
+            return
+        log.warning("task %s of job %s failed on %s: %s (%s)", task.id, job.id, server_id, error, decision.reason)
+        await self._after(outcome)
+
+    async def _after(self, outcome: TaskOutcome) -> None:
+        hooks = self.on_job_finished if outcome.job_finished else self.on_job_progress
+        for hook in hooks:
+            await hook(outcome.task.job_id)
+
+    def _release(self, server_id: str, task_id: int, attempt: int) -> None:
+        conn = self._connections.get(server_id)
+        if conn is not None:
+            conn.running.discard((task_id, attempt))
+
+    async def stop_tasks(self, tasks: list[TaskRecord], reason: str) -> None:
+        """Tell servers to stop tasks that were taken away from them (cancel, requeue)."""
+        for task in tasks:
+            conn = self._connections.get(task.server_id or "")
+            if conn is not None and (task.id, task.attempt) in conn.running:
+                conn.running.discard((task.id, task.attempt))
+                await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason))
+        self._dispatcher.wake()
+
+
+def job_log_fields(job: JobRecord) -> str:
+    return f"job={job.id} name={job.name}"

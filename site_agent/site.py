@@ -1,0 +1,108 @@
+"""The site agent's core object: wires the store, storage, dispatcher and monitors together."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from render_server.packages.base import registry
+from scheduler.profile import ONLINE_STATUSES, explain_unmatched, matches
+from scheduler.retry import bad_servers
+
+from .assets import AssetStore
+from .config import SiteConfig
+from .connections import ConnectionRegistry
+from .dispatcher import Dispatcher
+from .errors import BadRequestError
+from .jobs import JobService
+from .monitor import HeartbeatMonitor
+from .reports import TaskReports
+from .storage import FrameStorage
+from .store.base import Store
+from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
+from .views import offline_view
+
+log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+
+
+class FederationHooks(Protocol):
+    """What the site agent asks of the federation layer (when one is configured)."""
+
+    async def place(self, job: JobRecord, requested: str | None) -> JobRecord: ...
+
+    async def after_submit(self, job: JobRecord) -> None: ...
+
+    async def after_cancel(self, job: JobRecord) -> None: ...
+
+    def peers_json(self) -> list[dict[str, Any]]: ...
+
+
+class SiteAgent:
+    def __init__(self, config: SiteConfig, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.assets = AssetStore(config.assets, max_blob_bytes=config.limits.max_blob_mb * MIB)
+        self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
+        self.connections = ConnectionRegistry()
+        threshold = config.scheduling.bad_server_threshold
+        self.dispatcher = Dispatcher(store, self.connections, bad_server_threshold=threshold, clock=clock)
+        self.reports = TaskReports(store, self.connections, self.dispatcher, bad_server_threshold=threshold,
+                                   clock=clock)
+        self.monitor = HeartbeatMonitor(store, self.connections, self.dispatcher, self.reports,
+                                        config.scheduling, clock=clock)
+        self.jobs = JobService(self)
+        self.known_packages = set(registry())
+        self.federation: FederationHooks | None = None
+
+    async def recover(self) -> None:
+        """After a (re)start no server is connected yet; they are offline until they say hello."""
+        now = self.clock()
+        for server in await self.store.list_servers():
+            if server.status not in (ServerStatus.OFFLINE, ServerStatus.DISABLED):
+                await self.store.set_server_status(server.id, ServerStatus.OFFLINE, at=now)
+
+    async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
+        if self.federation is not None:
+            return await self.federation.place(job, requested)
+        if requested not in (None, "", LOCAL, self.config.name):
+            raise BadRequestError(f"no peer site named '{requested}': this site has no peers configured")
+        return dataclasses.replace(job, placement=LOCAL, placement_reason="rendered at this site")
+
+    async def after_submit(self, job: JobRecord) -> None:
+        if job.placement == LOCAL:
+            self.dispatcher.wake()
+        elif self.federation is not None:
+            await self.federation.after_submit(job)
+
+    async def after_cancel(self, job: JobRecord) -> None:
+        if job.placement != LOCAL and self.federation is not None:
+            await self.federation.after_cancel(job)
+
+    def job_storage_dir(self, job: JobRecord) -> str:
+        return str(self.storage.job_dir(job.name, job.id))
+
+    async def why_waiting(self, job: JobRecord, counts: dict[TaskState, int]) -> str | None:
+        """Why a job has waiting frames and nothing running, in words a user can act on."""
+        if job.state == JobState.PAUSED:
+            return "the job is paused; `spillway resume` continues it"
+        if job.state.finished or job.placement != LOCAL:
+            return None
+        if counts.get(TaskState.WAITING, 0) == 0:
+            return None
+        records = await self.store.list_servers()
+        live = {v.id: v for v in self.connections.views()}
+        views = [live.get(r.id) or offline_view(r) for r in records]
+        avoid = bad_servers(await self.store.server_failures(job.id), self.config.scheduling.bad_server_threshold)
+        capable = [v for v in views if v.status in ONLINE_STATUSES and v.id not in avoid and matches(job.profile, v)]
+        if not capable:
+            return explain_unmatched(job.profile, views, avoid=avoid)
+        if counts.get(TaskState.DISPATCHED, 0) + counts.get(TaskState.RUNNING, 0) == 0 and not any(
+            v.free_slots for v in capable
+        ):
+            return f"waiting for a free slot: all {len(capable)} capable servers are busy with other work"
+        return None

@@ -1,0 +1,195 @@
+"""Typed records the store reads and writes.
+
+Records are immutable snapshots of rows. JSON-valued columns (profile, manifest,
+settings, hardware lists) are decoded here, once, so the rest of the agent never
+sees raw rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from scheduler.profile import JobProfile
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class TaskState(StrEnum):
+    WAITING = "waiting"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (TaskState.DISPATCHED, TaskState.RUNNING)
+
+
+class ServerStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    OFFLINE = "offline"
+    DISABLED = "disabled"
+
+
+LOCAL = "local"
+"""Placement value of a job rendered by this site's own servers."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetRef:
+    """One file of a job: its path relative to the scene folder and its content hash."""
+
+    path: str
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AssetRef:
+        return cls(path=str(d["path"]), sha256=str(d["sha256"]), size=int(d["size"]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    id: str
+    name: str
+    owner: str
+    origin_site: str
+    priority: int
+    profile: JobProfile
+    frames: str
+    """The frame spec as submitted, e.g. ``1-240x10``."""
+    frame_count: int
+    chunk_size: int
+    scene: str
+    """Path of the scene file relative to the job's asset root; also in ``manifest``."""
+    manifest: tuple[AssetRef, ...]
+    output_name: str
+    """Frames are stored as ``<output_name>_<frame:04d>.<output_ext>``."""
+    output_ext: str = "png"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Render settings passed to the package adapter: width, height, ..."""
+    state: JobState = JobState.QUEUED
+    placement: str = LOCAL
+    """``local`` or the name of the peer site the job was forwarded to."""
+    placement_reason: str = ""
+    placement_epoch: int = 0
+    remote_job_id: str | None = None
+    forward_allowed: bool = True
+    origin_job_id: str | None = None
+    """Set on a job accepted from a peer: the job's id at its origin site."""
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRecord:
+    id: int
+    job_id: str
+    index: int
+    frames: tuple[int, ...]
+    state: TaskState = TaskState.WAITING
+    attempt: int = 0
+    """Number of times this task has been dispatched; the fence for late reports."""
+    failures: int = 0
+    server_id: str | None = None
+    lease_expires_at: float | None = None
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    log_tail: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameRecord:
+    job_id: str
+    frame: int
+    task_id: int | None
+    name: str
+    """File name inside the job's storage folder."""
+    sha256: str
+    size: int
+    server_id: str | None
+    rendered_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerRecord:
+    id: str
+    name: str
+    host: str
+    cores: int
+    memory_mb: int
+    gpus: tuple[str, ...] = ()
+    os: str = ""
+    cpu_model: str = ""
+    packages: Mapping[str, str] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    slots: int = 1
+    status: ServerStatus = ServerStatus.OFFLINE
+    last_heartbeat: float | None = None
+    registered_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskClaim:
+    """A planned assignment, claimed in the store only if the task is still waiting."""
+
+    task_id: int
+    attempt: int
+    """The new attempt number; the claim succeeds only if the task's attempt is ``attempt - 1``."""
+    server_id: str
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningSummary:
+    tasks: int
+    servers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchSnapshot:
+    """Everything the dispatcher needs for one planning round, read in one go."""
+
+    jobs: tuple[JobRecord, ...]
+    """Jobs placed locally, in state queued or running, with at least one waiting task."""
+    waiting: tuple[TaskRecord, ...]
+    """Up to ``per_job_limit`` waiting tasks of each job, in index order."""
+    running: Mapping[str, RunningSummary]
+    """Per job id: active (dispatched or running) task count and the servers they are on."""
+    server_failures: Mapping[str, Mapping[str, int]]
+    """Per job id: failure count per server id."""
+    failed_on: Mapping[int, frozenset[str]]
+    """Per waiting task id: servers where an earlier attempt failed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOutcome:
+    """What a fenced task completion or failure changed."""
+
+    task: TaskRecord
+    job_state: JobState
+    job_finished: bool
+    """True when this change moved the job into done or failed."""

@@ -1,0 +1,354 @@
+"""Submitting a scene: build its asset manifest, upload what the agent lacks, create the job.
+
+The manifest holds the scene, the files the package adapter's scanner finds it
+depends on, and every extra ``--asset``; all as posix paths relative to the
+scene's folder, so a render host can rebuild the same layout in its work dir.
+
+    result = await submit_scene(client, Path("shot/scene.json"),
+                                SubmitOptions(package="builtin", frames="1-24"))
+    print(result.job["id"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from site_agent.client import AgentClient, ClientError, SpillwayClientError
+
+__all__ = [
+    "Manifest",
+    "ManifestEntry",
+    "Scanner",
+    "SubmissionError",
+    "SubmitOptions",
+    "SubmitResult",
+    "build_manifest",
+    "build_job_body",
+    "parse_package_spec",
+    "scanner_for",
+    "sha256_file",
+    "submit_scene",
+]
+
+_CHUNK = 1024 * 1024
+_PACKAGE_FORMS = "use forms like builtin, povray>=3.7 or blender==4.1.*"
+_PACKAGE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*")
+
+
+class SubmissionError(SpillwayClientError):
+    """A scene, asset or submit option cannot be used as given."""
+
+
+class Scanner(Protocol):
+    """The part of a render package adapter that submission needs."""
+
+    async def scan(self, scene: Path) -> list[Path]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestEntry:
+    """One file of a job: where it sits relative to the scene folder, and its content hash."""
+
+    path: str  # posix, relative to the scene's folder
+    sha256: str
+    size: int
+    source: Path  # the local file to upload
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """The scene (first entry) and its assets."""
+
+    scene: str
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.entries]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitOptions:
+    """Everything about a job besides its files.  Defaults match the CLI's."""
+
+    package: str  # requirement, e.g. "povray>=3.7"
+    frames: str
+    chunk_size: int = 1
+    priority: int = 50
+    name: str = ""  # "" = the scene file's stem
+    site: str | None = None
+    forward: bool = True
+    width: int = 320
+    height: int = 240
+    engine: str = ""
+    min_memory_mb: int = 0
+    min_cores: int = 1
+    gpu: bool = False
+    tags: tuple[str, ...] = ()
+    max_servers: int = 0  # 0 = no limit
+    task_timeout_s: float = 3600.0
+    max_attempts: int = 3
+    owner: str = ""  # "" = the local user name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitResult:
+    """The created job and what had to be uploaded for it."""
+
+    job: dict[str, Any]
+    manifest: Manifest
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def parse_package_spec(text: str) -> tuple[str, str]:
+    """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``."""
+    match = _PACKAGE.fullmatch(text)
+    if not match:
+        raise SubmissionError(f"bad --package {text!r}: it needs a package name; {_PACKAGE_FORMS}")
+    name, spec = match.group(1).lower(), match.group(2).replace(" ", "")
+    if spec:
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise SubmissionError(
+                f"bad --package {text!r}: {spec!r} is not a version specifier; {_PACKAGE_FORMS}"
+            ) from None
+    _check_with_scheduler(text)
+    return name, spec
+
+
+def _check_with_scheduler(text: str) -> None:
+    """Let the scheduler's own parser judge the requirement when it is installed."""
+    try:
+        from scheduler.errors import ProfileError
+        from scheduler.profile import JobProfile
+    except ImportError:
+        return
+    from_requirement = getattr(JobProfile, "from_requirement", None)
+    if from_requirement is None:
+        return
+    try:
+        from_requirement(text)
+    except ProfileError as err:
+        raise SubmissionError(f"bad --package {text!r}: {err}") from None
+
+
+def scanner_for(package: str) -> Scanner | None:
+    """The dependency scanner of a package's adapter, or None when none is available here."""
+    try:
+        from render_server.packages.base import PackageError, adapter_for
+    except ImportError:
+        return None
+    try:
+        return adapter_for(package)  # type: ignore[no-any-return]
+    except (PackageError, LookupError):
+        return None
+
+
+def _inside(path: Path, folder: Path) -> PurePosixPath | None:
+    """``path`` relative to ``folder`` (both made absolute, '..' folded), or None if outside."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return PurePosixPath(absolute.relative_to(folder).as_posix())
+    except ValueError:
+        return None
+
+
+def _scanned_path(rel: Path, folder: Path, scene: Path) -> Path:
+    posix = PurePosixPath(rel.as_posix())
+    if posix.is_absolute() or ".." in posix.parts or _inside(folder / posix, folder) is None:
+        raise SubmissionError(
+            f"{scene.name} references '{rel}', which is outside the scene folder {folder}; "
+            "copy it next to the scene and reference it by a relative path"
+        )
+    return folder / posix
+
+
+def _asset_path(asset: Path, folder: Path) -> tuple[PurePosixPath, Path]:
+    rel = _inside(asset, folder)
+    if rel is None:
+        raise SubmissionError(
+            f"--asset {asset} is outside the scene folder {folder}; copy it into that folder "
+            "(or a subfolder) so the scene can reference it by a relative path"
+        )
+    return rel, folder / rel
+
+
+async def _scan(scanner: Scanner, scene: Path) -> list[Path]:
+    try:
+        from render_server.packages.base import PackageError
+    except ImportError:  # the adapters are not installed; only a custom scanner can run
+        return list(await scanner.scan(scene))
+    try:
+        return list(await scanner.scan(scene))
+    except PackageError as err:
+        raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
+
+
+async def build_manifest(
+    scene: Path, assets: Sequence[Path] = (), *, scanner: Scanner | None = None
+) -> Manifest:
+    """Hash the scene, its scanned dependencies and ``assets`` into a manifest.
+
+    Raises :class:`SubmissionError` for a missing file or one outside the scene's folder.
+    """
+    if not scene.is_file():
+        what = "is a directory" if scene.is_dir() else "does not exist"
+        raise SubmissionError(f"scene {scene} {what}; give the path of the scene file")
+    folder = Path(os.path.abspath(scene.parent))
+    scene_rel = PurePosixPath(scene.name)
+    files: dict[PurePosixPath, Path] = {scene_rel: folder / scene.name}
+    if scanner is not None:
+        for rel in await _scan(scanner, folder / scene.name):
+            path = _scanned_path(rel, folder, scene)
+            files.setdefault(PurePosixPath(path.relative_to(folder).as_posix()), path)
+    for asset in assets:
+        rel, path = _asset_path(asset, folder)
+        files.setdefault(rel, path)
+    entries = []
+    for rel, path in files.items():
+        if not path.is_file():
+            raise SubmissionError(
+                f"asset {path} does not exist or is not a file; fix the path or remove the --asset"
+            )
+        entries.append(
+            ManifestEntry(
+                path=str(rel), sha256=sha256_file(path), size=path.stat().st_size, source=path
+            )
+        )
+        await asyncio.sleep(0)  # let other tasks run between (possibly large) files
+    return Manifest(scene=str(scene_rel), entries=tuple(entries))
+
+
+def _owner() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> dict[str, Any]:
+    """The JSON body of ``POST /api/v1/jobs``."""
+    package, version = parse_package_spec(options.package)
+    return {
+        "name": options.name or scene.stem,
+        "scene": manifest.scene,
+        "manifest": manifest.to_json(),
+        "frames": options.frames,
+        "chunk_size": options.chunk_size,
+        "priority": options.priority,
+        "profile": {
+            "package": package,
+            "version": version,
+            "min_memory_mb": options.min_memory_mb,
+            "min_cores": options.min_cores,
+            "gpu": options.gpu,
+            "tags": list(options.tags),
+            "max_servers": options.max_servers,
+            "task_timeout_s": float(options.task_timeout_s),
+            "max_attempts": options.max_attempts,
+            "engine": options.engine,
+        },
+        "settings": {"width": options.width, "height": options.height},
+        "site": options.site,
+        "forward": options.forward,
+        "owner": options.owner or _owner(),
+    }
+
+
+UploadCallback = Callable[[ManifestEntry], None]
+
+
+async def upload_missing(
+    client: AgentClient, manifest: Manifest, *, on_upload: UploadCallback | None = None
+) -> tuple[int, int]:
+    """Upload the blobs the agent lacks; return (files, bytes) uploaded."""
+    by_hash = {e.sha256: e for e in manifest.entries}
+    missing = await client.check_blobs(sorted(by_hash))
+    files = size = 0
+    for digest in missing:
+        entry = by_hash.get(digest)
+        if entry is None:
+            continue  # the agent asked about a hash we did not send; nothing to upload
+        if on_upload is not None:
+            on_upload(entry)
+        try:
+            await client.upload_blob(entry.source, entry.sha256)
+        except ClientError as err:
+            if err.status == 422:
+                raise SubmissionError(
+                    f"{entry.source} changed while it was being submitted; submit again"
+                ) from None
+            raise
+        files += 1
+        size += entry.size
+    return files, size
+
+
+async def submit_scene(
+    client: AgentClient,
+    scene: Path,
+    options: SubmitOptions,
+    *,
+    assets: Sequence[Path] = (),
+    scanner: Scanner | None | bool = True,
+    on_upload: UploadCallback | None = None,
+) -> SubmitResult:
+    """Build the manifest, upload what the agent lacks, and create the job.
+
+    ``scanner=True`` uses the package adapter's scanner when available, ``None``
+    or ``False`` skips scanning, and any object with ``async scan(scene)`` is used
+    as given.  Raises :class:`SubmissionError` for bad input and
+    :class:`~site_agent.client.ClientError` when the agent fails or refuses.
+    """
+    package, _ = parse_package_spec(options.package)
+    notes: list[str] = []
+    if scanner is True:
+        scanner = scanner_for(package)
+        if scanner is None:
+            notes.append(
+                f"no dependency scanner for package {package!r} here; sending only the scene "
+                "and the --asset files"
+            )
+    manifest = await build_manifest(scene, assets, scanner=scanner or None)
+    body = build_job_body(scene, manifest, options)
+    files, size = await upload_missing(client, manifest, on_upload=on_upload)
+    try:
+        job = await client.submit(body)
+    except ClientError as err:
+        if err.code != "missing_assets":
+            raise
+        # A blob vanished between the check and the submit (store cleanup); upload once more.
+        more_files, more_size = await upload_missing(client, manifest, on_upload=on_upload)
+        files, size = files + more_files, size + more_size
+        job = await client.submit(body)
+    return SubmitResult(
+        job=job, manifest=manifest, uploaded_files=files, uploaded_bytes=size, notes=tuple(notes)
+    )

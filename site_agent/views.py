@@ -1,0 +1,123 @@
+"""JSON shapes of the client API (documented in docs/api.md and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scheduler.frames import format_frames
+from scheduler.profile import Match, ServerView, explain
+
+from .store.records import FrameRecord, JobRecord, ServerRecord, TaskRecord, TaskState
+
+
+def job_json(job: JobRecord, counts: Mapping[TaskState, int], *, frames_done: int,
+             why_waiting: str | None, storage_dir: str) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.owner,
+        "origin_site": job.origin_site,
+        "priority": job.priority,
+        "state": job.state.value,
+        "frames": job.frames,
+        "frame_count": job.frame_count,
+        "chunk_size": job.chunk_size,
+        "scene": job.scene,
+        "manifest": [a.to_dict() for a in job.manifest],
+        "profile": job.profile.to_dict(),
+        "requirement": job.profile.requirement,
+        "settings": dict(job.settings),
+        "placement": job.placement,
+        "placement_reason": job.placement_reason,
+        "placement_epoch": job.placement_epoch,
+        "remote_job_id": job.remote_job_id,
+        "origin_job_id": job.origin_job_id,
+        "forward_allowed": job.forward_allowed,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+        "progress": {
+            "frames_total": job.frame_count,
+            "frames_done": frames_done,
+            "tasks": {s.value: counts.get(s, 0) for s in TaskState},
+        },
+        "why_waiting": why_waiting,
+        "storage_dir": storage_dir,
+    }
+
+
+def task_json(task: TaskRecord, server_names: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "index": task.index,
+        "frames": format_frames(task.frames),
+        "state": task.state.value,
+        "attempt": task.attempt,
+        "failures": task.failures,
+        "server": server_names.get(task.server_id or "", task.server_id),
+        "dispatched_at": task.dispatched_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "error": task.error,
+        "log_tail": task.log_tail,
+    }
+
+
+def frames_json(tasks: Sequence[TaskRecord], frames: Sequence[FrameRecord],
+                server_names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Per-frame state: a frame is done once its output is stored, else its task's state."""
+    stored = {f.frame: f for f in frames}
+    rows = []
+    for task in tasks:
+        for n in task.frames:
+            out = stored.get(n)
+            state = TaskState.DONE.value if out and task.state == TaskState.DONE else task.state.value
+            server = out.server_id if out else task.server_id
+            rows.append({
+                "frame": n,
+                "state": state,
+                "server": server_names.get(server or "", server),
+                "task": task.id,
+                "sha256": out.sha256 if out else None,
+                "size": out.size if out else None,
+                "name": out.name if out else None,
+            })
+    rows.sort(key=lambda r: r["frame"])
+    return rows
+
+
+def server_json(record: ServerRecord, view: ServerView | None, *, running_tasks: int,
+                match_profile: Any = None) -> dict[str, Any]:
+    status = view.status if view else ("disabled" if record.status == "disabled" else "offline")
+    body: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "host": record.host,
+        "status": status,
+        "slots": record.slots,
+        "free_slots": view.free_slots if view else 0,
+        "running_tasks": running_tasks,
+        "cores": record.cores,
+        "memory_mb": record.memory_mb,
+        "gpus": list(record.gpus),
+        "os": record.os,
+        "cpu_model": record.cpu_model,
+        "packages": dict(record.packages),
+        "tags": sorted(record.tags),
+        "last_heartbeat": record.last_heartbeat,
+    }
+    if match_profile is not None:
+        result = explain(match_profile, view or offline_view(record))
+        body["match"] = {"ok": isinstance(result, Match),
+                         "reasons": [] if isinstance(result, Match) else list(result.reasons)}
+    return body
+
+
+def offline_view(record: ServerRecord) -> ServerView:
+    return ServerView(
+        id=record.id, name=record.name, cores=record.cores, memory_mb=record.memory_mb,
+        gpus=len(record.gpus), packages=dict(record.packages), tags=record.tags, slots=record.slots,
+        free_slots=0, status="disabled" if record.status == "disabled" else "offline",
+    )
