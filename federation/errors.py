@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BlobTooLargeError",
     "CaExistsError",
     "CaMissingError",
     "ConfigError",
@@ -152,6 +153,18 @@ class OffsetMismatchError(TransferError):
         super().__init__(
             f"blob {sha256}: chunk starts at byte {offset} but {current} bytes are stored; "
             f"resume from offset {current}"
+        )
+
+
+class BlobTooLargeError(TransferError):
+    """A blob grew beyond the receiver's size limit."""
+
+    def __init__(self, *, sha256: str, limit: int) -> None:
+        self.sha256 = sha256
+        self.limit = limit
+        super().__init__(
+            f"blob {sha256} exceeds the receiver's limit of {limit} bytes; split the asset "
+            "or raise the receiving site's blob size limit"
         )
 
 

@@ -71,9 +71,9 @@ def _parse_item(spec: str, item: str) -> range:
         start = _number(spec, item, start_text)
         return range(start, start + 1)
     start = _number(spec, item, start_text)
-    if "-" in rest and not rest.lstrip().startswith("-"):
-        raise _bad(spec, f"{item!r} has more than one '-'")
     end_text, step_text = _split_step(rest)
+    if "-" in end_text and not end_text.lstrip().startswith("-"):
+        raise _bad(spec, f"{item!r} has more than one '-'")
     end = _number(spec, item, end_text)
     if end < start:
         raise _bad(spec, f"{item!r} ends before it starts; write it as {end}-{start}")

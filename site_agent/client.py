@@ -58,6 +58,12 @@ class ClientError(SpillwayClientError):
         self.details: dict[str, Any] = dict(details or {})
 
 
+def _temp_beside(dest: Path) -> tuple[int, str]:
+    """Open a temp file in dest's folder (created if needed), so a rename makes it appear whole."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+
+
 class AgentClient:
     """One session with a site agent; use as ``async with AgentClient(url) as c``."""
 
@@ -100,11 +106,11 @@ class AgentClient:
 
     async def upload_blob(self, path: Path, sha256: str) -> dict[str, Any]:
         """Stream one file to the asset store; the agent verifies the hash (422 if not)."""
-        size = path.stat().st_size
-        timeout = aiohttp.ClientTimeout(
-            total=self.timeout_s + size / _MIN_UPLOAD_RATE, sock_connect=self.timeout_s
-        )
         with path.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            timeout = aiohttp.ClientTimeout(
+                total=self.timeout_s + size / _MIN_UPLOAD_RATE, sock_connect=self.timeout_s
+            )
             return await self._json(
                 "PUT",
                 f"/blobs/{quote(sha256)}",
@@ -178,9 +184,7 @@ class AgentClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
+        fd, tmp = _temp_beside(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 digest, size = await self._stream_to(path, out, timeout)
@@ -190,20 +194,20 @@ class AgentClient:
                     f"expected {sha256[:12]}...); run the download again",
                     code="hash_mismatch",
                 )
-            tmp.replace(dest)
+            os.replace(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                os.unlink(tmp)
         return size
 
     # --- plumbing ---------------------------------------------------------------------
 
     async def _stream_to(
-        self, path: str, out: Any, timeout: aiohttp.ClientTimeout
+        self, path: str, out: Any, client_timeout: aiohttp.ClientTimeout
     ) -> tuple[str, int]:
         hasher = hashlib.sha256()
         size = 0
-        async with self._request("GET", path, timeout=timeout) as resp:
+        async with self._request("GET", path, timeout=client_timeout) as resp:
             await self._raise_for_status(resp, "GET", path)
             try:
                 async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -288,7 +292,9 @@ class AgentClient:
         code = str(error.get("code") or f"http_{resp.status}")
         message = str(error.get("message") or "")
         if not message:
-            message = f"the agent answered HTTP {resp.status} {resp.reason or ''} to {method} {API}{path}"
+            message = (
+                f"the agent answered HTTP {resp.status} {resp.reason or ''} to {method} {API}{path}"
+            )
             message = message.replace("  ", " ")
         if resp.status == 401 and "token" not in message.lower():
             message += "; pass --token or set SPILLWAY_TOKEN"

@@ -7,7 +7,6 @@ it is tested without an agent; :class:`ProgressReporter` is the one stateful pie
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -217,8 +216,14 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
             ]
             for t in tasks
         ]
-        lines += ["", table(["#", "FRAMES", "STATE", "SERVER", "ATTEMPT", "TIME", "ERROR"], rows,
-                            right=(0, 4, 5))]
+        lines += [
+            "",
+            table(
+                ["#", "FRAMES", "STATE", "SERVER", "ATTEMPT", "TIME", "ERROR"],
+                rows,
+                right=(0, 4, 5),
+            ),
+        ]
     lines += ["", frame_summary(detail.get("frames") or [])]
     return "\n".join(lines)
 
@@ -275,8 +280,13 @@ def format_peers(peers: Sequence[Mapping[str, Any]], now: float) -> str:
     if not peers:
         return "no peers configured"
     rows = [
-        [p.get("name"), p.get("state"), p.get("url"), human_age(p.get("last_seen"), now),
-         _compact(p.get("capacity"))]
+        [
+            p.get("name"),
+            p.get("state"),
+            p.get("url"),
+            human_age(p.get("last_seen"), now),
+            _compact(p.get("capacity")),
+        ]
         for p in peers
     ]
     return table(["NAME", "STATE", "URL", "LAST SEEN", "CAPACITY"], rows)
@@ -285,9 +295,7 @@ def format_peers(peers: Sequence[Mapping[str, Any]], now: float) -> str:
 # --- progress --------------------------------------------------------------------------
 
 
-def estimate_eta(
-    start: tuple[float, int], now: float, done: int, total: int
-) -> float | None:
+def estimate_eta(start: tuple[float, int], now: float, done: int, total: int) -> float | None:
     """Seconds left at the rate seen since ``start = (time, frames done)``; None if unknown."""
     t0, done0 = start
     if done >= total:

@@ -33,11 +33,14 @@ __all__ = [
     "SubmitOptions",
     "SubmitResult",
     "build_manifest",
+    "manifest_from_files",
     "build_job_body",
     "parse_package_spec",
     "scanner_for",
     "sha256_file",
     "submit_scene",
+    "upload_missing",
+    "wait_for_job",
 ]
 
 _CHUNK = 1024 * 1024
@@ -212,39 +215,54 @@ async def _scan(scanner: Scanner, scene: Path) -> list[Path]:
         raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
 
 
-async def build_manifest(
-    scene: Path, assets: Sequence[Path] = (), *, scanner: Scanner | None = None
-) -> Manifest:
-    """Hash the scene, its scanned dependencies and ``assets`` into a manifest.
-
-    Raises :class:`SubmissionError` for a missing file or one outside the scene's folder.
-    """
+def _scene_folder(scene: Path) -> Path:
     if not scene.is_file():
         what = "is a directory" if scene.is_dir() else "does not exist"
         raise SubmissionError(f"scene {scene} {what}; give the path of the scene file")
-    folder = Path(os.path.abspath(scene.parent))
+    return Path(os.path.abspath(scene.parent))
+
+
+def manifest_from_files(
+    scene: Path, scanned: Sequence[Path] = (), assets: Sequence[Path] = ()
+) -> Manifest:
+    """Check and hash the scene, its ``scanned`` dependencies (relative to its folder) and ``assets``.
+
+    Raises :class:`SubmissionError` for a missing file or one outside the scene's folder.
+    """
+    folder = _scene_folder(scene)
     scene_rel = PurePosixPath(scene.name)
     files: dict[PurePosixPath, Path] = {scene_rel: folder / scene.name}
-    if scanner is not None:
-        for rel in await _scan(scanner, folder / scene.name):
-            path = _scanned_path(rel, folder, scene)
-            files.setdefault(PurePosixPath(path.relative_to(folder).as_posix()), path)
+    for rel in scanned:
+        path = _scanned_path(rel, folder, scene)
+        files.setdefault(PurePosixPath(path.relative_to(folder).as_posix()), path)
     for asset in assets:
-        rel, path = _asset_path(asset, folder)
-        files.setdefault(rel, path)
+        rel_asset, path = _asset_path(asset, folder)
+        files.setdefault(rel_asset, path)
     entries = []
-    for rel, path in files.items():
+    for rel_path, path in files.items():
         if not path.is_file():
             raise SubmissionError(
                 f"asset {path} does not exist or is not a file; fix the path or remove the --asset"
             )
         entries.append(
             ManifestEntry(
-                path=str(rel), sha256=sha256_file(path), size=path.stat().st_size, source=path
+                path=str(rel_path), sha256=sha256_file(path), size=path.stat().st_size, source=path
             )
         )
-        await asyncio.sleep(0)  # let other tasks run between (possibly large) files
     return Manifest(scene=str(scene_rel), entries=tuple(entries))
+
+
+async def build_manifest(
+    scene: Path, assets: Sequence[Path] = (), *, scanner: Scanner | None = None
+) -> Manifest:
+    """Scan ``scene`` with ``scanner`` (if any), then build the manifest with the ``assets``.
+
+    Hashing reads the files on the calling thread: fine for the CLI and tests,
+    not meant to run inside a busy server's event loop.
+    """
+    folder = _scene_folder(scene)
+    scanned = await _scan(scanner, folder / scene.name) if scanner is not None else []
+    return manifest_from_files(scene, scanned, assets)
 
 
 def _owner() -> str:
@@ -352,3 +370,44 @@ async def submit_scene(
     return SubmitResult(
         job=job, manifest=manifest, uploaded_files=files, uploaded_bytes=size, notes=tuple(notes)
     )
+
+
+FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
+# Poll errors that mean "the agent is restarting or briefly unreachable"; waiting carries on.
+_TRANSIENT = frozenset({"unreachable", "connection_lost", "timeout"})
+
+
+async def wait_for_job(
+    client: AgentClient,
+    job_id: str,
+    *,
+    poll_s: float = 1.0,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+    max_outage_s: float = 60.0,
+) -> dict[str, Any]:
+    """Poll ``GET /jobs/{id}`` until the job is done, failed or cancelled; return the JOB.
+
+    ``on_update`` gets every full reply (job, tasks, frames).  The agent may be
+    unreachable for up to ``max_outage_s`` (a restart) before the error is raised.
+    """
+    outage_started: float | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            detail = await client.job(job_id)
+        except ClientError as err:
+            now = loop.time()
+            if err.code not in _TRANSIENT:
+                raise
+            outage_started = outage_started if outage_started is not None else now
+            if now - outage_started > max_outage_s:
+                raise
+            await asyncio.sleep(poll_s)
+            continue
+        outage_started = None
+        if on_update is not None:
+            on_update(detail)
+        job = dict(detail["job"])
+        if job.get("state") in FINISHED_STATES:
+            return job
+        await asyncio.sleep(poll_s)

@@ -60,6 +60,7 @@ def main() -> None:
         _write_texture(tex_path)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.preferences.filepaths.save_version = 0  # no OUT.blend1 backups
     # Save first so "//" relative paths resolve against the .blend's folder.
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
     scene = bpy.context.scene

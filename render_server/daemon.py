@@ -1,0 +1,213 @@
+"""The render server daemon: dials the agent, says hello, heartbeats, runs tasks.
+
+The connection is the server's (it dials out, so NAT is fine) and is re-established
+with backoff whenever it drops, e.g. while the agent restarts. Tasks keep running
+while disconnected; their final reports wait in ``_unreported`` and are delivered
+after the next hello, which lists them so the agent keeps them assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from . import protocol
+from .cache import AssetCache
+from .packages.base import registry
+from .probe import HostInfo, probe_host
+from .runner import TaskRunner
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 5.0
+
+
+class RefusedError(Exception):
+    """The agent refused this render server (bad token, protocol mismatch)."""
+
+
+class RenderServer:
+    def __init__(self, *, agent_url: str, name: str, slots: int, tags: list[str], token: str,
+                 cache_dir: Path, work_dir: Path, host: HostInfo) -> None:
+        self.agent_url = agent_url.rstrip("/")
+        self.name = name
+        self.slots = slots
+        self.tags = tags
+        self.token = token
+        self.cache_dir = cache_dir
+        self.work_dir = work_dir
+        self.host = host
+        self.server_id = ""
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._unreported: dict[tuple[int, int], protocol.Message] = {}
+        self._heartbeat_s = 2.0
+        self._adapters = registry()
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            self._session = session
+            self._cache = AssetCache(self.cache_dir, session, self.agent_url, self.token)
+            delay = 0.2
+            while True:
+                try:
+                    await self._connect_and_serve()
+                    delay = 0.2
+                except RefusedError:
+                    raise
+                except (aiohttp.ClientError, OSError, TimeoutError, protocol.ProtocolError) as exc:
+                    log.info("agent connection lost or unavailable (%s); reconnecting", exc)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _connect_and_serve(self) -> None:
+        url = self.agent_url.replace("http", "ws", 1) + "/ws/render-server"
+        async with self._session.ws_connect(url, max_msg_size=protocol.MAX_MESSAGE_BYTES, timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
+            await ws.send_bytes(protocol.encode(self._hello()))
+            first = await asyncio.wait_for(ws.receive(), 15)
+            if first.type != aiohttp.WSMsgType.BINARY:
+                raise aiohttp.ClientError(f"agent closed the connection: {ws.close_code} {first.extra or ''}")
+            welcome = protocol.decode(first.data)
+            if isinstance(welcome, protocol.Refused):
+                raise RefusedError(welcome.reason)
+            if not isinstance(welcome, protocol.Welcome):
+                raise protocol.ProtocolError(f"expected welcome, got {welcome.TYPE}")
+            self._on_welcome(welcome)
+            self._ws = ws
+            log.info("connected to site %s as %s (%s)", welcome.site, self.name, welcome.server_id)
+            beat = asyncio.create_task(self._heartbeats(ws), name="heartbeat")
+            try:
+                await self._flush_unreported()
+                await self._receive(ws)
+            finally:
+                self._ws = None
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+
+    def _hello(self) -> protocol.Hello:
+        h = self.host
+        running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted({*self._tasks, *self._unreported})]
+        return protocol.Hello(token=self.token, name=self.name, host=h.host, cores=h.cores, memory_mb=h.memory_mb,
+                              gpus=h.gpus, os=h.os, cpu_model=h.cpu_model, packages=h.packages, tags=self.tags,
+                              slots=self.slots, running=running)
+
+    def _on_welcome(self, welcome: protocol.Welcome) -> None:
+        self.server_id = welcome.server_id
+        self._heartbeat_s = welcome.heartbeat_interval_s
+        keep = {(r.task_id, r.attempt) for r in welcome.keep}
+        for key in [k for k in self._tasks if k not in keep]:
+            log.info("agent no longer expects task %s attempt %s; stopping it", *key)
+            self._tasks.pop(key).cancel()
+        for key in [k for k in self._unreported if k not in keep]:
+            del self._unreported[key]
+
+    async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in self._tasks]
+            await ws.send_bytes(protocol.encode(protocol.Heartbeat(free_slots=self.free_slots, running=running)))
+            await asyncio.sleep(self._heartbeat_s)
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.slots - len(self._tasks) - len(self._unreported))
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for raw in ws:
+            if raw.type != aiohttp.WSMsgType.BINARY:
+                break
+            msg = protocol.decode(raw.data)
+            if isinstance(msg, protocol.Assign):
+                self._start(msg)
+            elif isinstance(msg, protocol.Cancel):
+                task = self._tasks.pop((msg.task_id, msg.attempt), None)
+                if task is not None:
+                    log.info("cancelling task %s attempt %s: %s", msg.task_id, msg.attempt, msg.reason)
+                    task.cancel()
+            elif isinstance(msg, protocol.Refused):
+                raise RefusedError(msg.reason)
+
+    def _start(self, assign: protocol.Assign) -> None:
+        key = (assign.task_id, assign.attempt)
+        adapter = self._adapters.get(assign.package)
+        if adapter is None or assign.package not in self.host.packages:
+            self._unreported[key] = protocol.TaskFailed(
+                task_id=assign.task_id, attempt=assign.attempt,
+                error=f"render server {self.name} does not have {assign.package}")
+            asyncio.get_running_loop().create_task(self._flush_unreported())
+            return
+        runner = TaskRunner(assign, adapter=adapter, cache=self._cache, work_root=self.work_dir,
+                            session=self._session, agent_url=self.agent_url, token=self.token,
+                            server_id=self.server_id, send=self._send_soft)
+        log.info("task %s attempt %s: %s frames %s-%s of job %s", assign.task_id, assign.attempt,
+                 assign.package, assign.frames[0], assign.frames[-1], assign.job_id)
+        self._tasks[key] = asyncio.create_task(self._run_task(key, runner), name=f"task-{assign.task_id}")
+
+    async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:
+        final = await runner.run()
+        self._tasks.pop(key, None)
+        self._unreported[key] = final
+        await self._flush_unreported()
+
+    async def _flush_unreported(self) -> None:
+        for key, msg in list(self._unreported.items()):
+            if self._ws is None or self._ws.closed:
+                return
+            try:
+                await self._ws.send_bytes(protocol.encode(msg))
+            except (ConnectionError, RuntimeError):
+                return
+            self._unreported.pop(key, None)
+
+    async def _send_soft(self, msg: protocol.Message) -> None:
+        """Best-effort send for progress messages; dropped while disconnected."""
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._ws.send_bytes(protocol.encode(msg))
+
+    async def shutdown(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+
+def run_render_server(*, agent_url: str, name: str | None, slots: int, tags: list[str], token: str,
+                      cache_dir: Path | None, work_dir: Path | None, packages: set[str] | None = None) -> int:
+    """Run a render server until interrupted; returns a process exit code."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = name or socket.gethostname()
+    return asyncio.run(_main(agent_url=agent_url, name=name, slots=slots, tags=tags, token=token,
+                             cache_dir=cache_dir or Path.home() / ".cache" / "spillway" / name,
+                             work_dir=work_dir, packages=packages))
+
+
+async def _main(*, agent_url: str, name: str, slots: int, tags: list[str], token: str, cache_dir: Path,
+                work_dir: Path | None, packages: set[str] | None) -> int:
+    import tempfile
+
+    host = await probe_host(packages=packages)
+    log.info("render server %s: %d cores, %d MiB, packages %s", name, host.cores, host.memory_mb, host.packages)
+    with tempfile.TemporaryDirectory(prefix=f"spillway-{name}-") as tmp:
+        server = RenderServer(agent_url=agent_url, name=name, slots=slots, tags=tags, token=token,
+                              cache_dir=cache_dir, work_dir=work_dir or Path(tmp), host=host)
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
+        try:
+            await server.run()
+        except RefusedError as exc:
+            print(f"spillway: error: the agent refused this render server: {exc}", file=sys.stderr)
+            return 2
+        except asyncio.CancelledError:
+            await server.shutdown()
+            return 0
+    return 0

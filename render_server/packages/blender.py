@@ -1,0 +1,167 @@
+"""Package adapter for Blender (headless ``blender -b``).
+
+The chunk is rendered by one Blender process: a ``--python-expr`` setup script
+applies the requested resolution, engine and thread count, then ``-a`` (or
+``-f`` for one frame) renders into ``OUTDIR/<stem>_####.png``.  Blender renders
+missing textures magenta and still exits 0, so the real guard against missing
+files is the scan at submit time, whose result comes back as declared_assets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from render_server.packages.base import (
+    PackageError,
+    RenderRequest,
+    ScanError,
+    check_declared_assets,
+    collect_numbered,
+    missing_error,
+    relative_reference,
+    run_capture,
+)
+
+PROBE_TIMEOUT = 30.0
+SCAN_TIMEOUT = 120.0
+CYCLES_SAMPLES = 16
+ENGINES = {
+    "cycles": "CYCLES",
+    "eevee": "BLENDER_EEVEE",  # needs an OpenGL context; usually fails on headless hosts
+    "workbench": "BLENDER_WORKBENCH",
+}
+
+_SCAN_MARKER = "SPILLWAY_BLEND_PATHS="
+_SCAN_SCRIPT = f"""
+import bpy, json
+print({_SCAN_MARKER!r} + json.dumps(bpy.utils.blend_paths(absolute=False, packed=False, local=False)))
+"""
+
+
+def setup_script(req: RenderRequest) -> str:
+    """Python run by Blender before rendering (values embedded as JSON literals)."""
+    engine = ENGINES.get(req.engine, "")
+    lines = [
+        "import bpy",
+        "s = bpy.context.scene",
+        "r = s.render",
+        f"r.resolution_x = {int(req.width)}",
+        f"r.resolution_y = {int(req.height)}",
+        "r.resolution_percentage = 100",
+        "r.image_settings.file_format = 'PNG'",
+        "r.threads_mode = 'FIXED'",
+        f"r.threads = {max(1, int(req.threads))}",
+        "r.use_overwrite = True",
+        "r.use_placeholder = False",
+    ]
+    if engine:
+        lines.append(f"r.engine = {json.dumps(engine)}")
+    if req.engine == "cycles":
+        lines += [f"s.cycles.samples = {CYCLES_SAMPLES}", "s.cycles.device = 'CPU'"]
+    # OpenImageDenoise is not available in every build; a scene asking for it
+    # would fail, so Cycles always renders without denoising on the farm.
+    lines += [
+        "if r.engine == 'CYCLES':",
+        "    s.cycles.use_denoising = False",
+        "    for layer in s.view_layers:",
+        "        layer.cycles.use_denoising = False",
+        "bpy.ops.file.make_paths_absolute()",
+    ]
+    return "\n".join(lines)
+
+
+class BlenderAdapter:
+    """Renders .blend scenes with Blender in background mode."""
+
+    name = "blender"
+    output_ext = "png"
+
+    def __init__(self, executable: str = "blender") -> None:
+        self.executable = executable
+
+    async def probe(self) -> str | None:
+        result = await run_capture([self.executable, "--version"], timeout=PROBE_TIMEOUT)
+        if result is None or result[0] != 0:
+            return None
+        for line in result[1].splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "Blender" and words[1][:1].isdigit():
+                return words[1]
+        return None
+
+    def command(self, req: RenderRequest) -> list[str]:
+        if req.engine and req.engine not in ENGINES:
+            raise PackageError(
+                f"unknown blender engine {req.engine!r}; use one of: {', '.join(ENGINES)}"
+            )
+        frames = (
+            ["-f", str(req.first)]
+            if len(req.frames) == 1
+            else ["-s", str(req.first), "-e", str(req.last), "-a"]
+        )
+        return [
+            self.executable,
+            "-b",
+            str(req.scene),
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            setup_script(req),
+            "-o",
+            f"{req.outdir / req.scene.stem}_####",
+            "-F",
+            "PNG",
+            "-x",
+            "1",
+            "-t",
+            str(max(1, req.threads)),
+            *frames,
+        ]
+
+    def env(self, req: RenderRequest) -> dict[str, str]:
+        return {}
+
+    def preflight(self, req: RenderRequest) -> None:
+        check_declared_assets(req)
+
+    def collect(self, req: RenderRequest) -> dict[int, Path]:
+        return collect_numbered(req, self.output_ext)
+
+    async def scan(self, scene: Path) -> list[Path]:
+        """Files the .blend references (images, libraries, sounds, caches ...)."""
+        scene = scene.resolve()
+        if not scene.is_file():
+            raise missing_error([scene.name], where=str(scene.parent))
+        argv = [self.executable, "-b", str(scene), "--python-exit-code", "1",
+                "--python-expr", _SCAN_SCRIPT]
+        result = await run_capture(argv, timeout=SCAN_TIMEOUT)
+        if result is None:
+            raise ScanError(f"could not run {self.executable!r} to scan {scene.name}")
+        paths = _parse_scan_output(result[1])
+        if result[0] != 0 or paths is None:
+            tail = result[1].strip().splitlines()[-3:]
+            raise ScanError(f"blender failed to scan {scene.name}: {' | '.join(tail)}")
+        return _check_paths(paths, scene.parent)
+
+
+def _parse_scan_output(text: str) -> list[str] | None:
+    for line in text.splitlines():
+        if line.startswith(_SCAN_MARKER):
+            return list(json.loads(line[len(_SCAN_MARKER) :]))
+    return None
+
+
+def _check_paths(paths: list[str], scene_dir: Path) -> list[Path]:
+    refs = []
+    for raw in paths:
+        if not raw.startswith("//"):
+            raise ScanError(
+                f"file '{raw}' is outside the scene folder; copy it next to the scene and "
+                "reference it by a relative path (File > External Data > Make Paths Relative)"
+            )
+        refs.append(relative_reference(raw[2:], scene_dir))
+    missing = [str(r) for r in refs if not (scene_dir / r).is_file()]
+    if missing:
+        raise missing_error(missing, where=str(scene_dir))
+    return sorted({Path(r) for r in refs})

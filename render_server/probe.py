@@ -1,0 +1,73 @@
+"""What this render host is: hardware and installed render packages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .packages.base import registry, run_capture
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostInfo:
+    host: str
+    cores: int
+    memory_mb: int
+    gpus: list[str] = field(default_factory=list)
+    os: str = ""
+    cpu_model: str = ""
+    packages: dict[str, str] = field(default_factory=dict)
+
+
+def _memory_mb() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+async def _gpus() -> list[str]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    result = await run_capture(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], timeout=10)
+    if result is None or result[0] != 0:
+        return []
+    return [line.strip() for line in result[1].splitlines() if line.strip()]
+
+
+async def probe_packages(only: set[str] | None = None) -> dict[str, str]:
+    """Versions of the installed render packages, probed concurrently."""
+    adapters = [a for name, a in registry().items() if only is None or name in only]
+    versions = await asyncio.gather(*(a.probe() for a in adapters))
+    return {a.name: v for a, v in zip(adapters, versions, strict=True) if v}
+
+
+async def probe_host(*, packages: set[str] | None = None) -> HostInfo:
+    gpus, found = await asyncio.gather(_gpus(), probe_packages(packages))
+    return HostInfo(
+        host=socket.gethostname(),
+        cores=os.cpu_count() or 1,
+        memory_mb=_memory_mb(),
+        gpus=gpus,
+        os=f"{platform.system()} {platform.release()}",
+        cpu_model=_cpu_model(),
+        packages=found,
+    )

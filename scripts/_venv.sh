@@ -1,0 +1,17 @@
+# Sourced by scripts/*: create .venv and install the project into it when needed.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+ensure_venv() {
+  local extras="${1:-}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+  fi
+  local stamp="$VENV/.installed${extras:+-$extras}"
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    echo "installing spillway${extras:+[$extras]} into .venv ..." >&2
+    "$VENV/bin/pip" install -q -e "$ROOT${extras:+[$extras]}"
+    touch "$stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}

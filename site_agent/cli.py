@@ -1,0 +1,597 @@
+"""The ``spillway`` command: run an agent or render server, submit and manage jobs.
+
+Exit status: 0 on success, 1 when something failed at run time (agent
+unreachable, job failed), 2 for bad input, 130 on Ctrl-C.  Errors are one line
+on stderr, ``spillway: error: <what happened and what to do>``; set
+``SPILLWAY_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from site_agent.client import AgentClient, ClientError
+from site_agent.formatting import (
+    ProgressReporter,
+    format_job,
+    format_jobs,
+    format_peers,
+    format_servers,
+    human_size,
+    job_summary,
+)
+from site_agent.submission import (
+    SubmissionError,
+    SubmitOptions,
+    parse_package_spec,
+    sha256_file,
+    submit_scene,
+    wait_for_job,
+)
+
+DEFAULT_AGENT = "http://127.0.0.1:8700"
+JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
+# Agent answers that mean the user asked for something wrong (exit 2, not 1).
+_BAD_INPUT_STATUS = frozenset({400, 404, 413, 422})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+Handler = Callable[[AgentClient, argparse.Namespace], Awaitable[int]]
+
+
+class UsageError(Exception):
+    """The command line cannot be used as given."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
+# --- argument types (validation at the boundary) --------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1, e.g. 4")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of 0 or more, e.g. 50")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0, e.g. 600")
+    return value
+
+
+def resolution(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or not all(1 <= int(v) <= 16384 for v in match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a resolution; use WIDTHxHEIGHT with each side 1 to 16384, e.g. 1920x1080"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def frame_spec(text: str) -> str:
+    try:
+        from scheduler.errors import FrameSpecError
+        from scheduler.frames import parse_frames
+    except ImportError:  # the agent validates it then
+        return text
+    try:
+        parse_frames(text)
+    except FrameSpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def package_spec(text: str) -> str:
+    try:
+        parse_package_spec(text)
+    except SubmissionError as err:
+        raise argparse.ArgumentTypeError(
+            str(err).removeprefix(f"bad --package {text!r}: ")
+        ) from None
+    return text.strip()
+
+
+def tag_list(text: str) -> list[str]:
+    tags = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in tags if not _NAME.fullmatch(t)]
+    if bad or not tags:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tag list; use comma-separated names like gpu,linux"
+        )
+    return tags
+
+
+def plain_name(text: str) -> str:
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name; use letters, digits, '.', '_', ':' or '-'"
+        )
+    return text
+
+
+def agent_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an agent URL; use a URL like {DEFAULT_AGENT}"
+        )
+    return text.rstrip("/")
+
+
+# --- client commands -------------------------------------------------------------------
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _submit_options(args: argparse.Namespace) -> SubmitOptions:
+    width, height = args.resolution
+    return SubmitOptions(
+        package=args.package,
+        frames=args.frames,
+        chunk_size=args.chunk,
+        priority=args.priority,
+        name=args.name or "",
+        site=args.site,
+        forward=not args.no_forward,
+        width=width,
+        height=height,
+        engine=args.engine,
+        min_memory_mb=args.min_memory,
+        min_cores=args.min_cores,
+        gpu=args.gpu,
+        tags=tuple(args.tags),
+        max_servers=args.max_servers,
+        task_timeout_s=args.timeout,
+        max_attempts=args.max_attempts,
+    )
+
+
+async def _wait(client: AgentClient, job_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
+    reporter = ProgressReporter(sys.stderr)
+    try:
+        return await wait_for_job(client, job_id, poll_s=poll_s, on_update=reporter.update)
+    except asyncio.CancelledError:  # Ctrl-C: the job keeps running at the agent
+        reporter.close()
+        _note(f"stopped waiting; job {job_id} carries on (`spillway cancel {job_id}` stops it)")
+        raise
+    finally:
+        reporter.close()
+
+
+async def cmd_submit(client: AgentClient, args: argparse.Namespace) -> int:
+    result = await submit_scene(
+        client,
+        Path(args.scene),
+        _submit_options(args),
+        assets=[Path(a) for a in args.asset],
+        on_upload=lambda e: (
+            None if args.json else _note(f"uploading {e.path} ({human_size(e.size)})")
+        ),
+    )
+    for note in result.notes:
+        _note(f"note: {note}")
+    entries = len(result.manifest.entries)
+    if not args.json:
+        _note(
+            f"uploaded {result.uploaded_files} of {entries} files "
+            f"({human_size(result.uploaded_bytes)}); the rest were already at the agent"
+        )
+    job = result.job
+    if args.wait:
+        job = await _wait(client, str(job["id"]))
+    if args.json:
+        uploaded = {"files": result.uploaded_files, "bytes": result.uploaded_bytes}
+        _print_json({"job": job, "uploaded": uploaded})
+    else:
+        print(job["id"])
+    if args.wait:
+        if not args.json:
+            _note(job_summary(job))
+        return 0 if job.get("state") == "done" else 1
+    return 0
+
+
+async def cmd_jobs(client: AgentClient, args: argparse.Namespace) -> int:
+    jobs = await client.jobs(state=args.state, limit=args.limit)
+    if args.json:
+        _print_json({"jobs": jobs})
+    else:
+        print(format_jobs(jobs, time.time()))
+    return 0
+
+
+async def cmd_job(client: AgentClient, args: argparse.Namespace) -> int:
+    detail = await client.job(args.job_id)
+    if args.json:
+        _print_json(detail)
+    else:
+        print(format_job(detail, time.time()))
+    return 0
+
+
+async def cmd_control(client: AgentClient, args: argparse.Namespace) -> int:
+    job = await client.control(args.job_id, args.command)
+    print(f"{args.command}: job {job.get('id', args.job_id)} is now {job.get('state')}")
+    return 0
+
+
+def _frame_file(directory: Path, frame: dict[str, Any]) -> Path:
+    number = int(frame["frame"])
+    file_name = str(frame.get("name") or f"frame_{number:04d}.png")
+    if Path(file_name).name != file_name or file_name in (".", ".."):
+        raise ClientError(
+            f"the agent sent an unsafe file name {file_name!r} for frame {number}; "
+            "it must be a plain file name",
+            code="bad_reply",
+        )
+    return directory / file_name
+
+
+async def cmd_download(client: AgentClient, args: argparse.Namespace) -> int:
+    frames = await client.frames(args.job_id)
+    if not frames:
+        print(f"job {args.job_id} has no rendered frames yet; see `spillway job {args.job_id}`")
+        return 0
+    directory = Path(args.dir)
+    count = size = skipped = 0
+    for frame in sorted(frames, key=lambda f: int(f["frame"])):
+        dest = _frame_file(directory, frame)
+        if dest.is_file() and sha256_file(dest) == frame.get("sha256"):
+            skipped += 1
+            continue
+        size += await client.download_frame(
+            args.job_id, int(frame["frame"]), dest, sha256=str(frame["sha256"])
+        )
+        count += 1
+    print(
+        f"downloaded {count} frames ({human_size(size)}) to {directory}"
+        + (f"; {skipped} already present" if skipped else "")
+    )
+    return 0
+
+
+async def cmd_servers(client: AgentClient, args: argparse.Namespace) -> int:
+    servers = await client.servers(job=args.job)
+    if args.json:
+        _print_json({"servers": servers})
+    else:
+        print(format_servers(servers, time.time()))
+    return 0
+
+
+async def cmd_peers(client: AgentClient, args: argparse.Namespace) -> int:
+    peers = await client.peers()
+    if args.json:
+        _print_json({"peers": peers})
+    else:
+        print(format_peers(peers, time.time()))
+    return 0
+
+
+async def run_client_command(args: argparse.Namespace) -> int:
+    """Open a client to ``args.agent`` and run the command's handler."""
+    async with AgentClient(args.agent, token=args.token) as client:
+        handler: Handler = args.handler
+        return await handler(client, args)
+
+
+# --- process commands (lazy imports: these pull in the server side) ---------------------
+
+
+def _finish(result: Any) -> int:
+    """Accept a sync or async entry point's result: an int exit status or None."""
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return int(result or 0)
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from site_agent.app import run_agent
+
+    return _finish(run_agent(Path(args.config)))
+
+
+def cmd_render_server(args: argparse.Namespace) -> int:
+    from render_server.daemon import run_render_server
+
+    server_name = args.name or socket.gethostname()
+    cache = Path(args.cache) if args.cache else Path.home() / ".cache" / "spillway" / server_name
+
+    def run(work_dir: Path) -> int:
+        return _finish(
+            run_render_server(
+                agent_url=args.agent,
+                name=server_name,
+                slots=args.slots,
+                tags=list(args.tags),
+                token=args.token,
+                cache_dir=cache,
+                work_dir=work_dir,
+            )
+        )
+
+    if args.workdir:
+        return run(Path(args.workdir))
+    with tempfile.TemporaryDirectory(prefix=f"spillway-{server_name}-") as tmp:
+        return run(Path(tmp))
+
+
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from federation.certs import init_ca
+
+    init_ca(Path(args.dir), force=args.force)
+    print(f"federation CA created in {args.dir}")
+    return 0
+
+
+def cmd_certs_issue(args: argparse.Namespace) -> int:
+    from federation.certs import issue_site_cert
+
+    out = Path(args.out) if args.out else Path(args.dir) / args.site
+    extra = {"hosts": list(args.host)} if args.host else {}
+    issue_site_cert(Path(args.dir), args.site, out, **extra)
+    print(f"certificate for site {args.site} written to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from site_agent.demo import run_demo
+
+    return _finish(run_demo())
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def _client_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--agent",
+        type=agent_url,
+        default=os.environ.get("SPILLWAY_AGENT") or DEFAULT_AGENT,
+        help="site agent URL (default: $SPILLWAY_AGENT or %(default)s)",
+    )
+    parent.add_argument(
+        "--token",
+        default=os.environ.get("SPILLWAY_TOKEN") or None,
+        help="client bearer token (default: $SPILLWAY_TOKEN)",
+    )
+    return parent
+
+
+def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("submit", parents=[common], help="submit a scene as a job")
+    p.add_argument("scene", help="scene file; its folder is the root of the job's assets")
+    p.add_argument(
+        "--asset",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra file the scene needs, inside the scene's folder (repeatable)",
+    )
+    p.add_argument(
+        "--package",
+        required=True,
+        type=package_spec,
+        metavar="NAME[SPEC]",
+        help="render package and version, e.g. builtin or 'povray>=3.7'",
+    )
+    p.add_argument(
+        "--frames",
+        required=True,
+        type=frame_spec,
+        metavar="SPEC",
+        help="frames, e.g. 1-240, 1-240x10, 1,5,10-20",
+    )
+    p.add_argument("--chunk", type=positive_int, default=1, help="frames per task (default 1)")
+    p.add_argument(
+        "--priority", type=non_negative_int, default=50, help="higher runs first (default 50)"
+    )
+    p.add_argument("--name", type=plain_name, help="job name (default: the scene file's name)")
+    p.add_argument("--site", type=plain_name, metavar="PEER", help="render at this peer site")
+    p.add_argument("--no-forward", action="store_true", help="never forward to a peer site")
+    p.add_argument(
+        "--resolution",
+        type=resolution,
+        default=(320, 240),
+        metavar="WxH",
+        help="output size (default 320x240)",
+    )
+    p.add_argument("--engine", default="", help="package-specific render engine")
+    p.add_argument("--min-memory", type=non_negative_int, default=0, metavar="MiB")
+    p.add_argument("--min-cores", type=positive_int, default=1, metavar="N")
+    p.add_argument("--gpu", action="store_true", help="require a GPU")
+    p.add_argument("--tags", type=tag_list, default=[], help="required server tags, e.g. a,b")
+    p.add_argument(
+        "--max-servers",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="most servers at once (default 0 = no limit)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="per-task time limit (default 3600)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="tries per task (default 3)",
+    )
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(handler=cmd_submit)
+
+
+def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    _add_submit(sub, common)
+    p = sub.add_parser("jobs", parents=[common], help="list jobs, newest first")
+    p.add_argument("--state", choices=JOB_STATES)
+    p.add_argument("--limit", type=positive_int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_jobs)
+    p = sub.add_parser("job", parents=[common], help="show one job with its tasks and frames")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_job)
+    for action in ("cancel", "pause", "resume", "retry"):
+        p = sub.add_parser(action, parents=[common], help=f"{action} a job")
+        p.add_argument("job_id", metavar="ID")
+        p.set_defaults(handler=cmd_control)
+    p = sub.add_parser("download", parents=[common], help="download a job's rendered frames")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(handler=cmd_download)
+    p = sub.add_parser("servers", parents=[common], help="list render servers")
+    p.add_argument("--job", metavar="ID", help="explain which servers can render this job")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_servers)
+    p = sub.add_parser("peers", parents=[common], help="list federation peers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_peers)
+
+
+def _add_process_commands(sub: Any) -> None:
+    p = sub.add_parser("agent", help="run a site agent")
+    p.add_argument("--config", required=True, metavar="FILE", help="site TOML file")
+    p.set_defaults(run=cmd_agent)
+    p = sub.add_parser("render-server", help="run a render server")
+    p.add_argument("--agent", required=True, type=agent_url, metavar="URL")
+    p.add_argument("--name", type=plain_name, help="server name (default: host name)")
+    p.add_argument("--slots", type=positive_int, default=1, help="tasks at once (default 1)")
+    p.add_argument("--tags", type=tag_list, default=[], help="e.g. gpu,linux")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SPILLWAY_SERVER_TOKEN") or None,
+        help="enrollment token (default: $SPILLWAY_SERVER_TOKEN)",
+    )
+    p.add_argument("--cache", metavar="DIR", help="asset cache (default ~/.cache/spillway/NAME)")
+    p.add_argument("--workdir", metavar="DIR", help="task work dirs (default: a temp dir)")
+    p.set_defaults(run=cmd_render_server)
+    certs = sub.add_parser("certs", help="federation certificates")
+    certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
+    p = certs_sub.add_parser("init", help="create the federation CA")
+    p.add_argument("--dir", required=True, help="CA directory")
+    p.add_argument("--force", action="store_true", help="replace an existing CA")
+    p.set_defaults(run=cmd_certs_init)
+    p = certs_sub.add_parser("issue", help="issue a site certificate")
+    p.add_argument("site", type=plain_name, metavar="SITE")
+    p.add_argument("--dir", required=True, help="CA directory")
+    p.add_argument("--host", action="append", default=[], help="DNS name or IP (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default DIR/SITE)")
+    p.set_defaults(run=cmd_certs_issue)
+    p = sub.add_parser("demo", help="run a two-site demo")
+    p.set_defaults(run=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``spillway`` argument parser (reads SPILLWAY_* defaults from the environment)."""
+    parser = _Parser(prog="spillway", description="Spillway federated render farm")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_client_commands(sub, _client_options())
+    _add_process_commands(sub)
+    return parser
+
+
+# --- entry point -----------------------------------------------------------------------
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"spillway: error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def _exit_status(err: BaseException) -> int:
+    if isinstance(err, SubmissionError | UsageError):
+        return 2
+    if isinstance(err, ClientError):
+        return 2 if err.status in _BAD_INPUT_STATUS else 1
+    try:
+        from scheduler.errors import SchedulerError
+    except ImportError:
+        return 1
+    return 2 if isinstance(err, SchedulerError) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run parsed arguments; exceptions propagate (``main`` turns them into messages)."""
+    if hasattr(args, "handler"):
+        return asyncio.run(run_client_command(args))
+    result: int = args.run(args)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``spillway`` console entry point."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        return _fail(f"{err} ({err.usage})", 2)
+    except SystemExit as exit_:  # --help
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except ImportError as err:
+        return _fail(f"this installation lacks a part `spillway {args.command}` needs: {err}", 1)
+    except Exception as err:  # never show a traceback unless asked to
+        if os.environ.get("SPILLWAY_DEBUG"):
+            traceback.print_exc()
+        return _fail(str(err) or type(err).__name__, _exit_status(err))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
