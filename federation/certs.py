@@ -24,6 +24,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -265,6 +266,7 @@ def _utcnow() -> datetime.datetime:
 # --- TLS contexts ---------------------------------------------------------------
 
 _Stamp = tuple[tuple[int, int, int, int], ...]
+_KINDS = ("server", "client", "named-client")
 
 
 class TlsContexts:
@@ -273,14 +275,23 @@ class TlsContexts:
     Server: pass :meth:`server_context` to ``web.TCPSite(ssl_context=...)``. Its
     ``sni_callback`` runs at the start of every handshake and swaps in a context
     rebuilt from the files whenever one of them changed (inode, size or mtime),
-    so new connections present the new certificate without a restart.
+    so new connections present the new certificate without a restart. Handlers
+    then call :func:`verify_peer` on ``request.transport.get_extra_info("ssl_object")``.
 
-    Client: call :meth:`client_context` per request (``session.get(url,
-    ssl=tls.client_context())``); it returns a cached context, rebuilt when the
-    files changed. It verifies the server against the federation CA only and
-    presents this site's certificate, with ``check_hostname`` off because peers
-    are authenticated by certificate name: call :func:`verify_peer` on the
-    connection's ``ssl_object`` with the configured peer name.
+    Client: contexts verify the server against the federation CA only and present
+    this site's certificate; they are cached and rebuilt when the files changed,
+    so fetch one per request rather than keeping it.
+
+    - :meth:`client_context` has ``check_hostname`` off, because peers are
+      authenticated by certificate name, not by the address they were reached
+      at: the caller checks the name with :func:`verify_peer` on the connection's
+      ``ssl_object``. Use it where you hold that object (asyncio streams).
+    - aiohttp releases a connection as soon as a small body is read, so a caller
+      often cannot reach the ``ssl_object``. For aiohttp use
+      :meth:`request_options` (``session.post(url, **tls.request_options(peer))``):
+      it pins the TLS server name to the peer's site name and lets OpenSSL check,
+      during the handshake, that the certificate carries it (every site
+      certificate has its site name as a DNS SAN).
 
     If the files are mid-rotation and do not fit together, the previous context
     keeps being used (and the failure is logged) until they do.
@@ -288,13 +299,13 @@ class TlsContexts:
 
     def __init__(self, files: TlsFiles) -> None:
         self.files = files
-        self._server_stamp, self._server_ctx = self._stamp(), self._build(ssl.Purpose.CLIENT_AUTH)
-        self._client_stamp, self._client_ctx = self._server_stamp, self._build(
-            ssl.Purpose.SERVER_AUTH
-        )
+        stamp = self._stamp()
+        self._cache: dict[str, tuple[_Stamp, ssl.SSLContext]] = {
+            kind: (stamp, self._build(kind)) for kind in _KINDS
+        }
         # The listening context only carries the callback; it is also a valid
         # context in its own right (same files), so a handshake never lacks one.
-        self._listener = self._build(ssl.Purpose.CLIENT_AUTH)
+        self._listener = self._build("server")
         self._listener.sni_callback = self._on_client_hello
 
     def server_context(self) -> ssl.SSLContext:
@@ -302,18 +313,20 @@ class TlsContexts:
         return self._listener
 
     def client_context(self) -> ssl.SSLContext:
-        """A context for outgoing connections, rebuilt when the files changed."""
-        self._client_stamp, self._client_ctx = self._refresh(
-            self._client_stamp, self._client_ctx, ssl.Purpose.SERVER_AUTH
-        )
-        return self._client_ctx
+        """Outgoing context without host name checks; pair it with :func:`verify_peer`."""
+        return self._current("client")
+
+    def named_client_context(self) -> ssl.SSLContext:
+        """Outgoing context that checks the server name; connect with ``server_hostname=<site>``."""
+        return self._current("named-client")
+
+    def request_options(self, peer: str) -> dict[str, Any]:
+        """aiohttp request keyword arguments that authenticate the server as site ``peer``."""
+        return {"ssl": self.named_client_context(), "server_hostname": validate_site_name(peer)}
 
     def current_server_context(self) -> ssl.SSLContext:
         """The context new incoming handshakes use, rebuilt when the files changed."""
-        self._server_stamp, self._server_ctx = self._refresh(
-            self._server_stamp, self._server_ctx, ssl.Purpose.CLIENT_AUTH
-        )
-        return self._server_ctx
+        return self._current("server")
 
     def _on_client_hello(
         self, ssl_object: ssl.SSLObject, _server_name: str | None, _ctx: ssl.SSLContext
@@ -323,24 +336,20 @@ class TlsContexts:
         except Exception:  # an exception here would only abort the handshake obscurely
             log.exception("could not refresh the federation server TLS context")
 
-    def _refresh(
-        self, stamp: _Stamp, ctx: ssl.SSLContext, purpose: ssl.Purpose
-    ) -> tuple[_Stamp, ssl.SSLContext]:
+    def _current(self, kind: str) -> ssl.SSLContext:
+        stamp, ctx = self._cache[kind]
         try:
             current = self._stamp()
-        except TlsFilesError as exc:
-            log.warning("keeping the previous TLS context: %s", exc)
-            return stamp, ctx
-        if current == stamp:
-            return stamp, ctx
-        try:
-            fresh = self._build(purpose)
+            if current == stamp:
+                return ctx
+            fresh = self._build(kind)
         except TlsFilesError as exc:
             # Typically a rotation caught between writing the key and the cert.
-            log.warning("keeping the previous TLS context: %s", exc)
-            return stamp, ctx
-        log.info("reloaded federation TLS files (%s)", self.files.cert)
-        return current, fresh
+            log.warning("keeping the previous %s TLS context: %s", kind, exc)
+            return ctx
+        log.info("reloaded federation TLS files for %s contexts (%s)", kind, self.files.cert)
+        self._cache[kind] = (current, fresh)
+        return fresh
 
     def _stamp(self) -> _Stamp:
         stamps = []
@@ -352,11 +361,11 @@ class TlsContexts:
             stamps.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
         return tuple(stamps)
 
-    def _build(self, purpose: ssl.Purpose) -> ssl.SSLContext:
-        server = purpose is ssl.Purpose.CLIENT_AUTH
+    def _build(self, kind: str) -> ssl.SSLContext:
+        server = kind == "server"
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.check_hostname = False  # peers are identified by certificate name; see verify_peer
+        ctx.check_hostname = kind == "named-client"
         ctx.verify_mode = ssl.CERT_REQUIRED
         # No session resumption: a resumed session would skip certificate checks
         # against rotated files, and federation connections are few and long-lived.

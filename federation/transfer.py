@@ -30,17 +30,16 @@ import asyncio
 import hashlib
 import logging
 import os
-import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from federation.certs import verify_peer
 from federation.errors import (
     BlobTooLargeError,
     OffsetMismatchError,
@@ -99,8 +98,7 @@ class _Upload:
     size: int
     chunk_size: int
     timeout: aiohttp.ClientTimeout
-    ssl: ssl.SSLContext | bool
-    peer: str | None
+    options: dict[str, Any]
     sent: int = 0
 
 
@@ -112,8 +110,7 @@ async def upload_blob(
     *,
     chunk_size: int = CHUNK_SIZE,
     timeout_s: float = 60,
-    ssl_context: ssl.SSLContext | None = None,
-    peer: str | None = None,
+    request_options: Mapping[str, Any] | None = None,
     attempts: int = 6,
     backoff_s: float = 0.5,
 ) -> int:
@@ -122,10 +119,10 @@ async def upload_blob(
     Resumes from whatever the receiver already holds, and after connection
     errors, timeouts and 429/5xx answers retries (exponential backoff with
     jitter, ``attempts`` in all) from the receiver's offset. ``timeout_s`` bounds
-    each request. With ``peer`` set, every response must come over a TLS
-    connection whose verified certificate names that site. Returns the number of
-    bytes sent (0 when the receiver already had the blob). Raises
-    :class:`UploadError` or :class:`PeerIdentityError`.
+    each request. ``request_options`` are passed to every request; between sites
+    that is ``tls.request_options(peer.name)`` (mutual TLS, peer name checked).
+    Returns the number of bytes sent (0 when the receiver already had the blob).
+    Raises :class:`UploadError`.
     """
     if not is_sha256(sha256):
         raise ValueError(f"{sha256!r} is not a sha256 (64 lowercase hex digits)")
@@ -137,8 +134,7 @@ async def upload_blob(
         size=_file_size(path),
         chunk_size=chunk_size,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ssl=ssl_context if ssl_context is not None else True,
-        peer=peer,
+        options=dict(request_options or {}),
     )
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(_RETRYABLE),
@@ -189,8 +185,7 @@ def _read_chunk(path: Path, offset: int, size: int) -> bytes:
 
 async def _remote_offset(upload: _Upload) -> int | None:
     """Bytes the receiver holds, or None when it already has the whole blob."""
-    async with upload.session.head(upload.url, timeout=upload.timeout, ssl=upload.ssl) as resp:
-        _check_peer(upload, resp)
+    async with upload.session.head(upload.url, timeout=upload.timeout, **upload.options) as resp:
         if resp.status == 404:
             return 0
         if resp.status != 200:
@@ -209,9 +204,8 @@ async def _send_chunk(upload: _Upload, offset: int, data: bytes) -> int | None:
     }
     upload.sent += len(data)
     async with upload.session.patch(
-        upload.url, data=data, headers=headers, timeout=upload.timeout, ssl=upload.ssl
+        upload.url, data=data, headers=headers, timeout=upload.timeout, **upload.options
     ) as resp:
-        _check_peer(upload, resp)
         if resp.status == 409:
             current = _offset_header(upload, resp)
             if current == offset:
@@ -229,12 +223,6 @@ async def _send_chunk(upload: _Upload, offset: int, data: bytes) -> int | None:
                 sha256=upload.sha256, problem="receiver has every byte but did not complete"
             )
         return new_offset
-
-
-def _check_peer(upload: _Upload, resp: aiohttp.ClientResponse) -> None:
-    if upload.peer is not None:
-        transport = resp.connection.transport if resp.connection else None
-        verify_peer(transport.get_extra_info("ssl_object") if transport else None, upload.peer)
 
 
 def _offset_header(upload: _Upload, resp: aiohttp.ClientResponse) -> int:

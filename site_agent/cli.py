@@ -54,9 +54,9 @@ Handler = Callable[[AgentClient, argparse.Namespace], Awaitable[int]]
 class UsageError(Exception):
     """The command line cannot be used as given."""
 
-    def __init__(self, message: str, usage: str = "") -> None:
+    def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
-        self.usage = usage
+        self.hint = hint
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,7 +221,7 @@ async def cmd_submit(client: AgentClient, args: argparse.Namespace) -> int:
         )
     job = result.job
     if args.wait:
-        job = await _wait(client, str(job["id"]))
+        job = await _wait(client, str(job["id"]), poll_s=args.poll_interval)
     if args.json:
         uploaded = {"files": result.uploaded_files, "bytes": result.uploaded_bytes}
         _print_json({"job": job, "uploaded": uploaded})
@@ -472,6 +472,8 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
+    # Tests and scripts poll faster than people need to.
+    p.add_argument("--poll-interval", type=positive_seconds, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_submit)
 
 
@@ -578,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as err:
-        return _fail(f"{err} ({err.usage})", 2)
+        return _fail(f"{err} ({err.hint})", 2)
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
     try:

@@ -165,7 +165,7 @@ def collect_numbered(req: RenderRequest, ext: str) -> dict[int, Path]:
     return {f: found[f] for f in req.frames}
 
 
-async def run_capture(argv: Sequence[str], *, timeout: float) -> tuple[int, str] | None:
+async def run_capture(argv: Sequence[str], *, limit_s: float) -> tuple[int, str] | None:
     """Run a short command; return (exit status, stdout+stderr text) or None if it can't run."""
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -177,7 +177,7 @@ async def run_capture(argv: Sequence[str], *, timeout: float) -> tuple[int, str]
     except OSError:
         return None
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
     except TimeoutError:
         await _kill(proc)
         return None

@@ -81,7 +81,7 @@ class BlenderAdapter:
         self.executable = executable
 
     async def probe(self) -> str | None:
-        result = await run_capture([self.executable, "--version"], timeout=PROBE_TIMEOUT)
+        result = await run_capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
         if result is None or result[0] != 0:
             return None
         for line in result[1].splitlines():
@@ -130,12 +130,10 @@ class BlenderAdapter:
 
     async def scan(self, scene: Path) -> list[Path]:
         """Files the .blend references (images, libraries, sounds, caches ...)."""
-        scene = scene.resolve()
-        if not scene.is_file():
-            raise missing_error([scene.name], where=str(scene.parent))
+        scene = _existing_scene(scene)
         argv = [self.executable, "-b", str(scene), "--python-exit-code", "1",
                 "--python-expr", _SCAN_SCRIPT]
-        result = await run_capture(argv, timeout=SCAN_TIMEOUT)
+        result = await run_capture(argv, limit_s=SCAN_TIMEOUT)
         if result is None:
             raise ScanError(f"could not run {self.executable!r} to scan {scene.name}")
         paths = _parse_scan_output(result[1])
@@ -143,6 +141,13 @@ class BlenderAdapter:
             tail = result[1].strip().splitlines()[-3:]
             raise ScanError(f"blender failed to scan {scene.name}: {' | '.join(tail)}")
         return _check_paths(paths, scene.parent)
+
+
+def _existing_scene(scene: Path) -> Path:
+    scene = scene.resolve()
+    if not scene.is_file():
+        raise missing_error([scene.name], where=str(scene.parent))
+    return scene
 
 
 def _parse_scan_output(text: str) -> list[str] | None:

@@ -29,24 +29,91 @@ PROBE_TIMEOUT = 10.0
 # without shipping them.  Listed (not looked up) so scanning works on a
 # submitter's machine without POV-Ray.
 STANDARD_FILES = frozenset(
-    """
-    arrays.inc chars.inc colors.inc consts.inc debug.inc finish.inc functions.inc glass.inc
-    glass_old.inc golds.inc ior.inc logo.inc makegrass.inc math.inc meshmaker.inc metals.inc
-    rad_def.inc rand.inc screen.inc shapes.inc shapes2.inc shapes3.inc shapes_old.inc
-    shapesq.inc skies.inc stage1.inc stars.inc stdcam.inc stdinc.inc stoneold.inc stones.inc
-    stones1.inc stones2.inc strings.inc sunpos.inc textures.inc transforms.inc woodmaps.inc
-    woods.inc colors_ral.inc
-    ash.map benediti.map bubinga.map cedar.map marbteal.map orngwood.map pinkmarb.map
-    rdgranit.map teak.map whiteash.map
-    crystal.ttf cyrvetic.ttf povlogo.ttf timrom.ttf
-    Mount1.png Mount2.png bumpmap_.png fract003.png mtmandj.png plasma2.png plasma3.png
-    povmap.png test.png mtmand.pot spiral.df3
-    """.split()
+    [
+        "arrays.inc",
+        "chars.inc",
+        "colors.inc",
+        "consts.inc",
+        "debug.inc",
+        "finish.inc",
+        "functions.inc",
+        "glass.inc",
+        "glass_old.inc",
+        "golds.inc",
+        "ior.inc",
+        "logo.inc",
+        "makegrass.inc",
+        "math.inc",
+        "meshmaker.inc",
+        "metals.inc",
+        "rad_def.inc",
+        "rand.inc",
+        "screen.inc",
+        "shapes.inc",
+        "shapes2.inc",
+        "shapes3.inc",
+        "shapes_old.inc",
+        "shapesq.inc",
+        "skies.inc",
+        "stage1.inc",
+        "stars.inc",
+        "stdcam.inc",
+        "stdinc.inc",
+        "stoneold.inc",
+        "stones.inc",
+        "stones1.inc",
+        "stones2.inc",
+        "strings.inc",
+        "sunpos.inc",
+        "textures.inc",
+        "transforms.inc",
+        "woodmaps.inc",
+        "woods.inc",
+        "colors_ral.inc",
+        "ash.map",
+        "benediti.map",
+        "bubinga.map",
+        "cedar.map",
+        "marbteal.map",
+        "orngwood.map",
+        "pinkmarb.map",
+        "rdgranit.map",
+        "teak.map",
+        "whiteash.map",
+        "crystal.ttf",
+        "cyrvetic.ttf",
+        "povlogo.ttf",
+        "timrom.ttf",
+        "Mount1.png",
+        "Mount2.png",
+        "bumpmap_.png",
+        "fract003.png",
+        "mtmandj.png",
+        "plasma2.png",
+        "plasma3.png",
+        "povmap.png",
+        "test.png",
+        "mtmand.pot",
+        "spiral.df3",
+    ]
 )
 
-_IMAGE_TYPES = ("png", "jpeg", "jpg", "tga", "gif", "ppm", "pgm", "sys", "tiff", "exr", "hdr", "iff")
+_IMAGE_TYPES = (
+    "png",
+    "jpeg",
+    "jpg",
+    "tga",
+    "gif",
+    "ppm",
+    "pgm",
+    "sys",
+    "tiff",
+    "exr",
+    "hdr",
+    "iff",
+)
 _INCLUDE = re.compile(r'#\s*include\s+"([^"]+)"')
-_TYPED_FILE = re.compile(r'\b(' + "|".join(_IMAGE_TYPES) + r'|ttf|df3)\s+"([^"]+)"')
+_TYPED_FILE = re.compile(r"\b(" + "|".join(_IMAGE_TYPES) + r'|ttf|df3)\s+"([^"]+)"')
 _UNTYPED_MAP = re.compile(
     r'\b(?:image_map|bump_map|normal_map|material_map|image_pattern|height_field)\s*\{\s*"([^"]+)"'
 )
@@ -116,7 +183,9 @@ def find_dependencies(scene: Path, search_dirs: Iterable[Path]) -> list[PurePosi
         includes, files = references(source.read_text(encoding="utf-8", errors="replace"))
         refs = [("include", name) for name in includes] + files
         for kind, name in refs:
-            rel = relative_reference(name, scene_dir, kind="include" if kind == "include" else "file")
+            rel = relative_reference(
+                name, scene_dir, kind="include" if kind == "include" else "file"
+            )
             hit = _locate(rel, kind, dirs)
             if hit is None:
                 if rel.name not in STANDARD_FILES:
@@ -154,7 +223,7 @@ class PovrayAdapter:
         self.executable = executable
 
     async def probe(self) -> str | None:
-        result = await run_capture([self.executable, "--version"], timeout=PROBE_TIMEOUT)
+        result = await run_capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
         if result is None:
             return None
         match = _VERSION.search(result[1])
@@ -204,4 +273,9 @@ class PovrayAdapter:
         return collect_numbered(req, self.output_ext)
 
     async def scan(self, scene: Path) -> list[Path]:
-        return [Path(p) for p in find_dependencies(scene, [scene.resolve().parent])]
+        # Reads a few small text files; not worth a thread.
+        return _scan_local(scene)
+
+
+def _scan_local(scene: Path) -> list[Path]:
+    return [Path(p) for p in find_dependencies(scene, [scene.resolve().parent])]

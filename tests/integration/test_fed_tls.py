@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from federation.certs import (
     peer_name,
     verify_peer,
 )
-from federation.errors import PeerIdentityError
+from federation.errors import PeerIdentityError, TlsFilesError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,32 +76,56 @@ async def facility(pki: Pki) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def call(url: str, ctx: ssl.SSLContext, *, expect: str = "facility") -> tuple[dict, int]:
-    """GET /whoami on a fresh connection; returns the answer and the server's serial."""
+async def call(url: str, **options: object) -> dict:
+    """GET /whoami over aiohttp on a fresh connection."""
     connector = aiohttp.TCPConnector(force_close=True)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        session.get(f"{url}/whoami", ssl=ctx, timeout=aiohttp.ClientTimeout(total=10)) as resp,
+        session.get(f"{url}/whoami", timeout=aiohttp.ClientTimeout(total=10), **options) as resp,
     ):
-        assert resp.connection is not None and resp.connection.transport is not None
-        ssl_object = resp.connection.transport.get_extra_info("ssl_object")
+        resp.raise_for_status()
+        return await resp.json()
+
+
+async def handshake(url: str, ctx: ssl.SSLContext, *, expect: str = "facility") -> int:
+    """TLS handshake over asyncio streams; verifies the peer name, returns its serial."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port), ssl=ctx), 10)
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
         verify_peer(ssl_object, expect)
-        server_cert = peer_certificate(ssl_object)
-        assert server_cert is not None
-        return await resp.json(), server_cert.serial_number
+        cert = peer_certificate(ssl_object)
+        assert cert is not None
+        return cert.serial_number
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 async def test_mutual_tls_identifies_both_sites(pki: Pki, facility: str) -> None:
-    answer, server_serial = await call(facility, TlsContexts(pki.files("studio")).client_context())
+    studio = TlsContexts(pki.files("studio"))
+
+    answer = await call(facility, **studio.request_options("facility"))
 
     assert answer == {"peer": "studio", "serial": pki.serial("studio")}
-    assert server_serial == pki.serial("facility")
+    assert await handshake(facility, studio.client_context()) == pki.serial("facility")
 
 
-async def test_client_rejects_a_peer_with_another_name(pki: Pki, facility: str) -> None:
+async def test_request_options_refuse_a_peer_with_another_name(pki: Pki, facility: str) -> None:
+    studio = TlsContexts(pki.files("studio"))
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await call(facility, **studio.request_options("render-farm"))
+
+
+async def test_verify_peer_rejects_a_peer_with_another_name(pki: Pki, facility: str) -> None:
     ctx = TlsContexts(pki.files("studio")).client_context()
     with pytest.raises(PeerIdentityError, match="certificate names 'facility' but the peer is"):
-        await call(facility, ctx, expect="render-farm")
+        await handshake(facility, ctx, expect="render-farm")
+
+
+def test_verify_peer_without_a_certificate() -> None:
+    with pytest.raises(PeerIdentityError, match="presented no verified certificate"):
+        verify_peer(None, "facility")
 
 
 async def test_client_certificate_from_another_ca_is_refused(
@@ -108,57 +133,65 @@ async def test_client_certificate_from_another_ca_is_refused(
 ) -> None:
     init_ca(tmp_path / "rogue-ca")
     issue_site_cert(tmp_path / "rogue-ca", "studio", tmp_path / "rogue")
-    rogue = TlsFiles(
-        ca=pki.ca_dir / "ca.pem",  # trusts the real CA, but its own cert is foreign
-        cert=tmp_path / "rogue" / "studio.pem",
-        key=tmp_path / "rogue" / "studio-key.pem",
+    rogue = TlsContexts(
+        TlsFiles(
+            ca=pki.ca_dir / "ca.pem",  # trusts the real CA, but its own cert is foreign
+            cert=tmp_path / "rogue" / "studio.pem",
+            key=tmp_path / "rogue" / "studio-key.pem",
+        )
     )
     with pytest.raises(aiohttp.ClientError):
-        await call(facility, TlsContexts(rogue).client_context())
+        await call(facility, **rogue.request_options("facility"))
 
 
 async def test_client_without_certificate_is_refused(pki: Pki, facility: str) -> None:
     with pytest.raises(aiohttp.ClientError):
-        await call(facility, _no_cert_context(pki))
+        await call(facility, ssl=_no_cert_context(pki))
 
 
 async def test_server_from_another_ca_is_refused_by_the_client(
     pki: Pki, facility: str, tmp_path: Path
 ) -> None:
     init_ca(tmp_path / "other-ca")
-    files = TlsFiles(ca=tmp_path / "other-ca" / "ca.pem", cert=pki.files("studio").cert,
-                     key=pki.files("studio").key)
+    studio = pki.files("studio")
+    other = TlsContexts(TlsFiles(ca=tmp_path / "other-ca" / "ca.pem", cert=studio.cert,
+                                 key=studio.key))
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
-        await call(facility, TlsContexts(files).client_context())
+        await call(facility, **other.request_options("facility"))
 
 
 async def test_server_certificate_rotation_needs_no_restart(pki: Pki, facility: str) -> None:
-    client = TlsContexts(pki.files("studio"))
-    _, before = await call(facility, client.client_context())
+    studio = TlsContexts(pki.files("studio"))
+    before = await handshake(facility, studio.client_context())
 
     issue_site_cert(pki.ca_dir, "facility", pki.certs)  # new key and serial, same files
 
-    _, after = await call(facility, client.client_context())
-    assert before != after
+    after = await handshake(facility, studio.client_context())
+    assert after != before
     assert after == pki.serial("facility")
+    assert await call(facility, **studio.request_options("facility")) == {
+        "peer": "studio",
+        "serial": pki.serial("studio"),
+    }
     # The swapped-in context still demands client certificates.
     with pytest.raises(aiohttp.ClientError):
-        await call(facility, _no_cert_context(pki))
+        await call(facility, ssl=_no_cert_context(pki))
 
 
 async def test_client_certificate_rotation_rebuilds_the_client_context(
     pki: Pki, facility: str
 ) -> None:
-    client = TlsContexts(pki.files("studio"))
-    first = client.client_context()
-    assert client.client_context() is first  # cached while the files are unchanged
+    studio = TlsContexts(pki.files("studio"))
+    first = studio.named_client_context()
+    assert studio.named_client_context() is first  # cached while the files are unchanged
+    old_serial = pki.serial("studio")
 
     issue_site_cert(pki.ca_dir, "studio", pki.certs)
 
-    second = client.client_context()
-    assert second is not first
-    answer, _ = await call(facility, second)
+    assert studio.named_client_context() is not first
+    answer = await call(facility, **studio.request_options("facility"))
     assert answer == {"peer": "studio", "serial": pki.serial("studio")}
+    assert answer["serial"] != old_serial
 
 
 def test_half_rotated_files_keep_the_previous_context(pki: Pki, tmp_path: Path) -> None:
@@ -169,6 +202,12 @@ def test_half_rotated_files_keep_the_previous_context(pki: Pki, tmp_path: Path) 
     pki.files("studio").key.write_bytes((tmp_path / "spare" / "other-key.pem").read_bytes())
 
     assert contexts.client_context() is before
+
+
+def test_missing_files_are_reported_at_construction(pki: Pki, tmp_path: Path) -> None:
+    files = TlsFiles(ca=pki.ca_dir / "ca.pem", cert=tmp_path / "nope.pem", key=tmp_path / "k")
+    with pytest.raises(TlsFilesError, match="nope.pem.*spillway certs issue"):
+        TlsContexts(files)
 
 
 def _no_cert_context(pki: Pki) -> ssl.SSLContext:

@@ -181,7 +181,11 @@ async def test_adapter_scan_reports_missing(tmp_path: Path) -> None:
         await BuiltinAdapter().scan(scene)
 
 
-async def test_adapter_renders_a_chunk(tmp_path: Path) -> None:
+async def test_adapter_probe_needs_no_process() -> None:
+    assert await BuiltinAdapter().probe() == "1.0.0"
+
+
+def test_adapter_renders_a_chunk(tmp_path: Path) -> None:
     work = _copy_example(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
@@ -195,7 +199,6 @@ async def test_adapter_renders_a_chunk(tmp_path: Path) -> None:
         height=30,
         declared_assets=("textures/planet.png", "textures/tiles.png"),
     )
-    assert await adapter.probe() == "1.0.0"
     adapter.preflight(req)
     proc = subprocess.run(adapter.command(req), env={**_base_env(), **adapter.env(req)}, timeout=60)
     assert proc.returncode == 0

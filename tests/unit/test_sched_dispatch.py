@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -176,16 +175,14 @@ def test_duplicate_tasks_and_unknown_jobs_are_ignored() -> None:
     assert sorted(a.task_id for a in plan) == [0, 1]
 
 
-def test_plans_large_farm_quickly() -> None:
+def test_plans_large_farm_fairly() -> None:
+    # Speed is measured in scripts/bench; this checks the large plan's shape.
     servers = [server(f"s{i:03d}", free=4) for i in range(500)]
     jobs = [job(f"j{j:02d}", created_at=float(j), avoid=frozenset({f"s{j:03d}"})) for j in range(50)]
     work = [t for j in range(50) for t in tasks(f"j{j:02d}", 1000, start=j * 1000)]
-    started = time.perf_counter()
     plan = plan_dispatch(jobs, work, servers)
-    elapsed = time.perf_counter() - started
     assert len(plan) == 2000
     assert set(per_job(plan).values()) == {40}
-    assert elapsed < 0.5  # typically ~20-40 ms; generous for loaded CI machines
 
 
 SERVER_IDS = [f"s{i}" for i in range(6)]
@@ -246,10 +243,22 @@ def test_plan_invariants(scenario: tuple[list[JobView], list[TaskView], list[Ser
         assert by_server[sid].status in ("idle", "busy")
         assert count <= by_server[sid].free_slots
     assert len({a.task_id for a in plan}) == len(plan)
+    first_task: dict[int, TaskView] = {}
+    for t in work:
+        first_task.setdefault(t.id, t)
     for a in plan:
+        assert a.attempt == first_task[a.task_id].attempt + 1
         owner = by_job[a.job_id]
         assert matches(owner.profile, by_server[a.server_id])
         assert a.server_id not in owner.avoid_servers
+        failed_on = first_task[a.task_id].failed_on
+        if a.server_id in failed_on:
+            alternatives = [
+                s.id
+                for s in servers
+                if s.online and matches(owner.profile, s) and s.id not in owner.avoid_servers
+            ]
+            assert set(alternatives) <= failed_on
     for j in jobs:
         if j.profile.max_servers:
             new = {a.server_id for a in plan if a.job_id == j.id} - j.running_servers

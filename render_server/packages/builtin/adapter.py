@@ -72,9 +72,14 @@ class BuiltinAdapter:
         return collect_numbered(req, self.output_ext)
 
     async def scan(self, scene: Path) -> list[Path]:
-        scene_dir = scene.resolve().parent
-        refs = [relative_reference(t, scene_dir, kind="texture") for t in load_scene(scene).textures]
-        missing = [str(r) for r in refs if not (scene_dir / r).is_file()]
-        if missing:
-            raise missing_error(missing, where=str(scene_dir))
-        return sorted({Path(r) for r in refs})
+        # Reads one small JSON file; not worth a thread.
+        return _scan_local(scene)
+
+
+def _scan_local(scene: Path) -> list[Path]:
+    scene_dir = scene.resolve().parent
+    refs = [relative_reference(t, scene_dir, kind="texture") for t in load_scene(scene).textures]
+    missing = [str(r) for r in refs if not (scene_dir / r).is_file()]
+    if missing:
+        raise missing_error(missing, where=str(scene_dir))
+    return sorted({Path(r) for r in refs})

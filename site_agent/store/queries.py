@@ -1,0 +1,220 @@
+"""Every SQL statement of the store, written once for both backends.
+
+``$n`` parameters and ``= ANY($n::type[])`` arrays are PostgreSQL syntax; the
+SQLite adapter rewrites them (see :mod:`site_agent.store.sqlite`). Column lists
+below are code constants, never values.
+
+Lock order, to keep PostgreSQL free of deadlocks: a transaction that changes a
+job's tasks and reads "what is left" first locks the job row (``LOCK_JOB``),
+then touches tasks. Jobs locked together are locked in id order.
+"""
+
+from __future__ import annotations
+
+SERVER_COLUMNS = (
+    "id, name, host, cores, memory_mb, gpus, os, cpu_model, packages, tags, slots, status, "
+    "last_heartbeat, registered_at"
+)
+JOB_COLUMNS = (
+    "id, name, owner, origin_site, priority, profile, frames, frame_count, chunk_size, scene, "
+    "manifest, output_name, output_ext, settings, state, placement, placement_reason, "
+    "placement_epoch, remote_job_id, forward_allowed, origin_job_id, created_at, updated_at, "
+    "finished_at, error"
+)
+TASK_COLUMNS = (
+    "id, job_id, idx, frames, state, attempt, failures, server_id, lease_expires_at, "
+    "dispatched_at, started_at, finished_at, log_tail, error"
+)
+FRAME_COLUMNS = "job_id, frame, task_id, name, sha256, size, server_id, rendered_at"
+TASK_INSERT_COLUMNS = ("job_id", "idx", "frames")
+
+ACTIVE = "('dispatched', 'running')"
+OPEN = "('waiting', 'dispatched', 'running')"
+UNFINISHED_JOB = "('queued', 'running', 'paused')"
+
+# --- servers -------------------------------------------------------------
+UPSERT_SERVER = f"""
+INSERT INTO servers (id, name, host, cores, memory_mb, gpus, os, cpu_model, packages, tags,
+                     slots, status, last_heartbeat, registered_at, status_changed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+ON CONFLICT (name) DO UPDATE SET
+    host = excluded.host, cores = excluded.cores, memory_mb = excluded.memory_mb,
+    gpus = excluded.gpus, os = excluded.os, cpu_model = excluded.cpu_model,
+    packages = excluded.packages, tags = excluded.tags, slots = excluded.slots,
+    status = CASE WHEN servers.status = 'disabled' THEN servers.status ELSE excluded.status END,
+    last_heartbeat = COALESCE(excluded.last_heartbeat, servers.last_heartbeat)
+RETURNING {SERVER_COLUMNS}
+"""
+SET_SERVER_STATUS = "UPDATE servers SET status = $2, status_changed_at = $3 WHERE id = $1"
+RECORD_HEARTBEAT = """
+UPDATE servers SET last_heartbeat = $2
+WHERE id = $1 AND (last_heartbeat IS NULL OR last_heartbeat < $2)
+"""
+LIST_SERVERS = f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY name"
+GET_SERVER = f"SELECT {SERVER_COLUMNS} FROM servers WHERE id = $1"
+GET_SERVER_BY_NAME = f"SELECT {SERVER_COLUMNS} FROM servers WHERE name = $1"
+
+# --- jobs ----------------------------------------------------------------
+INSERT_JOB = f"""
+INSERT INTO jobs ({JOB_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25)
+"""
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+LIST_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1"
+LIST_JOBS_IN_STATES = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE state = ANY($1::text[])
+ORDER BY created_at DESC, id DESC LIMIT $2
+"""
+# A no-op write that takes the job's row lock (portable SELECT ... FOR UPDATE).
+LOCK_JOB = "UPDATE jobs SET state = state WHERE id = $1 RETURNING state"
+LOCK_JOB_NO_RESULT = "UPDATE jobs SET state = state WHERE id = $1"
+UPDATE_JOB_STATE = """
+UPDATE jobs SET state = $2, updated_at = $3, finished_at = $4, error = $5 WHERE id = $1
+"""
+UPDATE_JOB_STATE_IF = """
+UPDATE jobs SET state = $2, updated_at = $3, finished_at = $4, error = $5
+WHERE id = $1 AND state = ANY($6::text[])
+"""
+SET_JOB_PLACEMENT = """
+UPDATE jobs SET placement = $2, placement_reason = $3, placement_epoch = $4, remote_job_id = $5,
+                updated_at = $6
+WHERE id = $1
+"""
+START_JOB = "UPDATE jobs SET state = 'running', updated_at = $2 WHERE id = $1 AND state = 'queued'"
+FINISH_JOB = f"""
+UPDATE jobs SET state = $2, finished_at = $3, updated_at = $3, error = $4
+WHERE id = $1 AND state IN {UNFINISHED_JOB}
+"""
+CANCEL_JOB = f"""
+UPDATE jobs SET state = 'cancelled', finished_at = $2, updated_at = $2
+WHERE id = $1 AND state IN {UNFINISHED_JOB}
+"""
+REQUEUE_JOB = """
+UPDATE jobs SET state = 'queued', finished_at = NULL, updated_at = $2, error = ''
+WHERE id = $1 AND state IN ('failed', 'cancelled')
+"""
+HAS_OPEN_TASKS = f"SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND state IN {OPEN})"
+FAILED_TASKS = """
+SELECT COUNT(*) AS n, MIN(idx) AS first FROM tasks WHERE job_id = $1 AND state = 'failed'
+"""
+TASK_ERROR_AT = "SELECT error FROM tasks WHERE job_id = $1 AND idx = $2"
+
+# --- tasks ---------------------------------------------------------------
+TASK_COUNTS = "SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = $1 GROUP BY state"
+LIST_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 ORDER BY idx"
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"
+GET_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::bigint[])"
+TASK_JOB = "SELECT job_id FROM tasks WHERE id = $1"
+TASK_JOBS = "SELECT DISTINCT job_id FROM tasks WHERE id = ANY($1::bigint[])"
+CLAIMABLE = """
+SELECT t.id, t.state, t.attempt, j.state AS job_state, j.placement
+FROM tasks t JOIN jobs j ON j.id = t.job_id
+WHERE t.id = ANY($1::bigint[])
+"""
+# Fenced: succeeds only while the task is still waiting at the previous attempt.
+CLAIM_TASK = """
+UPDATE tasks SET state = 'dispatched', attempt = $2, server_id = $3, lease_expires_at = $4,
+                 dispatched_at = $5, started_at = NULL, finished_at = NULL, log_tail = ''
+WHERE id = $1 AND state = 'waiting' AND attempt = $2 - 1
+"""
+_FENCE = f"id = $1 AND attempt = $2 AND server_id = $3 AND state IN {ACTIVE}"
+MARK_RUNNING = f"""
+UPDATE tasks SET state = 'running', started_at = COALESCE(started_at, $4), lease_expires_at = $5
+WHERE {_FENCE}
+"""
+# Keep the last $5 characters; the CASE avoids substr() with a start below 1, where the
+# backends disagree.
+APPEND_LOG = f"""
+UPDATE tasks SET log_tail = CASE
+        WHEN length(log_tail || $4) > $5
+        THEN substr(log_tail || $4, length(log_tail || $4) - $5 + 1)
+        ELSE log_tail || $4 END
+WHERE {_FENCE}
+"""
+COMPLETE_TASK = f"""
+UPDATE tasks SET state = 'done', finished_at = $4, lease_expires_at = NULL, error = '',
+                 log_tail = COALESCE($5, log_tail)
+WHERE {_FENCE}
+RETURNING {TASK_COLUMNS}
+"""
+FAIL_TASK_RETRY = f"""
+UPDATE tasks SET state = 'waiting', failures = failures + 1, error = $4,
+                 log_tail = COALESCE($5, log_tail), server_id = NULL, lease_expires_at = NULL,
+                 dispatched_at = NULL, started_at = NULL, finished_at = NULL
+WHERE {_FENCE}
+RETURNING {TASK_COLUMNS}
+"""
+FAIL_TASK_FINAL = f"""
+UPDATE tasks SET state = 'failed', failures = failures + 1, error = $4,
+                 log_tail = COALESCE($5, log_tail), lease_expires_at = NULL, finished_at = $6
+WHERE {_FENCE}
+RETURNING {TASK_COLUMNS}
+"""
+INSERT_FAILURE = """
+INSERT INTO task_failures (task_id, job_id, server_id, attempt, error, at)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_BACK_TO_WAITING = (
+    "state = 'waiting', server_id = NULL, lease_expires_at = NULL, dispatched_at = NULL, "
+    "started_at = NULL, finished_at = NULL"
+)
+REQUEUE_SERVER_TASKS = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}
+WHERE server_id = $1 AND state IN {ACTIVE}
+RETURNING {TASK_COLUMNS}
+"""
+REQUEUE_JOB_TASKS = f"UPDATE tasks SET {_BACK_TO_WAITING} WHERE job_id = $1 AND state IN {ACTIVE}"
+RETRY_FAILED_TASKS = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}, failures = 0 WHERE job_id = $1 AND state = 'failed'
+"""
+FORGET_FAILURES_OF_FAILED_TASKS = """
+DELETE FROM task_failures
+WHERE task_id IN (SELECT id FROM tasks WHERE job_id = $1 AND state = 'failed')
+"""
+EXPIRED_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM tasks
+WHERE state IN {ACTIVE} AND lease_expires_at < $1
+ORDER BY lease_expires_at, id
+"""
+# Active tasks always have a server, so COALESCE($n, column) means "any" for a NULL filter.
+ACTIVE_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM tasks
+WHERE state IN {ACTIVE} AND server_id = COALESCE($1, server_id) AND job_id = COALESCE($2, job_id)
+ORDER BY job_id, idx
+"""
+SERVER_FAILURES = """
+SELECT server_id, COUNT(*) AS n FROM task_failures WHERE job_id = $1 GROUP BY server_id
+"""
+
+# --- dispatch snapshot -----------------------------------------------------
+DISPATCHABLE_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs j
+WHERE j.placement = $1 AND j.state IN ('queued', 'running')
+  AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'waiting')
+ORDER BY j.priority DESC, j.created_at, j.id
+"""
+WAITING_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 AND state = 'waiting' ORDER BY idx LIMIT $2
+"""
+RUNNING_SUMMARY = f"""
+SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE}
+GROUP BY job_id, server_id
+"""
+FAILURES_BY_JOB = """
+SELECT job_id, server_id, COUNT(*) AS n FROM task_failures WHERE job_id = ANY($1::text[])
+GROUP BY job_id, server_id
+"""
+FAILED_ON = """
+SELECT DISTINCT task_id, server_id FROM task_failures WHERE task_id = ANY($1::bigint[])
+"""
+
+# --- frames ----------------------------------------------------------------
+UPSERT_FRAME = f"""
+INSERT INTO frames ({FRAME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (job_id, frame) DO UPDATE SET
+    task_id = excluded.task_id, name = excluded.name, sha256 = excluded.sha256,
+    size = excluded.size, server_id = excluded.server_id, rendered_at = excluded.rendered_at
+"""
+LIST_FRAMES = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 ORDER BY frame"
+GET_FRAME = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 AND frame = $2"

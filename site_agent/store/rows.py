@@ -1,0 +1,195 @@
+"""Conversions between records and rows: JSON columns, compact frame lists, booleans.
+
+Decoding happens here, once, so the store methods and the rest of the agent
+only ever see typed records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+from scheduler.profile import JobProfile
+
+from .database import Row
+from .records import (
+    AssetRef,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    ServerRecord,
+    ServerStatus,
+    TaskRecord,
+    TaskState,
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def encode_frames(frames: Sequence[int]) -> str:
+    """A task's frames as text: ``first:last`` or ``first:last:step`` when evenly spaced, else ``1,5,7``."""
+    if len(frames) >= 3:
+        step = frames[1] - frames[0]
+        if step > 0 and all(b - a == step for a, b in pairwise(frames)):
+            return f"{frames[0]}:{frames[-1]}" if step == 1 else f"{frames[0]}:{frames[-1]}:{step}"
+    return ",".join(map(str, frames))
+
+
+def decode_frames(text: str) -> tuple[int, ...]:
+    """Inverse of :func:`encode_frames`."""
+    if not text:
+        return ()
+    if ":" in text:
+        first, last, *step = (int(part) for part in text.split(":"))
+        return tuple(range(first, last + 1, step[0] if step else 1))
+    return tuple(int(part) for part in text.split(","))
+
+
+def job_params(job: JobRecord) -> tuple[Any, ...]:
+    """Values for :data:`~site_agent.store.queries.INSERT_JOB`, in column order."""
+    return (
+        job.id,
+        job.name,
+        job.owner,
+        job.origin_site,
+        job.priority,
+        _json(job.profile.to_dict()),
+        job.frames,
+        job.frame_count,
+        job.chunk_size,
+        job.scene,
+        _json([asset.to_dict() for asset in job.manifest]),
+        job.output_name,
+        job.output_ext,
+        _json(dict(job.settings)),
+        job.state.value,
+        job.placement,
+        job.placement_reason,
+        job.placement_epoch,
+        job.remote_job_id,
+        job.forward_allowed,
+        job.origin_job_id,
+        job.created_at,
+        job.updated_at,
+        job.finished_at,
+        job.error,
+    )
+
+
+def job_from_row(row: Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        name=row["name"],
+        owner=row["owner"],
+        origin_site=row["origin_site"],
+        priority=row["priority"],
+        profile=JobProfile.from_dict(json.loads(row["profile"])),
+        frames=row["frames"],
+        frame_count=row["frame_count"],
+        chunk_size=row["chunk_size"],
+        scene=row["scene"],
+        manifest=tuple(AssetRef.from_dict(d) for d in json.loads(row["manifest"])),
+        output_name=row["output_name"],
+        output_ext=row["output_ext"],
+        settings=json.loads(row["settings"]),
+        state=JobState(row["state"]),
+        placement=row["placement"],
+        placement_reason=row["placement_reason"],
+        placement_epoch=row["placement_epoch"],
+        remote_job_id=row["remote_job_id"],
+        forward_allowed=bool(row["forward_allowed"]),
+        origin_job_id=row["origin_job_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+    )
+
+
+def task_from_row(row: Row) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        job_id=row["job_id"],
+        index=row["idx"],
+        frames=decode_frames(row["frames"]),
+        state=TaskState(row["state"]),
+        attempt=row["attempt"],
+        failures=row["failures"],
+        server_id=row["server_id"],
+        lease_expires_at=row["lease_expires_at"],
+        dispatched_at=row["dispatched_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        log_tail=row["log_tail"],
+        error=row["error"],
+    )
+
+
+def server_params(server: ServerRecord) -> tuple[Any, ...]:
+    """Values for :data:`~site_agent.store.queries.UPSERT_SERVER`, in column order."""
+    return (
+        server.id,
+        server.name,
+        server.host,
+        server.cores,
+        server.memory_mb,
+        _json(list(server.gpus)),
+        server.os,
+        server.cpu_model,
+        _json(dict(server.packages)),
+        _json(sorted(server.tags)),
+        server.slots,
+        server.status.value,
+        server.last_heartbeat,
+        server.registered_at,
+    )
+
+
+def server_from_row(row: Row) -> ServerRecord:
+    return ServerRecord(
+        id=row["id"],
+        name=row["name"],
+        host=row["host"],
+        cores=row["cores"],
+        memory_mb=row["memory_mb"],
+        gpus=tuple(json.loads(row["gpus"])),
+        os=row["os"],
+        cpu_model=row["cpu_model"],
+        packages=json.loads(row["packages"]),
+        tags=frozenset(json.loads(row["tags"])),
+        slots=row["slots"],
+        status=ServerStatus(row["status"]),
+        last_heartbeat=row["last_heartbeat"],
+        registered_at=row["registered_at"],
+    )
+
+
+def frame_params(frame: FrameRecord) -> tuple[Any, ...]:
+    """Values for :data:`~site_agent.store.queries.UPSERT_FRAME`, in column order."""
+    return (
+        frame.job_id,
+        frame.frame,
+        frame.task_id,
+        frame.name,
+        frame.sha256,
+        frame.size,
+        frame.server_id,
+        frame.rendered_at,
+    )
+
+
+def frame_from_row(row: Row) -> FrameRecord:
+    return FrameRecord(
+        job_id=row["job_id"],
+        frame=row["frame"],
+        task_id=row["task_id"],
+        name=row["name"],
+        sha256=row["sha256"],
+        size=row["size"],
+        server_id=row["server_id"],
+        rendered_at=row["rendered_at"],
+    )

@@ -1,0 +1,65 @@
+"""Reading the dispatcher's view of the farm in one consistent snapshot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from . import queries as q
+from .database import Connection
+from .records import LOCAL, DispatchSnapshot, JobRecord, RunningSummary, TaskRecord
+from .rows import job_from_row, task_from_row
+
+
+async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnapshot:
+    """Dispatchable local jobs, their first waiting tasks, and what is running and failing.
+
+    One query per job for the waiting tasks keeps each read on the
+    ``(job_id, state, idx)`` index, however many tasks a job has.
+    """
+    jobs = [job_from_row(row) for row in await conn.fetch(q.DISPATCHABLE_JOBS, LOCAL)]
+    waiting: list[TaskRecord] = []
+    if per_job_limit > 0:
+        for job in jobs:
+            rows = await conn.fetch(q.WAITING_TASKS, job.id, per_job_limit)
+            waiting.extend(task_from_row(row) for row in rows)
+    return DispatchSnapshot(
+        jobs=tuple(jobs),
+        waiting=tuple(waiting),
+        running=await _running(conn, jobs),
+        server_failures=await _server_failures(conn, jobs),
+        failed_on=await _failed_on(conn, waiting),
+    )
+
+
+async def _running(conn: Connection, jobs: Sequence[JobRecord]) -> dict[str, RunningSummary]:
+    """Active tasks per job, for every job that has some (and zero for each snapshot job)."""
+    tasks: dict[str, int] = {job.id: 0 for job in jobs}
+    servers: defaultdict[str, set[str]] = defaultdict(set)
+    for row in await conn.fetch(q.RUNNING_SUMMARY):
+        tasks[row["job_id"]] = tasks.get(row["job_id"], 0) + row["n"]
+        servers[row["job_id"]].add(row["server_id"])
+    return {
+        job_id: RunningSummary(tasks=count, servers=frozenset(servers[job_id]))
+        for job_id, count in tasks.items()
+    }
+
+
+async def _server_failures(
+    conn: Connection, jobs: Sequence[JobRecord]
+) -> dict[str, dict[str, int]]:
+    failures: dict[str, dict[str, int]] = {job.id: {} for job in jobs}
+    if jobs:
+        for row in await conn.fetch(q.FAILURES_BY_JOB, [job.id for job in jobs]):
+            failures[row["job_id"]][row["server_id"]] = row["n"]
+    return failures
+
+
+async def _failed_on(conn: Connection, waiting: Sequence[TaskRecord]) -> dict[int, frozenset[str]]:
+    """Servers where an earlier attempt of each waiting task failed (empty for most)."""
+    servers: dict[int, set[str]] = {task.id: set() for task in waiting}
+    if any(task.failures for task in waiting):
+        ids = [task.id for task in waiting if task.failures]
+        for row in await conn.fetch(q.FAILED_ON, ids):
+            servers[row["task_id"]].add(row["server_id"])
+    return {task_id: frozenset(names) for task_id, names in servers.items()}

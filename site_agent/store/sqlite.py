@@ -1,0 +1,247 @@
+"""SQLite backend of the database adapter (aiosqlite, one connection, WAL mode).
+
+One connection serves the whole agent; an :class:`asyncio.Lock` keeps the
+statements of one transaction from interleaving with another coroutine's.
+Other processes on the same file are handled by SQLite's own locking:
+``BEGIN IMMEDIATE`` takes the write lock up front and ``busy_timeout`` waits
+for it instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Any
+
+import aiosqlite
+
+from .base import ConflictError, NotFoundError, StoreError, StoreUnavailableError
+from .database import Connection, Row
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+MIN_SQLITE_VERSION = (3, 37, 0)
+"""RETURNING needs 3.35 and STRICT tables 3.37."""
+
+_PARAM = re.compile(r"\$(\d+)")
+_ANY = re.compile(r"=\s*ANY\(\s*\$(\d+)::\w+\[\]\s*\)")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def translate_query(query: str) -> tuple[str, frozenset[int]]:
+    """PostgreSQL-style SQL to SQLite: ``$n`` to ``?n``, ``= ANY($n::t[])`` to ``IN json_each``.
+
+    Returns the query and the 0-based positions of array parameters, which are
+    passed to SQLite as JSON text.
+    """
+    arrays = frozenset(int(n) - 1 for n in _ANY.findall(query))
+    query = _ANY.sub(lambda m: f"IN (SELECT value FROM json_each(${m.group(1)}))", query)
+    return _PARAM.sub(r"?\1", query), arrays
+
+
+def _bind(arrays: frozenset[int], args: Sequence[Any]) -> Sequence[Any]:
+    if not arrays:
+        return args
+    return [json.dumps(list(a)) if i in arrays else a for i, a in enumerate(args)]
+
+
+@contextmanager
+def translate_errors(path: str) -> Iterator[None]:
+    """Map sqlite3 errors to store errors that say what to do."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        text = str(exc)
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            raise ConflictError(f"already exists ({text})") from exc
+        if "FOREIGN KEY" in text:
+            raise NotFoundError(f"refers to a row that does not exist ({text})") from exc
+        raise StoreError(f"SQLite rejected a write to {path}: {text}") from exc
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise StoreUnavailableError(
+                f"SQLite database {path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s: {text}; "
+                "is another agent using the same file? Run one agent per database file, "
+                "or use PostgreSQL for several"
+            ) from exc
+        if "unable to open" in text or "readonly" in text or "disk" in text:
+            raise StoreUnavailableError(
+                f"cannot use SQLite database {path}: {text}; check that the file and its folder "
+                "exist and are writable by the agent, or fix `database` in the site config"
+            ) from exc
+        raise StoreError(f"SQLite error on {path}: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailableError(
+            f"cannot use SQLite database {path}: {exc}; is it an SQLite file? "
+            "Fix `database` in the site config or move the file away"
+        ) from exc
+    except ValueError as exc:  # aiosqlite: "no active connection"
+        raise StoreUnavailableError(f"SQLite database {path} is closed: {exc}") from exc
+
+
+class _Session:
+    """Statements on the shared connection; the caller holds the lock."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+
+    async def fetch(self, query: str, *args: Any) -> list[Row]:
+        sql, arrays = translate_query(query)
+        with translate_errors(self._path):
+            rows = await self._conn.execute_fetchall(sql, _bind(arrays, args))
+        return list(rows)
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        rows = await self.fetch(query, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        rows = await self.fetch(query, *args)
+        return rows[0][0] if rows else None
+
+    async def execute(self, query: str, *args: Any) -> int:
+        sql, arrays = translate_query(query)
+        with translate_errors(self._path):
+            async with self._conn.execute(sql, _bind(arrays, args)) as cursor:
+                return max(cursor.rowcount, 0)
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
+        sql, arrays = translate_query(query)
+        rows = (_bind(arrays, a) for a in args) if arrays else args
+        with translate_errors(self._path):
+            async with self._conn.executemany(sql, rows):
+                pass
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        for name in (table, *columns):
+            if not _IDENTIFIER.fullmatch(name):
+                raise StoreError(f"bad table or column name {name!r}")
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    async def run_script(self, script: str) -> None:
+        # executescript() would COMMIT first; run statement by statement to stay in the transaction.
+        for statement in split_statements(script):
+            await self.execute(statement)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split an SQL script into complete statements (triggers and quoted ';' included)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()
+    ):
+        raise StoreError(f"incomplete SQL statement at the end of a migration: {pending.strip()!r}")
+    return statements
+
+
+class SqliteDatabase:
+    """The SQLite adapter: one aiosqlite connection shared under a lock."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        self._lock = asyncio.Lock()
+        self._session = _Session(conn, path)
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteDatabase:
+        """Open (creating if needed) the database file, or ``:memory:``."""
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            need = ".".join(map(str, MIN_SQLITE_VERSION))
+            raise StoreUnavailableError(
+                f"SQLite {sqlite3.sqlite_version} is too old; Spillway needs {need} or newer "
+                "(use a newer Python build or PostgreSQL)"
+            )
+        with translate_errors(path):
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            with translate_errors(path):
+                await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                await conn.execute("PRAGMA foreign_keys = ON")
+                if path != ":memory:":
+                    await conn.execute("PRAGMA journal_mode = WAL")
+                    # Safe with WAL: a power cut may lose the last commits, never corrupt.
+                    await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, path)
+
+    async def close(self) -> None:
+        async with self._lock:
+            with translate_errors(self._path):
+                await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Connection]:
+        async with self._lock:
+            await self._session.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            try:
+                yield self._session
+                await self._session.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        try:
+            await self._conn.execute("ROLLBACK")
+        except (sqlite3.Error, ValueError):
+            # The original error is the one worth reporting; SQLite may already have rolled back.
+            log.warning("rollback failed on SQLite database %s", self._path, exc_info=True)
+
+    def migration_transaction(self) -> AbstractAsyncContextManager[Connection]:
+        # BEGIN IMMEDIATE already excludes every other writer of the file.
+        return self.transaction()
+
+    async def fetch(self, query: str, *args: Any) -> list[Row]:
+        async with self._lock:
+            return await self._session.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        async with self._lock:
+            return await self._session.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self._lock:
+            return await self._session.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._session.execute(query, *args)
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany(query, args)
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        async with self.transaction() as conn:
+            await conn.insert_many(table, columns, rows)
+
+    async def run_script(self, script: str) -> None:
+        async with self.transaction() as conn:
+            await conn.run_script(script)

@@ -1,0 +1,100 @@
+"""Adapter interface helpers, registry and command lines (no renderer needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from render_server.packages.base import (
+    MissingDependencyError,
+    PackageAdapter,
+    PackageError,
+    RenderRequest,
+    ScanError,
+    adapter_for,
+    check_declared_assets,
+    collect_numbered,
+    registry,
+    relative_reference,
+)
+from render_server.packages.blender import BlenderAdapter
+from render_server.packages.povray import PovrayAdapter
+
+
+def test_registry_has_all_adapters() -> None:
+    adapters = registry()
+    assert sorted(adapters) == ["blender", "builtin", "povray"]
+    for name, adapter in adapters.items():
+        assert isinstance(adapter, PackageAdapter)
+        assert adapter.name == name
+        assert adapter.output_ext == "png"
+
+
+def test_adapter_for_unknown_lists_known_names() -> None:
+    with pytest.raises(PackageError, match="unknown render package 'maya'; known packages: blender, builtin, povray"):
+        adapter_for("maya")
+    assert adapter_for("povray").name == "povray"
+
+
+@pytest.mark.parametrize("ref", ["/tmp/x.png", "../x.png", "a/../../x.png", "C:\\tex\\x.png"])
+def test_relative_reference_rejects_outside(tmp_path: Path, ref: str) -> None:
+    with pytest.raises(ScanError, match="outside the scene folder; copy it next to the scene"):
+        relative_reference(ref, tmp_path, kind="texture")
+
+
+def test_relative_reference_normalises(tmp_path: Path) -> None:
+    assert relative_reference("./tex\\a.png", tmp_path) == PurePosixPath("tex/a.png")
+
+
+def _req(tmp_path: Path, frames: tuple[int, ...], **kw) -> RenderRequest:
+    return RenderRequest(
+        scene=tmp_path / "shot.pov", workdir=tmp_path, outdir=tmp_path / "out", frames=frames, **kw
+    )
+
+
+def test_collect_numbered_parses_any_padding(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("shot_08.png", "shot_9.png", "shot_0010.png"):
+        (out / name).write_bytes(b"")
+    found = collect_numbered(_req(tmp_path, (8, 9, 10)), "png")
+    assert {f: p.name for f, p in found.items()} == {8: "shot_08.png", 9: "shot_9.png", 10: "shot_0010.png"}
+    with pytest.raises(PackageError, match="frame\\(s\\) 11"):
+        collect_numbered(_req(tmp_path, (10, 11)), "png")
+
+
+def test_check_declared_assets_names_missing(tmp_path: Path) -> None:
+    (tmp_path / "shot.pov").write_text("")
+    (tmp_path / "a.png").write_bytes(b"")
+    req = _req(tmp_path, (1,), declared_assets=("a.png", "tex/b.png", "c.inc"))
+    with pytest.raises(MissingDependencyError, match="'c.inc', 'tex/b.png'") as info:
+        check_declared_assets(req)
+    assert info.value.files == ("c.inc", "tex/b.png")
+
+
+def test_povray_command_maps_clock_to_frames(tmp_path: Path) -> None:
+    argv = PovrayAdapter().command(_req(tmp_path, (5,), width=64, height=48, threads=3))
+    assert argv[0] == "povray"
+    for opt in ("+W64", "+H48", "+FN", "-D", "+KFI5", "+KFF6", "+KI5", "+KF6", "+SF5", "+EF5", "+WT3"):
+        assert opt in argv
+    assert f"+L{tmp_path}" in argv
+    assert f"+O{tmp_path / 'out' / 'shot'}_.png" in argv
+
+
+def test_blender_command(tmp_path: Path) -> None:
+    req = RenderRequest(
+        scene=tmp_path / "shot.blend", workdir=tmp_path, outdir=tmp_path / "out",
+        frames=(3, 4, 5), width=64, height=48, engine="cycles",
+    )
+    argv = BlenderAdapter().command(req)
+    assert argv[:3] == ["blender", "-b", str(tmp_path / "shot.blend")]
+    assert argv[-5:] == ["-s", "3", "-e", "5", "-a"]
+    assert f"{tmp_path / 'out' / 'shot'}_####" in argv
+    setup = argv[argv.index("--python-expr") + 1]
+    assert "r.resolution_x = 64" in setup and "r.engine = \"CYCLES\"" in setup
+    assert "use_denoising = False" in setup
+    single = BlenderAdapter().command(
+        RenderRequest(scene=req.scene, workdir=tmp_path, outdir=req.outdir, frames=(7,))
+    )
+    assert single[-2:] == ["-f", "7"]
