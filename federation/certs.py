@@ -396,9 +396,9 @@ def peer_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
     if not cert:
         return None
     for rdn in cert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
+        for attribute in rdn:
+            if attribute[0] == "commonName":
+                return str(attribute[1])
     return None
 
 

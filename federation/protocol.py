@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -382,7 +382,8 @@ class ReplayGuard(Protocol):
 
 def canonical_bytes(value: Any) -> bytes:
     """msgpack of ``value`` with map keys sorted at every level: the signed form."""
-    return msgpack.packb(_canonical(value), use_bin_type=True)
+    packed: bytes = msgpack.packb(_canonical(value), use_bin_type=True)
+    return packed
 
 
 def encode_envelope(
@@ -407,7 +408,8 @@ def encode_envelope(
         "body": msg.to_body(),
     }
     fields["sig"] = key.sign(canonical_bytes(fields), ec.ECDSA(hashes.SHA256()))
-    return msgpack.packb(fields, use_bin_type=True)
+    packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    return packed
 
 
 def decode_envelope(

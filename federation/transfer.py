@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -204,7 +205,12 @@ async def _send_chunk(upload: _Upload, offset: int, data: bytes) -> int | None:
     }
     upload.sent += len(data)
     async with upload.session.patch(
-        upload.url, data=data, headers=headers, timeout=upload.timeout, **upload.options
+        upload.url,
+        # aiohttp warns that large raw bytes bodies block the loop; a BytesIO is streamed.
+        data=io.BytesIO(data),
+        headers=headers,
+        timeout=upload.timeout,
+        **upload.options,
     ) as resp:
         if resp.status == 409:
             current = _offset_header(upload, resp)

@@ -123,9 +123,7 @@ def package_spec(text: str) -> str:
     try:
         parse_package_spec(text)
     except SubmissionError as err:
-        raise argparse.ArgumentTypeError(
-            str(err).removeprefix(f"bad --package {text!r}: ")
-        ) from None
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text.strip()
 
 
@@ -201,6 +199,15 @@ async def _wait(client: AgentClient, job_id: str, *, poll_s: float = 1.0) -> dic
         reporter.close()
 
 
+def _upload_summary(files: int, size: int, entries: int) -> str:
+    if files == entries:
+        return f"uploaded {files} files ({human_size(size)})"
+    return (
+        f"uploaded {files} of {entries} files ({human_size(size)}); "
+        f"{entries - files} already at the agent"
+    )
+
+
 async def cmd_submit(client: AgentClient, args: argparse.Namespace) -> int:
     result = await submit_scene(
         client,
@@ -213,11 +220,11 @@ async def cmd_submit(client: AgentClient, args: argparse.Namespace) -> int:
     )
     for note in result.notes:
         _note(f"note: {note}")
-    entries = len(result.manifest.entries)
     if not args.json:
         _note(
-            f"uploaded {result.uploaded_files} of {entries} files "
-            f"({human_size(result.uploaded_bytes)}); the rest were already at the agent"
+            _upload_summary(
+                result.uploaded_files, result.uploaded_bytes, len(result.manifest.entries)
+            )
         )
     job = result.job
     if args.wait:
@@ -351,7 +358,7 @@ def cmd_render_server(args: argparse.Namespace) -> int:
                 name=server_name,
                 slots=args.slots,
                 tags=list(args.tags),
-                token=args.token,
+                token=args.token or "",  # the wire protocol wants a string; "" = none
                 cache_dir=cache,
                 work_dir=work_dir,
             )
@@ -366,8 +373,8 @@ def cmd_render_server(args: argparse.Namespace) -> int:
 def cmd_certs_init(args: argparse.Namespace) -> int:
     from federation.certs import init_ca
 
-    init_ca(Path(args.dir), force=args.force)
-    print(f"federation CA created in {args.dir}")
+    paths = init_ca(Path(args.dir), force=args.force)
+    print(f"federation CA created: {_paths(paths, Path(args.dir))}")
     return 0
 
 
@@ -376,9 +383,16 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.dir) / args.site
     extra = {"hosts": list(args.host)} if args.host else {}
-    issue_site_cert(Path(args.dir), args.site, out, **extra)
-    print(f"certificate for site {args.site} written to {out}")
+    paths = issue_site_cert(Path(args.dir), args.site, out, **extra)
+    print(f"certificate for site {args.site}: {_paths(paths, out)}")
     return 0
+
+
+def _paths(result: Any, fallback: Path) -> str:
+    """``cert X, key Y`` from the certs module's path records (or the directory)."""
+    named = [(k, getattr(result, k, None)) for k in ("cert", "key")]
+    shown = ", ".join(f"{k} {v}" for k, v in named if v is not None)
+    return shown or str(fallback)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -534,7 +548,7 @@ def _add_process_commands(sub: Any) -> None:
     p.add_argument("--host", action="append", default=[], help="DNS name or IP (repeatable)")
     p.add_argument("--out", metavar="DIR", help="output directory (default DIR/SITE)")
     p.set_defaults(run=cmd_certs_issue)
-    p = sub.add_parser("demo", help="run a two-site demo")
+    p = sub.add_parser("demo", help="run a whole site on this machine and render an example")
     p.set_defaults(run=cmd_demo)
 
 
@@ -560,11 +574,10 @@ def _exit_status(err: BaseException) -> int:
         return 2
     if isinstance(err, ClientError):
         return 2 if err.status in _BAD_INPUT_STATUS else 1
-    try:
-        from scheduler.errors import SchedulerError
-    except ImportError:
-        return 1
-    return 2 if isinstance(err, SchedulerError) else 1
+    # Our packages raise ValueError subclasses (FrameSpecError, ProfileError,
+    # InvalidSiteNameError, ConfigError) for input the user can fix.
+    ours = type(err).__module__.split(".")[0] in ("scheduler", "site_agent", "federation")
+    return 2 if ours and isinstance(err, ValueError) else 1
 
 
 def run(args: argparse.Namespace) -> int:

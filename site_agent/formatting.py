@@ -272,7 +272,7 @@ def format_servers(servers: Sequence[Mapping[str, Any]], now: float) -> str:
     headers = ["NAME", "STATUS", "SLOTS", "CORES", "MEM", "PACKAGES", "TAGS", "HEARTBEAT"]
     if with_match:
         headers += ["MATCH", "REASONS"]
-    return table(headers, rows, right=(2, 3, 4))
+    return table(headers, rows, right=(2, 3, 4), max_width=64)
 
 
 def format_peers(peers: Sequence[Mapping[str, Any]], now: float) -> str:

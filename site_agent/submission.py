@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024
-_PACKAGE_FORMS = "use forms like builtin, povray>=3.7 or blender==4.1.*"
+_PACKAGE_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
 _PACKAGE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*")
 
 
@@ -132,18 +132,20 @@ def sha256_file(path: Path) -> str:
 
 def parse_package_spec(text: str) -> tuple[str, str]:
     """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``."""
+    _check_with_scheduler(text)  # its messages are the reference; ours is the fallback
     match = _PACKAGE.fullmatch(text)
     if not match:
-        raise SubmissionError(f"bad --package {text!r}: it needs a package name; {_PACKAGE_FORMS}")
+        raise SubmissionError(
+            f"bad package requirement {text!r}: it needs a package name; {_PACKAGE_FORMS}"
+        )
     name, spec = match.group(1).lower(), match.group(2).replace(" ", "")
     if spec:
         try:
             SpecifierSet(spec)
         except InvalidSpecifier:
             raise SubmissionError(
-                f"bad --package {text!r}: {spec!r} is not a version specifier; {_PACKAGE_FORMS}"
+                f"bad package requirement {text!r}: {spec!r} is not a version specifier; {_PACKAGE_FORMS}"
             ) from None
-    _check_with_scheduler(text)
     return name, spec
 
 
@@ -160,7 +162,7 @@ def _check_with_scheduler(text: str) -> None:
     try:
         from_requirement(text)
     except ProfileError as err:
-        raise SubmissionError(f"bad --package {text!r}: {err}") from None
+        raise SubmissionError(str(err)) from None
 
 
 def scanner_for(package: str) -> Scanner | None:
@@ -170,7 +172,7 @@ def scanner_for(package: str) -> Scanner | None:
     except ImportError:
         return None
     try:
-        return adapter_for(package)  # type: ignore[no-any-return]
+        return adapter_for(package)
     except (PackageError, LookupError):
         return None
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 
 class Row(Protocol):
-    """A result row, read by column name."""
+    """A result row, read by column name (or position)."""
 
-    def __getitem__(self, key: str, /) -> Any: ...
+    def __getitem__(self, key: str | int, /) -> Any: ...
 
 
 class Connection(Protocol):
@@ -47,7 +47,7 @@ class Database(Connection, Protocol):
     """A connection pool (or the one SQLite connection); plain calls run in autocommit."""
 
     dialect: str
-    """``sqlite`` or ``postgresql``; selects the migrations folder."""
+    """``sqlite`` or ``postgres``; selects the migrations folder."""
 
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
         """Commit on normal exit, roll back on any exception.

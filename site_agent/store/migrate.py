@@ -63,7 +63,9 @@ def load_migrations(dialect: str, root: Path = MIGRATIONS_ROOT) -> list[Migratio
             )
         found[version] = Migration(version=version, name=match.group(2), path=path)
     if not found:
-        raise StoreUnavailableError(f"no migrations found in {folder}; is the package installed whole?")
+        raise StoreUnavailableError(
+            f"no migrations found in {folder}; is the package installed whole?"
+        )
     return [found[v] for v in sorted(found)]
 
 
@@ -86,7 +88,9 @@ async def apply_migrations(db: Database, *, root: Path = MIGRATIONS_ROOT) -> lis
             )
         pending = [m for m in migrations if m.version not in applied]
         for migration in pending:
-            log.info("applying migration %04d_%s (%s)", migration.version, migration.name, db.dialect)
+            log.info(
+                "applying migration %04d_%s (%s)", migration.version, migration.name, db.dialect
+            )
             await conn.run_script(migration.read())
             await conn.execute(INSERT_APPLIED, migration.version, migration.name, time.time())
     return [m.version for m in pending]

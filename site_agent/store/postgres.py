@@ -33,7 +33,11 @@ def describe_dsn(dsn: str) -> tuple[str, str, str]:
         port = parts.port or 5432
     except ValueError:
         port = 5432
-    return f"{host}:{port}", parts.path.lstrip("/") or parts.username or "postgres", parts.username or ""
+    return (
+        f"{host}:{port}",
+        parts.path.lstrip("/") or parts.username or "postgres",
+        parts.username or "",
+    )
 
 
 def _connect_error(dsn: str, exc: BaseException) -> StoreUnavailableError:
@@ -44,7 +48,9 @@ def _connect_error(dsn: str, exc: BaseException) -> StoreUnavailableError:
             f"PostgreSQL at {where} has no database {database!r}; create it "
             f"(createdb -h {where.split(':')[0]} {database}) or {_FIX_CONFIG}"
         )
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+    if isinstance(
+        exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError
+    ):
         return StoreUnavailableError(
             f"PostgreSQL at {where} refused user {user!r}: {exc}; check the user and password "
             f"in `database` in the site config, or pg_hba.conf on the server"
@@ -151,7 +157,7 @@ class _Session:
 class PostgresDatabase:
     """The PostgreSQL adapter: an asyncpg pool."""
 
-    dialect = "postgresql"
+    dialect = "postgres"
 
     def __init__(self, pool: asyncpg.Pool, where: str, *, timeout: float = QUERY_TIMEOUT_S) -> None:
         self._pool = pool

@@ -26,12 +26,19 @@ from .records import (
 )
 
 
+def _time(value: Any) -> float | None:
+    # SQLite's RETURNING hands back integral REAL values as int (seen in 3.40); normalize.
+    return None if value is None else float(value)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def encode_frames(frames: Sequence[int]) -> str:
     """A task's frames as text: ``first:last`` or ``first:last:step`` when evenly spaced, else ``1,5,7``."""
+    if len(frames) == 1:  # the common chunk size; worth the shortcut at 100,000 tasks
+        return str(frames[0])
     if len(frames) >= 3:
         step = frames[1] - frames[0]
         if step > 0 and all(b - a == step for a, b in pairwise(frames)):
@@ -103,9 +110,9 @@ def job_from_row(row: Row) -> JobRecord:
         remote_job_id=row["remote_job_id"],
         forward_allowed=bool(row["forward_allowed"]),
         origin_job_id=row["origin_job_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        finished_at=_time(row["finished_at"]),
         error=row["error"],
     )
 
@@ -120,10 +127,10 @@ def task_from_row(row: Row) -> TaskRecord:
         attempt=row["attempt"],
         failures=row["failures"],
         server_id=row["server_id"],
-        lease_expires_at=row["lease_expires_at"],
-        dispatched_at=row["dispatched_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        lease_expires_at=_time(row["lease_expires_at"]),
+        dispatched_at=_time(row["dispatched_at"]),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
         log_tail=row["log_tail"],
         error=row["error"],
     )
@@ -163,8 +170,8 @@ def server_from_row(row: Row) -> ServerRecord:
         tags=frozenset(json.loads(row["tags"])),
         slots=row["slots"],
         status=ServerStatus(row["status"]),
-        last_heartbeat=row["last_heartbeat"],
-        registered_at=row["registered_at"],
+        last_heartbeat=_time(row["last_heartbeat"]),
+        registered_at=float(row["registered_at"]),
     )
 
 
@@ -191,5 +198,5 @@ def frame_from_row(row: Row) -> FrameRecord:
         sha256=row["sha256"],
         size=row["size"],
         server_id=row["server_id"],
-        rendered_at=row["rendered_at"],
+        rendered_at=float(row["rendered_at"]),
     )

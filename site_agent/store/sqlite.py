@@ -53,38 +53,44 @@ def _bind(arrays: frozenset[int], args: Sequence[Any]) -> Sequence[Any]:
     return [json.dumps(list(a)) if i in arrays else a for i, a in enumerate(args)]
 
 
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """The store error for an sqlite3 error, with what to do about it."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            return ConflictError(f"already exists ({text})")
+        if "FOREIGN KEY" in text:
+            return NotFoundError(f"refers to a row that does not exist ({text})")
+    elif isinstance(exc, sqlite3.OperationalError):
+        if "locked" in text or "busy" in text:
+            return StoreUnavailableError(
+                f"SQLite database {path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s: {text}; "
+                "is another agent using the same file? Run one agent per database file, "
+                "or use PostgreSQL for several"
+            )
+        if "unable to open" in text or "readonly" in text or "disk" in text:
+            return StoreUnavailableError(
+                f"cannot use SQLite database {path}: {text}; check that the file and its folder "
+                "exist and are writable by the agent, or fix `database` in the site config"
+            )
+    elif type(exc) is sqlite3.DatabaseError:  # "file is not a database", "malformed"
+        return StoreUnavailableError(
+            f"cannot use SQLite database {path}: {text}; is it an SQLite file? "
+            "Fix `database` in the site config or move the file away"
+        )
+    return StoreError(f"SQLite error on {path}: {text}")
+
+
 @contextmanager
 def translate_errors(path: str) -> Iterator[None]:
     """Map sqlite3 errors to store errors that say what to do."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        text = str(exc)
-        if "UNIQUE" in text or "PRIMARY KEY" in text:
-            raise ConflictError(f"already exists ({text})") from exc
-        if "FOREIGN KEY" in text:
-            raise NotFoundError(f"refers to a row that does not exist ({text})") from exc
-        raise StoreError(f"SQLite rejected a write to {path}: {text}") from exc
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreUnavailableError(
-                f"SQLite database {path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s: {text}; "
-                "is another agent using the same file? Run one agent per database file, "
-                "or use PostgreSQL for several"
-            ) from exc
-        if "unable to open" in text or "readonly" in text or "disk" in text:
-            raise StoreUnavailableError(
-                f"cannot use SQLite database {path}: {text}; check that the file and its folder "
-                "exist and are writable by the agent, or fix `database` in the site config"
-            ) from exc
-        raise StoreError(f"SQLite error on {path}: {text}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailableError(
-            f"cannot use SQLite database {path}: {exc}; is it an SQLite file? "
-            "Fix `database` in the site config or move the file away"
-        ) from exc
-    except ValueError as exc:  # aiosqlite: "no active connection"
+    except sqlite3.Error as exc:
+        raise _store_error(path, exc) from exc
+    except ValueError as exc:
+        if "connection" not in str(exc):  # aiosqlite: "no active connection"
+            raise
         raise StoreUnavailableError(f"SQLite database {path} is closed: {exc}") from exc
 
 

@@ -22,12 +22,20 @@ from site_agent.client import AgentClient, ClientError, SpillwayClientError
 from site_agent.submission import SubmitOptions, submit_scene, wait_for_job
 
 # A tiny scene of the built-in tracer; the real builtin adapter finds wood.png in it.
-SCENE = json.dumps({
-    "format": "spillway-scene/1",
-    "camera": {"position": [0, 0, 5], "look_at": [0, 0, 0]},
-    "objects": [{"type": "sphere", "center": [0, 0, 0], "radius": 1,
-                 "material": {"texture": "wood.png"}}],
-})
+SCENE = json.dumps(
+    {
+        "format": "spillway-scene/1",
+        "camera": {"position": [0, 0, 5], "look_at": [0, 0, 0]},
+        "objects": [
+            {
+                "type": "sphere",
+                "center": [0, 0, 0],
+                "radius": 1,
+                "material": {"texture": "wood.png"},
+            }
+        ],
+    }
+)
 FRAME_BYTES = {1: b"\x89PNG frame one", 2: b"\x89PNG frame two"}
 
 
@@ -36,8 +44,7 @@ def sha(data: bytes) -> str:
 
 
 def error(status: int, code: str, message: str, **extra) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}},
-                             status=status)
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
 
 
 class FakeAgent:
@@ -106,10 +113,19 @@ class FakeAgent:
             return error(422, "missing_assets", "upload these blobs first", missing=missing)
         job_id = f"job{len(self.jobs) + 1}"
         self.jobs[job_id] = {
-            "id": job_id, "name": body["name"], "state": "queued", "priority": body["priority"],
-            "frames": body["frames"], "frame_count": 2, "requirement": body["profile"]["package"],
-            "placement": "local", "created_at": 0.0, "finished_at": None, "error": "",
-            "storage_dir": f"/farm/{job_id}", "body": body,
+            "id": job_id,
+            "name": body["name"],
+            "state": "queued",
+            "priority": body["priority"],
+            "frames": body["frames"],
+            "frame_count": 2,
+            "requirement": body["profile"]["package"],
+            "placement": "local",
+            "created_at": 0.0,
+            "finished_at": None,
+            "error": "",
+            "storage_dir": f"/farm/{job_id}",
+            "body": body,
             "progress": {"frames_total": 2, "frames_done": 0, "tasks": {}},
         }
         return web.json_response({"job": self.jobs[job_id]}, status=201)
@@ -124,8 +140,14 @@ class FakeAgent:
         job_id = request.match_info["id"]
         if job_id not in self.jobs:
             raise web.HTTPNotFound(
-                text=json.dumps({"error": {"code": "not_found",
-                                           "message": f"no job {job_id}; see `spillway jobs`"}}),
+                text=json.dumps(
+                    {
+                        "error": {
+                            "code": "not_found",
+                            "message": f"no job {job_id}; see `spillway jobs`",
+                        }
+                    }
+                ),
                 content_type="application/json",
             )
         return self.jobs[job_id]
@@ -139,8 +161,18 @@ class FakeAgent:
             if progress["frames_done"] == 2:
                 job["state"] = "failed" if job["name"] == "doomed" else "done"
                 job["finished_at"] = 3.0
-        tasks = [{"index": 0, "frames": "1-2", "state": "running", "server": "r1",
-                  "attempt": 1, "started_at": 1.0, "finished_at": None, "error": ""}]
+        tasks = [
+            {
+                "index": 0,
+                "frames": "1-2",
+                "state": "running",
+                "server": "r1",
+                "attempt": 1,
+                "started_at": 1.0,
+                "finished_at": None,
+                "error": "",
+            }
+        ]
         return web.json_response({"job": job, "tasks": tasks, "frames": []})
 
     async def control(self, request):
@@ -149,27 +181,47 @@ class FakeAgent:
         if action == "resume" and job["state"] != "paused":
             return error(409, "bad_state", f"job {job['id']} is {job['state']}, not paused")
         job["state"] = {"cancel": "cancelled", "pause": "paused", "retry": "queued"}.get(
-            action, "queued")
+            action, "queued"
+        )
         return web.json_response({"job": job})
 
     async def frames(self, request):
         job = self._job(request)
-        return web.json_response({"frames": [
-            {"frame": n, "name": f"{job['name']}_{n:04d}.png", "sha256": sha(data),
-             "size": len(data), "url": f"/api/v1/jobs/{job['id']}/frames/{n}"}
-            for n, data in FRAME_BYTES.items()
-        ]})
+        return web.json_response(
+            {
+                "frames": [
+                    {
+                        "frame": n,
+                        "name": f"{job['name']}_{n:04d}.png",
+                        "sha256": sha(data),
+                        "size": len(data),
+                        "url": f"/api/v1/jobs/{job['id']}/frames/{n}",
+                    }
+                    for n, data in FRAME_BYTES.items()
+                ]
+            }
+        )
 
     async def frame(self, request):
         self._job(request)
         data = FRAME_BYTES[int(request.match_info["frame"])]
-        return web.Response(body=b"garbage" if self.corrupt_frames else data,
-                            content_type="image/png")
+        return web.Response(
+            body=b"garbage" if self.corrupt_frames else data, content_type="image/png"
+        )
 
     async def servers(self, request):
-        server = {"id": "s1", "name": "r1", "status": "idle", "slots": 2, "free_slots": 2,
-                  "cores": 8, "memory_mb": 16384, "packages": {"builtin": "1.0.0"},
-                  "tags": [], "last_heartbeat": 0.0}
+        server = {
+            "id": "s1",
+            "name": "r1",
+            "status": "idle",
+            "slots": 2,
+            "free_slots": 2,
+            "cores": 8,
+            "memory_mb": 16384,
+            "packages": {"builtin": "1.0.0"},
+            "tags": [],
+            "last_heartbeat": 0.0,
+        }
         if "job" in request.query:
             server["match"] = {"ok": True, "reasons": []}
         return web.json_response({"servers": [server]})
@@ -233,8 +285,15 @@ async def test_error_json_becomes_client_error(agent):
 async def test_error_details_are_kept(agent):
     async with AgentClient(agent.url) as client:
         with pytest.raises(ClientError) as err:
-            await client.submit({"name": "x", "manifest": [{"sha256": "ab"}], "priority": 1,
-                                 "frames": "1", "profile": {"package": "builtin"}})
+            await client.submit(
+                {
+                    "name": "x",
+                    "manifest": [{"sha256": "ab"}],
+                    "priority": 1,
+                    "frames": "1",
+                    "profile": {"package": "builtin"},
+                }
+            )
     assert err.value.code == "missing_assets"
     assert err.value.details == {"missing": ["ab"]}
 
@@ -244,7 +303,9 @@ async def test_non_json_error_names_the_status(agent):
         with pytest.raises(ClientError) as err:
             await client.peers()
     assert err.value.status == 500
-    assert str(err.value) == "the agent answered HTTP 500 Internal Server Error to GET /api/v1/peers"
+    assert (
+        str(err.value) == "the agent answered HTTP 500 Internal Server Error to GET /api/v1/peers"
+    )
 
 
 async def test_connection_refused_says_what_to_do(refused_url):
@@ -277,8 +338,7 @@ async def test_blob_check_and_streamed_upload(agent, tmp_path):
     path.write_bytes(data)
     async with AgentClient(agent.url) as client:
         assert await client.check_blobs([sha(data)]) == [sha(data)]
-        assert await client.upload_blob(path, sha(data)) == {"sha256": sha(data),
-                                                             "size": len(data)}
+        assert await client.upload_blob(path, sha(data)) == {"sha256": sha(data), "size": len(data)}
         assert await client.check_blobs([sha(data)]) == []
         assert await client.check_blobs([]) == []
         with pytest.raises(ClientError) as err:
@@ -289,15 +349,19 @@ async def test_blob_check_and_streamed_upload(agent, tmp_path):
 
 async def test_download_frame_verifies_and_writes_atomically(agent, tmp_path, scene):
     async with AgentClient(agent.url) as client:
-        job = (await submit_scene(client, scene, SubmitOptions(package="builtin", frames="1-2"),
-                                  scanner=None)).job
+        job = (
+            await submit_scene(
+                client, scene, SubmitOptions(package="builtin", frames="1-2"), scanner=None
+            )
+        ).job
         dest = tmp_path / "out" / "f1.png"
         assert await client.download_frame(job["id"], 1, dest) == len(FRAME_BYTES[1])
         assert dest.read_bytes() == FRAME_BYTES[1]
         agent.corrupt_frames = True
         with pytest.raises(ClientError, match="arrived corrupted") as err:
-            await client.download_frame(job["id"], 2, tmp_path / "out" / "f2.png",
-                                        sha256=sha(FRAME_BYTES[2]))
+            await client.download_frame(
+                job["id"], 2, tmp_path / "out" / "f2.png", sha256=sha(FRAME_BYTES[2])
+            )
         with pytest.raises(ClientError, match="not rendered yet"):
             await client.download_frame(job["id"], 7, tmp_path / "out" / "f7.png")
     assert err.value.code == "hash_mismatch"
@@ -306,8 +370,11 @@ async def test_download_frame_verifies_and_writes_atomically(agent, tmp_path, sc
 
 async def test_control_servers_and_jobs(agent, scene):
     async with AgentClient(agent.url) as client:
-        job = (await submit_scene(client, scene, SubmitOptions(package="builtin", frames="1-2"),
-                                  scanner=None)).job
+        job = (
+            await submit_scene(
+                client, scene, SubmitOptions(package="builtin", frames="1-2"), scanner=None
+            )
+        ).job
         assert (await client.control(job["id"], "pause"))["state"] == "paused"
         assert [j["id"] for j in await client.jobs(state="paused")] == [job["id"]]
         assert await client.jobs(state="done") == []
@@ -340,8 +407,9 @@ async def test_submit_uploads_only_missing_blobs(agent, scene):
 async def test_submit_reuploads_when_blobs_vanish_before_the_job_is_created(agent, scene):
     agent.drop_blobs_once = True
     async with AgentClient(agent.url) as client:
-        result = await submit_scene(client, scene, SubmitOptions(package="builtin", frames="1"),
-                                    scanner=None)
+        result = await submit_scene(
+            client, scene, SubmitOptions(package="builtin", frames="1"), scanner=None
+        )
     assert agent.submits == 2
     assert result.uploaded_files == 2  # the scene, twice
     assert result.job["id"] == "job1"
@@ -350,10 +418,14 @@ async def test_submit_reuploads_when_blobs_vanish_before_the_job_is_created(agen
 async def test_wait_for_job_reports_every_poll(agent, scene):
     seen = []
     async with AgentClient(agent.url) as client:
-        job = (await submit_scene(client, scene, SubmitOptions(package="builtin", frames="1-2"),
-                                  scanner=None)).job
-        final = await wait_for_job(client, job["id"], poll_s=0.01,
-                                   on_update=lambda d: seen.append(d["job"]["state"]))
+        job = (
+            await submit_scene(
+                client, scene, SubmitOptions(package="builtin", frames="1-2"), scanner=None
+            )
+        ).job
+        final = await wait_for_job(
+            client, job["id"], poll_s=0.01, on_update=lambda d: seen.append(d["job"]["state"])
+        )
     assert final["state"] == "done"
     assert seen == ["running", "done"]
 
@@ -372,30 +444,68 @@ async def run_cli(*argv: str) -> int:
 
 
 async def test_cli_submit_prints_the_job_id(agent, scene, capsys):
-    assert await run_cli("submit", str(scene), "--package", "builtin", "--frames", "1-2",
-                         "--agent", agent.url) == 0
+    assert (
+        await run_cli(
+            "submit", str(scene), "--package", "builtin", "--frames", "1-2", "--agent", agent.url
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert out == "job1\n"
-    assert "uploaded 2 of 2 files (" in err  # the builtin scanner found wood.png
+    assert "uploaded 2 files (" in err  # the builtin scanner found wood.png
     assert [e["path"] for e in agent.jobs["job1"]["body"]["manifest"]] == ["scene.json", "wood.png"]
 
 
 async def test_cli_submit_wait_exit_status_follows_the_job(agent, scene, capsys):
-    ok = await run_cli("submit", str(scene), "--package", "builtin", "--frames", "1-2",
-                       "--agent", agent.url, "--wait", "--poll-interval", "0.01")
+    ok = await run_cli(
+        "submit",
+        str(scene),
+        "--package",
+        "builtin",
+        "--frames",
+        "1-2",
+        "--agent",
+        agent.url,
+        "--wait",
+        "--poll-interval",
+        "0.01",
+    )
     assert ok == 0
     assert "job job1 done: 2/2 frames" in capsys.readouterr().err
-    failed = await run_cli("submit", str(scene), "--package", "builtin", "--frames", "1-2",
-                           "--name", "doomed", "--agent", agent.url, "--wait", "--json",
-                           "--poll-interval", "0.01")
+    failed = await run_cli(
+        "submit",
+        str(scene),
+        "--package",
+        "builtin",
+        "--frames",
+        "1-2",
+        "--name",
+        "doomed",
+        "--agent",
+        agent.url,
+        "--wait",
+        "--json",
+        "--poll-interval",
+        "0.01",
+    )
     assert failed == 1
     printed = json.loads(capsys.readouterr().out)
     assert printed["job"]["state"] == "failed" and printed["uploaded"]["files"] == 0
 
 
 async def test_cli_jobs_job_and_control(agent, scene, capsys):
-    await run_cli("submit", str(scene), "--package", "builtin", "--frames", "1-2",
-                  "--name", "shot", "--agent", agent.url)
+    await run_cli(
+        "submit",
+        str(scene),
+        "--package",
+        "builtin",
+        "--frames",
+        "1-2",
+        "--name",
+        "shot",
+        "--agent",
+        agent.url,
+    )
     capsys.readouterr()
     assert await run_cli("jobs", "--agent", agent.url) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -409,8 +519,18 @@ async def test_cli_jobs_job_and_control(agent, scene, capsys):
 
 
 async def test_cli_download_skips_frames_already_present(agent, scene, tmp_path, capsys):
-    await run_cli("submit", str(scene), "--package", "builtin", "--frames", "1-2",
-                  "--name", "shot", "--agent", agent.url)
+    await run_cli(
+        "submit",
+        str(scene),
+        "--package",
+        "builtin",
+        "--frames",
+        "1-2",
+        "--name",
+        "shot",
+        "--agent",
+        agent.url,
+    )
     out_dir = tmp_path / "frames"
     out_dir.mkdir()
     (out_dir / "shot_0001.png").write_bytes(FRAME_BYTES[1])
@@ -435,10 +555,14 @@ def test_main_reports_an_unreachable_agent_without_a_traceback(refused_url, caps
     assert "Traceback" not in err
 
 
-async def test_agent_errors_for_bad_input_exit_2(agent):
+async def test_agent_errors_map_to_exit_statuses(agent, scene):
     with pytest.raises(ClientError) as err:
         await run_cli("job", "nope", "--agent", agent.url)
-    assert cli._exit_status(err.value) == 2
+    assert cli._exit_status(err.value) == 2  # 404: the user gave a wrong id
+    await run_cli(
+        "submit", str(scene), "--package", "builtin", "--frames", "1", "--agent", agent.url
+    )
     with pytest.raises(ClientError) as err:
-        await run_cli("resume", "nope", "--agent", agent.url)
-    assert cli._exit_status(ClientError("conflict", code="bad_state", status=409)) == 1
+        await run_cli("resume", "job1", "--agent", agent.url)
+    assert err.value.status == 409
+    assert cli._exit_status(err.value) == 1  # a state conflict is a run-time failure

@@ -61,8 +61,15 @@ def test_human_size(size, text):
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "-"), (0, "0:00"), (14, "0:14"), (61.4, "1:01"), (3723, "1:02:03"),
-     (2 * 86400 + 5, "2d 0:00:05"), (-3, "0:00")],
+    [
+        (None, "-"),
+        (0, "0:00"),
+        (14, "0:14"),
+        (61.4, "1:01"),
+        (3723, "1:02:03"),
+        (2 * 86400 + 5, "2d 0:00:05"),
+        (-3, "0:00"),
+    ],
 )
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
@@ -95,10 +102,26 @@ def test_format_jobs_lists_progress_package_and_placement():
     jobs = [make_job(), make_job(id="j2", name="remote", placement="paris", state="queued")]
     lines = format_jobs(jobs, NOW).splitlines()
     assert lines[0].split() == [
-        "ID", "NAME", "STATE", "PRIORITY", "FRAMES", "PACKAGE", "PLACEMENT", "AGE"
+        "ID",
+        "NAME",
+        "STATE",
+        "PRIORITY",
+        "FRAMES",
+        "PACKAGE",
+        "PLACEMENT",
+        "AGE",
     ]
-    assert lines[1].split() == ["j1", "shot010", "running", "50", "12/24", "povray>=3.7", "local",
-                                "2m", "ago"]
+    assert lines[1].split() == [
+        "j1",
+        "shot010",
+        "running",
+        "50",
+        "12/24",
+        "povray>=3.7",
+        "local",
+        "2m",
+        "ago",
+    ]
     assert "→ paris" in lines[2]
     assert format_jobs([], NOW) == "no jobs"
 
@@ -107,14 +130,32 @@ def test_format_job_shows_header_tasks_and_frames():
     detail = {
         "job": make_job(why_waiting="no server has povray>=3.8; 2 servers have povray 3.7.0.10"),
         "tasks": [
-            {"index": 0, "frames": "1-2", "state": "done", "server": "r1", "attempt": 1,
-             "started_at": NOW - 70, "finished_at": NOW - 10, "error": ""},
-            {"index": 1, "frames": "3-4", "state": "failed", "server": "r2", "attempt": 3,
-             "started_at": NOW - 5, "finished_at": None, "error": "povray:\n exit 1"},
+            {
+                "index": 0,
+                "frames": "1-2",
+                "state": "done",
+                "server": "r1",
+                "attempt": 1,
+                "started_at": NOW - 70,
+                "finished_at": NOW - 10,
+                "error": "",
+            },
+            {
+                "index": 1,
+                "frames": "3-4",
+                "state": "failed",
+                "server": "r2",
+                "attempt": 3,
+                "started_at": NOW - 5,
+                "finished_at": None,
+                "error": "povray:\n exit 1",
+            },
         ],
         "frames": [
-            {"frame": 1, "state": "done"}, {"frame": 2, "state": "done"},
-            {"frame": 3, "state": "failed"}, {"frame": 4, "state": "failed"},
+            {"frame": 1, "state": "done"},
+            {"frame": 2, "state": "done"},
+            {"frame": 3, "state": "failed"},
+            {"frame": 4, "state": "failed"},
         ],
     }
     text = format_job(detail, NOW)
@@ -124,7 +165,17 @@ def test_format_job_shows_header_tasks_and_frames():
     assert "waiting    no server has povray>=3.8" in text
     task_lines = [line for line in text.splitlines() if line.lstrip().startswith(("0 ", "1 "))]
     assert task_lines[0].split() == ["0", "1-2", "done", "r1", "1", "1:00", "-"]
-    assert task_lines[1].split() == ["1", "3-4", "failed", "r2", "3", "0:05", "povray:", "exit", "1"]
+    assert task_lines[1].split() == [
+        "1",
+        "3-4",
+        "failed",
+        "r2",
+        "3",
+        "0:05",
+        "povray:",
+        "exit",
+        "1",
+    ]
     assert text.endswith("frames: 2 done (1-2), 2 failed (3-4); 4 total")
 
 
@@ -133,8 +184,9 @@ def test_frame_summary_without_frames():
 
 
 def test_job_summary():
-    done = make_job(state="done", finished_at=NOW - 5,
-                    progress={"frames_total": 24, "frames_done": 24})
+    done = make_job(
+        state="done", finished_at=NOW - 5, progress={"frames_total": 24, "frames_done": 24}
+    )
     assert job_summary(done) == "job j1 done: 24/24 frames in 2:00; frames in /mnt/farm/shot010-j1"
     failed = make_job(state="failed", error="task 3 failed 3 times")
     assert job_summary(failed) == (
@@ -144,26 +196,50 @@ def test_job_summary():
 
 def test_format_servers_with_match_reasons():
     servers = [
-        {"name": "r1", "status": "busy", "slots": 4, "free_slots": 1, "cores": 16,
-         "memory_mb": 32768, "packages": {"povray": "3.7.0.10", "builtin": "1.0.0"},
-         "tags": ["linux"], "last_heartbeat": NOW - 3,
-         "match": {"ok": False, "reasons": ["has povray 3.7.0.10, job needs povray>=3.8"]}},
+        {
+            "name": "r1",
+            "status": "busy",
+            "slots": 4,
+            "free_slots": 1,
+            "cores": 16,
+            "memory_mb": 32768,
+            "packages": {"povray": "3.7.0.10", "builtin": "1.0.0"},
+            "tags": ["linux"],
+            "last_heartbeat": NOW - 3,
+            "match": {"ok": False, "reasons": ["has povray 3.7.0.10, job needs povray>=3.8"]},
+        },
     ]
     lines = format_servers(servers, NOW).splitlines()
     assert lines[0].split()[-2:] == ["MATCH", "REASONS"]
     assert "1/4" in lines[1] and "32.0 GiB" in lines[1]
     assert "builtin 1.0.0, povray 3.7.0.10" in lines[1]
     assert re.search(r" no +has povray 3\.7\.0\.10, job needs povray>=3\.8$", lines[1])
-    assert "MATCH" not in format_servers([{k: v for k, v in servers[0].items() if k != "match"}],
-                                         NOW)
+    assert "MATCH" not in format_servers(
+        [{k: v for k, v in servers[0].items() if k != "match"}], NOW
+    )
     assert format_servers([], NOW) == "no render servers connected"
 
 
 def test_format_peers():
-    peers = [{"name": "paris", "url": "https://paris:8701", "state": "up",
-              "last_seen": NOW - 30, "capacity": {"free_slots": 8}}]
+    peers = [
+        {
+            "name": "paris",
+            "url": "https://paris:8701",
+            "state": "up",
+            "last_seen": NOW - 30,
+            "capacity": {"free_slots": 8},
+        }
+    ]
     lines = format_peers(peers, NOW).splitlines()
-    assert lines[1].split() == ["paris", "up", "https://paris:8701", "30s", "ago", "free_slots", "8"]
+    assert lines[1].split() == [
+        "paris",
+        "up",
+        "https://paris:8701",
+        "30s",
+        "ago",
+        "free_slots",
+        "8",
+    ]
 
 
 def test_progress_line_matches_the_documented_shape():
@@ -181,8 +257,12 @@ def test_progress_line_edge_cases():
 
 @pytest.mark.parametrize(
     ("start", "now", "done", "total", "eta"),
-    [((0.0, 0), 10.0, 5, 10, 10.0), ((0.0, 0), 10.0, 0, 10, None), ((5.0, 2), 5.0, 4, 10, None),
-     ((0.0, 0), 1.0, 10, 10, 0.0)],
+    [
+        ((0.0, 0), 10.0, 5, 10, 10.0),
+        ((0.0, 0), 10.0, 0, 10, None),
+        ((5.0, 2), 5.0, 4, 10, None),
+        ((0.0, 0), 1.0, 10, 10, 0.0),
+    ],
 )
 def test_estimate_eta(start, now, done, total, eta):
     assert estimate_eta(start, now, done, total) == eta
@@ -190,8 +270,10 @@ def test_estimate_eta(start, now, done, total, eta):
 
 def detail(done, state="running", servers=("r1",)):
     tasks = [{"state": "running", "server": s} for s in servers]
-    return {"job": make_job(state=state, progress={"frames_total": 24, "frames_done": done}),
-            "tasks": tasks}
+    return {
+        "job": make_job(state=state, progress={"frames_total": 24, "frames_done": done}),
+        "tasks": tasks,
+    }
 
 
 class FakeClock:
@@ -232,7 +314,11 @@ def test_progress_reporter_throttles_lines_when_not_a_tty():
     reporter.update(detail(24, state="done", servers=()))
     reporter.close()
     lines = out.getvalue().splitlines()
-    assert [line.split("frames")[0].split()[-1] for line in lines] == ["0/24", "0/24", "6/24",
-                                                                       "24/24"]
+    assert [line.split("frames")[0].split()[-1] for line in lines] == [
+        "0/24",
+        "0/24",
+        "6/24",
+        "24/24",
+    ]
     assert "\r" not in out.getvalue()
     assert lines[-1].endswith("done  0 servers")

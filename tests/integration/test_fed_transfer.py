@@ -1,0 +1,237 @@
+"""Resumable blob upload against a real aiohttp receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
+from federation.errors import UploadError
+from federation.transfer import BlobUploadEndpoint, ResumableReceiver, upload_blob
+
+MIB = 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+
+    async def commit(self, sha256: str, path: Path) -> None:
+        os.replace(path, self.root / sha256)
+
+    async def has(self, sha256: str) -> bool:
+        return (self.root / sha256).exists()
+
+    def blobs(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir())
+
+
+class Receiver:
+    """The receiving site: endpoint + store, with a PATCH hook for faults."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = Store(tmp_path / "blobs")
+        self.receiver = ResumableReceiver(
+            tmp_path / "partial", self.store.commit, is_stored=self.store.has
+        )
+        self.endpoint = BlobUploadEndpoint(self.receiver)
+        self.patches = 0
+        self.heads = 0
+        self.fault: Callable[[web.Request, Handler], Awaitable[web.StreamResponse]] | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("HEAD", "/fed/v1/blobs/{sha256}", self.head)
+        app.router.add_patch("/fed/v1/blobs/{sha256}", self.patch)
+        return app
+
+    async def head(self, request: web.Request) -> web.StreamResponse:
+        self.heads += 1
+        return await self.endpoint.head(request)
+
+    async def patch(self, request: web.Request) -> web.StreamResponse:
+        self.patches += 1
+        if self.fault is not None:
+            return await self.fault(request, self.endpoint.patch)
+        return await self.endpoint.patch(request)
+
+
+async def serve(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+    return runner
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Receiver:
+    return Receiver(tmp_path / "remote")
+
+
+@pytest.fixture
+async def base_url(remote: Receiver) -> AsyncIterator[str]:
+    runner = await serve(remote.app())
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def make_blob(path: Path, size: int) -> str:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_upload_in_chunks(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", 10 * MIB)
+
+    sent = await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+
+    assert sent == 10 * MIB
+    assert remote.patches == 10
+    assert remote.store.blobs() == [sha]
+    assert (remote.store.root / sha).read_bytes() == (tmp_path / "scene.bin").read_bytes()
+    # A second upload finds the blob complete and sends nothing.
+    assert await upload_blob(session, base_url, sha, tmp_path / "scene.bin") == 0
+    assert remote.patches == 10
+
+
+@pytest.mark.parametrize("stored_before_cut", [True, False])
+async def test_cut_connection_resumes_from_the_receivers_offset(
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    stored_before_cut: bool,
+) -> None:
+    """The 4th PATCH loses its connection, either after or before the chunk is stored."""
+    sha = make_blob(tmp_path / "scene.bin", 10 * MIB)
+
+    async def cut_fourth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if remote.patches != 4:
+            return await handler(request)
+        if stored_before_cut:
+            await handler(request)
+        else:
+            await request.content.read(MIB // 2)  # half the chunk arrived
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=204)
+
+    remote.fault = cut_fourth
+
+    sent = await upload_blob(
+        session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB, backoff_s=0.01
+    )
+
+    assert remote.heads == 2  # the start, and once more to resume
+    assert 10 * MIB <= sent <= 11 * MIB  # at most the chunk in flight is sent again
+    assert sent == (10 if stored_before_cut else 11) * MIB
+    assert remote.store.blobs() == [sha]
+    assert hashlib.sha256((remote.store.root / sha).read_bytes()).hexdigest() == sha
+
+
+async def test_resumes_a_partial_blob_left_by_an_earlier_run(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", 3 * MIB + 5)
+    await remote.receiver.append(sha, 0, (tmp_path / "scene.bin").read_bytes()[: 2 * MIB])
+
+    sent = await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+
+    assert sent == MIB + 5
+    assert remote.store.blobs() == [sha]
+
+
+async def test_tampered_content_is_refused_and_nothing_stored(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", 3 * MIB)
+    with (tmp_path / "scene.bin").open("r+b") as handle:  # corrupted after hashing
+        handle.seek(2 * MIB)
+        handle.write(b"evil")
+
+    with pytest.raises(UploadError, match="422.*discarded"):
+        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+
+    assert remote.store.blobs() == []
+    assert remote.receiver.offset(sha) == 0
+
+
+async def test_empty_blob(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "empty", 0)
+    assert await upload_blob(session, base_url, sha, tmp_path / "empty") == 0
+    assert remote.store.blobs() == [sha]
+
+
+async def test_gives_up_after_bounded_attempts(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", MIB)
+
+    async def unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return web.json_response({"error": {"code": "busy", "message": "busy"}}, status=503)
+
+    remote.fault = unavailable
+
+    with pytest.raises(UploadError, match="gave up after 3 attempts.*resumes"):
+        await upload_blob(
+            session, base_url, sha, tmp_path / "scene.bin", attempts=3, backoff_s=0.01
+        )
+    assert remote.patches == 3
+
+
+async def test_client_errors_are_not_retried(
+    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", 2 * MIB)
+    remote.endpoint.max_chunk_size = MIB
+
+    with pytest.raises(UploadError, match="413.*at most 1048576 bytes"):
+        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=2 * MIB)
+    assert remote.patches == 1
+
+
+async def test_upload_over_mutual_tls(tmp_path: Path, remote: Receiver) -> None:
+    init_ca(tmp_path / "ca")
+    for site in ("studio", "facility"):
+        issue_site_cert(tmp_path / "ca", site, tmp_path / "certs")
+
+    def files(site: str) -> TlsFiles:
+        return TlsFiles(ca=tmp_path / "ca" / "ca.pem", cert=tmp_path / "certs" / f"{site}.pem",
+                        key=tmp_path / "certs" / f"{site}-key.pem")
+
+    runner = await serve(remote.app(), TlsContexts(files("facility")).server_context())
+    host, port = runner.addresses[0][:2]
+    sha = make_blob(tmp_path / "scene.bin", MIB + 1)
+    try:
+        async with aiohttp.ClientSession() as session:
+            sent = await upload_blob(
+                session, f"https://{host}:{port}", sha, tmp_path / "scene.bin",
+                request_options=TlsContexts(files("studio")).request_options("facility"),
+            )
+    finally:
+        await runner.cleanup()
+    assert sent == MIB + 1
+    assert remote.store.blobs() == [sha]

@@ -1,0 +1,527 @@
+"""The Store contract, run against SQLite and PostgreSQL (see the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+
+from scheduler.profile import JobProfile
+from site_agent.store import (
+    LOCAL,
+    AssetRef,
+    ConflictError,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    NotFoundError,
+    RunningSummary,
+    ServerRecord,
+    ServerStatus,
+    Store,
+    TaskClaim,
+    TaskRecord,
+    TaskState,
+)
+
+PROFILE = JobProfile(
+    package="povray",
+    version=">=3.7",
+    min_memory_mb=2048,
+    min_cores=2,
+    tags=frozenset({"linux", "fast"}),
+    max_servers=4,
+    task_timeout_s=600.0,
+    max_attempts=3,
+)
+
+
+def make_job(
+    job_id: str = "job-1",
+    *,
+    created_at: float = 100.0,
+    priority: int = 0,
+    state: JobState = JobState.QUEUED,
+    placement: str = LOCAL,
+) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        name=f"shot {job_id}",
+        owner="ana",
+        origin_site="studio",
+        priority=priority,
+        profile=PROFILE,
+        frames="1-240x10",
+        frame_count=24,
+        chunk_size=3,
+        scene="scene.pov",
+        manifest=(
+            AssetRef(path="scene.pov", sha256="a" * 64, size=1200),
+            AssetRef(path="tex/wood.png", sha256="b" * 64, size=88_000),
+        ),
+        output_name="shot",
+        output_ext="exr",
+        settings={"width": 640, "height": 360, "quality": {"aa": 0.3}},
+        state=state,
+        placement=placement,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def make_server(name: str = "r1", *, server_id: str = "", **fields: object) -> ServerRecord:
+    server = ServerRecord(
+        id=server_id or f"id-{name}",
+        name=name,
+        host=f"{name}.farm",
+        cores=16,
+        memory_mb=65_536,
+        gpus=("RTX 4090",),
+        os="linux",
+        cpu_model="EPYC",
+        packages={"povray": "3.7.0.10", "builtin": "1.0"},
+        tags=frozenset({"linux"}),
+        slots=4,
+        status=ServerStatus.IDLE,
+        last_heartbeat=50.0,
+        registered_at=40.0,
+    )
+    return dataclasses.replace(server, **fields)  # type: ignore[arg-type]
+
+
+async def new_job(
+    store: Store,
+    job_id: str = "job-1",
+    chunks: Sequence[tuple[int, ...]] = ((1,), (2,), (3,)),
+    **fields: object,
+) -> list[TaskRecord]:
+    """Create a job; returns its tasks in index order."""
+    await store.create_job(make_job(job_id, **fields), list(chunks))  # type: ignore[arg-type]
+    return await store.list_tasks(job_id)
+
+
+def claim_of(task: TaskRecord, server: str = "s1", *, lease: float = 1000.0) -> TaskClaim:
+    return TaskClaim(
+        task_id=task.id, attempt=task.attempt + 1, server_id=server, lease_expires_at=lease
+    )
+
+
+async def claim(
+    store: Store, task: TaskRecord, server: str = "s1", *, lease: float = 1000.0
+) -> TaskRecord:
+    [claimed] = await store.assign_tasks([claim_of(task, server, lease=lease)], at=10.0)
+    return claimed
+
+
+# --- render servers ---------------------------------------------------------
+async def test_upsert_server_keeps_id_and_disabled_status(store: Store) -> None:
+    first = await store.upsert_server(make_server("r1"))
+    assert first == make_server("r1")
+
+    again = await store.upsert_server(make_server("r1", server_id="new-id", cores=32, slots=8))
+    assert (again.id, again.cores, again.slots, again.registered_at) == ("id-r1", 32, 8, 40.0)
+
+    await store.set_server_status("id-r1", ServerStatus.DISABLED, at=60.0)
+    after = await store.upsert_server(
+        make_server("r1", server_id="other", status=ServerStatus.IDLE)
+    )
+    assert after.status is ServerStatus.DISABLED
+    assert await store.get_server_by_name("r1") == after
+    assert await store.get_server("id-r1") == after
+    assert await store.get_server("nope") is None
+
+
+async def test_servers_listed_by_name_and_unknown_ones_rejected(store: Store) -> None:
+    for name in ("r2", "r1", "r3"):
+        await store.upsert_server(make_server(name, tags=frozenset({"a", name})))
+    servers = await store.list_servers()
+    assert [s.name for s in servers] == ["r1", "r2", "r3"]
+    assert servers[0].tags == frozenset({"a", "r1"})
+    assert servers[0].gpus == ("RTX 4090",) and servers[0].packages["povray"] == "3.7.0.10"
+    with pytest.raises(ConflictError):  # an id taken by another name
+        await store.upsert_server(make_server("r9", server_id="id-r1"))
+    with pytest.raises(NotFoundError, match="not registered"):
+        await store.set_server_status("nope", ServerStatus.OFFLINE, at=1.0)
+
+
+async def test_heartbeats_update_in_batches_and_never_go_back(store: Store) -> None:
+    await store.upsert_server(make_server("r1"))
+    await store.upsert_server(make_server("r2", last_heartbeat=None))
+    await store.record_heartbeats([("id-r1", 70.0), ("id-r2", 71.0), ("unknown", 72.0)])
+    await store.record_heartbeats([("id-r1", 65.0)])
+    beats = {s.name: s.last_heartbeat for s in await store.list_servers()}
+    assert beats == {"r1": 70.0, "r2": 71.0}
+
+
+# --- jobs -------------------------------------------------------------------
+async def test_job_roundtrip_keeps_every_field(store: Store) -> None:
+    job = dataclasses.replace(
+        make_job("job-rt"),
+        forward_allowed=False,
+        origin_job_id="paris-17",
+        placement_reason="accepted from paris",
+        placement_epoch=2,
+        remote_job_id="r-5",
+        error="",
+    )
+    await store.create_job(job, [(1, 11, 21), (31, 41, 51)])
+    assert await store.get_job("job-rt") == job
+    assert await store.get_job("missing") is None
+    with pytest.raises(ConflictError, match="already exists"):
+        await store.create_job(job, [(1,)])
+
+
+async def test_task_frames_roundtrip(store: Store) -> None:
+    chunks = [(1, 11, 21), (31,), (5, 6, 7, 8), (9, 3), (-2, -1, 0, 1), (4, 5)]
+    tasks = await new_job(store, chunks=chunks)
+    assert [t.frames for t in tasks] == chunks
+    assert [t.index for t in tasks] == list(range(len(chunks)))
+    assert all(t.state is TaskState.WAITING and t.attempt == 0 for t in tasks)
+    assert await store.get_task(tasks[0].id) == tasks[0]
+    assert await store.get_task(10**9) is None
+
+
+async def test_list_jobs_newest_first_with_state_filter(store: Store) -> None:
+    await new_job(store, "old", created_at=1.0)
+    await new_job(store, "mid", created_at=2.0, state=JobState.PAUSED)
+    await new_job(store, "new", created_at=3.0)
+    assert [j.id for j in await store.list_jobs()] == ["new", "mid", "old"]
+    assert [j.id for j in await store.list_jobs(limit=2)] == ["new", "mid"]
+    assert [j.id for j in await store.list_jobs(states=[JobState.QUEUED])] == ["new", "old"]
+    assert [j.id for j in await store.list_jobs(states={JobState.PAUSED, JobState.DONE})] == ["mid"]
+    assert await store.list_jobs(states=[]) == []
+
+
+async def test_update_job_state_and_placement(store: Store) -> None:
+    await new_job(store)
+    ok = await store.update_job_state("job-1", JobState.PAUSED, at=5.0, expected=[JobState.RUNNING])
+    assert not ok
+    assert await store.update_job_state("job-1", JobState.FAILED, at=6.0, error="no server")
+    job = await store.get_job("job-1")
+    assert job is not None and (job.state, job.finished_at, job.error) == (
+        JobState.FAILED,
+        6.0,
+        "no server",
+    )
+    assert await store.update_job_state(
+        "job-1", JobState.QUEUED, at=7.0, expected=[JobState.FAILED]
+    )
+    job = await store.get_job("job-1")
+    assert job is not None and (job.finished_at, job.updated_at, job.error) == (None, 7.0, "")
+    assert not await store.update_job_state("missing", JobState.DONE, at=8.0)
+
+    await store.set_job_placement(
+        "job-1", placement="paris", reason="no local povray", epoch=1, remote_job_id="p-1", at=9.0
+    )
+    job = await store.get_job("job-1")
+    assert job is not None
+    assert (job.placement, job.placement_reason, job.placement_epoch, job.remote_job_id) == (
+        "paris",
+        "no local povray",
+        1,
+        "p-1",
+    )
+    with pytest.raises(NotFoundError):
+        await store.set_job_placement(
+            "x", placement="p", reason="", epoch=1, remote_job_id=None, at=1.0
+        )
+
+
+# --- dispatch -----------------------------------------------------------------
+async def test_dispatch_snapshot_contents(store: Store) -> None:
+    a = await new_job(store, "a", chunks=[(i,) for i in range(5)], created_at=1.0)
+    b = await new_job(store, "b", chunks=[(1,), (2,)], created_at=2.0, priority=5)
+    await new_job(store, "forwarded", placement="paris")
+    await new_job(store, "paused", state=JobState.PAUSED)
+    [e] = await new_job(store, "busy", chunks=[(1,)])
+    await claim(store, a[0], "s1")
+    await claim(store, a[1], "s2")
+    await claim(store, e, "s1")
+    failed = await claim(store, a[2], "s3")
+    await store.fail_task(failed.id, 1, "s3", error="segfault", at=11.0, retry=True)
+
+    snap = await store.dispatch_snapshot(per_job_limit=2)
+
+    assert [j.id for j in snap.jobs] == ["b", "a"]
+    assert [(t.job_id, t.index) for t in snap.waiting] == [("b", 0), ("b", 1), ("a", 2), ("a", 3)]
+    assert snap.running["a"] == RunningSummary(tasks=2, servers=frozenset({"s1", "s2"}))
+    assert snap.running["busy"] == RunningSummary(tasks=1, servers=frozenset({"s1"}))
+    assert snap.running["b"].tasks == 0
+    assert snap.server_failures["a"] == {"s3": 1}
+    assert snap.server_failures["b"] == {}
+    assert snap.failed_on[a[2].id] == frozenset({"s3"})
+    assert snap.failed_on[b[0].id] == frozenset()
+
+
+async def test_assign_tasks_is_fenced(store: Store) -> None:
+    t0, t1, t2 = await new_job(store)
+    [won] = await store.assign_tasks([claim_of(t0, "s1"), claim_of(t0, "s2")], at=10.0)
+    assert (won.id, won.state, won.attempt, won.server_id) == (t0.id, TaskState.DISPATCHED, 1, "s1")
+    assert (won.dispatched_at, won.lease_expires_at) == (10.0, 1000.0)
+    job = await store.get_job("job-1")
+    assert job is not None and job.state is JobState.RUNNING
+
+    assert await store.assign_tasks([claim_of(t0, "s2")], at=11.0) == []  # already dispatched
+    stale = TaskClaim(task_id=t1.id, attempt=2, server_id="s1", lease_expires_at=1.0)
+    assert await store.assign_tasks([stale], at=11.0) == []  # attempt is 0, not 1
+    missing = TaskClaim(task_id=10**9, attempt=1, server_id="s1", lease_expires_at=1.0)
+    claimed = await store.assign_tasks([missing, claim_of(t1), claim_of(t2)], at=12.0)
+    assert [t.id for t in claimed] == [t1.id, t2.id]
+
+
+@pytest.mark.parametrize("state", [JobState.PAUSED, JobState.CANCELLED, JobState.DONE])
+async def test_assign_tasks_skips_jobs_that_are_not_dispatchable(
+    store: Store, state: JobState
+) -> None:
+    [task] = await new_job(store, chunks=[(1,)])
+    await store.update_job_state("job-1", state, at=5.0)
+    assert await store.assign_tasks([claim_of(task)], at=10.0) == []
+
+
+async def test_concurrent_assign_never_double_claims(store: Store) -> None:
+    tasks = await new_job(store, chunks=[(i,) for i in range(60)])
+
+    async def dispatcher(server: str) -> list[TaskRecord]:
+        won: list[TaskRecord] = []
+        for start in range(0, 60, 15):
+            batch = [claim_of(t, server) for t in tasks[start : start + 15]]
+            won += await store.assign_tasks(batch, at=10.0)
+        return won
+
+    results = await asyncio.gather(*(dispatcher(f"s{i}") for i in range(4)))
+    claimed = [t.id for won in results for t in won]
+    assert sorted(claimed) == sorted(t.id for t in tasks)
+    for won in results:
+        for task in won:
+            current = await store.get_task(task.id)
+            assert current is not None and current.server_id == task.server_id
+
+
+async def test_create_job_with_100k_chunks(store: Store) -> None:
+    chunks = [(frame,) for frame in range(1, 100_001)]
+    await store.create_job(dataclasses.replace(make_job("huge"), frame_count=100_000), chunks)
+    counts = await store.task_counts("huge")
+    assert counts[TaskState.WAITING] == 100_000 and counts[TaskState.DONE] == 0
+    snap = await store.dispatch_snapshot(per_job_limit=10)
+    assert [t.frames for t in snap.waiting] == chunks[:10]
+    tasks = await store.list_tasks("huge")
+    assert (tasks[-1].index, tasks[-1].frames) == (99_999, (100_000,))
+
+
+# --- frames -------------------------------------------------------------------
+def frame(number: int, *, sha: str = "c", task_id: int | None = None) -> FrameRecord:
+    return FrameRecord(
+        job_id="job-1",
+        frame=number,
+        task_id=task_id,
+        name=f"shot_{number:04d}.exr",
+        sha256=sha * 64,
+        size=4096,
+        server_id="s1",
+        rendered_at=20.0,
+    )
+
+
+async def test_record_frames_upserts(store: Store) -> None:
+    tasks = await new_job(store)
+    await store.record_frames([frame(2, task_id=tasks[1].id), frame(1)])
+    await store.record_frames([frame(2, sha="d")])
+    frames = await store.list_frames("job-1")
+    assert frames == [frame(1), frame(2, sha="d")]
+    assert await store.get_frame("job-1", 1) == frame(1)
+    assert await store.get_frame("job-1", 9) is None
+    await store.record_frames([])
+    with pytest.raises(NotFoundError, match="frames of job nope: no such job"):
+        await store.record_frames([dataclasses.replace(frame(1), job_id="nope")])
+
+
+# --- task lifecycle -----------------------------------------------------------
+async def test_running_and_log_tail_are_fenced(store: Store) -> None:
+    [task] = await new_job(store, chunks=[(1,)])
+    task = await claim(store, task, "s1")
+    assert not await store.mark_task_running(task.id, 1, "s2", at=11.0, lease_expires_at=500.0)
+    assert await store.mark_task_running(task.id, 1, "s1", at=11.0, lease_expires_at=500.0)
+    assert await store.mark_task_running(task.id, 1, "s1", at=12.0, lease_expires_at=600.0)
+    assert await store.append_task_log(task.id, 1, "s1", "abcdef", max_chars=8)
+    assert await store.append_task_log(task.id, 1, "s1", "ghij", max_chars=8)
+    assert not await store.append_task_log(task.id, 2, "s1", "late", max_chars=8)
+    current = await store.get_task(task.id)
+    assert current is not None
+    assert (current.state, current.started_at, current.lease_expires_at) == (
+        TaskState.RUNNING,
+        11.0,
+        600.0,
+    )
+    assert current.log_tail == "cdefghij"
+    assert await store.append_task_log(task.id, 1, "s1", "é" * 20, max_chars=5)
+    current = await store.get_task(task.id)
+    assert current is not None and current.log_tail == "ééééé"
+
+
+async def test_complete_task_is_fenced(store: Store) -> None:
+    t0, _ = await new_job(store, chunks=[(1,), (2,)])
+    t0 = await claim(store, t0, "s1")
+    assert await store.complete_task(t0.id, 1, "s2", at=20.0) is None  # wrong server
+    assert await store.complete_task(t0.id, 2, "s1", at=20.0) is None  # wrong attempt
+    assert await store.complete_task(10**9, 1, "s1", at=20.0) is None
+    assert await store.get_task(t0.id) == t0
+
+    outcome = await store.complete_task(t0.id, 1, "s1", at=20.0, log_tail="all good")
+    assert outcome is not None
+    assert (outcome.task.state, outcome.task.finished_at, outcome.task.log_tail) == (
+        TaskState.DONE,
+        20.0,
+        "all good",
+    )
+    assert (outcome.job_state, outcome.job_finished) == (JobState.RUNNING, False)
+    assert await store.complete_task(t0.id, 1, "s1", at=21.0) is None  # already done
+
+
+async def test_job_done_when_last_task_completes(store: Store) -> None:
+    tasks = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
+    first = await store.complete_task(tasks[0].id, 1, "s1", at=20.0)
+    last = await store.complete_task(tasks[1].id, 1, "s1", at=21.0)
+    assert first is not None and not first.job_finished
+    assert last is not None and (last.job_state, last.job_finished) == (JobState.DONE, True)
+    job = await store.get_job("job-1")
+    assert job is not None and (job.state, job.finished_at, job.error) == (JobState.DONE, 21.0, "")
+    assert await store.task_counts("job-1") == {
+        TaskState.WAITING: 0,
+        TaskState.DISPATCHED: 0,
+        TaskState.RUNNING: 0,
+        TaskState.DONE: 2,
+        TaskState.FAILED: 0,
+    }
+
+
+async def test_concurrent_completions_finish_the_job_exactly_once(store: Store) -> None:
+    tasks = await new_job(store, chunks=[(i,) for i in range(12)])
+    claimed = await store.assign_tasks([claim_of(t, f"s{t.index % 3}") for t in tasks], at=10.0)
+    outcomes = await asyncio.gather(
+        *(store.complete_task(t.id, 1, t.server_id or "", at=20.0) for t in claimed)
+    )
+    assert sum(1 for o in outcomes if o is not None and o.job_finished) == 1
+    job = await store.get_job("job-1")
+    assert job is not None and job.state is JobState.DONE
+
+
+async def test_fail_task_retries_then_fails_the_job(store: Store) -> None:
+    [task] = await new_job(store, chunks=[(1,)])
+    task = await claim(store, task, "s1")
+    assert await store.fail_task(task.id, 1, "s2", error="x", at=15.0, retry=True) is None
+
+    retried = await store.fail_task(task.id, 1, "s1", error="out of memory", at=15.0, retry=True)
+    assert retried is not None and not retried.job_finished
+    assert (retried.task.state, retried.task.failures, retried.task.server_id) == (
+        TaskState.WAITING,
+        1,
+        None,
+    )
+    assert retried.task.error == "out of memory" and retried.job_state is JobState.RUNNING
+
+    task = await claim(store, retried.task, "s2")
+    assert task.attempt == 2
+    final = await store.fail_task(task.id, 2, "s2", error="scene error", at=16.0, retry=False)
+    assert final is not None and (final.job_state, final.job_finished) == (JobState.FAILED, True)
+    assert (final.task.state, final.task.failures, final.task.finished_at) == (
+        TaskState.FAILED,
+        2,
+        16.0,
+    )
+    assert await store.server_failures("job-1") == {"s1": 1, "s2": 1}
+    job = await store.get_job("job-1")
+    assert job is not None and job.state is JobState.FAILED and "scene error" in job.error
+
+
+async def test_failed_job_waits_for_its_active_tasks(store: Store) -> None:
+    t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
+    failed = await store.fail_task(t0.id, 1, "s1", error="bad", at=15.0, retry=False)
+    assert failed is not None and (failed.job_state, failed.job_finished) == (
+        JobState.RUNNING,
+        False,
+    )
+    last = await store.complete_task(t1.id, 1, "s1", at=16.0)
+    assert last is not None and (last.job_state, last.job_finished) == (JobState.FAILED, True)
+
+
+async def test_requeue_server_tasks(store: Store) -> None:
+    t0, t1, t2 = await new_job(store)
+    t0, t1, t2 = (
+        await claim(store, t0, "s1"),
+        await claim(store, t1, "s1"),
+        await claim(store, t2, "s2"),
+    )
+    await store.mark_task_running(t1.id, 1, "s1", at=11.0, lease_expires_at=900.0)
+
+    requeued = await store.requeue_server_tasks("s1", at=30.0)
+    assert sorted(t.id for t in requeued) == sorted([t0.id, t1.id])
+    assert all(
+        (t.state, t.attempt, t.failures, t.server_id) == (TaskState.WAITING, 1, 0, None)
+        for t in requeued
+    )
+    late = await store.complete_task(t0.id, 1, "s1", at=31.0)  # from the lost server
+    assert late is None
+    assert [t.id for t in await store.active_tasks()] == [t2.id]
+    assert await store.server_failures("job-1") == {}
+    [again] = await store.assign_tasks([claim_of(requeued[0], "s3")], at=32.0)
+    assert again.attempt == 2
+
+
+async def test_expired_and_active_tasks(store: Store) -> None:
+    a0, a1 = await new_job(store, "a", chunks=[(1,), (2,)])
+    [b0] = await new_job(store, "b", chunks=[(1,)])
+    a0 = await claim(store, a0, "s1", lease=50.0)
+    a1 = await claim(store, a1, "s2", lease=150.0)
+    b0 = await claim(store, b0, "s1", lease=40.0)
+    assert [t.id for t in await store.expired_tasks(now=100.0)] == [b0.id, a0.id]
+    assert {t.id for t in await store.active_tasks()} == {a0.id, a1.id, b0.id}
+    assert {t.id for t in await store.active_tasks(server_id="s1")} == {a0.id, b0.id}
+    assert {t.id for t in await store.active_tasks(job_id="a")} == {a0.id, a1.id}
+    assert [t.id for t in await store.active_tasks(server_id="s1", job_id="a")] == [a0.id]
+
+
+async def test_cancel_job(store: Store) -> None:
+    t0, t1, t2 = await new_job(store)
+    t0 = await claim(store, t0, "s1")
+    await store.mark_task_running(t0.id, 1, "s1", at=11.0, lease_expires_at=900.0)
+
+    stopped = await store.cancel_job("job-1", at=40.0)
+    assert [(t.id, t.server_id, t.attempt, t.state) for t in stopped] == [
+        (t0.id, "s1", 1, TaskState.RUNNING)
+    ]
+    job = await store.get_job("job-1")
+    assert job is not None and (job.state, job.finished_at) == (JobState.CANCELLED, 40.0)
+    assert {t.state for t in await store.list_tasks("job-1")} == {TaskState.WAITING}
+    assert await store.complete_task(t0.id, 1, "s1", at=41.0) is None
+    assert (await store.dispatch_snapshot(per_job_limit=10)).jobs == ()
+    assert await store.assign_tasks([claim_of(t1)], at=42.0) == []
+    assert await store.cancel_job("job-1", at=43.0) == []
+    with pytest.raises(NotFoundError, match="job nope does not exist"):
+        await store.cancel_job("nope", at=1.0)
+
+
+async def test_retry_job(store: Store) -> None:
+    t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
+    await store.complete_task(t1.id, 1, "s1", at=20.0)
+    await store.fail_task(t0.id, 1, "s1", error="bad", at=21.0, retry=False)
+
+    assert await store.retry_job("job-1", at=30.0) == 1
+    job = await store.get_job("job-1")
+    assert job is not None and (job.state, job.finished_at, job.error) == (
+        JobState.QUEUED,
+        None,
+        "",
+    )
+    task = await store.get_task(t0.id)
+    assert task is not None and (task.state, task.failures, task.attempt) == (
+        TaskState.WAITING,
+        0,
+        1,
+    )
+    snap = await store.dispatch_snapshot(per_job_limit=5)
+    assert [t.id for t in snap.waiting] == [t0.id] and snap.failed_on[t0.id] == frozenset()
+    assert await store.retry_job("job-1", at=31.0) == 0
+    with pytest.raises(NotFoundError):
+        await store.retry_job("nope", at=1.0)
