@@ -49,9 +49,7 @@ class Store(Protocol):
     async def upsert_server(self, server: ServerRecord) -> ServerRecord:
         """Insert or update by name; an existing server keeps its id, and stays disabled if it was."""
 
-    async def set_server_status(
-        self, server_id: str, status: ServerStatus, *, at: float
-    ) -> None: ...
+    async def set_server_status(self, server_id: str, status: ServerStatus, *, at: float) -> None: ...
 
     async def record_heartbeats(self, beats: Sequence[tuple[str, float]]) -> None:
         """Batch update of ``last_heartbeat`` for (server_id, at) pairs."""
@@ -147,9 +145,7 @@ class Store(Protocol):
     async def expired_tasks(self, *, now: float) -> list[TaskRecord]:
         """Active tasks whose lease expired before ``now``."""
 
-    async def active_tasks(
-        self, *, server_id: str | None = None, job_id: str | None = None
-    ) -> list[TaskRecord]: ...
+    async def active_tasks(self, *, server_id: str | None = None, job_id: str | None = None) -> list[TaskRecord]: ...
 
     async def cancel_job(self, job_id: str, *, at: float) -> list[TaskRecord]:
         """Job to cancelled; its active tasks go back to waiting and are returned so the agent can stop them."""
