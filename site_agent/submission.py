@@ -241,10 +241,16 @@ def manifest_from_files(
         rel_asset, path = _asset_path(asset, folder)
         files.setdefault(rel_asset, path)
     entries = []
+    real_folder = folder.resolve()
     for rel_path, path in files.items():
         if not path.is_file():
             raise SubmissionError(
                 f"asset {path} does not exist or is not a file; fix the path or remove the --asset"
+            )
+        if not path.resolve().is_relative_to(real_folder):
+            raise SubmissionError(
+                f"asset {path} is a symlink to {path.resolve()}, outside the scene folder; "
+                "copy the file into the scene folder instead of linking it"
             )
         entries.append(
             ManifestEntry(

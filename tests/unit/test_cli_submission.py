@@ -172,3 +172,17 @@ async def test_job_body_follows_the_api_contract(shot):
     assert body["settings"] == {"width": 640, "height": 480}
     assert (body["site"], body["forward"], body["owner"]) == ("paris", False, "ana")
     assert (body["frames"], body["chunk_size"], body["priority"]) == ("1-24", 4, 50)
+
+
+def test_symlink_escaping_the_scene_folder_is_refused(tmp_path: Path) -> None:
+    from site_agent.submission import SubmissionError, manifest_from_files
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the farm")
+    scene_dir = tmp_path / "scene"
+    scene_dir.mkdir()
+    scene = scene_dir / "scene.json"
+    scene.write_text("{}")
+    (scene_dir / "tex.png").symlink_to(outside)
+    with pytest.raises(SubmissionError, match="symlink"):
+        manifest_from_files(scene, assets=[scene_dir / "tex.png"])

@@ -1,0 +1,1 @@
+"""Spillway benchmarks (run with ``scripts/bench``); not part of the installed packages."""

@@ -1,0 +1,167 @@
+"""Shared pieces of the benchmarks: a real agent process, fresh databases, the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+PG_ADMIN_DSN = os.environ.get("SPILLWAY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SCENE = ROOT / "examples" / "textured" / "scene.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class AgentProcess:
+    """A real ``spillway agent`` on loopback, logging to a file."""
+
+    workdir: Path
+    database: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.storage = self.workdir / "storage"
+        self.log_path = self.workdir / "agent.log"
+
+    async def start(self, extra_toml: str = "") -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "site.toml"
+        config.write_text(
+            f'name = "bench"\nlisten = "127.0.0.1:{self.port}"\ndatabase = "{self.database}"\n'
+            f'storage = "{self.storage}"\n' + extra_toml
+        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([PYTHON, "-m", "site_agent", "agent", "--config", str(config)],
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.log_tail()}")
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with session.get(self.url + "/api/v1/health") as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"agent did not start within 30 s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    try:
+        await conn.execute(sql, timeout=60)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(backend: str, workdir: Path) -> AsyncIterator[str]:
+    """A new, empty database URL on the backend; PostgreSQL ones are dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def upload_scene(session: aiohttp.ClientSession, agent_url: str) -> dict[str, Any]:
+    """PUT the scene file as a blob; returns its manifest entry."""
+    data = SCENE.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    async with session.put(f"{agent_url}/api/v1/blobs/{sha}", data=data) as resp:
+        resp.raise_for_status()
+    return {"path": SCENE.name, "sha256": sha, "size": len(data)}
+
+
+async def submit_job(session: aiohttp.ClientSession, agent_url: str, manifest: list[dict[str, Any]],
+                     frames: str, *, chunk: int = 1, name: str = "bench") -> dict[str, Any]:
+    body = {"name": name, "scene": manifest[0]["path"], "manifest": manifest, "frames": frames,
+            "chunk_size": chunk, "profile": {"package": "builtin"}}
+    async with session.post(f"{agent_url}/api/v1/jobs", json=body,
+                            timeout=aiohttp.ClientTimeout(total=120)) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"submit failed: {resp.status} {await resp.text()}")
+        job: dict[str, Any] = (await resp.json())["job"]
+        return job
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                   if line.startswith("MemTotal")), 0)
+    os_name = next((line.split("=", 1)[1].strip('"') for line in _read("/etc/os-release").splitlines()
+                    if line.startswith("PRETTY_NAME=")), platform.system())
+    try:
+        pg = subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "SHOW server_version"], capture_output=True,
+                            text=True, timeout=10).stdout.strip() or "unavailable"
+    except (OSError, subprocess.TimeoutExpired):
+        pg = "unavailable"
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "OS": f"{os_name} (kernel {platform.release()})",
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "PostgreSQL": pg,
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]

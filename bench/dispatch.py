@@ -1,0 +1,108 @@
+"""Dispatch throughput at scale, and time-to-first-assign of a very large job."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .common import AgentProcess, fresh_database, percentile, submit_job, upload_scene
+from .simfarm import FarmStats, sim_farm
+
+# Heartbeats as in production; the monitor ticks at its default rate.
+AGENT_TOML = ""
+
+
+async def dispatch_run(backend: str, servers: int, tasks: int, timeout: float) -> dict[str, Any]:
+    """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers."""
+    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
+        workdir = Path(tmp)
+        async with fresh_database(backend, workdir) as database:
+            agent = AgentProcess(workdir, database)
+            await agent.start(AGENT_TOML)
+            try:
+                return await asyncio.wait_for(_drive(agent, servers, tasks), timeout)
+            except TimeoutError:
+                raise RuntimeError(f"dispatch {backend}/{servers} exceeded its {timeout:.0f} s limit") from None
+            finally:
+                agent.stop()
+
+
+async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any]:
+    stats = FarmStats(total_tasks=tasks)
+    async with aiohttp.ClientSession() as client:
+        manifest = [await upload_scene(client, agent.url)]
+        async with sim_farm(agent.url, servers, stats):
+            t0 = time.perf_counter()
+            stats.dispatchable_at = t0  # refined below to when the POST returned
+            job = await submit_job(client, agent.url, manifest, f"1-{tasks}")
+            stats.dispatchable_at = time.perf_counter()
+            await stats.all_done.wait()
+            elapsed = stats.last_done_at - t0
+            # Steady state: the middle 80 % of completions, away from ramp-up and tail.
+            times = sorted(stats.done_times)
+            lo, hi = times[len(times) // 10], times[(len(times) * 9) // 10]
+            steady = (len(times) * 8 // 10) / (hi - lo) if hi > lo else float("nan")
+            state = await _wait_job_done(client, agent.url, job["id"])
+    return {
+        "servers": servers,
+        "tasks": tasks,
+        "seconds": elapsed,
+        "tasks_per_s": tasks / elapsed,
+        "steady_tasks_per_s": steady,
+        "assign_p50_ms": percentile(stats.latencies, 50) * 1000,
+        "assign_p99_ms": percentile(stats.latencies, 99) * 1000,
+        "job_state": state,
+        "errors": stats.errors[:5],
+    }
+
+
+async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    state = "?"
+    while time.monotonic() < deadline:
+        async with client.get(f"{url}/api/v1/jobs?limit=1") as resp:
+            jobs = (await resp.json())["jobs"]
+        state = next((j["state"] for j in jobs if j["id"] == job_id), "?")
+        if state in ("done", "failed"):
+            return state
+        await asyncio.sleep(0.2)
+    return state
+
+
+async def large_job_run(backend: str, frames: int, servers: int, timeout: float) -> dict[str, Any]:
+    """POST a ``frames``-frame job (chunk 1) to a farm of idle servers; time to the first Assign."""
+    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
+        workdir = Path(tmp)
+        async with fresh_database(backend, workdir) as database:
+            agent = AgentProcess(workdir, database)
+            await agent.start(AGENT_TOML)
+            try:
+                return await asyncio.wait_for(_large(agent, frames, servers), timeout)
+            except TimeoutError:
+                raise RuntimeError(f"large job on {backend} exceeded its {timeout:.0f} s limit") from None
+            finally:
+                agent.stop()
+
+
+async def _large(agent: AgentProcess, frames: int, servers: int) -> dict[str, Any]:
+    stats = FarmStats(total_tasks=frames)
+    async with aiohttp.ClientSession() as client:
+        manifest = [await upload_scene(client, agent.url)]
+        async with sim_farm(agent.url, servers, stats, complete=False):
+            t0 = time.perf_counter()
+            stats.dispatchable_at = t0
+            await submit_job(client, agent.url, manifest, f"1-{frames}")
+            posted = time.perf_counter()
+            await stats.first_assign.wait()
+            assert stats.first_assign_at is not None
+            return {
+                "frames": frames,
+                "servers": servers,
+                "post_s": posted - t0,
+                "first_assign_s": stats.first_assign_at - t0,
+            }
