@@ -28,7 +28,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 import msgpack  # type: ignore[import-untyped]
 from cryptography import x509
@@ -65,7 +65,9 @@ __all__ = [
     "ServerCapacity",
     "canonical_bytes",
     "decode_envelope",
+    "decode_reply",
     "encode_envelope",
+    "encode_reply",
 ]
 
 PROTOCOL_VERSION = 1
@@ -348,6 +350,8 @@ class Cancel(Message):
         )
 
 
+_M = TypeVar("_M", bound="Message")
+
 MESSAGE_TYPES: Mapping[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (CapacityAdvert, Offer, OfferReply, Commit, CommitReply, Notify, Ack, Cancel)
@@ -457,6 +461,32 @@ def decode_envelope(
             field="type",
         )
     return Envelope(site=site, msg_id=msg_id, sent_at=sent_at, message=cls.from_body(body))
+
+
+def encode_reply(msg: Message) -> bytes:
+    """The body of a 200 answer to a request: ``{"v", "type", "body"}``, unsigned.
+
+    A reply needs no signature: the requester pinned the responder's site name in
+    the mutual TLS handshake (``TlsContexts.request_options``), and a reply is
+    never stored or relayed.
+    """
+    packed: bytes = msgpack.packb(
+        {"v": PROTOCOL_VERSION, "type": msg.TYPE, "body": msg.to_body()}, use_bin_type=True
+    )
+    return packed
+
+
+def decode_reply(data: bytes, expected: type[_M]) -> _M:
+    """Decode a reply made by :func:`encode_reply`; raises :class:`ProtocolError`."""
+    fields = _unpack(data)
+    if fields.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported reply version {fields.get('v')!r}", field="v")
+    type_name = _field(fields, "type", str)
+    if type_name != expected.TYPE:
+        raise ProtocolError(
+            f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type"
+        )
+    return expected.from_body(_field(fields, "body", dict))
 
 
 # --- helpers --------------------------------------------------------------------

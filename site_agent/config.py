@@ -149,15 +149,27 @@ def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         field_name = _SUFFIX_ALIASES.get(key, key)
-        default = fields[field_name].default
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{source}: [{name}] {key} must be a list of strings")
-            value = tuple(value)
-        elif isinstance(default, bool) or not isinstance(value, type(default) | int):
-            raise ConfigError(f"{source}: [{name}] {key} must be a {type(default).__name__}")
-        values[field_name] = type(default)(value) if not isinstance(default, tuple) else value
+        values[field_name] = _setting(fields[field_name].default, value, f"{source}: [{name}] {key}")
     return cls(**values)
+
+
+def _setting(default: Any, value: Any, where: str) -> Any:
+    """Check a value against the type of its default; numbers must be positive."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where} must be a list of non-empty strings")
+        return tuple(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number")
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ConfigError(f"{where} must be a whole number")
+    if value <= 0:
+        raise ConfigError(f"{where} must be greater than 0")
+    return type(default)(value)
 
 
 def _inverse_alias(field_name: str) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from render_server import protocol
 from scheduler.retry import decide_retry
@@ -23,10 +24,16 @@ log = logging.getLogger(__name__)
 JobFinishedHook = Callable[[str], Awaitable[None]]
 
 
+class ReportStore(Store, Protocol):
+    """The store as task reports use it."""
+
+    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]: ...
+
+
 class TaskReports:
     def __init__(
         self,
-        store: Store,
+        store: ReportStore,
         connections: ConnectionRegistry,
         dispatcher: Dispatcher,
         *,
@@ -61,7 +68,8 @@ class TaskReports:
         task = await self._store.get_task(msg.task_id)
         if task is None:
             return
-        stored = {f.frame for f in await self._store.list_frames(task.job_id) if f.task_id == task.id}
+        # Only this task's frames: reading the whole job's made each report O(frames in job).
+        stored = await self._store.stored_task_frames(task.job_id, task.id, task.frames)
         missing = [f for f in task.frames if f not in stored]
         if missing:
             # A success report without every frame uploaded is a failure of that attempt.

@@ -69,7 +69,7 @@ def frames_json(tasks: Sequence[TaskRecord], frames: Sequence[FrameRecord],
                 server_names: Mapping[str, str]) -> list[dict[str, Any]]:
     """Per-frame state: a frame is done once its output is stored, else its task's state."""
     stored = {f.frame: f for f in frames}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for task in tasks:
         for n in task.frames:
             out = stored.get(n)

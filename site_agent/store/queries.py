@@ -218,6 +218,10 @@ ON CONFLICT (job_id, frame) DO UPDATE SET
 """
 LIST_FRAMES = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 ORDER BY frame"
 GET_FRAME = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 AND frame = $2"
+# Reads only the task's own frames through the (job_id, frame) key, however large the job.
+STORED_TASK_FRAMES = """
+SELECT frame FROM frames WHERE job_id = $1 AND frame = ANY($3::int[]) AND task_id = $2
+"""
 
 # --- federation (tables of migration 0002; methods in fed_store.py) -----------
 OFFER_COLUMNS = "key, site, origin_job_id, epoch, body, remote_job_id, created_at, committed_at"

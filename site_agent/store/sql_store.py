@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from . import queries as q
 from .base import ConflictError, NotFoundError, Store
 from .database import Connection, Database, Row
+from .fed_store import FederationStore, FederationStoreMixin
 from .migrate import apply_migrations
 from .records import (
     LOCAL,
@@ -81,8 +82,8 @@ def _first_claim_per_task(claims: Sequence[TaskClaim]) -> list[TaskClaim]:
     return unique
 
 
-class SqlStore:
-    """The :class:`~site_agent.store.base.Store` on SQLite or PostgreSQL."""
+class SqlStore(FederationStoreMixin):
+    """The :class:`~site_agent.store.base.Store` on SQLite or PostgreSQL (plus federation state)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -396,6 +397,11 @@ class SqlStore:
     async def list_frames(self, job_id: str) -> list[FrameRecord]:
         return [frame_from_row(row) for row in await self._db.fetch(q.LIST_FRAMES, job_id)]
 
+    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]:
+        """Which of ``frames`` are stored as uploaded by ``task_id`` (one indexed read)."""
+        rows = await self._db.fetch(q.STORED_TASK_FRAMES, job_id, task_id, list(frames))
+        return {row["frame"] for row in rows}
+
     async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None:
         row = await self._db.fetchrow(q.GET_FRAME, job_id, frame)
         return None if row is None else frame_from_row(row)
@@ -403,3 +409,7 @@ class SqlStore:
 
 def _conforms(store: SqlStore) -> Store:
     return store  # mypy checks here that SqlStore satisfies the Store protocol
+
+
+def _conforms_federation(store: SqlStore) -> FederationStore:
+    return store

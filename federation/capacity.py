@@ -1,0 +1,191 @@
+"""Capacity advertisement between peers, and what this site knows about each peer.
+
+Every ``advertise_interval`` this site tells each peer it accepts jobs from what
+it could render for them (:class:`~federation.protocol.CapacityAdvert`). The
+last advert received from each peer is kept in memory and in the store; with
+reachability (last successful contact either way) it feeds placement and
+``GET /api/v1/peers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from federation.client import PeerUnavailableError
+from federation.errors import FederationError
+from federation.peers import FederationConfig, PeerConfig
+from federation.protocol import Ack, CapacityAdvert, ServerCapacity
+from scheduler.placement import PeerCapacity
+from scheduler.profile import ServerView
+from site_agent.store.fed_store import FederationStore
+from site_agent.views import offline_view
+
+if TYPE_CHECKING:
+    from federation.service import FederationService
+
+log = logging.getLogger(__name__)
+
+CAPACITY_PATH = "/fed/v1/capacity"
+
+
+@dataclass(slots=True)
+class PeerState:
+    advert: CapacityAdvert | None = None
+    advert_at: float | None = None
+    last_ok: float | None = None
+    """Last successful exchange with the peer, in either direction."""
+    failing_since: float | None = None
+    last_error: str = ""
+
+
+class PeerBook:
+    """Per peer: its last capacity advert and whether it is reachable."""
+
+    def __init__(self, config: FederationConfig, store: FederationStore, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._peers = {p.name: PeerState() for p in config.peers}
+
+    @property
+    def stale_after_s(self) -> float:
+        return max(3 * self._config.advertise_interval_s, 15.0)
+
+    async def load(self) -> None:
+        for row in await self._store.fed_list_adverts():
+            state = self._peers.get(row.name)
+            if state is not None:
+                try:
+                    state.advert = CapacityAdvert.from_body(row.advert)
+                    state.advert_at = row.last_seen
+                except FederationError:
+                    log.warning("stored capacity advert of %s is unreadable; ignored", row.name)
+
+    async def record_advert(self, peer: str, advert: CapacityAdvert) -> None:
+        now = self._clock()
+        state = self._peers[peer]
+        state.advert, state.advert_at = advert, now
+        self.contact_ok(peer)
+        await self._store.fed_save_advert(peer, advert.to_body(), at=now)
+
+    def contact_ok(self, peer: str) -> None:
+        state = self._peers.get(peer)
+        if state is not None:
+            state.last_ok, state.failing_since, state.last_error = self._clock(), None, ""
+
+    def contact_failed(self, peer: str, error: str) -> None:
+        state = self._peers.get(peer)
+        if state is not None:
+            if state.failing_since is None:
+                log.warning("peer %s became unreachable: %s", peer, error)
+            state.failing_since = state.failing_since or self._clock()
+            state.last_error = error
+
+    def reachable(self, peer: str) -> bool:
+        state = self._peers.get(peer)
+        if state is None or state.failing_since is not None or state.last_ok is None:
+            return False
+        return self._clock() - state.last_ok <= self.stale_after_s
+
+    def capacities(self, peers: Sequence[PeerConfig]) -> list[PeerCapacity]:
+        """Placement's view of ``peers`` (no advert yet: no servers)."""
+        result = []
+        for peer in peers:
+            state = self._peers.get(peer.name) or PeerState()
+            servers = tuple(_view(peer.name, s) for s in state.advert.servers) if state.advert else ()
+            result.append(PeerCapacity(
+                name=peer.name, servers=servers, reachable=self.reachable(peer.name),
+                queue_depth=state.advert.queue_depth if state.advert else 0))
+        return result
+
+    def peers_json(self) -> list[dict[str, Any]]:
+        body = []
+        for peer in self._config.peers:
+            state = self._peers[peer.name]
+            body.append({
+                "name": peer.name,
+                "url": peer.url,
+                "forward": peer.allow_forward_to,
+                "accept": peer.allow_accept_from,
+                "state": "up" if self.reachable(peer.name) else "unreachable",
+                "last_seen": state.last_ok or state.advert_at,
+                "last_error": state.last_error or None,
+                "capacity": _capacity_summary(state.advert),
+                "servers": [_server_dict(s) for s in (state.advert.servers if state.advert else ())],
+            })
+        return body
+
+
+def _server_dict(server: ServerCapacity) -> dict[str, Any]:
+    return {"name": server.name, "packages": dict(server.packages), "slots": server.slots,
+            "free_slots": server.free_slots, "status": server.status, "tags": list(server.tags)}
+
+
+def _capacity_summary(advert: CapacityAdvert | None) -> dict[str, Any] | None:
+    if advert is None:
+        return None
+    summary: dict[str, Any] = {
+        "servers": len(advert.servers),
+        "free_slots": sum(s.free_slots for s in advert.servers if s.status in ("idle", "busy")),
+        "queue": advert.queue_depth,
+    }
+    for server in advert.servers:
+        for package, version in server.packages.items():
+            summary.setdefault(package, version)
+    return summary
+
+
+def _view(peer: str, server: ServerCapacity) -> ServerView:
+    return ServerView(
+        id=f"{peer}/{server.name}", name=server.name, cores=server.cores,
+        memory_mb=server.memory_mb, gpus=server.gpus, packages=dict(server.packages),
+        tags=frozenset(server.tags), slots=server.slots, free_slots=server.free_slots,
+        status=server.status)
+
+
+async def local_views(service: FederationService) -> list[ServerView]:
+    """This site's render servers: live connections, else their registered record (offline)."""
+    site = service.site
+    live = {v.id: v for v in site.connections.views()}
+    return [live.get(r.id) or offline_view(r) for r in await site.store.list_servers()]
+
+
+async def build_advert(service: FederationService) -> CapacityAdvert:
+    servers = tuple(
+        ServerCapacity(name=v.name, cores=v.cores, memory_mb=v.memory_mb, gpus=v.gpus,
+                       packages=dict(v.packages), tags=tuple(sorted(v.tags)), slots=v.slots,
+                       free_slots=v.free_slots, status=v.status)
+        for v in await local_views(service)
+    )
+    return CapacityAdvert(servers=servers,
+                          queue_depth=await service.store.fed_local_frames_waiting())
+
+
+async def advertise_loop(service: FederationService) -> None:
+    """Send a capacity advert to every peer we accept jobs from, forever."""
+    interval = service.config.advertise_interval_s
+    targets = [p for p in service.config.peers if p.allow_accept_from]
+    while True:
+        try:
+            advert = await build_advert(service)
+            await asyncio.gather(*(_advertise(service, peer, advert) for peer in targets))
+        except Exception:  # the loop must outlive any one bad round
+            log.exception("capacity advertisement round failed")
+        await asyncio.sleep(interval)
+
+
+async def _advertise(service: FederationService, peer: PeerConfig, advert: CapacityAdvert) -> None:
+    try:
+        await service.client.send(peer, CAPACITY_PATH, advert, Ack, timeout_s=10)
+    except PeerUnavailableError as exc:
+        service.book.contact_failed(peer.name, str(exc))
+    except FederationError as exc:
+        log.warning("capacity advert to %s refused: %s", peer.name, exc)
+    else:
+        service.book.contact_ok(peer.name)

@@ -1,0 +1,166 @@
+"""Outgoing federation requests: signed messages to a peer over mutual TLS.
+
+Every request authenticates the peer by its site name during the TLS handshake
+(``TlsContexts.request_options``) and presents this site's certificate. Messages
+go out as signed envelopes; replies come back unsigned (see
+:func:`federation.protocol.encode_reply`). Failures are split in two: a peer
+that could not be reached or answered 429/5xx (:class:`PeerUnavailableError`,
+worth retrying) and a peer that refused (:class:`PeerRefusedError`, 4xx).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from federation.certs import TlsContexts
+from federation.errors import FederationError, TlsFilesError
+from federation.peers import PeerConfig
+from federation.protocol import Message, decode_reply, encode_envelope
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_TYPE = "application/vnd.spillway.fed+msgpack"
+_R = TypeVar("_R", bound=Message)
+
+
+class PeerUnavailableError(FederationError):
+    """A peer could not be reached, timed out or answered 429/5xx; retry later."""
+
+    def __init__(self, peer: str, problem: str) -> None:
+        self.peer = peer
+        super().__init__(f"peer {peer} is unavailable: {problem}; will retry")
+
+
+class PeerRefusedError(FederationError):
+    """A peer answered a request with a 4xx error."""
+
+    def __init__(self, peer: str, status: int, code: str, message: str) -> None:
+        self.peer = peer
+        self.status = status
+        self.code = code
+        super().__init__(f"peer {peer} refused ({status} {code}): {message}")
+
+
+class SigningKey:
+    """This site's private key, re-read when the file changes (certificate rotation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._key: ec.EllipticCurvePrivateKey | None = None
+
+    def get(self) -> ec.EllipticCurvePrivateKey:
+        st = self.path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if self._key is None or stamp != self._stamp:
+            key = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise TlsFilesError(self.path, "the site key is not an EC key")
+            self._key, self._stamp = key, stamp
+        return self._key
+
+
+class PeerClient:
+    def __init__(self, site: str, tls: TlsContexts, *, clock: Callable[[], float] = time.time):
+        self.site = site
+        self.tls = tls
+        self.clock = clock
+        self.key = SigningKey(tls.files.key)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # force_close: a new handshake per request, so rotated certificates apply at once.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True, limit=32))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def options(self, peer: PeerConfig) -> dict[str, Any]:
+        return self.tls.request_options(peer.name)
+
+    def encode(self, msg: Message, *, msg_id: str | None = None) -> bytes:
+        return encode_envelope(msg, site=self.site, key=self.key.get(), now=self.clock(),
+                               msg_id=msg_id)
+
+    async def send(self, peer: PeerConfig, path: str, msg: Message, reply: type[_R], *,
+                   msg_id: str | None = None, timeout_s: float = 30) -> _R:
+        """POST a signed ``msg`` to ``peer``; returns the decoded reply of type ``reply``."""
+        data = self.encode(msg, msg_id=msg_id)
+        return await self.post_raw(peer, path, data, reply, timeout_s=timeout_s)
+
+    async def post_raw(self, peer: PeerConfig, path: str, data: bytes, reply: type[_R], *,
+                       timeout_s: float = 30) -> _R:
+        try:
+            async with self.session.post(
+                f"{peer.url}{path}", data=data, headers={"Content-Type": ENVELOPE_TYPE},
+                timeout=aiohttp.ClientTimeout(total=timeout_s), **self.options(peer),
+            ) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise _status_error(peer.name, resp.status, body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+        return decode_reply(body, reply)
+
+    async def get_json(self, peer: PeerConfig, path: str, *, timeout_s: float = 15) -> Any:
+        try:
+            async with self.session.get(
+                f"{peer.url}{path}", timeout=aiohttp.ClientTimeout(total=timeout_s),
+                **self.options(peer),
+            ) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise _status_error(peer.name, resp.status, body)
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+
+    @asynccontextmanager
+    async def stream(self, peer: PeerConfig, path: str, *,
+                     timeout_s: float = 300) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET ``path`` and yield the response once it answered 200 (body unread)."""
+        try:
+            async with self.session.get(
+                f"{peer.url}{path}", timeout=aiohttp.ClientTimeout(total=timeout_s),
+                **self.options(peer),
+            ) as resp:
+                if resp.status != 200:
+                    raise _status_error(peer.name, resp.status, await resp.read())
+                yield resp
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+
+
+def _status_error(peer: str, status: int, body: bytes) -> FederationError:
+    code, message = "http_error", body[:200].decode(errors="replace")
+    try:
+        import json
+
+        err = json.loads(body)["error"]
+        code, message = str(err.get("code", code)), str(err.get("message", message))
+    except (ValueError, KeyError, TypeError):
+        pass
+    if status == 429 or status >= 500:
+        return PeerUnavailableError(peer, f"answered {status} ({message})")
+    return PeerRefusedError(peer, status, code, message)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
