@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -174,7 +175,7 @@ class TaskRunner:
         deadline = time.monotonic() + 300
         while True:
             try:
-                async with self._session.put(url, data=data, headers=headers,
+                async with self._session.put(url, data=io.BytesIO(data), headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=120)) as resp:
                     if resp.status == 201:
                         return
