@@ -383,8 +383,8 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     from federation.certs import issue_site_cert
 
     out = Path(args.out) if args.out else Path(args.dir) / args.site
-    extra = {"hosts": list(args.host)} if args.host else {}
-    paths = issue_site_cert(Path(args.dir), args.site, out, **extra)
+    hosts = tuple(args.host) if args.host else ("localhost", "127.0.0.1")
+    paths = issue_site_cert(Path(args.dir), args.site, out, hosts=hosts)
     print(f"certificate for site {args.site}: {_paths(paths, out)}")
     return 0
 

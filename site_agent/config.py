@@ -148,7 +148,7 @@ def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
     _no_unknown(raw, known, source, name)
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        field_name = _SUFFIX_ALIASES.get(key, key)
+        field_name: str = _SUFFIX_ALIASES.get(str(key), str(key))
         values[field_name] = _setting(fields[field_name].default, value, f"{source}: [{name}] {key}")
     return cls(**values)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from render_server.packages.base import MissingDependencyError, PackageError
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_png(pixels, path: Path) -> None:
+def write_png(pixels: np.ndarray, path: Path) -> None:
     """Write atomically so a reader never sees a half-written frame."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -8,6 +8,8 @@ by the material colour.
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from pathlib import Path
 
@@ -139,7 +141,7 @@ def _hit_mesh(obj: Mesh, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.n
     return t_best, face_best
 
 
-def _intersect(scene: FrameScene, o: np.ndarray, d: np.ndarray):
+def _intersect(scene: FrameScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hit: (t, object index or -1, mesh face index or -1) per ray."""
     best_t = np.full(len(o), np.inf)
     best_i = np.full(len(o), -1)
@@ -182,7 +184,7 @@ def _plane_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, np.cross(n, u)
 
 
-def _surface(obj, p: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _surface(obj: Any, p: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Normal, texture coordinates and whether uv is in world units (tiled) at points p."""
     if isinstance(obj, Sphere):
         n = (p - obj.center) / obj.radius
@@ -227,7 +229,7 @@ def _base_color(mat: Material, uv: np.ndarray, tiled: bool, textures: Textures) 
 # --- shading ---------------------------------------------------------------------------------
 
 
-def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, depth: int):
+def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, depth: int) -> np.ndarray:
     out = np.empty((len(o), 3))
     out[:] = scene.background
     t, idx, face = _intersect(scene, o, d)
@@ -260,7 +262,8 @@ def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, 
     return out
 
 
-def _direct_light(scene, p, n, view_dir, base, spec, shin) -> np.ndarray:
+def _direct_light(scene: FrameScene, p: np.ndarray, n: np.ndarray, view_dir: np.ndarray, base: np.ndarray,
+                  spec: np.ndarray, shin: np.ndarray) -> np.ndarray:
     total = np.zeros_like(p)
     for light in scene.lights:
         if light.kind == "point":
