@@ -39,7 +39,10 @@ async def _job_body(site: Any, job: JobRecord) -> dict[str, Any]:
     counts = await site.store.task_counts(job.id)
     frames_done = await _frames_done(site, job, counts)
     why = await site.why_waiting(job, counts)
-    return job_json(job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job))
+    body = job_json(job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job))
+    if site.federation is not None:
+        body.update(await site.federation.job_details(job))
+    return body
 
 
 async def _frames_done(site: Any, job: JobRecord, counts: dict[TaskState, int]) -> int:

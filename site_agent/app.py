@@ -72,6 +72,8 @@ async def _site_lifecycle(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if site.federation is not None:
+            await site.federation.close()
         for conn in site.connections.all():
             await conn.ws.close()
         await store.close()
@@ -102,7 +104,7 @@ def run_agent(config_path: Path) -> int:
     try:
         web.run_app(build_app(config), host=config.host, port=config.port, print=None,
                     handle_signals=True, shutdown_timeout=5)
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

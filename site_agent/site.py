@@ -40,6 +40,12 @@ class FederationHooks(Protocol):
 
     def peers_json(self) -> list[dict[str, Any]]: ...
 
+    async def job_details(self, job: JobRecord) -> dict[str, Any]:
+        """Extra fields for the job JSON (e.g. ``transfer``, ``remote``)."""
+        ...
+
+    async def close(self) -> None: ...
+
 
 class SiteAgent:
     def __init__(self, config: SiteConfig, store: Store, *, clock: Callable[[], float] = time.time) -> None:
@@ -80,7 +86,8 @@ class SiteAgent:
             await self.federation.after_submit(job)
 
     async def after_cancel(self, job: JobRecord) -> None:
-        if job.placement != LOCAL and self.federation is not None:
+        # Federation decides: tell the peer a forwarded job went to, or the origin of an accepted one.
+        if self.federation is not None:
             await self.federation.after_cancel(job)
 
     def job_storage_dir(self, job: JobRecord) -> str:

@@ -1,0 +1,82 @@
+"""``python -m bench [overhead|dispatch|large ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, machine
+from .dispatch import dispatch_run, large_job_run
+from .overhead import overhead_run
+from .report import render_markdown, render_table, update_doc
+
+SUITES = ("overhead", "dispatch", "large")
+RESULTS = ROOT / "docs" / "benchmarks.json"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    p.add_argument("suites", nargs="*", metavar="overhead|dispatch|large", help="which benchmarks (default: all)")
+    p.add_argument("--quick", action="store_true", help="smaller runs (minutes, not tens of minutes)")
+    p.add_argument("--backends", default="sqlite,postgres", help="for dispatch and large (default: both)")
+    p.add_argument("--servers", default="100,500", help="simulated servers for dispatch (default: 100,500)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = p.parse_args(argv)
+    for name in args.suites:
+        if name not in SUITES:
+            p.error(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
+    return args
+
+
+async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
+    suites = args.suites or list(SUITES)
+    backends = [b for b in args.backends.split(",") if b]
+    results: dict[str, Any] = {}
+    if "overhead" in suites:
+        frames = 24 if args.quick else 240
+        print(f"overhead: {frames} frames, xargs -P 2 vs Spillway (2 slots) ...", file=sys.stderr)
+        results["overhead"] = [await overhead_run(frames, 2, timeout=300 if args.quick else 1200)]
+    if "dispatch" in suites:
+        rows = []
+        for backend in backends:
+            for servers in (int(s) for s in args.servers.split(",")):
+                tasks = servers * (10 if args.quick else 40)
+                print(f"dispatch: {backend}, {servers} servers, {tasks} tasks ...", file=sys.stderr)
+                row = await dispatch_run(backend, servers, tasks, timeout=300 if args.quick else 600)
+                rows.append({"backend": backend, **row})
+        results["dispatch"] = rows
+    if "large" in suites:
+        frames = 20_000 if args.quick else 100_000
+        rows = []
+        for backend in backends:
+            print(f"large: {backend}, {frames} frames ...", file=sys.stderr)
+            rows.append({"backend": backend, **await large_job_run(backend, frames, 10, timeout=120)})
+        results["large"] = rows
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.time()
+    results = asyncio.run(run_suites(args))
+    host = machine()
+    print(render_table(results, host))
+    if not args.no_write:
+        stored: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        for name, rows in results.items():
+            stored[name] = {"rows": rows, "quick": args.quick, "at": started}
+        stored["machine"] = host
+        RESULTS.write_text(json.dumps(stored, indent=2) + "\n")
+        update_doc(DOC, render_markdown(stored))
+        print(f"results written to {DOC.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Farm overhead vs the physical limit: the same frames by ``xargs -P`` and through Spillway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .common import PYTHON, ROOT, SCENE, AgentProcess
+
+RENDER = [PYTHON, "-m", "render_server.packages.builtin", str(SCENE), "--width", "320", "--height", "240"]
+
+
+def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
+    """Wall time of ``seq 1 N | xargs -P K`` running the renderer once per frame."""
+    argv = ["xargs", "-P", str(slots), "-I{}", *RENDER, "--frames", "{}", "--out", str(out)]
+    t0 = time.perf_counter()
+    subprocess.run(argv, input="\n".join(str(i) for i in range(1, frames + 1)) + "\n", text=True,
+                   check=True, timeout=timeout, cwd=ROOT, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    rendered = len(list(out.glob("*.png")))
+    if rendered != frames:
+        raise RuntimeError(f"xargs rendered {rendered} of {frames} frames")
+    return elapsed
+
+
+async def spillway_run(frames: int, slots: int, workdir: Path, timeout: float) -> dict[str, float]:
+    """An SQLite agent and one render server with ``slots`` slots; same frames, chunk 1."""
+    agent = AgentProcess(workdir / "site", f"sqlite:///{workdir / 'site.db'}")
+    await agent.start()
+    server = None
+    try:
+        with (workdir / "rs.log").open("ab") as log:
+            server = subprocess.Popen(
+                [PYTHON, "-m", "site_agent", "render-server", "--agent", agent.url, "--name", "bench-rs",
+                 "--slots", str(slots), "--packages", "builtin", "--cache", str(workdir / "cache"),
+                 "--workdir", str(workdir / "work")],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        return await asyncio.wait_for(_submit_and_wait(agent, frames), timeout)
+    finally:
+        if server is not None and server.poll() is None:
+            server.terminate()
+            server.wait(10)
+        agent.stop()
+
+
+async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as client:
+        while True:
+            async with client.get(agent.url + "/api/v1/servers") as resp:
+                if any(s["status"] == "idle" for s in (await resp.json())["servers"]):
+                    break
+            await asyncio.sleep(0.1)
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            PYTHON, "-m", "site_agent", "submit", str(SCENE), "--package", "builtin", "--frames", f"1-{frames}",
+            "--chunk", "1", "--json", "--agent", agent.url, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        body = json.loads(out)
+        job_id = body["job"]["id"] if "job" in body else body["id"]
+        while True:
+            async with client.get(f"{agent.url}/api/v1/jobs?limit=1") as resp:
+                job = next(j for j in (await resp.json())["jobs"] if j["id"] == job_id)
+            if job["state"] in ("done", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.1)
+        wall = time.perf_counter() - t0
+    if job["state"] != "done" or job["progress"]["frames_done"] != frames:
+        raise RuntimeError(f"job ended {job['state']} with {job['progress']['frames_done']} of {frames} frames")
+    return {"makespan": job["finished_at"] - job["created_at"], "wall_with_cli": wall}
+
+
+async def overhead_run(frames: int, slots: int, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
+        workdir = Path(tmp)
+        out = workdir / "xargs"
+        out.mkdir()
+        physical = await asyncio.to_thread(xargs_run, frames, slots, out, timeout / 2)
+        farm = await spillway_run(frames, slots, workdir, timeout / 2)
+    return {
+        "frames": frames,
+        "slots": slots,
+        "xargs_s": physical,
+        "spillway_s": farm["makespan"],
+        "spillway_cli_s": farm["wall_with_cli"],
+        "ratio": farm["makespan"] / physical,
+        "ratio_cli": farm["wall_with_cli"] / physical,
+        "per_frame_s": physical * slots / frames,
+    }

@@ -1,0 +1,187 @@
+"""Federation transfer: assets over mutual TLS (the real upload path) vs a raw loopback copy.
+
+Both sides run in this process on 127.0.0.1. The TLS side is the code the site
+agents use: ``federation.transfer.upload_blob`` (4 MiB chunks, resumable) into a
+``ResumableReceiver`` behind ``BlobUploadEndpoint`` on an aiohttp server with the
+federation CA's server context, committing into a real ``AssetStore`` (hash
+verified). The raw side streams the same files over a plain TCP socket into
+files. Then: a second pass over the same blobs (bytes sent; target 0) and a
+transfer cut mid-blob and resumed (bytes re-sent; target <= one chunk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import struct
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
+from federation.transfer import CHUNK_SIZE, BlobUploadEndpoint, ResumableReceiver, upload_blob
+from site_agent.assets import AssetStore
+
+from .common import free_port
+
+MIB = 1024 * 1024
+# Share of the total in each file size: a few large renders' caches, textures, small includes.
+MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
+
+
+def make_assets(folder: Path, total: int) -> list[tuple[Path, str]]:
+    """Random files of mixed sizes adding up to about ``total`` bytes; returns (path, sha256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for share, size in MIX:
+        budget = int(total * share)
+        size = min(size, max(budget, 1))
+        for i in range(max(1, budget // size)):
+            path = folder / f"asset-{size}-{i}.bin"
+            data = os.urandom(size)
+            path.write_bytes(data)
+            files.append((path, hashlib.sha256(data).hexdigest()))
+    return files
+
+
+async def raw_copy(files: list[tuple[Path, str]], dest: Path) -> float:
+    """Seconds to stream every file over one plain loopback TCP connection into files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    done = asyncio.Event()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for index in range(len(files)):
+            (size,) = struct.unpack("!Q", await reader.readexactly(8))
+            with (dest / f"{index}.bin").open("wb") as fh:
+                left = size
+                while left:
+                    block = await reader.read(min(left, MIB))
+                    fh.write(block)
+                    left -= len(block)
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.perf_counter()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    for path, _ in files:
+        writer.write(struct.pack("!Q", path.stat().st_size))
+        with path.open("rb") as fh:
+            while block := fh.read(MIB):
+                writer.write(block)
+                await writer.drain()
+    await writer.drain()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return elapsed
+
+
+class CutOnce:
+    """Middleware that drops the connection in the middle of one chunk, once."""
+
+    def __init__(self, sha256: str, after_chunks: int) -> None:
+        self.sha256 = sha256
+        self.after_chunks = after_chunks
+        self.seen = 0
+        self.fired = False
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "PATCH" and request.path.endswith(self.sha256) and not self.fired:
+            self.seen += 1
+            if self.seen > self.after_chunks:
+                self.fired = True
+                await request.content.readexactly(CHUNK_SIZE // 2)
+                assert request.transport is not None
+                request.transport.close()
+                raise ConnectionResetError("cut by the benchmark")
+        return await handler(request)  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def remote_site(root: Path, tls: TlsContexts, cut: CutOnce | None = None) -> AsyncIterator[tuple[str, AssetStore]]:
+    assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
+
+    async def commit(sha256: str, path: Path) -> None:
+        assets.adopt(sha256, path)
+
+    async def is_stored(sha256: str) -> bool:
+        return assets.has(sha256)
+
+    receiver = ResumableReceiver(assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40)
+    app = web.Application(middlewares=[cut.middleware] if cut else [], client_max_size=2 * CHUNK_SIZE)
+    app.add_routes(BlobUploadEndpoint(receiver).routes())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context())
+    await site.start()
+    try:
+        yield f"https://127.0.0.1:{port}", assets
+    finally:
+        await runner.cleanup()
+
+
+async def upload_all(url: str, tls: TlsContexts, files: list[tuple[Path, str]]) -> int:
+    async with aiohttp.ClientSession() as session:
+        sent = 0
+        for path, sha in files:
+            sent += await upload_blob(session, url, sha, path, timeout_s=300,
+                                      request_options=tls.request_options("remote"))
+        return sent
+
+
+async def transfer_run(total_bytes: int, *, timeout: float) -> dict[str, Any]:
+    return await asyncio.wait_for(_transfer(total_bytes), timeout)
+
+
+async def _transfer(total_bytes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="spillway-bench-transfer-") as tmp:
+        root = Path(tmp)
+        files = make_assets(root / "src", total_bytes)
+        total = sum(p.stat().st_size for p, _ in files)
+        init_ca(root / "ca")
+        origin = issue_site_cert(root / "ca", "origin", root / "origin")
+        remote = issue_site_cert(root / "ca", "remote", root / "remote")
+        origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
+        remote_tls = TlsContexts(TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key))
+
+        raw_s = await raw_copy(files, root / "raw")
+        async with remote_site(root / "site", remote_tls) as (url, assets):
+            started = time.perf_counter()
+            first = await upload_all(url, origin_tls, files)
+            tls_s = time.perf_counter() - started
+            assert all(assets.has(sha) for _, sha in files)
+            second = await upload_all(url, origin_tls, files)
+
+        big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
+        cut = CutOnce(big_sha, after_chunks=3)
+        async with remote_site(root / "site-cut", remote_tls, cut) as (url, assets):
+            resumed = await upload_all(url, origin_tls, [(big_path, big_sha)])
+            assert assets.has(big_sha) and cut.fired
+        size = big_path.stat().st_size
+    return {
+        "bytes": total, "files": len(files), "raw_s": raw_s, "tls_s": tls_s,
+        "raw_mib_s": total / MIB / raw_s, "tls_mib_s": total / MIB / tls_s, "ratio": tls_s / raw_s,
+        "first_bytes": first, "second_bytes": second, "resume_blob_bytes": size,
+        "resume_resent_bytes": resumed - size, "chunk_bytes": CHUNK_SIZE,
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(asyncio.run(transfer_run(int(sys.argv[1]) if len(sys.argv) > 1 else 64 * MIB, timeout=600)),
+                     indent=2))

@@ -1,0 +1,137 @@
+"""Origin side: progress and completion of forwarded jobs, and fetching their frames back.
+
+A final notification (or a reconciliation poll that finds the remote job done)
+makes the origin fetch every frame from the remote, verify its sha256 while
+writing it atomically into this site's storage under the origin job's folder
+(the same layout as local jobs), and then finish the job in one transaction
+fenced on the placement epoch. Only then is the notification acknowledged: if a
+fetch fails the remote is answered 503 and retries from its outbox, so both
+ends are restart-safe. Frames already on disk with the right hash are not
+fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from federation.errors import FederationError
+from federation.peers import PeerConfig
+from federation.protocol import FrameOutput, Notify, NotifyState
+from scheduler.frames import parse_frames
+from site_agent.errors import NotFoundError, UnavailableError
+from site_agent.files import FileError
+from site_agent.storage import frame_file_name
+from site_agent.store.records import FrameRecord, JobRecord, JobState
+
+if TYPE_CHECKING:
+    from federation.service import FederationService
+
+log = logging.getLogger(__name__)
+
+_FINAL = {NotifyState.DONE: JobState.DONE, NotifyState.FAILED: JobState.FAILED,
+          NotifyState.CANCELLED: JobState.CANCELLED}
+
+
+class FetchError(UnavailableError):
+    """Frames of a finished remote job could not be fetched yet; the remote retries."""
+
+
+class Results:
+    def __init__(self, service: FederationService) -> None:
+        self._service = service
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def notify(self, peer: PeerConfig, msg: Notify) -> None:
+        """Apply a notification from ``peer``; raises to make the remote retry."""
+        service = self._service
+        job = await service.site.store.get_job(msg.origin_job_id)
+        if job is None:
+            raise NotFoundError(f"no job {msg.origin_job_id!r} at {service.name}")
+        if job.placement != peer.name or job.placement_epoch != msg.epoch:
+            log.info("ignored %s notification for job %s from %s: epoch %d is not the current "
+                     "placement (%s, epoch %d)", msg.state.value, job.id, peer.name, msg.epoch,
+                     job.placement, job.placement_epoch)
+            return
+        await service.store.fed_forward_contact(job.id, msg.epoch, remote_state=msg.state.value,
+                                                frames_done=msg.frames_done, at=service.clock())
+        service.book.contact_ok(peer.name)
+        if msg.state == NotifyState.RUNNING:
+            await service.site.store.update_job_state(job.id, JobState.RUNNING, at=service.clock(),
+                                                      expected=(JobState.QUEUED,))
+            return
+        await self.finish(peer, job, epoch=msg.epoch, remote_job_id=msg.remote_job_id,
+                          state=_FINAL[msg.state], frames=msg.frames, error=msg.error)
+
+    async def finish(self, peer: PeerConfig, job: JobRecord, *, epoch: int, remote_job_id: str,
+                     state: JobState, frames: Sequence[FrameOutput], error: str) -> bool:
+        """Fetch the frames (when done) and finish the job; True if this call finished it."""
+        async with self._locks.setdefault(job.id, asyncio.Lock()):
+            current = await self._service.site.store.get_job(job.id)
+            if current is None or current.state.finished or current.placement_epoch != epoch:
+                return False
+            records: list[FrameRecord] = []
+            if state == JobState.DONE:
+                expected = set(parse_frames(job.frames))
+                if {f.frame for f in frames} != expected:
+                    raise FetchError(f"{peer.name} reported job {job.id} done with "
+                                     f"{len(frames)} of {len(expected)} frames")
+                records = await self._fetch_all(peer, job, remote_job_id, frames)
+            elif not error:
+                error = f"the job {state.value} at {peer.name}"
+            done = await self._service.store.fed_finish_forwarded_job(
+                job.id, epoch=epoch, state=state, frames=records,
+                error="" if state == JobState.DONE else f"at {peer.name}: {error}",
+                at=self._service.clock())
+        if done:
+            log.info("forwarded job %s %s at %s: %d frames in %s", job.id, state.value, peer.name,
+                     len(records), self._service.site.job_storage_dir(job))
+        return done
+
+    async def _fetch_all(self, peer: PeerConfig, job: JobRecord, remote_job_id: str,
+                         frames: Sequence[FrameOutput]) -> list[FrameRecord]:
+        site = self._service.site
+        job_dir = site.storage.job_dir(job.name, job.id)
+        records = []
+        fetched = 0
+        for frame in sorted(frames, key=lambda f: f.frame):
+            name = frame_file_name(job.output_name, frame.frame, job.output_ext)
+            path = job_dir / name
+            if not _has(path, frame.sha256):
+                await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
+                fetched += 1
+            records.append(FrameRecord(
+                job_id=job.id, frame=frame.frame, task_id=None, name=name, sha256=frame.sha256,
+                size=frame.size, server_id=peer.name, rendered_at=self._service.clock()))
+        log.info("fetched %d frames of job %s from %s (%d already here)", fetched, job.id,
+                 peer.name, len(frames) - fetched)
+        return records
+
+    async def _fetch_one(self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput,
+                         job_dir: Path, name: str) -> None:
+        storage = self._service.site.storage
+        path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
+        try:
+            async with self._service.client.stream(peer, path) as resp:
+                await storage.write_frame(job_dir, name, resp.content.iter_chunked(1 << 16),
+                                          expected_sha256=frame.sha256)
+        except FileError as exc:
+            # A hash mismatch leaves nothing behind (write_atomic); fetch it again later.
+            raise FetchError(
+                f"frame {frame.frame} from {peer.name} failed verification: {exc}") from exc
+        except FederationError as exc:
+            raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
+
+
+def _has(path: Path, sha256: str) -> bool:
+    if not path.is_file():
+        return False
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest() == sha256
