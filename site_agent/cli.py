@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
-import re
-import socket
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from site_agent.cli_args import (
+    DEFAULT_AGENT,
+    UsageError,
+    _Parser,
+    agent_url,
+    frame_spec,
+    non_negative_int,
+    package_spec,
+    plain_name,
+    positive_int,
+    positive_seconds,
+    resolution,
+    tag_list,
+)
+from site_agent.cli_process import add_process_commands
 from site_agent.client import AgentClient, ClientError
 from site_agent.formatting import (
     ProgressReporter,
@@ -36,124 +47,16 @@ from site_agent.formatting import (
 from site_agent.submission import (
     SubmissionError,
     SubmitOptions,
-    parse_package_spec,
     sha256_file,
     submit_scene,
     wait_for_job,
 )
 
-DEFAULT_AGENT = "http://127.0.0.1:8700"
 JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
 _BAD_INPUT_STATUS = frozenset({400, 404, 413, 422})
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 
 Handler = Callable[[AgentClient, argparse.Namespace], Awaitable[int]]
-
-
-class UsageError(Exception):
-    """The command line cannot be used as given."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, f"see `{self.prog} --help`")
-
-
-# --- argument types (validation at the boundary) --------------------------------------
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1, e.g. 4")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of 0 or more, e.g. 50")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0, e.g. 600")
-    return value
-
-
-def resolution(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or not all(1 <= int(v) <= 16384 for v in match.groups()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a resolution; use WIDTHxHEIGHT with each side 1 to 16384, e.g. 1920x1080"
-        )
-    return int(match.group(1)), int(match.group(2))
-
-
-def frame_spec(text: str) -> str:
-    try:
-        from scheduler.errors import FrameSpecError
-        from scheduler.frames import parse_frames
-    except ImportError:  # the agent validates it then
-        return text
-    try:
-        parse_frames(text)
-    except FrameSpecError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text.strip()
-
-
-def package_spec(text: str) -> str:
-    try:
-        parse_package_spec(text)
-    except SubmissionError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text.strip()
-
-
-def tag_list(text: str) -> list[str]:
-    tags = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in tags if not _NAME.fullmatch(t)]
-    if bad or not tags:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a tag list; use comma-separated names like gpu,linux"
-        )
-    return tags
-
-
-def plain_name(text: str) -> str:
-    if not _NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid name; use letters, digits, '.', '_', ':' or '-'"
-        )
-    return text
-
-
-def agent_url(text: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an agent URL; use a URL like {DEFAULT_AGENT}"
-        )
-    return text.rstrip("/")
-
-
-# --- client commands -------------------------------------------------------------------
 
 
 def _print_json(data: Any) -> None:
@@ -325,83 +228,6 @@ async def run_client_command(args: argparse.Namespace) -> int:
         return await handler(client, args)
 
 
-# --- process commands (lazy imports: these pull in the server side) ---------------------
-
-
-def _finish(result: Any) -> int:
-    """Accept a sync or async entry point's result: an int exit status or None."""
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
-    return int(result or 0)
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-def cmd_agent(args: argparse.Namespace) -> int:
-    from site_agent.app import run_agent
-
-    return _finish(run_agent(Path(args.config)))
-
-
-def cmd_render_server(args: argparse.Namespace) -> int:
-    from render_server.daemon import run_render_server
-
-    server_name = args.name or socket.gethostname()
-    cache = Path(args.cache) if args.cache else Path.home() / ".cache" / "spillway" / server_name
-
-    def run(work_dir: Path) -> int:
-        return _finish(
-            run_render_server(
-                agent_url=args.agent,
-                name=server_name,
-                slots=args.slots,
-                tags=list(args.tags),
-                token=args.token or "",  # the wire protocol wants a string; "" = none
-                cache_dir=cache,
-                work_dir=work_dir,
-                packages=set(args.packages) if args.packages else None,
-            )
-        )
-
-    if args.workdir:
-        return run(Path(args.workdir))
-    with tempfile.TemporaryDirectory(prefix=f"spillway-{server_name}-") as tmp:
-        return run(Path(tmp))
-
-
-def cmd_certs_init(args: argparse.Namespace) -> int:
-    from federation.certs import init_ca
-
-    paths = init_ca(Path(args.dir), force=args.force)
-    print(f"federation CA created: {_paths(paths, Path(args.dir))}")
-    return 0
-
-
-def cmd_certs_issue(args: argparse.Namespace) -> int:
-    from federation.certs import issue_site_cert
-
-    out = Path(args.out) if args.out else Path(args.dir) / args.site
-    hosts = tuple(args.host) if args.host else ("localhost", "127.0.0.1")
-    paths = issue_site_cert(Path(args.dir), args.site, out, hosts=hosts)
-    print(f"certificate for site {args.site}: {_paths(paths, out)}")
-    return 0
-
-
-def _paths(result: Any, fallback: Path) -> str:
-    """``cert X, key Y`` from the certs module's path records (or the directory)."""
-    named = [(k, getattr(result, k, None)) for k in ("cert", "key")]
-    shown = ", ".join(f"{k} {v}" for k, v in named if v is not None)
-    return shown or str(fallback)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from site_agent.demo import run_demo
-
-    return _finish(run_demo())
-
-
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -520,47 +346,12 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_peers)
 
 
-def _add_process_commands(sub: Any) -> None:
-    p = sub.add_parser("agent", help="run a site agent")
-    p.add_argument("--config", required=True, metavar="FILE", help="site TOML file")
-    p.set_defaults(run=cmd_agent)
-    p = sub.add_parser("render-server", help="run a render server")
-    p.add_argument("--agent", required=True, type=agent_url, metavar="URL")
-    p.add_argument("--name", type=plain_name, help="server name (default: host name)")
-    p.add_argument("--slots", type=positive_int, default=1, help="tasks at once (default 1)")
-    p.add_argument("--tags", type=tag_list, default=[], help="e.g. gpu,linux")
-    p.add_argument("--packages", type=tag_list, default=[],
-                   help="offer only these installed render packages, e.g. builtin,povray (default: all found)")
-    p.add_argument(
-        "--token",
-        default=os.environ.get("SPILLWAY_SERVER_TOKEN") or None,
-        help="enrollment token (default: $SPILLWAY_SERVER_TOKEN)",
-    )
-    p.add_argument("--cache", metavar="DIR", help="asset cache (default ~/.cache/spillway/NAME)")
-    p.add_argument("--workdir", metavar="DIR", help="task work dirs (default: a temp dir)")
-    p.set_defaults(run=cmd_render_server)
-    certs = sub.add_parser("certs", help="federation certificates")
-    certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
-    p = certs_sub.add_parser("init", help="create the federation CA")
-    p.add_argument("--dir", required=True, help="CA directory")
-    p.add_argument("--force", action="store_true", help="replace an existing CA")
-    p.set_defaults(run=cmd_certs_init)
-    p = certs_sub.add_parser("issue", help="issue a site certificate")
-    p.add_argument("site", type=plain_name, metavar="SITE")
-    p.add_argument("--dir", required=True, help="CA directory")
-    p.add_argument("--host", action="append", default=[], help="DNS name or IP (repeatable)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default DIR/SITE)")
-    p.set_defaults(run=cmd_certs_issue)
-    p = sub.add_parser("demo", help="run a whole site on this machine and render an example")
-    p.set_defaults(run=cmd_demo)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``spillway`` argument parser (reads SPILLWAY_* defaults from the environment)."""
     parser = _Parser(prog="spillway", description="Spillway federated render farm")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_client_commands(sub, _client_options())
-    _add_process_commands(sub)
+    add_process_commands(sub)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import types
 from pathlib import Path
@@ -170,7 +171,7 @@ def test_render_server_defaults(monkeypatch, capsys):
 
     fake_module(monkeypatch, "render_server.daemon", run_render_server=run_render_server)
     monkeypatch.setenv("SPILLWAY_SERVER_TOKEN", "enroll")
-    monkeypatch.setattr(cli.socket, "gethostname", lambda: "host7")
+    monkeypatch.setattr(socket, "gethostname", lambda: "host7")
     assert run_main(capsys, "render-server", "--agent", "http://a:8700")[0] == 0
     (kwargs,) = calls
     assert kwargs["agent_url"] == "http://a:8700"

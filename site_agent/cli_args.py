@@ -1,0 +1,117 @@
+"""Argument types of the ``spillway`` command: each checks one input at the boundary."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import NoReturn
+
+from site_agent.submission import SubmissionError, parse_package_spec
+
+DEFAULT_AGENT = "http://127.0.0.1:8700"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+
+class UsageError(Exception):
+    """The command line cannot be used as given."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
+# --- argument types (validation at the boundary) --------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1, e.g. 4")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of 0 or more, e.g. 50")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0, e.g. 600")
+    return value
+
+
+def resolution(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or not all(1 <= int(v) <= 16384 for v in match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a resolution; use WIDTHxHEIGHT with each side 1 to 16384, e.g. 1920x1080"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def frame_spec(text: str) -> str:
+    try:
+        from scheduler.errors import FrameSpecError
+        from scheduler.frames import parse_frames
+    except ImportError:  # the agent validates it then
+        return text
+    try:
+        parse_frames(text)
+    except FrameSpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def package_spec(text: str) -> str:
+    try:
+        parse_package_spec(text)
+    except SubmissionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def tag_list(text: str) -> list[str]:
+    tags = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in tags if not _NAME.fullmatch(t)]
+    if bad or not tags:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tag list; use comma-separated names like gpu,linux"
+        )
+    return tags
+
+
+def plain_name(text: str) -> str:
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name; use letters, digits, '.', '_', ':' or '-'"
+        )
+    return text
+
+
+def agent_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an agent URL; use a URL like {DEFAULT_AGENT}"
+        )
+    return text.rstrip("/")
+
+
+# --- client commands -------------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""The ``spillway`` commands that run processes: agent, render-server, certs, demo.
+
+Their imports are lazy: a client-only installation can submit and watch jobs
+without loading the server side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import os
+import socket
+import tempfile
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from site_agent.cli_args import agent_url, plain_name, positive_int, tag_list
+
+# --- process commands (lazy imports: these pull in the server side) ---------------------
+
+
+def _finish(result: Any) -> int:
+    """Accept a sync or async entry point's result: an int exit status or None."""
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return int(result or 0)
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from site_agent.app import run_agent
+
+    return _finish(run_agent(Path(args.config)))
+
+
+def cmd_render_server(args: argparse.Namespace) -> int:
+    from render_server.daemon import run_render_server
+
+    server_name = args.name or socket.gethostname()
+    cache = Path(args.cache) if args.cache else Path.home() / ".cache" / "spillway" / server_name
+
+    def run(work_dir: Path) -> int:
+        return _finish(
+            run_render_server(
+                agent_url=args.agent,
+                name=server_name,
+                slots=args.slots,
+                tags=list(args.tags),
+                token=args.token or "",  # the wire protocol wants a string; "" = none
+                cache_dir=cache,
+                work_dir=work_dir,
+                packages=set(args.packages) if args.packages else None,
+            )
+        )
+
+    if args.workdir:
+        return run(Path(args.workdir))
+    with tempfile.TemporaryDirectory(prefix=f"spillway-{server_name}-") as tmp:
+        return run(Path(tmp))
+
+
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from federation.certs import init_ca
+
+    paths = init_ca(Path(args.dir), force=args.force)
+    print(f"federation CA created: {_paths(paths, Path(args.dir))}")
+    return 0
+
+
+def cmd_certs_issue(args: argparse.Namespace) -> int:
+    from federation.certs import issue_site_cert
+
+    out = Path(args.out) if args.out else Path(args.dir) / args.site
+    if args.host:
+        paths = issue_site_cert(Path(args.dir), args.site, out, hosts=list(args.host))
+    else:
+        paths = issue_site_cert(Path(args.dir), args.site, out)
+    print(f"certificate for site {args.site}: {_paths(paths, out)}")
+    return 0
+
+
+def _paths(result: Any, fallback: Path) -> str:
+    """``cert X, key Y`` from the certs module's path records (or the directory)."""
+    named = [(k, getattr(result, k, None)) for k in ("cert", "key")]
+    shown = ", ".join(f"{k} {v}" for k, v in named if v is not None)
+    return shown or str(fallback)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from site_agent.demo import run_demo
+
+    return _finish(run_demo())
+
+
+def add_process_commands(sub: Any) -> None:
+    p = sub.add_parser("agent", help="run a site agent")
+    p.add_argument("--config", required=True, metavar="FILE", help="site TOML file")
+    p.set_defaults(run=cmd_agent)
+    p = sub.add_parser("render-server", help="run a render server")
+    p.add_argument("--agent", required=True, type=agent_url, metavar="URL")
+    p.add_argument("--name", type=plain_name, help="server name (default: host name)")
+    p.add_argument("--slots", type=positive_int, default=1, help="tasks at once (default 1)")
+    p.add_argument("--tags", type=tag_list, default=[], help="e.g. gpu,linux")
+    p.add_argument("--packages", type=tag_list, default=[],
+                   help="offer only these installed render packages, e.g. builtin,povray (default: all found)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SPILLWAY_SERVER_TOKEN") or None,
+        help="enrollment token (default: $SPILLWAY_SERVER_TOKEN)",
+    )
+    p.add_argument("--cache", metavar="DIR", help="asset cache (default ~/.cache/spillway/NAME)")
+    p.add_argument("--workdir", metavar="DIR", help="task work dirs (default: a temp dir)")
+    p.set_defaults(run=cmd_render_server)
+    certs = sub.add_parser("certs", help="federation certificates")
+    certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
+    p = certs_sub.add_parser("init", help="create the federation CA")
+    p.add_argument("--dir", required=True, help="CA directory")
+    p.add_argument("--force", action="store_true", help="replace an existing CA")
+    p.set_defaults(run=cmd_certs_init)
+    p = certs_sub.add_parser("issue", help="issue a site certificate")
+    p.add_argument("site", type=plain_name, metavar="SITE")
+    p.add_argument("--dir", required=True, help="CA directory")
+    p.add_argument("--host", action="append", default=[], help="DNS name or IP (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default DIR/SITE)")
+    p.set_defaults(run=cmd_certs_issue)
+    p = sub.add_parser("demo", help="run a whole site on this machine and render an example")
+    p.set_defaults(run=cmd_demo)
