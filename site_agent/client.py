@@ -146,6 +146,13 @@ class AgentClient:
         reply = await self._json("POST", f"/jobs/{quote(job_id, safe='')}/{action}")
         return dict(reply["job"])
 
+    async def server_control(self, server: str, action: str) -> dict[str, Any]:
+        """Enable or disable a render server (by name or id); returns ``{"id", "name", "status"}``."""
+        if action not in ("enable", "disable"):
+            raise ClientError(f"unknown server action {action!r}; use enable or disable", code="bad_action")
+        reply = await self._json("POST", f"/servers/{quote(server, safe='')}/{action}")
+        return dict(reply["server"])
+
     async def frames(self, job_id: str) -> list[dict[str, Any]]:
         """Rendered frames of a job: ``[{"frame", "name", "sha256", "size", "url"}]``."""
         reply = await self._json("GET", f"/jobs/{quote(job_id, safe='')}/frames")

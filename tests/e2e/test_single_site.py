@@ -114,3 +114,19 @@ def test_agent_restart_mid_job_loses_no_frames(agent: Agent, processes: list[Pro
 
     detail = agent.wait_job(job_id, timeout=180)
     assert_all_frames(agent, detail, range(1, 21), (480, 360))
+
+
+def test_disabled_server_gets_no_work_until_enabled(agent: Agent, processes: list[Process]) -> None:
+    start_servers(agent, processes, "keep", "rest")
+    assert "now disabled" in agent.cli("disable", "rest").stdout
+    job_id = submit(agent, "--frames", "1-6")
+    detail = agent.wait_job(job_id)
+    assert {f["server"] for f in detail["frames"]} == {"keep"}
+    statuses = {s["name"]: s["status"] for s in agent.get("/api/v1/servers")["servers"]}
+    assert statuses["rest"] == "disabled"
+
+    agent.cli("enable", "rest")
+    agent.cli("disable", "keep")
+    job_id = submit(agent, "--frames", "1-3")
+    detail = agent.wait_job(job_id)
+    assert {f["server"] for f in detail["frames"]} == {"rest"}
