@@ -48,6 +48,8 @@ def safe_relative_path(value: str) -> PurePosixPath:
         raise UnsafePathError(f"asset path {value!r} leaves the scene folder ('..'); keep assets under it")
     if p.parts and p.parts[0] == ".":
         p = PurePosixPath(*p.parts[1:])
+    if not p.parts or str(p) == ".":
+        raise UnsafePathError(f"asset path {value!r} names the scene folder itself, not a file")
     return p
 
 

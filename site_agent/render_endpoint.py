@@ -134,8 +134,9 @@ async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
         if raw.type != WSMsgType.BINARY:
             if raw.type == WSMsgType.ERROR:
                 break
+            # Log first: closing waits for the peer's close frame, which a broken peer may never send.
+            log.warning("server %s sent a non-binary frame; closing", conn.record.name)
             await conn.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary msgpack frames only")
-            log.warning("server %s sent a non-binary frame; closed", conn.record.name)
             break
         try:
             msg = protocol.decode(raw.data)
