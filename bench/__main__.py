@@ -7,7 +7,6 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .common import ROOT, machine
@@ -41,14 +40,14 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
     if "overhead" in suites:
         frames = 24 if args.quick else 240
         print(f"overhead: {frames} frames, xargs -P 2 vs Spillway (2 slots) ...", file=sys.stderr)
-        results["overhead"] = [await overhead_run(frames, 2, timeout=300 if args.quick else 1200)]
+        results["overhead"] = [await overhead_run(frames, 2, limit_s=300 if args.quick else 1200)]
     if "dispatch" in suites:
         rows = []
         for backend in backends:
             for servers in (int(s) for s in args.servers.split(",")):
                 tasks = servers * (10 if args.quick else 40)
                 print(f"dispatch: {backend}, {servers} servers, {tasks} tasks ...", file=sys.stderr)
-                row = await dispatch_run(backend, servers, tasks, timeout=300 if args.quick else 600)
+                row = await dispatch_run(backend, servers, tasks, limit_s=300 if args.quick else 600)
                 rows.append({"backend": backend, **row})
         results["dispatch"] = rows
     if "large" in suites:
@@ -56,7 +55,7 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         rows = []
         for backend in backends:
             print(f"large: {backend}, {frames} frames ...", file=sys.stderr)
-            rows.append({"backend": backend, **await large_job_run(backend, frames, 10, timeout=120)})
+            rows.append({"backend": backend, **await large_job_run(backend, frames, 10, limit_s=120)})
         results["large"] = rows
     return results
 

@@ -54,7 +54,9 @@ class AgentProcess:
             f'storage = "{self.storage}"\n' + extra_toml
         )
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([PYTHON, "-m", "site_agent", "agent", "--config", str(config)],
+            # A long-lived child, not awaited here: Popen returns at once.
+            self.proc = subprocess.Popen(  # noqa: ASYNC220
+                [PYTHON, "-m", "site_agent", "agent", "--config", str(config)],
                                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as session:
@@ -76,6 +78,12 @@ class AgentProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the agent process has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():

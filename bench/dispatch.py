@@ -17,7 +17,7 @@ from .simfarm import FarmStats, sim_farm
 AGENT_TOML = ""
 
 
-async def dispatch_run(backend: str, servers: int, tasks: int, timeout: float) -> dict[str, Any]:
+async def dispatch_run(backend: str, servers: int, tasks: int, limit_s: float) -> dict[str, Any]:
     """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers."""
     with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
         workdir = Path(tmp)
@@ -25,9 +25,9 @@ async def dispatch_run(backend: str, servers: int, tasks: int, timeout: float) -
             agent = AgentProcess(workdir, database)
             await agent.start(AGENT_TOML)
             try:
-                return await asyncio.wait_for(_drive(agent, servers, tasks), timeout)
+                return await asyncio.wait_for(_drive(agent, servers, tasks), limit_s)
             except TimeoutError:
-                raise RuntimeError(f"dispatch {backend}/{servers} exceeded its {timeout:.0f} s limit") from None
+                raise RuntimeError(f"dispatch {backend}/{servers} exceeded its {limit_s:.0f} s limit") from None
             finally:
                 agent.stop()
 
@@ -38,11 +38,13 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any
         manifest = [await upload_scene(client, agent.url)]
         async with sim_farm(agent.url, servers, stats):
             t0 = time.perf_counter()
+            cpu0, own0 = agent.cpu_seconds(), time.process_time()
             stats.dispatchable_at = t0  # refined below to when the POST returned
             job = await submit_job(client, agent.url, manifest, f"1-{tasks}")
             stats.dispatchable_at = time.perf_counter()
             await stats.all_done.wait()
             elapsed = stats.last_done_at - t0
+            agent_cpu, own_cpu = agent.cpu_seconds() - cpu0, time.process_time() - own0
             # Steady state: the middle 80 % of completions, away from ramp-up and tail.
             times = sorted(stats.done_times)
             lo, hi = times[len(times) // 10], times[(len(times) * 9) // 10]
@@ -57,12 +59,15 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any
         "assign_p50_ms": percentile(stats.latencies, 50) * 1000,
         "assign_p99_ms": percentile(stats.latencies, 99) * 1000,
         "job_state": state,
+        "agent_cpu_ms_per_task": agent_cpu / tasks * 1000,
+        "agent_cpu_share": agent_cpu / elapsed,
+        "loadgen_cpu_share": own_cpu / elapsed,
         "errors": stats.errors[:5],
     }
 
 
-async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
+async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, limit_s: float = 60) -> str:
+    deadline = time.monotonic() + limit_s
     state = "?"
     while time.monotonic() < deadline:
         async with client.get(f"{url}/api/v1/jobs?limit=1") as resp:
@@ -74,7 +79,7 @@ async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, t
     return state
 
 
-async def large_job_run(backend: str, frames: int, servers: int, timeout: float) -> dict[str, Any]:
+async def large_job_run(backend: str, frames: int, servers: int, limit_s: float) -> dict[str, Any]:
     """POST a ``frames``-frame job (chunk 1) to a farm of idle servers; time to the first Assign."""
     with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
         workdir = Path(tmp)
@@ -82,9 +87,9 @@ async def large_job_run(backend: str, frames: int, servers: int, timeout: float)
             agent = AgentProcess(workdir, database)
             await agent.start(AGENT_TOML)
             try:
-                return await asyncio.wait_for(_large(agent, frames, servers), timeout)
+                return await asyncio.wait_for(_large(agent, frames, servers), limit_s)
             except TimeoutError:
-                raise RuntimeError(f"large job on {backend} exceeded its {timeout:.0f} s limit") from None
+                raise RuntimeError(f"large job on {backend} exceeded its {limit_s:.0f} s limit") from None
             finally:
                 agent.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -20,9 +21,12 @@ RENDER = [PYTHON, "-m", "render_server.packages.builtin", str(SCENE), "--width",
 def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
     """Wall time of ``seq 1 N | xargs -P K`` running the renderer once per frame."""
     argv = ["xargs", "-P", str(slots), "-I{}", *RENDER, "--frames", "{}", "--out", str(out)]
+    # The same environment the render server gives the renderer: one BLAS thread per
+    # process, or the baseline loses to oversubscription and flatters the farm.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     subprocess.run(argv, input="\n".join(str(i) for i in range(1, frames + 1)) + "\n", text=True,
-                   check=True, timeout=timeout, cwd=ROOT, stdout=subprocess.DEVNULL)
+                   check=True, timeout=timeout, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     elapsed = time.perf_counter() - t0
     rendered = len(list(out.glob("*.png")))
     if rendered != frames:
@@ -30,19 +34,19 @@ def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
     return elapsed
 
 
-async def spillway_run(frames: int, slots: int, workdir: Path, timeout: float) -> dict[str, float]:
+async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -> dict[str, float]:
     """An SQLite agent and one render server with ``slots`` slots; same frames, chunk 1."""
     agent = AgentProcess(workdir / "site", f"sqlite:///{workdir / 'site.db'}")
     await agent.start()
     server = None
     try:
         with (workdir / "rs.log").open("ab") as log:
-            server = subprocess.Popen(
+            server = subprocess.Popen(  # noqa: ASYNC220 (long-lived child; Popen returns at once)
                 [PYTHON, "-m", "site_agent", "render-server", "--agent", agent.url, "--name", "bench-rs",
                  "--slots", str(slots), "--packages", "builtin", "--cache", str(workdir / "cache"),
                  "--workdir", str(workdir / "work")],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        return await asyncio.wait_for(_submit_and_wait(agent, frames), timeout)
+        return await asyncio.wait_for(_submit_and_wait(agent, frames), limit_s)
     finally:
         if server is not None and server.poll() is None:
             server.terminate()
@@ -76,13 +80,13 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
     return {"makespan": job["finished_at"] - job["created_at"], "wall_with_cli": wall}
 
 
-async def overhead_run(frames: int, slots: int, timeout: float) -> dict[str, Any]:
+async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
         workdir = Path(tmp)
         out = workdir / "xargs"
         out.mkdir()
-        physical = await asyncio.to_thread(xargs_run, frames, slots, out, timeout / 2)
-        farm = await spillway_run(frames, slots, workdir, timeout / 2)
+        physical = await asyncio.to_thread(xargs_run, frames, slots, out, limit_s / 2)
+        farm = await spillway_run(frames, slots, workdir, limit_s / 2)
     return {
         "frames": frames,
         "slots": slots,

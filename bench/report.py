@@ -21,7 +21,10 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for r in results.get("dispatch", []):
         out.append((f"dispatch ({r['backend']})", f"{r['servers']} servers, {r['tasks']} tasks",
                     f"{r['tasks_per_s']:.0f} tasks/s (steady {r['steady_tasks_per_s']:.0f}); assign p50 "
-                    f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}",
+                    f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
+                    f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
+                    f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "
+                    f"{r.get('loadgen_cpu_share', float('nan')):.0%}",
                     ">= 2000 tasks/s (PostgreSQL)"))
     for r in results.get("large", []):
         out.append((f"large job ({r['backend']})", f"{r['frames']} frames chunk 1, {r['servers']} servers",

@@ -186,7 +186,7 @@ async def upload_frame(request: web.Request) -> web.Response:
         raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
     if frame not in task.frames:
         raise BadRequestError(f"frame {frame} is not part of task {task_id}")
-    job = await site.store.get_job(task.job_id)
+    job = await site.reports.jobs.get(task.job_id)  # only its name and output pattern are used
     if job is None:
         raise NotFoundError(f"no job {task.job_id}")
     name = frame_file_name(job.output_name, frame, job.output_ext)

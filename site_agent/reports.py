@@ -30,6 +30,31 @@ class ReportStore(Store, Protocol):
     async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]: ...
 
 
+class JobCache:
+    """Recently used jobs, for the parts that never change after submission.
+
+    Reports and frame uploads need a job's name, output pattern and profile for
+    every task; reading them from the store each time was a query per report.
+    Callers must not use the cached state, placement or timestamps.
+    """
+
+    def __init__(self, store: Store, *, size: int = 1024) -> None:
+        self._store = store
+        self._size = size
+        self._jobs: dict[str, JobRecord] = {}
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = await self._store.get_job(job_id)
+            if job is None:
+                return None
+            if len(self._jobs) >= self._size:
+                del self._jobs[next(iter(self._jobs))]  # oldest first: dicts keep insertion order
+            self._jobs[job_id] = job
+        return job
+
+
 class TaskReports:
     def __init__(
         self,
@@ -45,12 +70,13 @@ class TaskReports:
         self._dispatcher = dispatcher
         self._threshold = bad_server_threshold
         self._clock = clock
+        self.jobs = JobCache(store)
         self.on_job_finished: list[JobFinishedHook] = []
         self.on_job_progress: list[JobFinishedHook] = []
 
     async def started(self, server_id: str, msg: protocol.TaskStarted) -> None:
         task = await self._store.get_task(msg.task_id)
-        job = await self._store.get_job(task.job_id) if task else None
+        job = await self.jobs.get(task.job_id) if task else None
         if task is None or job is None:
             return
         now = self._clock()

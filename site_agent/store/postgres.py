@@ -25,6 +25,16 @@ _MIGRATION_LOCK_KEY = 0x5350_494C_4C57  # "SPILLW": one advisory lock for all Sp
 _FIX_CONFIG = "check `database` in the site config"
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool.
+
+    asyncpg itself rolls back a transaction left open before calling this. The
+    agent keeps no other session state (no SET, LISTEN, cursors or session-level
+    advisory locks; the migration lock is transaction-scoped), so the default
+    reset (``RESET ALL; UNLISTEN *; ...``) only cost a round trip per query.
+    """
+
+
 def describe_dsn(dsn: str) -> tuple[str, str, str]:
     """``(host:port, database, user)`` of a DSN, for messages (never the password)."""
     parts = urlsplit(dsn)
@@ -176,6 +186,7 @@ class PostgresDatabase:
                     timeout=CONNECT_TIMEOUT_S,
                     command_timeout=QUERY_TIMEOUT_S,
                     server_settings={"application_name": "spillway-agent"},
+                    reset=_reset_connection,
                 ),
                 timeout=CONNECT_TIMEOUT_S * 2,
             )
