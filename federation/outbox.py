@@ -57,13 +57,18 @@ class Outbox:
                             task = asyncio.create_task(self._deliver(entry),
                                                        name=f"fed-outbox-{entry.id}")
                             self._inflight[entry.id] = task
-                            task.add_done_callback(lambda _t, i=entry.id: self._inflight.pop(i, None))
+                            task.add_done_callback(self._forget)
                 except Exception:  # keep delivering whatever the database hiccup was
                     log.exception("reading the federation outbox failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SCAN_INTERVAL_S)
         finally:
             await self.close()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        for msg_id, running in list(self._inflight.items()):
+            if running is task:
+                del self._inflight[msg_id]
 
     async def close(self) -> None:
         tasks = list(self._inflight.values())

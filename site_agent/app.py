@@ -76,6 +76,8 @@ async def _site_lifecycle(app: web.Application) -> AsyncIterator[None]:
             await site.federation.close()
         for conn in site.connections.all():
             await conn.ws.close()
+        # Reports already queued (frames answered or about to be) are written before the store closes.
+        await site.reports.batcher.close()
         await store.close()
 
 

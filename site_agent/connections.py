@@ -11,10 +11,38 @@ from aiohttp import web
 from render_server import protocol
 from scheduler.profile import ServerView
 
-from .store.records import ServerRecord
+from .store.records import FrameRecord, ServerRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0
+
+TaskKey = tuple[int, int]
+"""(task id, attempt)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ActiveTask:
+    """A task attempt the agent handed to a server, as the report path needs it.
+
+    The agent is the only writer of assignments, so this in-memory copy lets
+    reports skip a task read: a report for an attempt not held here is stale.
+    The store's fenced updates stay the final authority.
+    """
+
+    task_id: int
+    attempt: int
+    job_id: str
+    frames: tuple[int, ...]
+    uploaded: list[FrameRecord] = field(default_factory=list)
+    """Frames recorded by this agent process for this attempt (after a restart: none yet)."""
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> ActiveTask:
+        return cls(task_id=task.id, attempt=task.attempt, job_id=task.job_id, frames=task.frames)
+
+    def missing_frames(self) -> list[int]:
+        have = {f.frame for f in self.uploaded}
+        return [f for f in self.frames if f not in have]
 
 
 @dataclass(eq=False)
@@ -25,9 +53,12 @@ class ServerConnection:
     ws: web.WebSocketResponse
     last_seen: float
     disabled: bool = False
-    running: set[tuple[int, int]] = field(default_factory=set)
-    """(task id, attempt) pairs assigned to the server and not yet reported finished."""
+    running: dict[TaskKey, ActiveTask] = field(default_factory=dict)
+    """Task attempts assigned to the server and not yet reported finished."""
+    reconciled: bool = False
+    """False until the hello's task list has been matched against the store: no dispatch before."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _view: tuple[tuple[int, str], ServerView] | None = None
 
     @property
     def server_id(self) -> str:
@@ -35,14 +66,25 @@ class ServerConnection:
 
     @property
     def free_slots(self) -> int:
+        if not self.reconciled:
+            return 0
         return max(0, self.record.slots - len(self.running))
 
-    def view(self) -> ServerView:
-        r = self.record
+    @property
+    def status(self) -> str:
         if self.disabled:
-            status = "disabled"
-        else:
-            status = "busy" if self.running else "idle"
+            return "disabled"
+        return "busy" if self.running else "idle"
+
+    def view(self) -> ServerView:
+        """The scheduler's view, rebuilt only when free slots or status changed."""
+        key = (self.free_slots, self.status)
+        if self._view is None or self._view[0] != key:
+            self._view = (key, self._build_view(*key))
+        return self._view[1]
+
+    def _build_view(self, free_slots: int, status: str) -> ServerView:
+        r = self.record
         return ServerView(
             id=r.id,
             name=r.name,
@@ -52,7 +94,7 @@ class ServerConnection:
             packages=dict(r.packages),
             tags=r.tags,
             slots=r.slots,
-            free_slots=self.free_slots,
+            free_slots=free_slots,
             status=status,
         )
 
@@ -94,3 +136,7 @@ class ConnectionRegistry:
 
     def views(self) -> list[ServerView]:
         return [c.view() for c in self._by_id.values()]
+
+    def dispatchable(self) -> list[ServerView]:
+        """Views of the enabled servers with a free slot (the only ones a dispatch round plans for)."""
+        return [c.view() for c in self._by_id.values() if not c.disabled and c.free_slots > 0]

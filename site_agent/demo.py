@@ -1,9 +1,13 @@
-"""``spillway demo``: a whole site on this machine, one textured animation rendered on it.
+"""``spillway demo``: two federated sites on this machine.
 
-Starts a site agent on SQLite and two render servers as separate processes,
-submits ``examples/textured/scene.json`` for 24 frames, shows progress, prints
-which server rendered which frames and where the PNGs are, then stops
-everything it started.
+Creates a federation CA and site certificates under ``var/demo/certs``, then
+starts two site agents on SQLite, talking mutual TLS: the *studio* with two
+built-in-tracer render servers and the *facility* with two POV-Ray servers.
+It submits two jobs to the studio: the textured built-in animation (rendered
+locally) and the POV-Ray example, which no studio server can render, so it is
+forwarded with its assets, rendered at the facility and fetched back. It prints
+what went where, the bytes transferred and where the PNGs are at both sites,
+then stops everything it started.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from federation.certs import init_ca, issue_site_cert
+
 from .client import AgentClient, SpillwayClientError
 from .formatting import human_size, progress_line
 from .submission import SubmitOptions, submit_scene, wait_for_job
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "textured" / "scene.json"
+POVRAY_EXAMPLE = REPO / "examples" / "povray" / "scene.pov"
 
 
 def _free_port() -> int:
@@ -92,48 +99,114 @@ async def _wait_servers(client: AgentClient, count: int, timeout: float = 60) ->
     raise RuntimeError("render servers did not connect in time; see the logs under var/demo/logs")
 
 
-def _report(detail: dict[str, Any]) -> None:
+def _who_rendered(detail: dict[str, Any]) -> str:
     by_server: dict[str, list[int]] = {}
     for frame in detail["frames"]:
         by_server.setdefault(frame["server"] or "?", []).append(frame["frame"])
-    print("\nwho rendered what:")
-    for server, frames in sorted(by_server.items()):
-        print(f"  {server:<10} {len(frames):>3} frames: {', '.join(map(str, sorted(frames)))}")
+    return "; ".join(f"{server}: {len(frames)} frames" for server, frames in sorted(by_server.items()))
+
+
+def _fed_toml(root: Path, name: str, port: int, peer: str, peer_port: int) -> str:
+    certs = root / "certs"
+    return (
+        f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{certs / "ca" / "ca.pem"}"\n'
+        f'cert = "{certs / name}.pem"\nkey = "{certs / name}-key.pem"\n'
+        "advertise_interval = 1\nlease = 60\n"
+        f'\n[[peers]]\nname = "{peer}"\nurl = "https://127.0.0.1:{peer_port}"\n'
+    )
+
+
+async def _start_site(root: Path, procs: Processes, name: str, fed: str, packages: str,
+                      servers: tuple[str, ...]) -> str:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_site_config(root / name, name, port, fed)
+    agent = procs.spawn(f"{name}-agent", "agent", "--config", str(config))
+    await _wait_health(url, agent, procs.log_dir / f"{name}-agent.log")
+    for server in servers:
+        procs.spawn(server, "render-server", "--agent", url, "--name", server, "--slots", "1",
+                    "--packages", packages, "--cache", str(root / "cache" / server),
+                    "--workdir", str(root / "work" / server))
+    async with AgentClient(url) as client:
+        found = await _wait_servers(client, len(servers))
+    print(f"site {name:<9} {url}  render servers: " + ", ".join(
+        f"{s['name']} ({', '.join(f'{k} {v}' for k, v in s['packages'].items())})" for s in found))
+    return url
+
+
+async def _wait_for_peer(client: AgentClient, peer: str, package: str, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        for p in await client.peers():
+            if p["name"] == peer and p["state"] == "up" and package in (p.get("capacity") or {}):
+                return
+        await asyncio.sleep(0.3)
+    raise RuntimeError(f"the studio never heard from {peer}; see the logs under var/demo/logs")
+
+
+async def _submit(client: AgentClient, scene: Path, options: SubmitOptions) -> str:
+    result = await submit_scene(client, scene, options)
+    job = result.job.get("job", result.job)
+    print(f"submitted {options.name!r} ({options.package}, frames {options.frames}): job {job['id']}, "
+          f"{result.uploaded_files} files ({human_size(result.uploaded_bytes)}) uploaded to the studio")
+    return str(job["id"])
 
 
 async def _run(root: Path, procs: Processes) -> int:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = write_site_config(root / "studio", "studio", port)
-    print(f"starting site agent 'studio' at {url} (SQLite, storage {root / 'studio' / 'storage'})")
-    agent = procs.spawn("studio-agent", "agent", "--config", str(config))
-    await _wait_health(url, agent, procs.log_dir / "studio-agent.log")
-    for name in ("rs-1", "rs-2"):
-        procs.spawn(name, "render-server", "--agent", url, "--name", name, "--slots", "1",
-                    "--cache", str(root / "cache" / name), "--workdir", str(root / "work" / name))
-    async with AgentClient(url) as client:
-        servers = await _wait_servers(client, 2)
-        print("render servers: " + ", ".join(
-            f"{s['name']} ({', '.join(f'{k} {v}' for k, v in s['packages'].items())})" for s in servers))
-        result = await submit_scene(client, EXAMPLE, SubmitOptions(package="builtin", frames="1-24", name="textured"))
-        job_id = result.job["job"]["id"] if "job" in result.job else result.job["id"]
-        print(f"submitted job {job_id}: 24 frames, {result.uploaded_files} files "
-              f"({human_size(result.uploaded_bytes)}) uploaded")
+    certs = root / "certs"
+    init_ca(certs / "ca")
+    for site in ("studio", "facility"):
+        issue_site_cert(certs / "ca", site, certs)
+    studio_fed, facility_fed = _free_port(), _free_port()
+    print(f"federation CA and site certificates in {certs}")
+    facility_url = await _start_site(root, procs, "facility",
+                                     _fed_toml(root, "facility", facility_fed, "studio", studio_fed),
+                                     "povray", ("fac-1", "fac-2"))
+    studio_url = await _start_site(root, procs, "studio",
+                                   _fed_toml(root, "studio", studio_fed, "facility", facility_fed),
+                                   "builtin", ("rs-1", "rs-2"))
+    async with AgentClient(studio_url) as studio, AgentClient(facility_url) as facility:
+        await _wait_for_peer(studio, "facility", "povray")
         started = time.monotonic()
+        jobs = [
+            await _submit(studio, EXAMPLE, SubmitOptions(package="builtin", frames="1-24", name="textured")),
+            await _submit(studio, POVRAY_EXAMPLE, SubmitOptions(package="povray", frames="1-12", name="planet")),
+        ]
 
         def show(detail: dict[str, Any]) -> None:
-            line = progress_line(detail["job"], 2, None)
-            print("\r" + line, end="", flush=True)
-        job = await wait_for_job(client, job_id, poll_s=0.5, on_update=show)
-        print()
-        detail = await client.job(job_id)
-    if job["state"] != "done":
-        print(f"job {job_id} ended {job['state']}: {job.get('error')}", file=sys.stderr)
-        return 1
-    _report(detail)
-    print(f"\n24 frames in {time.monotonic() - started:.1f}s; PNGs are in {job['storage_dir']}")
-    print(f"logs are in {procs.log_dir}")
-    return 0
+            print("\r" + progress_line(detail["job"], 2, None), end="", flush=True)
+        finished = []
+        for job_id in jobs:
+            finished.append(await wait_for_job(studio, job_id, poll_s=0.5, on_update=show))
+            print()
+        elapsed = time.monotonic() - started
+        details = [await studio.job(job_id) for job_id in jobs]
+        return await _report_all(details, facility, elapsed, root / "studio" / "storage")
+
+
+async def _report_all(details: list[dict[str, Any]], facility: AgentClient, elapsed: float,
+                      studio_storage: Path) -> int:
+    status = 0
+    print("\nwhat went where:")
+    for detail in details:
+        job = detail["job"]
+        print(f"  {job['name']:<9} job {job['id']}  {job['state']}  placement {job['placement']}"
+              f" — {job['placement_reason']}")
+        print(f"            rendered by {_who_rendered(detail)}")
+        if job["placement"] != "local":
+            transfer = job.get("transfer") or {}
+            remote = await facility.job(job["remote_job_id"])
+            print(f"            assets sent: {human_size(transfer.get('bytes_sent', 0))} in "
+                  f"{transfer.get('blobs_sent', 0)} blobs ({transfer.get('blobs_skipped', 0)} "
+                  "already at the facility)")
+            print(f"            at the facility: job {remote['job']['id']}, rendered by "
+                  f"{_who_rendered(remote)}; PNGs in {remote['job']['storage_dir']}")
+        print(f"            PNGs at the studio: {job['storage_dir']}")
+        if job["state"] != "done":
+            print(f"job {job['id']} ended {job['state']}: {job.get('error')}", file=sys.stderr)
+            status = 1
+    print(f"\nboth jobs finished in {elapsed:.1f}s; studio storage root {studio_storage}")
+    return status
 
 
 def run_demo(root: Path | None = None) -> int:

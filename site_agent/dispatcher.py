@@ -8,6 +8,7 @@ lost to a crash of the loop body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,13 +17,16 @@ from render_server import protocol
 from scheduler.dispatch import JobView, TaskView, plan_dispatch
 from scheduler.retry import bad_servers
 
-from .connections import ConnectionRegistry
+from .connections import ActiveTask, ConnectionRegistry
 from .store.base import Store, StoreError
 from .store.records import DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
 
 log = logging.getLogger(__name__)
 
 SAFETY_TICK_S = 5.0
+COALESCE_HOPS = 2
+"""Event-loop hops between a wake and the round: completions committed by one report
+flush wake the dispatcher one by one, and should be planned together."""
 ASSIGN_GRACE_S = 30.0
 """Extra lease time for a dispatched task to start (asset download, process start)."""
 
@@ -50,10 +54,10 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until cancelled."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SAFETY_TICK_S)
-            except TimeoutError:
-                pass
+            for _ in range(COALESCE_HOPS):
+                await asyncio.sleep(0)
             self._wake.clear()
             try:
                 sent = await self.dispatch_once()
@@ -68,7 +72,7 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """One planning round; returns the number of tasks sent."""
-        servers = [v for v in self._connections.views() if v.free_slots > 0 and v.status != "disabled"]
+        servers = self._connections.dispatchable()
         free = sum(v.free_slots for v in servers)
         if free == 0:
             return 0
@@ -97,11 +101,11 @@ class Dispatcher:
             conn = self._connections.get(task.server_id or "")
             if conn is None:
                 continue  # the monitor requeues tasks of servers that are gone
-            conn.running.add((task.id, task.attempt))
+            conn.running[(task.id, task.attempt)] = ActiveTask.of(task)
             job = jobs[task.job_id]
             if await conn.send(assign_message(job, task, tasks[task.id].frames)):
                 sent += 1
-                log.info(
+                log.debug(
                     "dispatched task %s (job %s, frames %s-%s, attempt %s) to %s",
                     task.id, job.id, task.frames[0], task.frames[-1], task.attempt, conn.record.name,
                 )

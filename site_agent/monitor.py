@@ -80,15 +80,16 @@ class HeartbeatMonitor:
             beats, self._beats = list(self._beats.items()), {}
             await self._store.record_heartbeats(beats)
 
-    async def _requeue_lost(self, now: float, timeout: float) -> None:
+    async def _requeue_lost(self, now: float, grace_s: float) -> None:
+        # Server ids only (an index-only read): this runs every second with every task active.
         lost_servers = {
-            t.server_id for t in await self._store.active_tasks()
-            if t.server_id and self._connections.get(t.server_id) is None
+            server_id for server_id in await self._store.active_task_servers()
+            if server_id and self._connections.get(server_id) is None
         }
         requeued = 0
         for server_id in lost_servers:
             gone_since = self._gone_since.get(server_id, self._started)
-            if now - gone_since <= timeout:
+            if now - gone_since <= grace_s:
                 continue
             tasks = await self._store.requeue_server_tasks(server_id, at=now)
             await self._store.set_server_status(server_id, ServerStatus.OFFLINE, at=now)

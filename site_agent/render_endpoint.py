@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from render_server import protocol
 
 from .appkeys import SITE
 from .auth import bearer, check_server
-from .connections import ServerConnection
+from .connections import ActiveTask, ServerConnection
 from .errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
 from .files import check_sha256
 from .storage import frame_file_name
@@ -63,10 +64,8 @@ async def _receive_hello(ws: web.WebSocketResponse) -> protocol.Hello:
 
 
 async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, RuntimeError):
         await ws.send_bytes(protocol.encode(protocol.Refused(reason=reason)))
-    except (ConnectionError, RuntimeError):
-        pass
     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())
 
 
@@ -108,17 +107,25 @@ async def _register(site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.
 
 
 async def _reconcile_running(site: SiteAgent, conn: ServerConnection, reported: list[protocol.TaskRef]) -> list[protocol.TaskRef]:
-    """After a reconnect, keep the tasks both sides agree on; requeue the rest."""
-    active = await site.store.active_tasks(server_id=conn.server_id)
-    expected = {(t.id, t.attempt) for t in active}
-    claimed = {(r.task_id, r.attempt) for r in reported}
-    if expected and expected <= claimed:
-        conn.running = set(expected)
-        return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
-    if active:
-        requeued = await site.store.requeue_server_tasks(conn.server_id, at=site.clock())
-        log.info("server %s reconnected without %d of its tasks; requeued them", conn.record.name, len(requeued))
-    return []
+    """After a reconnect, keep the tasks both sides agree on; requeue the rest.
+
+    Kept tasks go into the connection's in-memory table, which the report path
+    checks instead of reading each task, and the connection becomes dispatchable.
+    """
+    try:
+        active = await site.store.active_tasks(server_id=conn.server_id)
+        expected = {(t.id, t.attempt): t for t in active}
+        claimed = {(r.task_id, r.attempt) for r in reported}
+        if expected and expected.keys() <= claimed:
+            # Merge: nothing is dispatched to an unreconciled connection, but stay safe if it was.
+            conn.running = {key: ActiveTask.of(task) for key, task in expected.items()} | conn.running
+            return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
+        if active:
+            requeued = await site.store.requeue_server_tasks(conn.server_id, at=site.clock())
+            log.info("server %s reconnected without %d of its tasks; requeued them", conn.record.name, len(requeued))
+        return []
+    finally:
+        conn.reconciled = True
 
 
 async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
@@ -179,21 +186,19 @@ async def upload_frame(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequestError("task, attempt and frame must be whole numbers") from None
     sha = check_sha256(request.headers.get("X-Sha256", ""))
-    task = await site.store.get_task(task_id)
-    if task is None:
-        raise NotFoundError(f"no task {task_id}")
-    if task.attempt != attempt or task.server_id != server_id or not task.state.active:
+    active = await site.reports.lookup(server_id, task_id, attempt)
+    if active is None:
         raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
-    if frame not in task.frames:
+    if frame not in active.frames:
         raise BadRequestError(f"frame {frame} is not part of task {task_id}")
-    job = await site.reports.jobs.get(task.job_id)  # only its name and output pattern are used
+    job = await site.reports.jobs.get(active.job_id)  # only its name and output pattern are used
     if job is None:
-        raise NotFoundError(f"no job {task.job_id}")
+        raise NotFoundError(f"no job {active.job_id}")
     name = frame_file_name(job.output_name, frame, job.output_ext)
     job_dir = site.storage.job_dir(job.name, job.id)
     digest, size = await site.storage.write_frame(job_dir, name, request.content.iter_chunked(1 << 16), expected_sha256=sha)
-    await site.store.record_frames([FrameRecord(
-        job_id=job.id, frame=frame, task_id=task.id, name=name, sha256=digest, size=size,
+    await site.reports.record_frame(server_id, active, FrameRecord(
+        job_id=job.id, frame=frame, task_id=task_id, name=name, sha256=digest, size=size,
         server_id=server_id, rendered_at=site.clock(),
-    )])
+    ))
     return web.json_response({"frame": frame, "sha256": digest, "size": size}, status=201)

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 from render_server import protocol
 from scheduler.retry import decide_retry
 
-from .connections import ConnectionRegistry
+from .batcher import ReportBatcher
+from .connections import ActiveTask, ConnectionRegistry
 from .dispatcher import Dispatcher
 from .store.base import Store
-from .store.records import JobRecord, TaskOutcome, TaskRecord
+from .store.records import (
+    CompletionReport,
+    FrameRecord,
+    JobRecord,
+    StartedReport,
+    TaskOutcome,
+    TaskRecord,
+)
 
 log = logging.getLogger(__name__)
 
 JobFinishedHook = Callable[[str], Awaitable[None]]
 
 
-class ReportStore(Store, Protocol):
-    """The store as task reports use it."""
-
-    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]: ...
+ReportStore = Store
+"""The store as task reports use it."""
 
 
 class JobCache:
@@ -71,46 +76,80 @@ class TaskReports:
         self._threshold = bad_server_threshold
         self._clock = clock
         self.jobs = JobCache(store)
+        self.batcher = ReportBatcher(store, clock=clock)
         self.on_job_finished: list[JobFinishedHook] = []
         self.on_job_progress: list[JobFinishedHook] = []
 
     async def started(self, server_id: str, msg: protocol.TaskStarted) -> None:
-        task = await self._store.get_task(msg.task_id)
-        job = await self.jobs.get(task.job_id) if task else None
-        if task is None or job is None:
+        active = await self.lookup(server_id, msg.task_id, msg.attempt)
+        job = await self.jobs.get(active.job_id) if active else None
+        if active is None or job is None:
+            log.info("ignored stale start of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
             return
         now = self._clock()
-        ok = await self._store.mark_task_running(
-            msg.task_id, msg.attempt, server_id, at=now, lease_expires_at=now + job.profile.task_timeout_s
-        )
-        if not ok:
-            log.info("ignored stale start of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+        await self.batcher.started(StartedReport(
+            task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
+            at=now, lease_expires_at=now + job.profile.task_timeout_s,
+        ))
 
     async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
         await self._store.append_task_log(msg.task_id, msg.attempt, server_id, msg.text)
 
     async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
-        self._release(server_id, msg.task_id, msg.attempt)
-        task = await self._store.get_task(msg.task_id)
-        if task is None:
+        active = self._release(server_id, msg.task_id, msg.attempt)
+        if active is None:
+            active = await self.lookup(server_id, msg.task_id, msg.attempt)
+        if active is None:
+            log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
             return
-        # Only this task's frames: reading the whole job's made each report O(frames in job).
-        stored = await self._store.stored_task_frames(task.job_id, task.id, task.frames)
-        missing = [f for f in task.frames if f not in stored]
+        missing = active.missing_frames()
+        if missing:
+            # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
+            # only in the store. Only this task's frames: reading the job's was O(frames in job).
+            stored = await self._store.stored_task_frames(active.job_id, active.task_id, missing)
+            missing = [f for f in missing if f not in stored]
         if missing:
             # A success report without every frame uploaded is a failure of that attempt.
-            err = f"render server reported success but frames {missing[:5]} were not uploaded"
-            await self._fail(task, server_id, msg.attempt, err, msg.log_tail)
+            task = await self._store.get_task(msg.task_id)
+            if task is not None:
+                err = f"render server reported success but frames {missing[:5]} were not uploaded"
+                await self._fail(task, server_id, msg.attempt, err, msg.log_tail)
+            self._dispatcher.wake()
             return
-        outcome = await self._store.complete_task(
-            msg.task_id, msg.attempt, server_id, at=self._clock(), log_tail=msg.log_tail
-        )
+        outcome = await self.batcher.completed(CompletionReport(
+            task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
+            at=self._clock(), log_tail=msg.log_tail,
+        ))
+        # Wake before the hooks: the slot is free and the completion committed.
+        self._dispatcher.wake()
         if outcome is None:
             log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
         else:
-            log.info("task %s of job %s done on %s", task.id, task.job_id, server_id)
+            log.debug("task %s of job %s done on %s", msg.task_id, active.job_id, server_id)
             await self._after(outcome)
-        self._dispatcher.wake()
+
+    async def record_frame(self, server_id: str, active: ActiveTask | None, record: FrameRecord) -> None:
+        """Record an uploaded frame (committed on return) and remember it for the task's TaskDone."""
+        await self.batcher.frame(record)
+        if active is not None:
+            active.uploaded.append(record)
+
+    async def lookup(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
+        """The attempt if the server still holds it; None means the report is stale.
+
+        Normally answered from the server's connection without a query. Memory
+        lags the store only around a reconnect (an upload retried before the
+        server's hello, a report read from the replaced socket), so a miss asks
+        the store, which answers exactly as every report was checked before.
+        """
+        conn = self._connections.get(server_id)
+        active = conn.running.get((task_id, attempt)) if conn is not None else None
+        if active is not None:
+            return active
+        task = await self._store.get_task(task_id)
+        if task is None or task.attempt != attempt or task.server_id != server_id or not task.state.active:
+            return None
+        return ActiveTask.of(task)
 
     async def failed(self, server_id: str, msg: protocol.TaskFailed) -> None:
         self._release(server_id, msg.task_id, msg.attempt)
@@ -126,7 +165,7 @@ class TaskReports:
         server_id = task.server_id or ""
         conn = self._connections.get(server_id)
         if conn is not None:
-            conn.running.discard((task.id, task.attempt))
+            conn.running.pop((task.id, task.attempt), None)
             await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out"))
         await self._fail(task, server_id, task.attempt, f"timed out after {timeout:.0f}s without a report", None)
         self._dispatcher.wake()
@@ -156,17 +195,15 @@ class TaskReports:
         for hook in hooks:
             await hook(outcome.task.job_id)
 
-    def _release(self, server_id: str, task_id: int, attempt: int) -> None:
+    def _release(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         conn = self._connections.get(server_id)
-        if conn is not None:
-            conn.running.discard((task_id, attempt))
+        return conn.running.pop((task_id, attempt), None) if conn is not None else None
 
     async def stop_tasks(self, tasks: list[TaskRecord], reason: str) -> None:
         """Tell servers to stop tasks that were taken away from them (cancel, requeue)."""
         for task in tasks:
             conn = self._connections.get(task.server_id or "")
-            if conn is not None and (task.id, task.attempt) in conn.running:
-                conn.running.discard((task.id, task.attempt))
+            if conn is not None and conn.running.pop((task.id, task.attempt), None) is not None:
                 await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason))
         self._dispatcher.wake()
 

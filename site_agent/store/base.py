@@ -11,12 +11,14 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from .records import (
+    CompletionReport,
     DispatchSnapshot,
     FrameRecord,
     JobRecord,
     JobState,
     ServerRecord,
     ServerStatus,
+    StartedReport,
     TaskClaim,
     TaskOutcome,
     TaskRecord,
@@ -126,6 +128,22 @@ class Store(Protocol):
         """Fenced. Marks the task done; finishes the job when nothing is left waiting or active
         (done, or failed if any task failed). None when the fence did not match."""
 
+    async def apply_reports(
+        self,
+        started: Sequence[StartedReport],
+        frames: Sequence[FrameRecord],
+        completions: Sequence[CompletionReport],
+        *,
+        at: float,
+    ) -> list[TaskOutcome | None]:
+        """Apply many reports in one transaction: fenced starts, frame upserts, fenced completions.
+
+        Returns one outcome per completion, None where the fence did not match (a
+        repeated completion of a task in the same batch never matches). Jobs left
+        with nothing waiting or active finish at ``at``; the outcome of the job's last
+        completion in the batch says so. All or nothing: on an error nothing is applied.
+        """
+
     async def fail_task(
         self,
         task_id: int,
@@ -147,6 +165,9 @@ class Store(Protocol):
 
     async def active_tasks(self, *, server_id: str | None = None, job_id: str | None = None) -> list[TaskRecord]: ...
 
+    async def active_task_servers(self) -> set[str]:
+        """Ids of the servers holding at least one active task (one cheap indexed read)."""
+
     async def cancel_job(self, job_id: str, *, at: float) -> list[TaskRecord]:
         """Job to cancelled; its active tasks go back to waiting and are returned so the agent can stop them."""
 
@@ -159,3 +180,6 @@ class Store(Protocol):
     async def list_frames(self, job_id: str) -> list[FrameRecord]: ...
 
     async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None: ...
+
+    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]:
+        """Which of ``frames`` are stored as uploaded by ``task_id`` (one indexed read)."""

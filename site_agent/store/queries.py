@@ -69,6 +69,7 @@ ORDER BY created_at DESC, id DESC LIMIT $2
 # A no-op write that takes the job's row lock (portable SELECT ... FOR UPDATE).
 LOCK_JOB = "UPDATE jobs SET state = state WHERE id = $1 RETURNING state"
 LOCK_JOB_NO_RESULT = "UPDATE jobs SET state = state WHERE id = $1"
+JOB_STATES = "SELECT id, state FROM jobs WHERE id = ANY($1::text[])"
 UPDATE_JOB_STATE = """
 UPDATE jobs SET state = $2, updated_at = $3, finished_at = $4, error = $5 WHERE id = $1
 """
@@ -138,6 +139,12 @@ UPDATE tasks SET state = 'done', finished_at = $4, lease_expires_at = NULL, erro
 WHERE {_FENCE}
 RETURNING {TASK_COLUMNS}
 """
+# The batched form (see ``SqlStore.apply_reports``): the outcome is read back afterwards.
+COMPLETE_TASK_NO_RESULT = f"""
+UPDATE tasks SET state = 'done', finished_at = $4, lease_expires_at = NULL, error = '',
+                 log_tail = COALESCE($5, log_tail)
+WHERE {_FENCE}
+"""
 FAIL_TASK_RETRY = f"""
 UPDATE tasks SET state = 'waiting', failures = failures + 1, error = $4,
                  log_tail = COALESCE($5, log_tail), server_id = NULL, lease_expires_at = NULL,
@@ -183,6 +190,7 @@ SELECT {TASK_COLUMNS} FROM tasks
 WHERE state IN {ACTIVE} AND server_id = COALESCE($1, server_id) AND job_id = COALESCE($2, job_id)
 ORDER BY job_id, idx
 """
+ACTIVE_TASK_SERVERS = f"SELECT DISTINCT server_id FROM tasks WHERE state IN {ACTIVE}"
 SERVER_FAILURES = """
 SELECT server_id, COUNT(*) AS n FROM task_failures WHERE job_id = $1 GROUP BY server_id
 """

@@ -193,3 +193,28 @@ class TaskOutcome:
     job_state: JobState
     job_finished: bool
     """True when this change moved the job into done or failed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartedReport:
+    """A render server said it started a task attempt (applied fenced, in a batch)."""
+
+    task_id: int
+    attempt: int
+    server_id: str
+    job_id: str
+    """The task's job, so a batch can lock job rows before it touches tasks."""
+    at: float
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletionReport:
+    """A render server finished a task attempt with every frame uploaded (applied fenced)."""
+
+    task_id: int
+    attempt: int
+    server_id: str
+    job_id: str
+    at: float
+    log_tail: str | None = None

@@ -18,17 +18,20 @@ from .fed_store import FederationStore, FederationStoreMixin
 from .migrate import apply_migrations
 from .records import (
     LOCAL,
+    CompletionReport,
     DispatchSnapshot,
     FrameRecord,
     JobRecord,
     JobState,
     ServerRecord,
     ServerStatus,
+    StartedReport,
     TaskClaim,
     TaskOutcome,
     TaskRecord,
     TaskState,
 )
+from .report_batch import apply_reports
 from .rows import (
     encode_frames,
     frame_from_row,
@@ -286,6 +289,25 @@ class SqlStore(FederationStoreMixin):
             job_state, finished = await self._finish_job_if_done(conn, job_id, job_state, at)
         return TaskOutcome(task=task_from_row(row), job_state=job_state, job_finished=finished)
 
+    async def apply_reports(
+        self,
+        started: Sequence[StartedReport],
+        frames: Sequence[FrameRecord],
+        completions: Sequence[CompletionReport],
+        *,
+        at: float,
+    ) -> list[TaskOutcome | None]:
+        if not (started or frames or completions):
+            return []
+        try:
+            async with self._db.transaction() as conn:
+                return await apply_reports(
+                    conn, started, frames, completions, at=at, finish_job=self._finish_job_if_done
+                )
+        except NotFoundError as exc:
+            jobs = ", ".join(sorted({f.job_id for f in frames}))
+            raise NotFoundError(f"cannot record frames of job {jobs}: no such job") from exc
+
     async def fail_task(
         self,
         task_id: int,
@@ -354,6 +376,9 @@ class SqlStore(FederationStoreMixin):
     ) -> list[TaskRecord]:
         rows = await self._db.fetch(q.ACTIVE_TASKS, server_id, job_id)
         return [task_from_row(row) for row in rows]
+
+    async def active_task_servers(self) -> set[str]:
+        return {row["server_id"] for row in await self._db.fetch(q.ACTIVE_TASK_SERVERS)}
 
     async def cancel_job(self, job_id: str, *, at: float) -> list[TaskRecord]:
         """Job to cancelled; its active tasks go back to waiting.

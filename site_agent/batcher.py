@@ -1,0 +1,143 @@
+"""Group commit of task reports: many started/frame/done reports, one transaction.
+
+Hundreds of render servers report at once; one transaction per report made
+the database round trips the agent's bottleneck. Callers enqueue a report and
+await its flush, so a frame is recorded before its upload is answered and a
+task is complete before the dispatcher hears of it. A flush starts one event
+loop hop after the first report (so everything already readable joins it),
+at most one flush runs at a time, and reports arriving during a flush form the
+next one: the busier the database, the bigger the batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .store.base import StoreError, StoreUnavailableError
+from .store.records import CompletionReport, FrameRecord, StartedReport, TaskOutcome
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+"""Reports per transaction; more wait for the next flush."""
+
+Report = StartedReport | FrameRecord | CompletionReport
+
+
+class BatchStore(Protocol):
+    async def apply_reports(
+        self,
+        started: Sequence[StartedReport],
+        frames: Sequence[FrameRecord],
+        completions: Sequence[CompletionReport],
+        *,
+        at: float,
+    ) -> list[TaskOutcome | None]: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    report: Report
+    done: asyncio.Future[TaskOutcome | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ReportBatcher:
+    def __init__(
+        self,
+        store: BatchStore,
+        *,
+        max_batch: int = MAX_BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._clock = clock
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    async def started(self, report: StartedReport) -> None:
+        """Mark the attempt running (fenced; a stale start changes nothing)."""
+        await self._submit(report)
+
+    async def frame(self, record: FrameRecord) -> None:
+        """Record an uploaded frame; returns once it is committed."""
+        await self._submit(record)
+
+    async def completed(self, report: CompletionReport) -> TaskOutcome | None:
+        """Complete the attempt; None when its fence did not hold (a stale report)."""
+        return await self._submit(report)
+
+    async def close(self) -> None:
+        """Wait for the reports already queued to be written."""
+        if self._flusher is not None:
+            await self._flusher
+
+    async def _submit(self, report: Report) -> TaskOutcome | None:
+        item = _Pending(report)
+        self._queue.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all(), name="report-batcher")
+        # Not shielded on purpose: a caller that gives up still has its report written.
+        return await item.done
+
+    async def _flush_all(self) -> None:
+        # One hop lets every report already received this loop iteration join the batch.
+        await asyncio.sleep(0)
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        self.flushes += 1
+        try:
+            results = await self._apply(batch)
+        except StoreUnavailableError as exc:
+            _settle_error(batch, exc)
+            return
+        except StoreError as exc:
+            if len(batch) == 1:
+                _settle_error(batch, exc)
+                return
+            # One bad report must not fail the others: retry each alone to find it.
+            log.warning("a batch of %d reports failed (%s); applying them one by one", len(batch), exc)
+            for item in batch:
+                await self._flush([item])
+            return
+        except BaseException as exc:
+            _settle_error(batch, exc)
+            raise
+        for item, result in zip(batch, results, strict=True):
+            if not item.done.done():
+                item.done.set_result(result)
+
+    async def _apply(self, batch: list[_Pending]) -> list[TaskOutcome | None]:
+        started: list[StartedReport] = []
+        frames: list[FrameRecord] = []
+        completions: list[CompletionReport] = []
+        for item in batch:
+            report = item.report
+            if isinstance(report, StartedReport):
+                started.append(report)
+            elif isinstance(report, FrameRecord):
+                frames.append(report)
+            else:
+                completions.append(report)
+        outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock()))
+        return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]
+
+
+def _settle_error(batch: list[_Pending], exc: BaseException) -> None:
+    for item in batch:
+        if not item.done.done():
+            if isinstance(exc, asyncio.CancelledError):
+                item.done.cancel()
+            else:
+                item.done.set_exception(exc)
