@@ -1,4 +1,4 @@
-"""``python -m bench [overhead|dispatch|large ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
+"""``python -m bench [overhead|dispatch|large|transfer ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from typing import Any
 from .common import ROOT, machine
 from .dispatch import dispatch_run, large_job_run
 from .overhead import overhead_run
+from .transfer import transfer_run
 from .report import render_markdown, render_table, update_doc
 
-SUITES = ("overhead", "dispatch", "large")
+SUITES = ("overhead", "dispatch", "large", "transfer")
 RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    p.add_argument("suites", nargs="*", metavar="overhead|dispatch|large", help="which benchmarks (default: all)")
+    p.add_argument("suites", nargs="*", metavar="overhead|dispatch|large|transfer", help="which benchmarks (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs (minutes, not tens of minutes)")
     p.add_argument("--backends", default="sqlite,postgres", help="for dispatch and large (default: both)")
     p.add_argument("--servers", default="100,500", help="simulated servers for dispatch (default: 100,500)")
@@ -57,6 +58,10 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             print(f"large: {backend}, {frames} frames ...", file=sys.stderr)
             rows.append({"backend": backend, **await large_job_run(backend, frames, 10, limit_s=120)})
         results["large"] = rows
+    if "transfer" in suites:
+        size = (128 if args.quick else 1024) * 1024 * 1024
+        print(f"transfer: {size >> 20} MiB of assets over mutual TLS vs raw loopback ...", file=sys.stderr)
+        results["transfer"] = [await transfer_run(size, timeout=600)]
     return results
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import struct
 import tempfile
@@ -114,7 +115,7 @@ async def remote_site(root: Path, tls: TlsContexts, cut: CutOnce | None = None) 
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
 
     async def commit(sha256: str, path: Path) -> None:
-        assets.adopt(sha256, path)
+        assets.adopt(sha256, path, verified=True)
 
     async def is_stored(sha256: str) -> bool:
         return assets.has(sha256)
@@ -143,6 +144,9 @@ async def upload_all(url: str, tls: TlsContexts, files: list[tuple[Path, str]]) 
 
 
 async def transfer_run(total_bytes: int, *, timeout: float) -> dict[str, Any]:
+    # The cut connection is deliberate; aiohttp would log it with a traceback.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    logging.getLogger("federation.transfer").setLevel(logging.ERROR)
     return await asyncio.wait_for(_transfer(total_bytes), timeout)
 
 

@@ -277,6 +277,9 @@ class ResumableReceiver:
         self._is_stored = is_stored
         self.max_blob_size = max_blob_size
         self._locks: dict[str, asyncio.Lock] = {}
+        # Running sha256 of each partial blob appended in this process, so finishing a
+        # blob does not read it back from disk; after a restart the file is re-read.
+        self._hashes: dict[str, tuple[int, Any]] = {}
         partial_dir.mkdir(parents=True, exist_ok=True)
 
     def partial_path(self, sha256: str) -> Path:
@@ -312,7 +315,18 @@ class ResumableReceiver:
                 handle.flush()
                 # The offset we report must survive a crash, or the sender skips bytes.
                 os.fsync(handle.fileno())
+            self._track_hash(sha256, current, data)
             return current + len(data)
+
+    def _track_hash(self, sha256: str, offset: int, data: bytes) -> None:
+        known = self._hashes.get(sha256)
+        if offset == 0:
+            known = (0, hashlib.sha256())
+        if known is None or known[0] != offset:
+            self._hashes.pop(sha256, None)  # resumed from a file written before a restart
+            return
+        known[1].update(data)
+        self._hashes[sha256] = (offset + len(data), known[1])
 
     async def finish(self, sha256: str, expected_size: int) -> None:
         """Verify the complete blob and hand it to ``commit``.
@@ -325,7 +339,11 @@ class ResumableReceiver:
             size = self.offset(sha256)
             if size != expected_size:
                 raise OffsetMismatchError(sha256=sha256, offset=expected_size, current=size)
-            actual = await _hash_file(path)
+            running = self._hashes.pop(sha256, None)
+            if running is not None and running[0] == size:
+                actual = running[1].hexdigest()
+            else:
+                actual = await _hash_file(path)
             if actual != sha256:
                 path.unlink(missing_ok=True)
                 log.warning("blob %s: content hashes to %s; discarded", sha256, actual)
@@ -411,6 +429,11 @@ class BlobUploadEndpoint:
     async def _read_body(self, request: web.Request) -> bytes | None:
         if (request.content_length or 0) > self.max_chunk_size:
             return None
+        if request.content_length == 0:
+            return b""
+        if request.content_length is not None:
+            # One buffer of the announced size (a cut connection raises and ends the request).
+            return await request.content.readexactly(request.content_length)
         data = bytearray()
         async for block in request.content.iter_chunked(64 * 1024):
             data += block

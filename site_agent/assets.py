@@ -50,10 +50,11 @@ class AssetStore:
         _, size = await write_atomic(dest, chunks, expected_sha256=sha256, max_bytes=self.max_blob_bytes)
         return size
 
-    def adopt(self, sha256: str, path: Path) -> None:
-        """Move a fully received file into the store after verifying its hash."""
+    def adopt(self, sha256: str, path: Path, *, verified: bool = False) -> None:
+        """Move a fully received file into the store, verifying its hash unless the caller
+        (e.g. the resumable receiver, which hashes as it receives) just did."""
         dest = self.path_for(sha256)
-        digest = file_sha256(path)
+        digest = sha256 if verified else file_sha256(path)
         if digest != sha256:
             path.unlink(missing_ok=True)
             raise HashMismatchError(f"blob hashes to {digest}, not {sha256}; it was discarded")
