@@ -12,8 +12,8 @@ from typing import Any
 from .common import ROOT, machine
 from .dispatch import dispatch_run, large_job_run
 from .overhead import overhead_run
-from .transfer import transfer_run
 from .report import render_markdown, render_table, update_doc
+from .transfer import transfer_run
 
 SUITES = ("overhead", "dispatch", "large", "transfer")
 RESULTS = ROOT / "docs" / "benchmarks.json"

@@ -212,7 +212,7 @@ def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
+    """Check ``value`` against the field type ``hint``; returns it converted (int -> float)."""
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ProtocolError(f"{where}: expected a number")
@@ -225,26 +225,39 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ProtocolError(f"{where}: expected a map")
         return _build(hint, value, where)
+    origin = typing.get_origin(hint)
     if origin is list:
-        if not isinstance(value, list):
-            raise ProtocolError(f"{where}: expected a list")
-        (item,) = typing.get_args(hint)
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return _coerce_list(hint, value, where)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise ProtocolError(f"{where}: expected a map")
-        key_t, val_t = typing.get_args(hint)
-        return {_coerce(key_t, k, where): _coerce(val_t, v, f"{where}[{k!r}]") for k, v in value.items()}
+        return _coerce_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            if option is type(None) and value is None:
-                return None
-            try:
-                return _coerce(option, value, where)
-            except ProtocolError:
-                continue
-        raise ProtocolError(f"{where}: unexpected value {value!r}")
+        return _coerce_union(hint, value, where)
     raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
+
+
+def _coerce_list(hint: Any, value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ProtocolError(f"{where}: expected a list")
+    (item,) = typing.get_args(hint)
+    return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _coerce_dict(hint: Any, value: Any, where: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{where}: expected a map")
+    key_t, val_t = typing.get_args(hint)
+    return {_coerce(key_t, k, where): _coerce(val_t, v, f"{where}[{k!r}]") for k, v in value.items()}
+
+
+def _coerce_union(hint: Any, value: Any, where: str) -> Any:
+    for option in typing.get_args(hint):
+        if option is type(None) and value is None:
+            return None
+        try:
+            return _coerce(option, value, where)
+        except ProtocolError:
+            continue
+    raise ProtocolError(f"{where}: unexpected value {value!r}")
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}

@@ -75,8 +75,8 @@ def write_site_config(root: Path, name: str, port: int, extra: str = "") -> Path
     return path
 
 
-async def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
     async with AgentClient(url, timeout_s=2) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -86,11 +86,11 @@ async def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path, timeo
                 return
             except SpillwayClientError:
                 await asyncio.sleep(0.2)
-    raise RuntimeError(f"the agent did not start within {timeout:.0f}s; see {log}")
+    raise RuntimeError(f"the agent did not start within {limit_s:.0f}s; see {log}")
 
 
-async def _wait_servers(client: AgentClient, count: int, timeout: float = 60) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
+async def _wait_servers(client: AgentClient, count: int, limit_s: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         servers = [s for s in await client.servers() if s["status"] in ("idle", "busy")]
         if len(servers) >= count:

@@ -55,9 +55,9 @@ async def main(agent_url: str, name: str, mode: str, ready: Path) -> None:
         path = (f"/api/v1/servers/{welcome.server_id}/tasks/{msg.task_id}/attempts/{msg.attempt}"
                 f"/frames/{frame}")
         data = red_png()
-        writer = None
         if mode == "stall":
-            writer = await partial_put(agent_url, path, data)
+            # Keep the half-sent request's connection open until the process is killed.
+            _held = await partial_put(agent_url, path, data)
         else:
             headers = {"X-Sha256": hashlib.sha256(data).hexdigest()}
             async with session.put(agent_url + path, data=data, headers=headers) as resp:
