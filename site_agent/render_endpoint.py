@@ -173,6 +173,20 @@ async def _unregister(site: SiteAgent, conn: ServerConnection) -> None:
         log.info("render server %s disconnected", conn.record.name)
 
 
+async def _active_in_store(site: SiteAgent, server_id: str, task_id: int, attempt: int) -> ActiveTask:
+    """The fence check against the store, for an attempt the connection does not hold.
+
+    Memory lags the store only around reconnects: a render server retries its
+    uploads while the agent restarts, possibly before its hello is processed.
+    """
+    task = await site.store.get_task(task_id)
+    if task is None:
+        raise NotFoundError(f"no task {task_id}")
+    if task.attempt != attempt or task.server_id != server_id or not task.state.active:
+        raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
+    return ActiveTask.of(task)
+
+
 async def upload_frame(request: web.Request) -> web.Response:
     """PUT a rendered frame; fenced by (task, attempt, server) like every other report."""
     site: SiteAgent = request.app[SITE]
@@ -186,9 +200,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequestError("task, attempt and frame must be whole numbers") from None
     sha = check_sha256(request.headers.get("X-Sha256", ""))
-    active = await site.reports.lookup(server_id, task_id, attempt)
-    if active is None:
-        raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
+    active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(site, server_id, task_id, attempt)
     if frame not in active.frames:
         raise BadRequestError(f"frame {frame} is not part of task {task_id}")
     job = await site.reports.jobs.get(active.job_id)  # only its name and output pattern are used

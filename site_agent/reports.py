@@ -134,6 +134,11 @@ class TaskReports:
         if active is not None:
             active.uploaded.append(record)
 
+    def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
+        """The attempt if the server's connection holds it (no query)."""
+        conn = self._connections.get(server_id)
+        return conn.running.get((task_id, attempt)) if conn is not None else None
+
     async def lookup(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server still holds it; None means the report is stale.
 
@@ -142,8 +147,7 @@ class TaskReports:
         server's hello, a report read from the replaced socket), so a miss asks
         the store, which answers exactly as every report was checked before.
         """
-        conn = self._connections.get(server_id)
-        active = conn.running.get((task_id, attempt)) if conn is not None else None
+        active = self.held(server_id, task_id, attempt)
         if active is not None:
             return active
         task = await self._store.get_task(task_id)

@@ -12,6 +12,7 @@ from scheduler.profile import JobProfile
 from site_agent.store import (
     LOCAL,
     AssetRef,
+    CompletionReport,
     ConflictError,
     FrameRecord,
     JobRecord,
@@ -20,6 +21,7 @@ from site_agent.store import (
     RunningSummary,
     ServerRecord,
     ServerStatus,
+    StartedReport,
     Store,
     TaskClaim,
     TaskRecord,
@@ -525,3 +527,88 @@ async def test_retry_job(store: Store) -> None:
     assert await store.retry_job("job-1", at=31.0) == 0
     with pytest.raises(NotFoundError):
         await store.retry_job("nope", at=1.0)
+
+
+# --- batched reports (group commit) --------------------------------------------
+def started_of(task: TaskRecord, server: str = "s1", *, at: float = 11.0) -> StartedReport:
+    return StartedReport(
+        task_id=task.id, attempt=task.attempt, server_id=server, job_id=task.job_id,
+        at=at, lease_expires_at=at + 600.0,
+    )
+
+
+def done_of(
+    task: TaskRecord, server: str = "s1", *, attempt: int | None = None, at: float = 20.0
+) -> CompletionReport:
+    return CompletionReport(
+        task_id=task.id, attempt=task.attempt if attempt is None else attempt, server_id=server,
+        job_id=task.job_id, at=at, log_tail="ok",
+    )
+
+
+async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
+    t0, t1, t2 = [await claim(store, t, "s1") for t in await new_job(store)]
+    outcomes = await store.apply_reports(
+        [started_of(t0), started_of(t1, "s2")],  # the second from a server that does not hold it
+        [frame(1, task_id=t0.id)],
+        [
+            done_of(t0),
+            done_of(t1, attempt=2),  # wrong attempt
+            dataclasses.replace(done_of(t2), task_id=10**9),  # no such task
+            done_of(t0, at=21.0),  # the same task twice in a batch: only the first counts
+        ],
+        at=22.0,
+    )
+    first, wrong_attempt, unknown, repeated = outcomes
+    assert first is not None and (first.task.state, first.task.finished_at, first.task.log_tail) == (
+        TaskState.DONE, 20.0, "ok"
+    )
+    assert (first.task.started_at, first.job_state, first.job_finished) == (11.0, JobState.RUNNING, False)
+    assert (wrong_attempt, unknown, repeated) == (None, None, None)
+    current = await store.get_task(t1.id)
+    assert current is not None and (current.state, current.started_at) == (TaskState.DISPATCHED, None)
+    assert await store.list_frames("job-1") == [frame(1, task_id=t0.id)]
+    assert await store.apply_reports([], [], [], at=23.0) == []
+
+
+async def test_apply_reports_finishes_a_job_once(store: Store) -> None:
+    t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
+    outcomes = await store.apply_reports(
+        [started_of(t1)], [frame(1, task_id=t0.id), frame(2, task_id=t1.id)],
+        [done_of(t0), done_of(t1)], at=25.0,
+    )
+    assert [(o.job_state, o.job_finished) for o in outcomes if o is not None] == [
+        (JobState.RUNNING, False), (JobState.DONE, True)
+    ]
+    job = await store.get_job("job-1")
+    assert job is not None and (job.state, job.finished_at) == (JobState.DONE, 25.0)
+
+
+async def test_apply_reports_across_jobs(store: Store) -> None:
+    [a0] = [await claim(store, t, "s1") for t in await new_job(store, "a", chunks=[(1,)])]
+    b0, b1 = [await claim(store, t, "s2") for t in await new_job(store, "b", chunks=[(1,), (2,)])]
+    c0, c1 = [await claim(store, t, "s1") for t in await new_job(store, "c", chunks=[(1,), (2,)])]
+    await store.fail_task(c0.id, 1, "s1", error="bad scene", at=15.0, retry=False)
+    outcomes = await store.apply_reports(
+        [], [], [done_of(b0, "s2"), done_of(a0), done_of(b1, "s1"), done_of(c1)], at=30.0
+    )
+    b_done, a_done, b_stale, c_done = outcomes
+    assert a_done is not None and (a_done.job_state, a_done.job_finished) == (JobState.DONE, True)
+    assert b_done is not None and (b_done.job_state, b_done.job_finished) == (JobState.RUNNING, False)
+    assert b_stale is None  # b1 is held by s2
+    assert c_done is not None and (c_done.job_state, c_done.job_finished) == (JobState.FAILED, True)
+    states = {job_id: (await store.get_job(job_id)) for job_id in ("a", "b", "c")}
+    assert {k: v.state for k, v in states.items() if v is not None} == {
+        "a": JobState.DONE, "b": JobState.RUNNING, "c": JobState.FAILED
+    }
+
+
+async def test_apply_reports_is_all_or_nothing(store: Store) -> None:
+    [t0] = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,)])]
+    with pytest.raises(NotFoundError, match="frames of job nope"):
+        await store.apply_reports(
+            [started_of(t0)], [dataclasses.replace(frame(1), job_id="nope")], [done_of(t0)], at=30.0
+        )
+    current = await store.get_task(t0.id)
+    assert current is not None and current.state is TaskState.DISPATCHED
+    assert await store.active_task_servers() == {"s1"}
