@@ -154,12 +154,35 @@ class Forwarding:
         except UploadError as exc:
             log.warning("forwarding job %s: %s", job_id, exc)
             raise _Retry() from exc
+        await self._record_commit(job, peer, remote_id)
+
+    async def _record_commit(self, job: JobRecord, peer: PeerConfig, remote_id: str) -> None:
+        """Store the peer's job id, unless the job was cancelled or re-placed meanwhile.
+
+        A cancel or re-placement during the offer/upload found no remote job to stop,
+        so here the peer is told to stop the job it just created.
+        """
+        service, epoch = self._service, job.placement_epoch
+        if await self._current(job.id, epoch) is None:  # unfenced write below: don't revert
+            await self._abandon(job.id, epoch, peer, remote_id)
+            return
         await service.site.store.set_job_placement(
             job.id, placement=peer.name, reason=job.placement_reason, epoch=epoch,
             remote_job_id=remote_id, at=service.clock())
         await service.store.fed_set_forward_state(job.id, epoch, "committed",
                                                   remote_job_id=remote_id, at=service.clock())
+        if await self._current(job.id, epoch) is None:  # cancelled during the write above
+            await self._abandon(job.id, epoch, peer, remote_id)
+            return
         log.info("job %s forwarded to %s as its job %s", job.id, peer.name, remote_id)
+
+    async def _abandon(self, job_id: str, epoch: int, peer: PeerConfig, remote_id: str) -> None:
+        log.info("job %s was cancelled or re-placed while being forwarded; stopping it at %s",
+                 job_id, peer.name)
+        await self._service.store.fed_set_forward_state(job_id, epoch, "abandoned",
+                                                        remote_job_id=remote_id,
+                                                        at=self._service.clock())
+        await self._send_cancel(job_id, epoch, peer.name, remote_id)
 
     async def _upload_and_commit(self, job: JobRecord, peer: PeerConfig, key: str,
                                  reply: OfferReply) -> str:
@@ -213,11 +236,14 @@ class Forwarding:
     async def cancel(self, job: JobRecord) -> None:
         """Tell the peer to stop the job (durably, through the outbox)."""
         if job.remote_job_id is None:
-            return  # the forwarding task sees the cancel and stops before committing
-        msg = Cancel(origin_job_id=job.id, remote_job_id=job.remote_job_id,
-                     epoch=job.placement_epoch)
-        await self._service.enqueue(peer=job.placement, kind="cancel", job_id=job.id, message=msg,
-                                    msg_id=f"cancel:{job.id}:{job.placement_epoch}", final=True)
+            return  # not committed yet: the forwarding task stops it (_record_commit)
+        await self._send_cancel(job.id, job.placement_epoch, job.placement, job.remote_job_id)
+
+    async def _send_cancel(self, job_id: str, epoch: int, peer: str, remote_id: str) -> None:
+        # One id per placement: queueing it twice (cancel racing a commit) sends it once.
+        msg = Cancel(origin_job_id=job_id, remote_job_id=remote_id, epoch=epoch)
+        await self._service.enqueue(peer=peer, kind="cancel", job_id=job_id, message=msg,
+                                    msg_id=f"cancel:{job_id}:{epoch}", final=True)
 
     # --- reconciliation ------------------------------------------------------
     async def resume(self) -> None:

@@ -110,6 +110,8 @@ class FederationService:
         self.forwarding.start(job)
 
     async def after_cancel(self, job: JobRecord) -> None:
+        # Re-read: a commit may have recorded the remote job id since ``job`` was loaded.
+        job = await self.site.store.get_job(job.id) or job
         if job.placement != LOCAL:
             await self.forwarding.cancel(job)
         elif job.origin_job_id is not None:

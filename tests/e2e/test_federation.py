@@ -57,11 +57,13 @@ class Sites:
                         key=self.pki / "certs" / f"{site}-key.pem")
 
 
-def fed_toml(pki: Path, name: str, port: int, peer: str, peer_port: int, lease: float = 60) -> str:
+def fed_toml(pki: Path, name: str, port: int, peer: str, peer_port: int, lease: float = 60,
+             overflow_after: float | None = None) -> str:
+    overflow = "" if overflow_after is None else f"overflow_after = {overflow_after}\n"
     return (
         f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{pki}/ca/ca.pem"\n'
         f'cert = "{pki}/certs/{name}.pem"\nkey = "{pki}/certs/{name}-key.pem"\n'
-        f"lease = {lease}\nadvertise_interval = 1\n"
+        f"lease = {lease}\nadvertise_interval = 1\n{overflow}"
         f'\n[[peers]]\nname = "{peer}"\nurl = "https://127.0.0.1:{peer_port}"\n'
     )
 
@@ -70,7 +72,8 @@ def run_cli(*args: str) -> None:
     subprocess.run(spillway_cmd(*args), check=True, cwd=ROOT, capture_output=True, timeout=60)
 
 
-def two_sites(root: Path, lease: float = 60) -> tuple[Agent, Agent, Path, int, int]:
+def two_sites(root: Path, lease: float = 60,
+              overflow_after: float | None = None) -> tuple[Agent, Agent, Path, int, int]:
     """Certificates (made with the CLI) and the two agents' configurations; nothing started."""
     pki = root / "pki"
     run_cli("certs", "init", "--dir", str(pki / "ca"))
@@ -78,7 +81,8 @@ def two_sites(root: Path, lease: float = 60) -> tuple[Agent, Agent, Path, int, i
         run_cli("certs", "issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs"))
     studio_port, facility_port = free_port(), free_port()
     studio = Agent(root / "studio", name="studio", database=f"sqlite:///{root / 'studio.db'}",
-                   extra_toml=fed_toml(pki, "studio", studio_port, "facility", facility_port, lease))
+                   extra_toml=fed_toml(pki, "studio", studio_port, "facility", facility_port, lease,
+                                       overflow_after))
     facility = Agent(root / "facility", name="facility",
                      database=f"sqlite:///{root / 'facility.db'}",
                      extra_toml=fed_toml(pki, "facility", facility_port, "studio", studio_port, lease))
@@ -348,3 +352,11 @@ def test_unreachable_remote_beyond_lease_is_replaced_and_its_late_result_ignored
              "the late notification to reach the studio")
     after = studio.job(job_id)
     assert after["job"]["placement_epoch"] == 2 and after["frames"] == detail["frames"]
+    assert after["job"]["updated_at"] == job["updated_at"], "the late result changed the job"
+    # The files are still the studio's own renders, not the facility's late ones.
+    job_dir = Path(job["storage_dir"])
+    assert sorted(p.name for p in job_dir.iterdir()) == sorted(f["name"] for f in detail["frames"])
+    for frame in detail["frames"]:
+        assert sha256_file(job_dir / frame["name"]) == frame["sha256"], frame
+    late = studio.log().split("epoch 1 is not the current placement", 1)[1]
+    assert f"of job {job_id} from facility" not in late, "late frames were fetched"

@@ -8,10 +8,9 @@ by the material colour.
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
