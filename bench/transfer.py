@@ -38,17 +38,25 @@ MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
 
 
 def make_assets(folder: Path, total: int) -> list[tuple[Path, str]]:
-    """Random files of mixed sizes adding up to about ``total`` bytes; returns (path, sha256)."""
+    """Random files of mixed sizes adding up to ``total`` bytes; returns (path, sha256)."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = []
+    sizes: list[int] = []
     for share, size in MIX:
-        budget = int(total * share)
-        size = min(size, max(budget, 1))
-        for i in range(max(1, budget // size)):
-            path = folder / f"asset-{size}-{i}.bin"
-            data = os.urandom(size)
-            path.write_bytes(data)
-            files.append((path, hashlib.sha256(data).hexdigest()))
+        size = min(size, max(int(total * share), 1))
+        sizes += [size] * max(1, int(total * share) // size)
+    left = total - sum(sizes)
+    for _, size in MIX:  # what the shares' rounding left over, largest files first
+        while left >= size:
+            sizes.append(size)
+            left -= size
+    if left:
+        sizes.append(left)
+    files = []
+    for i, size in enumerate(sizes):
+        path = folder / f"asset-{i:04d}-{size}.bin"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        files.append((path, hashlib.sha256(data).hexdigest()))
     return files
 
 

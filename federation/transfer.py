@@ -365,6 +365,11 @@ async def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Without an explicit length aiohttp's client closes the connection after every HEAD,
+# which cost a TLS handshake per blob.
+_KEEP_ALIVE = {"Content-Length": "0"}
+
+
 class BlobUploadEndpoint:
     """aiohttp handlers for the upload protocol, over a :class:`ResumableReceiver`.
 
@@ -386,9 +391,9 @@ class BlobUploadEndpoint:
         if not is_sha256(sha256):
             return _error(400, "bad_blob_id", f"{sha256!r} is not a sha256")
         if await self.receiver.is_complete(sha256):
-            return web.Response(status=200, headers={BLOB_COMPLETE: "1"})
+            return web.Response(status=200, headers={BLOB_COMPLETE: "1", **_KEEP_ALIVE})
         offset = self.receiver.offset(sha256)
-        return web.Response(status=200, headers={UPLOAD_OFFSET: str(offset)})
+        return web.Response(status=200, headers={UPLOAD_OFFSET: str(offset), **_KEEP_ALIVE})
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         sha256 = request.match_info["sha256"]
