@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
@@ -93,11 +94,10 @@ class RenderServer:
                     await beat
 
     def _hello(self) -> protocol.Hello:
-        h = self.host
         running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted({*self._tasks, *self._unreported})]
-        return protocol.Hello(token=self.token, name=self.name, host=h.host, cores=h.cores, memory_mb=h.memory_mb,
-                              gpus=h.gpus, os=h.os, cpu_model=h.cpu_model, packages=h.packages, tags=self.tags,
-                              slots=self.slots, running=running)
+        # HostInfo's fields are exactly the hardware part of the hello.
+        return protocol.Hello(token=self.token, name=self.name, tags=self.tags, slots=self.slots, running=running,
+                              **dataclasses.asdict(self.host))
 
     def _on_welcome(self, welcome: protocol.Welcome) -> None:
         self.server_id = welcome.server_id

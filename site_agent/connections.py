@@ -84,19 +84,7 @@ class ServerConnection:
         return self._view[1]
 
     def _build_view(self, free_slots: int, status: str) -> ServerView:
-        r = self.record
-        return ServerView(
-            id=r.id,
-            name=r.name,
-            cores=r.cores,
-            memory_mb=r.memory_mb,
-            gpus=len(r.gpus),
-            packages=dict(r.packages),
-            tags=r.tags,
-            slots=r.slots,
-            free_slots=free_slots,
-            status=status,
-        )
+        return record_view(self.record, free_slots=free_slots, status=status)
 
     async def send(self, msg: protocol.Message) -> bool:
         """Send one message; False if the connection is gone (the caller requeues)."""
@@ -140,3 +128,19 @@ class ConnectionRegistry:
     def dispatchable(self) -> list[ServerView]:
         """Views of the enabled servers with a free slot (the only ones a dispatch round plans for)."""
         return [c.view() for c in self._by_id.values() if not c.disabled and c.free_slots > 0]
+
+
+def record_view(record: ServerRecord, *, free_slots: int, status: str) -> ServerView:
+    """The scheduler's view of a registered render server."""
+    return ServerView(
+        id=record.id,
+        name=record.name,
+        cores=record.cores,
+        memory_mb=record.memory_mb,
+        gpus=len(record.gpus),
+        packages=dict(record.packages),
+        tags=record.tags,
+        slots=record.slots,
+        free_slots=free_slots,
+        status=status,
+    )

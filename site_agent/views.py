@@ -8,6 +8,7 @@ from typing import Any
 from scheduler.frames import format_frames
 from scheduler.profile import Match, ServerView, explain
 
+from .connections import record_view
 from .store.records import FrameRecord, JobRecord, ServerRecord, TaskRecord, TaskState
 
 
@@ -116,8 +117,5 @@ def server_json(record: ServerRecord, view: ServerView | None, *, running_tasks:
 
 
 def offline_view(record: ServerRecord) -> ServerView:
-    return ServerView(
-        id=record.id, name=record.name, cores=record.cores, memory_mb=record.memory_mb,
-        gpus=len(record.gpus), packages=dict(record.packages), tags=record.tags, slots=record.slots,
-        free_slots=0, status="disabled" if record.status == "disabled" else "offline",
-    )
+    """A registered server with no live connection (or disabled)."""
+    return record_view(record, free_slots=0, status="disabled" if record.status == "disabled" else "offline")

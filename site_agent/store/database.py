@@ -61,3 +61,27 @@ class Database(Connection, Protocol):
         """A write transaction that also excludes other processes migrating the same database."""
 
     async def close(self) -> None: ...
+
+
+class TransactionalWrites:
+    """The multi-statement writes of a :class:`Database`, each in its own transaction.
+
+    Both adapters inherit these; they only differ in how a transaction is opened.
+    """
+
+    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
+        raise NotImplementedError
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany(query, args)
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        async with self.transaction() as conn:
+            await conn.insert_many(table, columns, rows)
+
+    async def run_script(self, script: str) -> None:
+        async with self.transaction() as conn:
+            await conn.run_script(script)

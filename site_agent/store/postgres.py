@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from .base import ConflictError, NotFoundError, StoreError, StoreUnavailableError
-from .database import Connection, Row
+from .database import Connection, Row, TransactionalWrites
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class _Session:
             await self._conn.execute(script, timeout=self._timeout)
 
 
-class PostgresDatabase:
+class PostgresDatabase(TransactionalWrites):
     """The PostgreSQL adapter: an asyncpg pool."""
 
     dialect = "postgres"
@@ -245,16 +245,3 @@ class PostgresDatabase:
         async with self._acquire() as conn:
             return await _Session(conn, self._where, self._timeout).execute(query, *args)
 
-    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
-        async with self.transaction() as conn:
-            await conn.executemany(query, args)
-
-    async def insert_many(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> None:
-        async with self.transaction() as conn:
-            await conn.insert_many(table, columns, rows)
-
-    async def run_script(self, script: str) -> None:
-        async with self.transaction() as conn:
-            await conn.run_script(script)

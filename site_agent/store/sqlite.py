@@ -22,7 +22,7 @@ from typing import Any
 import aiosqlite
 
 from .base import ConflictError, NotFoundError, StoreError, StoreUnavailableError
-from .database import Connection, Row
+from .database import Connection, Row, TransactionalWrites
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-class SqliteDatabase:
+class SqliteDatabase(TransactionalWrites):
     """The SQLite adapter: one aiosqlite connection shared under a lock."""
 
     dialect = "sqlite"
@@ -238,16 +238,3 @@ class SqliteDatabase:
         async with self._lock:
             return await self._session.execute(query, *args)
 
-    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
-        async with self.transaction() as conn:
-            await conn.executemany(query, args)
-
-    async def insert_many(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> None:
-        async with self.transaction() as conn:
-            await conn.insert_many(table, columns, rows)
-
-    async def run_script(self, script: str) -> None:
-        async with self.transaction() as conn:
-            await conn.run_script(script)
