@@ -39,11 +39,14 @@ from federation.protocol import Message
 from federation.results import Results
 from site_agent.config import ConfigError
 from site_agent.site import SiteAgent
+from site_agent.store.base import StoreError
 from site_agent.store.fed_store import FederationStore, ForwardRow
 from site_agent.store.records import LOCAL, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
+SEEN_RETENTION_S = 7 * 86400.0
+SEEN_PRUNE_INTERVAL_S = 3600.0
 _STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
 
 
@@ -82,8 +85,27 @@ class FederationService:
         self._spawn(self.outbox.run(), "fed-outbox")
         self._spawn(advertise_loop(self), "fed-advertise")
         self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
+        self._spawn(self._prune_seen_loop(), "fed-prune-seen")
         log.info("site %s federation listening on https://%s:%d (peers: %s)", self.name, host,
                  port, ", ".join(p.name for p in self.config.peers) or "none")
+
+    async def _prune_seen_loop(self) -> None:
+        """Keep the replay guard's table bounded.
+
+        A message older than the envelope's time window is refused as expired
+        anyway, so its id only needs remembering for that window; ids are kept
+        for SEEN_RETENTION_S (far longer) because every federation message is
+        also idempotent in effect (offer and commit keys, notification epochs).
+        """
+        while True:
+            try:
+                pruned = await self.store.fed_prune_seen(before=self.clock() - SEEN_RETENTION_S)
+                if pruned:
+                    log.info("forgot %d federation message ids older than %.0f days", pruned,
+                             SEEN_RETENTION_S / 86400)
+            except StoreError as exc:
+                log.warning("could not prune seen federation message ids: %s", exc)
+            await asyncio.sleep(SEEN_PRUNE_INTERVAL_S)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -270,6 +270,8 @@ INSERT INTO fed_seen (site, msg_id, seen_at) VALUES ($1, $2, $3)
 ON CONFLICT (site, msg_id) DO NOTHING
 """
 
+PRUNE_SEEN = "DELETE FROM fed_seen WHERE seen_at < $1"
+
 INSERT_OUTBOX = f"""
 INSERT INTO fed_outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, NULL, '')
 ON CONFLICT (id) DO NOTHING

@@ -48,6 +48,15 @@ async def test_replay_guard_remembers_ids_per_site(store: Store) -> None:
     assert not await s.fed_seen("facility", "m1")
 
 
+async def test_replay_guard_forgets_only_old_ids(store: Store) -> None:
+    s = fed(store)
+    await s.fed_mark_seen("studio", "old", at=100.0)
+    await s.fed_mark_seen("studio", "new", at=500.0)
+    assert await s.fed_prune_seen(before=200.0) == 1
+    assert not await s.fed_seen("studio", "old")
+    assert await s.fed_seen("studio", "new")
+
+
 async def test_outbox_is_idempotent_and_newer_progress_supersedes(store: Store) -> None:
     s = fed(store)
     common = {"peer": "studio", "kind": "notify", "job_id": "r1"}
