@@ -172,11 +172,32 @@ NESTED = (TaskRef, Asset, Output)
 
 def encode(msg: Message) -> bytes:
     """Serialise a message to msgpack bytes."""
-    body = dataclasses.asdict(msg)
+    body = _plain(msg)
     body["type"] = msg.TYPE
     body["v"] = PROTOCOL_VERSION
     data: bytes = msgpack.packb(body, use_bin_type=True)
     return data
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses to dicts, recursively; faster than dataclasses.asdict, which deep-copies."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def decode(data: bytes) -> Message:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import re
 import uuid
@@ -82,8 +83,10 @@ async def write_atomic(
     half the agent's time with hundreds of servers uploading). Concurrent fsyncs
     also share journal commits, which one after another on the loop could not.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
+    if dest.parent not in _known_dirs:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _known_dirs.add(dest.parent)
+    tmp = dest.parent / f".{dest.name}.{_TEMP_PREFIX}{next(_temp_ids)}.part"
     h = hashlib.sha256()
     size = 0
     buffered: list[bytes] = []
@@ -117,8 +120,24 @@ async def write_atomic(
     return digest, size
 
 
+# Folders this process created or found, so the hot path does not mkdir per frame;
+# a folder removed behind our back is made again by _open_new.
+_known_dirs: set[Path] = set()
+# Temp names unique per process and call, without a uuid per frame on the hot path.
+_TEMP_PREFIX = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+_temp_ids = itertools.count()
+
+
+def _open_new(tmp: Path) -> BinaryIO:
+    try:
+        return tmp.open("wb")
+    except FileNotFoundError:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        return tmp.open("wb")
+
+
 def _create(tmp: Path, blocks: list[bytes]) -> BinaryIO:
-    fh = tmp.open("wb")
+    fh = _open_new(tmp)
     try:
         fh.writelines(blocks)
     except BaseException:
@@ -129,7 +148,7 @@ def _create(tmp: Path, blocks: list[bytes]) -> BinaryIO:
 
 def _persist(fh: BinaryIO | None, tmp: Path, blocks: list[bytes], dest: Path) -> None:
     """Write what is left, make it durable, rename into place (in a worker thread)."""
-    fh = fh or tmp.open("wb")
+    fh = fh or _open_new(tmp)
     try:
         with fh:
             fh.writelines(blocks)
