@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,22 @@ AGENT_TOML = ""
 
 async def dispatch_run(backend: str, servers: int, tasks: int, limit_s: float) -> dict[str, Any]:
     """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers."""
+    return await _on_fresh_agent(backend, limit_s, f"dispatch {backend}/{servers}",
+                                 lambda agent: _drive(agent, servers, tasks))
+
+
+async def _on_fresh_agent(backend: str, limit_s: float, what: str,
+                          body: Callable[[AgentProcess], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Run ``body`` against a new agent on a fresh database, within ``limit_s``."""
     with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
         workdir = Path(tmp)
         async with fresh_database(backend, workdir) as database:
             agent = AgentProcess(workdir, database)
             await agent.start(AGENT_TOML)
             try:
-                return await asyncio.wait_for(_drive(agent, servers, tasks), limit_s)
+                return await asyncio.wait_for(body(agent), limit_s)
             except TimeoutError:
-                raise RuntimeError(f"dispatch {backend}/{servers} exceeded its {limit_s:.0f} s limit") from None
+                raise RuntimeError(f"{what} exceeded its {limit_s:.0f} s limit") from None
             finally:
                 agent.stop()
 
@@ -81,17 +89,8 @@ async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, l
 
 async def large_job_run(backend: str, frames: int, servers: int, limit_s: float) -> dict[str, Any]:
     """POST a ``frames``-frame job (chunk 1) to a farm of idle servers; time to the first Assign."""
-    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
-        workdir = Path(tmp)
-        async with fresh_database(backend, workdir) as database:
-            agent = AgentProcess(workdir, database)
-            await agent.start(AGENT_TOML)
-            try:
-                return await asyncio.wait_for(_large(agent, frames, servers), limit_s)
-            except TimeoutError:
-                raise RuntimeError(f"large job on {backend} exceeded its {limit_s:.0f} s limit") from None
-            finally:
-                agent.stop()
+    return await _on_fresh_agent(backend, limit_s, f"large job on {backend}",
+                                 lambda agent: _large(agent, frames, servers))
 
 
 async def _large(agent: AgentProcess, frames: int, servers: int) -> dict[str, Any]:
