@@ -19,3 +19,21 @@ ensure_venv() {
   fi
   export PATH="$VENV/bin:$PATH"
 }
+
+# ensure_commands CMD...: install the Debian packages named like the missing commands
+# (povray, blender) when running as root; otherwise warn and carry on.
+ensure_commands() {
+  local missing=()
+  local cmd
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} from Debian packages ..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "warning: ${missing[*]} missing and not root; install with: sudo apt-get install ${missing[*]}" >&2
+  fi
+}
