@@ -1,7 +1,9 @@
 """Simulated render servers: real WebSocket clients speaking the real protocol.
 
-Each one says hello, then for every Assign sends TaskStarted, PUTs a tiny PNG per
-frame through the real upload endpoint, and sends TaskDone, all at once. Many of
+Each one says hello, then for every Assign sends TaskStarted and TaskDone with a
+tiny PNG per frame inline, as a real render server sends small frames, all at
+once. With ``SPILLWAY_BENCH_HTTP_FRAMES=1`` (or ``inline=False``) each frame is
+PUT through the real upload endpoint first instead, as large frames are. Many of
 them share one process and one event loop (the load generator).
 """
 
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +22,8 @@ import aiohttp
 from PIL import Image
 
 from render_server import protocol
+
+INLINE_DEFAULT = os.environ.get("SPILLWAY_BENCH_HTTP_FRAMES", "") != "1"
 
 
 def tiny_png() -> bytes:
@@ -46,12 +51,14 @@ class FarmStats:
 
 class SimServer:
     def __init__(self, name: str, agent_url: str, session: aiohttp.ClientSession, stats: FarmStats,
-                 *, complete: bool = True, clock: Callable[[], float] = time.perf_counter) -> None:
+                 *, complete: bool = True, inline: bool = INLINE_DEFAULT,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.name = name
         self.agent_url = agent_url
         self.session = session
         self.stats = stats
         self.complete = complete
+        self.inline = inline
         self.clock = clock
         self.server_id = ""
         self.ready_at = 0.0
@@ -100,18 +107,22 @@ class SimServer:
             return
         await ws.send_bytes(protocol.encode(protocol.TaskStarted(task_id=msg.task_id, attempt=msg.attempt)))
         outputs = []
+        inline = []
         for frame in msg.frames:
+            name = f"{msg.output_name}_{frame:04d}.png"
+            outputs.append(protocol.Output(frame=frame, name=name, sha256=self._sha, size=len(self._png)))
+            if self.inline:
+                inline.append(protocol.InlineFrame(frame=frame, name=name, sha256=self._sha, data=self._png))
+                continue
             url = (f"{self.agent_url}/api/v1/servers/{self.server_id}/tasks/{msg.task_id}"
                    f"/attempts/{msg.attempt}/frames/{frame}")
             async with self.session.put(url, data=self._png, headers={
                     "X-Sha256": self._sha, "Content-Type": "application/octet-stream"}) as resp:
                 if resp.status != 201:
                     stats.errors.append(f"PUT frame {frame}: {resp.status} {await resp.text()}")
-            outputs.append(protocol.Output(frame=frame, name=f"{msg.output_name}_{frame:04d}.png",
-                                           sha256=self._sha, size=len(self._png)))
         await ws.send_bytes(protocol.encode(protocol.TaskDone(
             task_id=msg.task_id, attempt=msg.attempt, outputs=outputs, started_at=now,
-            finished_at=time.time())))
+            finished_at=time.time(), frames=inline)))
         self.ready_at = self.clock()
         stats.completed += 1
         stats.done_times.append(self.ready_at)
@@ -122,11 +133,11 @@ class SimServer:
 
 @contextlib.asynccontextmanager
 async def sim_farm(agent_url: str, count: int, stats: FarmStats, *, complete: bool = True,
-                   prefix: str = "sim"):  # type: ignore[no-untyped-def]
+                   prefix: str = "sim", inline: bool = INLINE_DEFAULT):  # type: ignore[no-untyped-def]
     """``count`` connected simulated servers for the duration of the block."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-        servers = [SimServer(f"{prefix}-{i:04d}", agent_url, session, stats, complete=complete)
+        servers = [SimServer(f"{prefix}-{i:04d}", agent_url, session, stats, complete=complete, inline=inline)
                    for i in range(count)]
         tasks: list[asyncio.Task[None]] = []
         for i, s in enumerate(servers):

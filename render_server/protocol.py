@@ -7,9 +7,11 @@ the remaining keys are the message's fields, by name. Decoding validates types
 and raises :class:`ProtocolError` for anything malformed; nothing is ever
 unpickled.
 
-Rendered frames do not travel over the WebSocket: the render server uploads each
-one over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}``),
-fenced by task id, attempt and server like every other task report.
+Rendered frames travel over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}``),
+fenced by task id, attempt and server like every other task report, except
+small ones: when every frame of a task is at most INLINE_FRAME_BYTES and all
+of them together at most INLINE_TOTAL_BYTES, they ride in ``TaskDone.frames``
+(msgpack bin) and the agent stores them exactly as it stores an upload.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ import msgpack
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+INLINE_FRAME_BYTES = 1024 * 1024
+"""A frame at most this big may travel inline in TaskDone."""
+INLINE_TOTAL_BYTES = 3 * 1024 * 1024
+"""Inline frames of one TaskDone together; leaves room under MAX_MESSAGE_BYTES."""
 
 
 class ProtocolError(Exception):
@@ -49,6 +55,16 @@ class Output:
     name: str
     sha256: str
     size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InlineFrame:
+    """A small rendered frame sent inside TaskDone instead of its own HTTP upload."""
+
+    frame: int
+    name: str
+    sha256: str
+    data: bytes
 
 
 # --- render server -> agent --------------------------------------------------
@@ -103,6 +119,8 @@ class TaskDone:
     started_at: float
     finished_at: float
     log_tail: str = ""
+    frames: list[InlineFrame] = field(default_factory=list)
+    """Small frames sent inline (not uploaded over HTTP); empty from older senders."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,7 +185,7 @@ MESSAGES: dict[str, type[Any]] = {
     cls.TYPE: cls
     for cls in (Hello, Heartbeat, TaskStarted, TaskLog, TaskDone, TaskFailed, Welcome, Assign, Cancel, Refused)
 }
-NESTED = (TaskRef, Asset, Output)
+NESTED = (TaskRef, Asset, Output, InlineFrame)
 
 
 def encode(msg: Message) -> bytes:
@@ -238,6 +256,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ProtocolError(f"{where}: expected a number")
         return float(value)
+    if hint is bytes:
+        if not isinstance(value, bytes):
+            raise ProtocolError(f"{where}: expected bytes (msgpack bin)")
+        return value
     if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ProtocolError(f"{where}: expected {hint.__name__}")

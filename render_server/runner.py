@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -70,14 +71,23 @@ class TaskRunner:
             req = await self._prepare()
             await self._send(protocol.TaskStarted(task_id=a.task_id, attempt=a.attempt))
             await self._render(req)
-            outputs = await self._upload(req)
+            outputs, inline = await self._upload(req)
         except (TaskFailure, PackageError, CacheError) as exc:
             log.warning("task %s attempt %s failed: %s", a.task_id, a.attempt, exc)
             return protocol.TaskFailed(task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail)
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
-        return protocol.TaskDone(task_id=a.task_id, attempt=a.attempt, outputs=outputs, started_at=started,
-                                 finished_at=time.time(), log_tail=self.log_tail)
+        done = protocol.TaskDone(task_id=a.task_id, attempt=a.attempt, outputs=outputs, started_at=started,
+                                 finished_at=time.time(), log_tail=self.log_tail, frames=inline)
+        if inline and _may_exceed_limit(done) and len(protocol.encode(done)) > protocol.MAX_MESSAGE_BYTES:
+            try:  # a long log tail or very many frames: upload them over HTTP after all
+                for f in inline:
+                    await self._put_frame(f.frame, f.data, f.sha256)
+            except TaskFailure as exc:
+                return protocol.TaskFailed(task_id=a.task_id, attempt=a.attempt, error=str(exc),
+                                           log_tail=self.log_tail)
+            done = dataclasses.replace(done, frames=[])
+        return done
 
     async def _prepare(self) -> RenderRequest:
         a = self.assign
@@ -152,17 +162,30 @@ class TaskRunner:
                 await self._send(protocol.TaskLog(task_id=self.assign.task_id, attempt=self.assign.attempt,
                                                   text=text))
 
-    async def _upload(self, req: RenderRequest) -> list[protocol.Output]:
+    async def _upload(self, req: RenderRequest) -> tuple[list[protocol.Output], list[protocol.InlineFrame]]:
+        """Upload the frames over HTTP, or keep them for TaskDone when they are all small.
+
+        Returns the outputs (always every frame) and the frames to send inline.
+        """
         files = self._adapter.collect(req)
-        outputs = []
+        a = self.assign
+        inline_ok = fits_inline([files[frame].stat().st_size for frame in req.frames])
+        outputs: list[protocol.Output] = []
+        inline: list[protocol.InlineFrame] = []
         for frame in req.frames:
-            path = files[frame]
-            data = path.read_bytes()
+            data = files[frame].read_bytes()
             sha = hashlib.sha256(data).hexdigest()
-            await self._put_frame(frame, data, sha)
-            name = f"{self.assign.output_name}_{frame:04d}.{self.assign.output_ext}"
+            name = f"{a.output_name}_{frame:04d}.{a.output_ext}"
+            if inline_ok:
+                inline.append(protocol.InlineFrame(frame=frame, name=name, sha256=sha, data=data))
+            else:
+                await self._put_frame(frame, data, sha)
             outputs.append(protocol.Output(frame=frame, name=name, sha256=sha, size=len(data)))
-        return outputs
+        if sum(len(f.data) for f in inline) > protocol.INLINE_TOTAL_BYTES:  # a file grew after its stat
+            for f in inline:
+                await self._put_frame(f.frame, f.data, f.sha256)
+            inline = []
+        return outputs, inline
 
     async def _put_frame(self, frame: int, data: bytes, sha: str) -> None:
         a = self.assign
@@ -188,6 +211,19 @@ class TaskRunner:
                 raise TaskFailure(f"could not upload frame {frame} to the agent for 5 minutes")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def fits_inline(sizes: list[int]) -> bool:
+    """Whether frames of these sizes all go inline in TaskDone (each and together small enough)."""
+    return (all(size <= protocol.INLINE_FRAME_BYTES for size in sizes)
+            and sum(sizes) <= protocol.INLINE_TOTAL_BYTES)
+
+
+def _may_exceed_limit(done: protocol.TaskDone) -> bool:
+    """A cheap over-estimate of TaskDone's encoded size against the message limit."""
+    estimate = (sum(len(f.data) for f in done.frames) + 4 * len(done.log_tail)
+                + 512 * (len(done.frames) + len(done.outputs)) + 4096)
+    return estimate > protocol.MAX_MESSAGE_BYTES
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:

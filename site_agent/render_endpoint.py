@@ -17,8 +17,7 @@ from .auth import bearer, check_server
 from .connections import ActiveTask, ServerConnection
 from .errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
 from .files import check_sha256
-from .storage import frame_file_name
-from .store.records import FrameRecord, ServerRecord, ServerStatus
+from .store.records import ServerRecord, ServerStatus
 
 if TYPE_CHECKING:
     from .site import SiteAgent
@@ -201,16 +200,6 @@ async def upload_frame(request: web.Request) -> web.Response:
         raise BadRequestError("task, attempt and frame must be whole numbers") from None
     sha = check_sha256(request.headers.get("X-Sha256", ""))
     active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(site, server_id, task_id, attempt)
-    if frame not in active.frames:
-        raise BadRequestError(f"frame {frame} is not part of task {task_id}")
-    job = await site.reports.jobs.get(active.job_id)  # only its name and output pattern are used
-    if job is None:
-        raise NotFoundError(f"no job {active.job_id}")
-    name = frame_file_name(job.output_name, frame, job.output_ext)
-    job_dir = site.storage.job_dir(job.name, job.id)
-    digest, size = await site.storage.write_frame(job_dir, name, request.content.iter_chunked(1 << 16), expected_sha256=sha)
-    await site.reports.record_frame(server_id, active, FrameRecord(
-        job_id=job.id, frame=frame, task_id=task_id, name=name, sha256=digest, size=size,
-        server_id=server_id, rendered_at=site.clock(),
-    ))
-    return web.json_response({"frame": frame, "sha256": digest, "size": size}, status=201)
+    record = await site.reports.store_frame(server_id, active, frame, request.content.iter_chunked(1 << 16),
+                                            expected_sha256=sha)
+    return web.json_response({"frame": frame, "sha256": record.sha256, "size": record.size}, status=201)

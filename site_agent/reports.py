@@ -6,9 +6,11 @@ arrives after the task was requeued or reassigned changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from render_server import protocol
 from scheduler.retry import decide_retry
@@ -16,6 +18,9 @@ from scheduler.retry import decide_retry
 from .batcher import ReportBatcher
 from .connections import ActiveTask, ConnectionRegistry
 from .dispatcher import Dispatcher
+from .errors import AgentError, BadRequestError, NotFoundError
+from .files import FileError, check_sha256
+from .storage import FrameStorage, frame_file_name
 from .store.base import Store
 from .store.records import (
     CompletionReport,
@@ -66,6 +71,7 @@ class TaskReports:
         store: ReportStore,
         connections: ConnectionRegistry,
         dispatcher: Dispatcher,
+        storage: FrameStorage,
         *,
         bad_server_threshold: int,
         clock: Callable[[], float] = time.time,
@@ -73,12 +79,15 @@ class TaskReports:
         self._store = store
         self._connections = connections
         self._dispatcher = dispatcher
+        self._storage = storage
         self._threshold = bad_server_threshold
         self._clock = clock
         self.jobs = JobCache(store)
         self.batcher = ReportBatcher(store, clock=clock)
         self.on_job_finished: list[JobFinishedHook] = []
         self.on_job_progress: list[JobFinishedHook] = []
+        self.inline_frames = 0
+        """Frames received inline in TaskDone and stored (instead of uploaded over HTTP)."""
 
     async def started(self, server_id: str, msg: protocol.TaskStarted) -> None:
         active = await self.lookup(server_id, msg.task_id, msg.attempt)
@@ -102,6 +111,16 @@ class TaskReports:
         if active is None:
             log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
             return
+        if msg.frames:
+            try:
+                await self._store_inline(server_id, active, msg.frames)
+            except (AgentError, FileError) as exc:
+                # Like a refused upload: that attempt fails (and is retried), nothing of it is stored.
+                task = await self._store.get_task(msg.task_id)
+                if task is not None:
+                    await self._fail(task, server_id, msg.attempt, f"inline frames refused: {exc}", msg.log_tail)
+                self._dispatcher.wake()
+                return
         missing = active.missing_frames()
         if missing:
             # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
@@ -128,11 +147,51 @@ class TaskReports:
             log.debug("task %s of job %s done on %s", msg.task_id, active.job_id, server_id)
             await self._after(outcome)
 
-    async def record_frame(self, server_id: str, active: ActiveTask | None, record: FrameRecord) -> None:
-        """Record an uploaded frame (committed on return) and remember it for the task's TaskDone."""
+    async def store_frame(
+        self, server_id: str, active: ActiveTask, frame: int, chunks: AsyncIterable[bytes], *, expected_sha256: str
+    ) -> FrameRecord:
+        """Store one rendered frame of a fenced attempt: write it atomically, verify it, record it.
+
+        Shared by the HTTP upload route and the frames sent inline in TaskDone; the
+        caller has checked that the server holds the attempt. Committed on return.
+        """
+        if frame not in active.frames:
+            raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
+        job = await self.jobs.get(active.job_id)  # only its name and output pattern are used
+        if job is None:
+            raise NotFoundError(f"no job {active.job_id}")
+        name = frame_file_name(job.output_name, frame, job.output_ext)
+        job_dir = self._storage.job_dir(job.name, job.id)
+        digest, size = await self._storage.write_frame(job_dir, name, chunks, expected_sha256=expected_sha256)
+        record = FrameRecord(
+            job_id=job.id, frame=frame, task_id=active.task_id, name=name, sha256=digest, size=size,
+            server_id=server_id, rendered_at=self._clock(),
+        )
         await self.batcher.frame(record)
-        if active is not None:
-            active.uploaded.append(record)
+        active.uploaded.append(record)
+        return record
+
+    async def _store_inline(self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]) -> None:
+        """Store the frames of a TaskDone; all are checked before any is written."""
+        seen: set[int] = set()
+        for f in frames:
+            if f.frame not in active.frames:
+                raise BadRequestError(f"frame {f.frame} is not part of task {active.task_id}")
+            if f.frame in seen:
+                raise BadRequestError(f"frame {f.frame} was sent twice")
+            seen.add(f.frame)
+            check_sha256(f.sha256)
+        hashes = await _sha256_all([f.data for f in frames])
+        for f, digest in zip(frames, hashes, strict=True):
+            if digest != f.sha256:
+                raise BadRequestError(
+                    f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}")
+        await asyncio.gather(*(
+            self.store_frame(server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256)
+            for f in frames
+        ))
+        self.inline_frames += len(frames)
+        log.debug("stored %d inline frames of task %s from %s", len(frames), active.task_id, server_id)
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server's connection holds it (no query)."""
@@ -212,5 +271,19 @@ class TaskReports:
         self._dispatcher.wake()
 
 
-def job_log_fields(job: JobRecord) -> str:
-    return f"job={job.id} name={job.name}"
+INLINE_HASH_ON_LOOP_BYTES = 256 * 1024
+"""Inline frames up to this size in total are hashed on the event loop; more in a worker thread."""
+
+
+async def _sha256_all(blobs: list[bytes]) -> list[str]:
+    def digest() -> list[str]:
+        return [hashlib.sha256(b).hexdigest() for b in blobs]
+
+    if sum(len(b) for b in blobs) <= INLINE_HASH_ON_LOOP_BYTES:
+        return digest()
+    return await asyncio.to_thread(digest)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+

@@ -57,8 +57,8 @@ class SiteAgent:
         self.connections = ConnectionRegistry()
         threshold = config.scheduling.bad_server_threshold
         self.dispatcher = Dispatcher(store, self.connections, bad_server_threshold=threshold, clock=clock)
-        self.reports = TaskReports(store, self.connections, self.dispatcher, bad_server_threshold=threshold,
-                                   clock=clock)
+        self.reports = TaskReports(store, self.connections, self.dispatcher, self.storage,
+                                   bad_server_threshold=threshold, clock=clock)
         self.monitor = HeartbeatMonitor(store, self.connections, self.dispatcher, self.reports,
                                         config.scheduling, clock=clock)
         self.jobs = JobService(self)

@@ -417,3 +417,80 @@ async def test_task_done_without_frames_fails_that_attempt(client: Client) -> No
     await ws.close()
     await other_ws.close()
     await assert_serving(client)
+
+
+# --- frames inline in task_done -----------------------------------------------------------
+
+async def test_a_real_render_servers_small_frames_arrive_inline(client: Client, tmp_path: Path) -> None:
+    from render_server.daemon import RenderServer
+    from render_server.probe import HostInfo, probe_packages
+    from site_agent.appkeys import SITE
+
+    site = client.app[SITE]
+    stored_calls = 0
+    store_frame = site.reports.store_frame
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal stored_calls
+        stored_calls += 1
+        return await store_frame(*args, **kwargs)
+
+    site.reports.store_frame = counting  # every stored frame, HTTP or inline, goes through it
+    packages = await probe_packages({"builtin"})
+    server = RenderServer(agent_url=str(client.make_url("/")), name="rs-real", slots=1, tags=[], token="",
+                          cache_dir=tmp_path / "cache", work_dir=tmp_path / "work",
+                          host=HostInfo(host="localhost", cores=1, memory_mb=1024, packages=packages))
+    runner = asyncio.ensure_future(server.run())
+    try:
+        scene = json.dumps({"format": "spillway-scene/1", "camera": {"position": [0, 0, 5], "look_at": [0, 0, 0]}, "objects": [
+            {"type": "sphere", "center": [0, 0, 0], "radius": 1.0, "material": {"color": [0.9, 0.2, 0.2]}}]})
+        manifest = [await put_blob(client, scene.encode())]
+        resp = await client.post("/api/v1/jobs", json=job_body(
+            manifest, frames="1-2", chunk_size=2, settings={"width": 32, "height": 24}))
+        assert resp.status == 201, await resp.text()
+        job_id = (await resp.json())["job"]["id"]
+        for _ in range(200):
+            detail = await (await client.get(f"/api/v1/jobs/{job_id}")).json()
+            if detail["job"]["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        assert detail["job"]["state"] == "done", detail
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await server.shutdown()
+    assert site.reports.inline_frames == 2 and stored_calls == 2  # both inline, none over HTTP
+    frames = (await (await client.get(f"/api/v1/jobs/{job_id}/frames")).json())["frames"]
+    assert sorted(f["frame"] for f in frames) == [1, 2]
+    stored = sorted(p.name for p in (client.site_dir / "storage").rglob("*") if p.is_file())  # type: ignore[attr-defined]
+    assert len(stored) == 2 and all(name.endswith(".png") for name in stored), stored
+
+
+@pytest.mark.parametrize("kind", ["tampered", "not_in_task", "bad_sha"])
+async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(client: Client, kind: str) -> None:
+    ws, other_ws, sid, _, assign = await _assigned(client)
+    data = png_bytes()
+    frame, digest, body = 7, sha(data), data
+    if kind == "tampered":
+        body = data + b"!"
+    elif kind == "not_in_task":
+        frame = 8
+    else:
+        digest = "not-a-sha"
+    name = f"{assign.output_name}_{frame:04d}.png"
+    await ws.send_bytes(protocol.encode(protocol.TaskDone(
+        task_id=assign.task_id, attempt=assign.attempt, started_at=0.0, finished_at=0.0,
+        outputs=[protocol.Output(frame=frame, name=name, sha256=digest, size=len(body))],
+        frames=[protocol.InlineFrame(frame=frame, name=name, sha256=digest, data=body)])))
+    await asyncio.sleep(0.3)
+    detail = await (await client.get(f"/api/v1/jobs/{assign.job_id}")).json()
+    task = detail["tasks"][0]
+    assert task["failures"] == 1 and task["state"] in ("waiting", "dispatched"), task
+    assert "inline frames refused" in (task["error"] or ""), task
+    assert (await (await client.get(f"/api/v1/jobs/{assign.job_id}/frames")).json())["frames"] == []
+    storage = client.site_dir / "storage"  # type: ignore[attr-defined]
+    assert [p for p in storage.rglob("*") if p.is_file()] == []
+    await ws.close()
+    await other_ws.close()
+    await assert_serving(client)
+    assert_contained(client)

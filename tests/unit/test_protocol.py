@@ -19,6 +19,9 @@ MESSAGES = [
     p.TaskLog(task_id=1, attempt=1, text="frame 1 done\n"),
     p.TaskDone(task_id=1, attempt=1, outputs=[p.Output(frame=1, name="a_0001.png", sha256="0" * 64, size=10)],
                started_at=1.0, finished_at=2.5, log_tail="ok"),
+    p.TaskDone(task_id=2, attempt=1, outputs=[p.Output(frame=3, name="a_0003.png", sha256="1" * 64, size=4)],
+               started_at=1.0, finished_at=2.0,
+               frames=[p.InlineFrame(frame=3, name="a_0003.png", sha256="1" * 64, data=b"\x89PNG\x00\xff")]),
     p.TaskFailed(task_id=1, attempt=2, error="boom", log_tail="trace"),
     p.Welcome(server_id="s-1", site="studio", heartbeat_interval_s=2.0, keep=[p.TaskRef(task_id=1, attempt=1)]),
     p.Assign(task_id=7, attempt=1, job_id="j", job_name="shot", package="builtin", version=">=1", engine="",
@@ -32,6 +35,13 @@ MESSAGES = [
 @pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: m.TYPE)
 def test_every_message_round_trips(msg: p.Message) -> None:
     assert p.decode(p.encode(msg)) == msg
+
+
+def test_task_done_from_an_older_sender_has_no_inline_frames() -> None:
+    raw = msgpack.packb({"type": "task_done", "v": 1, "task_id": 1, "attempt": 1, "outputs": [],
+                         "started_at": 0.0, "finished_at": 1.0})
+    msg = p.decode(raw)
+    assert isinstance(msg, p.TaskDone) and msg.frames == []
 
 
 def test_integers_are_accepted_where_floats_are_expected() -> None:
@@ -54,6 +64,12 @@ def test_integers_are_accepted_where_floats_are_expected() -> None:
          r"heartbeat.running\[0\]: missing field 'attempt'"),
         (msgpack.packb({"type": "hello", "v": 1, "token": "", "name": "n", "host": "h", "cores": 1,
                         "memory_mb": 1, "packages": {"povray": 3.7}}), r"packages\['povray'\]: expected str"),
+        (msgpack.packb({"type": "task_done", "v": 1, "task_id": 1, "attempt": 1, "outputs": [], "started_at": 0,
+                        "finished_at": 0, "frames": [{"frame": 1, "name": "a", "sha256": "0" * 64, "data": "text"}]},
+                       use_bin_type=True), r"task_done.frames\[0\].data: expected bytes"),
+        (msgpack.packb({"type": "task_done", "v": 1, "task_id": 1, "attempt": 1, "outputs": [], "started_at": 0,
+                        "finished_at": 0, "frames": [{"frame": 1, "name": "a", "sha256": "0" * 64}]},
+                       use_bin_type=True), r"task_done.frames\[0\]: missing field 'data'"),
     ],
 )
 def test_bad_input_raises_protocol_error_naming_the_problem(raw: bytes, message: str) -> None:
