@@ -13,7 +13,7 @@ from .appkeys import SITE
 from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, NotFoundError
 from .files import check_sha256
-from .store.records import JobRecord, JobState, ServerStatus, TaskState
+from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, task_json
 
 VERSION = "0.1.0"
@@ -123,7 +123,7 @@ async def get_job(request: web.Request) -> web.Response:
     names = {s.id: s.name for s in await site.store.list_servers()}
     return web.json_response({
         "job": await _job_body(site, job),
-        "tasks": [task_json(t, names) for t in tasks],
+        "tasks": [task_json(t, names, peer=None if job.placement == LOCAL else job.placement) for t in tasks],
         "frames": frames_json(tasks, frames, names),
     })
 

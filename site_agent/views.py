@@ -49,7 +49,9 @@ def job_json(job: JobRecord, counts: Mapping[TaskState, int], *, frames_done: in
     }
 
 
-def task_json(task: TaskRecord, server_names: Mapping[str, str]) -> dict[str, Any]:
+def task_json(task: TaskRecord, server_names: Mapping[str, str], *, peer: str | None = None) -> dict[str, Any]:
+    """A task; ``peer`` names the site rendering it when the job was forwarded (no local server)."""
+    server = server_names.get(task.server_id or "", task.server_id) if task.server_id else peer
     return {
         "id": task.id,
         "index": task.index,
@@ -57,7 +59,7 @@ def task_json(task: TaskRecord, server_names: Mapping[str, str]) -> dict[str, An
         "state": task.state.value,
         "attempt": task.attempt,
         "failures": task.failures,
-        "server": server_names.get(task.server_id or "", task.server_id),
+        "server": server,
         "dispatched_at": task.dispatched_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,

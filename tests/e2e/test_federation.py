@@ -161,6 +161,7 @@ def test_job_only_the_remote_can_render_is_forwarded_rendered_and_fetched(sites:
     servers = {f["server"] for f in remote["frames"]}
     assert len(servers) >= 2 and servers <= {"fac-1", "fac-2"}, remote["frames"]
     assert {f["server"] for f in detail["frames"]} == {"facility"}
+    assert {t["server"] for t in detail["tasks"]} == {"facility"}, "the origin's tasks name the site rendering them"
 
     shown = sites.studio.cli("job", job_id).stdout
     assert "facility" in shown and "povray" in shown
