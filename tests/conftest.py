@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh resource database on each backend.
+"""Shared fixtures: a fresh resource database on each backend; real processes.
 
 ``store`` (and ``store_url`` underneath it) is parametrized over SQLite, a file
 in ``tmp_path``, and PostgreSQL, a per-test clone of a template database
@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -113,3 +114,23 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """Processes a test started (``e2e.harness.Process``); stopped in reverse order afterwards."""
+    started: list[Any] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def sqlite_agent(tmp_path: Path, processes: list[Any]) -> Any:
+    """A real ``spillway agent`` process named studio on an SQLite file."""
+    from e2e.harness import Agent
+
+    agent = Agent(tmp_path / "site", name="studio", database=f"sqlite:///{tmp_path / 'site.db'}")
+    agent.start()
+    processes.append(agent)
+    return agent

@@ -40,14 +40,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for p in reversed(started):
-        p.stop()
-
-
-@pytest.fixture
 def agent(tmp_path: Path, database: str, processes: list[Process]) -> Agent:
     a = Agent(tmp_path / "studio", name="studio", database=database)
     a.start()

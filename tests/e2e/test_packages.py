@@ -45,14 +45,6 @@ def _check_frames(detail: dict[str, Any], count: int, size: tuple[int, int]) -> 
     assert len(servers) == 2, f"frames should be split across both servers, got {servers}"
 
 
-@pytest.fixture
-def sqlite_agent(tmp_path: Path, processes: list[Process]) -> Agent:
-    a = Agent(tmp_path / "site", name="studio", database=f"sqlite:///{tmp_path / 'site.db'}")
-    a.start()
-    processes.append(a)
-    return a
-
-
 @pytest.mark.povray
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
 def test_povray_animation_with_image_map_across_two_servers(sqlite_agent: Agent, processes: list[Process]) -> None:

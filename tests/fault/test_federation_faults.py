@@ -28,9 +28,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from e2e.harness import ROOT, Agent, Process, wait_for
-from e2e.test_federation import two_sites
+from e2e.test_federation import Sites, two_sites
 
-from federation.certs import TlsContexts, TlsFiles
+from federation.certs import TlsContexts
 from federation.protocol import (
     Commit,
     JobSpec,
@@ -53,17 +53,10 @@ OVERFLOW_AFTER_S = 10
 
 
 @dataclass
-class Pair:
-    studio: Agent
-    facility: Agent
-    pki: Path
-    root: Path
-    studio_fed: str
-    facility_fed: str
+class Pair(Sites):
+    """The shared studio/facility pair, with where its databases live."""
 
-    def tls(self, site: str) -> TlsFiles:
-        return TlsFiles(ca=self.pki / "ca" / "ca.pem", cert=self.pki / "certs" / f"{site}.pem",
-                        key=self.pki / "certs" / f"{site}-key.pem")
+    root: Path
 
     def key(self, site: str) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(self.tls(site).key.read_bytes(), password=None)

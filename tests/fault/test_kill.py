@@ -10,7 +10,6 @@ import hashlib
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,8 @@ STALLER = Path(__file__).with_name("stalling_server.py")
 
 
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for p in reversed(started):
-        p.stop()
-
-
-@pytest.fixture
-def agent(tmp_path: Path, processes: list[Process]) -> Agent:
-    a = Agent(tmp_path / "studio", name="studio", database=f"sqlite:///{tmp_path / 'site.db'}")
-    a.start()
-    processes.append(a)
-    return a
+def agent(sqlite_agent: Agent) -> Agent:
+    return sqlite_agent
 
 
 def submit(agent: Agent, frames: str, *args: str) -> str:
