@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 JobFinishedHook = Callable[[str], Awaitable[None]]
 
 
-ReportStore = Store
-"""The store as task reports use it."""
-
 
 class JobCache:
     """Recently used jobs, for the parts that never change after submission.
@@ -68,7 +65,7 @@ class JobCache:
 class TaskReports:
     def __init__(
         self,
-        store: ReportStore,
+        store: Store,
         connections: ConnectionRegistry,
         dispatcher: Dispatcher,
         storage: FrameStorage,
