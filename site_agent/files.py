@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import itertools
 import os
 import re
+import sys
 import uuid
-from collections.abc import AsyncIterable
+import weakref
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -78,10 +82,7 @@ async def write_atomic(
     """Stream ``chunks`` into ``dest`` through a temp file and rename; returns (sha256, size).
 
     On a hash mismatch or an oversized body the temp file is removed and ``dest`` is untouched.
-    Creating, fsyncing and renaming run in a worker thread: they wait on the file
-    system's journal, and on the event loop they stalled every other request (over
-    half the agent's time with hundreds of servers uploading). Concurrent fsyncs
-    also share journal commits, which one after another on the loop could not.
+    On return the file is durable under its name (see ``GroupSync``).
     """
     if dest.parent not in _known_dirs:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ async def write_atomic(
                 fh.write(block)
                 continue
             buffered.append(block)
-            if size > IN_MEMORY_BYTES:  # a big frame: stream the rest to disk
+            if size > IN_MEMORY_BYTES:  # a big file: stream the rest to disk
                 fh = await asyncio.to_thread(_create, tmp, buffered)
                 buffered = []
         digest = h.hexdigest()
@@ -110,20 +111,19 @@ async def write_atomic(
                 f"received {size} bytes hashing to {digest}, not the declared {expected_sha256}; "
                 "the upload was corrupted or tampered with; send it again"
             )
-        await asyncio.to_thread(_persist, fh, tmp, buffered, dest)
-        fh = None
     except BaseException:
         if fh is not None:
             fh.close()
         tmp.unlink(missing_ok=True)
         raise
+    await _group_sync().persist(_PendingFile(fh, tmp, buffered, dest))
     return digest, size
 
 
-# Folders this process created or found, so the hot path does not mkdir per frame;
+# Folders this process created or found, so the hot path does not mkdir per file;
 # a folder removed behind our back is made again by _open_new.
 _known_dirs: set[Path] = set()
-# Temp names unique per process and call, without a uuid per frame on the hot path.
+# Temp names unique per process and call, without a uuid per file on the hot path.
 _TEMP_PREFIX = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 _temp_ids = itertools.count()
 
@@ -146,15 +146,163 @@ def _create(tmp: Path, blocks: list[bytes]) -> BinaryIO:
     return fh
 
 
-def _persist(fh: BinaryIO | None, tmp: Path, blocks: list[bytes], dest: Path) -> None:
-    """Write what is left, make it durable, rename into place (in a worker thread)."""
-    fh = fh or _open_new(tmp)
+@dataclass(slots=True)
+class _PendingFile:
+    fh: BinaryIO | None
+    """Open temp file holding the first part of a big file; None when all is in ``blocks``."""
+    tmp: Path
+    blocks: list[bytes]
+    dest: Path
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+GROUP_MAX_FILES = 512
+"""Files made durable by one worker-thread call; more wait for the next group."""
+
+
+class GroupSync:
+    """Makes finished files durable in groups, like a database's group commit.
+
+    Every frame and blob must be on disk under its name before the database says
+    it is stored. One fsync per file made the file system's journal the farm's
+    limit (on ext4 about 1,200 small files a second however many threads wait on
+    it), and each worker-thread hop cost the event loop a wake-up. Files that
+    finish while a group is being written form the next group, which is written
+    by one worker-thread call: write every temp file; make the data durable; rename
+    each into place; make the renames durable. On Linux "durable" is one
+    ``syncfs`` per file system (about 15,000 small files a second here); elsewhere
+    an fsync of each file and of each folder. A file whose write fails fails alone.
+    """
+
+    def __init__(self, *, max_files: int = GROUP_MAX_FILES) -> None:
+        self._max_files = max_files
+        self._queue: list[_PendingFile] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.groups = 0
+
+    async def persist(self, item: _PendingFile) -> None:
+        """Write, sync and rename one temp file; returns once it is durable under its name."""
+        self._queue.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all(), name="file-group-sync")
+        try:
+            # Shielded: the group is written whatever happens to this caller; a caller that
+            # gives up leaves an unrecorded file that the next attempt replaces.
+            await asyncio.shield(item.done)
+        except asyncio.CancelledError:
+            item.done.add_done_callback(_retrieve)
+            raise
+
+    async def _flush_all(self) -> None:
+        await asyncio.sleep(0)  # let every file finishing in this loop iteration join
+        while self._queue:
+            group, self._queue = self._queue[: self._max_files], self._queue[self._max_files :]
+            self.groups += 1
+            errors: list[Exception | None]
+            try:
+                errors = list(await asyncio.to_thread(persist_group, group))
+            except asyncio.CancelledError:
+                for item in group + self._queue:
+                    item.done.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - every waiter gets it, the next group still runs
+                errors = [exc] * len(group)
+            for item, error in zip(group, errors, strict=True):
+                if item.done.done():
+                    continue
+                if error is None:
+                    item.done.set_result(None)
+                else:
+                    item.done.set_exception(error)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a result nobody awaits any more as seen, so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
+
+
+def persist_group(group: list[_PendingFile]) -> list[OSError | None]:
+    """Write, make durable and rename a group of temp files (in a worker thread).
+
+    Returns one error or None per file, in order. A failed file's temp file is removed.
+    """
+    errors: list[OSError | None] = [None] * len(group)
+    for i, item in enumerate(group):
+        try:
+            fh = item.fh or _open_new(item.tmp)
+            with fh:
+                fh.writelines(item.blocks)
+                fh.flush()
+                if _syncfs is None:
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            errors[i] = exc
+            item.tmp.unlink(missing_ok=True)
+    written = [i for i, e in enumerate(errors) if e is None]
+    folders = {group[i].dest.parent for i in written}
     try:
-        with fh:
-            fh.writelines(blocks)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        _sync_file_systems(folders)  # the data, before any name points at it
+    except OSError as exc:
+        for i in written:
+            errors[i] = exc
+            group[i].tmp.unlink(missing_ok=True)
+        return errors
+    for i in written:
+        try:
+            os.replace(group[i].tmp, group[i].dest)
+        except OSError as exc:
+            errors[i] = exc
+            group[i].tmp.unlink(missing_ok=True)
+    try:
+        _sync_file_systems(folders, fsync_folders=_syncfs is None)  # the renames
+    except OSError as exc:
+        for i in written:
+            errors[i] = errors[i] or exc
+    return errors
+
+
+def _sync_file_systems(folders: set[Path], *, fsync_folders: bool = False) -> None:
+    if _syncfs is None:
+        if fsync_folders:
+            for folder in folders:
+                fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        return
+    synced: set[int] = set()
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            device = os.fstat(fd).st_dev
+            if device not in synced and _syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs of {folder}: {os.strerror(err)}")
+            synced.add(device)
+        finally:
+            os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if sys.platform != "linux" or os.environ.get("SPILLWAY_FSYNC_EACH_FILE"):
+        return None
+    try:
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
+_group_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupSync] = weakref.WeakKeyDictionary()
+
+
+def _group_sync() -> GroupSync:
+    """The running loop's GroupSync (tests run many loops in one process)."""
+    loop = asyncio.get_running_loop()
+    group = _group_syncs.get(loop)
+    if group is None:
+        group = _group_syncs[loop] = GroupSync()
+    return group
