@@ -239,15 +239,32 @@ def decode(data: bytes) -> Message:
 
 
 def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
-    hints = _hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ProtocolError(f"{where}: missing field '{f.name}'")
+    for name, hint, required in _schema(cls):
+        if name not in raw:
+            if required:
+                raise ProtocolError(f"{where}: missing field '{name}'")
             continue
-        values[f.name] = _coerce(hints[f.name], raw[f.name], f"{where}.{f.name}")
+        value = raw[name]
+        # Fast path for the common case (an exact scalar); a bool is never taken for an int.
+        values[name] = value if type(value) is hint and hint in _SCALARS else _coerce(hint, value, f"{where}.{name}")
     return cls(**values)
+
+
+_SCALARS = frozenset({int, str, bool, float, bytes})
+_SCHEMAS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type hint, required) per field, computed once per message class."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = _hints(cls)
+        schema = _SCHEMAS[cls] = tuple(
+            (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)
+        )
+    return schema
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

@@ -43,6 +43,8 @@ class BatchStore(Protocol):
 @dataclass(slots=True)
 class _Pending:
     report: Report
+    frames: Sequence[FrameRecord] = ()
+    """Frames recorded with a completion, always in its transaction."""
     done: asyncio.Future[TaskOutcome | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -71,17 +73,18 @@ class ReportBatcher:
         """Record an uploaded frame; returns once it is committed."""
         await self._submit(record)
 
-    async def completed(self, report: CompletionReport) -> TaskOutcome | None:
-        """Complete the attempt; None when its fence did not hold (a stale report)."""
-        return await self._submit(report)
+    async def completed(self, report: CompletionReport, *, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
+        """Complete the attempt, recording ``frames`` in the same transaction (frames sent
+        inline with the completion); None when its fence did not hold (a stale report)."""
+        return await self._submit(report, frames)
 
     async def close(self) -> None:
         """Wait for the reports already queued to be written."""
         if self._flusher is not None:
             await self._flusher
 
-    async def _submit(self, report: Report) -> TaskOutcome | None:
-        item = _Pending(report)
+    async def _submit(self, report: Report, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
+        item = _Pending(report, frames)
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="report-batcher")
@@ -129,6 +132,7 @@ class ReportBatcher:
             elif isinstance(report, FrameRecord):
                 frames.append(report)
             else:
+                frames.extend(item.frames)
                 completions.append(report)
         outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock()))
         return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]

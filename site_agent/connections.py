@@ -91,8 +91,8 @@ class ServerConnection:
         if self.ws.closed:
             return False
         try:
-            async with self._lock:
-                await asyncio.wait_for(self.ws.send_bytes(protocol.encode(msg)), SEND_TIMEOUT_S)
+            async with self._lock, asyncio.timeout(SEND_TIMEOUT_S):
+                await self.ws.send_bytes(protocol.encode(msg))
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             log.warning("send to server %s failed: %s", self.record.name, exc)
             return False

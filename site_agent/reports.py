@@ -108,16 +108,18 @@ class TaskReports:
         if active is None:
             log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
             return
+        inline: list[FrameRecord] = []
         if msg.frames:
             try:
-                await self._store_inline(server_id, active, msg.frames)
+                inline = await self._write_inline(server_id, active, msg.frames)
             except (AgentError, FileError) as exc:
-                # Like a refused upload: that attempt fails (and is retried), nothing of it is stored.
+                # Like a refused upload: that attempt fails (and is retried), nothing of it is recorded.
                 task = await self._store.get_task(msg.task_id)
                 if task is not None:
                     await self._fail(task, server_id, msg.attempt, f"inline frames refused: {exc}", msg.log_tail)
                 self._dispatcher.wake()
                 return
+            active.uploaded.extend(inline)
         missing = active.missing_frames()
         if missing:
             # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
@@ -132,10 +134,11 @@ class TaskReports:
                 await self._fail(task, server_id, msg.attempt, err, msg.log_tail)
             self._dispatcher.wake()
             return
+        # Inline frames are recorded in the completion's transaction: one group commit per task.
         outcome = await self.batcher.completed(CompletionReport(
             task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
             at=self._clock(), log_tail=msg.log_tail,
-        ))
+        ), frames=inline)
         # Wake before the hooks: the slot is free and the completion committed.
         self._dispatcher.wake()
         if outcome is None:
@@ -147,10 +150,21 @@ class TaskReports:
     async def store_frame(
         self, server_id: str, active: ActiveTask, frame: int, chunks: AsyncIterable[bytes], *, expected_sha256: str
     ) -> FrameRecord:
-        """Store one rendered frame of a fenced attempt: write it atomically, verify it, record it.
+        """Store one uploaded frame of a fenced attempt: write it, verify it, record it.
 
-        Shared by the HTTP upload route and the frames sent inline in TaskDone; the
-        caller has checked that the server holds the attempt. Committed on return.
+        The caller has checked that the server holds the attempt. Committed on return.
+        """
+        record = await self.write_frame(server_id, active, frame, chunks, expected_sha256=expected_sha256)
+        await self.batcher.frame(record)
+        active.uploaded.append(record)
+        return record
+
+    async def write_frame(
+        self, server_id: str, active: ActiveTask, frame: int, chunks: AsyncIterable[bytes], *, expected_sha256: str
+    ) -> FrameRecord:
+        """Write one frame of a fenced attempt atomically and verify it; the caller records it.
+
+        Shared by the HTTP upload route and the frames sent inline in TaskDone.
         """
         if frame not in active.frames:
             raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
@@ -160,16 +174,15 @@ class TaskReports:
         name = frame_file_name(job.output_name, frame, job.output_ext)
         job_dir = self._storage.job_dir(job.name, job.id)
         digest, size = await self._storage.write_frame(job_dir, name, chunks, expected_sha256=expected_sha256)
-        record = FrameRecord(
+        return FrameRecord(
             job_id=job.id, frame=frame, task_id=active.task_id, name=name, sha256=digest, size=size,
             server_id=server_id, rendered_at=self._clock(),
         )
-        await self.batcher.frame(record)
-        active.uploaded.append(record)
-        return record
 
-    async def _store_inline(self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]) -> None:
-        """Store the frames of a TaskDone; all are checked before any is written."""
+    async def _write_inline(
+        self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]
+    ) -> list[FrameRecord]:
+        """Write the frames of a TaskDone; all are checked before any is written."""
         seen: set[int] = set()
         for f in frames:
             if f.frame not in active.frames:
@@ -183,12 +196,13 @@ class TaskReports:
             if digest != f.sha256:
                 raise BadRequestError(
                     f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}")
-        await asyncio.gather(*(
-            self.store_frame(server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256)
-            for f in frames
-        ))
+        writes = [self.write_frame(server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256)
+                  for f in frames]
+        # The usual one-frame task without a task per frame; several frames share one file-system sync.
+        records = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
         self.inline_frames += len(frames)
-        log.debug("stored %d inline frames of task %s from %s", len(frames), active.task_id, server_id)
+        log.debug("wrote %d inline frames of task %s from %s", len(frames), active.task_id, server_id)
+        return records
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server's connection holds it (no query)."""

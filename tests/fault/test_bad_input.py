@@ -428,14 +428,14 @@ async def test_a_real_render_servers_small_frames_arrive_inline(client: Client, 
 
     site = client.app[SITE]
     stored_calls = 0
-    store_frame = site.reports.store_frame
+    write_frame = site.reports.write_frame
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal stored_calls
         stored_calls += 1
-        return await store_frame(*args, **kwargs)
+        return await write_frame(*args, **kwargs)
 
-    site.reports.store_frame = counting  # every stored frame, HTTP or inline, goes through it
+    site.reports.write_frame = counting  # every stored frame, HTTP or inline, goes through it
     packages = await probe_packages({"builtin"})
     server = RenderServer(agent_url=str(client.make_url("/")), name="rs-real", slots=1, tags=[], token="",
                           cache_dir=tmp_path / "cache", work_dir=tmp_path / "work",
