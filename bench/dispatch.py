@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from .common import AgentProcess, fresh_database, percentile, submit_job, upload_scene
+from .common import workdir as bench_workdir
 from .simfarm import FarmStats, sim_farm
 
 # Heartbeats as in production; the monitor ticks at its default rate.
@@ -27,8 +26,7 @@ async def dispatch_run(backend: str, servers: int, tasks: int, limit_s: float) -
 async def _on_fresh_agent(backend: str, limit_s: float, what: str,
                           body: Callable[[AgentProcess], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     """Run ``body`` against a new agent on a fresh database, within ``limit_s``."""
-    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
-        workdir = Path(tmp)
+    with bench_workdir("dispatch-") as workdir:
         async with fresh_database(backend, workdir) as database:
             agent = AgentProcess(workdir, database)
             await agent.start(AGENT_TOML)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from .common import PYTHON, ROOT, SCENE, AgentProcess
+from .common import workdir as bench_workdir
 
 RENDER = [PYTHON, "-m", "render_server.packages.builtin", str(SCENE), "--width", "320", "--height", "240"]
 
@@ -81,8 +81,7 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
 
 
 async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
-        workdir = Path(tmp)
+    with bench_workdir("overhead-") as workdir:
         out = workdir / "xargs"
         out.mkdir()
         physical = await asyncio.to_thread(xargs_run, frames, slots, out, limit_s / 2)

@@ -15,7 +15,7 @@ import hashlib
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -133,7 +133,8 @@ class SimServer:
 
 @contextlib.asynccontextmanager
 async def sim_farm(agent_url: str, count: int, stats: FarmStats, *, complete: bool = True,
-                   prefix: str = "sim", inline: bool = INLINE_DEFAULT):  # type: ignore[no-untyped-def]
+                   prefix: str = "sim", inline: bool = INLINE_DEFAULT,
+                   ) -> AsyncIterator[tuple[aiohttp.ClientSession, list[SimServer]]]:
     """``count`` connected simulated servers for the duration of the block."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:

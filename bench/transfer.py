@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import struct
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from federation.transfer import CHUNK_SIZE, BlobUploadEndpoint, ResumableReceive
 from site_agent.assets import AssetStore
 
 from .common import free_port
+from .common import workdir as bench_workdir
 
 MIB = 1024 * 1024
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
@@ -159,8 +159,7 @@ async def transfer_run(total_bytes: int, *, timeout: float) -> dict[str, Any]:
 
 
 async def _transfer(total_bytes: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="spillway-bench-transfer-") as tmp:
-        root = Path(tmp)
+    with bench_workdir("transfer-") as root:
         files = make_assets(root / "src", total_bytes)
         total = sum(p.stat().st_size for p, _ in files)
         init_ca(root / "ca")
