@@ -65,9 +65,16 @@ class ReportBatcher:
         self._flusher: asyncio.Task[None] | None = None
         self.flushes = 0
 
-    async def started(self, report: StartedReport) -> None:
-        """Mark the attempt running (fenced; a stale start changes nothing)."""
-        await self._submit(report)
+    def started(self, report: StartedReport) -> None:
+        """Queue marking the attempt running (fenced; a stale start changes nothing).
+
+        Not awaited: the render server's connection reads its next report (usually
+        that task's TaskDone) at once instead of waiting a group commit. The start
+        is ahead of the completion in the queue, and a failed write only leaves the
+        task's dispatch lease in place; it is logged.
+        """
+        item = self._enqueue(report)
+        item.done.add_done_callback(_log_failed_start)
 
     async def frame(self, record: FrameRecord) -> None:
         """Record an uploaded frame; returns once it is committed."""
@@ -84,12 +91,15 @@ class ReportBatcher:
             await self._flusher
 
     async def _submit(self, report: Report, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
+        # Not shielded on purpose: a caller that gives up still has its report written.
+        return await self._enqueue(report, frames).done
+
+    def _enqueue(self, report: Report, frames: Sequence[FrameRecord] = ()) -> _Pending:
         item = _Pending(report, frames)
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="report-batcher")
-        # Not shielded on purpose: a caller that gives up still has its report written.
-        return await item.done
+        return item
 
     async def _flush_all(self) -> None:
         # One hop lets every report already received this loop iteration join the batch.
@@ -136,6 +146,11 @@ class ReportBatcher:
                 completions.append(report)
         outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock()))
         return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]
+
+
+def _log_failed_start(done: asyncio.Future[TaskOutcome | None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("could not mark a task running (its dispatch lease stays): %s", done.exception())
 
 
 def _settle_error(batch: list[_Pending], exc: BaseException) -> None:

@@ -93,7 +93,7 @@ class TaskReports:
             log.info("ignored stale start of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
             return
         now = self._clock()
-        await self.batcher.started(StartedReport(
+        self.batcher.started(StartedReport(
             task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
             at=now, lease_expires_at=now + job.profile.task_timeout_s,
         ))
@@ -103,7 +103,11 @@ class TaskReports:
 
     async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
         active = self._release(server_id, msg.task_id, msg.attempt)
-        if active is None:
+        if active is not None:
+            # The slot is free now: plan its next task while this one is written and committed.
+            # Claims are fenced in the store, so dispatching before the commit is safe.
+            self._dispatcher.wake()
+        else:
             active = await self.lookup(server_id, msg.task_id, msg.attempt)
         if active is None:
             log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
