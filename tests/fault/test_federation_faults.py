@@ -419,10 +419,12 @@ def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victi
 # --- 1c / 2b. kill -9 of the origin after the commit -----------------------------------------
 
 
-@pytest.mark.parametrize("restart", ["while_remote_renders", "after_remote_finished"])
+@pytest.mark.parametrize("restart", ["while_remote_renders", "after_remote_finished", "remote_killed_before_notifying"])
 def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
     pair: Pair, restart: str
 ) -> None:
+    """The origin goes down after the commit; in the last case the remote is also killed -9
+    with its completion notification still undelivered, and both come back."""
     frames = 8 if restart == "while_remote_renders" else 3
     job_id = submit(pair.studio, POVRAY / "scene.pov", "povray", f"1-{frames}",
                     "--name", f"origin-{restart}")
@@ -441,7 +443,13 @@ def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
                          "SELECT attempts, delivered_at FROM fed_outbox WHERE id = ?", final)
             return bool(rows) and rows[0][0] >= 1 and rows[0][1] is None
         wait_for(refused, 30, "the remote's notification to fail")
-    pair.studio.start()
+    if restart == "remote_killed_before_notifying":
+        pair.facility.kill()  # the notification is only in the remote's durable outbox now
+        pair.studio.start()
+        time.sleep(1)
+        pair.facility.start()
+    else:
+        pair.studio.start()
     if restart == "while_remote_renders":
         assert pair.facility.job(remote_id)["job"]["state"] != "done", "rendered too fast"
 
