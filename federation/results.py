@@ -7,7 +7,8 @@ writing it atomically into this site's storage under the origin job's folder
 fenced on the placement epoch. Only then is the notification acknowledged: if a
 fetch fails the remote is answered 503 and retries from its outbox, so both
 ends are restart-safe. Frames already on disk with the right hash are not
-fetched again.
+fetched again, and up to ``FETCH_CONCURRENCY`` are fetched at once, so a retried
+notification for a large job carries on where the last one stopped.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 _FINAL = {NotifyState.DONE: JobState.DONE, NotifyState.FAILED: JobState.FAILED,
           NotifyState.CANCELLED: JobState.CANCELLED}
+
+
+FETCH_CONCURRENCY = 8
+"""Frames of one finished remote job fetched at once (they are made durable in shared groups)."""
 
 
 class FetchError(UnavailableError):
@@ -94,22 +99,34 @@ class Results:
 
     async def _fetch_all(self, peer: PeerConfig, job: JobRecord, remote_job_id: str,
                          frames: Sequence[FrameOutput]) -> list[FrameRecord]:
+        """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time; the first failure stops the rest."""
         site = self._service.site
         job_dir = site.storage.job_dir(job.name, job.id)
-        records = []
-        fetched = 0
-        for frame in sorted(frames, key=lambda f: f.frame):
-            name = frame_file_name(job.output_name, frame.frame, job.output_ext)
-            path = job_dir / name
-            if not _has(path, frame.sha256):
+        ordered = sorted(frames, key=lambda f: f.frame)
+        names = [frame_file_name(job.output_name, f.frame, job.output_ext) for f in ordered]
+        # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
+        present = await asyncio.to_thread(
+            lambda: [_has(job_dir / name, f.sha256) for f, name in zip(ordered, names, strict=True)])
+        missing = [(f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here]
+        slots = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fetch(frame: FrameOutput, name: str) -> None:
+            async with slots:
                 await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
-                fetched += 1
-            records.append(FrameRecord(
-                job_id=job.id, frame=frame.frame, task_id=None, name=name, sha256=frame.sha256,
-                size=frame.size, server_id=peer.name, rendered_at=self._service.clock()))
-        log.info("fetched %d frames of job %s from %s (%d already here)", fetched, job.id,
-                 peer.name, len(frames) - fetched)
-        return records
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for frame, name in missing:
+                    group.create_task(fetch(frame, name))
+        except BaseExceptionGroup as failures:
+            raise _first_leaf(failures) from None
+        log.info("fetched %d frames of job %s from %s (%d already here)", len(missing), job.id,
+                 peer.name, len(frames) - len(missing))
+        return [
+            FrameRecord(job_id=job.id, frame=f.frame, task_id=None, name=name, sha256=f.sha256,
+                        size=f.size, server_id=peer.name, rendered_at=self._service.clock())
+            for f, name in zip(ordered, names, strict=True)
+        ]
 
     async def _fetch_one(self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput,
                          job_dir: Path, name: str) -> None:
@@ -125,6 +142,12 @@ class Results:
                 f"frame {frame.frame} from {peer.name} failed verification: {exc}") from exc
         except FederationError as exc:
             raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first failure of a task group, as callers expect it (FetchError answers 503)."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _has(path: Path, sha256: str) -> bool:
