@@ -11,9 +11,10 @@ databases). When it is unreachable the PostgreSQL cases fail, unless
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,11 +77,25 @@ def pg_template() -> Iterator[str]:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _scratch_database(template: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
+def _scratch_database(template: str, prefix: str = "t") -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield pg_url(name)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield pg_url(name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def _empty_pg_database(prefix: str) -> Iterator[str]:
+    yield from _scratch_database("template0", prefix)
+
+
+@pytest.fixture(scope="session")
+def empty_pg_database() -> Callable[[str], contextlib.AbstractContextManager[str]]:
+    """``with empty_pg_database(prefix) as url``: a new PostgreSQL database with no tables
+    (an agent migrates it), dropped afterwards."""
+    return _empty_pg_database
 
 
 @pytest.fixture(params=BACKENDS)

@@ -9,6 +9,7 @@ Runs on SQLite (the single-site suite covers PostgreSQL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import socket
@@ -72,27 +73,40 @@ def run_cli(*args: str) -> None:
     subprocess.run(spillway_cmd(*args), check=True, cwd=ROOT, capture_output=True, timeout=60)
 
 
-def two_sites(root: Path, lease: float = 60,
-              overflow_after: float | None = None) -> tuple[Agent, Agent, Path, int, int]:
-    """Certificates (made with the CLI) and the two agents' configurations; nothing started."""
+def two_sites(root: Path, lease: float = 60, overflow_after: float | None = None,
+              databases: tuple[str, str] | None = None) -> tuple[Agent, Agent, Path, int, int]:
+    """Certificates (made with the CLI) and the two agents' configurations; nothing started.
+
+    ``databases``: the studio's and the facility's database URLs (default: an SQLite file each).
+    """
     pki = root / "pki"
     run_cli("certs", "init", "--dir", str(pki / "ca"))
     for site in ("studio", "facility"):
         run_cli("certs", "issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs"))
     studio_port, facility_port = free_port(), free_port()
-    studio = Agent(root / "studio", name="studio", database=f"sqlite:///{root / 'studio.db'}",
+    studio_db, facility_db = databases or (f"sqlite:///{root / 'studio.db'}", f"sqlite:///{root / 'facility.db'}")
+    studio = Agent(root / "studio", name="studio", database=studio_db,
                    extra_toml=fed_toml(pki, "studio", studio_port, "facility", facility_port, lease,
                                        overflow_after))
-    facility = Agent(root / "facility", name="facility",
-                     database=f"sqlite:///{root / 'facility.db'}",
+    facility = Agent(root / "facility", name="facility", database=facility_db,
                      extra_toml=fed_toml(pki, "facility", facility_port, "studio", studio_port, lease))
     return studio, facility, pki, studio_port, facility_port
 
 
-@pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sites(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+    """Both sites on SQLite, then both on PostgreSQL (each its own database)."""
     root = tmp_path_factory.mktemp("federation")
-    studio, facility, pki, studio_port, facility_port = two_sites(root)
+    with contextlib.ExitStack() as stack:
+        databases = None
+        if request.param == "postgres":
+            new_db = request.getfixturevalue("empty_pg_database")
+            databases = (stack.enter_context(new_db("studio")), stack.enter_context(new_db("facility")))
+        yield from _run_sites(root, databases)
+
+
+def _run_sites(root: Path, databases: tuple[str, str] | None) -> Iterator[Sites]:
+    studio, facility, pki, studio_port, facility_port = two_sites(root, databases=databases)
     started: list[Process] = []
     try:
         for agent in (studio, facility):
