@@ -61,6 +61,7 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any
         "tasks": tasks,
         "seconds": elapsed,
         "tasks_per_s": tasks / elapsed,
+        "dispatched_per_s": tasks / (stats.last_assign_at - t0),
         "steady_tasks_per_s": steady,
         "assign_p50_ms": percentile(stats.latencies, 50) * 1000,
         "assign_p99_ms": percentile(stats.latencies, 99) * 1000,

@@ -20,7 +20,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "<= 1.05"))
     for r in results.get("dispatch", []):
         out.append((f"dispatch ({r['backend']})", f"{r['servers']} servers, {r['tasks']} tasks",
-                    f"{r['tasks_per_s']:.0f} tasks/s (steady {r['steady_tasks_per_s']:.0f}); assign p50 "
+                    f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
+                    + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
+                    + f"); assign p50 "
                     f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
                     f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
                     f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "

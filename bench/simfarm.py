@@ -41,6 +41,7 @@ class FarmStats:
     """When the job became dispatchable (the submit POST returned)."""
     latencies: list[float] = field(default_factory=list)
     first_assign_at: float | None = None
+    last_assign_at: float = 0.0
     completed: int = 0
     last_done_at: float = 0.0
     done_times: list[float] = field(default_factory=list)
@@ -100,6 +101,7 @@ class SimServer:
         stats = self.stats
         now = self.clock()
         stats.latencies.append(max(0.0, now - max(self.ready_at, stats.dispatchable_at)))
+        stats.last_assign_at = now
         if stats.first_assign_at is None:
             stats.first_assign_at = now
             stats.first_assign.set()
