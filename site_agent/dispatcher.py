@@ -89,6 +89,7 @@ class Dispatcher:
         claims = [
             TaskClaim(
                 task_id=a.task_id,
+                job_id=a.job_id,
                 attempt=a.attempt,
                 server_id=a.server_id,
                 lease_expires_at=now + jobs[a.job_id].profile.task_timeout_s + ASSIGN_GRACE_S,

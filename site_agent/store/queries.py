@@ -107,9 +107,8 @@ LIST_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 ORDER BY idx"
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"
 GET_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::bigint[])"
 TASK_JOB = "SELECT job_id FROM tasks WHERE id = $1"
-TASK_JOBS = "SELECT DISTINCT job_id FROM tasks WHERE id = ANY($1::bigint[])"
 CLAIMABLE = """
-SELECT t.id, t.state, t.attempt, j.state AS job_state, j.placement
+SELECT t.id, t.job_id, t.state, t.attempt, j.state AS job_state, j.placement
 FROM tasks t JOIN jobs j ON j.id = t.job_id
 WHERE t.id = ANY($1::bigint[])
 """

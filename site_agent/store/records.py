@@ -157,6 +157,8 @@ class TaskClaim:
     """A planned assignment, claimed in the store only if the task is still waiting."""
 
     task_id: int
+    job_id: str
+    """The task's job, locked before the claim (a claim naming another job than the task's loses)."""
     attempt: int
     """The new attempt number; the claim succeeds only if the task's attempt is ``attempt - 1``."""
     server_id: str

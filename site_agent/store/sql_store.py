@@ -57,6 +57,7 @@ def _job_not_found(job_id: str) -> NotFoundError:
 def _claimable(row: Row | None, claim: TaskClaim) -> bool:
     return (
         row is not None
+        and row["job_id"] == claim.job_id
         and row["state"] == TaskState.WAITING.value
         and row["attempt"] == claim.attempt - 1
         and row["job_state"] in _CLAIMABLE_JOB_STATES
@@ -237,7 +238,7 @@ class SqlStore(FederationStoreMixin):
         async with self._db.transaction() as conn:
             # Lock the jobs first (in id order), then read: no other writer can change
             # these tasks' waiting state until commit, so every claim read as winnable wins.
-            job_ids = sorted(row["job_id"] for row in await conn.fetch(q.TASK_JOBS, ids))
+            job_ids = sorted({claim.job_id for claim in unique})
             await conn.executemany(q.LOCK_JOB_NO_RESULT, [(job_id,) for job_id in job_ids])
             current = {row["id"]: row for row in await conn.fetch(q.CLAIMABLE, ids)}
             won = [claim for claim in unique if _claimable(current.get(claim.task_id), claim)]
@@ -250,8 +251,11 @@ class SqlStore(FederationStoreMixin):
             rows = await conn.fetch(q.GET_TASKS, [claim.task_id for claim in won])
             tasks = {task.id: task for task in map(task_from_row, rows)}
             claimed = [tasks[c.task_id] for c in won if _holds(tasks.get(c.task_id), c, at)]
-            started = sorted({task.job_id for task in claimed})
-            await conn.executemany(q.START_JOB, [(job_id, at) for job_id in started])
+            # Only a job's first claims move it from queued to running (read under its lock).
+            queued = {current[c.task_id]["job_id"] for c in won if current[c.task_id]["job_state"] == "queued"}
+            started = sorted({task.job_id for task in claimed} & queued)
+            if started:
+                await conn.executemany(q.START_JOB, [(job_id, at) for job_id in started])
         return claimed
 
     async def mark_task_running(

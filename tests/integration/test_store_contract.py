@@ -106,7 +106,8 @@ async def new_job(
 
 def claim_of(task: TaskRecord, server: str = "s1", *, lease: float = 1000.0) -> TaskClaim:
     return TaskClaim(
-        task_id=task.id, attempt=task.attempt + 1, server_id=server, lease_expires_at=lease
+        task_id=task.id, job_id=task.job_id, attempt=task.attempt + 1, server_id=server,
+        lease_expires_at=lease,
     )
 
 
@@ -266,11 +267,23 @@ async def test_assign_tasks_is_fenced(store: Store) -> None:
     assert job is not None and job.state is JobState.RUNNING
 
     assert await store.assign_tasks([claim_of(t0, "s2")], at=11.0) == []  # already dispatched
-    stale = TaskClaim(task_id=t1.id, attempt=2, server_id="s1", lease_expires_at=1.0)
+    stale = TaskClaim(task_id=t1.id, job_id=t1.job_id, attempt=2, server_id="s1", lease_expires_at=1.0)
     assert await store.assign_tasks([stale], at=11.0) == []  # attempt is 0, not 1
-    missing = TaskClaim(task_id=10**9, attempt=1, server_id="s1", lease_expires_at=1.0)
+    missing = TaskClaim(task_id=10**9, job_id=t1.job_id, attempt=1, server_id="s1", lease_expires_at=1.0)
     claimed = await store.assign_tasks([missing, claim_of(t1), claim_of(t2)], at=12.0)
     assert [t.id for t in claimed] == [t1.id, t2.id]
+
+
+async def test_a_claim_naming_another_job_loses(store: Store) -> None:
+    """The claim's job is locked before the task is read; a claim naming the wrong job must not win."""
+    [t0] = await new_job(store, "job-1", [(1,)])
+    await new_job(store, "job-2", [(1,)])
+    wrong = TaskClaim(task_id=t0.id, job_id="job-2", attempt=1, server_id="s1", lease_expires_at=1.0)
+    assert await store.assign_tasks([wrong], at=10.0) == []
+    task = await store.get_task(t0.id)
+    assert task is not None and task.state is TaskState.WAITING
+    job = await store.get_job("job-1")
+    assert job is not None and job.state is JobState.QUEUED
 
 
 @pytest.mark.parametrize("state", [JobState.PAUSED, JobState.CANCELLED, JobState.DONE])
