@@ -264,7 +264,7 @@ def persist_group(group: list[_PendingFile]) -> list[OSError | None]:
 
 def _sync_file_systems(folders: set[Path], *, fsync_folders: bool = False) -> None:
     if _syncfs is None:
-        if fsync_folders:
+        if fsync_folders and os.name == "posix":  # Windows cannot open a folder to fsync it
             for folder in folders:
                 fd = os.open(folder, os.O_RDONLY)
                 try:
