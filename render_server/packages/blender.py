@@ -28,7 +28,7 @@ SCAN_TIMEOUT = 120.0
 CYCLES_SAMPLES = 16
 ENGINES = {
     "cycles": "CYCLES",
-    "eevee": "BLENDER_EEVEE",  # needs an OpenGL context; usually fails on headless hosts
+    "eevee": "BLENDER_EEVEE",  # needs OpenGL: software Mesa is enough without a display (slow)
     "workbench": "BLENDER_WORKBENCH",
 }
 

@@ -90,7 +90,7 @@ async def test_scan_reports_missing_texture(work: Path) -> None:
         await BlenderAdapter().scan(work / "scene.blend")
 
 
-@pytest.mark.parametrize("engine", ["workbench", "cycles"])
+@pytest.mark.parametrize("engine", ["workbench", "cycles", "eevee"])
 def test_renders_two_frames(work: Path, tmp_path: Path, engine: str) -> None:
     adapter = BlenderAdapter()
     req = _request(work, tmp_path / "out", engine)
