@@ -128,11 +128,54 @@ async def _reconcile_running(site: SiteAgent, conn: ServerConnection, reported: 
 
 
 async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
+    completions = _Completions(site, conn)
+    try:
+        await _read_reports(site, conn, completions)
+    finally:
+        await completions.drain()
+
+
+class _Completions:
+    """TaskDone handlers of one connection, run beside its read loop.
+
+    Storing a task's frames and committing its completion waits for a file-system
+    sync and a group commit; meanwhile the server already reports on its next
+    task. Reading those reports only after the completion made every task wait
+    for the one before it. Each TaskDone releases its attempt in memory first, so
+    a repeated or stale report is still ignored. At most ``slots + 2`` run at once
+    per connection; the read loop waits beyond that.
+    """
+
+    def __init__(self, site: SiteAgent, conn: ServerConnection) -> None:
+        self._site = site
+        self._conn = conn
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def start(self, msg: protocol.TaskDone) -> None:
+        while len(self._running) >= self._conn.record.slots + 2:
+            await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._site.reports.done(self._conn.server_id, msg),
+                                   name=f"task-done-{msg.task_id}")
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handling a task_done from %s failed", self._conn.record.name, exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Let the completions already received finish (the connection is closing)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _Completions) -> None:
     handlers = {
         protocol.Heartbeat: _on_heartbeat,
         protocol.TaskStarted: site.reports.started,
         protocol.TaskLog: site.reports.log,
-        protocol.TaskDone: site.reports.done,
+        protocol.TaskDone: completions.start,
         protocol.TaskFailed: site.reports.failed,
     }
     async for raw in conn.ws:
@@ -156,6 +199,8 @@ async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
             continue
         if handler is _on_heartbeat:
             await _on_heartbeat(site, conn, msg)  # type: ignore[arg-type]
+        elif handler == completions.start:
+            await completions.start(msg)  # type: ignore[arg-type]
         else:
             await handler(conn.server_id, msg)  # type: ignore[operator]
 

@@ -494,3 +494,58 @@ async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(client: C
     await other_ws.close()
     await assert_serving(client)
     assert_contained(client)
+
+
+async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(client: Client) -> None:
+    """While one task's frames are still being written, the same connection's report on its
+    other task is read and applied; both complete once the write finishes."""
+    from site_agent.appkeys import SITE
+
+    site = client.app[SITE]
+    release = asyncio.Event()
+    write_frame = site.reports.write_frame
+
+    async def slow_write(*args: Any, **kwargs: Any) -> Any:
+        await release.wait()
+        return await write_frame(*args, **kwargs)
+
+    site.reports.write_frame = slow_write
+    ws = await client.ws_connect("/ws/render-server")
+    await ws.send_bytes(hello("rs-slots", slots=2))
+    assert isinstance(protocol.decode((await ws.receive()).data), protocol.Welcome)
+    manifest = [await put_blob(client, SCENE)]
+    resp = await client.post("/api/v1/jobs", json=job_body(manifest, frames="1-2", chunk_size=1))
+    assert resp.status == 201, await resp.text()
+    assigns: list[protocol.Assign] = []
+    while len(assigns) < 2:
+        msg = protocol.decode((await asyncio.wait_for(ws.receive(), 10)).data)
+        if isinstance(msg, protocol.Assign):
+            assigns.append(msg)
+    first, second = assigns
+    data = png_bytes()
+    name = f"{first.output_name}_{first.frames[0]:04d}.png"
+    await ws.send_bytes(protocol.encode(protocol.TaskDone(
+        task_id=first.task_id, attempt=first.attempt, started_at=0.0, finished_at=0.0,
+        outputs=[protocol.Output(frame=first.frames[0], name=name, sha256=sha(data), size=len(data))],
+        frames=[protocol.InlineFrame(frame=first.frames[0], name=name, sha256=sha(data), data=data)])))
+    await ws.send_bytes(protocol.encode(protocol.TaskStarted(task_id=second.task_id, attempt=second.attempt)))
+
+    async def states() -> dict[int, str]:
+        detail = await (await client.get(f"/api/v1/jobs/{first.job_id}")).json()
+        return {t["id"]: t["state"] for t in detail["tasks"]}
+
+    for _ in range(100):
+        if (await states())[second.task_id] == "running":
+            break
+        await asyncio.sleep(0.05)
+    assert (await states()) == {first.task_id: "dispatched", second.task_id: "running"}
+    release.set()
+    for _ in range(100):
+        if (await states())[first.task_id] == "done":
+            break
+        await asyncio.sleep(0.05)
+    assert (await states())[first.task_id] == "done"
+    frames = (await (await client.get(f"/api/v1/jobs/{first.job_id}/frames")).json())["frames"]
+    assert [f["frame"] for f in frames] == [first.frames[0]]
+    await ws.close()
+    await assert_serving(client)
