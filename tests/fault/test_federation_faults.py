@@ -300,8 +300,9 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
 
 
 def test_job_waiting_longer_than_overflow_after_is_forwarded_to_free_capacity(pair: Pair) -> None:
-    # Keep the studio's only built-in server busy with a long local job.
-    long_job = submit(pair.studio, BUILTIN_SCENE, "builtin", "1-60", "--no-forward",
+    # Keep the studio's only built-in server busy with a long local job: 200 frames of
+    # 0.1-0.3 s each put the estimated wait well past overflow_after (10 s) on any machine.
+    long_job = submit(pair.studio, BUILTIN_SCENE, "builtin", "1-200", "--no-forward",
                       "--name", "long")
     wait_for(lambda: pair.studio.job(long_job)["job"]["state"] == "running", 30, "the long job")
     try:
