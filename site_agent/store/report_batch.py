@@ -61,18 +61,28 @@ async def apply_reports(
 ) -> list[TaskOutcome | None]:
     """Apply the batch inside the caller's transaction; one outcome per completion (None: fence failed).
 
-    Lock order as everywhere in the store: the jobs involved first, in id order,
-    then their tasks. A job finished by the batch is reported as finished on
-    its last completion in the batch only, so finish hooks run once.
+    Lock order as everywhere in the store when completions are present: the jobs
+    involved first, in id order, then their tasks (see below for starts and frames
+    alone). A job finished by the batch is reported as finished on its last
+    completion in the batch only, so finish hooks run once.
     """
-    job_ids = sorted(
-        {r.job_id for r in started} | {f.job_id for f in frames} | {r.job_id for r in completions}
-    )
-    await conn.executemany(q.LOCK_JOB_NO_RESULT, [(job_id,) for job_id in job_ids])
+    if completions:
+        # Completions read "what is left" of their jobs: lock those (and every job the batch
+        # touches, in id order) before any task row. A batch of starts and frames only takes
+        # no job lock, so it no longer holds up the dispatcher's claims on a busy job (with
+        # 500 servers on one job that contention cost a quarter of the throughput). It locks
+        # only task and frame rows, in task id order, and nothing after them; the rare
+        # deadlock with a requeue of the same server's tasks is detected by PostgreSQL and
+        # the batcher then applies the reports one by one.
+        job_ids = sorted(
+            {r.job_id for r in started} | {f.job_id for f in frames} | {r.job_id for r in completions}
+        )
+        await conn.executemany(q.LOCK_JOB_NO_RESULT, [(job_id,) for job_id in job_ids])
     if started:
         await conn.executemany(
             q.MARK_RUNNING,
-            [(r.task_id, r.attempt, r.server_id, r.at, r.lease_expires_at) for r in started],
+            [(r.task_id, r.attempt, r.server_id, r.at, r.lease_expires_at)
+             for r in sorted(started, key=lambda r: r.task_id)],
         )
     if frames:
         await conn.executemany(q.UPSERT_FRAME, [frame_params(f) for f in frames])

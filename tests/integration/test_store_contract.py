@@ -584,6 +584,21 @@ async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
     assert await store.apply_reports([], [], [], at=23.0) == []
 
 
+async def test_a_batch_of_starts_and_frames_only_is_fenced_too(store: Store) -> None:
+    """The batch without completions (which takes no job lock) applies the same fences."""
+    t0, t1, _ = [await claim(store, t, "s1") for t in await new_job(store)]
+    assert await store.apply_reports(
+        [started_of(t1, at=12.0), started_of(t0, "s2"), started_of(t0, at=11.0)],
+        [frame(1, task_id=t0.id)], [], at=13.0,
+    ) == []
+    tasks = {t.id: t for t in await store.list_tasks("job-1")}
+    assert (tasks[t0.id].state, tasks[t0.id].started_at) == (TaskState.RUNNING, 11.0)
+    assert (tasks[t1.id].state, tasks[t1.id].started_at) == (TaskState.RUNNING, 12.0)
+    assert await store.list_frames("job-1") == [frame(1, task_id=t0.id)]
+    job = await store.get_job("job-1")
+    assert job is not None and job.state is JobState.RUNNING
+
+
 async def test_apply_reports_finishes_a_job_once(store: Store) -> None:
     t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
     outcomes = await store.apply_reports(
