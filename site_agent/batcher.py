@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .store.base import StoreError, StoreUnavailableError
-from .store.records import CompletionReport, FrameRecord, StartedReport, TaskOutcome
+from .store.records import CompletionReport, FrameRecord, LogReport, StartedReport, TaskOutcome
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 """Reports per transaction; more wait for the next flush."""
 
-Report = StartedReport | FrameRecord | CompletionReport
+Report = StartedReport | FrameRecord | CompletionReport | LogReport
 
 
 class BatchStore(Protocol):
@@ -37,6 +37,7 @@ class BatchStore(Protocol):
         completions: Sequence[CompletionReport],
         *,
         at: float,
+        logs: Sequence[LogReport] = (),
     ) -> list[TaskOutcome | None]: ...
 
 
@@ -75,6 +76,13 @@ class ReportBatcher:
         """
         item = self._enqueue(report)
         item.done.add_done_callback(_log_failed_start)
+
+    def log(self, report: LogReport) -> None:
+        """Queue output lines for the task's log tail (fenced), like a start: not awaited,
+        so a chatty renderer's lines never hold up the connection's next report; a
+        failed write is logged."""
+        item = self._enqueue(report)
+        item.done.add_done_callback(_log_failed_log)
 
     async def frame(self, record: FrameRecord) -> None:
         """Record an uploaded frame; returns once it is committed."""
@@ -135,22 +143,30 @@ class ReportBatcher:
         started: list[StartedReport] = []
         frames: list[FrameRecord] = []
         completions: list[CompletionReport] = []
+        logs: list[LogReport] = []
         for item in batch:
             report = item.report
             if isinstance(report, StartedReport):
                 started.append(report)
+            elif isinstance(report, LogReport):
+                logs.append(report)
             elif isinstance(report, FrameRecord):
                 frames.append(report)
             else:
                 frames.extend(item.frames)
                 completions.append(report)
-        outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock()))
+        outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock(), logs=logs))
         return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]
 
 
 def _log_failed_start(done: asyncio.Future[TaskOutcome | None]) -> None:
     if not done.cancelled() and done.exception() is not None:
         log.warning("could not mark a task running (its dispatch lease stays): %s", done.exception())
+
+
+def _log_failed_log(done: asyncio.Future[TaskOutcome | None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("could not append to a task's log: %s", done.exception())
 
 
 def _settle_error(batch: list[_Pending], exc: BaseException) -> None:

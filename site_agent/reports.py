@@ -26,6 +26,7 @@ from .store.records import (
     CompletionReport,
     FrameRecord,
     JobRecord,
+    LogReport,
     StartedReport,
     TaskOutcome,
     TaskRecord,
@@ -118,7 +119,10 @@ class TaskReports:
         ))
 
     async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
-        await self._store.append_task_log(msg.task_id, msg.attempt, server_id, msg.text)
+        # Queued for the next group commit: one transaction per log message, awaited
+        # before the connection's next report, cost every task of a chatty renderer a
+        # commit in a row (7 % of a 2-slot farm's makespan with 0.3 s frames).
+        self.batcher.log(LogReport(task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, text=msg.text))
 
     async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
         active = self._release(server_id, msg.task_id, msg.attempt)

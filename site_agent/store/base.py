@@ -16,6 +16,7 @@ from .records import (
     FrameRecord,
     JobRecord,
     JobState,
+    LogReport,
     ServerRecord,
     ServerStatus,
     StartedReport,
@@ -135,8 +136,10 @@ class Store(Protocol):
         completions: Sequence[CompletionReport],
         *,
         at: float,
+        logs: Sequence[LogReport] = (),
     ) -> list[TaskOutcome | None]:
-        """Apply many reports in one transaction: fenced starts, frame upserts, fenced completions.
+        """Apply many reports in one transaction: fenced starts and log appends, frame
+        upserts, fenced completions.
 
         Returns one outcome per completion, None where the fence did not match (a
         repeated completion of a task in the same batch never matches). Jobs left

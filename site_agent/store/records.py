@@ -198,6 +198,18 @@ class TaskOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LogReport:
+    """Output lines a render server sent for a task attempt (appended fenced, in a batch)."""
+
+    task_id: int
+    attempt: int
+    server_id: str
+    text: str
+    max_chars: int = 16000
+    """The task's log tail keeps the last this many characters."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartedReport:
     """A render server said it started a task attempt (applied fenced, in a batch)."""
 

@@ -18,6 +18,7 @@ from .records import (
     CompletionReport,
     FrameRecord,
     JobState,
+    LogReport,
     StartedReport,
     TaskOutcome,
     TaskRecord,
@@ -58,6 +59,7 @@ async def apply_reports(
     *,
     at: float,
     finish_job: FinishJob,
+    logs: Sequence[LogReport] = (),
 ) -> list[TaskOutcome | None]:
     """Apply the batch inside the caller's transaction; one outcome per completion (None: fence failed).
 
@@ -68,7 +70,7 @@ async def apply_reports(
     """
     if completions:
         # Completions read "what is left" of their jobs: lock those (and every job the batch
-        # touches, in id order) before any task row. A batch of starts and frames only takes
+        # touches, in id order) before any task row. A batch of starts, logs and frames only takes
         # no job lock, so it no longer holds up the dispatcher's claims on a busy job (with
         # 500 servers on one job that contention cost a quarter of the throughput). It locks
         # only task and frame rows, in task id order, and nothing after them; the rare
@@ -83,6 +85,12 @@ async def apply_reports(
             q.MARK_RUNNING,
             [(r.task_id, r.attempt, r.server_id, r.at, r.lease_expires_at)
              for r in sorted(started, key=lambda r: r.task_id)],
+        )
+    if logs:
+        # In arrival order: a task's lines must stay in sequence.
+        await conn.executemany(
+            q.APPEND_LOG,
+            [(r.task_id, r.attempt, r.server_id, r.text, max(r.max_chars, 0)) for r in logs],
         )
     if frames:
         await conn.executemany(q.UPSERT_FRAME, [frame_params(f) for f in frames])

@@ -23,6 +23,7 @@ from .records import (
     FrameRecord,
     JobRecord,
     JobState,
+    LogReport,
     ServerRecord,
     ServerStatus,
     StartedReport,
@@ -300,13 +301,15 @@ class SqlStore(FederationStoreMixin):
         completions: Sequence[CompletionReport],
         *,
         at: float,
+        logs: Sequence[LogReport] = (),
     ) -> list[TaskOutcome | None]:
-        if not (started or frames or completions):
+        if not (started or frames or completions or logs):
             return []
         try:
             async with self._db.transaction() as conn:
                 return await apply_reports(
-                    conn, started, frames, completions, at=at, finish_job=self._finish_job_if_done
+                    conn, started, frames, completions, at=at, finish_job=self._finish_job_if_done,
+                    logs=logs,
                 )
         except NotFoundError as exc:
             jobs = ", ".join(sorted({f.job_id for f in frames}))

@@ -17,6 +17,7 @@ from site_agent.store import (
     FrameRecord,
     JobRecord,
     JobState,
+    LogReport,
     NotFoundError,
     RunningSummary,
     ServerRecord,
@@ -597,6 +598,19 @@ async def test_a_batch_of_starts_and_frames_only_is_fenced_too(store: Store) -> 
     assert await store.list_frames("job-1") == [frame(1, task_id=t0.id)]
     job = await store.get_job("job-1")
     assert job is not None and job.state is JobState.RUNNING
+
+
+async def test_log_lines_in_a_batch_are_appended_in_order_and_fenced(store: Store) -> None:
+    t0, _, _ = [await claim(store, t, "s1") for t in await new_job(store)]
+    logs = [
+        LogReport(task_id=t0.id, attempt=1, server_id="s1", text="abcdef", max_chars=8),
+        LogReport(task_id=t0.id, attempt=1, server_id="s2", text="stranger"),  # not its server
+        LogReport(task_id=t0.id, attempt=2, server_id="s1", text="late"),  # not its attempt
+        LogReport(task_id=t0.id, attempt=1, server_id="s1", text="ghij", max_chars=8),
+    ]
+    assert await store.apply_reports([started_of(t0)], [], [], at=12.0, logs=logs) == []
+    task = await store.get_task(t0.id)
+    assert task is not None and (task.state, task.log_tail) == (TaskState.RUNNING, "cdefghij")
 
 
 async def test_apply_reports_finishes_a_job_once(store: Store) -> None:
