@@ -16,9 +16,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .store.base import StoreError, StoreUnavailableError
+from .store.base import Store, StoreError, StoreUnavailableError
 from .store.records import CompletionReport, FrameRecord, LogReport, StartedReport, TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -27,18 +26,6 @@ MAX_BATCH = 500
 """Reports per transaction; more wait for the next flush."""
 
 Report = StartedReport | FrameRecord | CompletionReport | LogReport
-
-
-class BatchStore(Protocol):
-    async def apply_reports(
-        self,
-        started: Sequence[StartedReport],
-        frames: Sequence[FrameRecord],
-        completions: Sequence[CompletionReport],
-        *,
-        at: float,
-        logs: Sequence[LogReport] = (),
-    ) -> list[TaskOutcome | None]: ...
 
 
 @dataclass(slots=True)
@@ -54,7 +41,7 @@ class _Pending:
 class ReportBatcher:
     def __init__(
         self,
-        store: BatchStore,
+        store: Store,
         *,
         max_batch: int = MAX_BATCH,
         clock: Callable[[], float] = time.time,
@@ -74,15 +61,13 @@ class ReportBatcher:
         is ahead of the completion in the queue, and a failed write only leaves the
         task's dispatch lease in place; it is logged.
         """
-        item = self._enqueue(report)
-        item.done.add_done_callback(_log_failed_start)
+        self._enqueue_unawaited(report, "could not mark a task running (its dispatch lease stays)")
 
     def log(self, report: LogReport) -> None:
         """Queue output lines for the task's log tail (fenced), like a start: not awaited,
         so a chatty renderer's lines never hold up the connection's next report; a
         failed write is logged."""
-        item = self._enqueue(report)
-        item.done.add_done_callback(_log_failed_log)
+        self._enqueue_unawaited(report, "could not append to a task's log")
 
     async def frame(self, record: FrameRecord) -> None:
         """Record an uploaded frame; returns once it is committed."""
@@ -101,6 +86,15 @@ class ReportBatcher:
     async def _submit(self, report: Report, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
         # Not shielded on purpose: a caller that gives up still has its report written.
         return await self._enqueue(report, frames).done
+
+    def _enqueue_unawaited(self, report: Report, failure: str) -> None:
+        """Queue a report nobody waits for; a failure to write it is logged as ``failure``."""
+
+        def log_failure(done: asyncio.Future[TaskOutcome | None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.warning("%s: %s", failure, done.exception())
+
+        self._enqueue(report).done.add_done_callback(log_failure)
 
     def _enqueue(self, report: Report, frames: Sequence[FrameRecord] = ()) -> _Pending:
         item = _Pending(report, frames)
@@ -157,16 +151,6 @@ class ReportBatcher:
                 completions.append(report)
         outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock(), logs=logs))
         return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]
-
-
-def _log_failed_start(done: asyncio.Future[TaskOutcome | None]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("could not mark a task running (its dispatch lease stays): %s", done.exception())
-
-
-def _log_failed_log(done: asyncio.Future[TaskOutcome | None]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("could not append to a task's log: %s", done.exception())
 
 
 def _settle_error(batch: list[_Pending], exc: BaseException) -> None:
