@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -171,12 +173,14 @@ class _Completions:
 
 
 async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _Completions) -> None:
-    handlers = {
-        protocol.Heartbeat: _on_heartbeat,
-        protocol.TaskStarted: site.reports.started,
-        protocol.TaskLog: site.reports.log,
+    server_id = conn.server_id
+    # Every handler takes just the message (the reports API is keyed by server id).
+    handlers: dict[type[protocol.Message], Callable[[Any], Awaitable[None]]] = {
+        protocol.Heartbeat: lambda msg: _on_heartbeat(site, conn, msg),
+        protocol.TaskStarted: functools.partial(site.reports.started, server_id),
+        protocol.TaskLog: functools.partial(site.reports.log, server_id),
         protocol.TaskDone: completions.start,
-        protocol.TaskFailed: site.reports.failed,
+        protocol.TaskFailed: functools.partial(site.reports.failed, server_id),
     }
     async for raw in conn.ws:
         conn.last_seen = site.clock()
@@ -197,12 +201,7 @@ async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _C
         if handler is None:
             log.warning("server %s sent unexpected %s; ignored", conn.record.name, msg.TYPE)
             continue
-        if handler is _on_heartbeat:
-            await _on_heartbeat(site, conn, msg)  # type: ignore[arg-type]
-        elif handler == completions.start:
-            await completions.start(msg)  # type: ignore[arg-type]
-        else:
-            await handler(conn.server_id, msg)  # type: ignore[operator]
+        await handler(msg)
 
 
 async def _on_heartbeat(site: SiteAgent, conn: ServerConnection, msg: protocol.Heartbeat) -> None:
