@@ -16,7 +16,8 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,35 +103,46 @@ def sites(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         if request.param == "postgres":
             new_db = request.getfixturevalue("empty_pg_database")
             databases = (stack.enter_context(new_db("studio")), stack.enter_context(new_db("facility")))
-        yield from _run_sites(root, databases)
+        with running_sites(root, {"fac-1": "povray", "fac-2": "povray"}, databases=databases) as (
+                studio, facility, pki, studio_port, facility_port):
+            yield Sites(studio=studio, facility=facility, pki=pki,
+                        studio_fed=f"https://127.0.0.1:{studio_port}",
+                        facility_fed=f"https://127.0.0.1:{facility_port}")
 
 
-def _run_sites(root: Path, databases: tuple[str, str] | None) -> Iterator[Sites]:
-    studio, facility, pki, studio_port, facility_port = two_sites(root, databases=databases)
+@contextlib.contextmanager
+def running_sites(root: Path, facility_servers: Mapping[str, str], *, overflow_after: float | None = None,
+                  databases: tuple[str, str] | None = None) -> Iterator[tuple[Agent, Agent, Path, int, int]]:
+    """``two_sites`` started: the studio with one built-in server, the facility with
+    ``facility_servers`` (name -> package), until the studio sees them all in the
+    facility's capacity advert; everything is stopped afterwards."""
+    studio, facility, pki, studio_port, facility_port = two_sites(
+        root, overflow_after=overflow_after, databases=databases)
     started: list[Process] = []
     try:
         for agent in (studio, facility):
             agent.start()
             started.append(agent)
         started.append(studio.render_server("studio-rs", packages="builtin"))
-        for name in ("fac-1", "fac-2"):
-            started.append(facility.render_server(name, packages="povray"))
+        for name, package in facility_servers.items():
+            started.append(facility.render_server(name, packages=package))
         studio.wait_servers(1)
-        facility.wait_servers(2)
-        wait_for(lambda: _facility_advertises_povray(studio), 30, "the facility's capacity advert")
-        yield Sites(studio=studio, facility=facility, pki=pki,
-                    studio_fed=f"https://127.0.0.1:{studio_port}",
-                    facility_fed=f"https://127.0.0.1:{facility_port}")
+        facility.wait_servers(len(facility_servers))
+        wanted = Counter(facility_servers.values())
+        wait_for(lambda: _advertised(studio, wanted), 30, "the facility's capacity advert")
+        yield studio, facility, pki, studio_port, facility_port
     finally:
         for proc in reversed(started):
             proc.stop()
 
 
-def _facility_advertises_povray(studio: Agent) -> bool:
-    peers = studio.get("/api/v1/peers")["peers"]
-    return any(p["name"] == "facility" and p["state"] == "up"
-               and sum("povray" in s["packages"] and s["status"] in ("idle", "busy")
-                       for s in p["servers"]) >= 2 for p in peers)
+def _advertised(studio: Agent, wanted: Counter[str]) -> bool:
+    """Whether the facility is up at the studio with at least ``wanted[p]`` online servers per package."""
+    for peer in studio.get("/api/v1/peers")["peers"]:
+        if peer["name"] == "facility" and peer["state"] == "up":
+            online = [s for s in peer["servers"] if s["status"] in ("idle", "busy")]
+            return all(sum(package in s["packages"] for s in online) >= n for package, n in wanted.items())
+    return False
 
 
 def submit(agent: Agent, *args: str) -> str:

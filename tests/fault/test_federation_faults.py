@@ -27,8 +27,8 @@ import msgpack
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from e2e.harness import ROOT, Agent, Process, wait_for
-from e2e.test_federation import Sites, two_sites
+from e2e.harness import ROOT, Agent, wait_for
+from e2e.test_federation import Sites, running_sites
 
 from federation.certs import TlsContexts
 from federation.protocol import (
@@ -70,33 +70,11 @@ class Pair(Sites):
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("fedfaults")
-    studio, facility, pki, studio_port, facility_port = two_sites(
-        root, overflow_after=OVERFLOW_AFTER_S)
-    started: list[Process] = []
-    try:
-        for agent in (studio, facility):
-            agent.start()
-            started.append(agent)
-        started.append(studio.render_server("studio-rs", packages="builtin"))
-        started.append(facility.render_server("fac-pov", packages="povray"))
-        started.append(facility.render_server("fac-bi", packages="builtin"))
-        studio.wait_servers(1)
-        facility.wait_servers(2)
-        wait_for(lambda: _advertised(studio, {"povray", "builtin"}), 30, "the facility's advert")
+    with running_sites(root, {"fac-pov": "povray", "fac-bi": "builtin"},
+                       overflow_after=OVERFLOW_AFTER_S) as (studio, facility, pki, studio_port, facility_port):
         yield Pair(studio=studio, facility=facility, pki=pki, root=root,
                    studio_fed=f"https://127.0.0.1:{studio_port}",
                    facility_fed=f"https://127.0.0.1:{facility_port}")
-    finally:
-        for proc in reversed(started):
-            proc.stop()
-
-
-def _advertised(studio: Agent, packages: set[str]) -> bool:
-    for peer in studio.get("/api/v1/peers")["peers"]:
-        if peer["name"] == "facility" and peer["state"] == "up":
-            online = [s for s in peer["servers"] if s["status"] in ("idle", "busy")]
-            return packages <= {p for s in online for p in s["packages"]}
-    return False
 
 
 # --- helpers -------------------------------------------------------------------------
