@@ -126,7 +126,8 @@ class TaskReports:
 
     async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
         active = self._release(server_id, msg.task_id, msg.attempt)
-        if active is not None:
+        released = active is not None
+        if released:
             # The slot is free now: plan its next task while this one is written and committed.
             # Claims are fenced in the store, so dispatching before the commit is safe.
             self._dispatcher.wake()
@@ -166,8 +167,8 @@ class TaskReports:
             task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
             at=self._clock(), log_tail=msg.log_tail,
         ), frames=inline)
-        # Wake before the hooks: the slot is free and the completion committed.
-        self._dispatcher.wake()
+        if not released:
+            self._dispatcher.wake()  # an attempt known only to the store (a reconnect): wake once committed
         if outcome is None:
             log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
         else:
