@@ -14,7 +14,6 @@ notification for a large job carries on where the last one stopped.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from federation.peers import PeerConfig
 from federation.protocol import FrameOutput, Notify, NotifyState
 from scheduler.frames import parse_frames
 from site_agent.errors import NotFoundError, UnavailableError
-from site_agent.files import FileError
+from site_agent.files import FileError, file_sha256
 from site_agent.storage import frame_file_name
 from site_agent.store.records import FrameRecord, JobRecord, JobState
 
@@ -151,10 +150,4 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _has(path: Path, sha256: str) -> bool:
-    if not path.is_file():
-        return False
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest() == sha256
+    return path.is_file() and file_sha256(path) == sha256

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from site_agent.client import AgentClient, ClientError, SpillwayClientError
+from site_agent.files import file_sha256 as sha256_file
 
 __all__ = [
     "Manifest",
@@ -43,7 +43,6 @@ __all__ = [
     "wait_for_job",
 ]
 
-_CHUNK = 1024 * 1024
 _PACKAGE_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
 _PACKAGE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*")
 
@@ -119,15 +118,6 @@ class SubmitResult:
     uploaded_files: int = 0
     uploaded_bytes: int = 0
     notes: tuple[str, ...] = ()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    hasher = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def parse_package_spec(text: str) -> tuple[str, str]:

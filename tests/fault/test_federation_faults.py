@@ -10,7 +10,6 @@ them. Frames are tiny (64x48) so the render time stays small.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import json
 import os
@@ -28,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from e2e.harness import ROOT, Agent, wait_for
-from e2e.test_federation import Sites, running_sites
+from e2e.test_federation import Sites, running_sites, sha256_file
 
 from federation.certs import TlsContexts
 from federation.protocol import (
@@ -94,10 +93,6 @@ def scene_with_big_asset(root: Path) -> tuple[Path, Path]:
     asset = folder / "big.bin"
     asset.write_bytes(os.urandom(BIG_ASSET_BYTES))
     return folder / "scene.pov", asset
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def partial_file(agent: Agent, sha: str) -> Path:
