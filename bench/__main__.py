@@ -10,6 +10,8 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from site_agent.app import new_event_loop
+
 from .common import ROOT, machine, scratch_root
 from .dispatch import dispatch_run, large_job_run
 from .overhead import overhead_run
@@ -67,12 +69,9 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run the load generators on uvloop when it is installed, like the agent: they share its 2 cores."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+    """Run the load generators on the agent's event loop (uvloop where installed): they share its 2 cores."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
