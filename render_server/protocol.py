@@ -200,22 +200,12 @@ def encode(msg: Message) -> bytes:
 def _plain(value: Any) -> Any:
     """Dataclasses to dicts, recursively; faster than dataclasses.asdict, which deep-copies."""
     if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+        return {name: _plain(getattr(value, name)) for name, _, _ in _schema(type(value))}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
-
-
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
 
 
 def decode(data: bytes) -> Message:
@@ -259,7 +249,7 @@ def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
     """(name, type hint, required) per field, computed once per message class."""
     schema = _SCHEMAS.get(cls)
     if schema is None:
-        hints = _hints(cls)
+        hints = get_type_hints(cls)
         schema = _SCHEMAS[cls] = tuple(
             (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
             for f in dataclasses.fields(cls)
@@ -318,12 +308,3 @@ def _coerce_union(hint: Any, value: Any, where: str) -> Any:
         except ProtocolError:
             continue
     raise ProtocolError(f"{where}: unexpected value {value!r}")
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = get_type_hints(cls)
-    return _HINTS[cls]
