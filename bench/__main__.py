@@ -25,11 +25,24 @@ DOC = ROOT / "docs" / "benchmarks.md"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    p.add_argument("suites", nargs="*", metavar="overhead|dispatch|large|transfer", help="which benchmarks (default: all)")
-    p.add_argument("--quick", action="store_true", help="smaller runs (minutes, not tens of minutes)")
-    p.add_argument("--backends", default="sqlite,postgres", help="for dispatch and large (default: both)")
-    p.add_argument("--servers", default="100,500", help="simulated servers for dispatch (default: 100,500)")
-    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument(
+        "suites",
+        nargs="*",
+        metavar="overhead|dispatch|large|transfer",
+        help="which benchmarks (default: all)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smaller runs (minutes, not tens of minutes)"
+    )
+    p.add_argument(
+        "--backends", default="sqlite,postgres", help="for dispatch and large (default: both)"
+    )
+    p.add_argument(
+        "--servers", default="100,500", help="simulated servers for dispatch (default: 100,500)"
+    )
+    p.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
+    )
     args = p.parse_args(argv)
     for name in args.suites:
         if name not in SUITES:
@@ -51,7 +64,9 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             for servers in (int(s) for s in args.servers.split(",")):
                 tasks = servers * (10 if args.quick else 40)
                 print(f"dispatch: {backend}, {servers} servers, {tasks} tasks ...", file=sys.stderr)
-                row = await dispatch_run(backend, servers, tasks, limit_s=300 if args.quick else 600)
+                row = await dispatch_run(
+                    backend, servers, tasks, limit_s=300 if args.quick else 600
+                )
                 rows.append({"backend": backend, **row})
         results["dispatch"] = rows
     if "large" in suites:
@@ -59,11 +74,16 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         rows = []
         for backend in backends:
             print(f"large: {backend}, {frames} frames ...", file=sys.stderr)
-            rows.append({"backend": backend, **await large_job_run(backend, frames, 10, limit_s=120)})
+            rows.append(
+                {"backend": backend, **await large_job_run(backend, frames, 10, limit_s=120)}
+            )
         results["large"] = rows
     if "transfer" in suites:
         size = (128 if args.quick else 1024) * 1024 * 1024
-        print(f"transfer: {size >> 20} MiB of assets over mutual TLS vs raw loopback ...", file=sys.stderr)
+        print(
+            f"transfer: {size >> 20} MiB of assets over mutual TLS vs raw loopback ...",
+            file=sys.stderr,
+        )
         results["transfer"] = [await transfer_run(size, timeout=600)]
     return results
 

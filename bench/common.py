@@ -60,12 +60,18 @@ class AgentProcess:
             # A long-lived child, not awaited here: Popen returns at once.
             self.proc = subprocess.Popen(  # noqa: ASYNC220
                 _profiled([PYTHON, "-m", "site_agent", "agent", "--config", str(config)]),
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.log_tail()}")
+                    raise RuntimeError(
+                        f"agent exited with {self.proc.returncode}: {self.log_tail()}"
+                    )
                 with contextlib.suppress(aiohttp.ClientError, OSError):
                     async with session.get(self.url + "/api/v1/health") as resp:
                         if resp.status == 200:
@@ -134,8 +140,20 @@ def _profiled(command: list[str]) -> list[str]:
     if not out:
         return command
     py_spy = Path(PYTHON).with_name("py-spy")
-    return [str(py_spy), "record", "--format", "raw", "--rate", "250", "--nonblocking", "--threads",
-            "--output", out, "--", *command]
+    return [
+        str(py_spy),
+        "record",
+        "--format",
+        "raw",
+        "--rate",
+        "250",
+        "--nonblocking",
+        "--threads",
+        "--output",
+        out,
+        "--",
+        *command,
+    ]
 
 
 async def _pg_admin(sql: str) -> None:
@@ -171,12 +189,26 @@ async def upload_scene(session: aiohttp.ClientSession, agent_url: str) -> dict[s
     return {"path": SCENE.name, "sha256": sha, "size": len(data)}
 
 
-async def submit_job(session: aiohttp.ClientSession, agent_url: str, manifest: list[dict[str, Any]],
-                     frames: str, *, chunk: int = 1, name: str = "bench") -> dict[str, Any]:
-    body = {"name": name, "scene": manifest[0]["path"], "manifest": manifest, "frames": frames,
-            "chunk_size": chunk, "profile": {"package": "builtin"}}
-    async with session.post(f"{agent_url}/api/v1/jobs", json=body,
-                            timeout=aiohttp.ClientTimeout(total=120)) as resp:
+async def submit_job(
+    session: aiohttp.ClientSession,
+    agent_url: str,
+    manifest: list[dict[str, Any]],
+    frames: str,
+    *,
+    chunk: int = 1,
+    name: str = "bench",
+) -> dict[str, Any]:
+    body = {
+        "name": name,
+        "scene": manifest[0]["path"],
+        "manifest": manifest,
+        "frames": frames,
+        "chunk_size": chunk,
+        "profile": {"package": "builtin"},
+    }
+    async with session.post(
+        f"{agent_url}/api/v1/jobs", json=body, timeout=aiohttp.ClientTimeout(total=120)
+    ) as resp:
         if resp.status != 201:
             raise RuntimeError(f"submit failed: {resp.status} {await resp.text()}")
         job: dict[str, Any] = (await resp.json())["job"]
@@ -192,15 +224,40 @@ def _read(path: str) -> str:
 
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                   if line.startswith("MemTotal")), 0)
-    os_name = next((line.split("=", 1)[1].strip('"') for line in _read("/etc/os-release").splitlines()
-                    if line.startswith("PRETTY_NAME=")), platform.system())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in _read("/proc/meminfo").splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in _read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
     try:
-        pg = subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "SHOW server_version"], capture_output=True,
-                            text=True, timeout=10).stdout.strip() or "unavailable"
+        pg = (
+            subprocess.run(
+                ["psql", PG_ADMIN_DSN, "-Atc", "SHOW server_version"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or "unavailable"
+        )
     except (OSError, subprocess.TimeoutExpired):
         pg = "unavailable"
     return {

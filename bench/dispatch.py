@@ -19,12 +19,20 @@ AGENT_TOML = ""
 
 async def dispatch_run(backend: str, servers: int, tasks: int, limit_s: float) -> dict[str, Any]:
     """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers."""
-    return await _on_fresh_agent(backend, limit_s, f"dispatch {backend}/{servers}",
-                                 lambda agent: _drive(agent, servers, tasks))
+    return await _on_fresh_agent(
+        backend,
+        limit_s,
+        f"dispatch {backend}/{servers}",
+        lambda agent: _drive(agent, servers, tasks),
+    )
 
 
-async def _on_fresh_agent(backend: str, limit_s: float, what: str,
-                          body: Callable[[AgentProcess], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+async def _on_fresh_agent(
+    backend: str,
+    limit_s: float,
+    what: str,
+    body: Callable[[AgentProcess], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
     """Run ``body`` against a new agent on a fresh database, within ``limit_s``."""
     with bench_workdir("dispatch-") as workdir:
         async with fresh_database(backend, workdir) as database:
@@ -73,7 +81,9 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any
     }
 
 
-async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, limit_s: float = 60) -> str:
+async def _wait_job_done(
+    client: aiohttp.ClientSession, url: str, job_id: str, limit_s: float = 60
+) -> str:
     deadline = time.monotonic() + limit_s
     state = "?"
     while time.monotonic() < deadline:
@@ -88,8 +98,9 @@ async def _wait_job_done(client: aiohttp.ClientSession, url: str, job_id: str, l
 
 async def large_job_run(backend: str, frames: int, servers: int, limit_s: float) -> dict[str, Any]:
     """POST a ``frames``-frame job (chunk 1) to a farm of idle servers; time to the first Assign."""
-    return await _on_fresh_agent(backend, limit_s, f"large job on {backend}",
-                                 lambda agent: _large(agent, frames, servers))
+    return await _on_fresh_agent(
+        backend, limit_s, f"large job on {backend}", lambda agent: _large(agent, frames, servers)
+    )
 
 
 async def _large(agent: AgentProcess, frames: int, servers: int) -> dict[str, Any]:

@@ -15,7 +15,16 @@ import aiohttp
 from .common import PYTHON, ROOT, SCENE, AgentProcess
 from .common import workdir as bench_workdir
 
-RENDER = [PYTHON, "-m", "render_server.packages.builtin", str(SCENE), "--width", "320", "--height", "240"]
+RENDER = [
+    PYTHON,
+    "-m",
+    "render_server.packages.builtin",
+    str(SCENE),
+    "--width",
+    "320",
+    "--height",
+    "240",
+]
 
 
 def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
@@ -25,8 +34,16 @@ def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
     # process, or the baseline loses to oversubscription and flatters the farm.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     t0 = time.perf_counter()
-    subprocess.run(argv, input="\n".join(str(i) for i in range(1, frames + 1)) + "\n", text=True,
-                   check=True, timeout=timeout, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(
+        argv,
+        input="\n".join(str(i) for i in range(1, frames + 1)) + "\n",
+        text=True,
+        check=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
     elapsed = time.perf_counter() - t0
     rendered = len(list(out.glob("*.png")))
     if rendered != frames:
@@ -42,10 +59,29 @@ async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -
     try:
         with (workdir / "rs.log").open("ab") as log:
             server = subprocess.Popen(  # noqa: ASYNC220 (long-lived child; Popen returns at once)
-                [PYTHON, "-m", "site_agent", "render-server", "--agent", agent.url, "--name", "bench-rs",
-                 "--slots", str(slots), "--packages", "builtin", "--cache", str(workdir / "cache"),
-                 "--workdir", str(workdir / "work")],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+                [
+                    PYTHON,
+                    "-m",
+                    "site_agent",
+                    "render-server",
+                    "--agent",
+                    agent.url,
+                    "--name",
+                    "bench-rs",
+                    "--slots",
+                    str(slots),
+                    "--packages",
+                    "builtin",
+                    "--cache",
+                    str(workdir / "cache"),
+                    "--workdir",
+                    str(workdir / "work"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         return await asyncio.wait_for(_submit_and_wait(agent, frames), limit_s)
     finally:
         if server is not None and server.poll() is None:
@@ -63,8 +99,23 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
             await asyncio.sleep(0.1)
         t0 = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "site_agent", "submit", str(SCENE), "--package", "builtin", "--frames", f"1-{frames}",
-            "--chunk", "1", "--json", "--agent", agent.url, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+            PYTHON,
+            "-m",
+            "site_agent",
+            "submit",
+            str(SCENE),
+            "--package",
+            "builtin",
+            "--frames",
+            f"1-{frames}",
+            "--chunk",
+            "1",
+            "--json",
+            "--agent",
+            agent.url,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
         out, _ = await proc.communicate()
         body = json.loads(out)
         job_id = body["job"]["id"] if "job" in body else body["id"]
@@ -76,7 +127,9 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
             await asyncio.sleep(0.1)
         wall = time.perf_counter() - t0
     if job["state"] != "done" or job["progress"]["frames_done"] != frames:
-        raise RuntimeError(f"job ended {job['state']} with {job['progress']['frames_done']} of {frames} frames")
+        raise RuntimeError(
+            f"job ended {job['state']} with {job['progress']['frames_done']} of {frames} frames"
+        )
     return {"makespan": job["finished_at"] - job["created_at"], "wall_with_cli": wall}
 
 
@@ -94,7 +147,9 @@ async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any
             run_dir = workdir / f"{i}-{side}"
             run_dir.mkdir()
             if side == "xargs":
-                xargs.append(await asyncio.to_thread(xargs_run, frames, slots, run_dir, limit_s / 4))
+                xargs.append(
+                    await asyncio.to_thread(xargs_run, frames, slots, run_dir, limit_s / 4)
+                )
             else:
                 farms.append(await spillway_run(frames, slots, run_dir, limit_s / 4))
     physical = sum(xargs)

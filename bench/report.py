@@ -14,31 +14,50 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(benchmark, setup, result, target) rows."""
     out = []
     for r in results.get("overhead", []):
-        out.append(("farm overhead", f"{r['frames']} frames, {r['slots']} slots, chunk 1",
-                    f"ratio {r['ratio']:.3f} (xargs {r['xargs_s']:.1f} s, Spillway {r['spillway_s']:.1f} s; "
-                    f"with submit CLI {r['ratio_cli']:.3f}); {r['per_frame_s']:.2f} s/frame"
-                    + _abba(r),
-                    "<= 1.05"))
+        out.append(
+            (
+                "farm overhead",
+                f"{r['frames']} frames, {r['slots']} slots, chunk 1",
+                f"ratio {r['ratio']:.3f} (xargs {r['xargs_s']:.1f} s, Spillway {r['spillway_s']:.1f} s; "
+                f"with submit CLI {r['ratio_cli']:.3f}); {r['per_frame_s']:.2f} s/frame" + _abba(r),
+                "<= 1.05",
+            )
+        )
     for r in results.get("dispatch", []):
-        out.append((f"dispatch ({r['backend']})", f"{r['servers']} servers, {r['tasks']} tasks",
-                    f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
-                    + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
-                    + f"); assign p50 "
-                    f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
-                    f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
-                    f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "
-                    f"{r.get('loadgen_cpu_share', float('nan')):.0%}",
-                    ">= 2000 tasks/s (PostgreSQL)"))
+        out.append(
+            (
+                f"dispatch ({r['backend']})",
+                f"{r['servers']} servers, {r['tasks']} tasks",
+                f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
+                + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
+                + f"); assign p50 "
+                f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
+                f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
+                f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "
+                f"{r.get('loadgen_cpu_share', float('nan')):.0%}",
+                ">= 2000 tasks/s (PostgreSQL)",
+            )
+        )
     for r in results.get("large", []):
-        out.append((f"large job ({r['backend']})", f"{r['frames']} frames chunk 1, {r['servers']} servers",
-                    f"first Assign {r['first_assign_s']:.2f} s after POST (POST itself {r['post_s']:.2f} s)",
-                    "<= 2 s"))
+        out.append(
+            (
+                f"large job ({r['backend']})",
+                f"{r['frames']} frames chunk 1, {r['servers']} servers",
+                f"first Assign {r['first_assign_s']:.2f} s after POST (POST itself {r['post_s']:.2f} s)",
+                "<= 2 s",
+            )
+        )
     for r in results.get("transfer", []):
-        out.append(("federation transfer", f"{r['bytes'] / 2**20:.0f} MiB in {r['files']} files of mixed sizes",
-                    f"mutual TLS {r['tls_mib_s']:.0f} MiB/s vs raw loopback copy {r['raw_mib_s']:.0f} MiB/s "
-                    f"(x{r['ratio']:.1f} the time); second pass sent {r['second_bytes']} bytes; cut mid-blob "
-                    f"and resumed: {r['resume_resent_bytes']} bytes re-sent (chunk {r['chunk_bytes']})",
-                    "second pass 0 B; re-sent <= 1 chunk"))
+        out.append(
+            (
+                "federation transfer",
+                f"{r['bytes'] / 2**20:.0f} MiB in {r['files']} files of mixed sizes",
+                f"mutual TLS {r['tls_mib_s']:.0f} MiB/s vs raw loopback copy {r['raw_mib_s']:.0f} MiB/s "
+                f"(x{r['ratio']:.1f} the time); second pass sent {r['second_bytes']} bytes; cut mid-blob "
+                f"and resumed: {r['resume_resent_bytes']} bytes re-sent (chunk {r['chunk_bytes']})",
+                "second pass 0 B; re-sent <= 1 chunk",
+            )
+        )
     return out
 
 
@@ -56,7 +75,13 @@ def render_markdown(stored: dict[str, Any]) -> str:
     host = stored.get("machine", {})
     parts = [START, "", "### Machine", ""]
     parts += [f"- **{k}**: {v}" for k, v in host.items()]
-    parts += ["", "### Results", "", "| benchmark | setup | result | target | run |", "|---|---|---|---|---|"]
+    parts += [
+        "",
+        "### Results",
+        "",
+        "| benchmark | setup | result | target | run |",
+        "|---|---|---|---|---|",
+    ]
     for name in ("overhead", "dispatch", "large", "transfer"):
         if name not in stored:
             continue
@@ -71,7 +96,11 @@ def render_markdown(stored: dict[str, Any]) -> str:
 
 def update_doc(path: Path, generated: str) -> None:
     """Replace the generated block of the doc (or append it), keeping the hand-written text."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nRun `scripts/bench [overhead|dispatch|large] [--quick]`.\n\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nRun `scripts/bench [overhead|dispatch|large] [--quick]`.\n\n"
+    )
     if START in text and END in text:
         head, rest = text.split(START, 1)
         tail = rest.split(END, 1)[1]

@@ -51,9 +51,17 @@ class FarmStats:
 
 
 class SimServer:
-    def __init__(self, name: str, agent_url: str, session: aiohttp.ClientSession, stats: FarmStats,
-                 *, complete: bool = True, inline: bool = INLINE_DEFAULT,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        name: str,
+        agent_url: str,
+        session: aiohttp.ClientSession,
+        stats: FarmStats,
+        *,
+        complete: bool = True,
+        inline: bool = INLINE_DEFAULT,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.name = name
         self.agent_url = agent_url
         self.session = session
@@ -69,11 +77,23 @@ class SimServer:
 
     async def run(self) -> None:
         url = self.agent_url.replace("http", "ws", 1) + "/ws/render-server"
-        async with self.session.ws_connect(url, max_msg_size=protocol.MAX_MESSAGE_BYTES,
-                                           heartbeat=None, autoping=True) as ws:
-            await ws.send_bytes(protocol.encode(protocol.Hello(
-                token="", name=self.name, host="sim", cores=2, memory_mb=4096, os="sim",
-                packages={"builtin": "1.0.0"}, slots=1)))
+        async with self.session.ws_connect(
+            url, max_msg_size=protocol.MAX_MESSAGE_BYTES, heartbeat=None, autoping=True
+        ) as ws:
+            await ws.send_bytes(
+                protocol.encode(
+                    protocol.Hello(
+                        token="",
+                        name=self.name,
+                        host="sim",
+                        cores=2,
+                        memory_mb=4096,
+                        os="sim",
+                        packages={"builtin": "1.0.0"},
+                        slots=1,
+                    )
+                )
+            )
             welcome = protocol.decode((await asyncio.wait_for(ws.receive(), 30)).data)
             if not isinstance(welcome, protocol.Welcome):
                 raise RuntimeError(f"{self.name}: expected welcome, got {welcome}")
@@ -107,24 +127,44 @@ class SimServer:
             stats.first_assign.set()
         if not self.complete:
             return
-        await ws.send_bytes(protocol.encode(protocol.TaskStarted(task_id=msg.task_id, attempt=msg.attempt)))
+        await ws.send_bytes(
+            protocol.encode(protocol.TaskStarted(task_id=msg.task_id, attempt=msg.attempt))
+        )
         outputs = []
         inline = []
         for frame in msg.frames:
             name = f"{msg.output_name}_{frame:04d}.png"
-            outputs.append(protocol.Output(frame=frame, name=name, sha256=self._sha, size=len(self._png)))
+            outputs.append(
+                protocol.Output(frame=frame, name=name, sha256=self._sha, size=len(self._png))
+            )
             if self.inline:
-                inline.append(protocol.InlineFrame(frame=frame, name=name, sha256=self._sha, data=self._png))
+                inline.append(
+                    protocol.InlineFrame(frame=frame, name=name, sha256=self._sha, data=self._png)
+                )
                 continue
-            url = (f"{self.agent_url}/api/v1/servers/{self.server_id}/tasks/{msg.task_id}"
-                   f"/attempts/{msg.attempt}/frames/{frame}")
-            async with self.session.put(url, data=self._png, headers={
-                    "X-Sha256": self._sha, "Content-Type": "application/octet-stream"}) as resp:
+            url = (
+                f"{self.agent_url}/api/v1/servers/{self.server_id}/tasks/{msg.task_id}"
+                f"/attempts/{msg.attempt}/frames/{frame}"
+            )
+            async with self.session.put(
+                url,
+                data=self._png,
+                headers={"X-Sha256": self._sha, "Content-Type": "application/octet-stream"},
+            ) as resp:
                 if resp.status != 201:
                     stats.errors.append(f"PUT frame {frame}: {resp.status} {await resp.text()}")
-        await ws.send_bytes(protocol.encode(protocol.TaskDone(
-            task_id=msg.task_id, attempt=msg.attempt, outputs=outputs, started_at=now,
-            finished_at=time.time(), frames=inline)))
+        await ws.send_bytes(
+            protocol.encode(
+                protocol.TaskDone(
+                    task_id=msg.task_id,
+                    attempt=msg.attempt,
+                    outputs=outputs,
+                    started_at=now,
+                    finished_at=time.time(),
+                    frames=inline,
+                )
+            )
+        )
         self.ready_at = self.clock()
         stats.completed += 1
         stats.done_times.append(self.ready_at)
@@ -134,14 +174,26 @@ class SimServer:
 
 
 @contextlib.asynccontextmanager
-async def sim_farm(agent_url: str, count: int, stats: FarmStats, *, complete: bool = True,
-                   prefix: str = "sim", inline: bool = INLINE_DEFAULT,
-                   ) -> AsyncIterator[tuple[aiohttp.ClientSession, list[SimServer]]]:
+async def sim_farm(
+    agent_url: str,
+    count: int,
+    stats: FarmStats,
+    *,
+    complete: bool = True,
+    prefix: str = "sim",
+    inline: bool = INLINE_DEFAULT,
+) -> AsyncIterator[tuple[aiohttp.ClientSession, list[SimServer]]]:
     """``count`` connected simulated servers for the duration of the block."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-        servers = [SimServer(f"{prefix}-{i:04d}", agent_url, session, stats, complete=complete, inline=inline)
-                   for i in range(count)]
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
+        servers = [
+            SimServer(
+                f"{prefix}-{i:04d}", agent_url, session, stats, complete=complete, inline=inline
+            )
+            for i in range(count)
+        ]
         tasks: list[asyncio.Task[None]] = []
         for i, s in enumerate(servers):
             tasks.append(asyncio.create_task(s.run(), name=s.name))

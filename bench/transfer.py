@@ -119,7 +119,9 @@ class CutOnce:
 
 
 @asynccontextmanager
-async def remote_site(root: Path, tls: TlsContexts, cut: CutOnce | None = None) -> AsyncIterator[tuple[str, AssetStore]]:
+async def remote_site(
+    root: Path, tls: TlsContexts, cut: CutOnce | None = None
+) -> AsyncIterator[tuple[str, AssetStore]]:
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
 
     async def commit(sha256: str, path: Path) -> None:
@@ -128,8 +130,12 @@ async def remote_site(root: Path, tls: TlsContexts, cut: CutOnce | None = None) 
     async def is_stored(sha256: str) -> bool:
         return assets.has(sha256)
 
-    receiver = ResumableReceiver(assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40)
-    app = web.Application(middlewares=[cut.middleware] if cut else [], client_max_size=2 * CHUNK_SIZE)
+    receiver = ResumableReceiver(
+        assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40
+    )
+    app = web.Application(
+        middlewares=[cut.middleware] if cut else [], client_max_size=2 * CHUNK_SIZE
+    )
     app.add_routes(BlobUploadEndpoint(receiver).routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -146,8 +152,14 @@ async def upload_all(url: str, tls: TlsContexts, files: list[tuple[Path, str]]) 
     async with aiohttp.ClientSession() as session:
         sent = 0
         for path, sha in files:
-            sent += await upload_blob(session, url, sha, path, timeout_s=300,
-                                      request_options=tls.request_options("remote"))
+            sent += await upload_blob(
+                session,
+                url,
+                sha,
+                path,
+                timeout_s=300,
+                request_options=tls.request_options("remote"),
+            )
         return sent
 
 
@@ -183,10 +195,18 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
             assert assets.has(big_sha) and cut.fired
         size = big_path.stat().st_size
     return {
-        "bytes": total, "files": len(files), "raw_s": raw_s, "tls_s": tls_s,
-        "raw_mib_s": total / MIB / raw_s, "tls_mib_s": total / MIB / tls_s, "ratio": tls_s / raw_s,
-        "first_bytes": first, "second_bytes": second, "resume_blob_bytes": size,
-        "resume_resent_bytes": resumed - size, "chunk_bytes": CHUNK_SIZE,
+        "bytes": total,
+        "files": len(files),
+        "raw_s": raw_s,
+        "tls_s": tls_s,
+        "raw_mib_s": total / MIB / raw_s,
+        "tls_mib_s": total / MIB / tls_s,
+        "ratio": tls_s / raw_s,
+        "first_bytes": first,
+        "second_bytes": second,
+        "resume_blob_bytes": size,
+        "resume_resent_bytes": resumed - size,
+        "chunk_bytes": CHUNK_SIZE,
     }
 
 
@@ -194,5 +214,11 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(asyncio.run(transfer_run(int(sys.argv[1]) if len(sys.argv) > 1 else 64 * MIB, timeout=600)),
-                     indent=2))
+    print(
+        json.dumps(
+            asyncio.run(
+                transfer_run(int(sys.argv[1]) if len(sys.argv) > 1 else 64 * MIB, timeout=600)
+            ),
+            indent=2,
+        )
+    )

@@ -45,8 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 2.0
-_NOTIFY_STATE = {JobState.DONE: NotifyState.DONE, JobState.FAILED: NotifyState.FAILED,
-                 JobState.CANCELLED: NotifyState.CANCELLED}
+_NOTIFY_STATE = {
+    JobState.DONE: NotifyState.DONE,
+    JobState.FAILED: NotifyState.FAILED,
+    JobState.CANCELLED: NotifyState.CANCELLED,
+}
 
 
 def remote_job_id(key: str) -> str:
@@ -63,7 +66,9 @@ class Acceptance:
     async def offer(self, peer: PeerConfig, offer: Offer) -> OfferReply:
         store = self._service.store
         if not peer.allow_accept_from:
-            return _reject(offer, f"site {self._service.name} does not accept jobs from {peer.name}")
+            return _reject(
+                offer, f"site {self._service.name} does not accept jobs from {peer.name}"
+            )
         if not offer.key.startswith(f"{peer.name}:"):
             return _reject(offer, f"offer key {offer.key!r} must start with '{peer.name}:'")
         existing = await store.fed_get_offer(offer.key)
@@ -73,10 +78,20 @@ class Acceptance:
                 log.info("offer %s from %s rejected: %s", offer.key, peer.name, "; ".join(reasons))
                 return _reject(offer, *reasons)
             existing = await store.fed_insert_offer(
-                key=offer.key, site=peer.name, origin_job_id=offer.origin_job_id,
-                epoch=offer.epoch, body=offer.to_body(), at=self._service.clock())
-            log.info("offer %s from %s accepted (%d frames of %s)", offer.key, peer.name,
-                     len(parse_frames(offer.job.frames)), offer.job.profile.get("package"))
+                key=offer.key,
+                site=peer.name,
+                origin_job_id=offer.origin_job_id,
+                epoch=offer.epoch,
+                body=offer.to_body(),
+                at=self._service.clock(),
+            )
+            log.info(
+                "offer %s from %s accepted (%d frames of %s)",
+                offer.key,
+                peer.name,
+                len(parse_frames(offer.job.frames)),
+                offer.job.profile.get("package"),
+            )
         if existing.site != peer.name:
             return _reject(offer, "this offer key belongs to another site")
         if existing.remote_job_id is not None:
@@ -97,8 +112,9 @@ class Acceptance:
             return [f"the scene {offer.job.scene!r} is not in the manifest"]
         views = await local_views(self._service)
         if not any(matches(profile, v) for v in views):
-            return [f"no server at {self._service.name} can run it: "
-                    f"{explain_unmatched(profile, views)}"]
+            return [
+                f"no server at {self._service.name} can run it: {explain_unmatched(profile, views)}"
+            ]
         return []
 
     async def blob_allowed(self, peer: PeerConfig, sha256: str) -> bool:
@@ -120,15 +136,21 @@ class Acceptance:
         offer = Offer.from_body(offer_row.body)
         missing = service.site.assets.missing(m.sha256 for m in offer.manifest)
         if missing:
-            raise ConflictError(f"{len(missing)} blobs of offer {commit.key} are not uploaded yet; "
-                                "upload them, then commit again", missing=missing)
+            raise ConflictError(
+                f"{len(missing)} blobs of offer {commit.key} are not uploaded yet; "
+                "upload them, then commit again",
+                missing=missing,
+            )
         job = self._job_from_offer(peer, offer)
         frames = parse_frames(offer.job.frames)
         try:
             await service.site.store.create_job(job, chunk_frames(frames, job.chunk_size))
         except StoreConflictError:
-            log.info("job %s for offer %s already exists (commit retried after a crash)",
-                     job.id, commit.key)
+            log.info(
+                "job %s for offer %s already exists (commit retried after a crash)",
+                job.id,
+                commit.key,
+            )
         await service.store.fed_commit_offer(commit.key, job.id, at=service.clock())
         log.info("offer %s from %s committed as job %s", commit.key, peer.name, job.id)
         service.site.dispatcher.wake()
@@ -137,23 +159,39 @@ class Acceptance:
     def _job_from_offer(self, peer: PeerConfig, offer: Offer) -> JobRecord:
         spec, now = offer.job, self._service.clock()
         return JobRecord(
-            id=remote_job_id(offer.key), name=spec.name, owner=spec.owner, origin_site=peer.name,
-            priority=spec.priority, profile=JobProfile.from_dict(dict(spec.profile)),
-            frames=spec.frames, frame_count=len(parse_frames(spec.frames)),
-            chunk_size=spec.chunk_size, scene=spec.scene,
-            manifest=tuple(AssetRef(path=m.path, sha256=m.sha256, size=m.size)
-                           for m in offer.manifest),
-            output_name=spec.output_name, settings=dict(spec.settings), placement=LOCAL,
+            id=remote_job_id(offer.key),
+            name=spec.name,
+            owner=spec.owner,
+            origin_site=peer.name,
+            priority=spec.priority,
+            profile=JobProfile.from_dict(dict(spec.profile)),
+            frames=spec.frames,
+            frame_count=len(parse_frames(spec.frames)),
+            chunk_size=spec.chunk_size,
+            scene=spec.scene,
+            manifest=tuple(
+                AssetRef(path=m.path, sha256=m.sha256, size=m.size) for m in offer.manifest
+            ),
+            output_name=spec.output_name,
+            settings=dict(spec.settings),
+            placement=LOCAL,
             placement_reason=f"accepted from {peer.name} (its job {offer.origin_job_id})",
-            forward_allowed=False, origin_job_id=offer.origin_job_id, created_at=now,
-            updated_at=now)
+            forward_allowed=False,
+            origin_job_id=offer.origin_job_id,
+            created_at=now,
+            updated_at=now,
+        )
 
     # --- cancel, status, frames ----------------------------------------
     async def cancel(self, peer: PeerConfig, cancel: Cancel) -> Ack:
         offer, job = await self.owned_job(peer, cancel.remote_job_id)
         if offer.epoch != cancel.epoch:
-            log.info("cancel of job %s for epoch %d ignored (offer epoch %d)", job.id,
-                     cancel.epoch, offer.epoch)
+            log.info(
+                "cancel of job %s for epoch %d ignored (offer epoch %d)",
+                job.id,
+                cancel.epoch,
+                offer.epoch,
+            )
         elif not job.state.finished:
             await self._service.site.jobs.control(job.id, "cancel")
             log.info("job %s cancelled by its origin %s", job.id, peer.name)
@@ -171,8 +209,12 @@ class Acceptance:
         offer, job = await self.owned_job(peer, job_id)
         frames = await self._service.site.store.list_frames(job.id)
         return {
-            "remote_job_id": job.id, "origin_job_id": offer.origin_job_id, "epoch": offer.epoch,
-            "state": job.state.value, "frames_done": len(frames), "frames_total": job.frame_count,
+            "remote_job_id": job.id,
+            "origin_job_id": offer.origin_job_id,
+            "epoch": offer.epoch,
+            "state": job.state.value,
+            "frames_done": len(frames),
+            "frames_total": job.frame_count,
             "error": job.error,
             "frames": [_frame_dict(f) for f in frames] if job.state == JobState.DONE else [],
         }
@@ -180,7 +222,9 @@ class Acceptance:
     async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[Path, str]:
         _, job = await self.owned_job(peer, job_id)
         record = await self._service.site.store.get_frame(job.id, frame)
-        path = self._service.site.storage.job_dir(job.name, job.id) / record.name if record else None
+        path = (
+            self._service.site.storage.job_dir(job.name, job.id) / record.name if record else None
+        )
         if record is None or path is None or not path.is_file():
             raise NotFoundError(f"frame {frame} of job {job_id} is not rendered")
         return path, record.sha256
@@ -202,10 +246,22 @@ class Acceptance:
         if job is None or job.state.finished:
             return
         done = len(await service.site.store.list_frames(job_id))
-        msg = Notify(origin_job_id=offer.origin_job_id, remote_job_id=job_id, epoch=offer.epoch,
-                     state=NotifyState.RUNNING, frames_done=done, frames_total=job.frame_count)
-        await service.enqueue(peer=offer.site, kind="notify", job_id=job_id, message=msg,
-                              msg_id=f"notify:{job_id}:{offer.epoch}:progress:{done}", final=False)
+        msg = Notify(
+            origin_job_id=offer.origin_job_id,
+            remote_job_id=job_id,
+            epoch=offer.epoch,
+            state=NotifyState.RUNNING,
+            frames_done=done,
+            frames_total=job.frame_count,
+        )
+        await service.enqueue(
+            peer=offer.site,
+            kind="notify",
+            job_id=job_id,
+            message=msg,
+            msg_id=f"notify:{job_id}:{offer.epoch}:progress:{done}",
+            final=False,
+        )
 
     async def after_local_cancel(self, job: JobRecord) -> None:
         """A job accepted from a peer was cancelled here: tell its origin."""
@@ -216,8 +272,10 @@ class Acceptance:
     async def repair_outbox(self) -> None:
         """Queue the final notification of finished accepted jobs that have none (crash gap)."""
         for offer in await self._service.store.fed_finished_offers_without_final():
-            log.info("job %s finished without a queued notification; queueing it now",
-                     offer.remote_job_id)
+            log.info(
+                "job %s finished without a queued notification; queueing it now",
+                offer.remote_job_id,
+            )
             await self._enqueue_final(offer)
 
     async def _enqueue_final(self, offer: OfferRow) -> None:
@@ -228,11 +286,24 @@ class Acceptance:
             return
         frames = await service.site.store.list_frames(job.id)
         outputs = tuple(_frame_output(f) for f in frames) if job.state == JobState.DONE else ()
-        msg = Notify(origin_job_id=offer.origin_job_id, remote_job_id=job.id, epoch=offer.epoch,
-                     state=_NOTIFY_STATE[job.state], frames_done=len(frames),
-                     frames_total=job.frame_count, frames=outputs, error=job.error)
-        await service.enqueue(peer=offer.site, kind="notify", job_id=job.id, message=msg,
-                              msg_id=f"notify:{job.id}:{offer.epoch}:final", final=True)
+        msg = Notify(
+            origin_job_id=offer.origin_job_id,
+            remote_job_id=job.id,
+            epoch=offer.epoch,
+            state=_NOTIFY_STATE[job.state],
+            frames_done=len(frames),
+            frames_total=job.frame_count,
+            frames=outputs,
+            error=job.error,
+        )
+        await service.enqueue(
+            peer=offer.site,
+            kind="notify",
+            job_id=job.id,
+            message=msg,
+            msg_id=f"notify:{job.id}:{offer.epoch}:final",
+            final=True,
+        )
         self._last_progress.pop(job.id, None)
 
 
@@ -246,4 +317,3 @@ def _frame_dict(frame: Any) -> dict[str, Any]:
 
 def _reject(offer: Offer, *reasons: str) -> OfferReply:
     return OfferReply(key=offer.key, accepted=False, reasons=tuple(reasons))
-

@@ -68,9 +68,12 @@ class DuplicateMessageError(ConflictError):
 def build_federation_app(service: FederationService) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_MESSAGE_BYTES)
     app[SERVICE] = service
-    receiver = ResumableReceiver(service.site.assets.partial_dir, commit=_adopt(service),
-                                 is_stored=_stored(service),
-                                 max_blob_size=service.site.assets.max_blob_bytes)
+    receiver = ResumableReceiver(
+        service.site.assets.partial_dir,
+        commit=_adopt(service),
+        is_stored=_stored(service),
+        max_blob_size=service.site.assets.max_blob_bytes,
+    )
     blobs = BlobUploadEndpoint(receiver)
     app.router.add_post("/fed/v1/offer", _offer)
     app.router.add_post("/fed/v1/commit", _commit)
@@ -87,12 +90,14 @@ def build_federation_app(service: FederationService) -> web.Application:
 def _adopt(service: FederationService) -> Any:
     async def commit(sha256: str, path: Any) -> None:
         service.site.assets.adopt(sha256, path, verified=True)  # the receiver just verified it
+
     return commit
 
 
 def _stored(service: FederationService) -> Any:
     async def is_stored(sha256: str) -> bool:
         return bool(service.site.assets.has(sha256))
+
     return is_stored
 
 
@@ -112,8 +117,10 @@ def authenticate(request: web.Request) -> PeerConfig:
     peer = service.config.peer(name)
     if peer is None:
         service.log_refusal(f"certificate of unconfigured site {name!r}")
-        raise ForbiddenError(f"site {name!r} is not a configured peer of {service.name}; "
-                             "add it to [[peers]] at both sites")
+        raise ForbiddenError(
+            f"site {name!r} is not a configured peer of {service.name}; "
+            "add it to [[peers]] at both sites"
+        )
     return peer
 
 
@@ -124,25 +131,29 @@ async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig
     cert = peer_certificate(_ssl_object(request))
     assert cert is not None  # authenticate() found a verified certificate
     try:
-        env = decode_envelope(await request.read(), peer_cert=cert, expected_site=peer.name,
-                              now=service.clock())
+        env = decode_envelope(
+            await request.read(), peer_cert=cert, expected_site=peer.name, now=service.clock()
+        )
     except (SignatureError, ExpiredMessageError) as exc:
         service.log_refusal(f"{peer.name}: {exc}")
         raise ForbiddenError(str(exc)) from None
     except ProtocolError as exc:
         raise BadRequestError(str(exc)) from None
     if not isinstance(env.message, kind):
-        raise BadRequestError(f"this endpoint takes a {kind.TYPE!r} message, "
-                              f"not {env.message.TYPE!r}")
+        raise BadRequestError(
+            f"this endpoint takes a {kind.TYPE!r} message, not {env.message.TYPE!r}"
+        )
     if await service.store.fed_seen(peer.name, env.msg_id):
         service.log_refusal(f"replayed message {env.msg_id} from {peer.name}")
-        raise DuplicateMessageError(f"message {env.msg_id} from {peer.name} was already "
-                                    "processed; nothing was done again")
+        raise DuplicateMessageError(
+            f"message {env.msg_id} from {peer.name} was already processed; nothing was done again"
+        )
     return peer, env
 
 
-async def _processed(request: web.Request, peer: PeerConfig, env: Envelope,
-                     reply: Message) -> web.Response:
+async def _processed(
+    request: web.Request, peer: PeerConfig, env: Envelope, reply: Message
+) -> web.Response:
     service: FederationService = request.app[SERVICE]
     await service.store.fed_mark_seen(peer.name, env.msg_id, at=service.clock())
     return web.Response(body=encode_reply(reply), content_type=REPLY_TYPE)
@@ -200,9 +211,11 @@ async def _frame(request: web.Request) -> web.FileResponse:
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
     path, sha256 = await request.app[SERVICE].acceptance.frame_file(
-        peer, request.match_info["job_id"], frame)
-    return web.FileResponse(path, headers={"X-Sha256": sha256,
-                                           "Content-Type": "application/octet-stream"})
+        peer, request.match_info["job_id"], frame
+    )
+    return web.FileResponse(
+        path, headers={"X-Sha256": sha256, "Content-Type": "application/octet-stream"}
+    )
 
 
 def _guard_blob(handler: Any) -> Any:
@@ -210,8 +223,10 @@ def _guard_blob(handler: Any) -> Any:
         peer = authenticate(request)
         sha256 = request.match_info["sha256"]
         if not await request.app[SERVICE].acceptance.blob_allowed(peer, sha256):
-            raise ForbiddenError(f"blob {sha256} is not part of an open offer from {peer.name}; "
-                                 "offer the job first")
+            raise ForbiddenError(
+                f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
+            )
         response: web.StreamResponse = await handler(request)
         return response
+
     return guarded

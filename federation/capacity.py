@@ -46,8 +46,13 @@ class PeerState:
 class PeerBook:
     """Per peer: its last capacity advert and whether it is reachable."""
 
-    def __init__(self, config: FederationConfig, store: FederationStore, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: FederationConfig,
+        store: FederationStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._store = store
         self._clock = clock
@@ -98,33 +103,50 @@ class PeerBook:
         result = []
         for peer in peers:
             state = self._peers.get(peer.name) or PeerState()
-            servers = tuple(_view(peer.name, s) for s in state.advert.servers) if state.advert else ()
-            result.append(PeerCapacity(
-                name=peer.name, servers=servers, reachable=self.reachable(peer.name),
-                queue_depth=state.advert.queue_depth if state.advert else 0))
+            servers = (
+                tuple(_view(peer.name, s) for s in state.advert.servers) if state.advert else ()
+            )
+            result.append(
+                PeerCapacity(
+                    name=peer.name,
+                    servers=servers,
+                    reachable=self.reachable(peer.name),
+                    queue_depth=state.advert.queue_depth if state.advert else 0,
+                )
+            )
         return result
 
     def peers_json(self) -> list[dict[str, Any]]:
         body = []
         for peer in self._config.peers:
             state = self._peers[peer.name]
-            body.append({
-                "name": peer.name,
-                "url": peer.url,
-                "forward": peer.allow_forward_to,
-                "accept": peer.allow_accept_from,
-                "state": "up" if self.reachable(peer.name) else "unreachable",
-                "last_seen": state.last_ok or state.advert_at,
-                "last_error": state.last_error or None,
-                "capacity": _capacity_summary(state.advert),
-                "servers": [_server_dict(s) for s in (state.advert.servers if state.advert else ())],
-            })
+            body.append(
+                {
+                    "name": peer.name,
+                    "url": peer.url,
+                    "forward": peer.allow_forward_to,
+                    "accept": peer.allow_accept_from,
+                    "state": "up" if self.reachable(peer.name) else "unreachable",
+                    "last_seen": state.last_ok or state.advert_at,
+                    "last_error": state.last_error or None,
+                    "capacity": _capacity_summary(state.advert),
+                    "servers": [
+                        _server_dict(s) for s in (state.advert.servers if state.advert else ())
+                    ],
+                }
+            )
         return body
 
 
 def _server_dict(server: ServerCapacity) -> dict[str, Any]:
-    return {"name": server.name, "packages": dict(server.packages), "slots": server.slots,
-            "free_slots": server.free_slots, "status": server.status, "tags": list(server.tags)}
+    return {
+        "name": server.name,
+        "packages": dict(server.packages),
+        "slots": server.slots,
+        "free_slots": server.free_slots,
+        "status": server.status,
+        "tags": list(server.tags),
+    }
 
 
 def _capacity_summary(advert: CapacityAdvert | None) -> dict[str, Any] | None:
@@ -143,10 +165,17 @@ def _capacity_summary(advert: CapacityAdvert | None) -> dict[str, Any] | None:
 
 def _view(peer: str, server: ServerCapacity) -> ServerView:
     return ServerView(
-        id=f"{peer}/{server.name}", name=server.name, cores=server.cores,
-        memory_mb=server.memory_mb, gpus=server.gpus, packages=dict(server.packages),
-        tags=frozenset(server.tags), slots=server.slots, free_slots=server.free_slots,
-        status=server.status)
+        id=f"{peer}/{server.name}",
+        name=server.name,
+        cores=server.cores,
+        memory_mb=server.memory_mb,
+        gpus=server.gpus,
+        packages=dict(server.packages),
+        tags=frozenset(server.tags),
+        slots=server.slots,
+        free_slots=server.free_slots,
+        status=server.status,
+    )
 
 
 async def local_views(service: FederationService) -> list[ServerView]:
@@ -158,13 +187,22 @@ async def local_views(service: FederationService) -> list[ServerView]:
 
 async def build_advert(service: FederationService) -> CapacityAdvert:
     servers = tuple(
-        ServerCapacity(name=v.name, cores=v.cores, memory_mb=v.memory_mb, gpus=v.gpus,
-                       packages=dict(v.packages), tags=tuple(sorted(v.tags)), slots=v.slots,
-                       free_slots=v.free_slots, status=v.status)
+        ServerCapacity(
+            name=v.name,
+            cores=v.cores,
+            memory_mb=v.memory_mb,
+            gpus=v.gpus,
+            packages=dict(v.packages),
+            tags=tuple(sorted(v.tags)),
+            slots=v.slots,
+            free_slots=v.free_slots,
+            status=v.status,
+        )
         for v in await local_views(service)
     )
-    return CapacityAdvert(servers=servers,
-                          queue_depth=await service.store.fed_local_frames_waiting())
+    return CapacityAdvert(
+        servers=servers, queue_depth=await service.store.fed_local_frames_waiting()
+    )
 
 
 async def advertise_loop(service: FederationService) -> None:

@@ -82,7 +82,8 @@ class PeerClient:
         if self._session is None:
             # force_close: a new handshake per request, so rotated certificates apply at once.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, limit=32))
+                connector=aiohttp.TCPConnector(force_close=True, limit=32)
+            )
         return self._session
 
     async def close(self) -> None:
@@ -94,21 +95,34 @@ class PeerClient:
         return self.tls.request_options(peer.name)
 
     def encode(self, msg: Message, *, msg_id: str | None = None) -> bytes:
-        return encode_envelope(msg, site=self.site, key=self.key.get(), now=self.clock(),
-                               msg_id=msg_id)
+        return encode_envelope(
+            msg, site=self.site, key=self.key.get(), now=self.clock(), msg_id=msg_id
+        )
 
-    async def send(self, peer: PeerConfig, path: str, msg: Message, reply: type[_R], *,
-                   msg_id: str | None = None, timeout_s: float = 30) -> _R:
+    async def send(
+        self,
+        peer: PeerConfig,
+        path: str,
+        msg: Message,
+        reply: type[_R],
+        *,
+        msg_id: str | None = None,
+        timeout_s: float = 30,
+    ) -> _R:
         """POST a signed ``msg`` to ``peer``; returns the decoded reply of type ``reply``."""
         data = self.encode(msg, msg_id=msg_id)
         return await self.post_raw(peer, path, data, reply, timeout_s=timeout_s)
 
-    async def post_raw(self, peer: PeerConfig, path: str, data: bytes, reply: type[_R], *,
-                       timeout_s: float = 30) -> _R:
+    async def post_raw(
+        self, peer: PeerConfig, path: str, data: bytes, reply: type[_R], *, timeout_s: float = 30
+    ) -> _R:
         try:
             async with self.session.post(
-                f"{peer.url}{path}", data=data, headers={"Content-Type": ENVELOPE_TYPE},
-                timeout=aiohttp.ClientTimeout(total=timeout_s), **self.options(peer),
+                f"{peer.url}{path}",
+                data=data,
+                headers={"Content-Type": ENVELOPE_TYPE},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                **self.options(peer),
             ) as resp:
                 body = await resp.read()
                 if resp.status != 200:
@@ -120,7 +134,8 @@ class PeerClient:
     async def get_json(self, peer: PeerConfig, path: str, *, timeout_s: float = 15) -> Any:
         try:
             async with self.session.get(
-                f"{peer.url}{path}", timeout=aiohttp.ClientTimeout(total=timeout_s),
+                f"{peer.url}{path}",
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
                 **self.options(peer),
             ) as resp:
                 body = await resp.read()
@@ -131,12 +146,14 @@ class PeerClient:
             raise PeerUnavailableError(peer.name, _describe(exc)) from exc
 
     @asynccontextmanager
-    async def stream(self, peer: PeerConfig, path: str, *,
-                     timeout_s: float = 300) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def stream(
+        self, peer: PeerConfig, path: str, *, timeout_s: float = 300
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET ``path`` and yield the response once it answered 200 (body unread)."""
         try:
             async with self.session.get(
-                f"{peer.url}{path}", timeout=aiohttp.ClientTimeout(total=timeout_s),
+                f"{peer.url}{path}",
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
                 **self.options(peer),
             ) as resp:
                 if resp.status != 200:

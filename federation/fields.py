@@ -96,9 +96,7 @@ class Fields:
     def relpath(self, key: str) -> str:
         value = self._get(key, _MISSING)
         if not is_safe_relpath(value):
-            raise self._fail(
-                key, "a relative POSIX path without '..', '\\\\' or NUL", value
-            )
+            raise self._fail(key, "a relative POSIX path without '..', '\\\\' or NUL", value)
         return str(value)
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:

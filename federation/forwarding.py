@@ -66,31 +66,45 @@ class Forwarding:
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # --- placement --------------------------------------------------------
-    async def place(self, job: JobRecord, requested: str | None,
-                    exclude: frozenset[str] = frozenset()) -> JobRecord:
+    async def place(
+        self, job: JobRecord, requested: str | None, exclude: frozenset[str] = frozenset()
+    ) -> JobRecord:
         service = self._service
         if requested is not None and requested.strip().lower() in {*LOCAL_SITE_NAMES, service.name}:
             requested = "local"
         if requested not in (None, "local"):
             peer = service.config.peer(requested)
             if peer is not None and not peer.allow_forward_to:
-                raise BadRequestError(f"this site does not forward jobs to {requested} "
-                                      "([[peers]] forward = false)")
+                raise BadRequestError(
+                    f"this site does not forward jobs to {requested} ([[peers]] forward = false)"
+                )
         targets = [p for p in service.config.peers if p.allow_forward_to and p.name not in exclude]
         views = await local_views(service)
         capable_slots = sum(v.slots for v in views if v.online and matches(job.profile, v))
         per_frame = await service.store.fed_seconds_per_frame() or DEFAULT_FRAME_S
         wait = estimate_local_wait_s(
             queued_frames_ahead=await service.store.fed_local_frames_waiting(),
-            capable_slots=capable_slots, avg_frame_s=per_frame)
+            capable_slots=capable_slots,
+            avg_frame_s=per_frame,
+        )
         decision = decide_placement(
-            job.profile, local_servers=views, peers=service.book.capacities(targets),
-            estimated_wait_s=wait, overflow_after_s=service.config.overflow_after_s,
-            requested_site=requested, allow_forward=job.forward_allowed)
+            job.profile,
+            local_servers=views,
+            peers=service.book.capacities(targets),
+            estimated_wait_s=wait,
+            overflow_after_s=service.config.overflow_after_s,
+            requested_site=requested,
+            allow_forward=job.forward_allowed,
+        )
         if decision.site is None:
             return dataclasses.replace(job, placement=LOCAL, placement_reason=decision.reason)
-        return dataclasses.replace(job, placement=decision.site, placement_reason=decision.reason,
-                                   placement_epoch=job.placement_epoch + 1, remote_job_id=None)
+        return dataclasses.replace(
+            job,
+            placement=decision.site,
+            placement_reason=decision.reason,
+            placement_epoch=job.placement_epoch + 1,
+            remote_job_id=None,
+        )
 
     # --- forwarding -------------------------------------------------------
     def start(self, job: JobRecord) -> None:
@@ -98,8 +112,10 @@ class Forwarding:
         key = (job.id, job.placement_epoch)
         if key in self._tasks or job.placement == LOCAL:
             return
-        task = asyncio.create_task(self._forward(job.id, job.placement_epoch, job.placement),
-                                   name=f"fed-forward-{job.id}-{job.placement_epoch}")
+        task = asyncio.create_task(
+            self._forward(job.id, job.placement_epoch, job.placement),
+            name=f"fed-forward-{job.id}-{job.placement_epoch}",
+        )
         self._tasks[key] = task
         task.add_done_callback(lambda _t: self._tasks.pop(key, None))
 
@@ -119,8 +135,11 @@ class Forwarding:
             await self.replace(job_id, epoch, f"peer {peer_name} is no longer configured")
             return
         await service.store.fed_start_forward(job_id, epoch, peer.name, at=service.clock())
-        retrying = AsyncRetrying(retry=retry_if_exception_type(_Retry),
-                                 wait=wait_random_exponential(multiplier=0.5, max=15), reraise=True)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retry),
+            wait=wait_random_exponential(multiplier=0.5, max=15),
+            reraise=True,
+        )
         try:
             async for attempt in retrying:
                 with attempt:
@@ -167,63 +186,95 @@ class Forwarding:
             await self._abandon(job.id, epoch, peer, remote_id)
             return
         await service.site.store.set_job_placement(
-            job.id, placement=peer.name, reason=job.placement_reason, epoch=epoch,
-            remote_job_id=remote_id, at=service.clock())
-        await service.store.fed_set_forward_state(job.id, epoch, "committed",
-                                                  remote_job_id=remote_id, at=service.clock())
+            job.id,
+            placement=peer.name,
+            reason=job.placement_reason,
+            epoch=epoch,
+            remote_job_id=remote_id,
+            at=service.clock(),
+        )
+        await service.store.fed_set_forward_state(
+            job.id, epoch, "committed", remote_job_id=remote_id, at=service.clock()
+        )
         if await self._current(job.id, epoch) is None:  # cancelled during the write above
             await self._abandon(job.id, epoch, peer, remote_id)
             return
         log.info("job %s forwarded to %s as its job %s", job.id, peer.name, remote_id)
 
     async def _abandon(self, job_id: str, epoch: int, peer: PeerConfig, remote_id: str) -> None:
-        log.info("job %s was cancelled or re-placed while being forwarded; stopping it at %s",
-                 job_id, peer.name)
-        await self._service.store.fed_set_forward_state(job_id, epoch, "abandoned",
-                                                        remote_job_id=remote_id,
-                                                        at=self._service.clock())
+        log.info(
+            "job %s was cancelled or re-placed while being forwarded; stopping it at %s",
+            job_id,
+            peer.name,
+        )
+        await self._service.store.fed_set_forward_state(
+            job_id, epoch, "abandoned", remote_job_id=remote_id, at=self._service.clock()
+        )
         await self._send_cancel(job_id, epoch, peer.name, remote_id)
 
-    async def _upload_and_commit(self, job: JobRecord, peer: PeerConfig, key: str,
-                                 reply: OfferReply) -> str:
+    async def _upload_and_commit(
+        self, job: JobRecord, peer: PeerConfig, key: str, reply: OfferReply
+    ) -> str:
         service = self._service
         missing = set(reply.missing)
         unique = {a.sha256 for a in job.manifest}
         sent_bytes = sent_blobs = 0
         for sha in sorted(missing & unique):
             sent_bytes += await upload_blob(
-                service.client.session, peer.url, sha, service.site.assets.path_for(sha),
-                request_options=service.client.options(peer))
+                service.client.session,
+                peer.url,
+                sha,
+                service.site.assets.path_for(sha),
+                request_options=service.client.options(peer),
+            )
             sent_blobs += 1
         await service.store.fed_add_transfer(
-            job.id, job.placement_epoch, bytes_sent=sent_bytes, blobs_sent=sent_blobs,
-            blobs_skipped=len(unique - missing), at=service.clock())
-        log.info("job %s: sent %d blobs (%d bytes) to %s, %d already there", job.id, sent_blobs,
-                 sent_bytes, peer.name, len(unique - missing))
+            job.id,
+            job.placement_epoch,
+            bytes_sent=sent_bytes,
+            blobs_sent=sent_blobs,
+            blobs_skipped=len(unique - missing),
+            at=service.clock(),
+        )
+        log.info(
+            "job %s: sent %d blobs (%d bytes) to %s, %d already there",
+            job.id,
+            sent_blobs,
+            sent_bytes,
+            peer.name,
+            len(unique - missing),
+        )
         commit = await service.client.send(peer, "/fed/v1/commit", Commit(key=key), CommitReply)
         return commit.remote_job_id
 
     async def _rejected(self, job: JobRecord, peer: PeerConfig, reply: OfferReply) -> None:
         reason = f"{peer.name} rejected the job: {'; '.join(reply.reasons) or 'no reason given'}"
         log.warning("job %s: %s", job.id, reason)
-        await self._service.store.fed_set_forward_state(job.id, job.placement_epoch, "rejected",
-                                                        remote_job_id=None, at=self._service.clock())
+        await self._service.store.fed_set_forward_state(
+            job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._service.clock()
+        )
         await self.replace(job.id, job.placement_epoch, reason, exclude=frozenset({peer.name}))
 
     # --- re-placement, cancel ----------------------------------------------
-    async def replace(self, job_id: str, old_epoch: int, why: str,
-                      exclude: frozenset[str] = frozenset()) -> None:
+    async def replace(
+        self, job_id: str, old_epoch: int, why: str, exclude: frozenset[str] = frozenset()
+    ) -> None:
         """Move the job to a new placement (epoch + 1): another peer that can run it, or here."""
         service = self._service
         job = await self._current(job_id, old_epoch)
         if job is None:
             return
-        placed = await self.place(dataclasses.replace(job, placement=LOCAL), None,
-                                  exclude=exclude | {job.placement})
+        placed = await self.place(
+            dataclasses.replace(job, placement=LOCAL), None, exclude=exclude | {job.placement}
+        )
         reason = f"re-placed: {why}; {placed.placement_reason}"
         new_epoch = await service.store.fed_replace_job(
-            job_id, old_epoch=old_epoch, placement=placed.placement, reason=reason,
-            at=service.clock())
+            job_id,
+            old_epoch=old_epoch,
+            placement=placed.placement,
+            reason=reason,
+            at=service.clock(),
+        )
         if new_epoch is None:
             return
         if placed.placement == LOCAL:
@@ -242,8 +293,14 @@ class Forwarding:
     async def _send_cancel(self, job_id: str, epoch: int, peer: str, remote_id: str) -> None:
         # One id per placement: queueing it twice (cancel racing a commit) sends it once.
         msg = Cancel(origin_job_id=job_id, remote_job_id=remote_id, epoch=epoch)
-        await self._service.enqueue(peer=peer, kind="cancel", job_id=job_id, message=msg,
-                                    msg_id=f"cancel:{job_id}:{epoch}", final=True)
+        await self._service.enqueue(
+            peer=peer,
+            kind="cancel",
+            job_id=job_id,
+            message=msg,
+            msg_id=f"cancel:{job_id}:{epoch}",
+            final=True,
+        )
 
     # --- reconciliation ------------------------------------------------------
     async def resume(self) -> None:
@@ -286,16 +343,22 @@ class Forwarding:
             await self._lease_expired(row, quiet_for)
 
     async def _lease_expired(self, row: ForwardRow, quiet_for: float) -> None:
-        log.warning("job %s: %s unreachable for %.0fs (lease %.0fs); re-placing", row.job_id,
-                    row.peer, quiet_for, self._service.config.lease_s)
+        log.warning(
+            "job %s: %s unreachable for %.0fs (lease %.0fs); re-placing",
+            row.job_id,
+            row.peer,
+            quiet_for,
+            self._service.config.lease_s,
+        )
         job = await self._current(row.job_id, row.epoch)
         if job is not None:
             task = self._tasks.get((row.job_id, row.epoch))
             if task is not None:
                 task.cancel()
             await self.cancel(job)  # best effort: reaches the peer if it ever comes back
-            await self.replace(row.job_id, row.epoch,
-                               f"{row.peer} unreachable for {quiet_for:.0f}s")
+            await self.replace(
+                row.job_id, row.epoch, f"{row.peer} unreachable for {quiet_for:.0f}s"
+            )
 
     async def _poll(self, peer: PeerConfig, row: ForwardRow) -> None:
         service = self._service
@@ -304,18 +367,30 @@ class Forwarding:
         status = await service.client.get_json(peer, f"/fed/v1/jobs/{row.remote_job_id}")
         service.book.contact_ok(peer.name)
         state = str(status.get("state"))
-        await service.store.fed_forward_contact(row.job_id, row.epoch, remote_state=state,
-                                                frames_done=int(status.get("frames_done", 0)),
-                                                at=service.clock())
+        await service.store.fed_forward_contact(
+            row.job_id,
+            row.epoch,
+            remote_state=state,
+            frames_done=int(status.get("frames_done", 0)),
+            at=service.clock(),
+        )
         if state in ("done", "failed", "cancelled"):
             await service.apply_status(peer, row, status)
 
 
 def _offer(job: JobRecord, key: str) -> Offer:
-    spec = JobSpec(name=job.name, owner=job.owner, priority=job.priority,
-                   profile=job.profile.to_dict(), frames=job.frames, chunk_size=job.chunk_size,
-                   scene=job.scene, output_name=job.output_name, settings=dict(job.settings))
+    spec = JobSpec(
+        name=job.name,
+        owner=job.owner,
+        priority=job.priority,
+        profile=job.profile.to_dict(),
+        frames=job.frames,
+        chunk_size=job.chunk_size,
+        scene=job.scene,
+        output_name=job.output_name,
+        settings=dict(job.settings),
+    )
     manifest = tuple(ManifestEntry(path=a.path, sha256=a.sha256, size=a.size) for a in job.manifest)
-    return Offer(key=key, origin_job_id=job.id, epoch=job.placement_epoch, job=spec,
-                 manifest=manifest)
-
+    return Offer(
+        key=key, origin_job_id=job.id, epoch=job.placement_epoch, job=spec, manifest=manifest
+    )

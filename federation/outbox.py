@@ -54,8 +54,9 @@ class Outbox:
                 try:
                     for entry in await self._service.store.fed_pending_outbox(limit=500):
                         if entry.id not in self._inflight and entry.peer in self._peers():
-                            task = asyncio.create_task(self._deliver(entry),
-                                                       name=f"fed-outbox-{entry.id}")
+                            task = asyncio.create_task(
+                                self._deliver(entry), name=f"fed-outbox-{entry.id}"
+                            )
                             self._inflight[entry.id] = task
                             task.add_done_callback(self._forget)
                 except Exception:  # keep delivering whatever the database hiccup was
@@ -97,21 +98,34 @@ class Outbox:
                     await self._attempt(entry, peer, message)
         except PeerRefusedError as exc:
             if exc.code != "duplicate":
-                log.error("peer %s refused %s %s for job %s; giving up on it: %s",
-                          entry.peer, entry.kind, entry.id, entry.job_id, exc)
+                log.error(
+                    "peer %s refused %s %s for job %s; giving up on it: %s",
+                    entry.peer,
+                    entry.kind,
+                    entry.id,
+                    entry.job_id,
+                    exc,
+                )
         await service.store.fed_outbox_delivered(entry.id, at=service.clock())
         log.info("%s %s delivered to %s", entry.kind, entry.id, entry.peer)
 
     async def _attempt(self, entry: OutboxEntry, peer: PeerConfig, message: Message) -> None:
         service = self._service
         try:
-            await service.client.send(peer, PATHS[entry.kind], message, Ack,
-                                      msg_id=entry.id, timeout_s=TIMEOUTS_S[entry.kind])
+            await service.client.send(
+                peer,
+                PATHS[entry.kind],
+                message,
+                Ack,
+                msg_id=entry.id,
+                timeout_s=TIMEOUTS_S[entry.kind],
+            )
         except PeerUnavailableError as exc:
             service.book.contact_failed(entry.peer, str(exc))
             await service.store.fed_outbox_attempt(entry.id, str(exc))
-            log.info("delivery of %s to %s failed (%s); retrying with backoff", entry.id,
-                     entry.peer, exc)
+            log.info(
+                "delivery of %s to %s failed (%s); retrying with backoff", entry.id, entry.peer, exc
+            )
             raise
         except PeerRefusedError as exc:
             await service.store.fed_outbox_attempt(entry.id, str(exc))

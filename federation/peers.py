@@ -146,8 +146,9 @@ def parse_peers(raw: Sequence[Mapping[str, Any]], *, source: str) -> tuple[PeerC
         peers.append(
             PeerConfig(
                 name=name,
-                url=_https_url(_require_str(entry, "url", source=source, prefix=prefix), source,
-                               f"{prefix}url"),
+                url=_https_url(
+                    _require_str(entry, "url", source=source, prefix=prefix), source, f"{prefix}url"
+                ),
                 allow_forward_to=_bool(entry, "forward", source=source, prefix=prefix),
                 allow_accept_from=_bool(entry, "accept", source=source, prefix=prefix),
             )

@@ -74,6 +74,7 @@ PROTOCOL_VERSION = 1
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 _MAX_ID_LENGTH = 128
 
+
 class Message:
     """Base of every federation message: a frozen dataclass with a ``TYPE`` tag."""
 
@@ -483,9 +484,7 @@ def decode_reply(data: bytes, expected: type[_M]) -> _M:
         raise ProtocolError(f"unsupported reply version {fields.get('v')!r}", field="v")
     type_name = _field(fields, "type", str)
     if type_name != expected.TYPE:
-        raise ProtocolError(
-            f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type"
-        )
+        raise ProtocolError(f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type")
     return expected.from_body(_field(fields, "body", dict))
 
 

@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FINAL = {NotifyState.DONE: JobState.DONE, NotifyState.FAILED: JobState.FAILED,
-          NotifyState.CANCELLED: JobState.CANCELLED}
+_FINAL = {
+    NotifyState.DONE: JobState.DONE,
+    NotifyState.FAILED: JobState.FAILED,
+    NotifyState.CANCELLED: JobState.CANCELLED,
+}
 
 
 FETCH_CONCURRENCY = 8
@@ -57,22 +60,51 @@ class Results:
         if job is None:
             raise NotFoundError(f"no job {msg.origin_job_id!r} at {service.name}")
         if job.placement != peer.name or job.placement_epoch != msg.epoch:
-            log.info("ignored %s notification for job %s from %s: epoch %d is not the current "
-                     "placement (%s, epoch %d)", msg.state.value, job.id, peer.name, msg.epoch,
-                     job.placement, job.placement_epoch)
+            log.info(
+                "ignored %s notification for job %s from %s: epoch %d is not the current "
+                "placement (%s, epoch %d)",
+                msg.state.value,
+                job.id,
+                peer.name,
+                msg.epoch,
+                job.placement,
+                job.placement_epoch,
+            )
             return
-        await service.store.fed_forward_contact(job.id, msg.epoch, remote_state=msg.state.value,
-                                                frames_done=msg.frames_done, at=service.clock())
+        await service.store.fed_forward_contact(
+            job.id,
+            msg.epoch,
+            remote_state=msg.state.value,
+            frames_done=msg.frames_done,
+            at=service.clock(),
+        )
         service.book.contact_ok(peer.name)
         if msg.state == NotifyState.RUNNING:
-            await service.site.store.update_job_state(job.id, JobState.RUNNING, at=service.clock(),
-                                                      expected=(JobState.QUEUED,))
+            await service.site.store.update_job_state(
+                job.id, JobState.RUNNING, at=service.clock(), expected=(JobState.QUEUED,)
+            )
             return
-        await self.finish(peer, job, epoch=msg.epoch, remote_job_id=msg.remote_job_id,
-                          state=_FINAL[msg.state], frames=msg.frames, error=msg.error)
+        await self.finish(
+            peer,
+            job,
+            epoch=msg.epoch,
+            remote_job_id=msg.remote_job_id,
+            state=_FINAL[msg.state],
+            frames=msg.frames,
+            error=msg.error,
+        )
 
-    async def finish(self, peer: PeerConfig, job: JobRecord, *, epoch: int, remote_job_id: str,
-                     state: JobState, frames: Sequence[FrameOutput], error: str) -> bool:
+    async def finish(
+        self,
+        peer: PeerConfig,
+        job: JobRecord,
+        *,
+        epoch: int,
+        remote_job_id: str,
+        state: JobState,
+        frames: Sequence[FrameOutput],
+        error: str,
+    ) -> bool:
         """Fetch the frames (when done) and finish the job; True if this call finished it."""
         async with self._locks.setdefault(job.id, asyncio.Lock()):
             current = await self._service.site.store.get_job(job.id)
@@ -82,22 +114,35 @@ class Results:
             if state == JobState.DONE:
                 expected = set(parse_frames(job.frames))
                 if {f.frame for f in frames} != expected:
-                    raise FetchError(f"{peer.name} reported job {job.id} done with "
-                                     f"{len(frames)} of {len(expected)} frames")
+                    raise FetchError(
+                        f"{peer.name} reported job {job.id} done with "
+                        f"{len(frames)} of {len(expected)} frames"
+                    )
                 records = await self._fetch_all(peer, job, remote_job_id, frames)
             elif not error:
                 error = f"the job {state.value} at {peer.name}"
             done = await self._service.store.fed_finish_forwarded_job(
-                job.id, epoch=epoch, state=state, frames=records,
+                job.id,
+                epoch=epoch,
+                state=state,
+                frames=records,
                 error="" if state == JobState.DONE else f"at {peer.name}: {error}",
-                at=self._service.clock())
+                at=self._service.clock(),
+            )
         if done:
-            log.info("forwarded job %s %s at %s: %d frames in %s", job.id, state.value, peer.name,
-                     len(records), self._service.site.job_storage_dir(job))
+            log.info(
+                "forwarded job %s %s at %s: %d frames in %s",
+                job.id,
+                state.value,
+                peer.name,
+                len(records),
+                self._service.site.job_storage_dir(job),
+            )
         return done
 
-    async def _fetch_all(self, peer: PeerConfig, job: JobRecord, remote_job_id: str,
-                         frames: Sequence[FrameOutput]) -> list[FrameRecord]:
+    async def _fetch_all(
+        self, peer: PeerConfig, job: JobRecord, remote_job_id: str, frames: Sequence[FrameOutput]
+    ) -> list[FrameRecord]:
         """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time; the first failure stops the rest."""
         site = self._service.site
         job_dir = site.storage.job_dir(job.name, job.id)
@@ -105,8 +150,11 @@ class Results:
         names = [frame_file_name(job.output_name, f.frame, job.output_ext) for f in ordered]
         # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
         present = await asyncio.to_thread(
-            lambda: [_has(job_dir / name, f.sha256) for f, name in zip(ordered, names, strict=True)])
-        missing = [(f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here]
+            lambda: [_has(job_dir / name, f.sha256) for f, name in zip(ordered, names, strict=True)]
+        )
+        missing = [
+            (f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here
+        ]
         slots = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def fetch(frame: FrameOutput, name: str) -> None:
@@ -119,26 +167,42 @@ class Results:
                     group.create_task(fetch(frame, name))
         except BaseExceptionGroup as failures:
             raise _first_leaf(failures) from None
-        log.info("fetched %d frames of job %s from %s (%d already here)", len(missing), job.id,
-                 peer.name, len(frames) - len(missing))
+        log.info(
+            "fetched %d frames of job %s from %s (%d already here)",
+            len(missing),
+            job.id,
+            peer.name,
+            len(frames) - len(missing),
+        )
         return [
-            FrameRecord(job_id=job.id, frame=f.frame, task_id=None, name=name, sha256=f.sha256,
-                        size=f.size, server_id=peer.name, rendered_at=self._service.clock())
+            FrameRecord(
+                job_id=job.id,
+                frame=f.frame,
+                task_id=None,
+                name=name,
+                sha256=f.sha256,
+                size=f.size,
+                server_id=peer.name,
+                rendered_at=self._service.clock(),
+            )
             for f, name in zip(ordered, names, strict=True)
         ]
 
-    async def _fetch_one(self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput,
-                         job_dir: Path, name: str) -> None:
+    async def _fetch_one(
+        self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
+    ) -> None:
         storage = self._service.site.storage
         path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
         try:
             async with self._service.client.stream(peer, path) as resp:
-                await storage.write_frame(job_dir, name, resp.content.iter_chunked(1 << 16),
-                                          expected_sha256=frame.sha256)
+                await storage.write_frame(
+                    job_dir, name, resp.content.iter_chunked(1 << 16), expected_sha256=frame.sha256
+                )
         except FileError as exc:
             # A hash mismatch leaves nothing behind (write_atomic); fetch it again later.
             raise FetchError(
-                f"frame {frame.frame} from {peer.name} failed verification: {exc}") from exc
+                f"frame {frame.frame} from {peer.name} failed verification: {exc}"
+            ) from exc
         except FederationError as exc:
             raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
 

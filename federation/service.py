@@ -53,8 +53,14 @@ _STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobSta
 class FederationService:
     """Implements :class:`~site_agent.site.FederationHooks` for one site."""
 
-    def __init__(self, site: SiteAgent, config: FederationConfig, *,
-                 clock: Callable[[], float] = time.time, poll_interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        site: SiteAgent,
+        config: FederationConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_interval_s: float = 5.0,
+    ) -> None:
         self.site = site
         self.config = config
         self.name = site.config.name
@@ -86,8 +92,13 @@ class FederationService:
         self._spawn(advertise_loop(self), "fed-advertise")
         self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
         self._spawn(self._prune_seen_loop(), "fed-prune-seen")
-        log.info("site %s federation listening on https://%s:%d (peers: %s)", self.name, host,
-                 port, ", ".join(p.name for p in self.config.peers) or "none")
+        log.info(
+            "site %s federation listening on https://%s:%d (peers: %s)",
+            self.name,
+            host,
+            port,
+            ", ".join(p.name for p in self.config.peers) or "none",
+        )
 
     async def _prune_seen_loop(self) -> None:
         """Keep the replay guard's table bounded.
@@ -101,8 +112,11 @@ class FederationService:
             try:
                 pruned = await self.store.fed_prune_seen(before=self.clock() - SEEN_RETENTION_S)
                 if pruned:
-                    log.info("forgot %d federation message ids older than %.0f days", pruned,
-                             SEEN_RETENTION_S / 86400)
+                    log.info(
+                        "forgot %d federation message ids older than %.0f days",
+                        pruned,
+                        SEEN_RETENTION_S / 86400,
+                    )
             except StoreError as exc:
                 log.warning("could not prune seen federation message ids: %s", exc)
             await asyncio.sleep(SEEN_PRUNE_INTERVAL_S)
@@ -148,19 +162,37 @@ class FederationService:
         if row is None:
             return {}
         return {
-            "transfer": {"peer": row.peer, "epoch": row.epoch, "bytes_sent": row.bytes_sent,
-                         "blobs_sent": row.blobs_sent, "blobs_skipped": row.blobs_skipped},
-            "remote": {"site": row.peer, "job_id": row.remote_job_id, "state": row.remote_state,
-                       "forward_state": row.state, "frames_done": row.frames_done,
-                       "last_contact_at": row.last_contact_at},
+            "transfer": {
+                "peer": row.peer,
+                "epoch": row.epoch,
+                "bytes_sent": row.bytes_sent,
+                "blobs_sent": row.blobs_sent,
+                "blobs_skipped": row.blobs_skipped,
+            },
+            "remote": {
+                "site": row.peer,
+                "job_id": row.remote_job_id,
+                "state": row.remote_state,
+                "forward_state": row.state,
+                "frames_done": row.frames_done,
+                "last_contact_at": row.last_contact_at,
+            },
         }
 
     # --- shared helpers -----------------------------------------------------
-    async def enqueue(self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str,
-                      final: bool) -> None:
+    async def enqueue(
+        self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str, final: bool
+    ) -> None:
         """Write a message to the durable outbox and wake its delivery loop."""
-        await self.store.fed_enqueue(msg_id=msg_id, peer=peer, kind=kind, job_id=job_id,
-                                     body=message.to_body(), final=final, at=self.clock())
+        await self.store.fed_enqueue(
+            msg_id=msg_id,
+            peer=peer,
+            kind=kind,
+            job_id=job_id,
+            body=message.to_body(),
+            final=final,
+            at=self.clock(),
+        )
         self.outbox.wake()
 
     async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
@@ -172,9 +204,15 @@ class FederationService:
             return
         frames = tuple(FrameOutput.from_wire(f, "status.frames") for f in status.get("frames", ()))
         log.info("poll: job %s finished at %s (%s); applying", job.id, peer.name, status["state"])
-        await self.results.finish(peer, job, epoch=row.epoch, remote_job_id=row.remote_job_id,
-                                  state=_STATES[str(status["state"])], frames=frames,
-                                  error=str(status.get("error", "")))
+        await self.results.finish(
+            peer,
+            job,
+            epoch=row.epoch,
+            remote_job_id=row.remote_job_id,
+            state=_STATES[str(status["state"])],
+            frames=frames,
+            error=str(status.get("error", "")),
+        )
 
     def log_refusal(self, what: str) -> None:
         self.refusals += 1
@@ -185,8 +223,9 @@ async def attach_federation(app: web.Application, site: SiteAgent) -> None:
     """Start federation for ``site`` (its config has ``[federation]``) and hook it in."""
     assert site.config.federation is not None
     try:
-        config = parse_federation(site.config.federation, source=site.config.source,
-                                  base_dir=site.config.base_dir)
+        config = parse_federation(
+            site.config.federation, source=site.config.source, base_dir=site.config.base_dir
+        )
         service = FederationService(site, config)
     except FederationError as exc:
         raise ConfigError(str(exc)) from exc
@@ -194,6 +233,8 @@ async def attach_federation(app: web.Application, site: SiteAgent) -> None:
         await service.start()
     except OSError as exc:
         await service.close()
-        raise ConfigError(f"{site.config.source}: cannot listen on federation address "
-                          f"{config.listen}: {exc.strerror or exc}") from exc
+        raise ConfigError(
+            f"{site.config.source}: cannot listen on federation address "
+            f"{config.listen}: {exc.strerror or exc}"
+        ) from exc
     site.federation = service

@@ -86,8 +86,12 @@ class _RetryableStatus(Exception):
     """The receiver answered 429 or 5xx; worth retrying."""
 
 
-_RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError,
-              _RetryableStatus)
+_RETRYABLE = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+    _RetryableStatus,
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -142,7 +146,9 @@ async def upload_blob(
         wait=wait_random_exponential(multiplier=backoff_s, max=30),
         stop=stop_after_attempt(attempts),
         before_sleep=lambda state: log.warning(
-            "upload of blob %s to %s interrupted (%s); resuming", sha256, base_url,
+            "upload of blob %s to %s interrupted (%s); resuming",
+            sha256,
+            base_url,
             state.outcome.exception() if state.outcome else None,
         ),
         reraise=True,
@@ -216,8 +222,9 @@ async def _send_chunk(upload: _Upload, offset: int, data: bytes) -> int | None:
             current = _offset_header(upload, resp)
             if current == offset:
                 raise UploadError(sha256=upload.sha256, problem="receiver keeps refusing offset")
-            log.info("blob %s: receiver is at %d, not %d; resyncing", upload.sha256, current,
-                     offset)
+            log.info(
+                "blob %s: receiver is at %d, not %d; resyncing", upload.sha256, current, offset
+            )
             return current
         if resp.status not in (200, 204):
             await _raise_for_status(upload, resp)
@@ -397,20 +404,25 @@ class BlobUploadEndpoint:
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         sha256 = request.match_info["sha256"]
-        offset, length = request.headers.get(UPLOAD_OFFSET, ""), request.headers.get(
-            UPLOAD_LENGTH, ""
+        offset, length = (
+            request.headers.get(UPLOAD_OFFSET, ""),
+            request.headers.get(UPLOAD_LENGTH, ""),
         )
         if not is_sha256(sha256) or not offset.isdigit() or not length.isdigit():
-            return _error(400, "bad_upload", f"need a sha256 path and numeric {UPLOAD_OFFSET} "
-                          f"and {UPLOAD_LENGTH} headers")
+            return _error(
+                400,
+                "bad_upload",
+                f"need a sha256 path and numeric {UPLOAD_OFFSET} and {UPLOAD_LENGTH} headers",
+            )
         if request.content_type != OFFSET_CONTENT_TYPE:
             return _error(415, "bad_content_type", f"send chunks as {OFFSET_CONTENT_TYPE}")
         if await self.receiver.is_complete(sha256):
             return web.Response(status=200, headers={BLOB_COMPLETE: "1"})
         data = await self._read_body(request)
         if data is None:
-            return _error(413, "chunk_too_large", f"send chunks of at most "
-                          f"{self.max_chunk_size} bytes")
+            return _error(
+                413, "chunk_too_large", f"send chunks of at most {self.max_chunk_size} bytes"
+            )
         if int(offset) + len(data) > int(length):
             return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {length}")
         return await self._append(sha256, int(offset), int(length), data)

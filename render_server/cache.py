@@ -17,7 +17,9 @@ class CacheError(Exception):
 
 
 class AssetCache:
-    def __init__(self, root: Path, session: aiohttp.ClientSession, agent_url: str, token: str) -> None:
+    def __init__(
+        self, root: Path, session: aiohttp.ClientSession, agent_url: str, token: str
+    ) -> None:
         self.root = root
         self._session = session
         self._agent_url = agent_url.rstrip("/")
@@ -47,7 +49,9 @@ class AssetCache:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         url = f"{self._agent_url}/api/v1/blobs/{sha256}"
         try:
-            async with self._session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=600)) as resp:
+            async with self._session.get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=600)
+            ) as resp:
                 if resp.status != 200:
                     raise CacheError(f"agent answered {resp.status} for asset {sha256}")
                 with tmp.open("wb") as fh:
@@ -56,7 +60,9 @@ class AssetCache:
                         fh.write(block)
                         self.fetched_bytes += len(block)
             if h.hexdigest() != sha256:
-                raise CacheError(f"asset {sha256} arrived corrupted (hash {h.hexdigest()}); it will be fetched again")
+                raise CacheError(
+                    f"asset {sha256} arrived corrupted (hash {h.hexdigest()}); it will be fetched again"
+                )
             os.replace(tmp, dest)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CacheError(f"cannot fetch asset {sha256}: {exc}") from None

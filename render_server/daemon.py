@@ -35,8 +35,18 @@ class RefusedError(Exception):
 
 
 class RenderServer:
-    def __init__(self, *, agent_url: str, name: str, slots: int, tags: list[str], token: str,
-                 cache_dir: Path, work_dir: Path, host: HostInfo) -> None:
+    def __init__(
+        self,
+        *,
+        agent_url: str,
+        name: str,
+        slots: int,
+        tags: list[str],
+        token: str,
+        cache_dir: Path,
+        work_dir: Path,
+        host: HostInfo,
+    ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.name = name
         self.slots = slots
@@ -70,11 +80,17 @@ class RenderServer:
 
     async def _connect_and_serve(self) -> None:
         url = self.agent_url.replace("http", "ws", 1) + "/ws/render-server"
-        async with self._session.ws_connect(url, max_msg_size=protocol.MAX_MESSAGE_BYTES, timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
+        async with self._session.ws_connect(
+            url,
+            max_msg_size=protocol.MAX_MESSAGE_BYTES,
+            timeout=aiohttp.ClientWSTimeout(ws_close=10),
+        ) as ws:
             await ws.send_bytes(protocol.encode(self._hello()))
             first = await asyncio.wait_for(ws.receive(), 15)
             if first.type != aiohttp.WSMsgType.BINARY:
-                raise aiohttp.ClientError(f"agent closed the connection: {ws.close_code} {first.extra or ''}")
+                raise aiohttp.ClientError(
+                    f"agent closed the connection: {ws.close_code} {first.extra or ''}"
+                )
             welcome = protocol.decode(first.data)
             if isinstance(welcome, protocol.Refused):
                 raise RefusedError(welcome.reason)
@@ -94,10 +110,19 @@ class RenderServer:
                     await beat
 
     def _hello(self) -> protocol.Hello:
-        running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted({*self._tasks, *self._unreported})]
+        running = [
+            protocol.TaskRef(task_id=t, attempt=a)
+            for t, a in sorted({*self._tasks, *self._unreported})
+        ]
         # HostInfo's fields are exactly the hardware part of the hello.
-        return protocol.Hello(token=self.token, name=self.name, tags=self.tags, slots=self.slots, running=running,
-                              **dataclasses.asdict(self.host))
+        return protocol.Hello(
+            token=self.token,
+            name=self.name,
+            tags=self.tags,
+            slots=self.slots,
+            running=running,
+            **dataclasses.asdict(self.host),
+        )
 
     def _on_welcome(self, welcome: protocol.Welcome) -> None:
         self.server_id = welcome.server_id
@@ -112,7 +137,9 @@ class RenderServer:
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
             running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in self._tasks]
-            await ws.send_bytes(protocol.encode(protocol.Heartbeat(free_slots=self.free_slots, running=running)))
+            await ws.send_bytes(
+                protocol.encode(protocol.Heartbeat(free_slots=self.free_slots, running=running))
+            )
             await asyncio.sleep(self._heartbeat_s)
 
     @property
@@ -129,7 +156,9 @@ class RenderServer:
             elif isinstance(msg, protocol.Cancel):
                 task = self._tasks.pop((msg.task_id, msg.attempt), None)
                 if task is not None:
-                    log.info("cancelling task %s attempt %s: %s", msg.task_id, msg.attempt, msg.reason)
+                    log.info(
+                        "cancelling task %s attempt %s: %s", msg.task_id, msg.attempt, msg.reason
+                    )
                     task.cancel()
             elif isinstance(msg, protocol.Refused):
                 raise RefusedError(msg.reason)
@@ -139,16 +168,35 @@ class RenderServer:
         adapter = self._adapters.get(assign.package)
         if adapter is None or assign.package not in self.host.packages:
             self._unreported[key] = protocol.TaskFailed(
-                task_id=assign.task_id, attempt=assign.attempt,
-                error=f"render server {self.name} does not have {assign.package}")
+                task_id=assign.task_id,
+                attempt=assign.attempt,
+                error=f"render server {self.name} does not have {assign.package}",
+            )
             asyncio.get_running_loop().create_task(self._flush_unreported())
             return
-        runner = TaskRunner(assign, adapter=adapter, cache=self._cache, work_root=self.work_dir,
-                            session=self._session, agent_url=self.agent_url, token=self.token,
-                            server_id=self.server_id, send=self._send_soft)
-        log.info("task %s attempt %s: %s frames %s-%s of job %s", assign.task_id, assign.attempt,
-                 assign.package, assign.frames[0], assign.frames[-1], assign.job_id)
-        self._tasks[key] = asyncio.create_task(self._run_task(key, runner), name=f"task-{assign.task_id}")
+        runner = TaskRunner(
+            assign,
+            adapter=adapter,
+            cache=self._cache,
+            work_root=self.work_dir,
+            session=self._session,
+            agent_url=self.agent_url,
+            token=self.token,
+            server_id=self.server_id,
+            send=self._send_soft,
+        )
+        log.info(
+            "task %s attempt %s: %s frames %s-%s of job %s",
+            assign.task_id,
+            assign.attempt,
+            assign.package,
+            assign.frames[0],
+            assign.frames[-1],
+            assign.job_id,
+        )
+        self._tasks[key] = asyncio.create_task(
+            self._run_task(key, runner), name=f"task-{assign.task_id}"
+        )
 
     async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:
         final = await runner.run()
@@ -178,26 +226,70 @@ class RenderServer:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
-def run_render_server(*, agent_url: str, name: str | None, slots: int, tags: list[str], token: str,
-                      cache_dir: Path | None, work_dir: Path | None, packages: set[str] | None = None) -> int:
+def run_render_server(
+    *,
+    agent_url: str,
+    name: str | None,
+    slots: int,
+    tags: list[str],
+    token: str,
+    cache_dir: Path | None,
+    work_dir: Path | None,
+    packages: set[str] | None = None,
+) -> int:
     """Run a render server until interrupted; returns a process exit code."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     name = name or socket.gethostname()
-    return asyncio.run(_main(agent_url=agent_url, name=name, slots=slots, tags=tags, token=token,
-                             cache_dir=cache_dir or Path.home() / ".cache" / "spillway" / name,
-                             work_dir=work_dir, packages=packages))
+    return asyncio.run(
+        _main(
+            agent_url=agent_url,
+            name=name,
+            slots=slots,
+            tags=tags,
+            token=token,
+            cache_dir=cache_dir or Path.home() / ".cache" / "spillway" / name,
+            work_dir=work_dir,
+            packages=packages,
+        )
+    )
 
 
-async def _main(*, agent_url: str, name: str, slots: int, tags: list[str], token: str, cache_dir: Path,
-                work_dir: Path | None, packages: set[str] | None) -> int:
+async def _main(
+    *,
+    agent_url: str,
+    name: str,
+    slots: int,
+    tags: list[str],
+    token: str,
+    cache_dir: Path,
+    work_dir: Path | None,
+    packages: set[str] | None,
+) -> int:
     import tempfile
 
     host = await probe_host(packages=packages)
-    log.info("render server %s: %d cores, %d MiB, packages %s", name, host.cores, host.memory_mb, host.packages)
+    log.info(
+        "render server %s: %d cores, %d MiB, packages %s",
+        name,
+        host.cores,
+        host.memory_mb,
+        host.packages,
+    )
     with tempfile.TemporaryDirectory(prefix=f"spillway-{name}-") as tmp:
-        server = RenderServer(agent_url=agent_url, name=name, slots=slots, tags=tags, token=token,
-                              cache_dir=cache_dir, work_dir=work_dir or Path(tmp), host=host)
+        server = RenderServer(
+            agent_url=agent_url,
+            name=name,
+            slots=slots,
+            tags=tags,
+            token=token,
+            cache_dir=cache_dir,
+            work_dir=work_dir or Path(tmp),
+            host=host,
+        )
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -47,7 +47,9 @@ def _cpu_model() -> str:
 async def _gpus() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
-    result = await run_capture(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], limit_s=10)
+    result = await run_capture(
+        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], limit_s=10
+    )
     if result is None or result[0] != 0:
         return []
     return [line.strip() for line in result[1].splitlines() if line.strip()]

@@ -180,10 +180,32 @@ class Refused:
     reason: str
 
 
-Message = Hello | Heartbeat | TaskStarted | TaskLog | TaskDone | TaskFailed | Welcome | Assign | Cancel | Refused
+Message = (
+    Hello
+    | Heartbeat
+    | TaskStarted
+    | TaskLog
+    | TaskDone
+    | TaskFailed
+    | Welcome
+    | Assign
+    | Cancel
+    | Refused
+)
 MESSAGES: dict[str, type[Any]] = {
     cls.TYPE: cls
-    for cls in (Hello, Heartbeat, TaskStarted, TaskLog, TaskDone, TaskFailed, Welcome, Assign, Cancel, Refused)
+    for cls in (
+        Hello,
+        Heartbeat,
+        TaskStarted,
+        TaskLog,
+        TaskDone,
+        TaskFailed,
+        Welcome,
+        Assign,
+        Cancel,
+        Refused,
+    )
 }
 NESTED = (TaskRef, Asset, Output, InlineFrame)
 
@@ -211,7 +233,9 @@ def _plain(value: Any) -> Any:
 def decode(data: bytes) -> Message:
     """Parse and validate one message; raises ProtocolError with the offending field named."""
     if len(data) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit")
+        raise ProtocolError(
+            f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit"
+        )
     try:
         raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -220,7 +244,9 @@ def decode(data: bytes) -> Message:
         raise ProtocolError("a message must be a msgpack map")
     version = raw.pop("v", None)
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {version!r}; this side speaks {PROTOCOL_VERSION}")
+        raise ProtocolError(
+            f"unsupported protocol version {version!r}; this side speaks {PROTOCOL_VERSION}"
+        )
     kind = raw.pop("type", None)
     cls = MESSAGES.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -237,7 +263,11 @@ def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
             continue
         value = raw[name]
         # Fast path for the common case (an exact scalar); a bool is never taken for an int.
-        values[name] = value if type(value) is hint and hint in _SCALARS else _coerce(hint, value, f"{where}.{name}")
+        values[name] = (
+            value
+            if type(value) is hint and hint in _SCALARS
+            else _coerce(hint, value, f"{where}.{name}")
+        )
     return cls(**values)
 
 
@@ -251,7 +281,11 @@ def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
     if schema is None:
         hints = get_type_hints(cls)
         schema = _SCHEMAS[cls] = tuple(
-            (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            (
+                f.name,
+                hints[f.name],
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
             for f in dataclasses.fields(cls)
         )
     return schema
@@ -296,7 +330,9 @@ def _coerce_dict(hint: Any, value: Any, where: str) -> dict[Any, Any]:
     if not isinstance(value, dict):
         raise ProtocolError(f"{where}: expected a map")
     key_t, val_t = typing.get_args(hint)
-    return {_coerce(key_t, k, where): _coerce(val_t, v, f"{where}[{k!r}]") for k, v in value.items()}
+    return {
+        _coerce(key_t, k, where): _coerce(val_t, v, f"{where}[{k!r}]") for k, v in value.items()
+    }
 
 
 def _coerce_union(hint: Any, value: Any, where: str) -> Any:

@@ -74,18 +74,32 @@ class TaskRunner:
             outputs, inline = await self._upload(req)
         except (TaskFailure, PackageError, CacheError) as exc:
             log.warning("task %s attempt %s failed: %s", a.task_id, a.attempt, exc)
-            return protocol.TaskFailed(task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail)
+            return protocol.TaskFailed(
+                task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail
+            )
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
-        done = protocol.TaskDone(task_id=a.task_id, attempt=a.attempt, outputs=outputs, started_at=started,
-                                 finished_at=time.time(), log_tail=self.log_tail, frames=inline)
-        if inline and _may_exceed_limit(done) and len(protocol.encode(done)) > protocol.MAX_MESSAGE_BYTES:
+        done = protocol.TaskDone(
+            task_id=a.task_id,
+            attempt=a.attempt,
+            outputs=outputs,
+            started_at=started,
+            finished_at=time.time(),
+            log_tail=self.log_tail,
+            frames=inline,
+        )
+        if (
+            inline
+            and _may_exceed_limit(done)
+            and len(protocol.encode(done)) > protocol.MAX_MESSAGE_BYTES
+        ):
             try:  # a long log tail or very many frames: upload them over HTTP after all
                 for f in inline:
                     await self._put_frame(f.frame, f.data, f.sha256)
             except TaskFailure as exc:
-                return protocol.TaskFailed(task_id=a.task_id, attempt=a.attempt, error=str(exc),
-                                           log_tail=self.log_tail)
+                return protocol.TaskFailed(
+                    task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail
+                )
             done = dataclasses.replace(done, frames=[])
         return done
 
@@ -119,15 +133,22 @@ class TaskRunner:
         env = {**os.environ, **self._adapter.env(req)}
         self._tail.append("$ " + " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=req.workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            *argv,
+            cwd=req.workdir,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
         try:
             await asyncio.wait_for(self._pump(proc), self.assign.timeout_s)
         except TimeoutError:
             _kill_group(proc)
-            raise TaskFailure(f"render exceeded the task timeout of {self.assign.timeout_s:.0f}s") from None
+            raise TaskFailure(
+                f"render exceeded the task timeout of {self.assign.timeout_s:.0f}s"
+            ) from None
         except asyncio.CancelledError:
             _kill_group(proc)
             with contextlib.suppress(ProcessLookupError):
@@ -159,10 +180,15 @@ class TaskRunner:
         if self._pending_log:
             text, self._pending_log = "\n".join(self._pending_log) + "\n", []
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._send(protocol.TaskLog(task_id=self.assign.task_id, attempt=self.assign.attempt,
-                                                  text=text))
+                await self._send(
+                    protocol.TaskLog(
+                        task_id=self.assign.task_id, attempt=self.assign.attempt, text=text
+                    )
+                )
 
-    async def _upload(self, req: RenderRequest) -> tuple[list[protocol.Output], list[protocol.InlineFrame]]:
+    async def _upload(
+        self, req: RenderRequest
+    ) -> tuple[list[protocol.Output], list[protocol.InlineFrame]]:
         """Upload the frames over HTTP, or keep them for TaskDone when they are all small.
 
         Returns the outputs (always every frame) and the frames to send inline.
@@ -181,7 +207,9 @@ class TaskRunner:
             else:
                 await self._put_frame(frame, data, sha)
             outputs.append(protocol.Output(frame=frame, name=name, sha256=sha, size=len(data)))
-        if sum(len(f.data) for f in inline) > protocol.INLINE_TOTAL_BYTES:  # a file grew after its stat
+        if (
+            sum(len(f.data) for f in inline) > protocol.INLINE_TOTAL_BYTES
+        ):  # a file grew after its stat
             for f in inline:
                 await self._put_frame(f.frame, f.data, f.sha256)
             inline = []
@@ -189,8 +217,10 @@ class TaskRunner:
 
     async def _put_frame(self, frame: int, data: bytes, sha: str) -> None:
         a = self.assign
-        url = (f"{self._agent_url}/api/v1/servers/{self._server_id}/tasks/{a.task_id}"
-               f"/attempts/{a.attempt}/frames/{frame}")
+        url = (
+            f"{self._agent_url}/api/v1/servers/{self._server_id}/tasks/{a.task_id}"
+            f"/attempts/{a.attempt}/frames/{frame}"
+        )
         headers = {"X-Sha256": sha, "Content-Type": "application/octet-stream"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -198,13 +228,19 @@ class TaskRunner:
         deadline = time.monotonic() + 300
         while True:
             try:
-                async with self._session.put(url, data=io.BytesIO(data), headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=120)) as resp:
+                async with self._session.put(
+                    url,
+                    data=io.BytesIO(data),
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=120),
+                ) as resp:
                     if resp.status == 201:
                         return
                     body = await resp.text()
                     if resp.status < 500:
-                        raise TaskFailure(f"agent refused frame {frame}: {resp.status} {body[:200]}")
+                        raise TaskFailure(
+                            f"agent refused frame {frame}: {resp.status} {body[:200]}"
+                        )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("upload of frame %s failed (%s); retrying", frame, exc)
             if time.monotonic() > deadline:
@@ -215,14 +251,20 @@ class TaskRunner:
 
 def fits_inline(sizes: list[int]) -> bool:
     """Whether frames of these sizes all go inline in TaskDone (each and together small enough)."""
-    return (all(size <= protocol.INLINE_FRAME_BYTES for size in sizes)
-            and sum(sizes) <= protocol.INLINE_TOTAL_BYTES)
+    return (
+        all(size <= protocol.INLINE_FRAME_BYTES for size in sizes)
+        and sum(sizes) <= protocol.INLINE_TOTAL_BYTES
+    )
 
 
 def _may_exceed_limit(done: protocol.TaskDone) -> bool:
     """A cheap over-estimate of TaskDone's encoded size against the message limit."""
-    estimate = (sum(len(f.data) for f in done.frames) + 4 * len(done.log_tail)
-                + 512 * (len(done.frames) + len(done.outputs)) + 4096)
+    estimate = (
+        sum(len(f.data) for f in done.frames)
+        + 4 * len(done.log_tail)
+        + 512 * (len(done.frames) + len(done.outputs))
+        + 4096
+    )
     return estimate > protocol.MAX_MESSAGE_BYTES
 
 

@@ -67,7 +67,9 @@ def _parse_item(spec: str, item: str) -> range:
     start_text, has_end, rest = item.partition("-")
     if not has_end:
         if _split_step(start_text)[1] is not None:
-            raise _bad(spec, f"{item!r} has a step but no range; a step needs a range like 1-240x10")
+            raise _bad(
+                spec, f"{item!r} has a step but no range; a step needs a range like 1-240x10"
+            )
         start = _number(spec, item, start_text)
         return range(start, start + 1)
     start = _number(spec, item, start_text)

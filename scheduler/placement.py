@@ -46,7 +46,9 @@ class Placement:
     reason: str
 
 
-def estimate_local_wait_s(*, queued_frames_ahead: int, capable_slots: int, avg_frame_s: float) -> float:
+def estimate_local_wait_s(
+    *, queued_frames_ahead: int, capable_slots: int, avg_frame_s: float
+) -> float:
     """Rough wait before a new job starts: frames ahead spread over capable slots.
 
     Infinite when no capable slot exists.
@@ -117,7 +119,11 @@ def _requested(requested_site: str, peers: Sequence[PeerCapacity]) -> Placement:
         return Placement(site=None, reason="placed locally as requested")
     for peer in peers:
         if peer.name == requested_site:
-            note = "" if peer.reachable else f"; {peer.name} is unreachable now, so the offer will be retried"
+            note = (
+                ""
+                if peer.reachable
+                else f"; {peer.name} is unreachable now, so the offer will be retried"
+            )
             return Placement(site=peer.name, reason=f"placed at {peer.name} as requested{note}")
     known = ", ".join(["local", *sorted(peer.name for peer in peers)])
     raise ProfileError(f"unknown site {requested_site!r}: known sites are {known}")
@@ -181,7 +187,8 @@ def decide_placement(
         if best is not None:
             return _forward(profile, best, cause)
         return Placement(
-            site=None, reason=f"queued locally: {cause}, but no reachable peer has free capable slots"
+            site=None,
+            reason=f"queued locally: {cause}, but no reachable peer has free capable slots",
         )
     return Placement(
         site=None,

@@ -80,7 +80,9 @@ class JobProfile:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             raise ProfileError(f"task_timeout_s must be a number of seconds, got {timeout!r}")
         if not (timeout > 0 and math.isfinite(timeout)):
-            raise ProfileError(f"task_timeout_s must be a positive number of seconds, got {timeout}")
+            raise ProfileError(
+                f"task_timeout_s must be a positive number of seconds, got {timeout}"
+            )
         if not isinstance(self.gpu, bool):
             raise ProfileError(f"gpu must be true or false, got {self.gpu!r}")
         if not isinstance(self.engine, str):
@@ -148,7 +150,9 @@ class JobProfile:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-safe dict (tags as a sorted list) that :meth:`from_dict` reads back."""
-        result: dict[str, object] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        result: dict[str, object] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+        }
         result["tags"] = sorted(self.tags)
         return result
 
@@ -164,7 +168,7 @@ class JobProfile:
                 f"unknown job profile keys: {', '.join(unknown)}; known keys are {', '.join(names)}"
             )
         if "package" not in data:
-            raise ProfileError("a job profile needs a 'package', e.g. {\"package\": \"povray\"}")
+            raise ProfileError('a job profile needs a \'package\', e.g. {"package": "povray"}')
         values: dict[str, Any] = dict(data)
         tags = values.get("tags", [])
         if isinstance(tags, str) or not isinstance(tags, list | tuple | set | frozenset):
@@ -284,9 +288,13 @@ def _grouped_reasons(profile: JobProfile, servers: Sequence[ServerView]) -> tupl
     for (kind, text), count in ranked:
         if kind == "missing":
             if not all_lack_package:
-                parts.append(f"{_servers(count)} {'has' if count == 1 else 'have'} no {profile.package}")
+                parts.append(
+                    f"{_servers(count)} {'has' if count == 1 else 'have'} no {profile.package}"
+                )
         elif kind == "version":
-            parts.append(f"{_servers(count)} {'has' if count == 1 else 'have'} {profile.package} {text}")
+            parts.append(
+                f"{_servers(count)} {'has' if count == 1 else 'have'} {profile.package} {text}"
+            )
         else:
             parts.append(f"{_servers(count)}: {text}")
     return all_lack_package, parts
@@ -317,7 +325,11 @@ def explain_unmatched(
         return "; ".join([lead, *shown])
     usable = [server for server in capable if server.id not in avoid]
     if not usable:
-        noun = "the only capable server is" if len(capable) == 1 else f"all {len(capable)} capable servers are"
+        noun = (
+            "the only capable server is"
+            if len(capable) == 1
+            else f"all {len(capable)} capable servers are"
+        )
         return f"{noun} avoided for this job after repeated failures"
     online = [server for server in usable if server.online]
     if not online:

@@ -39,7 +39,9 @@ async def _job_body(site: Any, job: JobRecord) -> dict[str, Any]:
     counts = await site.store.task_counts(job.id)
     frames_done = await _frames_done(site, job, counts)
     why = await site.why_waiting(job, counts)
-    body = job_json(job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job))
+    body = job_json(
+        job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job)
+    )
     if site.federation is not None:
         body.update(await site.federation.job_details(job))
     return body
@@ -63,7 +65,7 @@ async def check_blobs(request: web.Request) -> web.Response:
     body = await _json_body(request)
     hashes = body.get("sha256") if isinstance(body, dict) else None
     if not isinstance(hashes, list) or len(hashes) > 100_000:
-        raise BadRequestError("send {\"sha256\": [hex, ...]} with at most 100000 hashes")
+        raise BadRequestError('send {"sha256": [hex, ...]} with at most 100000 hashes')
     return web.json_response({"missing": site.assets.missing(check_sha256(h) for h in hashes)})
 
 
@@ -85,7 +87,9 @@ async def get_blob(request: web.Request) -> web.FileResponse:
     sha = check_sha256(request.match_info["sha256"])
     if not site.assets.has(sha):
         raise NotFoundError(f"blob {sha} is not in this site's asset store")
-    return web.FileResponse(site.assets.path_for(sha), headers={"Content-Type": "application/octet-stream"})
+    return web.FileResponse(
+        site.assets.path_for(sha), headers={"Content-Type": "application/octet-stream"}
+    )
 
 
 @routes.post("/api/v1/jobs")
@@ -103,7 +107,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         try:
             states = [JobState(s) for s in request.query["state"].split(",")]
         except ValueError:
-            raise BadRequestError(f"unknown state; use one of {', '.join(s.value for s in JobState)}") from None
+            raise BadRequestError(
+                f"unknown state; use one of {', '.join(s.value for s in JobState)}"
+            ) from None
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
@@ -121,11 +127,16 @@ async def get_job(request: web.Request) -> web.Response:
     tasks = await site.store.list_tasks(job.id)
     frames = await site.store.list_frames(job.id)
     names = {s.id: s.name for s in await site.store.list_servers()}
-    return web.json_response({
-        "job": await _job_body(site, job),
-        "tasks": [task_json(t, names, peer=None if job.placement == LOCAL else job.placement) for t in tasks],
-        "frames": frames_json(tasks, frames, names),
-    })
+    return web.json_response(
+        {
+            "job": await _job_body(site, job),
+            "tasks": [
+                task_json(t, names, peer=None if job.placement == LOCAL else job.placement)
+                for t in tasks
+            ],
+            "frames": frames_json(tasks, frames, names),
+        }
+    )
 
 
 @routes.post("/api/v1/jobs/{job_id}/{action}")
@@ -140,11 +151,20 @@ async def list_frames(request: web.Request) -> web.Response:
     site = _site(request)
     job = await site.jobs.get(request.match_info["job_id"])
     frames = await site.store.list_frames(job.id)
-    return web.json_response({"frames": [
-        {"frame": f.frame, "name": f.name, "sha256": f.sha256, "size": f.size,
-         "url": f"/api/v1/jobs/{job.id}/frames/{f.frame}"}
-        for f in sorted(frames, key=lambda f: f.frame)
-    ]})
+    return web.json_response(
+        {
+            "frames": [
+                {
+                    "frame": f.frame,
+                    "name": f.name,
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "url": f"/api/v1/jobs/{job.id}/frames/{f.frame}",
+                }
+                for f in sorted(frames, key=lambda f: f.frame)
+            ]
+        }
+    )
 
 
 @routes.get("/api/v1/jobs/{job_id}/frames/{frame}")
@@ -172,8 +192,14 @@ async def list_servers(request: web.Request) -> web.Response:
     body = []
     for record in await site.store.list_servers():
         conn = live.get(record.id)
-        body.append(server_json(record, conn.view() if conn else None,
-                                running_tasks=len(conn.running) if conn else 0, match_profile=profile))
+        body.append(
+            server_json(
+                record,
+                conn.view() if conn else None,
+                running_tasks=len(conn.running) if conn else 0,
+                match_profile=profile,
+            )
+        )
     return web.json_response({"servers": body})
 
 
@@ -183,18 +209,23 @@ async def server_control(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ("enable", "disable"):
         raise NotFoundError(f"unknown action '{action}'; use enable or disable")
-    record = await site.store.get_server(request.match_info["server_id"]) or \
-        await site.store.get_server_by_name(request.match_info["server_id"])
+    record = await site.store.get_server(
+        request.match_info["server_id"]
+    ) or await site.store.get_server_by_name(request.match_info["server_id"])
     if record is None:
         raise NotFoundError(f"no render server '{request.match_info['server_id']}'")
     conn = site.connections.get(record.id)
     disabled = action == "disable"
     if conn is not None:
         conn.disabled = disabled
-    status = ServerStatus.DISABLED if disabled else (ServerStatus.IDLE if conn else ServerStatus.OFFLINE)
+    status = (
+        ServerStatus.DISABLED if disabled else (ServerStatus.IDLE if conn else ServerStatus.OFFLINE)
+    )
     await site.store.set_server_status(record.id, status, at=site.clock())
     site.dispatcher.wake()
-    return web.json_response({"server": {"id": record.id, "name": record.name, "status": status.value}})
+    return web.json_response(
+        {"server": {"id": record.id, "name": record.name, "status": status.value}}
+    )
 
 
 @routes.get("/api/v1/peers")

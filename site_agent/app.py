@@ -25,12 +25,16 @@ WEB_DIR = Path(__file__).parent / "web"
 
 
 def build_app(config: SiteConfig) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.limits.max_request_mb * 1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=config.limits.max_request_mb * 1024 * 1024
+    )
     app[CONFIG] = config
     app.add_routes(api.routes)
     app.router.add_get("/ws/render-server", render_endpoint.websocket)
     app.router.add_put(
-        "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}", render_endpoint.upload_frame)
+        "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}",
+        render_endpoint.upload_frame,
+    )
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/", _monitor_page)
     app.cleanup_ctx.append(_site_lifecycle)
@@ -56,14 +60,21 @@ async def _site_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
         await attach_federation(app, site)
     if not config.auth.client_tokens or not config.auth.server_token:
-        log.warning("no client/server tokens configured: accepting unauthenticated clients and render servers "
-                    "on loopback only")
+        log.warning(
+            "no client/server tokens configured: accepting unauthenticated clients and render servers "
+            "on loopback only"
+        )
     tasks = [
         asyncio.create_task(site.dispatcher.run(), name="dispatcher"),
         asyncio.create_task(site.monitor.run(), name="heartbeat-monitor"),
     ]
-    log.info("site %s ready at %s (database %s, storage %s)", config.name, config.url,
-             _redact(config.database), config.storage)
+    log.info(
+        "site %s ready at %s (database %s, storage %s)",
+        config.name,
+        config.url,
+        _redact(config.database),
+        config.storage,
+    )
     try:
         yield
     finally:
@@ -90,8 +101,9 @@ def _redact(url: str) -> str:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
@@ -118,13 +130,22 @@ def run_agent(config_path: Path) -> int:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 2
     try:
-        web.run_app(build_app(config), host=config.host, port=config.port, print=None,
-                    handle_signals=True, shutdown_timeout=5, loop=new_event_loop())
+        web.run_app(
+            build_app(config),
+            host=config.host,
+            port=config.port,
+            print=None,
+            handle_signals=True,
+            shutdown_timeout=5,
+            loop=new_event_loop(),
+        )
     except (StoreError, ConfigError) as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"spillway: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"spillway: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -47,7 +47,9 @@ class AssetStore:
     async def put(self, sha256: str, chunks: AsyncIterable[bytes]) -> int:
         """Store a blob from a byte stream, verifying its hash; returns its size."""
         dest = self.path_for(sha256)
-        _, size = await write_atomic(dest, chunks, expected_sha256=sha256, max_bytes=self.max_blob_bytes)
+        _, size = await write_atomic(
+            dest, chunks, expected_sha256=sha256, max_bytes=self.max_blob_bytes
+        )
         return size
 
     def adopt(self, sha256: str, path: Path, *, verified: bool = False) -> None:

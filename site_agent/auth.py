@@ -41,18 +41,27 @@ def _matches(token: str | None, accepted: tuple[str, ...]) -> bool:
 def check_client(request: web.Request, auth: AuthConfig) -> None:
     if not auth.client_tokens:
         if not is_loopback(request.remote):
-            raise ForbiddenError("this agent has no client tokens configured and accepts loopback clients only; "
-                                 "add [auth] client_tokens to the site config")
+            raise ForbiddenError(
+                "this agent has no client tokens configured and accepts loopback clients only; "
+                "add [auth] client_tokens to the site config"
+            )
         return
     if not _matches(bearer(request), auth.client_tokens):
-        raise UnauthorizedError("a valid bearer token is required; pass --token or set SPILLWAY_TOKEN")
+        raise UnauthorizedError(
+            "a valid bearer token is required; pass --token or set SPILLWAY_TOKEN"
+        )
 
 
 def check_server(token: str | None, remote: str | None, auth: AuthConfig) -> str | None:
     """Returns a refusal reason, or None when the render server may connect."""
     if not auth.server_token:
-        return None if is_loopback(remote) else (
-            "this agent has no server_token configured and accepts loopback render servers only")
+        return (
+            None
+            if is_loopback(remote)
+            else (
+                "this agent has no server_token configured and accepts loopback render servers only"
+            )
+        )
     if not _matches(token, (auth.server_token,)):
         return "wrong or missing enrollment token; start the render server with --token"
     return None

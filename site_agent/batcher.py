@@ -73,7 +73,9 @@ class ReportBatcher:
         """Record an uploaded frame; returns once it is committed."""
         await self._submit(record)
 
-    async def completed(self, report: CompletionReport, *, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
+    async def completed(
+        self, report: CompletionReport, *, frames: Sequence[FrameRecord] = ()
+    ) -> TaskOutcome | None:
         """Complete the attempt, recording ``frames`` in the same transaction (frames sent
         inline with the completion); None when its fence did not hold (a stale report)."""
         return await self._submit(report, frames)
@@ -83,7 +85,9 @@ class ReportBatcher:
         if self._flusher is not None:
             await self._flusher
 
-    async def _submit(self, report: Report, frames: Sequence[FrameRecord] = ()) -> TaskOutcome | None:
+    async def _submit(
+        self, report: Report, frames: Sequence[FrameRecord] = ()
+    ) -> TaskOutcome | None:
         # Not shielded on purpose: a caller that gives up still has its report written.
         return await self._enqueue(report, frames).done
 
@@ -122,7 +126,9 @@ class ReportBatcher:
                 _settle_error(batch, exc)
                 return
             # One bad report must not fail the others: retry each alone to find it.
-            log.warning("a batch of %d reports failed (%s); applying them one by one", len(batch), exc)
+            log.warning(
+                "a batch of %d reports failed (%s); applying them one by one", len(batch), exc
+            )
             for item in batch:
                 await self._flush([item])
             return
@@ -149,7 +155,11 @@ class ReportBatcher:
             else:
                 frames.extend(item.frames)
                 completions.append(report)
-        outcomes = iter(await self._store.apply_reports(started, frames, completions, at=self._clock(), logs=logs))
+        outcomes = iter(
+            await self._store.apply_reports(
+                started, frames, completions, at=self._clock(), logs=logs
+            )
+        )
         return [next(outcomes) if isinstance(i.report, CompletionReport) else None for i in batch]
 
 

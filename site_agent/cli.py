@@ -170,7 +170,9 @@ async def cmd_control(client: AgentClient, args: argparse.Namespace) -> int:
 
 async def cmd_server_control(client: AgentClient, args: argparse.Namespace) -> int:
     server = await client.server_control(args.server, args.command)
-    print(f"{args.command}: render server {server.get('name', args.server)} is now {server.get('status')}")
+    print(
+        f"{args.command}: render server {server.get('name', args.server)} is now {server.get('status')}"
+    )
     return 0
 
 
@@ -348,7 +350,9 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_servers)
     for action, verb in (("disable", "stop dispatching to"), ("enable", "dispatch again to")):
-        p = sub.add_parser(action, parents=[common], help=f"{verb} a render server (running tasks finish)")
+        p = sub.add_parser(
+            action, parents=[common], help=f"{verb} a render server (running tasks finish)"
+        )
         p.add_argument("server", metavar="SERVER", help="render server name or id")
         p.set_defaults(handler=cmd_server_control)
     p = sub.add_parser("peers", parents=[common], help="list federation peers")

@@ -106,8 +106,12 @@ def add_process_commands(sub: Any) -> None:
     p.add_argument("--name", type=plain_name, help="server name (default: host name)")
     p.add_argument("--slots", type=positive_int, default=1, help="tasks at once (default 1)")
     p.add_argument("--tags", type=tag_list, default=[], help="e.g. gpu,linux")
-    p.add_argument("--packages", type=tag_list, default=[],
-                   help="offer only these installed render packages, e.g. builtin,povray (default: all found)")
+    p.add_argument(
+        "--packages",
+        type=tag_list,
+        default=[],
+        help="offer only these installed render packages, e.g. builtin,povray (default: all found)",
+    )
     p.add_argument(
         "--token",
         default=os.environ.get("SPILLWAY_SERVER_TOKEN") or None,

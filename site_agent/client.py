@@ -149,7 +149,9 @@ class AgentClient:
     async def server_control(self, server: str, action: str) -> dict[str, Any]:
         """Enable or disable a render server (by name or id); returns ``{"id", "name", "status"}``."""
         if action not in ("enable", "disable"):
-            raise ClientError(f"unknown server action {action!r}; use enable or disable", code="bad_action")
+            raise ClientError(
+                f"unknown server action {action!r}; use enable or disable", code="bad_action"
+            )
         reply = await self._json("POST", f"/servers/{quote(server, safe='')}/{action}")
         return dict(reply["server"])
 

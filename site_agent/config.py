@@ -66,7 +66,18 @@ class SiteConfig:
         return f"http://{self.host}:{self.port}"
 
 
-_TOP_KEYS = {"name", "listen", "database", "storage", "assets", "auth", "limits", "scheduling", "federation", "peers"}
+_TOP_KEYS = {
+    "name",
+    "listen",
+    "database",
+    "storage",
+    "assets",
+    "auth",
+    "limits",
+    "scheduling",
+    "federation",
+    "peers",
+}
 
 
 def load_config(path: Path) -> SiteConfig:
@@ -74,7 +85,9 @@ def load_config(path: Path) -> SiteConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; see configs/studio.toml for an example") from None
+        raise ConfigError(
+            f"config file {path} does not exist; see configs/studio.toml for an example"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -86,7 +99,9 @@ def parse_config(raw: dict[str, Any], *, source: str, base_dir: Path) -> SiteCon
     _no_unknown(raw, _TOP_KEYS, source, "")
     name = _req_str(raw, "name", source)
     if not name.replace("-", "").isalnum() or not name[0].isalnum() or len(name) > 63:
-        raise ConfigError(f"{source}: name {name!r} must be letters, digits and dashes (at most 63)")
+        raise ConfigError(
+            f"{source}: name {name!r} must be letters, digits and dashes (at most 63)"
+        )
     host, port = parse_listen(str(raw.get("listen", f"127.0.0.1:{DEFAULT_PORT}")), source)
     database = str(raw.get("database", "sqlite:spillway.db"))
     storage = _path(base_dir, _req_str(raw, "storage", source))
@@ -133,11 +148,16 @@ def _no_unknown(raw: dict[str, Any], known: set[str], source: str, prefix: str) 
     unknown = sorted(set(raw) - known)
     if unknown:
         where = f"[{prefix}] " if prefix else ""
-        raise ConfigError(f"{source}: unknown key {where}'{unknown[0]}'; known keys: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{source}: unknown key {where}'{unknown[0]}'; known keys: {', '.join(sorted(known))}"
+        )
 
 
-_SUFFIX_ALIASES = {"heartbeat_interval": "heartbeat_interval_s", "heartbeat_timeout": "heartbeat_timeout_s",
-                   "lease_check_interval": "lease_check_interval_s"}
+_SUFFIX_ALIASES = {
+    "heartbeat_interval": "heartbeat_interval_s",
+    "heartbeat_timeout": "heartbeat_timeout_s",
+    "lease_check_interval": "lease_check_interval_s",
+}
 
 
 def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
@@ -149,7 +169,9 @@ def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         field_name: str = _SUFFIX_ALIASES.get(str(key), str(key))
-        values[field_name] = _setting(fields[field_name].default, value, f"{source}: [{name}] {key}")
+        values[field_name] = _setting(
+            fields[field_name].default, value, f"{source}: [{name}] {key}"
+        )
     return cls(**values)
 
 

@@ -48,8 +48,12 @@ class Processes:
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "site_agent", *args], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "site_agent", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.children.append(proc)
         return proc
@@ -75,7 +79,9 @@ def write_site_config(root: Path, name: str, port: int, extra: str = "") -> Path
     return path
 
 
-async def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float = 30) -> None:
+async def _wait_health(
+    url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float = 30
+) -> None:
     deadline = time.monotonic() + limit_s
     async with AgentClient(url, timeout_s=2) as client:
         while time.monotonic() < deadline:
@@ -89,7 +95,9 @@ async def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path, limit
     raise RuntimeError(f"the agent did not start within {limit_s:.0f}s; see {log}")
 
 
-async def _wait_servers(client: AgentClient, count: int, limit_s: float = 60) -> list[dict[str, Any]]:
+async def _wait_servers(
+    client: AgentClient, count: int, limit_s: float = 60
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         servers = [s for s in await client.servers() if s["status"] in ("idle", "busy")]
@@ -103,7 +111,9 @@ def _who_rendered(detail: dict[str, Any]) -> str:
     by_server: dict[str, list[int]] = {}
     for frame in detail["frames"]:
         by_server.setdefault(frame["server"] or "?", []).append(frame["frame"])
-    return "; ".join(f"{server}: {len(frames)} frames" for server, frames in sorted(by_server.items()))
+    return "; ".join(
+        f"{server}: {len(frames)} frames" for server, frames in sorted(by_server.items())
+    )
 
 
 def _fed_toml(root: Path, name: str, port: int, peer: str, peer_port: int) -> str:
@@ -116,25 +126,46 @@ def _fed_toml(root: Path, name: str, port: int, peer: str, peer_port: int) -> st
     )
 
 
-async def _start_site(root: Path, procs: Processes, name: str, fed: str, packages: str,
-                      servers: tuple[str, ...]) -> str:
+async def _start_site(
+    root: Path, procs: Processes, name: str, fed: str, packages: str, servers: tuple[str, ...]
+) -> str:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     config = write_site_config(root / name, name, port, fed)
     agent = procs.spawn(f"{name}-agent", "agent", "--config", str(config))
     await _wait_health(url, agent, procs.log_dir / f"{name}-agent.log")
     for server in servers:
-        procs.spawn(server, "render-server", "--agent", url, "--name", server, "--slots", "1",
-                    "--packages", packages, "--cache", str(root / "cache" / server),
-                    "--workdir", str(root / "work" / server))
+        procs.spawn(
+            server,
+            "render-server",
+            "--agent",
+            url,
+            "--name",
+            server,
+            "--slots",
+            "1",
+            "--packages",
+            packages,
+            "--cache",
+            str(root / "cache" / server),
+            "--workdir",
+            str(root / "work" / server),
+        )
     async with AgentClient(url) as client:
         found = await _wait_servers(client, len(servers))
-    print(f"site {name:<9} {url}  render servers: " + ", ".join(
-        f"{s['name']} ({', '.join(f'{k} {v}' for k, v in s['packages'].items())})" for s in found))
+    print(
+        f"site {name:<9} {url}  render servers: "
+        + ", ".join(
+            f"{s['name']} ({', '.join(f'{k} {v}' for k, v in s['packages'].items())})"
+            for s in found
+        )
+    )
     return url
 
 
-async def _wait_for_peer(client: AgentClient, peer: str, package: str, within_s: float = 30) -> None:
+async def _wait_for_peer(
+    client: AgentClient, peer: str, package: str, within_s: float = 30
+) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         for p in await client.peers():
@@ -147,8 +178,10 @@ async def _wait_for_peer(client: AgentClient, peer: str, package: str, within_s:
 async def _submit(client: AgentClient, scene: Path, options: SubmitOptions) -> str:
     result = await submit_scene(client, scene, options)
     job = result.job.get("job", result.job)
-    print(f"submitted {options.name!r} ({options.package}, frames {options.frames}): job {job['id']}, "
-          f"{result.uploaded_files} files ({human_size(result.uploaded_bytes)}) uploaded to the studio")
+    print(
+        f"submitted {options.name!r} ({options.package}, frames {options.frames}): job {job['id']}, "
+        f"{result.uploaded_files} files ({human_size(result.uploaded_bytes)}) uploaded to the studio"
+    )
     return str(job["id"])
 
 
@@ -163,27 +196,45 @@ async def _run(root: Path, procs: Processes) -> int:
     # job asks for the facility explicitly, so the demo still shows a forward.
     remote_package = "povray" if shutil.which("povray") else "builtin"
     if remote_package != "povray":
-        print("POV-Ray is not installed (apt-get install povray); the facility uses the built-in tracer "
-              "and the second job is sent there with --site facility")
-    facility_url = await _start_site(root, procs, "facility",
-                                     _fed_toml(root, "facility", facility_fed, "studio", studio_fed),
-                                     remote_package, ("fac-1", "fac-2"))
-    studio_url = await _start_site(root, procs, "studio",
-                                   _fed_toml(root, "studio", studio_fed, "facility", facility_fed),
-                                   "builtin", ("rs-1", "rs-2"))
+        print(
+            "POV-Ray is not installed (apt-get install povray); the facility uses the built-in tracer "
+            "and the second job is sent there with --site facility"
+        )
+    facility_url = await _start_site(
+        root,
+        procs,
+        "facility",
+        _fed_toml(root, "facility", facility_fed, "studio", studio_fed),
+        remote_package,
+        ("fac-1", "fac-2"),
+    )
+    studio_url = await _start_site(
+        root,
+        procs,
+        "studio",
+        _fed_toml(root, "studio", studio_fed, "facility", facility_fed),
+        "builtin",
+        ("rs-1", "rs-2"),
+    )
     async with AgentClient(studio_url) as studio, AgentClient(facility_url) as facility:
         await _wait_for_peer(studio, "facility", remote_package)
         started = time.monotonic()
         second = (SubmitOptions(package="povray", frames="1-12", name="planet"), POVRAY_EXAMPLE)
         if remote_package != "povray":
-            second = (SubmitOptions(package="builtin", frames="1-12", name="planet", site="facility"), EXAMPLE)
+            second = (
+                SubmitOptions(package="builtin", frames="1-12", name="planet", site="facility"),
+                EXAMPLE,
+            )
         jobs = [
-            await _submit(studio, EXAMPLE, SubmitOptions(package="builtin", frames="1-24", name="textured")),
+            await _submit(
+                studio, EXAMPLE, SubmitOptions(package="builtin", frames="1-24", name="textured")
+            ),
             await _submit(studio, second[1], second[0]),
         ]
 
         def show(detail: dict[str, Any]) -> None:
             print("\r" + progress_line(detail["job"], 2, None), end="", flush=True)
+
         finished = []
         for job_id in jobs:
             finished.append(await wait_for_job(studio, job_id, poll_s=0.5, on_update=show))
@@ -193,23 +244,30 @@ async def _run(root: Path, procs: Processes) -> int:
         return await _report_all(details, facility, elapsed, root / "studio" / "storage")
 
 
-async def _report_all(details: list[dict[str, Any]], facility: AgentClient, elapsed: float,
-                      studio_storage: Path) -> int:
+async def _report_all(
+    details: list[dict[str, Any]], facility: AgentClient, elapsed: float, studio_storage: Path
+) -> int:
     status = 0
     print("\nwhat went where:")
     for detail in details:
         job = detail["job"]
-        print(f"  {job['name']:<9} job {job['id']}  {job['state']}  placement {job['placement']}"
-              f" — {job['placement_reason']}")
+        print(
+            f"  {job['name']:<9} job {job['id']}  {job['state']}  placement {job['placement']}"
+            f" — {job['placement_reason']}"
+        )
         print(f"            rendered by {_who_rendered(detail)}")
         if job["placement"] != "local":
             transfer = job.get("transfer") or {}
             remote = await facility.job(job["remote_job_id"])
-            print(f"            assets sent: {human_size(transfer.get('bytes_sent', 0))} in "
-                  f"{transfer.get('blobs_sent', 0)} blobs ({transfer.get('blobs_skipped', 0)} "
-                  "already at the facility)")
-            print(f"            at the facility: job {remote['job']['id']}, rendered by "
-                  f"{_who_rendered(remote)}; PNGs in {remote['job']['storage_dir']}")
+            print(
+                f"            assets sent: {human_size(transfer.get('bytes_sent', 0))} in "
+                f"{transfer.get('blobs_sent', 0)} blobs ({transfer.get('blobs_skipped', 0)} "
+                "already at the facility)"
+            )
+            print(
+                f"            at the facility: job {remote['job']['id']}, rendered by "
+                f"{_who_rendered(remote)}; PNGs in {remote['job']['storage_dir']}"
+            )
         print(f"            PNGs at the studio: {job['storage_dir']}")
         if job["state"] != "done":
             print(f"job {job['id']} ended {job['state']}: {job.get('error')}", file=sys.stderr)

@@ -81,7 +81,9 @@ class Dispatcher:
             return 0
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
-        plan = plan_dispatch(_job_views(snap, self._bad_server_threshold), _task_views(snap), servers)
+        plan = plan_dispatch(
+            _job_views(snap, self._bad_server_threshold), _task_views(snap), servers
+        )
         if not plan:
             return 0
         now = self._clock()
@@ -108,7 +110,12 @@ class Dispatcher:
                 sent += 1
                 log.debug(
                     "dispatched task %s (job %s, frames %s-%s, attempt %s) to %s",
-                    task.id, job.id, task.frames[0], task.frames[-1], task.attempt, conn.record.name,
+                    task.id,
+                    job.id,
+                    task.frames[0],
+                    task.frames[-1],
+                    task.attempt,
+                    conn.record.name,
                 )
         self.dispatched += sent
         return sent

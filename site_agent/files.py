@@ -47,12 +47,18 @@ def safe_relative_path(value: str) -> PurePosixPath:
     if not isinstance(value, str) or not value or len(value) > 1024:
         raise UnsafePathError("asset paths must be non-empty strings of at most 1024 characters")
     if "\\" in value or any(ord(c) < 32 for c in value):
-        raise UnsafePathError(f"asset path {value!r} contains a backslash or control character; use '/'")
+        raise UnsafePathError(
+            f"asset path {value!r} contains a backslash or control character; use '/'"
+        )
     p = PurePosixPath(value)
     if p.is_absolute():
-        raise UnsafePathError(f"asset path {value!r} is absolute; give it relative to the scene folder")
+        raise UnsafePathError(
+            f"asset path {value!r} is absolute; give it relative to the scene folder"
+        )
     if any(part in ("..", "") for part in p.parts) or value.endswith("/"):
-        raise UnsafePathError(f"asset path {value!r} leaves the scene folder ('..'); keep assets under it")
+        raise UnsafePathError(
+            f"asset path {value!r} leaves the scene folder ('..'); keep assets under it"
+        )
     if p.parts and p.parts[0] == ".":
         p = PurePosixPath(*p.parts[1:])
     if not p.parts or str(p) == ".":
@@ -153,7 +159,9 @@ class _PendingFile:
     tmp: Path
     blocks: list[bytes]
     dest: Path
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 GROUP_MAX_FILES = 512
@@ -296,7 +304,9 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 
 _syncfs = _load_syncfs()
-_group_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupSync] = weakref.WeakKeyDictionary()
+_group_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupSync] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _group_sync() -> GroupSync:

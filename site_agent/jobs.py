@@ -22,8 +22,19 @@ log = logging.getLogger(__name__)
 
 MAX_MANIFEST = 10_000
 MAX_FRAMES = 1_000_000
-SUBMIT_KEYS = {"name", "scene", "manifest", "frames", "chunk_size", "priority", "profile", "settings",
-               "site", "forward", "owner"}
+SUBMIT_KEYS = {
+    "name",
+    "scene",
+    "manifest",
+    "frames",
+    "chunk_size",
+    "priority",
+    "profile",
+    "settings",
+    "site",
+    "forward",
+    "owner",
+}
 SETTINGS_KEYS = {"width", "height"}
 
 
@@ -53,7 +64,9 @@ def parse_manifest(raw: Any) -> tuple[AssetRef, ...]:
     assets = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or set(item) != {"path", "sha256", "size"}:
-            raise BadRequestError(f"manifest[{i}] must be an object with exactly path, sha256 and size")
+            raise BadRequestError(
+                f"manifest[{i}] must be an object with exactly path, sha256 and size"
+            )
         path = str(safe_relative_path(item["path"]))
         sha = check_sha256(item["sha256"])
         size = item["size"]
@@ -70,20 +83,31 @@ def parse_settings(raw: Any) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise BadRequestError("'settings' must be an object such as {\"width\": 320, \"height\": 240}")
+        raise BadRequestError(
+            '\'settings\' must be an object such as {"width": 320, "height": 240}'
+        )
     unknown = sorted(set(raw) - SETTINGS_KEYS)
     if unknown:
-        raise BadRequestError(f"unknown setting '{unknown[0]}'; known: {', '.join(sorted(SETTINGS_KEYS))}")
-    return {"width": _int_in(raw, "width", 320, 1, 16384), "height": _int_in(raw, "height", 240, 1, 16384)}
+        raise BadRequestError(
+            f"unknown setting '{unknown[0]}'; known: {', '.join(sorted(SETTINGS_KEYS))}"
+        )
+    return {
+        "width": _int_in(raw, "width", 320, 1, 16384),
+        "height": _int_in(raw, "height", 240, 1, 16384),
+    }
 
 
-def parse_submission(body: Any, *, site_name: str, known_packages: set[str], now: float) -> tuple[JobRecord, tuple[int, ...], str | None]:
+def parse_submission(
+    body: Any, *, site_name: str, known_packages: set[str], now: float
+) -> tuple[JobRecord, tuple[int, ...], str | None]:
     """Validate a submission body; returns the job, its frames and the requested site."""
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
     unknown = sorted(set(body) - SUBMIT_KEYS)
     if unknown:
-        raise BadRequestError(f"unknown field '{unknown[0]}'; known fields: {', '.join(sorted(SUBMIT_KEYS))}")
+        raise BadRequestError(
+            f"unknown field '{unknown[0]}'; known fields: {', '.join(sorted(SUBMIT_KEYS))}"
+        )
     manifest = parse_manifest(body.get("manifest"))
     scene = str(safe_relative_path(_get(body, "scene", str, "")))
     if scene not in {a.path for a in manifest}:
@@ -92,11 +116,12 @@ def parse_submission(body: Any, *, site_name: str, known_packages: set[str], now
     chunk = _int_in(body, "chunk_size", 1, 1, 100_000)
     profile_raw = _get(body, "profile", dict, None)
     if profile_raw is None:
-        raise BadRequestError("'profile' is required, e.g. {\"package\": \"builtin\"}")
+        raise BadRequestError('\'profile\' is required, e.g. {"package": "builtin"}')
     profile = JobProfile.from_dict(profile_raw)
     if profile.package not in known_packages:
         raise BadRequestError(
-            f"unknown render package '{profile.package}'; known packages: {', '.join(sorted(known_packages))}")
+            f"unknown render package '{profile.package}'; known packages: {', '.join(sorted(known_packages))}"
+        )
     name = _get(body, "name", str, "") or scene.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     if len(name) > 200:
         raise BadRequestError("'name' must be at most 200 characters")
@@ -104,7 +129,7 @@ def parse_submission(body: Any, *, site_name: str, known_packages: set[str], now
     job = JobRecord(
         id=uuid.uuid4().hex[:12],
         name=name,
-        owner=_get(body, "owner", str, "") [:100],
+        owner=_get(body, "owner", str, "")[:100],
         origin_site=site_name,
         priority=_int_in(body, "priority", 50, 0, 100),
         profile=profile,
@@ -129,16 +154,24 @@ class JobService:
     async def submit(self, body: Any) -> JobRecord:
         site = self._site
         job, frames, requested = parse_submission(
-            body, site_name=site.config.name, known_packages=site.known_packages, now=site.clock())
+            body, site_name=site.config.name, known_packages=site.known_packages, now=site.clock()
+        )
         missing = site.assets.missing(a.sha256 for a in job.manifest)
         if missing:
             raise MissingAssetsError(
                 f"{len(missing)} asset blobs are not uploaded yet; PUT them to /api/v1/blobs/<sha256> first",
-                missing=missing)
+                missing=missing,
+            )
         job = await site.place(job, requested)
         await site.store.create_job(job, chunk_frames(frames, job.chunk_size))
-        log.info("job %s (%s) submitted: %d frames of %s, placement %s",
-                 job.id, job.name, job.frame_count, job.profile.requirement, job.placement)
+        log.info(
+            "job %s (%s) submitted: %d frames of %s, placement %s",
+            job.id,
+            job.name,
+            job.frame_count,
+            job.profile.requirement,
+            job.placement,
+        )
         await site.after_submit(job)
         return job
 
@@ -159,11 +192,16 @@ class JobService:
             await site.reports.stop_tasks(tasks, "job cancelled")
             await site.after_cancel(job)
         elif action == "pause":
-            if not await site.store.update_job_state(job_id, JobState.PAUSED, at=now,
-                                                     expected=(JobState.QUEUED, JobState.RUNNING)):
-                raise ConflictError(f"job {job_id} is {job.state}; only queued or running jobs can be paused")
+            if not await site.store.update_job_state(
+                job_id, JobState.PAUSED, at=now, expected=(JobState.QUEUED, JobState.RUNNING)
+            ):
+                raise ConflictError(
+                    f"job {job_id} is {job.state}; only queued or running jobs can be paused"
+                )
         elif action == "resume":
-            if not await site.store.update_job_state(job_id, JobState.QUEUED, at=now, expected=(JobState.PAUSED,)):
+            if not await site.store.update_job_state(
+                job_id, JobState.QUEUED, at=now, expected=(JobState.PAUSED,)
+            ):
                 raise ConflictError(f"job {job_id} is {job.state}; only paused jobs can be resumed")
         elif action == "retry":
             if job.placement != LOCAL:

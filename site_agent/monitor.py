@@ -68,11 +68,17 @@ class HeartbeatMonitor:
         timeout = self._config.heartbeat_timeout_s
         for conn in self._connections.all():
             if now - conn.last_seen > timeout:
-                log.warning("server %s silent for %.0fs; disconnecting", conn.record.name, now - conn.last_seen)
+                log.warning(
+                    "server %s silent for %.0fs; disconnecting",
+                    conn.record.name,
+                    now - conn.last_seen,
+                )
                 await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
         await self._requeue_lost(now, timeout)
         for task in await self._store.expired_tasks(now=now):
-            log.warning("task %s of job %s on %s: lease expired", task.id, task.job_id, task.server_id)
+            log.warning(
+                "task %s of job %s on %s: lease expired", task.id, task.job_id, task.server_id
+            )
             await self._reports.expire(task)
 
     async def _flush_heartbeats(self) -> None:
@@ -83,7 +89,8 @@ class HeartbeatMonitor:
     async def _requeue_lost(self, now: float, grace_s: float) -> None:
         # Server ids only (an index-only read): this runs every second with every task active.
         lost_servers = {
-            server_id for server_id in await self._store.active_task_servers()
+            server_id
+            for server_id in await self._store.active_task_servers()
             if server_id and self._connections.get(server_id) is None
         }
         requeued = 0
@@ -94,6 +101,11 @@ class HeartbeatMonitor:
             tasks = await self._store.requeue_server_tasks(server_id, at=now)
             await self._store.set_server_status(server_id, ServerStatus.OFFLINE, at=now)
             requeued += len(tasks)
-            log.warning("server %s gone for %.0fs; requeued %d tasks", server_id, now - gone_since, len(tasks))
+            log.warning(
+                "server %s gone for %.0fs; requeued %d tasks",
+                server_id,
+                now - gone_since,
+                len(tasks),
+            )
         if requeued:
             self._dispatcher.wake()

@@ -9,15 +9,32 @@ _ANY_OBJECT = {"type": "object"}
 _SHA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
-def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        ok: int = 200, content: str = "application/json", errors: tuple[int, ...] = (400, 404)) -> dict[str, Any]:
+def _op(
+    summary: str,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    ok: int = 200,
+    content: str = "application/json",
+    errors: tuple[int, ...] = (400, 404),
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        str(ok): {"description": "success", "content": {content: {"schema": _ANY_OBJECT if content ==
-                                                                    "application/json" else {"type": "string",
-                                                                                            "format": "binary"}}}},
+        str(ok): {
+            "description": "success",
+            "content": {
+                content: {
+                    "schema": _ANY_OBJECT
+                    if content == "application/json"
+                    else {"type": "string", "format": "binary"}
+                }
+            },
+        },
     }
     for status in errors:
-        responses[str(status)] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+        responses[str(status)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": _ERROR}},
+        }
     op: dict[str, Any] = {"summary": summary, "responses": responses, "parameters": params or []}
     if body is not None:
         op["requestBody"] = {"required": True, "content": body}
@@ -35,21 +52,47 @@ _SUBMIT = {
     "properties": {
         "name": {"type": "string", "maxLength": 200},
         "scene": {"type": "string"},
-        "manifest": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["path", "sha256", "size"], "additionalProperties": False,
-            "properties": {"path": {"type": "string"}, "sha256": _SHA, "size": {"type": "integer", "minimum": 0}}}},
+        "manifest": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["path", "sha256", "size"],
+                "additionalProperties": False,
+                "properties": {
+                    "path": {"type": "string"},
+                    "sha256": _SHA,
+                    "size": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
         "frames": {"type": "string", "examples": ["1-240", "1-240x10", "1,5,10-20"]},
         "chunk_size": {"type": "integer", "minimum": 1, "maximum": 100000},
         "priority": {"type": "integer", "minimum": 0, "maximum": 100},
-        "profile": {"type": "object", "required": ["package"], "properties": {
-            "package": {"type": "string"}, "version": {"type": "string"},
-            "min_memory_mb": {"type": "integer", "minimum": 0}, "min_cores": {"type": "integer", "minimum": 0},
-            "gpu": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
-            "max_servers": {"type": "integer", "minimum": 0}, "task_timeout_s": {"type": "number"},
-            "max_attempts": {"type": "integer", "minimum": 1}, "engine": {"type": "string"}}},
-        "settings": {"type": "object", "additionalProperties": False, "properties": {
-            "width": {"type": "integer", "minimum": 1, "maximum": 16384},
-            "height": {"type": "integer", "minimum": 1, "maximum": 16384}}},
+        "profile": {
+            "type": "object",
+            "required": ["package"],
+            "properties": {
+                "package": {"type": "string"},
+                "version": {"type": "string"},
+                "min_memory_mb": {"type": "integer", "minimum": 0},
+                "min_cores": {"type": "integer", "minimum": 0},
+                "gpu": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "max_servers": {"type": "integer", "minimum": 0},
+                "task_timeout_s": {"type": "number"},
+                "max_attempts": {"type": "integer", "minimum": 1},
+                "engine": {"type": "string"},
+            },
+        },
+        "settings": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "width": {"type": "integer", "minimum": 1, "maximum": 16384},
+                "height": {"type": "integer", "minimum": 1, "maximum": 16384},
+            },
+        },
         "site": {"type": ["string", "null"]},
         "forward": {"type": "boolean"},
         "owner": {"type": "string"},
@@ -64,38 +107,118 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Spillway site agent", "version": "1"},
         "paths": {
             "/api/v1/health": {"get": _op("Site name and version", errors=())},
-            "/api/v1/blobs/check": {"post": _op("Which asset blobs are missing", body={"application/json": {
-                "schema": {"type": "object", "required": ["sha256"],
-                           "properties": {"sha256": {"type": "array", "items": _SHA}}}}})},
+            "/api/v1/blobs/check": {
+                "post": _op(
+                    "Which asset blobs are missing",
+                    body={
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sha256"],
+                                "properties": {"sha256": {"type": "array", "items": _SHA}},
+                            }
+                        }
+                    },
+                )
+            },
             "/api/v1/blobs/{sha256}": {
-                "put": _op("Upload an asset blob (hash-verified)", params=[_path_param("sha256", _SHA)],
-                           body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-                           ok=201, errors=(400, 413, 422)),
-                "get": _op("Download an asset blob", params=[_path_param("sha256", _SHA)],
-                           content="application/octet-stream"),
+                "put": _op(
+                    "Upload an asset blob (hash-verified)",
+                    params=[_path_param("sha256", _SHA)],
+                    body={
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                    ok=201,
+                    errors=(400, 413, 422),
+                ),
+                "get": _op(
+                    "Download an asset blob",
+                    params=[_path_param("sha256", _SHA)],
+                    content="application/octet-stream",
+                ),
             },
             "/api/v1/jobs": {
-                "get": _op("List jobs, newest first", params=[
-                    {"name": "state", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}]),
-                "post": _op("Submit a job", body={"application/json": {"schema": _SUBMIT}}, ok=201,
-                            errors=(400, 422)),
+                "get": _op(
+                    "List jobs, newest first",
+                    params=[
+                        {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        },
+                    ],
+                ),
+                "post": _op(
+                    "Submit a job",
+                    body={"application/json": {"schema": _SUBMIT}},
+                    ok=201,
+                    errors=(400, 422),
+                ),
             },
-            "/api/v1/jobs/{job_id}": {"get": _op("A job with its tasks and per-frame state", params=[job_id])},
-            "/api/v1/jobs/{job_id}/{action}": {"post": _op("cancel, pause, resume or retry", params=[
-                job_id, _path_param("action", {"type": "string", "enum": ["cancel", "pause", "resume", "retry"]})],
-                errors=(400, 404, 409))},
-            "/api/v1/jobs/{job_id}/frames": {"get": _op("Rendered frames of a job", params=[job_id])},
-            "/api/v1/jobs/{job_id}/frames/{frame}": {"get": _op("One rendered frame", params=[
-                job_id, _path_param("frame", {"type": "integer"})], content="image/png")},
-            "/api/v1/servers": {"get": _op("Render servers; with ?job= why each can or cannot run it", params=[
-                {"name": "job", "in": "query", "schema": {"type": "string"}}])},
-            "/api/v1/servers/{server_id}/{action}": {"post": _op("enable or disable a render server", params=[
-                _path_param("server_id"), _path_param("action", {"type": "string", "enum": ["enable", "disable"]})])},
-            "/api/v1/peers": {"get": _op("Federation peers and their advertised capacity", errors=())},
+            "/api/v1/jobs/{job_id}": {
+                "get": _op("A job with its tasks and per-frame state", params=[job_id])
+            },
+            "/api/v1/jobs/{job_id}/{action}": {
+                "post": _op(
+                    "cancel, pause, resume or retry",
+                    params=[
+                        job_id,
+                        _path_param(
+                            "action",
+                            {"type": "string", "enum": ["cancel", "pause", "resume", "retry"]},
+                        ),
+                    ],
+                    errors=(400, 404, 409),
+                )
+            },
+            "/api/v1/jobs/{job_id}/frames": {
+                "get": _op("Rendered frames of a job", params=[job_id])
+            },
+            "/api/v1/jobs/{job_id}/frames/{frame}": {
+                "get": _op(
+                    "One rendered frame",
+                    params=[job_id, _path_param("frame", {"type": "integer"})],
+                    content="image/png",
+                )
+            },
+            "/api/v1/servers": {
+                "get": _op(
+                    "Render servers; with ?job= why each can or cannot run it",
+                    params=[{"name": "job", "in": "query", "schema": {"type": "string"}}],
+                )
+            },
+            "/api/v1/servers/{server_id}/{action}": {
+                "post": _op(
+                    "enable or disable a render server",
+                    params=[
+                        _path_param("server_id"),
+                        _path_param("action", {"type": "string", "enum": ["enable", "disable"]}),
+                    ],
+                )
+            },
+            "/api/v1/peers": {
+                "get": _op("Federation peers and their advertised capacity", errors=())
+            },
         },
-        "components": {"schemas": {"Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            }
+        },
     }

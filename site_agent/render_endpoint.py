@@ -70,7 +70,9 @@ async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())
 
 
-async def _register(site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str) -> ServerConnection:
+async def _register(
+    site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str
+) -> ServerConnection:
     now = site.clock()
     existing = await site.store.get_server_by_name(hello.name)
     record = await site.store.upsert_server(
@@ -91,23 +93,37 @@ async def _register(site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.
             registered_at=existing.registered_at if existing else now,
         )
     )
-    conn = ServerConnection(record=record, ws=ws, last_seen=now, disabled=record.status == ServerStatus.DISABLED)
+    conn = ServerConnection(
+        record=record, ws=ws, last_seen=now, disabled=record.status == ServerStatus.DISABLED
+    )
     old = site.connections.add(conn)
     if old is not None:
         await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced by a new connection")
     keep = await _reconcile_running(site, conn, hello.running)
     site.monitor.connected(record.id)
-    await conn.send(protocol.Welcome(
-        server_id=record.id, site=site.config.name,
-        heartbeat_interval_s=site.config.scheduling.heartbeat_interval_s, keep=keep,
-    ))
-    log.info("render server %s (%s) connected from %s: %s slots, packages %s",
-             record.name, record.id, remote, record.slots, dict(record.packages))
+    await conn.send(
+        protocol.Welcome(
+            server_id=record.id,
+            site=site.config.name,
+            heartbeat_interval_s=site.config.scheduling.heartbeat_interval_s,
+            keep=keep,
+        )
+    )
+    log.info(
+        "render server %s (%s) connected from %s: %s slots, packages %s",
+        record.name,
+        record.id,
+        remote,
+        record.slots,
+        dict(record.packages),
+    )
     site.dispatcher.wake()
     return conn
 
 
-async def _reconcile_running(site: SiteAgent, conn: ServerConnection, reported: list[protocol.TaskRef]) -> list[protocol.TaskRef]:
+async def _reconcile_running(
+    site: SiteAgent, conn: ServerConnection, reported: list[protocol.TaskRef]
+) -> list[protocol.TaskRef]:
     """After a reconnect, keep the tasks both sides agree on; requeue the rest.
 
     Kept tasks go into the connection's in-memory table, which the report path
@@ -119,11 +135,17 @@ async def _reconcile_running(site: SiteAgent, conn: ServerConnection, reported: 
         claimed = {(r.task_id, r.attempt) for r in reported}
         if expected and expected.keys() <= claimed:
             # Merge: nothing is dispatched to an unreconciled connection, but stay safe if it was.
-            conn.running = {key: ActiveTask.of(task) for key, task in expected.items()} | conn.running
+            conn.running = {
+                key: ActiveTask.of(task) for key, task in expected.items()
+            } | conn.running
             return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
         if active:
             requeued = await site.store.requeue_server_tasks(conn.server_id, at=site.clock())
-            log.info("server %s reconnected without %d of its tasks; requeued them", conn.record.name, len(requeued))
+            log.info(
+                "server %s reconnected without %d of its tasks; requeued them",
+                conn.record.name,
+                len(requeued),
+            )
         return []
     finally:
         conn.reconciled = True
@@ -156,15 +178,20 @@ class _Completions:
     async def start(self, msg: protocol.TaskDone) -> None:
         while len(self._running) >= self._conn.record.slots + 2:
             await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._site.reports.done(self._conn.server_id, msg),
-                                   name=f"task-done-{msg.task_id}")
+        task = asyncio.create_task(
+            self._site.reports.done(self._conn.server_id, msg), name=f"task-done-{msg.task_id}"
+        )
         self._running.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("handling a task_done from %s failed", self._conn.record.name, exc_info=task.exception())
+            log.error(
+                "handling a task_done from %s failed",
+                self._conn.record.name,
+                exc_info=task.exception(),
+            )
 
     async def drain(self) -> None:
         """Let the completions already received finish (the connection is closing)."""
@@ -189,7 +216,9 @@ async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _C
                 break
             # Log first: closing waits for the peer's close frame, which a broken peer may never send.
             log.warning("server %s sent a non-binary frame; closing", conn.record.name)
-            await conn.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary msgpack frames only")
+            await conn.ws.close(
+                code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary msgpack frames only"
+            )
             break
         try:
             msg = protocol.decode(raw.data)
@@ -212,11 +241,15 @@ async def _unregister(site: SiteAgent, conn: ServerConnection) -> None:
     if site.connections.remove(conn):
         site.monitor.disconnected(conn.server_id)
         if not conn.disabled:
-            await site.store.set_server_status(conn.server_id, ServerStatus.OFFLINE, at=site.clock())
+            await site.store.set_server_status(
+                conn.server_id, ServerStatus.OFFLINE, at=site.clock()
+            )
         log.info("render server %s disconnected", conn.record.name)
 
 
-async def _active_in_store(site: SiteAgent, server_id: str, task_id: int, attempt: int) -> ActiveTask:
+async def _active_in_store(
+    site: SiteAgent, server_id: str, task_id: int, attempt: int
+) -> ActiveTask:
     """The fence check against the store, for an attempt the connection does not hold.
 
     Memory lags the store only around reconnects: a render server retries its
@@ -226,7 +259,9 @@ async def _active_in_store(site: SiteAgent, server_id: str, task_id: int, attemp
     if task is None:
         raise NotFoundError(f"no task {task_id}")
     if task.attempt != attempt or task.server_id != server_id or not task.state.active:
-        raise ConflictError(f"task {task_id} attempt {attempt} is no longer assigned to this server")
+        raise ConflictError(
+            f"task {task_id} attempt {attempt} is no longer assigned to this server"
+        )
     return ActiveTask.of(task)
 
 
@@ -243,7 +278,12 @@ async def upload_frame(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequestError("task, attempt and frame must be whole numbers") from None
     sha = check_sha256(request.headers.get("X-Sha256", ""))
-    active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(site, server_id, task_id, attempt)
-    record = await site.reports.store_frame(server_id, active, frame, request.content.iter_chunked(1 << 16),
-                                            expected_sha256=sha)
-    return web.json_response({"frame": frame, "sha256": record.sha256, "size": record.size}, status=201)
+    active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(
+        site, server_id, task_id, attempt
+    )
+    record = await site.reports.store_frame(
+        server_id, active, frame, request.content.iter_chunked(1 << 16), expected_sha256=sha
+    )
+    return web.json_response(
+        {"frame": frame, "sha256": record.sha256, "size": record.size}, status=201
+    )

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 JobFinishedHook = Callable[[str], Awaitable[None]]
 
 
-
 class JobCache:
     """Recently used jobs, for the parts that never change after submission.
 
@@ -69,7 +68,9 @@ class JobCache:
             job = await self._store.get_job(job_id)
         except BaseException as exc:
             # Waiters retry on their own; a cancelled loader must not cancel them.
-            loading.set_exception(exc if isinstance(exc, Exception) else RuntimeError("job read cancelled"))
+            loading.set_exception(
+                exc if isinstance(exc, Exception) else RuntimeError("job read cancelled")
+            )
             loading.exception()  # retrieved: nobody may be waiting
             raise
         finally:
@@ -110,19 +111,32 @@ class TaskReports:
         active = await self.lookup(server_id, msg.task_id, msg.attempt)
         job = await self.jobs.get(active.job_id) if active else None
         if active is None or job is None:
-            log.info("ignored stale start of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+            log.info(
+                "ignored stale start of task %s attempt %s from %s",
+                msg.task_id,
+                msg.attempt,
+                server_id,
+            )
             return
         now = self._clock()
-        self.batcher.started(StartedReport(
-            task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
-            at=now, lease_expires_at=now + job.profile.task_timeout_s,
-        ))
+        self.batcher.started(
+            StartedReport(
+                task_id=msg.task_id,
+                attempt=msg.attempt,
+                server_id=server_id,
+                job_id=active.job_id,
+                at=now,
+                lease_expires_at=now + job.profile.task_timeout_s,
+            )
+        )
 
     async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
         # Queued for the next group commit: one transaction per log message, awaited
         # before the connection's next report, cost every task of a chatty renderer a
         # commit in a row (7 % of a 2-slot farm's makespan with 0.3 s frames).
-        self.batcher.log(LogReport(task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, text=msg.text))
+        self.batcher.log(
+            LogReport(task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, text=msg.text)
+        )
 
     async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
         active = self._release(server_id, msg.task_id, msg.attempt)
@@ -134,7 +148,12 @@ class TaskReports:
         else:
             active = await self.lookup(server_id, msg.task_id, msg.attempt)
         if active is None:
-            log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+            log.info(
+                "ignored stale completion of task %s attempt %s from %s",
+                msg.task_id,
+                msg.attempt,
+                server_id,
+            )
             return
         inline: list[FrameRecord] = []
         if msg.frames:
@@ -144,7 +163,9 @@ class TaskReports:
                 # Like a refused upload: that attempt fails (and is retried), nothing of it is recorded.
                 task = await self._store.get_task(msg.task_id)
                 if task is not None:
-                    await self._fail(task, server_id, msg.attempt, f"inline frames refused: {exc}", msg.log_tail)
+                    await self._fail(
+                        task, server_id, msg.attempt, f"inline frames refused: {exc}", msg.log_tail
+                    )
                 self._dispatcher.wake()
                 return
             active.uploaded.extend(inline)
@@ -163,32 +184,58 @@ class TaskReports:
             self._dispatcher.wake()
             return
         # Inline frames are recorded in the completion's transaction: one group commit per task.
-        outcome = await self.batcher.completed(CompletionReport(
-            task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, job_id=active.job_id,
-            at=self._clock(), log_tail=msg.log_tail,
-        ), frames=inline)
+        outcome = await self.batcher.completed(
+            CompletionReport(
+                task_id=msg.task_id,
+                attempt=msg.attempt,
+                server_id=server_id,
+                job_id=active.job_id,
+                at=self._clock(),
+                log_tail=msg.log_tail,
+            ),
+            frames=inline,
+        )
         if not released:
             self._dispatcher.wake()  # an attempt known only to the store (a reconnect): wake once committed
         if outcome is None:
-            log.info("ignored stale completion of task %s attempt %s from %s", msg.task_id, msg.attempt, server_id)
+            log.info(
+                "ignored stale completion of task %s attempt %s from %s",
+                msg.task_id,
+                msg.attempt,
+                server_id,
+            )
         else:
             log.debug("task %s of job %s done on %s", msg.task_id, active.job_id, server_id)
             await self._after(outcome)
 
     async def store_frame(
-        self, server_id: str, active: ActiveTask, frame: int, chunks: AsyncIterable[bytes], *, expected_sha256: str
+        self,
+        server_id: str,
+        active: ActiveTask,
+        frame: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_sha256: str,
     ) -> FrameRecord:
         """Store one uploaded frame of a fenced attempt: write it, verify it, record it.
 
         The caller has checked that the server holds the attempt. Committed on return.
         """
-        record = await self.write_frame(server_id, active, frame, chunks, expected_sha256=expected_sha256)
+        record = await self.write_frame(
+            server_id, active, frame, chunks, expected_sha256=expected_sha256
+        )
         await self.batcher.frame(record)
         active.uploaded.append(record)
         return record
 
     async def write_frame(
-        self, server_id: str, active: ActiveTask, frame: int, chunks: AsyncIterable[bytes], *, expected_sha256: str
+        self,
+        server_id: str,
+        active: ActiveTask,
+        frame: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_sha256: str,
     ) -> FrameRecord:
         """Write one frame of a fenced attempt atomically and verify it; the caller records it.
 
@@ -201,10 +248,18 @@ class TaskReports:
             raise NotFoundError(f"no job {active.job_id}")
         name = frame_file_name(job.output_name, frame, job.output_ext)
         job_dir = self._storage.job_dir(job.name, job.id)
-        digest, size = await self._storage.write_frame(job_dir, name, chunks, expected_sha256=expected_sha256)
+        digest, size = await self._storage.write_frame(
+            job_dir, name, chunks, expected_sha256=expected_sha256
+        )
         return FrameRecord(
-            job_id=job.id, frame=frame, task_id=active.task_id, name=name, sha256=digest, size=size,
-            server_id=server_id, rendered_at=self._clock(),
+            job_id=job.id,
+            frame=frame,
+            task_id=active.task_id,
+            name=name,
+            sha256=digest,
+            size=size,
+            server_id=server_id,
+            rendered_at=self._clock(),
         )
 
     async def _write_inline(
@@ -223,13 +278,20 @@ class TaskReports:
         for f, digest in zip(frames, hashes, strict=True):
             if digest != f.sha256:
                 raise BadRequestError(
-                    f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}")
-        writes = [self.write_frame(server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256)
-                  for f in frames]
+                    f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}"
+                )
+        writes = [
+            self.write_frame(
+                server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256
+            )
+            for f in frames
+        ]
         # The usual one-frame task without a task per frame; several frames share one file-system sync.
         records = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
         self.inline_frames += len(frames)
-        log.debug("wrote %d inline frames of task %s from %s", len(frames), active.task_id, server_id)
+        log.debug(
+            "wrote %d inline frames of task %s from %s", len(frames), active.task_id, server_id
+        )
         return records
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
@@ -249,7 +311,12 @@ class TaskReports:
         if active is not None:
             return active
         task = await self._store.get_task(task_id)
-        if task is None or task.attempt != attempt or task.server_id != server_id or not task.state.active:
+        if (
+            task is None
+            or task.attempt != attempt
+            or task.server_id != server_id
+            or not task.state.active
+        ):
             return None
         return ActiveTask.of(task)
 
@@ -268,11 +335,17 @@ class TaskReports:
         conn = self._connections.get(server_id)
         if conn is not None:
             conn.running.pop((task.id, task.attempt), None)
-            await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out"))
-        await self._fail(task, server_id, task.attempt, f"timed out after {timeout:.0f}s without a report", None)
+            await conn.send(
+                protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out")
+            )
+        await self._fail(
+            task, server_id, task.attempt, f"timed out after {timeout:.0f}s without a report", None
+        )
         self._dispatcher.wake()
 
-    async def _fail(self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None) -> None:
+    async def _fail(
+        self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None
+    ) -> None:
         job = await self._store.get_job(task.job_id)
         if job is None:
             return
@@ -284,12 +357,27 @@ class TaskReports:
             bad_server_threshold=self._threshold,
         )
         outcome = await self._store.fail_task(
-            task.id, attempt, server_id, error=error, at=self._clock(), retry=decision.retry, log_tail=log_tail
+            task.id,
+            attempt,
+            server_id,
+            error=error,
+            at=self._clock(),
+            retry=decision.retry,
+            log_tail=log_tail,
         )
         if outcome is None:
-            log.info("ignored stale failure of task %s attempt %s from %s", task.id, attempt, server_id)
+            log.info(
+                "ignored stale failure of task %s attempt %s from %s", task.id, attempt, server_id
+            )
             return
-        log.warning("task %s of job %s failed on %s: %s (%s)", task.id, job.id, server_id, error, decision.reason)
+        log.warning(
+            "task %s of job %s failed on %s: %s (%s)",
+            task.id,
+            job.id,
+            server_id,
+            error,
+            decision.reason,
+        )
         await self._after(outcome)
 
     async def _after(self, outcome: TaskOutcome) -> None:
@@ -306,7 +394,9 @@ class TaskReports:
         for task in tasks:
             conn = self._connections.get(task.server_id or "")
             if conn is not None and conn.running.pop((task.id, task.attempt), None) is not None:
-                await conn.send(protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason))
+                await conn.send(
+                    protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason)
+                )
         self._dispatcher.wake()
 
 
@@ -325,4 +415,3 @@ async def _sha256_all(blobs: list[bytes]) -> list[str]:
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
-

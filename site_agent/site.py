@@ -48,7 +48,9 @@ class FederationHooks(Protocol):
 
 
 class SiteAgent:
-    def __init__(self, config: SiteConfig, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: SiteConfig, store: Store, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
@@ -56,11 +58,20 @@ class SiteAgent:
         self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
         self.connections = ConnectionRegistry()
         threshold = config.scheduling.bad_server_threshold
-        self.dispatcher = Dispatcher(store, self.connections, bad_server_threshold=threshold, clock=clock)
-        self.reports = TaskReports(store, self.connections, self.dispatcher, self.storage,
-                                   bad_server_threshold=threshold, clock=clock)
-        self.monitor = HeartbeatMonitor(store, self.connections, self.dispatcher, self.reports,
-                                        config.scheduling, clock=clock)
+        self.dispatcher = Dispatcher(
+            store, self.connections, bad_server_threshold=threshold, clock=clock
+        )
+        self.reports = TaskReports(
+            store,
+            self.connections,
+            self.dispatcher,
+            self.storage,
+            bad_server_threshold=threshold,
+            clock=clock,
+        )
+        self.monitor = HeartbeatMonitor(
+            store, self.connections, self.dispatcher, self.reports, config.scheduling, clock=clock
+        )
         self.jobs = JobService(self)
         self.known_packages = set(registry())
         self.federation: FederationHooks | None = None
@@ -76,7 +87,9 @@ class SiteAgent:
         if self.federation is not None:
             return await self.federation.place(job, requested)
         if requested not in (None, "", LOCAL, self.config.name):
-            raise BadRequestError(f"no peer site named '{requested}': this site has no peers configured")
+            raise BadRequestError(
+                f"no peer site named '{requested}': this site has no peers configured"
+            )
         return dataclasses.replace(job, placement=LOCAL, placement_reason="rendered at this site")
 
     async def after_submit(self, job: JobRecord) -> None:
@@ -104,8 +117,14 @@ class SiteAgent:
         records = await self.store.list_servers()
         live = {v.id: v for v in self.connections.views()}
         views = [live.get(r.id) or offline_view(r) for r in records]
-        avoid = bad_servers(await self.store.server_failures(job.id), self.config.scheduling.bad_server_threshold)
-        capable = [v for v in views if v.status in ONLINE_STATUSES and v.id not in avoid and matches(job.profile, v)]
+        avoid = bad_servers(
+            await self.store.server_failures(job.id), self.config.scheduling.bad_server_threshold
+        )
+        capable = [
+            v
+            for v in views
+            if v.status in ONLINE_STATUSES and v.id not in avoid and matches(job.profile, v)
+        ]
         if not capable:
             return explain_unmatched(job.profile, views, avoid=avoid)
         if counts.get(TaskState.DISPATCHED, 0) + counts.get(TaskState.RUNNING, 0) == 0 and not any(

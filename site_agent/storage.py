@@ -35,10 +35,17 @@ class FrameStorage:
         return self.root / f"{safe_name(job_name)}-{job_id}"
 
     async def write_frame(
-        self, job_dir: Path, file_name: str, chunks: AsyncIterable[bytes], *, expected_sha256: str | None
+        self,
+        job_dir: Path,
+        file_name: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_sha256: str | None,
     ) -> tuple[str, int]:
         """Write one frame atomically; returns (sha256, size). The name must come from frame_file_name."""
         dest = job_dir / file_name
         if dest.parent != job_dir or "/" in file_name:
             raise ValueError(f"frame file name {file_name!r} must be a plain file name")
-        return await write_atomic(dest, chunks, expected_sha256=expected_sha256, max_bytes=self.max_frame_bytes)
+        return await write_atomic(
+            dest, chunks, expected_sha256=expected_sha256, max_bytes=self.max_frame_bytes
+        )

@@ -12,8 +12,14 @@ from .connections import record_view
 from .store.records import FrameRecord, JobRecord, ServerRecord, TaskRecord, TaskState
 
 
-def job_json(job: JobRecord, counts: Mapping[TaskState, int], *, frames_done: int,
-             why_waiting: str | None, storage_dir: str) -> dict[str, Any]:
+def job_json(
+    job: JobRecord,
+    counts: Mapping[TaskState, int],
+    *,
+    frames_done: int,
+    why_waiting: str | None,
+    storage_dir: str,
+) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
@@ -49,7 +55,9 @@ def job_json(job: JobRecord, counts: Mapping[TaskState, int], *, frames_done: in
     }
 
 
-def task_json(task: TaskRecord, server_names: Mapping[str, str], *, peer: str | None = None) -> dict[str, Any]:
+def task_json(
+    task: TaskRecord, server_names: Mapping[str, str], *, peer: str | None = None
+) -> dict[str, Any]:
     """A task; ``peer`` names the site rendering it when the job was forwarded (no local server)."""
     server = server_names.get(task.server_id or "", task.server_id) if task.server_id else peer
     return {
@@ -68,31 +76,37 @@ def task_json(task: TaskRecord, server_names: Mapping[str, str], *, peer: str | 
     }
 
 
-def frames_json(tasks: Sequence[TaskRecord], frames: Sequence[FrameRecord],
-                server_names: Mapping[str, str]) -> list[dict[str, Any]]:
+def frames_json(
+    tasks: Sequence[TaskRecord], frames: Sequence[FrameRecord], server_names: Mapping[str, str]
+) -> list[dict[str, Any]]:
     """Per-frame state: a frame is done once its output is stored, else its task's state."""
     stored = {f.frame: f for f in frames}
     rows: list[dict[str, Any]] = []
     for task in tasks:
         for n in task.frames:
             out = stored.get(n)
-            state = TaskState.DONE.value if out and task.state == TaskState.DONE else task.state.value
+            state = (
+                TaskState.DONE.value if out and task.state == TaskState.DONE else task.state.value
+            )
             server = out.server_id if out else task.server_id
-            rows.append({
-                "frame": n,
-                "state": state,
-                "server": server_names.get(server or "", server),
-                "task": task.id,
-                "sha256": out.sha256 if out else None,
-                "size": out.size if out else None,
-                "name": out.name if out else None,
-            })
+            rows.append(
+                {
+                    "frame": n,
+                    "state": state,
+                    "server": server_names.get(server or "", server),
+                    "task": task.id,
+                    "sha256": out.sha256 if out else None,
+                    "size": out.size if out else None,
+                    "name": out.name if out else None,
+                }
+            )
     rows.sort(key=lambda r: r["frame"])
     return rows
 
 
-def server_json(record: ServerRecord, view: ServerView | None, *, running_tasks: int,
-                match_profile: Any = None) -> dict[str, Any]:
+def server_json(
+    record: ServerRecord, view: ServerView | None, *, running_tasks: int, match_profile: Any = None
+) -> dict[str, Any]:
     status = view.status if view else ("disabled" if record.status == "disabled" else "offline")
     body: dict[str, Any] = {
         "id": record.id,
@@ -113,11 +127,15 @@ def server_json(record: ServerRecord, view: ServerView | None, *, running_tasks:
     }
     if match_profile is not None:
         result = explain(match_profile, view or offline_view(record))
-        body["match"] = {"ok": isinstance(result, Match),
-                         "reasons": [] if isinstance(result, Match) else list(result.reasons)}
+        body["match"] = {
+            "ok": isinstance(result, Match),
+            "reasons": [] if isinstance(result, Match) else list(result.reasons),
+        }
     return body
 
 
 def offline_view(record: ServerRecord) -> ServerView:
     """A registered server with no live connection (or disabled)."""
-    return record_view(record, free_slots=0, status="disabled" if record.status == "disabled" else "offline")
+    return record_view(
+        record, free_slots=0, status="disabled" if record.status == "disabled" else "offline"
+    )

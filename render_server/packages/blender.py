@@ -131,8 +131,15 @@ class BlenderAdapter:
     async def scan(self, scene: Path) -> list[Path]:
         """Files the .blend references (images, libraries, sounds, caches ...)."""
         scene = _existing_scene(scene)
-        argv = [self.executable, "-b", str(scene), "--python-exit-code", "1",
-                "--python-expr", _SCAN_SCRIPT]
+        argv = [
+            self.executable,
+            "-b",
+            str(scene),
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            _SCAN_SCRIPT,
+        ]
         result = await run_capture(argv, limit_s=SCAN_TIMEOUT)
         if result is None:
             raise ScanError(f"could not run {self.executable!r} to scan {scene.name}")

@@ -52,7 +52,9 @@ class Store(Protocol):
     async def upsert_server(self, server: ServerRecord) -> ServerRecord:
         """Insert or update by name; an existing server keeps its id, and stays disabled if it was."""
 
-    async def set_server_status(self, server_id: str, status: ServerStatus, *, at: float) -> None: ...
+    async def set_server_status(
+        self, server_id: str, status: ServerStatus, *, at: float
+    ) -> None: ...
 
     async def record_heartbeats(self, beats: Sequence[tuple[str, float]]) -> None:
         """Batch update of ``last_heartbeat`` for (server_id, at) pairs."""
@@ -166,7 +168,9 @@ class Store(Protocol):
     async def expired_tasks(self, *, now: float) -> list[TaskRecord]:
         """Active tasks whose lease expired before ``now``."""
 
-    async def active_tasks(self, *, server_id: str | None = None, job_id: str | None = None) -> list[TaskRecord]: ...
+    async def active_tasks(
+        self, *, server_id: str | None = None, job_id: str | None = None
+    ) -> list[TaskRecord]: ...
 
     async def active_task_servers(self) -> set[str]:
         """Ids of the servers holding at least one active task (one cheap indexed read)."""
@@ -184,5 +188,7 @@ class Store(Protocol):
 
     async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None: ...
 
-    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]:
+    async def stored_task_frames(
+        self, job_id: str, task_id: int, frames: Sequence[int]
+    ) -> set[int]:
         """Which of ``frames`` are stored as uploaded by ``task_id`` (one indexed read)."""

@@ -36,10 +36,16 @@ class OfferRow:
 
     @classmethod
     def from_row(cls, row: Row) -> OfferRow:
-        return cls(key=row["key"], site=row["site"], origin_job_id=row["origin_job_id"],
-                   epoch=row["epoch"], body=json.loads(row["body"]),
-                   remote_job_id=row["remote_job_id"], created_at=row["created_at"],
-                   committed_at=row["committed_at"])
+        return cls(
+            key=row["key"],
+            site=row["site"],
+            origin_job_id=row["origin_job_id"],
+            epoch=row["epoch"],
+            body=json.loads(row["body"]),
+            remote_job_id=row["remote_job_id"],
+            created_at=row["created_at"],
+            committed_at=row["committed_at"],
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,10 +65,18 @@ class OutboxEntry:
 
     @classmethod
     def from_row(cls, row: Row) -> OutboxEntry:
-        return cls(id=row["id"], peer=row["peer"], kind=row["kind"], job_id=row["job_id"],
-                   body=json.loads(row["body"]), final=bool(row["final"]),
-                   attempts=row["attempts"], created_at=row["created_at"],
-                   delivered_at=row["delivered_at"], last_error=row["last_error"])
+        return cls(
+            id=row["id"],
+            peer=row["peer"],
+            kind=row["kind"],
+            job_id=row["job_id"],
+            body=json.loads(row["body"]),
+            final=bool(row["final"]),
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            delivered_at=row["delivered_at"],
+            last_error=row["last_error"],
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,8 +113,16 @@ class PeerAdvertRow:
 class FederationStore(Protocol):
     """What the federation layer persists (implemented by :class:`FederationStoreMixin`)."""
 
-    async def fed_insert_offer(self, *, key: str, site: str, origin_job_id: str, epoch: int,
-                               body: Mapping[str, Any], at: float) -> OfferRow: ...
+    async def fed_insert_offer(
+        self,
+        *,
+        key: str,
+        site: str,
+        origin_job_id: str,
+        epoch: int,
+        body: Mapping[str, Any],
+        at: float,
+    ) -> OfferRow: ...
     async def fed_get_offer(self, key: str) -> OfferRow | None: ...
     async def fed_offer_by_job(self, remote_job_id: str) -> OfferRow | None: ...
     async def fed_pending_offers(self, site: str) -> list[OfferRow]: ...
@@ -109,8 +131,17 @@ class FederationStore(Protocol):
     async def fed_seen(self, site: str, msg_id: str) -> bool: ...
     async def fed_mark_seen(self, site: str, msg_id: str, *, at: float) -> None: ...
     async def fed_prune_seen(self, *, before: float) -> int: ...
-    async def fed_enqueue(self, *, msg_id: str, peer: str, kind: str, job_id: str,
-                          body: Mapping[str, Any], final: bool, at: float) -> bool: ...
+    async def fed_enqueue(
+        self,
+        *,
+        msg_id: str,
+        peer: str,
+        kind: str,
+        job_id: str,
+        body: Mapping[str, Any],
+        final: bool,
+        at: float,
+    ) -> bool: ...
     async def fed_pending_outbox(self, limit: int = 100) -> list[OutboxEntry]: ...
     async def fed_get_outbox(self, msg_id: str) -> OutboxEntry | None: ...
     async def fed_outbox_delivered(self, msg_id: str, *, at: float) -> None: ...
@@ -118,18 +149,36 @@ class FederationStore(Protocol):
     async def fed_start_forward(self, job_id: str, epoch: int, peer: str, *, at: float) -> None: ...
     async def fed_get_forward(self, job_id: str, epoch: int) -> ForwardRow | None: ...
     async def fed_latest_forward(self, job_id: str) -> ForwardRow | None: ...
-    async def fed_add_transfer(self, job_id: str, epoch: int, *, bytes_sent: int, blobs_sent: int,
-                               blobs_skipped: int, at: float) -> None: ...
-    async def fed_set_forward_state(self, job_id: str, epoch: int, state: str, *,
-                                    remote_job_id: str | None, at: float) -> None: ...
-    async def fed_forward_contact(self, job_id: str, epoch: int, *, remote_state: str,
-                                  frames_done: int, at: float) -> None: ...
+    async def fed_add_transfer(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        bytes_sent: int,
+        blobs_sent: int,
+        blobs_skipped: int,
+        at: float,
+    ) -> None: ...
+    async def fed_set_forward_state(
+        self, job_id: str, epoch: int, state: str, *, remote_job_id: str | None, at: float
+    ) -> None: ...
+    async def fed_forward_contact(
+        self, job_id: str, epoch: int, *, remote_state: str, frames_done: int, at: float
+    ) -> None: ...
     async def fed_open_forwards(self) -> list[ForwardRow]: ...
-    async def fed_replace_job(self, job_id: str, *, old_epoch: int, placement: str, reason: str,
-                              at: float) -> int | None: ...
-    async def fed_finish_forwarded_job(self, job_id: str, *, epoch: int, state: JobState,
-                                       frames: Sequence[FrameRecord], error: str,
-                                       at: float) -> bool: ...
+    async def fed_replace_job(
+        self, job_id: str, *, old_epoch: int, placement: str, reason: str, at: float
+    ) -> int | None: ...
+    async def fed_finish_forwarded_job(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        state: JobState,
+        frames: Sequence[FrameRecord],
+        error: str,
+        at: float,
+    ) -> bool: ...
     async def fed_save_advert(self, name: str, advert: Mapping[str, Any], *, at: float) -> None: ...
     async def fed_list_adverts(self) -> list[PeerAdvertRow]: ...
     async def fed_local_frames_waiting(self) -> int: ...
@@ -146,8 +195,16 @@ class FederationStoreMixin:
     _db: Database
 
     # --- offers (remote side) -------------------------------------------
-    async def fed_insert_offer(self, *, key: str, site: str, origin_job_id: str, epoch: int,
-                               body: Mapping[str, Any], at: float) -> OfferRow:
+    async def fed_insert_offer(
+        self,
+        *,
+        key: str,
+        site: str,
+        origin_job_id: str,
+        epoch: int,
+        body: Mapping[str, Any],
+        at: float,
+    ) -> OfferRow:
         """Record an accepted offer; an offer with the same key keeps the first record."""
         await self._db.execute(q.INSERT_OFFER, key, site, origin_job_id, epoch, _json(body), at)
         offer = await self.fed_get_offer(key)
@@ -184,13 +241,23 @@ class FederationStoreMixin:
         return await self._db.execute(q.PRUNE_SEEN, before)
 
     # --- outbox ---------------------------------------------------------
-    async def fed_enqueue(self, *, msg_id: str, peer: str, kind: str, job_id: str,
-                          body: Mapping[str, Any], final: bool, at: float) -> bool:
+    async def fed_enqueue(
+        self,
+        *,
+        msg_id: str,
+        peer: str,
+        kind: str,
+        job_id: str,
+        body: Mapping[str, Any],
+        final: bool,
+        at: float,
+    ) -> bool:
         """Queue a message (no-op if the id exists); a newer notification supersedes
         undelivered progress of the same job. True if it was new."""
         async with self._db.transaction() as conn:
-            added = await conn.execute(q.INSERT_OUTBOX, msg_id, peer, kind, job_id, _json(body),
-                                       int(final), at)
+            added = await conn.execute(
+                q.INSERT_OUTBOX, msg_id, peer, kind, job_id, _json(body), int(final), at
+            )
             if added and kind == "notify":
                 await conn.execute(q.DROP_PENDING_PROGRESS, job_id, msg_id)
         return added > 0
@@ -220,39 +287,59 @@ class FederationStoreMixin:
         row = await self._db.fetchrow(q.LATEST_FORWARD, job_id)
         return None if row is None else ForwardRow.from_row(row)
 
-    async def fed_add_transfer(self, job_id: str, epoch: int, *, bytes_sent: int, blobs_sent: int,
-                               blobs_skipped: int, at: float) -> None:
-        await self._db.execute(q.FORWARD_TRANSFER, job_id, epoch, bytes_sent, blobs_sent,
-                               blobs_skipped, at)
+    async def fed_add_transfer(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        bytes_sent: int,
+        blobs_sent: int,
+        blobs_skipped: int,
+        at: float,
+    ) -> None:
+        await self._db.execute(
+            q.FORWARD_TRANSFER, job_id, epoch, bytes_sent, blobs_sent, blobs_skipped, at
+        )
 
-    async def fed_set_forward_state(self, job_id: str, epoch: int, state: str, *,
-                                    remote_job_id: str | None, at: float) -> None:
+    async def fed_set_forward_state(
+        self, job_id: str, epoch: int, state: str, *, remote_job_id: str | None, at: float
+    ) -> None:
         await self._db.execute(q.FORWARD_STATE, job_id, epoch, state, remote_job_id, at)
 
-    async def fed_forward_contact(self, job_id: str, epoch: int, *, remote_state: str,
-                                  frames_done: int, at: float) -> None:
+    async def fed_forward_contact(
+        self, job_id: str, epoch: int, *, remote_state: str, frames_done: int, at: float
+    ) -> None:
         await self._db.execute(q.FORWARD_CONTACT, job_id, epoch, remote_state, frames_done, at)
 
     async def fed_open_forwards(self) -> list[ForwardRow]:
         return [ForwardRow.from_row(r) for r in await self._db.fetch(q.OPEN_FORWARDS)]
 
-    async def fed_replace_job(self, job_id: str, *, old_epoch: int, placement: str, reason: str,
-                              at: float) -> int | None:
+    async def fed_replace_job(
+        self, job_id: str, *, old_epoch: int, placement: str, reason: str, at: float
+    ) -> int | None:
         """Move the job to a new placement with epoch + 1, if it is still at ``old_epoch``
         and unfinished; its forward is abandoned. Returns the new epoch, or None."""
         new_epoch = old_epoch + 1
         async with self._db.transaction() as conn:
-            changed = await conn.execute(q.REPLACE_JOB, job_id, placement, reason, new_epoch, at,
-                                         old_epoch)
+            changed = await conn.execute(
+                q.REPLACE_JOB, job_id, placement, reason, new_epoch, at, old_epoch
+            )
             if not changed:
                 return None
             await conn.execute(q.FORWARD_STATE, job_id, old_epoch, "abandoned", None, at)
         log.info("job %s re-placed to %s (epoch %d): %s", job_id, placement, new_epoch, reason)
         return new_epoch
 
-    async def fed_finish_forwarded_job(self, job_id: str, *, epoch: int, state: JobState,
-                                       frames: Sequence[FrameRecord], error: str,
-                                       at: float) -> bool:
+    async def fed_finish_forwarded_job(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        state: JobState,
+        frames: Sequence[FrameRecord],
+        error: str,
+        at: float,
+    ) -> bool:
         """Record the fetched frames and finish the job, fenced on its placement epoch.
 
         The origin's own (never dispatched) tasks end with the job. False when the
@@ -277,8 +364,10 @@ class FederationStoreMixin:
         await self._db.execute(q.UPSERT_PEER_ADVERT, name, _json(advert), at)
 
     async def fed_list_adverts(self) -> list[PeerAdvertRow]:
-        return [PeerAdvertRow(name=r["name"], advert=json.loads(r["advert"]), last_seen=r["last_seen"])
-                for r in await self._db.fetch(q.LIST_PEER_ADVERTS)]
+        return [
+            PeerAdvertRow(name=r["name"], advert=json.loads(r["advert"]), last_seen=r["last_seen"])
+            for r in await self._db.fetch(q.LIST_PEER_ADVERTS)
+        ]
 
     # --- placement inputs -----------------------------------------------
     async def fed_local_frames_waiting(self) -> int:

@@ -244,4 +244,3 @@ class PostgresDatabase(TransactionalWrites):
     async def execute(self, query: str, *args: Any) -> int:
         async with self._acquire() as conn:
             return await _Session(conn, self._where, self._timeout).execute(query, *args)
-

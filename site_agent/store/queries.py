@@ -257,7 +257,7 @@ UPDATE fed_offers SET remote_job_id = $2, committed_at = $3 WHERE key = $1 AND r
 # Accepted jobs that finished but have no final notification queued: a crash came between
 # the job's last task and the outbox insert.
 FINISHED_OFFERS_WITHOUT_FINAL = f"""
-SELECT {', '.join('o.' + c.strip() for c in OFFER_COLUMNS.split(','))} FROM fed_offers o
+SELECT {", ".join("o." + c.strip() for c in OFFER_COLUMNS.split(","))} FROM fed_offers o
 JOIN jobs j ON j.id = o.remote_job_id
 WHERE j.state IN {FINISHED_JOB}
   AND NOT EXISTS (SELECT 1 FROM fed_outbox b WHERE b.job_id = o.remote_job_id AND b.final = 1)
@@ -312,7 +312,7 @@ WHERE job_id = $1 AND epoch = $2
 """
 # Placements at peers still in flight: the job still points at this forward.
 OPEN_FORWARDS = f"""
-SELECT {', '.join('f.' + c.strip() for c in FORWARD_COLUMNS.split(','))} FROM fed_forwards f
+SELECT {", ".join("f." + c.strip() for c in FORWARD_COLUMNS.split(","))} FROM fed_forwards f
 JOIN jobs j ON j.id = f.job_id
 WHERE f.state IN ('offering', 'committed') AND j.placement = f.peer
   AND j.placement_epoch = f.epoch AND j.state IN {UNFINISHED_JOB}

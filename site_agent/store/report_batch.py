@@ -77,14 +77,18 @@ async def apply_reports(
         # deadlock with a requeue of the same server's tasks is detected by PostgreSQL and
         # the batcher then applies the reports one by one.
         job_ids = sorted(
-            {r.job_id for r in started} | {f.job_id for f in frames} | {r.job_id for r in completions}
+            {r.job_id for r in started}
+            | {f.job_id for f in frames}
+            | {r.job_id for r in completions}
         )
         await conn.executemany(q.LOCK_JOB_NO_RESULT, [(job_id,) for job_id in job_ids])
     if started:
         await conn.executemany(
             q.MARK_RUNNING,
-            [(r.task_id, r.attempt, r.server_id, r.at, r.lease_expires_at)
-             for r in sorted(started, key=lambda r: r.task_id)],
+            [
+                (r.task_id, r.attempt, r.server_id, r.at, r.lease_expires_at)
+                for r in sorted(started, key=lambda r: r.task_id)
+            ],
         )
     if logs:
         # In arrival order: a task's lines must stay in sequence.
@@ -136,6 +140,8 @@ async def _outcomes(
             continue
         task = tasks[report.task_id]
         finishing = task.job_id in finished and last[task.job_id] == i
-        state = states[task.job_id] if finishing or task.job_id not in finished else before[task.job_id]
+        state = (
+            states[task.job_id] if finishing or task.job_id not in finished else before[task.job_id]
+        )
         outcomes.append(TaskOutcome(task=task, job_state=state, job_finished=finishing))
     return outcomes

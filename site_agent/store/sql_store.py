@@ -253,7 +253,11 @@ class SqlStore(FederationStoreMixin):
             tasks = {task.id: task for task in map(task_from_row, rows)}
             claimed = [tasks[c.task_id] for c in won if _holds(tasks.get(c.task_id), c, at)]
             # Only a job's first claims move it from queued to running (read under its lock).
-            queued = {current[c.task_id]["job_id"] for c in won if current[c.task_id]["job_state"] == "queued"}
+            queued = {
+                current[c.task_id]["job_id"]
+                for c in won
+                if current[c.task_id]["job_state"] == "queued"
+            }
             started = sorted({task.job_id for task in claimed} & queued)
             if started:
                 await conn.executemany(q.START_JOB, [(job_id, at) for job_id in started])
@@ -308,7 +312,12 @@ class SqlStore(FederationStoreMixin):
         try:
             async with self._db.transaction() as conn:
                 return await apply_reports(
-                    conn, started, frames, completions, at=at, finish_job=self._finish_job_if_done,
+                    conn,
+                    started,
+                    frames,
+                    completions,
+                    at=at,
+                    finish_job=self._finish_job_if_done,
                     logs=logs,
                 )
         except NotFoundError as exc:
@@ -429,7 +438,9 @@ class SqlStore(FederationStoreMixin):
     async def list_frames(self, job_id: str) -> list[FrameRecord]:
         return [frame_from_row(row) for row in await self._db.fetch(q.LIST_FRAMES, job_id)]
 
-    async def stored_task_frames(self, job_id: str, task_id: int, frames: Sequence[int]) -> set[int]:
+    async def stored_task_frames(
+        self, job_id: str, task_id: int, frames: Sequence[int]
+    ) -> set[int]:
         """Which of ``frames`` are stored as uploaded by ``task_id`` (one indexed read)."""
         rows = await self._db.fetch(q.STORED_TASK_FRAMES, job_id, task_id, list(frames))
         return {row["frame"] for row in rows}

@@ -237,4 +237,3 @@ class SqliteDatabase(TransactionalWrites):
     async def execute(self, query: str, *args: Any) -> int:
         async with self._lock:
             return await self._session.execute(query, *args)
-

@@ -39,8 +39,14 @@ class Process:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, **self.env}, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
         log.close()
 
     def kill(self) -> None:
@@ -77,7 +83,9 @@ class Agent(Process):
             "[scheduling]\nheartbeat_interval = 0.5\nheartbeat_timeout = 3.0\nlease_check_interval = 0.5\n"
             + extra_toml
         )
-        super().__init__(spillway_cmd("agent", "--config", str(self.config_path)), root / f"{name}-agent.log")
+        super().__init__(
+            spillway_cmd("agent", "--config", str(self.config_path)), root / f"{name}-agent.log"
+        )
 
     def start(self) -> None:
         super().start()
@@ -97,24 +105,50 @@ class Agent(Process):
             return json.loads(resp.read())
 
     def post(self, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body or {}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.get(f"/api/v1/jobs/{job_id}")  # type: ignore[no-any-return]
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(spillway_cmd(*args, "--agent", self.url), capture_output=True, text=True,
-                                cwd=ROOT, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            spillway_cmd(*args, "--agent", self.url),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"spillway {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"spillway {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
-    def render_server(self, name: str, *, slots: int = 1, tags: str = "", packages: str = "") -> Process:
-        argv = spillway_cmd("render-server", "--agent", self.url, "--name", name, "--slots", str(slots),
-                            "--cache", str(self.root / "cache" / name), "--workdir", str(self.root / "work" / name))
+    def render_server(
+        self, name: str, *, slots: int = 1, tags: str = "", packages: str = ""
+    ) -> Process:
+        argv = spillway_cmd(
+            "render-server",
+            "--agent",
+            self.url,
+            "--name",
+            name,
+            "--slots",
+            str(slots),
+            "--cache",
+            str(self.root / "cache" / name),
+            "--workdir",
+            str(self.root / "work" / name),
+        )
         if tags:
             argv += ["--tags", tags]
         if packages:
@@ -127,10 +161,16 @@ class Agent(Process):
         def online() -> bool:
             servers = self.get("/api/v1/servers")["servers"]
             return sum(s["status"] in ("idle", "busy") for s in servers) >= count
+
         wait_for(online, timeout, f"{count} render servers to connect")
 
-    def wait_job(self, job_id: str, *, states: tuple[str, ...] = ("done", "failed", "cancelled"),
-                 timeout: float = 120) -> dict[str, Any]:
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        states: tuple[str, ...] = ("done", "failed", "cancelled"),
+        timeout: float = 120,
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {}
 
         def finished() -> bool:
@@ -139,6 +179,7 @@ class Agent(Process):
             except (OSError, urllib.error.URLError):
                 return False
             return result["job"]["state"] in states
+
         wait_for(finished, timeout, f"job {job_id} to reach {states}")
         return result
 

@@ -55,12 +55,22 @@ class Sites:
     facility_fed: str
 
     def tls(self, site: str) -> TlsFiles:
-        return TlsFiles(ca=self.pki / "ca" / "ca.pem", cert=self.pki / "certs" / f"{site}.pem",
-                        key=self.pki / "certs" / f"{site}-key.pem")
+        return TlsFiles(
+            ca=self.pki / "ca" / "ca.pem",
+            cert=self.pki / "certs" / f"{site}.pem",
+            key=self.pki / "certs" / f"{site}-key.pem",
+        )
 
 
-def fed_toml(pki: Path, name: str, port: int, peer: str, peer_port: int, lease: float = 60,
-             overflow_after: float | None = None) -> str:
+def fed_toml(
+    pki: Path,
+    name: str,
+    port: int,
+    peer: str,
+    peer_port: int,
+    lease: float = 60,
+    overflow_after: float | None = None,
+) -> str:
     overflow = "" if overflow_after is None else f"overflow_after = {overflow_after}\n"
     return (
         f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{pki}/ca/ca.pem"\n'
@@ -74,8 +84,12 @@ def run_cli(*args: str) -> None:
     subprocess.run(spillway_cmd(*args), check=True, cwd=ROOT, capture_output=True, timeout=60)
 
 
-def two_sites(root: Path, lease: float = 60, overflow_after: float | None = None,
-              databases: tuple[str, str] | None = None) -> tuple[Agent, Agent, Path, int, int]:
+def two_sites(
+    root: Path,
+    lease: float = 60,
+    overflow_after: float | None = None,
+    databases: tuple[str, str] | None = None,
+) -> tuple[Agent, Agent, Path, int, int]:
     """Certificates (made with the CLI) and the two agents' configurations; nothing started.
 
     ``databases``: the studio's and the facility's database URLs (default: an SQLite file each).
@@ -85,39 +99,73 @@ def two_sites(root: Path, lease: float = 60, overflow_after: float | None = None
     for site in ("studio", "facility"):
         run_cli("certs", "issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs"))
     studio_port, facility_port = free_port(), free_port()
-    studio_db, facility_db = databases or (f"sqlite:///{root / 'studio.db'}", f"sqlite:///{root / 'facility.db'}")
-    studio = Agent(root / "studio", name="studio", database=studio_db,
-                   extra_toml=fed_toml(pki, "studio", studio_port, "facility", facility_port, lease,
-                                       overflow_after))
-    facility = Agent(root / "facility", name="facility", database=facility_db,
-                     extra_toml=fed_toml(pki, "facility", facility_port, "studio", studio_port, lease))
+    studio_db, facility_db = databases or (
+        f"sqlite:///{root / 'studio.db'}",
+        f"sqlite:///{root / 'facility.db'}",
+    )
+    studio = Agent(
+        root / "studio",
+        name="studio",
+        database=studio_db,
+        extra_toml=fed_toml(
+            pki, "studio", studio_port, "facility", facility_port, lease, overflow_after
+        ),
+    )
+    facility = Agent(
+        root / "facility",
+        name="facility",
+        database=facility_db,
+        extra_toml=fed_toml(pki, "facility", facility_port, "studio", studio_port, lease),
+    )
     return studio, facility, pki, studio_port, facility_port
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sites(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def sites(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sites]:
     """Both sites on SQLite, then both on PostgreSQL (each its own database)."""
     root = tmp_path_factory.mktemp("federation")
     with contextlib.ExitStack() as stack:
         databases = None
         if request.param == "postgres":
             new_db = request.getfixturevalue("empty_pg_database")
-            databases = (stack.enter_context(new_db("studio")), stack.enter_context(new_db("facility")))
+            databases = (
+                stack.enter_context(new_db("studio")),
+                stack.enter_context(new_db("facility")),
+            )
         with running_sites(root, {"fac-1": "povray", "fac-2": "povray"}, databases=databases) as (
-                studio, facility, pki, studio_port, facility_port):
-            yield Sites(studio=studio, facility=facility, pki=pki,
-                        studio_fed=f"https://127.0.0.1:{studio_port}",
-                        facility_fed=f"https://127.0.0.1:{facility_port}")
+            studio,
+            facility,
+            pki,
+            studio_port,
+            facility_port,
+        ):
+            yield Sites(
+                studio=studio,
+                facility=facility,
+                pki=pki,
+                studio_fed=f"https://127.0.0.1:{studio_port}",
+                facility_fed=f"https://127.0.0.1:{facility_port}",
+            )
 
 
 @contextlib.contextmanager
-def running_sites(root: Path, facility_servers: Mapping[str, str], *, overflow_after: float | None = None,
-                  databases: tuple[str, str] | None = None) -> Iterator[tuple[Agent, Agent, Path, int, int]]:
+def running_sites(
+    root: Path,
+    facility_servers: Mapping[str, str],
+    *,
+    overflow_after: float | None = None,
+    databases: tuple[str, str] | None = None,
+) -> Iterator[tuple[Agent, Agent, Path, int, int]]:
     """``two_sites`` started: the studio with one built-in server, the facility with
     ``facility_servers`` (name -> package), until the studio sees them all in the
     facility's capacity advert; everything is stopped afterwards."""
     studio, facility, pki, studio_port, facility_port = two_sites(
-        root, overflow_after=overflow_after, databases=databases)
+        root, overflow_after=overflow_after, databases=databases
+    )
     started: list[Process] = []
     try:
         for agent in (studio, facility):
@@ -141,7 +189,9 @@ def _advertised(studio: Agent, wanted: Counter[str]) -> bool:
     for peer in studio.get("/api/v1/peers")["peers"]:
         if peer["name"] == "facility" and peer["state"] == "up":
             online = [s for s in peer["servers"] if s["status"] in ("idle", "busy")]
-            return all(sum(package in s["packages"] for s in online) >= n for package, n in wanted.items())
+            return all(
+                sum(package in s["packages"] for s in online) >= n for package, n in wanted.items()
+            )
     return False
 
 
@@ -166,7 +216,10 @@ def assert_frames_at_both_sites(sites: Sites, studio_detail: dict[str, Any], cou
     studio_files = sorted(p.name for p in studio_dir.glob("*.png"))
     assert studio_files == sorted(p.name for p in facility_dir.glob("*.png"))
     assert len(studio_files) == count
-    listed = {f["name"]: f["sha256"] for f in sites.studio.get(f"/api/v1/jobs/{job['id']}/frames")["frames"]}
+    listed = {
+        f["name"]: f["sha256"]
+        for f in sites.studio.get(f"/api/v1/jobs/{job['id']}/frames")["frames"]
+    }
     assert sorted(listed) == studio_files
     for name in studio_files:
         assert sha256_file(studio_dir / name) == sha256_file(facility_dir / name) == listed[name]
@@ -187,15 +240,19 @@ def test_job_only_the_remote_can_render_is_forwarded_rendered_and_fetched(sites:
     servers = {f["server"] for f in remote["frames"]}
     assert len(servers) >= 2 and servers <= {"fac-1", "fac-2"}, remote["frames"]
     assert {f["server"] for f in detail["frames"]} == {"facility"}
-    assert {t["server"] for t in detail["tasks"]} == {"facility"}, "the origin's tasks name the site rendering them"
+    assert {t["server"] for t in detail["tasks"]} == {"facility"}, (
+        "the origin's tasks name the site rendering them"
+    )
 
     shown = sites.studio.cli("job", job_id).stdout
     assert "facility" in shown and "povray" in shown
     out = sites.studio.root / "download"
     sites.studio.cli("download", job_id, str(out))
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f["name"] for f in detail["frames"])
-    print(f"forwarded job: {transfer['bytes_sent']} bytes in {transfer['blobs_sent']} blobs, "
-          f"done in {time.monotonic() - started:.1f}s")
+    print(
+        f"forwarded job: {transfer['bytes_sent']} bytes in {transfer['blobs_sent']} blobs, "
+        f"done in {time.monotonic() - started:.1f}s"
+    )
 
 
 def test_resubmitting_with_unchanged_assets_transfers_no_bytes(sites: Sites) -> None:
@@ -214,21 +271,36 @@ def test_no_forward_and_unknown_site(sites: Sites) -> None:
     job = sites.studio.job(job_id)["job"]
     assert job["placement"] == "local" and "disabled" in job["placement_reason"]
     sites.studio.cli("cancel", job_id)
-    result = sites.studio.cli("submit", str(SCENE), "--package", "povray", "--frames", "1",
-                              "--site", "mars", check=False)
+    result = sites.studio.cli(
+        "submit", str(SCENE), "--package", "povray", "--frames", "1", "--site", "mars", check=False
+    )
     assert result.returncode != 0 and "facility" in result.stderr + result.stdout
 
 
 # --- security -----------------------------------------------------------------------
 
 
-async def _request(url: str, ssl_ctx: ssl.SSLContext, *, method: str = "GET", data: bytes = b"",
-                   headers: dict[str, str] | None = None, server_hostname: str | None = None) -> tuple[int, bytes]:
+async def _request(
+    url: str,
+    ssl_ctx: ssl.SSLContext,
+    *,
+    method: str = "GET",
+    data: bytes = b"",
+    headers: dict[str, str] | None = None,
+    server_hostname: str | None = None,
+) -> tuple[int, bytes]:
     connector = aiohttp.TCPConnector(force_close=True)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        session.request(method, url, data=data, headers=headers, ssl=ssl_ctx,
-                        server_hostname=server_hostname, timeout=aiohttp.ClientTimeout(total=10)) as resp,
+        session.request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            ssl=ssl_ctx,
+            server_hostname=server_hostname,
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as resp,
     ):
         result = resp.status, await resp.read()
     await asyncio.sleep(0.1)  # let the TLS transport finish closing before the loop ends
@@ -248,8 +320,10 @@ def _refused_at_handshake(url: str, ctx: ssl.SSLContext) -> bool:
     """True if the TLS handshake (or, with TLS 1.3, the first read after it) is refused."""
     host, port = url.removeprefix("https://").split("/")[0].rsplit(":", 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=10) as raw, \
-                ctx.wrap_socket(raw, server_hostname="facility") as tls:
+        with (
+            socket.create_connection((host, int(port)), timeout=10) as raw,
+            ctx.wrap_socket(raw, server_hostname="facility") as tls,
+        ):
             tls.sendall(b"GET /fed/v1/jobs/x HTTP/1.1\r\nHost: facility\r\n\r\n")
             return tls.recv(1024) == b""
     except (ssl.SSLError, ConnectionError):
@@ -267,12 +341,17 @@ def test_unauthenticated_and_foreign_ca_clients_are_refused(sites: Sites, tmp_pa
     assert _refused_at_handshake(url, _client(None, ca))
     init_ca(tmp_path / "other-ca")
     issue_site_cert(tmp_path / "other-ca", "studio", tmp_path / "other")
-    foreign = TlsFiles(ca=ca, cert=tmp_path / "other" / "studio.pem", key=tmp_path / "other" / "studio-key.pem")
+    foreign = TlsFiles(
+        ca=ca, cert=tmp_path / "other" / "studio.pem", key=tmp_path / "other" / "studio-key.pem"
+    )
     assert _refused_at_handshake(url, _client(foreign, ca))
     # A certificate from the right CA but for a site that is not a configured peer.
     issue_site_cert(sites.pki / "ca", "intruder", tmp_path / "intruder")
-    intruder = TlsFiles(ca=ca, cert=tmp_path / "intruder" / "intruder.pem",
-                        key=tmp_path / "intruder" / "intruder-key.pem")
+    intruder = TlsFiles(
+        ca=ca,
+        cert=tmp_path / "intruder" / "intruder.pem",
+        key=tmp_path / "intruder" / "intruder-key.pem",
+    )
     status, _ = asyncio.run(_request(url, _client(intruder, ca)))
     assert status == 403
     assert _job_count(sites.facility) == before
@@ -286,23 +365,53 @@ def _signed(sites: Sites, site: str, msg: Any, msg_id: str | None = None) -> byt
 def test_tampered_blob_is_refused_and_nothing_stored(sites: Sites) -> None:
     content = b"a texture that will be tampered with\n" * 100
     sha = hashlib.sha256(content).hexdigest()
-    spec = JobSpec(name="tamper", owner="t", priority=50, profile={"package": "povray"},
-                   frames="1", chunk_size=1, scene="scene.pov", output_name="tamper")
-    offer = Offer(key=f"studio:tamper-{sha[:8]}:1", origin_job_id=f"tamper-{sha[:8]}", epoch=1,
-                  job=spec, manifest=(ManifestEntry(path="scene.pov", sha256=sha, size=len(content)),))
+    spec = JobSpec(
+        name="tamper",
+        owner="t",
+        priority=50,
+        profile={"package": "povray"},
+        frames="1",
+        chunk_size=1,
+        scene="scene.pov",
+        output_name="tamper",
+    )
+    offer = Offer(
+        key=f"studio:tamper-{sha[:8]}:1",
+        origin_job_id=f"tamper-{sha[:8]}",
+        epoch=1,
+        job=spec,
+        manifest=(ManifestEntry(path="scene.pov", sha256=sha, size=len(content)),),
+    )
     studio_tls = TlsContexts(sites.tls("studio"))
     opts = studio_tls.request_options("facility")
-    status, body = asyncio.run(_request(f"{sites.facility_fed}/fed/v1/offer", opts["ssl"], method="POST",
-                                        data=_signed(sites, "studio", offer), headers=ENVELOPE,
-                                        server_hostname="facility"))
+    status, body = asyncio.run(
+        _request(
+            f"{sites.facility_fed}/fed/v1/offer",
+            opts["ssl"],
+            method="POST",
+            data=_signed(sites, "studio", offer),
+            headers=ENVELOPE,
+            server_hostname="facility",
+        )
+    )
     assert status == 200
     reply = decode_reply(body, OfferReply)
     assert reply.accepted and reply.missing == (sha,)
     tampered = content.replace(b"texture", b"TEXTURE")
-    status, body = asyncio.run(_request(
-        f"{sites.facility_fed}/fed/v1/blobs/{sha}", opts["ssl"], method="PATCH", data=tampered,
-        headers={"Upload-Offset": "0", "Upload-Length": str(len(tampered)),
-                 "Content-Type": "application/offset+octet-stream"}, server_hostname="facility"))
+    status, body = asyncio.run(
+        _request(
+            f"{sites.facility_fed}/fed/v1/blobs/{sha}",
+            opts["ssl"],
+            method="PATCH",
+            data=tampered,
+            headers={
+                "Upload-Offset": "0",
+                "Upload-Length": str(len(tampered)),
+                "Content-Type": "application/offset+octet-stream",
+            },
+            server_hostname="facility",
+        )
+    )
     assert status == 422, body
     assets = sites.facility.storage / ".assets"
     assert not (assets / "blobs" / sha[:2] / sha[2:]).exists()
@@ -310,20 +419,36 @@ def test_tampered_blob_is_refused_and_nothing_stored(sites: Sites) -> None:
 
 
 def test_replayed_notification_is_refused_and_changes_nothing(sites: Sites) -> None:
-    job_id = next(j["id"] for j in sites.studio.get("/api/v1/jobs")["jobs"]
-                  if j["placement"] == "facility" and j["state"] == "done")
+    job_id = next(
+        j["id"]
+        for j in sites.studio.get("/api/v1/jobs")["jobs"]
+        if j["placement"] == "facility" and j["state"] == "done"
+    )
     before = sites.studio.job(job_id)
     job = before["job"]
-    notify = Notify(origin_job_id=job_id, remote_job_id=job["remote_job_id"], epoch=job["placement_epoch"],
-                    state=NotifyState.FAILED, frames_done=0, frames_total=job["frame_count"],
-                    frames=(FrameOutput(frame=1, sha256="0" * 64, size=1, name="x.png"),), error="forged")
+    notify = Notify(
+        origin_job_id=job_id,
+        remote_job_id=job["remote_job_id"],
+        epoch=job["placement_epoch"],
+        state=NotifyState.FAILED,
+        frames_done=0,
+        frames_total=job["frame_count"],
+        frames=(FrameOutput(frame=1, sha256="0" * 64, size=1, name="x.png"),),
+        error="forged",
+    )
     data = _signed(sites, "facility", notify)
     opts = TlsContexts(sites.tls("facility")).request_options("studio")
     url = f"{sites.studio_fed}/fed/v1/notify"
-    first, _ = asyncio.run(_request(url, opts["ssl"], method="POST", data=data, headers=ENVELOPE,
-                                    server_hostname="studio"))
-    again, body = asyncio.run(_request(url, opts["ssl"], method="POST", data=data, headers=ENVELOPE,
-                                       server_hostname="studio"))
+    first, _ = asyncio.run(
+        _request(
+            url, opts["ssl"], method="POST", data=data, headers=ENVELOPE, server_hostname="studio"
+        )
+    )
+    again, body = asyncio.run(
+        _request(
+            url, opts["ssl"], method="POST", data=data, headers=ENVELOPE, server_hostname="studio"
+        )
+    )
     assert first == 200  # a finished job ignores it
     assert again == 409 and b"duplicate" in body
     after = sites.studio.job(job_id)
@@ -337,6 +462,7 @@ def test_remote_agent_killed_after_commit_still_delivers_every_frame_once(sites:
 
     def committed() -> bool:
         return bool(sites.studio.job(job_id)["job"]["remote_job_id"])
+
     wait_for(committed, 60, "the forward to be committed")
     sites.facility.kill()
     time.sleep(1)
@@ -359,8 +485,17 @@ def test_unreachable_remote_beyond_lease_is_replaced_and_its_late_result_ignored
     facility.wait_servers(1)
     wait_for(lambda: studio.get("/api/v1/peers")["peers"][0]["state"] == "up", 30, "facility up")
     scene = ROOT / "examples" / "textured" / "scene.json"
-    result = studio.cli("submit", str(scene), "--package", "builtin", "--frames", "1-24",
-                        "--site", "facility", "--json")
+    result = studio.cli(
+        "submit",
+        str(scene),
+        "--package",
+        "builtin",
+        "--frames",
+        "1-24",
+        "--site",
+        "facility",
+        "--json",
+    )
     job_id = json.loads(result.stdout)["job"]["id"]
     wait_for(lambda: bool(studio.job(job_id)["job"]["remote_job_id"]), 60, "the commit")
     remote_id = studio.job(job_id)["job"]["remote_job_id"]
@@ -375,8 +510,11 @@ def test_unreachable_remote_beyond_lease_is_replaced_and_its_late_result_ignored
 
     facility.start()  # its old placement finishes and notifies; the studio must ignore it
     facility.wait_job(remote_id, timeout=90)
-    wait_for(lambda: "epoch 1 is not the current placement" in studio.log(), 60,
-             "the late notification to reach the studio")
+    wait_for(
+        lambda: "epoch 1 is not the current placement" in studio.log(),
+        60,
+        "the late notification to reach the studio",
+    )
     after = studio.job(job_id)
     assert after["job"]["placement_epoch"] == 2 and after["frames"] == detail["frames"]
     assert after["job"]["updated_at"] == job["updated_at"], "the late result changed the job"

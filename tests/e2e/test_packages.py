@@ -47,33 +47,52 @@ def _check_frames(detail: dict[str, Any], count: int, size: tuple[int, int]) -> 
 
 @pytest.mark.povray
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
-def test_povray_animation_with_image_map_across_two_servers(sqlite_agent: Agent, processes: list[Process]) -> None:
+def test_povray_animation_with_image_map_across_two_servers(
+    sqlite_agent: Agent, processes: list[Process]
+) -> None:
     agent = sqlite_agent
     _servers(agent, processes, "povray")
     scene = ROOT / "examples" / "povray" / "scene.pov"
-    job_id = _submit(agent, scene, "--package", "povray>=3.7", "--frames", "1-6", "--resolution", "160x120")
+    job_id = _submit(
+        agent, scene, "--package", "povray>=3.7", "--frames", "1-6", "--resolution", "160x120"
+    )
     detail = agent.wait_job(job_id, timeout=180)
     manifest = {a["path"] for a in detail["job"]["manifest"]}
-    assert {"scene.pov", "planet.png", "props.inc"} <= manifest, "dependency scan should find texture and include"
+    assert {"scene.pov", "planet.png", "props.inc"} <= manifest, (
+        "dependency scan should find texture and include"
+    )
     _check_frames(detail, 6, (160, 120))
 
 
 @pytest.mark.povray
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
-def test_missing_povray_texture_fails_with_povray_message(sqlite_agent: Agent, processes: list[Process],
-                                                          tmp_path: Path) -> None:
+def test_missing_povray_texture_fails_with_povray_message(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
     agent = sqlite_agent
     _servers(agent, processes, "povray", count=1)
     scene_dir = tmp_path / "pov"
     shutil.copytree(ROOT / "examples" / "povray", scene_dir)
     # The scan rejects a scene whose texture is missing before anything is uploaded...
     (scene_dir / "planet.png").unlink()
-    result = agent.cli("submit", str(scene_dir / "scene.pov"), "--package", "povray", "--frames", "1", check=False)
+    result = agent.cli(
+        "submit", str(scene_dir / "scene.pov"), "--package", "povray", "--frames", "1", check=False
+    )
     assert result.returncode == 2 and "planet.png" in result.stderr
     # ...and a texture the scan could not see fails the task with POV-Ray's own message.
-    (scene_dir / "scene.pov").write_text((scene_dir / "scene.pov").read_text().replace(
-        '"planet.png"', 'concat("plan", "et.png")'))
-    job_id = _submit(agent, scene_dir / "scene.pov", "--package", "povray", "--frames", "1", "--max-attempts", "1")
+    (scene_dir / "scene.pov").write_text(
+        (scene_dir / "scene.pov").read_text().replace('"planet.png"', 'concat("plan", "et.png")')
+    )
+    job_id = _submit(
+        agent,
+        scene_dir / "scene.pov",
+        "--package",
+        "povray",
+        "--frames",
+        "1",
+        "--max-attempts",
+        "1",
+    )
     detail = agent.wait_job(job_id, timeout=120)
     assert detail["job"]["state"] == "failed"
     task = detail["tasks"][0]
@@ -84,20 +103,43 @@ def _make_blend(tmp_path: Path) -> Path:
     out = tmp_path / "blend" / "scene.blend"
     out.parent.mkdir(parents=True)
     shutil.copy(ROOT / "examples" / "blender" / "tex.png", out.parent / "tex.png")
-    subprocess.run(["blender", "-b", "--factory-startup", "--python", str(ROOT / "examples" / "blender" / "make_scene.py"),
-                    "--", str(out)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            "blender",
+            "-b",
+            "--factory-startup",
+            "--python",
+            str(ROOT / "examples" / "blender" / "make_scene.py"),
+            "--",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return out
 
 
 @pytest.mark.blender
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed")
-def test_blender_scene_with_external_texture_across_two_servers(sqlite_agent: Agent, processes: list[Process],
-                                                                 tmp_path: Path) -> None:
+def test_blender_scene_with_external_texture_across_two_servers(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
     agent = sqlite_agent
     blend = _make_blend(tmp_path)
     _servers(agent, processes, "blender")
-    job_id = _submit(agent, blend, "--package", "blender>=3", "--engine", "workbench", "--frames", "1,8,16,24",
-                     "--resolution", "128x96")
+    job_id = _submit(
+        agent,
+        blend,
+        "--package",
+        "blender>=3",
+        "--engine",
+        "workbench",
+        "--frames",
+        "1,8,16,24",
+        "--resolution",
+        "128x96",
+    )
     detail = agent.wait_job(job_id, timeout=240)
     assert {"scene.blend", "tex.png"} <= {a["path"] for a in detail["job"]["manifest"]}
     _check_frames(detail, 4, (128, 96))
@@ -105,8 +147,9 @@ def test_blender_scene_with_external_texture_across_two_servers(sqlite_agent: Ag
 
 @pytest.mark.blender
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed")
-def test_unmatched_blender_version_waits_with_reason(sqlite_agent: Agent, processes: list[Process],
-                                                     tmp_path: Path) -> None:
+def test_unmatched_blender_version_waits_with_reason(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
     agent = sqlite_agent
     blend = _make_blend(tmp_path)
     _servers(agent, processes, "blender", count=1)

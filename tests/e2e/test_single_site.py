@@ -22,7 +22,9 @@ def submit(agent: Agent, *args: str) -> str:
     return str(body["job"]["id"] if "job" in body else body["id"])
 
 
-def start_servers(agent: Agent, processes: list[Process], *names: str, **kwargs: Any) -> dict[str, Process]:
+def start_servers(
+    agent: Agent, processes: list[Process], *names: str, **kwargs: Any
+) -> dict[str, Process]:
     servers = {}
     for name in names:
         servers[name] = agent.render_server(name, **kwargs)
@@ -31,7 +33,9 @@ def start_servers(agent: Agent, processes: list[Process], *names: str, **kwargs:
     return servers
 
 
-def assert_all_frames(agent: Agent, detail: dict[str, Any], frames: range, size: tuple[int, int]) -> None:
+def assert_all_frames(
+    agent: Agent, detail: dict[str, Any], frames: range, size: tuple[int, int]
+) -> None:
     job = detail["job"]
     assert job["state"] == "done", detail
     stored = {f["frame"]: f for f in agent.get(f"/api/v1/jobs/{job['id']}/frames")["frames"]}
@@ -59,9 +63,13 @@ def test_job_splits_across_two_servers_concurrently(agent: Agent, processes: lis
     assert by_server["rs-a"] and by_server["rs-b"]
     assert not by_server["rs-a"] & by_server["rs-b"]
 
-    intervals = {name: [(t["started_at"], t["finished_at"]) for t in detail["tasks"] if t["server"] == name]
-                 for name in ("rs-a", "rs-b")}
-    overlap = any(a0 < b1 and b0 < a1 for a0, a1 in intervals["rs-a"] for b0, b1 in intervals["rs-b"])
+    intervals = {
+        name: [(t["started_at"], t["finished_at"]) for t in detail["tasks"] if t["server"] == name]
+        for name in ("rs-a", "rs-b")
+    }
+    overlap = any(
+        a0 < b1 and b0 < a1 for a0, a1 in intervals["rs-a"] for b0, b1 in intervals["rs-b"]
+    )
     assert overlap, f"the two servers never rendered at the same time: {intervals}"
 
     # Frames are retrievable through the API too, byte-identical to storage.
@@ -69,10 +77,14 @@ def test_job_splits_across_two_servers_concurrently(agent: Agent, processes: lis
     out = agent.root / "download"
     agent.cli("download", job_id, str(out))
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f["name"] for f in detail["frames"])
-    assert (out / first["name"]).read_bytes() == (Path(detail["job"]["storage_dir"]) / first["name"]).read_bytes()
+    assert (out / first["name"]).read_bytes() == (
+        Path(detail["job"]["storage_dir"]) / first["name"]
+    ).read_bytes()
 
 
-def test_unmatched_job_waits_with_reason_until_capable_server_joins(agent: Agent, processes: list[Process]) -> None:
+def test_unmatched_job_waits_with_reason_until_capable_server_joins(
+    agent: Agent, processes: list[Process]
+) -> None:
     start_servers(agent, processes, "plain")
     job_id = submit(agent, "--frames", "1-4", "--tags", "lighting")
     time.sleep(1.5)
@@ -93,7 +105,10 @@ def test_killed_render_server_loses_no_frames(agent: Agent, processes: list[Proc
     job_id = submit(agent, "--frames", "1-16", "--chunk", "2", "--resolution", "640x480")
 
     def victim_running() -> bool:
-        return any(t["server"] == "victim" and t["state"] == "running" for t in agent.job(job_id)["tasks"])
+        return any(
+            t["server"] == "victim" and t["state"] == "running" for t in agent.job(job_id)["tasks"]
+        )
+
     wait_for(victim_running, 60, "a task to run on the victim")
     servers["victim"].kill()
 
@@ -107,6 +122,7 @@ def test_agent_restart_mid_job_loses_no_frames(agent: Agent, processes: list[Pro
 
     def some_done() -> bool:
         return agent.job(job_id)["job"]["progress"]["frames_done"] >= 4
+
     wait_for(some_done, 60, "a few frames to finish")
     agent.kill()
     time.sleep(1.0)

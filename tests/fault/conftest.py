@@ -46,21 +46,30 @@ async def make_agent(tmp_path: Path) -> AsyncIterator[AgentFactory]:
     """Start agents in this process: ``await make_agent(max_request_mb=1, server_token="t")``."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def start(*, max_request_mb: int = 1, max_blob_mb: int = 1, server_token: str = "",
-                    **raw: Any) -> TestClient[web.Request, web.Application]:
+    async def start(
+        *, max_request_mb: int = 1, max_blob_mb: int = 1, server_token: str = "", **raw: Any
+    ) -> TestClient[web.Request, web.Application]:
         site_dir = tmp_path / f"site{len(clients)}"
         site_dir.mkdir()
-        config = parse_config({
-            "name": "fault",
-            "listen": "127.0.0.1:1",
-            "database": f"sqlite:///{site_dir / 'site.db'}",
-            "storage": str(site_dir / "storage"),
-            "assets": str(site_dir / "assets"),
-            "limits": {"max_request_mb": max_request_mb, "max_blob_mb": max_blob_mb},
-            "auth": {"server_token": server_token} if server_token else {},
-            "scheduling": {"heartbeat_interval": 0.5, "heartbeat_timeout": 3.0, "lease_check_interval": 0.5},
-            **raw,
-        }, source="<test>", base_dir=site_dir)
+        config = parse_config(
+            {
+                "name": "fault",
+                "listen": "127.0.0.1:1",
+                "database": f"sqlite:///{site_dir / 'site.db'}",
+                "storage": str(site_dir / "storage"),
+                "assets": str(site_dir / "assets"),
+                "limits": {"max_request_mb": max_request_mb, "max_blob_mb": max_blob_mb},
+                "auth": {"server_token": server_token} if server_token else {},
+                "scheduling": {
+                    "heartbeat_interval": 0.5,
+                    "heartbeat_timeout": 3.0,
+                    "lease_check_interval": 0.5,
+                },
+                **raw,
+            },
+            source="<test>",
+            base_dir=site_dir,
+        )
         client = TestClient(TestServer(build_app(config), host="127.0.0.1"))
         await client.start_server()
         client.site_dir = site_dir  # type: ignore[attr-defined]

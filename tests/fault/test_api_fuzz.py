@@ -29,8 +29,14 @@ from site_agent.openapi import openapi_document
 pytestmark = pytest.mark.timeout(120)
 DOC = openapi_document()
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -65,10 +71,15 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True)
         examples = schema.get("examples", [])
-        return st.sampled_from(examples) | st.text(max_size=schema.get("maxLength", 30)) if examples else \
-            st.text(max_size=schema.get("maxLength", 30))
+        return (
+            st.sampled_from(examples) | st.text(max_size=schema.get("maxLength", 30))
+            if examples
+            else st.text(max_size=schema.get("maxLength", 30))
+        )
     if kind == "array":
-        return st.lists(from_schema(schema.get("items", {})), min_size=schema.get("minItems", 0), max_size=4)
+        return st.lists(
+            from_schema(schema.get("items", {})), min_size=schema.get("minItems", 0), max_size=4
+        )
     if kind == "object":
         props = schema.get("properties", {})
         required = set(schema.get("required", []))
@@ -80,11 +91,17 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method.upper(), path, op) for path, item in DOC["paths"].items() for method, op in item.items()]
+    return [
+        (method.upper(), path, op)
+        for path, item in DOC["paths"].items()
+        for method, op in item.items()
+    ]
 
 
 @st.composite
-def requests(draw: st.DrawFn, path: str, op: dict[str, Any]) -> tuple[str, bytes | None, str | None]:
+def requests(
+    draw: st.DrawFn, path: str, op: dict[str, Any]
+) -> tuple[str, bytes | None, str | None]:
     url = path
     query: dict[str, str] = {}
     for param in op.get("parameters", []):
@@ -109,9 +126,17 @@ def requests(draw: st.DrawFn, path: str, op: dict[str, Any]) -> tuple[str, bytes
 def agent_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real agent app on loopback, served by its own event loop in a thread."""
     root: Path = tmp_path_factory.mktemp("fuzz")
-    config = parse_config({"name": "fuzz", "listen": "127.0.0.1:1", "database": f"sqlite:///{root / 'site.db'}",
-                           "storage": str(root / "storage"), "limits": {"max_request_mb": 1, "max_blob_mb": 1}},
-                          source="<test>", base_dir=root)
+    config = parse_config(
+        {
+            "name": "fuzz",
+            "listen": "127.0.0.1:1",
+            "database": f"sqlite:///{root / 'site.db'}",
+            "storage": str(root / "storage"),
+            "limits": {"max_request_mb": 1, "max_blob_mb": 1},
+        },
+        source="<test>",
+        base_dir=root,
+    )
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(build_app(config))
     ready = threading.Event()
@@ -137,9 +162,12 @@ def agent_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         loop.close()
 
 
-def call(base: str, method: str, url: str, body: bytes | None, ctype: str | None) -> tuple[int, bytes, str]:
-    req = urllib.request.Request(base + url, data=body, method=method,
-                                 headers={"Content-Type": ctype} if ctype else {})
+def call(
+    base: str, method: str, url: str, body: bytes | None, ctype: str | None
+) -> tuple[int, bytes, str]:
+    req = urllib.request.Request(
+        base + url, data=body, method=method, headers={"Content-Type": ctype} if ctype else {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read(), resp.headers.get("Content-Type", "")
@@ -148,10 +176,19 @@ def call(base: str, method: str, url: str, body: bytes | None, ctype: str | None
             return exc.code, exc.read(), exc.headers.get("Content-Type", "")
 
 
-@pytest.mark.parametrize(("method", "path", "op"), operations(), ids=[f"{m} {p}" for m, p, _ in operations()])
-def test_operation_never_answers_5xx(agent_url: str, method: str, path: str, op: dict[str, Any]) -> None:
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize(
+    ("method", "path", "op"), operations(), ids=[f"{m} {p}" for m, p, _ in operations()]
+)
+def test_operation_never_answers_5xx(
+    agent_url: str, method: str, path: str, op: dict[str, Any]
+) -> None:
+    @settings(
+        max_examples=30,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(request=requests(path, op))
     def check(request: tuple[str, bytes | None, str | None]) -> None:
         url, body, ctype = request

@@ -61,7 +61,13 @@ async def put_blob(client: Client, data: bytes) -> dict[str, Any]:
 
 
 def job_body(manifest: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
-    return {"scene": "scene.json", "manifest": manifest, "frames": "1-4", "profile": {"package": "builtin"}, **over}
+    return {
+        "scene": "scene.json",
+        "manifest": manifest,
+        "frames": "1-4",
+        "profile": {"package": "builtin"},
+        **over,
+    }
 
 
 @pytest.fixture
@@ -69,10 +75,29 @@ async def client(make_agent: AgentFactory) -> Client:
     return await make_agent()
 
 
-@pytest.mark.parametrize("frames", [
-    "", "   ", "1-", "-5", "abc", "5-1", "1,,2", "1-10x0", "1-10x-2", "1.5", "1-2000000", "0x1", "1e9",
-    "99999999999999999999", "1-3,", "x", "1-10xabc", "\u0661-\u0663",
-])
+@pytest.mark.parametrize(
+    "frames",
+    [
+        "",
+        "   ",
+        "1-",
+        "-5",
+        "abc",
+        "5-1",
+        "1,,2",
+        "1-10x0",
+        "1-10x-2",
+        "1.5",
+        "1-2000000",
+        "0x1",
+        "1e9",
+        "99999999999999999999",
+        "1-3,",
+        "x",
+        "1-10xabc",
+        "\u0661-\u0663",
+    ],
+)
 async def test_malformed_frame_specs_are_400(client: Client, frames: str) -> None:
     manifest = [await put_blob(client, SCENE)]
     resp = await client.post("/api/v1/jobs", json=job_body(manifest, frames=frames))
@@ -84,29 +109,56 @@ async def test_malformed_frame_specs_are_400(client: Client, frames: str) -> Non
 @pytest.mark.parametrize("frames", [None, 12, ["1-4"], {"a": 1}, True])
 async def test_frame_spec_of_wrong_type_is_400(client: Client, frames: Any) -> None:
     manifest = [await put_blob(client, SCENE)]
-    await assert_error(await client.post("/api/v1/jobs", json=job_body(manifest, frames=frames)), 400)
+    await assert_error(
+        await client.post("/api/v1/jobs", json=job_body(manifest, frames=frames)), 400
+    )
     await assert_serving(client)
 
 
-@pytest.mark.parametrize("profile", [
-    {"package": "nope"}, {"package": ""}, {"package": "builtin", "version": ">>1"}, {},
-    {"package": 5}, {"package": "builtin", "min_cores": -1}, {"package": "builtin", "max_attempts": 0},
-    {"package": "builtin", "task_timeout_s": "soon"}, {"package": "builtin", "tags": "a"},
-    {"package": "builtin", "surprise": 1}, "builtin",
-])
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"package": "nope"},
+        {"package": ""},
+        {"package": "builtin", "version": ">>1"},
+        {},
+        {"package": 5},
+        {"package": "builtin", "min_cores": -1},
+        {"package": "builtin", "max_attempts": 0},
+        {"package": "builtin", "task_timeout_s": "soon"},
+        {"package": "builtin", "tags": "a"},
+        {"package": "builtin", "surprise": 1},
+        "builtin",
+    ],
+)
 async def test_unknown_packages_and_bad_profiles_are_400(client: Client, profile: Any) -> None:
     manifest = [await put_blob(client, SCENE)]
-    await assert_error(await client.post("/api/v1/jobs", json=job_body(manifest, profile=profile)), 400)
+    await assert_error(
+        await client.post("/api/v1/jobs", json=job_body(manifest, profile=profile)), 400
+    )
     await assert_serving(client)
 
 
-@pytest.mark.parametrize("body", [
-    b"{", b"[]", b"null", b"\xff\xfe", b'{"scene": 1}', b'"x"', b"",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b"null",
+        b"\xff\xfe",
+        b'{"scene": 1}',
+        b'"x"',
+        b"",
+    ],
+)
 async def test_malformed_json_bodies_are_400(client: Client, body: bytes) -> None:
-    resp = await client.post("/api/v1/jobs", data=body, headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v1/jobs", data=body, headers={"Content-Type": "application/json"}
+    )
     await assert_error(resp, 400)
-    resp = await client.post("/api/v1/blobs/check", data=body, headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v1/blobs/check", data=body, headers={"Content-Type": "application/json"}
+    )
     await assert_error(resp, 400)
     await assert_serving(client)
 
@@ -119,9 +171,13 @@ async def test_wrong_content_type_is_400(client: Client) -> None:
 async def test_json_body_over_max_request_mb_is_413(client: Client) -> None:
     big = json.dumps({"sha256": ["0" * 64] * (2 * MIB // 64)}).encode()
     assert len(big) > MIB
-    resp = await client.post("/api/v1/blobs/check", data=io.BytesIO(big), headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v1/blobs/check", data=io.BytesIO(big), headers={"Content-Type": "application/json"}
+    )
     await assert_error(resp, 413)
-    resp = await client.post("/api/v1/jobs", data=io.BytesIO(big), headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v1/jobs", data=io.BytesIO(big), headers={"Content-Type": "application/json"}
+    )
     await assert_error(resp, 413)
     await assert_serving(client)
     assert_contained(client)
@@ -140,8 +196,12 @@ async def test_blob_over_max_blob_mb_is_413_and_not_stored(client: Client) -> No
 @pytest.mark.parametrize("kind", ["tampered", "truncated", "empty", "extended"])
 async def test_tampered_or_truncated_blob_is_422_and_not_stored(client: Client, kind: str) -> None:
     data = b"the real asset bytes " * 1000
-    sent = {"tampered": data[:-1] + b"!", "truncated": data[: len(data) // 2], "empty": b"",
-            "extended": data + b"more"}[kind]
+    sent = {
+        "tampered": data[:-1] + b"!",
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "extended": data + b"more",
+    }[kind]
     resp = await client.put(f"/api/v1/blobs/{sha(data)}", data=sent)
     await assert_error(resp, 422)
     blobs = client.site_dir / "assets" / "blobs"  # type: ignore[attr-defined]
@@ -161,10 +221,29 @@ async def test_bad_blob_names_are_4xx(client: Client, digest: str) -> None:
     assert_contained(client)
 
 
-@pytest.mark.parametrize("path", [
-    "../scene.json", "../../etc/passwd", "/etc/passwd", "/scene.json", "a/../../b", "textures/../../x",
-    "a\\..\\b", "C:\\scene.json", "a/./../..", "", "dir/", "./", "./.", "a\x00b", "a\nb", "..", ".", "x" * 2000,
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../scene.json",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "/scene.json",
+        "a/../../b",
+        "textures/../../x",
+        "a\\..\\b",
+        "C:\\scene.json",
+        "a/./../..",
+        "",
+        "dir/",
+        "./",
+        "./.",
+        "a\x00b",
+        "a\nb",
+        "..",
+        ".",
+        "x" * 2000,
+    ],
+)
 async def test_unsafe_asset_paths_in_manifest_are_400(client: Client, path: str) -> None:
     good = await put_blob(client, SCENE)
     manifest = [good, {"path": path, "sha256": good["sha256"], "size": good["size"]}]
@@ -176,12 +255,19 @@ async def test_unsafe_asset_paths_in_manifest_are_400(client: Client, path: str)
     assert_contained(client)
 
 
-@pytest.mark.parametrize("manifest", [
-    [], None, "scene.json", [{"path": "scene.json"}], [{"path": "scene.json", "sha256": "x", "size": 1}],
-    [{"path": "scene.json", "sha256": "0" * 64, "size": -1}],
-    [{"path": "scene.json", "sha256": "0" * 64, "size": 1, "extra": 1}],
-    [{"path": 7, "sha256": "0" * 64, "size": 1}],
-])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [],
+        None,
+        "scene.json",
+        [{"path": "scene.json"}],
+        [{"path": "scene.json", "sha256": "x", "size": 1}],
+        [{"path": "scene.json", "sha256": "0" * 64, "size": -1}],
+        [{"path": "scene.json", "sha256": "0" * 64, "size": 1, "extra": 1}],
+        [{"path": 7, "sha256": "0" * 64, "size": 1}],
+    ],
+)
 async def test_malformed_manifests_are_4xx(client: Client, manifest: Any) -> None:
     await assert_error(await client.post("/api/v1/jobs", json=job_body(manifest)), (400, 422))
     await assert_serving(client)
@@ -201,10 +287,19 @@ async def test_hostile_job_names_stay_inside_storage(client: Client) -> None:
     assert_contained(client)
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/jobs/nope", "/api/v1/jobs/nope/frames", "/api/v1/jobs/nope/frames/1", "/api/v1/nothing",
-    "/api/v1/jobs?limit=0", "/api/v1/jobs?limit=x", "/api/v1/jobs?state=bogus", "/api/v1/servers?job=nope",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/jobs/nope",
+        "/api/v1/jobs/nope/frames",
+        "/api/v1/jobs/nope/frames/1",
+        "/api/v1/nothing",
+        "/api/v1/jobs?limit=0",
+        "/api/v1/jobs?limit=x",
+        "/api/v1/jobs?state=bogus",
+        "/api/v1/servers?job=nope",
+    ],
+)
 async def test_unknown_things_are_4xx(client: Client, path: str) -> None:
     await assert_error(await client.get(path), (400, 404))
     await assert_serving(client)
@@ -219,9 +314,19 @@ async def test_job_control_on_missing_job_is_404(client: Client, action: str) ->
 
 # --- the render-server WebSocket -------------------------------------------------------------
 
+
 def hello(name: str, token: str = "", **over: Any) -> bytes:
-    return protocol.encode(protocol.Hello(token=token, name=name, host="test", cores=2, memory_mb=2048,
-                                          packages={"builtin": "1.0.0"}, **over))
+    return protocol.encode(
+        protocol.Hello(
+            token=token,
+            name=name,
+            host="test",
+            cores=2,
+            memory_mb=2048,
+            packages={"builtin": "1.0.0"},
+            **over,
+        )
+    )
 
 
 def raw_msg(**fields: Any) -> bytes:
@@ -238,12 +343,32 @@ GARBAGE: list[tuple[str, Any]] = [
     ("wrong version", raw_msg(type="heartbeat", v=99, free_slots=1)),
     ("unknown type", raw_msg(type="format_disk", v=1)),
     ("type not a string", raw_msg(type=5, v=1)),
-    ("wrong field type", raw_msg(type="task_done", v=1, task_id="one", attempt=1, outputs=[],
-                                 started_at=0.0, finished_at=0.0)),
+    (
+        "wrong field type",
+        raw_msg(
+            type="task_done",
+            v=1,
+            task_id="one",
+            attempt=1,
+            outputs=[],
+            started_at=0.0,
+            finished_at=0.0,
+        ),
+    ),
     ("missing field", raw_msg(type="task_started", v=1, task_id=1)),
     ("bool as int", raw_msg(type="task_started", v=1, task_id=True, attempt=1)),
-    ("nested garbage", raw_msg(type="task_done", v=1, task_id=1, attempt=1, outputs=[{"frame": "x"}],
-                               started_at=0.0, finished_at=0.0)),
+    (
+        "nested garbage",
+        raw_msg(
+            type="task_done",
+            v=1,
+            task_id=1,
+            attempt=1,
+            outputs=[{"frame": "x"}],
+            started_at=0.0,
+            finished_at=0.0,
+        ),
+    ),
     ("binary keys", msgpack.packb({b"type": b"heartbeat", b"v": 1}, use_bin_type=True)),
     ("int keys", msgpack.packb({1: 2}, use_bin_type=True)),
 ]
@@ -271,21 +396,25 @@ async def _closed(ws: Any) -> Any:
 
 @pytest.mark.parametrize(("what", "payload"), GARBAGE, ids=[g[0] for g in GARBAGE])
 async def test_garbage_instead_of_hello_closes_the_connection(
-        client: Client, caplog: pytest.LogCaptureFixture, what: str, payload: Any) -> None:
+    client: Client, caplog: pytest.LogCaptureFixture, what: str, payload: Any
+) -> None:
     caplog.set_level(logging.WARNING, logger="site_agent")
     ws = await client.ws_connect("/ws/render-server")
     await _send(ws, payload)
     await _closed(ws)
     assert ws.closed
     await ws.close()
-    assert any("refused" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert any("refused" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
     await assert_serving(client)
     assert_contained(client)
 
 
 @pytest.mark.parametrize(("what", "payload"), GARBAGE, ids=[g[0] for g in GARBAGE])
 async def test_garbage_after_hello_closes_the_connection(
-        client: Client, caplog: pytest.LogCaptureFixture, what: str, payload: Any) -> None:
+    client: Client, caplog: pytest.LogCaptureFixture, what: str, payload: Any
+) -> None:
     caplog.set_level(logging.WARNING, logger="site_agent")
     ws = await client.ws_connect("/ws/render-server")
     await ws.send_bytes(hello("garbler"))
@@ -295,7 +424,9 @@ async def test_garbage_after_hello_closes_the_connection(
     msg = await _closed(ws)
     assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
     await ws.close()
-    assert any("garbler" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert any("garbler" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
     await assert_serving(client)
     # The agent still takes a well-behaved server afterwards.
     ws2 = await client.ws_connect("/ws/render-server")
@@ -304,14 +435,22 @@ async def test_garbage_after_hello_closes_the_connection(
     await ws2.close()
 
 
-@pytest.mark.parametrize("over", [{"name": ""}, {"name": "x" * 129}, {"slots": 0}, {"slots": 100000}])
+@pytest.mark.parametrize(
+    "over", [{"name": ""}, {"name": "x" * 129}, {"slots": 0}, {"slots": 100000}]
+)
 async def test_bad_hello_values_are_refused(client: Client, over: dict[str, Any]) -> None:
     ws = await client.ws_connect("/ws/render-server")
-    await ws.send_bytes(hello(over.pop("name", "ok"), **over) if "name" not in over else
-                        protocol.encode(protocol.Hello(token="", name=over["name"], host="h", cores=1,
-                                                       memory_mb=1)))
+    await ws.send_bytes(
+        hello(over.pop("name", "ok"), **over)
+        if "name" not in over
+        else protocol.encode(
+            protocol.Hello(token="", name=over["name"], host="h", cores=1, memory_mb=1)
+        )
+    )
     first = await asyncio.wait_for(ws.receive(), 10)
-    assert first.type == WSMsgType.BINARY and isinstance(protocol.decode(first.data), protocol.Refused)
+    assert first.type == WSMsgType.BINARY and isinstance(
+        protocol.decode(first.data), protocol.Refused
+    )
     await _closed(ws)
     await ws.close()
     await assert_serving(client)
@@ -335,13 +474,17 @@ async def test_wrong_enrollment_token_is_refused(make_agent: AgentFactory) -> No
     assert isinstance(protocol.decode((await ws.receive()).data), protocol.Welcome)
     await ws.close()
     # Frame uploads need the token as a bearer too.
-    resp = await client.put("/api/v1/servers/s-x/tasks/1/attempts/1/frames/1", data=b"x",
-                            headers={"X-Sha256": sha(b"x"), "Authorization": "Bearer wrong"})
+    resp = await client.put(
+        "/api/v1/servers/s-x/tasks/1/attempts/1/frames/1",
+        data=b"x",
+        headers={"X-Sha256": sha(b"x"), "Authorization": "Bearer wrong"},
+    )
     await assert_error(resp, 401)
     await assert_serving(client)
 
 
 # --- frame uploads --------------------------------------------------------------------------
+
 
 async def _assigned(client: Client) -> tuple[Any, Any, str, str, protocol.Assign]:
     """Two connected servers and a 1-frame job assigned to one of them."""
@@ -369,7 +512,7 @@ async def _assigned(client: Client) -> tuple[Any, Any, str, str, protocol.Assign
     await asyncio.gather(*pending, return_exceptions=True)
     winner = done.pop()
     ws, sid = waits[winner]
-    (other_ws, other_sid), = [c for c in conns if c[1] != sid]
+    ((other_ws, other_sid),) = [c for c in conns if c[1] != sid]
     return ws, other_ws, sid, other_sid, winner.result()
 
 
@@ -382,17 +525,38 @@ async def test_frame_upload_for_a_task_not_assigned_to_the_server_is_409(client:
     data = png_bytes()
     headers = {"X-Sha256": sha(data)}
     t, a = assign.task_id, assign.attempt
-    await assert_error(await client.put(_frame_url(other_sid, t, a, 7), data=data, headers=headers), 409)
-    await assert_error(await client.put(_frame_url(sid, t, a + 1, 7), data=data, headers=headers), 409)
-    await assert_error(await client.put(_frame_url("s-nobody", t, a, 7), data=data, headers=headers), 409)
+    await assert_error(
+        await client.put(_frame_url(other_sid, t, a, 7), data=data, headers=headers), 409
+    )
+    await assert_error(
+        await client.put(_frame_url(sid, t, a + 1, 7), data=data, headers=headers), 409
+    )
+    await assert_error(
+        await client.put(_frame_url("s-nobody", t, a, 7), data=data, headers=headers), 409
+    )
     await assert_error(await client.put(_frame_url(sid, t, a, 8), data=data, headers=headers), 400)
-    await assert_error(await client.put(_frame_url(sid, 999999, 1, 7), data=data, headers=headers), 404)
-    for bad in (("x", a, 7), (t, "y", 7), (t, a, "z"), (t, a, "1e3"), (t, a, "-1"), (t, "9" * 30, 7)):
-        await assert_error(await client.put(_frame_url(sid, *bad), data=data, headers=headers), (400, 404, 409))
-    await assert_error(await client.put(_frame_url(sid, t, a, 7), data=data, headers={"X-Sha256": "nope"}), 400)
+    await assert_error(
+        await client.put(_frame_url(sid, 999999, 1, 7), data=data, headers=headers), 404
+    )
+    for bad in (
+        ("x", a, 7),
+        (t, "y", 7),
+        (t, a, "z"),
+        (t, a, "1e3"),
+        (t, a, "-1"),
+        (t, "9" * 30, 7),
+    ):
+        await assert_error(
+            await client.put(_frame_url(sid, *bad), data=data, headers=headers), (400, 404, 409)
+        )
+    await assert_error(
+        await client.put(_frame_url(sid, t, a, 7), data=data, headers={"X-Sha256": "nope"}), 400
+    )
     await assert_error(await client.put(_frame_url(sid, t, a, 7), data=data), 400)
     # A tampered frame: the declared hash does not match the bytes.
-    await assert_error(await client.put(_frame_url(sid, t, a, 7), data=data + b"!", headers=headers), 422)
+    await assert_error(
+        await client.put(_frame_url(sid, t, a, 7), data=data + b"!", headers=headers), 422
+    )
     frames = (await (await client.get(f"/api/v1/jobs/{assign.job_id}/frames")).json())["frames"]
     assert frames == []
     job_dir = client.site_dir / "storage"  # type: ignore[attr-defined]
@@ -408,8 +572,17 @@ async def test_frame_upload_for_a_task_not_assigned_to_the_server_is_409(client:
 
 async def test_task_done_without_frames_fails_that_attempt(client: Client) -> None:
     ws, other_ws, sid, _, assign = await _assigned(client)
-    await ws.send_bytes(protocol.encode(protocol.TaskDone(
-        task_id=assign.task_id, attempt=assign.attempt, outputs=[], started_at=0.0, finished_at=0.0)))
+    await ws.send_bytes(
+        protocol.encode(
+            protocol.TaskDone(
+                task_id=assign.task_id,
+                attempt=assign.attempt,
+                outputs=[],
+                started_at=0.0,
+                finished_at=0.0,
+            )
+        )
+    )
     await asyncio.sleep(0.3)
     detail = await (await client.get(f"/api/v1/jobs/{assign.job_id}")).json()
     task = detail["tasks"][0]
@@ -421,7 +594,10 @@ async def test_task_done_without_frames_fails_that_attempt(client: Client) -> No
 
 # --- frames inline in task_done -----------------------------------------------------------
 
-async def test_a_real_render_servers_small_frames_arrive_inline(client: Client, tmp_path: Path) -> None:
+
+async def test_a_real_render_servers_small_frames_arrive_inline(
+    client: Client, tmp_path: Path
+) -> None:
     from render_server.daemon import RenderServer
     from render_server.probe import HostInfo, probe_packages
     from site_agent.appkeys import SITE
@@ -437,16 +613,39 @@ async def test_a_real_render_servers_small_frames_arrive_inline(client: Client, 
 
     site.reports.write_frame = counting  # every stored frame, HTTP or inline, goes through it
     packages = await probe_packages({"builtin"})
-    server = RenderServer(agent_url=str(client.make_url("/")), name="rs-real", slots=1, tags=[], token="",
-                          cache_dir=tmp_path / "cache", work_dir=tmp_path / "work",
-                          host=HostInfo(host="localhost", cores=1, memory_mb=1024, packages=packages))
+    server = RenderServer(
+        agent_url=str(client.make_url("/")),
+        name="rs-real",
+        slots=1,
+        tags=[],
+        token="",
+        cache_dir=tmp_path / "cache",
+        work_dir=tmp_path / "work",
+        host=HostInfo(host="localhost", cores=1, memory_mb=1024, packages=packages),
+    )
     runner = asyncio.ensure_future(server.run())
     try:
-        scene = json.dumps({"format": "spillway-scene/1", "camera": {"position": [0, 0, 5], "look_at": [0, 0, 0]}, "objects": [
-            {"type": "sphere", "center": [0, 0, 0], "radius": 1.0, "material": {"color": [0.9, 0.2, 0.2]}}]})
+        scene = json.dumps(
+            {
+                "format": "spillway-scene/1",
+                "camera": {"position": [0, 0, 5], "look_at": [0, 0, 0]},
+                "objects": [
+                    {
+                        "type": "sphere",
+                        "center": [0, 0, 0],
+                        "radius": 1.0,
+                        "material": {"color": [0.9, 0.2, 0.2]},
+                    }
+                ],
+            }
+        )
         manifest = [await put_blob(client, scene.encode())]
-        resp = await client.post("/api/v1/jobs", json=job_body(
-            manifest, frames="1-2", chunk_size=2, settings={"width": 32, "height": 24}))
+        resp = await client.post(
+            "/api/v1/jobs",
+            json=job_body(
+                manifest, frames="1-2", chunk_size=2, settings={"width": 32, "height": 24}
+            ),
+        )
         assert resp.status == 201, await resp.text()
         job_id = (await resp.json())["job"]["id"]
         for _ in range(200):
@@ -467,7 +666,9 @@ async def test_a_real_render_servers_small_frames_arrive_inline(client: Client, 
 
 
 @pytest.mark.parametrize("kind", ["tampered", "not_in_task", "bad_sha"])
-async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(client: Client, kind: str) -> None:
+async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(
+    client: Client, kind: str
+) -> None:
     ws, other_ws, sid, _, assign = await _assigned(client)
     data = png_bytes()
     frame, digest, body = 7, sha(data), data
@@ -478,10 +679,18 @@ async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(client: C
     else:
         digest = "not-a-sha"
     name = f"{assign.output_name}_{frame:04d}.png"
-    await ws.send_bytes(protocol.encode(protocol.TaskDone(
-        task_id=assign.task_id, attempt=assign.attempt, started_at=0.0, finished_at=0.0,
-        outputs=[protocol.Output(frame=frame, name=name, sha256=digest, size=len(body))],
-        frames=[protocol.InlineFrame(frame=frame, name=name, sha256=digest, data=body)])))
+    await ws.send_bytes(
+        protocol.encode(
+            protocol.TaskDone(
+                task_id=assign.task_id,
+                attempt=assign.attempt,
+                started_at=0.0,
+                finished_at=0.0,
+                outputs=[protocol.Output(frame=frame, name=name, sha256=digest, size=len(body))],
+                frames=[protocol.InlineFrame(frame=frame, name=name, sha256=digest, data=body)],
+            )
+        )
+    )
     await asyncio.sleep(0.3)
     detail = await (await client.get(f"/api/v1/jobs/{assign.job_id}")).json()
     task = detail["tasks"][0]
@@ -496,7 +705,9 @@ async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(client: C
     assert_contained(client)
 
 
-async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(client: Client) -> None:
+async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(
+    client: Client,
+) -> None:
     """While one task's frames are still being written, the same connection's report on its
     other task is read and applied; both complete once the write finishes."""
     from site_agent.appkeys import SITE
@@ -524,11 +735,29 @@ async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(cl
     first, second = assigns
     data = png_bytes()
     name = f"{first.output_name}_{first.frames[0]:04d}.png"
-    await ws.send_bytes(protocol.encode(protocol.TaskDone(
-        task_id=first.task_id, attempt=first.attempt, started_at=0.0, finished_at=0.0,
-        outputs=[protocol.Output(frame=first.frames[0], name=name, sha256=sha(data), size=len(data))],
-        frames=[protocol.InlineFrame(frame=first.frames[0], name=name, sha256=sha(data), data=data)])))
-    await ws.send_bytes(protocol.encode(protocol.TaskStarted(task_id=second.task_id, attempt=second.attempt)))
+    await ws.send_bytes(
+        protocol.encode(
+            protocol.TaskDone(
+                task_id=first.task_id,
+                attempt=first.attempt,
+                started_at=0.0,
+                finished_at=0.0,
+                outputs=[
+                    protocol.Output(
+                        frame=first.frames[0], name=name, sha256=sha(data), size=len(data)
+                    )
+                ],
+                frames=[
+                    protocol.InlineFrame(
+                        frame=first.frames[0], name=name, sha256=sha(data), data=data
+                    )
+                ],
+            )
+        )
+    )
+    await ws.send_bytes(
+        protocol.encode(protocol.TaskStarted(task_id=second.task_id, attempt=second.attempt))
+    )
 
     async def states() -> dict[int, str]:
         detail = await (await client.get(f"/api/v1/jobs/{first.job_id}")).json()

@@ -69,19 +69,26 @@ class Pair(Sites):
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("fedfaults")
-    with running_sites(root, {"fac-pov": "povray", "fac-bi": "builtin"},
-                       overflow_after=OVERFLOW_AFTER_S) as (studio, facility, pki, studio_port, facility_port):
-        yield Pair(studio=studio, facility=facility, pki=pki, root=root,
-                   studio_fed=f"https://127.0.0.1:{studio_port}",
-                   facility_fed=f"https://127.0.0.1:{facility_port}")
+    with running_sites(
+        root, {"fac-pov": "povray", "fac-bi": "builtin"}, overflow_after=OVERFLOW_AFTER_S
+    ) as (studio, facility, pki, studio_port, facility_port):
+        yield Pair(
+            studio=studio,
+            facility=facility,
+            pki=pki,
+            root=root,
+            studio_fed=f"https://127.0.0.1:{studio_port}",
+            facility_fed=f"https://127.0.0.1:{facility_port}",
+        )
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
 def submit(agent: Agent, scene: Path, package: str, frames: str, *args: str) -> str:
-    result = agent.cli("submit", str(scene), "--package", package, "--frames", frames, "--json",
-                       *TINY, *args)
+    result = agent.cli(
+        "submit", str(scene), "--package", package, "--frames", frames, "--json", *TINY, *args
+    )
     body = json.loads(result.stdout)
     return str(body["job"]["id"] if "job" in body else body["id"])
 
@@ -99,8 +106,9 @@ def partial_file(agent: Agent, sha: str) -> Path:
     return agent.storage / ".assets" / "partial" / f"{sha}.part"
 
 
-def wait_upload_in_progress(agent: Agent, sha: str, total: int, *, at_least: int = 1,
-                            timeout: float = 60) -> int:
+def wait_upload_in_progress(
+    agent: Agent, sha: str, total: int, *, at_least: int = 1, timeout: float = 60
+) -> int:
     """Poll the receiver's partial file until it holds ``at_least`` bytes but not all; its size."""
     path = partial_file(agent, sha)
     deadline = time.monotonic() + timeout
@@ -131,8 +139,9 @@ def assert_frames_once_at_both_sites(pair: Pair, job_id: str, count: int) -> dic
     listed = pair.studio.get(f"/api/v1/jobs/{job_id}/frames")["frames"]
     assert sorted(f["frame"] for f in listed) == sorted({f["frame"] for f in listed})
     assert len(listed) == count, listed
-    rows = query(pair.db(pair.studio), "SELECT frame, name, sha256 FROM frames WHERE job_id = ?",
-                 job_id)
+    rows = query(
+        pair.db(pair.studio), "SELECT frame, name, sha256 FROM frames WHERE job_id = ?", job_id
+    )
     assert sorted((f["frame"], f["name"], f["sha256"]) for f in listed) == sorted(rows)
     studio_dir, facility_dir = Path(job["storage_dir"]), Path(remote["storage_dir"])
     # Only the frames: no temp file left from an interrupted fetch, no second copy.
@@ -151,26 +160,39 @@ def finished_logs(agent: Agent, job_id: str) -> int:
 # --- 6. bad input on the federation API ------------------------------------------------
 
 
-def _signed_raw(pair: Pair, *, site: str, signer: str, type_name: str, body: Any,
-                sent_at: float | None = None) -> bytes:
+def _signed_raw(
+    pair: Pair, *, site: str, signer: str, type_name: str, body: Any, sent_at: float | None = None
+) -> bytes:
     """An envelope with any body, correctly signed by ``signer``'s key (encode_envelope checks types)."""
-    fields: dict[str, Any] = {"v": 1, "type": type_name, "site": site, "id": os.urandom(8).hex(),
-                              "sent_at": time.time() if sent_at is None else sent_at, "body": body}
+    fields: dict[str, Any] = {
+        "v": 1,
+        "type": type_name,
+        "site": site,
+        "id": os.urandom(8).hex(),
+        "sent_at": time.time() if sent_at is None else sent_at,
+        "body": body,
+    }
     fields["sig"] = pair.key(signer).sign(canonical_bytes(fields), ec.ECDSA(hashes.SHA256()))
     packed: bytes = msgpack.packb(fields, use_bin_type=True)
     return packed
 
 
-async def _post(url: str, tls: TlsContexts, peer: str, data: bytes,
-                method: str = "POST") -> tuple[int, bytes] | None:
+async def _post(
+    url: str, tls: TlsContexts, peer: str, data: bytes, method: str = "POST"
+) -> tuple[int, bytes] | None:
     """(status, body), or None when the server closed the connection instead of answering."""
     opts = tls.request_options(peer)
     try:
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
-            session.request(method, url, data=io.BytesIO(data) if len(data) > 1 << 20 else data,
-                            headers=ENVELOPE,
-                            timeout=aiohttp.ClientTimeout(total=20), **opts) as resp,
+            session.request(
+                method,
+                url,
+                data=io.BytesIO(data) if len(data) > 1 << 20 else data,
+                headers=ENVELOPE,
+                timeout=aiohttp.ClientTimeout(total=20),
+                **opts,
+            ) as resp,
         ):
             result = resp.status, await resp.read()
     except aiohttp.ClientError:
@@ -196,52 +218,159 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
     facility_tls = TlsContexts(pair.tls("facility"))
     before = {agent.name: _state(pair, agent) for agent in (pair.studio, pair.facility)}
     now = time.time()
-    spec = JobSpec(name="bad", owner="t", priority=50, profile={"package": "povray"}, frames="1",
-                   chunk_size=1, scene="scene.pov", output_name="bad")
-    offer = Offer(key="studio:bad:1", origin_job_id="bad", epoch=1, job=spec,
-                  manifest=(ManifestEntry(path="scene.pov", sha256="a" * 64, size=10),))
+    spec = JobSpec(
+        name="bad",
+        owner="t",
+        priority=50,
+        profile={"package": "povray"},
+        frames="1",
+        chunk_size=1,
+        scene="scene.pov",
+        output_name="bad",
+    )
+    offer = Offer(
+        key="studio:bad:1",
+        origin_job_id="bad",
+        epoch=1,
+        job=spec,
+        manifest=(ManifestEntry(path="scene.pov", sha256="a" * 64, size=10),),
+    )
     good_body = offer.to_body()
-    notify = Notify(origin_job_id="nosuchjob", remote_job_id="r", epoch=1, state=NotifyState.DONE,
-                    frames_done=0, frames_total=1)
+    notify = Notify(
+        origin_job_id="nosuchjob",
+        remote_job_id="r",
+        epoch=1,
+        state=NotifyState.DONE,
+        frames_done=0,
+        frames_total=1,
+    )
     offer_url, notify_url = f"{pair.facility_fed}/fed/v1/offer", f"{pair.studio_fed}/fed/v1/notify"
     cases: list[tuple[str, str, str, TlsContexts, bytes, set[int]]] = [
-        ("garbage bytes", offer_url, "facility", studio_tls,
-         b"\xc1\xff not msgpack at all", {400}),
-        ("msgpack list, not a map", offer_url, "facility", studio_tls,
-         msgpack.packb([1, 2, 3]), {400}),
-        ("integer map keys", offer_url, "facility", studio_tls,
-         msgpack.packb({1: 2}), {400}),
-        ("sent_at is a string", offer_url, "facility", studio_tls,
-         msgpack.packb({"v": 1, "type": "offer", "site": "studio", "id": "x",
-                        "sent_at": "yesterday", "body": good_body, "sig": b"0"}), {400}),
-        ("signed offer whose epoch is a string", offer_url, "facility", studio_tls,
-         _signed_raw(pair, site="studio", signer="studio", type_name="offer",
-                     body={**good_body, "epoch": "one"}), {400}),
-        ("signed offer whose manifest escapes the job folder", offer_url, "facility", studio_tls,
-         _signed_raw(pair, site="studio", signer="studio", type_name="offer",
-                     body={**good_body, "manifest": [{"path": "../../etc/passwd",
-                                                      "sha256": "a" * 64, "size": 1}]}), {400}),
-        ("unknown message type", offer_url, "facility", studio_tls,
-         _signed_raw(pair, site="studio", signer="studio", type_name="explode", body={}), {400}),
-        ("a notify sent to the offer endpoint", offer_url, "facility", studio_tls,
-         encode_envelope(notify, site="studio", key=pair.key("studio"), now=now), {400}),
-        ("offer signed by the facility's key", offer_url, "facility", studio_tls,
-         encode_envelope(offer, site="studio", key=pair.key("facility"), now=now), {403}),
-        ("offer claiming to come from the facility", offer_url, "facility", studio_tls,
-         encode_envelope(offer, site="facility", key=pair.key("facility"), now=now),
-         {400, 403}),
-        ("commit of an offer never made", f"{pair.facility_fed}/fed/v1/commit", "facility",
-         studio_tls,
-         encode_envelope(Commit(key="studio:never:1"), site="studio", key=pair.key("studio"),
-                         now=now), {404}),
-        ("expired notification", notify_url, "studio", facility_tls,
-         encode_envelope(notify, site="facility", key=pair.key("facility"), now=now - 3600),
-         {403}),
-        ("notification dated in the future", notify_url, "studio", facility_tls,
-         encode_envelope(notify, site="facility", key=pair.key("facility"), now=now + 3600),
-         {403}),
-        ("notification for an unknown job", notify_url, "studio", facility_tls,
-         encode_envelope(notify, site="facility", key=pair.key("facility"), now=now), {404}),
+        ("garbage bytes", offer_url, "facility", studio_tls, b"\xc1\xff not msgpack at all", {400}),
+        (
+            "msgpack list, not a map",
+            offer_url,
+            "facility",
+            studio_tls,
+            msgpack.packb([1, 2, 3]),
+            {400},
+        ),
+        ("integer map keys", offer_url, "facility", studio_tls, msgpack.packb({1: 2}), {400}),
+        (
+            "sent_at is a string",
+            offer_url,
+            "facility",
+            studio_tls,
+            msgpack.packb(
+                {
+                    "v": 1,
+                    "type": "offer",
+                    "site": "studio",
+                    "id": "x",
+                    "sent_at": "yesterday",
+                    "body": good_body,
+                    "sig": b"0",
+                }
+            ),
+            {400},
+        ),
+        (
+            "signed offer whose epoch is a string",
+            offer_url,
+            "facility",
+            studio_tls,
+            _signed_raw(
+                pair,
+                site="studio",
+                signer="studio",
+                type_name="offer",
+                body={**good_body, "epoch": "one"},
+            ),
+            {400},
+        ),
+        (
+            "signed offer whose manifest escapes the job folder",
+            offer_url,
+            "facility",
+            studio_tls,
+            _signed_raw(
+                pair,
+                site="studio",
+                signer="studio",
+                type_name="offer",
+                body={
+                    **good_body,
+                    "manifest": [{"path": "../../etc/passwd", "sha256": "a" * 64, "size": 1}],
+                },
+            ),
+            {400},
+        ),
+        (
+            "unknown message type",
+            offer_url,
+            "facility",
+            studio_tls,
+            _signed_raw(pair, site="studio", signer="studio", type_name="explode", body={}),
+            {400},
+        ),
+        (
+            "a notify sent to the offer endpoint",
+            offer_url,
+            "facility",
+            studio_tls,
+            encode_envelope(notify, site="studio", key=pair.key("studio"), now=now),
+            {400},
+        ),
+        (
+            "offer signed by the facility's key",
+            offer_url,
+            "facility",
+            studio_tls,
+            encode_envelope(offer, site="studio", key=pair.key("facility"), now=now),
+            {403},
+        ),
+        (
+            "offer claiming to come from the facility",
+            offer_url,
+            "facility",
+            studio_tls,
+            encode_envelope(offer, site="facility", key=pair.key("facility"), now=now),
+            {400, 403},
+        ),
+        (
+            "commit of an offer never made",
+            f"{pair.facility_fed}/fed/v1/commit",
+            "facility",
+            studio_tls,
+            encode_envelope(
+                Commit(key="studio:never:1"), site="studio", key=pair.key("studio"), now=now
+            ),
+            {404},
+        ),
+        (
+            "expired notification",
+            notify_url,
+            "studio",
+            facility_tls,
+            encode_envelope(notify, site="facility", key=pair.key("facility"), now=now - 3600),
+            {403},
+        ),
+        (
+            "notification dated in the future",
+            notify_url,
+            "studio",
+            facility_tls,
+            encode_envelope(notify, site="facility", key=pair.key("facility"), now=now + 3600),
+            {403},
+        ),
+        (
+            "notification for an unknown job",
+            notify_url,
+            "studio",
+            facility_tls,
+            encode_envelope(notify, site="facility", key=pair.key("facility"), now=now),
+            {404},
+        ),
     ]
     codes = {400: "bad_request", 403: "forbidden", 404: "not_found"}
     for what, url, peer, tls, data, statuses in cases:
@@ -254,8 +383,15 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
         print(f"{what}: {status} {error['message']}")
 
     # A blob that is in no offer, and a body beyond the message size limit.
-    blob = asyncio.run(_post(f"{pair.facility_fed}/fed/v1/blobs/{'b' * 64}", studio_tls,
-                             "facility", b"x" * 100, method="PATCH"))
+    blob = asyncio.run(
+        _post(
+            f"{pair.facility_fed}/fed/v1/blobs/{'b' * 64}",
+            studio_tls,
+            "facility",
+            b"x" * 100,
+            method="PATCH",
+        )
+    )
     assert blob is not None and blob[0] == 403, blob
     huge = asyncio.run(_post(offer_url, studio_tls, "facility", b"\x00" * (17 * 1024 * 1024)))
     assert huge is None or huge[0] == 413, huge
@@ -275,8 +411,9 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
 def test_job_waiting_longer_than_overflow_after_is_forwarded_to_free_capacity(pair: Pair) -> None:
     # Keep the studio's only built-in server busy with a long local job: 200 frames of
     # 0.1-0.3 s each put the estimated wait well past overflow_after (10 s) on any machine.
-    long_job = submit(pair.studio, BUILTIN_SCENE, "builtin", "1-200", "--no-forward",
-                      "--name", "long")
+    long_job = submit(
+        pair.studio, BUILTIN_SCENE, "builtin", "1-200", "--no-forward", "--name", "long"
+    )
     wait_for(lambda: pair.studio.job(long_job)["job"]["state"] == "running", 30, "the long job")
     try:
         job_id = submit(pair.studio, BUILTIN_SCENE, "builtin", "1-2", "--name", "overflow")
@@ -299,8 +436,9 @@ def test_job_waiting_longer_than_overflow_after_is_forwarded_to_free_capacity(pa
 
 
 def _running_tasks(agent: Agent, server: str) -> int:
-    return next(s["running_tasks"] for s in agent.get("/api/v1/servers")["servers"]
-                if s["name"] == server)
+    return next(
+        s["running_tasks"] for s in agent.get("/api/v1/servers")["servers"] if s["name"] == server
+    )
 
 
 def test_cancel_at_origin_cancels_the_remote_job_and_stops_its_servers(pair: Pair) -> None:
@@ -312,8 +450,11 @@ def test_cancel_at_origin_cancels_the_remote_job_and_stops_its_servers(pair: Pai
     pair.studio.cli("cancel", job_id)
     remote = pair.facility.wait_job(remote_id, timeout=30)
     assert remote["job"]["state"] == "cancelled", remote["job"]
-    wait_for(lambda: _running_tasks(pair.facility, "fac-pov") == 0, 15,
-             "the facility's render server to stop")
+    wait_for(
+        lambda: _running_tasks(pair.facility, "fac-pov") == 0,
+        15,
+        "the facility's render server to stop",
+    )
     done = pair.facility.job(remote_id)["job"]["progress"]["frames_done"]
     time.sleep(2)  # nothing keeps rendering after the cancel
     after = pair.facility.job(remote_id)
@@ -322,30 +463,39 @@ def test_cancel_at_origin_cancels_the_remote_job_and_stops_its_servers(pair: Pai
     assert {t["state"] for t in after["tasks"]} <= {"done", "waiting"}, after["tasks"]
     job = pair.studio.job(job_id)["job"]
     assert job["state"] == "cancelled" and job["placement_epoch"] == 1, job
-    delivered = query(pair.db(pair.studio), "SELECT delivered_at FROM fed_outbox WHERE id = ?",
-                      f"cancel:{job_id}:1")
+    delivered = query(
+        pair.db(pair.studio),
+        "SELECT delivered_at FROM fed_outbox WHERE id = ?",
+        f"cancel:{job_id}:1",
+    )
     assert delivered and delivered[0][0] is not None, delivered
 
 
 def test_cancel_during_the_upload_never_leaves_the_remote_rendering(pair: Pair) -> None:
     scene, asset = scene_with_big_asset(pair.root)
     sha = sha256_file(asset)
-    job_id = submit(pair.studio, scene, "povray", "1-40", "--asset", str(asset),
-                    "--name", "cancel-upload")
+    job_id = submit(
+        pair.studio, scene, "povray", "1-40", "--asset", str(asset), "--name", "cancel-upload"
+    )
     wait_upload_in_progress(pair.facility, sha, asset.stat().st_size)
     pair.studio.cli("cancel", job_id)  # before the commit: the remote has no job yet
 
     def remote_jobs() -> list[dict[str, Any]]:
-        return [j for j in pair.facility.get("/api/v1/jobs")["jobs"]
-                if j.get("origin_job_id") == job_id]
+        return [
+            j for j in pair.facility.get("/api/v1/jobs")["jobs"] if j.get("origin_job_id") == job_id
+        ]
+
     # The forwarding task may still finish the upload and commit; then the cancel must follow.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not remote_jobs():
         time.sleep(0.2)
     for remote in remote_jobs():
         pair.facility.wait_job(remote["id"], states=("cancelled",), timeout=20)
-    wait_for(lambda: _running_tasks(pair.facility, "fac-pov") == 0, 15,
-             "the facility's render server to stop")
+    wait_for(
+        lambda: _running_tasks(pair.facility, "fac-pov") == 0,
+        15,
+        "the facility's render server to stop",
+    )
     assert pair.studio.job(job_id)["job"]["state"] == "cancelled"
 
 
@@ -360,11 +510,13 @@ def _manifest_bytes(scene: Path) -> int:
 def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victim: str) -> None:
     scene, asset = scene_with_big_asset(pair.root)
     sha, total = sha256_file(asset), _manifest_bytes(scene)
-    job_id = submit(pair.studio, scene, "povray", "1-2", "--asset", str(asset),
-                    "--name", f"upload-{victim}")
+    job_id = submit(
+        pair.studio, scene, "povray", "1-2", "--asset", str(asset), "--name", f"upload-{victim}"
+    )
     # Two chunks in: an upload that started over would then exceed the bounds below.
-    held = wait_upload_in_progress(pair.facility, sha, asset.stat().st_size,
-                                   at_least=2 * CHUNK_SIZE)
+    held = wait_upload_in_progress(
+        pair.facility, sha, asset.stat().st_size, at_least=2 * CHUNK_SIZE
+    )
     agent = pair.facility if victim == "remote" else pair.studio
     agent.kill()
     kept = partial_file(pair.facility, sha).stat().st_size
@@ -393,15 +545,18 @@ def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victi
 # --- 1c / 2b. kill -9 of the origin after the commit -----------------------------------------
 
 
-@pytest.mark.parametrize("restart", ["while_remote_renders", "after_remote_finished", "remote_killed_before_notifying"])
+@pytest.mark.parametrize(
+    "restart", ["while_remote_renders", "after_remote_finished", "remote_killed_before_notifying"]
+)
 def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
     pair: Pair, restart: str
 ) -> None:
     """The origin goes down after the commit; in the last case the remote is also killed -9
     with its completion notification still undelivered, and both come back."""
     frames = 8 if restart == "while_remote_renders" else 3
-    job_id = submit(pair.studio, POVRAY / "scene.pov", "povray", f"1-{frames}",
-                    "--name", f"origin-{restart}")
+    job_id = submit(
+        pair.studio, POVRAY / "scene.pov", "povray", f"1-{frames}", "--name", f"origin-{restart}"
+    )
     wait_for(lambda: bool(pair.studio.job(job_id)["job"]["remote_job_id"]), 60, "the commit")
     remote_id = pair.studio.job(job_id)["job"]["remote_job_id"]
     pair.studio.kill()
@@ -413,9 +568,13 @@ def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
         pair.facility.wait_job(remote_id, timeout=60)
 
         def refused() -> bool:
-            rows = query(pair.db(pair.facility),
-                         "SELECT attempts, delivered_at FROM fed_outbox WHERE id = ?", final)
+            rows = query(
+                pair.db(pair.facility),
+                "SELECT attempts, delivered_at FROM fed_outbox WHERE id = ?",
+                final,
+            )
             return bool(rows) and rows[0][0] >= 1 and rows[0][1] is None
+
         wait_for(refused, 30, "the remote's notification to fail")
     if restart == "remote_killed_before_notifying":
         pair.facility.kill()  # the notification is only in the remote's durable outbox now
@@ -429,8 +588,15 @@ def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
 
     pair.studio.wait_job(job_id, timeout=90)
     assert_frames_once_at_both_sites(pair, job_id, frames)
-    wait_for(lambda: query(pair.db(pair.facility),
-                           "SELECT delivered_at FROM fed_outbox WHERE id = ?", final)[0][0]
-             is not None, 30, "the final notification to be acknowledged")
+    wait_for(
+        lambda: (
+            query(
+                pair.db(pair.facility), "SELECT delivered_at FROM fed_outbox WHERE id = ?", final
+            )[0][0]
+            is not None
+        ),
+        30,
+        "the final notification to be acknowledged",
+    )
     time.sleep(1)  # a duplicate completion (notification or poll) would show up by now
     assert finished_logs(pair.studio, job_id) == 1, pair.studio.log()[-3000:]

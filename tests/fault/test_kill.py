@@ -28,7 +28,9 @@ def agent(sqlite_agent: Agent) -> Agent:
 
 
 def submit(agent: Agent, frames: str, *args: str) -> str:
-    result = agent.cli("submit", str(SCENE), "--package", "builtin", "--json", "--frames", frames, *args)
+    result = agent.cli(
+        "submit", str(SCENE), "--package", "builtin", "--json", "--frames", frames, *args
+    )
     body = json.loads(result.stdout)
     return str(body["job"]["id"] if "job" in body else body["id"])
 
@@ -40,20 +42,27 @@ def start(agent: Agent, processes: list[Process], name: str, **kwargs: Any) -> P
 
 
 def staller(agent: Agent, processes: list[Process], name: str, mode: str, ready: Path) -> Process:
-    proc = Process([sys.executable, str(STALLER), agent.url, name, mode, str(ready)],
-                   agent.root / f"{name}.log", env={"PYTHONPATH": str(ROOT)})
+    proc = Process(
+        [sys.executable, str(STALLER), agent.url, name, mode, str(ready)],
+        agent.root / f"{name}.log",
+        env={"PYTHONPATH": str(ROOT)},
+    )
     proc.start()
     processes.append(proc)
     return proc
 
 
-def assert_frames_consistent(agent: Agent, db: Path, job_id: str, frames: range, size: tuple[int, int]) -> None:
+def assert_frames_consistent(
+    agent: Agent, db: Path, job_id: str, frames: range, size: tuple[int, int]
+) -> None:
     detail = agent.wait_job(job_id, timeout=180)
     job = detail["job"]
     assert job["state"] == "done", detail
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT frame, name, sha256, size FROM frames WHERE job_id = ? ORDER BY frame",
-                            (job_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT frame, name, sha256, size FROM frames WHERE job_id = ? ORDER BY frame",
+            (job_id,),
+        ).fetchall()
     assert [r[0] for r in rows] == list(frames)
     job_dir = Path(job["storage_dir"])
     on_disk = sorted(p.name for p in job_dir.iterdir())
@@ -64,12 +73,15 @@ def assert_frames_consistent(agent: Agent, db: Path, job_id: str, frames: range,
         assert len(data) == length
         with Image.open(job_dir / name) as img:
             assert img.size == size
-            assert img.getpixel((0, 0)) != (255, 0, 0), f"frame {frame} kept the killed server's pixels"
+            assert img.getpixel((0, 0)) != (255, 0, 0), (
+                f"frame {frame} kept the killed server's pixels"
+            )
 
 
 @pytest.mark.parametrize("mode", ["stall", "wrong"])
-def test_server_killed_during_frame_upload(agent: Agent, processes: list[Process], tmp_path: Path,
-                                           mode: str) -> None:
+def test_server_killed_during_frame_upload(
+    agent: Agent, processes: list[Process], tmp_path: Path, mode: str
+) -> None:
     """``stall``: killed halfway through a PUT. ``wrong``: uploaded other pixels, killed before TaskDone."""
     ready = tmp_path / "ready"
     victim = staller(agent, processes, "victim", mode, ready)
@@ -82,15 +94,19 @@ def test_server_killed_during_frame_upload(agent: Agent, processes: list[Process
     assert list((agent.storage).rglob("*.part")) == []
 
 
-def test_server_killed_and_restarted_under_the_same_name(agent: Agent, processes: list[Process],
-                                                         tmp_path: Path) -> None:
+def test_server_killed_and_restarted_under_the_same_name(
+    agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
     phoenix = start(agent, processes, "phoenix", slots=2)
     start(agent, processes, "steady")
     agent.wait_servers(2)
     job_id = submit(agent, "1-12", "--resolution", "480x360")
 
     def phoenix_running() -> bool:
-        return any(t["server"] == "phoenix" and t["state"] == "running" for t in agent.job(job_id)["tasks"])
+        return any(
+            t["server"] == "phoenix" and t["state"] == "running" for t in agent.job(job_id)["tasks"]
+        )
+
     wait_for(phoenix_running, 60, "a task to run on phoenix")
     phoenix.kill()
     reborn = start(agent, processes, "phoenix", slots=2)

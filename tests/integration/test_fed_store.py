@@ -13,10 +13,22 @@ from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, Jo
 
 def make_job(job_id: str, *, placement: str = LOCAL) -> JobRecord:
     return JobRecord(
-        id=job_id, name=f"shot {job_id}", owner="ana", origin_site="studio", priority=50,
-        profile=JobProfile(package="povray"), frames="1-6", frame_count=6, chunk_size=3,
-        scene="scene.pov", manifest=(AssetRef(path="scene.pov", sha256="a" * 64, size=12),),
-        output_name="shot", placement=placement, created_at=100.0, updated_at=100.0)
+        id=job_id,
+        name=f"shot {job_id}",
+        owner="ana",
+        origin_site="studio",
+        priority=50,
+        profile=JobProfile(package="povray"),
+        frames="1-6",
+        frame_count=6,
+        chunk_size=3,
+        scene="scene.pov",
+        manifest=(AssetRef(path="scene.pov", sha256="a" * 64, size=12),),
+        output_name="shot",
+        placement=placement,
+        created_at=100.0,
+        updated_at=100.0,
+    )
 
 
 def fed(store: Store) -> FederationStore:
@@ -26,16 +38,20 @@ def fed(store: Store) -> FederationStore:
 async def test_offers_are_keyed_and_committed_once(store: Store) -> None:
     s = fed(store)
     body = {"key": "studio:j1:1", "manifest": [{"sha256": "a" * 64}]}
-    first = await s.fed_insert_offer(key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1,
-                                     body=body, at=10.0)
-    again = await s.fed_insert_offer(key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1,
-                                     body={"other": 1}, at=20.0)
+    first = await s.fed_insert_offer(
+        key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body=body, at=10.0
+    )
+    again = await s.fed_insert_offer(
+        key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body={"other": 1}, at=20.0
+    )
     assert again == first and first.body == body and first.remote_job_id is None
     assert [o.key for o in await s.fed_pending_offers("studio")] == ["studio:j1:1"]
     assert await s.fed_commit_offer("studio:j1:1", "r1", at=30.0)
     assert not await s.fed_commit_offer("studio:j1:1", "r2", at=31.0)
     committed = await s.fed_offer_by_job("r1")
-    assert committed is not None and committed.key == "studio:j1:1" and committed.committed_at == 30.0
+    assert (
+        committed is not None and committed.key == "studio:j1:1" and committed.committed_at == 30.0
+    )
     assert await s.fed_pending_offers("studio") == []
 
 
@@ -77,14 +93,22 @@ async def test_outbox_is_idempotent_and_newer_progress_supersedes(store: Store) 
 async def test_finished_accepted_jobs_without_final_notification_are_found(store: Store) -> None:
     s = fed(store)
     await store.create_job(dataclasses.replace(make_job("r1"), origin_job_id="j1"), [(1,)])
-    await s.fed_insert_offer(key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1,
-                             body={}, at=1.0)
+    await s.fed_insert_offer(
+        key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body={}, at=1.0
+    )
     await s.fed_commit_offer("studio:j1:1", "r1", at=2.0)
     assert await s.fed_finished_offers_without_final() == []
     await store.update_job_state("r1", JobState.DONE, at=3.0)
     assert [o.key for o in await s.fed_finished_offers_without_final()] == ["studio:j1:1"]
-    await s.fed_enqueue(msg_id="notify:r1:1:final", peer="studio", kind="notify", job_id="r1",
-                        body={}, final=True, at=4.0)
+    await s.fed_enqueue(
+        msg_id="notify:r1:1:final",
+        peer="studio",
+        kind="notify",
+        job_id="r1",
+        body={},
+        final=True,
+        at=4.0,
+    )
     assert await s.fed_finished_offers_without_final() == []
 
 
@@ -98,18 +122,41 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
     await s.fed_set_forward_state("j1", 1, "committed", remote_job_id="r1", at=13.0)
     row = await s.fed_latest_forward("j1")
     assert row is not None
-    assert (row.state, row.remote_job_id, row.bytes_sent, row.blobs_skipped) == ("committed", "r1", 100, 2)
+    assert (row.state, row.remote_job_id, row.bytes_sent, row.blobs_skipped) == (
+        "committed",
+        "r1",
+        100,
+        2,
+    )
     assert [r.job_id for r in await s.fed_open_forwards()] == ["j1"]
     await s.fed_forward_contact("j1", 1, remote_state="running", frames_done=1, at=14.0)
 
     # Re-placement moves to epoch 2; a result of epoch 1 then changes nothing.
-    assert await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="re-placed", at=20.0) == 2
-    assert await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0) is None
+    assert (
+        await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="re-placed", at=20.0)
+        == 2
+    )
+    assert (
+        await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0)
+        is None
+    )
     assert await s.fed_open_forwards() == []
-    frames = [FrameRecord(job_id="j1", frame=n, task_id=None, name=f"f{n}.png", sha256="c" * 64,
-                          size=10, server_id="facility", rendered_at=30.0) for n in (1, 2)]
-    assert not await s.fed_finish_forwarded_job("j1", epoch=1, state=JobState.DONE, frames=frames,
-                                                error="", at=30.0)
+    frames = [
+        FrameRecord(
+            job_id="j1",
+            frame=n,
+            task_id=None,
+            name=f"f{n}.png",
+            sha256="c" * 64,
+            size=10,
+            server_id="facility",
+            rendered_at=30.0,
+        )
+        for n in (1, 2)
+    ]
+    assert not await s.fed_finish_forwarded_job(
+        "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0
+    )
     assert await store.list_frames("j1") == []
     current = await store.get_job("j1")
     assert current is not None and current.placement == "local" and current.placement_epoch == 2
@@ -119,12 +166,25 @@ async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store
     s = fed(store)
     job = dataclasses.replace(make_job("j1", placement="facility"), placement_epoch=1)
     await store.create_job(job, [(1,), (2,)])
-    frames = [FrameRecord(job_id="j1", frame=n, task_id=None, name=f"f{n}.png", sha256="c" * 64,
-                          size=10, server_id="facility", rendered_at=30.0) for n in (1, 2)]
-    assert await s.fed_finish_forwarded_job("j1", epoch=1, state=JobState.DONE, frames=frames,
-                                            error="", at=30.0)
-    assert not await s.fed_finish_forwarded_job("j1", epoch=1, state=JobState.DONE, frames=frames,
-                                                error="", at=31.0)
+    frames = [
+        FrameRecord(
+            job_id="j1",
+            frame=n,
+            task_id=None,
+            name=f"f{n}.png",
+            sha256="c" * 64,
+            size=10,
+            server_id="facility",
+            rendered_at=30.0,
+        )
+        for n in (1, 2)
+    ]
+    assert await s.fed_finish_forwarded_job(
+        "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0
+    )
+    assert not await s.fed_finish_forwarded_job(
+        "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=31.0
+    )
     finished = await store.get_job("j1")
     assert finished is not None and finished.state == JobState.DONE
     assert {t.state for t in await store.list_tasks("j1")} == {TaskState.DONE}
@@ -136,7 +196,9 @@ async def test_adverts_and_placement_inputs(store: Store) -> None:
     await s.fed_save_advert("facility", {"servers": [], "queue_depth": 1}, at=1.0)
     await s.fed_save_advert("facility", {"servers": [], "queue_depth": 2}, at=2.0)
     adverts = await s.fed_list_adverts()
-    assert [(a.name, a.advert["queue_depth"], a.last_seen) for a in adverts] == [("facility", 2, 2.0)]
+    assert [(a.name, a.advert["queue_depth"], a.last_seen) for a in adverts] == [
+        ("facility", 2, 2.0)
+    ]
     await store.create_job(make_job("j1"), [(1, 2, 3), (4, 5, 6)])
     assert await s.fed_local_frames_waiting() == 6  # 2 waiting tasks of chunk size 3
     assert await s.fed_seconds_per_frame() is None

@@ -154,8 +154,9 @@ async def test_server_from_another_ca_is_refused_by_the_client(
 ) -> None:
     init_ca(tmp_path / "other-ca")
     studio = pki.files("studio")
-    other = TlsContexts(TlsFiles(ca=tmp_path / "other-ca" / "ca.pem", cert=studio.cert,
-                                 key=studio.key))
+    other = TlsContexts(
+        TlsFiles(ca=tmp_path / "other-ca" / "ca.pem", cert=studio.cert, key=studio.key)
+    )
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         await call(facility, **other.request_options("facility"))
 

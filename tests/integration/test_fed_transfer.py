@@ -219,8 +219,11 @@ async def test_upload_over_mutual_tls(tmp_path: Path, remote: Receiver) -> None:
         issue_site_cert(tmp_path / "ca", site, tmp_path / "certs")
 
     def files(site: str) -> TlsFiles:
-        return TlsFiles(ca=tmp_path / "ca" / "ca.pem", cert=tmp_path / "certs" / f"{site}.pem",
-                        key=tmp_path / "certs" / f"{site}-key.pem")
+        return TlsFiles(
+            ca=tmp_path / "ca" / "ca.pem",
+            cert=tmp_path / "certs" / f"{site}.pem",
+            key=tmp_path / "certs" / f"{site}-key.pem",
+        )
 
     runner = await serve(remote.app(), TlsContexts(files("facility")).server_context())
     host, port = runner.addresses[0][:2]
@@ -228,7 +231,10 @@ async def test_upload_over_mutual_tls(tmp_path: Path, remote: Receiver) -> None:
     try:
         async with aiohttp.ClientSession() as session:
             sent = await upload_blob(
-                session, f"https://{host}:{port}", sha, tmp_path / "scene.bin",
+                session,
+                f"https://{host}:{port}",
+                sha,
+                tmp_path / "scene.bin",
                 request_options=TlsContexts(files("studio")).request_options("facility"),
             )
     finally:

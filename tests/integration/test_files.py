@@ -33,13 +33,21 @@ def sync_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-async def test_concurrent_writes_share_groups_and_land_whole(tmp_path: Path, sync_mode: str) -> None:
+async def test_concurrent_writes_share_groups_and_land_whole(
+    tmp_path: Path, sync_mode: str
+) -> None:
     blobs = {f"frame_{i:04d}.png": os.urandom(100 + i) for i in range(300)}
-    results = await asyncio.gather(*(
-        write_atomic(tmp_path / "job" / name, _chunks(data), expected_sha256=hashlib.sha256(data).hexdigest(),
-                     max_bytes=1 << 20)
-        for name, data in blobs.items()
-    ))
+    results = await asyncio.gather(
+        *(
+            write_atomic(
+                tmp_path / "job" / name,
+                _chunks(data),
+                expected_sha256=hashlib.sha256(data).hexdigest(),
+                max_bytes=1 << 20,
+            )
+            for name, data in blobs.items()
+        )
+    )
     for (name, data), (digest, size) in zip(blobs.items(), results, strict=True):
         assert (tmp_path / "job" / name).read_bytes() == data
         assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
@@ -48,13 +56,19 @@ async def test_concurrent_writes_share_groups_and_land_whole(tmp_path: Path, syn
     assert files._group_sync().groups <= 3
 
 
-async def test_big_streamed_file_and_small_files_in_one_group(tmp_path: Path, sync_mode: str) -> None:
+async def test_big_streamed_file_and_small_files_in_one_group(
+    tmp_path: Path, sync_mode: str
+) -> None:
     big = os.urandom(3 * files.IN_MEMORY_BYTES + 17)
     small = b"tiny"
-    blocks = [big[i:i + 65536] for i in range(0, len(big), 65536)]
+    blocks = [big[i : i + 65536] for i in range(0, len(big), 65536)]
     (big_result, small_result) = await asyncio.gather(
-        write_atomic(tmp_path / "big.exr", _chunks(*blocks), expected_sha256=None, max_bytes=1 << 30),
-        write_atomic(tmp_path / "small.png", _chunks(small), expected_sha256=None, max_bytes=1 << 30),
+        write_atomic(
+            tmp_path / "big.exr", _chunks(*blocks), expected_sha256=None, max_bytes=1 << 30
+        ),
+        write_atomic(
+            tmp_path / "small.png", _chunks(small), expected_sha256=None, max_bytes=1 << 30
+        ),
     )
     assert (tmp_path / "big.exr").read_bytes() == big
     assert (tmp_path / "small.png").read_bytes() == small
@@ -88,8 +102,11 @@ async def test_refused_bodies_leave_the_destination_untouched(tmp_path: Path) ->
 
 async def test_a_cancelled_writer_does_not_stop_the_group(tmp_path: Path) -> None:
     others = [
-        asyncio.create_task(write_atomic(tmp_path / f"f{i}.png", _chunks(b"%d" % i), expected_sha256=None,
-                                         max_bytes=100))
+        asyncio.create_task(
+            write_atomic(
+                tmp_path / f"f{i}.png", _chunks(b"%d" % i), expected_sha256=None, max_bytes=100
+            )
+        )
         for i in range(5)
     ]
     await asyncio.sleep(0)
@@ -99,5 +116,7 @@ async def test_a_cancelled_writer_does_not_stop_the_group(tmp_path: Path) -> Non
     for i in range(1, 5):
         assert (tmp_path / f"f{i}.png").read_bytes() == b"%d" % i
     # Once its group is written, later writes go through a fresh flush.
-    assert await write_atomic(tmp_path / "later.png", _chunks(b"later"), expected_sha256=None, max_bytes=100)
+    assert await write_atomic(
+        tmp_path / "later.png", _chunks(b"later"), expected_sha256=None, max_bytes=100
+    )
     assert (tmp_path / "later.png").read_bytes() == b"later"

@@ -25,8 +25,19 @@ pytestmark = [
 def make_blend(out: Path, *, engine: str = "BLENDER_WORKBENCH") -> Path:
     """Generate the example scene (and tex.png next to it) with Blender's Python."""
     proc = subprocess.run(
-        ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
-         "--python", str(MAKE_SCENE), "--", str(out), "--engine", engine],
+        [
+            "blender",
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+            str(MAKE_SCENE),
+            "--",
+            str(out),
+            "--engine",
+            engine,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -49,9 +60,7 @@ def work(blend_dir: Path, tmp_path: Path) -> Path:
     return work
 
 
-def _request(
-    work: Path, out: Path, engine: str, frames: tuple[int, ...] = (1, 2)
-) -> RenderRequest:
+def _request(work: Path, out: Path, engine: str, frames: tuple[int, ...] = (1, 2)) -> RenderRequest:
     out.mkdir(exist_ok=True)
     return RenderRequest(
         scene=work / "scene.blend",

@@ -69,7 +69,10 @@ async def test_probe_absent_binary_is_none() -> None:
 
 
 async def test_scan_finds_include_and_image() -> None:
-    assert await PovrayAdapter().scan(EXAMPLE / "scene.pov") == [Path("planet.png"), Path("props.inc")]
+    assert await PovrayAdapter().scan(EXAMPLE / "scene.pov") == [
+        Path("planet.png"),
+        Path("props.inc"),
+    ]
 
 
 async def test_scan_follows_nested_includes_and_ignores_comments(tmp_path: Path) -> None:

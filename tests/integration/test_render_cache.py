@@ -35,7 +35,9 @@ async def test_fetches_each_blob_once_and_refuses_corrupted_ones(tmp_path: Path)
     app = web.Application()
     app.router.add_get("/api/v1/blobs/{sha}", blob)
     async with TestServer(app) as server, aiohttp.ClientSession() as session:
-        cache = AssetCache(tmp_path / "cache", session, str(server.make_url("/")).rstrip("/"), "enroll")
+        cache = AssetCache(
+            tmp_path / "cache", session, str(server.make_url("/")).rstrip("/"), "enroll"
+        )
         paths = await asyncio.gather(*(cache.ensure(GOOD_SHA) for _ in range(5)))
         assert {p.read_bytes() for p in paths} == {GOOD}
         assert hits[GOOD_SHA] == 1, "concurrent tasks must share one download"

@@ -107,7 +107,10 @@ async def new_job(
 
 def claim_of(task: TaskRecord, server: str = "s1", *, lease: float = 1000.0) -> TaskClaim:
     return TaskClaim(
-        task_id=task.id, job_id=task.job_id, attempt=task.attempt + 1, server_id=server,
+        task_id=task.id,
+        job_id=task.job_id,
+        attempt=task.attempt + 1,
+        server_id=server,
         lease_expires_at=lease,
     )
 
@@ -268,9 +271,13 @@ async def test_assign_tasks_is_fenced(store: Store) -> None:
     assert job is not None and job.state is JobState.RUNNING
 
     assert await store.assign_tasks([claim_of(t0, "s2")], at=11.0) == []  # already dispatched
-    stale = TaskClaim(task_id=t1.id, job_id=t1.job_id, attempt=2, server_id="s1", lease_expires_at=1.0)
+    stale = TaskClaim(
+        task_id=t1.id, job_id=t1.job_id, attempt=2, server_id="s1", lease_expires_at=1.0
+    )
     assert await store.assign_tasks([stale], at=11.0) == []  # attempt is 0, not 1
-    missing = TaskClaim(task_id=10**9, job_id=t1.job_id, attempt=1, server_id="s1", lease_expires_at=1.0)
+    missing = TaskClaim(
+        task_id=10**9, job_id=t1.job_id, attempt=1, server_id="s1", lease_expires_at=1.0
+    )
     claimed = await store.assign_tasks([missing, claim_of(t1), claim_of(t2)], at=12.0)
     assert [t.id for t in claimed] == [t1.id, t2.id]
 
@@ -279,7 +286,9 @@ async def test_a_claim_naming_another_job_loses(store: Store) -> None:
     """The claim's job is locked before the task is read; a claim naming the wrong job must not win."""
     [t0] = await new_job(store, "job-1", [(1,)])
     await new_job(store, "job-2", [(1,)])
-    wrong = TaskClaim(task_id=t0.id, job_id="job-2", attempt=1, server_id="s1", lease_expires_at=1.0)
+    wrong = TaskClaim(
+        task_id=t0.id, job_id="job-2", attempt=1, server_id="s1", lease_expires_at=1.0
+    )
     assert await store.assign_tasks([wrong], at=10.0) == []
     task = await store.get_task(t0.id)
     assert task is not None and task.state is TaskState.WAITING
@@ -546,8 +555,12 @@ async def test_retry_job(store: Store) -> None:
 # --- batched reports (group commit) --------------------------------------------
 def started_of(task: TaskRecord, server: str = "s1", *, at: float = 11.0) -> StartedReport:
     return StartedReport(
-        task_id=task.id, attempt=task.attempt, server_id=server, job_id=task.job_id,
-        at=at, lease_expires_at=at + 600.0,
+        task_id=task.id,
+        attempt=task.attempt,
+        server_id=server,
+        job_id=task.job_id,
+        at=at,
+        lease_expires_at=at + 600.0,
     )
 
 
@@ -555,8 +568,12 @@ def done_of(
     task: TaskRecord, server: str = "s1", *, attempt: int | None = None, at: float = 20.0
 ) -> CompletionReport:
     return CompletionReport(
-        task_id=task.id, attempt=task.attempt if attempt is None else attempt, server_id=server,
-        job_id=task.job_id, at=at, log_tail="ok",
+        task_id=task.id,
+        attempt=task.attempt if attempt is None else attempt,
+        server_id=server,
+        job_id=task.job_id,
+        at=at,
+        log_tail="ok",
     )
 
 
@@ -574,13 +591,22 @@ async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
         at=22.0,
     )
     first, wrong_attempt, unknown, repeated = outcomes
-    assert first is not None and (first.task.state, first.task.finished_at, first.task.log_tail) == (
-        TaskState.DONE, 20.0, "ok"
+    assert first is not None and (
+        first.task.state,
+        first.task.finished_at,
+        first.task.log_tail,
+    ) == (TaskState.DONE, 20.0, "ok")
+    assert (first.task.started_at, first.job_state, first.job_finished) == (
+        11.0,
+        JobState.RUNNING,
+        False,
     )
-    assert (first.task.started_at, first.job_state, first.job_finished) == (11.0, JobState.RUNNING, False)
     assert (wrong_attempt, unknown, repeated) == (None, None, None)
     current = await store.get_task(t1.id)
-    assert current is not None and (current.state, current.started_at) == (TaskState.DISPATCHED, None)
+    assert current is not None and (current.state, current.started_at) == (
+        TaskState.DISPATCHED,
+        None,
+    )
     assert await store.list_frames("job-1") == [frame(1, task_id=t0.id)]
     assert await store.apply_reports([], [], [], at=23.0) == []
 
@@ -588,10 +614,15 @@ async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
 async def test_a_batch_of_starts_and_frames_only_is_fenced_too(store: Store) -> None:
     """The batch without completions (which takes no job lock) applies the same fences."""
     t0, t1, _ = [await claim(store, t, "s1") for t in await new_job(store)]
-    assert await store.apply_reports(
-        [started_of(t1, at=12.0), started_of(t0, "s2"), started_of(t0, at=11.0)],
-        [frame(1, task_id=t0.id)], [], at=13.0,
-    ) == []
+    assert (
+        await store.apply_reports(
+            [started_of(t1, at=12.0), started_of(t0, "s2"), started_of(t0, at=11.0)],
+            [frame(1, task_id=t0.id)],
+            [],
+            at=13.0,
+        )
+        == []
+    )
     tasks = {t.id: t for t in await store.list_tasks("job-1")}
     assert (tasks[t0.id].state, tasks[t0.id].started_at) == (TaskState.RUNNING, 11.0)
     assert (tasks[t1.id].state, tasks[t1.id].started_at) == (TaskState.RUNNING, 12.0)
@@ -616,11 +647,14 @@ async def test_log_lines_in_a_batch_are_appended_in_order_and_fenced(store: Stor
 async def test_apply_reports_finishes_a_job_once(store: Store) -> None:
     t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
     outcomes = await store.apply_reports(
-        [started_of(t1)], [frame(1, task_id=t0.id), frame(2, task_id=t1.id)],
-        [done_of(t0), done_of(t1)], at=25.0,
+        [started_of(t1)],
+        [frame(1, task_id=t0.id), frame(2, task_id=t1.id)],
+        [done_of(t0), done_of(t1)],
+        at=25.0,
     )
     assert [(o.job_state, o.job_finished) for o in outcomes if o is not None] == [
-        (JobState.RUNNING, False), (JobState.DONE, True)
+        (JobState.RUNNING, False),
+        (JobState.DONE, True),
     ]
     job = await store.get_job("job-1")
     assert job is not None and (job.state, job.finished_at) == (JobState.DONE, 25.0)
@@ -636,12 +670,17 @@ async def test_apply_reports_across_jobs(store: Store) -> None:
     )
     b_done, a_done, b_stale, c_done = outcomes
     assert a_done is not None and (a_done.job_state, a_done.job_finished) == (JobState.DONE, True)
-    assert b_done is not None and (b_done.job_state, b_done.job_finished) == (JobState.RUNNING, False)
+    assert b_done is not None and (b_done.job_state, b_done.job_finished) == (
+        JobState.RUNNING,
+        False,
+    )
     assert b_stale is None  # b1 is held by s2
     assert c_done is not None and (c_done.job_state, c_done.job_finished) == (JobState.FAILED, True)
     states = {job_id: (await store.get_job(job_id)) for job_id in ("a", "b", "c")}
     assert {k: v.state for k, v in states.items() if v is not None} == {
-        "a": JobState.DONE, "b": JobState.RUNNING, "c": JobState.FAILED
+        "a": JobState.DONE,
+        "b": JobState.RUNNING,
+        "c": JobState.FAILED,
     }
 
 

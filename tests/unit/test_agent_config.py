@@ -22,8 +22,13 @@ def test_smallest_config_gets_defaults(tmp_path: Path) -> None:
 
 
 def test_sections_are_parsed(tmp_path: Path) -> None:
-    raw = {**BASE, "listen": "0.0.0.0:9000", "auth": {"client_tokens": ["a", "b"], "server_token": "s"},
-           "scheduling": {"heartbeat_timeout": 30, "bad_server_threshold": 5}, "limits": {"max_blob_mb": 10}}
+    raw = {
+        **BASE,
+        "listen": "0.0.0.0:9000",
+        "auth": {"client_tokens": ["a", "b"], "server_token": "s"},
+        "scheduling": {"heartbeat_timeout": 30, "bad_server_threshold": 5},
+        "limits": {"max_blob_mb": 10},
+    }
     cfg = parse_config(raw, source="t.toml", base_dir=tmp_path)
     assert cfg.port == 9000 and cfg.host == "0.0.0.0"
     assert cfg.auth.client_tokens == ("a", "b") and cfg.auth.server_token == "s"

@@ -85,8 +85,7 @@ def sign_raw(site: Site, fields: dict[str, Any]) -> bytes:
 
 
 def envelope_fields(site: Site, type_name: str, body: Any) -> dict[str, Any]:
-    return {"v": 1, "type": type_name, "site": site.name, "id": "m1", "sent_at": NOW,
-            "body": body}
+    return {"v": 1, "type": type_name, "site": site.name, "id": "m1", "sent_at": NOW, "body": body}
 
 
 JOB = JobSpec(
@@ -105,16 +104,25 @@ SAMPLES: list[Message] = [
     CapacityAdvert(
         servers=(
             ServerCapacity(
-                name="r01", cores=32, memory_mb=65536, gpus=1,
-                packages={"povray": "3.7.0", "builtin": "1"}, tags=("hq", "linux"),
-                slots=4, free_slots=3, status="busy",
+                name="r01",
+                cores=32,
+                memory_mb=65536,
+                gpus=1,
+                packages={"povray": "3.7.0", "builtin": "1"},
+                tags=("hq", "linux"),
+                slots=4,
+                free_slots=3,
+                status="busy",
             ),
         ),
         queue_depth=7,
     ),
     CapacityAdvert(servers=(), queue_depth=0),
     Offer(
-        key="studio:42:1", origin_job_id="42", epoch=1, job=JOB,
+        key="studio:42:1",
+        origin_job_id="42",
+        epoch=1,
+        job=JOB,
         manifest=(
             ManifestEntry(path="scenes/shot.pov", sha256=SHA_A, size=1234),
             ManifestEntry(path="tex/wood.png", sha256=SHA_B, size=0),
@@ -125,15 +133,32 @@ SAMPLES: list[Message] = [
     OfferReply(key="k", accepted=True, remote_job_id="r-17"),
     Commit(key="studio:42:1"),
     CommitReply(key="studio:42:1", remote_job_id="r-17"),
-    Notify(origin_job_id="42", remote_job_id="r-17", epoch=1, state=NotifyState.RUNNING,
-           frames_done=3, frames_total=24),
     Notify(
-        origin_job_id="42", remote_job_id="r-17", epoch=1, state=NotifyState.DONE,
-        frames_done=1, frames_total=1,
+        origin_job_id="42",
+        remote_job_id="r-17",
+        epoch=1,
+        state=NotifyState.RUNNING,
+        frames_done=3,
+        frames_total=24,
+    ),
+    Notify(
+        origin_job_id="42",
+        remote_job_id="r-17",
+        epoch=1,
+        state=NotifyState.DONE,
+        frames_done=1,
+        frames_total=1,
         frames=(FrameOutput(frame=1, sha256=SHA_A, size=10, name="shot_0001.png"),),
     ),
-    Notify(origin_job_id="42", remote_job_id="r-17", epoch=2, state=NotifyState.FAILED,
-           frames_done=0, frames_total=1, error="povray crashed"),
+    Notify(
+        origin_job_id="42",
+        remote_job_id="r-17",
+        epoch=2,
+        state=NotifyState.FAILED,
+        frames_done=0,
+        frames_total=1,
+        error="povray crashed",
+    ),
     Ack(of="0f" * 16),
     Cancel(origin_job_id="42", remote_job_id="r-17", epoch=1),
 ]
@@ -177,9 +202,7 @@ def test_tampered_envelope_field_fails_the_signature(studio: Site) -> None:
 
 
 def test_message_signed_by_another_site_key_fails(sites: dict[str, Site]) -> None:
-    forged = encode_envelope(
-        Ack(of="x"), site="studio", key=sites["facility"].key, now=NOW
-    )
+    forged = encode_envelope(Ack(of="x"), site="studio", key=sites["facility"].key, now=NOW)
     with pytest.raises(SignatureError):
         decode(sites["studio"], forged)
 
@@ -264,19 +287,25 @@ def manifest_body(**entry: Any) -> dict[str, Any]:
         ("offer", manifest_body(path="./wood.png"), "body.manifest[0].path"),
         ("offer", manifest_body(path="C:/wood.png"), "body.manifest[0].path"),
         ("offer", manifest_body(path=""), "body.manifest[0].path"),
-        ("offer", offer_body(job={**SAMPLES[2].to_body()["job"], "scene": "../x"}),
-         "body.job.scene"),
+        (
+            "offer",
+            offer_body(job={**SAMPLES[2].to_body()["job"], "scene": "../x"}),
+            "body.job.scene",
+        ),
         ("offer_reply", {"key": "k", "accepted": True, "missing": ["zz"]}, "body.missing[0]"),
         ("capacity", {"servers": [{"name": "r"}], "queue_depth": 0}, "body.servers[0].cores"),
         ("notify", {**SAMPLES[8].to_body(), "state": "exploded"}, "body.state"),
-        ("notify", {**SAMPLES[9].to_body(), "frames": [{"frame": 1, "sha256": SHA_A,
-                                                        "size": 1, "name": "../x.png"}]},
-         "body.frames[0].name"),
+        (
+            "notify",
+            {
+                **SAMPLES[9].to_body(),
+                "frames": [{"frame": 1, "sha256": SHA_A, "size": 1, "name": "../x.png"}],
+            },
+            "body.frames[0].name",
+        ),
     ],
 )
-def test_invalid_bodies_name_the_field(
-    studio: Site, type_name: str, body: Any, field: str
-) -> None:
+def test_invalid_bodies_name_the_field(studio: Site, type_name: str, body: Any, field: str) -> None:
     with pytest.raises(ProtocolError) as info:
         decode(studio, sign_raw(studio, envelope_fields(studio, type_name, body)))
     assert info.value.field == field
@@ -291,12 +320,39 @@ def test_invalid_bodies_name_the_field(
         msgpack.packb([1, 2, 3]),
         msgpack.packb({"v": 1}),
         msgpack.packb({1: 2}),
-        msgpack.packb({"v": 1, "type": "ack", "site": "studio", "id": "x", "sent_at": "now",
-                       "body": {}, "sig": b""}),
-        msgpack.packb({"v": 1, "type": "ack", "site": "studio", "id": "", "sent_at": NOW,
-                       "body": {}, "sig": b""}),
-        msgpack.packb({"v": 1, "type": "ack", "site": "studio", "id": "x", "sent_at": NOW,
-                       "body": [], "sig": b""}),
+        msgpack.packb(
+            {
+                "v": 1,
+                "type": "ack",
+                "site": "studio",
+                "id": "x",
+                "sent_at": "now",
+                "body": {},
+                "sig": b"",
+            }
+        ),
+        msgpack.packb(
+            {
+                "v": 1,
+                "type": "ack",
+                "site": "studio",
+                "id": "",
+                "sent_at": NOW,
+                "body": {},
+                "sig": b"",
+            }
+        ),
+        msgpack.packb(
+            {
+                "v": 1,
+                "type": "ack",
+                "site": "studio",
+                "id": "x",
+                "sent_at": NOW,
+                "body": [],
+                "sig": b"",
+            }
+        ),
     ],
 )
 def test_malformed_envelopes(studio: Site, data: bytes) -> None:
@@ -312,18 +368,25 @@ def test_arbitrary_bytes_only_raise_protocol_error(studio: Site, data: bytes) ->
 
 
 msgpack_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-    | st.text(max_size=20) | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(fields=st.dictionaries(
-    st.sampled_from(["v", "type", "site", "id", "sent_at", "body", "sig", "x"]), msgpack_values
-))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["v", "type", "site", "id", "sent_at", "body", "sig", "x"]), msgpack_values
+    )
+)
 def test_arbitrary_envelope_maps_only_raise_protocol_error(
     studio: Site, fields: dict[str, Any]
 ) -> None:
@@ -335,9 +398,26 @@ def test_arbitrary_envelope_maps_only_raise_protocol_error(
 @given(
     type_name=st.sampled_from(sorted(protocol.MESSAGE_TYPES)),
     body=st.dictionaries(
-        st.sampled_from(["key", "of", "epoch", "job", "manifest", "servers", "queue_depth",
-                         "accepted", "missing", "state", "frames", "origin_job_id",
-                         "remote_job_id", "frames_done", "frames_total", "error"]),
+        st.sampled_from(
+            [
+                "key",
+                "of",
+                "epoch",
+                "job",
+                "manifest",
+                "servers",
+                "queue_depth",
+                "accepted",
+                "missing",
+                "state",
+                "frames",
+                "origin_job_id",
+                "remote_job_id",
+                "frames_done",
+                "frames_total",
+                "error",
+            ]
+        ),
         msgpack_values,
     ),
 )

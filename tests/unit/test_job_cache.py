@@ -45,7 +45,9 @@ async def test_a_missing_job_is_not_cached() -> None:
 async def test_a_failed_shared_read_fails_its_caller_and_the_waiters_read_again() -> None:
     store = CountingStore(failures=1)
     cache = JobCache(store)  # type: ignore[arg-type]
-    first, *others = await asyncio.gather(*(cache.get("j1") for _ in range(5)), return_exceptions=True)
+    first, *others = await asyncio.gather(
+        *(cache.get("j1") for _ in range(5)), return_exceptions=True
+    )
     assert isinstance(first, OSError)
     assert others == [{"id": "j1"}] * 4
     assert await cache.get("j1") == {"id": "j1"}

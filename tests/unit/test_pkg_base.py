@@ -32,7 +32,10 @@ def test_registry_has_all_adapters() -> None:
 
 
 def test_adapter_for_unknown_lists_known_names() -> None:
-    with pytest.raises(PackageError, match="unknown render package 'maya'; known packages: blender, builtin, povray"):
+    with pytest.raises(
+        PackageError,
+        match="unknown render package 'maya'; known packages: blender, builtin, povray",
+    ):
         adapter_for("maya")
     assert adapter_for("povray").name == "povray"
 
@@ -59,7 +62,11 @@ def test_collect_numbered_parses_any_padding(tmp_path: Path) -> None:
     for name in ("shot_08.png", "shot_9.png", "shot_0010.png"):
         (out / name).write_bytes(b"")
     found = collect_numbered(_req(tmp_path, (8, 9, 10)), "png")
-    assert {f: p.name for f, p in found.items()} == {8: "shot_08.png", 9: "shot_9.png", 10: "shot_0010.png"}
+    assert {f: p.name for f, p in found.items()} == {
+        8: "shot_08.png",
+        9: "shot_9.png",
+        10: "shot_0010.png",
+    }
     with pytest.raises(PackageError, match="frame\\(s\\) 11"):
         collect_numbered(_req(tmp_path, (10, 11)), "png")
 
@@ -76,7 +83,19 @@ def test_check_declared_assets_names_missing(tmp_path: Path) -> None:
 def test_povray_command_maps_clock_to_frames(tmp_path: Path) -> None:
     argv = PovrayAdapter().command(_req(tmp_path, (5,), width=64, height=48, threads=3))
     assert argv[0] == "povray"
-    for opt in ("+W64", "+H48", "+FN", "-D", "+KFI5", "+KFF6", "+KI5", "+KF6", "+SF5", "+EF5", "+WT3"):
+    for opt in (
+        "+W64",
+        "+H48",
+        "+FN",
+        "-D",
+        "+KFI5",
+        "+KFF6",
+        "+KI5",
+        "+KF6",
+        "+SF5",
+        "+EF5",
+        "+WT3",
+    ):
         assert opt in argv
     assert f"+L{tmp_path}" in argv
     assert f"+O{tmp_path / 'out' / 'shot'}_.png" in argv
@@ -84,15 +103,20 @@ def test_povray_command_maps_clock_to_frames(tmp_path: Path) -> None:
 
 def test_blender_command(tmp_path: Path) -> None:
     req = RenderRequest(
-        scene=tmp_path / "shot.blend", workdir=tmp_path, outdir=tmp_path / "out",
-        frames=(3, 4, 5), width=64, height=48, engine="cycles",
+        scene=tmp_path / "shot.blend",
+        workdir=tmp_path,
+        outdir=tmp_path / "out",
+        frames=(3, 4, 5),
+        width=64,
+        height=48,
+        engine="cycles",
     )
     argv = BlenderAdapter().command(req)
     assert argv[:3] == ["blender", "-b", str(tmp_path / "shot.blend")]
     assert argv[-5:] == ["-s", "3", "-e", "5", "-a"]
     assert f"{tmp_path / 'out' / 'shot'}_####" in argv
     setup = argv[argv.index("--python-expr") + 1]
-    assert "r.resolution_x = 64" in setup and "r.engine = \"CYCLES\"" in setup
+    assert "r.resolution_x = 64" in setup and 'r.engine = "CYCLES"' in setup
     assert "use_denoising = False" in setup
     single = BlenderAdapter().command(
         RenderRequest(scene=req.scene, workdir=tmp_path, outdir=req.outdir, frames=(7,))

@@ -86,11 +86,20 @@ def test_mesh_and_reflection_render(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["objects"].append({"type": "cube"}), r"objects\[2\]\.type: unknown object type 'cube'"),
-        (lambda d: d["objects"][1].update(radius="big"), r"objects\[1\]\.radius: expected a number"),
+        (
+            lambda d: d["objects"].append({"type": "cube"}),
+            r"objects\[2\]\.type: unknown object type 'cube'",
+        ),
+        (
+            lambda d: d["objects"][1].update(radius="big"),
+            r"objects\[1\]\.radius: expected a number",
+        ),
         (lambda d: d["camera"].pop("look_at"), r"camera\.look_at: required key is missing"),
         (lambda d: d["lights"][0].update(colour=[1, 1, 1]), r"lights\[0\]\.colour: unknown key"),
-        (lambda d: d["objects"][1]["material"].update(color=[1, 1]), r"objects\[1\]\.material\.color: expected a list of 3"),
+        (
+            lambda d: d["objects"][1]["material"].update(color=[1, 1]),
+            r"objects\[1\]\.material\.color: expected a list of 3",
+        ),
         (
             lambda d: d["camera"].update(fov={"keys": [[5, 40], [1, 50]]}),
             r"camera\.fov\.keys: frames must be strictly ascending",
@@ -122,7 +131,19 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_writes_frames_of_requested_size(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = _cli(str(EXAMPLE / "scene.json"), "--frames", "1,12", "--width", "80", "--height", "60", "--out", str(out), "--name", "shot")
+    proc = _cli(
+        str(EXAMPLE / "scene.json"),
+        "--frames",
+        "1,12",
+        "--width",
+        "80",
+        "--height",
+        "60",
+        "--out",
+        str(out),
+        "--name",
+        "shot",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("frame 1 done in ")
     one, twelve = (_pixels(out / f"shot_{f:04d}.png") for f in (1, 12))

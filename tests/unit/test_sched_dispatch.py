@@ -13,7 +13,9 @@ from scheduler import Assignment, JobProfile, JobView, ServerView, TaskView, mat
 BUILTIN = JobProfile(package="builtin")
 
 
-def server(sid: str, *, free: int = 1, status: str = "idle", cores: int = 8, name: str = "") -> ServerView:
+def server(
+    sid: str, *, free: int = 1, status: str = "idle", cores: int = 8, name: str = ""
+) -> ServerView:
     return ServerView(
         id=sid,
         name=name or sid,
@@ -49,7 +51,9 @@ def job(
     )
 
 
-def tasks(jid: str, count: int, *, start: int = 0, failed_on: frozenset[str] = frozenset()) -> list[TaskView]:
+def tasks(
+    jid: str, count: int, *, start: int = 0, failed_on: frozenset[str] = frozenset()
+) -> list[TaskView]:
     return [
         TaskView(id=start + i, job_id=jid, attempt=0, frames=(i,), failed_on=failed_on)
         for i in range(count)
@@ -87,7 +91,9 @@ def test_slot_accounting(servers: list[ServerView], expected: int) -> None:
 
 def test_higher_priority_first() -> None:
     jobs = [job("low", priority=0), job("high", priority=5, created_at=9.0)]
-    plan = plan_dispatch(jobs, tasks("low", 5) + tasks("high", 5, start=100), [server("s1", free=3)])
+    plan = plan_dispatch(
+        jobs, tasks("low", 5) + tasks("high", 5, start=100), [server("s1", free=3)]
+    )
     assert per_job(plan) == {"high": 3}
 
 
@@ -124,7 +130,11 @@ def test_tasks_taken_in_given_order() -> None:
 
 
 def test_spreads_to_freest_server_then_name() -> None:
-    servers = [server("s1", free=1, name="b"), server("s2", free=3, name="c"), server("s3", free=3, name="a")]
+    servers = [
+        server("s1", free=1, name="b"),
+        server("s2", free=3, name="c"),
+        server("s3", free=3, name="a"),
+    ]
     plan = plan_dispatch([job("x")], tasks("x", 3), servers)
     assert [a.server_id for a in plan] == ["s3", "s2", "s3"]
 
@@ -138,16 +148,22 @@ def test_spreads_to_freest_server_then_name() -> None:
         (1, frozenset({"gone"}), set()),
     ],
 )
-def test_max_servers(max_servers: int, running_servers: frozenset[str], expected_servers: set[str]) -> None:
+def test_max_servers(
+    max_servers: int, running_servers: frozenset[str], expected_servers: set[str]
+) -> None:
     profile = JobProfile(package="builtin", max_servers=max_servers)
     servers = [server("s1", free=3), server("s2", free=3), server("s3", free=3)]
-    plan = plan_dispatch([job("a", profile=profile, running_servers=running_servers)], tasks("a", 9), servers)
+    plan = plan_dispatch(
+        [job("a", profile=profile, running_servers=running_servers)], tasks("a", 9), servers
+    )
     assert {a.server_id for a in plan} == expected_servers
 
 
 def test_avoided_servers_never_used() -> None:
     plan = plan_dispatch(
-        [job("a", avoid=frozenset({"s1"}))], tasks("a", 5), [server("s1", free=3), server("s2", free=1)]
+        [job("a", avoid=frozenset({"s1"}))],
+        tasks("a", 5),
+        [server("s1", free=3), server("s2", free=1)],
     )
     assert [a.server_id for a in plan] == ["s2"]
 
@@ -165,7 +181,9 @@ def test_failed_on_servers_used_only_without_alternative() -> None:
 
 def test_failed_on_prefers_other_server_and_blocked_task_does_not_block_job() -> None:
     work = tasks("a", 1, failed_on=frozenset({"s1"})) + tasks("a", 1, start=10)
-    plan = plan_dispatch([job("a")], work, [server("s1", free=1), server("s2", free=0, status="busy")])
+    plan = plan_dispatch(
+        [job("a")], work, [server("s1", free=1), server("s2", free=0, status="busy")]
+    )
     assert [(a.task_id, a.server_id) for a in plan] == [(10, "s1")]
 
 
@@ -178,7 +196,9 @@ def test_duplicate_tasks_and_unknown_jobs_are_ignored() -> None:
 def test_plans_large_farm_fairly() -> None:
     # Speed is measured in scripts/bench; this checks the large plan's shape.
     servers = [server(f"s{i:03d}", free=4) for i in range(500)]
-    jobs = [job(f"j{j:02d}", created_at=float(j), avoid=frozenset({f"s{j:03d}"})) for j in range(50)]
+    jobs = [
+        job(f"j{j:02d}", created_at=float(j), avoid=frozenset({f"s{j:03d}"})) for j in range(50)
+    ]
     work = [t for j in range(50) for t in tasks(f"j{j:02d}", 1000, start=j * 1000)]
     plan = plan_dispatch(jobs, work, servers)
     assert len(plan) == 2000
@@ -197,7 +217,9 @@ def scenarios(draw: st.DrawFn) -> tuple[list[JobView], list[TaskView], list[Serv
             cores=draw(st.sampled_from([2, 8])),
             memory_mb=8192,
             gpus=0,
-            packages=draw(st.sampled_from([{"builtin": "1.0"}, {"builtin": "1.0", "povray": "3.7.0"}])),
+            packages=draw(
+                st.sampled_from([{"builtin": "1.0"}, {"builtin": "1.0", "povray": "3.7.0"}])
+            ),
             tags=frozenset(),
             slots=4,
             free_slots=draw(st.integers(0, 4)),
@@ -225,7 +247,13 @@ def scenarios(draw: st.DrawFn) -> tuple[list[JobView], list[TaskView], list[Serv
         for j in range(draw(st.integers(1, 4)))
     ]
     work = [
-        TaskView(id=i, job_id=draw(st.sampled_from([j.id for j in jobs])), attempt=0, frames=(i,), failed_on=draw(subsets))
+        TaskView(
+            id=i,
+            job_id=draw(st.sampled_from([j.id for j in jobs])),
+            attempt=0,
+            frames=(i,),
+            failed_on=draw(subsets),
+        )
         for i in range(draw(st.integers(0, 25)))
     ]
     return jobs, work, servers

@@ -67,7 +67,9 @@ def test_parse_frames_rejects_with_actionable_message(spec: str, fragment: str) 
 
 
 def test_parse_frames_error_message_matches_contract() -> None:
-    with pytest.raises(FrameSpecError, match="^bad frame spec '1-x': 'x' is not a whole number; use forms like"):
+    with pytest.raises(
+        FrameSpecError, match="^bad frame spec '1-x': 'x' is not a whole number; use forms like"
+    ):
         parse_frames("1-x")
 
 

@@ -70,7 +70,10 @@ def place(
     [(100, 10, 2.0, 20.0), (0, 4, 5.0, 0.0), (10, 0, 1.0, math.inf), (3, 2, 1.0, 1.5)],
 )
 def test_estimate_local_wait(frames: int, slots: int, avg: float, expected: float) -> None:
-    assert estimate_local_wait_s(queued_frames_ahead=frames, capable_slots=slots, avg_frame_s=avg) == expected
+    assert (
+        estimate_local_wait_s(queued_frames_ahead=frames, capable_slots=slots, avg_frame_s=avg)
+        == expected
+    )
 
 
 def test_estimate_local_wait_rejects_negative() -> None:
@@ -105,7 +108,13 @@ def test_forward_when_no_local_server_can_ever_match() -> None:
         ([peer("b", server("r1"), queue=3), peer("a", server("r2"), queue=3)], "a"),
         ([peer("a", server("r1"), queue=9), peer("b", server("r2"), queue=1)], "b"),
         ([peer("a", server("r1", free=1)), peer("b", server("r2", free=2), queue=50)], "b"),
-        ([peer("a", server("r1"), reachable=False), peer("b", server("r2", free=0, status="offline"))], "b"),
+        (
+            [
+                peer("a", server("r1"), reachable=False),
+                peer("b", server("r2", free=0, status="offline")),
+            ],
+            "b",
+        ),
     ],
 )
 def test_peer_choice(peers: list[PeerCapacity], expected: str) -> None:
@@ -113,7 +122,10 @@ def test_peer_choice(peers: list[PeerCapacity], expected: str) -> None:
 
 
 def test_stays_local_when_nobody_can_run_it() -> None:
-    placement = place(local=[server("l1", packages=BUILTIN_ONLY)], peers=[peer("facility", server("r1", packages=BUILTIN_ONLY))])
+    placement = place(
+        local=[server("l1", packages=BUILTIN_ONLY)],
+        peers=[peer("facility", server("r1", packages=BUILTIN_ONLY))],
+    )
     assert placement.site is None
     assert placement.reason == (
         "queued locally: no local server has povray>=3.7; no peer advertises one either"
@@ -141,7 +153,12 @@ def test_overflow_forwards_only_to_free_capacity() -> None:
 
 @pytest.mark.parametrize(("wait", "overflow"), [(100.0, 600.0), (600.0, 600.0), (1e9, None)])
 def test_no_overflow_stays_local(wait: float, overflow: float | None) -> None:
-    placement = place(local=[server("l1", free=0, status="busy")], peers=[peer("p", server("r1"))], wait=wait, overflow=overflow)
+    placement = place(
+        local=[server("l1", free=0, status="busy")],
+        peers=[peer("p", server("r1"))],
+        wait=wait,
+        overflow=overflow,
+    )
     assert placement.site is None
 
 
@@ -166,7 +183,12 @@ def test_unknown_requested_site_names_known_sites() -> None:
 
 
 def test_forwarding_disabled() -> None:
-    placement = place(local=[], peers=[peer("facility", server("r1"))], requested_site="facility", allow_forward=False)
+    placement = place(
+        local=[],
+        peers=[peer("facility", server("r1"))],
+        requested_site="facility",
+        allow_forward=False,
+    )
     assert placement == Placement(site=None, reason="forwarding disabled for this job")
 
 
@@ -184,7 +206,11 @@ def test_placement_only_forwards_to_reachable_capable_peers(
 ) -> None:
     local = [server(f"l{i}", status=status) for i, status in enumerate(local_statuses)]
     peers = [
-        peer(f"p{i}", server(f"r{i}", packages=None if capable else BUILTIN_ONLY, free=free), reachable=reachable)
+        peer(
+            f"p{i}",
+            server(f"r{i}", packages=None if capable else BUILTIN_ONLY, free=free),
+            reachable=reachable,
+        )
         for i, (capable, free, reachable) in enumerate(peer_specs)
     ]
     placement = place(local=local, peers=peers, wait=wait, overflow=overflow)

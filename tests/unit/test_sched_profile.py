@@ -181,7 +181,9 @@ def test_lenient_version_matching(version: str, specifier: str, expected: bool) 
         ),
     ],
 )
-def test_explain_mismatch_reasons(profile: JobProfile, srv: ServerView, reasons: tuple[str, ...]) -> None:
+def test_explain_mismatch_reasons(
+    profile: JobProfile, srv: ServerView, reasons: tuple[str, ...]
+) -> None:
     assert explain(profile, srv) == Mismatch(server_id=srv.id, reasons=reasons)
     assert not matches(profile, srv)
 
@@ -189,7 +191,10 @@ def test_explain_mismatch_reasons(profile: JobProfile, srv: ServerView, reasons:
 def test_explain_match_ignores_status() -> None:
     profile = JobProfile.from_requirement("povray>=3.7", gpu=True, tags=frozenset({"fast"}))
     srv = server(
-        packages={"povray": "3.7.0.10.unofficial"}, gpus=1, tags=frozenset({"fast", "x"}), status="offline"
+        packages={"povray": "3.7.0.10.unofficial"},
+        gpus=1,
+        tags=frozenset({"fast", "x"}),
+        status="offline",
     )
     assert explain(profile, srv) == Match(server_id="s1")
     assert matches(profile, srv)
@@ -235,7 +240,11 @@ def test_unmatched_counts_other_reasons() -> None:
 
 def test_unmatched_offline_and_avoided() -> None:
     profile = JobProfile(package="builtin")
-    offline = [server("a", status="offline"), server("b", status="disabled"), server("c", status="offline")]
+    offline = [
+        server("a", status="offline"),
+        server("b", status="disabled"),
+        server("c", status="offline"),
+    ]
     assert explain_unmatched(profile, offline) == "3 servers match but all are offline/disabled"
     online = [server("a"), server("b", status="busy")]
     assert (

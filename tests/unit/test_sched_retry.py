@@ -16,12 +16,24 @@ from scheduler import PolicyError, RetryDecision, bad_servers, decide_retry, lea
         (2, 3, 2, True, False, "attempt 2 of 3 failed; retrying on another server"),
         (3, 3, 1, False, False, "failed 3 of 3 attempts; giving up"),
         (1, 1, 1, False, False, "failed 1 of 1 attempts; giving up"),
-        (1, 3, 3, True, True, "attempt 1 of 3 failed; retrying on another server; the server failed 3"),
+        (
+            1,
+            3,
+            3,
+            True,
+            True,
+            "attempt 1 of 3 failed; retrying on another server; the server failed 3",
+        ),
         (3, 3, 5, False, True, "failed 3 of 3 attempts; giving up; the server failed 5"),
     ],
 )
 def test_decide_retry(
-    failures: int, max_attempts: int, server_failures: int, retry: bool, avoid: bool, reason_start: str
+    failures: int,
+    max_attempts: int,
+    server_failures: int,
+    retry: bool,
+    avoid: bool,
+    reason_start: str,
 ) -> None:
     decision = decide_retry(
         failures=failures, max_attempts=max_attempts, server_failures_in_job=server_failures
@@ -31,7 +43,9 @@ def test_decide_retry(
 
 
 def test_decide_retry_threshold_is_configurable() -> None:
-    decision = decide_retry(failures=1, max_attempts=3, server_failures_in_job=1, bad_server_threshold=1)
+    decision = decide_retry(
+        failures=1, max_attempts=3, server_failures_in_job=1, bad_server_threshold=1
+    )
     assert decision == RetryDecision(
         retry=True,
         avoid_server=True,
@@ -57,7 +71,9 @@ def test_decide_retry_rejects_nonsense(kwargs: dict[str, int]) -> None:
 
 
 @given(st.integers(1, 20), st.integers(1, 20), st.integers(0, 20), st.integers(1, 10))
-def test_decide_retry_properties(failures: int, max_attempts: int, server_failures: int, threshold: int) -> None:
+def test_decide_retry_properties(
+    failures: int, max_attempts: int, server_failures: int, threshold: int
+) -> None:
     decision = decide_retry(
         failures=failures,
         max_attempts=max_attempts,

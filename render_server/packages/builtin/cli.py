@@ -40,7 +40,9 @@ def parse_frames(text: str) -> list[int]:
             lo = int(first)
             hi = int(last) if sep else lo
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad frame list {text!r} (use e.g. 1,2,5-8)") from None
+            raise argparse.ArgumentTypeError(
+                f"bad frame list {text!r} (use e.g. 1,2,5-8)"
+            ) from None
         if hi < lo:
             raise argparse.ArgumentTypeError(f"bad frame range {part!r}")
         frames.extend(range(lo, hi + 1))

@@ -34,7 +34,9 @@ class Track:
     scalar: bool
 
     def at(self, frame: float) -> Any:
-        cols = [np.interp(frame, self.frames, self.values[:, i]) for i in range(self.values.shape[1])]
+        cols = [
+            np.interp(frame, self.frames, self.values[:, i]) for i in range(self.values.shape[1])
+        ]
         return float(cols[0]) if self.scalar else np.array(cols, dtype=np.float64)
 
 
@@ -204,7 +206,9 @@ def _parse_light(data: Any, path: str) -> Light:
         obj.allow("type", "direction", "color", "intensity")
         vector = obj.track("direction", dim=3)
     else:
-        raise SceneError(f"{path}.type: unknown light type {kind!r} (expected point or directional)")
+        raise SceneError(
+            f"{path}.type: unknown light type {kind!r} (expected point or directional)"
+        )
     return Light(
         kind=kind,
         vector=vector,
@@ -253,13 +257,17 @@ def _parse_mesh_arrays(obj: _Obj) -> tuple[np.ndarray, np.ndarray]:
         vertices = np.array(obj.array("vertices"), dtype=np.float64)
         faces = np.array(obj.array("faces"), dtype=np.int64)
     except (TypeError, ValueError):
-        raise SceneError(f"{obj.path}: vertices must be [x, y, z] numbers and faces [i, j, k] integers") from None
+        raise SceneError(
+            f"{obj.path}: vertices must be [x, y, z] numbers and faces [i, j, k] integers"
+        ) from None
     if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
         raise SceneError(f"{obj.path}.vertices: expected a non-empty list of [x, y, z]")
     if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
         raise SceneError(f"{obj.path}.faces: expected a non-empty list of [i, j, k]")
     if len(faces) > MAX_MESH_FACES:
-        raise SceneError(f"{obj.path}.faces: {len(faces)} faces; the built-in tracer allows {MAX_MESH_FACES}")
+        raise SceneError(
+            f"{obj.path}.faces: {len(faces)} faces; the built-in tracer allows {MAX_MESH_FACES}"
+        )
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise SceneError(f"{obj.path}.faces: vertex index out of range 0..{len(vertices) - 1}")
     return vertices, faces

@@ -140,7 +140,9 @@ def _hit_mesh(obj: Mesh, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.n
     return t_best, face_best
 
 
-def _intersect(scene: FrameScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intersect(
+    scene: FrameScene, o: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hit: (t, object index or -1, mesh face index or -1) per ray."""
     best_t = np.full(len(o), np.inf)
     best_i = np.full(len(o), -1)
@@ -228,7 +230,9 @@ def _base_color(mat: Material, uv: np.ndarray, tiled: bool, textures: Textures) 
 # --- shading ---------------------------------------------------------------------------------
 
 
-def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, depth: int) -> np.ndarray:
+def _trace(
+    scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, depth: int
+) -> np.ndarray:
     out = np.empty((len(o), 3))
     out[:] = scene.background
     t, idx, face = _intersect(scene, o, d)
@@ -246,7 +250,11 @@ def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, 
             continue
         n[m], uv, tiled = _surface(obj, p[m], face[hit][m])
         base[m] = _base_color(obj.material, uv, tiled, textures)
-        spec[m], shin[m], refl[m] = obj.material.specular, obj.material.shininess, obj.material.reflect
+        spec[m], shin[m], refl[m] = (
+            obj.material.specular,
+            obj.material.shininess,
+            obj.material.reflect,
+        )
     n = _normalize(n)
     # Planes and meshes are two-sided: shade the side the ray sees.
     n = np.where((np.einsum("ij,ij->i", n, dh) > 0)[:, None], -n, n)
@@ -261,8 +269,15 @@ def _trace(scene: FrameScene, textures: Textures, o: np.ndarray, d: np.ndarray, 
     return out
 
 
-def _direct_light(scene: FrameScene, p: np.ndarray, n: np.ndarray, view_dir: np.ndarray, base: np.ndarray,
-                  spec: np.ndarray, shin: np.ndarray) -> np.ndarray:
+def _direct_light(
+    scene: FrameScene,
+    p: np.ndarray,
+    n: np.ndarray,
+    view_dir: np.ndarray,
+    base: np.ndarray,
+    spec: np.ndarray,
+    shin: np.ndarray,
+) -> np.ndarray:
     total = np.zeros_like(p)
     for light in scene.lights:
         if light.kind == "point":
