@@ -1,0 +1,1 @@
+"""Shared leaf records and codecs: imports no other project package; every package may import it."""
