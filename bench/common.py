@@ -59,7 +59,7 @@ class AgentProcess:
         with self.log_path.open("ab") as log:
             # A long-lived child, not awaited here: Popen returns at once.
             self.proc = subprocess.Popen(  # noqa: ASYNC220
-                _profiled([PYTHON, "-m", "site_agent", "agent", "--config", str(config)]),
+                _profiled([PYTHON, "-m", "spillway", "agent", "--config", str(config)]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

@@ -62,7 +62,7 @@ async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -
                 [
                     PYTHON,
                     "-m",
-                    "site_agent",
+                    "spillway",
                     "render-server",
                     "--agent",
                     agent.url,
@@ -101,7 +101,7 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
         proc = await asyncio.create_subprocess_exec(
             PYTHON,
             "-m",
-            "site_agent",
+            "spillway",
             "submit",
             str(SCENE),
             "--package",

@@ -6,6 +6,8 @@ it to a user verbatim (mapped to a 400 response by the API layer).
 
 from __future__ import annotations
 
+from spillway.core import frames
+
 __all__ = ["FrameSpecError", "PolicyError", "ProfileError", "SchedulerError"]
 
 
@@ -13,7 +15,7 @@ class SchedulerError(Exception):
     """Base class for every error raised by :mod:`scheduler`."""
 
 
-class FrameSpecError(SchedulerError, ValueError):
+class FrameSpecError(SchedulerError, frames.FrameSpecError):
     """A frame spec or chunk size cannot be used as given."""
 
 

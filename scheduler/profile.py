@@ -18,6 +18,7 @@ from typing import Any
 
 from scheduler.errors import ProfileError
 from scheduler.versions import parse_specifier, satisfies
+from spillway.packages.requirements import RequirementError, parse_requirement
 
 __all__ = [
     "ONLINE_STATUSES",
@@ -32,8 +33,6 @@ __all__ = [
 ]
 
 _PACKAGE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-_REQUIREMENT = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(.*?)\s*")
-_REQUIREMENT_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
 
 
 class ServerStatus(StrEnum):
@@ -124,19 +123,10 @@ class JobProfile:
                 f"{', '.join(clash)} given twice: put the package and version in the "
                 f"requirement only, e.g. {requirement!r}"
             )
-        match = _REQUIREMENT.fullmatch(requirement) if isinstance(requirement, str) else None
-        if match is None:
-            raise ProfileError(f"bad package requirement {requirement!r}: {_REQUIREMENT_FORMS}")
-        name, spec = match.group(1).lower(), match.group(2)
-        if spec and parse_specifier("".join(spec.split())) is None:
-            hint = (
-                f"add an operator, e.g. {name}>={spec} or {name}=={spec}.*"
-                if spec[0].isdigit()
-                else _REQUIREMENT_FORMS
-            )
-            raise ProfileError(
-                f"bad package requirement {requirement!r}: {spec!r} is not a version specifier; {hint}"
-            )
+        try:
+            name, spec = parse_requirement(requirement)
+        except RequirementError as exc:
+            raise ProfileError(str(exc)) from None
         try:
             return cls(package=name, version=spec, **kwargs)
         except TypeError as exc:

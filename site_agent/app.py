@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -22,9 +23,11 @@ from .store.base import StoreError
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
+SiteExtension = Callable[[web.Application, SiteAgent], Awaitable[None]]
+"""Run once the site has recovered (e.g. federation); may raise ConfigError to stop the agent."""
 
 
-def build_app(config: SiteConfig) -> web.Application:
+def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=config.limits.max_request_mb * 1024 * 1024
     )
@@ -37,7 +40,7 @@ def build_app(config: SiteConfig) -> web.Application:
     )
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/", _monitor_page)
-    app.cleanup_ctx.append(_site_lifecycle)
+    app.cleanup_ctx.append(functools.partial(_site_lifecycle, extensions=tuple(extensions)))
     return app
 
 
@@ -49,16 +52,16 @@ async def _monitor_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
 
-async def _site_lifecycle(app: web.Application) -> AsyncIterator[None]:
+async def _site_lifecycle(
+    app: web.Application, extensions: Sequence[SiteExtension] = ()
+) -> AsyncIterator[None]:
     config: SiteConfig = app[CONFIG]
     store = await open_store(config.database, base_dir=config.base_dir)
     site = SiteAgent(config, store)
     app[SITE] = site
     await site.recover()
-    if config.federation is not None:
-        from federation.service import attach_federation
-
-        await attach_federation(app, site)
+    for extension in extensions:
+        await extension(app, site)
     if not config.auth.client_tokens or not config.auth.server_token:
         log.warning(
             "no client/server tokens configured: accepting unauthenticated clients and render servers "
@@ -121,7 +124,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_agent(config_path: Path) -> int:
+def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> int:
     """Run a site agent until interrupted; returns a process exit code."""
     setup_logging()
     try:
@@ -131,7 +134,7 @@ def run_agent(config_path: Path) -> int:
         return 2
     try:
         web.run_app(
-            build_app(config),
+            build_app(config, extensions),
             host=config.host,
             port=config.port,
             print=None,

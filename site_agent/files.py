@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from spillway.core.hashing import file_sha256 as file_sha256  # re-exported for the agent
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
 
@@ -64,14 +66,6 @@ def safe_relative_path(value: str) -> PurePosixPath:
     if not p.parts or str(p) == ".":
         raise UnsafePathError(f"asset path {value!r} names the scene folder itself, not a file")
     return p
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 IN_MEMORY_BYTES = 1024 * 1024

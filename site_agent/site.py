@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from render_server.packages.base import registry
 from scheduler.profile import ONLINE_STATUSES, explain_unmatched, matches
 from scheduler.retry import bad_servers
+from spillway.packages import package_names
 
 from .assets import AssetStore
 from .config import SiteConfig
@@ -73,7 +73,7 @@ class SiteAgent:
             store, self.connections, self.dispatcher, self.reports, config.scheduling, clock=clock
         )
         self.jobs = JobService(self)
-        self.known_packages = set(registry())
+        self.known_packages = set(package_names())
         self.federation: FederationHooks | None = None
 
     async def recover(self) -> None:

@@ -3,35 +3,35 @@
 An adapter turns a :class:`RenderRequest` (one chunk of consecutive frames of a
 scene laid out in a task work dir) into one child-process command line, checks
 that everything the scene needs is present before rendering, and maps the files
-the renderer wrote back to frame numbers.  On the submitter's side it scans a
-scene for the files it depends on so they can be uploaded with the job.
+the renderer wrote back to frame numbers.  Scanning a scene for the files it
+depends on is the catalog's (:mod:`spillway.packages`); adapters scan with it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from spillway.packages.errors import MissingDependencyError, PackageError, ScanError
+from spillway.packages.paths import missing_error, relative_reference
+from spillway.packages.process import run_capture
 
-class PackageError(Exception):
-    """Base for render package errors."""
-
-
-class MissingDependencyError(PackageError):
-    """A file the scene needs is not present."""
-
-    def __init__(self, message: str, *, files: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.files: tuple[str, ...] = tuple(files)
-
-
-class ScanError(PackageError):
-    """A scene's dependencies could not be determined or are not uploadable."""
+__all__ = [
+    "MissingDependencyError",
+    "PackageAdapter",
+    "PackageError",
+    "RenderRequest",
+    "ScanError",
+    "adapter_for",
+    "check_declared_assets",
+    "collect_numbered",
+    "missing_error",
+    "registry",
+    "relative_reference",
+    "run_capture",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +59,10 @@ class RenderRequest:
 
 @runtime_checkable
 class PackageAdapter(Protocol):
-    """What the render server and the submit CLI need from a render package."""
+    """What the render server needs from a render package.
+
+    ``scan`` is the catalog's scanner for the package (:mod:`spillway.packages`).
+    """
 
     name: str
     output_ext: str
@@ -96,42 +99,6 @@ class PackageAdapter(Protocol):
 # --- helpers shared by the adapters -------------------------------------------------
 
 
-def relative_reference(ref: str, scene_dir: Path, *, kind: str = "file") -> PurePosixPath:
-    """Validate a dependency reference and return it as a clean relative posix path.
-
-    References must stay inside the scene folder so the layout can be reproduced
-    in a task work dir on another host.
-    """
-    norm = ref.replace("\\", "/")
-    outside = (
-        PurePosixPath(norm).is_absolute()
-        or PureWindowsPath(ref).drive != ""
-        or ".." in PurePosixPath(norm).parts
-    )
-    if not outside:
-        resolved = (scene_dir / norm).resolve()
-        outside = not resolved.is_relative_to(scene_dir.resolve())
-    if outside:
-        raise ScanError(
-            f"{kind} '{ref}' is outside the scene folder; copy it next to the scene "
-            "and reference it by a relative path"
-        )
-    parts = [p for p in PurePosixPath(norm).parts if p not in (".", "")]
-    return PurePosixPath(*parts)
-
-
-def missing_error(missing: Iterable[str], *, where: str) -> MissingDependencyError:
-    """Build a MissingDependencyError naming every missing file."""
-    names = sorted(set(missing))
-    listed = ", ".join(f"'{n}'" for n in names)
-    noun = "file" if len(names) == 1 else "files"
-    return MissingDependencyError(
-        f"missing {noun} {listed} (expected in {where}); add {'it' if len(names) == 1 else 'them'} "
-        "to the job's assets",
-        files=names,
-    )
-
-
 def check_declared_assets(req: RenderRequest) -> None:
     """Raise MissingDependencyError unless the scene and every declared asset exist."""
     missing = [a for a in req.declared_assets if not (req.workdir / a).is_file()]
@@ -163,34 +130,6 @@ def collect_numbered(req: RenderRequest, ext: str) -> dict[int, Path]:
             f"in {req.outdir}; see the render log"
         )
     return {f: found[f] for f in req.frames}
-
-
-async def run_capture(argv: Sequence[str], *, limit_s: float) -> tuple[int, str] | None:
-    """Run a short command; return (exit status, stdout+stderr text) or None if it can't run."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except OSError:
-        return None
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
-    except TimeoutError:
-        await _kill(proc)
-        return None
-    except asyncio.CancelledError:
-        await _kill(proc)
-        raise
-    return proc.returncode or 0, out.decode("utf-8", "replace")
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    await proc.wait()
 
 
 # --- registry ------------------------------------------------------------------------------

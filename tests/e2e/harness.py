@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 def spillway_cmd(*args: str) -> list[str]:
-    return [PYTHON, "-m", "site_agent", *args]
+    return [PYTHON, "-m", "spillway", *args]
 
 
 @dataclass

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from site_agent import cli
+from spillway import main as cli
+from spillway.client import cli as client_cli
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -138,7 +139,7 @@ def test_ctrl_c_exits_130_quietly(capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run", interrupted)
+    monkeypatch.setattr(client_cli, "run", interrupted)
     assert run_main(capsys, "jobs") == (130, "", "")
 
 
@@ -146,7 +147,7 @@ def test_unexpected_errors_show_no_traceback(capsys, monkeypatch):
     def broken(args):
         raise RuntimeError("disk on fire; call the admin")
 
-    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(client_cli, "run", broken)
     monkeypatch.delenv("SPILLWAY_DEBUG", raising=False)
     assert run_main(capsys, "jobs") == (1, "", "spillway: error: disk on fire; call the admin\n")
 
@@ -223,7 +224,7 @@ def test_render_server_needs_an_agent(capsys):
 
 def test_agent_command(monkeypatch, capsys):
     seen = []
-    fake_module(monkeypatch, "site_agent.app", run_agent=lambda path: seen.append(path) or 0)
+    fake_module(monkeypatch, "site_agent.app", run_agent=lambda path, **kw: seen.append(path) or 0)
     assert run_main(capsys, "agent", "--config", "configs/studio.toml")[0] == 0
     assert seen == [Path("configs/studio.toml")]
 
@@ -266,7 +267,7 @@ def test_certs_commands(monkeypatch, capsys, tmp_path):
 
 
 def test_missing_component_is_reported_not_raised(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "site_agent.demo", None)  # import fails
+    monkeypatch.setitem(sys.modules, "spillway.demo", None)  # import fails
     status, _, err = run_main(capsys, "demo")
     assert status == 1
     assert err.startswith("spillway: error: this installation lacks a part `spillway demo` needs")
@@ -275,6 +276,6 @@ def test_missing_component_is_reported_not_raised(monkeypatch, capsys):
 def test_exit_status_of_domain_errors():
     from scheduler.errors import ProfileError
 
-    assert cli._exit_status(ProfileError("bad profile")) == 2
-    assert cli._exit_status(ValueError("a bug somewhere")) == 1
-    assert cli._exit_status(cli.UsageError("bad flag")) == 2
+    assert client_cli._exit_status(ProfileError("bad profile")) == 2
+    assert client_cli._exit_status(ValueError("a bug somewhere")) == 1
+    assert client_cli._exit_status(client_cli.UsageError("bad flag")) == 2

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from site_agent import cli
-from site_agent.client import AgentClient, ClientError, SpillwayClientError
-from site_agent.submission import SubmitOptions, submit_scene, wait_for_job
+from spillway import main as cli
+from spillway.client import cli as client_cli
+from spillway.client.http import AgentClient, ClientError, SpillwayClientError
+from spillway.client.submission import SubmitOptions, submit_scene, wait_for_job
 
 # A tiny scene of the built-in tracer; the real builtin adapter finds wood.png in it.
 SCENE = json.dumps(
@@ -440,7 +441,7 @@ async def test_wait_for_job_gives_up_after_an_outage(refused_url):
 
 
 async def run_cli(*argv: str) -> int:
-    return await cli.run_client_command(cli.build_parser().parse_args(list(argv)))
+    return await client_cli.run_client_command(cli.build_parser().parse_args(list(argv)))
 
 
 async def test_cli_submit_prints_the_job_id(agent, scene, capsys):
@@ -558,11 +559,11 @@ def test_main_reports_an_unreachable_agent_without_a_traceback(refused_url, caps
 async def test_agent_errors_map_to_exit_statuses(agent, scene):
     with pytest.raises(ClientError) as err:
         await run_cli("job", "nope", "--agent", agent.url)
-    assert cli._exit_status(err.value) == 2  # 404: the user gave a wrong id
+    assert client_cli._exit_status(err.value) == 2  # 404: the user gave a wrong id
     await run_cli(
         "submit", str(scene), "--package", "builtin", "--frames", "1", "--agent", agent.url
     )
     with pytest.raises(ClientError) as err:
         await run_cli("resume", "job1", "--agent", agent.url)
     assert err.value.status == 409
-    assert cli._exit_status(err.value) == 1  # a state conflict is a run-time failure
+    assert client_cli._exit_status(err.value) == 1  # a state conflict is a run-time failure

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from site_agent.formatting import (
+from spillway.client.formatting import (
     ProgressReporter,
     estimate_eta,
     format_job,

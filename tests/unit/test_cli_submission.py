@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from site_agent.submission import (
+from spillway.client.submission import (
     SubmissionError,
     SubmitOptions,
     build_job_body,
@@ -175,7 +175,7 @@ async def test_job_body_follows_the_api_contract(shot):
 
 
 def test_symlink_escaping_the_scene_folder_is_refused(tmp_path: Path) -> None:
-    from site_agent.submission import SubmissionError, manifest_from_files
+    from spillway.client.submission import SubmissionError, manifest_from_files
 
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the farm")

@@ -15,8 +15,8 @@ from PIL import Image
 
 from render_server.packages.base import MissingDependencyError, RenderRequest, ScanError
 from render_server.packages.builtin.adapter import BuiltinAdapter
-from render_server.packages.builtin.scene import SceneError, load_scene, parse_scene
 from render_server.packages.builtin.tracer import TextureMissingError, load_textures, render
+from spillway.packages.builtin_scene import SceneError, load_scene, parse_scene
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "textured"
 

@@ -14,7 +14,8 @@ from render_server.packages.base import (
     relative_reference,
 )
 from render_server.packages.builtin import VERSION
-from render_server.packages.builtin.scene import load_scene
+from spillway.packages.builtin import BuiltinScanner
+from spillway.packages.builtin_scene import load_scene
 
 # The directory holding the render_server package, so the child finds it even
 # when the project is not installed into the interpreter.
@@ -72,14 +73,4 @@ class BuiltinAdapter:
         return collect_numbered(req, self.output_ext)
 
     async def scan(self, scene: Path) -> list[Path]:
-        # Reads one small JSON file; not worth a thread.
-        return _scan_local(scene)
-
-
-def _scan_local(scene: Path) -> list[Path]:
-    scene_dir = scene.resolve().parent
-    refs = [relative_reference(t, scene_dir, kind="texture") for t in load_scene(scene).textures]
-    missing = [str(r) for r in refs if not (scene_dir / r).is_file()]
-    if missing:
-        raise missing_error(missing, where=str(scene_dir))
-    return sorted({Path(r) for r in refs})
+        return await BuiltinScanner().scan(scene)

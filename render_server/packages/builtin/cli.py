@@ -22,8 +22,8 @@ from PIL import Image
 
 from render_server.packages.base import MissingDependencyError, PackageError
 from render_server.packages.builtin import VERSION
-from render_server.packages.builtin.scene import load_scene
 from render_server.packages.builtin.tracer import load_textures, render
+from spillway.packages.builtin_scene import load_scene
 
 EXIT_USAGE = 2
 EXIT_SCENE = 3

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from render_server.packages.base import MissingDependencyError
-from render_server.packages.builtin.scene import FrameScene, Material, Mesh, Plane, Sphere
+from spillway.packages.builtin_scene import FrameScene, Material, Mesh, Plane, Sphere
 
 EPS = 1e-4
 SPHERE_CHECKS = (16.0, 8.0)  # checker squares around and along a sphere

@@ -1,7 +1,7 @@
 """The ``spillway`` commands that run processes: agent, render-server, certs, demo.
 
-Their imports are lazy: a client-only installation can submit and watch jobs
-without loading the server side.
+Each command imports the parts it runs (site agent, federation, render server)
+when it runs, so ``spillway --help`` and the client commands load none of them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ import socket
 import tempfile
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from site_agent.cli_args import agent_url, plain_name, positive_int, tag_list
+from spillway.client.args import agent_url, plain_name, positive_int, tag_list
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from site_agent.site import SiteAgent
 
 # --- process commands (lazy imports: these pull in the server side) ---------------------
 
@@ -32,10 +37,19 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+async def federation_extension(app: web.Application, site: SiteAgent) -> None:
+    """Start federation for a site whose config has a ``[federation]`` table."""
+    if site.config.federation is None:
+        return
+    from federation.service import attach_federation
+
+    await attach_federation(app, site)
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from site_agent.app import run_agent
 
-    return _finish(run_agent(Path(args.config)))
+    return _finish(run_agent(Path(args.config), extensions=[federation_extension]))
 
 
 def cmd_render_server(args: argparse.Namespace) -> int:
@@ -92,7 +106,7 @@ def _paths(result: Any, fallback: Path) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from site_agent.demo import run_demo
+    from spillway.demo import run_demo
 
     return _finish(run_demo())
 

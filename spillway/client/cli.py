@@ -1,4 +1,8 @@
-"""The ``spillway`` command: run an agent or render server, submit and manage jobs.
+"""The ``spillway`` client commands: submit, watch and manage jobs at a site agent.
+
+The commands that run processes (agent, render-server, certs, demo) are added
+by the composition root (:mod:`spillway.main`) through ``build_parser(extra=...)``;
+this module imports nothing of the server side.
 
 Exit status: 0 on success, 1 when something failed at run time (agent
 unreachable, job failed), 2 for bad input, 130 on Ctrl-C.  Errors are one line
@@ -19,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from site_agent.cli_args import (
+from spillway.client.args import (
     DEFAULT_AGENT,
     UsageError,
     _Parser,
@@ -33,9 +37,7 @@ from site_agent.cli_args import (
     resolution,
     tag_list,
 )
-from site_agent.cli_process import add_process_commands
-from site_agent.client import AgentClient, ClientError
-from site_agent.formatting import (
+from spillway.client.formatting import (
     ProgressReporter,
     format_job,
     format_jobs,
@@ -44,7 +46,8 @@ from site_agent.formatting import (
     human_size,
     job_summary,
 )
-from site_agent.submission import (
+from spillway.client.http import AgentClient, ClientError
+from spillway.client.submission import (
     SubmissionError,
     SubmitOptions,
     sha256_file,
@@ -57,6 +60,8 @@ JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 _BAD_INPUT_STATUS = frozenset({400, 404, 413, 422})
 
 Handler = Callable[[AgentClient, argparse.Namespace], Awaitable[int]]
+AddCommands = Callable[[Any], None]
+"""Adds subcommands to the ``spillway`` parser's subparsers (the process commands)."""
 
 
 def _print_json(data: Any) -> None:
@@ -360,12 +365,17 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_peers)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``spillway`` argument parser (reads SPILLWAY_* defaults from the environment)."""
+def build_parser(extra: AddCommands | None = None) -> argparse.ArgumentParser:
+    """The ``spillway`` argument parser (reads SPILLWAY_* defaults from the environment).
+
+    ``extra`` adds more subcommands; each must set ``run`` (a function of the
+    parsed arguments returning an exit status) where client commands set ``handler``.
+    """
     parser = _Parser(prog="spillway", description="Spillway federated render farm")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_client_commands(sub, _client_options())
-    add_process_commands(sub)
+    if extra is not None:
+        extra(sub)
     return parser
 
 
@@ -384,7 +394,12 @@ def _exit_status(err: BaseException) -> int:
         return 2 if err.status in _BAD_INPUT_STATUS else 1
     # Our packages raise ValueError subclasses (FrameSpecError, ProfileError,
     # InvalidSiteNameError, ConfigError) for input the user can fix.
-    ours = type(err).__module__.split(".")[0] in ("scheduler", "site_agent", "federation")
+    ours = type(err).__module__.split(".")[0] in (
+        "scheduler",
+        "site_agent",
+        "federation",
+        "spillway",
+    )
     return 2 if ours and isinstance(err, ValueError) else 1
 
 
@@ -396,10 +411,14 @@ def run(args: argparse.Namespace) -> int:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``spillway`` console entry point."""
+def main(argv: Sequence[str] | None = None, *, extra: AddCommands | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status (see the module docstring).
+
+    ``extra`` adds subcommands as in :func:`build_parser`; without it only the
+    client commands exist (the ``spillway`` console script is :func:`spillway.main.main`).
+    """
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(extra).parse_args(argv)
     except UsageError as err:
         return _fail(f"{err} ({err.hint})", 2)
     except SystemExit as exit_:  # --help
@@ -414,7 +433,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SPILLWAY_DEBUG"):
             traceback.print_exc()
         return _fail(str(err) or type(err).__name__, _exit_status(err))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Submitting a scene: build its asset manifest, upload what the agent lacks, create the job.
 
-The manifest holds the scene, the files the package adapter's scanner finds it
-depends on, and every extra ``--asset``; all as posix paths relative to the
+The manifest holds the scene, the files the package's scanner (from the
+catalog, :mod:`spillway.packages`) finds it depends on, and every extra ``--asset``; all as posix paths relative to the
 scene's folder, so a render host can rebuild the same layout in its work dir.
 
     result = await submit_scene(client, Path("shot/scene.json"),
@@ -14,16 +14,23 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from site_agent.client import AgentClient, ClientError, SpillwayClientError
-from site_agent.files import file_sha256 as sha256_file
+from spillway.client.http import AgentClient, ClientError, SpillwayClientError
+from spillway.core.hashing import file_sha256 as sha256_file
+from spillway.packages import (
+    PackageError,
+    RequirementError,
+    Scanner,
+    UnknownPackageError,
+    parse_requirement,
+)
+from spillway.packages import scanner_for as catalog_scanner
 
 __all__ = [
     "Manifest",
@@ -44,17 +51,10 @@ __all__ = [
 ]
 
 _PACKAGE_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
-_PACKAGE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*")
 
 
 class SubmissionError(SpillwayClientError):
     """A scene, asset or submit option cannot be used as given."""
-
-
-class Scanner(Protocol):
-    """The part of a render package adapter that submission needs."""
-
-    async def scan(self, scene: Path) -> list[Path]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,13 +122,11 @@ class SubmitResult:
 
 def parse_package_spec(text: str) -> tuple[str, str]:
     """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``."""
-    _check_with_scheduler(text)  # its messages are the reference; ours is the fallback
-    match = _PACKAGE.fullmatch(text)
-    if not match:
-        raise SubmissionError(
-            f"bad package requirement {text!r}: it needs a package name; {_PACKAGE_FORMS}"
-        )
-    name, spec = match.group(1).lower(), match.group(2).replace(" ", "")
+    try:
+        name, spec = parse_requirement(text)
+    except RequirementError as err:
+        raise SubmissionError(str(err)) from None
+    spec = spec.replace(" ", "")
     if spec:
         try:
             SpecifierSet(spec)
@@ -139,31 +137,11 @@ def parse_package_spec(text: str) -> tuple[str, str]:
     return name, spec
 
 
-def _check_with_scheduler(text: str) -> None:
-    """Let the scheduler's own parser judge the requirement when it is installed."""
-    try:
-        from scheduler.errors import ProfileError
-        from scheduler.profile import JobProfile
-    except ImportError:
-        return
-    from_requirement = getattr(JobProfile, "from_requirement", None)
-    if from_requirement is None:
-        return
-    try:
-        from_requirement(text)
-    except ProfileError as err:
-        raise SubmissionError(str(err)) from None
-
-
 def scanner_for(package: str) -> Scanner | None:
-    """The dependency scanner of a package's adapter, or None when none is available here."""
+    """The catalog's dependency scanner for a package, or None for a package it does not know."""
     try:
-        from render_server.packages.base import PackageError, adapter_for
-    except ImportError:
-        return None
-    try:
-        return adapter_for(package)
-    except (PackageError, LookupError):
+        return catalog_scanner(package)
+    except UnknownPackageError:
         return None
 
 
@@ -197,10 +175,6 @@ def _asset_path(asset: Path, folder: Path) -> tuple[PurePosixPath, Path]:
 
 
 async def _scan(scanner: Scanner, scene: Path) -> list[Path]:
-    try:
-        from render_server.packages.base import PackageError
-    except ImportError:  # the adapters are not installed; only a custom scanner can run
-        return list(await scanner.scan(scene))
     try:
         return list(await scanner.scan(scene))
     except PackageError as err:
@@ -339,10 +313,10 @@ async def submit_scene(
 ) -> SubmitResult:
     """Build the manifest, upload what the agent lacks, and create the job.
 
-    ``scanner=True`` uses the package adapter's scanner when available, ``None``
+    ``scanner=True`` uses the catalog's scanner for the package, ``None``
     or ``False`` skips scanning, and any object with ``async scan(scene)`` is used
     as given.  Raises :class:`SubmissionError` for bad input and
-    :class:`~site_agent.client.ClientError` when the agent fails or refuses.
+    :class:`~spillway.client.http.ClientError` when the agent fails or refuses.
     """
     package, _ = parse_package_spec(options.package)
     notes: list[str] = []

@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from federation.certs import init_ca, issue_site_cert
-
-from .client import AgentClient, SpillwayClientError
-from .formatting import human_size, progress_line
-from .submission import SubmitOptions, submit_scene, wait_for_job
+from spillway.client import (
+    AgentClient,
+    SpillwayClientError,
+    SubmitOptions,
+    submit_scene,
+    wait_for_job,
+)
+from spillway.client.formatting import human_size, progress_line
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "textured" / "scene.json"
@@ -49,7 +53,7 @@ class Processes:
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "site_agent", *args],
+            [sys.executable, "-m", "spillway", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

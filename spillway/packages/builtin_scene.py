@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from render_server.packages.base import PackageError
+from spillway.packages.errors import PackageError
 
 MAX_MESH_FACES = 5000
 

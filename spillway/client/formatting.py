@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from scheduler.frames import format_frames
+from spillway.core.frames import format_frames
 
 __all__ = [
     "ProgressReporter",

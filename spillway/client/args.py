@@ -6,7 +6,8 @@ import argparse
 import re
 from typing import NoReturn
 
-from site_agent.submission import SubmissionError, parse_package_spec
+from spillway.client.submission import SubmissionError, parse_package_spec
+from spillway.core.frames import FrameSpecError, parse_frames
 
 DEFAULT_AGENT = "http://127.0.0.1:8700"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
@@ -69,11 +70,6 @@ def resolution(text: str) -> tuple[int, int]:
 
 def frame_spec(text: str) -> str:
     try:
-        from scheduler.errors import FrameSpecError
-        from scheduler.frames import parse_frames
-    except ImportError:  # the agent validates it then
-        return text
-    try:
         parse_frames(text)
     except FrameSpecError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
@@ -112,6 +108,3 @@ def agent_url(text: str) -> str:
             f"{text!r} is not an agent URL; use a URL like {DEFAULT_AGENT}"
         )
     return text.rstrip("/")
-
-
-# --- client commands -------------------------------------------------------------------
