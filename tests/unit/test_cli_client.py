@@ -19,6 +19,7 @@ from aiohttp import web
 
 from spillway import main as cli
 from spillway.client import cli as client_cli
+from spillway.client import commands
 from spillway.client.http import AgentClient, ClientError, SpillwayClientError
 from spillway.client.submission import SubmitOptions, submit_scene, wait_for_job
 
@@ -441,7 +442,7 @@ async def test_wait_for_job_gives_up_after_an_outage(refused_url):
 
 
 async def run_cli(*argv: str) -> int:
-    return await client_cli.run_client_command(cli.build_parser().parse_args(list(argv)))
+    return await commands.run_client_command(cli.build_parser().parse_args(list(argv)))
 
 
 async def test_cli_submit_prints_the_job_id(agent, scene, capsys):

@@ -1,0 +1,209 @@
+"""The client commands of ``spillway``: each runs against an open :class:`AgentClient`.
+
+A handler gets the client and the parsed arguments and returns the exit status;
+errors propagate to :func:`spillway.client.cli.main`, which reports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from spillway.client.formatting import (
+    ProgressReporter,
+    format_job,
+    format_jobs,
+    format_peers,
+    format_servers,
+    human_size,
+    job_summary,
+)
+from spillway.client.http import AgentClient, ClientError
+from spillway.client.submission import SubmitOptions, sha256_file, submit_scene, wait_for_job
+
+JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
+
+Handler = Callable[[AgentClient, argparse.Namespace], Awaitable[int]]
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _submit_options(args: argparse.Namespace) -> SubmitOptions:
+    width, height = args.resolution
+    return SubmitOptions(
+        package=args.package,
+        frames=args.frames,
+        chunk_size=args.chunk,
+        priority=args.priority,
+        name=args.name or "",
+        site=args.site,
+        forward=not args.no_forward,
+        width=width,
+        height=height,
+        engine=args.engine,
+        min_memory_mb=args.min_memory,
+        min_cores=args.min_cores,
+        gpu=args.gpu,
+        tags=tuple(args.tags),
+        max_servers=args.max_servers,
+        task_timeout_s=args.timeout,
+        max_attempts=args.max_attempts,
+    )
+
+
+async def _wait(client: AgentClient, job_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
+    reporter = ProgressReporter(sys.stderr)
+    try:
+        return await wait_for_job(client, job_id, poll_s=poll_s, on_update=reporter.update)
+    except asyncio.CancelledError:  # Ctrl-C: the job keeps running at the agent
+        reporter.close()
+        _note(f"stopped waiting; job {job_id} carries on (`spillway cancel {job_id}` stops it)")
+        raise
+    finally:
+        reporter.close()
+
+
+def _upload_summary(files: int, size: int, entries: int) -> str:
+    if files == entries:
+        return f"uploaded {files} files ({human_size(size)})"
+    return (
+        f"uploaded {files} of {entries} files ({human_size(size)}); "
+        f"{entries - files} already at the agent"
+    )
+
+
+async def cmd_submit(client: AgentClient, args: argparse.Namespace) -> int:
+    result = await submit_scene(
+        client,
+        Path(args.scene),
+        _submit_options(args),
+        assets=[Path(a) for a in args.asset],
+        on_upload=lambda e: (
+            None if args.json else _note(f"uploading {e.path} ({human_size(e.size)})")
+        ),
+    )
+    for note in result.notes:
+        _note(f"note: {note}")
+    if not args.json:
+        _note(
+            _upload_summary(
+                result.uploaded_files, result.uploaded_bytes, len(result.manifest.entries)
+            )
+        )
+    job = result.job
+    if args.wait:
+        job = await _wait(client, str(job["id"]), poll_s=args.poll_interval)
+    if args.json:
+        uploaded = {"files": result.uploaded_files, "bytes": result.uploaded_bytes}
+        _print_json({"job": job, "uploaded": uploaded})
+    else:
+        print(job["id"])
+    if args.wait:
+        if not args.json:
+            _note(job_summary(job))
+        return 0 if job.get("state") == "done" else 1
+    return 0
+
+
+async def cmd_jobs(client: AgentClient, args: argparse.Namespace) -> int:
+    jobs = await client.jobs(state=args.state, limit=args.limit)
+    if args.json:
+        _print_json({"jobs": jobs})
+    else:
+        print(format_jobs(jobs, time.time()))
+    return 0
+
+
+async def cmd_job(client: AgentClient, args: argparse.Namespace) -> int:
+    detail = await client.job(args.job_id)
+    if args.json:
+        _print_json(detail)
+    else:
+        print(format_job(detail, time.time()))
+    return 0
+
+
+async def cmd_control(client: AgentClient, args: argparse.Namespace) -> int:
+    job = await client.control(args.job_id, args.command)
+    print(f"{args.command}: job {job.get('id', args.job_id)} is now {job.get('state')}")
+    return 0
+
+
+async def cmd_server_control(client: AgentClient, args: argparse.Namespace) -> int:
+    server = await client.server_control(args.server, args.command)
+    print(
+        f"{args.command}: render server {server.get('name', args.server)} is now {server.get('status')}"
+    )
+    return 0
+
+
+def _frame_file(directory: Path, frame: dict[str, Any]) -> Path:
+    number = int(frame["frame"])
+    file_name = str(frame.get("name") or f"frame_{number:04d}.png")
+    if Path(file_name).name != file_name or file_name in (".", ".."):
+        raise ClientError(
+            f"the agent sent an unsafe file name {file_name!r} for frame {number}; "
+            "it must be a plain file name",
+            code="bad_reply",
+        )
+    return directory / file_name
+
+
+async def cmd_download(client: AgentClient, args: argparse.Namespace) -> int:
+    frames = await client.frames(args.job_id)
+    if not frames:
+        print(f"job {args.job_id} has no rendered frames yet; see `spillway job {args.job_id}`")
+        return 0
+    directory = Path(args.dir)
+    count = size = skipped = 0
+    for frame in sorted(frames, key=lambda f: int(f["frame"])):
+        dest = _frame_file(directory, frame)
+        if dest.is_file() and sha256_file(dest) == frame.get("sha256"):
+            skipped += 1
+            continue
+        size += await client.download_frame(
+            args.job_id, int(frame["frame"]), dest, sha256=str(frame["sha256"])
+        )
+        count += 1
+    print(
+        f"downloaded {count} frames ({human_size(size)}) to {directory}"
+        + (f"; {skipped} already present" if skipped else "")
+    )
+    return 0
+
+
+async def cmd_servers(client: AgentClient, args: argparse.Namespace) -> int:
+    servers = await client.servers(job=args.job)
+    if args.json:
+        _print_json({"servers": servers})
+    else:
+        print(format_servers(servers, time.time()))
+    return 0
+
+
+async def cmd_peers(client: AgentClient, args: argparse.Namespace) -> int:
+    peers = await client.peers()
+    if args.json:
+        _print_json({"peers": peers})
+    else:
+        print(format_peers(peers, time.time()))
+    return 0
+
+
+async def run_client_command(args: argparse.Namespace) -> int:
+    """Open a client to ``args.agent`` and run the command's handler."""
+    async with AgentClient(args.agent, token=args.token) as client:
+        handler: Handler = args.handler
+        return await handler(client, args)
