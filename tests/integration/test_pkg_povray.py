@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from render_server.packages.base import MissingDependencyError, RenderRequest, ScanError
-from render_server.packages.povray import PovrayAdapter, strip_comments
+from render_server.packages.povray import PovrayAdapter
+from spillway.packages.povray import strip_comments
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "povray"
 
