@@ -22,13 +22,12 @@ Replay protection is the receiver's job: see :class:`ReplayGuard`.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, Self, TypeVar
 
 import msgpack
 from cryptography import x509
@@ -42,7 +41,9 @@ from federation.errors import (
     SignatureError,
     SiteMismatchError,
 )
-from federation.fields import Fields, sha256_item, str_item
+from spillway.core.checks import NonNegative, RelPath, Sha256, at_least
+from spillway.core.records import CheckedFileEntry, FileEntry
+from spillway.core.wire import Codec
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -74,6 +75,9 @@ PROTOCOL_VERSION = 1
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 _MAX_ID_LENGTH = 128
 
+SignedInt = Annotated[int, at_least(-(2**31))]
+"""A priority or frame number: may be negative, not below the 32-bit minimum."""
+
 
 class Message:
     """Base of every federation message: a frozen dataclass with a ``TYPE`` tag."""
@@ -83,14 +87,23 @@ class Message:
 
     def to_body(self) -> dict[str, Any]:
         """The message's fields by name, as plain msgpack-able values."""
-        body = _to_wire(self)
-        assert isinstance(body, dict)
-        return body
+        return _CODEC.to_fields(self)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Self:
         """Validate a decoded body; raises :class:`ProtocolError` naming the bad field."""
-        raise NotImplementedError
+        return _CODEC.from_fields(cls, body, "body")
+
+
+class WireRecord:
+    """Base of the records nested in messages."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_wire(cls, value: object, where: str) -> Self:
+        """Validate one decoded record found at ``where``; raises :class:`ProtocolError`."""
+        return _CODEC.from_fields(cls, value, where)
 
 
 class NotifyState(enum.StrEnum):
@@ -101,102 +114,53 @@ class NotifyState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerCapacity:
+class ServerCapacity(WireRecord):
     """One render server as advertised to peers."""
 
     name: str
-    cores: int
-    memory_mb: int
-    gpus: int
+    cores: NonNegative
+    memory_mb: NonNegative
+    gpus: NonNegative = 0
     packages: Mapping[str, str] = field(default_factory=dict)
     """Render package name -> installed version."""
     tags: tuple[str, ...] = ()
-    slots: int
-    free_slots: int
+    slots: NonNegative
+    free_slots: NonNegative
     status: str
 
-    @classmethod
-    def from_wire(cls, value: object, where: str) -> ServerCapacity:
-        f = Fields(value, where)
-        return cls(
-            name=f.text("name"),
-            cores=f.integer("cores"),
-            memory_mb=f.integer("memory_mb"),
-            gpus=f.integer("gpus", 0),
-            packages=f.str_map("packages", {}),
-            tags=f.items("tags", str_item, ()),
-            slots=f.integer("slots"),
-            free_slots=f.integer("free_slots"),
-            status=f.text("status"),
-        )
+
+ManifestEntry = FileEntry
+"""One asset of a job: where it goes relative to the job root, and its content hash.
+Offers carry it as :data:`CheckedFileEntry`, validated field by field on decode."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ManifestEntry:
-    """One asset of a job: where it goes relative to the job root, and its content hash."""
-
-    path: str
-    sha256: str
-    size: int
-
-    @classmethod
-    def from_wire(cls, value: object, where: str) -> ManifestEntry:
-        f = Fields(value, where)
-        return cls(path=f.relpath("path"), sha256=f.sha256("sha256"), size=f.integer("size"))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobSpec:
+class JobSpec(WireRecord):
     """The part of a job a remote site needs to run it."""
 
     name: str
     owner: str
-    priority: int
+    priority: SignedInt
     profile: Mapping[str, Any]
     """The job profile as the scheduler serialises it; opaque to this module."""
     frames: str
     """Frame spec, e.g. ``1-240x10``."""
-    chunk_size: int
-    scene: str
+    chunk_size: Annotated[int, at_least(1)]
+    scene: RelPath
     """Scene path relative to the job root (one of the manifest paths)."""
-    output_name: str
+    output_name: RelPath
     settings: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_wire(cls, value: object, where: str) -> JobSpec:
-        f = Fields(value, where)
-        return cls(
-            name=f.text("name"),
-            owner=f.text("owner"),
-            priority=f.integer("priority", minimum=-(2**31)),
-            profile=f.mapping("profile"),
-            frames=f.text("frames"),
-            chunk_size=f.integer("chunk_size", minimum=1),
-            scene=f.relpath("scene"),
-            output_name=f.relpath("output_name"),
-            settings=f.mapping("settings", {}),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FrameOutput:
+class FrameOutput(WireRecord):
     """One rendered frame ready to be fetched back by the origin."""
 
-    frame: int
-    sha256: str
-    size: int
-    name: str
+    frame: SignedInt
+    sha256: Sha256
+    size: NonNegative
+    name: RelPath
     """File name relative to the job's output directory."""
-
-    @classmethod
-    def from_wire(cls, value: object, where: str) -> FrameOutput:
-        f = Fields(value, where)
-        return cls(
-            frame=f.integer("frame", minimum=-(2**31)),
-            sha256=f.sha256("sha256"),
-            size=f.integer("size"),
-            name=f.relpath("name"),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,15 +169,7 @@ class CapacityAdvert(Message):
 
     TYPE: ClassVar[str] = "capacity"
     servers: tuple[ServerCapacity, ...]
-    queue_depth: int
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(
-            servers=f.items("servers", ServerCapacity.from_wire),
-            queue_depth=f.integer("queue_depth"),
-        )
+    queue_depth: NonNegative
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,20 +179,9 @@ class Offer(Message):
     TYPE: ClassVar[str] = "offer"
     key: str
     origin_job_id: str
-    epoch: int
+    epoch: NonNegative
     job: JobSpec
-    manifest: tuple[ManifestEntry, ...]
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(
-            key=f.text("key"),
-            origin_job_id=f.text("origin_job_id"),
-            epoch=f.integer("epoch"),
-            job=JobSpec.from_wire(body.get("job"), "body.job"),
-            manifest=f.items("manifest", ManifestEntry.from_wire),
-        )
+    manifest: tuple[CheckedFileEntry, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,22 +191,11 @@ class OfferReply(Message):
     TYPE: ClassVar[str] = "offer_reply"
     key: str
     accepted: bool
-    missing: tuple[str, ...] = ()
+    missing: tuple[Sha256, ...] = ()
     """sha256 of the manifest blobs R does not have yet."""
     reasons: tuple[str, ...] = ()
     remote_job_id: str | None = None
     """Set when this offer was already committed earlier (a resend)."""
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(
-            key=f.text("key"),
-            accepted=f.flag("accepted"),
-            missing=f.items("missing", sha256_item, ()),
-            reasons=f.items("reasons", str_item, ()),
-            remote_job_id=f.text("remote_job_id", None),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,10 +204,6 @@ class Commit(Message):
 
     TYPE: ClassVar[str] = "commit"
     key: str
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        return cls(key=Fields(body, "body").text("key"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,11 +214,6 @@ class CommitReply(Message):
     key: str
     remote_job_id: str
 
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(key=f.text("key"), remote_job_id=f.text("remote_job_id"))
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Notify(Message):
@@ -297,27 +222,13 @@ class Notify(Message):
     TYPE: ClassVar[str] = "notify"
     origin_job_id: str
     remote_job_id: str
-    epoch: int
+    epoch: NonNegative
     state: NotifyState
-    frames_done: int
-    frames_total: int
+    frames_done: NonNegative
+    frames_total: NonNegative
     frames: tuple[FrameOutput, ...] = ()
     """The rendered frames, on ``done``."""
     error: str = ""
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(
-            origin_job_id=f.text("origin_job_id"),
-            remote_job_id=f.text("remote_job_id"),
-            epoch=f.integer("epoch"),
-            state=NotifyState(f.choice("state", tuple(NotifyState))),
-            frames_done=f.integer("frames_done"),
-            frames_total=f.integer("frames_total"),
-            frames=f.items("frames", FrameOutput.from_wire, ()),
-            error=f.text("error", ""),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,10 +238,6 @@ class Ack(Message):
     TYPE: ClassVar[str] = "ack"
     of: str
 
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        return cls(of=Fields(body, "body").text("of"))
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cancel(Message):
@@ -339,16 +246,7 @@ class Cancel(Message):
     TYPE: ClassVar[str] = "cancel"
     origin_job_id: str
     remote_job_id: str
-    epoch: int
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Self:
-        f = Fields(body, "body")
-        return cls(
-            origin_job_id=f.text("origin_job_id"),
-            remote_job_id=f.text("remote_job_id"),
-            epoch=f.integer("epoch"),
-        )
+    epoch: NonNegative
 
 
 _M = TypeVar("_M", bound="Message")
@@ -357,6 +255,13 @@ MESSAGE_TYPES: Mapping[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (CapacityAdvert, Offer, OfferReply, Commit, CommitReply, Notify, Ack, Cancel)
 }
+_CODEC = Codec(
+    messages=MESSAGE_TYPES.values(),
+    version=PROTOCOL_VERSION,
+    error=ProtocolError,
+    max_bytes=MAX_ENVELOPE_BYTES,
+    noun="envelope",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -431,14 +336,8 @@ def decode_envelope(
     Raises :class:`ProtocolError`, :class:`SiteMismatchError`,
     :class:`SignatureError` or :class:`ExpiredMessageError`.
     """
-    fields = _unpack(data)
-    version = fields.get("v")
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            f"unsupported protocol version {version!r}; this site speaks "
-            f"{PROTOCOL_VERSION}. Upgrade the older site",
-            field="v",
-        )
+    fields = _CODEC.unpack(data)
+    _CODEC.check_version(fields.get("v"))
     site = _field(fields, "site", str)
     if site != expected_site:
         raise SiteMismatchError(
@@ -454,13 +353,7 @@ def decode_envelope(
     body = _field(fields, "body", dict)
     _verify_signature(fields, peer_cert, site)
     _check_skew(sent_at, now=now, max_skew_s=max_skew_s, site=site)
-    cls = MESSAGE_TYPES.get(type_name)
-    if cls is None:
-        raise ProtocolError(
-            f"unknown message type {type_name!r} from {site!r}; known types: "
-            f"{', '.join(sorted(MESSAGE_TYPES))}",
-            field="type",
-        )
+    cls: type[Message] = _CODEC.message_type(type_name)
     return Envelope(site=site, msg_id=msg_id, sent_at=sent_at, message=cls.from_body(body))
 
 
@@ -479,9 +372,8 @@ def encode_reply(msg: Message) -> bytes:
 
 def decode_reply(data: bytes, expected: type[_M]) -> _M:
     """Decode a reply made by :func:`encode_reply`; raises :class:`ProtocolError`."""
-    fields = _unpack(data)
-    if fields.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported reply version {fields.get('v')!r}", field="v")
+    fields = _CODEC.unpack(data)
+    _CODEC.check_version(fields.get("v"))
     type_name = _field(fields, "type", str)
     if type_name != expected.TYPE:
         raise ProtocolError(f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type")
@@ -489,20 +381,6 @@ def decode_reply(data: bytes, expected: type[_M]) -> _M:
 
 
 # --- helpers --------------------------------------------------------------------
-
-
-def _unpack(data: bytes) -> dict[str, Any]:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ProtocolError("envelope must be bytes")
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise ProtocolError(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
-    try:
-        fields = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # msgpack raises many unrelated types for bad input
-        raise ProtocolError(f"envelope is not valid msgpack ({type(exc).__name__})") from exc
-    if not isinstance(fields, dict):
-        raise ProtocolError(f"envelope must be a map, got {type(fields).__name__}")
-    return fields
 
 
 def _field(fields: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -563,16 +441,4 @@ def _canonical(value: Any) -> Any:
         return {k: _canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
-    return value
-
-
-def _to_wire(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {k: _to_wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_wire(v) for v in value]
     return value

@@ -48,7 +48,7 @@ from federation.errors import (
     TransferError,
     UploadError,
 )
-from federation.fields import is_sha256
+from spillway.core.checks import is_sha256
 
 __all__ = [
     "BLOB_COMPLETE",

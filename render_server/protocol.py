@@ -3,9 +3,10 @@
 This module is the only definition of that protocol. Messages travel as msgpack
 maps over one WebSocket per render server (the server dials out, so it works
 through NAT). Every map carries ``type`` and ``v`` (the protocol version);
-the remaining keys are the message's fields, by name. Decoding validates types
-and raises :class:`ProtocolError` for anything malformed; nothing is ever
-unpickled.
+the remaining keys are the message's fields, by name. The shared wire codec
+(:mod:`spillway.core.wire`) reads and writes them from the dataclass field
+types; decoding validates every field and raises :class:`ProtocolError` for
+anything malformed; nothing is ever unpickled.
 
 Rendered frames travel over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}``),
 fenced by task id, attempt and server like every other task report, except
@@ -16,13 +17,11 @@ of them together at most INLINE_TOTAL_BYTES, they ride in ``TaskDone.frames``
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar
 
-import msgpack
+from spillway.core.records import FileEntry
+from spillway.core.wire import Codec
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -35,6 +34,11 @@ INLINE_TOTAL_BYTES = 3 * 1024 * 1024
 class ProtocolError(Exception):
     """A message could not be decoded or does not fit the protocol."""
 
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        """The offending value's path (``task_done.frames[0].data``), when one is to blame."""
+        super().__init__(message)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRef:
@@ -42,11 +46,10 @@ class TaskRef:
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Asset:
-    path: str
-    sha256: str
-    size: int
+Asset = FileEntry
+"""An asset of the job, by content. The agent sends the manifest it validated at
+submission, so the render server takes the entries as they come (its runner
+still refuses a path that leaves the work directory)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,9 +195,8 @@ Message = (
     | Cancel
     | Refused
 )
-MESSAGES: dict[str, type[Any]] = {
-    cls.TYPE: cls
-    for cls in (
+_CODEC = Codec(
+    messages=(
         Hello,
         Heartbeat,
         TaskStarted,
@@ -205,142 +207,20 @@ MESSAGES: dict[str, type[Any]] = {
         Assign,
         Cancel,
         Refused,
-    )
-}
-NESTED = (TaskRef, Asset, Output, InlineFrame)
+    ),
+    version=PROTOCOL_VERSION,
+    error=ProtocolError,
+    max_bytes=MAX_MESSAGE_BYTES,
+)
+MESSAGES: dict[str, type[Any]] = dict(_CODEC.types)
 
 
 def encode(msg: Message) -> bytes:
     """Serialise a message to msgpack bytes."""
-    body = _plain(msg)
-    body["type"] = msg.TYPE
-    body["v"] = PROTOCOL_VERSION
-    data: bytes = msgpack.packb(body, use_bin_type=True)
-    return data
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses to dicts, recursively; faster than dataclasses.asdict, which deep-copies."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name, _, _ in _schema(type(value))}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return _CODEC.encode(msg)
 
 
 def decode(data: bytes) -> Message:
     """Parse and validate one message; raises ProtocolError with the offending field named."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(
-            f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit"
-        )
-    try:
-        raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES)
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise ProtocolError(f"not a msgpack message: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ProtocolError("a message must be a msgpack map")
-    version = raw.pop("v", None)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            f"unsupported protocol version {version!r}; this side speaks {PROTOCOL_VERSION}"
-        )
-    kind = raw.pop("type", None)
-    cls = MESSAGES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ProtocolError(f"unknown message type {kind!r}")
-    return _build(cls, raw, kind)  # type: ignore[no-any-return]
-
-
-def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
-    values: dict[str, Any] = {}
-    for name, hint, required in _schema(cls):
-        if name not in raw:
-            if required:
-                raise ProtocolError(f"{where}: missing field '{name}'")
-            continue
-        value = raw[name]
-        # Fast path for the common case (an exact scalar); a bool is never taken for an int.
-        values[name] = (
-            value
-            if type(value) is hint and hint in _SCALARS
-            else _coerce(hint, value, f"{where}.{name}")
-        )
-    return cls(**values)
-
-
-_SCALARS = frozenset({int, str, bool, float, bytes})
-_SCHEMAS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
-
-
-def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type hint, required) per field, computed once per message class."""
-    schema = _SCHEMAS.get(cls)
-    if schema is None:
-        hints = get_type_hints(cls)
-        schema = _SCHEMAS[cls] = tuple(
-            (
-                f.name,
-                hints[f.name],
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            )
-            for f in dataclasses.fields(cls)
-        )
-    return schema
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    """Check ``value`` against the field type ``hint``; returns it converted (int -> float)."""
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProtocolError(f"{where}: expected a number")
-        return float(value)
-    if hint is bytes:
-        if not isinstance(value, bytes):
-            raise ProtocolError(f"{where}: expected bytes (msgpack bin)")
-        return value
-    if hint in (int, str, bool):
-        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ProtocolError(f"{where}: expected {hint.__name__}")
-        return value
-    if hint in NESTED:
-        if not isinstance(value, dict):
-            raise ProtocolError(f"{where}: expected a map")
-        return _build(hint, value, where)
-    origin = typing.get_origin(hint)
-    if origin is list:
-        return _coerce_list(hint, value, where)
-    if origin is dict:
-        return _coerce_dict(hint, value, where)
-    if origin in (typing.Union, types.UnionType):
-        return _coerce_union(hint, value, where)
-    raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
-
-
-def _coerce_list(hint: Any, value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ProtocolError(f"{where}: expected a list")
-    (item,) = typing.get_args(hint)
-    return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-
-
-def _coerce_dict(hint: Any, value: Any, where: str) -> dict[Any, Any]:
-    if not isinstance(value, dict):
-        raise ProtocolError(f"{where}: expected a map")
-    key_t, val_t = typing.get_args(hint)
-    return {
-        _coerce(key_t, k, where): _coerce(val_t, v, f"{where}[{k!r}]") for k, v in value.items()
-    }
-
-
-def _coerce_union(hint: Any, value: Any, where: str) -> Any:
-    for option in typing.get_args(hint):
-        if option is type(None) and value is None:
-            return None
-        try:
-            return _coerce(option, value, where)
-        except ProtocolError:
-            continue
-    raise ProtocolError(f"{where}: unexpected value {value!r}")
+    msg: Message = _CODEC.decode(data)
+    return msg

@@ -42,6 +42,7 @@ from federation.protocol import (
     decode_envelope,
     encode_envelope,
 )
+from spillway.core.records import FileEntry
 
 NOW = 1_750_000_000.0
 SHA_A = "a" * 64
@@ -424,3 +425,22 @@ def test_signed_arbitrary_bodies_only_raise_protocol_error(
 ) -> None:
     with contextlib.suppress(ProtocolError):
         decode(studio, sign_raw(studio, envelope_fields(studio, type_name, body)))
+
+
+def test_a_server_advertised_without_gpus_has_none(studio: Site) -> None:
+    server = {
+        "name": "r",
+        "cores": 1,
+        "memory_mb": 1,
+        "slots": 1,
+        "free_slots": 1,
+        "status": "idle",
+    }
+    body = {"servers": [server], "queue_depth": 0}
+    envelope = decode(studio, sign_raw(studio, envelope_fields(studio, "capacity", body)))
+    assert isinstance(envelope.message, CapacityAdvert)
+    assert envelope.message.servers[0].gpus == 0
+
+
+def test_manifest_entries_are_the_shared_file_entry() -> None:
+    assert ManifestEntry is FileEntry

@@ -1,0 +1,56 @@
+"""Records shared by several packages, each defined once.
+
+:class:`FileEntry` is one file by content (path, sha256, size): an asset in a
+job manifest, in a render-server assignment, in a federation offer, in a
+client's submission. Every package converts to and from it only at its
+boundaries (a database row, a wire message, a scan of the disk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from spillway.core.checks import RELPATH, SHA256, CheckFields, at_least
+
+__all__ = ["FILE_ENTRY_CHECKS", "CheckedFileEntry", "FileEntry", "FileEntryError"]
+
+FILE_ENTRY_CHECKS = CheckFields(path=RELPATH, sha256=SHA256, size=at_least(0))
+"""The contract of each :class:`FileEntry` field, as the wire codec applies it."""
+
+
+class FileEntryError(ValueError):
+    """A file entry breaks its contract (unsafe path, malformed hash, negative size)."""
+
+    def __init__(self, field: str, expected: str, value: object) -> None:
+        self.field = field
+        super().__init__(f"file entry field {field!r} must be {expected}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileEntry:
+    """One file by content: where it goes relative to a root, its sha256 and size.
+
+    Contract: ``path`` is a relative POSIX path that cannot leave its root
+    (:func:`spillway.core.checks.is_safe_relpath`), ``sha256`` is 64 lowercase
+    hex digits, ``size`` is the byte count (>= 0). Construction does not check
+    it, so entries rebuilt from trusted rows stay cheap; a boundary receiving
+    entries from outside calls :meth:`check` or decodes them as
+    :data:`CheckedFileEntry`.
+    """
+
+    path: str
+    sha256: str
+    size: int
+
+    def check(self) -> FileEntry:
+        """Return ``self`` if it keeps the contract; raises :class:`FileEntryError` naming the field."""
+        for name, check in FILE_ENTRY_CHECKS.checks:
+            value = getattr(self, name)
+            if not check.ok(value):
+                raise FileEntryError(name, check.expected, value)
+        return self
+
+
+CheckedFileEntry = Annotated[FileEntry, FILE_ENTRY_CHECKS]
+"""A :class:`FileEntry` field the wire codec validates against the contract when decoding."""
