@@ -15,7 +15,10 @@ is stored and relayed (outbox, logs).
 Decoding validates the version, the type, the claimed site, the signature, the
 clock skew and every body field; any failure raises :class:`ProtocolError` (or a
 subclass) naming the field. Body keys this version does not know are ignored,
-so a newer peer can add optional fields.
+so a newer peer can add optional fields. Bodies are read and written by the
+shared wire codec (:mod:`spillway.core.wire`) from the dataclass field types;
+what a valid value is (a sha256, a safe relative path, an integer minimum) is
+stated on the field type with ``Annotated`` checks.
 
 Replay protection is the receiver's job: see :class:`ReplayGuard`.
 """

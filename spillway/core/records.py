@@ -8,8 +8,9 @@ boundaries (a database row, a wire message, a scan of the disk).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from spillway.core.checks import RELPATH, SHA256, CheckFields, at_least
 
@@ -42,6 +43,15 @@ class FileEntry:
     path: str
     sha256: str
     size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, ``{"path", "sha256", "size"}`` (job views, database rows, submissions)."""
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FileEntry:
+        """Rebuild an entry from its JSON form as written by :meth:`to_dict` (no contract check)."""
+        return cls(path=str(d["path"]), sha256=str(d["sha256"]), size=int(d["size"]))
 
     def check(self) -> FileEntry:
         """Return ``self`` if it keeps the contract; raises :class:`FileEntryError` naming the field."""

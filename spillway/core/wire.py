@@ -17,8 +17,8 @@ Decoding checks every field and raises the protocol's own error type naming
 the value's full path (``task_done.frames[0].data: expected bytes ...``), with
 the path in its ``field`` attribute. Keys a message does not define are
 ignored, so a newer peer can add optional fields; a missing field takes its
-default or is an error. The per-class field table is built once per codec and
-message class: decoding is on the render servers' hot path (thousands of
+default or is an error. Each message class's field table is built once, when
+the codec is made (so an unsupported field type fails at import): decoding is on the render servers' hot path (thousands of
 messages a second), so a field whose value already has the exact expected
 scalar type costs one type comparison.
 """
@@ -40,9 +40,9 @@ __all__ = ["Codec", "ErrorFactory", "Tagged"]
 
 T = TypeVar("T")
 
-Path = str | tuple[Any, str | int]
+Where = str | tuple[Any, str | int]
 """Where a value sits, built lazily: a root name, or (parent path, ".field" or list index)."""
-Decoder = Callable[[Any, Path], Any]
+Decoder = Callable[[Any, Where], Any]
 Encoder = Callable[[Any], Any]
 
 _MISSING: Any = object()
@@ -86,6 +86,8 @@ class Codec:
         self._error = error
         self._noun = noun
         self._compiler = _Compiler()
+        for cls in self.types.values():  # refuse a field type it cannot carry now, not mid-session
+            self._compiler.record(cls)
 
     # --- one record <-> its map of fields ------------------------------------------
 
@@ -172,7 +174,7 @@ class _Record:
         self.cls = cls
         self.fields: tuple[_Field, ...] = ()
 
-    def decode(self, raw: Any, path: Path) -> Any:
+    def decode(self, raw: Any, path: Where) -> Any:
         if type(raw) is not dict and not isinstance(raw, Mapping):
             raise _failure(path, "a map", raw)
         values: dict[str, Any] = {}
@@ -292,7 +294,7 @@ class _Compiler:
 # --- decoders ---------------------------------------------------------------------------
 
 
-def _render(path: Path) -> str:
+def _render(path: Where) -> str:
     parts: list[str] = []
     while isinstance(path, tuple):
         path, segment = path
@@ -309,17 +311,17 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _failure(path: Path, expected: str, value: object) -> _FieldError:
+def _failure(path: Where, expected: str, value: object) -> _FieldError:
     where = _render(path)
     return _FieldError(f"{where}: expected {expected}, got {_describe(value)}", where)
 
 
-def _as_is(value: Any, path: Path) -> Any:
+def _as_is(value: Any, path: Where) -> Any:
     return value
 
 
 def _scalar(kind: type, expected: str) -> Decoder:
-    def decode(value: Any, path: Path) -> Any:
+    def decode(value: Any, path: Where) -> Any:
         # A bool is an int to isinstance, never to the protocol.
         if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
             return value
@@ -328,7 +330,7 @@ def _scalar(kind: type, expected: str) -> Decoder:
     return decode
 
 
-def _float(value: Any, path: Path) -> float:
+def _float(value: Any, path: Where) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _failure(path, "a number", value)
     return float(value)
@@ -344,7 +346,7 @@ _SCALARS: dict[Any, Decoder] = {
 
 
 def _checked(exact: type | None, decode: Decoder, checks: tuple[Check, ...]) -> Decoder:
-    def checked(value: Any, path: Path) -> Any:
+    def checked(value: Any, path: Where) -> Any:
         result = value if type(value) is exact else decode(value, path)
         for check in checks:
             if not check.ok(result):
@@ -358,7 +360,7 @@ def _enum_decoder(kind: type[enum.Enum]) -> Decoder:
     members = {m.value: m for m in kind}
     expected = f"one of {', '.join(str(v) for v in members)}"
 
-    def decode(value: Any, path: Path) -> Any:
+    def decode(value: Any, path: Where) -> Any:
         if isinstance(value, str | int) and not isinstance(value, bool) and value in members:
             return members[value]
         raise _failure(path, expected, value)
@@ -367,7 +369,7 @@ def _enum_decoder(kind: type[enum.Enum]) -> Decoder:
 
 
 def _sequence_decoder(exact: type | None, item: Decoder, origin: type) -> Decoder:
-    def decode(value: Any, path: Path) -> Any:
+    def decode(value: Any, path: Where) -> Any:
         if not isinstance(value, list):
             raise _failure(path, "a list", value)
         items = [x if type(x) is exact else item(x, (path, i)) for i, x in enumerate(value)]
@@ -377,7 +379,7 @@ def _sequence_decoder(exact: type | None, item: Decoder, origin: type) -> Decode
 
 
 def _map_decoder(key: Decoder, exact: type | None, item: Decoder) -> Decoder:
-    def decode(value: Any, path: Path) -> Any:
+    def decode(value: Any, path: Where) -> Any:
         if not isinstance(value, dict):
             raise _failure(path, "a map", value)
         return {
