@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from strategies import nested
 
 from render_server import protocol as p
+from spillway.core.records import FileEntry
 
 MESSAGES = [
     p.Hello(
@@ -213,3 +214,7 @@ def test_arbitrary_maps_with_a_known_type_only_ever_raise_protocol_error(
     raw = msgpack.packb({**body, "type": kind, "v": 1})
     with contextlib.suppress(p.ProtocolError):
         p.decode(raw)
+
+
+def test_assets_are_the_shared_file_entry() -> None:
+    assert p.Asset is FileEntry
