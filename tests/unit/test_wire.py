@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import msgpack
@@ -456,25 +454,6 @@ def test_at_least_refuses_bools_and_non_integers() -> None:
     check = at_least(0)
     assert check.ok(0) and check.ok(5)
     assert not check.ok(-1) and not check.ok(True) and not check.ok("5") and not check.ok(1.0)
-
-
-def test_the_core_package_imports_no_other_project_package() -> None:
-    core = Path(__file__).parents[2] / "spillway" / "core"
-    forbidden = {"scheduler", "site_agent", "render_server", "federation"}
-    for module in core.glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            for name in names:
-                top = name.split(".")[0]
-                assert top not in forbidden, f"{module.name} imports {name}"
-                if top == "spillway":
-                    assert name.startswith("spillway.core"), f"{module.name} imports {name}"
 
 
 def test_a_file_entry_round_trips_through_its_json_form() -> None:
