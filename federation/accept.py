@@ -15,10 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from federation.capacity import local_views
+from federation.interfaces import (
+    BlobIndex,
+    FrameFiles,
+    JobControl,
+    MessageQueue,
+    OfferRows,
+    ServerViews,
+    Wakeup,
+)
 from federation.peers import PeerConfig
 from federation.protocol import (
     Ack,
@@ -31,16 +41,13 @@ from federation.protocol import (
     Offer,
     OfferReply,
 )
+from federation.store import OfferRow
 from scheduler.errors import SchedulerError
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile, explain_unmatched, matches
 from site_agent.errors import ConflictError, NotFoundError
 from site_agent.store.base import ConflictError as StoreConflictError
-from site_agent.store.fed_store import OfferRow
-from site_agent.store.records import LOCAL, AssetRef, JobRecord, JobState
-
-if TYPE_CHECKING:
-    from federation.service import FederationService
+from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +65,54 @@ def remote_job_id(key: str) -> str:
 
 
 class Acceptance:
-    def __init__(self, service: FederationService) -> None:
-        self._service = service
+    """The remote side of forwarding: offers, commits, cancels, status, frames, notifications."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        jobs: JobControl,
+        offers: OfferRows,
+        outbox: MessageQueue,
+        blobs: BlobIndex,
+        frames: FrameFiles,
+        views: ServerViews,
+        wakeup: Wakeup,
+        known_packages: Collection[str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._name = name
+        self._jobs = jobs
+        self._offers = offers
+        self._outbox = outbox
+        self._blobs = blobs
+        self._frames = frames
+        self._views = views
+        self._wakeup = wakeup
+        self._known_packages = known_packages
+        self._clock = clock
         self._last_progress: dict[str, float] = {}
 
     # --- offer / commit -------------------------------------------------
     async def offer(self, peer: PeerConfig, offer: Offer) -> OfferReply:
-        store = self._service.store
+        store = self._offers
         if not peer.allow_accept_from:
-            return _reject(
-                offer, f"site {self._service.name} does not accept jobs from {peer.name}"
-            )
+            return _reject(offer, f"site {self._name} does not accept jobs from {peer.name}")
         if not offer.key.startswith(f"{peer.name}:"):
             return _reject(offer, f"offer key {offer.key!r} must start with '{peer.name}:'")
-        existing = await store.fed_get_offer(offer.key)
+        existing = await store.get_offer(offer.key)
         if existing is None:
             reasons = await self._check(offer)
             if reasons:
                 log.info("offer %s from %s rejected: %s", offer.key, peer.name, "; ".join(reasons))
                 return _reject(offer, *reasons)
-            existing = await store.fed_insert_offer(
+            existing = await store.insert_offer(
                 key=offer.key,
                 site=peer.name,
                 origin_job_id=offer.origin_job_id,
                 epoch=offer.epoch,
                 body=offer.to_body(),
-                at=self._service.clock(),
+                at=self._clock(),
             )
             log.info(
                 "offer %s from %s accepted (%d frames of %s)",
@@ -96,45 +125,41 @@ class Acceptance:
             return _reject(offer, "this offer key belongs to another site")
         if existing.remote_job_id is not None:
             return OfferReply(key=offer.key, accepted=True, remote_job_id=existing.remote_job_id)
-        missing = self._service.site.assets.missing(m.sha256 for m in offer.manifest)
+        missing = self._blobs.missing(m.sha256 for m in offer.manifest)
         return OfferReply(key=offer.key, accepted=True, missing=tuple(missing))
 
     async def _check(self, offer: Offer) -> list[str]:
-        site = self._service.site
         try:
             profile = JobProfile.from_dict(dict(offer.job.profile))
             parse_frames(offer.job.frames)
         except SchedulerError as exc:
             return [str(exc)]
-        if profile.package not in site.known_packages:
+        if profile.package not in self._known_packages:
             return [f"this site does not know render package {profile.package!r}"]
         if offer.job.scene not in {m.path for m in offer.manifest}:
             return [f"the scene {offer.job.scene!r} is not in the manifest"]
-        views = await local_views(self._service)
+        views = await self._views.server_views()
         if not any(matches(profile, v) for v in views):
-            return [
-                f"no server at {self._service.name} can run it: {explain_unmatched(profile, views)}"
-            ]
+            return [f"no server at {self._name} can run it: {explain_unmatched(profile, views)}"]
         return []
 
     async def blob_allowed(self, peer: PeerConfig, sha256: str) -> bool:
         """Whether ``peer`` may upload this blob: it is in one of its uncommitted offers."""
         if not peer.allow_accept_from:
             return False
-        for offer in await self._service.store.fed_pending_offers(peer.name):
+        for offer in await self._offers.pending_offers(peer.name):
             if any(m.get("sha256") == sha256 for m in offer.body.get("manifest", ())):
                 return True
         return False
 
     async def commit(self, peer: PeerConfig, commit: Commit) -> CommitReply:
-        service = self._service
-        offer_row = await service.store.fed_get_offer(commit.key)
+        offer_row = await self._offers.get_offer(commit.key)
         if offer_row is None or offer_row.site != peer.name:
             raise NotFoundError(f"no accepted offer {commit.key!r} from {peer.name}; offer first")
         if offer_row.remote_job_id is not None:
             return CommitReply(key=commit.key, remote_job_id=offer_row.remote_job_id)
         offer = Offer.from_body(offer_row.body)
-        missing = service.site.assets.missing(m.sha256 for m in offer.manifest)
+        missing = self._blobs.missing(m.sha256 for m in offer.manifest)
         if missing:
             raise ConflictError(
                 f"{len(missing)} blobs of offer {commit.key} are not uploaded yet; "
@@ -144,20 +169,20 @@ class Acceptance:
         job = self._job_from_offer(peer, offer)
         frames = parse_frames(offer.job.frames)
         try:
-            await service.site.store.create_job(job, chunk_frames(frames, job.chunk_size))
+            await self._jobs.create_job(job, chunk_frames(frames, job.chunk_size))
         except StoreConflictError:
             log.info(
                 "job %s for offer %s already exists (commit retried after a crash)",
                 job.id,
                 commit.key,
             )
-        await service.store.fed_commit_offer(commit.key, job.id, at=service.clock())
+        await self._offers.commit_offer(commit.key, job.id, at=self._clock())
         log.info("offer %s from %s committed as job %s", commit.key, peer.name, job.id)
-        service.site.dispatcher.wake()
+        self._wakeup.wake()
         return CommitReply(key=commit.key, remote_job_id=job.id)
 
     def _job_from_offer(self, peer: PeerConfig, offer: Offer) -> JobRecord:
-        spec, now = offer.job, self._service.clock()
+        spec, now = offer.job, self._clock()
         return JobRecord(
             id=remote_job_id(offer.key),
             name=spec.name,
@@ -193,21 +218,21 @@ class Acceptance:
                 offer.epoch,
             )
         elif not job.state.finished:
-            await self._service.site.jobs.control(job.id, "cancel")
+            await self._jobs.cancel(job.id)
             log.info("job %s cancelled by its origin %s", job.id, peer.name)
         return Ack(of=cancel.remote_job_id)
 
     async def owned_job(self, peer: PeerConfig, job_id: str) -> tuple[OfferRow, JobRecord]:
         """The job with ``job_id`` if ``peer`` forwarded it here; 404 otherwise (no hint)."""
-        offer = await self._service.store.fed_offer_by_job(job_id)
-        job = await self._service.site.store.get_job(job_id) if offer else None
+        offer = await self._offers.offer_by_job(job_id)
+        job = await self._jobs.get_job(job_id) if offer else None
         if offer is None or job is None or offer.site != peer.name:
             raise NotFoundError(f"no job {job_id!r} forwarded by {peer.name}")
         return offer, job
 
     async def status(self, peer: PeerConfig, job_id: str) -> dict[str, Any]:
         offer, job = await self.owned_job(peer, job_id)
-        frames = await self._service.site.store.list_frames(job.id)
+        frames = await self._jobs.list_frames(job.id)
         return {
             "remote_job_id": job.id,
             "origin_job_id": offer.origin_job_id,
@@ -221,31 +246,28 @@ class Acceptance:
 
     async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[Path, str]:
         _, job = await self.owned_job(peer, job_id)
-        record = await self._service.site.store.get_frame(job.id, frame)
-        path = (
-            self._service.site.storage.job_dir(job.name, job.id) / record.name if record else None
-        )
+        record = await self._jobs.get_frame(job.id, frame)
+        path = self._frames.job_dir(job.name, job.id) / record.name if record else None
         if record is None or path is None or not path.is_file():
             raise NotFoundError(f"frame {frame} of job {job_id} is not rendered")
         return path, record.sha256
 
     # --- notifications to the origin ----------------------------------
     async def on_job_finished(self, job_id: str) -> None:
-        offer = await self._service.store.fed_offer_by_job(job_id)
+        offer = await self._offers.offer_by_job(job_id)
         if offer is not None:
             await self._enqueue_final(offer)
 
     async def on_job_progress(self, job_id: str) -> None:
-        service = self._service
-        offer = await service.store.fed_offer_by_job(job_id)
-        now = service.clock()
+        offer = await self._offers.offer_by_job(job_id)
+        now = self._clock()
         if offer is None or now - self._last_progress.get(job_id, 0.0) < PROGRESS_INTERVAL_S:
             return
         self._last_progress[job_id] = now
-        job = await service.site.store.get_job(job_id)
+        job = await self._jobs.get_job(job_id)
         if job is None or job.state.finished:
             return
-        done = len(await service.site.store.list_frames(job_id))
+        done = len(await self._jobs.list_frames(job_id))
         msg = Notify(
             origin_job_id=offer.origin_job_id,
             remote_job_id=job_id,
@@ -254,7 +276,7 @@ class Acceptance:
             frames_done=done,
             frames_total=job.frame_count,
         )
-        await service.enqueue(
+        await self._outbox.enqueue(
             peer=offer.site,
             kind="notify",
             job_id=job_id,
@@ -265,13 +287,13 @@ class Acceptance:
 
     async def after_local_cancel(self, job: JobRecord) -> None:
         """A job accepted from a peer was cancelled here: tell its origin."""
-        offer = await self._service.store.fed_offer_by_job(job.id)
+        offer = await self._offers.offer_by_job(job.id)
         if offer is not None:
             await self._enqueue_final(offer)
 
     async def repair_outbox(self) -> None:
         """Queue the final notification of finished accepted jobs that have none (crash gap)."""
-        for offer in await self._service.store.fed_finished_offers_without_final():
+        for offer in await self._offers.finished_offers_without_final():
             log.info(
                 "job %s finished without a queued notification; queueing it now",
                 offer.remote_job_id,
@@ -279,12 +301,11 @@ class Acceptance:
             await self._enqueue_final(offer)
 
     async def _enqueue_final(self, offer: OfferRow) -> None:
-        service = self._service
         assert offer.remote_job_id is not None
-        job = await service.site.store.get_job(offer.remote_job_id)
+        job = await self._jobs.get_job(offer.remote_job_id)
         if job is None or job.state not in _NOTIFY_STATE:
             return
-        frames = await service.site.store.list_frames(job.id)
+        frames = await self._jobs.list_frames(job.id)
         outputs = tuple(_frame_output(f) for f in frames) if job.state == JobState.DONE else ()
         msg = Notify(
             origin_job_id=offer.origin_job_id,
@@ -296,7 +317,7 @@ class Acceptance:
             frames=outputs,
             error=job.error,
         )
-        await service.enqueue(
+        await self._outbox.enqueue(
             peer=offer.site,
             kind="notify",
             job_id=job.id,
@@ -307,11 +328,11 @@ class Acceptance:
         self._last_progress.pop(job.id, None)
 
 
-def _frame_output(frame: Any) -> FrameOutput:
+def _frame_output(frame: FrameRecord) -> FrameOutput:
     return FrameOutput(frame=frame.frame, sha256=frame.sha256, size=frame.size, name=frame.name)
 
 
-def _frame_dict(frame: Any) -> dict[str, Any]:
+def _frame_dict(frame: FrameRecord) -> dict[str, Any]:
     return {"frame": frame.frame, "sha256": frame.sha256, "size": frame.size, "name": frame.name}
 
 

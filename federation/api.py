@@ -23,13 +23,19 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from federation.accept import Acceptance
+from federation.capacity import PeerBook
 from federation.certs import peer_certificate, peer_name
 from federation.errors import ExpiredMessageError, ProtocolError, SignatureError
-from federation.peers import PeerConfig
+from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
     Ack,
     Cancel,
@@ -42,6 +48,7 @@ from federation.protocol import (
     decode_envelope,
     encode_reply,
 )
+from federation.results import Results
 from federation.transfer import BlobUploadEndpoint, ResumableReceiver
 from site_agent.errors import (
     BadRequestError,
@@ -51,10 +58,6 @@ from site_agent.errors import (
     error_middleware,
 )
 
-if TYPE_CHECKING:
-    from federation.service import FederationService
-
-SERVICE: web.AppKey[Any] = web.AppKey("federation")
 REPLY_TYPE = "application/vnd.spillway.fed+msgpack"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -65,14 +68,54 @@ class DuplicateMessageError(ConflictError):
     code = "duplicate"
 
 
-def build_federation_app(service: FederationService) -> web.Application:
+class ReplayGuard(Protocol):
+    """Message ids already processed, per sending site (:class:`~federation.store.FederationStore`)."""
+
+    async def seen(self, site: str, msg_id: str) -> bool: ...
+
+    async def mark_seen(self, site: str, msg_id: str, *, at: float) -> None: ...
+
+
+class BlobReceiving(Protocol):
+    """Where uploaded blobs land (the site's :class:`~site_agent.assets.AssetStore`)."""
+
+    max_blob_bytes: int
+
+    @property
+    def partial_dir(self) -> Path: ...
+
+    def has(self, sha256: str) -> bool: ...
+
+    def adopt(self, sha256: str, path: Path, *, verified: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FederationEndpoints:
+    """What the routes call: the roles that answer, and the checks every request passes."""
+
+    name: str
+    config: FederationConfig
+    seen: ReplayGuard
+    acceptance: Acceptance
+    results: Results
+    book: PeerBook
+    blobs: BlobReceiving
+    refused: Callable[[str], None]
+    """Counts and logs a refused request (``what`` says which and why)."""
+    clock: Callable[[], float] = field(default=time.time)
+
+
+ENDPOINTS: web.AppKey[FederationEndpoints] = web.AppKey("federation", FederationEndpoints)
+
+
+def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_MESSAGE_BYTES)
-    app[SERVICE] = service
+    app[ENDPOINTS] = endpoints
     receiver = ResumableReceiver(
-        service.site.assets.partial_dir,
-        commit=_adopt(service),
-        is_stored=_stored(service),
-        max_blob_size=service.site.assets.max_blob_bytes,
+        endpoints.blobs.partial_dir,
+        commit=_adopt(endpoints.blobs),
+        is_stored=_stored(endpoints.blobs),
+        max_blob_size=endpoints.blobs.max_blob_bytes,
     )
     blobs = BlobUploadEndpoint(receiver)
     app.router.add_post("/fed/v1/offer", _offer)
@@ -87,16 +130,16 @@ def build_federation_app(service: FederationService) -> web.Application:
     return app
 
 
-def _adopt(service: FederationService) -> Any:
+def _adopt(blobs: BlobReceiving) -> Any:
     async def commit(sha256: str, path: Any) -> None:
-        service.site.assets.adopt(sha256, path, verified=True)  # the receiver just verified it
+        blobs.adopt(sha256, path, verified=True)  # the receiver just verified it
 
     return commit
 
 
-def _stored(service: FederationService) -> Any:
+def _stored(blobs: BlobReceiving) -> Any:
     async def is_stored(sha256: str) -> bool:
-        return bool(service.site.assets.has(sha256))
+        return bool(blobs.has(sha256))
 
     return is_stored
 
@@ -110,15 +153,15 @@ def _ssl_object(request: web.Request) -> ssl.SSLObject | None:
 
 def authenticate(request: web.Request) -> PeerConfig:
     """The configured peer whose verified certificate made this request, or 403."""
-    service: FederationService = request.app[SERVICE]
+    endpoints = request.app[ENDPOINTS]
     name = peer_name(_ssl_object(request))
     if name is None:
         raise UnauthorizedError("present a site certificate issued by the federation CA")
-    peer = service.config.peer(name)
+    peer = endpoints.config.peer(name)
     if peer is None:
-        service.log_refusal(f"certificate of unconfigured site {name!r}")
+        endpoints.refused(f"certificate of unconfigured site {name!r}")
         raise ForbiddenError(
-            f"site {name!r} is not a configured peer of {service.name}; "
+            f"site {name!r} is not a configured peer of {endpoints.name}; "
             "add it to [[peers]] at both sites"
         )
     return peer
@@ -126,16 +169,16 @@ def authenticate(request: web.Request) -> PeerConfig:
 
 async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig, Envelope]:
     """Authenticate, decode and replay-check a signed message of type ``kind``."""
-    service: FederationService = request.app[SERVICE]
+    endpoints = request.app[ENDPOINTS]
     peer = authenticate(request)
     cert = peer_certificate(_ssl_object(request))
     assert cert is not None  # authenticate() found a verified certificate
     try:
         env = decode_envelope(
-            await request.read(), peer_cert=cert, expected_site=peer.name, now=service.clock()
+            await request.read(), peer_cert=cert, expected_site=peer.name, now=endpoints.clock()
         )
     except (SignatureError, ExpiredMessageError) as exc:
-        service.log_refusal(f"{peer.name}: {exc}")
+        endpoints.refused(f"{peer.name}: {exc}")
         raise ForbiddenError(str(exc)) from None
     except ProtocolError as exc:
         raise BadRequestError(str(exc)) from None
@@ -143,8 +186,8 @@ async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig
         raise BadRequestError(
             f"this endpoint takes a {kind.TYPE!r} message, not {env.message.TYPE!r}"
         )
-    if await service.store.fed_seen(peer.name, env.msg_id):
-        service.log_refusal(f"replayed message {env.msg_id} from {peer.name}")
+    if await endpoints.seen.seen(peer.name, env.msg_id):
+        endpoints.refused(f"replayed message {env.msg_id} from {peer.name}")
         raise DuplicateMessageError(
             f"message {env.msg_id} from {peer.name} was already processed; nothing was done again"
         )
@@ -154,8 +197,8 @@ async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig
 async def _processed(
     request: web.Request, peer: PeerConfig, env: Envelope, reply: Message
 ) -> web.Response:
-    service: FederationService = request.app[SERVICE]
-    await service.store.fed_mark_seen(peer.name, env.msg_id, at=service.clock())
+    endpoints = request.app[ENDPOINTS]
+    await endpoints.seen.mark_seen(peer.name, env.msg_id, at=endpoints.clock())
     return web.Response(body=encode_reply(reply), content_type=REPLY_TYPE)
 
 
@@ -165,42 +208,42 @@ async def _processed(
 async def _offer(request: web.Request) -> web.Response:
     peer, env = await receive(request, Offer)
     assert isinstance(env.message, Offer)
-    reply = await request.app[SERVICE].acceptance.offer(peer, env.message)
+    reply = await request.app[ENDPOINTS].acceptance.offer(peer, env.message)
     return await _processed(request, peer, env, reply)
 
 
 async def _commit(request: web.Request) -> web.Response:
     peer, env = await receive(request, Commit)
     assert isinstance(env.message, Commit)
-    reply = await request.app[SERVICE].acceptance.commit(peer, env.message)
+    reply = await request.app[ENDPOINTS].acceptance.commit(peer, env.message)
     return await _processed(request, peer, env, reply)
 
 
 async def _cancel(request: web.Request) -> web.Response:
     peer, env = await receive(request, Cancel)
     assert isinstance(env.message, Cancel)
-    reply = await request.app[SERVICE].acceptance.cancel(peer, env.message)
+    reply = await request.app[ENDPOINTS].acceptance.cancel(peer, env.message)
     return await _processed(request, peer, env, reply)
 
 
 async def _notify(request: web.Request) -> web.Response:
     peer, env = await receive(request, Notify)
     assert isinstance(env.message, Notify)
-    await request.app[SERVICE].results.notify(peer, env.message)
+    await request.app[ENDPOINTS].results.notify(peer, env.message)
     return await _processed(request, peer, env, Ack(of=env.msg_id))
 
 
 async def _capacity(request: web.Request) -> web.Response:
     peer, env = await receive(request, CapacityAdvert)
     assert isinstance(env.message, CapacityAdvert)
-    await request.app[SERVICE].book.record_advert(peer.name, env.message)
+    await request.app[ENDPOINTS].book.record_advert(peer.name, env.message)
     # Adverts are periodic and carry no effect to repeat, so their ids are not kept.
     return web.Response(body=encode_reply(Ack(of=env.msg_id)), content_type=REPLY_TYPE)
 
 
 async def _status(request: web.Request) -> web.Response:
     peer = authenticate(request)
-    body = await request.app[SERVICE].acceptance.status(peer, request.match_info["job_id"])
+    body = await request.app[ENDPOINTS].acceptance.status(peer, request.match_info["job_id"])
     return web.json_response(body)
 
 
@@ -210,7 +253,7 @@ async def _frame(request: web.Request) -> web.FileResponse:
         frame = int(request.match_info["frame"])
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
-    path, sha256 = await request.app[SERVICE].acceptance.frame_file(
+    path, sha256 = await request.app[ENDPOINTS].acceptance.frame_file(
         peer, request.match_info["job_id"], frame
     )
     return web.FileResponse(
@@ -222,7 +265,7 @@ def _guard_blob(handler: Any) -> Any:
     async def guarded(request: web.Request) -> web.StreamResponse:
         peer = authenticate(request)
         sha256 = request.match_info["sha256"]
-        if not await request.app[SERVICE].acceptance.blob_allowed(peer, sha256):
+        if not await request.app[ENDPOINTS].acceptance.blob_allowed(peer, sha256):
             raise ForbiddenError(
                 f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
             )

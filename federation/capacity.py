@@ -14,19 +14,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from federation.client import PeerUnavailableError
 from federation.errors import FederationError
+from federation.interfaces import AdvertRows, PeerContact, PeerSender, QueueDepth, ServerViews
 from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import Ack, CapacityAdvert, ServerCapacity
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
-from site_agent.store.fed_store import FederationStore
-from site_agent.views import offline_view
-
-if TYPE_CHECKING:
-    from federation.service import FederationService
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +45,7 @@ class PeerBook:
     def __init__(
         self,
         config: FederationConfig,
-        store: FederationStore,
+        store: AdvertRows,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -63,7 +59,7 @@ class PeerBook:
         return max(3 * self._config.advertise_interval_s, 15.0)
 
     async def load(self) -> None:
-        for row in await self._store.fed_list_adverts():
+        for row in await self._store.list_adverts():
             state = self._peers.get(row.name)
             if state is not None:
                 try:
@@ -77,7 +73,7 @@ class PeerBook:
         state = self._peers[peer]
         state.advert, state.advert_at = advert, now
         self.contact_ok(peer)
-        await self._store.fed_save_advert(peer, advert.to_body(), at=now)
+        await self._store.save_advert(peer, advert.to_body(), at=now)
 
     def contact_ok(self, peer: str) -> None:
         state = self._peers.get(peer)
@@ -178,52 +174,57 @@ def _view(peer: str, server: ServerCapacity) -> ServerView:
     )
 
 
-async def local_views(service: FederationService) -> list[ServerView]:
-    """This site's render servers: live connections, else their registered record (offline)."""
-    site = service.site
-    live = {v.id: v for v in site.connections.views()}
-    return [live.get(r.id) or offline_view(r) for r in await site.store.list_servers()]
+class Advertiser:
+    """Tells every peer this site accepts jobs from what it could render for them."""
 
+    def __init__(
+        self,
+        config: FederationConfig,
+        views: ServerViews,
+        queue: QueueDepth,
+        client: PeerSender,
+        contact: PeerContact,
+    ) -> None:
+        self._config = config
+        self._views = views
+        self._queue = queue
+        self._client = client
+        self._contact = contact
 
-async def build_advert(service: FederationService) -> CapacityAdvert:
-    servers = tuple(
-        ServerCapacity(
-            name=v.name,
-            cores=v.cores,
-            memory_mb=v.memory_mb,
-            gpus=v.gpus,
-            packages=dict(v.packages),
-            tags=tuple(sorted(v.tags)),
-            slots=v.slots,
-            free_slots=v.free_slots,
-            status=v.status,
+    async def build(self) -> CapacityAdvert:
+        servers = tuple(
+            ServerCapacity(
+                name=v.name,
+                cores=v.cores,
+                memory_mb=v.memory_mb,
+                gpus=v.gpus,
+                packages=dict(v.packages),
+                tags=tuple(sorted(v.tags)),
+                slots=v.slots,
+                free_slots=v.free_slots,
+                status=v.status,
+            )
+            for v in await self._views.server_views()
         )
-        for v in await local_views(service)
-    )
-    return CapacityAdvert(
-        servers=servers, queue_depth=await service.store.fed_local_frames_waiting()
-    )
+        return CapacityAdvert(servers=servers, queue_depth=await self._queue.local_frames_waiting())
 
+    async def run(self) -> None:
+        """Send a capacity advert to every peer we accept jobs from, forever."""
+        targets = [p for p in self._config.peers if p.allow_accept_from]
+        while True:
+            try:
+                advert = await self.build()
+                await asyncio.gather(*(self._advertise(peer, advert) for peer in targets))
+            except Exception:  # the loop must outlive any one bad round
+                log.exception("capacity advertisement round failed")
+            await asyncio.sleep(self._config.advertise_interval_s)
 
-async def advertise_loop(service: FederationService) -> None:
-    """Send a capacity advert to every peer we accept jobs from, forever."""
-    interval = service.config.advertise_interval_s
-    targets = [p for p in service.config.peers if p.allow_accept_from]
-    while True:
+    async def _advertise(self, peer: PeerConfig, advert: CapacityAdvert) -> None:
         try:
-            advert = await build_advert(service)
-            await asyncio.gather(*(_advertise(service, peer, advert) for peer in targets))
-        except Exception:  # the loop must outlive any one bad round
-            log.exception("capacity advertisement round failed")
-        await asyncio.sleep(interval)
-
-
-async def _advertise(service: FederationService, peer: PeerConfig, advert: CapacityAdvert) -> None:
-    try:
-        await service.client.send(peer, CAPACITY_PATH, advert, Ack, timeout_s=10)
-    except PeerUnavailableError as exc:
-        service.book.contact_failed(peer.name, str(exc))
-    except FederationError as exc:
-        log.warning("capacity advert to %s refused: %s", peer.name, exc)
-    else:
-        service.book.contact_ok(peer.name)
+            await self._client.send(peer, CAPACITY_PATH, advert, Ack, timeout_s=10)
+        except PeerUnavailableError as exc:
+            self._contact.contact_failed(peer.name, str(exc))
+        except FederationError as exc:
+            log.warning("capacity advert to %s refused: %s", peer.name, exc)
+        else:
+            self._contact.contact_ok(peer.name)

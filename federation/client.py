@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from federation.certs import TlsContexts
 from federation.errors import FederationError, TlsFilesError
 from federation.peers import PeerConfig
 from federation.protocol import Message, decode_reply, encode_envelope
+from federation.transfer import upload_blob
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,24 @@ class PeerClient:
                 yield resp
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+
+    async def download(
+        self,
+        peer: PeerConfig,
+        path: str,
+        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
+        *,
+        timeout_s: float = 300,
+    ) -> None:
+        """GET ``path`` and feed the body to ``sink`` in chunks as it arrives."""
+        async with self.stream(peer, path, timeout_s=timeout_s) as resp:
+            await sink(resp.content.iter_chunked(1 << 16))
+
+    async def upload_blob(self, peer: PeerConfig, sha256: str, path: Path) -> int:
+        """Upload the file ``path`` as blob ``sha256`` to ``peer`` (resumable); returns bytes sent."""
+        return await upload_blob(
+            self.session, peer.url, sha256, path, request_options=self.options(peer)
+        )
 
 
 def _status_error(peer: str, status: int, body: bytes) -> FederationError:

@@ -22,15 +22,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
 
 from tenacity import AsyncRetrying, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
 
-from federation.capacity import local_views
 from federation.client import PeerUnavailableError
 from federation.errors import FederationError, UploadError
-from federation.peers import PeerConfig
+from federation.interfaces import (
+    BlobFiles,
+    ForwardedJobs,
+    ForwardingClient,
+    ForwardRows,
+    MessageQueue,
+    PeerCapacities,
+    RemoteFinish,
+    ServerViews,
+    Wakeup,
+)
+from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
     Cancel,
     Commit,
@@ -40,15 +51,11 @@ from federation.protocol import (
     Offer,
     OfferReply,
 )
-from federation.transfer import upload_blob
+from federation.store import ForwardRow
 from scheduler.placement import LOCAL_SITE_NAMES, decide_placement, estimate_local_wait_s
 from scheduler.profile import matches
 from site_agent.errors import BadRequestError
-from site_agent.store.fed_store import ForwardRow
 from site_agent.store.records import LOCAL, JobRecord
-
-if TYPE_CHECKING:
-    from federation.service import FederationService
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +67,37 @@ class _Retry(Exception):
 
 
 class Forwarding:
-    def __init__(self, service: FederationService, *, poll_interval_s: float = 5.0) -> None:
-        self._service = service
+    """The origin side: placement, offer/upload/commit, reconciliation and re-placement."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: FederationConfig,
+        jobs: ForwardedJobs,
+        forwards: ForwardRows,
+        client: ForwardingClient,
+        peers: PeerCapacities,
+        outbox: MessageQueue,
+        results: RemoteFinish,
+        blobs: BlobFiles,
+        views: ServerViews,
+        wakeup: Wakeup,
+        clock: Callable[[], float] = time.time,
+        poll_interval_s: float = 5.0,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._jobs = jobs
+        self._forwards = forwards
+        self._client = client
+        self._peers = peers
+        self._outbox = outbox
+        self._results = results
+        self._blobs = blobs
+        self._views = views
+        self._wakeup = wakeup
+        self._clock = clock
         self.poll_interval_s = poll_interval_s
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
@@ -69,30 +105,30 @@ class Forwarding:
     async def place(
         self, job: JobRecord, requested: str | None, exclude: frozenset[str] = frozenset()
     ) -> JobRecord:
-        service = self._service
-        if requested is not None and requested.strip().lower() in {*LOCAL_SITE_NAMES, service.name}:
+        config = self._config
+        if requested is not None and requested.strip().lower() in {*LOCAL_SITE_NAMES, self._name}:
             requested = "local"
         if requested not in (None, "local"):
-            peer = service.config.peer(requested)
+            peer = config.peer(requested)
             if peer is not None and not peer.allow_forward_to:
                 raise BadRequestError(
                     f"this site does not forward jobs to {requested} ([[peers]] forward = false)"
                 )
-        targets = [p for p in service.config.peers if p.allow_forward_to and p.name not in exclude]
-        views = await local_views(service)
+        targets = [p for p in config.peers if p.allow_forward_to and p.name not in exclude]
+        views = await self._views.server_views()
         capable_slots = sum(v.slots for v in views if v.online and matches(job.profile, v))
-        per_frame = await service.store.fed_seconds_per_frame() or DEFAULT_FRAME_S
+        per_frame = await self._jobs.seconds_per_frame() or DEFAULT_FRAME_S
         wait = estimate_local_wait_s(
-            queued_frames_ahead=await service.store.fed_local_frames_waiting(),
+            queued_frames_ahead=await self._jobs.local_frames_waiting(),
             capable_slots=capable_slots,
             avg_frame_s=per_frame,
         )
         decision = decide_placement(
             job.profile,
             local_servers=views,
-            peers=service.book.capacities(targets),
+            peers=self._peers.capacities(targets),
             estimated_wait_s=wait,
-            overflow_after_s=service.config.overflow_after_s,
+            overflow_after_s=config.overflow_after_s,
             requested_site=requested,
             allow_forward=job.forward_allowed,
         )
@@ -128,13 +164,12 @@ class Forwarding:
                 await task
 
     async def _forward(self, job_id: str, epoch: int, peer_name: str) -> None:
-        service = self._service
-        peer = service.config.peer(peer_name)
+        peer = self._config.peer(peer_name)
         if peer is None:
             log.error("job %s is placed at unknown peer %s; re-placing it", job_id, peer_name)
             await self.replace(job_id, epoch, f"peer {peer_name} is no longer configured")
             return
-        await service.store.fed_start_forward(job_id, epoch, peer.name, at=service.clock())
+        await self._forwards.start_forward(job_id, epoch, peer.name, at=self._clock())
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retry),
             wait=wait_random_exponential(multiplier=0.5, max=15),
@@ -148,26 +183,25 @@ class Forwarding:
             log.exception("forwarding job %s to %s failed", job_id, peer.name)
 
     async def _current(self, job_id: str, epoch: int) -> JobRecord | None:
-        job = await self._service.site.store.get_job(job_id)
+        job = await self._jobs.get_job(job_id)
         if job is None or job.state.finished or job.placement_epoch != epoch:
             return None
         return job
 
     async def _forward_once(self, job_id: str, epoch: int, peer: PeerConfig) -> None:
-        service = self._service
         job = await self._current(job_id, epoch)
         if job is None:
             return  # cancelled or re-placed meanwhile
-        key = f"{service.name}:{job.id}:{epoch}"
+        key = f"{self._name}:{job.id}:{epoch}"
         try:
-            reply = await service.client.send(peer, "/fed/v1/offer", _offer(job, key), OfferReply)
-            service.book.contact_ok(peer.name)
+            reply = await self._client.send(peer, "/fed/v1/offer", _offer(job, key), OfferReply)
+            self._peers.contact_ok(peer.name)
             if not reply.accepted:
                 await self._rejected(job, peer, reply)
                 return
             remote_id = reply.remote_job_id or await self._upload_and_commit(job, peer, key, reply)
         except PeerUnavailableError as exc:
-            service.book.contact_failed(peer.name, str(exc))
+            self._peers.contact_failed(peer.name, str(exc))
             log.warning("forwarding job %s: %s", job_id, exc)
             raise _Retry() from exc
         except UploadError as exc:
@@ -181,20 +215,20 @@ class Forwarding:
         A cancel or re-placement during the offer/upload found no remote job to stop,
         so here the peer is told to stop the job it just created.
         """
-        service, epoch = self._service, job.placement_epoch
+        epoch = job.placement_epoch
         if await self._current(job.id, epoch) is None:  # unfenced write below: don't revert
             await self._abandon(job.id, epoch, peer, remote_id)
             return
-        await service.site.store.set_job_placement(
+        await self._jobs.set_job_placement(
             job.id,
             placement=peer.name,
             reason=job.placement_reason,
             epoch=epoch,
             remote_job_id=remote_id,
-            at=service.clock(),
+            at=self._clock(),
         )
-        await service.store.fed_set_forward_state(
-            job.id, epoch, "committed", remote_job_id=remote_id, at=service.clock()
+        await self._forwards.set_forward_state(
+            job.id, epoch, "committed", remote_job_id=remote_id, at=self._clock()
         )
         if await self._current(job.id, epoch) is None:  # cancelled during the write above
             await self._abandon(job.id, epoch, peer, remote_id)
@@ -207,34 +241,27 @@ class Forwarding:
             job_id,
             peer.name,
         )
-        await self._service.store.fed_set_forward_state(
-            job_id, epoch, "abandoned", remote_job_id=remote_id, at=self._service.clock()
+        await self._forwards.set_forward_state(
+            job_id, epoch, "abandoned", remote_job_id=remote_id, at=self._clock()
         )
         await self._send_cancel(job_id, epoch, peer.name, remote_id)
 
     async def _upload_and_commit(
         self, job: JobRecord, peer: PeerConfig, key: str, reply: OfferReply
     ) -> str:
-        service = self._service
         missing = set(reply.missing)
         unique = {a.sha256 for a in job.manifest}
         sent_bytes = sent_blobs = 0
         for sha in sorted(missing & unique):
-            sent_bytes += await upload_blob(
-                service.client.session,
-                peer.url,
-                sha,
-                service.site.assets.path_for(sha),
-                request_options=service.client.options(peer),
-            )
+            sent_bytes += await self._client.upload_blob(peer, sha, self._blobs.path_for(sha))
             sent_blobs += 1
-        await service.store.fed_add_transfer(
+        await self._forwards.add_transfer(
             job.id,
             job.placement_epoch,
             bytes_sent=sent_bytes,
             blobs_sent=sent_blobs,
             blobs_skipped=len(unique - missing),
-            at=service.clock(),
+            at=self._clock(),
         )
         log.info(
             "job %s: sent %d blobs (%d bytes) to %s, %d already there",
@@ -244,14 +271,14 @@ class Forwarding:
             peer.name,
             len(unique - missing),
         )
-        commit = await service.client.send(peer, "/fed/v1/commit", Commit(key=key), CommitReply)
+        commit = await self._client.send(peer, "/fed/v1/commit", Commit(key=key), CommitReply)
         return commit.remote_job_id
 
     async def _rejected(self, job: JobRecord, peer: PeerConfig, reply: OfferReply) -> None:
         reason = f"{peer.name} rejected the job: {'; '.join(reply.reasons) or 'no reason given'}"
         log.warning("job %s: %s", job.id, reason)
-        await self._service.store.fed_set_forward_state(
-            job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._service.clock()
+        await self._forwards.set_forward_state(
+            job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._clock()
         )
         await self.replace(job.id, job.placement_epoch, reason, exclude=frozenset({peer.name}))
 
@@ -260,7 +287,6 @@ class Forwarding:
         self, job_id: str, old_epoch: int, why: str, exclude: frozenset[str] = frozenset()
     ) -> None:
         """Move the job to a new placement (epoch + 1): another peer that can run it, or here."""
-        service = self._service
         job = await self._current(job_id, old_epoch)
         if job is None:
             return
@@ -268,19 +294,21 @@ class Forwarding:
             dataclasses.replace(job, placement=LOCAL), None, exclude=exclude | {job.placement}
         )
         reason = f"re-placed: {why}; {placed.placement_reason}"
-        new_epoch = await service.store.fed_replace_job(
+        now = self._clock()
+        new_epoch = await self._jobs.replace_job(
             job_id,
             old_epoch=old_epoch,
             placement=placed.placement,
             reason=reason,
-            at=service.clock(),
+            at=now,
+            hook=self._forwards.forward_state_hook(job_id, old_epoch, "abandoned", at=now),
         )
         if new_epoch is None:
             return
         if placed.placement == LOCAL:
-            service.site.dispatcher.wake()
+            self._wakeup.wake()
         else:
-            job = await service.site.store.get_job(job_id)
+            job = await self._jobs.get_job(job_id)
             if job is not None:
                 self.start(job)
 
@@ -293,7 +321,7 @@ class Forwarding:
     async def _send_cancel(self, job_id: str, epoch: int, peer: str, remote_id: str) -> None:
         # One id per placement: queueing it twice (cancel racing a commit) sends it once.
         msg = Cancel(origin_job_id=job_id, remote_job_id=remote_id, epoch=epoch)
-        await self._service.enqueue(
+        await self._outbox.enqueue(
             peer=peer,
             kind="cancel",
             job_id=job_id,
@@ -305,7 +333,7 @@ class Forwarding:
     # --- reconciliation ------------------------------------------------------
     async def resume(self) -> None:
         """After a restart: carry on forwarding placements that never committed."""
-        for row in await self._service.store.fed_open_forwards():
+        for row in await self._forwards.open_forwards():
             if row.state == "offering":
                 job = await self._current(row.job_id, row.epoch)
                 if job is not None:
@@ -315,15 +343,14 @@ class Forwarding:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
-                for row in await self._service.store.fed_open_forwards():
+                for row in await self._forwards.open_forwards():
                     await self._reconcile(row)
             except Exception:  # one bad round must not end the loop
                 log.exception("federation reconciliation round failed")
 
     async def _reconcile(self, row: ForwardRow) -> None:
-        service = self._service
-        now = service.clock()
-        peer = service.config.peer(row.peer)
+        now = self._clock()
+        peer = self._config.peer(row.peer)
         quiet_for = now - (row.last_contact_at or row.created_at)
         if peer is None or quiet_for < self.poll_interval_s:
             return
@@ -336,10 +363,10 @@ class Forwarding:
                 await self._poll(peer, row)
                 return
             except PeerUnavailableError as exc:
-                service.book.contact_failed(peer.name, str(exc))
+                self._peers.contact_failed(peer.name, str(exc))
             except FederationError as exc:
                 log.warning("polling %s for job %s: %s", peer.name, row.job_id, exc)
-        if quiet_for > service.config.lease_s:
+        if quiet_for > self._config.lease_s:
             await self._lease_expired(row, quiet_for)
 
     async def _lease_expired(self, row: ForwardRow, quiet_for: float) -> None:
@@ -348,7 +375,7 @@ class Forwarding:
             row.job_id,
             row.peer,
             quiet_for,
-            self._service.config.lease_s,
+            self._config.lease_s,
         )
         job = await self._current(row.job_id, row.epoch)
         if job is not None:
@@ -361,21 +388,20 @@ class Forwarding:
             )
 
     async def _poll(self, peer: PeerConfig, row: ForwardRow) -> None:
-        service = self._service
         if row.remote_job_id is None:
             return
-        status = await service.client.get_json(peer, f"/fed/v1/jobs/{row.remote_job_id}")
-        service.book.contact_ok(peer.name)
+        status = await self._client.get_json(peer, f"/fed/v1/jobs/{row.remote_job_id}")
+        self._peers.contact_ok(peer.name)
         state = str(status.get("state"))
-        await service.store.fed_forward_contact(
+        await self._forwards.forward_contact(
             row.job_id,
             row.epoch,
             remote_state=state,
             frames_done=int(status.get("frames_done", 0)),
-            at=service.clock(),
+            at=self._clock(),
         )
         if state in ("done", "failed", "cancelled"):
-            await service.apply_status(peer, row, status)
+            await self._results.apply_status(peer, row, status)
 
 
 def _offer(job: JobRecord, key: str) -> Offer:

@@ -14,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Sequence
 
 from tenacity import AsyncRetrying, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
 
 from federation.client import PeerRefusedError, PeerUnavailableError
+from federation.interfaces import OutboxRows, PeerContact, PeerSender
 from federation.peers import PeerConfig
 from federation.protocol import Ack, Cancel, Message, Notify
-from site_agent.store.fed_store import OutboxEntry
-
-if TYPE_CHECKING:
-    from federation.service import FederationService
+from federation.store import OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,23 @@ TIMEOUTS_S = {"notify": 300.0, "cancel": 30.0}
 
 
 class Outbox:
-    def __init__(self, service: FederationService, *, max_backoff_s: float = 15.0) -> None:
-        self._service = service
+    """Writes messages for peers durably and delivers them until acknowledged."""
+
+    def __init__(
+        self,
+        rows: OutboxRows,
+        client: PeerSender,
+        contact: PeerContact,
+        peers: Sequence[PeerConfig],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_backoff_s: float = 15.0,
+    ) -> None:
+        self._rows = rows
+        self._client = client
+        self._contact = contact
+        self._peers = {p.name: p for p in peers}
+        self._clock = clock
         self._max_backoff_s = max_backoff_s
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -46,14 +60,29 @@ class Outbox:
     def wake(self) -> None:
         self._wake.set()
 
+    async def enqueue(
+        self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str, final: bool
+    ) -> None:
+        """Write a message to the durable outbox and wake the delivery loop."""
+        await self._rows.enqueue(
+            msg_id=msg_id,
+            peer=peer,
+            kind=kind,
+            job_id=job_id,
+            body=message.to_body(),
+            final=final,
+            at=self._clock(),
+        )
+        self.wake()
+
     async def run(self) -> None:
         """Deliver pending entries until cancelled; each entry has its own delivery task."""
         try:
             while True:
                 self._wake.clear()
                 try:
-                    for entry in await self._service.store.fed_pending_outbox(limit=500):
-                        if entry.id not in self._inflight and entry.peer in self._peers():
+                    for entry in await self._rows.pending_outbox(limit=500):
+                        if entry.id not in self._inflight and entry.peer in self._peers:
                             task = asyncio.create_task(
                                 self._deliver(entry), name=f"fed-outbox-{entry.id}"
                             )
@@ -79,13 +108,8 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _peers(self) -> set[str]:
-        return {p.name for p in self._service.config.peers}
-
     async def _deliver(self, entry: OutboxEntry) -> None:
-        service = self._service
-        peer = service.config.peer(entry.peer)
-        assert peer is not None
+        peer = self._peers[entry.peer]
         message = KINDS[entry.kind].from_body(entry.body)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(PeerUnavailableError),
@@ -106,13 +130,12 @@ class Outbox:
                     entry.job_id,
                     exc,
                 )
-        await service.store.fed_outbox_delivered(entry.id, at=service.clock())
+        await self._rows.outbox_delivered(entry.id, at=self._clock())
         log.info("%s %s delivered to %s", entry.kind, entry.id, entry.peer)
 
     async def _attempt(self, entry: OutboxEntry, peer: PeerConfig, message: Message) -> None:
-        service = self._service
         try:
-            await service.client.send(
+            await self._client.send(
                 peer,
                 PATHS[entry.kind],
                 message,
@@ -121,13 +144,13 @@ class Outbox:
                 timeout_s=TIMEOUTS_S[entry.kind],
             )
         except PeerUnavailableError as exc:
-            service.book.contact_failed(entry.peer, str(exc))
-            await service.store.fed_outbox_attempt(entry.id, str(exc))
+            self._contact.contact_failed(entry.peer, str(exc))
+            await self._rows.outbox_attempt(entry.id, str(exc))
             log.info(
                 "delivery of %s to %s failed (%s); retrying with backoff", entry.id, entry.peer, exc
             )
             raise
         except PeerRefusedError as exc:
-            await service.store.fed_outbox_attempt(entry.id, str(exc))
+            await self._rows.outbox_attempt(entry.id, str(exc))
             raise
-        service.book.contact_ok(entry.peer)
+        self._contact.contact_ok(entry.peer)

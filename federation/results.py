@@ -15,24 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from federation.errors import FederationError
+from federation.interfaces import (
+    FinishedJobs,
+    ForwardContact,
+    FrameDownloader,
+    FrameWriter,
+    PeerContact,
+)
 from federation.peers import PeerConfig
 from federation.protocol import FrameOutput, Notify, NotifyState
+from federation.store import ForwardRow
 from scheduler.frames import parse_frames
 from site_agent.errors import NotFoundError, UnavailableError
 from site_agent.files import FileError, file_sha256
 from site_agent.storage import frame_file_name
 from site_agent.store.records import FrameRecord, JobRecord, JobState
 
-if TYPE_CHECKING:
-    from federation.service import FederationService
-
 log = logging.getLogger(__name__)
 
+_STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
 _FINAL = {
     NotifyState.DONE: JobState.DONE,
     NotifyState.FAILED: JobState.FAILED,
@@ -49,16 +56,33 @@ class FetchError(UnavailableError):
 
 
 class Results:
-    def __init__(self, service: FederationService) -> None:
-        self._service = service
+    """The origin side of a forwarded job's end: notifications, polls, fetching frames back."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        jobs: FinishedJobs,
+        forwards: ForwardContact,
+        client: FrameDownloader,
+        frames: FrameWriter,
+        contact: PeerContact,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._name = name
+        self._jobs = jobs
+        self._forwards = forwards
+        self._client = client
+        self._frames = frames
+        self._contact = contact
+        self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def notify(self, peer: PeerConfig, msg: Notify) -> None:
         """Apply a notification from ``peer``; raises to make the remote retry."""
-        service = self._service
-        job = await service.site.store.get_job(msg.origin_job_id)
+        job = await self._jobs.get_job(msg.origin_job_id)
         if job is None:
-            raise NotFoundError(f"no job {msg.origin_job_id!r} at {service.name}")
+            raise NotFoundError(f"no job {msg.origin_job_id!r} at {self._name}")
         if job.placement != peer.name or job.placement_epoch != msg.epoch:
             log.info(
                 "ignored %s notification for job %s from %s: epoch %d is not the current "
@@ -71,17 +95,17 @@ class Results:
                 job.placement_epoch,
             )
             return
-        await service.store.fed_forward_contact(
+        await self._forwards.forward_contact(
             job.id,
             msg.epoch,
             remote_state=msg.state.value,
             frames_done=msg.frames_done,
-            at=service.clock(),
+            at=self._clock(),
         )
-        service.book.contact_ok(peer.name)
+        self._contact.contact_ok(peer.name)
         if msg.state == NotifyState.RUNNING:
-            await service.site.store.update_job_state(
-                job.id, JobState.RUNNING, at=service.clock(), expected=(JobState.QUEUED,)
+            await self._jobs.update_job_state(
+                job.id, JobState.RUNNING, at=self._clock(), expected=(JobState.QUEUED,)
             )
             return
         await self.finish(
@@ -92,6 +116,23 @@ class Results:
             state=_FINAL[msg.state],
             frames=msg.frames,
             error=msg.error,
+        )
+
+    async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
+        """A poll found the remote job finished: act as on its final notification."""
+        job = await self._jobs.get_job(row.job_id)
+        if job is None or row.remote_job_id is None:
+            return
+        frames = tuple(FrameOutput.from_wire(f, "status.frames") for f in status.get("frames", ()))
+        log.info("poll: job %s finished at %s (%s); applying", job.id, peer.name, status["state"])
+        await self.finish(
+            peer,
+            job,
+            epoch=row.epoch,
+            remote_job_id=row.remote_job_id,
+            state=_STATES[str(status["state"])],
+            frames=frames,
+            error=str(status.get("error", "")),
         )
 
     async def finish(
@@ -107,7 +148,7 @@ class Results:
     ) -> bool:
         """Fetch the frames (when done) and finish the job; True if this call finished it."""
         async with self._locks.setdefault(job.id, asyncio.Lock()):
-            current = await self._service.site.store.get_job(job.id)
+            current = await self._jobs.get_job(job.id)
             if current is None or current.state.finished or current.placement_epoch != epoch:
                 return False
             records: list[FrameRecord] = []
@@ -121,13 +162,15 @@ class Results:
                 records = await self._fetch_all(peer, job, remote_job_id, frames)
             elif not error:
                 error = f"the job {state.value} at {peer.name}"
-            done = await self._service.store.fed_finish_forwarded_job(
+            now = self._clock()
+            done = await self._jobs.finish_forwarded_job(
                 job.id,
                 epoch=epoch,
                 state=state,
                 frames=records,
                 error="" if state == JobState.DONE else f"at {peer.name}: {error}",
-                at=self._service.clock(),
+                at=now,
+                hook=self._forwards.forward_state_hook(job.id, epoch, "finished", at=now),
             )
         if done:
             log.info(
@@ -136,7 +179,7 @@ class Results:
                 state.value,
                 peer.name,
                 len(records),
-                self._service.site.job_storage_dir(job),
+                self._frames.job_dir(job.name, job.id),
             )
         return done
 
@@ -144,8 +187,7 @@ class Results:
         self, peer: PeerConfig, job: JobRecord, remote_job_id: str, frames: Sequence[FrameOutput]
     ) -> list[FrameRecord]:
         """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time; the first failure stops the rest."""
-        site = self._service.site
-        job_dir = site.storage.job_dir(job.name, job.id)
+        job_dir = self._frames.job_dir(job.name, job.id)
         ordered = sorted(frames, key=lambda f: f.frame)
         names = [frame_file_name(job.output_name, f.frame, job.output_ext) for f in ordered]
         # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
@@ -183,7 +225,7 @@ class Results:
                 sha256=f.sha256,
                 size=f.size,
                 server_id=peer.name,
-                rendered_at=self._service.clock(),
+                rendered_at=self._clock(),
             )
             for f, name in zip(ordered, names, strict=True)
         ]
@@ -191,13 +233,13 @@ class Results:
     async def _fetch_one(
         self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
     ) -> None:
-        storage = self._service.site.storage
         path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
+
+        async def write(chunks: AsyncIterable[bytes]) -> None:
+            await self._frames.write_frame(job_dir, name, chunks, expected_sha256=frame.sha256)
+
         try:
-            async with self._service.client.stream(peer, path) as resp:
-                await storage.write_frame(
-                    job_dir, name, resp.content.iter_chunked(1 << 16), expected_sha256=frame.sha256
-                )
+            await self._client.download(peer, path, write)
         except FileError as exc:
             # A hash mismatch leaves nothing behind (write_atomic); fetch it again later.
             raise FetchError(

@@ -7,7 +7,11 @@ repairs what a crash may have left half done, and plugs the service into the
 :class:`~site_agent.site.SiteAgent` as its ``federation`` hooks. The agent
 calls :meth:`FederationService.close` on shutdown.
 
-Roles are split by module: :mod:`federation.forwarding` (origin: placement,
+:class:`FederationService` is wiring and lifecycle only: it opens the
+federation's own tables (:class:`~federation.store.FederationStore`, on the
+site's database) and hands each role the few collaborators it uses (see
+:mod:`federation.interfaces`); :class:`SiteLink` is the site agent seen
+through those interfaces. Roles are split by module: :mod:`federation.forwarding` (origin: placement,
 offer/upload/commit, reconciliation, re-placement), :mod:`federation.results`
 (origin: notifications, fetch-back), :mod:`federation.accept` (remote: offers,
 commits, cancels, notifications to the origin), :mod:`federation.outbox`
@@ -21,33 +25,62 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from federation.accept import Acceptance
-from federation.api import build_federation_app
-from federation.capacity import PeerBook, advertise_loop
+from federation.api import FederationEndpoints, build_federation_app
+from federation.capacity import Advertiser, PeerBook
 from federation.certs import TlsContexts
 from federation.client import PeerClient
 from federation.errors import FederationError
 from federation.forwarding import Forwarding
 from federation.outbox import Outbox
-from federation.peers import FederationConfig, PeerConfig, parse_federation
-from federation.protocol import Message
+from federation.peers import FederationConfig, parse_federation
 from federation.results import Results
+from federation.store import FederationStore
+from scheduler.profile import ServerView
 from site_agent.config import ConfigError
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
-from site_agent.store.fed_store import FederationStore, ForwardRow
-from site_agent.store.records import LOCAL, JobRecord, JobState
+from site_agent.store.records import LOCAL, FrameRecord, JobRecord
+from site_agent.views import server_views
 
 log = logging.getLogger(__name__)
 
 SEEN_RETENTION_S = 7 * 86400.0
 SEEN_PRUNE_INTERVAL_S = 3600.0
-_STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
+
+
+class SiteLink:
+    """The site agent as the federation roles see it (``JobControl`` and ``ServerViews``).
+
+    The one place federation reaches into :class:`~site_agent.site.SiteAgent`
+    beyond handing its parts (store, assets, storage, dispatcher) to the roles.
+    """
+
+    def __init__(self, site: SiteAgent) -> None:
+        self._site = site
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._site.store.get_job(job_id)
+
+    async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
+        await self._site.store.create_job(job, chunks)
+
+    async def cancel(self, job_id: str) -> None:
+        await self._site.jobs.control(job_id, "cancel")
+
+    async def list_frames(self, job_id: str) -> list[FrameRecord]:
+        return await self._site.store.list_frames(job_id)
+
+    async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None:
+        return await self._site.store.get_frame(job_id, frame)
+
+    async def server_views(self) -> list[ServerView]:
+        return await server_views(self._site.store, self._site.connections)
 
 
 class FederationService:
@@ -57,39 +90,89 @@ class FederationService:
         self,
         site: SiteAgent,
         config: FederationConfig,
+        store: FederationStore,
         *,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = 5.0,
     ) -> None:
-        self.site = site
         self.config = config
         self.name = site.config.name
         self.clock = clock
-        self.store = cast(FederationStore, site.store)
+        self.store = store
         self.tls = TlsContexts(config.tls)
         self.client = PeerClient(self.name, self.tls, clock=clock)
-        self.book = PeerBook(config, self.store, clock=clock)
-        self.outbox = Outbox(self)
-        self.acceptance = Acceptance(self)
-        self.forwarding = Forwarding(self, poll_interval_s=min(poll_interval_s, config.lease_s / 3))
-        self.results = Results(self)
+        self.book = PeerBook(config, store, clock=clock)
         self.refusals = 0
+        self._site = site
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._wire(site, poll_interval_s=min(poll_interval_s, config.lease_s / 3))
+
+    def _wire(self, site: SiteAgent, *, poll_interval_s: float) -> None:
+        link, store, clock = SiteLink(site), self.store, self.clock
+        self.outbox = Outbox(store, self.client, self.book, self.config.peers, clock=clock)
+        self.acceptance = Acceptance(
+            name=self.name,
+            jobs=link,
+            offers=store,
+            outbox=self.outbox,
+            blobs=site.assets,
+            frames=site.storage,
+            views=link,
+            wakeup=site.dispatcher,
+            known_packages=site.known_packages,
+            clock=clock,
+        )
+        self.results = Results(
+            name=self.name,
+            jobs=site.store,
+            forwards=store,
+            client=self.client,
+            frames=site.storage,
+            contact=self.book,
+            clock=clock,
+        )
+        self.forwarding = Forwarding(
+            name=self.name,
+            config=self.config,
+            jobs=site.store,
+            forwards=store,
+            client=self.client,
+            peers=self.book,
+            outbox=self.outbox,
+            results=self.results,
+            blobs=site.assets,
+            views=link,
+            wakeup=site.dispatcher,
+            clock=clock,
+            poll_interval_s=poll_interval_s,
+        )
+        self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
+        self.endpoints = FederationEndpoints(
+            name=self.name,
+            config=self.config,
+            seen=store,
+            acceptance=self.acceptance,
+            results=self.results,
+            book=self.book,
+            blobs=site.assets,
+            refused=self.log_refusal,
+            clock=clock,
+        )
 
     # --- lifecycle --------------------------------------------------------
     async def start(self) -> None:
         await self.book.load()
-        self.site.reports.on_job_finished.append(self.acceptance.on_job_finished)
-        self.site.reports.on_job_progress.append(self.acceptance.on_job_progress)
-        self._runner = web.AppRunner(build_federation_app(self), access_log=None)
+        self._site.reports.on_job_finished.append(self.acceptance.on_job_finished)
+        self._site.reports.on_job_progress.append(self.acceptance.on_job_progress)
+        self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
         host, port = self.config.listen_address
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
         await self.acceptance.repair_outbox()
         await self.forwarding.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
-        self._spawn(advertise_loop(self), "fed-advertise")
+        self._spawn(self.advertiser.run(), "fed-advertise")
         self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
         self._spawn(self._prune_seen_loop(), "fed-prune-seen")
         log.info(
@@ -110,7 +193,7 @@ class FederationService:
         """
         while True:
             try:
-                pruned = await self.store.fed_prune_seen(before=self.clock() - SEEN_RETENTION_S)
+                pruned = await self.store.prune_seen(before=self.clock() - SEEN_RETENTION_S)
                 if pruned:
                     log.info(
                         "forgot %d federation message ids older than %.0f days",
@@ -147,7 +230,7 @@ class FederationService:
 
     async def after_cancel(self, job: JobRecord) -> None:
         # Re-read: a commit may have recorded the remote job id since ``job`` was loaded.
-        job = await self.site.store.get_job(job.id) or job
+        job = await self._site.store.get_job(job.id) or job
         if job.placement != LOCAL:
             await self.forwarding.cancel(job)
         elif job.origin_job_id is not None:
@@ -158,7 +241,7 @@ class FederationService:
 
     async def job_details(self, job: JobRecord) -> dict[str, Any]:
         """Extra fields of the job JSON: transfer counters and the remote's progress."""
-        row = await self.store.fed_latest_forward(job.id)
+        row = await self.store.latest_forward(job.id)
         if row is None:
             return {}
         return {
@@ -179,41 +262,6 @@ class FederationService:
             },
         }
 
-    # --- shared helpers -----------------------------------------------------
-    async def enqueue(
-        self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str, final: bool
-    ) -> None:
-        """Write a message to the durable outbox and wake its delivery loop."""
-        await self.store.fed_enqueue(
-            msg_id=msg_id,
-            peer=peer,
-            kind=kind,
-            job_id=job_id,
-            body=message.to_body(),
-            final=final,
-            at=self.clock(),
-        )
-        self.outbox.wake()
-
-    async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
-        """A poll found the remote job finished: act as on its final notification."""
-        from federation.protocol import FrameOutput
-
-        job = await self.site.store.get_job(row.job_id)
-        if job is None or row.remote_job_id is None:
-            return
-        frames = tuple(FrameOutput.from_wire(f, "status.frames") for f in status.get("frames", ()))
-        log.info("poll: job %s finished at %s (%s); applying", job.id, peer.name, status["state"])
-        await self.results.finish(
-            peer,
-            job,
-            epoch=row.epoch,
-            remote_job_id=row.remote_job_id,
-            state=_STATES[str(status["state"])],
-            frames=frames,
-            error=str(status.get("error", "")),
-        )
-
     def log_refusal(self, what: str) -> None:
         self.refusals += 1
         log.warning("federation request refused: %s", what)
@@ -226,7 +274,11 @@ async def attach_federation(app: web.Application, site: SiteAgent) -> None:
         config = parse_federation(
             site.config.federation, source=site.config.source, base_dir=site.config.base_dir
         )
-        service = FederationService(site, config)
+    except FederationError as exc:
+        raise ConfigError(str(exc)) from exc
+    store = await FederationStore.open(site.store.database)
+    try:
+        service = FederationService(site, config, store)
     except FederationError as exc:
         raise ConfigError(str(exc)) from exc
     try:

@@ -14,7 +14,7 @@ from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, NotFoundError
 from .files import check_sha256
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
-from .views import frames_json, job_json, server_json, task_json
+from .views import frames_json, job_json, server_json, server_states, task_json
 
 VERSION = "0.1.0"
 routes = web.RouteTableDef()
@@ -188,18 +188,12 @@ async def list_servers(request: web.Request) -> web.Response:
     profile: JobProfile | None = None
     if "job" in request.query:
         profile = (await site.jobs.get(request.query["job"])).profile
-    live = {c.server_id: c for c in site.connections.all()}
-    body = []
-    for record in await site.store.list_servers():
-        conn = live.get(record.id)
-        body.append(
-            server_json(
-                record,
-                conn.view() if conn else None,
-                running_tasks=len(conn.running) if conn else 0,
-                match_profile=profile,
-            )
+    body = [
+        server_json(
+            state.record, state.view, running_tasks=state.running_tasks, match_profile=profile
         )
+        for state in await server_states(site.store, site.connections)
+    ]
     return web.json_response({"servers": body})
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-SITE: web.AppKey[Any] = web.AppKey("site")
+from .config import SiteConfig
+from .site import SiteAgent
+
+SITE: web.AppKey[SiteAgent] = web.AppKey("site", SiteAgent)
 """The running SiteAgent."""
-CONFIG: web.AppKey[Any] = web.AppKey("config")
+CONFIG: web.AppKey[SiteConfig] = web.AppKey("config", SiteConfig)
 """The SiteConfig the app was built with."""

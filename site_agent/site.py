@@ -23,7 +23,7 @@ from .reports import TaskReports
 from .storage import FrameStorage
 from .store.base import Store
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
-from .views import offline_view
+from .views import server_views
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -114,9 +114,7 @@ class SiteAgent:
             return None
         if counts.get(TaskState.WAITING, 0) == 0:
             return None
-        records = await self.store.list_servers()
-        live = {v.id: v for v in self.connections.views()}
-        views = [live.get(r.id) or offline_view(r) for r in records]
+        views = await server_views(self.store, self.connections)
         avoid = bad_servers(
             await self.store.server_failures(job.id), self.config.scheduling.bad_server_threshold
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from scheduler.frames import format_frames
 from scheduler.profile import Match, ServerView, explain
 
-from .connections import record_view
+from .connections import ConnectionRegistry, record_view
 from .store.records import FrameRecord, JobRecord, ServerRecord, TaskRecord, TaskState
 
 
@@ -105,16 +106,16 @@ def frames_json(
 
 
 def server_json(
-    record: ServerRecord, view: ServerView | None, *, running_tasks: int, match_profile: Any = None
+    record: ServerRecord, view: ServerView, *, running_tasks: int, match_profile: Any = None
 ) -> dict[str, Any]:
-    status = view.status if view else ("disabled" if record.status == "disabled" else "offline")
+    """A registered server; ``view`` is its live view, or :func:`offline_view` when not connected."""
     body: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
         "host": record.host,
-        "status": status,
+        "status": view.status,
         "slots": record.slots,
-        "free_slots": view.free_slots if view else 0,
+        "free_slots": view.free_slots,
         "running_tasks": running_tasks,
         "cores": record.cores,
         "memory_mb": record.memory_mb,
@@ -126,7 +127,7 @@ def server_json(
         "last_heartbeat": record.last_heartbeat,
     }
     if match_profile is not None:
-        result = explain(match_profile, view or offline_view(record))
+        result = explain(match_profile, view)
         body["match"] = {
             "ok": isinstance(result, Match),
             "reasons": [] if isinstance(result, Match) else list(result.reasons),
@@ -139,3 +140,46 @@ def offline_view(record: ServerRecord) -> ServerView:
     return record_view(
         record, free_slots=0, status="disabled" if record.status == "disabled" else "offline"
     )
+
+
+class ServerDirectory(Protocol):
+    async def list_servers(self) -> list[ServerRecord]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerState:
+    """A registered server with the view the scheduler has of it right now."""
+
+    record: ServerRecord
+    view: ServerView
+    """Its live connection's view, or :func:`offline_view` when not connected."""
+    running_tasks: int
+
+
+async def server_states(
+    servers: ServerDirectory, connections: ConnectionRegistry
+) -> list[ServerState]:
+    """Every registered server, in the store's order, paired with its current view.
+
+    The one place that decides between a live connection's view and the
+    stored record's offline view.
+    """
+    live = {c.server_id: c for c in connections.all()}
+    states = []
+    for record in await servers.list_servers():
+        conn = live.get(record.id)
+        states.append(
+            ServerState(
+                record=record,
+                view=conn.view() if conn else offline_view(record),
+                running_tasks=len(conn.running) if conn else 0,
+            )
+        )
+    return states
+
+
+async def server_views(
+    servers: ServerDirectory, connections: ConnectionRegistry
+) -> list[ServerView]:
+    """The views of :func:`server_states`: what matching and placement look at."""
+    return [state.view for state in await server_states(servers, connections)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from .database import Database
+from .placement import PlacementStore
 from .records import (
     CompletionReport,
     DispatchSnapshot,
@@ -43,8 +45,12 @@ class NotFoundError(StoreError):
     """The job, task or server does not exist."""
 
 
-class Store(Protocol):
+class Store(PlacementStore, Protocol):
     """Persistence for one site. All times are epoch seconds supplied by the caller."""
+
+    @property
+    def database(self) -> Database:
+        """The adapter underneath, for a package that keeps its own tables in the same database."""
 
     async def close(self) -> None: ...
 

@@ -230,114 +230,23 @@ STORED_TASK_FRAMES = """
 SELECT frame FROM frames WHERE job_id = $1 AND frame = ANY($3::int[]) AND task_id = $2
 """
 
-# --- federation (tables of migration 0002; methods in fed_store.py) -----------
-OFFER_COLUMNS = "key, site, origin_job_id, epoch, body, remote_job_id, created_at, committed_at"
-OUTBOX_COLUMNS = (
-    "id, peer, kind, job_id, body, final, attempts, created_at, delivered_at, last_error"
-)
-FORWARD_COLUMNS = (
-    "job_id, epoch, peer, remote_job_id, state, remote_state, frames_done, bytes_sent, "
-    "blobs_sent, blobs_skipped, last_contact_at, created_at, updated_at"
-)
-FINISHED_JOB = "('done', 'failed', 'cancelled')"
-
-INSERT_OFFER = f"""
-INSERT INTO fed_offers ({OFFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, $6, NULL)
-ON CONFLICT (key) DO NOTHING
-"""
-GET_OFFER = f"SELECT {OFFER_COLUMNS} FROM fed_offers WHERE key = $1"
-GET_OFFER_BY_JOB = f"SELECT {OFFER_COLUMNS} FROM fed_offers WHERE remote_job_id = $1"
-PENDING_OFFERS_OF_SITE = f"""
-SELECT {OFFER_COLUMNS} FROM fed_offers WHERE site = $1 AND remote_job_id IS NULL
-ORDER BY created_at
-"""
-COMMIT_OFFER = """
-UPDATE fed_offers SET remote_job_id = $2, committed_at = $3 WHERE key = $1 AND remote_job_id IS NULL
-"""
-# Accepted jobs that finished but have no final notification queued: a crash came between
-# the job's last task and the outbox insert.
-FINISHED_OFFERS_WITHOUT_FINAL = f"""
-SELECT {", ".join("o." + c.strip() for c in OFFER_COLUMNS.split(","))} FROM fed_offers o
-JOIN jobs j ON j.id = o.remote_job_id
-WHERE j.state IN {FINISHED_JOB}
-  AND NOT EXISTS (SELECT 1 FROM fed_outbox b WHERE b.job_id = o.remote_job_id AND b.final = 1)
-"""
-
-SEEN_MESSAGE = "SELECT EXISTS (SELECT 1 FROM fed_seen WHERE site = $1 AND msg_id = $2)"
-MARK_SEEN = """
-INSERT INTO fed_seen (site, msg_id, seen_at) VALUES ($1, $2, $3)
-ON CONFLICT (site, msg_id) DO NOTHING
-"""
-
-PRUNE_SEEN = "DELETE FROM fed_seen WHERE seen_at < $1"
-
-INSERT_OUTBOX = f"""
-INSERT INTO fed_outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, NULL, '')
-ON CONFLICT (id) DO NOTHING
-"""
-DROP_PENDING_PROGRESS = """
-DELETE FROM fed_outbox
-WHERE job_id = $1 AND kind = 'notify' AND final = 0 AND delivered_at IS NULL AND id <> $2
-"""
-PENDING_OUTBOX = f"""
-SELECT {OUTBOX_COLUMNS} FROM fed_outbox WHERE delivered_at IS NULL ORDER BY created_at LIMIT $1
-"""
-GET_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM fed_outbox WHERE id = $1"
-OUTBOX_DELIVERED = "UPDATE fed_outbox SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL"
-OUTBOX_ATTEMPT = "UPDATE fed_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
-
-INSERT_FORWARD = f"""
-INSERT INTO fed_forwards ({FORWARD_COLUMNS})
-VALUES ($1, $2, $3, NULL, 'offering', '', 0, 0, 0, 0, NULL, $4, $4)
-ON CONFLICT (job_id, epoch) DO NOTHING
-"""
-GET_FORWARD = f"SELECT {FORWARD_COLUMNS} FROM fed_forwards WHERE job_id = $1 AND epoch = $2"
-LATEST_FORWARD = f"""
-SELECT {FORWARD_COLUMNS} FROM fed_forwards WHERE job_id = $1 ORDER BY epoch DESC LIMIT 1
-"""
-FORWARD_TRANSFER = """
-UPDATE fed_forwards SET bytes_sent = bytes_sent + $3, blobs_sent = blobs_sent + $4,
-                        blobs_skipped = blobs_skipped + $5, updated_at = $6
-WHERE job_id = $1 AND epoch = $2
-"""
-FORWARD_STATE = """
-UPDATE fed_forwards SET state = $3, remote_job_id = COALESCE($4, remote_job_id), updated_at = $5,
-                        last_contact_at = $5
-WHERE job_id = $1 AND epoch = $2
-"""
-FORWARD_CONTACT = """
-UPDATE fed_forwards SET remote_state = $3, last_contact_at = $5, updated_at = $5,
-                        frames_done = CASE WHEN frames_done > $4 THEN frames_done ELSE $4 END
-WHERE job_id = $1 AND epoch = $2
-"""
-# Placements at peers still in flight: the job still points at this forward.
-OPEN_FORWARDS = f"""
-SELECT {", ".join("f." + c.strip() for c in FORWARD_COLUMNS.split(","))} FROM fed_forwards f
-JOIN jobs j ON j.id = f.job_id
-WHERE f.state IN ('offering', 'committed') AND j.placement = f.peer
-  AND j.placement_epoch = f.epoch AND j.state IN {UNFINISHED_JOB}
-ORDER BY f.created_at
-"""
+# --- placement of jobs forwarded to peers (methods in placement.py) ----------
 # Fenced on the placement epoch: a late result of an older placement changes nothing.
 REPLACE_JOB = """
 UPDATE jobs SET placement = $2, placement_reason = $3, placement_epoch = $4, remote_job_id = NULL,
                 updated_at = $5
 WHERE id = $1 AND placement_epoch = $6 AND state IN ('queued', 'running', 'paused')
 """
+
 COMPLETE_FORWARDED_TASKS = """
 UPDATE tasks SET state = $2, finished_at = $3, error = $4 WHERE job_id = $1 AND state = 'waiting'
 """
-
-UPSERT_PEER_ADVERT = """
-INSERT INTO fed_peers (name, advert, last_seen) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET advert = excluded.advert, last_seen = excluded.last_seen
-"""
-LIST_PEER_ADVERTS = "SELECT name, advert, last_seen FROM fed_peers ORDER BY name"
 
 LOCAL_FRAMES_WAITING = """
 SELECT COALESCE(SUM(j.chunk_size), 0) AS n FROM tasks t JOIN jobs j ON j.id = t.job_id
 WHERE t.state = 'waiting' AND j.placement = 'local' AND j.state IN ('queued', 'running')
 """
+
 RECENT_SECONDS_PER_FRAME = """
 SELECT AVG(d) AS s FROM (
     SELECT (t.finished_at - t.started_at) / j.chunk_size AS d FROM tasks t

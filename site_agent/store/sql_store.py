@@ -14,8 +14,8 @@ from collections.abc import Collection, Sequence
 from . import queries as q
 from .base import ConflictError, NotFoundError, Store
 from .database import Connection, Database, Row
-from .fed_store import FederationStore, FederationStoreMixin
 from .migrate import apply_migrations
+from .placement import PlacementStoreMixin
 from .records import (
     LOCAL,
     CompletionReport,
@@ -87,8 +87,8 @@ def _first_claim_per_task(claims: Sequence[TaskClaim]) -> list[TaskClaim]:
     return unique
 
 
-class SqlStore(FederationStoreMixin):
-    """The :class:`~site_agent.store.base.Store` on SQLite or PostgreSQL (plus federation state)."""
+class SqlStore(PlacementStoreMixin):
+    """The :class:`~site_agent.store.base.Store` on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -452,7 +452,3 @@ class SqlStore(FederationStoreMixin):
 
 def _conforms(store: SqlStore) -> Store:
     return store  # mypy checks here that SqlStore satisfies the Store protocol
-
-
-def _conforms_federation(store: SqlStore) -> FederationStore:
-    return store

@@ -1,13 +1,13 @@
-"""Federation state in the store (migration 0002), against SQLite and PostgreSQL."""
+"""Federation state (the federation migration chain) and the site store's placement
+methods, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
 
+from federation.store import FederationStore
 from scheduler.profile import JobProfile
 from site_agent.store import Store
-from site_agent.store.fed_store import FederationStore
 from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState, TaskState
 
 
@@ -31,76 +31,76 @@ def make_job(job_id: str, *, placement: str = LOCAL) -> JobRecord:
     )
 
 
-def fed(store: Store) -> FederationStore:
-    return cast(FederationStore, store)
+async def fed(store: Store) -> FederationStore:
+    return await FederationStore.open(store.database)
 
 
 async def test_offers_are_keyed_and_committed_once(store: Store) -> None:
-    s = fed(store)
+    s = await fed(store)
     body = {"key": "studio:j1:1", "manifest": [{"sha256": "a" * 64}]}
-    first = await s.fed_insert_offer(
+    first = await s.insert_offer(
         key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body=body, at=10.0
     )
-    again = await s.fed_insert_offer(
+    again = await s.insert_offer(
         key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body={"other": 1}, at=20.0
     )
     assert again == first and first.body == body and first.remote_job_id is None
-    assert [o.key for o in await s.fed_pending_offers("studio")] == ["studio:j1:1"]
-    assert await s.fed_commit_offer("studio:j1:1", "r1", at=30.0)
-    assert not await s.fed_commit_offer("studio:j1:1", "r2", at=31.0)
-    committed = await s.fed_offer_by_job("r1")
+    assert [o.key for o in await s.pending_offers("studio")] == ["studio:j1:1"]
+    assert await s.commit_offer("studio:j1:1", "r1", at=30.0)
+    assert not await s.commit_offer("studio:j1:1", "r2", at=31.0)
+    committed = await s.offer_by_job("r1")
     assert (
         committed is not None and committed.key == "studio:j1:1" and committed.committed_at == 30.0
     )
-    assert await s.fed_pending_offers("studio") == []
+    assert await s.pending_offers("studio") == []
 
 
 async def test_replay_guard_remembers_ids_per_site(store: Store) -> None:
-    s = fed(store)
-    assert not await s.fed_seen("studio", "m1")
-    await s.fed_mark_seen("studio", "m1", at=1.0)
-    await s.fed_mark_seen("studio", "m1", at=2.0)
-    assert await s.fed_seen("studio", "m1")
-    assert not await s.fed_seen("facility", "m1")
+    s = await fed(store)
+    assert not await s.seen("studio", "m1")
+    await s.mark_seen("studio", "m1", at=1.0)
+    await s.mark_seen("studio", "m1", at=2.0)
+    assert await s.seen("studio", "m1")
+    assert not await s.seen("facility", "m1")
 
 
 async def test_replay_guard_forgets_only_old_ids(store: Store) -> None:
-    s = fed(store)
-    await s.fed_mark_seen("studio", "old", at=100.0)
-    await s.fed_mark_seen("studio", "new", at=500.0)
-    assert await s.fed_prune_seen(before=200.0) == 1
-    assert not await s.fed_seen("studio", "old")
-    assert await s.fed_seen("studio", "new")
+    s = await fed(store)
+    await s.mark_seen("studio", "old", at=100.0)
+    await s.mark_seen("studio", "new", at=500.0)
+    assert await s.prune_seen(before=200.0) == 1
+    assert not await s.seen("studio", "old")
+    assert await s.seen("studio", "new")
 
 
 async def test_outbox_is_idempotent_and_newer_progress_supersedes(store: Store) -> None:
-    s = fed(store)
+    s = await fed(store)
     common = {"peer": "studio", "kind": "notify", "job_id": "r1"}
-    assert await s.fed_enqueue(msg_id="p1", body={"n": 1}, final=False, at=1.0, **common)
-    assert await s.fed_enqueue(msg_id="p2", body={"n": 2}, final=False, at=2.0, **common)
-    assert not await s.fed_enqueue(msg_id="p2", body={"n": 3}, final=False, at=3.0, **common)
-    assert [e.id for e in await s.fed_pending_outbox()] == ["p2"]
-    assert await s.fed_enqueue(msg_id="final", body={"n": 9}, final=True, at=4.0, **common)
-    pending = await s.fed_pending_outbox()
+    assert await s.enqueue(msg_id="p1", body={"n": 1}, final=False, at=1.0, **common)
+    assert await s.enqueue(msg_id="p2", body={"n": 2}, final=False, at=2.0, **common)
+    assert not await s.enqueue(msg_id="p2", body={"n": 3}, final=False, at=3.0, **common)
+    assert [e.id for e in await s.pending_outbox()] == ["p2"]
+    assert await s.enqueue(msg_id="final", body={"n": 9}, final=True, at=4.0, **common)
+    pending = await s.pending_outbox()
     assert [(e.id, e.final, dict(e.body)) for e in pending] == [("final", True, {"n": 9})]
-    await s.fed_outbox_attempt("final", "peer unreachable")
-    entry = await s.fed_get_outbox("final")
+    await s.outbox_attempt("final", "peer unreachable")
+    entry = await s.get_outbox("final")
     assert entry is not None and entry.attempts == 1 and entry.last_error == "peer unreachable"
-    await s.fed_outbox_delivered("final", at=5.0)
-    assert await s.fed_pending_outbox() == []
+    await s.outbox_delivered("final", at=5.0)
+    assert await s.pending_outbox() == []
 
 
 async def test_finished_accepted_jobs_without_final_notification_are_found(store: Store) -> None:
-    s = fed(store)
+    s = await fed(store)
     await store.create_job(dataclasses.replace(make_job("r1"), origin_job_id="j1"), [(1,)])
-    await s.fed_insert_offer(
+    await s.insert_offer(
         key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body={}, at=1.0
     )
-    await s.fed_commit_offer("studio:j1:1", "r1", at=2.0)
-    assert await s.fed_finished_offers_without_final() == []
+    await s.commit_offer("studio:j1:1", "r1", at=2.0)
+    assert await s.finished_offers_without_final() == []
     await store.update_job_state("r1", JobState.DONE, at=3.0)
-    assert [o.key for o in await s.fed_finished_offers_without_final()] == ["studio:j1:1"]
-    await s.fed_enqueue(
+    assert [o.key for o in await s.finished_offers_without_final()] == ["studio:j1:1"]
+    await s.enqueue(
         msg_id="notify:r1:1:final",
         peer="studio",
         kind="notify",
@@ -109,18 +109,18 @@ async def test_finished_accepted_jobs_without_final_notification_are_found(store
         final=True,
         at=4.0,
     )
-    assert await s.fed_finished_offers_without_final() == []
+    assert await s.finished_offers_without_final() == []
 
 
 async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> None:
-    s = fed(store)
+    s = await fed(store)
     job = dataclasses.replace(make_job("j1", placement="facility"), placement_epoch=1)
     await store.create_job(job, [(1,), (2,)])
-    await s.fed_start_forward("j1", 1, "facility", at=10.0)
-    await s.fed_start_forward("j1", 1, "facility", at=11.0)  # idempotent
-    await s.fed_add_transfer("j1", 1, bytes_sent=100, blobs_sent=1, blobs_skipped=2, at=12.0)
-    await s.fed_set_forward_state("j1", 1, "committed", remote_job_id="r1", at=13.0)
-    row = await s.fed_latest_forward("j1")
+    await s.start_forward("j1", 1, "facility", at=10.0)
+    await s.start_forward("j1", 1, "facility", at=11.0)  # idempotent
+    await s.add_transfer("j1", 1, bytes_sent=100, blobs_sent=1, blobs_skipped=2, at=12.0)
+    await s.set_forward_state("j1", 1, "committed", remote_job_id="r1", at=13.0)
+    row = await s.latest_forward("j1")
     assert row is not None
     assert (row.state, row.remote_job_id, row.bytes_sent, row.blobs_skipped) == (
         "committed",
@@ -128,19 +128,24 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
         100,
         2,
     )
-    assert [r.job_id for r in await s.fed_open_forwards()] == ["j1"]
-    await s.fed_forward_contact("j1", 1, remote_state="running", frames_done=1, at=14.0)
+    assert [r.job_id for r in await s.open_forwards()] == ["j1"]
+    await s.forward_contact("j1", 1, remote_state="running", frames_done=1, at=14.0)
 
     # Re-placement moves to epoch 2; a result of epoch 1 then changes nothing.
+    abandon = s.forward_state_hook("j1", 1, "abandoned", at=20.0)
     assert (
-        await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="re-placed", at=20.0)
+        await store.replace_job(
+            "j1", old_epoch=1, placement="local", reason="re-placed", at=20.0, hook=abandon
+        )
         == 2
     )
+    abandoned = await s.get_forward("j1", 1)
+    assert abandoned is not None and abandoned.state == "abandoned"
     assert (
-        await s.fed_replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0)
+        await store.replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0)
         is None
     )
-    assert await s.fed_open_forwards() == []
+    assert await s.open_forwards() == []
     frames = [
         FrameRecord(
             job_id="j1",
@@ -154,7 +159,7 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
         )
         for n in (1, 2)
     ]
-    assert not await s.fed_finish_forwarded_job(
+    assert not await store.finish_forwarded_job(
         "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0
     )
     assert await store.list_frames("j1") == []
@@ -163,9 +168,10 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
 
 
 async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store: Store) -> None:
-    s = fed(store)
+    s = await fed(store)
     job = dataclasses.replace(make_job("j1", placement="facility"), placement_epoch=1)
     await store.create_job(job, [(1,), (2,)])
+    await s.start_forward("j1", 1, "facility", at=20.0)
     frames = [
         FrameRecord(
             job_id="j1",
@@ -179,10 +185,13 @@ async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store
         )
         for n in (1, 2)
     ]
-    assert await s.fed_finish_forwarded_job(
-        "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0
+    finished_hook = s.forward_state_hook("j1", 1, "finished", at=30.0)
+    assert await store.finish_forwarded_job(
+        "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0, hook=finished_hook
     )
-    assert not await s.fed_finish_forwarded_job(
+    forward = await s.get_forward("j1", 1)
+    assert forward is not None and forward.state == "finished"
+    assert not await store.finish_forwarded_job(
         "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=31.0
     )
     finished = await store.get_job("j1")
@@ -192,13 +201,13 @@ async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store
 
 
 async def test_adverts_and_placement_inputs(store: Store) -> None:
-    s = fed(store)
-    await s.fed_save_advert("facility", {"servers": [], "queue_depth": 1}, at=1.0)
-    await s.fed_save_advert("facility", {"servers": [], "queue_depth": 2}, at=2.0)
-    adverts = await s.fed_list_adverts()
+    s = await fed(store)
+    await s.save_advert("facility", {"servers": [], "queue_depth": 1}, at=1.0)
+    await s.save_advert("facility", {"servers": [], "queue_depth": 2}, at=2.0)
+    adverts = await s.list_adverts()
     assert [(a.name, a.advert["queue_depth"], a.last_seen) for a in adverts] == [
         ("facility", 2, 2.0)
     ]
     await store.create_job(make_job("j1"), [(1, 2, 3), (4, 5, 6)])
-    assert await s.fed_local_frames_waiting() == 6  # 2 waiting tasks of chunk size 3
-    assert await s.fed_seconds_per_frame() is None
+    assert await store.local_frames_waiting() == 6  # 2 waiting tasks of chunk size 3
+    assert await store.seconds_per_frame() is None

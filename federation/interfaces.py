@@ -1,0 +1,303 @@
+"""What each federation role uses of the site and of the other roles, as small Protocols.
+
+Every role (:class:`~federation.accept.Acceptance`, :class:`~federation.forwarding.Forwarding`,
+:class:`~federation.results.Results`, :class:`~federation.outbox.Outbox`,
+:class:`~federation.capacity.Advertiser`) takes only the collaborators it calls,
+typed with the Protocols below. :mod:`federation.service` wires the real
+objects in, which makes the type checker confirm that each fits; unit tests wire
+small fakes instead. Grouped by what they stand for: the site's jobs, the site's
+files and servers, the federation's own rows, and the other federation parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from federation.peers import PeerConfig
+from federation.protocol import Message
+from federation.store import ForwardRow, OfferRow, OutboxEntry, PeerAdvertRow
+from scheduler.placement import PeerCapacity
+from scheduler.profile import ServerView
+from site_agent.store.placement import TransactionHook
+from site_agent.store.records import FrameRecord, JobRecord, JobState
+
+_R = TypeVar("_R", bound=Message)
+
+# --- the site's jobs ---------------------------------------------------------------
+
+
+class JobReader(Protocol):
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+
+class JobControl(JobReader, Protocol):
+    """The site's jobs as the remote side (:class:`~federation.accept.Acceptance`) uses them."""
+
+    async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
+        """Create an accepted job and its waiting tasks in one step.
+
+        Raises :class:`site_agent.store.base.ConflictError` when a job with that id exists.
+        """
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel the job as a user's ``spillway cancel`` would."""
+
+    async def list_frames(self, job_id: str) -> list[FrameRecord]: ...
+
+    async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None: ...
+
+
+class ForwardedJobs(JobReader, Protocol):
+    """The site's jobs as the origin's :class:`~federation.forwarding.Forwarding` uses them."""
+
+    async def set_job_placement(
+        self,
+        job_id: str,
+        *,
+        placement: str,
+        reason: str,
+        epoch: int,
+        remote_job_id: str | None,
+        at: float,
+    ) -> None: ...
+
+    async def replace_job(
+        self,
+        job_id: str,
+        *,
+        old_epoch: int,
+        placement: str,
+        reason: str,
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> int | None:
+        """Re-place at epoch + 1 if still at ``old_epoch`` and unfinished; ``hook`` joins the transaction."""
+
+    async def local_frames_waiting(self) -> int: ...
+
+    async def seconds_per_frame(self) -> float | None: ...
+
+
+class FinishedJobs(JobReader, Protocol):
+    """The site's jobs as the origin's :class:`~federation.results.Results` uses them."""
+
+    async def update_job_state(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        at: float,
+        expected: Collection[JobState] | None = None,
+        error: str = "",
+    ) -> bool: ...
+
+    async def finish_forwarded_job(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        state: JobState,
+        frames: Sequence[FrameRecord],
+        error: str,
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        """Record frames and finish the job, fenced on ``epoch``; ``hook`` joins the transaction."""
+
+
+class QueueDepth(Protocol):
+    async def local_frames_waiting(self) -> int: ...
+
+
+class Wakeup(Protocol):
+    """The site's dispatcher: new local work is waiting."""
+
+    def wake(self) -> None: ...
+
+
+# --- the site's servers and files ------------------------------------------------
+
+
+class ServerViews(Protocol):
+    async def server_views(self) -> list[ServerView]:
+        """Every registered server: its live view when connected, else offline."""
+
+
+class BlobIndex(Protocol):
+    def missing(self, hashes: Iterable[str]) -> list[str]: ...
+
+
+class BlobFiles(Protocol):
+    def path_for(self, sha256: str) -> Path: ...
+
+
+class FrameFiles(Protocol):
+    def job_dir(self, job_name: str, job_id: str) -> Path: ...
+
+
+class FrameWriter(FrameFiles, Protocol):
+    async def write_frame(
+        self,
+        job_dir: Path,
+        file_name: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_sha256: str | None,
+    ) -> tuple[str, int]: ...
+
+
+# --- the federation's own rows (implemented by federation.store.FederationStore) --
+
+
+class OfferRows(Protocol):
+    async def insert_offer(
+        self,
+        *,
+        key: str,
+        site: str,
+        origin_job_id: str,
+        epoch: int,
+        body: Mapping[str, Any],
+        at: float,
+    ) -> OfferRow: ...
+
+    async def get_offer(self, key: str) -> OfferRow | None: ...
+
+    async def offer_by_job(self, remote_job_id: str) -> OfferRow | None: ...
+
+    async def pending_offers(self, site: str) -> list[OfferRow]: ...
+
+    async def commit_offer(self, key: str, remote_job_id: str, *, at: float) -> bool: ...
+
+    async def finished_offers_without_final(self) -> list[OfferRow]: ...
+
+
+class AdvertRows(Protocol):
+    async def save_advert(self, name: str, advert: Mapping[str, Any], *, at: float) -> None: ...
+
+    async def list_adverts(self) -> list[PeerAdvertRow]: ...
+
+
+class OutboxRows(Protocol):
+    async def enqueue(
+        self,
+        *,
+        msg_id: str,
+        peer: str,
+        kind: str,
+        job_id: str,
+        body: Mapping[str, Any],
+        final: bool,
+        at: float,
+    ) -> bool: ...
+
+    async def pending_outbox(self, limit: int = 100) -> list[OutboxEntry]: ...
+
+    async def outbox_delivered(self, msg_id: str, *, at: float) -> None: ...
+
+    async def outbox_attempt(self, msg_id: str, error: str) -> None: ...
+
+
+class ForwardContact(Protocol):
+    async def forward_contact(
+        self, job_id: str, epoch: int, *, remote_state: str, frames_done: int, at: float
+    ) -> None: ...
+
+    def forward_state_hook(
+        self, job_id: str, epoch: int, state: str, *, at: float
+    ) -> TransactionHook: ...
+
+
+class ForwardRows(ForwardContact, Protocol):
+    async def start_forward(self, job_id: str, epoch: int, peer: str, *, at: float) -> None: ...
+
+    async def add_transfer(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        bytes_sent: int,
+        blobs_sent: int,
+        blobs_skipped: int,
+        at: float,
+    ) -> None: ...
+
+    async def set_forward_state(
+        self, job_id: str, epoch: int, state: str, *, remote_job_id: str | None, at: float
+    ) -> None: ...
+
+    async def open_forwards(self) -> list[ForwardRow]: ...
+
+
+# --- the other federation parts ----------------------------------------------------
+
+
+class PeerSender(Protocol):
+    """Signed messages to a peer (:class:`~federation.client.PeerClient`)."""
+
+    async def send(
+        self,
+        peer: PeerConfig,
+        path: str,
+        msg: Message,
+        reply: type[_R],
+        *,
+        msg_id: str | None = None,
+        timeout_s: float = 30,
+    ) -> _R: ...
+
+
+class ForwardingClient(PeerSender, Protocol):
+    async def get_json(self, peer: PeerConfig, path: str, *, timeout_s: float = 15) -> Any: ...
+
+    async def upload_blob(self, peer: PeerConfig, sha256: str, path: Path) -> int:
+        """Upload a blob the peer lacks (resumable); returns the bytes sent."""
+
+
+class FrameDownloader(Protocol):
+    async def download(
+        self,
+        peer: PeerConfig,
+        path: str,
+        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
+    ) -> None:
+        """GET ``path`` from ``peer`` and feed the body to ``sink``."""
+
+
+class PeerContact(Protocol):
+    """Reachability bookkeeping (:class:`~federation.capacity.PeerBook`)."""
+
+    def contact_ok(self, peer: str) -> None: ...
+
+    def contact_failed(self, peer: str, error: str) -> None: ...
+
+
+class PeerCapacities(PeerContact, Protocol):
+    def capacities(self, peers: Sequence[PeerConfig]) -> list[PeerCapacity]:
+        """Placement's view of ``peers``: their last adverts and reachability."""
+
+
+class MessageQueue(Protocol):
+    """The durable outbox (:class:`~federation.outbox.Outbox`)."""
+
+    async def enqueue(
+        self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str, final: bool
+    ) -> None: ...
+
+
+class RemoteFinish(Protocol):
+    """Apply a remote job's final status found by polling (:class:`~federation.results.Results`)."""
+
+    async def apply_status(
+        self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]
+    ) -> None: ...
