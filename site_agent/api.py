@@ -13,6 +13,7 @@ from .appkeys import SITE
 from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, NotFoundError
 from .files import check_sha256
+from .site import SiteAgent
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
 
@@ -20,7 +21,7 @@ VERSION = "0.1.0"
 routes = web.RouteTableDef()
 
 
-def _site(request: web.Request) -> Any:
+def _site(request: web.Request) -> SiteAgent:
     site = request.app[SITE]
     check_client(request, site.config.auth)
     return site
@@ -35,7 +36,7 @@ async def _json_body(request: web.Request) -> Any:
         raise BadRequestError(f"the body is not valid JSON: {exc}") from None
 
 
-async def _job_body(site: Any, job: JobRecord) -> dict[str, Any]:
+async def _job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
     counts = await site.store.task_counts(job.id)
     frames_done = await _frames_done(site, job, counts)
     why = await site.why_waiting(job, counts)
@@ -47,7 +48,7 @@ async def _job_body(site: Any, job: JobRecord) -> dict[str, Any]:
     return body
 
 
-async def _frames_done(site: Any, job: JobRecord, counts: dict[TaskState, int]) -> int:
+async def _frames_done(site: SiteAgent, job: JobRecord, counts: dict[TaskState, int]) -> int:
     if job.state == JobState.DONE:
         return job.frame_count
     return len(await site.store.list_frames(job.id))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from site_agent.store import SqlStore, StoreUnavailableError, open_store
-from site_agent.store.migrate import load_migrations
+from federation.store import FEDERATION_CHAIN, FederationStore
+from site_agent.store import SqlStore, StoreUnavailableError, open_store, sqlite_path
+from site_agent.store.database import Database
+from site_agent.store.migrate import SITE_CHAIN, apply_migrations, load_migrations
+from site_agent.store.postgres import PostgresDatabase
+from site_agent.store.sqlite import SqliteDatabase
 
 SQLITE_SCHEMA = """
 SELECT m.name AS table_name, p.name AS column_name
@@ -27,11 +33,12 @@ WHERE schemaname = current_schema() AND indexname NOT IN (SELECT conname FROM pg
 
 
 async def logical_schema(url: str) -> tuple[dict[str, set[str]], set[str]]:
-    """Tables with their column names, and explicitly created indexes."""
+    """Tables with their column names, and explicitly created indexes (every chain applied)."""
     store = await open_store(url)
     assert isinstance(store, SqlStore)
     try:
         db = store.database
+        await FederationStore.open(db)
         postgres = db.dialect == "postgres"
         tables: dict[str, set[str]] = {}
         for row in await db.fetch(POSTGRES_SCHEMA if postgres else SQLITE_SCHEMA):
@@ -49,6 +56,10 @@ def test_migration_folders_pair_up() -> None:
     postgres = [(m.version, m.name) for m in load_migrations("postgres")]
     assert sqlite == postgres
     assert sqlite[0] == (1, "init")
+    fed_sqlite = [(m.version, m.name) for m in load_migrations("sqlite", FEDERATION_CHAIN)]
+    fed_postgres = [(m.version, m.name) for m in load_migrations("postgres", FEDERATION_CHAIN)]
+    assert fed_sqlite == fed_postgres
+    assert fed_sqlite[0] == (1, "federation")
 
 
 @pytest.mark.postgres
@@ -62,6 +73,7 @@ async def test_both_backends_end_in_the_same_logical_schema(
     assert {"servers", "jobs", "tasks", "task_failures", "frames", "schema_migrations"} <= set(
         pg_tables
     )
+    assert {"fed_offers", "fed_seen", "fed_outbox", "fed_forwards", "fed_peers"} <= set(pg_tables)
 
 
 async def test_reopening_applies_nothing_twice(blank_store_url: str) -> None:
@@ -151,3 +163,152 @@ async def test_missing_postgres_database_says_how_to_create_it(blank_pg_url: str
         StoreUnavailableError, match="has no database 'spillway_no_such_db'; create it"
     ):
         await open_store(missing)
+
+
+# --- databases made before the federation had its own migration chain -------------
+# They recorded 0001_init and 0002_federation as versions 1 and 2 of one sequence,
+# without a chain. legacy/<dialect>/ holds those two files exactly as they were shipped.
+
+LEGACY = Path(__file__).with_name("legacy")
+OLD_SCHEMA_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+OLD_INSERT_APPLIED = "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+APPLIED = "SELECT chain, version, name, applied_at FROM schema_migrations ORDER BY chain, version"
+
+
+async def build_legacy(db: Database) -> None:
+    """What the agent before migration chains did to a blank database, plus some federation rows."""
+    async with db.migration_transaction() as conn:
+        await conn.execute(OLD_SCHEMA_MIGRATIONS)
+        for version, name in ((1, "init"), (2, "federation")):
+            script = (LEGACY / db.dialect / f"{version:04d}_{name}.sql").read_text()
+            await conn.run_script(script)
+            await conn.execute(OLD_INSERT_APPLIED, version, name, 1000.0 + version)
+    await db.execute(
+        "INSERT INTO fed_offers (key, site, origin_job_id, epoch, body, remote_job_id,"
+        " created_at, committed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "studio:j1:1",
+        "studio",
+        "j1",
+        1,
+        '{"key":"studio:j1:1"}',
+        "r1",
+        10.0,
+        11.0,
+    )
+    await db.execute(
+        "INSERT INTO fed_outbox (id, peer, kind, job_id, body, final, attempts, created_at,"
+        " delivered_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, '')",
+        "notify:r1:1:final",
+        "studio",
+        "notify",
+        "r1",
+        "{}",
+        1,
+        2,
+        12.0,
+    )
+    await db.execute(
+        "INSERT INTO fed_peers (name, advert, last_seen) VALUES ($1, $2, $3)",
+        "studio",
+        '{"servers":[],"queue_depth":4}',
+        13.0,
+    )
+
+
+async def legacy_database(url: str) -> None:
+    """Turn the blank database at ``url`` into one the old agent made."""
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        assert path is not None
+        db: Database = await SqliteDatabase.open(str(path))
+    else:
+        db = await PostgresDatabase.open(url)
+    try:
+        await build_legacy(db)
+    finally:
+        await db.close()
+
+
+async def test_a_legacy_database_upgrades_in_place_and_keeps_its_rows(
+    blank_store_url: str,
+) -> None:
+    await legacy_database(blank_store_url)
+
+    store = await open_store(blank_store_url)
+    assert isinstance(store, SqlStore)
+    try:
+        db = store.database
+        fed = await FederationStore.open(db)
+        rows = [
+            (r["chain"], r["version"], r["name"], r["applied_at"]) for r in await db.fetch(APPLIED)
+        ]
+        # Re-recorded under their chains, with their original times: nothing ran again.
+        assert rows == [("federation", 1, "federation", 1002.0), ("site", 1, "init", 1001.0)]
+        assert await apply_migrations(db, SITE_CHAIN) == []
+        offer = await fed.offer_by_job("r1")
+        assert (
+            offer is not None
+            and offer.key == "studio:j1:1"
+            and offer.body == {"key": "studio:j1:1"}
+        )
+        entry = await fed.get_outbox("notify:r1:1:final")
+        assert entry is not None and entry.final and entry.attempts == 2
+        assert [(a.name, a.advert["queue_depth"]) for a in await fed.list_adverts()] == [
+            ("studio", 4)
+        ]
+    finally:
+        await store.close()
+
+    # Opening again changes nothing more.
+    again = await open_store(blank_store_url)
+    assert isinstance(again, SqlStore)
+    try:
+        await FederationStore.open(again.database)
+        assert [r["applied_at"] for r in await again.database.fetch(APPLIED)] == [1002.0, 1001.0]
+    finally:
+        await again.close()
+
+
+async def test_a_legacy_site_without_federation_keeps_the_federation_record(
+    blank_store_url: str,
+) -> None:
+    """A site that never turns federation on still records where 0002 went."""
+    await legacy_database(blank_store_url)
+    store = await open_store(blank_store_url)
+    assert isinstance(store, SqlStore)
+    try:
+        rows = [(r["chain"], r["version"]) for r in await store.database.fetch(APPLIED)]
+        assert rows == [("federation", 1), ("site", 1)]
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def fresh_url(
+    blank_store_url: str,
+    tmp_path: Path,
+    empty_pg_database: Callable[[str], contextlib.AbstractContextManager[str]],
+) -> Iterator[str]:
+    """Another blank database on the backend of ``blank_store_url``."""
+    if blank_store_url.startswith("sqlite:"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        with empty_pg_database("fresh") as url:
+            yield url
+
+
+async def test_an_upgraded_database_has_the_schema_of_a_fresh_one(
+    blank_store_url: str, fresh_url: str
+) -> None:
+    await legacy_database(blank_store_url)
+    upgraded = await logical_schema(blank_store_url)
+    fresh = await logical_schema(fresh_url)
+    assert upgraded == fresh
+    assert "chain" in upgraded[0]["schema_migrations"]
+    assert "fed_outbox" in upgraded[0]
