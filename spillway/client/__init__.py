@@ -11,8 +11,8 @@ catalog :mod:`spillway.packages`), so it runs where only the client is installed
 
 from spillway.client.http import CONTROL_ACTIONS, AgentClient, ClientError, SpillwayClientError
 from spillway.client.submission import (
+    LocalFile,
     Manifest,
-    ManifestEntry,
     SubmissionError,
     SubmitOptions,
     SubmitResult,
@@ -27,7 +27,7 @@ __all__ = [
     "AgentClient",
     "ClientError",
     "Manifest",
-    "ManifestEntry",
+    "LocalFile",
     "SpillwayClientError",
     "SubmissionError",
     "SubmitOptions",

@@ -23,6 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from spillway.client.http import AgentClient, ClientError, SpillwayClientError
 from spillway.core.hashing import file_sha256 as sha256_file
+from spillway.core.records import FileEntry
 from spillway.packages import (
     PackageError,
     RequirementError,
@@ -34,7 +35,7 @@ from spillway.packages import scanner_for as catalog_scanner
 
 __all__ = [
     "Manifest",
-    "ManifestEntry",
+    "LocalFile",
     "Scanner",
     "SubmissionError",
     "SubmitOptions",
@@ -58,16 +59,11 @@ class SubmissionError(SpillwayClientError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ManifestEntry:
-    """One file of a job: where it sits relative to the scene folder, and its content hash."""
+class LocalFile(FileEntry):
+    """One file of a job (path relative to the scene folder, sha256, size) and the local
+    file it is uploaded from."""
 
-    path: str  # posix, relative to the scene's folder
-    sha256: str
-    size: int
-    source: Path  # the local file to upload
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+    source: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,14 +71,14 @@ class Manifest:
     """The scene (first entry) and its assets."""
 
     scene: str
-    entries: tuple[ManifestEntry, ...]
+    entries: tuple[LocalFile, ...]
 
     @property
     def total_size(self) -> int:
         return sum(e.size for e in self.entries)
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [e.to_json() for e in self.entries]
+        return [e.to_dict() for e in self.entries]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,7 +213,7 @@ def manifest_from_files(
                 "copy the file into the scene folder instead of linking it"
             )
         entries.append(
-            ManifestEntry(
+            LocalFile(
                 path=str(rel_path), sha256=sha256_file(path), size=path.stat().st_size, source=path
             )
         )
@@ -273,7 +269,7 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
     }
 
 
-UploadCallback = Callable[[ManifestEntry], None]
+UploadCallback = Callable[[LocalFile], None]
 
 
 async def upload_missing(

@@ -63,7 +63,7 @@ async def test_manifest_holds_scene_scanned_files_and_assets(shot, monkeypatch):
         scanner=scanner,
     )
     assert manifest.scene == "scene.json"
-    assert [e.to_json() for e in manifest.entries] == [
+    assert [e.to_dict() for e in manifest.entries] == [
         {"path": "scene.json", "sha256": digest(b'{"camera": {}}'), "size": 14},
         {"path": "tex/wood.png", "sha256": digest(b"wood" * 1000), "size": 4000},
         {"path": "extra.bin", "sha256": digest(b"\x00" * 10), "size": 10},
