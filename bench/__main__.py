@@ -1,4 +1,4 @@
-"""``python -m bench [overhead|dispatch|large|transfer ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
+"""``python -m bench [overhead|short|dispatch|large|transfer ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .overhead import overhead_run
 from .report import render_markdown, render_table, update_doc
 from .transfer import transfer_run
 
-SUITES = ("overhead", "dispatch", "large", "transfer")
+SUITES = ("overhead", "short", "dispatch", "large", "transfer")
 RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -28,7 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "suites",
         nargs="*",
-        metavar="overhead|dispatch|large|transfer",
+        metavar="overhead|short|dispatch|large|transfer",
         help="which benchmarks (default: all)",
     )
     p.add_argument(
@@ -58,6 +58,12 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         frames = 24 if args.quick else 240
         print(f"overhead: {frames} frames, xargs -P 2 vs Spillway (2 slots) ...", file=sys.stderr)
         results["overhead"] = [await overhead_run(frames, 2, limit_s=300 if args.quick else 1200)]
+    if "short" in suites:
+        frames = 100 if args.quick else 500
+        print(f"short: {frames} near-empty frames, xargs -P 2 vs Spillway ...", file=sys.stderr)
+        results["short"] = [
+            await overhead_run(frames, 2, limit_s=300 if args.quick else 900, short=True)
+        ]
     if "dispatch" in suites:
         rows = []
         for backend in backends:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +16,42 @@ import aiohttp
 from .common import PYTHON, ROOT, SCENE, AgentProcess
 from .common import workdir as bench_workdir
 
-RENDER = [
-    PYTHON,
-    "-m",
-    "render_server.packages.builtin",
-    str(SCENE),
-    "--width",
-    "320",
-    "--height",
-    "240",
-]
+# A near-empty frame: one sphere, no texture, 16x16. Rendering it costs little more
+# than starting the renderer, so what a task costs beyond that is the farm's own.
+SHORT_SCENE = {
+    "format": "spillway-scene/1",
+    "objects": [{"type": "sphere", "center": [0, 0, 0], "radius": 1.0}],
+}
 
 
-def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What each task renders: a scene file and the frame size."""
+
+    scene: Path
+    width: int
+    height: int
+
+    def render_argv(self) -> list[str]:
+        return [
+            PYTHON,
+            "-m",
+            "render_server.packages.builtin",
+            str(self.scene),
+            "--width",
+            str(self.width),
+            "--height",
+            str(self.height),
+        ]
+
+
+TEXTURED = Workload(scene=SCENE, width=320, height=240)
+
+
+def xargs_run(work: Workload, frames: int, slots: int, out: Path, timeout: float) -> float:
     """Wall time of ``seq 1 N | xargs -P K`` running the renderer once per frame."""
-    argv = ["xargs", "-P", str(slots), "-I{}", *RENDER, "--frames", "{}", "--out", str(out)]
+    render = work.render_argv()
+    argv = ["xargs", "-P", str(slots), "-I{}", *render, "--frames", "{}", "--out", str(out)]
     # The same environment the render server gives the renderer: one BLAS thread per
     # process, or the baseline loses to oversubscription and flatters the farm.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -51,7 +73,9 @@ def xargs_run(frames: int, slots: int, out: Path, timeout: float) -> float:
     return elapsed
 
 
-async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -> dict[str, float]:
+async def spillway_run(
+    work: Workload, frames: int, slots: int, workdir: Path, limit_s: float
+) -> dict[str, float]:
     """An SQLite agent and one render server with ``slots`` slots; same frames, chunk 1."""
     agent = AgentProcess(workdir / "site", f"sqlite:///{workdir / 'site.db'}")
     await agent.start()
@@ -82,7 +106,7 @@ async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -
                 cwd=ROOT,
                 start_new_session=True,
             )
-        return await asyncio.wait_for(_submit_and_wait(agent, frames), limit_s)
+        return await asyncio.wait_for(_submit_and_wait(agent, work, frames), limit_s)
     finally:
         if server is not None and server.poll() is None:
             server.terminate()
@@ -90,7 +114,7 @@ async def spillway_run(frames: int, slots: int, workdir: Path, limit_s: float) -
         agent.stop()
 
 
-async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]:
+async def _submit_and_wait(agent: AgentProcess, work: Workload, frames: int) -> dict[str, float]:
     async with aiohttp.ClientSession() as client:
         while True:
             async with client.get(agent.url + "/api/v1/servers") as resp:
@@ -103,9 +127,11 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
             "-m",
             "spillway",
             "submit",
-            str(SCENE),
+            str(work.scene),
             "--package",
             "builtin",
+            "--resolution",
+            f"{work.width}x{work.height}",
             "--frames",
             f"1-{frames}",
             "--chunk",
@@ -133,7 +159,9 @@ async def _submit_and_wait(agent: AgentProcess, frames: int) -> dict[str, float]
     return {"makespan": job["finished_at"] - job["created_at"], "wall_with_cli": wall}
 
 
-async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any]:
+async def overhead_run(
+    frames: int, slots: int, limit_s: float, *, short: bool = False
+) -> dict[str, Any]:
     """Both sides twice, in the order xargs, Spillway, Spillway, xargs.
 
     On a shared VM the same xargs run varies by several percent from minute to
@@ -143,15 +171,20 @@ async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any
     xargs: list[float] = []
     farms: list[dict[str, float]] = []
     with bench_workdir("overhead-") as workdir:
+        work = TEXTURED
+        if short:
+            work = Workload(scene=workdir / "short" / "scene.json", width=16, height=16)
+            work.scene.parent.mkdir()
+            work.scene.write_text(json.dumps(SHORT_SCENE))
         for i, side in enumerate(("xargs", "spillway", "spillway", "xargs")):
             run_dir = workdir / f"{i}-{side}"
             run_dir.mkdir()
             if side == "xargs":
                 xargs.append(
-                    await asyncio.to_thread(xargs_run, frames, slots, run_dir, limit_s / 4)
+                    await asyncio.to_thread(xargs_run, work, frames, slots, run_dir, limit_s / 4)
                 )
             else:
-                farms.append(await spillway_run(frames, slots, run_dir, limit_s / 4))
+                farms.append(await spillway_run(work, frames, slots, run_dir, limit_s / 4))
     physical = sum(xargs)
     makespan = sum(f["makespan"] for f in farms)
     with_cli = sum(f["wall_with_cli"] for f in farms)
@@ -165,4 +198,6 @@ async def overhead_run(frames: int, slots: int, limit_s: float) -> dict[str, Any
         "ratio": makespan / physical,
         "ratio_cli": with_cli / physical,
         "per_frame_s": physical / 2 * slots / frames,
+        # What a task costs beyond the renderer itself, per slot: the farm's fixed cost.
+        "overhead_ms_per_task": (makespan - physical) / 2 * slots / frames * 1000,
     }

@@ -23,6 +23,16 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "<= 1.05",
             )
         )
+    for r in results.get("short", []):
+        out.append(
+            (
+                "short-task overhead",
+                f"{r['frames']} near-empty 16x16 frames, {r['slots']} slots, chunk 1",
+                f"{r['overhead_ms_per_task']:+.1f} ms per task over xargs (ratio {r['ratio']:.3f}; "
+                f"xargs {r['xargs_s']:.1f} s, Spillway {r['spillway_s']:.1f} s)" + _abba(r),
+                "<= +5 ms per task",
+            )
+        )
     for r in results.get("dispatch", []):
         out.append(
             (
@@ -82,7 +92,7 @@ def render_markdown(stored: dict[str, Any]) -> str:
         "| benchmark | setup | result | target | run |",
         "|---|---|---|---|---|",
     ]
-    for name in ("overhead", "dispatch", "large", "transfer"):
+    for name in ("overhead", "short", "dispatch", "large", "transfer"):
         if name not in stored:
             continue
         entry = stored[name]
