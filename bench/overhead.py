@@ -20,6 +20,7 @@ from .common import workdir as bench_workdir
 # than starting the renderer, so what a task costs beyond that is the farm's own.
 SHORT_SCENE = {
     "format": "spillway-scene/1",
+    "camera": {"position": [0, 0, 4], "look_at": [0, 0, 0]},
     "objects": [{"type": "sphere", "center": [0, 0, 0], "radius": 1.0}],
 }
 
