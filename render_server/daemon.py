@@ -24,7 +24,8 @@ from . import protocol
 from .cache import AssetCache
 from .packages.base import registry
 from .probe import HostInfo, probe_host
-from .runner import TaskRunner
+from .runner import PreflightCache, TaskRunner
+from .workdirs import WorkdirJanitor
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -61,11 +62,14 @@ class RenderServer:
         self._unreported: dict[tuple[int, int], protocol.Message] = {}
         self._heartbeat_s = 2.0
         self._adapters = registry()
+        self._janitor = WorkdirJanitor(work_dir)
+        self._preflight = PreflightCache()
 
     async def run(self) -> None:
         async with aiohttp.ClientSession() as session:
             self._session = session
             self._cache = AssetCache(self.cache_dir, session, self.agent_url, self.token)
+            self._janitor.sweep()
             delay = 0.2
             while True:
                 try:
@@ -184,6 +188,8 @@ class RenderServer:
             token=self.token,
             server_id=self.server_id,
             send=self._send_soft,
+            janitor=self._janitor,
+            preflight=self._preflight,
         )
         log.info(
             "task %s attempt %s: %s frames %s-%s of job %s",
@@ -199,10 +205,20 @@ class RenderServer:
         )
 
     async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:
-        final = await runner.run()
-        self._tasks.pop(key, None)
-        self._unreported[key] = final
-        await self._flush_unreported()
+        """Run a task, report it, then discard its folder (off the loop, after the report)."""
+        try:
+            try:
+                final = await runner.run()
+            except Exception as exc:  # run() reports its own errors; this is the last resort
+                log.exception("task %s attempt %s: runner failed", *key)
+                final = protocol.TaskFailed(
+                    task_id=key[0], attempt=key[1], error=f"render server error: {exc!r}"
+                )
+            self._tasks.pop(key, None)
+            self._unreported[key] = final
+            await self._flush_unreported()
+        finally:
+            self._janitor.discard(runner.workdir)
 
     async def _flush_unreported(self) -> None:
         for key, msg in list(self._unreported.items()):
@@ -221,9 +237,11 @@ class RenderServer:
                 await self._ws.send_bytes(protocol.encode(msg))
 
     async def shutdown(self) -> None:
+        """Stop running tasks and wait (bounded) for their folders to be deleted."""
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._janitor.close()
 
 
 def run_render_server(

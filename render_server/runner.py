@@ -10,7 +10,6 @@ import hashlib
 import io
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -20,20 +19,57 @@ import aiohttp
 
 from . import protocol
 from .cache import AssetCache, CacheError
+from .output import LineSplitter, OutputLog
 from .packages.base import PackageAdapter, PackageError, RenderRequest
+from .workdirs import WorkdirJanitor
 
 log = logging.getLogger(__name__)
 LOG_FLUSH_S = 1.0
-TAIL_LINES = 60
+READ_CHUNK_BYTES = 64 * 1024
 
 Send = Callable[[protocol.Message], Awaitable[None]]
+PreflightKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
 
 
 class TaskFailure(Exception):
     """The task failed; the message is what the user sees in `spillway job`."""
 
 
+class PreflightCache:
+    """Scene checks that passed, remembered per job and exact inputs.
+
+    An adapter's preflight looks only at the task folder, which is laid out from
+    the assignment's scene path and manifest (paths and sha256s): identical
+    inputs give an identical folder and so an identical answer. Chunks of one
+    job therefore parse their scene once per render server, not once per task.
+    Only passes are kept (a failing job fails its tasks anyway); bounded, LRU.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._passed: collections.OrderedDict[PreflightKey, None] = collections.OrderedDict()
+
+    def check(self, adapter: PackageAdapter, req: RenderRequest, assign: protocol.Assign) -> None:
+        """Run ``adapter.preflight(req)`` unless the same inputs passed before."""
+        key: PreflightKey = (
+            assign.package,
+            assign.job_id,
+            assign.scene,
+            tuple(sorted((a.path, a.sha256) for a in assign.manifest)),
+        )
+        if key in self._passed:
+            self._passed.move_to_end(key)
+            return
+        adapter.preflight(req)
+        self._passed[key] = None
+        if len(self._passed) > self._size:
+            self._passed.popitem(last=False)
+
+
 class TaskRunner:
+    """One task attempt. ``run`` reports every outcome as a message and leaves its
+    folder (``workdir``) for the caller to discard once the report is sent."""
+
     def __init__(
         self,
         assign: protocol.Assign,
@@ -46,25 +82,33 @@ class TaskRunner:
         token: str,
         server_id: str,
         send: Send,
+        janitor: WorkdirJanitor,
+        preflight: PreflightCache | None = None,
     ) -> None:
         self.assign = assign
         self._adapter = adapter
         self._cache = cache
-        self._workdir = work_root / f"task-{assign.task_id}-{assign.attempt}"
+        self.workdir = work_root / f"task-{assign.task_id}-{assign.attempt}"
         self._session = session
         self._agent_url = agent_url.rstrip("/")
         self._token = token
         self._server_id = server_id
         self._send = send
-        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self._pending_log: list[str] = []
+        self._janitor = janitor
+        self._preflight = preflight or PreflightCache()
+        self._output = OutputLog()
 
     @property
     def log_tail(self) -> str:
-        return "\n".join(self._tail)
+        return self._output.tail
 
     async def run(self) -> protocol.Message:
-        """Render and upload; returns the final report (TaskDone or TaskFailed) to send."""
+        """Render and upload; returns the final report (TaskDone or TaskFailed) to send.
+
+        Never raises but CancelledError: an unexpected error (a bug, a file system
+        error) becomes a TaskFailed naming it, so the agent learns at once instead
+        of after the task timeout.
+        """
         a = self.assign
         started = time.time()
         try:
@@ -74,11 +118,10 @@ class TaskRunner:
             outputs, inline = await self._upload(req)
         except (TaskFailure, PackageError, CacheError) as exc:
             log.warning("task %s attempt %s failed: %s", a.task_id, a.attempt, exc)
-            return protocol.TaskFailed(
-                task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail
-            )
-        finally:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            return self._failed(str(exc))
+        except Exception as exc:
+            log.exception("task %s attempt %s: unexpected error", a.task_id, a.attempt)
+            return self._failed(f"render server error: {type(exc).__name__}: {exc}")
         done = protocol.TaskDone(
             task_id=a.task_id,
             attempt=a.attempt,
@@ -97,26 +140,32 @@ class TaskRunner:
                 for f in inline:
                     await self._put_frame(f.frame, f.data, f.sha256)
             except TaskFailure as exc:
-                return protocol.TaskFailed(
-                    task_id=a.task_id, attempt=a.attempt, error=str(exc), log_tail=self.log_tail
-                )
+                return self._failed(str(exc))
             done = dataclasses.replace(done, frames=[])
         return done
 
+    def _failed(self, error: str) -> protocol.TaskFailed:
+        return protocol.TaskFailed(
+            task_id=self.assign.task_id,
+            attempt=self.assign.attempt,
+            error=error,
+            log_tail=self.log_tail,
+        )
+
     async def _prepare(self) -> RenderRequest:
         a = self.assign
-        shutil.rmtree(self._workdir, ignore_errors=True)
-        outdir = self._workdir / "_spillway_out"
+        self._janitor.discard(self.workdir)  # a folder left by an earlier try of this attempt
+        outdir = self.workdir / "_spillway_out"
         outdir.mkdir(parents=True)
         for asset in a.manifest:
             rel = PurePosixPath(asset.path)
             if rel.is_absolute() or ".." in rel.parts:
                 raise TaskFailure(f"asset path {asset.path!r} is not a safe relative path")
             await self._cache.ensure(asset.sha256)
-            self._cache.link_into(asset.sha256, self._workdir / rel)
+            self._cache.link_into(asset.sha256, self.workdir / rel)
         req = RenderRequest(
-            scene=self._workdir / a.scene,
-            workdir=self._workdir,
+            scene=self.workdir / a.scene,
+            workdir=self.workdir,
             outdir=outdir,
             frames=tuple(a.frames),
             width=a.width,
@@ -125,17 +174,18 @@ class TaskRunner:
             engine=a.engine,
             declared_assets=tuple(x.path for x in a.manifest),
         )
-        self._adapter.preflight(req)
+        self._preflight.check(self._adapter, req, a)
         return req
 
     async def _render(self, req: RenderRequest) -> None:
         argv = self._adapter.command(req)
-        env = {**os.environ, **self._adapter.env(req)}
-        self._tail.append("$ " + " ".join(argv))
+        extra = self._adapter.env(req)
+        self._output.note("$ " + " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=req.workdir,
-            env=env,
+            # None inherits this process's environment without copying it in Python.
+            env={**os.environ, **extra} if extra else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -149,9 +199,9 @@ class TaskRunner:
             raise TaskFailure(
                 f"render exceeded the task timeout of {self.assign.timeout_s:.0f}s"
             ) from None
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled, or reading failed: never leave the renderer running
             _kill_group(proc)
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, TimeoutError):
                 await asyncio.wait_for(proc.wait(), 5)
             raise
         finally:
@@ -160,15 +210,24 @@ class TaskRunner:
                 await flusher
             await self._send_log()
         if proc.returncode != 0:
-            last = next((line for line in reversed(self._tail) if line.strip()), "")
-            raise TaskFailure(f"{self.assign.package} exited with status {proc.returncode}: {last}")
+            raise TaskFailure(
+                f"{self.assign.package} exited with status {proc.returncode}: "
+                f"{self._output.last_words()}"
+            )
 
     async def _pump(self, proc: asyncio.subprocess.Process) -> None:
+        """Read the renderer's output in chunks until it closes, then wait for its exit.
+
+        Not line by line: a stream reader's line limit (64 KiB) ends the read
+        with an error on one long line, and POV-Ray writes such lines.
+        """
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
-            self._tail.append(line)
-            self._pending_log.append(line)
+        lines = LineSplitter()
+        while chunk := await proc.stdout.read(READ_CHUNK_BYTES):
+            for line in lines.feed(chunk):
+                self._output.add(line)
+        for line in lines.finish():
+            self._output.add(line)
         await proc.wait()
 
     async def _flush_logs(self) -> None:
@@ -177,8 +236,8 @@ class TaskRunner:
             await self._send_log()
 
     async def _send_log(self) -> None:
-        if self._pending_log:
-            text, self._pending_log = "\n".join(self._pending_log) + "\n", []
+        text = self._output.take_pending()
+        if text:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._send(
                     protocol.TaskLog(
