@@ -107,12 +107,22 @@ async def spillway_run(
                 cwd=ROOT,
                 start_new_session=True,
             )
-        return await asyncio.wait_for(_submit_and_wait(agent, work, frames), limit_s)
+        result = await asyncio.wait_for(_submit_and_wait(agent, work, frames), limit_s)
+        # The render server's own CPU (not its renderers'): its cost per task.
+        result["server_cpu_ms_per_task"] = _cpu_seconds(server.pid) / frames * 1000
+        result["agent_cpu_ms_per_task"] = agent.cpu_seconds() / frames * 1000
+        return result
     finally:
         if server is not None and server.poll() is None:
             server.terminate()
             server.wait(10)
         agent.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used, children not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _submit_and_wait(agent: AgentProcess, work: Workload, frames: int) -> dict[str, float]:
@@ -201,4 +211,6 @@ async def overhead_run(
         "per_frame_s": physical / 2 * slots / frames,
         # What a task costs beyond the renderer itself, per slot: the farm's fixed cost.
         "overhead_ms_per_task": (makespan - physical) / 2 * slots / frames * 1000,
+        "server_cpu_ms_per_task": sum(f["server_cpu_ms_per_task"] for f in farms) / 2,
+        "agent_cpu_ms_per_task": sum(f["agent_cpu_ms_per_task"] for f in farms) / 2,
     }

@@ -29,7 +29,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "short-task overhead",
                 f"{r['frames']} near-empty 16x16 frames, {r['slots']} slots, chunk 1",
                 f"{r['overhead_ms_per_task']:+.1f} ms per task over xargs (ratio {r['ratio']:.3f}; "
-                f"xargs {r['xargs_s']:.1f} s, Spillway {r['spillway_s']:.1f} s)" + _abba(r),
+                f"xargs {r['xargs_s']:.1f} s, Spillway {r['spillway_s']:.1f} s); CPU per task: "
+                f"render server {r.get('server_cpu_ms_per_task', float('nan')):.1f} ms, agent "
+                f"{r.get('agent_cpu_ms_per_task', float('nan')):.1f} ms" + _abba(r),
                 "<= +5 ms per task",
             )
         )

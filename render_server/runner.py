@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 
@@ -88,7 +89,9 @@ class TaskRunner:
         self.assign = assign
         self._adapter = adapter
         self._cache = cache
-        self.workdir = work_root / f"task-{assign.task_id}-{assign.attempt}"
+        # Unique per runner: a cancelled try still being cleaned up never shares a
+        # folder with a new try of the same task attempt.
+        self.workdir = work_root / f"task-{assign.task_id}-{assign.attempt}-{uuid.uuid4().hex[:8]}"
         self._session = session
         self._agent_url = agent_url.rstrip("/")
         self._token = token
@@ -154,7 +157,6 @@ class TaskRunner:
 
     async def _prepare(self) -> RenderRequest:
         a = self.assign
-        self._janitor.discard(self.workdir)  # a folder left by an earlier try of this attempt
         outdir = self.workdir / "_spillway_out"
         outdir.mkdir(parents=True)
         for asset in a.manifest:
@@ -179,13 +181,11 @@ class TaskRunner:
 
     async def _render(self, req: RenderRequest) -> None:
         argv = self._adapter.command(req)
-        extra = self._adapter.env(req)
         self._output.note("$ " + " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=req.workdir,
-            # None inherits this process's environment without copying it in Python.
-            env={**os.environ, **extra} if extra else None,
+            env={**os.environ, **self._adapter.env(req)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 TRASH_PREFIX = ".trash-"
+TASK_PREFIX = "task-"
 
 
 class WorkdirJanitor:
@@ -32,12 +33,17 @@ class WorkdirJanitor:
         self._pending: set[asyncio.Task[None]] = set()
 
     def sweep(self) -> None:
-        """Delete what an earlier run left in the trash (it was killed mid-deletion)."""
+        """Delete what an earlier run left behind (it was killed mid-task or mid-deletion).
+
+        Call before any task starts: every task folder found then is stale.
+        """
         if not self.root.is_dir():
             return
         for entry in self.root.iterdir():
             if entry.name.startswith(TRASH_PREFIX):
                 self._delete_later(entry)
+            elif entry.name.startswith(TASK_PREFIX) and entry.is_dir():
+                self.discard(entry)
 
     def discard(self, folder: Path) -> None:
         """Remove ``folder`` (if it exists) without blocking; its name is free on return."""

@@ -52,10 +52,11 @@ async def test_a_deletion_failure_is_logged_not_raised(
     assert "could not delete" in caplog.text
 
 
-async def test_sweep_removes_what_a_killed_run_left_in_the_trash(tmp_path: Path) -> None:
+async def test_sweep_removes_what_a_killed_run_left_behind(tmp_path: Path) -> None:
     _folder(tmp_path / f"{TRASH_PREFIX}old")
-    (tmp_path / "task-3-1").mkdir()
+    _folder(tmp_path / "task-3-1-abcdef12")
+    (tmp_path / "notes.txt").write_text("not ours")
     janitor = WorkdirJanitor(tmp_path)
     janitor.sweep()
     await asyncio.wait_for(janitor.close(), 10)
-    assert [p.name for p in tmp_path.iterdir()] == ["task-3-1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
