@@ -15,7 +15,7 @@ from aiohttp import web
 from . import api, render_endpoint
 from .appkeys import CONFIG, SITE
 from .config import ConfigError, SiteConfig, load_config
-from .errors import error_middleware
+from .http_errors import error_middleware
 from .openapi import openapi_document
 from .site import SiteAgent
 from .store import open_store
@@ -91,7 +91,7 @@ async def _site_lifecycle(
         for conn in site.connections.all():
             await conn.ws.close()
         # Reports already queued (frames answered or about to be) are written before the store closes.
-        await site.reports.batcher.close()
+        await site.lifecycle.close()
         await store.close()
 
 

@@ -16,8 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .store.base import Store, StoreError, StoreUnavailableError
+from .store.base import StoreError, StoreUnavailableError
 from .store.records import CompletionReport, FrameRecord, LogReport, StartedReport, TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,20 @@ MAX_BATCH = 500
 """Reports per transaction; more wait for the next flush."""
 
 Report = StartedReport | FrameRecord | CompletionReport | LogReport
+
+
+class ReportSink(Protocol):
+    """Applies a batch of reports in one transaction (the lifecycle)."""
+
+    async def apply_reports(
+        self,
+        started: Sequence[StartedReport],
+        frames: Sequence[FrameRecord],
+        completions: Sequence[CompletionReport],
+        *,
+        at: float,
+        logs: Sequence[LogReport] = (),
+    ) -> list[TaskOutcome | None]: ...
 
 
 @dataclass(slots=True)
@@ -41,12 +56,12 @@ class _Pending:
 class ReportBatcher:
     def __init__(
         self,
-        store: Store,
+        sink: ReportSink,
         *,
         max_batch: int = MAX_BATCH,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._store = store
+        self._sink = sink
         self._max_batch = max_batch
         self._clock = clock
         self._queue: list[_Pending] = []
@@ -156,7 +171,7 @@ class ReportBatcher:
                 frames.extend(item.frames)
                 completions.append(report)
         outcomes = iter(
-            await self._store.apply_reports(
+            await self._sink.apply_reports(
                 started, frames, completions, at=self._clock(), logs=logs
             )
         )

@@ -11,15 +11,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from render_server import protocol
 from scheduler.dispatch import JobView, TaskView, plan_dispatch
 from scheduler.retry import bad_servers
 
 from .connections import ActiveTask, ConnectionRegistry
-from .store.base import Store, StoreError
-from .store.records import DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
+from .lifecycle.events import (
+    Event,
+    JobCancelled,
+    JobCreated,
+    JobReplaced,
+    JobStateChanged,
+    TaskFinished,
+    TasksRequeued,
+)
+from .store.base import StoreError
+from .store.records import LOCAL, DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +41,38 @@ ASSIGN_GRACE_S = 30.0
 """Extra lease time for a dispatched task to start (asset download, process start)."""
 
 
+WAKE_ON: tuple[type[Event], ...] = (
+    JobCreated,
+    JobStateChanged,
+    JobCancelled,
+    TasksRequeued,
+    JobReplaced,
+    TaskFinished,
+)
+"""Lifecycle events after which waiting work or free slots may have appeared."""
+
+
+class SnapshotSource(Protocol):
+    async def dispatch_snapshot(self, *, per_job_limit: int) -> DispatchSnapshot: ...
+
+
+class Claims(Protocol):
+    async def assign(self, claims: Sequence[TaskClaim], *, at: float) -> list[TaskRecord]:
+        """The lifecycle transition: claim waiting tasks; returns those won."""
+
+
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: SnapshotSource,
+        claims: Claims,
         connections: ConnectionRegistry,
         *,
         bad_server_threshold: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._claims = claims
         self._bad_server_threshold = bad_server_threshold
         self._connections = connections
         self._clock = clock
@@ -50,6 +82,19 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def on_event(self, event: Event) -> None:
+        """Lifecycle subscriber (for the classes in WAKE_ON): wake when work may be dispatchable."""
+        if isinstance(event, TaskFinished):
+            # A completion freed its slot before the commit (TaskReports wakes then); a failure
+            # that is retried puts its task back to waiting.
+            if event.retry:
+                self._wake.set()
+        elif isinstance(event, JobCreated | JobReplaced):
+            if (event.job.placement if isinstance(event, JobCreated) else event.placement) == LOCAL:
+                self._wake.set()
+        else:
+            self._wake.set()
 
     async def run(self) -> None:
         """Dispatch until cancelled."""
@@ -98,7 +143,7 @@ class Dispatcher:
             )
             for a in plan
         ]
-        claimed = await self._store.assign_tasks(claims, at=now)
+        claimed = await self._claims.assign(claims, at=now)
         sent = 0
         for task in claimed:
             conn = self._connections.get(task.server_id or "")

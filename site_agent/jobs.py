@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile
@@ -13,10 +14,7 @@ from scheduler.profile import JobProfile
 from .errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from .files import check_sha256, safe_relative_path
 from .storage import safe_name
-from .store.records import LOCAL, AssetRef, JobRecord, JobState
-
-if TYPE_CHECKING:
-    from .site import SiteAgent
+from .store.records import LOCAL, AssetRef, JobRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -147,69 +145,93 @@ def parse_submission(
     return job, frames, site
 
 
+class JobReader(Protocol):
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+
+class BlobIndex(Protocol):
+    def missing(self, hashes: Iterable[str]) -> list[str]: ...
+
+
+class Placement(Protocol):
+    async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
+        """The job with its placement decided (here, or a peer)."""
+
+
+class JobControl(Protocol):
+    """The lifecycle transitions a client can ask for."""
+
+    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord: ...
+
+    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]: ...
+
+    async def pause(self, job_id: str, *, at: float) -> None: ...
+
+    async def resume(self, job_id: str, *, at: float) -> None: ...
+
+    async def retry_failed(self, job_id: str, *, at: float) -> int: ...
+
+
 class JobService:
-    def __init__(self, site: SiteAgent) -> None:
-        self._site = site
+    """Client requests on jobs: validate a submission, place and create it; job control."""
+
+    def __init__(
+        self,
+        *,
+        site_name: str,
+        known_packages: set[str],
+        jobs: JobReader,
+        blobs: BlobIndex,
+        placement: Placement,
+        lifecycle: JobControl,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._site_name = site_name
+        self._known_packages = known_packages
+        self._jobs = jobs
+        self._blobs = blobs
+        self._placement = placement
+        self._lifecycle = lifecycle
+        self._clock = clock
 
     async def submit(self, body: Any) -> JobRecord:
-        site = self._site
         job, frames, requested = parse_submission(
-            body, site_name=site.config.name, known_packages=site.known_packages, now=site.clock()
+            body,
+            site_name=self._site_name,
+            known_packages=self._known_packages,
+            now=self._clock(),
         )
-        missing = site.assets.missing(a.sha256 for a in job.manifest)
+        missing = self._blobs.missing(a.sha256 for a in job.manifest)
         if missing:
             raise MissingAssetsError(
                 f"{len(missing)} asset blobs are not uploaded yet; PUT them to /api/v1/blobs/<sha256> first",
                 missing=missing,
             )
-        job = await site.place(job, requested)
-        await site.store.create_job(job, chunk_frames(frames, job.chunk_size))
-        log.info(
-            "job %s (%s) submitted: %d frames of %s, placement %s",
-            job.id,
-            job.name,
-            job.frame_count,
-            job.profile.requirement,
-            job.placement,
-        )
-        await site.after_submit(job)
-        return job
+        job = await self._placement.place(job, requested)
+        return await self._lifecycle.create(job, chunk_frames(frames, job.chunk_size))
 
     async def get(self, job_id: str) -> JobRecord:
-        job = await self._site.store.get_job(job_id)
+        job = await self._jobs.get_job(job_id)
         if job is None:
             raise NotFoundError(f"no job '{job_id}'; `spillway jobs` lists the jobs of this site")
         return job
 
     async def control(self, job_id: str, action: str) -> JobRecord:
-        site = self._site
         job = await self.get(job_id)
-        now = site.clock()
+        now = self._clock()
         if action == "cancel":
             if job.state.finished:
                 raise ConflictError(f"job {job_id} is already {job.state}")
-            tasks = await site.store.cancel_job(job_id, at=now)
-            await site.reports.stop_tasks(tasks, "job cancelled")
-            await site.after_cancel(job)
+            await self._lifecycle.cancel(job_id, at=now)
         elif action == "pause":
-            if not await site.store.update_job_state(
-                job_id, JobState.PAUSED, at=now, expected=(JobState.QUEUED, JobState.RUNNING)
-            ):
-                raise ConflictError(
-                    f"job {job_id} is {job.state}; only queued or running jobs can be paused"
-                )
+            await self._lifecycle.pause(job_id, at=now)
         elif action == "resume":
-            if not await site.store.update_job_state(
-                job_id, JobState.QUEUED, at=now, expected=(JobState.PAUSED,)
-            ):
-                raise ConflictError(f"job {job_id} is {job.state}; only paused jobs can be resumed")
+            await self._lifecycle.resume(job_id, at=now)
         elif action == "retry":
             if job.placement != LOCAL:
                 raise ConflictError(f"job {job_id} runs at {job.placement}; retry it there")
-            count = await site.store.retry_job(job_id, at=now)
-            if count == 0:
+            if await self._lifecycle.retry_failed(job_id, at=now) == 0:
                 raise ConflictError(f"job {job_id} has no failed tasks to retry")
         else:
             raise NotFoundError(f"unknown action '{action}'; use cancel, pause, resume or retry")
-        site.dispatcher.wake()
         return await self.get(job_id)

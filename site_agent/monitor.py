@@ -10,34 +10,57 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from aiohttp import WSCloseCode
 
 from .config import SchedulingConfig
 from .connections import ConnectionRegistry
-from .dispatcher import Dispatcher
-from .reports import TaskReports
-from .store.base import Store, StoreError
-from .store.records import ServerStatus
+from .store.base import StoreError
+from .store.records import ServerStatus, TaskRecord
 
 log = logging.getLogger(__name__)
+
+
+class MonitorStore(Protocol):
+    """The store calls of the monitor: heartbeats, leases, server status."""
+
+    async def record_heartbeats(self, beats: Sequence[tuple[str, float]]) -> None: ...
+
+    async def active_task_servers(self) -> set[str]: ...
+
+    async def expired_tasks(self, *, now: float) -> list[TaskRecord]: ...
+
+    async def set_server_status(
+        self, server_id: str, status: ServerStatus, *, at: float
+    ) -> None: ...
+
+
+class Requeue(Protocol):
+    async def requeue_server(self, server_id: str, *, at: float) -> list[TaskRecord]:
+        """The lifecycle transition: the server's active tasks back to waiting."""
+
+
+class Expiry(Protocol):
+    async def expire(self, task: TaskRecord) -> None:
+        """Stop the task on its server and count a failed attempt."""
 
 
 class HeartbeatMonitor:
     def __init__(
         self,
-        store: Store,
+        store: MonitorStore,
         connections: ConnectionRegistry,
-        dispatcher: Dispatcher,
-        reports: TaskReports,
+        lifecycle: Requeue,
+        reports: Expiry,
         config: SchedulingConfig,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._connections = connections
-        self._dispatcher = dispatcher
+        self._lifecycle = lifecycle
         self._reports = reports
         self._config = config
         self._clock = clock
@@ -93,19 +116,16 @@ class HeartbeatMonitor:
             for server_id in await self._store.active_task_servers()
             if server_id and self._connections.get(server_id) is None
         }
-        requeued = 0
         for server_id in lost_servers:
             gone_since = self._gone_since.get(server_id, self._started)
             if now - gone_since <= grace_s:
                 continue
-            tasks = await self._store.requeue_server_tasks(server_id, at=now)
+            # The lifecycle's TasksRequeued event wakes the dispatcher.
+            tasks = await self._lifecycle.requeue_server(server_id, at=now)
             await self._store.set_server_status(server_id, ServerStatus.OFFLINE, at=now)
-            requeued += len(tasks)
             log.warning(
                 "server %s gone for %.0fs; requeued %d tasks",
                 server_id,
                 now - gone_since,
                 len(tasks),
             )
-        if requeued:
-            self._dispatcher.wake()

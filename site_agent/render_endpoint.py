@@ -8,7 +8,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -16,20 +16,76 @@ from render_server import protocol
 
 from .appkeys import SITE
 from .auth import bearer, check_server
-from .connections import ActiveTask, ServerConnection
+from .config import SiteConfig
+from .connections import ActiveTask, ConnectionRegistry, ServerConnection
 from .errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
 from .files import check_sha256
-from .store.records import ServerRecord, ServerStatus
-
-if TYPE_CHECKING:
-    from .site import SiteAgent
+from .monitor import Requeue
+from .reports import TaskReports, Wakeup
+from .store.records import ServerRecord, ServerStatus, TaskRecord
 
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0
 
 
+class EndpointStore(Protocol):
+    """The store calls of the render-server endpoint (server rows, task reads)."""
+
+    async def get_server_by_name(self, name: str) -> ServerRecord | None: ...
+
+    async def upsert_server(self, server: ServerRecord) -> ServerRecord: ...
+
+    async def set_server_status(
+        self, server_id: str, status: ServerStatus, *, at: float
+    ) -> None: ...
+
+    async def active_tasks(
+        self, *, server_id: str | None = None, job_id: str | None = None
+    ) -> list[TaskRecord]: ...
+
+    async def get_task(self, task_id: int) -> TaskRecord | None: ...
+
+
+class ConnectionWatch(Protocol):
+    """The heartbeat monitor, as the endpoint tells it about connections."""
+
+    def connected(self, server_id: str) -> None: ...
+
+    def disconnected(self, server_id: str) -> None: ...
+
+    def heartbeat(self, server_id: str, at: float) -> None: ...
+
+
+class RenderSite(Protocol):
+    """What the render-server endpoint uses of the site agent."""
+
+    @property
+    def config(self) -> SiteConfig: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def store(self) -> EndpointStore: ...
+
+    @property
+    def connections(self) -> ConnectionRegistry: ...
+
+    @property
+    def monitor(self) -> ConnectionWatch: ...
+
+    @property
+    def dispatcher(self) -> Wakeup: ...
+
+    @property
+    def reports(self) -> TaskReports: ...
+
+    @property
+    def lifecycle(self) -> Requeue: ...
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    site: SiteAgent = request.app[SITE]
+    site: RenderSite = request.app[SITE]
     ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     try:
@@ -71,7 +127,7 @@ async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
 
 
 async def _register(
-    site: SiteAgent, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str
+    site: RenderSite, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str
 ) -> ServerConnection:
     now = site.clock()
     existing = await site.store.get_server_by_name(hello.name)
@@ -122,7 +178,7 @@ async def _register(
 
 
 async def _reconcile_running(
-    site: SiteAgent, conn: ServerConnection, reported: list[protocol.TaskRef]
+    site: RenderSite, conn: ServerConnection, reported: list[protocol.TaskRef]
 ) -> list[protocol.TaskRef]:
     """After a reconnect, keep the tasks both sides agree on; requeue the rest.
 
@@ -140,7 +196,7 @@ async def _reconcile_running(
             } | conn.running
             return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
         if active:
-            requeued = await site.store.requeue_server_tasks(conn.server_id, at=site.clock())
+            requeued = await site.lifecycle.requeue_server(conn.server_id, at=site.clock())
             log.info(
                 "server %s reconnected without %d of its tasks; requeued them",
                 conn.record.name,
@@ -151,7 +207,7 @@ async def _reconcile_running(
         conn.reconciled = True
 
 
-async def _serve(site: SiteAgent, conn: ServerConnection) -> None:
+async def _serve(site: RenderSite, conn: ServerConnection) -> None:
     completions = _Completions(site, conn)
     try:
         await _read_reports(site, conn, completions)
@@ -170,7 +226,7 @@ class _Completions:
     per connection; the read loop waits beyond that.
     """
 
-    def __init__(self, site: SiteAgent, conn: ServerConnection) -> None:
+    def __init__(self, site: RenderSite, conn: ServerConnection) -> None:
         self._site = site
         self._conn = conn
         self._running: set[asyncio.Task[None]] = set()
@@ -199,7 +255,9 @@ class _Completions:
             await asyncio.gather(*self._running, return_exceptions=True)
 
 
-async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _Completions) -> None:
+async def _read_reports(
+    site: RenderSite, conn: ServerConnection, completions: _Completions
+) -> None:
     server_id = conn.server_id
     # Every handler takes just the message (the reports API is keyed by server id).
     handlers: dict[type[protocol.Message], Callable[[Any], Awaitable[None]]] = {
@@ -233,11 +291,11 @@ async def _read_reports(site: SiteAgent, conn: ServerConnection, completions: _C
         await handler(msg)
 
 
-async def _on_heartbeat(site: SiteAgent, conn: ServerConnection, msg: protocol.Heartbeat) -> None:
+async def _on_heartbeat(site: RenderSite, conn: ServerConnection, msg: protocol.Heartbeat) -> None:
     site.monitor.heartbeat(conn.server_id, conn.last_seen)
 
 
-async def _unregister(site: SiteAgent, conn: ServerConnection) -> None:
+async def _unregister(site: RenderSite, conn: ServerConnection) -> None:
     if site.connections.remove(conn):
         site.monitor.disconnected(conn.server_id)
         if not conn.disabled:
@@ -248,7 +306,7 @@ async def _unregister(site: SiteAgent, conn: ServerConnection) -> None:
 
 
 async def _active_in_store(
-    site: SiteAgent, server_id: str, task_id: int, attempt: int
+    site: RenderSite, server_id: str, task_id: int, attempt: int
 ) -> ActiveTask:
     """The fence check against the store, for an attempt the connection does not hold.
 
@@ -267,7 +325,7 @@ async def _active_in_store(
 
 async def upload_frame(request: web.Request) -> web.Response:
     """PUT a rendered frame; fenced by (task, attempt, server) like every other report."""
-    site: SiteAgent = request.app[SITE]
+    site: RenderSite = request.app[SITE]
     if check_server(bearer(request), request.remote, site.config.auth):
         raise UnauthorizedError("render servers must present the enrollment token")
     try:

@@ -10,18 +10,16 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import Protocol
 
 from render_server import protocol
-from scheduler.retry import decide_retry
 
-from .batcher import ReportBatcher
 from .connections import ActiveTask, ConnectionRegistry
-from .dispatcher import Dispatcher
 from .errors import AgentError, BadRequestError, NotFoundError
 from .files import FileError, check_sha256
+from .lifecycle.events import Event, JobCancelled
 from .storage import FrameStorage, frame_file_name
-from .store.base import Store
 from .store.records import (
     CompletionReport,
     FrameRecord,
@@ -34,7 +32,42 @@ from .store.records import (
 
 log = logging.getLogger(__name__)
 
-JobFinishedHook = Callable[[str], Awaitable[None]]
+
+class ReportReads(Protocol):
+    """The store reads the report path makes."""
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def get_task(self, task_id: int) -> TaskRecord | None: ...
+
+    async def stored_task_frames(
+        self, job_id: str, task_id: int, frames: Sequence[int]
+    ) -> set[int]: ...
+
+
+class ReportTransitions(Protocol):
+    """The lifecycle transitions a render server's reports cause."""
+
+    def start(self, report: StartedReport) -> None: ...
+
+    def log(self, report: LogReport) -> None: ...
+
+    async def record_frame(self, record: FrameRecord) -> None: ...
+
+    async def complete(
+        self, report: CompletionReport, *, frames: Sequence[FrameRecord] = ()
+    ) -> TaskOutcome | None: ...
+
+    async def fail(
+        self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None
+    ) -> TaskOutcome | None: ...
+
+    async def expire(self, task: TaskRecord) -> TaskOutcome | None: ...
+
+
+class Wakeup(Protocol):
+    def wake(self) -> None:
+        """Something changed that may let the dispatcher send work."""
 
 
 class JobCache:
@@ -47,7 +80,7 @@ class JobCache:
     Callers must not use the cached state, placement or timestamps.
     """
 
-    def __init__(self, store: Store, *, size: int = 1024) -> None:
+    def __init__(self, store: ReportReads, *, size: int = 1024) -> None:
         self._store = store
         self._size = size
         self._jobs: dict[str, JobRecord] = {}
@@ -84,26 +117,30 @@ class JobCache:
 
 
 class TaskReports:
+    """A render server's reports on its task attempts, checked against what it holds.
+
+    The transitions themselves are the lifecycle's; this class checks each report
+    against the server's connection (a stale one is ignored), writes frames to
+    storage, and tells servers to stop tasks taken away from them.
+    """
+
     def __init__(
         self,
-        store: Store,
+        store: ReportReads,
+        lifecycle: ReportTransitions,
         connections: ConnectionRegistry,
-        dispatcher: Dispatcher,
+        dispatcher: Wakeup,
         storage: FrameStorage,
         *,
-        bad_server_threshold: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._lifecycle = lifecycle
         self._connections = connections
         self._dispatcher = dispatcher
         self._storage = storage
-        self._threshold = bad_server_threshold
         self._clock = clock
         self.jobs = JobCache(store)
-        self.batcher = ReportBatcher(store, clock=clock)
-        self.on_job_finished: list[JobFinishedHook] = []
-        self.on_job_progress: list[JobFinishedHook] = []
         self.inline_frames = 0
         """Frames received inline in TaskDone and stored (instead of uploaded over HTTP)."""
 
@@ -119,7 +156,7 @@ class TaskReports:
             )
             return
         now = self._clock()
-        self.batcher.started(
+        self._lifecycle.start(
             StartedReport(
                 task_id=msg.task_id,
                 attempt=msg.attempt,
@@ -134,7 +171,7 @@ class TaskReports:
         # Queued for the next group commit: one transaction per log message, awaited
         # before the connection's next report, cost every task of a chatty renderer a
         # commit in a row (7 % of a 2-slot farm's makespan with 0.3 s frames).
-        self.batcher.log(
+        self._lifecycle.log(
             LogReport(task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, text=msg.text)
         )
 
@@ -163,7 +200,7 @@ class TaskReports:
                 # Like a refused upload: that attempt fails (and is retried), nothing of it is recorded.
                 task = await self._store.get_task(msg.task_id)
                 if task is not None:
-                    await self._fail(
+                    await self._lifecycle.fail(
                         task, server_id, msg.attempt, f"inline frames refused: {exc}", msg.log_tail
                     )
                 self._dispatcher.wake()
@@ -180,11 +217,11 @@ class TaskReports:
             task = await self._store.get_task(msg.task_id)
             if task is not None:
                 err = f"render server reported success but frames {missing[:5]} were not uploaded"
-                await self._fail(task, server_id, msg.attempt, err, msg.log_tail)
+                await self._lifecycle.fail(task, server_id, msg.attempt, err, msg.log_tail)
             self._dispatcher.wake()
             return
         # Inline frames are recorded in the completion's transaction: one group commit per task.
-        outcome = await self.batcher.completed(
+        outcome = await self._lifecycle.complete(
             CompletionReport(
                 task_id=msg.task_id,
                 attempt=msg.attempt,
@@ -206,7 +243,6 @@ class TaskReports:
             )
         else:
             log.debug("task %s of job %s done on %s", msg.task_id, active.job_id, server_id)
-            await self._after(outcome)
 
     async def store_frame(
         self,
@@ -224,7 +260,7 @@ class TaskReports:
         record = await self.write_frame(
             server_id, active, frame, chunks, expected_sha256=expected_sha256
         )
-        await self.batcher.frame(record)
+        await self._lifecycle.record_frame(record)
         active.uploaded.append(record)
         return record
 
@@ -324,72 +360,30 @@ class TaskReports:
         self._release(server_id, msg.task_id, msg.attempt)
         task = await self._store.get_task(msg.task_id)
         if task is not None:
-            await self._fail(task, server_id, msg.attempt, msg.error, msg.log_tail)
+            await self._lifecycle.fail(task, server_id, msg.attempt, msg.error, msg.log_tail)
         self._dispatcher.wake()
 
     async def expire(self, task: TaskRecord) -> None:
-        """A task's lease ran out: count it as a failed attempt and stop it on its server."""
-        job = await self._store.get_job(task.job_id)
-        timeout = job.profile.task_timeout_s if job else 0
-        server_id = task.server_id or ""
-        conn = self._connections.get(server_id)
+        """A task's lease ran out: stop it on its server and count it as a failed attempt."""
+        conn = self._connections.get(task.server_id or "")
         if conn is not None:
             conn.running.pop((task.id, task.attempt), None)
             await conn.send(
                 protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out")
             )
-        await self._fail(
-            task, server_id, task.attempt, f"timed out after {timeout:.0f}s without a report", None
-        )
+        await self._lifecycle.expire(task)
         self._dispatcher.wake()
-
-    async def _fail(
-        self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None
-    ) -> None:
-        job = await self._store.get_job(task.job_id)
-        if job is None:
-            return
-        per_server = await self._store.server_failures(task.job_id)
-        decision = decide_retry(
-            failures=task.failures + 1,
-            max_attempts=job.profile.max_attempts,
-            server_failures_in_job=per_server.get(server_id, 0) + 1,
-            bad_server_threshold=self._threshold,
-        )
-        outcome = await self._store.fail_task(
-            task.id,
-            attempt,
-            server_id,
-            error=error,
-            at=self._clock(),
-            retry=decision.retry,
-            log_tail=log_tail,
-        )
-        if outcome is None:
-            log.info(
-                "ignored stale failure of task %s attempt %s from %s", task.id, attempt, server_id
-            )
-            return
-        log.warning(
-            "task %s of job %s failed on %s: %s (%s)",
-            task.id,
-            job.id,
-            server_id,
-            error,
-            decision.reason,
-        )
-        await self._after(outcome)
-
-    async def _after(self, outcome: TaskOutcome) -> None:
-        hooks = self.on_job_finished if outcome.job_finished else self.on_job_progress
-        for hook in hooks:
-            await hook(outcome.task.job_id)
 
     def _release(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         conn = self._connections.get(server_id)
         return conn.running.pop((task_id, attempt), None) if conn is not None else None
 
-    async def stop_tasks(self, tasks: list[TaskRecord], reason: str) -> None:
+    async def on_event(self, event: Event) -> None:
+        """Lifecycle subscriber: a cancelled job's active tasks are stopped on their servers."""
+        if isinstance(event, JobCancelled):
+            await self.stop_tasks(event.stopped, "job cancelled")
+
+    async def stop_tasks(self, tasks: Sequence[TaskRecord], reason: str) -> None:
         """Tell servers to stop tasks that were taken away from them (cancel, requeue)."""
         for task in tasks:
             conn = self._connections.get(task.server_id or "")

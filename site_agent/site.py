@@ -1,4 +1,9 @@
-"""The site agent's core object: wires the store, storage, dispatcher and monitors together."""
+"""The site agent's core object: wires the store, storage, lifecycle, dispatcher and monitors.
+
+Each part gets the few collaborators it uses; the lifecycle's events connect
+them (the dispatcher wakes on new work, the report path stops the tasks of a
+cancelled job, federation subscribes when it starts).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from spillway.packages import package_names
 from .assets import AssetStore
 from .config import SiteConfig
 from .connections import ConnectionRegistry
-from .dispatcher import Dispatcher
+from .dispatcher import WAKE_ON, Dispatcher
 from .errors import BadRequestError
 from .jobs import JobService
+from .lifecycle import JobCancelled, Lifecycle
 from .monitor import HeartbeatMonitor
 from .reports import TaskReports
 from .storage import FrameStorage
@@ -33,10 +39,6 @@ class FederationHooks(Protocol):
     """What the site agent asks of the federation layer (when one is configured)."""
 
     async def place(self, job: JobRecord, requested: str | None) -> JobRecord: ...
-
-    async def after_submit(self, job: JobRecord) -> None: ...
-
-    async def after_cancel(self, job: JobRecord) -> None: ...
 
     def peers_json(self) -> list[dict[str, Any]]: ...
 
@@ -58,23 +60,30 @@ class SiteAgent:
         self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
         self.connections = ConnectionRegistry()
         threshold = config.scheduling.bad_server_threshold
+        self.lifecycle = Lifecycle(store, bad_server_threshold=threshold, clock=clock)
         self.dispatcher = Dispatcher(
-            store, self.connections, bad_server_threshold=threshold, clock=clock
+            store, self.lifecycle, self.connections, bad_server_threshold=threshold, clock=clock
         )
         self.reports = TaskReports(
-            store,
-            self.connections,
-            self.dispatcher,
-            self.storage,
-            bad_server_threshold=threshold,
-            clock=clock,
+            store, self.lifecycle, self.connections, self.dispatcher, self.storage, clock=clock
         )
         self.monitor = HeartbeatMonitor(
-            store, self.connections, self.dispatcher, self.reports, config.scheduling, clock=clock
+            store, self.connections, self.lifecycle, self.reports, config.scheduling, clock=clock
         )
-        self.jobs = JobService(self)
         self.known_packages = set(package_names())
+        self.jobs = JobService(
+            site_name=config.name,
+            known_packages=self.known_packages,
+            jobs=store,
+            blobs=self.assets,
+            placement=self,
+            lifecycle=self.lifecycle,
+            clock=clock,
+        )
         self.federation: FederationHooks | None = None
+        # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
+        self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
+        self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)
 
     async def recover(self) -> None:
         """After a (re)start no server is connected yet; they are offline until they say hello."""
@@ -91,17 +100,6 @@ class SiteAgent:
                 f"no peer site named '{requested}': this site has no peers configured"
             )
         return dataclasses.replace(job, placement=LOCAL, placement_reason="rendered at this site")
-
-    async def after_submit(self, job: JobRecord) -> None:
-        if job.placement == LOCAL:
-            self.dispatcher.wake()
-        elif self.federation is not None:
-            await self.federation.after_submit(job)
-
-    async def after_cancel(self, job: JobRecord) -> None:
-        # Federation decides: tell the peer a forwarded job went to, or the origin of an accepted one.
-        if self.federation is not None:
-            await self.federation.after_cancel(job)
 
     def job_storage_dir(self, job: JobRecord) -> str:
         return str(self.storage.job_dir(job.name, job.id))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ConflictError, NotFoundError, Store, StoreError, StoreUnavailableError
+from .base import Store, StoreConflictError, StoreError, StoreNotFoundError, StoreUnavailableError
 from .postgres import PostgresDatabase
 from .records import (
     LOCAL,
@@ -41,12 +41,12 @@ __all__ = [
     "SUPPORTED_URLS",
     "AssetRef",
     "CompletionReport",
-    "ConflictError",
+    "StoreConflictError",
     "DispatchSnapshot",
     "FrameRecord",
     "JobRecord",
     "JobState",
-    "NotFoundError",
+    "StoreNotFoundError",
     "RunningSummary",
     "ServerRecord",
     "ServerStatus",

@@ -8,13 +8,15 @@ contract test suite runs against both. Every task state change is fenced on
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from .database import Database
-from .placement import PlacementStore
+from .database import Connection, Database
 from .records import (
+    ClaimCandidate,
     CompletionReport,
     DispatchSnapshot,
+    FailedSummary,
     FrameRecord,
     JobRecord,
     JobState,
@@ -23,7 +25,6 @@ from .records import (
     ServerStatus,
     StartedReport,
     TaskClaim,
-    TaskOutcome,
     TaskRecord,
     TaskState,
 )
@@ -37,15 +38,136 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached or opened; the message says which and how to fix it."""
 
 
-class ConflictError(StoreError):
+class StoreConflictError(StoreError):
     """A row with the same identity already exists."""
 
 
-class NotFoundError(StoreError):
+class StoreNotFoundError(StoreError):
     """The job, task or server does not exist."""
 
 
-class Store(PlacementStore, Protocol):
+class JobTransaction(Protocol):
+    """Statements over jobs, tasks, frames and failures inside one open transaction.
+
+    Lock order, to keep PostgreSQL free of deadlocks: lock a job (``lock_job``,
+    ``lock_jobs`` in id order) before touching its tasks. Task updates are fenced
+    in the SQL: a statement whose fence does not match changes nothing.
+    """
+
+    @property
+    def connection(self) -> Connection:
+        """The connection underneath, for another package's statements in the same transaction."""
+
+    async def insert_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> int:
+        """Insert the job and one waiting task per chunk; StoreConflictError if the id exists."""
+
+    async def lock_job(self, job_id: str) -> JobState | None:
+        """Take the job's row lock; its state, or None if there is no such job."""
+
+    async def lock_jobs(self, job_ids: Sequence[str]) -> None:
+        """Take the row locks of these jobs (pass them in id order)."""
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]: ...
+
+    async def set_job_state(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        at: float,
+        expected: Collection[JobState],
+        error: str = "",
+    ) -> bool:
+        """Set the state if the current one is in ``expected``; sets finished_at for finished states."""
+
+    async def start_jobs(self, job_ids: Sequence[str], *, at: float) -> None:
+        """Queued jobs among these to running."""
+
+    async def finish_job(self, job_id: str, state: JobState, *, at: float, error: str) -> None:
+        """An unfinished job to ``state`` (done or failed)."""
+
+    async def cancel_job(self, job_id: str, *, at: float) -> None:
+        """An unfinished job to cancelled."""
+
+    async def requeue_job(self, job_id: str, *, at: float) -> None:
+        """A failed or cancelled job back to queued, its error cleared."""
+
+    async def replace_job(
+        self,
+        job_id: str,
+        *,
+        old_epoch: int,
+        new_epoch: int,
+        placement: str,
+        reason: str,
+        at: float,
+    ) -> bool:
+        """New placement and epoch, fenced on ``old_epoch`` and an unfinished job."""
+
+    async def has_open_tasks(self, job_id: str) -> bool:
+        """Whether any task of the job is waiting or active."""
+
+    async def failed_summary(self, job_id: str) -> FailedSummary: ...
+
+    async def task_job(self, task_id: int) -> str | None: ...
+
+    async def get_tasks(self, task_ids: Sequence[int]) -> dict[int, TaskRecord]: ...
+
+    async def claim_candidates(self, task_ids: Sequence[int]) -> dict[int, ClaimCandidate]: ...
+
+    async def claim_tasks(self, claims: Sequence[TaskClaim], *, at: float) -> None:
+        """Fenced: each task to dispatched only while waiting at ``attempt - 1``."""
+
+    async def mark_running(self, reports: Sequence[StartedReport]) -> None:
+        """Fenced starts (pass them in task id order)."""
+
+    async def append_logs(self, reports: Sequence[LogReport]) -> None:
+        """Fenced log appends in the given order, each keeping the last ``max_chars``."""
+
+    async def upsert_frames(self, frames: Sequence[FrameRecord]) -> None:
+        """Insert or replace frame outputs; StoreNotFoundError if a job does not exist."""
+
+    async def complete_tasks(self, reports: Sequence[CompletionReport]) -> None:
+        """Fenced completions (no result: read the tasks back to see which held)."""
+
+    async def fail_task(
+        self,
+        task_id: int,
+        attempt: int,
+        server_id: str,
+        *,
+        error: str,
+        log_tail: str | None,
+        retry: bool,
+        at: float,
+    ) -> TaskRecord | None:
+        """Fenced: to waiting (``retry``) or failed, failure counted; None if the fence failed."""
+
+    async def record_failure(
+        self, task: TaskRecord, server_id: str, attempt: int, error: str, *, at: float
+    ) -> None:
+        """Remember that the attempt failed on the server (for the bad-server rule)."""
+
+    async def active_tasks(self, job_id: str) -> list[TaskRecord]: ...
+
+    async def requeue_job_tasks(self, job_id: str) -> None:
+        """The job's active tasks back to waiting (attempt kept, no failure counted)."""
+
+    async def requeue_server_tasks(self, server_id: str) -> list[TaskRecord]:
+        """The server's active tasks back to waiting; returns them as they are now."""
+
+    async def reset_failed_tasks(self, job_id: str) -> int:
+        """Failed tasks back to waiting with failure counts and history forgotten; how many."""
+
+    async def end_waiting_tasks(
+        self, job_id: str, state: TaskState, *, at: float, error: str
+    ) -> None:
+        """The job's waiting tasks to ``state`` (a forwarded job ended at its peer)."""
+
+
+class Store(Protocol):
     """Persistence for one site. All times are epoch seconds supplied by the caller."""
 
     @property
@@ -53,6 +175,9 @@ class Store(PlacementStore, Protocol):
         """The adapter underneath, for a package that keeps its own tables in the same database."""
 
     async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[JobTransaction]:
+        """One write transaction: commit on normal exit, roll back on any exception."""
 
     # --- render servers -------------------------------------------------
     async def upsert_server(self, server: ServerRecord) -> ServerRecord:
@@ -72,26 +197,12 @@ class Store(PlacementStore, Protocol):
     async def get_server_by_name(self, name: str) -> ServerRecord | None: ...
 
     # --- jobs -----------------------------------------------------------
-    async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
-        """Insert the job and one waiting task per chunk (index = position) in one transaction."""
-
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
     async def list_jobs(
         self, *, states: Collection[JobState] | None = None, limit: int = 100
     ) -> list[JobRecord]:
         """Newest first."""
-
-    async def update_job_state(
-        self,
-        job_id: str,
-        state: JobState,
-        *,
-        at: float,
-        expected: Collection[JobState] | None = None,
-        error: str = "",
-    ) -> bool:
-        """Set the state if the current one is in ``expected`` (any when None); sets finished_at for finished states."""
 
     async def set_job_placement(
         self,
@@ -113,64 +224,6 @@ class Store(PlacementStore, Protocol):
     # --- dispatch -------------------------------------------------------
     async def dispatch_snapshot(self, *, per_job_limit: int) -> DispatchSnapshot: ...
 
-    async def assign_tasks(self, claims: Sequence[TaskClaim], *, at: float) -> list[TaskRecord]:
-        """Claim waiting tasks in one transaction; returns those claimed (state dispatched).
-
-        Jobs of claimed tasks in state queued move to running.
-        """
-
-    async def mark_task_running(
-        self, task_id: int, attempt: int, server_id: str, *, at: float, lease_expires_at: float
-    ) -> bool: ...
-
-    async def append_task_log(
-        self, task_id: int, attempt: int, server_id: str, text: str, *, max_chars: int = 16000
-    ) -> bool:
-        """Append to the task's log tail, keeping the last ``max_chars`` characters."""
-
-    async def record_frames(self, frames: Sequence[FrameRecord]) -> None:
-        """Insert or replace frame outputs (one row per job and frame)."""
-
-    async def complete_task(
-        self, task_id: int, attempt: int, server_id: str, *, at: float, log_tail: str | None = None
-    ) -> TaskOutcome | None:
-        """Fenced. Marks the task done; finishes the job when nothing is left waiting or active
-        (done, or failed if any task failed). None when the fence did not match."""
-
-    async def apply_reports(
-        self,
-        started: Sequence[StartedReport],
-        frames: Sequence[FrameRecord],
-        completions: Sequence[CompletionReport],
-        *,
-        at: float,
-        logs: Sequence[LogReport] = (),
-    ) -> list[TaskOutcome | None]:
-        """Apply many reports in one transaction: fenced starts and log appends, frame
-        upserts, fenced completions.
-
-        Returns one outcome per completion, None where the fence did not match (a
-        repeated completion of a task in the same batch never matches). Jobs left
-        with nothing waiting or active finish at ``at``; the outcome of the job's last
-        completion in the batch says so. All or nothing: on an error nothing is applied.
-        """
-
-    async def fail_task(
-        self,
-        task_id: int,
-        attempt: int,
-        server_id: str,
-        *,
-        error: str,
-        at: float,
-        retry: bool,
-        log_tail: str | None = None,
-    ) -> TaskOutcome | None:
-        """Fenced. Counts a failure (recorded per server), then waiting if ``retry`` else failed."""
-
-    async def requeue_server_tasks(self, server_id: str, *, at: float) -> list[TaskRecord]:
-        """Active tasks on the server go back to waiting (attempt kept, no failure counted)."""
-
     async def expired_tasks(self, *, now: float) -> list[TaskRecord]:
         """Active tasks whose lease expired before ``now``."""
 
@@ -181,13 +234,14 @@ class Store(PlacementStore, Protocol):
     async def active_task_servers(self) -> set[str]:
         """Ids of the servers holding at least one active task (one cheap indexed read)."""
 
-    async def cancel_job(self, job_id: str, *, at: float) -> list[TaskRecord]:
-        """Job to cancelled; its active tasks go back to waiting and are returned so the agent can stop them."""
-
-    async def retry_job(self, job_id: str, *, at: float) -> int:
-        """Failed tasks back to waiting with their failure count reset; job back to queued. Returns the count."""
-
     async def server_failures(self, job_id: str) -> dict[str, int]: ...
+
+    # --- placement inputs -------------------------------------------------
+    async def local_frames_waiting(self) -> int:
+        """Frames of locally placed jobs still waiting for a server."""
+
+    async def seconds_per_frame(self) -> float | None:
+        """Average render time per frame of the most recent tasks, None before any."""
 
     # --- frames ---------------------------------------------------------
     async def list_frames(self, job_id: str) -> list[FrameRecord]: ...

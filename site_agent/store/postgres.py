@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from .base import ConflictError, NotFoundError, StoreError, StoreUnavailableError
+from .base import StoreConflictError, StoreError, StoreNotFoundError, StoreUnavailableError
 from .database import Connection, Row, TransactionalWrites
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,11 @@ def translate_errors(where: str) -> Iterator[None]:
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
-        raise ConflictError(f"already exists ({exc.detail or exc})") from exc
+        raise StoreConflictError(f"already exists ({exc.detail or exc})") from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise NotFoundError(f"refers to a row that does not exist ({exc.detail or exc})") from exc
+        raise StoreNotFoundError(
+            f"refers to a row that does not exist ({exc.detail or exc})"
+        ) from exc
     except TimeoutError as exc:
         raise StoreUnavailableError(
             f"PostgreSQL at {where} did not answer within {QUERY_TIMEOUT_S:g} s; "

@@ -70,9 +70,6 @@ ORDER BY created_at DESC, id DESC LIMIT $2
 LOCK_JOB = "UPDATE jobs SET state = state WHERE id = $1 RETURNING state"
 LOCK_JOB_NO_RESULT = "UPDATE jobs SET state = state WHERE id = $1"
 JOB_STATES = "SELECT id, state FROM jobs WHERE id = ANY($1::text[])"
-UPDATE_JOB_STATE = """
-UPDATE jobs SET state = $2, updated_at = $3, finished_at = $4, error = $5 WHERE id = $1
-"""
 UPDATE_JOB_STATE_IF = """
 UPDATE jobs SET state = $2, updated_at = $3, finished_at = $4, error = $5
 WHERE id = $1 AND state = ANY($6::text[])
@@ -132,13 +129,7 @@ UPDATE tasks SET log_tail = CASE
         ELSE log_tail || $4 END
 WHERE {_FENCE}
 """
-COMPLETE_TASK = f"""
-UPDATE tasks SET state = 'done', finished_at = $4, lease_expires_at = NULL, error = '',
-                 log_tail = COALESCE($5, log_tail)
-WHERE {_FENCE}
-RETURNING {TASK_COLUMNS}
-"""
-# The batched form (see ``SqlStore.apply_reports``): the outcome is read back afterwards.
+# Batched (see ``site_agent.lifecycle.batch``): the outcome is read back afterwards.
 COMPLETE_TASK_NO_RESULT = f"""
 UPDATE tasks SET state = 'done', finished_at = $4, lease_expires_at = NULL, error = '',
                  log_tail = COALESCE($5, log_tail)

@@ -232,3 +232,24 @@ class CompletionReport:
     job_id: str
     at: float
     log_tail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimCandidate:
+    """A task as a claim sees it, read under its job's lock: the task and its job's state."""
+
+    task_id: int
+    job_id: str
+    state: TaskState
+    attempt: int
+    job_state: JobState
+    placement: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedSummary:
+    """A job's failed tasks: how many, and the first one's index and error."""
+
+    count: int
+    first_index: int | None
+    first_error: str

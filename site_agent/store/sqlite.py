@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from .base import ConflictError, NotFoundError, StoreError, StoreUnavailableError
+from .base import StoreConflictError, StoreError, StoreNotFoundError, StoreUnavailableError
 from .database import Connection, Row, TransactionalWrites
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,9 @@ def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         if "UNIQUE" in text or "PRIMARY KEY" in text:
-            return ConflictError(f"already exists ({text})")
+            return StoreConflictError(f"already exists ({text})")
         if "FOREIGN KEY" in text:
-            return NotFoundError(f"refers to a row that does not exist ({text})")
+            return StoreNotFoundError(f"refers to a row that does not exist ({text})")
     elif isinstance(exc, sqlite3.OperationalError):
         if "locked" in text or "busy" in text:
             return StoreUnavailableError(

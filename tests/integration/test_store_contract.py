@@ -1,4 +1,8 @@
-"""The Store contract, run against SQLite and PostgreSQL (see the ``store`` fixture)."""
+"""The Store contract, run against SQLite and PostgreSQL (see the ``store`` fixture).
+
+Transitions are made through the lifecycle (:func:`lc`), the one user of the
+store's transaction statements; what they leave in the database is the contract.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,30 @@ from collections.abc import Sequence
 import pytest
 
 from scheduler.profile import JobProfile
+from site_agent.errors import JobExistsError, NotFoundError
+from site_agent.lifecycle import Lifecycle
 from site_agent.store import (
     LOCAL,
     AssetRef,
     CompletionReport,
-    ConflictError,
     FrameRecord,
     JobRecord,
     JobState,
     LogReport,
-    NotFoundError,
     RunningSummary,
     ServerRecord,
     ServerStatus,
     StartedReport,
     Store,
+    StoreConflictError,
+    StoreNotFoundError,
     TaskClaim,
+    TaskOutcome,
     TaskRecord,
     TaskState,
 )
+
+ALL_STATES = tuple(JobState)
 
 PROFILE = JobProfile(
     package="povray",
@@ -94,6 +103,72 @@ def make_server(name: str = "r1", *, server_id: str = "", **fields: object) -> S
     return dataclasses.replace(server, **fields)  # type: ignore[arg-type]
 
 
+def lc(store: Store) -> Lifecycle:
+    """The lifecycle over ``store`` (cheap: it starts nothing until reports are queued)."""
+    return Lifecycle(store)
+
+
+async def complete(
+    store: Store,
+    task_id: int,
+    attempt: int,
+    server_id: str,
+    *,
+    at: float,
+    log_tail: str | None = None,
+    job_id: str = "job-1",
+) -> TaskOutcome | None:
+    """One fenced completion, applied as a batch of one."""
+    report = CompletionReport(
+        task_id=task_id,
+        attempt=attempt,
+        server_id=server_id,
+        job_id=job_id,
+        at=at,
+        log_tail=log_tail,
+    )
+    [outcome] = await lc(store).apply_reports([], [], [report], at=at)
+    return outcome
+
+
+async def start(
+    store: Store, task: TaskRecord, server_id: str, *, at: float, lease_expires_at: float
+) -> None:
+    """One fenced start, applied as a batch of one."""
+    report = StartedReport(
+        task_id=task.id,
+        attempt=task.attempt,
+        server_id=server_id,
+        job_id=task.job_id,
+        at=at,
+        lease_expires_at=lease_expires_at,
+    )
+    await lc(store).apply_reports([report], [], [], at=at)
+
+
+async def append_log(
+    store: Store, task: TaskRecord, server_id: str, text: str, *, max_chars: int
+) -> None:
+    """One fenced log append, applied as a batch of one."""
+    report = LogReport(
+        task_id=task.id, attempt=task.attempt, server_id=server_id, text=text, max_chars=max_chars
+    )
+    await lc(store).apply_reports([], [], [], at=0.0, logs=[report])
+
+
+async def set_state(
+    store: Store,
+    job_id: str,
+    state: JobState,
+    *,
+    at: float,
+    expected: Sequence[JobState] = ALL_STATES,
+    error: str = "",
+) -> bool:
+    async with store.transaction() as tx:
+        return await tx.set_job_state(job_id, state, at=at, expected=expected, error=error)
+
+
 async def new_job(
     store: Store,
     job_id: str = "job-1",
@@ -101,7 +176,7 @@ async def new_job(
     **fields: object,
 ) -> list[TaskRecord]:
     """Create a job; returns its tasks in index order."""
-    await store.create_job(make_job(job_id, **fields), list(chunks))  # type: ignore[arg-type]
+    await lc(store).create(make_job(job_id, **fields), list(chunks))  # type: ignore[arg-type]
     return await store.list_tasks(job_id)
 
 
@@ -118,7 +193,7 @@ def claim_of(task: TaskRecord, server: str = "s1", *, lease: float = 1000.0) -> 
 async def claim(
     store: Store, task: TaskRecord, server: str = "s1", *, lease: float = 1000.0
 ) -> TaskRecord:
-    [claimed] = await store.assign_tasks([claim_of(task, server, lease=lease)], at=10.0)
+    [claimed] = await lc(store).assign([claim_of(task, server, lease=lease)], at=10.0)
     return claimed
 
 
@@ -147,9 +222,9 @@ async def test_servers_listed_by_name_and_unknown_ones_rejected(store: Store) ->
     assert [s.name for s in servers] == ["r1", "r2", "r3"]
     assert servers[0].tags == frozenset({"a", "r1"})
     assert servers[0].gpus == ("RTX 4090",) and servers[0].packages["povray"] == "3.7.0.10"
-    with pytest.raises(ConflictError):  # an id taken by another name
+    with pytest.raises(StoreConflictError):  # an id taken by another name
         await store.upsert_server(make_server("r9", server_id="id-r1"))
-    with pytest.raises(NotFoundError, match="not registered"):
+    with pytest.raises(StoreNotFoundError, match="not registered"):
         await store.set_server_status("nope", ServerStatus.OFFLINE, at=1.0)
 
 
@@ -173,11 +248,11 @@ async def test_job_roundtrip_keeps_every_field(store: Store) -> None:
         remote_job_id="r-5",
         error="",
     )
-    await store.create_job(job, [(1, 11, 21), (31, 41, 51)])
+    await lc(store).create(job, [(1, 11, 21), (31, 41, 51)])
     assert await store.get_job("job-rt") == job
     assert await store.get_job("missing") is None
-    with pytest.raises(ConflictError, match="already exists"):
-        await store.create_job(job, [(1,)])
+    with pytest.raises(JobExistsError, match="already exists"):
+        await lc(store).create(job, [(1,)])
 
 
 async def test_task_frames_roundtrip(store: Store) -> None:
@@ -203,21 +278,19 @@ async def test_list_jobs_newest_first_with_state_filter(store: Store) -> None:
 
 async def test_update_job_state_and_placement(store: Store) -> None:
     await new_job(store)
-    ok = await store.update_job_state("job-1", JobState.PAUSED, at=5.0, expected=[JobState.RUNNING])
+    ok = await set_state(store, "job-1", JobState.PAUSED, at=5.0, expected=[JobState.RUNNING])
     assert not ok
-    assert await store.update_job_state("job-1", JobState.FAILED, at=6.0, error="no server")
+    assert await set_state(store, "job-1", JobState.FAILED, at=6.0, error="no server")
     job = await store.get_job("job-1")
     assert job is not None and (job.state, job.finished_at, job.error) == (
         JobState.FAILED,
         6.0,
         "no server",
     )
-    assert await store.update_job_state(
-        "job-1", JobState.QUEUED, at=7.0, expected=[JobState.FAILED]
-    )
+    assert await set_state(store, "job-1", JobState.QUEUED, at=7.0, expected=[JobState.FAILED])
     job = await store.get_job("job-1")
     assert job is not None and (job.finished_at, job.updated_at, job.error) == (None, 7.0, "")
-    assert not await store.update_job_state("missing", JobState.DONE, at=8.0)
+    assert not await set_state(store, "missing", JobState.DONE, at=8.0)
 
     await store.set_job_placement(
         "job-1", placement="paris", reason="no local povray", epoch=1, remote_job_id="p-1", at=9.0
@@ -230,7 +303,7 @@ async def test_update_job_state_and_placement(store: Store) -> None:
         1,
         "p-1",
     )
-    with pytest.raises(NotFoundError):
+    with pytest.raises(StoreNotFoundError):
         await store.set_job_placement(
             "x", placement="p", reason="", epoch=1, remote_job_id=None, at=1.0
         )
@@ -247,7 +320,7 @@ async def test_dispatch_snapshot_contents(store: Store) -> None:
     await claim(store, a[1], "s2")
     await claim(store, e, "s1")
     failed = await claim(store, a[2], "s3")
-    await store.fail_task(failed.id, 1, "s3", error="segfault", at=11.0, retry=True)
+    await lc(store).fail_task(failed.id, 1, "s3", error="segfault", at=11.0, retry=True)
 
     snap = await store.dispatch_snapshot(per_job_limit=2)
 
@@ -264,21 +337,21 @@ async def test_dispatch_snapshot_contents(store: Store) -> None:
 
 async def test_assign_tasks_is_fenced(store: Store) -> None:
     t0, t1, t2 = await new_job(store)
-    [won] = await store.assign_tasks([claim_of(t0, "s1"), claim_of(t0, "s2")], at=10.0)
+    [won] = await lc(store).assign([claim_of(t0, "s1"), claim_of(t0, "s2")], at=10.0)
     assert (won.id, won.state, won.attempt, won.server_id) == (t0.id, TaskState.DISPATCHED, 1, "s1")
     assert (won.dispatched_at, won.lease_expires_at) == (10.0, 1000.0)
     job = await store.get_job("job-1")
     assert job is not None and job.state is JobState.RUNNING
 
-    assert await store.assign_tasks([claim_of(t0, "s2")], at=11.0) == []  # already dispatched
+    assert await lc(store).assign([claim_of(t0, "s2")], at=11.0) == []  # already dispatched
     stale = TaskClaim(
         task_id=t1.id, job_id=t1.job_id, attempt=2, server_id="s1", lease_expires_at=1.0
     )
-    assert await store.assign_tasks([stale], at=11.0) == []  # attempt is 0, not 1
+    assert await lc(store).assign([stale], at=11.0) == []  # attempt is 0, not 1
     missing = TaskClaim(
         task_id=10**9, job_id=t1.job_id, attempt=1, server_id="s1", lease_expires_at=1.0
     )
-    claimed = await store.assign_tasks([missing, claim_of(t1), claim_of(t2)], at=12.0)
+    claimed = await lc(store).assign([missing, claim_of(t1), claim_of(t2)], at=12.0)
     assert [t.id for t in claimed] == [t1.id, t2.id]
 
 
@@ -289,7 +362,7 @@ async def test_a_claim_naming_another_job_loses(store: Store) -> None:
     wrong = TaskClaim(
         task_id=t0.id, job_id="job-2", attempt=1, server_id="s1", lease_expires_at=1.0
     )
-    assert await store.assign_tasks([wrong], at=10.0) == []
+    assert await lc(store).assign([wrong], at=10.0) == []
     task = await store.get_task(t0.id)
     assert task is not None and task.state is TaskState.WAITING
     job = await store.get_job("job-1")
@@ -301,8 +374,8 @@ async def test_assign_tasks_skips_jobs_that_are_not_dispatchable(
     store: Store, state: JobState
 ) -> None:
     [task] = await new_job(store, chunks=[(1,)])
-    await store.update_job_state("job-1", state, at=5.0)
-    assert await store.assign_tasks([claim_of(task)], at=10.0) == []
+    await set_state(store, "job-1", state, at=5.0)
+    assert await lc(store).assign([claim_of(task)], at=10.0) == []
 
 
 async def test_concurrent_assign_never_double_claims(store: Store) -> None:
@@ -312,7 +385,7 @@ async def test_concurrent_assign_never_double_claims(store: Store) -> None:
         won: list[TaskRecord] = []
         for start in range(0, 60, 15):
             batch = [claim_of(t, server) for t in tasks[start : start + 15]]
-            won += await store.assign_tasks(batch, at=10.0)
+            won += await lc(store).assign(batch, at=10.0)
         return won
 
     results = await asyncio.gather(*(dispatcher(f"s{i}") for i in range(4)))
@@ -326,7 +399,7 @@ async def test_concurrent_assign_never_double_claims(store: Store) -> None:
 
 async def test_create_job_with_100k_chunks(store: Store) -> None:
     chunks = [(frame,) for frame in range(1, 100_001)]
-    await store.create_job(dataclasses.replace(make_job("huge"), frame_count=100_000), chunks)
+    await lc(store).create(dataclasses.replace(make_job("huge"), frame_count=100_000), chunks)
     counts = await store.task_counts("huge")
     assert counts[TaskState.WAITING] == 100_000 and counts[TaskState.DONE] == 0
     snap = await store.dispatch_snapshot(per_job_limit=10)
@@ -351,27 +424,30 @@ def frame(number: int, *, sha: str = "c", task_id: int | None = None) -> FrameRe
 
 async def test_record_frames_upserts(store: Store) -> None:
     tasks = await new_job(store)
-    await store.record_frames([frame(2, task_id=tasks[1].id), frame(1)])
-    await store.record_frames([frame(2, sha="d")])
+    await lc(store).apply_reports([], [frame(2, task_id=tasks[1].id), frame(1)], [], at=20.0)
+    await lc(store).apply_reports([], [frame(2, sha="d")], [], at=20.0)
     frames = await store.list_frames("job-1")
     assert frames == [frame(1), frame(2, sha="d")]
     assert await store.get_frame("job-1", 1) == frame(1)
     assert await store.get_frame("job-1", 9) is None
-    await store.record_frames([])
-    with pytest.raises(NotFoundError, match="frames of job nope: no such job"):
-        await store.record_frames([dataclasses.replace(frame(1), job_id="nope")])
+    await lc(store).apply_reports([], [], [], at=20.0)
+    with pytest.raises(StoreNotFoundError, match="frames of job nope: no such job"):
+        await lc(store).apply_reports(
+            [], [dataclasses.replace(frame(1), job_id="nope")], [], at=20.0
+        )
 
 
 # --- task lifecycle -----------------------------------------------------------
 async def test_running_and_log_tail_are_fenced(store: Store) -> None:
     [task] = await new_job(store, chunks=[(1,)])
     task = await claim(store, task, "s1")
-    assert not await store.mark_task_running(task.id, 1, "s2", at=11.0, lease_expires_at=500.0)
-    assert await store.mark_task_running(task.id, 1, "s1", at=11.0, lease_expires_at=500.0)
-    assert await store.mark_task_running(task.id, 1, "s1", at=12.0, lease_expires_at=600.0)
-    assert await store.append_task_log(task.id, 1, "s1", "abcdef", max_chars=8)
-    assert await store.append_task_log(task.id, 1, "s1", "ghij", max_chars=8)
-    assert not await store.append_task_log(task.id, 2, "s1", "late", max_chars=8)
+    await start(store, task, "s2", at=11.0, lease_expires_at=500.0)  # not its server
+    assert await store.get_task(task.id) == task
+    await start(store, task, "s1", at=11.0, lease_expires_at=500.0)
+    await start(store, task, "s1", at=12.0, lease_expires_at=600.0)
+    await append_log(store, task, "s1", "abcdef", max_chars=8)
+    await append_log(store, task, "s1", "ghij", max_chars=8)
+    await append_log(store, dataclasses.replace(task, attempt=2), "s1", "late", max_chars=8)
     current = await store.get_task(task.id)
     assert current is not None
     assert (current.state, current.started_at, current.lease_expires_at) == (
@@ -380,7 +456,7 @@ async def test_running_and_log_tail_are_fenced(store: Store) -> None:
         600.0,
     )
     assert current.log_tail == "cdefghij"
-    assert await store.append_task_log(task.id, 1, "s1", "é" * 20, max_chars=5)
+    await append_log(store, task, "s1", "é" * 20, max_chars=5)
     current = await store.get_task(task.id)
     assert current is not None and current.log_tail == "ééééé"
 
@@ -388,12 +464,12 @@ async def test_running_and_log_tail_are_fenced(store: Store) -> None:
 async def test_complete_task_is_fenced(store: Store) -> None:
     t0, _ = await new_job(store, chunks=[(1,), (2,)])
     t0 = await claim(store, t0, "s1")
-    assert await store.complete_task(t0.id, 1, "s2", at=20.0) is None  # wrong server
-    assert await store.complete_task(t0.id, 2, "s1", at=20.0) is None  # wrong attempt
-    assert await store.complete_task(10**9, 1, "s1", at=20.0) is None
+    assert await complete(store, t0.id, 1, "s2", at=20.0) is None  # wrong server
+    assert await complete(store, t0.id, 2, "s1", at=20.0) is None  # wrong attempt
+    assert await complete(store, 10**9, 1, "s1", at=20.0) is None
     assert await store.get_task(t0.id) == t0
 
-    outcome = await store.complete_task(t0.id, 1, "s1", at=20.0, log_tail="all good")
+    outcome = await complete(store, t0.id, 1, "s1", at=20.0, log_tail="all good")
     assert outcome is not None
     assert (outcome.task.state, outcome.task.finished_at, outcome.task.log_tail) == (
         TaskState.DONE,
@@ -401,13 +477,13 @@ async def test_complete_task_is_fenced(store: Store) -> None:
         "all good",
     )
     assert (outcome.job_state, outcome.job_finished) == (JobState.RUNNING, False)
-    assert await store.complete_task(t0.id, 1, "s1", at=21.0) is None  # already done
+    assert await complete(store, t0.id, 1, "s1", at=21.0) is None  # already done
 
 
 async def test_job_done_when_last_task_completes(store: Store) -> None:
     tasks = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
-    first = await store.complete_task(tasks[0].id, 1, "s1", at=20.0)
-    last = await store.complete_task(tasks[1].id, 1, "s1", at=21.0)
+    first = await complete(store, tasks[0].id, 1, "s1", at=20.0)
+    last = await complete(store, tasks[1].id, 1, "s1", at=21.0)
     assert first is not None and not first.job_finished
     assert last is not None and (last.job_state, last.job_finished) == (JobState.DONE, True)
     job = await store.get_job("job-1")
@@ -423,9 +499,9 @@ async def test_job_done_when_last_task_completes(store: Store) -> None:
 
 async def test_concurrent_completions_finish_the_job_exactly_once(store: Store) -> None:
     tasks = await new_job(store, chunks=[(i,) for i in range(12)])
-    claimed = await store.assign_tasks([claim_of(t, f"s{t.index % 3}") for t in tasks], at=10.0)
+    claimed = await lc(store).assign([claim_of(t, f"s{t.index % 3}") for t in tasks], at=10.0)
     outcomes = await asyncio.gather(
-        *(store.complete_task(t.id, 1, t.server_id or "", at=20.0) for t in claimed)
+        *(complete(store, t.id, 1, t.server_id or "", at=20.0) for t in claimed)
     )
     assert sum(1 for o in outcomes if o is not None and o.job_finished) == 1
     job = await store.get_job("job-1")
@@ -435,9 +511,11 @@ async def test_concurrent_completions_finish_the_job_exactly_once(store: Store) 
 async def test_fail_task_retries_then_fails_the_job(store: Store) -> None:
     [task] = await new_job(store, chunks=[(1,)])
     task = await claim(store, task, "s1")
-    assert await store.fail_task(task.id, 1, "s2", error="x", at=15.0, retry=True) is None
+    assert await lc(store).fail_task(task.id, 1, "s2", error="x", at=15.0, retry=True) is None
 
-    retried = await store.fail_task(task.id, 1, "s1", error="out of memory", at=15.0, retry=True)
+    retried = await lc(store).fail_task(
+        task.id, 1, "s1", error="out of memory", at=15.0, retry=True
+    )
     assert retried is not None and not retried.job_finished
     assert (retried.task.state, retried.task.failures, retried.task.server_id) == (
         TaskState.WAITING,
@@ -448,7 +526,7 @@ async def test_fail_task_retries_then_fails_the_job(store: Store) -> None:
 
     task = await claim(store, retried.task, "s2")
     assert task.attempt == 2
-    final = await store.fail_task(task.id, 2, "s2", error="scene error", at=16.0, retry=False)
+    final = await lc(store).fail_task(task.id, 2, "s2", error="scene error", at=16.0, retry=False)
     assert final is not None and (final.job_state, final.job_finished) == (JobState.FAILED, True)
     assert (final.task.state, final.task.failures, final.task.finished_at) == (
         TaskState.FAILED,
@@ -462,12 +540,12 @@ async def test_fail_task_retries_then_fails_the_job(store: Store) -> None:
 
 async def test_failed_job_waits_for_its_active_tasks(store: Store) -> None:
     t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
-    failed = await store.fail_task(t0.id, 1, "s1", error="bad", at=15.0, retry=False)
+    failed = await lc(store).fail_task(t0.id, 1, "s1", error="bad", at=15.0, retry=False)
     assert failed is not None and (failed.job_state, failed.job_finished) == (
         JobState.RUNNING,
         False,
     )
-    last = await store.complete_task(t1.id, 1, "s1", at=16.0)
+    last = await complete(store, t1.id, 1, "s1", at=16.0)
     assert last is not None and (last.job_state, last.job_finished) == (JobState.FAILED, True)
 
 
@@ -478,19 +556,19 @@ async def test_requeue_server_tasks(store: Store) -> None:
         await claim(store, t1, "s1"),
         await claim(store, t2, "s2"),
     )
-    await store.mark_task_running(t1.id, 1, "s1", at=11.0, lease_expires_at=900.0)
+    await start(store, t1, "s1", at=11.0, lease_expires_at=900.0)
 
-    requeued = await store.requeue_server_tasks("s1", at=30.0)
+    requeued = await lc(store).requeue_server("s1", at=30.0)
     assert sorted(t.id for t in requeued) == sorted([t0.id, t1.id])
     assert all(
         (t.state, t.attempt, t.failures, t.server_id) == (TaskState.WAITING, 1, 0, None)
         for t in requeued
     )
-    late = await store.complete_task(t0.id, 1, "s1", at=31.0)  # from the lost server
+    late = await complete(store, t0.id, 1, "s1", at=31.0)  # from the lost server
     assert late is None
     assert [t.id for t in await store.active_tasks()] == [t2.id]
     assert await store.server_failures("job-1") == {}
-    [again] = await store.assign_tasks([claim_of(requeued[0], "s3")], at=32.0)
+    [again] = await lc(store).assign([claim_of(requeued[0], "s3")], at=32.0)
     assert again.attempt == 2
 
 
@@ -510,29 +588,29 @@ async def test_expired_and_active_tasks(store: Store) -> None:
 async def test_cancel_job(store: Store) -> None:
     t0, t1, t2 = await new_job(store)
     t0 = await claim(store, t0, "s1")
-    await store.mark_task_running(t0.id, 1, "s1", at=11.0, lease_expires_at=900.0)
+    await start(store, t0, "s1", at=11.0, lease_expires_at=900.0)
 
-    stopped = await store.cancel_job("job-1", at=40.0)
+    stopped = await lc(store).cancel("job-1", at=40.0)
     assert [(t.id, t.server_id, t.attempt, t.state) for t in stopped] == [
         (t0.id, "s1", 1, TaskState.RUNNING)
     ]
     job = await store.get_job("job-1")
     assert job is not None and (job.state, job.finished_at) == (JobState.CANCELLED, 40.0)
     assert {t.state for t in await store.list_tasks("job-1")} == {TaskState.WAITING}
-    assert await store.complete_task(t0.id, 1, "s1", at=41.0) is None
+    assert await complete(store, t0.id, 1, "s1", at=41.0) is None
     assert (await store.dispatch_snapshot(per_job_limit=10)).jobs == ()
-    assert await store.assign_tasks([claim_of(t1)], at=42.0) == []
-    assert await store.cancel_job("job-1", at=43.0) == []
+    assert await lc(store).assign([claim_of(t1)], at=42.0) == []
+    assert await lc(store).cancel("job-1", at=43.0) == []
     with pytest.raises(NotFoundError, match="job nope does not exist"):
-        await store.cancel_job("nope", at=1.0)
+        await lc(store).cancel("nope", at=1.0)
 
 
 async def test_retry_job(store: Store) -> None:
     t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
-    await store.complete_task(t1.id, 1, "s1", at=20.0)
-    await store.fail_task(t0.id, 1, "s1", error="bad", at=21.0, retry=False)
+    await complete(store, t1.id, 1, "s1", at=20.0)
+    await lc(store).fail_task(t0.id, 1, "s1", error="bad", at=21.0, retry=False)
 
-    assert await store.retry_job("job-1", at=30.0) == 1
+    assert await lc(store).retry_failed("job-1", at=30.0) == 1
     job = await store.get_job("job-1")
     assert job is not None and (job.state, job.finished_at, job.error) == (
         JobState.QUEUED,
@@ -547,9 +625,9 @@ async def test_retry_job(store: Store) -> None:
     )
     snap = await store.dispatch_snapshot(per_job_limit=5)
     assert [t.id for t in snap.waiting] == [t0.id] and snap.failed_on[t0.id] == frozenset()
-    assert await store.retry_job("job-1", at=31.0) == 0
+    assert await lc(store).retry_failed("job-1", at=31.0) == 0
     with pytest.raises(NotFoundError):
-        await store.retry_job("nope", at=1.0)
+        await lc(store).retry_failed("nope", at=1.0)
 
 
 # --- batched reports (group commit) --------------------------------------------
@@ -579,7 +657,7 @@ def done_of(
 
 async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
     t0, t1, t2 = [await claim(store, t, "s1") for t in await new_job(store)]
-    outcomes = await store.apply_reports(
+    outcomes = await lc(store).apply_reports(
         [started_of(t0), started_of(t1, "s2")],  # the second from a server that does not hold it
         [frame(1, task_id=t0.id)],
         [
@@ -608,14 +686,14 @@ async def test_apply_reports_is_fenced_per_report(store: Store) -> None:
         None,
     )
     assert await store.list_frames("job-1") == [frame(1, task_id=t0.id)]
-    assert await store.apply_reports([], [], [], at=23.0) == []
+    assert await lc(store).apply_reports([], [], [], at=23.0) == []
 
 
 async def test_a_batch_of_starts_and_frames_only_is_fenced_too(store: Store) -> None:
     """The batch without completions (which takes no job lock) applies the same fences."""
     t0, t1, _ = [await claim(store, t, "s1") for t in await new_job(store)]
     assert (
-        await store.apply_reports(
+        await lc(store).apply_reports(
             [started_of(t1, at=12.0), started_of(t0, "s2"), started_of(t0, at=11.0)],
             [frame(1, task_id=t0.id)],
             [],
@@ -639,14 +717,14 @@ async def test_log_lines_in_a_batch_are_appended_in_order_and_fenced(store: Stor
         LogReport(task_id=t0.id, attempt=2, server_id="s1", text="late"),  # not its attempt
         LogReport(task_id=t0.id, attempt=1, server_id="s1", text="ghij", max_chars=8),
     ]
-    assert await store.apply_reports([started_of(t0)], [], [], at=12.0, logs=logs) == []
+    assert await lc(store).apply_reports([started_of(t0)], [], [], at=12.0, logs=logs) == []
     task = await store.get_task(t0.id)
     assert task is not None and (task.state, task.log_tail) == (TaskState.RUNNING, "cdefghij")
 
 
 async def test_apply_reports_finishes_a_job_once(store: Store) -> None:
     t0, t1 = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,), (2,)])]
-    outcomes = await store.apply_reports(
+    outcomes = await lc(store).apply_reports(
         [started_of(t1)],
         [frame(1, task_id=t0.id), frame(2, task_id=t1.id)],
         [done_of(t0), done_of(t1)],
@@ -664,8 +742,8 @@ async def test_apply_reports_across_jobs(store: Store) -> None:
     [a0] = [await claim(store, t, "s1") for t in await new_job(store, "a", chunks=[(1,)])]
     b0, b1 = [await claim(store, t, "s2") for t in await new_job(store, "b", chunks=[(1,), (2,)])]
     c0, c1 = [await claim(store, t, "s1") for t in await new_job(store, "c", chunks=[(1,), (2,)])]
-    await store.fail_task(c0.id, 1, "s1", error="bad scene", at=15.0, retry=False)
-    outcomes = await store.apply_reports(
+    await lc(store).fail_task(c0.id, 1, "s1", error="bad scene", at=15.0, retry=False)
+    outcomes = await lc(store).apply_reports(
         [], [], [done_of(b0, "s2"), done_of(a0), done_of(b1, "s1"), done_of(c1)], at=30.0
     )
     b_done, a_done, b_stale, c_done = outcomes
@@ -686,8 +764,8 @@ async def test_apply_reports_across_jobs(store: Store) -> None:
 
 async def test_apply_reports_is_all_or_nothing(store: Store) -> None:
     [t0] = [await claim(store, t, "s1") for t in await new_job(store, chunks=[(1,)])]
-    with pytest.raises(NotFoundError, match="frames of job nope"):
-        await store.apply_reports(
+    with pytest.raises(StoreNotFoundError, match="frames of job nope"):
+        await lc(store).apply_reports(
             [started_of(t0)], [dataclasses.replace(frame(1), job_id="nope")], [done_of(t0)], at=30.0
         )
     current = await store.get_task(t0.id)

@@ -1,0 +1,49 @@
+"""Job and task lifecycle: the state machines, the one service that changes state, its events.
+
+See :mod:`.states` (the transition tables), :mod:`.service` (:class:`Lifecycle`)
+and :mod:`.events` (what subscribers hear after each committed transition).
+"""
+
+from __future__ import annotations
+
+from .events import (
+    Event,
+    JobCancelled,
+    JobCreated,
+    JobFinished,
+    JobReplaced,
+    JobStateChanged,
+    TaskFinished,
+    TasksAssigned,
+    TasksRequeued,
+    TasksStarted,
+)
+from .service import InTransaction, Lifecycle, LifecycleStore
+from .states import (
+    JOB_TRANSITIONS,
+    TASK_TRANSITIONS,
+    JobEvent,
+    TaskEvent,
+    TransitionRefusedError,
+)
+
+__all__ = [
+    "JOB_TRANSITIONS",
+    "TASK_TRANSITIONS",
+    "Event",
+    "InTransaction",
+    "JobCancelled",
+    "JobCreated",
+    "JobEvent",
+    "JobFinished",
+    "JobReplaced",
+    "JobStateChanged",
+    "Lifecycle",
+    "LifecycleStore",
+    "TaskEvent",
+    "TaskFinished",
+    "TasksAssigned",
+    "TasksRequeued",
+    "TasksStarted",
+    "TransitionRefusedError",
+]

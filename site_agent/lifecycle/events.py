@@ -1,0 +1,131 @@
+"""What the lifecycle tells the rest of the agent: one typed event per transition.
+
+Events are emitted after the transition's transaction committed, to the
+subscribers in the order they subscribed; a subscriber's exception reaches the
+caller of the transition (as the hooks these events replaced did). Subscribers
+declare the event classes they want, so an event nobody wants costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from site_agent.store.records import JobRecord, JobState, TaskOutcome, TaskRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCreated:
+    """A job and its waiting tasks exist: submitted here, or accepted from a peer."""
+
+    job: JobRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksAssigned:
+    """Waiting tasks were claimed for render servers (state dispatched)."""
+
+    tasks: tuple[TaskRecord, ...]
+    started_jobs: tuple[str, ...]
+    """Jobs these claims moved from queued to running."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksStarted:
+    """Render servers' start reports were applied (each fenced; a stale one changed nothing)."""
+
+    task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFinished:
+    """An attempt ended: completed, failed and retried, or failed for good."""
+
+    outcome: TaskOutcome
+    retry: bool = False
+    """The attempt failed and the task waits for another."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFinished:
+    """The job ended done or failed (its last task, or its peer, finished it)."""
+
+    job_id: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStateChanged:
+    """A user or a peer changed the job's state: pause, resume, retry, remote start."""
+
+    job_id: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCancelled:
+    """The job was cancelled; ``stopped`` are its tasks that were active, as they were."""
+
+    job: JobRecord
+    stopped: tuple[TaskRecord, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksRequeued:
+    """Active tasks went back to waiting without a failure (their server was lost)."""
+
+    server_id: str
+    tasks: tuple[TaskRecord, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobReplaced:
+    """The job moved to a new placement (a peer, or this site) with a new epoch."""
+
+    job_id: str
+    placement: str
+    epoch: int
+
+
+Event = (
+    JobCreated
+    | TasksAssigned
+    | TasksStarted
+    | TaskFinished
+    | JobFinished
+    | JobStateChanged
+    | JobCancelled
+    | TasksRequeued
+    | JobReplaced
+)
+ALL_EVENTS: tuple[type[Event], ...] = (
+    JobCreated,
+    TasksAssigned,
+    TasksStarted,
+    TaskFinished,
+    JobFinished,
+    JobStateChanged,
+    JobCancelled,
+    TasksRequeued,
+    JobReplaced,
+)
+Subscriber = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    """Subscribers per event class, called in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[type[Event], list[Subscriber]] = {}
+
+    def subscribe(self, callback: Subscriber, kinds: Sequence[type[Event]] = ALL_EVENTS) -> None:
+        """Call ``callback`` with every event of the given classes (all by default)."""
+        for kind in kinds:
+            self._subscribers.setdefault(kind, []).append(callback)
+
+    def wanted(self, kind: type[Event]) -> bool:
+        return bool(self._subscribers.get(kind))
+
+    async def emit(self, event: Event) -> None:
+        for callback in self._subscribers.get(type(event), ()):
+            await callback(event)

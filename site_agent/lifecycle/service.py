@@ -1,0 +1,479 @@
+"""The lifecycle service: the one place where jobs and tasks change state.
+
+Each method is one transition: it checks the transition table
+(:mod:`site_agent.lifecycle.states`), runs the store's fenced statements in one
+transaction, and after the commit emits one event (:mod:`.events`) to the
+subscribers (the dispatcher, the task stopper, federation). Reports from render
+servers go through the :class:`~site_agent.batcher.ReportBatcher`: the
+lifecycle decides, the batch applies many fenced transitions in one
+transaction, and each caller's events go out after its batch committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from scheduler.retry import decide_retry
+
+from ..batcher import ReportBatcher
+from ..errors import ConflictError, JobExistsError, NotFoundError
+from ..store.base import JobTransaction, StoreConflictError, StoreNotFoundError
+from ..store.database import Connection
+from ..store.records import (
+    LOCAL,
+    ClaimCandidate,
+    CompletionReport,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    LogReport,
+    StartedReport,
+    TaskClaim,
+    TaskOutcome,
+    TaskRecord,
+    TaskState,
+)
+from . import batch
+from .events import (
+    ALL_EVENTS,
+    Event,
+    EventBus,
+    JobCancelled,
+    JobCreated,
+    JobFinished,
+    JobReplaced,
+    JobStateChanged,
+    Subscriber,
+    TaskFinished,
+    TasksAssigned,
+    TasksRequeued,
+    TasksStarted,
+)
+from .fence import first_per_task, holds
+from .states import JobEvent, TaskEvent, job_allows, job_sources, next_job_state, task_allows
+
+log = logging.getLogger(__name__)
+
+InTransaction = Callable[[Connection], Awaitable[None]]
+"""Another package's statements, run in the transition's transaction (e.g. federation's table)."""
+
+
+class LifecycleStore(Protocol):
+    """What the lifecycle needs of the store: transactions and two reads."""
+
+    def transaction(self) -> AbstractAsyncContextManager[JobTransaction]: ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def server_failures(self, job_id: str) -> dict[str, int]: ...
+
+
+_FORWARDED_END = {
+    JobState.DONE: JobEvent.FINISH,
+    JobState.FAILED: JobEvent.FAIL,
+    JobState.CANCELLED: JobEvent.CANCEL,
+}
+
+
+def _no_job(job_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"job {job_id} does not exist; list jobs with `spillway jobs`", job_id=job_id
+    )
+
+
+class Lifecycle:
+    """Every job and task transition of one site; see the module docstring."""
+
+    def __init__(
+        self,
+        store: LifecycleStore,
+        *,
+        bad_server_threshold: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._threshold = bad_server_threshold
+        self._clock = clock
+        self._events = EventBus()
+        self.batcher = ReportBatcher(self, clock=clock)
+
+    def subscribe(self, callback: Subscriber, kinds: Sequence[type[Event]] = ALL_EVENTS) -> None:
+        """Call ``callback`` after each committed transition of the given event classes."""
+        self._events.subscribe(callback, kinds)
+
+    async def close(self) -> None:
+        """Wait for the reports already queued to be written."""
+        await self.batcher.close()
+
+    # --- create ---------------------------------------------------------------
+    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord:
+        """The job and one waiting task per chunk; the one entry for local and accepted jobs.
+
+        JobExistsError if a job with this id exists (a retried federation commit).
+        """
+        try:
+            async with self._store.transaction() as tx:
+                count = await tx.insert_job(job, chunks)
+        except StoreConflictError as exc:
+            raise JobExistsError(str(exc)) from exc
+        log.info(
+            "job %s (%s) created: %d frames in %d tasks of %s, placement %s",
+            job.id,
+            job.name,
+            job.frame_count,
+            count,
+            job.profile.requirement,
+            job.placement,
+        )
+        await self._events.emit(JobCreated(job=job))
+        return job
+
+    # --- dispatch -------------------------------------------------------------
+    async def assign(self, claims: Sequence[TaskClaim], *, at: float) -> list[TaskRecord]:
+        """Claim waiting tasks in one transaction; returns those claimed (state dispatched).
+
+        A claim loses when its task is no longer waiting at ``attempt - 1``, or its
+        job was paused, cancelled or forwarded meanwhile; of two claims for one
+        task only the first counts. A job's first claims move it to running.
+        """
+        unique = [c for c in first_per_task(claims) if c is not None]
+        if not unique:
+            return []
+        async with self._store.transaction() as tx:
+            # Lock the jobs first (in id order), then read: no other writer can change
+            # these tasks' waiting state until commit, so every claim read as winnable wins.
+            await tx.lock_jobs(sorted({c.job_id for c in unique}))
+            current = await tx.claim_candidates([c.task_id for c in unique])
+            won = [c for c in unique if _claimable(current.get(c.task_id), c)]
+            if not won:
+                return []
+            await tx.claim_tasks(won, at=at)
+            tasks = await tx.get_tasks([c.task_id for c in won])
+            claimed = [
+                tasks[c.task_id]
+                for c in won
+                if holds(tasks.get(c.task_id), c, state=TaskState.DISPATCHED, at=at)
+            ]
+            # Only a job's first claims move it from queued to running (read under its lock).
+            queued = {
+                current[c.task_id].job_id
+                for c in won
+                if next_job_state(current[c.task_id].job_state, JobEvent.DISPATCH)
+                != current[c.task_id].job_state
+            }
+            started = sorted({task.job_id for task in claimed} & queued)
+            if started:
+                await tx.start_jobs(started, at=at)
+        if self._events.wanted(TasksAssigned):
+            await self._events.emit(
+                TasksAssigned(tasks=tuple(claimed), started_jobs=tuple(started))
+            )
+        return claimed
+
+    # --- reports (batched) ----------------------------------------------------
+    def start(self, report: StartedReport) -> None:
+        """Queue marking the attempt running (fenced); not awaited, see ReportBatcher.started."""
+        self.batcher.started(report)
+
+    def log(self, report: LogReport) -> None:
+        """Queue output lines for the attempt's log tail (fenced); not awaited."""
+        self.batcher.log(report)
+
+    async def record_frame(self, record: FrameRecord) -> None:
+        """Record an uploaded frame; returns once it is committed."""
+        await self.batcher.frame(record)
+
+    async def complete(
+        self, report: CompletionReport, *, frames: Sequence[FrameRecord] = ()
+    ) -> TaskOutcome | None:
+        """Complete the attempt (with ``frames`` in the same transaction); None if stale."""
+        outcome = await self.batcher.completed(report, frames=frames)
+        if outcome is not None:
+            await self._finished(outcome, retry=False)
+        return outcome
+
+    async def apply_reports(
+        self,
+        started: Sequence[StartedReport],
+        frames: Sequence[FrameRecord],
+        completions: Sequence[CompletionReport],
+        *,
+        at: float,
+        logs: Sequence[LogReport] = (),
+    ) -> list[TaskOutcome | None]:
+        """Apply many reports in one transaction (the batcher's flush); all or nothing.
+
+        Returns one outcome per completion, None where the fence did not match.
+        Events of completions are emitted by :meth:`complete` for its own report.
+        """
+        if not (started or frames or completions or logs):
+            return []
+        try:
+            async with self._store.transaction() as tx:
+                outcomes = await batch.apply_reports(
+                    tx, started, frames, completions, at=at, logs=logs
+                )
+        except StoreNotFoundError as exc:
+            jobs = ", ".join(sorted({f.job_id for f in frames}))
+            raise StoreNotFoundError(f"cannot record frames of job {jobs}: no such job") from exc
+        if started and self._events.wanted(TasksStarted):
+            await self._events.emit(TasksStarted(task_ids=tuple(r.task_id for r in started)))
+        return outcomes
+
+    # --- failures -------------------------------------------------------------
+    async def fail(
+        self, task: TaskRecord, server_id: str, attempt: int, error: str, log_tail: str | None
+    ) -> TaskOutcome | None:
+        """An attempt failed: retried, or failed for good (max attempts, or a bad server).
+
+        A server that failed ``bad_server_threshold`` tasks of the job is avoided,
+        which the retry decision counts in. None when the report was stale.
+        """
+        job = await self._store.get_job(task.job_id)
+        if job is None:
+            return None
+        per_server = await self._store.server_failures(task.job_id)
+        decision = decide_retry(
+            failures=task.failures + 1,
+            max_attempts=job.profile.max_attempts,
+            server_failures_in_job=per_server.get(server_id, 0) + 1,
+            bad_server_threshold=self._threshold,
+        )
+        outcome = await self.fail_task(
+            task.id,
+            attempt,
+            server_id,
+            error=error,
+            at=self._clock(),
+            retry=decision.retry,
+            log_tail=log_tail,
+        )
+        if outcome is None:
+            log.info(
+                "ignored stale failure of task %s attempt %s from %s", task.id, attempt, server_id
+            )
+            return None
+        log.warning(
+            "task %s of job %s failed on %s: %s (%s)",
+            task.id,
+            job.id,
+            server_id,
+            error,
+            decision.reason,
+        )
+        return outcome
+
+    async def expire(self, task: TaskRecord) -> TaskOutcome | None:
+        """The task's lease ran out without a report: a failed attempt."""
+        job = await self._store.get_job(task.job_id)
+        timeout = job.profile.task_timeout_s if job else 0
+        error = f"timed out after {timeout:.0f}s without a report"
+        return await self.fail(task, task.server_id or "", task.attempt, error, None)
+
+    async def fail_task(
+        self,
+        task_id: int,
+        attempt: int,
+        server_id: str,
+        *,
+        error: str,
+        at: float,
+        retry: bool,
+        log_tail: str | None = None,
+    ) -> TaskOutcome | None:
+        """Fenced. Counts a failure (recorded per server), then waiting if ``retry`` else failed."""
+        async with self._store.transaction() as tx:
+            job_id = await tx.task_job(task_id)
+            if job_id is None:
+                return None
+            job_state = await tx.lock_job(job_id)
+            assert job_state is not None  # a task's job exists (foreign key)
+            task = await tx.fail_task(
+                task_id, attempt, server_id, error=error, log_tail=log_tail, retry=retry, at=at
+            )
+            if task is None:
+                return None
+            await tx.record_failure(task, server_id, attempt, error, at=at)
+            finished = False
+            if not retry:
+                job_state, finished = await batch.finish_if_done(tx, job_id, job_state, at)
+        outcome = TaskOutcome(task=task, job_state=job_state, job_finished=finished)
+        await self._finished(outcome, retry=retry)
+        return outcome
+
+    async def _finished(self, outcome: TaskOutcome, *, retry: bool) -> None:
+        await self._events.emit(TaskFinished(outcome=outcome, retry=retry))
+        if outcome.job_finished:
+            await self._events.emit(
+                JobFinished(job_id=outcome.task.job_id, state=outcome.job_state)
+            )
+
+    async def requeue_server(self, server_id: str, *, at: float) -> list[TaskRecord]:
+        """The server's active tasks go back to waiting (attempt kept, no failure counted).
+
+        Returns the tasks as they are now (waiting, no server). Tasks keep no
+        requeue time, so ``at`` only appears in the log.
+        """
+        async with self._store.transaction() as tx:
+            tasks = await tx.requeue_server_tasks(server_id)
+        if tasks:
+            log.info("requeued %d task(s) of server %s at %.3f", len(tasks), server_id, at)
+            await self._events.emit(TasksRequeued(server_id=server_id, tasks=tuple(tasks)))
+        return tasks
+
+    # --- user control ---------------------------------------------------------
+    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
+        """Job to cancelled; its active tasks go back to waiting.
+
+        Returns those tasks as they were (with server and attempt), so the
+        subscribers can tell each server to stop. A finished job is left as it is
+        (nothing returned, no event).
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise _no_job(job_id)
+            if not job_allows(state, JobEvent.CANCEL):
+                return []
+            active = await tx.active_tasks(job_id)
+            await tx.cancel_job(job_id, at=at)
+            await tx.requeue_job_tasks(job_id)
+            job = await tx.get_job(job_id)
+        assert job is not None
+        log.info("job %s cancelled with %d active task(s)", job_id, len(active))
+        await self._events.emit(JobCancelled(job=job, stopped=tuple(active)))
+        return active
+
+    async def pause(self, job_id: str, *, at: float) -> None:
+        await self._set_state(
+            job_id, JobEvent.PAUSE, at, "only queued or running jobs can be paused"
+        )
+
+    async def resume(self, job_id: str, *, at: float) -> None:
+        await self._set_state(job_id, JobEvent.RESUME, at, "only paused jobs can be resumed")
+
+    async def remote_start(self, job_id: str, *, at: float) -> bool:
+        """A forwarded job runs at its peer: queued to running (no-op otherwise)."""
+        return await self._set_state(job_id, JobEvent.REMOTE_START, at, None)
+
+    async def _set_state(
+        self, job_id: str, event: JobEvent, at: float, refusal: str | None
+    ) -> bool:
+        """Move the job by ``event`` if its state allows; ConflictError with ``refusal`` if not."""
+        sources = job_sources(event)
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise _no_job(job_id)
+            changed = job_allows(state, event) and await tx.set_job_state(
+                job_id, next_job_state(state, event), at=at, expected=sources
+            )
+        if not changed:
+            if refusal is None:
+                return False
+            raise ConflictError(f"job {job_id} is {state}; {refusal}")
+        new_state = next_job_state(state, event)
+        await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        return True
+
+    async def retry_failed(self, job_id: str, *, at: float) -> int:
+        """Failed tasks back to waiting with their failure history forgotten; returns the count.
+
+        Servers they failed on are eligible again. A failed or cancelled job is
+        queued again; a job still queued, running or paused keeps its state.
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise _no_job(job_id)
+            count = await tx.reset_failed_tasks(job_id)
+            if job_allows(state, JobEvent.RETRY):
+                await tx.requeue_job(job_id, at=at)
+        log.info("job %s retried: %d failed task(s) waiting again", job_id, count)
+        if job_allows(state, JobEvent.RETRY):
+            new_state = next_job_state(state, JobEvent.RETRY)
+            await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        return count
+
+    # --- placement --------------------------------------------------------------
+    async def replace(
+        self,
+        job_id: str,
+        *,
+        old_epoch: int,
+        placement: str,
+        reason: str,
+        at: float,
+        extra: InTransaction | None = None,
+    ) -> int | None:
+        """Move the job to ``placement`` with epoch + 1 if it is still at ``old_epoch`` and
+        unfinished; ``extra`` runs in the same transaction. Returns the new epoch, or None."""
+        new_epoch = old_epoch + 1
+        async with self._store.transaction() as tx:
+            moved = await tx.replace_job(
+                job_id,
+                old_epoch=old_epoch,
+                new_epoch=new_epoch,
+                placement=placement,
+                reason=reason,
+                at=at,
+            )
+            if not moved:
+                return None
+            if extra is not None:
+                await extra(tx.connection)
+        log.info("job %s re-placed to %s (epoch %d): %s", job_id, placement, new_epoch, reason)
+        await self._events.emit(JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch))
+        return new_epoch
+
+    async def finish_forwarded(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        state: JobState,
+        frames: Sequence[FrameRecord],
+        error: str,
+        at: float,
+        extra: InTransaction | None = None,
+    ) -> bool:
+        """Record the fetched frames and finish the job, fenced on its placement epoch.
+
+        The origin's own (never dispatched) tasks end with the job; ``extra`` runs in
+        the same transaction. False when the job moved to another placement or
+        finished meanwhile: nothing is changed.
+        """
+        event = _FORWARDED_END[state]
+        task_event = TaskEvent.FORWARD_DONE if state == JobState.DONE else TaskEvent.FORWARD_FAIL
+        task_state = TaskState.DONE if state == JobState.DONE else TaskState.FAILED
+        async with self._store.transaction() as tx:
+            current = await tx.lock_job(job_id)
+            job = await tx.get_job(job_id)
+            if current is None or job is None or job.placement_epoch != epoch:
+                return False
+            if not job_allows(current, event) or not task_allows(TaskState.WAITING, task_event):
+                return False
+            if frames:
+                await tx.upsert_frames(frames)
+            await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
+            await tx.finish_job(job_id, state, at=at, error=error)
+            if extra is not None:
+                await extra(tx.connection)
+        log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
+        await self._events.emit(JobFinished(job_id=job_id, state=state))
+        return True
+
+
+def _claimable(candidate: ClaimCandidate | None, claim: TaskClaim) -> bool:
+    return (
+        candidate is not None
+        and candidate.job_id == claim.job_id
+        and task_allows(candidate.state, TaskEvent.ASSIGN)
+        and candidate.attempt == claim.attempt - 1
+        and job_allows(candidate.job_state, JobEvent.DISPATCH)
+        and candidate.placement == LOCAL
+    )
