@@ -6,6 +6,7 @@ and :mod:`.events` (what subscribers hear after each committed transition).
 
 from __future__ import annotations
 
+from .base import InTransaction, LifecycleStore
 from .events import (
     Event,
     JobCancelled,
@@ -18,7 +19,7 @@ from .events import (
     TasksRequeued,
     TasksStarted,
 )
-from .service import InTransaction, Lifecycle, LifecycleStore
+from .service import Lifecycle
 from .states import (
     JOB_TRANSITIONS,
     TASK_TRANSITIONS,

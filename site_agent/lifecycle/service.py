@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
 from scheduler.retry import decide_retry
 
 from ..batcher import ReportBatcher
-from ..errors import ConflictError, JobExistsError, NotFoundError
-from ..store.base import JobTransaction, StoreConflictError, StoreNotFoundError
-from ..store.database import Connection
+from ..errors import JobExistsError
+from ..store.base import StoreConflictError, StoreNotFoundError
 from ..store.records import (
     LOCAL,
     ClaimCandidate,
     CompletionReport,
     FrameRecord,
     JobRecord,
-    JobState,
     LogReport,
     StartedReport,
     TaskClaim,
@@ -38,15 +34,14 @@ from ..store.records import (
     TaskState,
 )
 from . import batch
+from .base import LifecycleStore
+from .control import ControlTransitions
 from .events import (
     ALL_EVENTS,
     Event,
     EventBus,
-    JobCancelled,
     JobCreated,
     JobFinished,
-    JobReplaced,
-    JobStateChanged,
     Subscriber,
     TaskFinished,
     TasksAssigned,
@@ -54,38 +49,13 @@ from .events import (
     TasksStarted,
 )
 from .fence import first_per_task, holds
-from .states import JobEvent, TaskEvent, job_allows, job_sources, next_job_state, task_allows
+from .placement import PlacementTransitions
+from .states import JobEvent, TaskEvent, job_allows, next_job_state, task_allows
 
 log = logging.getLogger(__name__)
 
-InTransaction = Callable[[Connection], Awaitable[None]]
-"""Another package's statements, run in the transition's transaction (e.g. federation's table)."""
 
-
-class LifecycleStore(Protocol):
-    """What the lifecycle needs of the store: transactions and two reads."""
-
-    def transaction(self) -> AbstractAsyncContextManager[JobTransaction]: ...
-
-    async def get_job(self, job_id: str) -> JobRecord | None: ...
-
-    async def server_failures(self, job_id: str) -> dict[str, int]: ...
-
-
-_FORWARDED_END = {
-    JobState.DONE: JobEvent.FINISH,
-    JobState.FAILED: JobEvent.FAIL,
-    JobState.CANCELLED: JobEvent.CANCEL,
-}
-
-
-def _no_job(job_id: str) -> NotFoundError:
-    return NotFoundError(
-        f"job {job_id} does not exist; list jobs with `spillway jobs`", job_id=job_id
-    )
-
-
-class Lifecycle:
+class Lifecycle(ControlTransitions, PlacementTransitions):
     """Every job and task transition of one site; see the module docstring."""
 
     def __init__(
@@ -324,148 +294,6 @@ class Lifecycle:
             log.info("requeued %d task(s) of server %s at %.3f", len(tasks), server_id, at)
             await self._events.emit(TasksRequeued(server_id=server_id, tasks=tuple(tasks)))
         return tasks
-
-    # --- user control ---------------------------------------------------------
-    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
-        """Job to cancelled; its active tasks go back to waiting.
-
-        Returns those tasks as they were (with server and attempt), so the
-        subscribers can tell each server to stop. A finished job is left as it is
-        (nothing returned, no event).
-        """
-        async with self._store.transaction() as tx:
-            state = await tx.lock_job(job_id)
-            if state is None:
-                raise _no_job(job_id)
-            if not job_allows(state, JobEvent.CANCEL):
-                return []
-            active = await tx.active_tasks(job_id)
-            await tx.cancel_job(job_id, at=at)
-            await tx.requeue_job_tasks(job_id)
-            job = await tx.get_job(job_id)
-        assert job is not None
-        log.info("job %s cancelled with %d active task(s)", job_id, len(active))
-        await self._events.emit(JobCancelled(job=job, stopped=tuple(active)))
-        return active
-
-    async def pause(self, job_id: str, *, at: float) -> None:
-        await self._set_state(
-            job_id, JobEvent.PAUSE, at, "only queued or running jobs can be paused"
-        )
-
-    async def resume(self, job_id: str, *, at: float) -> None:
-        await self._set_state(job_id, JobEvent.RESUME, at, "only paused jobs can be resumed")
-
-    async def remote_start(self, job_id: str, *, at: float) -> bool:
-        """A forwarded job runs at its peer: queued to running (no-op otherwise)."""
-        return await self._set_state(job_id, JobEvent.REMOTE_START, at, None)
-
-    async def _set_state(
-        self, job_id: str, event: JobEvent, at: float, refusal: str | None
-    ) -> bool:
-        """Move the job by ``event`` if its state allows; ConflictError with ``refusal`` if not."""
-        sources = job_sources(event)
-        async with self._store.transaction() as tx:
-            state = await tx.lock_job(job_id)
-            if state is None:
-                raise _no_job(job_id)
-            changed = job_allows(state, event) and await tx.set_job_state(
-                job_id, next_job_state(state, event), at=at, expected=sources
-            )
-        if not changed:
-            if refusal is None:
-                return False
-            raise ConflictError(f"job {job_id} is {state}; {refusal}")
-        new_state = next_job_state(state, event)
-        await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
-        return True
-
-    async def retry_failed(self, job_id: str, *, at: float) -> int:
-        """Failed tasks back to waiting with their failure history forgotten; returns the count.
-
-        Servers they failed on are eligible again. A failed or cancelled job is
-        queued again; a job still queued, running or paused keeps its state.
-        """
-        async with self._store.transaction() as tx:
-            state = await tx.lock_job(job_id)
-            if state is None:
-                raise _no_job(job_id)
-            count = await tx.reset_failed_tasks(job_id)
-            if job_allows(state, JobEvent.RETRY):
-                await tx.requeue_job(job_id, at=at)
-        log.info("job %s retried: %d failed task(s) waiting again", job_id, count)
-        if job_allows(state, JobEvent.RETRY):
-            new_state = next_job_state(state, JobEvent.RETRY)
-            await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
-        return count
-
-    # --- placement --------------------------------------------------------------
-    async def replace(
-        self,
-        job_id: str,
-        *,
-        old_epoch: int,
-        placement: str,
-        reason: str,
-        at: float,
-        extra: InTransaction | None = None,
-    ) -> int | None:
-        """Move the job to ``placement`` with epoch + 1 if it is still at ``old_epoch`` and
-        unfinished; ``extra`` runs in the same transaction. Returns the new epoch, or None."""
-        new_epoch = old_epoch + 1
-        async with self._store.transaction() as tx:
-            moved = await tx.replace_job(
-                job_id,
-                old_epoch=old_epoch,
-                new_epoch=new_epoch,
-                placement=placement,
-                reason=reason,
-                at=at,
-            )
-            if not moved:
-                return None
-            if extra is not None:
-                await extra(tx.connection)
-        log.info("job %s re-placed to %s (epoch %d): %s", job_id, placement, new_epoch, reason)
-        await self._events.emit(JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch))
-        return new_epoch
-
-    async def finish_forwarded(
-        self,
-        job_id: str,
-        *,
-        epoch: int,
-        state: JobState,
-        frames: Sequence[FrameRecord],
-        error: str,
-        at: float,
-        extra: InTransaction | None = None,
-    ) -> bool:
-        """Record the fetched frames and finish the job, fenced on its placement epoch.
-
-        The origin's own (never dispatched) tasks end with the job; ``extra`` runs in
-        the same transaction. False when the job moved to another placement or
-        finished meanwhile: nothing is changed.
-        """
-        event = _FORWARDED_END[state]
-        task_event = TaskEvent.FORWARD_DONE if state == JobState.DONE else TaskEvent.FORWARD_FAIL
-        task_state = TaskState.DONE if state == JobState.DONE else TaskState.FAILED
-        async with self._store.transaction() as tx:
-            current = await tx.lock_job(job_id)
-            job = await tx.get_job(job_id)
-            if current is None or job is None or job.placement_epoch != epoch:
-                return False
-            if not job_allows(current, event) or not task_allows(TaskState.WAITING, task_event):
-                return False
-            if frames:
-                await tx.upsert_frames(frames)
-            await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
-            await tx.finish_job(job_id, state, at=at, error=error)
-            if extra is not None:
-                await extra(tx.connection)
-        log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
-        await self._events.emit(JobFinished(job_id=job_id, state=state))
-        return True
 
 
 def _claimable(candidate: ClaimCandidate | None, claim: TaskClaim) -> bool:

@@ -1,0 +1,41 @@
+"""What the lifecycle's transitions share: the store they need and the event bus.
+
+:class:`TransitionsBase` is the common base of the transition groups
+(:mod:`.control`, :mod:`.placement`) that :class:`~.service.Lifecycle` combines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ..errors import NotFoundError
+from ..store.base import JobTransaction
+from ..store.database import Connection
+from ..store.records import JobRecord
+from .events import EventBus
+
+InTransaction = Callable[[Connection], Awaitable[None]]
+"""Another package's statements, run in the transition's transaction (e.g. federation's table)."""
+
+
+class LifecycleStore(Protocol):
+    """What the lifecycle needs of the store: transactions and two reads."""
+
+    def transaction(self) -> AbstractAsyncContextManager[JobTransaction]: ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def server_failures(self, job_id: str) -> dict[str, int]: ...
+
+
+class TransitionsBase:
+    """The store and the event bus every transition group uses."""
+
+    _store: LifecycleStore
+    _events: EventBus
+
+
+def no_job(job_id: str) -> NotFoundError:
+    return NotFoundError(f"job {job_id} does not exist; list jobs with `spillway jobs`")

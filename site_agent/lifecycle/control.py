@@ -1,0 +1,88 @@
+"""Transitions a user (or a peer) asks for: cancel, pause, resume, retry, remote start."""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import ConflictError
+from ..store.records import TaskRecord
+from .base import TransitionsBase, no_job
+from .events import JobCancelled, JobStateChanged
+from .states import JobEvent, job_allows, job_sources, next_job_state
+
+log = logging.getLogger(__name__)
+
+
+class ControlTransitions(TransitionsBase):
+    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
+        """Job to cancelled; its active tasks go back to waiting.
+
+        Returns those tasks as they were (with server and attempt), so the
+        subscribers can tell each server to stop. A finished job is left as it is
+        (nothing returned, no event).
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            if not job_allows(state, JobEvent.CANCEL):
+                return []
+            active = await tx.active_tasks(job_id)
+            await tx.cancel_job(job_id, at=at)
+            await tx.requeue_job_tasks(job_id)
+            job = await tx.get_job(job_id)
+        assert job is not None
+        log.info("job %s cancelled with %d active task(s)", job_id, len(active))
+        await self._events.emit(JobCancelled(job=job, stopped=tuple(active)))
+        return active
+
+    async def pause(self, job_id: str, *, at: float) -> None:
+        await self._set_state(
+            job_id, JobEvent.PAUSE, at, "only queued or running jobs can be paused"
+        )
+
+    async def resume(self, job_id: str, *, at: float) -> None:
+        await self._set_state(job_id, JobEvent.RESUME, at, "only paused jobs can be resumed")
+
+    async def remote_start(self, job_id: str, *, at: float) -> bool:
+        """A forwarded job runs at its peer: queued to running (no-op otherwise)."""
+        return await self._set_state(job_id, JobEvent.REMOTE_START, at, None)
+
+    async def _set_state(
+        self, job_id: str, event: JobEvent, at: float, refusal: str | None
+    ) -> bool:
+        """Move the job by ``event`` if its state allows; ConflictError with ``refusal`` if not."""
+        sources = job_sources(event)
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            changed = job_allows(state, event) and await tx.set_job_state(
+                job_id, next_job_state(state, event), at=at, expected=sources
+            )
+        if not changed:
+            if refusal is None:
+                return False
+            raise ConflictError(f"job {job_id} is {state}; {refusal}")
+        new_state = next_job_state(state, event)
+        await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        return True
+
+    async def retry_failed(self, job_id: str, *, at: float) -> int:
+        """Failed tasks back to waiting with their failure history forgotten; returns the count.
+
+        Servers they failed on are eligible again. A failed or cancelled job is
+        queued again; a job still queued, running or paused keeps its state.
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            count = await tx.reset_failed_tasks(job_id)
+            if job_allows(state, JobEvent.RETRY):
+                await tx.requeue_job(job_id, at=at)
+        log.info("job %s retried: %d failed task(s) waiting again", job_id, count)
+        if job_allows(state, JobEvent.RETRY):
+            new_state = next_job_state(state, JobEvent.RETRY)
+            await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        return count
