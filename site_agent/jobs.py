@@ -158,7 +158,7 @@ class Placement(Protocol):
         """The job with its placement decided (here, or a peer)."""
 
 
-class JobControl(Protocol):
+class JobTransitions(Protocol):
     """The lifecycle transitions a client can ask for."""
 
     async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord: ...
@@ -183,7 +183,7 @@ class JobService:
         jobs: JobReader,
         blobs: BlobIndex,
         placement: Placement,
-        lifecycle: JobControl,
+        lifecycle: JobTransitions,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._site_name = site_name
