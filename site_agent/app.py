@@ -152,3 +152,7 @@ def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> in
         )
         return 1
     return 0
+
+
+def _conforms(site: SiteAgent) -> render_endpoint.RenderSite:
+    return site  # mypy checks here that the site offers what the render-server endpoint uses

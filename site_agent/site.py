@@ -25,7 +25,6 @@ from .errors import BadRequestError
 from .jobs import JobService
 from .lifecycle import JobCancelled, Lifecycle
 from .monitor import HeartbeatMonitor
-from .render_endpoint import RenderSite
 from .reports import TaskReports
 from .storage import FrameStorage
 from .store.base import Store
@@ -129,7 +128,3 @@ class SiteAgent:
         ):
             return f"waiting for a free slot: all {len(capable)} capable servers are busy with other work"
         return None
-
-
-def _conforms(site: SiteAgent) -> RenderSite:
-    return site  # mypy checks here that the site offers what the render-server endpoint uses
