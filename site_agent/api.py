@@ -1,4 +1,4 @@
-"""The client API under /api/v1 (JSON; errors mapped by errors.error_middleware)."""
+"""The client API under /api/v1 (JSON; errors mapped by http_errors.error_middleware)."""
 
 from __future__ import annotations
 
