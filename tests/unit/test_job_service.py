@@ -1,0 +1,118 @@
+"""JobService against small fakes of its narrow collaborators (no store, no web app)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pytest
+
+from site_agent.errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
+from site_agent.jobs import JobService
+from site_agent.store.records import LOCAL, JobRecord, JobState, TaskRecord
+
+SHA = "a" * 64
+BODY = {
+    "scene": "scene.json",
+    "manifest": [{"path": "scene.json", "sha256": SHA, "size": 10}],
+    "frames": "1-4",
+    "chunk_size": 2,
+    "profile": {"package": "builtin"},
+}
+
+
+class FakeSite:
+    """The job reader, blob index, placement and lifecycle, recording every call."""
+
+    def __init__(self, *, missing: Sequence[str] = (), placement: str = LOCAL) -> None:
+        self.jobs: dict[str, JobRecord] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self._missing = list(missing)
+        self._placement = placement
+        self.retried = 1
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        return [h for h in hashes if h in self._missing]
+
+    async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
+        self.calls.append(("place", requested))
+        return dataclasses.replace(job, placement=self._placement)
+
+    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord:
+        self.calls.append(("create", list(chunks)))
+        self.jobs[job.id] = job
+        return job
+
+    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
+        self.calls.append(("cancel", job_id))
+        return []
+
+    async def pause(self, job_id: str, *, at: float) -> None:
+        self.calls.append(("pause", job_id))
+
+    async def resume(self, job_id: str, *, at: float) -> None:
+        self.calls.append(("resume", job_id))
+
+    async def retry_failed(self, job_id: str, *, at: float) -> int:
+        self.calls.append(("retry", job_id))
+        return self.retried
+
+
+def service(site: FakeSite) -> JobService:
+    return JobService(
+        site_name="studio",
+        known_packages={"builtin"},
+        jobs=site,
+        blobs=site,
+        placement=site,
+        lifecycle=site,
+        clock=lambda: 100.0,
+    )
+
+
+async def test_submit_validates_places_and_creates_once() -> None:
+    site = FakeSite()
+    job = await service(site).submit(BODY | {"site": "paris"})
+    assert (job.frame_count, job.chunk_size, job.origin_site, job.created_at) == (
+        4,
+        2,
+        "studio",
+        100.0,
+    )
+    assert site.calls == [("place", "paris"), ("create", [(1, 2), (3, 4)])]
+
+
+async def test_submit_refuses_missing_blobs_and_bad_bodies_before_any_write() -> None:
+    site = FakeSite(missing=[SHA])
+    with pytest.raises(MissingAssetsError) as err:
+        await service(site).submit(BODY)
+    assert err.value.extra == {"missing": [SHA]}
+    with pytest.raises(BadRequestError, match="unknown render package"):
+        await service(site).submit(BODY | {"profile": {"package": "nope"}})
+    assert site.calls == []
+
+
+async def test_control_calls_the_lifecycle_and_refuses_what_cannot_apply() -> None:
+    site = FakeSite()
+    jobs = service(site)
+    job = await jobs.submit(BODY)
+    for action in ("pause", "resume", "retry", "cancel"):
+        assert await jobs.control(job.id, action) == job
+    assert [c for c, _ in site.calls[2:]] == ["pause", "resume", "retry", "cancel"]
+    site.retried = 0
+    with pytest.raises(ConflictError, match="no failed tasks to retry"):
+        await jobs.control(job.id, "retry")
+    site.jobs[job.id] = dataclasses.replace(job, state=JobState.DONE)
+    with pytest.raises(ConflictError, match="already done"):
+        await jobs.control(job.id, "cancel")
+    site.jobs[job.id] = dataclasses.replace(job, placement="paris")
+    with pytest.raises(ConflictError, match="runs at paris; retry it there"):
+        await jobs.control(job.id, "retry")
+    with pytest.raises(NotFoundError, match="unknown action"):
+        await jobs.control(job.id, "explode")
+    with pytest.raises(NotFoundError, match="no job 'nope'"):
+        await jobs.control("nope", "cancel")
