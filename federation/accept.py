@@ -45,8 +45,7 @@ from federation.store import OfferRow
 from scheduler.errors import SchedulerError
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile, explain_unmatched, matches
-from site_agent.errors import ConflictError, NotFoundError
-from site_agent.store.base import ConflictError as StoreConflictError
+from site_agent.errors import ConflictError, JobExistsError, NotFoundError
 from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ class Acceptance:
         frames = parse_frames(offer.job.frames)
         try:
             await self._jobs.create_job(job, chunk_frames(frames, job.chunk_size))
-        except StoreConflictError:
+        except JobExistsError:
             log.info(
                 "job %s for offer %s already exists (commit retried after a crash)",
                 job.id,

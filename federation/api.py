@@ -55,8 +55,8 @@ from site_agent.errors import (
     ConflictError,
     ForbiddenError,
     UnauthorizedError,
-    error_middleware,
 )
+from site_agent.http_errors import make_error_middleware
 
 REPLY_TYPE = "application/vnd.spillway.fed+msgpack"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -64,8 +64,6 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 class DuplicateMessageError(ConflictError):
     """The message id was already processed; nothing was done again."""
-
-    code = "duplicate"
 
 
 class ReplayGuard(Protocol):
@@ -109,7 +107,10 @@ ENDPOINTS: web.AppKey[FederationEndpoints] = web.AppKey("federation", Federation
 
 
 def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_MESSAGE_BYTES)
+    app = web.Application(
+        middlewares=[make_error_middleware({DuplicateMessageError: (409, "duplicate")})],
+        client_max_size=MAX_MESSAGE_BYTES,
+    )
     app[ENDPOINTS] = endpoints
     receiver = ResumableReceiver(
         endpoints.blobs.partial_dir,

@@ -15,7 +15,6 @@ from collections.abc import (
     AsyncIterable,
     Awaitable,
     Callable,
-    Collection,
     Iterable,
     Mapping,
     Sequence,
@@ -28,7 +27,7 @@ from federation.protocol import Message
 from federation.store import ForwardRow, OfferRow, OutboxEntry, PeerAdvertRow
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
-from site_agent.store.placement import TransactionHook
+from site_agent.lifecycle import TransactionHook
 from site_agent.store.records import FrameRecord, JobRecord, JobState
 
 _R = TypeVar("_R", bound=Message)
@@ -46,7 +45,7 @@ class JobControl(JobReader, Protocol):
     async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
         """Create an accepted job and its waiting tasks in one step.
 
-        Raises :class:`site_agent.store.base.ConflictError` when a job with that id exists.
+        Raises :class:`site_agent.errors.JobExistsError` when a job with that id exists.
         """
 
     async def cancel(self, job_id: str) -> None:
@@ -91,15 +90,8 @@ class ForwardedJobs(JobReader, Protocol):
 class FinishedJobs(JobReader, Protocol):
     """The site's jobs as the origin's :class:`~federation.results.Results` uses them."""
 
-    async def update_job_state(
-        self,
-        job_id: str,
-        state: JobState,
-        *,
-        at: float,
-        expected: Collection[JobState] | None = None,
-        error: str = "",
-    ) -> bool: ...
+    async def remote_start(self, job_id: str, *, at: float) -> bool:
+        """The peer runs the job: queued to running (False if it was not queued)."""
 
     async def finish_forwarded_job(
         self,

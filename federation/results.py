@@ -104,9 +104,7 @@ class Results:
         )
         self._contact.contact_ok(peer.name)
         if msg.state == NotifyState.RUNNING:
-            await self._jobs.update_job_state(
-                job.id, JobState.RUNNING, at=self._clock(), expected=(JobState.QUEUED,)
-            )
+            await self._jobs.remote_start(job.id, at=self._clock())
             return
         await self.finish(
             peer,

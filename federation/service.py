@@ -43,9 +43,17 @@ from federation.results import Results
 from federation.store import FederationStore
 from scheduler.profile import ServerView
 from site_agent.config import ConfigError
+from site_agent.lifecycle import (
+    Event,
+    JobCancelled,
+    JobCreated,
+    JobFinished,
+    TaskFinished,
+    TransactionHook,
+)
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
-from site_agent.store.records import LOCAL, FrameRecord, JobRecord
+from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
 from site_agent.views import server_views
 
 log = logging.getLogger(__name__)
@@ -68,7 +76,7 @@ class SiteLink:
         return await self._site.store.get_job(job_id)
 
     async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
-        await self._site.store.create_job(job, chunks)
+        await self._site.lifecycle.create(job, chunks)
 
     async def cancel(self, job_id: str) -> None:
         await self._site.jobs.control(job_id, "cancel")
@@ -81,6 +89,64 @@ class SiteLink:
 
     async def server_views(self) -> list[ServerView]:
         return await server_views(self._site.store, self._site.connections)
+
+    # --- ForwardedJobs and FinishedJobs: the lifecycle's placement transitions ---
+    async def set_job_placement(
+        self,
+        job_id: str,
+        *,
+        placement: str,
+        reason: str,
+        epoch: int,
+        remote_job_id: str | None,
+        at: float,
+    ) -> None:
+        await self._site.store.set_job_placement(
+            job_id,
+            placement=placement,
+            reason=reason,
+            epoch=epoch,
+            remote_job_id=remote_job_id,
+            at=at,
+        )
+
+    async def replace_job(
+        self,
+        job_id: str,
+        *,
+        old_epoch: int,
+        placement: str,
+        reason: str,
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> int | None:
+        return await self._site.lifecycle.replace_job(
+            job_id, old_epoch=old_epoch, placement=placement, reason=reason, at=at, hook=hook
+        )
+
+    async def finish_forwarded_job(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        state: JobState,
+        frames: Sequence[FrameRecord],
+        error: str,
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        return await self._site.lifecycle.finish_forwarded_job(
+            job_id, epoch=epoch, state=state, frames=frames, error=error, at=at, hook=hook
+        )
+
+    async def remote_start(self, job_id: str, *, at: float) -> bool:
+        return await self._site.lifecycle.remote_start(job_id, at=at)
+
+    async def local_frames_waiting(self) -> int:
+        return await self._site.store.local_frames_waiting()
+
+    async def seconds_per_frame(self) -> float | None:
+        return await self._site.store.seconds_per_frame()
 
 
 class FederationService:
@@ -125,7 +191,7 @@ class FederationService:
         )
         self.results = Results(
             name=self.name,
-            jobs=site.store,
+            jobs=link,
             forwards=store,
             client=self.client,
             frames=site.storage,
@@ -135,7 +201,7 @@ class FederationService:
         self.forwarding = Forwarding(
             name=self.name,
             config=self.config,
-            jobs=site.store,
+            jobs=link,
             forwards=store,
             client=self.client,
             peers=self.book,
@@ -163,8 +229,9 @@ class FederationService:
     # --- lifecycle --------------------------------------------------------
     async def start(self) -> None:
         await self.book.load()
-        self._site.reports.on_job_finished.append(self.acceptance.on_job_finished)
-        self._site.reports.on_job_progress.append(self.acceptance.on_job_progress)
+        self._site.lifecycle.subscribe(
+            self._on_job_event, (JobCreated, JobCancelled, TaskFinished, JobFinished)
+        )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
         host, port = self.config.listen_address
@@ -220,6 +287,19 @@ class FederationService:
             await self._runner.cleanup()
             self._runner = None
         await self.client.close()
+
+    async def _on_job_event(self, event: Event) -> None:
+        """Lifecycle subscriber: forward new remote placements, propagate cancels, notify origins."""
+        if isinstance(event, JobCreated):
+            if event.job.placement != LOCAL:
+                await self.after_submit(event.job)
+        elif isinstance(event, JobCancelled):
+            await self.after_cancel(event.job)
+        elif isinstance(event, TaskFinished):
+            if not event.outcome.job_finished:
+                await self.acceptance.on_job_progress(event.outcome.task.job_id)
+        elif isinstance(event, JobFinished):
+            await self.acceptance.on_job_finished(event.job_id)
 
     # --- FederationHooks ----------------------------------------------------
     async def place(self, job: JobRecord, requested: str | None) -> JobRecord:

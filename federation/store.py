@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from site_agent.lifecycle import TransactionHook
 from site_agent.store.database import Connection, Database, Row
 from site_agent.store.migrate import MigrationChain, apply_migrations
-from site_agent.store.placement import TransactionHook
 
 from . import queries as q
 

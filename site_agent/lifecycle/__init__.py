@@ -6,7 +6,7 @@ and :mod:`.events` (what subscribers hear after each committed transition).
 
 from __future__ import annotations
 
-from .base import InTransaction, LifecycleStore
+from .base import LifecycleStore, TransactionHook
 from .events import (
     Event,
     JobCancelled,
@@ -32,7 +32,7 @@ __all__ = [
     "JOB_TRANSITIONS",
     "TASK_TRANSITIONS",
     "Event",
-    "InTransaction",
+    "TransactionHook",
     "JobCancelled",
     "JobCreated",
     "JobEvent",

@@ -16,8 +16,9 @@ from ..store.database import Connection
 from ..store.records import JobRecord
 from .events import EventBus
 
-InTransaction = Callable[[Connection], Awaitable[None]]
-"""Another package's statements, run in the transition's transaction (e.g. federation's table)."""
+TransactionHook = Callable[[Connection], Awaitable[None]]
+"""Another package's statements, run in the transition's transaction before it commits
+(federation updates its forward record with the job)."""
 
 
 class LifecycleStore(Protocol):

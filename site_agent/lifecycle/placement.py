@@ -1,6 +1,6 @@
 """Placement transitions: re-place a job, finish a job that ran at a peer.
 
-Both take ``extra``, statements of another package run in the same transaction
+Both take ``hook``, statements of another package run in the same transaction
 (federation updates its forward record with the job).
 """
 
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from ..store.records import FrameRecord, JobState, TaskState
-from .base import InTransaction, TransitionsBase
+from .base import TransactionHook, TransitionsBase
 from .events import JobFinished, JobReplaced
 from .states import JobEvent, TaskEvent, job_allows, task_allows
 
@@ -24,7 +24,7 @@ _FORWARDED_END = {
 
 
 class PlacementTransitions(TransitionsBase):
-    async def replace(
+    async def replace_job(
         self,
         job_id: str,
         *,
@@ -32,10 +32,10 @@ class PlacementTransitions(TransitionsBase):
         placement: str,
         reason: str,
         at: float,
-        extra: InTransaction | None = None,
+        hook: TransactionHook | None = None,
     ) -> int | None:
         """Move the job to ``placement`` with epoch + 1 if it is still at ``old_epoch`` and
-        unfinished; ``extra`` runs in the same transaction. Returns the new epoch, or None."""
+        unfinished; ``hook`` runs in the same transaction. Returns the new epoch, or None."""
         new_epoch = old_epoch + 1
         async with self._store.transaction() as tx:
             moved = await tx.replace_job(
@@ -48,13 +48,13 @@ class PlacementTransitions(TransitionsBase):
             )
             if not moved:
                 return None
-            if extra is not None:
-                await extra(tx.connection)
+            if hook is not None:
+                await hook(tx.connection)
         log.info("job %s re-placed to %s (epoch %d): %s", job_id, placement, new_epoch, reason)
         await self._events.emit(JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch))
         return new_epoch
 
-    async def finish_forwarded(
+    async def finish_forwarded_job(
         self,
         job_id: str,
         *,
@@ -63,11 +63,11 @@ class PlacementTransitions(TransitionsBase):
         frames: Sequence[FrameRecord],
         error: str,
         at: float,
-        extra: InTransaction | None = None,
+        hook: TransactionHook | None = None,
     ) -> bool:
         """Record the fetched frames and finish the job, fenced on its placement epoch.
 
-        The origin's own (never dispatched) tasks end with the job; ``extra`` runs in
+        The origin's own (never dispatched) tasks end with the job; ``hook`` runs in
         the same transaction. False when the job moved to another placement or
         finished meanwhile: nothing is changed.
         """
@@ -85,8 +85,8 @@ class PlacementTransitions(TransitionsBase):
                 await tx.upsert_frames(frames)
             await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
             await tx.finish_job(job_id, state, at=at, error=error)
-            if extra is not None:
-                await extra(tx.connection)
+            if hook is not None:
+                await hook(tx.connection)
         log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
         await self._events.emit(JobFinished(job_id=job_id, state=state))
         return True

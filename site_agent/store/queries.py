@@ -221,7 +221,7 @@ STORED_TASK_FRAMES = """
 SELECT frame FROM frames WHERE job_id = $1 AND frame = ANY($3::int[]) AND task_id = $2
 """
 
-# --- placement of jobs forwarded to peers (methods in placement.py) ----------
+# --- placement: re-placing and finishing forwarded jobs (statements.py), estimates (sql_store.py)
 # Fenced on the placement epoch: a late result of an older placement changes nothing.
 REPLACE_JOB = """
 UPDATE jobs SET placement = $2, placement_reason = $3, placement_epoch = $4, remote_job_id = NULL,

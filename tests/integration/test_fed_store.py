@@ -1,5 +1,5 @@
-"""Federation state (the federation migration chain) and the site store's placement
-methods, against SQLite and PostgreSQL."""
+"""Federation state (the federation migration chain) and the site lifecycle's placement
+transitions with federation statements in the same transaction, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 
 from federation.store import FederationStore
 from scheduler.profile import JobProfile
+from site_agent.lifecycle import Lifecycle
 from site_agent.store import Store
 from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState, TaskState
 
@@ -29,6 +30,10 @@ def make_job(job_id: str, *, placement: str = LOCAL) -> JobRecord:
         created_at=100.0,
         updated_at=100.0,
     )
+
+
+def lc(store: Store) -> Lifecycle:
+    return Lifecycle(store)
 
 
 async def fed(store: Store) -> FederationStore:
@@ -92,13 +97,14 @@ async def test_outbox_is_idempotent_and_newer_progress_supersedes(store: Store) 
 
 async def test_finished_accepted_jobs_without_final_notification_are_found(store: Store) -> None:
     s = await fed(store)
-    await store.create_job(dataclasses.replace(make_job("r1"), origin_job_id="j1"), [(1,)])
+    await lc(store).create(dataclasses.replace(make_job("r1"), origin_job_id="j1"), [(1,)])
     await s.insert_offer(
         key="studio:j1:1", site="studio", origin_job_id="j1", epoch=1, body={}, at=1.0
     )
     await s.commit_offer("studio:j1:1", "r1", at=2.0)
     assert await s.finished_offers_without_final() == []
-    await store.update_job_state("r1", JobState.DONE, at=3.0)
+    async with store.transaction() as tx:  # the job finished (as its last task would finish it)
+        await tx.set_job_state("r1", JobState.DONE, at=3.0, expected=tuple(JobState))
     assert [o.key for o in await s.finished_offers_without_final()] == ["studio:j1:1"]
     await s.enqueue(
         msg_id="notify:r1:1:final",
@@ -115,7 +121,7 @@ async def test_finished_accepted_jobs_without_final_notification_are_found(store
 async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> None:
     s = await fed(store)
     job = dataclasses.replace(make_job("j1", placement="facility"), placement_epoch=1)
-    await store.create_job(job, [(1,), (2,)])
+    await lc(store).create(job, [(1,), (2,)])
     await s.start_forward("j1", 1, "facility", at=10.0)
     await s.start_forward("j1", 1, "facility", at=11.0)  # idempotent
     await s.add_transfer("j1", 1, bytes_sent=100, blobs_sent=1, blobs_skipped=2, at=12.0)
@@ -134,7 +140,7 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
     # Re-placement moves to epoch 2; a result of epoch 1 then changes nothing.
     abandon = s.forward_state_hook("j1", 1, "abandoned", at=20.0)
     assert (
-        await store.replace_job(
+        await lc(store).replace_job(
             "j1", old_epoch=1, placement="local", reason="re-placed", at=20.0, hook=abandon
         )
         == 2
@@ -142,7 +148,7 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
     abandoned = await s.get_forward("j1", 1)
     assert abandoned is not None and abandoned.state == "abandoned"
     assert (
-        await store.replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0)
+        await lc(store).replace_job("j1", old_epoch=1, placement="local", reason="again", at=21.0)
         is None
     )
     assert await s.open_forwards() == []
@@ -159,7 +165,7 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
         )
         for n in (1, 2)
     ]
-    assert not await store.finish_forwarded_job(
+    assert not await lc(store).finish_forwarded_job(
         "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0
     )
     assert await store.list_frames("j1") == []
@@ -170,7 +176,7 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
 async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store: Store) -> None:
     s = await fed(store)
     job = dataclasses.replace(make_job("j1", placement="facility"), placement_epoch=1)
-    await store.create_job(job, [(1,), (2,)])
+    await lc(store).create(job, [(1,), (2,)])
     await s.start_forward("j1", 1, "facility", at=20.0)
     frames = [
         FrameRecord(
@@ -186,12 +192,12 @@ async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store
         for n in (1, 2)
     ]
     finished_hook = s.forward_state_hook("j1", 1, "finished", at=30.0)
-    assert await store.finish_forwarded_job(
+    assert await lc(store).finish_forwarded_job(
         "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=30.0, hook=finished_hook
     )
     forward = await s.get_forward("j1", 1)
     assert forward is not None and forward.state == "finished"
-    assert not await store.finish_forwarded_job(
+    assert not await lc(store).finish_forwarded_job(
         "j1", epoch=1, state=JobState.DONE, frames=frames, error="", at=31.0
     )
     finished = await store.get_job("j1")
@@ -208,6 +214,6 @@ async def test_adverts_and_placement_inputs(store: Store) -> None:
     assert [(a.name, a.advert["queue_depth"], a.last_seen) for a in adverts] == [
         ("facility", 2, 2.0)
     ]
-    await store.create_job(make_job("j1"), [(1, 2, 3), (4, 5, 6)])
+    await lc(store).create(make_job("j1"), [(1, 2, 3), (4, 5, 6)])
     assert await store.local_frames_waiting() == 6  # 2 waiting tasks of chunk size 3
     assert await store.seconds_per_frame() is None

@@ -41,10 +41,9 @@ from federation.results import FetchError, Results
 from federation.store import ForwardRow, OfferRow, OutboxEntry
 from scheduler.placement import PeerCapacity
 from scheduler.profile import JobProfile, ServerView
-from site_agent.errors import ConflictError
+from site_agent.errors import ConflictError, JobExistsError
 from site_agent.files import HashMismatchError
-from site_agent.store.base import ConflictError as StoreConflictError
-from site_agent.store.placement import TransactionHook
+from site_agent.lifecycle import TransactionHook
 from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState
 
 _R = TypeVar("_R", bound=Message)
@@ -122,7 +121,7 @@ class FakeJobs:
 
     async def create_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> None:
         if job.id in self.jobs:
-            raise StoreConflictError(job.id)
+            raise JobExistsError(job.id)
         self.jobs[job.id], self.chunks[job.id] = job, chunks
 
     async def cancel(self, job_id: str) -> None:
@@ -178,6 +177,11 @@ class FakeJobs:
             return False
         self._set(job_id, state=state)
         return True
+
+    async def remote_start(self, job_id: str, *, at: float) -> bool:
+        return await self.update_job_state(
+            job_id, JobState.RUNNING, at=at, expected=(JobState.QUEUED,)
+        )
 
     async def finish_forwarded_job(
         self,

@@ -367,8 +367,10 @@ async def test_replace_is_fenced_on_the_epoch_and_runs_extra_in_the_transaction(
     async def extra(conn: object) -> None:
         seen.append(conn)
 
-    assert await life.replace("j1", old_epoch=0, placement=LOCAL, reason="x", at=5.0) is None
-    new = await life.replace("j1", old_epoch=1, placement=LOCAL, reason="lost", at=6.0, extra=extra)
+    assert await life.replace_job("j1", old_epoch=0, placement=LOCAL, reason="x", at=5.0) is None
+    new = await life.replace_job(
+        "j1", old_epoch=1, placement=LOCAL, reason="lost", at=6.0, hook=extra
+    )
     assert new == 2 and seen == ["fake-connection"]
     assert (store.t.jobs["j1"].placement, store.t.jobs["j1"].placement_epoch) == (LOCAL, 2)
     assert events.of(JobReplaced) == [JobReplaced(job_id="j1", placement=LOCAL, epoch=2)]
@@ -384,14 +386,14 @@ async def test_finish_forwarded_is_fenced_on_the_epoch(
         extra_calls.append(conn)
 
     args: dict[str, Any] = {"state": J.DONE, "frames": (), "error": "", "at": 9.0}
-    assert not await life.finish_forwarded("j1", epoch=2, extra=extra, **args)
+    assert not await life.finish_forwarded_job("j1", epoch=2, hook=extra, **args)
     assert store.t.jobs["j1"].state is J.QUEUED and extra_calls == []
     assert not events.of(JobFinished)
-    assert await life.finish_forwarded("j1", epoch=3, extra=extra, **args)
+    assert await life.finish_forwarded_job("j1", epoch=3, hook=extra, **args)
     assert store.t.jobs["j1"].state is J.DONE and extra_calls == ["fake-connection"]
     assert {t.state for t in store.t.tasks.values()} == {T.DONE}
     assert events.of(JobFinished) == [JobFinished(job_id="j1", state=J.DONE)]
-    assert not await life.finish_forwarded("j1", epoch=3, **args)  # finished already
+    assert not await life.finish_forwarded_job("j1", epoch=3, **args)  # finished already
 
 
 async def test_a_failing_subscriber_reaches_the_caller_after_the_commit(
