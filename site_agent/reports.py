@@ -18,6 +18,7 @@ from render_server import protocol
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
 from .files import FileError, check_sha256
+from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
 from .storage import FrameStorage, frame_file_name
 from .store.records import (
@@ -68,52 +69,6 @@ class ReportTransitions(Protocol):
 class Wakeup(Protocol):
     def wake(self) -> None:
         """Something changed that may let the dispatcher send work."""
-
-
-class JobCache:
-    """Recently used jobs, for the parts that never change after submission.
-
-    Reports and frame uploads need a job's name, output pattern and profile for
-    every task; reading them from the store each time was a query per report.
-    Concurrent misses for one job share one read: when a job starts on hundreds
-    of servers at once, their first reports arrive together.
-    Callers must not use the cached state, placement or timestamps.
-    """
-
-    def __init__(self, store: ReportReads, *, size: int = 1024) -> None:
-        self._store = store
-        self._size = size
-        self._jobs: dict[str, JobRecord] = {}
-        self._loading: dict[str, asyncio.Future[JobRecord | None]] = {}
-
-    async def get(self, job_id: str) -> JobRecord | None:
-        job = self._jobs.get(job_id)
-        if job is not None:
-            return job
-        loading = self._loading.get(job_id)
-        if loading is not None:
-            try:
-                return await asyncio.shield(loading)
-            except Exception:  # noqa: BLE001 - the shared read failed: try on our own
-                return await self._store.get_job(job_id)
-        loading = self._loading[job_id] = asyncio.get_running_loop().create_future()
-        try:
-            job = await self._store.get_job(job_id)
-        except BaseException as exc:
-            # Waiters retry on their own; a cancelled loader must not cancel them.
-            loading.set_exception(
-                exc if isinstance(exc, Exception) else RuntimeError("job read cancelled")
-            )
-            loading.exception()  # retrieved: nobody may be waiting
-            raise
-        finally:
-            del self._loading[job_id]
-        if job is not None:
-            if len(self._jobs) >= self._size:
-                del self._jobs[next(iter(self._jobs))]  # oldest first: dicts keep insertion order
-            self._jobs[job_id] = job
-        loading.set_result(job)
-        return job
 
 
 class TaskReports:

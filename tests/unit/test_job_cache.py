@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from site_agent.reports import JobCache
+from site_agent.job_cache import JobCache
 
 
 class CountingStore:
