@@ -46,7 +46,7 @@ from scheduler.errors import SchedulerError
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile, explain_unmatched, matches
 from site_agent.errors import ConflictError, JobExistsError, NotFoundError
-from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState
+from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ class Acceptance:
             frame_count=len(parse_frames(spec.frames)),
             chunk_size=spec.chunk_size,
             scene=spec.scene,
-            manifest=tuple(
-                AssetRef(path=m.path, sha256=m.sha256, size=m.size) for m in offer.manifest
-            ),
+            manifest=tuple(offer.manifest),
             output_name=spec.output_name,
             settings=dict(spec.settings),
             placement=LOCAL,

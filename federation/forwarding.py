@@ -47,7 +47,6 @@ from federation.protocol import (
     Commit,
     CommitReply,
     JobSpec,
-    ManifestEntry,
     Offer,
     OfferReply,
 )
@@ -416,7 +415,6 @@ def _offer(job: JobRecord, key: str) -> Offer:
         output_name=job.output_name,
         settings=dict(job.settings),
     )
-    manifest = tuple(ManifestEntry(path=a.path, sha256=a.sha256, size=a.size) for a in job.manifest)
     return Offer(
-        key=key, origin_job_id=job.id, epoch=job.placement_epoch, job=spec, manifest=manifest
+        key=key, origin_job_id=job.id, epoch=job.placement_epoch, job=spec, manifest=job.manifest
     )

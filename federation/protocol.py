@@ -45,7 +45,7 @@ from federation.errors import (
     SiteMismatchError,
 )
 from spillway.core.checks import NonNegative, RelPath, Sha256, at_least
-from spillway.core.records import CheckedFileEntry, FileEntry
+from spillway.core.records import CheckedFileEntry
 from spillway.core.wire import Codec
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "Envelope",
     "FrameOutput",
     "JobSpec",
-    "ManifestEntry",
     "Message",
     "Notify",
     "NotifyState",
@@ -132,7 +131,6 @@ class ServerCapacity(WireRecord):
     status: str
 
 
-ManifestEntry = FileEntry
 """One asset of a job: where it goes relative to the job root, and its content hash.
 Offers carry it as :data:`CheckedFileEntry`, validated field by field on decode."""
 

@@ -46,7 +46,6 @@ class TaskRef:
     attempt: int
 
 
-Asset = FileEntry
 """An asset of the job, by content. The agent sends the manifest it validated at
 submission, so the render server takes the entries as they come (its runner
 still refuses a path that leaves the work directory)."""
@@ -159,7 +158,7 @@ class Assign:
     version: str
     engine: str
     scene: str
-    manifest: list[Asset]
+    manifest: list[FileEntry]
     frames: list[int]
     output_name: str
     output_ext: str

@@ -177,7 +177,7 @@ def assign_message(job: JobRecord, task: TaskRecord, frames: tuple[int, ...]) ->
         version=job.profile.version,
         engine=job.profile.engine,
         scene=job.scene,
-        manifest=[protocol.Asset(path=a.path, sha256=a.sha256, size=a.size) for a in job.manifest],
+        manifest=list(job.manifest),
         frames=list(frames),
         output_name=job.output_name,
         output_ext=job.output_ext,

@@ -10,11 +10,12 @@ from typing import Any, Protocol
 
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile
+from spillway.core.records import FileEntry
 
 from .errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from .files import check_sha256, safe_relative_path
 from .storage import safe_name
-from .store.records import LOCAL, AssetRef, JobRecord, TaskRecord
+from .store.records import LOCAL, JobRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _int_in(body: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -
     return int(value)
 
 
-def parse_manifest(raw: Any) -> tuple[AssetRef, ...]:
+def parse_manifest(raw: Any) -> tuple[FileEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise BadRequestError("'manifest' must be a non-empty list of {path, sha256, size}")
     if len(raw) > MAX_MANIFEST:
@@ -73,7 +74,7 @@ def parse_manifest(raw: Any) -> tuple[AssetRef, ...]:
         if path in seen:
             raise BadRequestError(f"manifest lists '{path}' twice")
         seen.add(path)
-        assets.append(AssetRef(path=path, sha256=sha, size=size))
+        assets.append(FileEntry(path=path, sha256=sha, size=size))
     return tuple(assets)
 
 

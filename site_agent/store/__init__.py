@@ -17,7 +17,6 @@ from .base import Store, StoreConflictError, StoreError, StoreNotFoundError, Sto
 from .postgres import PostgresDatabase
 from .records import (
     LOCAL,
-    AssetRef,
     CompletionReport,
     DispatchSnapshot,
     FrameRecord,
@@ -39,7 +38,6 @@ from .sqlite import SqliteDatabase
 __all__ = [
     "LOCAL",
     "SUPPORTED_URLS",
-    "AssetRef",
     "CompletionReport",
     "StoreConflictError",
     "DispatchSnapshot",

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from scheduler.profile import JobProfile
+from spillway.core.records import FileEntry
 
 
 class JobState(StrEnum):
@@ -52,22 +53,6 @@ LOCAL = "local"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AssetRef:
-    """One file of a job: its path relative to the scene folder and its content hash."""
-
-    path: str
-    sha256: str
-    size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AssetRef:
-        return cls(path=str(d["path"]), sha256=str(d["sha256"]), size=int(d["size"]))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class JobRecord:
     id: str
     name: str
@@ -81,7 +66,7 @@ class JobRecord:
     chunk_size: int
     scene: str
     """Path of the scene file relative to the job's asset root; also in ``manifest``."""
-    manifest: tuple[AssetRef, ...]
+    manifest: tuple[FileEntry, ...]
     output_name: str
     """Frames are stored as ``<output_name>_<frame:04d>.<output_ext>``."""
     output_ext: str = "png"

@@ -12,10 +12,10 @@ from itertools import pairwise
 from typing import Any
 
 from scheduler.profile import JobProfile
+from spillway.core.records import FileEntry
 
 from .database import Row
 from .records import (
-    AssetRef,
     FrameRecord,
     JobRecord,
     JobState,
@@ -99,7 +99,7 @@ def job_from_row(row: Row) -> JobRecord:
         frame_count=row["frame_count"],
         chunk_size=row["chunk_size"],
         scene=row["scene"],
-        manifest=tuple(AssetRef.from_dict(d) for d in json.loads(row["manifest"])),
+        manifest=tuple(FileEntry.from_dict(d) for d in json.loads(row["manifest"])),
         output_name=row["output_name"],
         output_ext=row["output_ext"],
         settings=json.loads(row["settings"]),

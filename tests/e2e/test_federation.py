@@ -30,7 +30,6 @@ from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert, lo
 from federation.protocol import (
     FrameOutput,
     JobSpec,
-    ManifestEntry,
     Notify,
     NotifyState,
     Offer,
@@ -38,6 +37,7 @@ from federation.protocol import (
     decode_reply,
     encode_envelope,
 )
+from spillway.core.records import FileEntry
 
 from .harness import ROOT, Agent, Process, free_port, spillway_cmd, wait_for
 
@@ -380,7 +380,7 @@ def test_tampered_blob_is_refused_and_nothing_stored(sites: Sites) -> None:
         origin_job_id=f"tamper-{sha[:8]}",
         epoch=1,
         job=spec,
-        manifest=(ManifestEntry(path="scene.pov", sha256=sha, size=len(content)),),
+        manifest=(FileEntry(path="scene.pov", sha256=sha, size=len(content)),),
     )
     studio_tls = TlsContexts(sites.tls("studio"))
     opts = studio_tls.request_options("facility")

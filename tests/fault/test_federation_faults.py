@@ -33,7 +33,6 @@ from federation.certs import TlsContexts
 from federation.protocol import (
     Commit,
     JobSpec,
-    ManifestEntry,
     Notify,
     NotifyState,
     Offer,
@@ -41,6 +40,7 @@ from federation.protocol import (
     encode_envelope,
 )
 from federation.transfer import CHUNK_SIZE
+from spillway.core.records import FileEntry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 POVRAY = ROOT / "examples" / "povray"
@@ -233,7 +233,7 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
         origin_job_id="bad",
         epoch=1,
         job=spec,
-        manifest=(ManifestEntry(path="scene.pov", sha256="a" * 64, size=10),),
+        manifest=(FileEntry(path="scene.pov", sha256="a" * 64, size=10),),
     )
     good_body = offer.to_body()
     notify = Notify(

@@ -9,7 +9,8 @@ from federation.store import FederationStore
 from scheduler.profile import JobProfile
 from site_agent.lifecycle import Lifecycle
 from site_agent.store import Store
-from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState, TaskState
+from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState, TaskState
+from spillway.core.records import FileEntry
 
 
 def make_job(job_id: str, *, placement: str = LOCAL) -> JobRecord:
@@ -24,7 +25,7 @@ def make_job(job_id: str, *, placement: str = LOCAL) -> JobRecord:
         frame_count=6,
         chunk_size=3,
         scene="scene.pov",
-        manifest=(AssetRef(path="scene.pov", sha256="a" * 64, size=12),),
+        manifest=(FileEntry(path="scene.pov", sha256="a" * 64, size=12),),
         output_name="shot",
         placement=placement,
         created_at=100.0,

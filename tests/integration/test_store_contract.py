@@ -17,7 +17,6 @@ from site_agent.errors import JobExistsError, NotFoundError
 from site_agent.lifecycle import Lifecycle
 from site_agent.store import (
     LOCAL,
-    AssetRef,
     CompletionReport,
     FrameRecord,
     JobRecord,
@@ -35,6 +34,7 @@ from site_agent.store import (
     TaskRecord,
     TaskState,
 )
+from spillway.core.records import FileEntry
 
 ALL_STATES = tuple(JobState)
 
@@ -70,8 +70,8 @@ def make_job(
         chunk_size=3,
         scene="scene.pov",
         manifest=(
-            AssetRef(path="scene.pov", sha256="a" * 64, size=1200),
-            AssetRef(path="tex/wood.png", sha256="b" * 64, size=88_000),
+            FileEntry(path="scene.pov", sha256="a" * 64, size=1200),
+            FileEntry(path="tex/wood.png", sha256="b" * 64, size=88_000),
         ),
         output_name="shot",
         output_ext="exr",

@@ -31,7 +31,6 @@ from federation.protocol import (
     CommitReply,
     FrameOutput,
     JobSpec,
-    ManifestEntry,
     Message,
     Notify,
     NotifyState,
@@ -126,8 +125,8 @@ SAMPLES: list[Message] = [
         epoch=1,
         job=JOB,
         manifest=(
-            ManifestEntry(path="scenes/shot.pov", sha256=SHA_A, size=1234),
-            ManifestEntry(path="tex/wood.png", sha256=SHA_B, size=0),
+            FileEntry(path="scenes/shot.pov", sha256=SHA_A, size=1234),
+            FileEntry(path="tex/wood.png", sha256=SHA_B, size=0),
         ),
     ),
     OfferReply(key="studio:42:1", accepted=True, missing=(SHA_B,)),
@@ -442,5 +441,7 @@ def test_a_server_advertised_without_gpus_has_none(studio: Site) -> None:
     assert envelope.message.servers[0].gpus == 0
 
 
-def test_manifest_entries_are_the_shared_file_entry() -> None:
-    assert ManifestEntry is FileEntry
+def test_a_decoded_offer_manifest_holds_the_shared_file_entry() -> None:
+    offer = next(m for m in SAMPLES if isinstance(m, Offer))
+    decoded = Offer.from_body(offer.to_body())
+    assert all(type(entry) is FileEntry for entry in decoded.manifest)

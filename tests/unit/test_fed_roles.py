@@ -30,7 +30,6 @@ from federation.protocol import (
     CommitReply,
     FrameOutput,
     JobSpec,
-    ManifestEntry,
     Message,
     Notify,
     NotifyState,
@@ -44,7 +43,8 @@ from scheduler.profile import JobProfile, ServerView
 from site_agent.errors import ConflictError, JobExistsError
 from site_agent.files import HashMismatchError
 from site_agent.lifecycle import TransactionHook
-from site_agent.store.records import LOCAL, AssetRef, FrameRecord, JobRecord, JobState
+from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
+from spillway.core.records import FileEntry
 
 _R = TypeVar("_R", bound=Message)
 SHA = "a" * 64
@@ -79,7 +79,7 @@ def make_job(job_id: str = "j1", *, placement: str = LOCAL, epoch: int = 0) -> J
         frame_count=2,
         chunk_size=1,
         scene="scene.pov",
-        manifest=(AssetRef(path="scene.pov", sha256=SHA, size=12),),
+        manifest=(FileEntry(path="scene.pov", sha256=SHA, size=12),),
         output_name="shot",
         placement=placement,
         placement_epoch=epoch,
@@ -99,7 +99,7 @@ def make_offer(key: str = "studio:j1:1", *, epoch: int = 1) -> Offer:
         scene="scene.pov",
         output_name="shot",
     )
-    manifest = (ManifestEntry(path="scene.pov", sha256=SHA, size=12),)
+    manifest = (FileEntry(path="scene.pov", sha256=SHA, size=12),)
     return Offer(key=key, origin_job_id="j1", epoch=epoch, job=spec, manifest=manifest)
 
 

@@ -33,8 +33,8 @@ from site_agent.lifecycle import (
 from site_agent.lifecycle.states import job_sources, next_job_state, next_task_state
 from site_agent.store.records import (
     LOCAL,
-    AssetRef,
     CompletionReport,
+    FileEntry,
     FrameRecord,
     JobRecord,
     JobState,
@@ -130,7 +130,7 @@ def make_job(job_id: str = "j1", **fields: Any) -> JobRecord:
         "frame_count": 3,
         "chunk_size": 1,
         "scene": "s.json",
-        "manifest": (AssetRef(path="s.json", sha256="a" * 64, size=1),),
+        "manifest": (FileEntry(path="s.json", sha256="a" * 64, size=1),),
         "output_name": "shot",
         "created_at": 1.0,
         "updated_at": 1.0,

@@ -65,7 +65,7 @@ MESSAGES = [
         version=">=1",
         engine="",
         scene="scene.json",
-        manifest=[p.Asset(path="tex/a.png", sha256="f" * 64, size=3)],
+        manifest=[FileEntry(path="tex/a.png", sha256="f" * 64, size=3)],
         frames=[1, 2],
         output_name="shot",
         output_ext="png",
@@ -216,5 +216,8 @@ def test_arbitrary_maps_with_a_known_type_only_ever_raise_protocol_error(
         p.decode(raw)
 
 
-def test_assets_are_the_shared_file_entry() -> None:
-    assert p.Asset is FileEntry
+def test_a_decoded_assign_manifest_holds_the_shared_file_entry() -> None:
+    assign = next(m for m in MESSAGES if isinstance(m, p.Assign))
+    decoded = p.decode(p.encode(assign))
+    assert isinstance(decoded, p.Assign)
+    assert all(type(entry) is FileEntry for entry in decoded.manifest)

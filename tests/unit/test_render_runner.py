@@ -22,6 +22,7 @@ from render_server.cache import AssetCache
 from render_server.packages.base import RenderRequest, check_declared_assets, missing_error
 from render_server.runner import PreflightCache, TaskRunner
 from render_server.workdirs import WorkdirJanitor
+from spillway.core.records import FileEntry
 
 LONG_LINE = 200_000
 # Prints a 200 KB line with no newline, then its last words, then writes the frame
@@ -80,7 +81,7 @@ def _assign(task_id: int = 7, *, job_id: str = "j1", sha: str = "a" * 64) -> pro
         version="1.0",
         engine="",
         scene="scene.txt",
-        manifest=[protocol.Asset(path="scene.txt", sha256=sha, size=5)],
+        manifest=[FileEntry(path="scene.txt", sha256=sha, size=5)],
         frames=[1],
         output_name="f",
         output_ext="png",
@@ -168,7 +169,7 @@ async def test_an_unexpected_error_fails_the_task_with_its_reason(harness: Harne
 
 async def test_an_unlayable_manifest_path_fails_the_task(harness: Harness) -> None:
     assign = dataclasses.replace(
-        _assign(), manifest=[protocol.Asset(path="x" * 300 + "/a.png", sha256="a" * 64, size=5)]
+        _assign(), manifest=[FileEntry(path="x" * 300 + "/a.png", sha256="a" * 64, size=5)]
     )
     final, _ = await _run(harness.runner(ScriptAdapter(), assign))
     assert isinstance(final, protocol.TaskFailed), final
