@@ -34,7 +34,7 @@ from aiohttp import web
 from federation.accept import Acceptance
 from federation.capacity import PeerBook
 from federation.certs import peer_certificate, peer_name
-from federation.errors import ExpiredMessageError, ProtocolError, SignatureError
+from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
 from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
     Ack,
@@ -181,7 +181,7 @@ async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig
     except (SignatureError, ExpiredMessageError) as exc:
         endpoints.refused(f"{peer.name}: {exc}")
         raise ForbiddenError(str(exc)) from None
-    except ProtocolError as exc:
+    except FederationProtocolError as exc:
         raise BadRequestError(str(exc)) from None
     if not isinstance(env.message, kind):
         raise BadRequestError(

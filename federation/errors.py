@@ -14,13 +14,13 @@ __all__ = [
     "BlobTooLargeError",
     "CaExistsError",
     "CaMissingError",
-    "ConfigError",
+    "FederationConfigError",
     "ExpiredMessageError",
     "FederationError",
     "InvalidSiteNameError",
     "OffsetMismatchError",
     "PeerIdentityError",
-    "ProtocolError",
+    "FederationProtocolError",
     "SignatureError",
     "SiteMismatchError",
     "TamperedBlobError",
@@ -104,7 +104,7 @@ class PeerIdentityError(FederationError):
 # --- configuration --------------------------------------------------------------
 
 
-class ConfigError(FederationError, ValueError):
+class FederationConfigError(FederationError, ValueError):
     """The federation part of a site configuration file is invalid."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:
@@ -116,7 +116,7 @@ class ConfigError(FederationError, ValueError):
 # --- wire protocol --------------------------------------------------------------
 
 
-class ProtocolError(FederationError):
+class FederationProtocolError(FederationError):
     """A federation message could not be decoded or does not fit the protocol."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -124,15 +124,15 @@ class ProtocolError(FederationError):
         super().__init__(message)
 
 
-class SignatureError(ProtocolError):
+class SignatureError(FederationProtocolError):
     """A message's signature does not verify with the sending peer's certificate."""
 
 
-class SiteMismatchError(ProtocolError):
+class SiteMismatchError(FederationProtocolError):
     """A message claims to come from a different site than the authenticated peer."""
 
 
-class ExpiredMessageError(ProtocolError):
+class ExpiredMessageError(FederationProtocolError):
     """A message's timestamp is outside the allowed clock skew."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation.certs import SITE_NAME_RE, TlsFiles
-from federation.errors import ConfigError
+from federation.errors import FederationConfigError
 
 __all__ = [
     "DEFAULT_ADVERTISE_INTERVAL_S",
@@ -86,22 +86,22 @@ def parse_federation(raw: Mapping[str, Any], *, source: str, base_dir: Path) -> 
 
     ``raw`` is the whole document; only ``[federation]`` and ``[[peers]]`` are read.
     Relative certificate paths are resolved against ``base_dir`` (normally the
-    directory of the TOML file). Raises :class:`ConfigError`.
+    directory of the TOML file). Raises :class:`FederationConfigError`.
     """
     table = raw.get("federation")
     if not isinstance(table, Mapping):
-        raise ConfigError(
+        raise FederationConfigError(
             source, "federation", "missing [federation] table (listen, ca, cert, key)"
         )
     _reject_unknown(table, _FEDERATION_KEYS, source=source, prefix="federation.")
     peers_raw = raw.get("peers", [])
     if not isinstance(peers_raw, list):
-        raise ConfigError(source, "peers", "must be an array of tables ([[peers]])")
+        raise FederationConfigError(source, "peers", "must be an array of tables ([[peers]])")
     listen = _require_str(table, "listen", source=source, prefix="federation.")
     try:
         _split_host_port(listen)
     except ValueError as exc:
-        raise ConfigError(source, "federation.listen", str(exc)) from exc
+        raise FederationConfigError(source, "federation.listen", str(exc)) from exc
     tls = TlsFiles(
         ca=_path(table, "ca", source=source, base_dir=base_dir),
         cert=_path(table, "cert", source=source, base_dir=base_dir),
@@ -125,22 +125,22 @@ def parse_federation(raw: Mapping[str, Any], *, source: str, base_dir: Path) -> 
 
 
 def parse_peers(raw: Sequence[Mapping[str, Any]], *, source: str) -> tuple[PeerConfig, ...]:
-    """Build the ``[[peers]]`` entries; raises :class:`ConfigError` naming file and key."""
+    """Build the ``[[peers]]`` entries; raises :class:`FederationConfigError` naming file and key."""
     peers: list[PeerConfig] = []
     for index, entry in enumerate(raw):
         prefix = f"peers[{index}]."
         if not isinstance(entry, Mapping):
-            raise ConfigError(source, f"peers[{index}]", "must be a table ([[peers]])")
+            raise FederationConfigError(source, f"peers[{index}]", "must be a table ([[peers]])")
         _reject_unknown(entry, _PEER_KEYS, source=source, prefix=prefix)
         name = _require_str(entry, "name", source=source, prefix=prefix)
         if SITE_NAME_RE.fullmatch(name) is None:
-            raise ConfigError(
+            raise FederationConfigError(
                 source,
                 f"{prefix}name",
                 f"{name!r} is not a site name (lowercase letters, digits and '-', at most 63)",
             )
         if any(p.name == name for p in peers):
-            raise ConfigError(
+            raise FederationConfigError(
                 source, f"{prefix}name", f"peer {name!r} is configured twice; keep one entry"
             )
         peers.append(
@@ -164,7 +164,7 @@ def _reject_unknown(
 ) -> None:
     for key in table:
         if key not in known:
-            raise ConfigError(
+            raise FederationConfigError(
                 source, f"{prefix}{key}", f"unknown key; valid keys are {', '.join(known)}"
             )
 
@@ -172,16 +172,20 @@ def _reject_unknown(
 def _require_str(table: Mapping[str, Any], key: str, *, source: str, prefix: str) -> str:
     value = table.get(key)
     if value is None:
-        raise ConfigError(source, f"{prefix}{key}", "required key is missing")
+        raise FederationConfigError(source, f"{prefix}{key}", "required key is missing")
     if not isinstance(value, str) or not value:
-        raise ConfigError(source, f"{prefix}{key}", f"must be a non-empty string, got {value!r}")
+        raise FederationConfigError(
+            source, f"{prefix}{key}", f"must be a non-empty string, got {value!r}"
+        )
     return value
 
 
 def _bool(table: Mapping[str, Any], key: str, *, source: str, prefix: str) -> bool:
     value = table.get(key, True)
     if not isinstance(value, bool):
-        raise ConfigError(source, f"{prefix}{key}", f"must be true or false, got {value!r}")
+        raise FederationConfigError(
+            source, f"{prefix}{key}", f"must be true or false, got {value!r}"
+        )
     return value
 
 
@@ -192,26 +196,28 @@ def _path(table: Mapping[str, Any], key: str, *, source: str, base_dir: Path) ->
 
 def _seconds(value: object, key: str, *, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(source, key, f"must be a number of seconds, got {value!r}")
+        raise FederationConfigError(source, key, f"must be a number of seconds, got {value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(source, key, f"must be a positive number of seconds, got {value!r}")
+        raise FederationConfigError(
+            source, key, f"must be a positive number of seconds, got {value!r}"
+        )
     return float(value)
 
 
 def _https_url(url: str, source: str, key: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "https":
-        raise ConfigError(
+        raise FederationConfigError(
             source, key, f"{url!r} must use https:// (federation always uses mutual TLS)"
         )
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(source, key, f"{url!r} has an invalid port") from exc
+        raise FederationConfigError(source, key, f"{url!r} has an invalid port") from exc
     if not parts.hostname or port is None:
-        raise ConfigError(source, key, f"{url!r} must look like https://host:port")
+        raise FederationConfigError(source, key, f"{url!r} must look like https://host:port")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ConfigError(source, key, f"{url!r} must be just https://host:port, no path")
+        raise FederationConfigError(source, key, f"{url!r} must be just https://host:port, no path")
     return url.rstrip("/")
 
 

@@ -13,14 +13,15 @@ mutual TLS handshake, so a message stays attributable to a site even when it
 is stored and relayed (outbox, logs).
 
 Decoding validates the version, the type, the claimed site, the signature, the
-clock skew and every body field; any failure raises :class:`ProtocolError` (or a
+clock skew and every body field; any failure raises :class:`FederationProtocolError` (or a
 subclass) naming the field. Body keys this version does not know are ignored,
 so a newer peer can add optional fields. Bodies are read and written by the
 shared wire codec (:mod:`spillway.core.wire`) from the dataclass field types;
 what a valid value is (a sha256, a safe relative path, an integer minimum) is
 stated on the field type with ``Annotated`` checks.
 
-Replay protection is the receiver's job: see :class:`ReplayGuard`.
+Replay protection is the receiver's job: it records each (site, message id) it acted on
+(:class:`federation.api.ReplayGuard`) and answers a repeat without acting again.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Protocol, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 import msgpack
 from cryptography import x509
@@ -40,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.errors import (
     ExpiredMessageError,
-    ProtocolError,
+    FederationProtocolError,
     SignatureError,
     SiteMismatchError,
 )
@@ -64,7 +65,6 @@ __all__ = [
     "NotifyState",
     "Offer",
     "OfferReply",
-    "ReplayGuard",
     "ServerCapacity",
     "canonical_bytes",
     "decode_envelope",
@@ -93,7 +93,7 @@ class Message:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Self:
-        """Validate a decoded body; raises :class:`ProtocolError` naming the bad field."""
+        """Validate a decoded body; raises :class:`FederationProtocolError` naming the bad field."""
         return _CODEC.from_fields(cls, body, "body")
 
 
@@ -104,7 +104,7 @@ class WireRecord:
 
     @classmethod
     def from_wire(cls, value: object, where: str) -> Self:
-        """Validate one decoded record found at ``where``; raises :class:`ProtocolError`."""
+        """Validate one decoded record found at ``where``; raises :class:`FederationProtocolError`."""
         return _CODEC.from_fields(cls, value, where)
 
 
@@ -259,7 +259,7 @@ MESSAGE_TYPES: Mapping[str, type[Message]] = {
 _CODEC = Codec(
     messages=MESSAGE_TYPES.values(),
     version=PROTOCOL_VERSION,
-    error=ProtocolError,
+    error=FederationProtocolError,
     max_bytes=MAX_ENVELOPE_BYTES,
     noun="envelope",
 )
@@ -273,22 +273,6 @@ class Envelope:
     msg_id: str
     sent_at: float
     message: Message
-
-
-class ReplayGuard(Protocol):
-    """How a receiver rejects a message it has already processed.
-
-    :func:`decode_envelope` proves who sent a message and that it is fresh, not
-    that it is new. The receiver records ``(site, msg_id)`` in its store, in the
-    same transaction as the message's effect, and treats a repeat as a duplicate:
-    it answers as it did the first time (idempotent resend) instead of acting
-    again. Ids need only be kept for ``2 * max_skew_s`` past ``sent_at``; older
-    messages already fail the skew check.
-    """
-
-    async def first_seen(self, *, site: str, msg_id: str, sent_at: float) -> bool:
-        """Record the id; True if it was new, False if it had been seen before."""
-        ...
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -334,7 +318,7 @@ def decode_envelope(
     """Authenticate and decode an envelope received from the peer ``expected_site``.
 
     ``peer_cert`` is the certificate the peer presented in the TLS handshake.
-    Raises :class:`ProtocolError`, :class:`SiteMismatchError`,
+    Raises :class:`FederationProtocolError`, :class:`SiteMismatchError`,
     :class:`SignatureError` or :class:`ExpiredMessageError`.
     """
     fields = _CODEC.unpack(data)
@@ -348,7 +332,9 @@ def decode_envelope(
         )
     msg_id = _field(fields, "id", str)
     if not 0 < len(msg_id) <= _MAX_ID_LENGTH:
-        raise ProtocolError(f"field 'id' must be 1-{_MAX_ID_LENGTH} characters", field="id")
+        raise FederationProtocolError(
+            f"field 'id' must be 1-{_MAX_ID_LENGTH} characters", field="id"
+        )
     sent_at = _field(fields, "sent_at", float)
     type_name = _field(fields, "type", str)
     body = _field(fields, "body", dict)
@@ -372,12 +358,14 @@ def encode_reply(msg: Message) -> bytes:
 
 
 def decode_reply(data: bytes, expected: type[_M]) -> _M:
-    """Decode a reply made by :func:`encode_reply`; raises :class:`ProtocolError`."""
+    """Decode a reply made by :func:`encode_reply`; raises :class:`FederationProtocolError`."""
     fields = _CODEC.unpack(data)
     _CODEC.check_version(fields.get("v"))
     type_name = _field(fields, "type", str)
     if type_name != expected.TYPE:
-        raise ProtocolError(f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type")
+        raise FederationProtocolError(
+            f"expected a {expected.TYPE!r} reply, got {type_name!r}", field="type"
+        )
     return expected.from_body(_field(fields, "body", dict))
 
 
@@ -389,7 +377,7 @@ def _field(fields: Mapping[str, Any], name: str, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ProtocolError(
+        raise FederationProtocolError(
             f"envelope field {name!r} must be {kind.__name__}, got {type(value).__name__}",
             field=name,
         )
@@ -409,7 +397,7 @@ def _verify_signature(fields: Mapping[str, Any], peer_cert: x509.Certificate, si
     signed = {k: v for k, v in fields.items() if k != "sig"}
     try:
         public_key.verify(signature, canonical_bytes(signed), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ProtocolError) as exc:
+    except (InvalidSignature, FederationProtocolError) as exc:
         raise SignatureError(
             f"signature of a message from {site!r} does not verify with its certificate; "
             "the message was altered or signed with another key",
@@ -419,7 +407,7 @@ def _verify_signature(fields: Mapping[str, Any], peer_cert: x509.Certificate, si
 
 def _check_skew(sent_at: float, *, now: float, max_skew_s: float, site: str) -> None:
     if not math.isfinite(sent_at):
-        raise ProtocolError("field 'sent_at' must be a finite timestamp", field="sent_at")
+        raise FederationProtocolError("field 'sent_at' must be a finite timestamp", field="sent_at")
     age = now - sent_at
     if age > max_skew_s:
         raise ExpiredMessageError(
@@ -438,7 +426,7 @@ def _check_skew(sent_at: float, *, now: float, max_skew_s: float, site: str) -> 
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise ProtocolError("map keys must be strings")
+            raise FederationProtocolError("map keys must be strings")
         return {k: _canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from scheduler.profile import JobProfile
+from scheduler.profile import ServerStatus as ServerStatus  # one enum: the scheduler's, re-exported
 from spillway.core.records import FileEntry
 
 
@@ -39,13 +40,6 @@ class TaskState(StrEnum):
     @property
     def active(self) -> bool:
         return self in (TaskState.DISPATCHED, TaskState.RUNNING)
-
-
-class ServerStatus(StrEnum):
-    IDLE = "idle"
-    BUSY = "busy"
-    OFFLINE = "offline"
-    DISABLED = "disabled"
 
 
 LOCAL = "local"

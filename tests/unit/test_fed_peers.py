@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from federation.certs import TlsFiles
-from federation.errors import ConfigError
+from federation.errors import FederationConfigError
 from federation.peers import FederationConfig, PeerConfig, parse_federation, parse_peers
 
 DOCUMENTED_EXAMPLE = """
@@ -96,14 +96,16 @@ BASE = {"listen": "127.0.0.1:8743", "ca": "ca.pem", "cert": "s.pem", "key": "k.p
     ],
 )
 def test_bad_federation_table(federation: dict[str, Any], key: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as info:
+    with pytest.raises(FederationConfigError, match=message) as info:
         parse_federation({"federation": federation}, source="studio.toml", base_dir=Path("."))
     assert info.value.key == key
     assert str(info.value).startswith(f"studio.toml: {key}: ")
 
 
 def test_missing_federation_table() -> None:
-    with pytest.raises(ConfigError, match=r"studio.toml: federation: missing \[federation\]"):
+    with pytest.raises(
+        FederationConfigError, match=r"studio.toml: federation: missing \[federation\]"
+    ):
         parse_federation({"name": "studio"}, source="studio.toml", base_dir=Path("."))
 
 
@@ -126,7 +128,7 @@ PEER = {"name": "facility", "url": "https://127.0.0.1:8843"}
     ],
 )
 def test_bad_peers(peers: list[Any], key: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as info:
+    with pytest.raises(FederationConfigError, match=message) as info:
         parse_peers(peers, source="configs/studio.toml")
     assert info.value.key == key
     assert info.value.source == "configs/studio.toml"

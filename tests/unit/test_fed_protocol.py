@@ -19,7 +19,7 @@ from federation import protocol
 from federation.certs import init_ca, issue_site_cert, load_certificate
 from federation.errors import (
     ExpiredMessageError,
-    ProtocolError,
+    FederationProtocolError,
     SignatureError,
     SiteMismatchError,
 )
@@ -239,13 +239,13 @@ def test_message_from_the_future(studio: Site) -> None:
 def test_wrong_version(studio: Site) -> None:
     fields = envelope_fields(studio, "ack", {"of": "x"})
     fields["v"] = 2
-    with pytest.raises(ProtocolError, match="unsupported protocol version 2") as info:
+    with pytest.raises(FederationProtocolError, match="unsupported protocol version 2") as info:
         decode(studio, sign_raw(studio, fields))
     assert info.value.field == "v"
 
 
 def test_unknown_type(studio: Site) -> None:
-    with pytest.raises(ProtocolError, match="unknown message type 'gossip'") as info:
+    with pytest.raises(FederationProtocolError, match="unknown message type 'gossip'") as info:
         decode(studio, sign_raw(studio, envelope_fields(studio, "gossip", {})))
     assert info.value.field == "type"
 
@@ -307,7 +307,7 @@ def manifest_body(**entry: Any) -> dict[str, Any]:
     ],
 )
 def test_invalid_bodies_name_the_field(studio: Site, type_name: str, body: Any, field: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(FederationProtocolError) as info:
         decode(studio, sign_raw(studio, envelope_fields(studio, type_name, body)))
     assert info.value.field == field
     assert field in str(info.value)
@@ -357,14 +357,14 @@ def test_invalid_bodies_name_the_field(studio: Site, type_name: str, body: Any, 
     ],
 )
 def test_malformed_envelopes(studio: Site, data: bytes) -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(FederationProtocolError):
         decode(studio, data)
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=512))
 def test_arbitrary_bytes_only_raise_protocol_error(studio: Site, data: bytes) -> None:
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(FederationProtocolError):
         decode(studio, data)
 
 
@@ -388,7 +388,7 @@ msgpack_values = nested(
 def test_arbitrary_envelope_maps_only_raise_protocol_error(
     studio: Site, fields: dict[str, Any]
 ) -> None:
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(FederationProtocolError):
         decode(studio, msgpack.packb(fields, use_bin_type=True))
 
 
@@ -422,7 +422,7 @@ def test_arbitrary_envelope_maps_only_raise_protocol_error(
 def test_signed_arbitrary_bodies_only_raise_protocol_error(
     studio: Site, type_name: str, body: dict[str, Any]
 ) -> None:
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(FederationProtocolError):
         decode(studio, sign_raw(studio, envelope_fields(studio, type_name, body)))
 
 
