@@ -162,10 +162,14 @@ class Assign:
     frames: list[int]
     output_name: str
     output_ext: str
-    width: int
-    height: int
     timeout_s: float
+    width: int | None = None
+    height: int | None = None
+    """An explicit resolution; None renders at the scene's own."""
     threads: int = 1
+    first_frame: int | None = None
+    last_frame: int | None = None
+    """The job's first and last frame (an animation's range); None from older agents: the chunk's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,6 +175,8 @@ class TaskRunner:
             threads=a.threads,
             engine=a.engine,
             declared_assets=tuple(x.path for x in a.manifest),
+            job_first=a.first_frame,
+            job_last=a.last_frame,
         )
         self._preflight.check(self._adapter, req, a)
         return req

@@ -1,13 +1,13 @@
 // Spillway POV-Ray example: an image-mapped planet spinning over a checkered
-// floor while the camera orbits.  `clock` equals the frame number (the adapter
-// sets +KI/+KF to the chunk's frames); the animation is meant for frames 1-24.
+// floor while the camera orbits.  The animation is meant for frames 1-24; it is
+// keyed on frame_number so any --frames range shows the same 24-frame motion.
 #version 3.7;
 global_settings { assumed_gamma 1.0 }
 
 #include "colors.inc"   // standard include, found in POV-Ray's library
 #include "props.inc"    // local include, uploaded with the scene
 
-#declare T = (clock - 1) / 23;  // 0 at frame 1, 1 at frame 24
+#declare T = (frame_number - 1) / 23;  // 0 at frame 1, 1 at frame 24
 
 camera {
   location <7 * sin(radians(-30 + 60 * T)), 2.5, -7 * cos(radians(-30 + 60 * T))>

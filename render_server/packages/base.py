@@ -42,11 +42,13 @@ class RenderRequest:
     workdir: Path  # task work dir; scene and assets are under it at their relative paths
     outdir: Path  # empty dir the adapter's command must write frames into
     frames: tuple[int, ...]  # consecutive frames of one chunk (ascending)
-    width: int = 320
-    height: int = 240
+    width: int | None = None  # None: the scene's own resolution (an override otherwise)
+    height: int | None = None
     threads: int = 1
     engine: str = ""  # package-specific; "" = scene default
     declared_assets: tuple[str, ...] = ()  # posix relative paths from the job's manifest
+    job_first: int | None = None  # the job's first and last frame (None: the chunk's)
+    job_last: int | None = None
 
     @property
     def first(self) -> int:
@@ -55,6 +57,13 @@ class RenderRequest:
     @property
     def last(self) -> int:
         return self.frames[-1]
+
+    @property
+    def job_range(self) -> tuple[int, int]:
+        """The job's first and last frame: an animation's range is the job's, not the chunk's."""
+        first = self.first if self.job_first is None else min(self.job_first, self.first)
+        last = self.last if self.job_last is None else max(self.job_last, self.last)
+        return first, last
 
 
 @runtime_checkable

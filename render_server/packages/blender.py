@@ -1,7 +1,8 @@
 """Package adapter for Blender (headless ``blender -b``).
 
 The chunk is rendered by one Blender process: a ``--python-expr`` setup script
-applies the requested resolution, engine and thread count, then ``-a`` (or
+applies an explicit resolution (when the job has one; the .blend's own
+resolution and percentage otherwise), the engine and the thread count, then ``-a`` (or
 ``-f`` for one frame) renders into ``OUTDIR/<stem>_####.png``.  Blender renders
 missing textures magenta and still exits 0, so the real guard against missing
 files is the scan at submit time, whose result comes back as declared_assets.
@@ -37,15 +38,20 @@ def setup_script(req: RenderRequest) -> str:
         "import bpy",
         "s = bpy.context.scene",
         "r = s.render",
-        f"r.resolution_x = {int(req.width)}",
-        f"r.resolution_y = {int(req.height)}",
-        "r.resolution_percentage = 100",
         "r.image_settings.file_format = 'PNG'",
         "r.threads_mode = 'FIXED'",
         f"r.threads = {max(1, int(req.threads))}",
         "r.use_overwrite = True",
         "r.use_placeholder = False",
     ]
+    if req.width is not None and req.height is not None:
+        # An explicit resolution replaces the scene's size and percentage;
+        # without one the .blend's own resolution and percentage stand.
+        lines += [
+            f"r.resolution_x = {int(req.width)}",
+            f"r.resolution_y = {int(req.height)}",
+            "r.resolution_percentage = 100",
+        ]
     if engine:
         lines.append(f"r.engine = {json.dumps(engine)}")
     if req.engine == "cycles":

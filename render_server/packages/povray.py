@@ -1,34 +1,64 @@
 """Package adapter for POV-Ray 3.7 (the ``povray`` command line).
 
-A chunk is rendered as a POV-Ray animation whose frame numbers and clock are
-the job's frame numbers (``+KFI/+KFF`` and ``+KI/+KF`` set to the chunk's first
-and last frame, ``+SF/+EF`` likewise), so ``clock`` and ``frame_number`` in a
-scene mean the same on every server and in every chunk.  Includes and image
-files are found through ``+L`` library paths: the scene folder, then the work dir;
-the scene's dependencies are read by the catalog's scanner (:mod:`spillway.packages.povray`).
+A chunk renders exactly what ``povray scene.pov +KFI<first> +KFF<last>`` (or
+``povray scene.ini``) renders for those frames: the animation range is the
+job's (``+KFI/+KFF`` of its first and last frame, placed before an INI file so
+the INI's own ``Initial_Frame``/``Final_Frame`` win), and the chunk is chosen
+with ``+SF/+EF`` (and ``+STP`` for a stepped chunk).  Clock, antialiasing,
+``Cyclic_Animation``, resolution and every other option come from the INI
+file or POV-Ray's defaults (the host's ``povray.ini``); only an explicit
+resolution overrides (``+W/+H``).  Output files keep POV-Ray's own names and
+frame numbers (``clockd05.png``), written into the task's output folder.
+The scene's dependencies are read by the catalog's scanner
+(:mod:`spillway.packages.povray`); POV-Ray runs in the task work dir, so the
+relative names and library paths of the artist's folder resolve the same.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from render_server.packages.base import (
     MissingDependencyError,
+    PackageError,
     RenderRequest,
     check_declared_assets,
-    collect_numbered,
     missing_error,
     run_capture,
 )
-from spillway.packages.povray import PovrayScanner, find_dependencies
+from spillway.packages.povray import PovrayScanner, find_dependencies, search_dirs
+from spillway.packages.povray_ini import is_ini, read_ini
 
 PROBE_TIMEOUT = 10.0
 _VERSION = re.compile(r"POV-Ray\s+(\d+(?:\.\d+)+)")
+_IMAGE_SUFFIX = re.compile(r"\.(png|tga|ppm|pgm|gif|jpe?g|tiff?|bmp|exr|hdr)$", re.I)
+
+
+def output_base(req: RenderRequest) -> str:
+    """The name POV-Ray gives the output before the frame number (``clockd`` for clockd05.png).
+
+    An INI's ``Output_File_Name`` (its file name part), else the scene's stem,
+    as POV-Ray names it; the folder is always the task's output folder.
+    """
+    scene = req.scene
+    if is_ini(scene):
+        ini = read_ini(scene)
+        if ini.output and not ini.output.endswith(("/", "\\")):
+            return _IMAGE_SUFFIX.sub("", PurePosixPath(ini.output.replace("\\", "/")).name)
+        if ini.input:
+            return PurePosixPath(ini.input.replace("\\", "/")).stem
+    return scene.stem
+
+
+def _chunk_step(frames: tuple[int, ...]) -> int:
+    """The step of an evenly stepped chunk (1 for consecutive or irregular frames)."""
+    steps = {b - a for a, b in zip(frames, frames[1:], strict=False)}
+    return steps.pop() if len(steps) == 1 else 1
 
 
 class PovrayAdapter:
-    """Renders .pov scenes with POV-Ray 3.7."""
+    """Renders .pov scenes and POV-Ray .ini files with POV-Ray 3.7."""
 
     name = "povray"
     output_ext = "png"
@@ -44,28 +74,20 @@ class PovrayAdapter:
         return match.group(1) if match else None
 
     def command(self, req: RenderRequest) -> list[str]:
-        first, last = req.first, req.last
+        first, last = req.job_range
+        scene = str(req.scene) if is_ini(req.scene) else f"+I{req.scene}"
+        argv = [self.executable, f"+KFI{first}", f"+KFF{last}", scene]
+        if req.width is not None and req.height is not None:
+            argv += [f"+W{req.width}", f"+H{req.height}"]
         return [
-            self.executable,
-            f"+I{req.scene}",
-            f"+O{req.outdir / req.scene.stem}_.png",
-            f"+W{req.width}",
-            f"+H{req.height}",
+            *argv,
+            f"+O{req.outdir / output_base(req)}",
             "+FN",
             "-D",  # no preview window
             "-P",  # no pause at the end
-            "+A0.3",
-            # clock == frame_number == job frame.  The animation range ends one
-            # past the chunk so the clock slope is 1 even for a one-frame chunk
-            # (first == last would make it 0/0), and the output name always
-            # carries the frame number; +SF/+EF limit rendering to the chunk.
-            f"+KFI{first}",
-            f"+KFF{last + 1}",
-            f"+KI{first}",
-            f"+KF{last + 1}",
-            f"+SF{first}",
-            f"+EF{last}",
-            f"+L{req.scene.parent}",
+            f"+SF{req.first}",
+            f"+EF{req.last}",
+            f"+STP{_chunk_step(req.frames)}",
             f"+L{req.workdir}",
             f"+WT{max(1, req.threads)}",
         ]
@@ -78,13 +100,28 @@ class PovrayAdapter:
     def preflight(self, req: RenderRequest) -> None:
         check_declared_assets(req)
         try:
-            find_dependencies(req.scene, [req.scene.parent, req.workdir])
+            find_dependencies(req.scene, [*search_dirs(req.scene), req.workdir])
         except MissingDependencyError as exc:
             raise missing_error(exc.files, where=str(req.workdir)) from None
 
     def collect(self, req: RenderRequest) -> dict[int, Path]:
-        # POV-Ray pads frame numbers to the width of the final frame (s_08, s_10).
-        return collect_numbered(req, self.output_ext)
+        """Map frames to ``<base><frame>.png`` (POV-Ray pads to the final frame's width);
+        a still (a one-frame animation range) is ``<base>.png``."""
+        base = output_base(req)
+        found: dict[int, Path] = {}
+        for path in sorted(req.outdir.glob(f"*.{self.output_ext}")):
+            rest = path.stem[len(base) :] if path.stem.startswith(base) else None
+            if rest and rest.isdigit():
+                found.setdefault(int(rest), path)
+            elif rest == "" and len(req.frames) == 1:
+                found.setdefault(req.first, path)
+        missing = [f for f in req.frames if f not in found]
+        if missing:
+            raise PackageError(
+                f"POV-Ray wrote no {base}<frame>.{self.output_ext} for frame(s) "
+                f"{', '.join(map(str, missing))} in {req.outdir}; see the render log"
+            )
+        return {f: found[f] for f in req.frames}
 
     async def scan(self, scene: Path) -> list[Path]:
         return await PovrayScanner().scan(scene)

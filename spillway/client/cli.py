@@ -95,10 +95,11 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--frames",
-        required=True,
         type=frame_spec,
+        default="",
         metavar="SPEC",
-        help="frames, e.g. 1-240, 1-240x10, 1,5,10-20",
+        help="frames, e.g. 1-240, 1-240x10, 1,5,10-20 (default: the scene's own, "
+        "e.g. a POV-Ray .ini's animation; required for other scenes)",
     )
     p.add_argument("--chunk", type=positive_int, default=1, help="frames per task (default 1)")
     p.add_argument(
@@ -110,9 +111,9 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resolution",
         type=resolution,
-        default=(320, 240),
+        default=None,
         metavar="WxH",
-        help="output size (default 320x240)",
+        help="override the scene's own output size (the built-in tracer's default is 320x240)",
     )
     p.add_argument("--engine", default="", help="package-specific render engine")
     p.add_argument("--min-memory", type=non_negative_int, default=0, metavar="MiB")

@@ -41,7 +41,7 @@ def _note(message: str) -> None:
 
 
 def _submit_options(args: argparse.Namespace) -> SubmitOptions:
-    width, height = args.resolution
+    width, height = args.resolution or (None, None)
     return SubmitOptions(
         package=args.package,
         frames=args.frames,

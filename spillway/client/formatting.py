@@ -179,6 +179,14 @@ def frame_summary(frames: Sequence[Mapping[str, Any]]) -> str:
     return f"frames: {', '.join(parts)}; {len(frames)} total"
 
 
+def _overrides(job: Mapping[str, Any]) -> str:
+    """Settings the submitter forced over the scene's own (``resolution 480x270``)."""
+    settings = job.get("settings") or {}
+    if settings.get("width") and settings.get("height"):
+        return f"resolution {settings['width']}x{settings['height']}"
+    return ""
+
+
 def format_job(detail: Mapping[str, Any], now: float) -> str:
     """The ``spillway job ID`` view: header, task table, frame summary."""
     job = detail.get("job") or {}
@@ -197,6 +205,9 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
         ("created", human_age(job.get("created_at"), now)),
         ("storage", job.get("storage_dir") or "-"),
     ]
+    overrides = _overrides(job)
+    if overrides:
+        header.append(("overrides", overrides))
     if job.get("why_waiting"):
         header.append(("waiting", str(job["why_waiting"])))
     if job.get("error"):

@@ -12,6 +12,7 @@ scene's folder, so a render host can rebuild the same layout in its work dir.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import os
 from collections.abc import Callable, Sequence
@@ -22,14 +23,17 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from spillway.client.http import AgentClient, ClientError, SpillwayClientError
+from spillway.core.frames import FrameSpecError, parse_frames
 from spillway.core.hashing import file_sha256 as sha256_file
 from spillway.core.records import FileEntry
 from spillway.packages import (
+    AssetAwareScanner,
     PackageError,
     RequirementError,
     Scanner,
     UnknownPackageError,
     parse_requirement,
+    scene_frames,
 )
 from spillway.packages import scanner_for as catalog_scanner
 
@@ -44,6 +48,7 @@ __all__ = [
     "manifest_from_files",
     "build_job_body",
     "parse_package_spec",
+    "resolve_frames",
     "scanner_for",
     "sha256_file",
     "submit_scene",
@@ -86,14 +91,14 @@ class SubmitOptions:
     """Everything about a job besides its files.  Defaults match the CLI's."""
 
     package: str  # requirement, e.g. "povray>=3.7"
-    frames: str
+    frames: str = ""  # "" = the frames the scene sets (a POV-Ray .ini's animation)
     chunk_size: int = 1
     priority: int = 50
     name: str = ""  # "" = the scene file's stem
     site: str | None = None
     forward: bool = True
-    width: int = 320
-    height: int = 240
+    width: int | None = None  # None = the scene's own resolution; set both to override
+    height: int | None = None
     engine: str = ""
     min_memory_mb: int = 0
     min_cores: int = 1
@@ -170,8 +175,10 @@ def _asset_path(asset: Path, folder: Path) -> tuple[PurePosixPath, Path]:
     return rel, folder / rel
 
 
-async def _scan(scanner: Scanner, scene: Path) -> list[Path]:
+async def _scan(scanner: Scanner, scene: Path, assets: Sequence[PurePosixPath]) -> list[Path]:
     try:
+        if isinstance(scanner, AssetAwareScanner):
+            return list(await scanner.scan_with_assets(scene, assets))
         return list(await scanner.scan(scene))
     except PackageError as err:
         raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
@@ -229,7 +236,10 @@ async def build_manifest(
     not meant to run inside a busy server's event loop.
     """
     folder = _scene_folder(scene)
-    scanned = await _scan(scanner, folder / scene.name) if scanner is not None else []
+    scanned: list[Path] = []
+    if scanner is not None:
+        rel_assets = [_asset_path(a, folder)[0] for a in assets]
+        scanned = await _scan(scanner, folder / scene.name, rel_assets)
     return manifest_from_files(scene, scanned, assets)
 
 
@@ -262,11 +272,48 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
             "max_attempts": options.max_attempts,
             "engine": options.engine,
         },
-        "settings": {"width": options.width, "height": options.height},
+        "settings": _settings(options),
         "site": options.site,
         "forward": options.forward,
         "owner": options.owner or _owner(),
     }
+
+
+def _settings(options: SubmitOptions) -> dict[str, Any]:
+    """Overrides of the scene's own settings; none means the scene renders as it is."""
+    if options.width is None or options.height is None:
+        return {}
+    return {"width": options.width, "height": options.height}
+
+
+def resolve_frames(scene: Path, package: str, frames: str) -> str:
+    """The job's frame spec: ``frames`` if given, else the frames the scene sets itself.
+
+    Raises :class:`SubmissionError` when neither gives frames, or when ``frames``
+    leaves the animation range the scene fixes (a POV-Ray .ini's Initial/Final_Frame).
+    """
+    _scene_folder(scene)
+    try:
+        own = scene_frames(package, scene)
+    except PackageError as err:
+        raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
+    if not frames:
+        if own is None:
+            raise SubmissionError(
+                f"{scene.name} sets no frames of its own; give them with --frames, e.g. --frames 1-24"
+            )
+        return own.spec
+    if own is not None:
+        try:
+            wanted = parse_frames(frames)
+        except FrameSpecError as err:
+            raise SubmissionError(str(err)) from None
+        if wanted[0] < own.first or wanted[-1] > own.last:
+            raise SubmissionError(
+                f"--frames {frames} leaves {scene.name}'s animation, frames {own.first}-{own.last}; "
+                f"give frames within it or leave --frames out to render {own.spec}"
+            )
+    return frames
 
 
 UploadCallback = Callable[[LocalFile], None]
@@ -323,8 +370,9 @@ async def submit_scene(
                 f"no dependency scanner for package {package!r} here; sending only the scene "
                 "and the --asset files"
             )
+    frames = resolve_frames(scene, package, options.frames)
     manifest = await build_manifest(scene, assets, scanner=scanner or None)
-    body = build_job_body(scene, manifest, options)
+    body = build_job_body(scene, manifest, dataclasses.replace(options, frames=frames))
     files, size = await upload_missing(client, manifest, on_upload=on_upload)
     try:
         job = await client.submit(body)

@@ -4,7 +4,15 @@ A leaf: imports only :mod:`spillway.core`, so clients scan scenes without the
 render server, and the render server's adapters reuse the same scanners.
 """
 
-from spillway.packages.catalog import PACKAGE_NAMES, Scanner, package_names, scanner_for
+from spillway.packages.catalog import (
+    PACKAGE_NAMES,
+    AssetAwareScanner,
+    Scanner,
+    SceneFrames,
+    package_names,
+    scanner_for,
+    scene_frames,
+)
 from spillway.packages.errors import (
     MissingDependencyError,
     PackageError,
@@ -15,13 +23,16 @@ from spillway.packages.requirements import RequirementError, parse_requirement
 
 __all__ = [
     "PACKAGE_NAMES",
+    "AssetAwareScanner",
     "MissingDependencyError",
     "PackageError",
     "RequirementError",
     "ScanError",
+    "SceneFrames",
     "Scanner",
     "UnknownPackageError",
     "package_names",
     "parse_requirement",
     "scanner_for",
+    "scene_frames",
 ]

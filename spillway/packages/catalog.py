@@ -8,12 +8,22 @@ only when asked for.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol, runtime_checkable
 
 from spillway.packages.errors import UnknownPackageError
 
-__all__ = ["PACKAGE_NAMES", "Scanner", "package_names", "scanner_for"]
+__all__ = [
+    "PACKAGE_NAMES",
+    "AssetAwareScanner",
+    "SceneFrames",
+    "Scanner",
+    "package_names",
+    "scanner_for",
+    "scene_frames",
+]
 
 PACKAGE_NAMES: tuple[str, ...] = ("builtin", "povray", "blender")
 """Every render package name, in the order the render server probes them."""
@@ -29,6 +39,40 @@ class Scanner(Protocol):
         MissingDependencyError for referenced files that do not exist.
         """
         ...
+
+
+@runtime_checkable
+class AssetAwareScanner(Scanner, Protocol):
+    """A scanner for scenes that can compute file names while they render (POV-Ray)."""
+
+    async def scan_with_assets(self, scene: Path, assets: Sequence[PurePosixPath]) -> list[Path]:
+        """Like ``scan``; ``assets`` (the user's extra files, relative to scene.parent) are
+        scanned too and satisfy names the scanner cannot resolve by reading.  Raises
+        ScanError naming each computed name no asset matches, and the --asset to add."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SceneFrames:
+    """The frames a scene renders by itself (``povray scene.ini``)."""
+
+    spec: str  # as a frame spec, e.g. "1-20"
+    first: int  # the animation's range: other frames cannot be rendered
+    last: int
+
+
+def scene_frames(name: str, scene: Path) -> SceneFrames | None:
+    """The frames a scene of package ``name`` sets itself, or None where it sets none.
+
+    Raises ScanError for a scene file that cannot be read as its package reads it.
+    """
+    if name == "povray":
+        from spillway.packages.povray_ini import ini_frames, is_ini
+
+        if is_ini(scene):
+            spec, first, last = ini_frames(scene)
+            return SceneFrames(spec=spec, first=first, last=last)
+    return None
 
 
 def package_names() -> frozenset[str]:

@@ -1,116 +1,99 @@
-"""Dependency scanner of POV-Ray scenes: ``#include`` files and image, font and density files.
+"""Dependency scanner of POV-Ray scenes and INI files: the files ``povray`` will open.
 
-Includes are followed recursively; a reference is looked up in the directories
-POV-Ray would search (its ``+L`` library paths), so the render server's preflight
-check and the submitter's scan read a scene the same way.
+An INI file (``povray scene.ini``) names the scene, more INI files and library
+paths; a scene names ``#include`` files and image, font, density and data
+files.  Each name is looked up as POV-Ray does (:mod:`spillway.packages.povray_names`):
+the scene folder, then the INI's library paths, trying the type's extensions
+for an extension-less name.  Includes are followed recursively.
+
+A name built while POV-Ray parses (``#include concat("part", str(I,0,0), ".inc")``)
+cannot be found by reading the file: it is reported as :class:`Unresolved`,
+with the glob pattern its literal parts allow, and the submitter must add the
+files with ``--asset`` (:class:`UnresolvedReferenceError` says which).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from spillway.packages.errors import ScanError
 from spillway.packages.paths import missing_error, relative_reference
+from spillway.packages.povray_ini import is_ini, read_ini
+from spillway.packages.povray_names import IMAGE_TYPES, STANDARD_FILES, candidates
 
-__all__ = ["STANDARD_FILES", "PovrayScanner", "find_dependencies", "references", "strip_comments"]
+__all__ = [
+    "STANDARD_FILES",
+    "Dependencies",
+    "PovrayScanner",
+    "Unresolved",
+    "UnresolvedReferenceError",
+    "find_dependencies",
+    "references",
+    "scan_dependencies",
+    "search_dirs",
+    "strip_comments",
+]
 
-# Files shipped in POV-Ray's own include directory; a scene may reference them
-# without shipping them.  Listed (not looked up) so scanning works on a
-# submitter's machine without POV-Ray.
-STANDARD_FILES = frozenset(
-    [
-        "arrays.inc",
-        "chars.inc",
-        "colors.inc",
-        "consts.inc",
-        "debug.inc",
-        "finish.inc",
-        "functions.inc",
-        "glass.inc",
-        "glass_old.inc",
-        "golds.inc",
-        "ior.inc",
-        "logo.inc",
-        "makegrass.inc",
-        "math.inc",
-        "meshmaker.inc",
-        "metals.inc",
-        "rad_def.inc",
-        "rand.inc",
-        "screen.inc",
-        "shapes.inc",
-        "shapes2.inc",
-        "shapes3.inc",
-        "shapes_old.inc",
-        "shapesq.inc",
-        "skies.inc",
-        "stage1.inc",
-        "stars.inc",
-        "stdcam.inc",
-        "stdinc.inc",
-        "stoneold.inc",
-        "stones.inc",
-        "stones1.inc",
-        "stones2.inc",
-        "strings.inc",
-        "sunpos.inc",
-        "textures.inc",
-        "transforms.inc",
-        "woodmaps.inc",
-        "woods.inc",
-        "colors_ral.inc",
-        "ash.map",
-        "benediti.map",
-        "bubinga.map",
-        "cedar.map",
-        "marbteal.map",
-        "orngwood.map",
-        "pinkmarb.map",
-        "rdgranit.map",
-        "teak.map",
-        "whiteash.map",
-        "crystal.ttf",
-        "cyrvetic.ttf",
-        "povlogo.ttf",
-        "timrom.ttf",
-        "Mount1.png",
-        "Mount2.png",
-        "bumpmap_.png",
-        "fract003.png",
-        "mtmandj.png",
-        "plasma2.png",
-        "plasma3.png",
-        "povmap.png",
-        "test.png",
-        "mtmand.pot",
-        "spiral.df3",
-    ]
+_STRING = r'"(?:[^"\\\n]|\\.)*"'
+_NAME = r"[A-Za-z_]\w*"
+_FILE_KEYWORDS = "|".join((*IMAGE_TYPES, "ttf", "df3"))
+# What may follow: a literal, a string function call, or an identifier.
+_EXPR = rf"({_STRING}|{_NAME}\s*\(|{_NAME})"
+_INCLUDE = re.compile(rf"#\s*include\s+{_EXPR}")
+_TYPED = re.compile(rf"\b({_FILE_KEYWORDS})\s+{_EXPR}")
+_UNTYPED = re.compile(
+    rf"\b(?:image_map|bump_map|normal_map|material_map|image_pattern|height_field)\s*\{{\s*{_EXPR}"
 )
+_FOPEN = re.compile(rf"#\s*fopen\s+{_NAME}\s+{_EXPR}\s+read\b")
+_WORD = re.compile(_NAME)
+_LITERAL = re.compile(_STRING)
+_DECLARE = re.compile(rf"#\s*(?:declare|local)\s+({_NAME})\s*=\s*({_STRING})")
+# Words that may follow a map's brace without being a file name.
+_NOT_NAMES = frozenset((*IMAGE_TYPES, "ttf", "df3", "function", "gamma", "premultiplied"))
+_TEXT_SUFFIXES = frozenset({".inc", ".pov", ".mcr", ".mac"})
 
-_IMAGE_TYPES = (
-    "png",
-    "jpeg",
-    "jpg",
-    "tga",
-    "gif",
-    "ppm",
-    "pgm",
-    "sys",
-    "tiff",
-    "exr",
-    "hdr",
-    "iff",
-)
-_INCLUDE = re.compile(r'#\s*include\s+"([^"]+)"')
-_TYPED_FILE = re.compile(r"\b(" + "|".join(_IMAGE_TYPES) + r'|ttf|df3)\s+"([^"]+)"')
-_UNTYPED_MAP = re.compile(
-    r'\b(?:image_map|bump_map|normal_map|material_map|image_pattern|height_field)\s*\{\s*"([^"]+)"'
-)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unresolved:
+    """A file name POV-Ray computes while parsing, so scanning cannot tell which file it is."""
+
+    source: str  # the file holding the reference, relative to the scene folder
+    line: int
+    expression: str  # as written, e.g. concat("part", str(I,0,0), ".inc")
+    pattern: str  # glob the computed name must match, e.g. part*.inc
+    kind: str  # "include", an image type, "ttf", "df3", "fopen" or "" (untyped image)
+
+    def satisfied_by(self, names: Iterable[str]) -> bool:
+        """Whether one of ``names`` (relative posix paths) can be the file it names."""
+        tries = [str(c) for c in candidates(self.pattern, self.kind)]
+        return any(fnmatch.fnmatchcase(n, t) for n in names for t in tries)
+
+    def describe(self) -> str:
+        return f"{self.source} line {self.line}: {self.expression}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependencies:
+    """What a scan found: files (relative to the scene folder) and names it could not resolve."""
+
+    files: tuple[PurePosixPath, ...]
+    unresolved: tuple[Unresolved, ...] = ()
+
+
+class UnresolvedReferenceError(ScanError):
+    """The scene computes file names while parsing, and no --asset matches them."""
+
+    def __init__(self, message: str, *, unresolved: Sequence[Unresolved]) -> None:
+        super().__init__(message)
+        self.unresolved = tuple(unresolved)
 
 
 def strip_comments(text: str) -> str:
-    """Remove // and (nesting) /* */ comments, leaving string literals intact."""
+    """Remove // and (nesting) /* */ comments, leaving string literals and line breaks intact."""
     out: list[str] = []
     i, n, depth = 0, len(text), 0
     while i < n:
@@ -121,6 +104,8 @@ def strip_comments(text: str) -> str:
             elif two == "*/":
                 depth, i = depth - 1, i + 2
             else:
+                if text[i] == "\n":
+                    out.append("\n")  # keep line numbers
                 i += 1
             if not depth:
                 out.append(" ")
@@ -141,76 +126,250 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
-def references(text: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(included files, [(file type or '', image/font file)]) named in a scene's source."""
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    kind: str
+    name: str | None  # None: computed while parsing
+    line: int
+    expression: str
+    pattern: str
+
+
+def references(text: str) -> list[_Ref]:
+    """Every file reference in a scene's source, literal or computed, in order of appearance."""
     clean = strip_comments(text)
-    includes = _INCLUDE.findall(clean)
-    files = [(kind, name) for kind, name in _TYPED_FILE.findall(clean)]
-    files += [("", name) for name in _UNTYPED_MAP.findall(clean)]
-    return includes, files
+    declared: dict[str, list[str]] = {}
+    for m in _DECLARE.finditer(clean):
+        declared.setdefault(m.group(1), []).append(m.group(2)[1:-1])
+    found: list[tuple[int, _Ref]] = []
+    for regex, fixed in ((_INCLUDE, "include"), (_FOPEN, "fopen"), (_UNTYPED, "")):
+        for m in regex.finditer(clean):
+            found += _refs(clean, m, fixed, m.start(1), declared)
+    for m in _TYPED.finditer(clean):
+        found += _refs(clean, m, m.group(1), m.start(2), declared)
+    return [ref for _, ref in sorted(found, key=lambda item: item[0])]
 
 
-def find_dependencies(scene: Path, search_dirs: Iterable[Path]) -> list[PurePosixPath]:
-    """Every local file the scene needs (recursively through includes), relative to its folder.
+def _refs(
+    text: str, m: re.Match[str], kind: str, at: int, declared: dict[str, list[str]]
+) -> list[tuple[int, _Ref]]:
+    line = text.count("\n", 0, at) + 1
+    if text[at] == '"':
+        name = _literal(text, at)
+        return [(at, _Ref(kind, name, line, f'"{name}"', name))]
+    word = _WORD.match(text, at)
+    token = word.group(0) if word else ""
+    if not token or token in _NOT_NAMES:
+        return []
+    if text[at + len(token) :].lstrip().startswith("("):
+        expr = _call(text, at)
+        return [(at, _Ref(kind, None, line, expr, _pattern(expr)))]
+    values = declared.get(token)
+    if values:
+        return [(at, _Ref(kind, v, line, token, v)) for v in values]
+    return [(at, _Ref(kind, None, line, token, "*"))]
 
-    A reference is looked up in each of search_dirs in turn (POV-Ray's +L
-    order).  Standard POV-Ray files not present locally are skipped; other
-    missing files raise MissingDependencyError, references leaving the scene
-    folder raise ScanError.
+
+def _literal(text: str, at: int) -> str:
+    m = _LITERAL.match(text, at)
+    return m.group(0)[1:-1] if m else ""
+
+
+def _call(text: str, at: int) -> str:
+    """The function call starting at ``at``, up to its balanced closing parenthesis."""
+    depth, i, quoted = 0, at, False
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+            if depth == 0:
+                return " ".join(text[at : i + 1].split())
+        i += 1
+    return " ".join(text[at:].split("\n", 1)[0].split())
+
+
+def _pattern(expr: str) -> str:
+    """Glob of the names ``concat(...)`` can give: its literal arguments, '*' for the rest."""
+    m = re.fullmatch(r"concat\s*\((.*)\)", expr, re.S)
+    if not m:
+        return "*"
+    pieces = []
+    for arg in _split_args(m.group(1)):
+        lit = re.fullmatch(_STRING, arg.strip())
+        pieces.append(lit.group(0)[1:-1] if lit else "*")
+    return re.sub(r"\*+", "*", "".join(pieces)) or "*"
+
+
+def _split_args(text: str) -> list[str]:
+    args, depth, quoted, start = [], 0, False, 0
+    for i, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and char == "," and depth == 0:
+            args.append(text[start:i])
+            start = i + 1
+    return [*args, text[start:]]
+
+
+# --- scanning ---------------------------------------------------------------------------------
+
+
+def search_dirs(scene: Path) -> list[Path]:
+    """The folders POV-Ray searches for the files of ``scene`` run from its folder.
+
+    The scene folder, then an INI file's relative library paths that stay inside it
+    (absolute ones are the host's own, like POV-Ray's include folder).
     """
-    scene_dir = scene.resolve().parent
-    dirs = [d.resolve() for d in search_dirs]
-    found: dict[PurePosixPath, Path] = {}
-    missing: list[str] = []
-    pending = [scene]
-    seen: set[Path] = set()
-    while pending:
-        source = pending.pop()
-        if source in seen:
-            continue
-        seen.add(source)
-        includes, files = references(source.read_text(encoding="utf-8", errors="replace"))
-        refs = [("include", name) for name in includes] + files
-        for kind, name in refs:
-            rel = relative_reference(
-                name, scene_dir, kind="include" if kind == "include" else "file"
+    folder = scene.resolve().parent
+    dirs = [folder]
+    if is_ini(scene):
+        for lib in read_ini(scene).library:
+            path = (folder / lib.replace("\\", "/")).resolve()
+            if not PurePosixPath(lib).is_absolute() and path.is_relative_to(folder):
+                dirs.append(path)
+    return dirs
+
+
+def scan_dependencies(
+    scene: Path,
+    dirs: Sequence[Path] | None = None,
+    *,
+    assets: Sequence[PurePosixPath] = (),
+) -> Dependencies:
+    """Every file ``povray scene`` opens (recursively), relative to the scene's folder.
+
+    ``dirs`` are the folders searched, in order (default :func:`search_dirs`).
+    ``assets`` (files the user adds) are scanned too.  Standard POV-Ray files
+    not present are skipped; other missing files raise MissingDependencyError,
+    references leaving the scene folder ScanError.
+    """
+    folder = scene.resolve().parent
+    dirs = [d.resolve() for d in (dirs if dirs is not None else search_dirs(scene))]
+    state = _Scan(folder, dirs)
+    if is_ini(scene):
+        state.ini(scene)
+    else:
+        state.pending.append(scene)
+    state.pending += [folder / a for a in assets if PurePosixPath(a).suffix in _TEXT_SUFFIXES]
+    state.run()
+    if state.missing:
+        raise missing_error(state.missing, where=str(folder))
+    return Dependencies(files=tuple(sorted(state.found)), unresolved=tuple(state.unresolved))
+
+
+class _Scan:
+    """The work list of one scan."""
+
+    def __init__(self, folder: Path, dirs: list[Path]) -> None:
+        self.folder, self.dirs = folder, dirs
+        self.found: dict[PurePosixPath, Path] = {}
+        self.missing: list[str] = []
+        self.unresolved: list[Unresolved] = []
+        self.pending: list[Path] = []
+
+    def ini(self, scene: Path) -> None:
+        settings = read_ini(scene)
+        for name in settings.files:
+            self.add("ini", name, follow=False)
+        if settings.header:
+            self.add("include", settings.header, follow=True)
+        if not settings.input:
+            raise ScanError(
+                f"{scene.name} names no scene; add Input_File_Name=scene.pov to it "
+                "or submit the .pov file"
             )
-            hit = _locate(rel, kind, dirs)
-            if hit is None:
-                if rel.name not in STANDARD_FILES:
-                    missing.append(str(rel))
+        self.add("scene", settings.input, follow=True)
+
+    def add(self, kind: str, name: str, *, follow: bool) -> None:
+        rel = relative_reference(name, self.folder, kind="include" if follow else "file")
+        hit = self.locate(str(rel), kind)
+        if hit is None:
+            if rel.name not in STANDARD_FILES:
+                self.missing.append(str(rel))
+            return
+        self.found[hit[0]] = hit[1]
+        if follow:
+            self.pending.append(hit[1])
+
+    def locate(self, name: str, kind: str) -> tuple[PurePosixPath, Path] | None:
+        for base in self.dirs:
+            for cand in candidates(name, kind):
+                path = base / cand
+                if path.is_file() and path.resolve().is_relative_to(self.folder):
+                    return PurePosixPath(path.resolve().relative_to(self.folder).as_posix()), path
+        return None
+
+    def run(self) -> None:
+        seen: set[Path] = set()
+        while self.pending:
+            source = self.pending.pop().resolve()
+            if source in seen or not source.is_file():
                 continue
-            found[hit[0]] = hit[1]
-            if kind == "include":
-                pending.append(hit[1])
-    if missing:
-        raise missing_error(missing, where=str(scene_dir))
-    return sorted(found)
+            seen.add(source)
+            rel_source = source.relative_to(self.folder).as_posix()
+            for ref in references(source.read_text(encoding="utf-8", errors="replace")):
+                if ref.name is None:
+                    self.unresolved.append(
+                        Unresolved(
+                            source=rel_source,
+                            line=ref.line,
+                            expression=ref.expression,
+                            pattern=ref.pattern,
+                            kind=ref.kind,
+                        )
+                    )
+                else:
+                    self.add(ref.kind, ref.name, follow=ref.kind == "include")
 
 
-def _locate(rel: PurePosixPath, kind: str, dirs: list[Path]) -> tuple[PurePosixPath, Path] | None:
-    """Find rel under dirs, trying POV-Ray's implied extensions for extension-less image names."""
-    candidates = [rel]
-    if kind not in ("include", "") and not rel.suffix:
-        exts = [kind, "jpg"] if kind == "jpeg" else [kind]
-        candidates += [rel.with_suffix("." + ext) for ext in exts]
-    for base in dirs:
-        for cand in candidates:
-            path = base / cand
-            if path.is_file():
-                return cand, path
-    return None
+def find_dependencies(scene: Path, dirs: Iterable[Path]) -> list[PurePosixPath]:
+    """The files of :func:`scan_dependencies` that can be found by reading; computed names are skipped."""
+    return list(scan_dependencies(scene, list(dirs)).files)
+
+
+def unresolved_error(scene: Path, unresolved: Sequence[Unresolved]) -> UnresolvedReferenceError:
+    """An error naming each computed reference and the --asset options that would satisfy it."""
+    folder = scene.resolve().parent
+    lines = []
+    for ref in unresolved:
+        present = sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and ref.satisfied_by([p.relative_to(folder).as_posix()])
+        )
+        present = [p for p in present if p != scene.name][:5]
+        example = " ".join(f"--asset {p}" for p in present) or f"--asset {ref.pattern}"
+        lines.append(
+            f"{ref.describe()} names a file ({ref.pattern}) only when POV-Ray parses the "
+            f"scene; add the files it can name, e.g. {example}"
+        )
+    return UnresolvedReferenceError("; ".join(lines), unresolved=unresolved)
 
 
 class PovrayScanner:
-    """Finds the files a .pov scene includes or reads, relative to its folder."""
+    """Finds the files a .pov scene or a POV-Ray .ini file needs, relative to its folder."""
 
     name = "povray"
 
     async def scan(self, scene: Path) -> list[Path]:
+        return await self.scan_with_assets(scene, ())
+
+    async def scan_with_assets(self, scene: Path, assets: Sequence[PurePosixPath]) -> list[Path]:
+        """Like scan; ``assets`` (relative to the scene folder) are scanned too and
+        satisfy the names POV-Ray computes while parsing.  Raises
+        UnresolvedReferenceError for a computed name no asset matches."""
         # Reads a few small text files; not worth a thread.
-        return _scan_local(scene)
-
-
-def _scan_local(scene: Path) -> list[Path]:
-    return [Path(p) for p in find_dependencies(scene, [scene.resolve().parent])]
+        deps = scan_dependencies(scene, assets=assets)
+        names = [str(a) for a in assets] + [str(f) for f in deps.files]
+        open_refs = [u for u in deps.unresolved if not u.satisfied_by(names)]
+        if open_refs:
+            raise unresolved_error(scene, open_refs)
+        return [Path(p) for p in deps.files]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from render_server.packages.povray import PovrayAdapter
 from spillway.packages.povray import strip_comments
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "povray"
+# POV-Ray's own example scenes (Debian's povray-examples; scripts/test installs it).
+POVRAY_EXAMPLES = Path("/usr/share/doc/povray/examples")
 
 pytestmark = [
     pytest.mark.povray,
@@ -30,7 +33,9 @@ def work(tmp_path: Path) -> Path:
     return work
 
 
-def _request(work: Path, out: Path, frames: tuple[int, ...]) -> RenderRequest:
+def _request(
+    work: Path, out: Path, frames: tuple[int, ...], *, job: tuple[int, int] | None = None
+) -> RenderRequest:
     out.mkdir(exist_ok=True)
     return RenderRequest(
         scene=work / "scene.pov",
@@ -41,6 +46,8 @@ def _request(work: Path, out: Path, frames: tuple[int, ...]) -> RenderRequest:
         height=48,
         threads=2,
         declared_assets=("planet.png", "props.inc"),
+        job_first=job[0] if job else None,
+        job_last=job[1] if job else None,
     )
 
 
@@ -104,7 +111,7 @@ def test_strip_comments_keeps_strings() -> None:
 
 def test_renders_a_three_frame_chunk(work: Path, tmp_path: Path) -> None:
     adapter = PovrayAdapter()
-    req = _request(work, tmp_path / "out", (8, 9, 10))
+    req = _request(work, tmp_path / "out", (8, 9, 10), job=(1, 24))
     adapter.preflight(req)
     proc = _run(adapter, req)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -117,7 +124,7 @@ def test_renders_a_three_frame_chunk(work: Path, tmp_path: Path) -> None:
 
 def test_single_frame_chunk(work: Path, tmp_path: Path) -> None:
     adapter = PovrayAdapter()
-    req = _request(work, tmp_path / "out", (12,))
+    req = _request(work, tmp_path / "out", (12,), job=(1, 24))
     assert _run(adapter, req).returncode == 0
     img = _pixels(adapter.collect(req)[12])
     assert img.std() > 10  # a real picture, not just the background
@@ -134,3 +141,134 @@ def test_missing_texture(work: Path, tmp_path: Path) -> None:
     assert "planet.png" in proc.stderr
     with pytest.raises(Exception, match="frame"):
         adapter.collect(req)
+
+
+# --- parity with POV-Ray run directly on the same files -----------------------------------
+
+
+def _example(tmp_path: Path, name: str, *, small: str = "") -> Path:
+    """A copy of POV-Ray's example folder ``name`` (e.g. animations/clockd), with ``small``
+    appended to its INI files to keep the test quick; both renders read that copy."""
+    src = POVRAY_EXAMPLES / name
+    if not src.is_dir():
+        pytest.skip(f"{src} is missing: install Debian's povray-examples")
+    folder = tmp_path / src.name
+    shutil.copytree(src, folder)
+    for ini in folder.glob("*.ini"):
+        ini.write_text(ini.read_text() + "\n" + small)
+    return folder
+
+
+def _direct(folder: Path, *args: str) -> dict[str, np.ndarray]:
+    """Render with POV-Ray itself in ``folder``: {output file name: pixels}."""
+    out = folder.parent / f"direct-{folder.name}"
+    out.mkdir()
+    proc = subprocess.run(
+        ["povray", *args, "-D", "-P", f"+O{out}/"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {p.name: _pixels(p) for p in sorted(out.glob("*.png"))}
+
+
+def _farm(
+    folder: Path,
+    scene: str,
+    frames: list[int],
+    chunk: int,
+    *,
+    size: tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Render ``frames`` in chunks as render servers do, each chunk in a fresh work dir
+    holding only the scanned files: {output file name: pixels}."""
+    adapter = PovrayAdapter()
+    files = [Path(scene), *_scan(folder / scene)]
+    result: dict[str, np.ndarray] = {}
+    for i in range(0, len(frames), chunk):
+        work = folder.parent / f"work-{folder.name}-{chunk}-{i}"
+        for rel in files:
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(folder / rel, work / rel)
+        req = RenderRequest(
+            scene=work / scene,
+            workdir=work,
+            outdir=work / "_out",
+            frames=tuple(frames[i : i + chunk]),
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+            threads=2,
+            declared_assets=tuple(str(f) for f in files),
+            job_first=frames[0],
+            job_last=frames[-1],
+        )
+        req.outdir.mkdir()
+        adapter.preflight(req)
+        proc = subprocess.run(
+            adapter.command(req), cwd=work, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        for frame, path in adapter.collect(req).items():
+            assert frame in req.frames
+            result[path.name] = _pixels(path)
+    return result
+
+
+def _scan(scene: Path) -> list[Path]:
+    return asyncio.run(PovrayAdapter().scan(scene))
+
+
+def _assert_same(farm: dict[str, np.ndarray], direct: dict[str, np.ndarray]) -> None:
+    assert sorted(farm) == sorted(direct)
+    for name, pixels in direct.items():
+        assert np.array_equal(farm[name], pixels), f"{name} differs from POV-Ray's own render"
+
+
+SMALL = "Width=48\nHeight=36\n"
+
+
+@pytest.mark.parametrize("example", ["animations/clockd", "animations/ambient"])
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_ini_animation_matches_povray_whatever_the_chunk(
+    tmp_path: Path, example: str, chunk: int
+) -> None:
+    folder = _example(tmp_path, example, small=SMALL)
+    ini = f"{folder.name}.ini"
+    direct = _direct(folder, ini)
+    assert len(direct) == 20 and f"{folder.name}01.png" in direct  # POV-Ray's own names
+    farm = _farm(folder, ini, list(range(1, 21)), chunk)
+    _assert_same(farm, direct)
+    # The clock runs 0 -> 1 over the job: the first and last frames differ.
+    assert not np.array_equal(direct[f"{folder.name}01.png"], direct[f"{folder.name}20.png"])
+
+
+def test_pov_with_frames_is_povrays_default_animation(tmp_path: Path) -> None:
+    folder = _example(tmp_path, "animations/clockd")
+    direct = _direct(folder, "clockd.pov", "+KFI1", "+KFF20", "+W48", "+H36")
+    farm = _farm(folder, "clockd.pov", list(range(1, 21)), 3, size=(48, 36))
+    _assert_same(farm, direct)
+
+
+def test_ini_subset_of_frames_keeps_the_ini_clock(tmp_path: Path) -> None:
+    folder = _example(tmp_path, "animations/clockd", small=SMALL)
+    direct = _direct(folder, "clockd.ini", "+SF5", "+EF7")
+    farm = _farm(folder, "clockd.ini", [5, 6, 7], 2)
+    _assert_same(farm, direct)
+
+
+def test_extension_less_image_map_matches_povray(tmp_path: Path) -> None:
+    folder = _example(tmp_path, "advanced/cliche")
+    # cliche.pov reads image_map { "sign" }: POV-Ray opens sign.png, made by sign.pov.
+    made = subprocess.run(
+        ["povray", "+Isign.pov", "+W40", "+H40", "-D", "+Osign.png"],
+        cwd=folder,
+        capture_output=True,
+        timeout=120,
+    )
+    assert made.returncode == 0
+    assert _scan(folder / "cliche.pov") == [Path("sign.png")]
+    direct = _direct(folder, "cliche.pov", "+W64", "+H48")
+    farm = _farm(folder, "cliche.pov", [1], 1, size=(64, 48))
+    _assert_same(farm, direct)

@@ -58,7 +58,7 @@ def test_bad_submit_arguments_exit_2_with_a_fix(capsys, extra, message):
 
 def test_submit_defaults():
     args = parse(*SUBMIT)
-    assert (args.chunk, args.priority, args.resolution) == (1, 50, (320, 240))
+    assert (args.chunk, args.priority, args.resolution) == (1, 50, None)
     assert (args.wait, args.json, args.no_forward, args.gpu) == (False, False, False, False)
     assert (args.max_servers, args.max_attempts, args.timeout) == (0, 3, 3600.0)
 

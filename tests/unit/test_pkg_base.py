@@ -80,25 +80,34 @@ def test_check_declared_assets_names_missing(tmp_path: Path) -> None:
     assert info.value.files == ("c.inc", "tex/b.png")
 
 
-def test_povray_command_maps_clock_to_frames(tmp_path: Path) -> None:
-    argv = PovrayAdapter().command(_req(tmp_path, (5,), width=64, height=48, threads=3))
-    assert argv[0] == "povray"
-    for opt in (
-        "+W64",
-        "+H48",
-        "+FN",
-        "-D",
-        "+KFI5",
-        "+KFF6",
-        "+KI5",
-        "+KF6",
-        "+SF5",
-        "+EF5",
-        "+WT3",
-    ):
+def test_povray_command_animates_over_the_job_not_the_chunk(tmp_path: Path) -> None:
+    req = _req(tmp_path, (5, 6), width=64, height=48, threads=3, job_first=1, job_last=20)
+    argv = PovrayAdapter().command(req)
+    assert argv[:4] == ["povray", "+KFI1", "+KFF20", f"+I{tmp_path / 'shot.pov'}"]
+    for opt in ("+W64", "+H48", "+FN", "-D", "+SF5", "+EF6", "+STP1", "+WT3"):
         assert opt in argv
+    # Clock and antialiasing are the scene's (or POV-Ray's defaults), never forced.
+    assert [a for a in argv if a.startswith(("+K", "+A"))] == ["+KFI1", "+KFF20"]
     assert f"+L{tmp_path}" in argv
-    assert f"+O{tmp_path / 'out' / 'shot'}_.png" in argv
+    assert f"+O{tmp_path / 'out' / 'shot'}" in argv
+
+
+def test_povray_command_keeps_the_scenes_resolution_and_steps(tmp_path: Path) -> None:
+    argv = PovrayAdapter().command(_req(tmp_path, (1, 11, 21)))
+    assert not [a for a in argv if a[:2] in ("+W", "+H") and not a.startswith("+WT")]
+    assert {"+KFI1", "+KFF21", "+SF1", "+EF21", "+STP10"} <= set(argv)
+
+
+def test_povray_command_reads_an_ini_before_the_chunk(tmp_path: Path) -> None:
+    ini = tmp_path / "anim.ini"
+    ini.write_text("Input_File_Name=clockd.pov\nOutput_File_Name=frames/shot_\n")
+    req = RenderRequest(
+        scene=ini, workdir=tmp_path, outdir=tmp_path / "out", frames=(3,), job_first=1, job_last=9
+    )
+    argv = PovrayAdapter().command(req)
+    # The INI comes after +KFI/+KFF so its own animation range wins.
+    assert argv[1:4] == ["+KFI1", "+KFF9", str(ini)]
+    assert f"+O{tmp_path / 'out' / 'shot_'}" in argv
 
 
 def test_blender_command(tmp_path: Path) -> None:

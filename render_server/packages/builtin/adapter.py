@@ -20,6 +20,8 @@ from spillway.packages.builtin_scene import load_scene
 # The directory holding the render_server package, so the child finds it even
 # when the project is not installed into the interpreter.
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# A built-in scene has no resolution of its own: this is the farm's default.
+DEFAULT_WIDTH, DEFAULT_HEIGHT = 320, 240
 
 
 class BuiltinAdapter:
@@ -40,9 +42,9 @@ class BuiltinAdapter:
             "--frames",
             ",".join(str(f) for f in req.frames),
             "--width",
-            str(req.width),
+            str(req.width or DEFAULT_WIDTH),
             "--height",
-            str(req.height),
+            str(req.height or DEFAULT_HEIGHT),
             "--out",
             str(req.outdir),
             "--name",
