@@ -13,7 +13,7 @@ from scheduler.errors import FrameSpecError
 from spillway.core import frames as syntax
 from spillway.core.frames import MAX_FRAME
 
-__all__ = ["MAX_FRAME", "chunk_frames", "format_frames", "parse_frames"]
+__all__ = ["MAX_FRAME", "chunk_frames", "format_frames", "frame_bounds", "parse_frames"]
 
 
 def parse_frames(spec: str, *, max_frames: int = 1_000_000) -> tuple[int, ...]:
@@ -47,3 +47,27 @@ def chunk_frames(frames: Sequence[int], chunk_size: int) -> list[tuple[int, ...]
             f"bad chunk size {chunk_size!r}: it must be a whole number of at least 1, e.g. 1 or 10"
         )
     return [tuple(frames[i : i + chunk_size]) for i in range(0, len(frames), chunk_size)]
+
+
+def frame_bounds(spec: str) -> tuple[int, int]:
+    """The first and last frame of a valid spec, without listing its frames.
+
+    A stepped range ends on its last step (``1-240x10`` ends at 231).  Raises
+    :class:`FrameSpecError` for a spec :func:`parse_frames` would refuse.
+    """
+    firsts, lasts = [], []
+    try:
+        for item in spec.split(","):
+            body, _, step = item.strip().lower().partition("x")
+            lo, dash, hi = body.partition("-")
+            first = int(lo)
+            last = int(hi) if dash else first
+            every = int(step) if step else 1
+            if last < first or every < 1:
+                raise ValueError(item)
+            firsts.append(first)
+            lasts.append(first + (last - first) // every * every)
+    except ValueError:
+        parse_frames(spec)  # raises the precise error
+        raise FrameSpecError(f"bad frame spec {spec!r}") from None
+    return min(firsts), max(lasts)

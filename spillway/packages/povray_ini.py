@@ -40,6 +40,7 @@ _KEYS = {
     "subset_end_frame": "subset_end",
     "frame_step": "frame_step",
 }
+_DISPLAY = {name: key.title() for key, name in _KEYS.items()}
 # Longest prefixes first: +KFI before +K..., +SF before +S..., +HI before +H.
 _SWITCHES = (
     ("kfi", "initial_frame"),
@@ -165,7 +166,7 @@ def _number(name: str, value: str, where: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ScanError(f"{where}: {name} = {value!r} is not a number") from None
+        raise ScanError(f"{where}: {_DISPLAY[name]} = {value!r} is not a number") from None
 
 
 def read_ini(path: Path) -> PovrayIni:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler import FrameSpecError, chunk_frames, format_frames, parse_frames
-from scheduler.frames import MAX_FRAME
+from scheduler.frames import MAX_FRAME, frame_bounds
 
 
 @pytest.mark.parametrize(
@@ -157,3 +157,18 @@ def test_chunks_are_disjoint_ordered_and_cover_all(frames: list[int], size: int)
     assert [frame for chunk in chunks for frame in chunk] == frames
     assert all(1 <= len(chunk) <= size for chunk in chunks)
     assert all(len(chunk) == size for chunk in chunks[:-1])
+
+
+@pytest.mark.parametrize(
+    ("spec", "bounds"),
+    [("1-20", (1, 20)), ("7", (7, 7)), ("1-240x10", (1, 231)), ("30,1,5-9", (1, 30))],
+)
+def test_frame_bounds(spec: str, bounds: tuple[int, int]) -> None:
+    assert frame_bounds(spec) == bounds
+    frames = parse_frames(spec)
+    assert (frames[0], frames[-1]) == bounds
+
+
+def test_frame_bounds_refuses_a_bad_spec() -> None:
+    with pytest.raises(FrameSpecError):
+        frame_bounds("5-1")
