@@ -22,6 +22,7 @@ def _args():
     p.add_argument("out", type=Path)
     p.add_argument("--engine", default="BLENDER_WORKBENCH", help="scene default render engine")
     p.add_argument("--texture", default="tex.png", help="texture file name next to the .blend")
+    p.add_argument("--resolution", default="", help="scene output size WxH (default: Blender's)")
     return p.parse_args(argv)
 
 
@@ -69,6 +70,10 @@ def main() -> None:
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "TEXTURE"  # workbench shows the image texture
     scene.cycles.samples = 16
+    if args.resolution:
+        width, height = (int(v) for v in args.resolution.lower().split("x"))
+        scene.render.resolution_x, scene.render.resolution_y = width, height
+        scene.render.resolution_percentage = 100
 
     mat = _textured_material(args.texture)
     bpy.ops.mesh.primitive_plane_add(size=10, location=(0, 0, 0))

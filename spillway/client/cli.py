@@ -96,7 +96,6 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--frames",
         type=frame_spec,
-        default="",
         metavar="SPEC",
         help="frames, e.g. 1-240, 1-240x10, 1,5,10-20 (default: the scene's own, "
         "e.g. a POV-Ray .ini's animation; required for other scenes)",

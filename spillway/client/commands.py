@@ -44,7 +44,7 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
     width, height = args.resolution or (None, None)
     return SubmitOptions(
         package=args.package,
-        frames=args.frames,
+        frames=args.frames or "",
         chunk_size=args.chunk,
         priority=args.priority,
         name=args.name or "",

@@ -79,24 +79,104 @@ def test_missing_povray_texture_fails_with_povray_message(
         "submit", str(scene_dir / "scene.pov"), "--package", "povray", "--frames", "1", check=False
     )
     assert result.returncode == 2 and "planet.png" in result.stderr
-    # ...and a texture the scan could not see fails the task with POV-Ray's own message.
-    (scene_dir / "scene.pov").write_text(
-        (scene_dir / "scene.pov").read_text().replace('"planet.png"', 'concat("plan", "et.png")')
+    # A texture name computed while parsing: the submit names it and the --asset to add...
+    (scene_dir / "planet.png").write_bytes(
+        (ROOT / "examples" / "povray" / "planet.png").read_bytes()
     )
+    (scene_dir / "scene.pov").write_text(
+        (scene_dir / "scene.pov")
+        .read_text()
+        .replace('"planet.png"', 'concat("plan", str(1, 0, 0), ".png")')
+    )
+    args = ("--package", "povray", "--frames", "1", "--max-attempts", "1")
+    result = agent.cli("submit", str(scene_dir / "scene.pov"), *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert 'concat("plan", str(1, 0, 0), ".png")' in result.stderr
+    assert "--asset planet.png" in result.stderr
+    # ...an --asset matching it is accepted, and the file POV-Ray then looks for
+    # (plan1.png) fails the task with POV-Ray's own message.
     job_id = _submit(
-        agent,
-        scene_dir / "scene.pov",
-        "--package",
-        "povray",
-        "--frames",
-        "1",
-        "--max-attempts",
-        "1",
+        agent, scene_dir / "scene.pov", *args, "--asset", str(scene_dir / "planet.png")
     )
     detail = agent.wait_job(job_id, timeout=120)
     assert detail["job"]["state"] == "failed"
     task = detail["tasks"][0]
-    assert "planet.png" in task["log_tail"] + task["error"]
+    assert "plan1.png" in task["log_tail"] + task["error"]
+
+
+POVRAY_EXAMPLES = Path("/usr/share/doc/povray/examples")
+
+
+def _povray_example(tmp_path: Path, name: str, small: str = "") -> Path:
+    src = POVRAY_EXAMPLES / name
+    if not src.is_dir():
+        pytest.skip(f"{src} is missing: install Debian's povray-examples")
+    folder = tmp_path / src.name
+    shutil.copytree(src, folder)
+    for ini in folder.glob("*.ini"):
+        ini.write_text(ini.read_text() + "\n" + small)
+    return folder
+
+
+def _direct_povray(folder: Path, *args: str) -> list[Any]:
+    out = folder.parent / "direct"
+    out.mkdir()
+    subprocess.run(
+        ["povray", *args, "-D", "-P", f"+O{out}/"], cwd=folder, check=True, capture_output=True
+    )
+    return [_rgb(p) for p in sorted(out.glob("*.png"))]
+
+
+def _rgb(path: Path) -> Any:
+    with Image.open(path) as img:
+        return img.convert("RGB").tobytes()
+
+
+def _stored(detail: dict[str, Any]) -> list[Any]:
+    assert detail["job"]["state"] == "done", json.dumps(detail, indent=1)[:4000]
+    return [_rgb(p) for p in sorted(Path(detail["job"]["storage_dir"]).glob("*.png"))]
+
+
+@pytest.mark.povray
+@pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+def test_povray_ini_animation_is_povrays_own_across_two_servers(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    """POV-Ray's clockd example submitted as its .ini: frames, clock and options from the
+    .ini, frames equal to ``povray clockd.ini`` in chunks of 3 over two servers."""
+    agent = sqlite_agent
+    _servers(agent, processes, "povray")
+    folder = _povray_example(tmp_path, "animations/clockd", "Width=48\nHeight=36\n")
+    job_id = _submit(agent, folder / "clockd.ini", "--package", "povray", "--chunk", "3")
+    detail = agent.wait_job(job_id, timeout=240)
+    assert detail["job"]["frames"] == "1-20"
+    assert {a["path"] for a in detail["job"]["manifest"]} == {"clockd.ini", "clockd.pov"}
+    stored = _stored(detail)
+    assert stored == _direct_povray(folder, "clockd.ini")
+    assert len(stored) == 20 and stored[0] != stored[-1]  # the clock runs 0 -> 1
+
+
+@pytest.mark.povray
+@pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+def test_povray_extension_less_image_map_and_resolution_override(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    """POV-Ray's cliche example (image_map { "sign" } opens sign.png) renders as POV-Ray does."""
+    agent = sqlite_agent
+    _servers(agent, processes, "povray", count=1)
+    folder = _povray_example(tmp_path, "advanced/cliche")
+    subprocess.run(
+        ["povray", "+Isign.pov", "+W40", "+H40", "-D", "+Osign.png"],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
+    args = ("--package", "povray", "--frames", "1", "--resolution", "64x48")
+    job_id = _submit(agent, folder / "cliche.pov", *args)
+    detail = agent.wait_job(job_id, timeout=240)
+    assert {a["path"] for a in detail["job"]["manifest"]} == {"cliche.pov", "sign.png"}
+    assert _stored(detail) == _direct_povray(folder, "cliche.pov", "+W64", "+H48")
+    assert "resolution 64x48" in agent.cli("job", job_id).stdout
 
 
 def _make_blend(tmp_path: Path) -> Path:

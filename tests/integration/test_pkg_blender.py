@@ -22,7 +22,7 @@ pytestmark = [
 ]
 
 
-def make_blend(out: Path, *, engine: str = "BLENDER_WORKBENCH") -> Path:
+def make_blend(out: Path, *, engine: str = "BLENDER_WORKBENCH", resolution: str = "") -> Path:
     """Generate the example scene (and tex.png next to it) with Blender's Python."""
     proc = subprocess.run(
         [
@@ -37,6 +37,7 @@ def make_blend(out: Path, *, engine: str = "BLENDER_WORKBENCH") -> Path:
             str(out),
             "--engine",
             engine,
+            *(["--resolution", resolution] if resolution else []),
         ],
         capture_output=True,
         text=True,
@@ -133,3 +134,35 @@ def test_collect_names_missing_frames(work: Path, tmp_path: Path) -> None:
 def test_unknown_engine_is_rejected(work: Path, tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="unknown blender engine 'octane'"):
         BlenderAdapter().command(_request(work, tmp_path / "out", "octane"))
+
+
+def test_scene_resolution_without_override_matches_blender(tmp_path: Path) -> None:
+    """A 480x270 .blend rendered with no --resolution is what ``blender -b -f N`` gives."""
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    blend = make_blend(folder / "scene.blend", resolution="480x270")
+    direct = tmp_path / "direct"
+    proc = subprocess.run(
+        ["blender", "-b", str(blend), "-o", f"{direct}/frame_####", "-f", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    work = tmp_path / "work"
+    shutil.copytree(folder, work)
+    adapter = BlenderAdapter()
+    req = RenderRequest(
+        scene=work / "scene.blend",
+        workdir=work,
+        outdir=tmp_path / "out",
+        frames=(5,),
+        threads=2,
+        declared_assets=("tex.png",),
+    )
+    req.outdir.mkdir()
+    proc = subprocess.run(adapter.command(req), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    farm = _pixels(adapter.collect(req)[5])
+    assert farm.shape == (270, 480, 3)
+    assert np.array_equal(farm, _pixels(direct / "frame_0005.png"))
