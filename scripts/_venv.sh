@@ -37,3 +37,21 @@ ensure_commands() {
     echo "warning: ${missing[*]} missing and not root; install with: sudo apt-get install ${missing[*]}" >&2
   fi
 }
+
+# ensure_files PATH=PACKAGE...: install the Debian PACKAGE when PATH is missing (e.g. example
+# scenes that come with no command of their own) when running as root; otherwise warn.
+ensure_files() {
+  local missing=()
+  local item
+  for item in "$@"; do
+    [ -e "${item%%=*}" ] || missing+=("${item#*=}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} from Debian packages ..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "warning: ${missing[*]} missing and not root; install with: sudo apt-get install ${missing[*]}" >&2
+  fi
+}
