@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from spillway.packages.errors import ScanError
@@ -40,7 +40,7 @@ __all__ = [
 
 _STRING = r'"(?:[^"\\\n]|\\.)*"'
 _NAME = r"[A-Za-z_]\w*"
-_FILE_KEYWORDS = "|".join((*IMAGE_TYPES, "ttf", "df3"))
+_FILE_KEYWORDS = "|".join((*IMAGE_TYPES, "pot", "ttf", "df3"))
 # What may follow: a literal, a string function call, or an identifier.
 _EXPR = rf"({_STRING}|{_NAME}\s*\(|{_NAME})"
 _INCLUDE = re.compile(rf"#\s*include\s+{_EXPR}")
@@ -51,9 +51,10 @@ _UNTYPED = re.compile(
 _FOPEN = re.compile(rf"#\s*fopen\s+{_NAME}\s+{_EXPR}\s+read\b")
 _WORD = re.compile(_NAME)
 _LITERAL = re.compile(_STRING)
-_DECLARE = re.compile(rf"#\s*(?:declare|local)\s+({_NAME})\s*=\s*({_STRING})")
+_DECLARE = re.compile(rf"#\s*(?:declare|local)\s+({_NAME})\s*=\s*{_EXPR}")
+_FOPEN_WRITE = re.compile(rf"#\s*fopen\s+{_NAME}\s+({_STRING})\s+(?:write|append)\b")
 # Words that may follow a map's brace without being a file name.
-_NOT_NAMES = frozenset((*IMAGE_TYPES, "ttf", "df3", "function", "gamma", "premultiplied"))
+_NOT_NAMES = frozenset((*IMAGE_TYPES, "pot", "ttf", "df3", "function", "gamma", "premultiplied"))
 _TEXT_SUFFIXES = frozenset({".inc", ".pov", ".mcr", ".mac"})
 
 
@@ -138,36 +139,56 @@ class _Ref:
 def references(text: str) -> list[_Ref]:
     """Every file reference in a scene's source, literal or computed, in order of appearance."""
     clean = strip_comments(text)
-    declared: dict[str, list[str]] = {}
-    for m in _DECLARE.finditer(clean):
-        declared.setdefault(m.group(1), []).append(m.group(2)[1:-1])
+    # Keywords inside string literals ("a png image") are not references: search a copy
+    # whose literals are blanked (same offsets), read names from the original.
+    masked = _LITERAL.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', clean)
+    # String variables: #include Name reads the files Name was declared as.
+    declared: dict[str, list[_Ref]] = {}
+    for m in _DECLARE.finditer(masked):
+        value = _value(clean, masked, "", m.start(2))
+        if value is not None:
+            declared.setdefault(m.group(1), []).append(value)
     found: list[tuple[int, _Ref]] = []
     for regex, fixed in ((_INCLUDE, "include"), (_FOPEN, "fopen"), (_UNTYPED, "")):
-        for m in regex.finditer(clean):
-            found += _refs(clean, m, fixed, m.start(1), declared)
-    for m in _TYPED.finditer(clean):
-        found += _refs(clean, m, m.group(1), m.start(2), declared)
-    return [ref for _, ref in sorted(found, key=lambda item: item[0])]
+        for m in regex.finditer(masked):
+            found += _refs(clean, masked, fixed, m.start(1), declared)
+    for m in _TYPED.finditer(masked):
+        found += _refs(clean, masked, m.group(1), m.start(2), declared)
+    # A file the scene writes before reading it back is not an input.
+    written = {_literal(clean, m.start(1)) for m in _FOPEN_WRITE.finditer(masked)}
+    refs = [ref for _, ref in sorted(found, key=lambda item: item[0])]
+    return [r for r in refs if r.name != "" and not (r.kind == "fopen" and r.name in written)]
 
 
 def _refs(
-    text: str, m: re.Match[str], kind: str, at: int, declared: dict[str, list[str]]
+    text: str, masked: str, kind: str, at: int, declared: dict[str, list[_Ref]]
 ) -> list[tuple[int, _Ref]]:
+    ref = _value(text, masked, kind, at)
+    if ref is None:
+        return []
+    if ref.name is None and ref.expression in declared:  # a string variable
+        return [
+            (at, replace(v, kind=kind, line=ref.line, expression=ref.expression))
+            for v in declared[ref.expression]
+        ]
+    return [(at, ref)]
+
+
+def _value(text: str, masked: str, kind: str, at: int) -> _Ref | None:
+    """The string expression at ``at``: a literal, or a call or identifier (computed);
+    None when it is no string (a keyword, a number)."""
     line = text.count("\n", 0, at) + 1
     if text[at] == '"':
         name = _literal(text, at)
-        return [(at, _Ref(kind, name, line, f'"{name}"', name))]
-    word = _WORD.match(text, at)
+        return _Ref(kind, name, line, f'"{name}"', name)
+    word = _WORD.match(masked, at)
     token = word.group(0) if word else ""
     if not token or token in _NOT_NAMES:
-        return []
-    if text[at + len(token) :].lstrip().startswith("("):
-        expr = _call(text, at)
-        return [(at, _Ref(kind, None, line, expr, _pattern(expr)))]
-    values = declared.get(token)
-    if values:
-        return [(at, _Ref(kind, v, line, token, v)) for v in values]
-    return [(at, _Ref(kind, None, line, token, "*"))]
+        return None
+    if masked[at + len(token) :].lstrip().startswith("("):
+        expr = " ".join(text[at : _call_end(masked, at)].split())
+        return _Ref(kind, None, line, expr, _pattern(expr))
+    return _Ref(kind, None, line, token, "*")
 
 
 def _literal(text: str, at: int) -> str:
@@ -175,21 +196,19 @@ def _literal(text: str, at: int) -> str:
     return m.group(0)[1:-1] if m else ""
 
 
-def _call(text: str, at: int) -> str:
-    """The function call starting at ``at``, up to its balanced closing parenthesis."""
-    depth, i, quoted = 0, at, False
-    while i < len(text):
-        char = text[i]
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char == "(":
+def _call_end(masked: str, at: int) -> int:
+    """Where the function call starting at ``at`` ends (after its closing parenthesis, or
+    the end of its line when unbalanced); string literals are blanked in ``masked``."""
+    depth = 0
+    for i in range(at, len(masked)):
+        if masked[i] == "(":
             depth += 1
-        elif not quoted and char == ")":
+        elif masked[i] == ")":
             depth -= 1
             if depth == 0:
-                return " ".join(text[at : i + 1].split())
-        i += 1
-    return " ".join(text[at:].split("\n", 1)[0].split())
+                return i + 1
+    end = masked.find("\n", at)
+    return len(masked) if end < 0 else end
 
 
 def _pattern(expr: str) -> str:
@@ -292,8 +311,10 @@ class _Scan:
         rel = relative_reference(name, self.folder, kind="include" if follow else "file")
         hit = self.locate(str(rel), kind)
         if hit is None:
-            if rel.name not in STANDARD_FILES:
-                self.missing.append(str(rel))
+            tried = candidates(str(rel), kind)
+            if not any(c.name in STANDARD_FILES for c in tried):
+                also = f" (POV-Ray tries {', '.join(map(str, tried))})" if len(tried) > 1 else ""
+                self.missing.append(f"{rel}{also}")
             return
         self.found[hit[0]] = hit[1]
         if follow:

@@ -152,6 +152,12 @@ def _items(text: str) -> Iterator[tuple[str, str]]:
 
 
 def _switch(word: str) -> Iterator[tuple[str, str]]:
+    if "=" in word and word[0] not in "+-":  # an option among switches: declare=fp=0
+        key, _, value = word.partition("=")
+        name = _KEYS.get(key.lower())
+        if name is not None:
+            yield name, _unquote(value)
+        return
     if word[0] not in "+-":
         yield ("include_ini" if is_ini(word) else "input"), _unquote(word)
         return
@@ -188,6 +194,8 @@ def _read(path: Path, values: dict[str, Any], chain: tuple[str, ...]) -> None:
     except OSError as err:
         raise ScanError(f"cannot read INI file {path}: {err.strerror or err}") from None
     for name, value in _items(text):
+        if not value:  # "Final_Frame=" sets nothing (templates leave values blank)
+            continue
         if name == "include_ini":
             values["files"] = (*values["files"], value)
             _read(path.parent / value, values, (*chain, str(path)))

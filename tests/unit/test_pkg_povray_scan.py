@@ -113,7 +113,7 @@ async def test_scan_ini_without_scene_and_missing_scene(tmp_path: Path) -> None:
 async def test_extension_less_image_is_png_not_jpeg(tmp_path: Path) -> None:
     # POV-Ray reads an untyped image as PNG on Unix: sign.jpg does not satisfy "sign".
     _write(tmp_path, {"s.pov": 'plane { z, 0 pigment { image_map { "sign" } } }', "sign.jpg": ""})
-    with pytest.raises(MissingDependencyError, match="'sign'"):
+    with pytest.raises(MissingDependencyError, match=r"'sign \(POV-Ray tries sign.png"):
         await PovrayScanner().scan(tmp_path / "s.pov")
 
 
@@ -183,3 +183,32 @@ def test_resolve_frames_from_ini_and_bounds(tmp_path: Path) -> None:
     with pytest.raises(SubmissionError, match="--frames"):
         resolve_frames(pov, "povray", "")
     assert scene_frames("blender", pov) is None
+
+
+def test_keywords_inside_strings_are_not_references() -> None:
+    refs = references('#debug "a png image_map { x }"\n#declare S = "sys (";\nbox { 0, 1 }\n')
+    assert refs == []
+
+
+async def test_what_povrays_own_examples_write(tmp_path: Path) -> None:
+    # Shapes found in POV-Ray's example scenes: an option among switches in an INI,
+    # a blank template value, a file the scene writes then reads, an extension-less
+    # standard font, a string variable declared twice.
+    _write(
+        tmp_path,
+        {
+            "a.ini": "Input_File_Name=a.pov\n+kf0.1666 +kff20 +kc declare=fp=0\nInitial_Frame=\n",
+            "a.pov": '#fopen F "data.txt" write\n#fopen F "data.txt" read\n'
+            'text { ttf "cyrvetic" "x" 0, 0 }\n'
+            '#declare M = concat(P, ".inc");\n#declare M = "";\n#include M\n',
+        },
+    )
+    assert ini_frames(tmp_path / "a.ini") == ("1-20", 1, 20)
+    with pytest.raises(UnresolvedReferenceError, match=r"a.pov line 6: M names a file \(\*.inc\)"):
+        await PovrayScanner().scan(tmp_path / "a.ini")
+
+
+async def test_missing_extension_less_name_says_what_povray_tries(tmp_path: Path) -> None:
+    _write(tmp_path, {"s.pov": '#include "parts"\n'})
+    with pytest.raises(MissingDependencyError, match=r"parts \(POV-Ray tries parts.inc, parts.INC"):
+        await PovrayScanner().scan(tmp_path / "s.pov")
