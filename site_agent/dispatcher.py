@@ -16,6 +16,7 @@ from typing import Protocol
 
 from render_server import protocol
 from scheduler.dispatch import JobView, TaskView, plan_dispatch
+from scheduler.frames import frame_bounds
 from scheduler.retry import bad_servers
 
 from .connections import ActiveTask, ConnectionRegistry
@@ -167,7 +168,11 @@ class Dispatcher:
 
 
 def assign_message(job: JobRecord, task: TaskRecord, frames: tuple[int, ...]) -> protocol.Assign:
+    """The assign message of one task: its frames within the job's whole range (an
+    animation's clock runs over the job, not the chunk), and the resolution override if any."""
     settings = job.settings
+    first, last = frame_bounds(job.frames)
+    width, height = settings.get("width"), settings.get("height")
     return protocol.Assign(
         task_id=task.id,
         attempt=task.attempt,
@@ -181,10 +186,12 @@ def assign_message(job: JobRecord, task: TaskRecord, frames: tuple[int, ...]) ->
         frames=list(frames),
         output_name=job.output_name,
         output_ext=job.output_ext,
-        width=int(settings.get("width", 320)),
-        height=int(settings.get("height", 240)),
+        width=int(width) if width else None,
+        height=int(height) if height else None,
         timeout_s=job.profile.task_timeout_s,
         threads=max(1, job.profile.min_cores),
+        first_frame=first,
+        last_frame=last,
     )
 
 

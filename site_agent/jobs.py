@@ -79,21 +79,28 @@ def parse_manifest(raw: Any) -> tuple[FileEntry, ...]:
 
 
 def parse_settings(raw: Any) -> dict[str, Any]:
+    """Overrides of the scene's own render settings; {} renders the scene as it is.
+
+    ``width`` and ``height`` (an explicit resolution) come together or not at all.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise BadRequestError(
-            '\'settings\' must be an object such as {"width": 320, "height": 240}'
+            '\'settings\' must be an object such as {"width": 1920, "height": 1080}'
         )
     unknown = sorted(set(raw) - SETTINGS_KEYS)
     if unknown:
         raise BadRequestError(
             f"unknown setting '{unknown[0]}'; known: {', '.join(sorted(SETTINGS_KEYS))}"
         )
-    return {
-        "width": _int_in(raw, "width", 320, 1, 16384),
-        "height": _int_in(raw, "height", 240, 1, 16384),
-    }
+    settings = {key: _int_in(raw, key, 0, 1, 16384) for key in ("width", "height") if key in raw}
+    if len(settings) == 1:
+        raise BadRequestError(
+            "settings 'width' and 'height' go together; give both to override the scene's "
+            "resolution, or neither to keep it"
+        )
+    return settings
 
 
 def parse_submission(

@@ -87,6 +87,8 @@ _SUBMIT = {
         },
         "settings": {
             "type": "object",
+            "description": "overrides of the scene's own settings: width and height together, "
+            "or neither to render at the scene's own resolution",
             "additionalProperties": False,
             "properties": {
                 "width": {"type": "integer", "minimum": 1, "maximum": 16384},
