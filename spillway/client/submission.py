@@ -22,8 +22,9 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from spillway.client.http import AgentClient, ClientError, SpillwayClientError
-from spillway.core.frames import FrameSpecError, parse_frames
+from spillway.client.errors import SubmissionError
+from spillway.client.frames import resolve_frames
+from spillway.client.http import AgentClient, ClientError
 from spillway.core.hashing import file_sha256 as sha256_file
 from spillway.core.records import FileEntry
 from spillway.packages import (
@@ -33,7 +34,6 @@ from spillway.packages import (
     Scanner,
     UnknownPackageError,
     parse_requirement,
-    scene_frames,
 )
 from spillway.packages import scanner_for as catalog_scanner
 
@@ -57,10 +57,6 @@ __all__ = [
 ]
 
 _PACKAGE_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
-
-
-class SubmissionError(SpillwayClientError):
-    """A scene, asset or submit option cannot be used as given."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,36 +280,6 @@ def _settings(options: SubmitOptions) -> dict[str, Any]:
     if options.width is None or options.height is None:
         return {}
     return {"width": options.width, "height": options.height}
-
-
-def resolve_frames(scene: Path, package: str, frames: str) -> str:
-    """The job's frame spec: ``frames`` if given, else the frames the scene sets itself.
-
-    Raises :class:`SubmissionError` when neither gives frames, or when ``frames``
-    leaves the animation range the scene fixes (a POV-Ray .ini's Initial/Final_Frame).
-    """
-    _scene_folder(scene)
-    try:
-        own = scene_frames(package, scene)
-    except PackageError as err:
-        raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
-    if not frames:
-        if own is None:
-            raise SubmissionError(
-                f"{scene.name} sets no frames of its own; give them with --frames, e.g. --frames 1-24"
-            )
-        return own.spec
-    if own is not None:
-        try:
-            wanted = parse_frames(frames)
-        except FrameSpecError as err:
-            raise SubmissionError(str(err)) from None
-        if wanted[0] < own.first or wanted[-1] > own.last:
-            raise SubmissionError(
-                f"--frames {frames} leaves {scene.name}'s animation, frames {own.first}-{own.last}; "
-                f"give frames within it or leave --frames out to render {own.spec}"
-            )
-    return frames
 
 
 UploadCallback = Callable[[LocalFile], None]
