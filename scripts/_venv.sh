@@ -20,6 +20,18 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# _apt_install PACKAGE...: install Debian packages when running as root; otherwise warn.
+_apt_install() {
+  [ $# -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $* from Debian packages ..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "warning: $* missing and not root; install with: sudo apt-get install $*" >&2
+  fi
+}
+
 # ensure_commands CMD...: install the Debian packages named like the missing commands
 # (povray, blender) when running as root; otherwise warn and carry on.
 ensure_commands() {
@@ -28,14 +40,7 @@ ensure_commands() {
   for cmd in "$@"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} from Debian packages ..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "warning: ${missing[*]} missing and not root; install with: sudo apt-get install ${missing[*]}" >&2
-  fi
+  _apt_install "${missing[@]}"
 }
 
 # ensure_files PATH=PACKAGE...: install the Debian PACKAGE when PATH is missing (e.g. example
@@ -46,12 +51,5 @@ ensure_files() {
   for item in "$@"; do
     [ -e "${item%%=*}" ] || missing+=("${item#*=}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} from Debian packages ..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "warning: ${missing[*]} missing and not root; install with: sudo apt-get install ${missing[*]}" >&2
-  fi
+  _apt_install "${missing[@]}"
 }
