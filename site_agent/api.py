@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 
 from scheduler.profile import JobProfile
+from spillway.core.checks import first_bad_string
 
 from .appkeys import SITE
 from .auth import bearer, check_client, check_server
@@ -18,6 +20,9 @@ from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
 
 VERSION = "0.1.0"
+DETAIL_TASKS = 100
+"""Tasks in a job's detail (and a page's default size): watching a large job stays cheap."""
+MAX_PAGE = 1000
 routes = web.RouteTableDef()
 
 
@@ -27,13 +32,29 @@ def _site(request: web.Request) -> SiteAgent:
     return site
 
 
+_INLINE_JSON = 64 * 1024
+"""Bodies up to this size are decoded on the event loop; larger ones in a worker thread."""
+
+
+def _decode_json(raw: bytes) -> Any:
+    """The decoded body; BadRequestError for invalid JSON or a string no store can hold."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    bad = first_bad_string(value)
+    if bad is not None:
+        raise BadRequestError(f"{bad[0]} {bad[1]}")
+    return value
+
+
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise BadRequestError("send the body as JSON with Content-Type: application/json")
-    try:
-        return json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    raw = await request.read()
+    if len(raw) <= _INLINE_JSON:
+        return _decode_json(raw)
+    return await asyncio.to_thread(_decode_json, raw)
 
 
 async def _job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
@@ -51,7 +72,51 @@ async def _job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
 async def _frames_done(site: SiteAgent, job: JobRecord, counts: dict[TaskState, int]) -> int:
     if job.state == JobState.DONE:
         return job.frame_count
-    return len(await site.store.list_frames(job.id))
+    return await site.store.count_frames(job.id)
+
+
+def _query_int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+    try:
+        value = int(request.query.get(key, str(default)))
+    except ValueError:
+        raise BadRequestError(f"{key} must be a whole number") from None
+    if not lo <= value <= hi:
+        raise BadRequestError(f"{key} must be between {lo} and {hi}")
+    return value
+
+
+def _task_states(request: web.Request) -> list[TaskState] | None:
+    if "state" not in request.query:
+        return None
+    try:
+        return [TaskState(s) for s in request.query["state"].split(",")]
+    except ValueError:
+        raise BadRequestError(
+            f"unknown task state; use one of {', '.join(s.value for s in TaskState)}"
+        ) from None
+
+
+async def _task_page(
+    site: SiteAgent, job: JobRecord, *, offset: int, limit: int, states: list[TaskState] | None
+) -> dict[str, Any]:
+    """One page of the job's tasks (index order) with the frames they hold."""
+    counts = await site.store.task_counts(job.id)
+    total = sum(counts[s] for s in states) if states else sum(counts.values())
+    tasks = await site.store.list_tasks_page(job.id, offset=offset, limit=limit, states=states)
+    frames = await site.store.frames_of(job.id, [n for t in tasks for n in t.frames])
+    names = {s.id: s.name for s in await site.store.list_servers()}
+    peer = None if job.placement == LOCAL else job.placement
+    end = offset + len(tasks)
+    return {
+        "tasks": [task_json(t, names, peer=peer) for t in tasks],
+        "frames": frames_json(tasks, frames, names),
+        "tasks_page": {
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+            "next_offset": end if end < total else None,
+        },
+    }
 
 
 @routes.get("/api/v1/health")
@@ -125,25 +190,32 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     site = _site(request)
     job = await site.jobs.get(request.match_info["job_id"])
-    tasks = await site.store.list_tasks(job.id)
-    frames = await site.store.list_frames(job.id)
-    names = {s.id: s.name for s in await site.store.list_servers()}
-    return web.json_response(
-        {
-            "job": await _job_body(site, job),
-            "tasks": [
-                task_json(t, names, peer=None if job.placement == LOCAL else job.placement)
-                for t in tasks
-            ],
-            "frames": frames_json(tasks, frames, names),
-        }
-    )
+    limit = _query_int(request, "tasks", DETAIL_TASKS, 0, MAX_PAGE)
+    page = await _task_page(site, job, offset=0, limit=limit, states=None)
+    return web.json_response({"job": await _job_body(site, job), **page})
+
+
+@routes.get("/api/v1/jobs/{job_id}/tasks")
+async def list_job_tasks(request: web.Request) -> web.Response:
+    site = _site(request)
+    job = await site.jobs.get(request.match_info["job_id"])
+    offset = _query_int(request, "offset", 0, 0, 10_000_000)
+    limit = _query_int(request, "limit", DETAIL_TASKS, 1, MAX_PAGE)
+    page = await _task_page(site, job, offset=offset, limit=limit, states=_task_states(request))
+    return web.json_response(page)
 
 
 @routes.post("/api/v1/jobs/{job_id}/{action}")
 async def control(request: web.Request) -> web.Response:
     site = _site(request)
-    job = await site.jobs.control(request.match_info["job_id"], request.match_info["action"])
+    job_id, action = request.match_info["job_id"], request.match_info["action"]
+    body = await _json_body(request) if request.body_exists else None
+    if action == "retry" and isinstance(body, dict) and set(body) == {"frames"}:
+        job = await site.jobs.retry_frames(job_id, body["frames"])
+    elif body not in (None, {}):
+        raise BadRequestError('the only body a job action takes is {"frames": SPEC} for retry')
+    else:
+        job = await site.jobs.control(job_id, action)
     return web.json_response({"job": await _job_body(site, job)})
 
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from scheduler.frames import chunk_frames, parse_frames
-from scheduler.profile import JobProfile
+from scheduler.frames import chunk_frames, format_frames, parse_frames
+from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
+from spillway.core.checks import bad_string, first_bad_string, manifest_path_problem, path_clash
 from spillway.core.records import FileEntry
 
 from .errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from .files import check_sha256, safe_relative_path
 from .storage import safe_name
-from .store.records import LOCAL, JobRecord, TaskRecord
+from .store.records import LOCAL, JobRecord, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST = 10_000
 MAX_FRAMES = 1_000_000
+MAX_NAME = 200
 SUBMIT_KEYS = {
     "name",
     "scene",
@@ -33,6 +36,7 @@ SUBMIT_KEYS = {
     "site",
     "forward",
     "owner",
+    "queue_anyway",
 }
 SETTINGS_KEYS = {"width", "height"}
 
@@ -67,6 +71,9 @@ def parse_manifest(raw: Any) -> tuple[FileEntry, ...]:
                 f"manifest[{i}] must be an object with exactly path, sha256 and size"
             )
         path = str(safe_relative_path(item["path"]))
+        problem = manifest_path_problem(path)
+        if problem is not None:
+            raise BadRequestError(f"manifest[{i}].path {path!r} {problem}")
         sha = check_sha256(item["sha256"])
         size = item["size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -75,7 +82,26 @@ def parse_manifest(raw: Any) -> tuple[FileEntry, ...]:
             raise BadRequestError(f"manifest lists '{path}' twice")
         seen.add(path)
         assets.append(FileEntry(path=path, sha256=sha, size=size))
+    clash = path_clash(seen)
+    if clash is not None:
+        raise BadRequestError(
+            f"manifest lists '{clash[0]}' as a file and '{clash[1]}' inside it as a folder; "
+            "rename one of them"
+        )
     return tuple(assets)
+
+
+def parse_name(body: Mapping[str, Any], scene: str) -> str:
+    """The job name: given, or the scene's file name without its extension."""
+    name: str = _get(body, "name", str, "") or scene.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    problem = bad_string(name)
+    if problem is None and any(ord(c) < 32 or c == "\x7f" for c in name):
+        problem = "contains a control character"
+    if problem is None and len(name) > MAX_NAME:
+        problem = f"is longer than {MAX_NAME} characters"
+    if problem is not None:
+        raise BadRequestError(f"the job name {name[:40]!r} {problem}")
+    return name
 
 
 def parse_settings(raw: Any) -> dict[str, Any]:
@@ -109,6 +135,9 @@ def parse_submission(
     """Validate a submission body; returns the job, its frames and the requested site."""
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
+    bad = first_bad_string(body)
+    if bad is not None:
+        raise BadRequestError(f"{bad[0]} {bad[1]}")
     unknown = sorted(set(body) - SUBMIT_KEYS)
     if unknown:
         raise BadRequestError(
@@ -128,9 +157,7 @@ def parse_submission(
         raise BadRequestError(
             f"unknown render package '{profile.package}'; known packages: {', '.join(sorted(known_packages))}"
         )
-    name = _get(body, "name", str, "") or scene.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    if len(name) > 200:
-        raise BadRequestError("'name' must be at most 200 characters")
+    name = parse_name(body, scene)
     site = _get(body, "site", str, None)
     job = JobRecord(
         id=uuid.uuid4().hex[:12],
@@ -156,6 +183,8 @@ def parse_submission(
 class JobReader(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]: ...
+
 
 class BlobIndex(Protocol):
     def missing(self, hashes: Iterable[str]) -> list[str]: ...
@@ -179,6 +208,23 @@ class JobTransitions(Protocol):
 
     async def retry_failed(self, job_id: str, *, at: float) -> int: ...
 
+    async def rerender(self, job_id: str, task_ids: Sequence[int], *, at: float) -> int: ...
+
+
+ServerViews = Callable[[], Awaitable[list[ServerView]]]
+"""Every registered render server of the site, online or not, as the scheduler sees it."""
+
+
+def unrunnable(job: JobRecord, servers: Sequence[ServerView]) -> str | None:
+    """Why no known server could ever run ``job`` (placed here), or None if one could.
+
+    Offline and disabled servers count: they may come back. A site that knows no
+    server yet cannot judge, so it accepts.
+    """
+    if job.placement != LOCAL or not servers or any(matches(job.profile, s) for s in servers):
+        return None
+    return explain_unmatched(job.profile, servers)
+
 
 class JobService:
     """Client requests on jobs: validate a submission, place and create it; job control."""
@@ -192,23 +238,23 @@ class JobService:
         blobs: BlobIndex,
         placement: Placement,
         lifecycle: JobTransitions,
+        servers: ServerViews | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``servers`` lets a submission no server could run be refused (unchecked if None)."""
         self._site_name = site_name
         self._known_packages = known_packages
         self._jobs = jobs
         self._blobs = blobs
         self._placement = placement
         self._lifecycle = lifecycle
+        self._servers = servers
         self._clock = clock
 
     async def submit(self, body: Any) -> JobRecord:
-        job, frames, requested = parse_submission(
-            body,
-            site_name=self._site_name,
-            known_packages=self._known_packages,
-            now=self._clock(),
-        )
+        # A million-frame list takes a second to check and chunk: off the event loop,
+        # so /health and render-server heartbeats keep their timing meanwhile.
+        job, chunks, requested = await asyncio.to_thread(self._parse, body, self._clock())
         missing = self._blobs.missing(a.sha256 for a in job.manifest)
         if missing:
             raise MissingAssetsError(
@@ -216,7 +262,20 @@ class JobService:
                 missing=missing,
             )
         job = await self._placement.place(job, requested)
-        return await self._lifecycle.create(job, chunk_frames(frames, job.chunk_size))
+        if self._servers is not None and not _get(body, "queue_anyway", bool, False):
+            why = unrunnable(job, await self._servers())
+            if why is not None:
+                raise ConflictError(
+                    f"no server of this site or its peers can run this job: {why}; "
+                    "submit with --queue-anyway (queue_anyway) to queue it for a server to come"
+                )
+        return await self._lifecycle.create(job, chunks)
+
+    def _parse(self, body: Any, now: float) -> tuple[JobRecord, list[tuple[int, ...]], str | None]:
+        job, frames, requested = parse_submission(
+            body, site_name=self._site_name, known_packages=self._known_packages, now=now
+        )
+        return job, chunk_frames(frames, job.chunk_size), requested
 
     async def get(self, job_id: str) -> JobRecord:
         job = await self._jobs.get_job(job_id)
@@ -239,7 +298,39 @@ class JobService:
             if job.placement != LOCAL:
                 raise ConflictError(f"job {job_id} runs at {job.placement}; retry it there")
             if await self._lifecycle.retry_failed(job_id, at=now) == 0:
-                raise ConflictError(f"job {job_id} has no failed tasks to retry")
+                raise ConflictError(
+                    f"job {job_id} has no failed tasks to retry; "
+                    "`spillway retry --frames SPEC` renders chosen frames again"
+                )
         else:
             raise NotFoundError(f"unknown action '{action}'; use cancel, pause, resume or retry")
+        return await self.get(job_id)
+
+    async def retry_frames(self, job_id: str, spec: Any) -> JobRecord:
+        """Render the frames of ``spec`` again: the done or failed tasks holding them.
+
+        BadRequestError for a spec naming frames the job does not have; ConflictError
+        when every task holding them is still waiting or rendering.
+        """
+        job = await self.get(job_id)
+        if job.placement != LOCAL:
+            raise ConflictError(f"job {job_id} runs at {job.placement}; retry it there")
+        if not isinstance(spec, str):
+            raise BadRequestError(
+                f"'frames' must be a frame spec such as 1-10 or 3,7, got {spec!r}"
+            )
+        wanted = set(parse_frames(spec, max_frames=MAX_FRAMES))
+        tasks = await self._jobs.list_tasks(job_id)
+        unknown = wanted.difference(*(t.frames for t in tasks))
+        if unknown:
+            raise BadRequestError(
+                f"job {job_id} has no frame {format_frames(sorted(unknown))}; its frames are {job.frames}"
+            )
+        ended = (TaskState.DONE, TaskState.FAILED)
+        chosen = [t.id for t in tasks if t.state in ended and wanted.intersection(t.frames)]
+        if not chosen:
+            raise ConflictError(
+                f"frames {spec} of job {job_id} are already waiting or rendering; nothing to retry"
+            )
+        await self._lifecycle.rerender(job_id, chosen, at=self._clock())
         return await self.get(job_id)

@@ -98,8 +98,43 @@ _SUBMIT = {
         "site": {"type": ["string", "null"]},
         "forward": {"type": "boolean"},
         "owner": {"type": "string"},
+        "queue_anyway": {
+            "type": "boolean",
+            "description": "queue even if no known server or peer can run the profile (else 409)",
+        },
     },
 }
+_PAGE = [
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {
+        "name": "state",
+        "in": "query",
+        "schema": {"type": "string", "examples": ["failed", "waiting,running"]},
+    },
+]
+_RETRY_FRAMES = {
+    "type": "object",
+    "required": ["frames"],
+    "additionalProperties": False,
+    "properties": {"frames": {"type": "string", "examples": ["7", "1-3,9"]}},
+}
+
+
+def _control() -> dict[str, Any]:
+    op = _op(
+        "cancel, pause, resume or retry; retry with {frames} renders those frames again",
+        params=[
+            _path_param("job_id"),
+            _path_param(
+                "action", {"type": "string", "enum": ["cancel", "pause", "resume", "retry"]}
+            ),
+        ],
+        body={"application/json": {"schema": _RETRY_FRAMES}},
+        errors=(400, 404, 409),
+    )
+    op["requestBody"]["required"] = False
+    return op
 
 
 def openapi_document() -> dict[str, Any]:
@@ -157,25 +192,26 @@ def openapi_document() -> dict[str, Any]:
                     "Submit a job",
                     body={"application/json": {"schema": _SUBMIT}},
                     ok=201,
-                    errors=(400, 422),
+                    errors=(400, 409, 422),
                 ),
             },
             "/api/v1/jobs/{job_id}": {
-                "get": _op("A job with its tasks and per-frame state", params=[job_id])
-            },
-            "/api/v1/jobs/{job_id}/{action}": {
-                "post": _op(
-                    "cancel, pause, resume or retry",
+                "get": _op(
+                    "A job with its first tasks (tasks_page says how many there are)",
                     params=[
                         job_id,
-                        _path_param(
-                            "action",
-                            {"type": "string", "enum": ["cancel", "pause", "resume", "retry"]},
-                        ),
+                        {
+                            "name": "tasks",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
+                        },
                     ],
-                    errors=(400, 404, 409),
                 )
             },
+            "/api/v1/jobs/{job_id}/tasks": {
+                "get": _op("One page of a job's tasks with their frames", params=[job_id, *_PAGE])
+            },
+            "/api/v1/jobs/{job_id}/{action}": {"post": _control()},
             "/api/v1/jobs/{job_id}/frames": {
                 "get": _op("Rendered frames of a job", params=[job_id])
             },

@@ -78,6 +78,7 @@ class SiteAgent:
             blobs=self.assets,
             placement=self,
             lifecycle=self.lifecycle,
+            servers=lambda: server_views(store, self.connections),
             clock=clock,
         )
         self.federation: FederationHooks | None = None

@@ -1,8 +1,9 @@
-"""Transitions a user (or a peer) asks for: cancel, pause, resume, retry, remote start."""
+"""Transitions a user (or a peer) asks for: cancel, pause, resume, retry, re-render, remote start."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from ..errors import ConflictError
 from ..store.records import TaskRecord
@@ -84,5 +85,28 @@ class ControlTransitions(TransitionsBase):
         log.info("job %s retried: %d failed task(s) waiting again", job_id, count)
         if job_allows(state, JobEvent.RETRY):
             new_state = next_job_state(state, JobEvent.RETRY)
+            await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        return count
+
+    async def rerender(self, job_id: str, task_ids: Sequence[int], *, at: float) -> int:
+        """Done or failed tasks of ``task_ids`` back to waiting; returns how many.
+
+        Each renders as a new attempt (failures forgotten); its frames count as not
+        rendered until the new output replaces them. A done or failed job is queued
+        again; other tasks of ``task_ids`` (waiting or active) are left as they are.
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            if not job_allows(state, JobEvent.RERENDER):
+                raise ConflictError(f"job {job_id} is {state}; retry it first")
+            count = await tx.rerender_tasks(job_id, task_ids)
+            new_state = next_job_state(state, JobEvent.RERENDER)
+            changed = count > 0 and new_state != state
+            if changed:
+                await tx.set_job_state(job_id, new_state, at=at, expected=(state,))
+        log.info("job %s: %d task(s) to render again", job_id, count)
+        if changed:
             await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
         return count

@@ -33,6 +33,8 @@ class JobEvent(StrEnum):
     """Failed tasks go back to waiting; a failed or cancelled job is queued again."""
     REPLACE = "replace"
     """The job moves to another placement (epoch + 1), keeping its state."""
+    RERENDER = "rerender"
+    """Chosen done or failed tasks render again; a done or failed job is queued again."""
 
 
 class TaskEvent(StrEnum):
@@ -49,6 +51,8 @@ class TaskEvent(StrEnum):
     FORWARD_DONE = "forward_done"
     """The job was rendered at a peer: the task, never dispatched here, ends done."""
     FORWARD_FAIL = "forward_fail"
+    RERENDER = "rerender"
+    """The user asks for a task's frames again (missing or corrupt): waiting, a new attempt."""
 
 
 _UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
@@ -68,9 +72,12 @@ JOB_TRANSITIONS: Mapping[tuple[JobState, JobEvent], JobState] = {
     (JobState.FAILED, JobEvent.RETRY): JobState.QUEUED,
     (JobState.CANCELLED, JobEvent.RETRY): JobState.QUEUED,
     **{(s, JobEvent.REPLACE): s for s in _UNFINISHED},
+    **{(s, JobEvent.RERENDER): s for s in _UNFINISHED},
+    (JobState.DONE, JobEvent.RERENDER): JobState.QUEUED,
+    (JobState.FAILED, JobEvent.RERENDER): JobState.QUEUED,
 }
 """JobState x JobEvent -> JobState. Finished jobs (done, failed, cancelled) only take RETRY
-(failed, cancelled)."""
+(failed, cancelled) and RERENDER (done, failed)."""
 
 TASK_TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = {
     (TaskState.WAITING, TaskEvent.ASSIGN): TaskState.DISPATCHED,
@@ -83,6 +90,8 @@ TASK_TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = {
     (TaskState.FAILED, TaskEvent.RESET): TaskState.WAITING,
     (TaskState.WAITING, TaskEvent.FORWARD_DONE): TaskState.DONE,
     (TaskState.WAITING, TaskEvent.FORWARD_FAIL): TaskState.FAILED,
+    (TaskState.DONE, TaskEvent.RERENDER): TaskState.WAITING,
+    (TaskState.FAILED, TaskEvent.RERENDER): TaskState.WAITING,
 }
 """TaskState x TaskEvent -> TaskState. Every change of an active task is fenced on
 (task, attempt, server) in the store."""

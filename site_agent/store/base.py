@@ -166,6 +166,10 @@ class JobTransaction(Protocol):
     ) -> None:
         """The job's waiting tasks to ``state`` (a forwarded job ended at its peer)."""
 
+    async def rerender_tasks(self, job_id: str, task_ids: Sequence[int]) -> int:
+        """Done or failed tasks back to waiting, failures forgotten, their stored frames
+        forgotten (files stay until replaced); how many tasks."""
+
 
 class Store(Protocol):
     """Persistence for one site. All times are epoch seconds supplied by the caller."""
@@ -252,3 +256,14 @@ class Store(Protocol):
         self, job_id: str, task_id: int, frames: Sequence[int]
     ) -> set[int]:
         """Which of ``frames`` are stored as uploaded by ``task_id`` (one indexed read)."""
+
+    async def list_tasks_page(
+        self, job_id: str, *, offset: int, limit: int, states: Collection[TaskState] | None = None
+    ) -> list[TaskRecord]:
+        """At most ``limit`` tasks in index order from ``offset``, only in ``states`` if given."""
+
+    async def count_frames(self, job_id: str) -> int:
+        """How many frames of the job are stored (one indexed count)."""
+
+    async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]:
+        """The stored outputs of just these frames, in frame order."""

@@ -246,3 +246,19 @@ SELECT AVG(d) AS s FROM (
     ORDER BY t.finished_at DESC LIMIT 50
 ) recent
 """
+
+# --- paged job detail and re-rendering chosen frames (sql_store.py, statements.py)
+LIST_TASKS_PAGE = f"""
+SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 AND state = ANY($2::text[])
+ORDER BY idx LIMIT $3 OFFSET $4
+"""
+COUNT_FRAMES = "SELECT COUNT(*) AS n FROM frames WHERE job_id = $1"
+FRAMES_OF = f"""
+SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 AND frame = ANY($2::int[]) ORDER BY frame
+"""
+FORGET_FAILURES_OF_TASKS = "DELETE FROM task_failures WHERE task_id = ANY($1::bigint[])"
+RERENDER_TASKS = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}, failures = 0, error = ''
+WHERE id = ANY($2::bigint[]) AND job_id = $1 AND state IN ('done', 'failed')
+"""
+DELETE_FRAMES = "DELETE FROM frames WHERE job_id = $1 AND frame = ANY($2::int[])"

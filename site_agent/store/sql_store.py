@@ -184,6 +184,20 @@ class SqlStore:
         row = await self._db.fetchrow(q.GET_FRAME, job_id, frame)
         return None if row is None else frame_from_row(row)
 
+    async def list_tasks_page(
+        self, job_id: str, *, offset: int, limit: int, states: Collection[TaskState] | None = None
+    ) -> list[TaskRecord]:
+        wanted = [s.value for s in (states or TaskState)]
+        rows = await self._db.fetch(q.LIST_TASKS_PAGE, job_id, wanted, limit, offset)
+        return [task_from_row(row) for row in rows]
+
+    async def count_frames(self, job_id: str) -> int:
+        return int(await self._db.fetchval(q.COUNT_FRAMES, job_id) or 0)
+
+    async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]:
+        rows = await self._db.fetch(q.FRAMES_OF, job_id, list(frames))
+        return [frame_from_row(row) for row in rows]
+
 
 def _conforms(store: SqlStore) -> Store:
     return store  # mypy checks here that SqlStore satisfies the Store protocol

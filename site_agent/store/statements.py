@@ -210,3 +210,12 @@ class SqlTransaction:
         self, job_id: str, state: TaskState, *, at: float, error: str
     ) -> None:
         await self.connection.execute(q.COMPLETE_FORWARDED_TASKS, job_id, state.value, at, error)
+
+    async def rerender_tasks(self, job_id: str, task_ids: Sequence[int]) -> int:
+        ended = (TaskState.DONE, TaskState.FAILED)
+        tasks = [t for t in (await self.get_tasks(task_ids)).values() if t.job_id == job_id]
+        chosen = [t.id for t in tasks if t.state in ended]
+        frames = [n for t in tasks if t.state in ended for n in t.frames]
+        await self.connection.execute(q.FORGET_FAILURES_OF_TASKS, chosen)
+        await self.connection.execute(q.DELETE_FRAMES, job_id, frames)
+        return await self.connection.execute(q.RERENDER_TASKS, job_id, chosen)
