@@ -140,6 +140,11 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="tries per task (default 3)",
     )
+    p.add_argument(
+        "--queue-anyway",
+        action="store_true",
+        help="queue even if no known server or peer site can run it (default: refuse)",
+    )
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
     # Tests and scripts poll faster than people need to.
@@ -156,11 +161,23 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_jobs)
     p = sub.add_parser("job", parents=[common], help="show one job with its tasks and frames")
     p.add_argument("job_id", metavar="ID")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first task to show")
+    p.add_argument(
+        "--limit", type=positive_int, default=100, help="tasks to show (default 100, at most 1000)"
+    )
+    p.add_argument("--state", help="only tasks in these states, e.g. failed or waiting,running")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_job)
     for action in ("cancel", "pause", "resume", "retry"):
         p = sub.add_parser(action, parents=[common], help=f"{action} a job")
         p.add_argument("job_id", metavar="ID")
+        if action == "retry":
+            p.add_argument(
+                "--frames",
+                type=frame_spec,
+                metavar="SPEC",
+                help="render these frames again, done or failed (default: all failed tasks)",
+            )
         p.set_defaults(handler=cmd_control)
     p = sub.add_parser("download", parents=[common], help="download a job's rendered frames")
     p.add_argument("job_id", metavar="ID")

@@ -60,6 +60,7 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
         max_servers=args.max_servers,
         task_timeout_s=args.timeout,
         max_attempts=args.max_attempts,
+        queue_anyway=args.queue_anyway,
     )
 
 
@@ -127,16 +128,27 @@ async def cmd_jobs(client: AgentClient, args: argparse.Namespace) -> int:
 
 
 async def cmd_job(client: AgentClient, args: argparse.Namespace) -> int:
-    detail = await client.job(args.job_id)
+    detail = await client.job(args.job_id, tasks=0 if args.offset or args.state else args.limit)
+    if args.offset or args.state:
+        detail |= await client.job_tasks(
+            args.job_id, offset=args.offset, limit=args.limit, state=args.state
+        )
     if args.json:
         _print_json(detail)
-    else:
-        print(format_job(detail, time.time()))
+        return 0
+    print(format_job(detail, time.time()))
+    page = detail.get("tasks_page") or {}
+    if page.get("next_offset") is not None:
+        _note(
+            f"tasks {page['offset'] + 1}-{page['next_offset']} of {page['total']}; "
+            f"`spillway job {args.job_id} --offset {page['next_offset']}` shows more"
+        )
     return 0
 
 
 async def cmd_control(client: AgentClient, args: argparse.Namespace) -> int:
-    job = await client.control(args.job_id, args.command)
+    frames = getattr(args, "frames", None)
+    job = await client.control(args.job_id, args.command, frames=frames)
     print(f"{args.command}: job {job.get('id', args.job_id)} is now {job.get('state')}")
     return 0
 

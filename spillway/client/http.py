@@ -132,18 +132,38 @@ class AgentClient:
         reply = await self._json("GET", "/jobs", params=params)
         return list(reply.get("jobs", []))
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        """``{"job": JOB, "tasks": [TASK...], "frames": [FRAME...]}``."""
-        return await self._json("GET", f"/jobs/{quote(job_id, safe='')}")
+    async def job(self, job_id: str, *, tasks: int | None = None) -> dict[str, Any]:
+        """``{"job": JOB, "tasks": [TASK...], "frames": [FRAME...], "tasks_page": PAGE}``.
 
-    async def control(self, job_id: str, action: str) -> dict[str, Any]:
-        """Cancel, pause, resume or retry a job; returns the updated JOB record."""
+        Only the first ``tasks`` tasks (the agent's default, 100, if None) and their
+        frames; ``PAGE`` is ``{offset, limit, total, next_offset}``.
+        """
+        params = None if tasks is None else {"tasks": str(tasks)}
+        return await self._json("GET", f"/jobs/{quote(job_id, safe='')}", params=params)
+
+    async def job_tasks(
+        self, job_id: str, *, offset: int = 0, limit: int = 100, state: str | None = None
+    ) -> dict[str, Any]:
+        """One page: ``{"tasks": [TASK...], "frames": [FRAME...], "tasks_page": PAGE}``."""
+        params = {"offset": str(offset), "limit": str(limit)}
+        if state:
+            params["state"] = state
+        return await self._json("GET", f"/jobs/{quote(job_id, safe='')}/tasks", params=params)
+
+    async def control(
+        self, job_id: str, action: str, *, frames: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel, pause, resume or retry a job; returns the updated JOB record.
+
+        ``frames`` (retry only) renders those frames again, done or failed.
+        """
         if action not in CONTROL_ACTIONS:
             raise ClientError(
                 f"unknown job action {action!r}; use one of {', '.join(sorted(CONTROL_ACTIONS))}",
                 code="bad_action",
             )
-        reply = await self._json("POST", f"/jobs/{quote(job_id, safe='')}/{action}")
+        body = None if frames is None else {"frames": frames}
+        reply = await self._json("POST", f"/jobs/{quote(job_id, safe='')}/{action}", json=body)
         return dict(reply["job"])
 
     async def server_control(self, server: str, action: str) -> dict[str, Any]:

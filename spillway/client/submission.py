@@ -25,6 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from spillway.client.errors import SubmissionError
 from spillway.client.frames import resolve_frames
 from spillway.client.http import AgentClient, ClientError
+from spillway.core.checks import manifest_problem
 from spillway.core.hashing import file_sha256 as sha256_file
 from spillway.core.records import FileEntry
 from spillway.packages import (
@@ -104,6 +105,7 @@ class SubmitOptions:
     task_timeout_s: float = 3600.0
     max_attempts: int = 3
     owner: str = ""  # "" = the local user name
+    queue_anyway: bool = False  # queue even if no known server or peer can run it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +205,9 @@ def manifest_from_files(
     for asset in assets:
         rel_asset, path = _asset_path(asset, folder)
         files.setdefault(rel_asset, path)
+    problem = manifest_problem(str(rel_path) for rel_path in files)
+    if problem is not None:
+        raise SubmissionError(f"cannot submit {scene.name}: {problem}")
     entries = []
     real_folder = folder.resolve()
     for rel_path, path in files.items():
@@ -272,6 +277,7 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
         "site": options.site,
         "forward": options.forward,
         "owner": options.owner or _owner(),
+        "queue_anyway": options.queue_anyway,
     }
 
 

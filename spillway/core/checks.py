@@ -32,6 +32,7 @@ __all__ = [
     "is_safe_relpath",
     "is_sha256",
     "manifest_path_problem",
+    "manifest_problem",
     "path_clash",
 ]
 
@@ -133,6 +134,27 @@ def path_clash(paths: Iterable[str]) -> tuple[str, str] | None:
             folder = "/".join(parts[:i])
             if folder in files:
                 return folder, path
+    return None
+
+
+def manifest_problem(paths: Iterable[str]) -> str | None:
+    """Why these asset paths cannot be written into one job folder, or None.
+
+    The one rule a client checks before it uploads and the agent checks at
+    submit: each path passes :func:`manifest_path_problem`, and no path is the
+    folder of another (:func:`path_clash`).
+    """
+    listed = list(paths)
+    for path in listed:
+        problem = manifest_path_problem(path)
+        if problem is not None:
+            return f"the asset path {path!r} {problem}"
+    clash = path_clash(listed)
+    if clash is not None:
+        return (
+            f"the assets '{clash[0]}' (a file) and '{clash[1]}' (inside it, as a folder) "
+            "cannot both be written; rename one of them"
+        )
     return None
 
 
