@@ -8,7 +8,9 @@ Errors must be ``{"error": {"code", "message"}}`` JSON.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -200,3 +202,67 @@ def test_operation_never_answers_5xx(
     check()
     status, _, _ = call(agent_url, "GET", "/api/v1/health", None, None)
     assert status == 200
+
+
+BAD_STRINGS = ["\udcff", "caf\udce9.png", "a\x00b", "x" * 5000]
+"""No UTF-8 form (a non-UTF-8 file name as Python decodes it), NUL, over-long."""
+SCENE = json.dumps({"format": "spillway-scene/1", "objects": []}).encode()
+
+
+def _each_string_replaced(value: Any, bad: str) -> Iterator[Any]:
+    """Copies of ``value`` with one string (a value or a key) replaced by ``bad``."""
+    if isinstance(value, str):
+        yield bad
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield {(bad if k == key else k): v for k, v in value.items()}
+            for variant in _each_string_replaced(sub, bad):
+                yield {**value, key: variant}
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            for variant in _each_string_replaced(sub, bad):
+                yield [*value[:i], variant, *value[i + 1 :]]
+
+
+def _assert_clean(method: str, url: str, reply: tuple[int, bytes, str]) -> None:
+    status, data, rtype = reply
+    assert status < 500, f"{method} {url} -> {status}: {data[:300]!r}"
+    if status >= 400:
+        assert rtype.startswith("application/json"), (method, url, status, rtype)
+        assert json.loads(data)["error"]["message"], (method, url, data)
+
+
+@pytest.mark.parametrize("bad", BAD_STRINGS, ids=["surrogate", "latin1-name", "nul", "long"])
+def test_bad_strings_anywhere_never_answer_5xx(agent_url: str, bad: str) -> None:
+    """Each string of a valid submission, and each path and query parameter, made bad."""
+    digest = hashlib.sha256(SCENE).hexdigest()
+    assert (
+        call(agent_url, "PUT", f"/api/v1/blobs/{digest}", SCENE, "application/octet-stream")[0]
+        < 300
+    )
+    body = {
+        "name": "fuzz",
+        "owner": "me",
+        "scene": "scene.json",
+        "manifest": [{"path": "scene.json", "sha256": digest, "size": len(SCENE)}],
+        "frames": "1-2",
+        "profile": {"package": "builtin", "version": ">=0", "tags": ["a"], "engine": "x"},
+        "site": "local",
+    }
+    for variant in _each_string_replaced(body, bad):
+        data = json.dumps(variant).encode()
+        _assert_clean(
+            "POST",
+            "/api/v1/jobs",
+            call(agent_url, "POST", "/api/v1/jobs", data, "application/json"),
+        )
+    quoted = quote(bad, safe="", errors="surrogateescape")  # a lone surrogate: a non-UTF-8 byte
+    for method, path, op in operations():
+        for param in op.get("parameters", []):
+            if param["in"] == "path":
+                url = path.replace("{" + param["name"] + "}", quoted)
+                url = re.sub(r"\{[^}]+\}", "x", url)
+            else:
+                url = re.sub(r"\{[^}]+\}", "x", path) + f"?{param['name']}={quoted}"
+            _assert_clean(method, url, call(agent_url, method, url, None, None))
+    assert call(agent_url, "GET", "/api/v1/health", None, None)[0] == 200

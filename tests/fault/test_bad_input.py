@@ -778,3 +778,54 @@ async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(
     assert [f["frame"] for f in frames] == [first.frames[0]]
     await ws.close()
     await assert_serving(client)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("asset", "caf\udce9.png"),  # a Latin-1 file name as Python decodes it
+        ("asset", "x" * 300 + ".png"),  # one name longer than any file system allows
+        ("asset", "tex/" + "y" * 256),
+        ("scene", "sc\udcffene.json"),
+        ("name", "\udcff"),
+        ("name", "a\x00b"),
+        ("name", "tab\there"),
+        ("name", "n" * 201),
+        ("owner", "\udcff"),
+        ("site", "\udcff"),
+        ("frames", "1-4\udcff"),
+        ("tags", "\udcff"),
+        ("engine", "\ud800"),
+    ],
+)
+async def test_names_no_store_or_file_system_can_hold_are_400(
+    client: Client, field: str, value: str
+) -> None:
+    good = await put_blob(client, SCENE)
+    manifest = [good]
+    body = job_body(manifest)
+    if field == "asset":
+        manifest.append({"path": value, "sha256": good["sha256"], "size": good["size"]})
+    elif field == "scene":
+        manifest[0] = good | {"path": value}
+        body["scene"] = value
+    elif field in ("tags", "engine"):
+        body["profile"] = {"package": "builtin", field: [value] if field == "tags" else value}
+    else:
+        body[field] = value
+    error = await assert_error(await client.post("/api/v1/jobs", json=body), 400)
+    assert "Traceback" not in error["error"]["message"]
+    assert (await (await client.get("/api/v1/jobs")).json())["jobs"] == []
+    await assert_serving(client)
+
+
+async def test_an_asset_that_another_needs_as_a_folder_is_400(client: Client) -> None:
+    good = await put_blob(client, SCENE)
+    manifest = [
+        good,
+        {"path": "tex", "sha256": good["sha256"], "size": good["size"]},
+        {"path": "tex/a.png", "sha256": good["sha256"], "size": good["size"]},
+    ]
+    error = await assert_error(await client.post("/api/v1/jobs", json=job_body(manifest)), 400)
+    assert "'tex'" in error["error"]["message"] and "tex/a.png" in error["error"]["message"]
+    await assert_serving(client)
