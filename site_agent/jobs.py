@@ -91,6 +91,13 @@ def parse_manifest(raw: Any) -> tuple[FileEntry, ...]:
     return tuple(assets)
 
 
+def _spec_text(raw: str, frames: Sequence[int]) -> str:
+    """The frame spec as the user wrote it, or compacted when that is long (a frame list):
+    the job's JSON carries it on every poll."""
+    spec = raw.strip()
+    return spec if len(spec) <= 256 else format_frames(frames)
+
+
 def parse_name(body: Mapping[str, Any], scene: str) -> str:
     """The job name: given, or the scene's file name without its extension."""
     name: str = _get(body, "name", str, "") or scene.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -166,7 +173,7 @@ def parse_submission(
         origin_site=site_name,
         priority=_int_in(body, "priority", 50, 0, 100),
         profile=profile,
-        frames=body["frames"].strip(),
+        frames=_spec_text(body["frames"], frames),
         frame_count=len(frames),
         chunk_size=chunk,
         scene=scene,
