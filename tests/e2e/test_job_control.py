@@ -117,7 +117,6 @@ def test_a_million_frame_list_does_not_stall_the_agent(agent: Agent) -> None:
         "frames": ",".join(str(n) for n in range(1, 999_999)),
         "chunk_size": 1000,
         "profile": {"package": "builtin"},
-        "queue_anyway": True,
     }
     reply: dict[str, object] = {}
     request = urllib.request.Request(
@@ -140,7 +139,7 @@ def test_a_million_frame_list_does_not_stall_the_agent(agent: Agent) -> None:
         worst = max(worst, time.monotonic() - started)
         time.sleep(0.02)
     poster.join()
+    assert worst < 1.5, f"/health took {worst:.2f}s during the submission"
     job = reply["job"]
     assert isinstance(job, dict) and job["frame_count"] == 999_998
     assert job["frames"] == "1-999998"  # a long list is kept compact in the job's JSON
-    assert worst < 1.5, f"/health took {worst:.2f}s during the submission"
