@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from scheduler.profile import ServerView
 from site_agent.errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from site_agent.jobs import JobService
-from site_agent.store.records import LOCAL, JobRecord, JobState, TaskRecord
+from site_agent.store.records import LOCAL, JobRecord, JobState, TaskRecord, TaskState
 
 SHA = "a" * 64
 BODY = {
@@ -31,6 +32,7 @@ class FakeSite:
         self._missing = list(missing)
         self._placement = placement
         self.retried = 1
+        self.tasks: list[TaskRecord] = []
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
@@ -61,11 +63,22 @@ class FakeSite:
         self.calls.append(("retry", job_id))
         return self.retried
 
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]:
+        return self.tasks
 
-def service(site: FakeSite) -> JobService:
+    async def rerender(self, job_id: str, task_ids: Sequence[int], *, at: float) -> int:
+        self.calls.append(("rerender", list(task_ids)))
+        return len(task_ids)
+
+
+def service(site: FakeSite, servers: list[ServerView] | None = None) -> JobService:
+    async def views() -> list[ServerView]:
+        return servers or []
+
     return JobService(
+        servers=views,
         site_name="studio",
-        known_packages={"builtin"},
+        known_packages={"builtin", "povray"},
         jobs=site,
         blobs=site,
         placement=site,
@@ -116,3 +129,51 @@ async def test_control_calls_the_lifecycle_and_refuses_what_cannot_apply() -> No
         await jobs.control(job.id, "explode")
     with pytest.raises(NotFoundError, match="no job 'nope'"):
         await jobs.control("nope", "cancel")
+
+
+def _server(packages: dict[str, str]) -> ServerView:
+    return ServerView(
+        id="s1",
+        name="s1",
+        packages=packages,
+        cores=8,
+        memory_mb=8192,
+        gpus=0,
+        tags=frozenset(),
+        slots=1,
+        free_slots=0,
+        status="offline",
+    )
+
+
+async def test_a_job_no_known_server_can_run_is_refused_unless_queued_anyway() -> None:
+    site = FakeSite()
+    povray = _server({"builtin": "1", "povray": "3.7.0.10"})  # offline still counts
+    jobs = service(site, [povray, dataclasses.replace(povray, id="s2", name="s2")])
+    body = BODY | {"profile": {"package": "povray", "version": ">=9"}}
+    with pytest.raises(ConflictError, match=r"no server has povray>=9; 2 servers have povray 3\.7"):
+        await jobs.submit(body)
+    assert site.calls == [("place", None)]
+    assert (await jobs.submit(body | {"queue_anyway": True})).profile.package == "povray"
+    assert (await jobs.submit(BODY | {"profile": {"package": "povray"}})).frame_count == 4
+    # Forwarded to a peer: the peer can run it. No server known yet: nothing to judge by.
+    assert await service(FakeSite(placement="paris"), [povray]).submit(body)
+    assert await service(FakeSite()).submit(body)
+
+
+async def test_retry_frames_rerenders_the_ended_tasks_holding_them() -> None:
+    site = FakeSite()
+    jobs = service(site)
+    job = await jobs.submit(BODY)
+    site.tasks = [
+        TaskRecord(id=1, job_id=job.id, index=0, frames=(1, 2), state=TaskState.DONE),
+        TaskRecord(id=2, job_id=job.id, index=1, frames=(3, 4), state=TaskState.RUNNING),
+    ]
+    await jobs.retry_frames(job.id, "2")
+    assert site.calls[-1] == ("rerender", [1])
+    with pytest.raises(ConflictError, match="already waiting or rendering"):
+        await jobs.retry_frames(job.id, "3-4")
+    with pytest.raises(BadRequestError, match="has no frame 5-6"):
+        await jobs.retry_frames(job.id, "1,5-6")
+    with pytest.raises(BadRequestError, match="frame spec"):
+        await jobs.retry_frames(job.id, 7)
