@@ -272,8 +272,9 @@ class JobService:
         if self._servers is not None and not _get(body, "queue_anyway", bool, False):
             why = unrunnable(job, await self._servers())
             if why is not None:
+                where = "its peers" if job.forward_allowed else "peers (forwarding is off)"
                 raise ConflictError(
-                    f"no server of this site or its peers can run this job: {why}; "
+                    f"no server of this site or {where} can run this job: {why}; "
                     "submit with --queue-anyway (queue_anyway) to queue it for a server to come"
                 )
         return await self._lifecycle.create(job, chunks)

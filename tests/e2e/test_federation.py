@@ -267,7 +267,12 @@ def test_resubmitting_with_unchanged_assets_transfers_no_bytes(sites: Sites) -> 
 
 
 def test_no_forward_and_unknown_site(sites: Sites) -> None:
-    job_id = submit(sites.studio, "--frames", "1", "--no-forward")
+    refused = sites.studio.cli(
+        "submit", str(SCENE), "--package", "povray", "--frames", "1", "--no-forward", check=False
+    )
+    assert refused.returncode != 0 and "forwarding is off" in refused.stderr, refused.stderr
+    assert "no server has povray" in refused.stderr
+    job_id = submit(sites.studio, "--frames", "1", "--no-forward", "--queue-anyway")
     job = sites.studio.job(job_id)["job"]
     assert job["placement"] == "local" and "disabled" in job["placement_reason"]
     sites.studio.cli("cancel", job_id)

@@ -233,7 +233,7 @@ def test_unmatched_blender_version_waits_with_reason(
     agent = sqlite_agent
     blend = _make_blend(tmp_path)
     _servers(agent, processes, "blender", count=1)
-    job_id = _submit(agent, blend, "--package", "blender>=4", "--frames", "1")
+    job_id = _submit(agent, blend, "--package", "blender>=4", "--frames", "1", "--queue-anyway")
     time.sleep(1.0)
     why = agent.job(job_id)["job"]["why_waiting"] or ""
     assert "blender" in why and "3.4" in why and ">=4" in why, why

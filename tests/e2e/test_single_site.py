@@ -86,7 +86,7 @@ def test_unmatched_job_waits_with_reason_until_capable_server_joins(
     agent: Agent, processes: list[Process]
 ) -> None:
     start_servers(agent, processes, "plain")
-    job_id = submit(agent, "--frames", "1-4", "--tags", "lighting")
+    job_id = submit(agent, "--frames", "1-4", "--tags", "lighting", "--queue-anyway")
     time.sleep(1.5)
     detail = agent.job(job_id)
     assert detail["job"]["state"] == "queued"
