@@ -205,8 +205,7 @@ def manifest_from_files(
     for asset in assets:
         rel_asset, path = _asset_path(asset, folder)
         files.setdefault(rel_asset, path)
-    problem = manifest_problem(str(rel_path) for rel_path in files)
-    if problem is not None:
+    if (problem := manifest_problem(str(rel_path) for rel_path in files)) is not None:
         raise SubmissionError(f"cannot submit {scene.name}: {problem}")
     entries = []
     real_folder = folder.resolve()
