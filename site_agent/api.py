@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import mimetypes
 from typing import Any
 
 from aiohttp import web
@@ -13,9 +15,10 @@ from spillway.core.checks import first_bad_string
 
 from .appkeys import SITE
 from .auth import bearer, check_client, check_server
-from .errors import BadRequestError, NotFoundError
+from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .site import SiteAgent
+from .storage import FrameCorruptError, FrameMissingError, OpenFrame
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
 
@@ -23,6 +26,7 @@ VERSION = "0.1.0"
 DETAIL_TASKS = 100
 """Tasks in a job's detail (and a page's default size): watching a large job stays cheap."""
 MAX_PAGE = 1000
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -240,8 +244,27 @@ async def list_frames(request: web.Request) -> web.Response:
     )
 
 
+class FrameMissingAnswer(NotFoundError):
+    """A frame recorded as rendered is gone from storage."""
+
+    code = "frame_missing"
+
+
+class FrameCorruptAnswer(ConflictError):
+    """A stored frame no longer matches its recorded sha256; its bytes are not served."""
+
+    code = "frame_corrupt"
+
+
 @routes.get("/api/v1/jobs/{job_id}/frames/{frame}")
-async def get_frame(request: web.Request) -> web.FileResponse:
+async def get_frame(request: web.Request) -> web.StreamResponse:
+    """The frame's bytes, only after they were checked against the recorded sha256.
+
+    404 ``not_found``: not rendered yet; 404 ``frame_missing``: recorded but its file
+    is gone; 409 ``frame_corrupt``: its file no longer hashes as recorded. The
+    answer carries ``X-Sha256`` and ``X-File-Mode`` (the stored file's permission
+    bits, octal) so a client can keep them.
+    """
     site = _site(request)
     job = await site.jobs.get(request.match_info["job_id"])
     try:
@@ -249,10 +272,51 @@ async def get_frame(request: web.Request) -> web.FileResponse:
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
     record = await site.store.get_frame(job.id, number)
-    path = site.storage.job_dir(job.name, job.id) / record.name if record else None
-    if record is None or path is None or not path.is_file():
+    if record is None:
         raise NotFoundError(f"frame {number} of job {job.id} is not rendered yet")
-    return web.FileResponse(path, headers={"X-Sha256": record.sha256})
+    try:
+        frame = await site.storage.open_frame(
+            site.storage.job_dir(job.name, job.id),
+            record.name,
+            job_id=job.id,
+            frame=number,
+            sha256=record.sha256,
+        )
+    except FrameMissingError as exc:
+        log.warning("%s", exc)
+        raise FrameMissingAnswer(str(exc), frame=number) from None
+    except FrameCorruptError as exc:
+        log.error("%s", exc)
+        raise FrameCorruptAnswer(str(exc), frame=number) from None
+    try:
+        return await _send_frame(request, frame, record.name)
+    finally:
+        frame.close()
+
+
+async def _send_frame(request: web.Request, frame: OpenFrame, name: str) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "X-Sha256": frame.sha256,
+            "X-File-Mode": f"{frame.mode:04o}",
+        }
+    )
+    response.content_length = frame.size
+    await response.prepare(request)
+    try:
+        async for block in frame.chunks():
+            await response.write(block)
+    except FrameCorruptError as exc:
+        # Changed in place after the check: the body stays one block short and the
+        # connection is cut, so the client sees a broken download, never the bad bytes.
+        log.error("%s (while sending it)", exc)
+        response.force_close()
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
 
 
 @routes.get("/api/v1/servers")

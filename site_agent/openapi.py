@@ -220,6 +220,7 @@ def openapi_document() -> dict[str, Any]:
                     "One rendered frame",
                     params=[job_id, _path_param("frame", {"type": "integer"})],
                     content="image/png",
+                    errors=(400, 404, 409),
                 )
             },
             "/api/v1/servers": {

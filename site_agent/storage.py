@@ -1,16 +1,24 @@
 """Network storage: where rendered frames land and clients pick them up.
 
 Layout: ``<root>/<job-name>-<job-id>/<name>_<frame:04d>.<ext>``, each written through
-a temp file and a rename, so a reader never sees a half-written frame.
+a temp file and a rename, so a reader never sees a half-written frame. Frames are
+read back only through :meth:`FrameStorage.open_frame`, which checks the bytes
+against the recorded sha256, so a damaged or deleted file is never served as a frame.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import re
-from collections.abc import AsyncIterable
+import stat
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from .files import write_atomic
+from .files import CHUNK, FileError, write_atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -23,6 +31,102 @@ def safe_name(value: str, *, fallback: str = "job") -> str:
 
 def frame_file_name(output_name: str, frame: int, ext: str) -> str:
     return f"{output_name}_{frame:04d}.{ext}"
+
+
+class StoredFrameError(FileError):
+    """A recorded frame cannot be read back as recorded."""
+
+    def __init__(self, message: str, *, job_id: str, frame: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.frame = frame
+
+
+class FrameMissingError(StoredFrameError):
+    """The frame is recorded as rendered but its file is gone from storage."""
+
+
+class FrameCorruptError(StoredFrameError):
+    """The frame's file no longer hashes to the recorded sha256."""
+
+
+@dataclass(slots=True, kw_only=True)
+class OpenFrame:
+    """A stored frame whose bytes were checked against its record; read it with :meth:`chunks`.
+
+    The file stays open from the check to the last byte served, so a rename over it
+    (a re-rendered frame) cannot mix two versions. Close it with :meth:`close`.
+    """
+
+    job_id: str
+    frame: int
+    sha256: str
+    size: int
+    mode: int
+    """Permission bits of the stored file (e.g. 0o644)."""
+    _handle: BinaryIO
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The file's bytes, hashed again while read; the last block is held back until
+        the hash matches, so a file changed in place since the check is never served whole
+        (:class:`FrameCorruptError` is raised instead of yielding it)."""
+        await asyncio.to_thread(self._handle.seek, 0)
+        hasher = hashlib.sha256()
+        held = b""
+        while block := await asyncio.to_thread(self._handle.read, CHUNK):
+            hasher.update(block)
+            if held:
+                yield held
+            held = block
+        if hasher.hexdigest() != self.sha256:
+            raise _corrupt(self.job_id, self.frame, self.sha256)
+        if held:
+            yield held
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _corrupt(job_id: str, frame: int, sha256: str) -> FrameCorruptError:
+    return FrameCorruptError(
+        f"frame {frame} of job {job_id} is damaged in storage (its file no longer hashes to "
+        f"the recorded sha256 {sha256[:12]}...); it was not served; render it again",
+        job_id=job_id,
+        frame=frame,
+    )
+
+
+def _open_checked(path: Path, *, job_id: str, frame: int, sha256: str) -> OpenFrame:
+    """Open ``path`` and hash it whole (in a worker thread); raises StoredFrameError."""
+    try:
+        handle: BinaryIO = path.open("rb")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise FrameMissingError(
+            f"frame {frame} of job {job_id} is missing from storage (expected {path}); "
+            "render it again",
+            job_id=job_id,
+            frame=frame,
+        ) from None
+    try:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):  # reading a FIFO or device could block or never end
+            raise _corrupt(job_id, frame, sha256)
+        hasher = hashlib.sha256()
+        while block := handle.read(CHUNK):
+            hasher.update(block)
+        if hasher.hexdigest() != sha256:
+            raise _corrupt(job_id, frame, sha256)
+    except BaseException:
+        handle.close()
+        raise
+    return OpenFrame(
+        job_id=job_id,
+        frame=frame,
+        sha256=sha256,
+        size=info.st_size,
+        mode=stat.S_IMODE(info.st_mode),
+        _handle=handle,
+    )
 
 
 class FrameStorage:
@@ -48,4 +152,19 @@ class FrameStorage:
             raise ValueError(f"frame file name {file_name!r} must be a plain file name")
         return await write_atomic(
             dest, chunks, expected_sha256=expected_sha256, max_bytes=self.max_frame_bytes
+        )
+
+    async def open_frame(
+        self, job_dir: Path, file_name: str, *, job_id: str, frame: int, sha256: str
+    ) -> OpenFrame:
+        """Open a recorded frame after checking its bytes against ``sha256``.
+
+        Raises :class:`FrameMissingError` when the file is gone and
+        :class:`FrameCorruptError` when it no longer hashes to ``sha256``.
+        """
+        path = job_dir / file_name
+        if path.parent != job_dir or "/" in file_name:
+            raise ValueError(f"frame file name {file_name!r} must be a plain file name")
+        return await asyncio.to_thread(
+            _open_checked, path, job_id=job_id, frame=frame, sha256=sha256
         )

@@ -1,0 +1,187 @@
+"""Serving stored frames: bytes leave the agent only when they hash as recorded.
+
+A real aiohttp server with a real SQLite store; frames are recorded and written
+the way a finished task records them, then damaged or deleted on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from site_agent.app import build_app
+from site_agent.appkeys import SITE
+from site_agent.config import parse_config
+from site_agent.site import SiteAgent
+from site_agent.store.records import FrameRecord
+
+SCENE = b'{"camera": {}}'
+SCENE_SHA = hashlib.sha256(SCENE).hexdigest()
+# Big enough to span several read blocks, so the streaming path is exercised too.
+FRAMES = {1: b"\x89PNG one", 2: b"\x89PNG two", 3: b"\x89PNG" + os.urandom(3 * 1024 * 1024 + 17)}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    config = parse_config(
+        {
+            "name": "studio",
+            "storage": str(tmp_path / "storage"),
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        },
+        source="test",
+        base_dir=tmp_path,
+    )
+    async with TestClient(TestServer(build_app(config))) as c:
+        yield c
+
+
+async def _rendered_job(client: TestClient[Any, Any]) -> tuple[str, Path]:
+    """A job whose three frames are recorded and stored; returns its id and folder."""
+    await client.put(f"/api/v1/blobs/{SCENE_SHA}", data=SCENE)
+    body = {
+        "name": "shot",
+        "scene": "scene.json",
+        "frames": "1-3",
+        "manifest": [{"path": "scene.json", "sha256": SCENE_SHA, "size": len(SCENE)}],
+        "profile": {"package": "builtin"},
+    }
+    resp = await client.post("/api/v1/jobs", json=body)
+    assert resp.status == 201, await resp.text()
+    job_id = (await resp.json())["job"]["id"]
+    site: SiteAgent = client.server.app[SITE]
+    job_dir = site.storage.job_dir("shot", job_id)
+    records = []
+    for number, data in FRAMES.items():
+        name = f"shot_{number:04d}.png"
+
+        async def one(data: bytes = data) -> AsyncIterator[bytes]:
+            yield data
+
+        digest, size = await site.storage.write_frame(
+            job_dir, name, one(), expected_sha256=hashlib.sha256(data).hexdigest()
+        )
+        records.append(
+            FrameRecord(
+                job_id=job_id,
+                frame=number,
+                task_id=None,
+                name=name,
+                sha256=digest,
+                size=size,
+                server_id=None,
+                rendered_at=1.0,
+            )
+        )
+    await site.store.record_frames(records)
+    return job_id, job_dir
+
+
+async def test_intact_frames_are_served_with_hash_and_mode(
+    client: TestClient[Any, Any],
+) -> None:
+    job_id, job_dir = await _rendered_job(client)
+    for number, data in FRAMES.items():
+        resp = await client.get(f"/api/v1/jobs/{job_id}/frames/{number}")
+        assert resp.status == 200, await resp.text()
+        assert await resp.read() == data
+        assert resp.headers["X-Sha256"] == hashlib.sha256(data).hexdigest()
+        assert resp.headers["Content-Type"] == "image/png"
+        stored = stat.S_IMODE((job_dir / f"shot_{number:04d}.png").stat().st_mode)
+        assert int(resp.headers["X-File-Mode"], 8) == stored
+
+
+@pytest.mark.parametrize("frame", [1, 3])
+async def test_a_corrupted_frame_is_refused_not_served(
+    client: TestClient[Any, Any], frame: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id, job_dir = await _rendered_job(client)
+    path = job_dir / f"shot_{frame:04d}.png"
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one flipped byte, same size
+    path.write_bytes(bytes(damaged))
+
+    with caplog.at_level(logging.ERROR, logger="site_agent.api"):
+        resp = await client.get(f"/api/v1/jobs/{job_id}/frames/{frame}")
+
+    assert resp.status == 409
+    error = (await resp.json())["error"]
+    assert error["code"] == "frame_corrupt"
+    assert f"frame {frame} of job {job_id} is damaged in storage" in error["message"]
+    assert error["frame"] == frame
+    assert f"frame {frame} of job {job_id} is damaged" in caplog.text
+    # The other frames are still served.
+    other = 2
+    ok = await client.get(f"/api/v1/jobs/{job_id}/frames/{other}")
+    assert ok.status == 200 and await ok.read() == FRAMES[other]
+
+
+async def test_a_deleted_frame_says_it_is_missing_not_unrendered(
+    client: TestClient[Any, Any],
+) -> None:
+    job_id, job_dir = await _rendered_job(client)
+    (job_dir / "shot_0002.png").unlink()
+
+    resp = await client.get(f"/api/v1/jobs/{job_id}/frames/2")
+
+    assert resp.status == 404
+    error = (await resp.json())["error"]
+    assert error["code"] == "frame_missing"
+    assert error["message"].startswith(f"frame 2 of job {job_id} is missing from storage")
+    assert "not rendered yet" not in error["message"]
+    unrendered = await client.get(f"/api/v1/jobs/{job_id}/frames/9")
+    assert unrendered.status == 404
+    assert (await unrendered.json())["error"]["code"] == "not_found"
+
+
+async def test_a_frame_changed_while_it_is_sent_is_cut_short(tmp_path: Path) -> None:
+    """The held-back last block: a file damaged after the check never arrives whole."""
+    from site_agent.storage import FrameCorruptError, FrameStorage
+
+    storage = FrameStorage(tmp_path, max_frame_bytes=1 << 30)
+    data = FRAMES[3]
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "f.png").write_bytes(data)
+    frame = await storage.open_frame(
+        tmp_path / "job", "f.png", job_id="j", frame=3, sha256=hashlib.sha256(data).hexdigest()
+    )
+    try:
+        with (tmp_path / "job" / "f.png").open("r+b") as fh:  # in place, same inode
+            fh.seek(len(data) - 1)
+            fh.write(bytes([data[-1] ^ 0xFF]))
+        sent = b""
+        with pytest.raises(FrameCorruptError):
+            async for block in frame.chunks():
+                sent += block
+    finally:
+        frame.close()
+    assert len(sent) < len(data)
+
+
+async def test_the_route_cuts_the_connection_when_the_recheck_fails(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, job_dir = await _rendered_job(client)
+    site: SiteAgent = client.server.app[SITE]
+    real_open = site.storage.open_frame
+
+    async def open_then_damage(*args: Any, **kwargs: Any) -> Any:
+        frame = await real_open(*args, **kwargs)
+        with (job_dir / "shot_0003.png").open("r+b") as fh:  # after the check, in place
+            fh.write(b"\x00")
+        return frame
+
+    monkeypatch.setattr(site.storage, "open_frame", open_then_damage)
+    resp = await client.get(f"/api/v1/jobs/{job_id}/frames/3")
+    assert resp.status == 200  # the check passed before the damage
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
