@@ -6,7 +6,9 @@ by the composition root (:mod:`spillway.main`) through ``build_parser(extra=...)
 this module imports nothing of the server side.
 
 Exit status: 0 on success, 1 when something failed at run time (agent
-unreachable, job failed), 2 for bad input, 130 on Ctrl-C.  Errors are one line
+unreachable, job failed), 2 for bad input, 130 on Ctrl-C, 141 when the reader
+of the output went away (``spillway jobs | head -1``; quietly, as other Unix
+tools end on SIGPIPE).  Errors are one line
 on stderr, ``spillway: error: <what happened and what to do>``; set
 ``SPILLWAY_DEBUG=1`` to see tracebacks.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import traceback
@@ -182,6 +185,11 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("download", parents=[common], help="download a job's rendered frames")
     p.add_argument("job_id", metavar="ID")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in DIR that differ from the job's frames (default: refuse)",
+    )
     p.set_defaults(handler=cmd_download)
     p = sub.add_parser("servers", parents=[common], help="list render servers")
     p.add_argument("--job", metavar="ID", help="explain which servers can render this job")
@@ -218,6 +226,23 @@ def build_parser(extra: AddCommands | None = None) -> argparse.ArgumentParser:
 def _fail(message: str, status: int) -> int:
     print(f"spillway: error: {message}", file=sys.stderr, flush=True)
     return status
+
+
+_SIGPIPE_STATUS = 141
+"""What a shell reports for a tool ended by SIGPIPE (128 + 13)."""
+
+
+def _reader_gone() -> int:
+    """End quietly after stdout's reader closed the pipe (e.g. ``| head -1``).
+
+    Python ignores SIGPIPE and raises BrokenPipeError instead; stdout is pointed at
+    /dev/null so that flushing what is still buffered at exit cannot complain again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return _SIGPIPE_STATUS
 
 
 def _exit_status(err: BaseException) -> int:
@@ -257,7 +282,11 @@ def main(argv: Sequence[str] | None = None, *, extra: AddCommands | None = None)
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
     try:
-        return run(args)
+        status = run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return 130
     except ImportError as err:

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,27 +174,99 @@ def _frame_file(directory: Path, frame: dict[str, Any]) -> Path:
     return directory / file_name
 
 
+# Answers about one frame that leave the others worth fetching, and what each means.
+_BAD_FRAME = {
+    "frame_missing": "missing from storage at the agent",
+    "frame_corrupt": "damaged in storage at the agent (it no longer hashes as recorded)",
+    "hash_mismatch": "arrived corrupted (its bytes do not hash as recorded)",
+    "not_found": "no longer recorded at the agent",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DownloadPlan:
+    fetch: list[tuple[dict[str, Any], Path]]
+    present: int
+    conflicts: list[Path]
+
+
+def _plan_download(
+    directory: Path, frames: list[dict[str, Any]], *, overwrite: bool
+) -> _DownloadPlan:
+    """Which frames to fetch, which are already there, which would replace a different file."""
+    fetch: list[tuple[dict[str, Any], Path]] = []
+    conflicts: list[Path] = []
+    present = 0
+    for frame in sorted(frames, key=lambda f: int(f["frame"])):
+        dest = _frame_file(directory, frame)
+        if dest.is_file() and sha256_file(dest) == frame.get("sha256"):
+            present += 1
+        elif (dest.exists() or dest.is_symlink()) and not (overwrite and dest.is_file()):
+            conflicts.append(dest)
+        else:
+            fetch.append((frame, dest))
+    return _DownloadPlan(fetch=fetch, present=present, conflicts=conflicts)
+
+
+def _refuse_conflicts(job_id: str, conflicts: list[Path], *, overwrite: bool) -> ClientError:
+    shown = ", ".join(str(p) for p in conflicts[:3]) + (", ..." if len(conflicts) > 3 else "")
+    if overwrite:  # only things that are not plain files are left
+        return ClientError(
+            f"{len(conflicts)} frame file names of job {job_id} are taken by something that is "
+            f"not a file ({shown}); nothing was downloaded; move them away or choose another folder",
+            code="exists",
+        )
+    files = (
+        "1 file already exists" if len(conflicts) == 1 else f"{len(conflicts)} files already exist"
+    )
+    return ClientError(
+        f"{files} with different content ({shown}), for example "
+        f"frames of another job with the same name; nothing was downloaded; download into "
+        "another folder, or pass --overwrite to replace them",
+        code="exists",
+    )
+
+
 async def cmd_download(client: AgentClient, args: argparse.Namespace) -> int:
+    """Fetch every good frame; a frame the agent cannot serve as recorded is skipped,
+    reported at the end, and makes the exit status 1. An existing different file is
+    never replaced unless ``--overwrite`` is given."""
     frames = await client.frames(args.job_id)
     if not frames:
         print(f"job {args.job_id} has no rendered frames yet; see `spillway job {args.job_id}`")
         return 0
     directory = Path(args.dir)
-    count = size = skipped = 0
-    for frame in sorted(frames, key=lambda f: int(f["frame"])):
-        dest = _frame_file(directory, frame)
-        if dest.is_file() and sha256_file(dest) == frame.get("sha256"):
-            skipped += 1
-            continue
-        size += await client.download_frame(
-            args.job_id, int(frame["frame"]), dest, sha256=str(frame["sha256"])
-        )
-        count += 1
+    plan = _plan_download(directory, frames, overwrite=args.overwrite)
+    if plan.conflicts:
+        raise _refuse_conflicts(args.job_id, plan.conflicts, overwrite=args.overwrite)
+    size = 0
+    bad: list[tuple[int, str]] = []
+    for frame, dest in plan.fetch:
+        number = int(frame["frame"])
+        try:
+            size += await client.download_frame(
+                args.job_id, number, dest, sha256=str(frame["sha256"])
+            )
+        except ClientError as err:
+            if err.code not in _BAD_FRAME:
+                raise  # the agent or the connection failed: the next frame would too
+            bad.append((number, _BAD_FRAME[err.code]))
+    count = len(plan.fetch) - len(bad)
     print(
         f"downloaded {count} frames ({human_size(size)}) to {directory}"
-        + (f"; {skipped} already present" if skipped else "")
+        + (f"; {plan.present} already present" if plan.present else "")
+        + (f"; {len(bad)} could not be downloaded" if bad else "")
     )
-    return 0
+    for number, reason in bad:
+        _note(f"frame {number}: {reason}")
+    if bad:
+        numbers = ",".join(str(n) for n, _ in bad)
+        _note(
+            f"spillway: error: {len(bad)} of {len(frames)} frames of job {args.job_id} could not "
+            f"be downloaded; render them again (`spillway retry {args.job_id} --frames "
+            f"{numbers}`), then download again"
+        )
+    return 1 if bad else 0
 
 
 async def cmd_servers(client: AgentClient, args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,28 @@ class ClientError(SpillwayClientError):
         self.details: dict[str, Any] = dict(details or {})
 
 
-def _temp_beside(dest: Path) -> tuple[int, str]:
-    """Open a temp file in dest's folder (created if needed), so a rename makes it appear whole."""
+def _file_mode(header: str | None) -> int:
+    """Permission bits from an ``X-File-Mode`` header (octal), or 0o666 when absent or odd."""
+    try:
+        mode = int(header or "", 8)
+    except ValueError:
+        return 0o666
+    return mode if 0 <= mode <= 0o777 else 0o666
+
+
+def _temp_beside(dest: Path, mode: int) -> tuple[int, str]:
+    """Create a temp file in dest's folder (made if needed), so a rename makes it appear whole.
+
+    It is created with ``mode``, which the kernel filters by the umask as for any new file.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    for _ in range(100):
+        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), str(tmp)
+        except FileExistsError:
+            continue
+    raise ClientError(f"cannot create a temporary file in {dest.parent}", code="temp_file")
 
 
 class AgentClient:
@@ -197,54 +215,58 @@ class AgentClient:
         """Download one rendered frame to ``dest`` atomically; return its size in bytes.
 
         The bytes are hashed while streaming and compared with ``sha256`` (looked
-        up with :meth:`frames` when not given); on a mismatch nothing is written.
+        up with :meth:`frames` when not given); on a mismatch nothing is written
+        (``code="hash_mismatch"``). The file gets the stored file's permission bits
+        (the agent's ``X-File-Mode``), filtered by the umask as ``cp`` does. An agent
+        that finds its stored copy gone or damaged answers ``frame_missing`` or
+        ``frame_corrupt`` (raised as :class:`ClientError` with that ``code``).
         """
         if sha256 is None:
-            listed = {int(f["frame"]): f for f in await self.frames(job_id)}
-            if frame not in listed:
-                raise ClientError(
-                    f"frame {frame} of job {job_id} is not rendered yet; "
-                    f"see `spillway job {job_id}`",
-                    code="not_found",
-                    status=404,
-                )
-            sha256 = str(listed[frame]["sha256"])
+            sha256 = await self._recorded_sha256(job_id, frame)
         path = f"/jobs/{quote(job_id, safe='')}/frames/{int(frame)}"
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )
-        fd, tmp = _temp_beside(dest)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                digest, size = await self._stream_to(path, out, timeout)
-            if digest != sha256:
-                raise ClientError(
-                    f"frame {frame} of job {job_id} arrived corrupted (sha256 {digest[:12]}..., "
-                    f"expected {sha256[:12]}...); run the download again",
-                    code="hash_mismatch",
-                )
-            os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        async with self._request("GET", path, timeout=timeout) as resp:
+            await self._raise_for_status(resp, "GET", path)
+            fd, tmp = _temp_beside(dest, _file_mode(resp.headers.get("X-File-Mode")))
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    digest, size = await self._copy_body(resp, out)
+                if digest != sha256:
+                    raise ClientError(
+                        f"frame {frame} of job {job_id} arrived corrupted (sha256 "
+                        f"{digest[:12]}..., expected {sha256[:12]}...); nothing was written",
+                        code="hash_mismatch",
+                    )
+                os.replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         return size
+
+    async def _recorded_sha256(self, job_id: str, frame: int) -> str:
+        listed = {int(f["frame"]): f for f in await self.frames(job_id)}
+        if frame not in listed:
+            raise ClientError(
+                f"frame {frame} of job {job_id} is not rendered yet; see `spillway job {job_id}`",
+                code="not_found",
+                status=404,
+            )
+        return str(listed[frame]["sha256"])
 
     # --- plumbing ---------------------------------------------------------------------
 
-    async def _stream_to(
-        self, path: str, out: Any, client_timeout: aiohttp.ClientTimeout
-    ) -> tuple[str, int]:
+    async def _copy_body(self, resp: aiohttp.ClientResponse, out: Any) -> tuple[str, int]:
         hasher = hashlib.sha256()
         size = 0
-        async with self._request("GET", path, timeout=client_timeout) as resp:
-            await self._raise_for_status(resp, "GET", path)
-            try:
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            except aiohttp.ClientPayloadError as err:
-                raise self._lost(err) from err
+        try:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        except aiohttp.ClientPayloadError as err:
+            raise self._lost(err) from err
         return hasher.hexdigest(), size
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

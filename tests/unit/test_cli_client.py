@@ -520,7 +520,9 @@ async def test_cli_jobs_job_and_control(agent, scene, capsys):
     assert capsys.readouterr().out == "cancel: job job1 is now cancelled\n"
 
 
-async def test_cli_download_skips_frames_already_present(agent, scene, tmp_path, capsys):
+async def test_cli_download_skips_frames_present_and_replaces_others_only_if_told(
+    agent, scene, tmp_path, capsys
+):
     await run_cli(
         "submit",
         str(scene),
@@ -538,7 +540,10 @@ async def test_cli_download_skips_frames_already_present(agent, scene, tmp_path,
     (out_dir / "shot_0001.png").write_bytes(FRAME_BYTES[1])
     (out_dir / "shot_0002.png").write_bytes(b"stale")
     capsys.readouterr()
-    assert await run_cli("download", "job1", str(out_dir), "--agent", agent.url) == 0
+    with pytest.raises(ClientError, match="1 file already exists with different content"):
+        await run_cli("download", "job1", str(out_dir), "--agent", agent.url)
+    assert (out_dir / "shot_0002.png").read_bytes() == b"stale"
+    assert await run_cli("download", "job1", str(out_dir), "--overwrite", "--agent", agent.url) == 0
     assert capsys.readouterr().out == (
         f"downloaded 1 frames ({len(FRAME_BYTES[2])} B) to {out_dir}; 1 already present\n"
     )
