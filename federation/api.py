@@ -1,8 +1,9 @@
 """The federation HTTPS API under ``/fed/v1`` (its own listener, mutual TLS only).
 
 The TLS handshake already refuses clients without a certificate from the
-federation CA. Every handler then requires the certificate's site name to be a
-configured peer (403 otherwise). ``POST`` bodies are signed envelopes, checked
+federation CA. Every handler then requires the certificate to prove a configured
+peer's site name, its CN and a DNS SAN both equal to it (403 otherwise, logged
+with the reason). ``POST`` bodies are signed envelopes, checked
 against that same certificate; a message id seen before from that peer is
 refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 ``POST`` are msgpack messages (:func:`federation.protocol.encode_reply`); reads
@@ -33,7 +34,7 @@ from aiohttp import web
 
 from federation.accept import Acceptance
 from federation.capacity import PeerBook
-from federation.certs import peer_certificate, peer_name
+from federation.certs import CertificateNamesError, certificate_names, peer_certificate
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
 from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
@@ -153,11 +154,23 @@ def _ssl_object(request: web.Request) -> ssl.SSLObject | None:
 
 
 def authenticate(request: web.Request) -> PeerConfig:
-    """The configured peer whose verified certificate made this request, or 403."""
+    """The configured peer whose verified certificate made this request, or 401/403.
+
+    The certificate must prove the peer's site name: CN and a DNS SAN both equal
+    to it (:attr:`~federation.certs.CertificateNames.site`), the same check an
+    outgoing call makes of the site it dials.
+    """
     endpoints = request.app[ENDPOINTS]
-    name = peer_name(_ssl_object(request))
-    if name is None:
+    names = certificate_names(_ssl_object(request))
+    if names is None:
         raise UnauthorizedError("present a site certificate issued by the federation CA")
+    name = names.site
+    if name is None:
+        problem = CertificateNamesError(
+            expected="", common_name=names.common_name, dns_names=names.dns_names
+        )
+        endpoints.refused(f"{problem} (from {request.remote})")
+        raise ForbiddenError(str(problem))
     peer = endpoints.config.peer(name)
     if peer is None:
         endpoints.refused(f"certificate of unconfigured site {name!r}")

@@ -1,13 +1,20 @@
 """Federation TLS material: the CA, site certificates and TLS contexts.
 
 Sites talk HTTPS with mutual TLS under one federation CA. A peer is identified
-by the common name of its verified certificate (the site name), never by the
-host name it was reached at: sites sit behind NAT, load balancers and changing
-addresses, while the site name is what the configuration and every federation
-message refer to. Hence client contexts turn ``check_hostname`` off and callers
-check the peer with :func:`verify_peer` after the handshake. Trust is still
-anchored: only certificates issued by the federation CA verify, and nothing
-else (no system CA store) is trusted.
+by the site name its verified certificate proves, never by the host name it was
+reached at: sites sit behind NAT, load balancers and changing addresses, while
+the site name is what the configuration and every federation message refer to.
+A certificate proves a site name when its common name is that name *and* the
+name is one of its DNS subject alternative names (every site certificate carries
+both, see :func:`issue_site_cert`); a certificate whose CN and SANs disagree
+proves nothing. The check is the same in both directions
+(:attr:`CertificateNames.site`): an incoming client must prove a configured
+peer's name, an outgoing call completes its handshake only with the site it
+dialled (:meth:`TlsContexts.request_options`), so a certificate that merely lists
+another site's name among its host names (``--host facility`` on rival2's
+certificate) cannot stand in for that site. Trust is anchored: only
+certificates issued by the federation CA verify, and nothing else (no system CA
+store) is trusted. ``certs issue`` also refuses such a host in the first place.
 
 Certificates are re-read when their files change, so a site's certificate can
 be rotated (or the CA bundle extended) without restarting the agent.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -34,6 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from federation.errors import (
     CaExistsError,
     CaMissingError,
+    FederationError,
     InvalidSiteNameError,
     PeerIdentityError,
     TlsFilesError,
@@ -41,11 +50,17 @@ from federation.errors import (
 
 __all__ = [
     "CaPaths",
+    "CertificateNames",
+    "CertificateNamesError",
+    "HostIsSiteNameError",
     "SitePaths",
+    "SiteCheckingSSLObject",
     "TlsContexts",
     "TlsFiles",
     "init_ca",
+    "certificate_names",
     "issue_site_cert",
+    "issued_sites",
     "load_certificate",
     "peer_certificate",
     "peer_name",
@@ -58,6 +73,44 @@ log = logging.getLogger(__name__)
 SITE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 CA_CERT_NAME = "ca.pem"
 CA_KEY_NAME = "ca-key.pem"
+ISSUED_NAME = "issued-sites.json"
+"""In the CA directory: each site issued a certificate, with its host names."""
+
+
+class HostIsSiteNameError(FederationError, ValueError):
+    """A host name for a site certificate is another site's name (or the reverse)."""
+
+    def __init__(self, *, site: str, host: str, holder: str) -> None:
+        self.site = site
+        self.host = host
+        if holder == site:
+            problem = (
+                f"--host {host} is the name of site {host}; a certificate for {site} must "
+                f"not carry another site's name (peers would accept {site} where {host} "
+                f"is meant); reach {site} by its own host names"
+            )
+        else:
+            problem = (
+                f"site name {site} is already a host name in the certificate of site "
+                f"{holder}; issue {holder}'s certificate again without --host {site} first"
+            )
+        super().__init__(f"refusing to issue a certificate for {site}: {problem}")
+
+
+class CertificateNamesError(PeerIdentityError):
+    """A verified certificate's common name is not among its DNS names, so it proves no site."""
+
+    def __init__(self, *, expected: str, common_name: str | None, dns_names: Sequence[str]) -> None:
+        self.expected = expected
+        self.actual = common_name
+        listed = ", ".join(dns_names) or "none"
+        FederationError.__init__(
+            self,
+            f"certificate's common name {common_name!r} is not among its DNS names ({listed}), "
+            "so it proves no site name"
+            + (f" (the peer is configured as {expected!r})" if expected else "")
+            + "; issue the site's certificate again with `spillway certs issue`",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +212,8 @@ def issue_site_cert(
     """
     validate_site_name(site)
     ca_cert, ca_key = _load_ca(ca_dir)
+    issued = issued_sites(ca_dir)
+    _check_hosts(site, hosts, issued)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _utcnow()
     cert = (
@@ -194,8 +249,59 @@ def issue_site_cert(
     # TlsContexts tolerates the short window where only the key is new.
     _write_key(paths.key, key)
     _write_atomic(paths.cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    issued[site] = tuple(_dns_names(_san_entries(site, hosts)))
+    _write_issued(ca_dir, issued)
     log.info("issued certificate for site %s (serial %x) in %s", site, cert.serial_number, out_dir)
     return paths
+
+
+def issued_sites(ca_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Sites the CA in ``ca_dir`` issued certificates for, each with its DNS names.
+
+    Read from the CA's record (``issued-sites.json``), completed by the site
+    certificates found in ``ca_dir`` and its sub-folders (where ``certs issue``
+    puts them by default), so a CA made before the record existed is covered too.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for path in sorted({*ca_dir.glob("*.pem"), *ca_dir.glob("*/*.pem")}):
+        if path.name == CA_CERT_NAME or path.name.endswith("-key.pem"):
+            continue
+        try:
+            names = _names_of(x509.load_pem_x509_certificate(path.read_bytes()))
+        except (OSError, ValueError):
+            continue
+        if names.site is not None and names.site == path.stem:
+            found[names.site] = names.dns_names
+    try:
+        recorded = json.loads((ca_dir / ISSUED_NAME).read_text())
+    except FileNotFoundError:
+        recorded = {}
+    except (OSError, ValueError) as exc:
+        raise TlsFilesError(ca_dir / ISSUED_NAME, f"not a readable record ({exc})") from exc
+    for name, hosts in dict(recorded.get("sites", {})).items():
+        found[str(name)] = tuple(str(h) for h in hosts)  # the record has the latest issue
+    return found
+
+
+def _check_hosts(site: str, hosts: Sequence[str], issued: dict[str, tuple[str, ...]]) -> None:
+    """Refuse a host that is another issued site's name, and a site name that is
+    already a host name of another site's certificate."""
+    for host in hosts:
+        name = host.lower().rstrip(".")
+        if name != site and name in issued:
+            raise HostIsSiteNameError(site=site, host=host, holder=site)
+    for holder, names in sorted(issued.items()):
+        if holder != site and site in {n.lower().rstrip(".") for n in names}:
+            raise HostIsSiteNameError(site=site, host=site, holder=holder)
+
+
+def _write_issued(ca_dir: Path, issued: dict[str, tuple[str, ...]]) -> None:
+    record = {"sites": {name: list(hosts) for name, hosts in sorted(issued.items())}}
+    _write_atomic(ca_dir / ISSUED_NAME, json.dumps(record, indent=2).encode() + b"\n", mode=0o644)
+
+
+def _dns_names(entries: Sequence[x509.GeneralName]) -> list[str]:
+    return [e.value for e in entries if isinstance(e, x509.DNSName)]
 
 
 def load_certificate(path: Path) -> x509.Certificate:
@@ -289,9 +395,11 @@ class TlsContexts:
     - aiohttp releases a connection as soon as a small body is read, so a caller
       often cannot reach the ``ssl_object``. For aiohttp use
       :meth:`request_options` (``session.post(url, **tls.request_options(peer))``):
-      it pins the TLS server name to the peer's site name and lets OpenSSL check,
-      during the handshake, that the certificate carries it (every site
-      certificate has its site name as a DNS SAN).
+      it pins the TLS server name to the peer's site name; during the handshake
+      OpenSSL checks that the certificate carries it as a DNS SAN and
+      :class:`SiteCheckingSSLObject` that it is also the CN, so a certificate of
+      another site that lists the name among its hosts is refused before any
+      request is sent (``aiohttp.ClientConnectorCertificateError``).
 
     If the files are mid-rotation and do not fit together, the previous context
     keeps being used (and the failure is logged) until they do.
@@ -366,6 +474,8 @@ class TlsContexts:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.check_hostname = kind == "named-client"
+        if kind == "named-client":
+            ctx.sslobject_class = SiteCheckingSSLObject
         ctx.verify_mode = ssl.CERT_REQUIRED
         # No session resumption: a resumed session would skip certificate checks
         # against rotated files, and federation connections are few and long-lived.
@@ -388,18 +498,53 @@ class TlsContexts:
 # --- peer identity --------------------------------------------------------------
 
 
-def peer_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
-    """The common name of the peer's *verified* certificate, or None if there is none."""
+@dataclass(frozen=True, slots=True)
+class CertificateNames:
+    """The names in a verified certificate: its common name and its DNS SANs."""
+
+    common_name: str | None
+    dns_names: tuple[str, ...]
+
+    @property
+    def site(self) -> str | None:
+        """The site name the certificate proves: its CN, when that is also one of its
+        DNS names; None when they disagree (such a certificate proves no site)."""
+        cn = self.common_name
+        return cn if cn is not None and cn in self.dns_names else None
+
+
+def _names_of(cert: x509.Certificate) -> CertificateNames:
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = tuple(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        dns = ()
+    cn = cns[0].value if cns else None
+    return CertificateNames(common_name=cn if isinstance(cn, str) else None, dns_names=dns)
+
+
+def certificate_names(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> CertificateNames | None:
+    """The names in the peer's *verified* certificate, or None if there is none."""
     if ssl_object is None:
         return None
     cert = ssl_object.getpeercert()  # empty unless the chain verified
     if not cert:
         return None
+    common_name: str | None = None
     for rdn in cert.get("subject", ()):
         for attribute in rdn:
-            if attribute[0] == "commonName":
-                return str(attribute[1])
-    return None
+            if attribute[0] == "commonName" and common_name is None:
+                common_name = str(attribute[1])
+    dns = tuple(str(entry[1]) for entry in cert.get("subjectAltName", ()) if entry[0] == "DNS")
+    return CertificateNames(common_name=common_name, dns_names=dns)
+
+
+def peer_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The site name the peer's verified certificate proves (:attr:`CertificateNames.site`),
+    or None when there is no verified certificate or it proves no site."""
+    names = certificate_names(ssl_object)
+    return names.site if names is not None else None
 
 
 def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
@@ -411,7 +556,35 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.C
 
 
 def verify_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None, expected: str) -> None:
-    """Raise :class:`PeerIdentityError` unless the verified peer certificate names ``expected``."""
-    actual = peer_name(ssl_object)
-    if actual != expected:
-        raise PeerIdentityError(expected=expected, actual=actual)
+    """Raise :class:`PeerIdentityError` unless the verified peer certificate proves ``expected``.
+
+    :class:`CertificateNamesError` (a subclass) when its CN and DNS names disagree.
+    """
+    names = certificate_names(ssl_object)
+    if names is None:
+        raise PeerIdentityError(expected=expected, actual=None)
+    if names.site is None:
+        raise CertificateNamesError(
+            expected=expected, common_name=names.common_name, dns_names=names.dns_names
+        )
+    if names.site != expected:
+        raise PeerIdentityError(expected=expected, actual=names.site)
+
+
+class SiteCheckingSSLObject(ssl.SSLObject):
+    """A client-side TLS object whose handshake completes only with the dialled site.
+
+    OpenSSL's host name check (``check_hostname``) only finds the name among the
+    DNS SANs; this adds, before any request byte is sent, the rest of the check
+    the listening side makes (:func:`verify_peer`: the CN is that name too). The
+    name to check is the ``server_hostname`` the connection was opened with.
+    """
+
+    def do_handshake(self) -> None:
+        super().do_handshake()  # raises SSLWantReadError until the handshake is done
+        expected = self.server_hostname
+        try:
+            verify_peer(self, expected or "")
+        except PeerIdentityError as exc:
+            # asyncio fails the connection on an SSLError raised from the handshake.
+            raise ssl.SSLCertVerificationError(str(exc)) from exc

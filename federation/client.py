@@ -1,7 +1,10 @@
 """Outgoing federation requests: signed messages to a peer over mutual TLS.
 
 Every request authenticates the peer by its site name during the TLS handshake
-(``TlsContexts.request_options``) and presents this site's certificate. Messages
+(``TlsContexts.request_options``: the certificate's CN and a DNS SAN must both be
+the configured peer's name) and presents this site's certificate; a peer address
+that answers with another certificate gets nothing (:class:`PeerCertificateError`,
+logged with the reason). Messages
 go out as signed envelopes; replies come back unsigned (see
 :func:`federation.protocol.encode_reply`). Failures are split in two: a peer
 that could not be reached or answered 429/5xx (:class:`PeerUnavailableError`,
@@ -22,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.certs import TlsContexts
-from federation.errors import FederationError, TlsFilesError
+from federation.errors import FederationError, TlsFilesError, UploadError
 from federation.peers import PeerConfig
 from federation.protocol import Message, decode_reply, encode_envelope
 from federation.transfer import upload_blob
@@ -39,6 +42,21 @@ class PeerUnavailableError(FederationError):
     def __init__(self, peer: str, problem: str) -> None:
         self.peer = peer
         super().__init__(f"peer {peer} is unavailable: {problem}; will retry")
+
+
+class PeerCertificateError(PeerUnavailableError):
+    """The address configured for a peer answered with a certificate that does not prove
+    the peer's site name; nothing was sent to it."""
+
+    def __init__(self, peer: str, url: str, problem: str) -> None:
+        self.peer = peer
+        self.url = url
+        FederationError.__init__(
+            self,
+            f"refusing to talk to {url} as peer {peer}: its certificate does not prove site "
+            f"{peer} ({problem}); nothing was sent; check that the [[peers]] url of {peer} "
+            "reaches that site; will retry",
+        )
 
 
 class PeerRefusedError(FederationError):
@@ -129,7 +147,7 @@ class PeerClient:
                 if resp.status != 200:
                     raise _status_error(peer.name, resp.status, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+            raise _unavailable(peer, exc) from exc
         return decode_reply(body, reply)
 
     async def get_json(self, peer: PeerConfig, path: str, *, timeout_s: float = 15) -> Any:
@@ -144,7 +162,7 @@ class PeerClient:
                     raise _status_error(peer.name, resp.status, body)
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+            raise _unavailable(peer, exc) from exc
 
     @asynccontextmanager
     async def stream(
@@ -161,7 +179,7 @@ class PeerClient:
                     raise _status_error(peer.name, resp.status, await resp.read())
                 yield resp
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnavailableError(peer.name, _describe(exc)) from exc
+            raise _unavailable(peer, exc) from exc
 
     async def download(
         self,
@@ -177,9 +195,22 @@ class PeerClient:
 
     async def upload_blob(self, peer: PeerConfig, sha256: str, path: Path) -> int:
         """Upload the file ``path`` as blob ``sha256`` to ``peer`` (resumable); returns bytes sent."""
-        return await upload_blob(
-            self.session, peer.url, sha256, path, request_options=self.options(peer)
-        )
+        try:
+            return await upload_blob(
+                self.session, peer.url, sha256, path, request_options=self.options(peer)
+            )
+        except UploadError as exc:
+            if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
+                raise _unavailable(peer, exc.__cause__) from exc
+            raise
+
+
+def _unavailable(peer: PeerConfig, exc: BaseException) -> PeerUnavailableError:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        refused = PeerCertificateError(peer.name, peer.url, str(exc.certificate_error))
+        log.error("%s", refused)
+        return refused
+    return PeerUnavailableError(peer.name, _describe(exc))
 
 
 def _status_error(peer: str, status: int, body: bytes) -> FederationError:

@@ -11,8 +11,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from federation.certs import init_ca, issue_site_cert, load_certificate, validate_site_name
+from federation.certs import (
+    ISSUED_NAME,
+    HostIsSiteNameError,
+    init_ca,
+    issue_site_cert,
+    issued_sites,
+    load_certificate,
+    validate_site_name,
+)
 from federation.errors import CaExistsError, CaMissingError, InvalidSiteNameError, TlsFilesError
+from spillway.main import main
 
 
 def test_init_ca_writes_self_signed_ca_with_private_key_mode_0600(tmp_path: Path) -> None:
@@ -89,3 +98,70 @@ def test_invalid_site_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidSiteNameError, match="lowercase letters"):
         issue_site_cert(tmp_path / "ca", name, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# --- a site certificate never carries another site's name ---------------------------
+
+
+def test_a_host_that_is_another_sites_name_is_refused(tmp_path: Path) -> None:
+    ca = tmp_path / "ca"
+    init_ca(ca)
+    issue_site_cert(ca, "facility", ca / "facility")
+
+    for host in ("facility", "FACILITY", "facility."):
+        with pytest.raises(HostIsSiteNameError, match="--host .* is the name of site"):
+            issue_site_cert(ca, "rival2", ca / "rival2", hosts=("rival2.example", host))
+    assert not (ca / "rival2").exists(), "nothing is written for a refused certificate"
+
+    paths = issue_site_cert(ca, "rival2", ca / "rival2", hosts=("rival2.example", "10.0.0.9"))
+    san = load_certificate(paths.cert).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert san.value.get_values_for_type(x509.DNSName) == ["rival2", "rival2.example"]
+    # A site may list its own name, and re-issuing (rotation) keeps working.
+    issue_site_cert(ca, "facility", ca / "facility", hosts=("facility", "fac.example"))
+    assert issued_sites(ca) == {
+        "facility": ("facility", "fac.example"),
+        "rival2": ("rival2", "rival2.example"),
+    }
+
+
+def test_a_site_already_listed_as_anothers_host_is_refused_until_that_is_reissued(
+    tmp_path: Path,
+) -> None:
+    ca = tmp_path / "ca"
+    init_ca(ca)
+    issue_site_cert(ca, "rival2", tmp_path / "elsewhere", hosts=("facility",))
+
+    with pytest.raises(HostIsSiteNameError, match="already a host name in the certificate"):
+        issue_site_cert(ca, "facility", tmp_path / "facility")
+
+    issue_site_cert(ca, "rival2", tmp_path / "elsewhere")  # without --host facility
+    issue_site_cert(ca, "facility", tmp_path / "facility")
+
+
+def test_certificates_issued_before_the_record_existed_are_found(tmp_path: Path) -> None:
+    ca = tmp_path / "ca"
+    init_ca(ca)
+    issue_site_cert(ca, "facility", ca / "facility")
+    (ca / ISSUED_NAME).unlink()  # as a CA made by an older version has no record
+
+    assert "facility" in issued_sites(ca)
+    with pytest.raises(HostIsSiteNameError):
+        issue_site_cert(ca, "rival2", ca / "rival2", hosts=("facility",))
+
+
+def test_the_cli_refuses_the_impersonating_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = str(tmp_path / "ca")
+    assert main(["certs", "init", "--dir", ca]) == 0
+    assert main(["certs", "issue", "facility", "--dir", ca]) == 0
+    capsys.readouterr()
+
+    assert main(["certs", "issue", "rival2", "--dir", ca, "--host", "facility"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("spillway: error: refusing to issue a certificate for rival2")
+    assert "--host facility is the name of site facility" in err
+    assert not (tmp_path / "ca" / "rival2").exists()
