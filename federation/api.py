@@ -34,8 +34,8 @@ from aiohttp import web
 
 from federation.accept import Acceptance
 from federation.capacity import PeerBook
-from federation.certs import CertificateNamesError, certificate_names, peer_certificate
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
+from federation.identity import CertificateNamesError, certificate_names, peer_certificate
 from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
     Ack,

@@ -24,10 +24,10 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from federation.certs import TlsContexts
 from federation.errors import FederationError, TlsFilesError, UploadError
 from federation.peers import PeerConfig
 from federation.protocol import Message, decode_reply, encode_envelope
+from federation.tls import TlsContexts
 from federation.transfer import upload_blob
 
 log = logging.getLogger(__name__)

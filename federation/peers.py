@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation.certs import SITE_NAME_RE, TlsFiles
 from federation.errors import FederationConfigError
+from federation.identity import SITE_NAME_RE
+from federation.tls import TlsFiles
 
 __all__ = [
     "DEFAULT_ADVERTISE_INTERVAL_S",
