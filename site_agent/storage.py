@@ -65,11 +65,16 @@ class OpenFrame:
     mode: int
     """Permission bits of the stored file (e.g. 0o644)."""
     _handle: BinaryIO
+    _small: bytes | None = None
+    """The whole file when it fit in one read block: the checked bytes are served as they are."""
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The file's bytes, hashed again while read; the last block is held back until
         the hash matches, so a file changed in place since the check is never served whole
         (:class:`FrameCorruptError` is raised instead of yielding it)."""
+        if self._small is not None:
+            yield self._small
+            return
         await asyncio.to_thread(self._handle.seek, 0)
         hasher = hashlib.sha256()
         held = b""
@@ -111,7 +116,8 @@ def _open_checked(path: Path, *, job_id: str, frame: int, sha256: str) -> OpenFr
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):  # reading a FIFO or device could block or never end
             raise _corrupt(job_id, frame, sha256)
-        hasher = hashlib.sha256()
+        first = handle.read(CHUNK + 1)
+        hasher = hashlib.sha256(first)
         while block := handle.read(CHUNK):
             hasher.update(block)
         if hasher.hexdigest() != sha256:
@@ -119,13 +125,15 @@ def _open_checked(path: Path, *, job_id: str, frame: int, sha256: str) -> OpenFr
     except BaseException:
         handle.close()
         raise
+    small = first if len(first) <= CHUNK else None
     return OpenFrame(
         job_id=job_id,
         frame=frame,
         sha256=sha256,
-        size=info.st_size,
+        size=len(small) if small is not None else info.st_size,
         mode=stat.S_IMODE(info.st_mode),
         _handle=handle,
+        _small=small,
     )
 
 
