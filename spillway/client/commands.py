@@ -245,7 +245,7 @@ async def cmd_download(client: AgentClient, args: argparse.Namespace) -> int:
         number = int(frame["frame"])
         try:
             size += await client.download_frame(
-                args.job_id, number, dest, sha256=str(frame["sha256"])
+                args.job_id, number, dest, sha256=str(frame["sha256"]), replace=args.overwrite
             )
         except ClientError as err:
             if err.code not in _BAD_FRAME:

@@ -82,6 +82,25 @@ def _temp_beside(dest: Path, mode: int) -> tuple[int, str]:
     raise ClientError(f"cannot create a temporary file in {dest.parent}", code="temp_file")
 
 
+def _place(tmp: Path, dest: Path, *, replace: bool) -> None:
+    """Give the finished temp file its name; without ``replace``, never over an existing file."""
+    if replace:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)  # atomic, and fails if dest exists (the temp name is removed later)
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links: check, then rename
+        if not dest.exists() and not dest.is_symlink():
+            os.replace(tmp, dest)
+            return
+    raise ClientError(
+        f"{dest} appeared while it was being downloaded; it was left as it is", code="exists"
+    )
+
+
 class AgentClient:
     """One session with a site agent; use as ``async with AgentClient(url) as c``."""
 
@@ -210,7 +229,13 @@ class AgentClient:
         return list(reply.get("peers", []))
 
     async def download_frame(
-        self, job_id: str, frame: int, dest: Path, *, sha256: str | None = None
+        self,
+        job_id: str,
+        frame: int,
+        dest: Path,
+        *,
+        sha256: str | None = None,
+        replace: bool = True,
     ) -> int:
         """Download one rendered frame to ``dest`` atomically; return its size in bytes.
 
@@ -219,7 +244,9 @@ class AgentClient:
         (``code="hash_mismatch"``). The file gets the stored file's permission bits
         (the agent's ``X-File-Mode``), filtered by the umask as ``cp`` does. An agent
         that finds its stored copy gone or damaged answers ``frame_missing`` or
-        ``frame_corrupt`` (raised as :class:`ClientError` with that ``code``).
+        ``frame_corrupt`` (raised as :class:`ClientError` with that ``code``). With
+        ``replace=False`` an existing ``dest`` is never replaced, even one that
+        appeared during the download (``code="exists"``).
         """
         if sha256 is None:
             sha256 = await self._recorded_sha256(job_id, frame)
@@ -239,7 +266,7 @@ class AgentClient:
                         f"{digest[:12]}..., expected {sha256[:12]}...); nothing was written",
                         code="hash_mismatch",
                     )
-                os.replace(tmp, dest)
+                _place(Path(tmp), dest, replace=replace)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)

@@ -14,7 +14,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ class FrameAgent:
         self.answer: dict[int, str] = {}  # frame -> "missing" | "corrupt" | "wrong_bytes"
         self.mode: str | None = "0644"
         self.served: list[tuple[str, int]] = []
+        self.on_serve: Callable[[int], object] = lambda frame: None
         self.url = ""
 
     def app(self) -> web.Application:
@@ -64,6 +65,7 @@ class FrameAgent:
     async def frame(self, request: web.Request) -> web.StreamResponse:
         job_id, number = request.match_info["id"], int(request.match_info["frame"])
         self.served.append((job_id, number))
+        self.on_serve(number)
         answer = self.answer.get(number)
         if answer == "missing":
             return _error(404, "frame_missing", f"frame {number} is missing from storage")
@@ -125,6 +127,20 @@ async def test_a_second_job_with_the_same_name_does_not_replace_the_first(
 
     assert await download(agent, "b", folder, "--overwrite") == 0
     assert (folder / "scene_0001.png").read_bytes() == agent.content["b"][1]
+
+
+async def test_a_file_that_appears_during_the_download_is_not_replaced(
+    agent: FrameAgent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "frames"
+    other = folder / "scene_0002.png"
+    agent.on_serve = lambda n: other.write_bytes(b"another process") if n == 2 else None
+
+    assert await download(agent, "a", folder) == 1
+
+    assert "appeared while it was being downloaded" in capsys.readouterr().err
+    assert other.read_bytes() == b"another process"
+    assert sorted(p.name for p in folder.iterdir()) == ["scene_0001.png", "scene_0002.png"]
 
 
 async def test_frames_already_present_are_kept_and_not_fetched(
