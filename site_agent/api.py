@@ -15,7 +15,7 @@ from spillway.core.checks import first_bad_string
 
 from .appkeys import SITE
 from .auth import bearer, check_client, check_server
-from .errors import BadRequestError, ConflictError, NotFoundError
+from .errors import BadRequestError, NotFoundError
 from .files import check_sha256
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError, OpenFrame
@@ -244,18 +244,6 @@ async def list_frames(request: web.Request) -> web.Response:
     )
 
 
-class FrameMissingAnswer(NotFoundError):
-    """A frame recorded as rendered is gone from storage."""
-
-    code = "frame_missing"
-
-
-class FrameCorruptAnswer(ConflictError):
-    """A stored frame no longer matches its recorded sha256; its bytes are not served."""
-
-    code = "frame_corrupt"
-
-
 @routes.get("/api/v1/jobs/{job_id}/frames/{frame}")
 async def get_frame(request: web.Request) -> web.StreamResponse:
     """The frame's bytes, only after they were checked against the recorded sha256.
@@ -284,10 +272,10 @@ async def get_frame(request: web.Request) -> web.StreamResponse:
         )
     except FrameMissingError as exc:
         log.warning("%s", exc)
-        raise FrameMissingAnswer(str(exc), frame=number) from None
+        raise
     except FrameCorruptError as exc:
         log.error("%s", exc)
-        raise FrameCorruptAnswer(str(exc), frame=number) from None
+        raise
     try:
         return await _send_frame(request, frame, record.name)
     finally:

@@ -30,6 +30,7 @@ from .errors import (
     UnavailableError,
 )
 from .files import FileError, HashMismatchError, TooLargeError, UnsafePathError
+from .storage import FrameCorruptError, FrameMissingError
 from .store.base import StoreError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ HTTP_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     FileError: (400, "bad_file"),
     SchedulerError: (400, "bad_request"),
     StoreUnavailableError: (503, "unavailable"),
+    FrameMissingError: (404, "frame_missing"),
+    FrameCorruptError: (409, "frame_corrupt"),
 }
 """Status and code per error class; more specific classes win (see :func:`http_error`)."""
 
