@@ -84,6 +84,15 @@ def test_download_keeps_other_jobs_frames_and_skips_bad_ones(
     assert (missing.value.code, body["code"]) == (404, "frame_missing")
     assert f"frame 3 of job {first_id} is missing from storage" in body["message"]
 
+    # Re-rendered as the message says, a second download fetches just those two.
+    agent.cli("retry", first_id, "--frames", "2,3")
+    detail = agent.wait_job(first_id)
+    assert detail["job"]["state"] == "done", detail
+    again_result = agent.cli("download", first_id, str(again))
+    assert again_result.stdout.startswith("downloaded 2 frames"), again_result.stdout
+    assert "1 already present" in again_result.stdout
+    assert frame_names(again) == frame_names(storage)
+
 
 def test_output_into_a_closed_pipe_ends_quietly(agent: Agent) -> None:
     """`spillway jobs | head -1` once head has gone: no message, the SIGPIPE status."""
