@@ -94,7 +94,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--servers", type=int, default=3, help="render servers at the studio (default 3)"
     )
     p.add_argument("--clients", type=int, default=3, help="concurrent submitters (default 3)")
-    p.add_argument("--fault-interval", type=float, default=8.0, help="mean seconds between faults")
+    p.add_argument("--fault-interval", type=float, default=6.0, help="mean seconds between faults")
     p.add_argument("--no-federation", action="store_true", help="one site, no link faults")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds for jobs to end")
     p.add_argument("--rss-limit-mib", type=float, default=400.0, help="bound on each agent's RSS")
