@@ -10,7 +10,8 @@ stops injecting, waits (bounded) for every job to end and checks every job of
 both sites through the API, the database and the disk (see ``soak_verify``),
 and that the agents' resident memory stayed under ``--rss-limit-mib``.
 
-Exit status: 0 when nothing was lost, 1 on any finding, 2 on a setup error.
+Exit status: 0 when nothing was lost and nothing left behind, 1 on any
+finding or leftover temp file, 2 on a setup error.
 """
 
 from __future__ import annotations
@@ -59,7 +60,16 @@ class SoakResult:
 
     @property
     def losses(self) -> int:
+        """Findings of lost or wrong work (see ``soak_verify``)."""
         return len(self.findings) + sum(len(v.findings) for v in self.verdicts)
+
+    @property
+    def leftovers(self) -> list[str]:
+        return [f for v in self.verdicts for f in v.leftovers]
+
+    @property
+    def failed(self) -> bool:
+        return self.losses > 0 or bool(self.leftovers)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +90,7 @@ class SoakResult:
             "drain_s": round(self.drain_s, 1),
             "losses": self.losses,
             "findings": self.findings + [f for v in self.verdicts for f in v.findings],
+            "leftovers": self.leftovers,
         }
 
 
@@ -94,7 +105,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--servers", type=int, default=3, help="render servers at the studio (default 3)"
     )
     p.add_argument("--clients", type=int, default=3, help="concurrent submitters (default 3)")
-    p.add_argument("--fault-interval", type=float, default=6.0, help="mean seconds between faults")
+    p.add_argument("--fault-interval", type=float, default=4.0, help="mean seconds between faults")
     p.add_argument("--no-federation", action="store_true", help="one site, no link faults")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds for jobs to end")
     p.add_argument("--rss-limit-mib", type=float, default=400.0, help="bound on each agent's RSS")
@@ -254,8 +265,9 @@ def render_summary(result: SoakResult) -> str:
     )
     if result.slow_terms:
         lines.append(f"  SIGTERMs that needed a kill after 15 s: {result.slow_terms}")
-    lines.append(f"  losses: {result.losses}")
+    lines.append(f"  losses: {result.losses}; leftover temp files: {len(result.leftovers)}")
     lines += [f"  LOSS: {f}" for f in d["findings"]]
+    lines += [f"  LEFTOVER: {f}" for f in result.leftovers]
     return "\n".join(lines)
 
 
@@ -269,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # end the children on `kill` as on Ctrl-C
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     results: list[SoakResult] = []
-    limit_s = args.minutes * 60 + args.drain_timeout + 600
+    # Start-up (<= 90 s), ending the faults (<= 120 s) and the check fit in the margin.
+    limit_s = args.minutes * 60 + args.drain_timeout + 300
     for backend in backends:
         root = Path(tempfile.mkdtemp(prefix=f"spillway-soak-{backend}-"))
         failed = True
@@ -278,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(asyncio.wait_for(run_soak(backend, args, root, farms), limit_s))
             results.append(result)
             print(render_summary(result), flush=True)
-            failed = result.losses > 0
+            failed = result.failed
         except (RuntimeError, OSError, TimeoutError) as exc:
             print(f"soak on {backend}: error: {exc}", file=sys.stderr)
             return 2
@@ -294,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(root, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-    return 1 if any(r.losses for r in results) else 0
+    return 1 if any(r.failed for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ acknowledged but no longer has, a job not ``done`` (all soak scenes are valid,
 so a failure is the farm's), a frame missing, recorded twice, without its file,
 with a file whose hash or size differ from the record, a stray file in a job's
 folder, two task rows for one (job, index), or a ``done`` job with unfinished tasks.
+A *leftover* is a hidden ``.part`` temp file of an interrupted write left in a
+job's folder: no frame is lost, but the disk holds debris; it fails the run too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class SiteVerdict:
     jobs: Counter[str] = field(default_factory=Counter)  # by state
     frames: int = 0  # frame files checked against their records
     tasks: int = 0
-    findings: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # lost or wrong work
+    leftovers: list[str] = field(default_factory=list)  # temp files of interrupted writes
 
 
 async def query(database: str, sql: str) -> list[tuple[Any, ...]]:
@@ -136,7 +139,11 @@ async def _verify_job(
     names = {r[2] for r in frame_rows}
     on_disk = set(os.listdir(folder)) if folder.is_dir() else set()
     for stray in sorted(on_disk - names):
-        verdict.findings.append(f"{where}: stray file {stray} in {folder}")
+        # A hidden ``.part`` is the temp file of an interrupted write: debris, not a frame.
+        debris = stray.startswith(".") and stray.endswith(".part")
+        (verdict.leftovers if debris else verdict.findings).append(
+            f"{where}: stray file {stray} in {folder}"
+        )
 
 
 def _check_file(folder: Path, frame_row: tuple[Any, ...]) -> str:
