@@ -155,20 +155,47 @@ async def _drain(farm: Farm, within_s: float) -> list[str]:
     return open_jobs
 
 
-async def _run_farm(farm: Farm, args: argparse.Namespace, result: SoakResult) -> None:
-    studio = farm.sites["studio"]
-    federated = "facility" in farm.sites
+async def _start_farm(farm: Farm) -> None:
+    """Agents first (the facility before the studio), then their render servers; wait until ready."""
     for site in reversed(list(farm.sites.values())):
         await asyncio.to_thread(site.start_agent)
         for server in site.servers:
             server.start()
-    await _wait_ready(studio, len(studio.servers), federated)
+    studio = farm.sites["studio"]
+    await _wait_ready(studio, len(studio.servers), "facility" in farm.sites)
+
+
+async def _settle_and_check(
+    farm: Farm,
+    injector: FaultInjector,
+    stats: ClientStats,
+    args: argparse.Namespace,
+    result: SoakResult,
+) -> None:
+    """After the faults: heal the farm, wait for every job to end, record the figures, verify."""
+    await injector.heal()
+    drained = time.monotonic()
+    still_open = await _drain(farm, args.drain_timeout)
+    result.drain_s = time.monotonic() - drained
+    result.findings += [f"job {j} did not end within the drain timeout" for j in still_open]
+    result.faults = injector.log.by_kind
+    result.slow_terms = injector.log.slow_terms
+    result.unexpected_exits = injector.log.unexpected
+    result.submitted = len(stats.submitted)
+    result.refused = stats.refused
+    result.verdicts.append(await verify_site(farm.sites["studio"], stats.submitted))
+    if "facility" in farm.sites:
+        result.verdicts.append(await verify_site(farm.sites["facility"], []))
+
+
+async def _run_farm(farm: Farm, args: argparse.Namespace, result: SoakResult) -> None:
+    await _start_farm(farm)
     injector = FaultInjector(farm, seed=args.seed, mean_interval_s=args.fault_interval)
     stats = ClientStats()
-    stopping = asyncio.Event()
-    sampling = asyncio.Event()
+    stopping, sampling = asyncio.Event(), asyncio.Event()
+    remote_share = 0.3 if "facility" in farm.sites else 0.0
     submitters = [
-        Submitter(i, studio.url, stats, seed=args.seed, remote_share=0.3 if federated else 0.0)
+        Submitter(i, farm.sites["studio"].url, stats, seed=args.seed, remote_share=remote_share)
         for i in range(1, args.clients + 1)
     ]
     started = time.monotonic()
@@ -184,20 +211,8 @@ async def _run_farm(farm: Farm, args: argparse.Namespace, result: SoakResult) ->
         injector.stop()
         stopping.set()
         await asyncio.wait_for(asyncio.gather(*background[1:]), 120)
-        await injector.heal()
-        drained = time.monotonic()
-        still_open = await _drain(farm, args.drain_timeout)
-        result.drain_s = time.monotonic() - drained
-        result.findings += [f"job {j} did not end within the drain timeout" for j in still_open]
+        await _settle_and_check(farm, injector, stats, args, result)
         result.seconds = time.monotonic() - started
-        result.faults = injector.log.by_kind
-        result.slow_terms = injector.log.slow_terms
-        result.unexpected_exits = injector.log.unexpected
-        result.submitted = len(stats.submitted)
-        result.refused = stats.refused
-        result.verdicts.append(await verify_site(studio, [s for s in stats.submitted]))
-        if federated:
-            result.verdicts.append(await verify_site(farm.sites["facility"], []))
     finally:
         sampling.set()
         injector.stop()
