@@ -66,7 +66,9 @@ async def test_the_check_finds_a_lost_a_corrupt_and_a_stray_frame_and_a_duplicat
         await asyncio.to_thread(site.start_agent)
         site.servers[0].start()
         async with AgentClient(site.url) as client:
-            options = SubmitOptions(package="builtin", frames="1-3", width=32, height=24)
+            options = SubmitOptions(
+                package="builtin", frames="1-3", width=32, height=24, queue_anyway=True
+            )
             job = (await submit_scene(client, SCENE, options)).job
             job_id = str(job.get("job", job)["id"])
             acknowledged = [
