@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -19,10 +21,15 @@ from .http_errors import error_middleware
 from .openapi import openapi_document
 from .site import SiteAgent
 from .store import open_store
-from .store.base import StoreError
+from .store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
+SHUTDOWN_TIMEOUT_S = 5.0
+"""How long requests in flight may take once a stop was asked for."""
+FORCE_AFTER_S = 30.0
+"""A graceful shutdown longer than this exits at once (as a second signal does)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SiteExtension = Callable[[web.Application, SiteAgent], Awaitable[None]]
 """Run once the site has recovered (e.g. federation); may raise ConfigError to stop the agent."""
 
@@ -55,44 +62,64 @@ async def _monitor_page(request: web.Request) -> web.FileResponse:
 async def _site_lifecycle(
     app: web.Application, extensions: Sequence[SiteExtension] = ()
 ) -> AsyncIterator[None]:
+    """Open the site, run it, close it; on a startup error close what was opened so far.
+
+    The exit stack unwinds in reverse order of opening whether startup failed or
+    the agent is stopping, so a failed start never leaves the database (whose
+    SQLite driver runs a non-daemon thread) or a federation listener open.
+    """
     config: SiteConfig = app[CONFIG]
-    store = await open_store(config.database, base_dir=config.base_dir)
-    site = SiteAgent(config, store)
-    app[SITE] = site
-    await site.recover()
-    for extension in extensions:
-        await extension(app, site)
-    if not config.auth.client_tokens or not config.auth.server_token:
-        log.warning(
-            "no client/server tokens configured: accepting unauthenticated clients and render servers "
-            "on loopback only"
-        )
-    tasks = [
-        asyncio.create_task(site.dispatcher.run(), name="dispatcher"),
-        asyncio.create_task(site.monitor.run(), name="heartbeat-monitor"),
-    ]
-    log.info(
-        "site %s ready at %s (database %s, storage %s)",
-        config.name,
-        config.url,
-        _redact(config.database),
-        config.storage,
-    )
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if site.federation is not None:
-            await site.federation.close()
-        for conn in site.connections.all():
-            await conn.ws.close()
+    async with contextlib.AsyncExitStack() as stack:
+        store = await open_store(config.database, base_dir=config.base_dir)
+        stack.push_async_callback(store.close)
+        site = _new_site(config, store)
+        app[SITE] = site
         # Reports already queued (frames answered or about to be) are written before the store closes.
-        await site.lifecycle.close()
-        await store.close()
+        stack.push_async_callback(site.lifecycle.close)
+        stack.push_async_callback(_close_connections, site)
+        stack.push_async_callback(_close_federation, site)
+        await site.recover()
+        for extension in extensions:
+            await extension(app, site)
+        if not config.auth.client_tokens or not config.auth.server_token:
+            log.warning(
+                "no client/server tokens configured: accepting unauthenticated clients and "
+                "render servers on loopback only"
+            )
+        tasks = [
+            asyncio.create_task(site.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(site.monitor.run(), name="heartbeat-monitor"),
+        ]
+        stack.push_async_callback(_stop_tasks, tasks)
+        yield
+
+
+def _new_site(config: SiteConfig, store: Store) -> SiteAgent:
+    try:
+        return SiteAgent(config, store)
+    except OSError as exc:
+        raise ConfigError(
+            f"{config.source}: cannot use storage folder {exc.filename or config.storage}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+
+
+async def _stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _close_federation(site: SiteAgent) -> None:
+    if site.federation is not None:
+        await site.federation.close()
+
+
+async def _close_connections(site: SiteAgent) -> None:
+    for conn in site.connections.all():
+        await conn.ws.close()
 
 
 def _redact(url: str) -> str:
@@ -125,33 +152,103 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> int:
-    """Run a site agent until interrupted; returns a process exit code."""
+    """Run a site agent until SIGTERM or SIGINT; returns a process exit code.
+
+    A startup error (config, database, storage, federation, listen address) is
+    printed with its cause and gives exit status 1 (2 for an unreadable config
+    file) once everything opened so far is closed. The first SIGTERM/SIGINT stops
+    gracefully: no new connections, requests in flight get ``SHUTDOWN_TIMEOUT_S``,
+    queued reports are written and the database closed; render servers keep their
+    running tasks and report them to the agent when it is back. A second signal,
+    or a shutdown longer than ``FORCE_AFTER_S``, exits at once.
+    """
     setup_logging()
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 2
+    loop = new_event_loop()
     try:
-        web.run_app(
-            build_app(config, extensions),
-            host=config.host,
-            port=config.port,
-            print=None,
-            handle_signals=True,
-            shutdown_timeout=5,
-            loop=new_event_loop(),
-        )
+        return loop.run_until_complete(_serve(config, extensions))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _serve(config: SiteConfig, extensions: Sequence[SiteExtension]) -> int:
+    runner = web.AppRunner(
+        build_app(config, extensions), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    stop = _StopSignals()
+    try:
+        code = await _start_and_wait(runner, config, stop)
+    finally:
+        try:
+            async with asyncio.timeout(FORCE_AFTER_S):
+                await runner.cleanup()
+        except TimeoutError:
+            log.error("shutdown took longer than %.0fs; exiting now", FORCE_AFTER_S)
+            _force_exit(1)
+        stop.remove()
+    return code
+
+
+async def _start_and_wait(runner: web.AppRunner, config: SiteConfig, stop: _StopSignals) -> int:
+    try:
+        await runner.setup()
     except (StoreError, ConfigError) as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 1
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
     except OSError as exc:
         print(
             f"spillway: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 1
+    log.info(
+        "site %s ready at %s (database %s, storage %s)",
+        config.name,
+        config.url,
+        _redact(config.database),
+        config.storage,
+    )
+    signum = await stop.wait()
+    log.info("%s received: shutting down (send it again to exit at once)", signum.name)
     return 0
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT: the first asks for a graceful stop, the second forces an exit."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._received: asyncio.Future[signal.Signals] = self._loop.create_future()
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._received.done():
+            log.warning("%s received again: exiting without a clean shutdown", sig.name)
+            _force_exit(128 + sig.value)
+        self._received.set_result(sig)
+
+    async def wait(self) -> signal.Signals:
+        return await self._received
+
+    def remove(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._loop.remove_signal_handler(sig)
+
+
+def _force_exit(code: int) -> None:
+    # The forced path skips interpreter shutdown on purpose: the database driver's
+    # non-daemon thread or a stuck close must not keep the process alive.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _conforms(site: SiteAgent) -> render_endpoint.RenderSite:
