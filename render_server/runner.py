@@ -20,6 +20,7 @@ import aiohttp
 
 from . import protocol
 from .cache import AssetCache, CacheError
+from .children import die_with_parent
 from .output import LineSplitter, OutputLog
 from .packages.base import PackageAdapter, PackageError, RenderRequest
 from .workdirs import WorkdirJanitor
@@ -100,6 +101,7 @@ class TaskRunner:
         self._janitor = janitor
         self._preflight = preflight or PreflightCache()
         self._output = OutputLog()
+        self._die_with_parent = die_with_parent()
 
     @property
     def log_tail(self) -> str:
@@ -192,6 +194,7 @@ class TaskRunner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self._die_with_parent,
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
         try:

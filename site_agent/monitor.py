@@ -1,8 +1,11 @@
 """Heartbeat monitor: notices lost render servers and expired task leases.
 
 A server whose WebSocket closed may be back within seconds (network blip, agent
-restart), so its tasks are requeued only after ``heartbeat_timeout_s`` without a
-connection. A connected server that stops heartbeating is disconnected.
+restart), so its tasks are requeued only once it has not been heard from for
+``heartbeat_timeout_s``, counted from its last message, not from the moment the
+agent noticed. A connected server silent that long is dropped at once (its tasks
+requeued in the same check) and its socket closed in the background: a stopped
+peer never answers the close handshake.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Protocol
 from aiohttp import WSCloseCode
 
 from .config import SchedulingConfig
-from .connections import ConnectionRegistry
+from .connections import ConnectionRegistry, ServerConnection
 from .store.base import StoreError
 from .store.records import ServerStatus, TaskRecord
 
@@ -67,23 +70,29 @@ class HeartbeatMonitor:
         self._started = clock()
         self._gone_since: dict[str, float] = {}
         self._beats: dict[str, float] = {}
+        self._closing: set[asyncio.Task[bool]] = set()
 
     def connected(self, server_id: str) -> None:
         self._gone_since.pop(server_id, None)
 
-    def disconnected(self, server_id: str) -> None:
-        self._gone_since[server_id] = self._clock()
+    def disconnected(self, server_id: str, *, last_seen: float) -> None:
+        """The server's connection closed; it counts as gone since it was last heard from."""
+        self._gone_since[server_id] = min(last_seen, self._clock())
 
     def heartbeat(self, server_id: str, at: float) -> None:
         self._beats[server_id] = at
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.lease_check_interval_s)
-            try:
-                await self.check_once()
-            except StoreError as exc:
-                log.error("heartbeat check failed: %s", exc)
+        try:
+            while True:
+                await asyncio.sleep(self._config.lease_check_interval_s)
+                try:
+                    await self.check_once()
+                except StoreError as exc:
+                    log.error("heartbeat check failed: %s", exc)
+        finally:
+            for task in self._closing:
+                task.cancel()
 
     async def check_once(self) -> None:
         now = self._clock()
@@ -91,18 +100,29 @@ class HeartbeatMonitor:
         timeout = self._config.heartbeat_timeout_s
         for conn in self._connections.all():
             if now - conn.last_seen > timeout:
-                log.warning(
-                    "server %s silent for %.0fs; disconnecting",
-                    conn.record.name,
-                    now - conn.last_seen,
-                )
-                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
+                await self._drop(conn, now)
         await self._requeue_lost(now, timeout)
         for task in await self._store.expired_tasks(now=now):
             log.warning(
                 "task %s of job %s on %s: lease expired", task.id, task.job_id, task.server_id
             )
             await self._reports.expire(task)
+
+    async def _drop(self, conn: ServerConnection, now: float) -> None:
+        """Forget a silent server's connection now; close its socket in the background."""
+        log.warning(
+            "server %s silent for %.1fs; disconnecting", conn.record.name, now - conn.last_seen
+        )
+        if self._connections.remove(conn):
+            self._gone_since[conn.server_id] = conn.last_seen
+            if not conn.disabled:
+                await self._store.set_server_status(conn.server_id, ServerStatus.OFFLINE, at=now)
+        closing = asyncio.create_task(
+            conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout"),
+            name=f"close-{conn.server_id}",
+        )
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def _flush_heartbeats(self) -> None:
         if self._beats:

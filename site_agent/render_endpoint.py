@@ -51,7 +51,7 @@ class ConnectionWatch(Protocol):
 
     def connected(self, server_id: str) -> None: ...
 
-    def disconnected(self, server_id: str) -> None: ...
+    def disconnected(self, server_id: str, *, last_seen: float) -> None: ...
 
     def heartbeat(self, server_id: str, at: float) -> None: ...
 
@@ -297,7 +297,7 @@ async def _on_heartbeat(site: RenderSite, conn: ServerConnection, msg: protocol.
 
 async def _unregister(site: RenderSite, conn: ServerConnection) -> None:
     if site.connections.remove(conn):
-        site.monitor.disconnected(conn.server_id)
+        site.monitor.disconnected(conn.server_id, last_seen=conn.last_seen)
         if not conn.disabled:
             await site.store.set_server_status(
                 conn.server_id, ServerStatus.OFFLINE, at=site.clock()
