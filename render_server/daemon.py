@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import signal
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 import aiohttp
 
 from . import protocol
 from .cache import AssetCache
+from .identity import IdentityError, default_state_dir, load_or_create_key
 from .packages.base import registry
 from .probe import HostInfo, probe_host
 from .runner import PreflightCache, TaskRunner
@@ -47,6 +50,7 @@ class RenderServer:
         cache_dir: Path,
         work_dir: Path,
         host: HostInfo,
+        key: str = "",
     ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.name = name
@@ -56,6 +60,8 @@ class RenderServer:
         self.cache_dir = cache_dir
         self.work_dir = work_dir
         self.host = host
+        self.key = key
+        self.instance = uuid.uuid4().hex
         self.server_id = ""
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
@@ -125,6 +131,8 @@ class RenderServer:
             tags=self.tags,
             slots=self.slots,
             running=running,
+            key=self.key,
+            instance=self.instance,
             **dataclasses.asdict(self.host),
         )
 
@@ -186,6 +194,7 @@ class RenderServer:
             session=self._session,
             agent_url=self.agent_url,
             token=self.token,
+            server_key=self.key,
             server_id=self.server_id,
             send=self._send_soft,
             janitor=self._janitor,
@@ -254,14 +263,25 @@ def run_render_server(
     cache_dir: Path | None,
     work_dir: Path | None,
     packages: set[str] | None = None,
+    state_dir: Path | None = None,
 ) -> int:
-    """Run a render server until interrupted; returns a process exit code."""
+    """Run a render server until interrupted; returns a process exit code.
+
+    The first SIGTERM/SIGINT stops it: running renders are killed and their tasks
+    handed back (the agent requeues them once the connection is gone for
+    ``heartbeat_timeout``). A second signal exits at once.
+    """
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     name = name or socket.gethostname()
+    try:
+        key = load_or_create_key(state_dir or default_state_dir(name))
+    except IdentityError as exc:
+        print(f"spillway: error: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(
         _main(
             agent_url=agent_url,
@@ -272,8 +292,27 @@ def run_render_server(
             cache_dir=cache_dir or Path.home() / ".cache" / "spillway" / name,
             work_dir=work_dir,
             packages=packages,
+            key=key,
         )
     )
+
+
+def _stop_on_signals(main: asyncio.Task[object] | None) -> None:
+    """The first SIGTERM/SIGINT cancels ``main`` (a graceful stop); a second exits at once."""
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            log.warning("%s received again: exiting without cleaning up", sig.name)
+            os._exit(128 + sig.value)
+        received.append(sig.value)
+        log.info("%s received: stopping (send it again to exit at once)", sig.name)
+        if main is not None:
+            main.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
 
 
 async def _main(
@@ -286,6 +325,7 @@ async def _main(
     cache_dir: Path,
     work_dir: Path | None,
     packages: set[str] | None,
+    key: str,
 ) -> int:
     import tempfile
 
@@ -307,11 +347,9 @@ async def _main(
             cache_dir=cache_dir,
             work_dir=work_dir or Path(tmp),
             host=host,
+            key=key,
         )
-        main = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
+        _stop_on_signals(asyncio.current_task())
         try:
             await server.run()
         except RefusedError as exc:

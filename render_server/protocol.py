@@ -9,7 +9,10 @@ types; decoding validates every field and raises :class:`ProtocolError` for
 anything malformed; nothing is ever unpickled.
 
 Rendered frames travel over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}``),
-fenced by task id, attempt and server like every other task report, except
+fenced by task id, attempt and server like every other task report, and carrying
+the server's key in ``X-Server-Key`` (the agent checks it against the hash it
+enrolled, so a holder of the enrollment token alone cannot upload for another
+server), except
 small ones: when every frame of a task is at most INLINE_FRAME_BYTES and all
 of them together at most INLINE_TOTAL_BYTES, they ride in ``TaskDone.frames``
 (msgpack bin) and the agent stores them exactly as it stores an upload.
@@ -88,6 +91,12 @@ class Hello:
     slots: int = 1
     running: list[TaskRef] = field(default_factory=list)
     """Tasks still running on the server, reported after a reconnect."""
+    key: str = ""
+    """The server's own secret, kept in its state folder: the agent binds the name to it
+    at first enrolment and refuses the name with another key. Empty from older servers."""
+    instance: str = ""
+    """Random per process start: a reconnect of this process replaces its old connection,
+    a second process under a name already connected is refused. Empty from older servers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -86,6 +86,7 @@ class TaskRunner:
         send: Send,
         janitor: WorkdirJanitor,
         preflight: PreflightCache | None = None,
+        server_key: str = "",
     ) -> None:
         self.assign = assign
         self._adapter = adapter
@@ -97,6 +98,7 @@ class TaskRunner:
         self._agent_url = agent_url.rstrip("/")
         self._token = token
         self._server_id = server_id
+        self._server_key = server_key
         self._send = send
         self._janitor = janitor
         self._preflight = preflight or PreflightCache()
@@ -288,6 +290,8 @@ class TaskRunner:
         headers = {"X-Sha256": sha, "Content-Type": "application/octet-stream"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        if self._server_key:
+            headers["X-Server-Key"] = self._server_key
         delay = 0.5
         deadline = time.monotonic() + 300
         while True:

@@ -1,6 +1,6 @@
 """Placement: run a job at this site or forward it whole to a federated peer.
 
-Local first. A job is forwarded when no local server can ever run it but a
+Local first. A job is forwarded when no online local server can run it but a
 reachable peer can, when its estimated local wait exceeds ``overflow_after``
 and a reachable peer has free capable slots, or when the submitter asks for a
 site. Every decision carries a sentence saying why, for ``spillway job``.
@@ -163,8 +163,13 @@ def decide_placement(
             site=None,
             reason=f"local: {_plural(len(online), 'online local server')} can run {profile.requirement}",
         )
-    if not capable:
-        cause = _local_cause(profile, local_servers)
+    if not online:
+        # Offline servers are no capacity: a job only they could run goes where it can run.
+        cause = (
+            _local_cause(profile, local_servers)
+            if not capable
+            else _offline_cause(profile, capable)
+        )
         best = _best_peer(profile, peers, need_free=False)
         if best is not None:
             return _forward(profile, best, cause)
@@ -178,22 +183,21 @@ def decide_placement(
         else:
             tail = "no peer advertises one either"
         return Placement(site=None, reason=f"queued locally: {cause}; {tail}")
-    if overflowing:
-        cause = (
-            f"estimated local wait {_duration(estimated_wait_s)} exceeds "
-            f"overflow_after {_duration(overflow_after_s or 0.0)}"
-        )
-        best = _best_peer(profile, peers, need_free=True)
-        if best is not None:
-            return _forward(profile, best, cause)
-        return Placement(
-            site=None,
-            reason=f"queued locally: {cause}, but no reachable peer has free capable slots",
-        )
+    cause = (
+        f"estimated local wait {_duration(estimated_wait_s)} exceeds "
+        f"overflow_after {_duration(overflow_after_s or 0.0)}"
+    )
+    best = _best_peer(profile, peers, need_free=True)
+    if best is not None:
+        return _forward(profile, best, cause)
     return Placement(
         site=None,
-        reason=(
-            f"queued locally: {_plural(len(capable), 'local server')} can run "
-            f"{profile.requirement} but none is online; the job waits for one"
-        ),
+        reason=f"queued locally: {cause}, but no reachable peer has free capable slots",
+    )
+
+
+def _offline_cause(profile: JobProfile, capable: Sequence[ServerView]) -> str:
+    return (
+        f"no online local server has {profile.requirement} "
+        f"({_plural(len(capable), 'capable server')} offline)"
     )

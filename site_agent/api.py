@@ -15,12 +15,14 @@ from spillway.core.checks import first_bad_string
 
 from .appkeys import SITE
 from .auth import bearer, check_client, check_server
-from .errors import BadRequestError, NotFoundError
+from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError, OpenFrame
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
+
+log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 DETAIL_TASKS = 100
@@ -345,6 +347,29 @@ async def server_control(request: web.Request) -> web.Response:
     return web.json_response(
         {"server": {"id": record.id, "name": record.name, "status": status.value}}
     )
+
+
+@routes.delete("/api/v1/servers/{server_id}")
+async def remove_server(request: web.Request) -> web.Response:
+    """Forget an offline render server (name or id), e.g. a dead or re-imaged host."""
+    site = _site(request)
+    wanted = request.match_info["server_id"]
+    record = await site.store.get_server(wanted) or await site.store.get_server_by_name(wanted)
+    if record is None:
+        raise NotFoundError(f"no render server '{wanted}'")
+    if site.connections.get(record.id) is not None:
+        raise ConflictError(
+            f"render server {record.name} is connected; stop it first (only offline servers "
+            "can be removed)"
+        )
+    if await site.store.active_tasks(server_id=record.id):
+        raise ConflictError(
+            f"render server {record.name} still holds tasks; they are requeued once it has "
+            "been gone for heartbeat_timeout, then it can be removed"
+        )
+    await site.store.delete_server(record.id)
+    log.info("render server %s (%s) removed", record.name, record.id)
+    return web.json_response({"server": {"id": record.id, "name": record.name, "removed": True}})
 
 
 @routes.get("/api/v1/peers")

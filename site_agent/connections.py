@@ -55,6 +55,8 @@ class ServerConnection:
     disabled: bool = False
     running: dict[TaskKey, ActiveTask] = field(default_factory=dict)
     """Task attempts assigned to the server and not yet reported finished."""
+    instance: str = ""
+    """The server process's random instance id from its hello (empty from older servers)."""
     reconciled: bool = False
     """False until the hello's task list has been matched against the store: no dispatch before."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

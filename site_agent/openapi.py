@@ -229,6 +229,14 @@ def openapi_document() -> dict[str, Any]:
                     params=[{"name": "job", "in": "query", "schema": {"type": "string"}}],
                 )
             },
+            "/api/v1/servers/{server_id}": {
+                "delete": _op(
+                    "forget an offline render server (by name or id); 409 while it is "
+                    "connected or holds tasks",
+                    params=[_path_param("server_id")],
+                    errors=(404, 409),
+                )
+            },
             "/api/v1/servers/{server_id}/{action}": {
                 "post": _op(
                     "enable or disable a render server",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from .errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedE
 from .files import check_sha256
 from .monitor import Requeue
 from .reports import TaskReports, Wakeup
+from .server_identity import identity_refusal, key_hash
 from .store.records import ServerRecord, ServerStatus, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class EndpointStore(Protocol):
     ) -> list[TaskRecord]: ...
 
     async def get_task(self, task_id: int) -> TaskRecord | None: ...
+
+    async def get_server(self, server_id: str) -> ServerRecord | None: ...
 
 
 class ConnectionWatch(Protocol):
@@ -100,7 +104,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         log.warning("render server %r from %s refused: %s", hello.name, request.remote, refusal)
         await _refuse(ws, refusal)
         return ws
-    conn = await _register(site, ws, hello, request.remote or "")
+    existing = await site.store.get_server_by_name(hello.name)
+    refusal = identity_refusal(existing, hello, site.connections)
+    if refusal:
+        log.warning("render server %r from %s refused: %s", hello.name, request.remote, refusal)
+        await _refuse(ws, refusal)
+        return ws
+    conn = await _register(site, ws, hello, existing, request.remote or "")
     try:
         await _serve(site, conn)
     finally:
@@ -127,10 +137,13 @@ async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
 
 
 async def _register(
-    site: RenderSite, ws: web.WebSocketResponse, hello: protocol.Hello, remote: str
+    site: RenderSite,
+    ws: web.WebSocketResponse,
+    hello: protocol.Hello,
+    existing: ServerRecord | None,
+    remote: str,
 ) -> ServerConnection:
     now = site.clock()
-    existing = await site.store.get_server_by_name(hello.name)
     record = await site.store.upsert_server(
         ServerRecord(
             id=existing.id if existing else f"s-{uuid.uuid4().hex[:10]}",
@@ -147,10 +160,15 @@ async def _register(
             status=ServerStatus.IDLE,
             last_heartbeat=now,
             registered_at=existing.registered_at if existing else now,
+            key_hash=(existing.key_hash if existing else "") or key_hash(hello.key),
         )
     )
     conn = ServerConnection(
-        record=record, ws=ws, last_seen=now, disabled=record.status == ServerStatus.DISABLED
+        record=record,
+        ws=ws,
+        last_seen=now,
+        disabled=record.status == ServerStatus.DISABLED,
+        instance=hello.instance,
     )
     old = site.connections.add(conn)
     if old is not None:
@@ -323,6 +341,16 @@ async def _active_in_store(
     return ActiveTask.of(task)
 
 
+async def _check_server_key(site: RenderSite, server_id: str, key: str) -> None:
+    """A server enrolled with a key must present it: the enrollment token alone is not enough."""
+    conn = site.connections.get(server_id)
+    record = conn.record if conn is not None else await site.store.get_server(server_id)
+    if record is None:
+        raise NotFoundError(f"no render server {server_id}")
+    if record.key_hash and not hmac.compare_digest(record.key_hash, key_hash(key)):
+        raise UnauthorizedError(f"frame uploads for render server {record.name} need its key")
+
+
 async def upload_frame(request: web.Request) -> web.Response:
     """PUT a rendered frame; fenced by (task, attempt, server) like every other report."""
     site: RenderSite = request.app[SITE]
@@ -336,6 +364,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequestError("task, attempt and frame must be whole numbers") from None
     sha = check_sha256(request.headers.get("X-Sha256", ""))
+    await _check_server_key(site, server_id, request.headers.get("X-Server-Key", ""))
     active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(
         site, server_id, task_id, attempt
     )

@@ -69,6 +69,7 @@ def cmd_render_server(args: argparse.Namespace) -> int:
                 cache_dir=cache,
                 work_dir=work_dir,
                 packages=set(args.packages) if args.packages else None,
+                state_dir=Path(args.state) if args.state else None,
             )
         )
 
@@ -133,6 +134,12 @@ def add_process_commands(sub: Any) -> None:
     )
     p.add_argument("--cache", metavar="DIR", help="asset cache (default ~/.cache/spillway/NAME)")
     p.add_argument("--workdir", metavar="DIR", help="task work dirs (default: a temp dir)")
+    p.add_argument(
+        "--state",
+        metavar="DIR",
+        help="keeps this server's identity key "
+        "(default ~/.local/share/spillway/render-servers/NAME)",
+    )
     p.set_defaults(run=cmd_render_server)
     certs = sub.add_parser("certs", help="federation certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)

@@ -200,6 +200,9 @@ class Store(Protocol):
 
     async def get_server_by_name(self, name: str) -> ServerRecord | None: ...
 
+    async def delete_server(self, server_id: str) -> bool:
+        """Forget a server row (its task and failure history stays); False if it did not exist."""
+
     # --- jobs -----------------------------------------------------------
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 SERVER_COLUMNS = (
     "id, name, host, cores, memory_mb, gpus, os, cpu_model, packages, tags, slots, status, "
-    "last_heartbeat, registered_at"
+    "last_heartbeat, registered_at, key_hash"
 )
 JOB_COLUMNS = (
     "id, name, owner, origin_site, priority, profile, frames, frame_count, chunk_size, scene, "
@@ -35,14 +35,15 @@ UNFINISHED_JOB = "('queued', 'running', 'paused')"
 # --- servers -------------------------------------------------------------
 UPSERT_SERVER = f"""
 INSERT INTO servers (id, name, host, cores, memory_mb, gpus, os, cpu_model, packages, tags,
-                     slots, status, last_heartbeat, registered_at, status_changed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+                     slots, status, last_heartbeat, registered_at, key_hash, status_changed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14)
 ON CONFLICT (name) DO UPDATE SET
     host = excluded.host, cores = excluded.cores, memory_mb = excluded.memory_mb,
     gpus = excluded.gpus, os = excluded.os, cpu_model = excluded.cpu_model,
     packages = excluded.packages, tags = excluded.tags, slots = excluded.slots,
     status = CASE WHEN servers.status = 'disabled' THEN servers.status ELSE excluded.status END,
-    last_heartbeat = COALESCE(excluded.last_heartbeat, servers.last_heartbeat)
+    last_heartbeat = COALESCE(excluded.last_heartbeat, servers.last_heartbeat),
+    key_hash = excluded.key_hash
 RETURNING {SERVER_COLUMNS}
 """
 SET_SERVER_STATUS = "UPDATE servers SET status = $2, status_changed_at = $3 WHERE id = $1"
@@ -53,6 +54,7 @@ WHERE id = $1 AND (last_heartbeat IS NULL OR last_heartbeat < $2)
 LIST_SERVERS = f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY name"
 GET_SERVER = f"SELECT {SERVER_COLUMNS} FROM servers WHERE id = $1"
 GET_SERVER_BY_NAME = f"SELECT {SERVER_COLUMNS} FROM servers WHERE name = $1"
+DELETE_SERVER = "DELETE FROM servers WHERE id = $1"
 
 # --- jobs ----------------------------------------------------------------
 INSERT_JOB = f"""

@@ -129,6 +129,8 @@ class ServerRecord:
     status: ServerStatus = ServerStatus.OFFLINE
     last_heartbeat: float | None = None
     registered_at: float = 0.0
+    key_hash: str = ""
+    """sha256 (hex) of the server's own secret key; empty until it enrolled with one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -153,6 +153,7 @@ def server_params(server: ServerRecord) -> tuple[Any, ...]:
         server.status.value,
         server.last_heartbeat,
         server.registered_at,
+        server.key_hash,
     )
 
 
@@ -172,6 +173,7 @@ def server_from_row(row: Row) -> ServerRecord:
         status=ServerStatus(row["status"]),
         last_heartbeat=_time(row["last_heartbeat"]),
         registered_at=float(row["registered_at"]),
+        key_hash=row["key_hash"],
     )
 
 

@@ -97,6 +97,9 @@ class SqlStore:
         row = await self._db.fetchrow(q.GET_SERVER_BY_NAME, name)
         return None if row is None else server_from_row(row)
 
+    async def delete_server(self, server_id: str) -> bool:
+        return bool(await self._db.execute(q.DELETE_SERVER, server_id))
+
     # --- jobs -----------------------------------------------------------
     async def get_job(self, job_id: str) -> JobRecord | None:
         row = await self._db.fetchrow(q.GET_JOB, job_id)

@@ -46,6 +46,7 @@ from spillway.client.commands import (
     cmd_jobs,
     cmd_peers,
     cmd_server_control,
+    cmd_server_remove,
     cmd_servers,
     cmd_submit,
     run_client_command,
@@ -195,6 +196,12 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--job", metavar="ID", help="explain which servers can render this job")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_servers)
+    servers_sub = p.add_subparsers(dest="servers_command", metavar="COMMAND")
+    rm = servers_sub.add_parser(
+        "rm", parents=[common], help="forget an offline render server (e.g. a re-imaged host)"
+    )
+    rm.add_argument("server", metavar="NAME", help="render server name or id")
+    rm.set_defaults(handler=cmd_server_remove)
     for action, verb in (("disable", "stop dispatching to"), ("enable", "dispatch again to")):
         p = sub.add_parser(
             action, parents=[common], help=f"{verb} a render server (running tasks finish)"

@@ -162,6 +162,12 @@ async def cmd_server_control(client: AgentClient, args: argparse.Namespace) -> i
     return 0
 
 
+async def cmd_server_remove(client: AgentClient, args: argparse.Namespace) -> int:
+    server = await client.remove_server(args.server)
+    print(f"render server {server.get('name', args.server)} removed")
+    return 0
+
+
 def _frame_file(directory: Path, frame: dict[str, Any]) -> Path:
     number = int(frame["frame"])
     file_name = str(frame.get("name") or f"frame_{number:04d}.png")

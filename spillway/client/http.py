@@ -212,6 +212,11 @@ class AgentClient:
         reply = await self._json("POST", f"/servers/{quote(server, safe='')}/{action}")
         return dict(reply["server"])
 
+    async def remove_server(self, server: str) -> dict[str, Any]:
+        """Forget an offline render server (by name or id); returns ``{"id", "name", "removed"}``."""
+        reply = await self._json("DELETE", f"/servers/{quote(server, safe='')}")
+        return dict(reply["server"])
+
     async def frames(self, job_id: str) -> list[dict[str, Any]]:
         """Rendered frames of a job: ``[{"frame", "name", "sha256", "size", "url"}]``."""
         reply = await self._json("GET", f"/jobs/{quote(job_id, safe='')}/frames")

@@ -248,8 +248,10 @@ async def test_a_legacy_database_upgrades_in_place_and_keeps_its_rows(
         rows = [
             (r["chain"], r["version"], r["name"], r["applied_at"]) for r in await db.fetch(APPLIED)
         ]
-        # Re-recorded under their chains, with their original times: nothing ran again.
-        assert rows == [("federation", 1, "federation", 1002.0), ("site", 1, "init", 1001.0)]
+        # Re-recorded under their chains, with their original times: nothing ran again
+        # (later migrations, made after chains existed, run as usual).
+        legacy = [row for row in rows if row[1] == 1]
+        assert legacy == [("federation", 1, "federation", 1002.0), ("site", 1, "init", 1001.0)]
         assert await apply_migrations(db, SITE_CHAIN) == []
         offer = await fed.offer_by_job("r1")
         assert (
@@ -270,7 +272,10 @@ async def test_a_legacy_database_upgrades_in_place_and_keeps_its_rows(
     assert isinstance(again, SqlStore)
     try:
         await FederationStore.open(again.database)
-        assert [r["applied_at"] for r in await again.database.fetch(APPLIED)] == [1002.0, 1001.0]
+        legacy_times = [
+            r["applied_at"] for r in await again.database.fetch(APPLIED) if r["version"] == 1
+        ]
+        assert legacy_times == [1002.0, 1001.0]
     finally:
         await again.close()
 
@@ -284,7 +289,7 @@ async def test_a_legacy_site_without_federation_keeps_the_federation_record(
     assert isinstance(store, SqlStore)
     try:
         rows = [(r["chain"], r["version"]) for r in await store.database.fetch(APPLIED)]
-        assert rows == [("federation", 1), ("site", 1)]
+        assert [row for row in rows if row[1] == 1] == [("federation", 1), ("site", 1)]
     finally:
         await store.close()
 

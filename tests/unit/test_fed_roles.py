@@ -928,3 +928,11 @@ async def test_a_message_the_peer_already_has_counts_as_delivered(tmp_path: Path
         await loop
     assert len(client.sent) == 1  # one try; an unconfigured peer's entry waits untouched
     assert rows.outbox["c2"].delivered_at is None
+
+
+async def test_an_offline_local_server_is_no_capacity(tmp_path: Path) -> None:
+    offline = dataclasses.replace(server(), status="offline", free_slots=0)
+    o = origin(tmp_path, views=[offline])
+    placed = await o.forwarding.place(make_job(), None)
+    assert placed.placement == "facility", placed.placement_reason
+    assert "no online local server has povray" in placed.placement_reason

@@ -162,10 +162,14 @@ def test_no_overflow_stays_local(wait: float, overflow: float | None) -> None:
     assert placement.site is None
 
 
-def test_local_capable_but_offline_waits_without_overflow() -> None:
+def test_an_offline_local_server_is_no_capacity() -> None:
     placement = place(local=[server("l1", status="offline")], peers=[peer("p", server("r1"))])
-    assert placement.site is None
-    assert "none is online" in placement.reason
+    assert placement.site == "p"
+    assert "no online local server has" in placement.reason and "1 capable server offline" in (
+        placement.reason
+    )
+    stays = place(local=[server("l1", status="offline")], peers=[])
+    assert stays.site is None and "no online local server has" in stays.reason
 
 
 @pytest.mark.parametrize(
