@@ -88,3 +88,25 @@ def test_a_stopped_render_server_is_requeued_after_one_heartbeat_timeout(
     assert took < HEARTBEAT_TIMEOUT + 2.0, f"requeued {took:.1f}s after SIGSTOP"
     servers = {s["name"]: s for s in agent.get("/api/v1/servers")["servers"]}
     assert servers["frozen"]["status"] == "offline"
+
+
+def test_sigterm_stops_a_render_server_and_hands_its_task_back(
+    sqlite_agent: Agent, processes: list[Process]
+) -> None:
+    agent = sqlite_agent
+    server = agent.render_server("leaving", packages="builtin")
+    processes.append(server)
+    agent.wait_servers(1)
+    job_id = _slow_job(agent)
+    wait_for(lambda: _running_on(agent, job_id, "leaving"), 60, "the task to start")
+    work = agent.root / "work" / "leaving"
+    wait_for(lambda: bool(_renderers_in(work)), 30, "the renderer child to start")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0, server.log()
+    assert not _renderers_in(work)
+    wait_for(
+        lambda: all(t["server"] != "leaving" for t in agent.job(job_id)["tasks"]),
+        HEARTBEAT_TIMEOUT + 5,
+        "the task to be handed back",
+    )
