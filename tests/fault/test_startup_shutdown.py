@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -91,12 +92,22 @@ def test_a_second_signal_forces_an_exit(tmp_path: Path) -> None:
     agent = Agent(tmp_path, name="studio", database=f"sqlite:///{tmp_path / 'site.db'}")
     agent.start()
     assert agent.proc is not None
-    try:
-        agent.proc.send_signal(signal.SIGINT)
-        agent.proc.send_signal(signal.SIGINT)
-        code = agent.proc.wait(15)
-    finally:
-        agent.kill()
-    # Either the first signal's clean stop finished before the second arrived (0),
-    # or the second forced the exit (128 + SIGINT).
-    assert code in (0, 128 + signal.SIGINT), agent.log()
+    # A request whose body never arrives: a graceful stop waits for it (5 s).
+    with socket.create_connection(("127.0.0.1", agent.port)) as slow:
+        slow.sendall(
+            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        time.sleep(0.5)
+        try:
+            agent.proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            started = time.monotonic()
+            agent.proc.send_signal(signal.SIGINT)
+            code = agent.proc.wait(15)
+            took = time.monotonic() - started
+        finally:
+            agent.kill()
+    assert code == 128 + signal.SIGINT, agent.log()
+    assert took < 2.0
+    assert "SIGINT received again" in agent.log()
