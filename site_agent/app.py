@@ -196,7 +196,9 @@ async def _serve(config: SiteConfig, extensions: Sequence[SiteExtension]) -> int
 
 async def _start_and_wait(runner: web.AppRunner, config: SiteConfig, stop: _StopSignals) -> int:
     try:
-        await runner.setup()
+        if not await _unless_stopped(runner.setup(), stop):
+            log.info("stopped during startup")
+            return 1
     except (StoreError, ConfigError) as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 1
@@ -220,6 +222,23 @@ async def _start_and_wait(runner: web.AppRunner, config: SiteConfig, stop: _Stop
     return 0
 
 
+async def _unless_stopped(step: Awaitable[None], stop: _StopSignals) -> bool:
+    """Run a startup step; a stop signal meanwhile cancels it (what it opened unwinds). False then."""
+    task = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
 class _StopSignals:
     """SIGTERM and SIGINT: the first asks for a graceful stop, the second forces an exit."""
 
@@ -236,7 +255,7 @@ class _StopSignals:
         self._received.set_result(sig)
 
     async def wait(self) -> signal.Signals:
-        return await self._received
+        return await asyncio.shield(self._received)
 
     def remove(self) -> None:
         for sig in STOP_SIGNALS:

@@ -111,3 +111,37 @@ def test_a_second_signal_forces_an_exit(tmp_path: Path) -> None:
     assert code == 128 + signal.SIGINT, agent.log()
     assert took < 2.0
     assert "SIGINT received again" in agent.log()
+
+
+def test_sigterm_ends_a_startup_that_waits_on_the_database(tmp_path: Path) -> None:
+    # A "database" that accepts connections and never answers: connecting waits 10 s.
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen()
+        port = blackhole.getsockname()[1]
+        config = tmp_path / "site.toml"
+        config.write_text(
+            f'name = "studio"\nlisten = "127.0.0.1:{free_port()}"\n'
+            f'database = "postgresql://spillway@127.0.0.1:{port}/farm"\n'
+            f'storage = "{tmp_path / "storage"}"\n'
+        )
+        proc = subprocess.Popen(
+            spillway_cmd("agent", "--config", str(config)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            time.sleep(2.0)
+            assert proc.poll() is None, "the blackhole should hold the startup"
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(15)
+            took = time.monotonic() - started
+        finally:
+            proc.kill()
+            proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
+    assert code != 0
+    assert took < 4.0, f"SIGTERM took {took:.1f}s to end a stuck startup"
