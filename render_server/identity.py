@@ -8,6 +8,7 @@ folder except in the hello and frame uploads to the agent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -26,18 +27,17 @@ def default_state_dir(name: str) -> Path:
 
 
 def load_or_create_key(state_dir: Path) -> str:
-    """The key in ``state_dir``, created (mode 0600) on first use."""
+    """The key in ``state_dir``, created (mode 0600) on first use.
+
+    Created whole or not at all (written aside, then linked into place), so two
+    servers starting at once with one state folder read the same complete key.
+    """
     path = state_dir / KEY_FILE
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_text(encoding="ascii").strip()
-        else:
-            key = secrets.token_urlsafe(32)
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(key + "\n")
+        if not path.exists():
+            _create(path)
+        key = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise IdentityError(
             f"cannot use the render server's state folder {state_dir}: {exc}"
@@ -48,3 +48,15 @@ def load_or_create_key(state_dir: Path) -> str:
             "refuse this name until `spillway servers rm NAME` forgets the old key)"
         )
     return key
+
+
+def _create(path: Path) -> None:
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
