@@ -22,8 +22,6 @@ from .storage import FrameCorruptError, FrameMissingError, OpenFrame
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
 
-log = logging.getLogger(__name__)
-
 VERSION = "0.1.0"
 DETAIL_TASKS = 100
 """Tasks in a job's detail (and a page's default size): watching a large job stays cheap."""
