@@ -101,6 +101,8 @@ async def spillway_run(
                     str(workdir / "cache"),
                     "--workdir",
                     str(workdir / "work"),
+                    "--state",
+                    str(workdir / "state"),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -206,6 +206,8 @@ class Farm:
                 str(site.root / "cache" / name),
                 "--workdir",
                 str(site.root / "work" / name),
+                "--state",
+                str(site.root / "state" / name),
             ]
             site.servers.append(Child(name, argv, site.root / "logs" / f"{name}.log"))
 

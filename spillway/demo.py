@@ -154,6 +154,8 @@ async def _start_site(
             str(root / "cache" / server),
             "--workdir",
             str(root / "work" / server),
+            "--state",
+            str(root / "state" / server),
         )
     async with AgentClient(url) as client:
         found = await _wait_servers(client, len(servers))

@@ -148,6 +148,8 @@ class Agent(Process):
             str(self.root / "cache" / name),
             "--workdir",
             str(self.root / "work" / name),
+            "--state",
+            str(self.root / "state" / name),
         )
         if tags:
             argv += ["--tags", tags]
