@@ -9,6 +9,12 @@ fetch fails the remote is answered 503 and retries from its outbox, so both
 ends are restart-safe. Frames already on disk with the right hash are not
 fetched again, and up to ``FETCH_CONCURRENCY`` are fetched at once, so a retried
 notification for a large job carries on where the last one stopped.
+
+A frame that fails verification (the remote's bytes do not match the hash it
+reported) or that the remote refuses outright will not get better by retrying:
+the origin records the good frames and fails the job naming the bad ones, and
+acknowledges, so neither side loops. Transient failures (the peer unavailable,
+this site's storage full) still make the remote retry.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import AsyncIterable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from federation.client import PeerRefusedError
 from federation.errors import FederationError
 from federation.interfaces import (
     FinishedJobs,
@@ -33,7 +40,7 @@ from federation.protocol import FrameOutput, Notify, NotifyState
 from federation.store import ForwardRow
 from scheduler.frames import parse_frames
 from site_agent.errors import NotFoundError, UnavailableError
-from site_agent.files import FileError, file_sha256
+from site_agent.files import FileError, HashMismatchError, StorageWriteError, file_sha256
 from site_agent.storage import frame_file_name
 from site_agent.store.records import FrameRecord, JobRecord, JobState
 
@@ -53,6 +60,10 @@ FETCH_CONCURRENCY = 8
 
 class FetchError(UnavailableError):
     """Frames of a finished remote job could not be fetched yet; the remote retries."""
+
+
+class BadFrameError(Exception):
+    """A frame of a finished remote job can never be fetched as reported (corrupt, refused)."""
 
 
 class Results:
@@ -123,6 +134,20 @@ class Results:
             return
         frames = tuple(FrameOutput.from_wire(f, "status.frames") for f in status.get("frames", ()))
         log.info("poll: job %s finished at %s (%s); applying", job.id, peer.name, status["state"])
+        try:
+            await self._finish_polled(peer, job, row, status, frames)
+        except FetchError as exc:  # the next poll (or the remote's notification) tries again
+            log.warning("poll: job %s: %s; trying again later", job.id, exc)
+
+    async def _finish_polled(
+        self,
+        peer: PeerConfig,
+        job: JobRecord,
+        row: ForwardRow,
+        status: dict[str, Any],
+        frames: Sequence[FrameOutput],
+    ) -> None:
+        assert row.remote_job_id is not None
         await self.finish(
             peer,
             job,
@@ -157,7 +182,9 @@ class Results:
                         f"{peer.name} reported job {job.id} done with "
                         f"{len(frames)} of {len(expected)} frames"
                     )
-                records = await self._fetch_all(peer, job, remote_job_id, frames)
+                records, bad = await self._fetch_all(peer, job, remote_job_id, frames)
+                if bad:
+                    state, error = JobState.FAILED, _bad_frames_error(bad)
             elif not error:
                 error = f"the job {state.value} at {peer.name}"
             now = self._clock()
@@ -183,8 +210,12 @@ class Results:
 
     async def _fetch_all(
         self, peer: PeerConfig, job: JobRecord, remote_job_id: str, frames: Sequence[FrameOutput]
-    ) -> list[FrameRecord]:
-        """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time; the first failure stops the rest."""
+    ) -> tuple[list[FrameRecord], dict[int, str]]:
+        """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time.
+
+        Returns the records of the good frames and, per frame, why it can never be
+        fetched (BadFrameError). The first transient failure (FetchError) stops the rest.
+        """
         job_dir = self._frames.job_dir(job.name, job.id)
         ordered = sorted(frames, key=lambda f: f.frame)
         names = [frame_file_name(job.output_name, f.frame, job.output_ext) for f in ordered]
@@ -196,10 +227,14 @@ class Results:
             (f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here
         ]
         slots = asyncio.Semaphore(FETCH_CONCURRENCY)
+        bad: dict[int, str] = {}
 
         async def fetch(frame: FrameOutput, name: str) -> None:
             async with slots:
-                await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
+                try:
+                    await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
+                except BadFrameError as exc:
+                    bad[frame.frame] = str(exc)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -208,13 +243,14 @@ class Results:
         except BaseExceptionGroup as failures:
             raise _first_leaf(failures) from None
         log.info(
-            "fetched %d frames of job %s from %s (%d already here)",
-            len(missing),
+            "fetched %d frames of job %s from %s (%d already here, %d bad)",
+            len(missing) - len(bad),
             job.id,
             peer.name,
             len(frames) - len(missing),
+            len(bad),
         )
-        return [
+        records = [
             FrameRecord(
                 job_id=job.id,
                 frame=f.frame,
@@ -226,7 +262,9 @@ class Results:
                 rendered_at=self._clock(),
             )
             for f, name in zip(ordered, names, strict=True)
+            if f.frame not in bad
         ]
+        return records, bad
 
     async def _fetch_one(
         self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
@@ -238,13 +276,26 @@ class Results:
 
         try:
             await self._client.download(peer, path, write)
-        except FileError as exc:
-            # A hash mismatch leaves nothing behind (write_atomic); fetch it again later.
-            raise FetchError(
-                f"frame {frame.frame} from {peer.name} failed verification: {exc}"
-            ) from exc
-        except FederationError as exc:
+        except StorageWriteError as exc:  # this site's disk: try again later
+            raise FetchError(f"cannot store frame {frame.frame}: {exc}") from exc
+        except HashMismatchError as exc:
+            # The remote's bytes do not match the hash it recorded: fetching again gives the
+            # same bytes. write_atomic left nothing behind.
+            raise BadFrameError(f"failed verification: {exc}") from exc
+        except PeerRefusedError as exc:
+            raise BadFrameError(f"refused by {peer.name}: {exc}") from exc
+        except (FileError, FederationError) as exc:
             raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
+
+
+def _bad_frames_error(bad: dict[int, str]) -> str:
+    """The job's error naming its bad frames (the first few) and the first reason."""
+    numbers = sorted(bad)
+    shown = ", ".join(str(n) for n in numbers[:10]) + (", ..." if len(numbers) > 10 else "")
+    return (
+        f"{len(numbers)} frame(s) could not be fetched: {shown}; frame {numbers[0]} "
+        f"{bad[numbers[0]]}; the other frames were fetched and are recorded here"
+    )
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from scheduler.profile import JobProfile, ServerView, matches
 
-__all__ = ["Assignment", "JobView", "TaskView", "plan_dispatch"]
+__all__ = ["Assignment", "JobView", "TaskView", "plan_dispatch", "stranded_jobs"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,3 +260,27 @@ def plan_dispatch(
         remaining -= 1
         heapq.heappush(queue, (neg_priority, running + 1, created_at, job_id, index))
     return plan
+
+
+def stranded_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dict[str, str]:
+    """Jobs whose waiting tasks can run on none of ``servers``, with the reason why.
+
+    A job is stranded when at least one online server matches its profile,
+    every matching online server is in its ``avoid_servers`` (each failed it
+    repeatedly), and none of its tasks is running: waiting longer cannot help. A
+    job with tasks still running is judged once they end (their outcome is part
+    of its story); a job with no capable server online at all is not stranded
+    here (a server may yet connect). Pass every connected server, not only those
+    with free slots.
+    """
+    stranded: dict[str, str] = {}
+    online = [server for server in servers if server.online]
+    for job in jobs:
+        if not job.avoid_servers or job.running_tasks:
+            continue  # the common case first, without a pass over the servers
+        capable = [server for server in online if matches(job.profile, server)]
+        if capable and all(server.id in job.avoid_servers for server in capable):
+            names = ", ".join(sorted(server.name for server in capable))
+            noun = "the only capable server" if len(capable) == 1 else "every capable server"
+            stranded[job.id] = f"{noun} ({names}) failed this job repeatedly and is avoided for it"
+    return stranded

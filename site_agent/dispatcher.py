@@ -3,6 +3,11 @@
 It runs when something changes (a job arrives, a task ends, a server connects or
 frees a slot), not on a polling interval; a slow safety tick only covers events
 lost to a crash of the loop body.
+
+No single job can stop dispatching for the others: a job whose Assign cannot be
+encoded fails alone (with the reason), a job whose capable servers all avoid it
+fails instead of waiting forever, and any unexpected error of a round is logged
+and the loop carries on.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
-from scheduler.dispatch import JobView, TaskView, plan_dispatch
+from scheduler.dispatch import Assignment, JobView, TaskView, plan_dispatch, stranded_jobs
 from scheduler.frames import frame_bounds
 from scheduler.retry import bad_servers
 
@@ -61,6 +67,13 @@ class Claims(Protocol):
     async def assign(self, claims: Sequence[TaskClaim], *, at: float) -> list[TaskRecord]:
         """The lifecycle transition: claim waiting tasks; returns those won."""
 
+    async def fail_unrunnable(self, job_id: str, reason: str, *, at: float) -> bool:
+        """The lifecycle transition: the job's waiting tasks can run nowhere."""
+
+
+SENDABLE_CACHE = 10_000
+"""Job ids whose Assign is known to encode; the set is cleared when it grows past this."""
+
 
 class Dispatcher:
     def __init__(
@@ -78,11 +91,23 @@ class Dispatcher:
         self._connections = connections
         self._clock = clock
         self._wake = asyncio.Event()
+        self._sendable: set[str] = set()
+        self._hold_until = 0.0
         self.rounds = 0
         self.dispatched = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    def hold(self, seconds: float, reason: str) -> None:
+        """Send nothing for ``seconds`` (the site cannot take results, e.g. storage is full).
+
+        Work stays waiting; the safety tick resumes dispatching after the hold.
+        """
+        until = self._clock() + seconds
+        if until > self._hold_until:
+            log.warning("dispatching held for %.0fs: %s", seconds, reason)
+            self._hold_until = until
 
     async def on_event(self, event: Event) -> None:
         """Lifecycle subscriber (for the classes in WAKE_ON): wake when work may be dispatchable."""
@@ -112,12 +137,20 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
                 self._wake.set()
                 continue
+            except Exception:
+                # A bug must not end dispatching for the whole site (nothing else restarts it).
+                log.exception("dispatch round failed unexpectedly, retrying in 1s")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
             if sent:
                 # Some slots may still be free (claims lost to races, more work queued).
                 self._wake.set()
 
     async def dispatch_once(self) -> int:
         """One planning round; returns the number of tasks sent."""
+        if self._clock() < self._hold_until:
+            return 0
         servers = self._connections.dispatchable()
         free = sum(v.free_slots for v in servers)
         if free == 0:
@@ -127,9 +160,8 @@ class Dispatcher:
             return 0
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
-        plan = plan_dispatch(
-            _job_views(snap, self._bad_server_threshold), _task_views(snap), servers
-        )
+        views = await self._runnable(_job_views(snap, self._bad_server_threshold))
+        plan = await self._sendable_only(plan_dispatch(views, _task_views(snap), servers), jobs)
         if not plan:
             return 0
         now = self._clock()
@@ -152,7 +184,8 @@ class Dispatcher:
                 continue  # the monitor requeues tasks of servers that are gone
             conn.running[(task.id, task.attempt)] = ActiveTask.of(task)
             job = jobs[task.job_id]
-            if await conn.send(assign_message(job, task, tasks[task.id].frames)):
+            msg = assign_message(job, task, tasks[task.id].frames)
+            if await conn.send(msg):
                 sent += 1
                 log.debug(
                     "dispatched task %s (job %s, frames %s-%s, attempt %s) to %s",
@@ -166,10 +199,61 @@ class Dispatcher:
         self.dispatched += sent
         return sent
 
+    async def _runnable(self, views: list[JobView]) -> list[JobView]:
+        """``views`` without the jobs no connected server will run again (those fail)."""
+        stranded = stranded_jobs(views, self._connections.views())
+        for job_id, reason in stranded.items():
+            await self._fail(job_id, reason)
+        return [v for v in views if v.id not in stranded] if stranded else views
 
-def assign_message(job: JobRecord, task: TaskRecord, frames: tuple[int, ...]) -> protocol.Assign:
-    """The assign message of one task: its frames within the job's whole range (an
-    animation's clock runs over the job, not the chunk), and the resolution override if any."""
+    async def _sendable_only(
+        self, plan: list[Assignment], jobs: dict[str, JobRecord]
+    ) -> list[Assignment]:
+        """``plan`` without the jobs whose Assign cannot be encoded (those fail)."""
+        bad: set[str] = set()
+        for job_id in {a.job_id for a in plan} - self._sendable:
+            try:
+                protocol.encode(assign_message(jobs[job_id], _PROBE, (0,)))
+            except Exception as exc:  # whatever the codec raises, this job alone is at fault
+                bad.add(job_id)
+                await self._fail(job_id, f"the job cannot be sent to render servers: {exc}")
+            else:
+                if len(self._sendable) >= SENDABLE_CACHE:
+                    self._sendable.clear()
+                self._sendable.add(job_id)
+        return [a for a in plan if a.job_id not in bad] if bad else plan
+
+    async def _fail(self, job_id: str, reason: str) -> None:
+        try:
+            await self._claims.fail_unrunnable(job_id, reason, at=self._clock())
+        except StoreError as exc:
+            log.error("could not fail job %s (%s): %s", job_id, reason, exc)
+
+
+class Attempt(Protocol):
+    """The attempt an Assign is for (a task record, or a probe)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    id: int = 0
+    attempt: int = 1
+
+
+_PROBE = _Probe()
+"""A stand-in attempt: whether a job's Assign encodes does not depend on which attempt."""
+
+
+def assign_message(job: JobRecord, task: Attempt, frames: tuple[int, ...]) -> protocol.Assign:
+    """The Assign of one attempt: its frames within the job's whole range (an animation's
+    clock runs over the job, not the chunk), and the resolution override if any. Raises if
+    the job's fields cannot go on the wire."""
     settings = job.settings
     first, last = frame_bounds(job.frames)
     width, height = settings.get("width"), settings.get("height")

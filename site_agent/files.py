@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import errno
 import hashlib
 import itertools
 import os
@@ -11,7 +13,7 @@ import re
 import sys
 import uuid
 import weakref
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -36,6 +38,27 @@ class TooLargeError(FileError):
 
 class UnsafePathError(FileError):
     """A relative path tries to leave its root (absolute, '..', backslash or control characters)."""
+
+
+class StorageWriteError(FileError):
+    """This site's storage failed to write (not the sender's fault); nothing was stored."""
+
+
+class StorageFullError(StorageWriteError):
+    """This site's storage is out of space or over its quota; nothing was stored."""
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_error(dest: Path, exc: OSError) -> StorageWriteError:
+    """The storage error for an OSError met while writing ``dest``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return StorageFullError(
+            f"storage full: cannot write {dest.name} in {dest.parent}: {reason}"
+        )
+    return StorageWriteError(f"storage error: cannot write {dest.name} in {dest.parent}: {reason}")
 
 
 def check_sha256(value: str) -> str:
@@ -84,10 +107,11 @@ async def write_atomic(
     On a hash mismatch or an oversized body the temp file is removed and ``dest`` is untouched.
     On return the file is durable under its name (see ``GroupSync``).
     """
-    if dest.parent not in _known_dirs:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _known_dirs.add(dest.parent)
     tmp = dest.parent / f".{dest.name}.{_TEMP_PREFIX}{next(_temp_ids)}.part"
+    if dest.parent not in _known_dirs:
+        with _disk(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        _known_dirs.add(dest.parent)
     h = hashlib.sha256()
     size = 0
     buffered: list[bytes] = []
@@ -99,11 +123,13 @@ async def write_atomic(
                 raise TooLargeError(f"upload exceeds the limit of {max_bytes} bytes")
             h.update(block)
             if fh is not None:
-                fh.write(block)
+                with _disk(dest):
+                    fh.write(block)
                 continue
             buffered.append(block)
             if size > IN_MEMORY_BYTES:  # a big file: stream the rest to disk
-                fh = await asyncio.to_thread(_create, tmp, buffered)
+                with _disk(dest):
+                    fh = await asyncio.to_thread(_create, tmp, buffered)
                 buffered = []
         digest = h.hexdigest()
         if expected_sha256 is not None and digest != expected_sha256:
@@ -112,12 +138,30 @@ async def write_atomic(
                 "the upload was corrupted or tampered with; send it again"
             )
     except BaseException:
-        if fh is not None:
-            fh.close()
-        tmp.unlink(missing_ok=True)
+        _discard(fh, tmp)
         raise
-    await _group_sync().persist(_PendingFile(fh, tmp, buffered, dest))
+    with _disk(dest):
+        await _group_sync().persist(_PendingFile(fh, tmp, buffered, dest))
     return digest, size
+
+
+@contextlib.contextmanager
+def _disk(dest: Path) -> Iterator[None]:
+    """File-system errors writing ``dest`` as StorageWriteError: the sender did nothing
+    wrong (errors reading the sender's body stay what they are)."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(dest, exc) from exc
+
+
+def _discard(fh: BinaryIO | None, tmp: Path) -> None:
+    """Close and remove a temp file being abandoned; closing a file on a full disk fails
+    too (its buffer cannot be flushed), which must not keep the temp file behind."""
+    if fh is not None:
+        with contextlib.suppress(OSError):
+            fh.close()
+    tmp.unlink(missing_ok=True)
 
 
 # Folders this process created or found, so the hot path does not mkdir per file;
@@ -141,7 +185,7 @@ def _create(tmp: Path, blocks: list[bytes]) -> BinaryIO:
     try:
         fh.writelines(blocks)
     except BaseException:
-        fh.close()
+        _discard(fh, tmp)
         raise
     return fh
 

@@ -29,7 +29,14 @@ from .errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from .files import FileError, HashMismatchError, TooLargeError, UnsafePathError
+from .files import (
+    FileError,
+    HashMismatchError,
+    StorageFullError,
+    StorageWriteError,
+    TooLargeError,
+    UnsafePathError,
+)
 from .storage import FrameCorruptError, FrameMissingError
 from .store.base import StoreError, StoreUnavailableError
 
@@ -47,6 +54,8 @@ HTTP_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     HashMismatchError: (422, "hash_mismatch"),
     TooLargeError: (413, "too_large"),
     UnsafePathError: (400, "unsafe_path"),
+    StorageFullError: (507, "storage_full"),
+    StorageWriteError: (503, "storage_unavailable"),
     FileError: (400, "bad_file"),
     SchedulerError: (400, "bad_request"),
     StoreUnavailableError: (503, "unavailable"),

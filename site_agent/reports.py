@@ -17,10 +17,11 @@ from render_server import protocol
 
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
-from .files import FileError, check_sha256
+from .files import FileError, StorageWriteError, check_sha256
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
 from .storage import FrameStorage, frame_file_name
+from .store.base import StoreError
 from .store.records import (
     CompletionReport,
     FrameRecord,
@@ -49,6 +50,10 @@ class ReportReads(Protocol):
 class ReportTransitions(Protocol):
     """The lifecycle transitions a render server's reports cause."""
 
+    async def hand_back(
+        self, task_id: int, attempt: int, server_id: str, reason: str, *, at: float
+    ) -> TaskRecord | None: ...
+
     def start(self, report: StartedReport) -> None: ...
 
     def log(self, report: LogReport) -> None: ...
@@ -69,6 +74,13 @@ class ReportTransitions(Protocol):
 class Wakeup(Protocol):
     def wake(self) -> None:
         """Something changed that may let the dispatcher send work."""
+
+    def hold(self, seconds: float, reason: str) -> None:
+        """Send no work for a while (this site cannot take results now)."""
+
+
+AGENT_FAULT_HOLD_S = 10.0
+"""How long dispatching pauses after this site failed to store or record a result."""
 
 
 class TaskReports:
@@ -151,6 +163,9 @@ class TaskReports:
         if msg.frames:
             try:
                 inline = await self._write_inline(server_id, active, msg.frames)
+            except StorageWriteError as exc:
+                await self.agent_fault(server_id, active, str(exc))
+                return
             except (AgentError, FileError) as exc:
                 # Like a refused upload: that attempt fails (and is retried), nothing of it is recorded.
                 task = await self._store.get_task(msg.task_id)
@@ -211,13 +226,47 @@ class TaskReports:
         """Store one uploaded frame of a fenced attempt: write it, verify it, record it.
 
         The caller has checked that the server holds the attempt. Committed on return.
+        When this site cannot store or record it (StorageWriteError, StoreError) the
+        attempt is handed back (see :meth:`agent_fault`) and the error re-raised.
         """
-        record = await self.write_frame(
-            server_id, active, frame, chunks, expected_sha256=expected_sha256
-        )
-        await self._lifecycle.record_frame(record)
+        try:
+            record = await self.write_frame(
+                server_id, active, frame, chunks, expected_sha256=expected_sha256
+            )
+            await self._lifecycle.record_frame(record)
+        except StorageWriteError as exc:
+            await self.agent_fault(server_id, active, str(exc))
+            raise
+        except StoreError as exc:
+            await self.agent_fault(server_id, active, f"the resource database failed: {exc}")
+            raise
         active.uploaded.append(record)
         return record
+
+    async def agent_fault(self, server_id: str, active: ActiveTask, error: str) -> None:
+        """This site could not take the attempt's output: no render server is to blame.
+
+        The server is told to stop the attempt, which goes back to waiting without a
+        failure counted; the job shows the reason meanwhile, and dispatching pauses
+        for :data:`AGENT_FAULT_HOLD_S` so a full disk is not met again at once.
+        """
+        reason = f"{error}; tasks will be retried"
+        conn = self._connections.get(server_id)
+        if (
+            conn is not None
+            and conn.running.pop((active.task_id, active.attempt), None) is not None
+        ):
+            await conn.send(
+                protocol.Cancel(task_id=active.task_id, attempt=active.attempt, reason=reason)
+            )
+        self._dispatcher.hold(AGENT_FAULT_HOLD_S, reason)
+        try:
+            await self._lifecycle.hand_back(
+                active.task_id, active.attempt, server_id, reason, at=self._clock()
+            )
+        except StoreError as exc:  # the lease expiry requeues it later
+            log.error("could not hand back task %s: %s", active.task_id, exc)
+        self._dispatcher.wake()
 
     async def write_frame(
         self,

@@ -48,6 +48,7 @@ from .events import (
     TasksRequeued,
     TasksStarted,
 )
+from .faults import FaultTransitions
 from .fence import first_per_task, holds
 from .placement import PlacementTransitions
 from .states import JobEvent, TaskEvent, job_allows, next_job_state, task_allows
@@ -55,7 +56,7 @@ from .states import JobEvent, TaskEvent, job_allows, next_job_state, task_allows
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(ControlTransitions, PlacementTransitions):
+class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
     """Every job and task transition of one site; see the module docstring."""
 
     def __init__(

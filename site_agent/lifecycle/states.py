@@ -28,7 +28,9 @@ class JobEvent(StrEnum):
     FINISH = "finish"
     """Nothing is left waiting or active and no task failed (or the peer finished it)."""
     FAIL = "fail"
-    """Nothing is left waiting or active and a task failed (or the peer failed it)."""
+    """Nothing is left waiting or active and a task failed (or the peer failed it). A job
+    whose waiting tasks can run nowhere ends this way too: its waiting tasks are
+    abandoned (TaskEvent.ABANDON), so it fails as soon as its active tasks end."""
     RETRY = "retry"
     """Failed tasks go back to waiting; a failed or cancelled job is queued again."""
     REPLACE = "replace"
@@ -53,6 +55,13 @@ class TaskEvent(StrEnum):
     FORWARD_FAIL = "forward_fail"
     RERENDER = "rerender"
     """The user asks for a task's frames again (missing or corrupt): waiting, a new attempt."""
+    ABANDON = "abandon"
+    """No render server can ever run the task (every capable server is avoided for its job,
+    or its job cannot be sent to any server): waiting to failed, without an attempt.
+    ``retry`` resets it like any failed task."""
+    HAND_BACK = "hand_back"
+    """The agent could not take the attempt's output (storage full, database down): back
+    to waiting without a failure counted, so no render server is blamed."""
 
 
 _UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
@@ -92,6 +101,8 @@ TASK_TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = {
     (TaskState.WAITING, TaskEvent.FORWARD_FAIL): TaskState.FAILED,
     (TaskState.DONE, TaskEvent.RERENDER): TaskState.WAITING,
     (TaskState.FAILED, TaskEvent.RERENDER): TaskState.WAITING,
+    (TaskState.WAITING, TaskEvent.ABANDON): TaskState.FAILED,
+    **{(s, TaskEvent.HAND_BACK): TaskState.WAITING for s in _ACTIVE},
 }
 """TaskState x TaskEvent -> TaskState. Every change of an active task is fenced on
 (task, attempt, server) in the store."""

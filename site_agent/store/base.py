@@ -158,6 +158,19 @@ class JobTransaction(Protocol):
     async def requeue_server_tasks(self, server_id: str) -> list[TaskRecord]:
         """The server's active tasks back to waiting; returns them as they are now."""
 
+    async def hand_back_task(
+        self, task_id: int, attempt: int, server_id: str, *, reason: str
+    ) -> TaskRecord | None:
+        """Fenced: the attempt back to waiting with ``reason`` as its error, no failure
+        counted (the agent, not the server, could not take its output); None if stale."""
+
+    async def last_failure(self, job_id: str) -> tuple[str, str]:
+        """The error of the job's most recent failed attempt and the log tail of a task
+        that failed (each "" if none)."""
+
+    async def set_job_notice(self, job_id: str, notice: str, *, at: float) -> None:
+        """Show ``notice`` as an unfinished job's error (a problem it waits out)."""
+
     async def reset_failed_tasks(self, job_id: str) -> int:
         """Failed tasks back to waiting with failure counts and history forgotten; how many."""
 

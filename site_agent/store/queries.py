@@ -163,6 +163,21 @@ UPDATE tasks SET {_BACK_TO_WAITING}
 WHERE server_id = $1 AND state IN {ACTIVE}
 RETURNING {TASK_COLUMNS}
 """
+HAND_BACK_TASK = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}, error = $4
+WHERE {_FENCE}
+RETURNING {TASK_COLUMNS}
+"""
+LAST_FAILURE = """
+SELECT error FROM task_failures WHERE job_id = $1 ORDER BY at DESC, attempt DESC LIMIT 1
+"""
+FAILED_LOG_TAIL = """
+SELECT log_tail FROM tasks WHERE job_id = $1 AND failures > 0 AND log_tail <> ''
+ORDER BY idx LIMIT 1
+"""
+SET_JOB_NOTICE = (
+    f"UPDATE jobs SET error = $2, updated_at = $3 WHERE id = $1 AND state IN {UNFINISHED_JOB}"
+)
 REQUEUE_JOB_TASKS = f"UPDATE tasks SET {_BACK_TO_WAITING} WHERE job_id = $1 AND state IN {ACTIVE}"
 RETRY_FAILED_TASKS = f"""
 UPDATE tasks SET {_BACK_TO_WAITING}, failures = 0 WHERE job_id = $1 AND state = 'failed'

@@ -201,6 +201,20 @@ class SqlTransaction:
         rows = await self.connection.fetch(q.REQUEUE_SERVER_TASKS, server_id)
         return [task_from_row(row) for row in rows]
 
+    async def hand_back_task(
+        self, task_id: int, attempt: int, server_id: str, *, reason: str
+    ) -> TaskRecord | None:
+        row = await self.connection.fetchrow(q.HAND_BACK_TASK, task_id, attempt, server_id, reason)
+        return None if row is None else task_from_row(row)
+
+    async def last_failure(self, job_id: str) -> tuple[str, str]:
+        error = await self.connection.fetchval(q.LAST_FAILURE, job_id)
+        tail = await self.connection.fetchval(q.FAILED_LOG_TAIL, job_id)
+        return ("" if error is None else str(error), "" if tail is None else str(tail))
+
+    async def set_job_notice(self, job_id: str, notice: str, *, at: float) -> None:
+        await self.connection.execute(q.SET_JOB_NOTICE, job_id, notice, at)
+
     async def reset_failed_tasks(self, job_id: str) -> int:
         """Failed tasks back to waiting, their failure count and history forgotten."""
         await self.connection.execute(q.FORGET_FAILURES_OF_FAILED_TASKS, job_id)

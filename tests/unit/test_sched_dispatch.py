@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler import Assignment, JobProfile, JobView, ServerView, TaskView, matches, plan_dispatch
+from scheduler.dispatch import stranded_jobs
 
 BUILTIN = JobProfile(package="builtin")
 
@@ -291,3 +292,37 @@ def test_plan_invariants(scenario: tuple[list[JobView], list[TaskView], list[Ser
         if j.profile.max_servers:
             new = {a.server_id for a in plan if a.job_id == j.id} - j.running_servers
             assert not new or len(j.running_servers | new) <= j.profile.max_servers
+
+
+BLENDER = JobProfile(package="blender")
+
+
+@pytest.mark.parametrize(
+    ("view", "servers", "stranded"),
+    [
+        # every capable server avoided, nothing running: stranded
+        (job("j", avoid=frozenset({"a", "b"})), [server("a"), server("b")], True),
+        # one capable server still usable: not stranded
+        (job("j", avoid=frozenset({"a"})), [server("a"), server("b")], False),
+        # a usable capable server that is merely busy (no free slot) still counts
+        (job("j", avoid=frozenset({"a"})), [server("a"), server("b", free=0)], False),
+        # tasks still running: judged once they end
+        (job("j", avoid=frozenset({"a", "b"}), running=1), [server("a"), server("b")], False),
+        # no capable server online at all: one may yet connect
+        (job("j", avoid=frozenset({"a"})), [server("a", status="offline")], False),
+        (job("j", profile=BLENDER, avoid=frozenset({"x"})), [server("a")], False),
+        # nothing avoided
+        (job("j"), [server("a")], False),
+        # an avoided server that went offline does not count either way
+        (
+            job("j", avoid=frozenset({"a", "b"})),
+            [server("a"), server("b", status="disabled")],
+            True,
+        ),
+    ],
+)
+def test_stranded_jobs(view: JobView, servers: list[ServerView], stranded: bool) -> None:
+    found = stranded_jobs([view], servers)
+    assert (view.id in found) is stranded
+    if stranded:
+        assert "avoided" in found[view.id] and "a" in found[view.id]
