@@ -211,7 +211,9 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
     if job.get("why_waiting"):
         header.append(("waiting", str(job["why_waiting"])))
     if job.get("error"):
-        header.append(("error", _one_line(job["error"])))
+        # On an unfinished job it is a problem the job waits out (e.g. storage full).
+        label = "error" if job.get("state") in FINISHED_STATES else "notice"
+        header.append((label, _one_line(job["error"])))
     lines = [f"{key:<10} {value}" for key, value in header]
     tasks = detail.get("tasks") or []
     if tasks:

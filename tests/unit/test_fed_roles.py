@@ -863,12 +863,37 @@ async def test_a_notification_of_an_older_placement_is_ignored(tmp_path: Path) -
     assert b.rows.forwards[("j1", 1)].state == "offering"
 
 
-async def test_a_frame_with_the_wrong_hash_fails_the_fetch_and_finishes_nothing(
+async def test_a_frame_with_the_wrong_hash_fails_the_job_and_keeps_the_good_frames(
     tmp_path: Path,
 ) -> None:
+    """Fetching the same corrupt bytes again cannot help: the origin records the good frames,
+    fails the job naming the bad one, and acknowledges (the notification does not raise)."""
     b = await back(tmp_path)
-    with pytest.raises(FetchError, match="failed verification"):
-        await b.results.notify(FACILITY, notify(NotifyState.DONE, corrupt=True))
+    await b.results.notify(FACILITY, notify(NotifyState.DONE, corrupt=True))
+    job = b.jobs.jobs["j1"]
+    assert job.state == JobState.FAILED
+    assert "1 frame(s) could not be fetched: 2" in job.error
+    assert "failed verification" in job.error
+    assert [f.frame for f in b.jobs.frames["j1"]] == [1]
+    job_dir = b.site.job_dir(job.name, job.id)
+    assert sorted(p.name for p in job_dir.iterdir()) == ["shot_0001.png"]
+
+
+async def test_a_frame_the_peer_cannot_serve_now_finishes_nothing(tmp_path: Path) -> None:
+    """A transient failure (the peer unavailable) still makes the remote retry."""
+    b = await back(tmp_path)
+    path = next(p for p in b.client.files if p.endswith("/frames/2"))
+    del b.client.files[path]
+    original = b.client.download
+
+    async def unavailable(peer: PeerConfig, path: str, sink: Any) -> None:
+        if path not in b.client.files:
+            raise PeerUnavailableError("facility", "answered 503 (busy)")
+        await original(peer, path, sink)
+
+    b.client.download = unavailable  # type: ignore[method-assign]
+    with pytest.raises(FetchError, match="cannot fetch frame 2"):
+        await b.results.notify(FACILITY, notify(NotifyState.DONE))
     assert b.jobs.jobs["j1"].state == JobState.QUEUED
     assert "j1" not in b.jobs.frames
 
