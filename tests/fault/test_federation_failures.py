@@ -1,5 +1,9 @@
-"""A frame that is corrupt at the remote: the origin records the good frames and fails the
-job naming the bad one, acknowledges the remote's notification, and nothing loops."""
+"""Forwarded jobs that cannot go on end at the origin too.
+
+A frame that is corrupt at the remote: the origin records the good frames and fails
+the job naming the bad one, acknowledges the remote's notification, and nothing
+loops. A job whose capable servers at the remote all fail it: the remote fails it
+and the origin hears so, with the renderer's error."""
 
 from __future__ import annotations
 
@@ -72,3 +76,33 @@ def test_corrupt_remote_frame_fails_the_origin_job_and_keeps_the_good_frames(
         wait_for(acknowledged, 30, "the remote's final notification to be acknowledged")
         time.sleep(1)
         assert "Traceback" not in studio.log()
+
+
+@pytest.mark.povray
+@pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+def test_forwarded_job_failing_on_every_remote_server_fails_at_the_origin(
+    tmp_path: Path,
+) -> None:
+    scene = tmp_path / "broken.pov"
+    scene.write_text("camera { location <0, 0, -5> look_at <0, 0, 0> }\nsphere { <0,0,0>, 1 \n")
+    with running_sites(tmp_path / "sites", {"fac-pov": "povray"}) as (studio, facility, *_):
+        result = studio.cli(
+            "submit",
+            str(scene),
+            "--package",
+            "povray",
+            "--frames",
+            "1-8",
+            "--resolution",
+            "64x48",
+            "--wait",
+            check=False,
+            timeout=120,
+        )
+        assert result.returncode == 1, result.stderr
+        job = studio.job(result.stdout.strip())["job"]
+        assert job["state"] == "failed" and job["placement"] == "facility", job
+        assert job["error"].startswith("at facility:"), job["error"]
+        assert "the only capable server (fac-pov)" in job["error"], job["error"]
+        assert "Parse Error" in job["error"], job["error"]
+        assert "at facility:" in result.stderr.strip().splitlines()[-1]
