@@ -17,7 +17,6 @@ from site_agent.connections import ConnectionRegistry, ServerConnection
 from site_agent.dispatcher import Dispatcher
 from site_agent.lifecycle import Lifecycle
 from site_agent.store import (
-    AssetRef,
     DispatchSnapshot,
     JobRecord,
     JobState,
@@ -27,6 +26,7 @@ from site_agent.store import (
     TaskClaim,
     TaskState,
 )
+from spillway.core.records import FileEntry
 
 POVRAY = JobProfile(package="povray", max_attempts=3)
 
@@ -62,7 +62,7 @@ def make_job(job_id: str, *, created_at: float) -> JobRecord:
         frame_count=8,
         chunk_size=1,
         scene="scene.pov",
-        manifest=(AssetRef(path="scene.pov", sha256="a" * 64, size=1200),),
+        manifest=(FileEntry(path="scene.pov", sha256="a" * 64, size=1200),),
         output_name="shot",
         output_ext="png",
         created_at=created_at,
@@ -102,7 +102,7 @@ async def test_job_whose_assign_cannot_be_encoded_fails_alone(store: Store) -> N
     registry = ConnectionRegistry()
     _, ws = await connect(store, registry, "r1")
     # A file name that was not UTF-8 on the client arrives as a lone surrogate.
-    bad_manifest = (AssetRef(path="caf\udce9.png", sha256="c" * 64, size=10),)
+    bad_manifest = (FileEntry(path="caf\udce9.png", sha256="c" * 64, size=10),)
     await add_job(lifecycle, "poison", created_at=1.0, manifest=bad_manifest)
     await add_job(lifecycle, "good", created_at=2.0)
     dispatcher = Dispatcher(store, lifecycle, registry)
