@@ -13,7 +13,7 @@ import re
 import sys
 import uuid
 import weakref
-from collections.abc import AsyncIterable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -89,6 +89,26 @@ def safe_relative_path(value: str) -> PurePosixPath:
     if not p.parts or str(p) == ".":
         raise UnsafePathError(f"asset path {value!r} names the scene folder itself, not a file")
     return p
+
+
+HASH_ON_LOOP_BYTES = 256 * 1024
+"""Blobs up to this size in total are hashed on the event loop; more in a worker thread."""
+
+
+async def sha256_all(blobs: list[bytes]) -> list[str]:
+    """The sha256 of each blob (in a worker thread when they are big)."""
+
+    def digest() -> list[str]:
+        return [hashlib.sha256(b).hexdigest() for b in blobs]
+
+    if sum(len(b) for b in blobs) <= HASH_ON_LOOP_BYTES:
+        return digest()
+    return await asyncio.to_thread(digest)
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as the chunk stream :func:`write_atomic` reads."""
+    yield data
 
 
 IN_MEMORY_BYTES = 1024 * 1024

@@ -7,17 +7,16 @@ arrives after the task was requeued or reassigned changes nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Protocol
 
 from render_server import protocol
 
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
-from .files import FileError, StorageWriteError, check_sha256
+from .files import FileError, StorageWriteError, check_sha256, one_chunk, sha256_all
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
 from .storage import FrameStorage, frame_file_name
@@ -314,7 +313,7 @@ class TaskReports:
                 raise BadRequestError(f"frame {f.frame} was sent twice")
             seen.add(f.frame)
             check_sha256(f.sha256)
-        hashes = await _sha256_all([f.data for f in frames])
+        hashes = await sha256_all([f.data for f in frames])
         for f, digest in zip(frames, hashes, strict=True):
             if digest != f.sha256:
                 raise BadRequestError(
@@ -322,7 +321,7 @@ class TaskReports:
                 )
         writes = [
             self.write_frame(
-                server_id, active, f.frame, _one_chunk(f.data), expected_sha256=f.sha256
+                server_id, active, f.frame, one_chunk(f.data), expected_sha256=f.sha256
             )
             for f in frames
         ]
@@ -396,20 +395,3 @@ class TaskReports:
                     protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason)
                 )
         self._dispatcher.wake()
-
-
-INLINE_HASH_ON_LOOP_BYTES = 256 * 1024
-"""Inline frames up to this size in total are hashed on the event loop; more in a worker thread."""
-
-
-async def _sha256_all(blobs: list[bytes]) -> list[str]:
-    def digest() -> list[str]:
-        return [hashlib.sha256(b).hexdigest() for b in blobs]
-
-    if sum(len(b) for b in blobs) <= INLINE_HASH_ON_LOOP_BYTES:
-        return digest()
-    return await asyncio.to_thread(digest)
-
-
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from site_agent import files
-from site_agent.files import HashMismatchError, TooLargeError, write_atomic
+from site_agent.files import HashMismatchError, StorageWriteError, TooLargeError, write_atomic
 
 
 async def _chunks(*blocks: bytes) -> AsyncIterator[bytes]:
@@ -83,7 +83,9 @@ async def test_a_failing_file_fails_alone(tmp_path: Path, sync_mode: str) -> Non
     bad = write_atomic(tmp_path / "blocked", _chunks(b"bad"), expected_sha256=None, max_bytes=100)
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert results[0] == (hashlib.sha256(b"good").hexdigest(), 4)
-    assert isinstance(results[1], OSError)
+    # This site's file-system error, told apart from the sender's faults; the cause is kept.
+    assert isinstance(results[1], StorageWriteError)
+    assert isinstance(results[1].__cause__, OSError)
     assert (tmp_path / "ok.png").read_bytes() == b"good"
     assert (tmp_path / "blocked").is_dir()
     assert _leftovers(tmp_path) == []
