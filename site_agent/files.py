@@ -190,6 +190,25 @@ _known_dirs: set[Path] = set()
 # Temp names unique per process and call, without a uuid per file on the hot path.
 _TEMP_PREFIX = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 _temp_ids = itertools.count()
+_TEMP_NAME = re.compile(r"\..+\.\d+-[0-9a-f]{8}-\d+\.part")
+"""The name of a :func:`write_atomic` temp file: ``.<name>.<pid>-<run>-<n>.part``."""
+
+
+def sweep_temp_files(pattern_root: Path, pattern: str) -> int:
+    """Delete :func:`write_atomic` temp files left by a killed process; returns how many.
+
+    ``pattern`` is a glob under ``pattern_root`` naming the folders writes land in
+    (e.g. ``"*"`` for job folders). Call it at start-up, before this process writes:
+    every temp file then belongs to a write that can no longer finish. Its frame or
+    blob is written again by whoever sends it again; nothing recorded is touched.
+    """
+    removed = 0
+    for folder in pattern_root.glob(pattern):
+        for path in folder.glob(".*.part"):
+            if _TEMP_NAME.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def _open_new(tmp: Path) -> BinaryIO:

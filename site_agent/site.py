@@ -7,6 +7,7 @@ cancelled job, federation subscribes when it starts).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -22,6 +23,7 @@ from .config import SiteConfig
 from .connections import ConnectionRegistry
 from .dispatcher import WAKE_ON, Dispatcher
 from .errors import BadRequestError
+from .files import sweep_temp_files
 from .jobs import JobService
 from .lifecycle import JobCancelled, Lifecycle
 from .monitor import HeartbeatMonitor
@@ -87,7 +89,15 @@ class SiteAgent:
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)
 
     async def recover(self) -> None:
-        """After a (re)start no server is connected yet; they are offline until they say hello."""
+        """After a (re)start no server is connected yet; they are offline until they say hello.
+
+        Temp files of frame and blob writes a killed agent left half done are deleted:
+        nothing recorded points at them, and each frame or blob is sent again.
+        """
+        swept = await asyncio.to_thread(sweep_temp_files, self.storage.root, "*")
+        swept += await asyncio.to_thread(sweep_temp_files, self.assets.root, "blobs/*")
+        if swept:
+            log.info("site %s: deleted %d temp files of writes cut short", self.config.name, swept)
         now = self.clock()
         for server in await self.store.list_servers():
             if server.status not in (ServerStatus.OFFLINE, ServerStatus.DISABLED):

@@ -124,9 +124,14 @@ def test_agent_restart_mid_job_loses_no_frames(agent: Agent, processes: list[Pro
         return agent.job(job_id)["job"]["progress"]["frames_done"] >= 4
 
     wait_for(some_done, 60, "a few frames to finish")
+    job_dir = Path(agent.job(job_id)["job"]["storage_dir"])
     agent.kill()
+    # A frame write the kill cut short leaves its temp file; the restarted agent deletes it.
+    cut_short = job_dir / ".scene_0099.png.4242-0a0b0c0d-7.part"
+    cut_short.write_bytes(b"half a frame")
     time.sleep(1.0)
     agent.start()
+    assert not cut_short.exists()
 
     detail = agent.wait_job(job_id, timeout=180)
     assert_all_frames(agent, detail, range(1, 21), (480, 360))

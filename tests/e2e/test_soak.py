@@ -42,10 +42,10 @@ def test_short_soak_on_sqlite_loses_nothing(tmp_path: Path) -> None:
     assert out.exists(), stdout + stderr[-5000:]
     (run,) = json.loads(out.read_text())
     assert run["losses"] == 0 and run["findings"] == [], stdout
-    # Known defect, reported by the soak and in docs/benchmarks.md: an agent killed
-    # while it writes a frame leaves the write's hidden .part file behind. It fails
-    # the soak (exit 1) but loses no frame, so the suite tolerates only that.
-    assert proc.returncode == (1 if run["leftovers"] else 0), stdout + stderr[-5000:]
+    # An agent killed while it writes a frame leaves the write's .part file; the
+    # restarted agent deletes it, so none may be left when the soak checks.
+    assert run["leftovers"] == [], run["leftovers"]
+    assert proc.returncode == 0, stdout + stderr[-5000:]
     assert run["faults_total"] >= 8, run["faults"]
     # The seed's schedule crashes both the agent and a render server and cuts the link.
     assert {"agent kill -9", "server kill -9"} <= set(run["faults"]), run["faults"]
