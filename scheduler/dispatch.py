@@ -16,9 +16,16 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from scheduler.profile import JobProfile, ServerView, matches
+from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
 
-__all__ = ["Assignment", "JobView", "TaskView", "plan_dispatch", "stranded_jobs"]
+__all__ = [
+    "Assignment",
+    "JobView",
+    "TaskView",
+    "plan_dispatch",
+    "stranded_jobs",
+    "unplaceable_jobs",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,3 +291,17 @@ def stranded_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dic
             noun = "the only capable server" if len(capable) == 1 else "every capable server"
             stranded[job.id] = f"{noun} ({names}) failed this job repeatedly and is avoided for it"
     return stranded
+
+
+def unplaceable_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dict[str, str]:
+    """Jobs no online server matches at all, with why (in the words ``spillway job`` uses).
+
+    Such a job can only wait for a capable server to connect; the agent fails it once
+    that has lasted its ``stall_after``. A job with tasks running is not unplaceable.
+    """
+    online = [server for server in servers if server.online]
+    return {
+        job.id: explain_unmatched(job.profile, servers)
+        for job in jobs
+        if not job.running_tasks and not any(matches(job.profile, server) for server in online)
+    }

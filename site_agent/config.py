@@ -43,6 +43,8 @@ class SchedulingConfig:
     bad_server_threshold: int = 3
     """Failures of one server on one job after which the job avoids that server."""
     lease_check_interval_s: float = 1.0
+    stall_after_s: float = 0.0
+    """A job no online server can run fails after waiting this long; 0: it waits for one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +159,7 @@ _SUFFIX_ALIASES = {
     "heartbeat_interval": "heartbeat_interval_s",
     "heartbeat_timeout": "heartbeat_timeout_s",
     "lease_check_interval": "lease_check_interval_s",
+    "stall_after": "stall_after_s",
 }
 
 

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
-from scheduler.dispatch import Assignment, JobView, TaskView, plan_dispatch, stranded_jobs
+from scheduler.dispatch import (
+    Assignment,
+    JobView,
+    TaskView,
+    plan_dispatch,
+    stranded_jobs,
+    unplaceable_jobs,
+)
 from scheduler.frames import frame_bounds
 from scheduler.retry import bad_servers
 
@@ -41,6 +48,8 @@ from .store.records import LOCAL, DispatchSnapshot, JobRecord, TaskClaim, TaskRe
 log = logging.getLogger(__name__)
 
 SAFETY_TICK_S = 5.0
+STALL_CHECK_S = 1.0
+"""At most this often the dispatcher looks for jobs no online server can run."""
 COALESCE_HOPS = 2
 """Event-loop hops between a wake and the round: completions committed by one report
 flush wake the dispatcher one by one, and should be planned together."""
@@ -83,9 +92,13 @@ class Dispatcher:
         connections: ConnectionRegistry,
         *,
         bad_server_threshold: int = 3,
+        stall_after_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._stall_after_s = stall_after_s
+        self._unplaceable_since: dict[str, float] = {}
+        self._next_stall_check = 0.0
         self._claims = claims
         self._bad_server_threshold = bad_server_threshold
         self._connections = connections
@@ -131,6 +144,7 @@ class Dispatcher:
                 await asyncio.sleep(0)
             self._wake.clear()
             try:
+                await self.fail_stalled()
                 sent = await self.dispatch_once()
             except StoreError as exc:
                 log.error("dispatch round failed, retrying in 1s: %s", exc)
@@ -198,6 +212,31 @@ class Dispatcher:
                 )
         self.dispatched += sent
         return sent
+
+    async def fail_stalled(self) -> None:
+        """Fail the jobs no online server could run for ``stall_after`` (checked every few seconds).
+
+        A job is timed from the first check that found it unplaceable since this agent
+        started; one that a capable server could run again starts over.
+        """
+        now = self._clock()
+        if self._stall_after_s <= 0 or now < self._next_stall_check:
+            return
+        self._next_stall_check = now + STALL_CHECK_S
+        snap = await self._store.dispatch_snapshot(per_job_limit=1)
+        views = _job_views(snap, self._bad_server_threshold)
+        unplaceable = unplaceable_jobs(views, self._connections.views())
+        since = {job_id: self._unplaceable_since.get(job_id, now) for job_id in unplaceable}
+        for job_id, first in list(since.items()):
+            if now - first >= self._stall_after_s:
+                del since[job_id]
+                await self._fail(
+                    job_id,
+                    f"no online render server could run it for {self._stall_after_s:g} s "
+                    f"([scheduling] stall_after): {unplaceable[job_id]}; "
+                    f"start or enable a capable server, then `spillway retry {job_id}`",
+                )
+        self._unplaceable_since = since
 
     async def _runnable(self, views: list[JobView]) -> list[JobView]:
         """``views`` without the jobs no connected server will run again (those fail)."""

@@ -64,7 +64,12 @@ class SiteAgent:
         threshold = config.scheduling.bad_server_threshold
         self.lifecycle = Lifecycle(store, bad_server_threshold=threshold, clock=clock)
         self.dispatcher = Dispatcher(
-            store, self.lifecycle, self.connections, bad_server_threshold=threshold, clock=clock
+            store,
+            self.lifecycle,
+            self.connections,
+            bad_server_threshold=threshold,
+            stall_after_s=config.scheduling.stall_after_s,
+            clock=clock,
         )
         self.reports = TaskReports(
             store, self.lifecycle, self.connections, self.dispatcher, self.storage, clock=clock

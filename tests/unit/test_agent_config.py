@@ -18,6 +18,7 @@ def test_smallest_config_gets_defaults(tmp_path: Path) -> None:
     assert cfg.assets == tmp_path / "frames" / ".assets"
     assert cfg.auth.client_tokens == ()
     assert cfg.scheduling.heartbeat_timeout_s == 10.0
+    assert cfg.scheduling.stall_after_s == 0.0  # jobs wait for a capable server
     assert cfg.federation is None
 
 
@@ -26,7 +27,7 @@ def test_sections_are_parsed(tmp_path: Path) -> None:
         **BASE,
         "listen": "0.0.0.0:9000",
         "auth": {"client_tokens": ["a", "b"], "server_token": "s"},
-        "scheduling": {"heartbeat_timeout": 30, "bad_server_threshold": 5},
+        "scheduling": {"heartbeat_timeout": 30, "bad_server_threshold": 5, "stall_after": 600},
         "limits": {"max_blob_mb": 10},
     }
     cfg = parse_config(raw, source="t.toml", base_dir=tmp_path)
@@ -34,6 +35,7 @@ def test_sections_are_parsed(tmp_path: Path) -> None:
     assert cfg.auth.client_tokens == ("a", "b") and cfg.auth.server_token == "s"
     assert cfg.scheduling.heartbeat_timeout_s == 30.0
     assert cfg.scheduling.bad_server_threshold == 5
+    assert cfg.scheduling.stall_after_s == 600.0
     assert cfg.limits.max_blob_mb == 10
 
 

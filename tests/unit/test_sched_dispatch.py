@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler import Assignment, JobProfile, JobView, ServerView, TaskView, matches, plan_dispatch
-from scheduler.dispatch import stranded_jobs
+from scheduler.dispatch import stranded_jobs, unplaceable_jobs
 
 BUILTIN = JobProfile(package="builtin")
 
@@ -326,3 +326,27 @@ def test_stranded_jobs(view: JobView, servers: list[ServerView], stranded: bool)
     assert (view.id in found) is stranded
     if stranded:
         assert "avoided" in found[view.id] and "a" in found[view.id]
+
+
+@pytest.mark.parametrize(
+    ("view", "servers", "unplaceable"),
+    [
+        # no server has the package
+        (job("j", profile=BLENDER), [server("a")], True),
+        # the only capable server is offline, or disabled
+        (job("j"), [server("a", status="offline")], True),
+        (job("j"), [server("a", status="disabled")], True),
+        # no server at all
+        (job("j"), [], True),
+        # a capable server online, even busy or avoided: not this rule's business
+        (job("j"), [server("a", free=0)], False),
+        (job("j", avoid=frozenset({"a"})), [server("a")], False),
+        # tasks still running
+        (job("j", profile=BLENDER, running=1), [server("a")], False),
+    ],
+)
+def test_unplaceable_jobs(view: JobView, servers: list[ServerView], unplaceable: bool) -> None:
+    found = unplaceable_jobs([view], servers)
+    assert (view.id in found) is unplaceable
+    if unplaceable:
+        assert found[view.id]  # the reason, as spillway job words it
