@@ -104,6 +104,8 @@ def test_the_spillway_command_loads_the_server_side_only_to_run_a_process() -> N
     loaded = loaded_modules("spillway.main", then=then)
     assert "spillway.processes" in loaded
     assert under(loaded, *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
+    # Nor the HTTP stack: importing aiohttp was most of the command's start-up time.
+    assert under(loaded, "aiohttp") == []
 
 
 @pytest.mark.parametrize("package", ["spillway.core", "spillway.packages"])
