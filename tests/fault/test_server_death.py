@@ -48,15 +48,21 @@ def _renderers_in(folder: Path) -> list[int]:
     return pids
 
 
+def _busy_server(agent: Agent, processes: list[Process], name: str) -> tuple[Process, str]:
+    """A render server ``name`` running a task of a slow job; returns it and the job's id."""
+    server = agent.render_server(name, packages="builtin")
+    processes.append(server)
+    agent.wait_servers(1)
+    job_id = _slow_job(agent)
+    wait_for(lambda: _running_on(agent, job_id, name), 60, "the task to start")
+    return server, job_id
+
+
 def test_a_killed_render_server_takes_its_renderer_with_it(
     sqlite_agent: Agent, processes: list[Process]
 ) -> None:
     agent = sqlite_agent
-    server = agent.render_server("doomed", packages="builtin")
-    processes.append(server)
-    agent.wait_servers(1)
-    job_id = _slow_job(agent)
-    wait_for(lambda: _running_on(agent, job_id, "doomed"), 60, "the task to start")
+    server, job_id = _busy_server(agent, processes, "doomed")
     work = agent.root / "work" / "doomed"
     wait_for(lambda: bool(_renderers_in(work)), 30, "the renderer child to start")
     server.kill()
@@ -67,11 +73,7 @@ def test_a_stopped_render_server_is_requeued_after_one_heartbeat_timeout(
     sqlite_agent: Agent, processes: list[Process]
 ) -> None:
     agent = sqlite_agent
-    server = agent.render_server("frozen", packages="builtin")
-    processes.append(server)
-    agent.wait_servers(1)
-    job_id = _slow_job(agent)
-    wait_for(lambda: _running_on(agent, job_id, "frozen"), 60, "the task to start")
+    server, job_id = _busy_server(agent, processes, "frozen")
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGSTOP)
     stopped = time.monotonic()
@@ -94,11 +96,7 @@ def test_sigterm_stops_a_render_server_and_hands_its_task_back(
     sqlite_agent: Agent, processes: list[Process]
 ) -> None:
     agent = sqlite_agent
-    server = agent.render_server("leaving", packages="builtin")
-    processes.append(server)
-    agent.wait_servers(1)
-    job_id = _slow_job(agent)
-    wait_for(lambda: _running_on(agent, job_id, "leaving"), 60, "the task to start")
+    server, job_id = _busy_server(agent, processes, "leaving")
     work = agent.root / "work" / "leaving"
     wait_for(lambda: bool(_renderers_in(work)), 30, "the renderer child to start")
     assert server.proc is not None
