@@ -17,12 +17,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection
-from pathlib import Path
 from typing import Any
 
 from federation.interfaces import (
     BlobIndex,
-    FrameFiles,
+    CheckedFrames,
     JobControl,
     MessageQueue,
     OfferRows,
@@ -46,6 +45,7 @@ from scheduler.errors import SchedulerError
 from scheduler.frames import chunk_frames, parse_frames
 from scheduler.profile import JobProfile, explain_unmatched, matches
 from site_agent.errors import ConflictError, JobExistsError, NotFoundError
+from site_agent.storage import OpenFrame
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Acceptance:
         offers: OfferRows,
         outbox: MessageQueue,
         blobs: BlobIndex,
-        frames: FrameFiles,
+        frames: CheckedFrames,
         views: ServerViews,
         wakeup: Wakeup,
         known_packages: Collection[str],
@@ -241,13 +241,24 @@ class Acceptance:
             "frames": [_frame_dict(f) for f in frames] if job.state == JobState.DONE else [],
         }
 
-    async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[Path, str]:
+    async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[OpenFrame, str]:
+        """The frame opened after its bytes were checked against the record, and its file name.
+
+        A frame whose file is gone or no longer matches raises the storage's
+        ``FrameMissingError``/``FrameCorruptError`` (the origin counts it as a bad frame).
+        """
         _, job = await self.owned_job(peer, job_id)
         record = await self._jobs.get_frame(job.id, frame)
-        path = self._frames.job_dir(job.name, job.id) / record.name if record else None
-        if record is None or path is None or not path.is_file():
+        if record is None:
             raise NotFoundError(f"frame {frame} of job {job_id} is not rendered")
-        return path, record.sha256
+        opened = await self._frames.open_frame(
+            self._frames.job_dir(job.name, job.id),
+            record.name,
+            job_id=job.id,
+            frame=frame,
+            sha256=record.sha256,
+        )
+        return opened, record.name
 
     # --- notifications to the origin ----------------------------------
     async def on_job_finished(self, job_id: str) -> None:

@@ -57,6 +57,7 @@ from site_agent.errors import (
     ForbiddenError,
     UnauthorizedError,
 )
+from site_agent.frame_response import send_frame
 from site_agent.http_errors import make_error_middleware
 
 REPLY_TYPE = "application/vnd.spillway.fed+msgpack"
@@ -261,18 +262,19 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _frame(request: web.Request) -> web.FileResponse:
+async def _frame(request: web.Request) -> web.StreamResponse:
     peer = authenticate(request)
     try:
         frame = int(request.match_info["frame"])
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
-    path, sha256 = await request.app[ENDPOINTS].acceptance.frame_file(
+    opened, name = await request.app[ENDPOINTS].acceptance.frame_file(
         peer, request.match_info["job_id"], frame
     )
-    return web.FileResponse(
-        path, headers={"X-Sha256": sha256, "Content-Type": "application/octet-stream"}
-    )
+    try:
+        return await send_frame(request, opened, name)
+    finally:
+        opened.close()
 
 
 def _guard_blob(handler: Any) -> Any:

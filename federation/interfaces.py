@@ -28,6 +28,7 @@ from federation.store import ForwardRow, OfferRow, OutboxEntry, PeerAdvertRow
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
 from site_agent.lifecycle import TransactionHook
+from site_agent.storage import OpenFrame
 from site_agent.store.records import FrameRecord, JobRecord, JobState
 
 _R = TypeVar("_R", bound=Message)
@@ -135,6 +136,14 @@ class BlobFiles(Protocol):
 
 class FrameFiles(Protocol):
     def job_dir(self, job_name: str, job_id: str) -> Path: ...
+
+
+class CheckedFrames(FrameFiles, Protocol):
+    """Stored frames opened only after their bytes match the record (the remote's frame route)."""
+
+    async def open_frame(
+        self, job_dir: Path, file_name: str, *, job_id: str, frame: int, sha256: str
+    ) -> OpenFrame: ...
 
 
 class FrameWriter(FrameFiles, Protocol):

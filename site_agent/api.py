@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import mimetypes
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +16,9 @@ from .appkeys import SITE
 from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
+from .frame_response import send_frame
 from .site import SiteAgent
-from .storage import FrameCorruptError, FrameMissingError, OpenFrame
+from .storage import FrameCorruptError, FrameMissingError
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
 from .views import frames_json, job_json, server_json, server_states, task_json
 
@@ -277,34 +277,9 @@ async def get_frame(request: web.Request) -> web.StreamResponse:
         log.error("%s", exc)
         raise
     try:
-        return await _send_frame(request, frame, record.name)
+        return await send_frame(request, frame, record.name)
     finally:
         frame.close()
-
-
-async def _send_frame(request: web.Request, frame: OpenFrame, name: str) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
-            "X-Sha256": frame.sha256,
-            "X-File-Mode": f"{frame.mode:04o}",
-        }
-    )
-    response.content_length = frame.size
-    await response.prepare(request)
-    try:
-        async for block in frame.chunks():
-            await response.write(block)
-    except FrameCorruptError as exc:
-        # Changed in place after the check: the body stays one block short and the
-        # connection is cut, so the client sees a broken download, never the bad bytes.
-        log.error("%s (while sending it)", exc)
-        response.force_close()
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    await response.write_eof()
-    return response
 
 
 @routes.get("/api/v1/servers")

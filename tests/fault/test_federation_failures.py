@@ -58,7 +58,8 @@ def test_corrupt_remote_frame_fails_the_origin_job_and_keeps_the_good_frames(
         job = detail["job"]
         assert job["state"] == "failed", job
         assert f"frame(s) could not be fetched: {bad['frame']}" in job["error"], job["error"]
-        assert "failed verification" in job["error"]
+        # The remote checks a frame's bytes before serving it, so it refuses the corrupt one.
+        assert "frame_corrupt" in job["error"] and "not served" in job["error"], job["error"]
         frames = studio.get(f"/api/v1/jobs/{job_id}/frames")["frames"]
         assert sorted(f["frame"] for f in frames) == [2, 3, 4]
         studio_dir = Path(job["storage_dir"])
