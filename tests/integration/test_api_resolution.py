@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from site_agent.app import build_app
-from site_agent.config import parse_config
 from site_agent.dispatcher import assign_message
 from site_agent.jobs import parse_submission
 
@@ -20,19 +16,9 @@ SCENE_SHA = hashlib.sha256(SCENE).hexdigest()
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    config = parse_config(
-        {
-            "name": "studio",
-            "storage": str(tmp_path / "storage"),
-            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        },
-        source="test",
-        base_dir=tmp_path,
-    )
-    async with TestClient(TestServer(build_app(config))) as c:
-        await c.put(f"/api/v1/blobs/{SCENE_SHA}", data=SCENE)
-        yield c
+async def client(agent_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    await agent_client.put(f"/api/v1/blobs/{SCENE_SHA}", data=SCENE)
+    return agent_client
 
 
 def _body(**extra: Any) -> dict[str, Any]:

@@ -16,11 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from site_agent.app import build_app
 from site_agent.appkeys import SITE
-from site_agent.config import parse_config
 from site_agent.site import SiteAgent
 from site_agent.store.records import FrameRecord
 
@@ -31,18 +29,8 @@ FRAMES = {1: b"\x89PNG one", 2: b"\x89PNG two", 3: b"\x89PNG" + os.urandom(3 * 1
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    config = parse_config(
-        {
-            "name": "studio",
-            "storage": str(tmp_path / "storage"),
-            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        },
-        source="test",
-        base_dir=tmp_path,
-    )
-    async with TestClient(TestServer(build_app(config))) as c:
-        yield c
+def client(agent_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    return agent_client
 
 
 async def _rendered_job(client: TestClient[Any, Any]) -> tuple[str, Path]:
