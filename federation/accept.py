@@ -17,8 +17,9 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
+from federation.admission import Admission, OnwardPeers, PeerLoad, may_forward_again, offer_path
 from federation.interfaces import (
     BlobIndex,
     CheckedFrames,
@@ -29,6 +30,7 @@ from federation.interfaces import (
     Wakeup,
 )
 from federation.peers import PeerConfig
+from federation.policy import Refusal, RefusalCode
 from federation.protocol import (
     Ack,
     Cancel,
@@ -41,9 +43,8 @@ from federation.protocol import (
     OfferReply,
 )
 from federation.store import OfferRow
-from scheduler.errors import SchedulerError
 from scheduler.frames import chunk_frames, parse_frames
-from scheduler.profile import JobProfile, explain_unmatched, matches
+from scheduler.profile import JobProfile
 from site_agent.errors import ConflictError, JobExistsError, NotFoundError
 from site_agent.storage import OpenFrame
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
@@ -56,6 +57,14 @@ _NOTIFY_STATE = {
     JobState.FAILED: NotifyState.FAILED,
     JobState.CANCELLED: NotifyState.CANCELLED,
 }
+
+
+class Relay(OnwardPeers, Protocol):
+    """Forwarding an accepted job on (:class:`~federation.forwarding.Forwarding`)."""
+
+    async def place(
+        self, job: JobRecord, requested: str | None, exclude: frozenset[str] = frozenset()
+    ) -> JobRecord: ...
 
 
 def remote_job_id(key: str) -> str:
@@ -78,17 +87,26 @@ class Acceptance:
         views: ServerViews,
         wakeup: Wakeup,
         known_packages: Collection[str],
+        load: PeerLoad,
+        relay: Relay | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
+        self._relay = relay
+        self._admission = Admission(
+            name=name,
+            load=load,
+            views=views,
+            onward=relay,
+            known_packages=known_packages,
+            clock=clock,
+        )
         self._jobs = jobs
         self._offers = offers
         self._outbox = outbox
         self._blobs = blobs
         self._frames = frames
-        self._views = views
         self._wakeup = wakeup
-        self._known_packages = known_packages
         self._clock = clock
         self._last_progress: dict[str, float] = {}
 
@@ -96,15 +114,32 @@ class Acceptance:
     async def offer(self, peer: PeerConfig, offer: Offer) -> OfferReply:
         store = self._offers
         if not peer.allow_accept_from:
-            return _reject(offer, f"site {self._name} does not accept jobs from {peer.name}")
+            return _reject(
+                offer,
+                Refusal(
+                    code=RefusalCode.NOT_ACCEPTED,
+                    message=f"site {self._name} does not accept jobs from {peer.name}",
+                ),
+            )
         if not offer.key.startswith(f"{peer.name}:"):
-            return _reject(offer, f"offer key {offer.key!r} must start with '{peer.name}:'")
+            return _reject(
+                offer,
+                Refusal(
+                    code=RefusalCode.INVALID,
+                    message=f"offer key {offer.key!r} must start with '{peer.name}:'",
+                ),
+            )
         existing = await store.get_offer(offer.key)
         if existing is None:
-            reasons = await self._check(offer)
-            if reasons:
-                log.info("offer %s from %s rejected: %s", offer.key, peer.name, "; ".join(reasons))
-                return _reject(offer, *reasons)
+            refused = await self._admission.check(peer, offer)
+            if refused:
+                log.info(
+                    "offer %s from %s refused: %s",
+                    offer.key,
+                    peer.name,
+                    "; ".join(r.message for r in refused),
+                )
+                return _reject(offer, *refused)
             existing = await store.insert_offer(
                 key=offer.key,
                 site=peer.name,
@@ -121,26 +156,14 @@ class Acceptance:
                 offer.job.profile.get("package"),
             )
         if existing.site != peer.name:
-            return _reject(offer, "this offer key belongs to another site")
+            return _reject(
+                offer,
+                Refusal(code=RefusalCode.INVALID, message="this offer key belongs to another site"),
+            )
         if existing.remote_job_id is not None:
             return OfferReply(key=offer.key, accepted=True, remote_job_id=existing.remote_job_id)
         missing = self._blobs.missing(m.sha256 for m in offer.manifest)
         return OfferReply(key=offer.key, accepted=True, missing=tuple(missing))
-
-    async def _check(self, offer: Offer) -> list[str]:
-        try:
-            profile = JobProfile.from_dict(dict(offer.job.profile))
-            parse_frames(offer.job.frames)
-        except SchedulerError as exc:
-            return [str(exc)]
-        if profile.package not in self._known_packages:
-            return [f"this site does not know render package {profile.package!r}"]
-        if offer.job.scene not in {m.path for m in offer.manifest}:
-            return [f"the scene {offer.job.scene!r} is not in the manifest"]
-        views = await self._views.server_views()
-        if not any(matches(profile, v) for v in views):
-            return [f"no server at {self._name} can run it: {explain_unmatched(profile, views)}"]
-        return []
 
     async def blob_allowed(self, peer: PeerConfig, sha256: str) -> bool:
         """Whether ``peer`` may upload this blob: it is in one of its uncommitted offers."""
@@ -166,6 +189,10 @@ class Acceptance:
                 missing=missing,
             )
         job = self._job_from_offer(peer, offer)
+        path = offer_path(offer, peer.name)
+        if job.forward_allowed and self._relay is not None:
+            # The policy allows one more hop: place it like a submission, never back along its path.
+            job = await self._relay.place(job, None, exclude=frozenset(path))
         frames = parse_frames(offer.job.frames)
         try:
             await self._jobs.create_job(job, chunk_frames(frames, job.chunk_size))
@@ -198,7 +225,7 @@ class Acceptance:
             settings=dict(spec.settings),
             placement=LOCAL,
             placement_reason=f"accepted from {peer.name} (its job {offer.origin_job_id})",
-            forward_allowed=False,
+            forward_allowed=may_forward_again(peer, offer_path(offer, peer.name)),
             origin_job_id=offer.origin_job_id,
             created_at=now,
             updated_at=now,
@@ -344,5 +371,10 @@ def _frame_dict(frame: FrameRecord) -> dict[str, Any]:
     return {"frame": frame.frame, "sha256": frame.sha256, "size": frame.size, "name": frame.name}
 
 
-def _reject(offer: Offer, *reasons: str) -> OfferReply:
-    return OfferReply(key=offer.key, accepted=False, reasons=tuple(reasons))
+def _reject(offer: Offer, *refused: Refusal) -> OfferReply:
+    return OfferReply(
+        key=offer.key,
+        accepted=False,
+        reasons=tuple(r.message for r in refused),
+        codes=tuple(r.code.value for r in refused),
+    )

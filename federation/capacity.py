@@ -10,9 +10,10 @@ reachability (last successful contact either way) it feeds placement and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +21,16 @@ from federation.client import PeerUnavailableError
 from federation.errors import FederationError
 from federation.interfaces import AdvertRows, PeerContact, PeerSender, QueueDepth, ServerViews
 from federation.peers import FederationConfig, PeerConfig
+from federation.policy import AcceptPolicy
 from federation.protocol import Ack, CapacityAdvert, ServerCapacity
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
+from spillway.core.records import FileEntry
 
 log = logging.getLogger(__name__)
 
 CAPACITY_PATH = "/fed/v1/capacity"
+MAX_HELD_BLOBS = 100_000
 
 
 @dataclass(slots=True)
@@ -53,6 +57,7 @@ class PeerBook:
         self._store = store
         self._clock = clock
         self._peers = {p.name: PeerState() for p in config.peers}
+        self._held: dict[str, set[str]] = {p.name: set() for p in config.peers}
 
     @property
     def stale_after_s(self) -> float:
@@ -94,10 +99,27 @@ class PeerBook:
             return False
         return self._clock() - state.last_ok <= self.stale_after_s
 
-    def capacities(self, peers: Sequence[PeerConfig]) -> list[PeerCapacity]:
+    def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
+        """Remember blobs ``peer`` holds, so placement prefers it for jobs that reuse them.
+
+        Kept in memory only (a restart forgets; the offer reply is authoritative
+        anyway) and bounded: past ``MAX_HELD_BLOBS`` per peer the set starts over.
+        """
+        held = self._held.get(peer)
+        if held is None:
+            return
+        held.update(hashes)
+        if len(held) > MAX_HELD_BLOBS:
+            held.clear()
+
+    def capacities(
+        self, peers: Sequence[PeerConfig], manifest: Sequence[FileEntry] = ()
+    ) -> list[PeerCapacity]:
         """Placement's view of ``peers`` (no advert yet: no servers)."""
         result = []
+        sizes = {entry.sha256: entry.size for entry in manifest}
         for peer in peers:
+            held = self._held.get(peer.name, set())
             state = self._peers.get(peer.name) or PeerState()
             servers = (
                 tuple(_view(peer.name, s) for s in state.advert.servers) if state.advert else ()
@@ -108,6 +130,9 @@ class PeerBook:
                     servers=servers,
                     reachable=self.reachable(peer.name),
                     queue_depth=state.advert.queue_depth if state.advert else 0,
+                    preference=peer.preference,
+                    cost=peer.cost,
+                    held_bytes=sum(size for sha, size in sizes.items() if sha in held),
                 )
             )
         return result
@@ -122,6 +147,9 @@ class PeerBook:
                     "url": peer.url,
                     "forward": peer.allow_forward_to,
                     "accept": peer.allow_accept_from,
+                    "preference": peer.preference,
+                    "cost": peer.cost,
+                    "policy": _policy_dict(peer.policy),
                     "state": "up" if self.reachable(peer.name) else "unreachable",
                     "last_seen": state.last_ok or state.advert_at,
                     "last_error": state.last_error or None,
@@ -132,6 +160,19 @@ class PeerBook:
                 }
             )
         return body
+
+
+def _policy_dict(policy: AcceptPolicy) -> dict[str, Any]:
+    return {
+        "max_slots": policy.max_slots,
+        "max_queued_jobs": policy.max_queued_jobs,
+        "packages": None if policy.packages is None else sorted(policy.packages),
+        "max_priority": policy.max_priority,
+        "max_bytes_per_day": policy.max_bytes_per_day,
+        "hours": None if policy.hours is None else str(policy.hours),
+        "own_first": policy.own_first,
+        "max_hops": policy.max_hops,
+    }
 
 
 def _server_dict(server: ServerCapacity) -> dict[str, Any]:
@@ -174,6 +215,26 @@ def _view(peer: str, server: ServerCapacity) -> ServerView:
     )
 
 
+def advert_for(advert: CapacityAdvert, policy: AcceptPolicy) -> CapacityAdvert:
+    """What one peer is told: only the packages its policy accepts, and no more free
+    slots than its ``max_slots`` (the peer ranks on this; the offer check is the rule)."""
+    budget = policy.max_slots
+    servers = []
+    for server in advert.servers:
+        packages = {
+            name: version
+            for name, version in server.packages.items()
+            if policy.packages is None or name in policy.packages
+        }
+        if not packages:
+            continue
+        free = server.free_slots if budget is None else min(server.free_slots, budget)
+        if budget is not None:
+            budget -= free
+        servers.append(dataclasses.replace(server, packages=packages, free_slots=free))
+    return CapacityAdvert(servers=tuple(servers), queue_depth=advert.queue_depth)
+
+
 class Advertiser:
     """Tells every peer this site accepts jobs from what it could render for them."""
 
@@ -214,7 +275,9 @@ class Advertiser:
         while True:
             try:
                 advert = await self.build()
-                await asyncio.gather(*(self._advertise(peer, advert) for peer in targets))
+                await asyncio.gather(
+                    *(self._advertise(peer, advert_for(advert, peer.policy)) for peer in targets)
+                )
             except Exception:  # the loop must outlive any one bad round
                 log.exception("capacity advertisement round failed")
             await asyncio.sleep(self._config.advertise_interval_s)

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from tenacity import AsyncRetrying, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
@@ -31,6 +31,7 @@ from tenacity.wait import wait_random_exponential
 from federation.client import PeerUnavailableError
 from federation.errors import FederationError, UploadError
 from federation.interfaces import (
+    AcceptedOffers,
     BlobFiles,
     ForwardedJobs,
     ForwardingClient,
@@ -52,7 +53,8 @@ from federation.protocol import (
 )
 from federation.store import ForwardRow
 from scheduler.placement import LOCAL_SITE_NAMES, decide_placement, estimate_local_wait_s
-from scheduler.profile import matches
+from scheduler.profile import JobProfile, matches
+from scheduler.ranking import rank_peers
 from site_agent.errors import BadRequestError
 from site_agent.store.records import LOCAL, JobRecord
 
@@ -82,10 +84,12 @@ class Forwarding:
         blobs: BlobFiles,
         views: ServerViews,
         wakeup: Wakeup,
+        offers: AcceptedOffers | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = 5.0,
     ) -> None:
         self._name = name
+        self._offers = offers
         self._config = config
         self._jobs = jobs
         self._forwards = forwards
@@ -104,6 +108,7 @@ class Forwarding:
     async def place(
         self, job: JobRecord, requested: str | None, exclude: frozenset[str] = frozenset()
     ) -> JobRecord:
+        """Decide where ``job`` runs; never at a peer in ``exclude``, on its path, or tried before."""
         config = self._config
         if requested is not None and requested.strip().lower() in {*LOCAL_SITE_NAMES, self._name}:
             requested = "local"
@@ -113,7 +118,8 @@ class Forwarding:
                 raise BadRequestError(
                     f"this site does not forward jobs to {requested} ([[peers]] forward = false)"
                 )
-        targets = [p for p in config.peers if p.allow_forward_to and p.name not in exclude]
+        exclude = exclude | set(await self._path(job)) | set(await self._tried(job))
+        targets = [p for p in config.peers if p.allow_forward_to]
         views = await self._views.server_views()
         capable_slots = sum(v.slots for v in views if v.online and matches(job.profile, v))
         per_frame = await self._jobs.seconds_per_frame() or DEFAULT_FRAME_S
@@ -125,11 +131,14 @@ class Forwarding:
         decision = decide_placement(
             job.profile,
             local_servers=views,
-            peers=self._peers.capacities(targets),
+            peers=self._peers.capacities(targets, job.manifest),
             estimated_wait_s=wait,
             overflow_after_s=config.overflow_after_s,
             requested_site=requested,
             allow_forward=job.forward_allowed,
+            exclude=exclude,
+            job_bytes=sum(entry.size for entry in job.manifest),
+            avg_frame_s=per_frame,
         )
         if decision.site is None:
             return dataclasses.replace(job, placement=LOCAL, placement_reason=decision.reason)
@@ -140,6 +149,28 @@ class Forwarding:
             placement_epoch=job.placement_epoch + 1,
             remote_job_id=None,
         )
+
+    def onward_candidates(self, profile: JobProfile, exclude: Collection[str]) -> list[str]:
+        """Peers that advertise a server for ``profile``, best first, none in ``exclude``."""
+        targets = [p for p in self._config.peers if p.allow_forward_to]
+        ranking = rank_peers(profile, self._peers.capacities(targets), exclude=exclude)
+        return [c.name for c in ranking.candidates]
+
+    async def _path(self, job: JobRecord) -> tuple[str, ...]:
+        """The sites a job accepted from a peer went through before this one (empty for ours)."""
+        if job.origin_job_id is None or self._offers is None:
+            return ()
+        offer = await self._offers.offer_by_job(job.id)
+        if offer is None:
+            return ()
+        path = offer.body.get("path") or (offer.site,)
+        return tuple(str(site) for site in path)
+
+    async def _tried(self, job: JobRecord) -> list[str]:
+        """Peers an earlier placement of this job went to: a job is offered to a peer once."""
+        if job.placement_epoch == 0:
+            return []
+        return await self._forwards.forward_peers(job.id)
 
     # --- forwarding -------------------------------------------------------
     def start(self, job: JobRecord) -> None:
@@ -192,12 +223,23 @@ class Forwarding:
         if job is None:
             return  # cancelled or re-placed meanwhile
         key = f"{self._name}:{job.id}:{epoch}"
+        path = (*await self._path(job), self._name)
         try:
-            reply = await self._client.send(peer, "/fed/v1/offer", _offer(job, key), OfferReply)
+            reply = await self._client.send(
+                peer, "/fed/v1/offer", _offer(job, key, path), OfferReply
+            )
+        except PeerUnavailableError as exc:
+            self._peers.contact_failed(peer.name, str(exc))
+            log.warning("offering job %s to %s: %s", job_id, peer.name, exc)
+            if await self._next_candidate(job, peer, f"{peer.name} unreachable"):
+                return
+            raise _Retry() from exc
+        try:
             self._peers.contact_ok(peer.name)
             if not reply.accepted:
                 await self._rejected(job, peer, reply)
                 return
+            self._peers.note_blobs(peer.name, {m.sha256 for m in job.manifest} - set(reply.missing))
             remote_id = reply.remote_job_id or await self._upload_and_commit(job, peer, key, reply)
         except PeerUnavailableError as exc:
             self._peers.contact_failed(peer.name, str(exc))
@@ -274,12 +316,28 @@ class Forwarding:
         return commit.remote_job_id
 
     async def _rejected(self, job: JobRecord, peer: PeerConfig, reply: OfferReply) -> None:
-        reason = f"{peer.name} rejected the job: {'; '.join(reply.reasons) or 'no reason given'}"
-        log.warning("job %s: %s", job.id, reason)
+        reason = f"{peer.name} refused ({'; '.join(reply.reasons) or 'no reason given'})"
+        log.warning("job %s: %s [%s]", job.id, reason, ", ".join(reply.codes))
         await self._forwards.set_forward_state(
             job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._clock()
         )
         await self.replace(job.id, job.placement_epoch, reason, exclude=frozenset({peer.name}))
+
+    async def _next_candidate(self, job: JobRecord, peer: PeerConfig, why: str) -> bool:
+        """Move an offer the peer cannot be reached for to the next capable peer, if any.
+
+        With no other peer the offer is retried here until it answers or the lease
+        ends (the job cannot run here either, or it would not have been forwarded).
+        """
+        if job.remote_job_id is not None:
+            return False  # committed there: only the lease moves it
+        others = self.onward_candidates(
+            job.profile, {peer.name, *await self._path(job), *await self._tried(job)}
+        )
+        if not others:
+            return False
+        await self.replace(job.id, job.placement_epoch, why, exclude=frozenset({peer.name}))
+        return True
 
     # --- re-placement, cancel ----------------------------------------------
     async def replace(
@@ -292,7 +350,7 @@ class Forwarding:
         placed = await self.place(
             dataclasses.replace(job, placement=LOCAL), None, exclude=exclude | {job.placement}
         )
-        reason = f"re-placed: {why}; {placed.placement_reason}"
+        reason = replaced_reason(job.placement_reason, why, placed.placement_reason)
         now = self._clock()
         new_epoch = await self._jobs.replace_job(
             job_id,
@@ -403,7 +461,23 @@ class Forwarding:
             await self._results.apply_status(peer, row, status)
 
 
-def _offer(job: JobRecord, key: str) -> Offer:
+REPLACED = "re-placed: "
+_THEN = " → "
+
+
+def replaced_reason(old_reason: str, why: str, decision: str) -> str:
+    """``re-placed: <every earlier why, oldest first> → <the new decision>``.
+
+    Keeps the whole story of a job that went through several candidates:
+    ``re-placed: facility-a refused (package blender not accepted) → forwarded to facility-b: ...``.
+    """
+    earlier = ""
+    if old_reason.startswith(REPLACED) and _THEN in old_reason:
+        earlier = old_reason.removeprefix(REPLACED).split(_THEN, 1)[0] + "; "
+    return f"{REPLACED}{earlier}{why}{_THEN}{decision}"
+
+
+def _offer(job: JobRecord, key: str, path: tuple[str, ...]) -> Offer:
     spec = JobSpec(
         name=job.name,
         owner=job.owner,
@@ -416,5 +490,10 @@ def _offer(job: JobRecord, key: str) -> Offer:
         settings=dict(job.settings),
     )
     return Offer(
-        key=key, origin_job_id=job.id, epoch=job.placement_epoch, job=spec, manifest=job.manifest
+        key=key,
+        origin_job_id=job.id,
+        epoch=job.placement_epoch,
+        job=spec,
+        manifest=job.manifest,
+        path=path,
     )

@@ -30,6 +30,7 @@ from scheduler.profile import ServerView
 from site_agent.lifecycle import TransactionHook
 from site_agent.storage import OpenFrame
 from site_agent.store.records import FrameRecord, JobRecord, JobState
+from spillway.core.records import FileEntry
 
 _R = TypeVar("_R", bound=Message)
 
@@ -183,6 +184,12 @@ class OfferRows(Protocol):
     async def finished_offers_without_final(self) -> list[OfferRow]: ...
 
 
+class AcceptedOffers(Protocol):
+    """The offer a job accepted here came with (its forwarding path)."""
+
+    async def offer_by_job(self, remote_job_id: str) -> OfferRow | None: ...
+
+
 class AdvertRows(Protocol):
     async def save_advert(self, name: str, advert: Mapping[str, Any], *, at: float) -> None: ...
 
@@ -239,6 +246,9 @@ class ForwardRows(ForwardContact, Protocol):
 
     async def open_forwards(self) -> list[ForwardRow]: ...
 
+    async def forward_peers(self, job_id: str) -> list[str]:
+        """Every peer any placement of the job was offered to."""
+
 
 # --- the other federation parts ----------------------------------------------------
 
@@ -284,8 +294,14 @@ class PeerContact(Protocol):
 
 
 class PeerCapacities(PeerContact, Protocol):
-    def capacities(self, peers: Sequence[PeerConfig]) -> list[PeerCapacity]:
-        """Placement's view of ``peers``: their last adverts and reachability."""
+    def capacities(
+        self, peers: Sequence[PeerConfig], manifest: Sequence[FileEntry] = ()
+    ) -> list[PeerCapacity]:
+        """Placement's view of ``peers``: their last adverts, reachability, configured
+        preference and cost, and how many bytes of ``manifest`` each is known to hold."""
+
+    def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
+        """``peer`` holds these blobs (it said so in an offer reply, or we uploaded them)."""
 
 
 class MessageQueue(Protocol):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from federation.errors import FederationConfigError
 from federation.identity import SITE_NAME_RE
+from federation.policy import AcceptPolicy, parse_policy
 from federation.tls import TlsFiles
 
 __all__ = [
@@ -36,7 +37,7 @@ TOP_LEVEL_KEYS = ("federation", "peers")
 DEFAULT_LEASE_S = 300.0
 DEFAULT_ADVERTISE_INTERVAL_S = 10.0
 
-_PEER_KEYS = ("name", "url", "forward", "accept")
+_PEER_KEYS = ("name", "url", "forward", "accept", "preference", "cost", "policy")
 _FEDERATION_KEYS = (
     "listen",
     "ca",
@@ -58,6 +59,12 @@ class PeerConfig:
     """We may send jobs to this peer (TOML ``forward``)."""
     allow_accept_from: bool = True
     """We accept jobs from this peer (TOML ``accept``)."""
+    preference: int = 0
+    """Placement tries peers with a higher preference first (TOML ``preference``)."""
+    cost: float = 0.0
+    """Among otherwise equal peers, placement tries the cheaper first (TOML ``cost``)."""
+    policy: AcceptPolicy = field(default_factory=AcceptPolicy)
+    """What we accept from this peer (TOML ``[peers.policy]``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +159,9 @@ def parse_peers(raw: Sequence[Mapping[str, Any]], *, source: str) -> tuple[PeerC
                 ),
                 allow_forward_to=_bool(entry, "forward", source=source, prefix=prefix),
                 allow_accept_from=_bool(entry, "accept", source=source, prefix=prefix),
+                preference=_preference(entry, source=source, prefix=prefix),
+                cost=_cost(entry, source=source, prefix=prefix),
+                policy=parse_policy(entry.get("policy"), source=source, prefix=f"{prefix}policy."),
             )
         )
     return tuple(peers)
@@ -188,6 +198,26 @@ def _bool(table: Mapping[str, Any], key: str, *, source: str, prefix: str) -> bo
             source, f"{prefix}{key}", f"must be true or false, got {value!r}"
         )
     return value
+
+
+def _preference(table: Mapping[str, Any], *, source: str, prefix: str) -> int:
+    value = table.get("preference", 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FederationConfigError(
+            source,
+            f"{prefix}preference",
+            f"must be an integer (higher is tried first), got {value!r}",
+        )
+    return value
+
+
+def _cost(table: Mapping[str, Any], *, source: str, prefix: str) -> float:
+    value = table.get("cost", 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FederationConfigError(source, f"{prefix}cost", f"must be a number, got {value!r}")
+    if value < 0:
+        raise FederationConfigError(source, f"{prefix}cost", f"must not be negative, got {value!r}")
+    return float(value)
 
 
 def _path(table: Mapping[str, Any], key: str, *, source: str, base_dir: Path) -> Path:

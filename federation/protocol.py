@@ -183,6 +183,9 @@ class Offer(Message):
     epoch: NonNegative
     job: JobSpec
     manifest: tuple[CheckedFileEntry, ...]
+    path: tuple[str, ...] = ()
+    """Sites the job went through before the receiver, its origin first (the sender last).
+    Empty from older peers: read as ``(sender,)``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,8 +198,12 @@ class OfferReply(Message):
     missing: tuple[Sha256, ...] = ()
     """sha256 of the manifest blobs R does not have yet."""
     reasons: tuple[str, ...] = ()
+    """One line per reason, for people."""
     remote_job_id: str | None = None
     """Set when this offer was already committed earlier (a resend)."""
+    codes: tuple[str, ...] = ()
+    """Machine-readable refusal codes, one per reason (``package``, ``hop_limit``, ...;
+    see :class:`federation.policy.RefusalCode`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

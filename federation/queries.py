@@ -35,6 +35,17 @@ SELECT {OFFER_COLUMNS} FROM fed_offers WHERE site = $1 AND remote_job_id IS NULL
 ORDER BY created_at
 """
 
+# Jobs a peer has here that are not finished yet, plus its offers not committed yet
+# (made within the last hour: an offer the origin abandoned stops counting).
+PEER_OPEN_JOBS = f"""
+SELECT (SELECT COUNT(*) FROM fed_offers o JOIN jobs j ON j.id = o.remote_job_id
+        WHERE o.site = $1 AND j.state IN {UNFINISHED_JOB})
+     + (SELECT COUNT(*) FROM fed_offers WHERE site = $1 AND remote_job_id IS NULL
+        AND created_at >= $2)
+"""
+
+OFFER_BODIES_SINCE = "SELECT body FROM fed_offers WHERE site = $1 AND created_at >= $2"
+
 COMMIT_OFFER = """
 UPDATE fed_offers SET remote_job_id = $2, committed_at = $3 WHERE key = $1 AND remote_job_id IS NULL
 """
@@ -88,6 +99,8 @@ GET_FORWARD = f"SELECT {FORWARD_COLUMNS} FROM fed_forwards WHERE job_id = $1 AND
 LATEST_FORWARD = f"""
 SELECT {FORWARD_COLUMNS} FROM fed_forwards WHERE job_id = $1 ORDER BY epoch DESC LIMIT 1
 """
+
+FORWARD_PEERS = "SELECT DISTINCT peer FROM fed_forwards WHERE job_id = $1 ORDER BY peer"
 
 FORWARD_TRANSFER = """
 UPDATE fed_forwards SET bytes_sent = bytes_sent + $3, blobs_sent = blobs_sent + $4,

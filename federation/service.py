@@ -41,6 +41,7 @@ from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.results import Results
 from federation.store import FederationStore
+from scheduler.dispatch import GuestLimit
 from scheduler.profile import ServerView
 from site_agent.config import ConfigError
 from site_agent.lifecycle import (
@@ -177,18 +178,6 @@ class FederationService:
     def _wire(self, site: SiteAgent, *, poll_interval_s: float) -> None:
         link, store, clock = SiteLink(site), self.store, self.clock
         self.outbox = Outbox(store, self.client, self.book, self.config.peers, clock=clock)
-        self.acceptance = Acceptance(
-            name=self.name,
-            jobs=link,
-            offers=store,
-            outbox=self.outbox,
-            blobs=site.assets,
-            frames=site.storage,
-            views=link,
-            wakeup=site.dispatcher,
-            known_packages=site.known_packages,
-            clock=clock,
-        )
         self.results = Results(
             name=self.name,
             jobs=link,
@@ -210,10 +199,30 @@ class FederationService:
             blobs=site.assets,
             views=link,
             wakeup=site.dispatcher,
+            offers=store,
             clock=clock,
             poll_interval_s=poll_interval_s,
         )
+        self.acceptance = Acceptance(
+            name=self.name,
+            jobs=link,
+            offers=store,
+            outbox=self.outbox,
+            blobs=site.assets,
+            frames=site.storage,
+            views=link,
+            wakeup=site.dispatcher,
+            known_packages=site.known_packages,
+            load=store,
+            relay=self.forwarding,
+            clock=clock,
+        )
         self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
+        # Jobs accepted from a peer: its max_slots and own_first apply in this site's dispatcher.
+        site.dispatcher.guests = {
+            peer.name: GuestLimit(max_slots=peer.policy.max_slots, own_first=peer.policy.own_first)
+            for peer in self.config.peers
+        }
         self.endpoints = FederationEndpoints(
             name=self.name,
             config=self.config,
@@ -325,6 +334,7 @@ class FederationService:
         if row is None:
             return {}
         return {
+            "peers_tried": await self.store.forward_peers(job.id),
             "transfer": {
                 "peer": row.peer,
                 "epoch": row.epoch,

@@ -177,6 +177,19 @@ class FederationStore:
     async def pending_offers(self, site: str) -> list[OfferRow]:
         return [OfferRow.from_row(r) for r in await self._db.fetch(q.PENDING_OFFERS_OF_SITE, site)]
 
+    async def peer_open_jobs(self, site: str, *, pending_since: float) -> int:
+        """Unfinished jobs accepted from ``site``, plus its uncommitted offers since ``pending_since``."""
+        return int(await self._db.fetchval(q.PEER_OPEN_JOBS, site, pending_since) or 0)
+
+    async def offered_bytes_since(self, site: str, since: float) -> int:
+        """Total manifest bytes of the offers accepted from ``site`` since ``since``."""
+        total = 0
+        for row in await self._db.fetch(q.OFFER_BODIES_SINCE, site, since):
+            body = row["body"]
+            manifest = (json.loads(body) if isinstance(body, str) else body).get("manifest", ())
+            total += sum(int(entry.get("size", 0)) for entry in manifest)
+        return total
+
     async def commit_offer(self, key: str, remote_job_id: str, *, at: float) -> bool:
         return await self._db.execute(q.COMMIT_OFFER, key, remote_job_id, at) > 0
 
@@ -237,6 +250,10 @@ class FederationStore:
     async def get_forward(self, job_id: str, epoch: int) -> ForwardRow | None:
         row = await self._db.fetchrow(q.GET_FORWARD, job_id, epoch)
         return None if row is None else ForwardRow.from_row(row)
+
+    async def forward_peers(self, job_id: str) -> list[str]:
+        """Every peer any placement of the job was offered to (all epochs)."""
+        return [str(r["peer"]) for r in await self._db.fetch(q.FORWARD_PEERS, job_id)]
 
     async def latest_forward(self, job_id: str) -> ForwardRow | None:
         row = await self._db.fetchrow(q.LATEST_FORWARD, job_id)

@@ -4,22 +4,26 @@
 tasks and servers, asks for a plan, then claims each assignment atomically in
 the store (a plan made from a stale view simply loses the claim).
 
-Ordering: higher priority first; among equal priority, fair share (the job
-with the fewest running tasks, counting this plan's assignments, goes next,
-then the older job, then the lower id). A task goes to the capable server with
+Ordering: higher priority first; among equal priority, this site's own jobs
+before jobs accepted from a peer (unless that peer's policy says
+``own_first = false``), then fair share (the job with the fewest running tasks,
+counting this plan's assignments, goes next), then the older job, then the
+lower id. Jobs accepted from a peer with ``max_slots`` never hold more slots
+together than that. A task goes to the capable server with
 the most free slots (ties by name) so concurrent work spreads across hosts.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
 
 __all__ = [
     "Assignment",
+    "GuestLimit",
     "JobView",
     "TaskView",
     "plan_dispatch",
@@ -39,6 +43,18 @@ class JobView:
     running_tasks: int
     running_servers: frozenset[str]
     avoid_servers: frozenset[str] = frozenset()
+    guest_of: str | None = None
+    """The peer site this job was accepted from; None for this site's own jobs."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuestLimit:
+    """How the dispatcher treats the jobs accepted from one peer."""
+
+    max_slots: int | None = None
+    """Slots those jobs may hold at once (None: no limit)."""
+    own_first: bool = True
+    """This site's own jobs go before them at equal priority."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +253,12 @@ def _job_states(
 
 
 def plan_dispatch(
-    jobs: Sequence[JobView], tasks: Sequence[TaskView], servers: Sequence[ServerView]
+    jobs: Sequence[JobView],
+    tasks: Sequence[TaskView],
+    servers: Sequence[ServerView],
+    *,
+    guests: Mapping[str, GuestLimit] | None = None,
+    guest_running: Mapping[str, int] | None = None,
 ) -> list[Assignment]:
     """Plan which waiting tasks start now and where.
 
@@ -247,26 +268,58 @@ def plan_dispatch(
     when no other online capable server exists for the job. ``max_servers``
     counts distinct servers including ``job.running_servers``. Tasks whose job
     is not in ``jobs`` are ignored; a task id is assigned at most once.
+    ``guests`` holds the limits per peer for jobs with ``guest_of`` set (a peer
+    not listed gets the default :class:`GuestLimit`); ``guest_running`` counts
+    the tasks already active for each peer's jobs.
     """
+    limits = guests or {}
+    budget = _guest_budgets(limits, guest_running or {})
     planner = _Planner(servers)
     remaining = sum(planner.free.values())
     states = _job_states(planner, jobs, tasks)
     queue = [
-        (-state.job.priority, state.job.running_tasks, state.job.created_at, state.job.id, index)
+        (
+            -state.job.priority,
+            _guest_rank(state.job, limits),
+            state.job.running_tasks,
+            state.job.created_at,
+            state.job.id,
+            index,
+        )
         for index, state in enumerate(states)
     ]
     heapq.heapify(queue)
     assigned: set[int] = set()
     plan: list[Assignment] = []
     while queue and remaining > 0:
-        neg_priority, running, created_at, job_id, index = heapq.heappop(queue)
+        neg_priority, rank, running, created_at, job_id, index = heapq.heappop(queue)
+        guest = states[index].job.guest_of
+        if guest is not None and budget.get(guest, 1) <= 0:
+            continue  # that peer's jobs hold all the slots its policy allows
         assignment = _assign_next(planner, states[index], assigned)
         if assignment is None:
             continue
         plan.append(assignment)
         remaining -= 1
-        heapq.heappush(queue, (neg_priority, running + 1, created_at, job_id, index))
+        if guest is not None and guest in budget:
+            budget[guest] -= 1
+        heapq.heappush(queue, (neg_priority, rank, running + 1, created_at, job_id, index))
     return plan
+
+
+def _guest_rank(job: JobView, limits: Mapping[str, GuestLimit]) -> int:
+    """0 for this site's jobs (and a peer's whose policy waives own_first), 1 for guests."""
+    if job.guest_of is None:
+        return 0
+    return 1 if limits.get(job.guest_of, GuestLimit()).own_first else 0
+
+
+def _guest_budgets(limits: Mapping[str, GuestLimit], running: Mapping[str, int]) -> dict[str, int]:
+    return {
+        site: limit.max_slots - running.get(site, 0)
+        for site, limit in limits.items()
+        if limit.max_slots is not None
+    }
 
 
 def stranded_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dict[str, str]:

@@ -9,11 +9,12 @@ site. Every decision carries a sentence saying why, for ``spillway job``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from scheduler.errors import PolicyError, ProfileError
 from scheduler.profile import JobProfile, ServerView, matches
+from scheduler.ranking import PeerCapacity, Ranking, rank_peers
 from scheduler.versions import satisfies
 
 __all__ = [
@@ -29,21 +30,13 @@ LOCAL_SITE_NAMES = frozenset({"", "local"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeerCapacity:
-    """A peer's last capacity advertisement."""
-
-    name: str
-    servers: tuple[ServerView, ...]
-    queue_depth: int
-    reachable: bool = True
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Placement:
     """Where a job runs: ``site`` is a peer name, or None for this site."""
 
     site: str | None
     reason: str
+    candidates: tuple[str, ...] = ()
+    """When forwarded: every capable peer, best first (``site`` is the first)."""
 
 
 def estimate_local_wait_s(
@@ -77,30 +70,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _peer_offer(profile: JobProfile, peer: PeerCapacity) -> tuple[int, int]:
-    """(capable servers, free slots on online capable servers) advertised by ``peer``."""
-    capable = [server for server in peer.servers if matches(profile, server)]
-    free = sum(max(server.free_slots, 0) for server in capable if server.online)
-    return len(capable), free
-
-
-def _best_peer(
-    profile: JobProfile, peers: Sequence[PeerCapacity], *, need_free: bool
-) -> tuple[PeerCapacity, int, int] | None:
-    """Reachable peer with most free capable slots, then shortest queue, then name."""
-    best: tuple[tuple[int, int, str], tuple[PeerCapacity, int, int]] | None = None
-    for peer in peers:
-        if not peer.reachable:
-            continue
-        capable, free = _peer_offer(profile, peer)
-        if capable == 0 or (need_free and free == 0):
-            continue
-        rank = (-free, peer.queue_depth, peer.name)
-        if best is None or rank < best[0]:
-            best = (rank, (peer, capable, free))
-    return None if best is None else best[1]
-
-
 def _local_cause(profile: JobProfile, local_servers: Sequence[ServerView]) -> str:
     if not local_servers:
         return "no local render servers are registered"
@@ -129,12 +98,15 @@ def _requested(requested_site: str, peers: Sequence[PeerCapacity]) -> Placement:
     raise ProfileError(f"unknown site {requested_site!r}: known sites are {known}")
 
 
-def _forward(profile: JobProfile, best: tuple[PeerCapacity, int, int], cause: str) -> Placement:
-    peer, capable, free = best
-    offer = f"{peer.name} has {_plural(capable, 'capable server')}"
-    if free:
-        offer += f" with {_plural(free, 'free slot')}"
-    return Placement(site=peer.name, reason=f"forwarded to {peer.name}: {cause}; {offer}")
+def _forward(ranking: Ranking, cause: str, job_bytes: int) -> Placement:
+    best = ranking.candidates[0]
+    reason = f"forwarded to {best.name}: {cause}; {best.describe(job_bytes)}"
+    others = ranking.summary(job_bytes)
+    return Placement(
+        site=best.name,
+        reason=f"{reason} ({others})" if others else reason,
+        candidates=tuple(c.name for c in ranking.candidates),
+    )
 
 
 def decide_placement(
@@ -146,10 +118,16 @@ def decide_placement(
     overflow_after_s: float | None,
     requested_site: str | None = None,
     allow_forward: bool = True,
+    exclude: Collection[str] = (),
+    job_bytes: int = 0,
+    avg_frame_s: float = 1.0,
 ) -> Placement:
     """Decide where a new job runs; see the module docstring for the rules.
 
-    Raises :class:`ProfileError` when ``requested_site`` names no known peer.
+    Peers in ``exclude`` (already tried for this job, or on its forwarding path)
+    are never chosen. Among the others, :func:`scheduler.ranking.rank_peers`
+    orders the candidates. Raises :class:`ProfileError` when ``requested_site``
+    names no known peer.
     """
     if not allow_forward:
         return Placement(site=None, reason="forwarding disabled for this job")
@@ -163,6 +141,9 @@ def decide_placement(
             site=None,
             reason=f"local: {_plural(len(online), 'online local server')} can run {profile.requirement}",
         )
+    ranking = rank_peers(
+        profile, peers, need_free=bool(online), exclude=exclude, avg_frame_s=avg_frame_s
+    )
     if not online:
         # Offline servers are no capacity: a job only they could run goes where it can run.
         cause = (
@@ -170,30 +151,27 @@ def decide_placement(
             if not capable
             else _offline_cause(profile, capable)
         )
-        best = _best_peer(profile, peers, need_free=False)
-        if best is not None:
-            return _forward(profile, best, cause)
-        unreachable = [
-            peer.name
-            for peer in peers
-            if not peer.reachable and any(matches(profile, server) for server in peer.servers)
-        ]
-        if unreachable:
-            tail = f"only unreachable peers ({', '.join(sorted(unreachable))}) advertise one"
-        else:
-            tail = "no peer advertises one either"
+        if ranking.candidates:
+            return _forward(ranking, cause, job_bytes)
+        tail = _no_peer(ranking, excluded=bool(exclude))
         return Placement(site=None, reason=f"queued locally: {cause}; {tail}")
     cause = (
         f"estimated local wait {_duration(estimated_wait_s)} exceeds "
         f"overflow_after {_duration(overflow_after_s or 0.0)}"
     )
-    best = _best_peer(profile, peers, need_free=True)
-    if best is not None:
-        return _forward(profile, best, cause)
+    if ranking.candidates:
+        return _forward(ranking, cause, job_bytes)
     return Placement(
         site=None,
         reason=f"queued locally: {cause}, but no reachable peer has free capable slots",
     )
+
+
+def _no_peer(ranking: Ranking, *, excluded: bool) -> str:
+    unreachable = sorted(s.name for s in ranking.skipped if s.reason == "unreachable")
+    if unreachable:
+        return f"only unreachable peers ({', '.join(unreachable)}) advertise one"
+    return f"no {'other ' if excluded else ''}peer advertises one either"
 
 
 def _offline_cause(profile: JobProfile, capable: Sequence[ServerView]) -> str:

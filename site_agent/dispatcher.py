@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
 from scheduler.dispatch import (
     Assignment,
+    GuestLimit,
     JobView,
     TaskView,
     plan_dispatch,
@@ -108,6 +109,8 @@ class Dispatcher:
         self._hold_until = 0.0
         self.rounds = 0
         self.dispatched = 0
+        self.guests: Mapping[str, GuestLimit] = {}
+        """Per peer site: limits on the jobs accepted from it (set by federation)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -175,7 +178,14 @@ class Dispatcher:
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
         views = await self._runnable(_job_views(snap, self._bad_server_threshold))
-        plan = await self._sendable_only(plan_dispatch(views, _task_views(snap), servers), jobs)
+        plan = plan_dispatch(
+            views,
+            _task_views(snap),
+            servers,
+            guests=self.guests,
+            guest_running=snap.guest_running,
+        )
+        plan = await self._sendable_only(plan, jobs)
         if not plan:
             return 0
         now = self._clock()
@@ -332,6 +342,7 @@ def _job_views(snap: DispatchSnapshot, threshold: int) -> list[JobView]:
                 running_tasks=running.tasks if running else 0,
                 running_servers=running.servers if running else frozenset(),
                 avoid_servers=bad_servers(failures, threshold),
+                guest_of=job.origin_site if job.origin_job_id is not None else None,
             )
         )
     return views

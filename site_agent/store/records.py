@@ -166,6 +166,8 @@ class DispatchSnapshot:
     """Per job id: failure count per server id."""
     failed_on: Mapping[int, frozenset[str]]
     """Per waiting task id: servers where an earlier attempt failed."""
+    guest_running: Mapping[str, int] = field(default_factory=dict)
+    """Per peer site: active tasks of the jobs accepted from it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,9 @@ async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnap
         running=await _running(conn, jobs),
         server_failures=await _server_failures(conn, jobs),
         failed_on=await _failed_on(conn, waiting),
+        guest_running={
+            str(row["site"]): int(row["n"]) for row in await conn.fetch(q.GUEST_RUNNING)
+        },
     )
 
 

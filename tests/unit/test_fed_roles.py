@@ -409,6 +409,27 @@ class FakeRows:
     async def open_forwards(self) -> list[ForwardRow]:
         return [r for r in self.forwards.values() if r.state in ("offering", "committed")]
 
+    async def forward_peers(self, job_id: str) -> list[str]:
+        return sorted(
+            {
+                peer
+                for (job, _), row in self.forwards.items()
+                if job == job_id
+                for peer in [row.peer]
+            }
+        )
+
+    async def peer_open_jobs(self, site: str, *, pending_since: float) -> int:
+        return sum(o.site == site for o in self.offers.values())
+
+    async def offered_bytes_since(self, site: str, since: float) -> int:
+        return sum(
+            int(m["size"])
+            for o in self.offers.values()
+            if o.site == site and o.created_at >= since
+            for m in o.body.get("manifest", ())
+        )
+
 
 class FakeClient:
     """PeerSender, ForwardingClient and FrameDownloader with scripted answers."""
@@ -467,6 +488,7 @@ class FakePeers:
 
     def __init__(self, *capacities: PeerCapacity) -> None:
         self.capacity = list(capacities)
+        self.held: dict[str, set[str]] = {}
         self.ok: list[str] = []
         self.failed: list[str] = []
 
@@ -476,9 +498,14 @@ class FakePeers:
     def contact_failed(self, peer: str, error: str) -> None:
         self.failed.append(peer)
 
-    def capacities(self, peers: Sequence[PeerConfig]) -> list[PeerCapacity]:
+    def capacities(
+        self, peers: Sequence[PeerConfig], manifest: Sequence[FileEntry] = ()
+    ) -> list[PeerCapacity]:
         names = {p.name for p in peers}
         return [c for c in self.capacity if c.name in names]
+
+    def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
+        self.held.setdefault(peer, set()).update(hashes)
 
 
 class FakeQueue:
@@ -550,6 +577,7 @@ def remote(tmp_path: Path, *views: ServerView) -> Remote:
         views=site,
         wakeup=site,
         known_packages={"povray", "blender"},
+        load=rows,
         clock=Clock(),
     )
     return Remote(acceptance, jobs, rows, queue, site)

@@ -97,8 +97,10 @@ def test_forward_when_no_local_server_can_ever_match() -> None:
         site="facility",
         reason=(
             "forwarded to facility: no local server has povray>=3.7; "
-            "facility has 2 capable servers with 3 free slots"
+            "facility has 2 capable servers, 3 free slots, wait 0 s "
+            "(next: busyplace has 1 capable server, 0 free slots, wait 2 s)"
         ),
+        candidates=("facility", "busyplace"),
     )
 
 
@@ -107,7 +109,9 @@ def test_forward_when_no_local_server_can_ever_match() -> None:
     [
         ([peer("b", server("r1"), queue=3), peer("a", server("r2"), queue=3)], "a"),
         ([peer("a", server("r1"), queue=9), peer("b", server("r2"), queue=1)], "b"),
-        ([peer("a", server("r1", free=1)), peer("b", server("r2", free=2), queue=50)], "b"),
+        # No wait beats more free slots behind a long queue.
+        ([peer("a", server("r1", free=1)), peer("b", server("r2", free=2), queue=50)], "a"),
+        ([peer("a", server("r1", free=1)), peer("b", server("r2", free=2))], "b"),
         (
             [
                 peer("a", server("r1"), reachable=False),
