@@ -159,7 +159,13 @@ class FakeJobs:
         job = self.jobs[job_id]
         if job.placement_epoch != old_epoch or job.state.finished:
             return None
-        self._set(job_id, placement=placement, placement_epoch=old_epoch + 1, remote_job_id=None)
+        self._set(
+            job_id,
+            placement=placement,
+            placement_reason=reason,
+            placement_epoch=old_epoch + 1,
+            remote_job_id=None,
+        )
         if hook is not None:
             await hook(NO_CONNECTION)
         return old_epoch + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler import Assignment, JobProfile, JobView, ServerView, TaskView, matches, plan_dispatch
-from scheduler.dispatch import stranded_jobs, unplaceable_jobs
+from scheduler.dispatch import GuestLimit, stranded_jobs, unplaceable_jobs
 
 BUILTIN = JobProfile(package="builtin")
 
@@ -350,3 +351,51 @@ def test_unplaceable_jobs(view: JobView, servers: list[ServerView], unplaceable:
     assert (view.id in found) is unplaceable
     if unplaceable:
         assert found[view.id]  # the reason, as spillway job words it
+
+
+# --- jobs accepted from peers: own jobs first, max_slots ----------------------------
+
+
+def guest(jid: str, site: str, **kwargs: object) -> JobView:
+    return dataclasses.replace(job(jid, **kwargs), guest_of=site)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("guests", "first"),
+    [
+        ({}, "own"),  # a peer without a policy: own jobs first
+        ({"studio": GuestLimit()}, "own"),
+        ({"studio": GuestLimit(own_first=False)}, "visit"),  # then fair share and age decide
+    ],
+)
+def test_own_jobs_go_first_at_equal_priority_unless_the_policy_says_otherwise(
+    guests: dict[str, GuestLimit], first: str
+) -> None:
+    jobs = [guest("visit", "studio", created_at=1.0), job("own", created_at=2.0)]
+    plan = plan_dispatch(
+        jobs, tasks("visit", 1) + tasks("own", 1, start=10), [server("s1")], guests=guests
+    )
+    assert [a.job_id for a in plan] == [first]
+
+
+def test_a_guest_job_of_higher_priority_still_goes_first() -> None:
+    jobs = [guest("visit", "studio", priority=90), job("own", priority=10)]
+    plan = plan_dispatch(jobs, tasks("visit", 1) + tasks("own", 1, start=10), [server("s1")])
+    assert [a.job_id for a in plan] == ["visit"]
+
+
+@pytest.mark.parametrize(("limit", "running", "expected"), [(3, 0, 3), (3, 2, 1), (3, 3, 0)])
+def test_a_peers_jobs_together_hold_at_most_max_slots(
+    limit: int, running: int, expected: int
+) -> None:
+    jobs = [guest("v1", "studio"), guest("v2", "studio"), guest("x", "other")]
+    plan = plan_dispatch(
+        jobs,
+        tasks("v1", 4) + tasks("v2", 4, start=10) + tasks("x", 2, start=20),
+        [server("s1", free=10)],
+        guests={"studio": GuestLimit(max_slots=limit)},
+        guest_running={"studio": running},
+    )
+    counts = per_job(plan)
+    assert counts["v1"] + counts["v2"] == expected
+    assert counts["x"] == 2  # another peer without max_slots is not held back
