@@ -219,3 +219,14 @@ def test_a_peer_is_advertised_only_what_its_policy_accepts() -> None:
     none = advert_for(advert, AcceptPolicy(packages=frozenset({"houdini"})))
     assert none.servers == ()
     assert advert_for(advert, AcceptPolicy()) == advert
+
+
+@pytest.mark.parametrize("name", ["studio", "facility-a", "facility-b"])
+def test_the_three_site_example_configs_parse(name: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "configs" / f"three-site-{name}.toml"
+    doc = tomllib.loads(path.read_text())
+    config = parse_federation(doc, source=str(path), base_dir=path.parent)
+    assert doc["name"] == name
+    assert sorted(p.name for p in config.peers) == sorted(
+        {"studio", "facility-a", "facility-b"} - {name}
+    )
