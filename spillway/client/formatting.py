@@ -299,10 +299,23 @@ def format_peers(peers: Sequence[Mapping[str, Any]], now: float) -> str:
             p.get("url"),
             human_age(p.get("last_seen"), now),
             _compact(p.get("capacity")),
+            _peer_terms(p),
         ]
         for p in peers
     ]
-    return table(["NAME", "STATE", "URL", "LAST SEEN", "CAPACITY"], rows)
+    return table(["NAME", "STATE", "URL", "LAST SEEN", "CAPACITY", "TERMS"], rows)
+
+
+_POLICY_DEFAULTS = {"own_first": True, "max_hops": 1}
+
+
+def _peer_terms(peer: Mapping[str, Any]) -> str:
+    """Placement preference/cost and the acceptance policy, only where not the default."""
+    terms = {k: peer.get(k) for k in ("preference", "cost") if peer.get(k)}
+    for key, value in (peer.get("policy") or {}).items():
+        if value is not None and value != _POLICY_DEFAULTS.get(key):
+            terms[key] = ",".join(value) if isinstance(value, list) else value
+    return _compact(terms)
 
 
 # --- progress --------------------------------------------------------------------------

@@ -239,7 +239,15 @@ def test_format_peers():
         "ago",
         "free_slots",
         "8",
+        "-",
     ]
+    peers[0] |= {
+        "preference": 10,
+        "cost": 0.0,
+        "policy": {"packages": ["povray", "blender"], "max_priority": 50, "max_hops": 1},
+    }
+    terms = format_peers(peers, NOW).splitlines()[1].split("8 ", 1)[1].strip()
+    assert terms == "max_priority 50, packages povray,blender, preference 10"
 
 
 def test_progress_line_matches_the_documented_shape():
