@@ -218,3 +218,37 @@ async def test_adverts_and_placement_inputs(store: Store) -> None:
     await lc(store).create(make_job("j1"), [(1, 2, 3), (4, 5, 6)])
     assert await store.local_frames_waiting() == 6  # 2 waiting tasks of chunk size 3
     assert await store.seconds_per_frame() is None
+
+
+async def test_what_a_peer_already_has_here_counts_for_its_policy(store: Store) -> None:
+    s = await fed(store)
+
+    def body(size: int) -> dict[str, object]:
+        return {"manifest": [{"path": "a", "sha256": "a" * 64, "size": size}]}
+
+    for key, at, size in (("studio:j1:1", 10.0, 100), ("studio:j2:1", 5000.0, 20)):
+        await s.insert_offer(
+            key=key, site="studio", origin_job_id=key, epoch=1, body=body(size), at=at
+        )
+    await s.insert_offer(
+        key="rival:j1:1", site="rival", origin_job_id="x", epoch=1, body=body(7), at=10.0
+    )
+    await lc(store).create(make_job("r1"), [(1, 2, 3), (4, 5, 6)])
+    await s.commit_offer("studio:j1:1", "r1", at=11.0)
+    # r1 unfinished, plus j2 pending since 5000 (j1 no longer pending: committed).
+    assert await s.peer_open_jobs("studio", pending_since=0.0) == 2
+    assert await s.peer_open_jobs("studio", pending_since=6000.0) == 1
+    await lc(store).cancel("r1", at=12.0)
+    assert await s.peer_open_jobs("studio", pending_since=6000.0) == 0
+    assert await s.offered_bytes_since("studio", 0.0) == 120
+    assert await s.offered_bytes_since("studio", 1000.0) == 20
+    assert await s.offered_bytes_since("nobody", 0.0) == 0
+
+
+async def test_forward_peers_lists_every_peer_of_every_epoch(store: Store) -> None:
+    s = await fed(store)
+    assert await s.forward_peers("j1") == []
+    await s.start_forward("j1", 1, "facility-a", at=1.0)
+    await s.start_forward("j1", 2, "facility-b", at=2.0)
+    await s.start_forward("j2", 1, "facility-c", at=3.0)
+    assert await s.forward_peers("j1") == ["facility-a", "facility-b"]

@@ -335,6 +335,27 @@ async def test_dispatch_snapshot_contents(store: Store) -> None:
     assert snap.failed_on[b[0].id] == frozenset()
 
 
+async def test_dispatch_snapshot_counts_active_tasks_of_accepted_jobs_per_peer(
+    store: Store,
+) -> None:
+    async def accepted(job_id: str, site: str, chunks: int) -> list[TaskRecord]:
+        job = dataclasses.replace(make_job(job_id), origin_site=site, origin_job_id=f"o-{job_id}")
+        await lc(store).create(job, [(i,) for i in range(chunks)])
+        return await store.list_tasks(job_id)
+
+    p1, p2 = await accepted("from-paris", "paris", 2)
+    [p3] = await accepted("also-paris", "paris", 1)
+    [o1] = await accepted("from-oslo", "oslo", 1)
+    [own] = await new_job(store, "own", chunks=[(1,)])
+    for task in (p1, p2, p3, o1, own):
+        await claim(store, task)
+    await lc(store).fail_task(p3.id, 1, "s1", error="segfault", at=12.0, retry=False)
+
+    snap = await store.dispatch_snapshot(per_job_limit=1)
+
+    assert snap.guest_running == {"paris": 2, "oslo": 1}
+
+
 async def test_assign_tasks_is_fenced(store: Store) -> None:
     t0, t1, t2 = await new_job(store)
     [won] = await lc(store).assign([claim_of(t0, "s1"), claim_of(t0, "s2")], at=10.0)
