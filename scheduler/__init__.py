@@ -2,11 +2,12 @@
 
 Frame specs and chunking (:mod:`scheduler.frames`), job profiles versus server
 capabilities (:mod:`scheduler.profile`), dispatch planning
-(:mod:`scheduler.dispatch`), retry policy (:mod:`scheduler.retry`) and
-local-versus-peer placement (:mod:`scheduler.placement`).
+(:mod:`scheduler.dispatch`), retry policy (:mod:`scheduler.retry`),
+local-versus-peer placement (:mod:`scheduler.placement`) and the ranking of
+peers (:mod:`scheduler.ranking`).
 """
 
-from scheduler.dispatch import Assignment, JobView, TaskView, plan_dispatch
+from scheduler.dispatch import Assignment, GuestLimit, JobView, TaskView, plan_dispatch
 from scheduler.errors import FrameSpecError, PolicyError, ProfileError, SchedulerError
 from scheduler.frames import MAX_FRAME, chunk_frames, format_frames, parse_frames
 from scheduler.placement import (
@@ -27,6 +28,7 @@ from scheduler.profile import (
     explain_unmatched,
     matches,
 )
+from scheduler.ranking import Candidate, Ranking, Skipped, rank_peers
 from scheduler.retry import RetryDecision, bad_servers, decide_retry, lease_expired
 from scheduler.versions import lenient_version, satisfies
 
@@ -35,7 +37,9 @@ __all__ = [
     "MAX_FRAME",
     "ONLINE_STATUSES",
     "Assignment",
+    "Candidate",
     "FrameSpecError",
+    "GuestLimit",
     "JobProfile",
     "JobView",
     "Match",
@@ -44,10 +48,12 @@ __all__ = [
     "Placement",
     "PolicyError",
     "ProfileError",
+    "Ranking",
     "RetryDecision",
     "SchedulerError",
     "ServerStatus",
     "ServerView",
+    "Skipped",
     "TaskView",
     "bad_servers",
     "chunk_frames",
@@ -62,5 +68,6 @@ __all__ = [
     "matches",
     "parse_frames",
     "plan_dispatch",
+    "rank_peers",
     "satisfies",
 ]
