@@ -43,6 +43,7 @@ from federation.interfaces import (
     Wakeup,
 )
 from federation.peers import FederationConfig, PeerConfig
+from federation.placing import Placer, replaced_reason
 from federation.protocol import (
     Cancel,
     Commit,
@@ -52,15 +53,10 @@ from federation.protocol import (
     OfferReply,
 )
 from federation.store import ForwardRow
-from scheduler.placement import LOCAL_SITE_NAMES, decide_placement, estimate_local_wait_s
-from scheduler.profile import JobProfile, matches
-from scheduler.ranking import rank_peers
-from site_agent.errors import BadRequestError
+from scheduler.profile import JobProfile
 from site_agent.store.records import LOCAL, JobRecord
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FRAME_S = 1.0
 
 
 class _Retry(Exception):
@@ -103,74 +99,26 @@ class Forwarding:
         self._clock = clock
         self.poll_interval_s = poll_interval_s
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._placer = Placer(
+            name=name,
+            config=config,
+            jobs=jobs,
+            forwards=forwards,
+            peers=peers,
+            views=views,
+            offers=offers,
+        )
 
-    # --- placement --------------------------------------------------------
+    # --- placement (federation.placing) -------------------------------------
     async def place(
         self, job: JobRecord, requested: str | None, exclude: frozenset[str] = frozenset()
     ) -> JobRecord:
-        """Decide where ``job`` runs; never at a peer in ``exclude``, on its path, or tried before."""
-        config = self._config
-        if requested is not None and requested.strip().lower() in {*LOCAL_SITE_NAMES, self._name}:
-            requested = "local"
-        if requested not in (None, "local"):
-            peer = config.peer(requested)
-            if peer is not None and not peer.allow_forward_to:
-                raise BadRequestError(
-                    f"this site does not forward jobs to {requested} ([[peers]] forward = false)"
-                )
-        exclude = exclude | set(await self._path(job)) | set(await self._tried(job))
-        targets = [p for p in config.peers if p.allow_forward_to]
-        views = await self._views.server_views()
-        capable_slots = sum(v.slots for v in views if v.online and matches(job.profile, v))
-        per_frame = await self._jobs.seconds_per_frame() or DEFAULT_FRAME_S
-        wait = estimate_local_wait_s(
-            queued_frames_ahead=await self._jobs.local_frames_waiting(),
-            capable_slots=capable_slots,
-            avg_frame_s=per_frame,
-        )
-        decision = decide_placement(
-            job.profile,
-            local_servers=views,
-            peers=self._peers.capacities(targets, job.manifest),
-            estimated_wait_s=wait,
-            overflow_after_s=config.overflow_after_s,
-            requested_site=requested,
-            allow_forward=job.forward_allowed,
-            exclude=exclude,
-            job_bytes=sum(entry.size for entry in job.manifest),
-            avg_frame_s=per_frame,
-        )
-        if decision.site is None:
-            return dataclasses.replace(job, placement=LOCAL, placement_reason=decision.reason)
-        return dataclasses.replace(
-            job,
-            placement=decision.site,
-            placement_reason=decision.reason,
-            placement_epoch=job.placement_epoch + 1,
-            remote_job_id=None,
-        )
+        """Decide where ``job`` runs (:meth:`federation.placing.Placer.place`)."""
+        return await self._placer.place(job, requested, exclude)
 
     def onward_candidates(self, profile: JobProfile, exclude: Collection[str]) -> list[str]:
         """Peers that advertise a server for ``profile``, best first, none in ``exclude``."""
-        targets = [p for p in self._config.peers if p.allow_forward_to]
-        ranking = rank_peers(profile, self._peers.capacities(targets), exclude=exclude)
-        return [c.name for c in ranking.candidates]
-
-    async def _path(self, job: JobRecord) -> tuple[str, ...]:
-        """The sites a job accepted from a peer went through before this one (empty for ours)."""
-        if job.origin_job_id is None or self._offers is None:
-            return ()
-        offer = await self._offers.offer_by_job(job.id)
-        if offer is None:
-            return ()
-        path = offer.body.get("path") or (offer.site,)
-        return tuple(str(site) for site in path)
-
-    async def _tried(self, job: JobRecord) -> list[str]:
-        """Peers an earlier placement of this job went to: a job is offered to a peer once."""
-        if job.placement_epoch == 0:
-            return []
-        return await self._forwards.forward_peers(job.id)
+        return self._placer.onward_candidates(profile, exclude)
 
     # --- forwarding -------------------------------------------------------
     def start(self, job: JobRecord) -> None:
@@ -223,7 +171,7 @@ class Forwarding:
         if job is None:
             return  # cancelled or re-placed meanwhile
         key = f"{self._name}:{job.id}:{epoch}"
-        path = (*await self._path(job), self._name)
+        path = (*await self._placer.path(job), self._name)
         try:
             reply = await self._client.send(
                 peer, "/fed/v1/offer", _offer(job, key, path), OfferReply
@@ -332,7 +280,7 @@ class Forwarding:
         if job.remote_job_id is not None:
             return False  # committed there: only the lease moves it
         others = self.onward_candidates(
-            job.profile, {peer.name, *await self._path(job), *await self._tried(job)}
+            job.profile, {peer.name, *await self._placer.path(job), *await self._placer.tried(job)}
         )
         if not others:
             return False
@@ -459,22 +407,6 @@ class Forwarding:
         )
         if state in ("done", "failed", "cancelled"):
             await self._results.apply_status(peer, row, status)
-
-
-REPLACED = "re-placed: "
-_THEN = " → "
-
-
-def replaced_reason(old_reason: str, why: str, decision: str) -> str:
-    """``re-placed: <every earlier why, oldest first> → <the new decision>``.
-
-    Keeps the whole story of a job that went through several candidates:
-    ``re-placed: facility-a refused (package blender not accepted) → forwarded to facility-b: ...``.
-    """
-    earlier = ""
-    if old_reason.startswith(REPLACED) and _THEN in old_reason:
-        earlier = old_reason.removeprefix(REPLACED).split(_THEN, 1)[0] + "; "
-    return f"{REPLACED}{earlier}{why}{_THEN}{decision}"
 
 
 def _offer(job: JobRecord, key: str, path: tuple[str, ...]) -> Offer:

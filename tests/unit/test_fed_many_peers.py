@@ -28,8 +28,9 @@ from test_fed_roles import (
 
 from federation.accept import Acceptance, remote_job_id
 from federation.client import PeerUnavailableError
-from federation.forwarding import Forwarding, replaced_reason
+from federation.forwarding import Forwarding
 from federation.peers import PeerConfig
+from federation.placing import replaced_reason
 from federation.policy import AcceptPolicy
 from federation.protocol import Commit, CommitReply, Offer, OfferReply
 from scheduler.profile import JobProfile
