@@ -244,6 +244,7 @@ class Forwarding:
         for sha in sorted(missing & unique):
             sent_bytes += await self._client.upload_blob(peer, sha, self._blobs.path_for(sha))
             sent_blobs += 1
+            self._peers.note_blobs(peer.name, (sha,))
         await self._forwards.add_transfer(
             job.id,
             job.placement_epoch,

@@ -196,3 +196,28 @@ async def _post(url: str, data: bytes, ssl_ctx: Any, server_hostname: str) -> tu
         result = resp.status, await resp.read()
     await asyncio.sleep(0.1)  # let the TLS transport close before the loop ends
     return result
+
+
+def test_an_unreachable_first_choice_moves_the_job_to_the_next(triangle: Federation) -> None:
+    studio, a, b = triangle["studio"], triangle["facility-a"], triangle["facility-b"]
+    a.stop()  # the studio's preferred peer goes away; its last advert still looks fresh
+    try:
+        job_id = submit(studio, "--frames", "1", "--name", "away")
+        detail = studio.wait_job(job_id, timeout=180)
+        job = detail["job"]
+        assert job["state"] == "done", job
+        assert job["placement"] == "facility-b", job
+        reason = job["placement_reason"]
+        # Either the offer failed (re-placed) or the studio had already noticed (skipped).
+        assert (
+            reason.startswith("re-placed: facility-a unreachable → forwarded to facility-b")
+            or "facility-a skipped (unreachable)" in reason
+        ), reason
+        remote = b.job(job["remote_job_id"])["job"]
+        assert remote["origin_job_id"] == job_id
+        # The first test uploaded this scene to facility-b: the studio remembers it holds it.
+        assert "holds 3.4 KiB of 3.4 KiB" in reason, reason
+        print(f"placement with facility-a away: {reason}")
+    finally:
+        a.start()
+        wait_advertised(studio, "facility-a", 1, timeout=60)

@@ -279,18 +279,20 @@ async def test_an_unreachable_first_choice_moves_the_offer_to_the_next(tmp_path:
     assert peers.failed == ["facility-a"]
     # The blobs facility-b already held are remembered for ranking later jobs.
     assert peers.held["facility-b"] == {SHA}
+    assert "facility-a" not in peers.held
     await f.close()
 
 
-async def test_an_offer_carries_the_path_and_a_relayed_job_avoids_it(tmp_path: Path) -> None:
+async def test_an_offer_carries_the_path_and_uploaded_blobs_count_as_held(tmp_path: Path) -> None:
     job = make_job(placement="facility-a", epoch=1)
-    f, _, _, client, _ = origin(tmp_path, job, capacity("facility-a"))
-    client.replies["/fed/v1/offer"] = [OfferReply(key="k", accepted=True, missing=())]
+    f, _, _, client, peers = origin(tmp_path, job, capacity("facility-a"))
+    client.replies["/fed/v1/offer"] = [OfferReply(key="k", accepted=True, missing=(SHA,))]
     client.replies["/fed/v1/commit"] = [CommitReply(key="k", remote_job_id="r1")]
     f.start(job)
     await until(lambda: any(path == "/fed/v1/commit" for _, path, _ in client.sent))
     offer = client.sent[0][2]
     assert isinstance(offer, Offer) and offer.path == ("studio",)
+    assert client.uploaded == [SHA] and peers.held["facility-a"] == {SHA}  # now held there
     await f.close()
 
 
