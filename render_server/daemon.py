@@ -124,16 +124,19 @@ class RenderServer:
             protocol.TaskRef(task_id=t, attempt=a)
             for t, a in sorted({*self._tasks, *self._unreported})
         ]
-        # HostInfo's fields are exactly the hardware part of the hello.
+        # HostInfo's fields are the hardware part of the hello, except its package
+        # features, which travel as tags so jobs can require them like any tag.
+        host = dataclasses.asdict(self.host)
+        features = host.pop("features")
         return protocol.Hello(
             token=self.token,
             name=self.name,
-            tags=self.tags,
+            tags=sorted({*self.tags, *features}),
             slots=self.slots,
             running=running,
             key=self.key,
             instance=self.instance,
-            **dataclasses.asdict(self.host),
+            **host,
         )
 
     def _on_welcome(self, welcome: protocol.Welcome) -> None:
@@ -331,11 +334,12 @@ async def _main(
 
     host = await probe_host(packages=packages)
     log.info(
-        "render server %s: %d cores, %d MiB, packages %s",
+        "render server %s: %d cores, %d MiB, packages %s, features %s",
         name,
         host.cores,
         host.memory_mb,
         host.packages,
+        host.features or "none",
     )
     with tempfile.TemporaryDirectory(prefix=f"spillway-{name}-") as tmp:
         server = RenderServer(

@@ -1,4 +1,4 @@
-"""What this render host is: hardware and installed render packages."""
+"""What this render host is: hardware, installed render packages and their optional features."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import os
 import platform
 import shutil
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .packages.base import registry, run_capture
+from .packages.base import FeatureProbe, registry, run_capture
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +23,8 @@ class HostInfo:
     os: str = ""
     cpu_model: str = ""
     packages: dict[str, str] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+    """Feature tags of the installed packages (``blender:oidn``), reported among the tags."""
 
 
 def _memory_mb() -> int:
@@ -62,8 +65,25 @@ async def probe_packages(only: set[str] | None = None) -> dict[str, str]:
     return {a.name: v for a, v in zip(adapters, versions, strict=True) if v}
 
 
+async def probe_features(packages: Mapping[str, str]) -> list[str]:
+    """Feature tags of the installed ``packages`` (name -> version), probed concurrently.
+
+    Probed once at start, like the versions: a server's installation does not
+    change under it, and the agent keeps what the hello said.
+    """
+    adapters = registry()
+    probes = [
+        adapter
+        for name, adapter in adapters.items()
+        if name in packages and isinstance(adapter, FeatureProbe)
+    ]
+    found = await asyncio.gather(*(p.probe_features() for p in probes))
+    return sorted({tag for tags in found for tag in tags})
+
+
 async def probe_host(*, packages: set[str] | None = None) -> HostInfo:
     gpus, found = await asyncio.gather(_gpus(), probe_packages(packages))
+    features = await probe_features(found)
     return HostInfo(
         host=socket.gethostname(),
         cores=os.cpu_count() or 1,
@@ -72,4 +92,5 @@ async def probe_host(*, packages: set[str] | None = None) -> HostInfo:
         os=f"{platform.system()} {platform.release()}",
         cpu_model=_cpu_model(),
         packages=found,
+        features=features,
     )

@@ -179,6 +179,10 @@ class Assign:
     first_frame: int | None = None
     last_frame: int | None = None
     """The job's first and last frame (an animation's range); None from older agents: the chunk's."""
+    samples: int | None = None
+    """Render samples replacing the scene's; None renders with the scene's own."""
+    denoise: bool | None = None
+    """False renders without the scene's denoising; None denoises as the scene says."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

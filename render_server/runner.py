@@ -178,6 +178,8 @@ class TaskRunner:
             height=a.height,
             threads=a.threads,
             engine=a.engine,
+            samples=a.samples,
+            denoise=a.denoise,
             declared_assets=tuple(x.path for x in a.manifest),
             job_first=a.first_frame,
             job_last=a.last_frame,

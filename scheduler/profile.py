@@ -18,6 +18,7 @@ from typing import Any
 
 from scheduler.errors import ProfileError
 from scheduler.versions import parse_specifier, satisfies
+from spillway.packages.features import describe_feature, feature_package
 from spillway.packages.requirements import RequirementError, parse_requirement
 
 __all__ = [
@@ -69,6 +70,8 @@ class JobProfile:
     task_timeout_s: float = 3600.0
     max_attempts: int = 3
     engine: str = ""
+    features: frozenset[str] = frozenset()
+    """Package features a server must report among its tags (``blender:oidn``)."""
 
     def __post_init__(self) -> None:
         self._check_package_and_version()
@@ -86,7 +89,14 @@ class JobProfile:
             raise ProfileError(f"gpu must be true or false, got {self.gpu!r}")
         if not isinstance(self.engine, str):
             raise ProfileError(f"engine must be a string such as 'cycles', got {self.engine!r}")
-        self._check_tags()
+        object.__setattr__(self, "tags", self._checked_names("tags", self.tags))
+        object.__setattr__(self, "features", self._checked_names("features", self.features))
+        for feature in self.features:
+            if feature_package(feature) != self.package:
+                raise ProfileError(
+                    f"feature {feature!r} is not a {self.package} feature; "
+                    f"{self.package} features are named {self.package}:FEATURE"
+                )
 
     def _check_package_and_version(self) -> None:
         if not isinstance(self.package, str) or not _PACKAGE_NAME.fullmatch(self.package):
@@ -104,15 +114,17 @@ class JobProfile:
             )
         object.__setattr__(self, "version", compact)
 
-    def _check_tags(self) -> None:
-        tags: object = self.tags
-        if isinstance(tags, str) or not isinstance(tags, Iterable):
-            raise ProfileError(f"tags must be a set of strings, got {tags!r}")
-        tag_set = frozenset(tags)
-        for tag in tag_set:
-            if not isinstance(tag, str) or not tag.strip() or "," in tag:
-                raise ProfileError(f"bad tag {tag!r}: tags are non-empty names without commas")
-        object.__setattr__(self, "tags", tag_set)
+    @staticmethod
+    def _checked_names(field: str, names: object) -> frozenset[str]:
+        if isinstance(names, str) or not isinstance(names, Iterable):
+            raise ProfileError(f"{field} must be a set of strings, got {names!r}")
+        name_set = frozenset(names)
+        for name in name_set:
+            if not isinstance(name, str) or not name.strip() or "," in name:
+                raise ProfileError(
+                    f"bad {field[:-1]} {name!r}: {field} are non-empty names without commas"
+                )
+        return name_set
 
     @classmethod
     def from_requirement(cls, requirement: str, **kwargs: Any) -> JobProfile:
@@ -144,6 +156,11 @@ class JobProfile:
             f.name: getattr(self, f.name) for f in dataclasses.fields(self)
         }
         result["tags"] = sorted(self.tags)
+        # Left out when empty: a peer or store that predates features reads the dict as before.
+        if self.features:
+            result["features"] = sorted(self.features)
+        else:
+            del result["features"]
         return result
 
     @classmethod
@@ -164,6 +181,10 @@ class JobProfile:
         if isinstance(tags, str) or not isinstance(tags, list | tuple | set | frozenset):
             raise ProfileError(f"tags must be a list of strings, got {tags!r}")
         values["tags"] = frozenset(tags)
+        features = values.get("features", [])
+        if isinstance(features, str) or not isinstance(features, list | tuple | set | frozenset):
+            raise ProfileError(f"features must be a list of strings, got {features!r}")
+        values["features"] = frozenset(features)
         return cls(**values)
 
 
@@ -212,11 +233,26 @@ def _package_reason(profile: JobProfile, server: ServerView) -> str | None:
     return None
 
 
+def _features_text(features: Iterable[str]) -> str:
+    return " and ".join(describe_feature(f) for f in sorted(features))
+
+
+def _feature_reason(profile: JobProfile, server: ServerView) -> str | None:
+    missing = profile.features - server.tags
+    if not missing:
+        return None
+    version = server.packages.get(profile.package)
+    has = f"has {profile.package} {version}" if version else f"has no {profile.package}"
+    return f"needs {profile.package} with {_features_text(missing)}; {has} without it"
+
+
 def _reasons(profile: JobProfile, server: ServerView) -> list[str]:
     reasons: list[str] = []
     package = _package_reason(profile, server)
     if package is not None:
         reasons.append(package)
+    elif (feature := _feature_reason(profile, server)) is not None:
+        reasons.append(feature)
     if server.memory_mb < profile.min_memory_mb:
         reasons.append(f"{server.memory_mb} MiB memory < {profile.min_memory_mb} MiB required")
     if server.cores < profile.min_cores:
@@ -233,7 +269,8 @@ def explain(profile: JobProfile, server: ServerView) -> Match | Mismatch:
     """Whether ``server`` is capable of running jobs with ``profile``, with reasons if not.
 
     Capability only: status and free slots are ignored. ``engine`` is not
-    matched because servers do not advertise engines separately.
+    matched because servers do not advertise engines separately; ``features``
+    (``blender:oidn``) are matched against the tags the server reports.
     """
     reasons = _reasons(profile, server)
     if reasons:
@@ -250,6 +287,7 @@ def matches(profile: JobProfile, server: ServerView) -> bool:
         and server.cores >= profile.min_cores
         and (server.gpus >= 1 or not profile.gpu)
         and profile.tags <= server.tags
+        and profile.features <= server.tags
         and satisfies(version, profile.version)
     )
 
@@ -269,11 +307,15 @@ def _grouped_reasons(profile: JobProfile, servers: Sequence[ServerView]) -> tupl
             package_failures += 1
             reasons = reasons[1:]
             counts[("missing", "") if version is None else ("version", version)] += 1
+        elif _feature_reason(profile, server) is not None:
+            reasons = reasons[1:]
+            missing = _features_text(profile.features - server.tags)
+            counts[("feature", f"{version} without {missing}")] += 1
         for reason in reasons:
             counts["other", reason] += 1
     all_lack_package = package_failures == len(servers)
     parts: list[str] = []
-    order = {"version": 0, "missing": 1, "other": 2}
+    order = {"version": 0, "feature": 0, "missing": 1, "other": 2}
     ranked = sorted(counts.items(), key=lambda item: (order[item[0][0]], -item[1], item[0][1]))
     for (kind, text), count in ranked:
         if kind == "missing":
@@ -281,13 +323,20 @@ def _grouped_reasons(profile: JobProfile, servers: Sequence[ServerView]) -> tupl
                 parts.append(
                     f"{_servers(count)} {'has' if count == 1 else 'have'} no {profile.package}"
                 )
-        elif kind == "version":
+        elif kind in ("version", "feature"):
             parts.append(
                 f"{_servers(count)} {'has' if count == 1 else 'have'} {profile.package} {text}"
             )
         else:
             parts.append(f"{_servers(count)}: {text}")
     return all_lack_package, parts
+
+
+def _no_server_has_features(profile: JobProfile, servers: Sequence[ServerView]) -> bool:
+    """Whether the job needs features that no server with the right package has."""
+    return bool(profile.features) and not any(
+        profile.features <= s.tags for s in servers if _package_reason(profile, s) is None
+    )
 
 
 def explain_unmatched(
@@ -306,6 +355,8 @@ def explain_unmatched(
         all_lack_package, parts = _grouped_reasons(profile, servers)
         if all_lack_package:
             lead = f"no server has {profile.requirement}"
+        elif _no_server_has_features(profile, servers):
+            lead = f"needs {profile.requirement} with {_features_text(profile.features)}"
         else:
             lead = f"no server can run {profile.requirement} with this profile"
         shown = parts[:5]

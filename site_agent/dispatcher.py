@@ -301,7 +301,8 @@ _PROBE = _Probe()
 
 def assign_message(job: JobRecord, task: Attempt, frames: tuple[int, ...]) -> protocol.Assign:
     """The Assign of one attempt: its frames within the job's whole range (an animation's
-    clock runs over the job, not the chunk), and the resolution override if any. Raises if
+    clock runs over the job, not the chunk), and the overrides if any (resolution, samples,
+    no denoising). Raises if
     the job's fields cannot go on the wire."""
     settings = job.settings
     first, last = frame_bounds(job.frames)
@@ -325,6 +326,8 @@ def assign_message(job: JobRecord, task: Attempt, frames: tuple[int, ...]) -> pr
         threads=max(1, job.profile.min_cores),
         first_frame=first,
         last_frame=last,
+        samples=int(settings["samples"]) if settings.get("samples") else None,
+        denoise=False if settings.get("denoise") is False else None,
     )
 
 

@@ -13,6 +13,7 @@ from scheduler.frames import chunk_frames, format_frames, parse_frames
 from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
 from spillway.core.checks import bad_string, first_bad_string, manifest_path_problem, path_clash
 from spillway.core.records import FileEntry
+from spillway.packages.blender import ENGINES as BLENDER_ENGINES
 
 from .errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from .files import check_sha256, safe_relative_path
@@ -38,7 +39,8 @@ SUBMIT_KEYS = {
     "owner",
     "queue_anyway",
 }
-SETTINGS_KEYS = {"width", "height"}
+SETTINGS_KEYS = {"width", "height", "samples", "denoise"}
+MAX_SAMPLES = 16_777_216  # Cycles' own limit
 
 
 def _get(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -114,7 +116,9 @@ def parse_name(body: Mapping[str, Any], scene: str) -> str:
 def parse_settings(raw: Any) -> dict[str, Any]:
     """Overrides of the scene's own render settings; {} renders the scene as it is.
 
-    ``width`` and ``height`` (an explicit resolution) come together or not at all.
+    ``width`` and ``height`` (an explicit resolution) come together or not at all;
+    ``samples`` replaces the scene's render samples; ``denoise`` may only be false
+    (render without the scene's denoising).
     """
     if raw is None:
         raw = {}
@@ -133,7 +137,33 @@ def parse_settings(raw: Any) -> dict[str, Any]:
             "settings 'width' and 'height' go together; give both to override the scene's "
             "resolution, or neither to keep it"
         )
+    if "samples" in raw:
+        settings["samples"] = _int_in(raw, "samples", 1, 1, MAX_SAMPLES)
+    if "denoise" in raw:
+        if raw["denoise"] is not False:
+            raise BadRequestError(
+                "setting 'denoise' can only be false (render without the scene's denoising); "
+                "leave it out to denoise as the scene says"
+            )
+        settings["denoise"] = False
     return settings
+
+
+def check_overrides(profile: JobProfile, settings: Mapping[str, Any]) -> None:
+    """Refuse overrides the job's render package does not have."""
+    if profile.package == "blender":
+        if profile.engine and profile.engine not in BLENDER_ENGINES:
+            raise BadRequestError(
+                f"unknown blender engine {profile.engine!r}; use one of: "
+                f"{', '.join(BLENDER_ENGINES)}"
+            )
+        return
+    asked = sorted({"samples", "denoise"} & settings.keys())
+    if asked:
+        raise BadRequestError(
+            f"setting '{asked[0]}' applies to blender scenes only, not {profile.package}; "
+            "leave it out"
+        )
 
 
 def parse_submission(
@@ -166,6 +196,8 @@ def parse_submission(
         )
     name = parse_name(body, scene)
     site = _get(body, "site", str, None)
+    settings = parse_settings(body.get("settings"))
+    check_overrides(profile, settings)
     job = JobRecord(
         id=uuid.uuid4().hex[:12],
         name=name,
@@ -179,7 +211,7 @@ def parse_submission(
         scene=scene,
         manifest=manifest,
         output_name=safe_name(name),
-        settings=parse_settings(body.get("settings")),
+        settings=settings,
         forward_allowed=_get(body, "forward", bool, True),
         created_at=now,
         updated_at=now,

@@ -82,17 +82,30 @@ _SUBMIT = {
                 "max_servers": {"type": "integer", "minimum": 0},
                 "task_timeout_s": {"type": "number"},
                 "max_attempts": {"type": "integer", "minimum": 1},
-                "engine": {"type": "string"},
+                "engine": {
+                    "type": "string",
+                    "description": "override the scene's engine (blender: cycles, eevee, "
+                    "workbench); empty keeps the scene's",
+                },
+                "features": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "package features a server must report, e.g. blender:oidn "
+                    "for a scene that denoises",
+                },
             },
         },
         "settings": {
             "type": "object",
             "description": "overrides of the scene's own settings: width and height together, "
-            "or neither to render at the scene's own resolution",
+            "or neither to render at the scene's own resolution; samples and denoise (false "
+            "only) for blender scenes",
             "additionalProperties": False,
             "properties": {
                 "width": {"type": "integer", "minimum": 1, "maximum": 16384},
                 "height": {"type": "integer", "minimum": 1, "maximum": 16384},
+                "samples": {"type": "integer", "minimum": 1, "maximum": 16777216},
+                "denoise": {"type": "boolean", "enum": [False]},
             },
         },
         "site": {"type": ["string", "null"]},

@@ -19,6 +19,7 @@ from spillway.packages.paths import missing_error, relative_reference
 from spillway.packages.process import run_capture
 
 __all__ = [
+    "FeatureProbe",
     "MissingDependencyError",
     "PackageAdapter",
     "PackageError",
@@ -46,6 +47,8 @@ class RenderRequest:
     height: int | None = None
     threads: int = 1
     engine: str = ""  # package-specific; "" = scene default
+    samples: int | None = None  # None: the scene's own render samples (an override otherwise)
+    denoise: bool | None = None  # None: as the scene says; False: render without denoising
     declared_assets: tuple[str, ...] = ()  # posix relative paths from the job's manifest
     job_first: int | None = None  # the job's first and last frame (None: the chunk's)
     job_last: int | None = None
@@ -64,6 +67,15 @@ class RenderRequest:
         first = self.first if self.job_first is None else min(self.job_first, self.first)
         last = self.last if self.job_last is None else max(self.job_last, self.last)
         return first, last
+
+
+@runtime_checkable
+class FeatureProbe(Protocol):
+    """An adapter whose installation may lack optional features (Blender's OpenImageDenoise)."""
+
+    async def probe_features(self) -> list[str]:
+        """Feature tags (``blender:oidn``) of the installed package.  Never raises; bounded."""
+        ...
 
 
 @runtime_checkable

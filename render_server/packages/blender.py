@@ -1,11 +1,16 @@
 """Package adapter for Blender (headless ``blender -b``).
 
 The chunk is rendered by one Blender process: a ``--python-expr`` setup script
-applies an explicit resolution (when the job has one; the .blend's own
-resolution and percentage otherwise), the engine and the thread count, then ``-a`` (or
-``-f`` for one frame) renders into ``OUTDIR/<stem>_####.png``.  Blender renders
-missing textures magenta and still exits 0, so the real guard against missing
-files is the scan at submit time, whose result comes back as declared_assets.
+sets the thread count and applies only the overrides the job asks for
+(resolution, engine, samples, no denoising); everything else (resolution and
+percentage, engine, samples, seed, denoising, color management) stays as the
+.blend says, so a render with no overrides is what ``blender -b file.blend -f N``
+gives.  Then ``-a`` (or ``-f`` for one frame) renders into ``OUTDIR/<stem>_####.png``.
+Blender renders missing textures magenta and still exits 0, so the real guard
+against missing files is the scan at submit time, whose result comes back as
+declared_assets.  Denoising needs OpenImageDenoise, which not every build has
+(Debian's lacks it): :meth:`BlenderAdapter.probe_features` reports it, and jobs
+whose scene denoises only match servers reporting ``blender:oidn``.
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from render_server.packages.base import (
     collect_numbered,
     run_capture,
 )
+from spillway.packages.blender import ENGINES as BLENDER_ENGINES
 from spillway.packages.blender import BlenderScanner
+from spillway.packages.features import BLENDER_OIDN
 
 PROBE_TIMEOUT = 30.0
-CYCLES_SAMPLES = 16
-ENGINES = {
-    "cycles": "CYCLES",
-    "eevee": "BLENDER_EEVEE",  # needs OpenGL: software Mesa is enough without a display (slow)
-    "workbench": "BLENDER_WORKBENCH",
-}
+# Eevee needs OpenGL: software Mesa is enough without a display (slow).
+ENGINES = BLENDER_ENGINES
+_OIDN_MARKER = "SPILLWAY_OIDN="
+_OIDN_SCRIPT = (
+    "import _cycles; "
+    f"print({_OIDN_MARKER!r} + str(bool(getattr(_cycles, 'with_openimagedenoise', False))))"
+)
 
 
 def setup_script(req: RenderRequest) -> str:
@@ -54,18 +62,39 @@ def setup_script(req: RenderRequest) -> str:
         ]
     if engine:
         lines.append(f"r.engine = {json.dumps(engine)}")
-    if req.engine == "cycles":
-        lines += [f"s.cycles.samples = {CYCLES_SAMPLES}", "s.cycles.device = 'CPU'"]
-    # OpenImageDenoise is not available in every build; a scene asking for it
-    # would fail, so Cycles always renders without denoising on the farm.
-    lines += [
-        "if r.engine == 'CYCLES':",
-        "    s.cycles.use_denoising = False",
-        "    for layer in s.view_layers:",
-        "        layer.cycles.use_denoising = False",
-        "bpy.ops.file.make_paths_absolute()",
-    ]
+    if req.samples is not None:
+        lines += _samples_lines(int(req.samples))
+    if req.denoise is False:
+        lines += _no_denoise_lines()
+    lines.append("bpy.ops.file.make_paths_absolute()")
     return "\n".join(lines)
+
+
+def _samples_lines(samples: int) -> list[str]:
+    """Set the render samples of the engine in effect; an engine without samples fails
+    the render with a message rather than ignoring the override."""
+    return [
+        "if r.engine == 'CYCLES':",
+        f"    s.cycles.samples = {samples}",
+        "elif r.engine.startswith('BLENDER_EEVEE'):",
+        f"    s.eevee.taa_render_samples = {samples}",
+        "else:",
+        "    raise SystemExit('--samples applies to Cycles and Eevee, not ' + r.engine)",
+    ]
+
+
+def _no_denoise_lines() -> list[str]:
+    """Turn off every denoiser the scene uses: Cycles' (scene and view layers) and the
+    compositor's Denoise nodes."""
+    return [
+        "s.cycles.use_denoising = False",
+        "for layer in s.view_layers:",
+        "    layer.cycles.use_denoising = False",
+        "if s.node_tree is not None:",
+        "    for node in s.node_tree.nodes:",
+        "        if node.type == 'DENOISE':",
+        "            node.mute = True",
+    ]
 
 
 class BlenderAdapter:
@@ -76,6 +105,15 @@ class BlenderAdapter:
 
     def __init__(self, executable: str = "blender") -> None:
         self.executable = executable
+
+    async def probe_features(self) -> list[str]:
+        """Feature tags of this Blender: ``blender:oidn`` when it has OpenImageDenoise.
+        Never raises; bounded in time; [] when Blender cannot tell."""
+        argv = [self.executable, "-b", "--factory-startup", "--python-expr", _OIDN_SCRIPT]
+        result = await run_capture(argv, limit_s=PROBE_TIMEOUT)
+        if result is None or result[0] != 0:
+            return []
+        return [BLENDER_OIDN] if f"{_OIDN_MARKER}True" in result[1].split() else []
 
     async def probe(self) -> str | None:
         result = await run_capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)

@@ -118,7 +118,23 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="override the scene's own output size (the built-in tracer's default is 320x240)",
     )
-    p.add_argument("--engine", default="", help="package-specific render engine")
+    p.add_argument(
+        "--engine",
+        default="",
+        help="override the scene's render engine (blender: cycles, eevee or workbench)",
+    )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="override the scene's render samples (blender: Cycles or Eevee)",
+    )
+    p.add_argument(
+        "--no-denoise",
+        action="store_true",
+        help="render without the scene's denoising (blender: on servers without OpenImageDenoise)",
+    )
     p.add_argument("--min-memory", type=non_negative_int, default=0, metavar="MiB")
     p.add_argument("--min-cores", type=positive_int, default=1, metavar="N")
     p.add_argument("--gpu", action="store_true", help="require a GPU")

@@ -54,6 +54,8 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
         width=width,
         height=height,
         engine=args.engine,
+        samples=args.samples,
+        denoise=not args.no_denoise,
         min_memory_mb=args.min_memory,
         min_cores=args.min_cores,
         gpu=args.gpu,

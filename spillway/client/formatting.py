@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from spillway.core.frames import format_frames
+from spillway.packages.features import describe_feature
 
 __all__ = [
     "ProgressReporter",
@@ -121,10 +122,11 @@ def _progress(job: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def _requirement(job: Mapping[str, Any]) -> str:
-    if job.get("requirement"):
-        return str(job["requirement"])
     profile = job.get("profile") or {}
-    return f"{profile.get('package', '')}{profile.get('version', '')}"
+    base = job.get("requirement") or f"{profile.get('package', '')}{profile.get('version', '')}"
+    needs = profile.get("features") or []
+    extra = f" with {', '.join(describe_feature(str(f)) for f in needs)}" if needs else ""
+    return f"{base}{extra}"
 
 
 def _placement(job: Mapping[str, Any]) -> str:
@@ -180,11 +182,20 @@ def frame_summary(frames: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _overrides(job: Mapping[str, Any]) -> str:
-    """Settings the submitter forced over the scene's own (``resolution 480x270``)."""
+    """Settings the submitter forced over the scene's own (``resolution 480x270, samples 16``);
+    everything not listed renders as the scene says."""
     settings = job.get("settings") or {}
+    engine = (job.get("profile") or {}).get("engine")
+    parts = []
     if settings.get("width") and settings.get("height"):
-        return f"resolution {settings['width']}x{settings['height']}"
-    return ""
+        parts.append(f"resolution {settings['width']}x{settings['height']}")
+    if engine:
+        parts.append(f"engine {engine}")
+    if settings.get("samples"):
+        parts.append(f"samples {settings['samples']}")
+    if settings.get("denoise") is False:
+        parts.append("no denoising")
+    return ", ".join(parts)
 
 
 def format_job(detail: Mapping[str, Any], now: float) -> str:

@@ -25,6 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from spillway.client.errors import SubmissionError
 from spillway.client.frames import resolve_frames
 from spillway.client.http import AgentClient, ClientError
+from spillway.client.scene_settings import check_overrides, override_settings, read_blend
 from spillway.core.checks import manifest_problem
 from spillway.core.hashing import file_sha256 as sha256_file
 from spillway.core.records import FileEntry
@@ -37,6 +38,7 @@ from spillway.packages import (
     parse_requirement,
 )
 from spillway.packages import scanner_for as catalog_scanner
+from spillway.packages.blender import BlenderScanner
 
 __all__ = [
     "Manifest",
@@ -96,7 +98,10 @@ class SubmitOptions:
     forward: bool = True
     width: int | None = None  # None = the scene's own resolution; set both to override
     height: int | None = None
-    engine: str = ""
+    engine: str = ""  # "" = the scene's own engine
+    samples: int | None = None  # None = the scene's own samples
+    denoise: bool = True  # False renders without the scene's denoising
+    features: tuple[str, ...] = ()  # package features a server must have (from the scene)
     min_memory_mb: int = 0
     min_cores: int = 1
     gpu: bool = False
@@ -271,20 +276,20 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
             "task_timeout_s": float(options.task_timeout_s),
             "max_attempts": options.max_attempts,
             "engine": options.engine,
+            # Sent only when needed: an agent that predates features refuses the key.
+            **({"features": sorted(options.features)} if options.features else {}),
         },
-        "settings": _settings(options),
+        "settings": override_settings(
+            width=options.width,
+            height=options.height,
+            samples=options.samples,
+            denoise=options.denoise,
+        ),
         "site": options.site,
         "forward": options.forward,
         "owner": options.owner or _owner(),
         "queue_anyway": options.queue_anyway,
     }
-
-
-def _settings(options: SubmitOptions) -> dict[str, Any]:
-    """Overrides of the scene's own settings; none means the scene renders as it is."""
-    if options.width is None or options.height is None:
-        return {}
-    return {"width": options.width, "height": options.height}
 
 
 UploadCallback = Callable[[LocalFile], None]
@@ -341,8 +346,25 @@ async def submit_scene(
                 f"no dependency scanner for package {package!r} here; sending only the scene "
                 "and the --asset files"
             )
-    frames = resolve_frames(scene, package, options.frames)
-    manifest = await build_manifest(scene, assets, scanner=scanner or None)
+    check_overrides(
+        package, engine=options.engine, samples=options.samples, denoise=options.denoise
+    )
+    if isinstance(scanner, BlenderScanner):
+        # One Blender run gives the files, the frame range and the features needed.
+        folder = _scene_folder(scene)
+        read = await read_blend(
+            scanner,
+            folder / scene.name,
+            [_asset_path(a, folder)[0] for a in assets],
+            engine=options.engine,
+            denoise=options.denoise,
+        )
+        frames = resolve_frames(scene, package, options.frames, own=read.frames)
+        manifest = manifest_from_files(scene, read.files, assets)
+        options = dataclasses.replace(options, features=read.features)
+    else:
+        frames = resolve_frames(scene, package, options.frames)
+        manifest = await build_manifest(scene, assets, scanner=scanner or None)
     body = build_job_body(scene, manifest, dataclasses.replace(options, frames=frames))
     files, size = await upload_missing(client, manifest, on_upload=on_upload)
     try:

@@ -54,11 +54,12 @@ class AssetAwareScanner(Scanner, Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SceneFrames:
-    """The frames a scene renders by itself (``povray scene.ini``)."""
+    """The frames a scene renders by itself (``povray scene.ini``, a .blend's frame range)."""
 
     spec: str  # as a frame spec, e.g. "1-20"
-    first: int  # the animation's range: other frames cannot be rendered
+    first: int  # the animation's range
     last: int
+    fixed: bool = True  # other frames cannot be rendered (a POV-Ray animation's clock)
 
 
 def scene_frames(name: str, scene: Path) -> SceneFrames | None:

@@ -126,7 +126,8 @@ def test_blender_command(tmp_path: Path) -> None:
     assert f"{tmp_path / 'out' / 'shot'}_####" in argv
     setup = argv[argv.index("--python-expr") + 1]
     assert "r.resolution_x = 64" in setup and 'r.engine = "CYCLES"' in setup
-    assert "use_denoising = False" in setup
+    # Only what the job overrides is set: samples and denoising stay the scene's.
+    assert "samples" not in setup and "use_denoising" not in setup
     single = BlenderAdapter().command(
         RenderRequest(scene=req.scene, workdir=tmp_path, outdir=req.outdir, frames=(7,))
     )
