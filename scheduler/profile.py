@@ -18,7 +18,7 @@ from typing import Any
 
 from scheduler.errors import ProfileError
 from scheduler.versions import parse_specifier, satisfies
-from spillway.packages.features import describe_feature, feature_package
+from spillway.packages.features import FEATURE_HINTS, describe_feature, feature_package
 from spillway.packages.requirements import RequirementError, parse_requirement
 
 __all__ = [
@@ -356,7 +356,9 @@ def explain_unmatched(
         if all_lack_package:
             lead = f"no server has {profile.requirement}"
         elif _no_server_has_features(profile, servers):
+            hints = sorted({FEATURE_HINTS[f] for f in profile.features if f in FEATURE_HINTS})
             lead = f"needs {profile.requirement} with {_features_text(profile.features)}"
+            lead += f" ({'; '.join(hints)})" if hints else ""
         else:
             lead = f"no server can run {profile.requirement} with this profile"
         shown = parts[:5]

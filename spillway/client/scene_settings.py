@@ -47,12 +47,13 @@ def check_overrides(package: str, *, engine: str, samples: int | None, denoise: 
         for name, value in (("engine", engine), ("samples", samples), ("denoise", not denoise))
         if value
     }
-    unsupported = sorted(given - _OVERRIDABLE.get(package, set()))
+    unsupported = [name for name in _FLAGS if name in given - _OVERRIDABLE.get(package, set())]
     if unsupported:
         flags = ", ".join(_FLAGS[name] for name in unsupported)
+        one = len(unsupported) == 1
         raise SubmissionError(
-            f"{flags} {'does' if len(unsupported) == 1 else 'do'} not apply to {package} scenes; "
-            "leave it out (the scene's own settings are used)"
+            f"{flags} {'does' if one else 'do'} not apply to {package} scenes; "
+            f"leave {'it' if one else 'them'} out (the scene's own settings are used)"
         )
     if package == "blender" and engine:
         from spillway.packages.blender import ENGINES

@@ -51,8 +51,9 @@ for img in bpy.data.images:
     else:
         add("sequence" if img.source == "SEQUENCE" else "file", owner, img.filepath, img.library)
 for lib in bpy.data.libraries:
+    # Blender rebases an indirect library's path onto the main file when it loads it.
     if not packed(lib):
-        add("file", f"library '{lib.name}'", lib.filepath, lib.parent)
+        add("file", f"library '{lib.name}'", lib.filepath, None)
 for sound in bpy.data.sounds:
     if not packed(sound):
         add("file", f"sound '{sound.name}'", sound.filepath, sound.library)

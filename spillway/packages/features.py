@@ -8,7 +8,7 @@ in its profile's ``features``, so it only matches servers that have it and
 
 from __future__ import annotations
 
-__all__ = ["BLENDER_OIDN", "FEATURES", "describe_feature", "feature_package"]
+__all__ = ["BLENDER_OIDN", "FEATURES", "FEATURE_HINTS", "describe_feature", "feature_package"]
 
 BLENDER_OIDN = "blender:oidn"
 
@@ -16,6 +16,11 @@ FEATURES: dict[str, str] = {
     BLENDER_OIDN: "OpenImageDenoise",
 }
 """Every feature tag, with what it means for users."""
+
+FEATURE_HINTS: dict[str, str] = {
+    BLENDER_OIDN: "or submit with --no-denoise to render without denoising",
+}
+"""What a user can do about a job that waits for a feature no server has."""
 
 
 def feature_package(feature: str) -> str:

@@ -9,42 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from blend_scenes import make_blend
 from PIL import Image
 
 from render_server.packages.base import MissingDependencyError, PackageError, RenderRequest
 from render_server.packages.blender import BlenderAdapter
-
-MAKE_SCENE = Path(__file__).resolve().parents[2] / "examples" / "blender" / "make_scene.py"
+from spillway.packages.features import BLENDER_OIDN
 
 pytestmark = [
     pytest.mark.blender,
     pytest.mark.skipif(shutil.which("blender") is None, reason="blender is not installed"),
 ]
-
-
-def make_blend(out: Path, *, engine: str = "BLENDER_WORKBENCH", resolution: str = "") -> Path:
-    """Generate the example scene (and tex.png next to it) with Blender's Python."""
-    proc = subprocess.run(
-        [
-            "blender",
-            "-b",
-            "--factory-startup",
-            "--python-exit-code",
-            "1",
-            "--python",
-            str(MAKE_SCENE),
-            "--",
-            str(out),
-            "--engine",
-            engine,
-            *(["--resolution", resolution] if resolution else []),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +141,82 @@ def test_scene_resolution_without_override_matches_blender(tmp_path: Path) -> No
     farm = _pixels(adapter.collect(req)[5])
     assert farm.shape == (270, 480, 3)
     assert np.array_equal(farm, _pixels(direct / "frame_0005.png"))
+
+
+def _render_direct(blend: Path, out: Path, frame: int) -> subprocess.CompletedProcess[str]:
+    """What a user gets from ``blender -b file.blend -f N`` (only the output path given)."""
+    return subprocess.run(
+        ["blender", "-b", str(blend), "-o", f"{out}/frame_####", "-f", str(frame)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _render_farm(blend_dir: Path, tmp_path: Path, frame: int, **overrides: object) -> Path:
+    work = tmp_path / "work"
+    shutil.copytree(blend_dir, work, dirs_exist_ok=True)
+    adapter = BlenderAdapter()
+    req = RenderRequest(
+        scene=work / "scene.blend",
+        workdir=work,
+        outdir=tmp_path / "farm",
+        frames=(frame,),
+        threads=2,
+        declared_assets=("tex.png",),
+        **overrides,  # type: ignore[arg-type]
+    )
+    req.outdir.mkdir(exist_ok=True)
+    proc = subprocess.run(adapter.command(req), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    return adapter.collect(req)[frame]
+
+
+def test_cycles_scene_without_overrides_is_pixel_identical_to_blender(tmp_path: Path) -> None:
+    """480x270, 32 samples, fixed seed, Cycles: the farm renders what ``blender -b -f N`` does
+    (no sample count, denoising or seed forced over the scene's)."""
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    blend = make_blend(
+        folder / "scene.blend",
+        "--samples",
+        "32",
+        "--seed",
+        "7",
+        engine="CYCLES",
+        resolution="480x270",
+    )
+    direct = _render_direct(blend, tmp_path / "direct", 3)
+    assert direct.returncode == 0, direct.stdout[-2000:]
+    farm = _pixels(_render_farm(folder, tmp_path, 3))
+    assert farm.shape == (270, 480, 3)
+    assert np.array_equal(farm, _pixels(tmp_path / "direct" / "frame_0003.png"))
+    # The sample count is honoured: 8 samples (an override) give another image.
+    fewer = _pixels(_render_farm(folder, tmp_path / "fewer", 3, samples=8))
+    assert not np.array_equal(farm, fewer)
+
+
+async def test_probe_features_tells_whether_a_denoising_render_works(tmp_path: Path) -> None:
+    """``blender:oidn`` is reported exactly when Blender can render a denoising scene."""
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    blend = make_blend(
+        folder / "scene.blend", "--samples", "2", "--denoise", engine="CYCLES", resolution="32x24"
+    )
+    direct = _render_direct(blend, tmp_path / "direct", 1)
+    features = await BlenderAdapter().probe_features()
+    if direct.returncode == 0:
+        assert features == [BLENDER_OIDN]
+    else:
+        assert "OpenImageDenoise" in direct.stdout, direct.stdout[-2000:]
+        assert features == []
+    assert await BlenderAdapter(executable="/nonexistent/blender").probe_features() == []
+
+
+def test_no_denoise_override_renders_a_denoising_scene(tmp_path: Path) -> None:
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    make_blend(
+        folder / "scene.blend", "--samples", "2", "--denoise", engine="CYCLES", resolution="32x24"
+    )
+    assert _pixels(_render_farm(folder, tmp_path, 1, denoise=False)).shape == (24, 32, 3)

@@ -252,3 +252,65 @@ def test_unmatched_offline_and_avoided() -> None:
         == "all 2 capable servers are avoided for this job after repeated failures"
     )
     assert "waiting for a free slot" in explain_unmatched(profile, online, avoid=frozenset({"a"}))
+
+
+# --- package features (blender:oidn) -------------------------------------------------
+
+OIDN = frozenset({"blender:oidn"})
+
+
+def _blender(sid: str, *, version: str = "3.4.1", tags: frozenset[str] = frozenset()) -> ServerView:
+    return server(sid, packages={"blender": version}, tags=tags)
+
+
+def test_features_match_server_tags() -> None:
+    profile = JobProfile(package="blender", features=OIDN)
+    assert explain(profile, _blender("a", tags=OIDN)) == Match(server_id="a")
+    assert explain(profile, _blender("b")) == Mismatch(
+        server_id="b",
+        reasons=("needs blender with OpenImageDenoise; has blender 3.4.1 without it",),
+    )
+    assert matches(profile, _blender("a", tags=OIDN)) and not matches(profile, _blender("b"))
+
+
+def test_unmatched_names_the_missing_feature_and_the_servers_without_it() -> None:
+    profile = JobProfile(package="blender", features=OIDN)
+    why = explain_unmatched(profile, [_blender("a"), _blender("b"), _blender("c", version="4.0")])
+    assert why == (
+        "needs blender with OpenImageDenoise (or submit with --no-denoise to render without "
+        "denoising); 2 servers have blender 3.4.1 without "
+        "OpenImageDenoise; 1 server has blender 4.0 without OpenImageDenoise"
+    )
+    # Once one server has it, the job just waits for a slot there.
+    ready = explain_unmatched(profile, [_blender("a"), _blender("b", tags=OIDN)])
+    assert ready == "1 server online can run blender; waiting for a free slot"
+
+
+def test_unmatched_feature_with_version_mismatch_names_both() -> None:
+    profile = JobProfile.from_requirement("blender>=4", features=OIDN)
+    why = explain_unmatched(
+        profile, [_blender("a"), _blender("b", version="4.1", tags=frozenset())]
+    )
+    assert why.startswith("needs blender>=4 with OpenImageDenoise (or submit with --no-denoise")
+    assert "1 server has blender 3.4.1" in why and "1 server has blender 4.1 without" in why
+
+
+def test_features_round_trip_and_are_left_out_when_empty() -> None:
+    plain = JobProfile(package="blender")
+    assert "features" not in plain.to_dict()  # a peer that predates features reads it as before
+    needs = JobProfile(package="blender", features=OIDN)
+    assert needs.to_dict()["features"] == ["blender:oidn"]
+    assert JobProfile.from_dict(needs.to_dict()) == needs
+
+
+@pytest.mark.parametrize(
+    ("features", "fragment"),
+    [
+        ("blender:oidn", "features must be a list of strings"),
+        (["povray:x"], "'povray:x' is not a blender feature"),
+        ([""], "bad feature ''"),
+    ],
+)
+def test_bad_features_are_refused(features: object, fragment: str) -> None:
+    with pytest.raises(ProfileError, match=fragment):
+        JobProfile.from_dict({"package": "blender", "features": features})
