@@ -321,6 +321,35 @@ async def upload_missing(
     return files, size
 
 
+async def _prepare(
+    scene: Path,
+    package: str,
+    options: SubmitOptions,
+    assets: Sequence[Path],
+    scanner: Scanner | None,
+) -> tuple[Manifest, SubmitOptions]:
+    """The manifest, and the options with the frames (and features) the scene gives."""
+    check_overrides(
+        package, engine=options.engine, samples=options.samples, denoise=options.denoise
+    )
+    if not isinstance(scanner, BlenderScanner):
+        frames = resolve_frames(scene, package, options.frames)
+        manifest = await build_manifest(scene, assets, scanner=scanner)
+        return manifest, dataclasses.replace(options, frames=frames)
+    # One Blender run gives the files, the frame range and the features needed.
+    folder = _scene_folder(scene)
+    read = await read_blend(
+        scanner,
+        folder / scene.name,
+        [_asset_path(a, folder)[0] for a in assets],
+        engine=options.engine,
+        denoise=options.denoise,
+    )
+    frames = resolve_frames(scene, package, options.frames, own=read.frames)
+    manifest = manifest_from_files(scene, read.files, assets)
+    return manifest, dataclasses.replace(options, frames=frames, features=read.features)
+
+
 async def submit_scene(
     client: AgentClient,
     scene: Path,
@@ -346,26 +375,8 @@ async def submit_scene(
                 f"no dependency scanner for package {package!r} here; sending only the scene "
                 "and the --asset files"
             )
-    check_overrides(
-        package, engine=options.engine, samples=options.samples, denoise=options.denoise
-    )
-    if isinstance(scanner, BlenderScanner):
-        # One Blender run gives the files, the frame range and the features needed.
-        folder = _scene_folder(scene)
-        read = await read_blend(
-            scanner,
-            folder / scene.name,
-            [_asset_path(a, folder)[0] for a in assets],
-            engine=options.engine,
-            denoise=options.denoise,
-        )
-        frames = resolve_frames(scene, package, options.frames, own=read.frames)
-        manifest = manifest_from_files(scene, read.files, assets)
-        options = dataclasses.replace(options, features=read.features)
-    else:
-        frames = resolve_frames(scene, package, options.frames)
-        manifest = await build_manifest(scene, assets, scanner=scanner or None)
-    body = build_job_body(scene, manifest, dataclasses.replace(options, frames=frames))
+    manifest, options = await _prepare(scene, package, options, assets, scanner or None)
+    body = build_job_body(scene, manifest, options)
     files, size = await upload_missing(client, manifest, on_upload=on_upload)
     try:
         job = await client.submit(body)
