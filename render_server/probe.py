@@ -7,7 +7,6 @@ import os
 import platform
 import shutil
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,25 +64,25 @@ async def probe_packages(only: set[str] | None = None) -> dict[str, str]:
     return {a.name: v for a, v in zip(adapters, versions, strict=True) if v}
 
 
-async def probe_features(packages: Mapping[str, str]) -> list[str]:
-    """Feature tags of the installed ``packages`` (name -> version), probed concurrently.
+async def probe_features(only: set[str] | None = None) -> list[str]:
+    """Feature tags of the installed render packages (``blender:oidn``), probed concurrently.
 
-    Probed once at start, like the versions: a server's installation does not
-    change under it, and the agent keeps what the hello said.
+    Probed once at start, like the versions (and alongside them: an absent package
+    reports no feature), since a server's installation does not change under it.
     """
-    adapters = registry()
     probes = [
         adapter
-        for name, adapter in adapters.items()
-        if name in packages and isinstance(adapter, FeatureProbe)
+        for name, adapter in registry().items()
+        if (only is None or name in only) and isinstance(adapter, FeatureProbe)
     ]
     found = await asyncio.gather(*(p.probe_features() for p in probes))
     return sorted({tag for tags in found for tag in tags})
 
 
 async def probe_host(*, packages: set[str] | None = None) -> HostInfo:
-    gpus, found = await asyncio.gather(_gpus(), probe_packages(packages))
-    features = await probe_features(found)
+    gpus, found, features = await asyncio.gather(
+        _gpus(), probe_packages(packages), probe_features(packages)
+    )
     return HostInfo(
         host=socket.gethostname(),
         cores=os.cpu_count() or 1,

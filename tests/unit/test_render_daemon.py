@@ -8,7 +8,7 @@ from typing import Any
 
 from render_server import protocol
 from render_server.daemon import RenderServer
-from render_server.probe import HostInfo
+from render_server.probe import HostInfo, probe_features
 
 
 class RecordingSocket:
@@ -82,3 +82,27 @@ async def test_a_runner_that_raises_still_reports_and_frees_its_slot(tmp_path: P
     assert isinstance(msg, protocol.TaskFailed)
     assert "boom" in msg.error
     assert not runner.workdir.exists()
+
+
+def test_hello_reports_package_features_among_the_tags(tmp_path: Path) -> None:
+    server = RenderServer(
+        agent_url="http://127.0.0.1:9",
+        name="rs",
+        slots=1,
+        tags=["linux", "fast"],
+        token="",
+        cache_dir=tmp_path / "cache",
+        work_dir=tmp_path / "work",
+        host=HostInfo(
+            host="h", cores=1, memory_mb=1, packages={"blender": "4.1"}, features=["blender:oidn"]
+        ),
+    )
+    hello = protocol.decode(protocol.encode(server._hello()))
+    assert isinstance(hello, protocol.Hello)
+    assert hello.tags == ["blender:oidn", "fast", "linux"]
+    assert hello.packages == {"blender": "4.1"}
+
+
+async def test_only_packages_with_optional_features_are_asked_for_them() -> None:
+    # Neither the built-in tracer nor POV-Ray has optional features: nothing is run.
+    assert await probe_features({"builtin", "povray"}) == []
