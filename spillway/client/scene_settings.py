@@ -18,7 +18,7 @@ from spillway.client.errors import SubmissionError
 from spillway.packages import PackageError, SceneFrames
 
 if TYPE_CHECKING:
-    from spillway.packages.blender import BlenderScanner
+    from spillway.packages.blender import BlenderScanner, BlendScene
 
 __all__ = ["MAX_SAMPLES", "SceneRead", "check_overrides", "override_settings", "read_blend"]
 
@@ -38,6 +38,7 @@ class SceneRead:
     files: tuple[Path, ...]  # dependencies, relative to the scene's folder
     frames: SceneFrames | None  # the frames it renders by itself
     features: tuple[str, ...]  # package features a server needs to render it as asked
+    notes: tuple[str, ...] = ()  # the overrides next to the scene's own values, for the user
 
 
 def check_overrides(package: str, *, engine: str, samples: int | None, denoise: bool) -> None:
@@ -86,6 +87,7 @@ async def read_blend(
     assets: Sequence[PurePosixPath],
     *,
     engine: str,
+    samples: int | None,
     denoise: bool,
 ) -> SceneRead:
     """Read a .blend once: its files, frame range and the features its render needs."""
@@ -99,4 +101,20 @@ async def read_blend(
         files=tuple(Path(f) for f in blend.files),
         frames=blend.frames,
         features=tuple(sorted(required_features(blend, engine=engine, denoise=denoise))),
+        notes=_override_notes(blend, engine=engine, samples=samples, denoise=denoise),
     )
+
+
+def _override_notes(
+    blend: BlendScene, *, engine: str, samples: int | None, denoise: bool
+) -> tuple[str, ...]:
+    """``overrides: samples 16 (scene: 64)``: what the job changes, next to the scene's values."""
+    parts = []
+    if engine:
+        parts.append(f"engine {engine} (scene: {blend.engine})")
+    if samples is not None:
+        parts.append(f"samples {samples} (scene: {blend.samples if blend.samples else 'none'})")
+    if not denoise:
+        uses = blend.cycles_denoise or blend.compositor_denoise
+        parts.append(f"no denoising (scene: {'denoises' if uses else 'does not denoise'})")
+    return (f"overrides: {', '.join(parts)}",) if parts else ()

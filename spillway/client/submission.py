@@ -327,15 +327,15 @@ async def _prepare(
     options: SubmitOptions,
     assets: Sequence[Path],
     scanner: Scanner | None,
-) -> tuple[Manifest, SubmitOptions]:
-    """The manifest, and the options with the frames (and features) the scene gives."""
+) -> tuple[Manifest, SubmitOptions, tuple[str, ...]]:
+    """The manifest, the options with the frames (and features) the scene gives, and notes."""
     check_overrides(
         package, engine=options.engine, samples=options.samples, denoise=options.denoise
     )
     if not isinstance(scanner, BlenderScanner):
         frames = resolve_frames(scene, package, options.frames)
         manifest = await build_manifest(scene, assets, scanner=scanner)
-        return manifest, dataclasses.replace(options, frames=frames)
+        return manifest, dataclasses.replace(options, frames=frames), ()
     # One Blender run gives the files, the frame range and the features needed.
     folder = _scene_folder(scene)
     read = await read_blend(
@@ -343,11 +343,13 @@ async def _prepare(
         folder / scene.name,
         [_asset_path(a, folder)[0] for a in assets],
         engine=options.engine,
+        samples=options.samples,
         denoise=options.denoise,
     )
     frames = resolve_frames(scene, package, options.frames, own=read.frames)
     manifest = manifest_from_files(scene, read.files, assets)
-    return manifest, dataclasses.replace(options, frames=frames, features=read.features)
+    options = dataclasses.replace(options, frames=frames, features=read.features)
+    return manifest, options, read.notes
 
 
 async def submit_scene(
@@ -375,7 +377,8 @@ async def submit_scene(
                 f"no dependency scanner for package {package!r} here; sending only the scene "
                 "and the --asset files"
             )
-    manifest, options = await _prepare(scene, package, options, assets, scanner or None)
+    manifest, options, more_notes = await _prepare(scene, package, options, assets, scanner or None)
+    notes += more_notes
     body = build_job_body(scene, manifest, options)
     files, size = await upload_missing(client, manifest, on_upload=on_upload)
     try:

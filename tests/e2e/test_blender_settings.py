@@ -87,7 +87,12 @@ def test_blender_job_renders_as_the_blend_says(
     scene_render = _rgb(frames[1])
     assert np.array_equal(scene_render, _rgb(direct / "f_0005.png"))
 
-    override = _submit(agent, blend, "--package", "blender", "--frames", "5", "--samples", "16")
+    submitted = agent.cli(
+        "submit", str(blend), "--json", "--package", "blender", "--frames", "5", "--samples", "16"
+    )
+    assert "overrides: samples 16 (scene: 64)" in submitted.stderr, submitted.stderr
+    body = json.loads(submitted.stdout)
+    override = str(body["job"]["id"] if "job" in body else body["id"])
     fewer = _frames(agent.wait_job(override, timeout=300))
     assert "overrides  samples 16" in agent.cli("job", override).stdout
     assert not np.array_equal(_rgb(fewer[0]), scene_render)
