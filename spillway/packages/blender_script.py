@@ -110,6 +110,12 @@ for scene in bpy.data.scenes:
             add("file", owner, strip.filepath, scene.library)
 
 known = {f["abs"] for f in files}
+# A text block keeps its contents in the .blend; the file it was loaded from is not needed.
+known |= {
+    os.path.normpath(bpy.path.abspath(t.filepath, library=t.library))
+    for t in bpy.data.texts
+    if t.filepath
+}
 extra = []
 raw_paths = bpy.utils.blend_paths(absolute=False, packed=False, local=False)
 abs_paths = bpy.utils.blend_paths(absolute=True, packed=False, local=False)
