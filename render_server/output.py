@@ -1,5 +1,8 @@
 """A renderer's output: split into lines with bounded memory, kept as a tail and a log to send.
 
+The log is sent to the agent (TaskLog, about once a second), which keeps each
+attempt's whole output; the tail (the last lines) goes with the final report.
+
 Renderers print whatever they like: POV-Ray writes its progress as one line of
 tens of kilobytes joined by carriage returns, and a crashing program may print
 megabytes with no newline at all. Output is therefore read in chunks and split
@@ -10,6 +13,8 @@ overlong line keeps its *end*, where a renderer's last words are.
 from __future__ import annotations
 
 import collections
+
+from spillway.packages.error_line import renderer_error
 
 MAX_LINE_CHARS = 2000  # kept of one line (its end)
 TAIL_LINES = 60  # lines kept for the task's final report
@@ -71,8 +76,9 @@ class OutputLog:
         self._dropped = 0
 
     def note(self, line: str) -> None:
-        """A line for the tail only (e.g. the command line), not sent as log."""
-        self._tail.append(line)
+        """A line of the render server's own (e.g. the command line), kept and sent like
+        output, so the agent's full log shows what was run."""
+        self.add(line)
 
     def add(self, line: str) -> None:
         """A line of the renderer's output."""
@@ -90,6 +96,10 @@ class OutputLog:
     def last_words(self) -> str:
         """The last non-blank line, for an error message."""
         return next((line for line in reversed(self._tail) if line.strip()), "")
+
+    def error_line(self) -> str:
+        """The renderer's own error line in the tail ("" if it printed none)."""
+        return renderer_error("\n".join(x for x in self._tail if not x.startswith("$ ")))
 
     def take_pending(self) -> str:
         """The lines not yet sent (newline-terminated), or "" when there are none."""

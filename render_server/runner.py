@@ -219,9 +219,10 @@ class TaskRunner:
                 await flusher
             await self._send_log()
         if proc.returncode != 0:
+            exited = f"{self.assign.package} exited with status {proc.returncode}"
+            own = self._output.error_line()  # the renderer's words are what the user can act on
             raise TaskFailure(
-                f"{self.assign.package} exited with status {proc.returncode}: "
-                f"{self._output.last_words()}"
+                f"{own} ({exited})" if own else f"{exited}: {self._output.last_words()}"
             )
 
     async def _pump(self, proc: asyncio.subprocess.Process) -> None:

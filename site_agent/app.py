@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, render_endpoint
+from . import api, log_api, render_endpoint
 from .appkeys import CONFIG, SITE
 from .config import ConfigError, SiteConfig, load_config
 from .http_errors import error_middleware
@@ -40,6 +40,7 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
     )
     app[CONFIG] = config
     app.add_routes(api.routes)
+    app.add_routes(log_api.routes)
     app.router.add_get("/ws/render-server", render_endpoint.websocket)
     app.router.add_put(
         "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}",

@@ -35,6 +35,26 @@ class NotFoundError(AgentError):
     """No such job, frame, server or blob."""
 
 
+class JobNotFoundError(NotFoundError):
+    """No job with this id."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """The job has no task with this index."""
+
+
+class FrameNotFoundError(NotFoundError):
+    """The job has no such frame."""
+
+
+class AttemptNotFoundError(NotFoundError):
+    """The task has no attempt with this number."""
+
+
+class LogNotFoundError(NotFoundError):
+    """The task has no log (yet): it has not run here."""
+
+
 class ConflictError(AgentError):
     """The request conflicts with the current state (e.g. resuming a finished job)."""
 

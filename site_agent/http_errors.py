@@ -21,11 +21,16 @@ from scheduler.errors import SchedulerError
 
 from .errors import (
     AgentError,
+    AttemptNotFoundError,
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    FrameNotFoundError,
+    JobNotFoundError,
+    LogNotFoundError,
     MissingAssetsError,
     NotFoundError,
+    TaskNotFoundError,
     UnauthorizedError,
     UnavailableError,
 )
@@ -48,6 +53,11 @@ HTTP_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     UnauthorizedError: (401, "unauthorized"),
     ForbiddenError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
+    JobNotFoundError: (404, "job_not_found"),
+    TaskNotFoundError: (404, "task_not_found"),
+    FrameNotFoundError: (404, "frame_not_found"),
+    AttemptNotFoundError: (404, "attempt_not_found"),
+    LogNotFoundError: (404, "log_not_found"),
     ConflictError: (409, "conflict"),
     MissingAssetsError: (422, "missing_assets"),
     UnavailableError: (503, "unavailable"),

@@ -57,6 +57,8 @@ class ReportTransitions(Protocol):
 
     def log(self, report: LogReport) -> None: ...
 
+    async def reports_written(self) -> None: ...
+
     async def record_frame(self, record: FrameRecord) -> None: ...
 
     async def complete(
@@ -134,6 +136,11 @@ class TaskReports:
         )
 
     async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
+        # Only for an attempt the server holds: the log's append is fenced on the attempt
+        # alone (see site_agent.store.task_logs), so the server is checked here.
+        if await self.lookup(server_id, msg.task_id, msg.attempt) is None:
+            log.info("ignored stale log of task %s from %s", msg.task_id, server_id)
+            return
         # Queued for the next group commit: one transaction per log message, awaited
         # before the connection's next report, cost every task of a chatty renderer a
         # commit in a row (7 % of a 2-slot farm's makespan with 0.3 s frames).
@@ -361,6 +368,8 @@ class TaskReports:
 
     async def failed(self, server_id: str, msg: protocol.TaskFailed) -> None:
         self._release(server_id, msg.task_id, msg.attempt)
+        # The renderer's last lines were queued just before this report: in the log first.
+        await self._lifecycle.reports_written()
         task = await self._store.get_task(msg.task_id)
         if task is not None:
             await self._lifecycle.fail(task, server_id, msg.attempt, msg.error, msg.log_tail)

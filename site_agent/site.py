@@ -31,6 +31,8 @@ from .reports import TaskReports
 from .storage import FrameStorage
 from .store.base import Store
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
+from .task_logs import WAKE_ON as LOG_WAKE_ON
+from .task_logs import LogWatch, TaskLogs
 from .views import server_views
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,9 @@ class SiteAgent:
         # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
         self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)
+        self.log_watch = LogWatch()
+        self.logs = TaskLogs(store, self.log_watch)
+        self.lifecycle.subscribe(self.log_watch.on_event, LOG_WAKE_ON)
 
     async def recover(self) -> None:
         """After a (re)start no server is connected yet; they are offline until they say hello.

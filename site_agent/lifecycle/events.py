@@ -38,6 +38,13 @@ class TasksStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TasksLogged:
+    """Render servers' output was appended to these tasks' logs (a reader may be waiting)."""
+
+    task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFinished:
     """An attempt ended: completed, failed and retried, or failed for good."""
 
@@ -91,6 +98,7 @@ Event = (
     JobCreated
     | TasksAssigned
     | TasksStarted
+    | TasksLogged
     | TaskFinished
     | JobFinished
     | JobStateChanged
@@ -102,6 +110,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobCreated,
     TasksAssigned,
     TasksStarted,
+    TasksLogged,
     TaskFinished,
     JobFinished,
     JobStateChanged,

@@ -8,7 +8,8 @@ goes back to waiting with no failure counted.
 from __future__ import annotations
 
 import logging
-import re
+
+from spillway.packages.error_line import renderer_error
 
 from ..store.records import JobState, TaskRecord, TaskState
 from .base import TransitionsBase
@@ -17,26 +18,6 @@ from .events import JobFinished, TasksRequeued
 from .states import JobEvent, TaskEvent, job_allows, next_task_state
 
 log = logging.getLogger(__name__)
-
-_ERROR_LINE = re.compile(r"(?i)(line \d+: )?[\w ]*\berror\b.*")
-
-
-def renderer_error(log_tail: str) -> str:
-    """The renderer's own first error line in ``log_tail`` ("" if none), with its
-    wrapped continuation lines joined (POV-Ray wraps at 80 columns, indenting the rest)."""
-    lines = log_tail.splitlines()
-    for i, line in enumerate(lines):
-        found = _ERROR_LINE.search(line)
-        if found is None:
-            continue
-        text = line
-        for more in lines[i + 1 :]:
-            if not more.startswith(" ") or not more.strip():
-                break
-            text += " " + more.strip()
-        found = _ERROR_LINE.search(text)
-        return found.group(0).strip()[:300] if found else ""
-    return ""
 
 
 class FaultTransitions(TransitionsBase):

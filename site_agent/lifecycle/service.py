@@ -45,6 +45,7 @@ from .events import (
     Subscriber,
     TaskFinished,
     TasksAssigned,
+    TasksLogged,
     TasksRequeued,
     TasksStarted,
 )
@@ -151,8 +152,13 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
         self.batcher.started(report)
 
     def log(self, report: LogReport) -> None:
-        """Queue output lines for the attempt's log tail (fenced); not awaited."""
+        """Queue output lines for the attempt's log and tail (fenced); not awaited."""
         self.batcher.log(report)
+
+    async def reports_written(self) -> None:
+        """Wait until the reports queued so far are committed (e.g. an attempt's last
+        lines, before its failure is recorded in a transaction of its own)."""
+        await self.batcher.close()
 
     async def record_frame(self, record: FrameRecord) -> None:
         """Record an uploaded frame; returns once it is committed."""
@@ -193,6 +199,8 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             raise StoreNotFoundError(f"cannot record frames of job {jobs}: no such job") from exc
         if started and self._events.wanted(TasksStarted):
             await self._events.emit(TasksStarted(task_ids=tuple(r.task_id for r in started)))
+        if logs and self._events.wanted(TasksLogged):
+            await self._events.emit(TasksLogged(task_ids=tuple({r.task_id for r in logs})))
         return outcomes
 
     # --- failures -------------------------------------------------------------

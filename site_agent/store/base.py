@@ -28,6 +28,7 @@ from .records import (
     TaskRecord,
     TaskState,
 )
+from .task_logs import AttemptEnd, LogChunk
 
 
 class StoreError(Exception):
@@ -124,7 +125,8 @@ class JobTransaction(Protocol):
         """Fenced starts (pass them in task id order)."""
 
     async def append_logs(self, reports: Sequence[LogReport]) -> None:
-        """Fenced log appends in the given order, each keeping the last ``max_chars``."""
+        """Fenced log appends in the given order: the tail keeps the last ``max_chars``,
+        the attempt's full log (capped) the rest."""
 
     async def upsert_frames(self, frames: Sequence[FrameRecord]) -> None:
         """Insert or replace frame outputs; StoreNotFoundError if a job does not exist."""
@@ -283,3 +285,13 @@ class Store(Protocol):
 
     async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]:
         """The stored outputs of just these frames, in frame order."""
+
+    # --- task logs (written with the reports, see site_agent.store.task_logs) ---
+    async def task_log_sizes(self, task_id: int) -> dict[int, int]:
+        """Bytes of output received per attempt of the task that has a log."""
+
+    async def task_log_ends(self, task_id: int) -> dict[int, AttemptEnd]:
+        """How the task's attempts ended (those that completed or failed)."""
+
+    async def task_log_chunks(self, task_id: int, attempt: int, *, after: int) -> list[LogChunk]:
+        """The attempt's stored log text that ends after byte ``after``, in order."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 
 from . import queries as q
+from . import task_logs
 from .base import Store, StoreConflictError, StoreNotFoundError
 from .database import Database
 from .migrate import apply_migrations
@@ -200,6 +201,21 @@ class SqlStore:
     async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]:
         rows = await self._db.fetch(q.FRAMES_OF, job_id, list(frames))
         return [frame_from_row(row) for row in rows]
+
+    # --- task logs ------------------------------------------------------
+    async def task_log_sizes(self, task_id: int) -> dict[int, int]:
+        """Bytes of output received per attempt of the task that has a log."""
+        return await task_logs.log_sizes(self._db, task_id)
+
+    async def task_log_ends(self, task_id: int) -> dict[int, task_logs.AttemptEnd]:
+        """How the task's attempts ended (those that completed or failed)."""
+        return await task_logs.log_ends(self._db, task_id)
+
+    async def task_log_chunks(
+        self, task_id: int, attempt: int, *, after: int
+    ) -> list[task_logs.LogChunk]:
+        """The attempt's stored log text that ends after byte ``after``, in order."""
+        return await task_logs.log_chunks(self._db, task_id, attempt, after)
 
 
 def _conforms(store: SqlStore) -> Store:

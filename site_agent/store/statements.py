@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from . import queries as q
+from . import task_logs
 from .base import StoreConflictError, StoreNotFoundError
 from .database import Connection
 from .records import (
@@ -156,6 +157,7 @@ class SqlTransaction:
             q.APPEND_LOG,
             [(r.task_id, r.attempt, r.server_id, r.text, max(r.max_chars, 0)) for r in reports],
         )
+        await task_logs.append_chunks(self.connection, reports)
 
     async def upsert_frames(self, frames: Sequence[FrameRecord]) -> None:
         await self.connection.executemany(q.UPSERT_FRAME, [frame_params(f) for f in frames])
@@ -165,6 +167,7 @@ class SqlTransaction:
             q.COMPLETE_TASK_NO_RESULT,
             [(r.task_id, r.attempt, r.server_id, r.at, r.log_tail) for r in reports],
         )
+        await task_logs.end_completed(self.connection, reports)
 
     async def fail_task(
         self,
@@ -182,7 +185,13 @@ class SqlTransaction:
             row = await self.connection.fetchrow(q.FAIL_TASK_RETRY, *fence)
         else:
             row = await self.connection.fetchrow(q.FAIL_TASK_FINAL, *fence, at)
-        return None if row is None else task_from_row(row)
+        if row is None:
+            return None
+        task = task_from_row(row)
+        await task_logs.end_failed(
+            self.connection, task, attempt, server_id, error=error, log_tail=log_tail, at=at
+        )
+        return task
 
     async def record_failure(
         self, task: TaskRecord, server_id: str, attempt: int, error: str, *, at: float
