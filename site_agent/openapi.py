@@ -45,6 +45,79 @@ def _path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, An
     return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
 
 
+def _query_int(name: str, minimum: int, *, required: bool = False) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": minimum}
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+_TASK_LOG = {
+    "type": "object",
+    "description": (
+        "Part of one task attempt's log. Each attempt keeps its first 256 KiB and last "
+        "768 KiB of output; offsets count UTF-8 bytes of the whole output. Pass next_offset "
+        "back as offset to read only what is new; a cut shows as a '[N bytes cut]' line."
+    ),
+    "required": [
+        "job",
+        "task",
+        "frames",
+        "attempt",
+        "attempts",
+        "server",
+        "state",
+        "error",
+        "offset",
+        "next_offset",
+        "complete",
+        "truncated_bytes",
+        "text",
+    ],
+    "properties": {
+        "job": {"type": "string"},
+        "task": {"type": "integer"},
+        "frames": {"type": "string", "examples": ["1-4"]},
+        "attempt": {"type": "integer"},
+        "attempts": {"type": "array", "items": {"type": "integer"}},
+        "server": {"type": ["string", "null"]},
+        "state": {
+            "type": "string",
+            "description": "dispatched, running, done, failed, or requeued (ended without a result)",
+        },
+        "error": {"type": "string", "description": "why the attempt failed ('' otherwise)"},
+        "offset": {"type": "integer"},
+        "next_offset": {"type": "integer"},
+        "complete": {"type": "boolean", "description": "the attempt ended: no more text comes"},
+        "truncated_bytes": {"type": "integer"},
+        "text": {"type": "string"},
+    },
+}
+
+
+def _log_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    op = _op(
+        summary,
+        params=[
+            *params,
+            _query_int("attempt", 1),
+            _query_int("offset", 0),
+            {
+                "name": "wait",
+                "in": "query",
+                "schema": {"type": "number", "minimum": 0, "maximum": 30},
+            },
+        ],
+    )
+    op["description"] = (
+        "404 codes: job_not_found, frame_not_found, task_not_found, attempt_not_found, "
+        "log_not_found (the task has not run here yet). With wait=S (at most 30) the answer "
+        "comes once text beyond offset arrives or the attempt ends, or after S seconds."
+    )
+    op["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/TaskLog"
+    }
+    return op
+
+
 _SUBMIT = {
     "type": "object",
     "required": ["scene", "manifest", "frames", "profile"],
@@ -236,6 +309,18 @@ def openapi_document() -> dict[str, Any]:
                     errors=(400, 404, 409),
                 )
             },
+            "/api/v1/jobs/{job_id}/log": {
+                "get": _log_op(
+                    "The log of the task holding ?frame=N (its latest attempt unless ?attempt=K)",
+                    [job_id, _query_int("frame", 0, required=True)],
+                )
+            },
+            "/api/v1/jobs/{job_id}/tasks/{index}/log": {
+                "get": _log_op(
+                    "The log of task ?index (its latest attempt unless ?attempt=K)",
+                    [job_id, _path_param("index", {"type": "integer", "minimum": 0})],
+                )
+            },
             "/api/v1/servers": {
                 "get": _op(
                     "Render servers; with ?job= why each can or cannot run it",
@@ -265,6 +350,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
+                "TaskLog": _TASK_LOG,
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -278,7 +364,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         }
                     },
-                }
+                },
             }
         },
     }

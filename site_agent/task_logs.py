@@ -300,5 +300,7 @@ class TaskLogs:
     async def _job(self, job_id: str) -> JobRecord:
         job = await self._store.get_job(job_id)
         if job is None:
-            raise JobNotFoundError(f"job {job_id} does not exist; list jobs with `spillway jobs`")
+            raise JobNotFoundError(
+                f"no job {job_id!r}; `spillway jobs` lists the jobs of this site"
+            )
         return job

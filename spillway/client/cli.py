@@ -52,6 +52,7 @@ from spillway.client.commands import (
     run_client_command,
 )
 from spillway.client.http import ClientError
+from spillway.client.logs import add_logs_command
 from spillway.client.submission import SubmissionError
 
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
@@ -188,6 +189,7 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--state", help="only tasks in these states, e.g. failed or waiting,running")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_job)
+    add_logs_command(sub, common)
     for action in ("cancel", "pause", "resume", "retry"):
         p = sub.add_parser(action, parents=[common], help=f"{action} a job")
         p.add_argument("job_id", metavar="ID")

@@ -194,6 +194,33 @@ class AgentClient:
             params["state"] = state
         return await self._json("GET", f"/jobs/{quote(job_id, safe='')}/tasks", params=params)
 
+    async def task_log(
+        self,
+        job_id: str,
+        *,
+        frame: int | None = None,
+        task: int | None = None,
+        attempt: int | None = None,
+        offset: int = 0,
+        wait: float = 0.0,
+    ) -> dict[str, Any]:
+        """Part of a task attempt's log from byte ``offset`` (the task holding ``frame``, or
+        task ``task``; the latest attempt unless ``attempt``): ``{"text", "next_offset",
+        "complete", "state", "error", ...}``. ``wait`` (at most 30 s) long-polls for more."""
+        import aiohttp  # on first use: commands that fail early never load it
+
+        params = {"offset": str(offset), "wait": f"{wait:g}"}
+        if attempt is not None:
+            params["attempt"] = str(attempt)
+        path = f"/jobs/{quote(job_id, safe='')}"
+        if task is None:
+            params["frame"] = str(frame)
+            path += "/log"
+        else:
+            path += f"/tasks/{task}/log"
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s + wait)
+        return await self._json("GET", path, params=params, timeout=timeout)
+
     async def control(
         self, job_id: str, action: str, *, frames: str | None = None
     ) -> dict[str, Any]:
