@@ -200,3 +200,33 @@ async def test_a_failed_scene_check_is_not_cached(harness: Harness) -> None:
         assert isinstance(final, protocol.TaskFailed), final
         assert "missing file 'tex.png'" in final.error
     assert adapter.preflights == 2
+
+
+POVRAY_LIKE = """
+import sys
+print("Parser Options")
+print("File 'x.pov' line 1: Possible Parse Error: Cannot find file 'part1.inc', even")
+print(" after trying to append file type extension.")
+print("File 'x.pov' line 1: Parse Error: Cannot open include file part1.inc.")
+print("Fatal error in parser: Cannot parse input.")
+print("Render failed")
+sys.exit(1)
+"""
+
+
+class PovrayLikeAdapter(ScriptAdapter):
+    def command(self, req: RenderRequest) -> list[str]:
+        return [sys.executable, "-c", POVRAY_LIKE]
+
+
+async def test_a_failed_render_reports_the_renderer_s_own_error_and_sends_the_whole_log(
+    harness: Harness,
+) -> None:
+    final, _ = await _run(harness.runner(PovrayLikeAdapter(status=1), _assign()))
+    assert isinstance(final, protocol.TaskFailed), final
+    assert final.error == (
+        "line 1: Parse Error: Cannot open include file part1.inc. (script exited with status 1)"
+    ), "the real error, not POV-Ray's warning before it nor its last words"
+    logs = "".join(m.text for m in harness.sent if isinstance(m, protocol.TaskLog))
+    assert logs.startswith(f"$ {sys.executable} -c"), "the log shows the command that ran"
+    assert logs.endswith("Fatal error in parser: Cannot parse input.\nRender failed\n")
