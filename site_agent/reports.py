@@ -136,8 +136,7 @@ class TaskReports:
         )
 
     async def log(self, server_id: str, msg: protocol.TaskLog) -> None:
-        # Only for an attempt the server holds: the log's append is fenced on the attempt
-        # alone (see site_agent.store.task_logs), so the server is checked here.
+        # The full log's append is fenced on the attempt alone: the server is checked here.
         if await self.lookup(server_id, msg.task_id, msg.attempt) is None:
             log.info("ignored stale log of task %s from %s", msg.task_id, server_id)
             return
@@ -368,7 +367,7 @@ class TaskReports:
 
     async def failed(self, server_id: str, msg: protocol.TaskFailed) -> None:
         self._release(server_id, msg.task_id, msg.attempt)
-        # The renderer's last lines were queued just before this report: in the log first.
+        # The renderer's last lines, queued just before this report, go in the log first.
         await self._lifecycle.reports_written()
         task = await self._store.get_task(msg.task_id)
         if task is not None:

@@ -279,3 +279,29 @@ def test_exit_status_of_domain_errors():
     assert client_cli._exit_status(ProfileError("bad profile")) == 2
     assert client_cli._exit_status(ValueError("a bug somewhere")) == 1
     assert client_cli._exit_status(client_cli.UsageError("bad flag")) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("logs", "j1", "--frame", "1", "--task", "0"), "not allowed with argument"),
+        (
+            ("logs", "j1", "--attempt", "0"),
+            "argument --attempt: '0' must be a whole number of at least 1",
+        ),
+        (
+            ("logs", "j1", "--frame", "-2"),
+            "argument --frame: '-2' must be a whole number of 0 or more",
+        ),
+    ],
+)
+def test_logs_arguments_are_checked(capsys, argv: tuple[str, ...], message: str) -> None:
+    status, _, err = run_main(capsys, *argv)
+    assert status == 2 and message in err, err
+
+
+def test_logs_defaults_to_the_latest_attempt_of_a_chosen_task() -> None:
+    args = parse("logs", "j1")
+    assert (args.frame, args.task, args.attempt, args.follow) == (None, None, None, False)
+    args = parse("logs", "j1", "--task", "3", "--attempt", "2", "-f")
+    assert (args.task, args.attempt, args.follow) == (3, 2, True)
