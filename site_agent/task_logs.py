@@ -54,7 +54,7 @@ class LogReads(Protocol):
 
     async def get_server(self, server_id: str) -> ServerRecord | None: ...
 
-    async def task_log_sizes(self, task_id: int) -> dict[int, int]: ...
+    async def task_log_size(self, task_id: int, attempt: int) -> int: ...
 
     async def task_log_ends(self, task_id: int) -> dict[int, AttemptEnd]: ...
 
@@ -249,9 +249,8 @@ class TaskLogs:
             task = await self._store.get_task(task.id) or task
 
     async def _page(self, task: TaskRecord, attempt: int | None, offset: int) -> LogPage:
-        sizes = await self._store.task_log_sizes(task.id)
-        ends = await self._store.task_log_ends(task.id)
-        attempts = set(sizes) | set(ends) | ({task.attempt} if task.attempt > 0 else set())
+        # Every claim is the next attempt (fenced on attempt - 1), so they are 1..task.attempt.
+        attempts = range(1, task.attempt + 1)
         if not attempts:
             raise LogNotFoundError(
                 f"task {task.index} of job {task.job_id} has not run yet, so it has no log; "
@@ -259,24 +258,24 @@ class TaskLogs:
             )
         chosen = max(attempts) if attempt is None else attempt
         if chosen not in attempts:
-            listed = ", ".join(map(str, sorted(attempts)))
+            known = f"1 to {task.attempt}" if task.attempt > 1 else "only 1"
             raise AttemptNotFoundError(
                 f"task {task.index} of job {task.job_id} has no attempt {chosen}; "
-                f"its attempts are {listed}"
+                f"its attempts are {known}"
             )
-        size = sizes.get(chosen, 0)
+        size = await self._store.task_log_size(task.id, chosen)
         if offset < 0 or offset > size:
             raise BadRequestError(
                 f"offset {offset} is outside the log of attempt {chosen} ({size} bytes); "
                 "pass 0 or a next_offset from an earlier answer"
             )
-        end = ends.get(chosen)
+        end = (await self._store.task_log_ends(task.id)).get(chosen)
         chunks = await self._store.task_log_chunks(task.id, chosen, after=offset)
         return LogPage(
             job_id=task.job_id,
             task=task,
             attempt=chosen,
-            attempts=tuple(sorted(attempts)),
+            attempts=tuple(attempts),
             server=await self._server_name(task, chosen, end),
             state=attempt_state(task, chosen, end),
             error=end.error if end is not None else "",

@@ -287,8 +287,8 @@ class Store(Protocol):
         """The stored outputs of just these frames, in frame order."""
 
     # --- task logs (written with the reports, see site_agent.store.task_logs) ---
-    async def task_log_sizes(self, task_id: int) -> dict[int, int]:
-        """Bytes of output received per attempt of the task that has a log."""
+    async def task_log_size(self, task_id: int, attempt: int) -> int:
+        """Bytes of output received in the attempt (0 if none)."""
 
     async def task_log_ends(self, task_id: int) -> dict[int, AttemptEnd]:
         """How the task's attempts ended (those that completed or failed)."""

@@ -203,9 +203,9 @@ class SqlStore:
         return [frame_from_row(row) for row in rows]
 
     # --- task logs ------------------------------------------------------
-    async def task_log_sizes(self, task_id: int) -> dict[int, int]:
-        """Bytes of output received per attempt of the task that has a log."""
-        return await task_logs.log_sizes(self._db, task_id)
+    async def task_log_size(self, task_id: int, attempt: int) -> int:
+        """Bytes of output received in the attempt (0 if none)."""
+        return await task_logs.log_size(self._db, task_id, attempt)
 
     async def task_log_ends(self, task_id: int) -> dict[int, task_logs.AttemptEnd]:
         """How the task's attempts ended (those that completed or failed)."""

@@ -62,13 +62,15 @@ INSERT INTO task_log_ends (task_id, attempt, server_id, state, error, at)
 VALUES ($1, $2, $3, 'failed', $4, $5)
 ON CONFLICT (task_id, attempt) DO NOTHING
 """
-LOG_SIZES = """
-SELECT attempt, MAX(end_offset) AS size FROM task_log_chunks WHERE task_id = $1 GROUP BY attempt
-"""
+LOG_SIZE = f"SELECT COALESCE({_SIZE}, 0)"
 LOG_ENDS = "SELECT attempt, server_id, state, error, at FROM task_log_ends WHERE task_id = $1"
+# From the row holding byte $3 on, an index range: a tailing reader reads only the new rows.
 LOG_CHUNKS = """
 SELECT start_offset, end_offset, body FROM task_log_chunks
 WHERE task_id = $1 AND attempt = $2 AND end_offset > $3
+  AND start_offset >= COALESCE((SELECT start_offset FROM task_log_chunks
+                                WHERE task_id = $1 AND attempt = $2 AND start_offset <= $3
+                                ORDER BY start_offset DESC LIMIT 1), 0)
 ORDER BY start_offset
 """
 
@@ -140,9 +142,9 @@ async def end_failed(
         )
 
 
-async def log_sizes(conn: Connection, task_id: int) -> dict[int, int]:
-    """Bytes of output received per attempt of the task that has a log."""
-    return {int(r["attempt"]): int(r["size"]) for r in await conn.fetch(LOG_SIZES, task_id)}
+async def log_size(conn: Connection, task_id: int, attempt: int) -> int:
+    """Bytes of output received in the attempt (0 if none)."""
+    return int(await conn.fetchval(LOG_SIZE, task_id, attempt) or 0)
 
 
 async def log_ends(conn: Connection, task_id: int) -> dict[int, AttemptEnd]:

@@ -116,6 +116,10 @@ async def test_each_attempt_keeps_its_whole_log_in_order(store: Store) -> None:
     assert not page.complete
     later = await logs.read(t0, attempt=None, offset=len(lines[0].encode()), wait=0)
     assert later.text == "".join(lines[1:])
+    whole = "".join(lines).encode()
+    for offset in (3, len(whole) // 2, len(whole) - 1):  # inside a row: from that byte on
+        part = await logs.read(t0, attempt=None, offset=offset, wait=0)
+        assert part.text == whole[offset:].decode("utf-8", "replace")
     job = await store.get_job(t0.job_id)
     assert job is not None
     await lifecycle.fail(t0, "s1", 1, "Parse Error: No matching }", "the tail\n")
@@ -133,7 +137,7 @@ async def test_each_attempt_keeps_its_whole_log_in_order(store: Store) -> None:
     assert (second.attempt, second.attempts, second.state) == (2, (1, 2), "done")
     assert second.text == "second try\n"
     assert (await logs.read(t0, attempt=1, offset=0, wait=0)).text == "".join(lines)
-    with pytest.raises(AttemptNotFoundError, match="its attempts are 1, 2"):
+    with pytest.raises(AttemptNotFoundError, match="its attempts are 1 to 2"):
         await logs.read(t0, attempt=3, offset=0, wait=0)
     with pytest.raises(BadRequestError, match="offset 999"):
         await logs.read(t0, attempt=2, offset=999, wait=0)
