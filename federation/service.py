@@ -49,6 +49,7 @@ from site_agent.lifecycle import (
     JobCancelled,
     JobCreated,
     JobFinished,
+    JobsReleased,
     TaskFinished,
     TransactionHook,
 )
@@ -239,7 +240,7 @@ class FederationService:
     async def start(self) -> None:
         await self.book.load()
         self._site.lifecycle.subscribe(
-            self._on_job_event, (JobCreated, JobCancelled, TaskFinished, JobFinished)
+            self._on_job_event, (JobCreated, JobsReleased, JobCancelled, TaskFinished, JobFinished)
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
@@ -300,8 +301,14 @@ class FederationService:
     async def _on_job_event(self, event: Event) -> None:
         """Lifecycle subscriber: forward new remote placements, propagate cancels, notify origins."""
         if isinstance(event, JobCreated):
-            if event.job.placement != LOCAL:
+            # A job waiting for others is offered to its peer only once released.
+            if event.job.placement != LOCAL and event.ready:
                 await self.after_submit(event.job)
+        elif isinstance(event, JobsReleased):
+            for job_id in event.job_ids:
+                job = await self._site.store.get_job(job_id)
+                if job is not None and job.placement != LOCAL:
+                    await self.after_submit(job)
         elif isinstance(event, JobCancelled):
             await self.after_cancel(event.job)
         elif isinstance(event, TaskFinished):

@@ -43,6 +43,8 @@ class JobView:
     running_tasks: int
     running_servers: frozenset[str]
     avoid_servers: frozenset[str] = frozenset()
+    ready: bool = True
+    """False while a job it depends on has not ended as it waits for (it is not planned)."""
     guest_of: str | None = None
     """The peer site this job was accepted from; None for this site's own jobs."""
 
@@ -233,7 +235,7 @@ def _job_states(
     states: list[_JobState] = []
     seen: set[str] = set()
     for job in jobs:
-        if job.id in seen or job.id not in by_job:
+        if job.id in seen or job.id not in by_job or not job.ready:
             continue
         seen.add(job.id)
         capable = planner.capable(job.profile)
@@ -267,8 +269,8 @@ def plan_dispatch(
     is not in ``job.avoid_servers``; servers in ``task.failed_on`` are used only
     when no other online capable server exists for the job. ``max_servers``
     counts distinct servers including ``job.running_servers``. Tasks whose job
-    is not in ``jobs`` are ignored; a task id is assigned at most once.
-    ``guests`` holds the limits per peer for jobs with ``guest_of`` set (a peer
+    is not in ``jobs``, or is not ``ready`` (it waits for another job), are
+    ignored; a task id is assigned at most once. ``guests`` holds the limits per peer for jobs with ``guest_of`` set (a peer
     not listed gets the default :class:`GuestLimit`); ``guest_running`` counts
     the tasks already active for each peer's jobs.
     """
@@ -350,11 +352,14 @@ def unplaceable_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> 
     """Jobs no online server matches at all, with why (in the words ``spillway job`` uses).
 
     Such a job can only wait for a capable server to connect; the agent fails it once
-    that has lasted its ``stall_after``. A job with tasks running is not unplaceable.
+    that has lasted its ``stall_after``. A job with tasks running, or one waiting for
+    another job (not ``ready``), is not unplaceable.
     """
     online = [server for server in servers if server.online]
     return {
         job.id: explain_unmatched(job.profile, servers)
         for job in jobs
-        if not job.running_tasks and not any(matches(job.profile, server) for server in online)
+        if job.ready
+        and not job.running_tasks
+        and not any(matches(job.profile, server) for server in online)
     }

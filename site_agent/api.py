@@ -20,7 +20,7 @@ from .frame_response import send_frame
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
-from .views import frames_json, job_json, server_json, server_states, task_json
+from .views import frames_json, job_json, server_json, server_states, task_json, upstream_json
 
 VERSION = "0.1.0"
 DETAIL_TASKS = 100
@@ -64,10 +64,12 @@ async def _json_body(request: web.Request) -> Any:
 async def _job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
     counts = await site.store.task_counts(job.id)
     frames_done = await _frames_done(site, job, counts)
-    why = await site.why_waiting(job, counts)
+    upstreams = (await site.store.job_upstreams([job.id])).get(job.id, ())
+    why = await site.why_waiting(job, counts, upstreams)
     body = job_json(
         job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job)
     )
+    body["after"] = [upstream_json(u) for u in upstreams]
     if site.federation is not None:
         body.update(await site.federation.job_details(job))
     return body
@@ -207,6 +209,14 @@ async def list_job_tasks(request: web.Request) -> web.Response:
     limit = _query_int(request, "limit", DETAIL_TASKS, 1, MAX_PAGE)
     page = await _task_page(site, job, offset=offset, limit=limit, states=_task_states(request))
     return web.json_response(page)
+
+
+@routes.post("/api/v1/jobs/{job_id}/after")
+async def add_dependencies(request: web.Request) -> web.Response:
+    site = _site(request)
+    body = await _json_body(request)
+    job = await site.jobs.add_dependencies(request.match_info["job_id"], body)
+    return web.json_response({"job": await _job_body(site, job)})
 
 
 @routes.post("/api/v1/jobs/{job_id}/{action}")

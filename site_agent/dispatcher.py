@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
+from scheduler.dependencies import ready
 from scheduler.dispatch import (
     Assignment,
     GuestLimit,
@@ -39,6 +40,7 @@ from .lifecycle.events import (
     JobCancelled,
     JobCreated,
     JobReplaced,
+    JobsReleased,
     JobStateChanged,
     TaskFinished,
     TasksRequeued,
@@ -60,6 +62,7 @@ ASSIGN_GRACE_S = 30.0
 
 WAKE_ON: tuple[type[Event], ...] = (
     JobCreated,
+    JobsReleased,
     JobStateChanged,
     JobCancelled,
     TasksRequeued,
@@ -346,6 +349,7 @@ def _job_views(snap: DispatchSnapshot, threshold: int) -> list[JobView]:
                 running_servers=running.servers if running else frozenset(),
                 avoid_servers=bad_servers(failures, threshold),
                 guest_of=job.origin_site if job.origin_job_id is not None else None,
+                ready=ready(snap.upstreams.get(job.id, ())),
             )
         )
     return views

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from scheduler.dependencies import DependencyKind
 from scheduler.frames import chunk_frames, format_frames, parse_frames
 from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
 from spillway.core.checks import bad_string, first_bad_string, manifest_path_problem, path_clash
@@ -38,6 +39,8 @@ SUBMIT_KEYS = {
     "forward",
     "owner",
     "queue_anyway",
+    "after",
+    "after_any",
 }
 SETTINGS_KEYS = {"width", "height", "samples", "denoise"}
 MAX_SAMPLES = 16_777_216  # Cycles' own limit
@@ -166,6 +169,22 @@ def check_overrides(profile: JobProfile, settings: Mapping[str, Any]) -> None:
         )
 
 
+def parse_after(body: Mapping[str, Any]) -> list[tuple[str, DependencyKind]]:
+    """The jobs a submission waits for: ``after`` (job ids), each to be done unless ``after_any``."""
+    raw = body.get("after", [])
+    if not isinstance(raw, list) or not all(isinstance(i, str) and i.strip() for i in raw):
+        raise BadRequestError(
+            "'after' must be a list of job ids, e.g. [\"3f2a9c1b7d4e\"] (`spillway jobs` lists them)"
+        )
+    after_any = _get(body, "after_any", bool, False)
+    if after_any and not raw:
+        raise BadRequestError(
+            "'after_any' needs 'after': the jobs to wait for (--after-any goes with --after)"
+        )
+    kind = DependencyKind.END if after_any else DependencyKind.DONE
+    return [(job_id.strip(), kind) for job_id in dict.fromkeys(raw)]
+
+
 def parse_submission(
     body: Any, *, site_name: str, known_packages: set[str], now: float
 ) -> tuple[JobRecord, tuple[int, ...], str | None]:
@@ -237,7 +256,17 @@ class Placement(Protocol):
 class JobTransitions(Protocol):
     """The lifecycle transitions a client can ask for."""
 
-    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord: ...
+    async def create(
+        self,
+        job: JobRecord,
+        chunks: Sequence[tuple[int, ...]],
+        *,
+        after: Sequence[tuple[str, DependencyKind]] = (),
+    ) -> JobRecord: ...
+
+    async def add_dependencies(
+        self, job_id: str, after: Sequence[tuple[str, DependencyKind]], *, at: float
+    ) -> bool: ...
 
     async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]: ...
 
@@ -294,6 +323,7 @@ class JobService:
         # A million-frame list takes a second to check and chunk: off the event loop,
         # so /health and render-server heartbeats keep their timing meanwhile.
         job, chunks, requested = await asyncio.to_thread(self._parse, body, self._clock())
+        after = parse_after(body)
         missing = self._blobs.missing(a.sha256 for a in job.manifest)
         if missing:
             raise MissingAssetsError(
@@ -309,7 +339,21 @@ class JobService:
                     f"no server of this site or {where} can run this job: {why}; "
                     "submit with --queue-anyway (queue_anyway) to queue it for a server to come"
                 )
-        return await self._lifecycle.create(job, chunks)
+        return await self._lifecycle.create(job, chunks, after=after)
+
+    async def add_dependencies(self, job_id: str, body: Any) -> JobRecord:
+        """The job waits for the jobs of ``body`` (``{"after": [...], "after_any": bool}``) too."""
+        if (
+            not isinstance(body, dict)
+            or not set(body) <= {"after", "after_any"}
+            or not body.get("after")
+        ):
+            raise BadRequestError(
+                'send {"after": [JOB_ID, ...]} (and "after_any": true to wait for them to end '
+                "however they end)"
+            )
+        await self._lifecycle.add_dependencies(job_id, parse_after(body), at=self._clock())
+        return await self.get(job_id)
 
     def _parse(self, body: Any, now: float) -> tuple[JobRecord, list[tuple[int, ...]], str | None]:
         job, frames, requested = parse_submission(

@@ -11,9 +11,10 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from scheduler.dependencies import Upstream, waiting_text
 from scheduler.profile import ONLINE_STATUSES, explain_unmatched, matches
 from scheduler.retry import bad_servers
 from spillway.packages import package_names
@@ -125,11 +126,18 @@ class SiteAgent:
     def job_storage_dir(self, job: JobRecord) -> str:
         return str(self.storage.job_dir(job.name, job.id))
 
-    async def why_waiting(self, job: JobRecord, counts: dict[TaskState, int]) -> str | None:
+    async def why_waiting(
+        self, job: JobRecord, counts: dict[TaskState, int], upstreams: Sequence[Upstream] = ()
+    ) -> str | None:
         """Why a job has waiting frames and nothing running, in words a user can act on."""
         if job.state == JobState.PAUSED:
             return "the job is paused; `spillway resume` continues it"
-        if job.state.finished or job.placement != LOCAL:
+        if job.state.finished:
+            return None
+        held = waiting_text(upstreams)
+        if held is not None:
+            return held
+        if job.placement != LOCAL:
             return None
         if counts.get(TaskState.WAITING, 0) == 0:
             return None

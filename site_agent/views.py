@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from scheduler.dependencies import Upstream, satisfied
 from scheduler.frames import format_frames
 from scheduler.profile import Match, ServerView, explain
 
@@ -53,6 +54,19 @@ def job_json(
         },
         "why_waiting": why_waiting,
         "storage_dir": storage_dir,
+    }
+
+
+def upstream_json(upstream: Upstream) -> dict[str, Any]:
+    """A job this job waits for: ``kind`` done (to be done) or end (to end however it ends)."""
+    return {
+        "job_id": upstream.job_id,
+        "name": upstream.name,
+        "kind": upstream.kind.value,
+        "state": upstream.state,
+        "frames_done": upstream.frames_done,
+        "frame_count": upstream.frame_count,
+        "met": satisfied(upstream),
     }
 
 

@@ -13,8 +13,8 @@ from typing import Protocol
 from ..errors import NotFoundError
 from ..store.base import JobTransaction
 from ..store.database import Connection
-from ..store.records import JobRecord
-from .events import EventBus
+from ..store.records import DependentsSettled, JobRecord, JobState
+from .events import EventBus, JobCancelled, JobFinished, JobsReleased
 
 TransactionHook = Callable[[Connection], Awaitable[None]]
 """Another package's statements, run in the transition's transaction before it commits
@@ -36,6 +36,15 @@ class TransitionsBase:
 
     _store: LifecycleStore
     _events: EventBus
+
+    async def _emit_settled(self, settled: DependentsSettled) -> None:
+        """The events of what a job's end did to the jobs waiting for it (after the commit)."""
+        for job_id in settled.failed:
+            await self._events.emit(JobFinished(job_id=job_id, state=JobState.FAILED))
+        for job, stopped in settled.cancelled:
+            await self._events.emit(JobCancelled(job=job, stopped=stopped))
+        if settled.released:
+            await self._events.emit(JobsReleased(job_ids=settled.released))
 
 
 def no_job(job_id: str) -> NotFoundError:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from site_agent.store.base import JobTransaction
 from site_agent.store.records import (
+    NOTHING_SETTLED,
     CompletionReport,
+    DependentsSettled,
     FrameRecord,
     JobState,
     LogReport,
@@ -23,6 +25,7 @@ from site_agent.store.records import (
     TaskState,
 )
 
+from .dependencies import settle
 from .fence import first_per_task, holds
 from .states import JobEvent, job_allows, next_job_state
 
@@ -114,11 +117,11 @@ async def _outcomes(
         return [None] * len(held)
     states = await tx.job_states(done_jobs)
     before = dict(states)
-    finished: set[str] = set()
+    finished: dict[str, DependentsSettled] = {}
     for job_id in done_jobs:
         states[job_id], now_finished = await finish_if_done(tx, job_id, states[job_id], at)
         if now_finished:
-            finished.add(job_id)
+            finished[job_id] = await settle(tx, job_id, states[job_id], at=at)
     last = {tasks[r.task_id].job_id: i for i, r in enumerate(held) if r is not None}
     outcomes: list[TaskOutcome | None] = []
     for i, report in enumerate(held):
@@ -130,5 +133,8 @@ async def _outcomes(
         state = (
             states[task.job_id] if finishing or task.job_id not in finished else before[task.job_id]
         )
-        outcomes.append(TaskOutcome(task=task, job_state=state, job_finished=finishing))
+        settled = finished[task.job_id] if finishing else NOTHING_SETTLED
+        outcomes.append(
+            TaskOutcome(task=task, job_state=state, job_finished=finishing, settled=settled)
+        )
     return outcomes

@@ -6,8 +6,9 @@ import logging
 from collections.abc import Sequence
 
 from ..errors import ConflictError
-from ..store.records import TaskRecord
+from ..store.records import JobState, TaskRecord
 from .base import TransitionsBase, no_job
+from .dependencies import settle
 from .events import JobCancelled, JobStateChanged
 from .states import JobEvent, job_allows, job_sources, next_job_state
 
@@ -32,9 +33,11 @@ class ControlTransitions(TransitionsBase):
             await tx.cancel_job(job_id, at=at)
             await tx.requeue_job_tasks(job_id)
             job = await tx.get_job(job_id)
+            settled = await settle(tx, job_id, JobState.CANCELLED, at=at)
         assert job is not None
         log.info("job %s cancelled with %d active task(s)", job_id, len(active))
         await self._events.emit(JobCancelled(job=job, stopped=tuple(active)))
+        await self._emit_settled(settled)
         return active
 
     async def pause(self, job_id: str, *, at: float) -> None:

@@ -19,6 +19,15 @@ class JobCreated:
     """A job and its waiting tasks exist: submitted here, or accepted from a peer."""
 
     job: JobRecord
+    ready: bool = True
+    """False while a job it waits for has not ended (see :class:`JobsReleased`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobsReleased:
+    """Jobs that waited for others have nothing left to wait for: they may run now."""
+
+    job_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +105,7 @@ class JobReplaced:
 
 Event = (
     JobCreated
+    | JobsReleased
     | TasksAssigned
     | TasksStarted
     | TasksLogged
@@ -108,6 +118,7 @@ Event = (
 )
 ALL_EVENTS: tuple[type[Event], ...] = (
     JobCreated,
+    JobsReleased,
     TasksAssigned,
     TasksStarted,
     TasksLogged,

@@ -11,9 +11,10 @@ import logging
 
 from spillway.packages.error_line import renderer_error
 
-from ..store.records import JobState, TaskRecord, TaskState
+from ..store.records import NOTHING_SETTLED, JobState, TaskRecord, TaskState
 from .base import TransitionsBase
 from .batch import finish_if_done
+from .dependencies import settle
 from .events import JobFinished, TasksRequeued
 from .states import JobEvent, TaskEvent, job_allows, next_task_state
 
@@ -48,9 +49,11 @@ class FaultTransitions(TransitionsBase):
                 state, finished = JobState.FAILED, True
             if not finished:
                 state, finished = await finish_if_done(tx, job_id, state, at)
+            settled = await settle(tx, job_id, state, at=at) if finished else NOTHING_SETTLED
         log.warning("job %s cannot run: %s", job_id, error)
         if finished:
             await self._events.emit(JobFinished(job_id=job_id, state=state))
+            await self._emit_settled(settled)
         return True
 
     async def hand_back(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ..store.records import FrameRecord, JobState, TaskState
 from .base import TransactionHook, TransitionsBase
+from .dependencies import settle
 from .events import JobFinished, JobReplaced
 from .states import JobEvent, TaskEvent, job_allows, task_allows
 
@@ -85,8 +86,11 @@ class PlacementTransitions(TransitionsBase):
                 await tx.upsert_frames(frames)
             await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
             await tx.finish_job(job_id, state, at=at, error=error)
+            # The jobs waiting for it start only now, with its frames stored here.
+            settled = await settle(tx, job_id, state, at=at)
             if hook is not None:
                 await hook(tx.connection)
         log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
         await self._events.emit(JobFinished(job_id=job_id, state=state))
+        await self._emit_settled(settled)
         return True

@@ -15,17 +15,20 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from scheduler.dependencies import DependencyKind
 from scheduler.retry import decide_retry
 
 from ..batcher import ReportBatcher
-from ..errors import JobExistsError
+from ..errors import ConflictError, JobExistsError
 from ..store.base import StoreConflictError, StoreNotFoundError
 from ..store.records import (
     LOCAL,
+    NOTHING_SETTLED,
     ClaimCandidate,
     CompletionReport,
     FrameRecord,
     JobRecord,
+    JobState,
     LogReport,
     StartedReport,
     TaskClaim,
@@ -34,14 +37,16 @@ from ..store.records import (
     TaskState,
 )
 from . import batch
-from .base import LifecycleStore
+from .base import LifecycleStore, no_job
 from .control import ControlTransitions
+from .dependencies import add_upstreams, settle
 from .events import (
     ALL_EVENTS,
     Event,
     EventBus,
     JobCreated,
     JobFinished,
+    JobStateChanged,
     Subscriber,
     TaskFinished,
     TasksAssigned,
@@ -82,14 +87,23 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
         await self.batcher.close()
 
     # --- create ---------------------------------------------------------------
-    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord:
+    async def create(
+        self,
+        job: JobRecord,
+        chunks: Sequence[tuple[int, ...]],
+        *,
+        after: Sequence[tuple[str, DependencyKind]] = (),
+    ) -> JobRecord:
         """The job and one waiting task per chunk; the one entry for local and accepted jobs.
 
-        JobExistsError if a job with this id exists (a retried federation commit).
+        ``after``: the jobs it waits for (checked and recorded in the same
+        transaction, see :func:`.dependencies.add_upstreams`). JobExistsError if a
+        job with this id exists (a retried federation commit).
         """
         try:
             async with self._store.transaction() as tx:
                 count = await tx.insert_job(job, chunks)
+                is_ready = await add_upstreams(tx, job.id, after)
         except StoreConflictError as exc:
             raise JobExistsError(str(exc)) from exc
         log.info(
@@ -101,8 +115,37 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             job.profile.requirement,
             job.placement,
         )
-        await self._events.emit(JobCreated(job=job))
+        if after:
+            log.info(
+                "job %s waits for %s (%s)",
+                job.id,
+                ", ".join(upstream for upstream, _ in after),
+                "ready" if is_ready else "held back",
+            )
+        await self._events.emit(JobCreated(job=job, ready=is_ready))
         return job
+
+    async def add_dependencies(
+        self, job_id: str, after: Sequence[tuple[str, DependencyKind]], *, at: float
+    ) -> bool:
+        """A queued or paused job waits for ``after`` too; returns whether it is ready now.
+
+        Refused when the job has started (its tasks may already run), and when an
+        edge would close a cycle (see :func:`.dependencies.add_upstreams`).
+        """
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            if state not in (JobState.QUEUED, JobState.PAUSED) or await tx.active_tasks(job_id):
+                raise ConflictError(
+                    f"job {job_id} is {state}; only a queued or paused job with nothing "
+                    "rendering can be made to wait for other jobs"
+                )
+            is_ready = await add_upstreams(tx, job_id, after)
+        log.info("job %s now also waits for %s", job_id, ", ".join(u for u, _ in after))
+        await self._events.emit(JobStateChanged(job_id=job_id, state=state))
+        return is_ready
 
     # --- dispatch -------------------------------------------------------------
     async def assign(self, claims: Sequence[TaskClaim], *, at: float) -> list[TaskRecord]:
@@ -277,10 +320,14 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             if task is None:
                 return None
             await tx.record_failure(task, server_id, attempt, error, at=at)
-            finished = False
+            finished, settled = False, NOTHING_SETTLED
             if not retry:
                 job_state, finished = await batch.finish_if_done(tx, job_id, job_state, at)
-        outcome = TaskOutcome(task=task, job_state=job_state, job_finished=finished)
+                if finished:
+                    settled = await settle(tx, job_id, job_state, at=at)
+        outcome = TaskOutcome(
+            task=task, job_state=job_state, job_finished=finished, settled=settled
+        )
         await self._finished(outcome, retry=retry)
         return outcome
 
@@ -290,6 +337,7 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             await self._events.emit(
                 JobFinished(job_id=outcome.task.job_id, state=outcome.job_state)
             )
+            await self._emit_settled(outcome.settled)
 
     async def requeue_server(self, server_id: str, *, at: float) -> list[TaskRecord]:
         """The server's active tasks go back to waiting (attempt kept, no failure counted).

@@ -11,6 +11,8 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from scheduler.dependencies import DependencyKind, Upstream
+
 from .database import Connection, Database
 from .records import (
     ClaimCandidate,
@@ -47,6 +49,22 @@ class StoreNotFoundError(StoreError):
     """The job, task or server does not exist."""
 
 
+class DependencyRows(Protocol):
+    """Job dependency statements (see :mod:`site_agent.store.dependencies`)."""
+
+    async def add(self, job_id: str, upstreams: Sequence[tuple[str, DependencyKind]]) -> None:
+        """``job_id`` waits for each (upstream id, kind)."""
+
+    async def upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        """Per job with dependencies among ``job_ids``: its upstreams as they are now."""
+
+    async def dependents(self, upstream_id: str) -> list[tuple[str, DependencyKind]]:
+        """The unfinished jobs waiting for ``upstream_id``, with the kind of each edge."""
+
+    async def edges_from(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Per job among ``job_ids``: the jobs it waits for."""
+
+
 class JobTransaction(Protocol):
     """Statements over jobs, tasks, frames and failures inside one open transaction.
 
@@ -58,6 +76,10 @@ class JobTransaction(Protocol):
     @property
     def connection(self) -> Connection:
         """The connection underneath, for another package's statements in the same transaction."""
+
+    @property
+    def dependencies(self) -> DependencyRows:
+        """Job dependency statements in this transaction."""
 
     async def insert_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> int:
         """Insert the job and one waiting task per chunk; StoreConflictError if the id exists."""
@@ -295,3 +317,7 @@ class Store(Protocol):
 
     async def task_log_chunks(self, task_id: int, attempt: int, *, after: int) -> list[LogChunk]:
         """The attempt's stored log text that ends after byte ``after``, in order."""
+
+    # --- dependencies -----------------------------------------------------
+    async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        """Per job with dependencies among ``job_ids``: the jobs it waits for, as they are now."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from scheduler.dependencies import Upstream
 from scheduler.profile import JobProfile
 from scheduler.profile import ServerStatus as ServerStatus  # one enum: the scheduler's, re-exported
 from spillway.core.records import FileEntry
@@ -168,6 +169,33 @@ class DispatchSnapshot:
     """Per waiting task id: servers where an earlier attempt failed."""
     guest_running: Mapping[str, int] = field(default_factory=dict)
     """Per peer site: active tasks of the jobs accepted from it."""
+    upstreams: Mapping[str, tuple[Upstream, ...]] = field(default_factory=dict)
+    """Per job id with dependencies: the jobs it waits for, as they are now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DependentsSettled:
+    """What the end of a job did to the jobs waiting for it, in the same transaction."""
+
+    released: tuple[str, ...] = ()
+    """Jobs no longer held back by any job they wait for."""
+    failed: tuple[str, ...] = ()
+    """Jobs failed because a job they wait for failed (and theirs in turn)."""
+    cancelled: tuple[tuple[JobRecord, tuple[TaskRecord, ...]], ...] = ()
+    """Jobs cancelled because a job they wait for was cancelled, with the tasks they had active."""
+
+    def __add__(self, other: DependentsSettled) -> DependentsSettled:
+        return DependentsSettled(
+            released=self.released + other.released,
+            failed=self.failed + other.failed,
+            cancelled=self.cancelled + other.cancelled,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.released or self.failed or self.cancelled)
+
+
+NOTHING_SETTLED = DependentsSettled()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +206,8 @@ class TaskOutcome:
     job_state: JobState
     job_finished: bool
     """True when this change moved the job into done or failed."""
+    settled: DependentsSettled = NOTHING_SETTLED
+    """What finishing the job did to the jobs waiting for it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from . import queries as q
 from .database import Connection
+from .dependencies import DependencyStatements
 from .records import LOCAL, DispatchSnapshot, JobRecord, RunningSummary, TaskRecord
 from .rows import job_from_row, task_from_row
 
@@ -32,6 +33,7 @@ async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnap
         guest_running={
             str(row["site"]): int(row["n"]) for row in await conn.fetch(q.GUEST_RUNNING)
         },
+        upstreams=await DependencyStatements(conn).upstreams([job.id for job in jobs]),
     )
 
 

@@ -12,10 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 
+from scheduler.dependencies import Upstream
+
 from . import queries as q
 from . import task_logs
 from .base import Store, StoreConflictError, StoreNotFoundError
 from .database import Database
+from .dependencies import DependencyStatements
 from .migrate import apply_migrations
 from .records import (
     DispatchSnapshot,
@@ -216,6 +219,10 @@ class SqlStore:
     ) -> list[task_logs.LogChunk]:
         """The attempt's stored log text that ends after byte ``after``, in order."""
         return await task_logs.log_chunks(self._db, task_id, attempt, after)
+
+    # --- dependencies -----------------------------------------------------
+    async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        return await DependencyStatements(self._db).upstreams(job_ids)
 
 
 def _conforms(store: SqlStore) -> Store:

@@ -15,6 +15,7 @@ from . import queries as q
 from . import task_logs
 from .base import StoreConflictError, StoreNotFoundError
 from .database import Connection
+from .dependencies import DependencyStatements
 from .records import (
     ClaimCandidate,
     CompletionReport,
@@ -40,6 +41,7 @@ class SqlTransaction:
 
     def __init__(self, conn: Connection) -> None:
         self.connection = conn
+        self.dependencies = DependencyStatements(conn)
 
     # --- jobs -------------------------------------------------------------
     async def insert_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> int:

@@ -94,6 +94,18 @@ def tag_list(text: str) -> list[str]:
     return tags
 
 
+def job_id_list(text: str) -> list[str]:
+    """``--after a1b2c3,d4e5f6``: job ids separated by commas."""
+    ids = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in ids if not _NAME.fullmatch(t)]
+    if bad or not ids:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of job ids; use ids as `spillway jobs` shows them, "
+            "separated by commas, e.g. 3f2a9c1b7d4e,8e1d0c2b9a7f"
+        )
+    return ids
+
+
 def plain_name(text: str) -> str:
     if not _NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(

@@ -30,6 +30,7 @@ from spillway.client.args import (
     _Parser,
     agent_url,
     frame_spec,
+    job_id_list,
     non_negative_int,
     package_spec,
     plain_name,
@@ -165,6 +166,19 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
         "--queue-anyway",
         action="store_true",
         help="queue even if no known server or peer site can run it (default: refuse)",
+    )
+    p.add_argument(
+        "--after",
+        type=job_id_list,
+        action="append",
+        default=[],
+        metavar="JOB[,JOB...]",
+        help="start only once these jobs are done; fails (or is cancelled) with them (repeatable)",
+    )
+    p.add_argument(
+        "--after-any",
+        action="store_true",
+        help="with --after: start once those jobs end, however they end",
     )
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")

@@ -64,6 +64,8 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
         task_timeout_s=args.timeout,
         max_attempts=args.max_attempts,
         queue_anyway=args.queue_anyway,
+        after=tuple(job_id for ids in args.after for job_id in ids),
+        after_any=args.after_any,
     )
 
 

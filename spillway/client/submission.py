@@ -111,6 +111,8 @@ class SubmitOptions:
     max_attempts: int = 3
     owner: str = ""  # "" = the local user name
     queue_anyway: bool = False  # queue even if no known server or peer can run it
+    after: tuple[str, ...] = ()  # job ids this job waits for (to be done, unless after_any)
+    after_any: bool = False  # wait for them to end however they end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,6 +291,8 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
         "forward": options.forward,
         "owner": options.owner or _owner(),
         "queue_anyway": options.queue_anyway,
+        "after": list(options.after),
+        "after_any": options.after_any,
     }
 
 

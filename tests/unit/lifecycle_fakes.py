@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from scheduler.dependencies import DependencyKind, Upstream
 from site_agent.lifecycle import LifecycleStore
 from site_agent.store.base import JobTransaction, StoreConflictError, StoreNotFoundError
 from site_agent.store.records import (
@@ -41,6 +42,46 @@ class Tables:
     frames: dict[tuple[str, int], FrameRecord] = field(default_factory=dict)
     failures: list[tuple[int, str, str]] = field(default_factory=list)
     """(task id, job id, server id)."""
+    edges: dict[str, dict[str, DependencyKind]] = field(default_factory=dict)
+    """Job id -> the jobs it waits for, with the kind of each edge."""
+
+
+class FakeDependencies:
+    """The statements of :class:`~site_agent.store.base.DependencyRows` over :class:`Tables`."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    async def add(self, job_id: str, upstreams: Sequence[tuple[str, DependencyKind]]) -> None:
+        self.t.edges.setdefault(job_id, {}).update(upstreams)
+
+    async def upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        found: dict[str, tuple[Upstream, ...]] = {}
+        for job_id in job_ids:
+            edges = self.t.edges.get(job_id, {})
+            if edges:
+                found[job_id] = tuple(
+                    Upstream(
+                        job_id=up,
+                        name=self.t.jobs[up].name,
+                        kind=kind,
+                        state=self.t.jobs[up].state.value,
+                        frames_done=sum(1 for j, _ in self.t.frames if j == up),
+                        frame_count=self.t.jobs[up].frame_count,
+                    )
+                    for up, kind in sorted(edges.items())
+                )
+        return found
+
+    async def dependents(self, upstream_id: str) -> list[tuple[str, DependencyKind]]:
+        return [
+            (job_id, edges[upstream_id])
+            for job_id, edges in sorted(self.t.edges.items())
+            if upstream_id in edges and self.t.jobs[job_id].state in _UNFINISHED
+        ]
+
+    async def edges_from(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
+        return {j: sorted(self.t.edges[j]) for j in job_ids if self.t.edges.get(j)}
 
 
 def _fenced(task: TaskRecord | None, attempt: int, server_id: str) -> bool:
@@ -71,6 +112,7 @@ class FakeTransaction:
 
     def __init__(self, t: Tables) -> None:
         self.t = t
+        self.dependencies = FakeDependencies(t)
 
     def _job(self, job_id: str, **changes: Any) -> None:
         self.t.jobs[job_id] = dataclasses.replace(self.t.jobs[job_id], **changes)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scheduler.dependencies import DependencyKind
 from scheduler.profile import ServerView
 from site_agent.errors import BadRequestError, ConflictError, MissingAssetsError, NotFoundError
 from site_agent.jobs import JobService
@@ -44,10 +45,24 @@ class FakeSite:
         self.calls.append(("place", requested))
         return dataclasses.replace(job, placement=self._placement)
 
-    async def create(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> JobRecord:
+    async def create(
+        self,
+        job: JobRecord,
+        chunks: Sequence[tuple[int, ...]],
+        *,
+        after: Sequence[tuple[str, DependencyKind]] = (),
+    ) -> JobRecord:
         self.calls.append(("create", list(chunks)))
+        if after:
+            self.calls.append(("after", list(after)))
         self.jobs[job.id] = job
         return job
+
+    async def add_dependencies(
+        self, job_id: str, after: Sequence[tuple[str, DependencyKind]], *, at: float
+    ) -> bool:
+        self.calls.append(("add_dependencies", list(after)))
+        return False
 
     async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
         self.calls.append(("cancel", job_id))
@@ -97,6 +112,26 @@ async def test_submit_validates_places_and_creates_once() -> None:
         100.0,
     )
     assert site.calls == [("place", "paris"), ("create", [(1, 2), (3, 4)])]
+
+
+async def test_submit_passes_the_jobs_it_waits_for_and_checks_them() -> None:
+    site = FakeSite()
+    jobs = service(site)
+    await jobs.submit(BODY | {"after": ["a1", "b2", "a1"]})
+    await jobs.submit(BODY | {"after": ["a1"], "after_any": True})
+    assert [c for c in site.calls if c[0] == "after"] == [
+        ("after", [("a1", DependencyKind.DONE), ("b2", DependencyKind.DONE)]),
+        ("after", [("a1", DependencyKind.END)]),
+    ]
+    for bad, message in (
+        ({"after": "a1"}, "'after' must be a list of job ids"),
+        ({"after": [""]}, "'after' must be a list of job ids"),
+        ({"after_any": True}, "'after_any' needs 'after'"),
+    ):
+        with pytest.raises(BadRequestError, match=message):
+            await jobs.submit(BODY | bad)
+    with pytest.raises(BadRequestError, match='send {"after"'):
+        await jobs.add_dependencies("x", {"after": []})
 
 
 async def test_submit_refuses_missing_blobs_and_bad_bodies_before_any_write() -> None:

@@ -8,11 +8,13 @@ event it emits (once, after the commit) and the fences it keeps.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from lifecycle_fakes import FakeStore
 
+from scheduler.dependencies import DependencyKind
 from scheduler.profile import JobProfile
 from site_agent.errors import ConflictError, JobExistsError, NotFoundError
 from site_agent.lifecycle import (
@@ -198,9 +200,14 @@ def done(task: TaskRecord, server: str = "s1", *, at: float = 20.0) -> Completio
 
 
 async def created(
-    life: Lifecycle, store: FakeStore, job_id: str = "j1", **fields: Any
+    life: Lifecycle,
+    store: FakeStore,
+    job_id: str = "j1",
+    *,
+    after: Sequence[tuple[str, DependencyKind]] = (),
+    **fields: Any,
 ) -> list[TaskRecord]:
-    await life.create(make_job(job_id, **fields), [(1,), (2,), (3,)])
+    await life.create(make_job(job_id, **fields), [(1,), (2,), (3,)], after=after)
     return sorted((t for t in store.t.tasks.values() if t.job_id == job_id), key=lambda t: t.index)
 
 

@@ -1,0 +1,12 @@
+-- Job dependencies: job_id waits for upstream_id. kind 'done' waits for the upstream to be
+-- done (its failure or cancel ends the job the same way); 'end' waits for it to end in any
+-- state (--after-any). Edges are only added to unfinished jobs and never form a cycle (checked
+-- by the lifecycle when they are added).
+CREATE TABLE job_dependencies (
+    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    upstream_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind = 'done' OR kind = 'end'),
+    PRIMARY KEY (job_id, upstream_id)
+) STRICT;
+
+CREATE INDEX job_dependencies_upstream ON job_dependencies (upstream_id);
