@@ -60,8 +60,9 @@ async def add_upstreams(
             Upstream(job_id=upstream_id, name="", kind=kinds[upstream_id], state=state.value)
         )
         if end is not None:
+            verb = "failed" if end == JobState.FAILED else "was cancelled"
             raise ConflictError(
-                f"job {upstream_id} is {end}: a job waiting for it to be done could never run; "
+                f"job {upstream_id} {verb}: a job waiting for it to be done could never run; "
                 f"retry it first (`spillway retry {upstream_id}`), or wait for it to end "
                 "however it ends (--after-any)"
             )

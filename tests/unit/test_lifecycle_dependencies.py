@@ -107,7 +107,7 @@ async def test_edges_are_checked_when_added(life: Lifecycle, store: FakeStore) -
         await life.add_dependencies("a", [("b", DONE)], at=40.0)
     assert store.t.edges == {"b": {"a": DONE}}
     await life.cancel("a", at=41.0)
-    with pytest.raises(ConflictError, match="job a is cancelled.*--after-any"):
+    with pytest.raises(ConflictError, match="job a was cancelled.*--after-any"):
         await created(life, store, "d", after=[("a", DONE)])
     await created(life, store, "e", after=[("a", END)])  # already ended: ready at once
     assert store.t.jobs["e"].state is J.QUEUED
