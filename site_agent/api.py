@@ -355,6 +355,14 @@ async def remove_server(request: web.Request) -> web.Response:
     return web.json_response({"server": {"id": record.id, "name": record.name, "removed": True}})
 
 
+@routes.get("/api/v1/webhooks")
+async def list_webhooks(request: web.Request) -> web.Response:
+    site = _site(request)
+    if site.webhooks is None:
+        return web.json_response({"webhooks": [], "deliveries": []})
+    return web.json_response(await site.webhooks.status_json())
+
+
 @routes.get("/api/v1/peers")
 async def list_peers(request: web.Request) -> web.Response:
     site = _site(request)

@@ -79,6 +79,7 @@ async def _site_lifecycle(
         stack.push_async_callback(site.lifecycle.close)
         stack.push_async_callback(_close_connections, site)
         stack.push_async_callback(_close_federation, site)
+        stack.push_async_callback(_close_webhooks, site)
         await site.recover()
         for extension in extensions:
             await extension(app, site)
@@ -116,6 +117,11 @@ async def _stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
 async def _close_federation(site: SiteAgent) -> None:
     if site.federation is not None:
         await site.federation.close()
+
+
+async def _close_webhooks(site: SiteAgent) -> None:
+    if site.webhooks is not None:
+        await site.webhooks.close()
 
 
 async def _close_connections(site: SiteAgent) -> None:

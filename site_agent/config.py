@@ -6,10 +6,12 @@ and the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8700
 DEFAULT_AGENT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -47,6 +49,33 @@ class SchedulingConfig:
     """A job no online server can run fails after waiting this long; 0: it waits for one."""
 
 
+WEBHOOK_EVENTS = (
+    "job.submitted",
+    "job.started",
+    "job.done",
+    "job.failed",
+    "job.cancelled",
+    "job.forwarded",
+    "job.accepted",
+)
+"""What a ``[[webhooks]]`` endpoint can be told about (its ``events``; all by default)."""
+_WEBHOOK_KEYS = {"name", "url", "events", "secret", "timeout"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    """One ``[[webhooks]]`` endpoint: where to POST which job events, signed with ``secret``."""
+
+    name: str
+    """Shown in ``spillway webhooks``; defaults to the URL's host (and port)."""
+    url: str
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    secret: str
+    """Standard Webhooks style: ``whsec_`` + base64 of the key, or any other text (its UTF-8 bytes)."""
+    timeout_s: float = 10.0
+    """Per delivery attempt; a slower answer counts as a failed attempt (retried)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteConfig:
     name: str
@@ -61,6 +90,7 @@ class SiteConfig:
     scheduling: SchedulingConfig
     federation: dict[str, Any] | None = None
     """Raw ``[federation]`` table and ``[[peers]]``, parsed by the federation package."""
+    webhooks: tuple[WebhookConfig, ...] = ()
     source: str = "<memory>"
 
     @property
@@ -79,6 +109,7 @@ _TOP_KEYS = {
     "scheduling",
     "federation",
     "peers",
+    "webhooks",
 }
 
 
@@ -123,7 +154,60 @@ def parse_config(raw: dict[str, Any], *, source: str, base_dir: Path) -> SiteCon
         limits=_section(LimitsConfig, raw.get("limits", {}), source, "limits"),
         scheduling=_section(SchedulingConfig, raw.get("scheduling", {}), source, "scheduling"),
         federation=federation,
+        webhooks=parse_webhooks(raw.get("webhooks", []), source),
         source=source,
+    )
+
+
+def parse_webhooks(raw: Any, source: str) -> tuple[WebhookConfig, ...]:
+    """``[[webhooks]]``: each endpoint checked, with the file, the entry and the key named."""
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        raise ConfigError(f"{source}: webhooks must be an array of tables ([[webhooks]])")
+    hooks = [_webhook(entry, f"{source}: [[webhooks]] #{i + 1}") for i, entry in enumerate(raw)]
+    names = [hook.name for hook in hooks]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(
+            f"{source}: two [[webhooks]] are named {twice[0]!r}; give each a distinct name"
+        )
+    return tuple(hooks)
+
+
+def _webhook(raw: dict[str, Any], where: str) -> WebhookConfig:
+    unknown = sorted(set(raw) - _WEBHOOK_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}'; known keys: {', '.join(sorted(_WEBHOOK_KEYS))}"
+        )
+    url = raw.get("url")
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?(/\S*)?", url):
+        raise ConfigError(f"{where}: url must be an http(s) URL, e.g. https://ci.example/hooks")
+    secret = raw.get("secret")
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise ConfigError(
+            f"{where}: secret must be a string of at least 16 characters (receivers check "
+            "each delivery's signature with it), e.g. whsec_ followed by base64"
+        )
+    events = raw.get("events", list(WEBHOOK_EVENTS))
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ConfigError(f'{where}: events must be a non-empty list such as ["job.done"]')
+    bad = sorted(set(events) - set(WEBHOOK_EVENTS))
+    if bad:
+        raise ConfigError(
+            f"{where}: unknown event {bad[0]!r}; known events: {', '.join(WEBHOOK_EVENTS)}"
+        )
+    timeout = raw.get("timeout", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigError(f"{where}: timeout must be a number of seconds above 0")
+    name = raw.get("name", urlsplit(url).netloc)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}", name):
+        raise ConfigError(f"{where}: name must be letters, digits, '.', '_', ':' or '-'")
+    return WebhookConfig(
+        name=name,
+        url=url,
+        events=tuple(dict.fromkeys(events)),
+        secret=secret,
+        timeout_s=float(timeout),
     )
 
 

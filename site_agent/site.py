@@ -54,6 +54,16 @@ class FederationHooks(Protocol):
     async def close(self) -> None: ...
 
 
+class WebhookHooks(Protocol):
+    """What the site agent asks of the webhooks (when ``[[webhooks]]`` are configured)."""
+
+    async def status_json(self) -> dict[str, Any]:
+        """Each endpoint with its delivery counts, and the recent deliveries."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class SiteAgent:
     def __init__(
         self, config: SiteConfig, store: Store, *, clock: Callable[[], float] = time.time
@@ -92,6 +102,7 @@ class SiteAgent:
             clock=clock,
         )
         self.federation: FederationHooks | None = None
+        self.webhooks: WebhookHooks | None = None
         # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
         self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)

@@ -46,10 +46,20 @@ async def federation_extension(app: web.Application, site: SiteAgent) -> None:
     await attach_federation(app, site)
 
 
+async def webhooks_extension(app: web.Application, site: SiteAgent) -> None:
+    """Start the webhooks of a site whose config has ``[[webhooks]]``."""
+    if not site.config.webhooks:
+        return
+    from webhooks.service import attach_webhooks
+
+    await attach_webhooks(app, site)
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from site_agent.app import run_agent
 
-    return _finish(run_agent(Path(args.config), extensions=[federation_extension]))
+    extensions = [federation_extension, webhooks_extension]
+    return _finish(run_agent(Path(args.config), extensions=extensions))
 
 
 def cmd_render_server(args: argparse.Namespace) -> int:

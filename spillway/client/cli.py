@@ -55,6 +55,7 @@ from spillway.client.commands import (
 from spillway.client.http import ClientError
 from spillway.client.logs import add_logs_command
 from spillway.client.submission import SubmissionError
+from spillway.client.webhooks import add_webhooks_command
 
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
 _BAD_INPUT_STATUS = frozenset({400, 404, 413, 422})
@@ -243,6 +244,7 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("peers", parents=[common], help="list federation peers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_peers)
+    add_webhooks_command(sub, common)
 
 
 def build_parser(extra: AddCommands | None = None) -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from site_agent.store.database import Database
 from site_agent.store.migrate import SITE_CHAIN, apply_migrations, load_migrations
 from site_agent.store.postgres import PostgresDatabase
 from site_agent.store.sqlite import SqliteDatabase
+from webhooks.store import WEBHOOKS_CHAIN, WebhookStore
 
 SQLITE_SCHEMA = """
 SELECT m.name AS table_name, p.name AS column_name
@@ -39,6 +40,7 @@ async def logical_schema(url: str) -> tuple[dict[str, set[str]], set[str]]:
     try:
         db = store.database
         await FederationStore.open(db)
+        await WebhookStore.open(db)
         postgres = db.dialect == "postgres"
         tables: dict[str, set[str]] = {}
         for row in await db.fetch(POSTGRES_SCHEMA if postgres else SQLITE_SCHEMA):
@@ -60,6 +62,9 @@ def test_migration_folders_pair_up() -> None:
     fed_postgres = [(m.version, m.name) for m in load_migrations("postgres", FEDERATION_CHAIN)]
     assert fed_sqlite == fed_postgres
     assert fed_sqlite[0] == (1, "federation")
+    hook_sqlite = [(m.version, m.name) for m in load_migrations("sqlite", WEBHOOKS_CHAIN)]
+    hook_postgres = [(m.version, m.name) for m in load_migrations("postgres", WEBHOOKS_CHAIN)]
+    assert hook_sqlite == hook_postgres == [(1, "webhooks")]
 
 
 @pytest.mark.postgres
@@ -74,6 +79,7 @@ async def test_both_backends_end_in_the_same_logical_schema(
         pg_tables
     )
     assert {"fed_offers", "fed_seen", "fed_outbox", "fed_forwards", "fed_peers"} <= set(pg_tables)
+    assert {"job_dependencies", "webhook_deliveries"} <= set(pg_tables)
 
 
 async def test_reopening_applies_nothing_twice(blank_store_url: str) -> None:

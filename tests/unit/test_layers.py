@@ -2,6 +2,7 @@
 
     spillway.core  <-  spillway.packages  <-  spillway.client
     spillway.core, spillway.packages  <-  scheduler  <-  site_agent  <-  federation
+    site_agent  <-  webhooks  (beside federation: neither imports the other)
     spillway.core, spillway.packages  <-  render_server
     everything  <-  spillway.main, spillway.processes, spillway.demo (the composition root)
 
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("scheduler", "site_agent", "render_server", "federation", "spillway")
-SERVER_SIDE = ("scheduler", "site_agent", "render_server", "federation")
+PROJECT = ("scheduler", "site_agent", "render_server", "federation", "webhooks", "spillway")
+SERVER_SIDE = ("scheduler", "site_agent", "render_server", "federation", "webhooks")
 SERVER_DEPENDENCIES = ("asyncpg", "aiosqlite", "cryptography", "numpy", "PIL", "uvloop")
 ROOT_MODULES = frozenset({"spillway.main", "spillway.processes", "spillway.demo"})
 
@@ -51,6 +52,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "render_server.protocol",
         "site_agent",
         "federation",
+    ),
+    "webhooks": (
+        "spillway.core",
+        "spillway.packages",
+        "scheduler",
+        "render_server.protocol",
+        "site_agent",
+        "webhooks",
     ),
     "spillway.__main__": ("spillway.main",),
 }
@@ -124,6 +133,12 @@ def test_the_render_server_loads_no_agent_federation_scheduler_or_client() -> No
 def test_the_site_agent_loads_no_federation() -> None:
     loaded = loaded_modules("site_agent", walk=True)
     assert "site_agent.app" in loaded
+    assert under(loaded, "federation", "webhooks", "spillway.client") == []
+
+
+def test_webhooks_load_no_federation() -> None:
+    loaded = loaded_modules("webhooks", walk=True)
+    assert "webhooks.service" in loaded
     assert under(loaded, "federation", "spillway.client") == []
 
 
