@@ -118,6 +118,26 @@ def _log_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return op
 
 
+_AFTER_PROPERTIES: dict[str, Any] = {
+    "after": {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": 100,
+        "description": "ids of jobs this job waits for: it starts once they are done, and "
+        "fails (or is cancelled) with them",
+    },
+    "after_any": {
+        "type": "boolean",
+        "description": "with after: start once those jobs end, however they end",
+    },
+}
+_AFTER = {
+    "type": "object",
+    "required": ["after"],
+    "additionalProperties": False,
+    "properties": _AFTER_PROPERTIES,
+}
+
 _SUBMIT = {
     "type": "object",
     "required": ["scene", "manifest", "frames", "profile"],
@@ -188,6 +208,7 @@ _SUBMIT = {
             "type": "boolean",
             "description": "queue even if no known server or peer can run the profile (else 409)",
         },
+        **_AFTER_PROPERTIES,
     },
 }
 _PAGE = [
@@ -297,6 +318,14 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/jobs/{job_id}/tasks": {
                 "get": _op("One page of a job's tasks with their frames", params=[job_id, *_PAGE])
             },
+            "/api/v1/jobs/{job_id}/after": {
+                "post": _op(
+                    "A queued or paused job also waits for these jobs (409 for a cycle)",
+                    params=[job_id],
+                    body={"application/json": {"schema": _AFTER}},
+                    errors=(400, 404, 409),
+                )
+            },
             "/api/v1/jobs/{job_id}/{action}": {"post": _control()},
             "/api/v1/jobs/{job_id}/frames": {
                 "get": _op("Rendered frames of a job", params=[job_id])
@@ -343,6 +372,9 @@ def openapi_document() -> dict[str, Any]:
                         _path_param("action", {"type": "string", "enum": ["enable", "disable"]}),
                     ],
                 )
+            },
+            "/api/v1/webhooks": {
+                "get": _op("Webhook endpoints and their recent deliveries", errors=())
             },
             "/api/v1/peers": {
                 "get": _op("Federation peers and their advertised capacity", errors=())

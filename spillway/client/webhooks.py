@@ -56,7 +56,7 @@ def _last(delivery: Mapping[str, Any]) -> str:
 
 
 async def cmd_webhooks(client: AgentClient, args: argparse.Namespace) -> int:
-    body = await client._json("GET", "/api/v1/webhooks")
+    body = await client._json("GET", "/webhooks")  # GET /api/v1/webhooks
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:

@@ -20,6 +20,7 @@ from site_agent.lifecycle import (
     TasksAssigned,
 )
 from site_agent.store.records import JobState
+from spillway.client.webhooks import format_webhooks
 from webhooks.events import Occurrence, message_id, occurrences, payload
 from webhooks.signing import SignatureError, headers, secret_key, sign, verify
 
@@ -108,3 +109,44 @@ def test_ids_are_stable_per_transition_and_payloads_carry_the_job() -> None:
     body = json.loads(payload("job.done", job, site="studio", at=0.0))
     assert body["type"] == "job.done" and body["timestamp"] == "1970-01-01T00:00:00Z"
     assert body["data"]["site"] == "studio" and body["data"]["job"]["state"] == "done"
+
+
+def test_spillway_webhooks_shows_endpoints_and_last_statuses() -> None:
+    body = {
+        "webhooks": [
+            {
+                "name": "ci",
+                "url": "http://ci/hook",
+                "events": ["job.done", "job.failed"],
+                "deliveries": {"pending": 1, "delivered": 4, "failed": 0},
+            }
+        ],
+        "deliveries": [
+            {
+                "id": "msg_a",
+                "endpoint": "ci",
+                "event": "job.done",
+                "job_id": "j1",
+                "state": "delivered",
+                "attempts": 1,
+                "last_status": 204,
+                "last_error": "",
+                "last_attempt_at": 95.0,
+            },
+            {
+                "id": "msg_b",
+                "endpoint": "ci",
+                "event": "job.failed",
+                "job_id": "j2",
+                "state": "pending",
+                "attempts": 3,
+                "last_status": None,
+                "last_error": "Cannot connect to host ci:80",
+                "last_attempt_at": 99.0,
+            },
+        ],
+    }
+    shown = format_webhooks(body, now=100.0)
+    assert "done,failed" in shown and "http://ci/hook" in shown
+    assert "204" in shown and "Cannot connect to host ci:80" in shown and "5s ago" in shown
+    assert format_webhooks({"webhooks": []}, now=0.0).startswith("no webhooks configured")
