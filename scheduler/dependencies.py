@@ -2,14 +2,15 @@
 
 A dependency is an edge from a job to an upstream job it waits for. Its kind
 says what the job waits for: ``done`` (the upstream finished done; a failed or
-cancelled upstream dooms the job) or ``end`` (the upstream finished, however:
-``--after-any``). The site agent reads the upstreams' states, asks these
+cancelled upstream dooms the job), ``end`` (the upstream finished, however:
+``--after-any``) or ``frames`` (frame N waits for frame N of the upstream,
+``--after-frames``; a failed or cancelled upstream dooms the job). The site agent reads the upstreams' states, asks these
 functions, and changes states only through its lifecycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -17,7 +18,9 @@ __all__ = [
     "DependencyKind",
     "Upstream",
     "blocking",
+    "dispatchable",
     "doomed_by",
+    "frames_ready",
     "find_cycle",
     "ready",
     "waiting_text",
@@ -32,6 +35,9 @@ class DependencyKind(StrEnum):
     """Wait until the upstream is done; its failure or cancel ends the job the same way."""
     END = "end"
     """Wait until the upstream ended in any state (``--after-any``)."""
+    FRAMES = "frames"
+    """Frame N waits for frame N of the upstream (``--after-frames``); the whole job waits
+    for the upstream to be done only to be forwarded. Its failure or cancel ends the job."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,10 +54,32 @@ class Upstream:
 
 
 def satisfied(upstream: Upstream) -> bool:
-    """Whether this edge no longer holds its job back."""
+    """Whether this edge no longer holds any frame of its job back."""
     if upstream.kind is DependencyKind.END:
         return upstream.state in FINISHED
     return upstream.state == "done"
+
+
+def dispatchable(upstreams: Iterable[Upstream]) -> bool:
+    """Whether some task of a job with these upstreams may be dispatched now: every edge is
+    satisfied, except frame edges, which :func:`frames_ready` checks per task."""
+    return all(satisfied(u) or u.kind is DependencyKind.FRAMES for u in upstreams)
+
+
+def frames_ready(
+    frames: Iterable[int],
+    upstreams: Iterable[Upstream],
+    stored: Mapping[str, Collection[int]],
+) -> bool:
+    """Whether a task rendering ``frames`` may run: for each frame edge not yet satisfied,
+    the upstream has stored every one of these frame numbers (``stored[upstream id]``)."""
+    wanted = list(frames)
+    for u in upstreams:
+        if u.kind is DependencyKind.FRAMES and not satisfied(u):
+            have = stored.get(u.job_id, ())
+            if not all(n in have for n in wanted):
+                return False
+    return True
 
 
 def blocking(upstreams: Iterable[Upstream]) -> list[Upstream]:
@@ -66,7 +94,7 @@ def ready(upstreams: Iterable[Upstream]) -> bool:
 
 def doomed_by(upstream: Upstream) -> str | None:
     """The end (``failed`` or ``cancelled``) this upstream forces on its job, or None."""
-    if upstream.kind is DependencyKind.DONE and upstream.state in ("failed", "cancelled"):
+    if upstream.kind is not DependencyKind.END and upstream.state in ("failed", "cancelled"):
         return upstream.state
     return None
 

@@ -246,6 +246,7 @@ async def list_frames(request: web.Request) -> web.Response:
                     "name": f.name,
                     "sha256": f.sha256,
                     "size": f.size,
+                    "rendered_at": f.rendered_at,
                     "url": f"/api/v1/jobs/{job.id}/frames/{f.frame}",
                 }
                 for f in sorted(frames, key=lambda f: f.frame)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
-from scheduler.dependencies import ready
+from scheduler.dependencies import dispatchable, frames_ready
 from scheduler.dispatch import (
     Assignment,
     GuestLimit,
@@ -110,6 +110,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._sendable: set[str] = set()
         self._hold_until = 0.0
+        self._frames_held = False
+        """The last round left tasks waiting for frames of another job (--after-frames)."""
         self.rounds = 0
         self.dispatched = 0
         self.guests: Mapping[str, GuestLimit] = {}
@@ -133,7 +135,9 @@ class Dispatcher:
         if isinstance(event, TaskFinished):
             # A completion freed its slot before the commit (TaskReports wakes then); a failure
             # that is retried puts its task back to waiting.
-            if event.retry:
+            # A frame stored by a completion may be what a waiting task of another job waits
+            # for (--after-frames): the round that woke before this commit could not see it.
+            if event.retry or self._frames_held:
                 self._wake.set()
         elif isinstance(event, JobCreated | JobReplaced):
             if (event.job.placement if isinstance(event, JobCreated) else event.placement) == LOCAL:
@@ -181,9 +185,10 @@ class Dispatcher:
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
         views = await self._runnable(_job_views(snap, self._bad_server_threshold))
+        tasks_ready, self._frames_held = _ready_tasks(snap)
         plan = plan_dispatch(
             views,
-            _task_views(snap),
+            tasks_ready,
             servers,
             guests=self.guests,
             guest_running=snap.guest_running,
@@ -349,10 +354,26 @@ def _job_views(snap: DispatchSnapshot, threshold: int) -> list[JobView]:
                 running_servers=running.servers if running else frozenset(),
                 avoid_servers=bad_servers(failures, threshold),
                 guest_of=job.origin_site if job.origin_job_id is not None else None,
-                ready=ready(snap.upstreams.get(job.id, ())),
+                ready=dispatchable(snap.upstreams.get(job.id, ())),
             )
         )
     return views
+
+
+def _ready_tasks(snap: DispatchSnapshot) -> tuple[list[TaskView], bool]:
+    """The waiting tasks whose frames are not held back by a frame dependency, and whether
+    any task is held back."""
+    views = _task_views(snap)
+    if not snap.upstream_frames:
+        return views, False
+    ready = [
+        v
+        for v in views
+        if frames_ready(
+            v.frames, snap.upstreams.get(v.job_id, ()), snap.upstream_frames.get(v.job_id, {})
+        )
+    ]
+    return ready, len(ready) < len(views)
 
 
 def _task_views(snap: DispatchSnapshot) -> list[TaskView]:

@@ -41,6 +41,7 @@ SUBMIT_KEYS = {
     "queue_anyway",
     "after",
     "after_any",
+    "after_frames",
 }
 SETTINGS_KEYS = {"width", "height", "samples", "denoise"}
 MAX_SAMPLES = 16_777_216  # Cycles' own limit
@@ -169,20 +170,31 @@ def check_overrides(profile: JobProfile, settings: Mapping[str, Any]) -> None:
         )
 
 
-def parse_after(body: Mapping[str, Any]) -> list[tuple[str, DependencyKind]]:
-    """The jobs a submission waits for: ``after`` (job ids), each to be done unless ``after_any``."""
-    raw = body.get("after", [])
+def _job_ids(body: Mapping[str, Any], key: str) -> list[str]:
+    raw = body.get(key, [])
     if not isinstance(raw, list) or not all(isinstance(i, str) and i.strip() for i in raw):
         raise BadRequestError(
-            "'after' must be a list of job ids, e.g. [\"3f2a9c1b7d4e\"] (`spillway jobs` lists them)"
+            f"'{key}' must be a list of job ids, e.g. [\"3f2a9c1b7d4e\"] (`spillway jobs` lists them)"
         )
+    return list(dict.fromkeys(i.strip() for i in raw))
+
+
+def parse_after(body: Mapping[str, Any]) -> list[tuple[str, DependencyKind]]:
+    """The jobs a submission waits for: ``after`` (each to be done, or to end if
+    ``after_any``) and ``after_frames`` (frame N waits for their frame N)."""
+    after, frames = _job_ids(body, "after"), _job_ids(body, "after_frames")
     after_any = _get(body, "after_any", bool, False)
-    if after_any and not raw:
+    if after_any and not after:
         raise BadRequestError(
             "'after_any' needs 'after': the jobs to wait for (--after-any goes with --after)"
         )
+    both = sorted(set(after) & set(frames))
+    if both:
+        raise BadRequestError(
+            f"job {both[0]} is in both 'after' and 'after_frames'; wait for it one way"
+        )
     kind = DependencyKind.END if after_any else DependencyKind.DONE
-    return [(job_id.strip(), kind) for job_id in dict.fromkeys(raw)]
+    return [(i, kind) for i in after] + [(i, DependencyKind.FRAMES) for i in frames]
 
 
 def parse_submission(
@@ -342,15 +354,12 @@ class JobService:
         return await self._lifecycle.create(job, chunks, after=after)
 
     async def add_dependencies(self, job_id: str, body: Any) -> JobRecord:
-        """The job waits for the jobs of ``body`` (``{"after": [...], "after_any": bool}``) too."""
-        if (
-            not isinstance(body, dict)
-            or not set(body) <= {"after", "after_any"}
-            or not body.get("after")
-        ):
+        """The job waits for the jobs of ``body`` (``after``, ``after_any``, ``after_frames``) too."""
+        keys = {"after", "after_any", "after_frames"}
+        if not isinstance(body, dict) or not set(body) <= keys or not parse_after(body):
             raise BadRequestError(
                 'send {"after": [JOB_ID, ...]} (and "after_any": true to wait for them to end '
-                "however they end)"
+                'however they end), or {"after_frames": [JOB_ID, ...]}'
             )
         await self._lifecycle.add_dependencies(job_id, parse_after(body), at=self._clock())
         return await self.get(job_id)

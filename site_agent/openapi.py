@@ -130,10 +130,16 @@ _AFTER_PROPERTIES: dict[str, Any] = {
         "type": "boolean",
         "description": "with after: start once those jobs end, however they end",
     },
+    "after_frames": {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": 100,
+        "description": "ids of jobs whose frame N each frame N of this job waits for "
+        "(e.g. comp after render); it fails (or is cancelled) with them",
+    },
 }
 _AFTER = {
     "type": "object",
-    "required": ["after"],
     "additionalProperties": False,
     "properties": _AFTER_PROPERTIES,
 }

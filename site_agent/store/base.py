@@ -64,6 +64,9 @@ class DependencyRows(Protocol):
     async def edges_from(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
         """Per job among ``job_ids``: the jobs it waits for."""
 
+    async def stored_frames(self, job_id: str, frames: Sequence[int]) -> frozenset[int]:
+        """Which of ``frames`` the job has stored."""
+
 
 class JobTransaction(Protocol):
     """Statements over jobs, tasks, frames and failures inside one open transaction.

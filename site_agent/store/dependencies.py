@@ -31,6 +31,9 @@ SELECT d.job_id, d.kind FROM job_dependencies d JOIN jobs j ON j.id = d.job_id
 WHERE d.upstream_id = $1 AND j.state IN ('queued', 'running', 'paused')
 ORDER BY d.job_id
 """
+STORED_FRAMES = """
+SELECT frame FROM frames WHERE job_id = $1 AND frame = ANY($2::int[])
+"""
 EDGES_FROM = """
 SELECT job_id, upstream_id FROM job_dependencies WHERE job_id = ANY($1::text[])
 """
@@ -71,6 +74,11 @@ class DependencyStatements:
         """The unfinished jobs waiting for ``upstream_id``, with the kind of each edge."""
         rows = await self._conn.fetch(DEPENDENTS_OF, upstream_id)
         return [(row["job_id"], DependencyKind(row["kind"])) for row in rows]
+
+    async def stored_frames(self, job_id: str, frames: Sequence[int]) -> frozenset[int]:
+        """Which of ``frames`` the job has stored (one indexed read)."""
+        rows = await self._conn.fetch(STORED_FRAMES, job_id, list(frames))
+        return frozenset(int(row["frame"]) for row in rows)
 
     async def edges_from(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
         """Per job among ``job_ids``: the jobs it waits for."""

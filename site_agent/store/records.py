@@ -171,6 +171,9 @@ class DispatchSnapshot:
     """Per peer site: active tasks of the jobs accepted from it."""
     upstreams: Mapping[str, tuple[Upstream, ...]] = field(default_factory=dict)
     """Per job id with dependencies: the jobs it waits for, as they are now."""
+    upstream_frames: Mapping[str, Mapping[str, frozenset[int]]] = field(default_factory=dict)
+    """Per job id with frame dependencies: per upstream, which of the frames of the job's
+    waiting tasks (in this snapshot) that upstream has stored."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from scheduler.dependencies import DependencyKind, Upstream
 
 from . import queries as q
 from .database import Connection
@@ -24,6 +26,7 @@ async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnap
         for job in jobs:
             rows = await conn.fetch(q.WAITING_TASKS, job.id, per_job_limit)
             waiting.extend(task_from_row(row) for row in rows)
+    upstreams = await DependencyStatements(conn).upstreams([job.id for job in jobs])
     return DispatchSnapshot(
         jobs=tuple(jobs),
         waiting=tuple(waiting),
@@ -33,7 +36,8 @@ async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnap
         guest_running={
             str(row["site"]): int(row["n"]) for row in await conn.fetch(q.GUEST_RUNNING)
         },
-        upstreams=await DependencyStatements(conn).upstreams([job.id for job in jobs]),
+        upstreams=upstreams,
+        upstream_frames=await _upstream_frames(conn, upstreams, waiting),
     )
 
 
@@ -68,3 +72,24 @@ async def _failed_on(conn: Connection, waiting: Sequence[TaskRecord]) -> dict[in
         for row in await conn.fetch(q.FAILED_ON, ids):
             servers[row["task_id"]].add(row["server_id"])
     return {task_id: frozenset(names) for task_id, names in servers.items()}
+
+
+async def _upstream_frames(
+    conn: Connection,
+    upstreams: Mapping[str, Sequence[Upstream]],
+    waiting: Sequence[TaskRecord],
+) -> dict[str, dict[str, frozenset[int]]]:
+    """For each frame dependency: which frames of the job's waiting tasks its upstream stored."""
+    wanted: dict[str, set[int]] = {}
+    for task in waiting:
+        if task.job_id in upstreams:
+            wanted.setdefault(task.job_id, set()).update(task.frames)
+    deps = DependencyStatements(conn)
+    found: dict[str, dict[str, frozenset[int]]] = {}
+    for job_id, ups in upstreams.items():
+        for upstream in ups:
+            if upstream.kind is DependencyKind.FRAMES and job_id in wanted:
+                frames = sorted(wanted[job_id])
+                stored = await deps.stored_frames(upstream.job_id, frames)
+                found.setdefault(job_id, {})[upstream.job_id] = stored
+    return found

@@ -181,6 +181,14 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --after: start once those jobs end, however they end",
     )
+    p.add_argument(
+        "--after-frames",
+        type=job_id_list,
+        action="append",
+        default=[],
+        metavar="JOB[,JOB...]",
+        help="frame N starts once frame N of these jobs is stored, e.g. comp after render",
+    )
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
     # Tests and scripts poll faster than people need to.

@@ -66,6 +66,7 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
         queue_anyway=args.queue_anyway,
         after=tuple(job_id for ids in args.after for job_id in ids),
         after_any=args.after_any,
+        after_frames=tuple(job_id for ids in args.after_frames for job_id in ids),
     )
 
 

@@ -113,6 +113,7 @@ class SubmitOptions:
     queue_anyway: bool = False  # queue even if no known server or peer can run it
     after: tuple[str, ...] = ()  # job ids this job waits for (to be done, unless after_any)
     after_any: bool = False  # wait for them to end however they end
+    after_frames: tuple[str, ...] = ()  # job ids whose frame N each frame N waits for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,6 +294,7 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
         "queue_anyway": options.queue_anyway,
         "after": list(options.after),
         "after_any": options.after_any,
+        "after_frames": list(options.after_frames),
     }
 
 

@@ -67,6 +67,30 @@ def test_comp_starts_only_after_render_is_done(agent: Agent, processes: list[Pro
     assert downstream["job"]["why_waiting"] is None
 
 
+def test_each_comp_frame_starts_after_its_render_frame(
+    agent: Agent, processes: list[Process]
+) -> None:
+    processes.append(agent.render_server("rs-a", slots=2))
+    agent.wait_servers(1)
+    render = submit(agent, "--frames", "1-8", "--name", "render")
+    comp = submit(agent, "--frames", "1-8", "--name", "comp", "--after-frames", render)
+    assert agent.job(comp)["job"]["after"][0]["kind"] == "frames"
+
+    upstream = agent.wait_job(render, timeout=180)
+    downstream = agent.wait_job(comp, timeout=120)
+    assert upstream["job"]["state"] == downstream["job"]["state"] == "done"
+    stored = {
+        f["frame"]: f["rendered_at"] for f in agent.get(f"/api/v1/jobs/{render}/frames")["frames"]
+    }
+    for task in downstream["tasks"]:
+        frame = int(task["frames"])
+        assert task["dispatched_at"] >= stored[frame], (
+            f"comp frame {frame} started before render frame {frame} was stored"
+        )
+    overlap = first_dispatch(downstream) < upstream["job"]["finished_at"]
+    print(f"comp started {'before' if overlap else 'after'} render was done")
+
+
 def test_a_failed_upstream_fails_its_dependents_and_edges_are_checked(
     agent: Agent, processes: list[Process], tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ from site_agent.errors import ConflictError
 from site_agent.store.base import Store
 from site_agent.store.records import JobState
 
-DONE, END = DependencyKind.DONE, DependencyKind.END
+DONE, END, FRAMES = DependencyKind.DONE, DependencyKind.END, DependencyKind.FRAMES
 
 
 async def test_upstreams_in_the_snapshot_and_job_views(store: Store) -> None:
@@ -61,3 +61,15 @@ async def test_the_end_of_a_job_settles_its_dependents_in_its_transaction(store:
     await lc(store).create(make_job("d"), [(1,)], after=[("u", DONE)])
     outcome = await complete(store, (await claim(store, u0)).id, 1, "s1", at=20.0, job_id="u")
     assert outcome is not None and outcome.settled.released == ("d",)
+
+
+async def test_the_snapshot_says_which_upstream_frames_are_stored(store: Store) -> None:
+    [r0, _] = await new_job(store, "render", chunks=[(1,), (2,)])
+    await lc(store).create(make_job("comp"), [(1,), (2,), (3,)], after=[("render", FRAMES)])
+    await lc(store).apply_reports(
+        [], [dataclasses.replace(frame(1, task_id=r0.id), job_id="render")], [], at=12.0
+    )
+    snap = await store.dispatch_snapshot(per_job_limit=2)
+    assert snap.upstream_frames == {"comp": {"render": frozenset({1})}}
+    [up] = snap.upstreams["comp"]
+    assert up.kind is FRAMES

@@ -83,6 +83,9 @@ class FakeDependencies:
     async def edges_from(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
         return {j: sorted(self.t.edges[j]) for j in job_ids if self.t.edges.get(j)}
 
+    async def stored_frames(self, job_id: str, frames: Sequence[int]) -> frozenset[int]:
+        return frozenset(n for n in frames if (job_id, n) in self.t.frames)
+
 
 def _fenced(task: TaskRecord | None, attempt: int, server_id: str) -> bool:
     return (

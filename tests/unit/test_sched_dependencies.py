@@ -8,8 +8,10 @@ from scheduler.dependencies import (
     DependencyKind,
     Upstream,
     blocking,
+    dispatchable,
     doomed_by,
     find_cycle,
+    frames_ready,
     ready,
     waiting_text,
 )
@@ -105,3 +107,17 @@ def _server(name: str, package: str) -> ServerView:
         free_slots=2,
         status="idle",
     )
+
+
+def test_frame_edges_hold_back_tasks_not_jobs() -> None:
+    frames = up("running", DependencyKind.FRAMES, job_id="render")
+    other = up("done", job_id="prep")
+    assert dispatchable([frames, other]) and not ready([frames, other])
+    assert not dispatchable([frames, up("running", job_id="prep")])
+    stored = {"render": {1, 2, 3}}
+    assert frames_ready([1, 2], [frames, other], stored)
+    assert not frames_ready([3, 4], [frames, other], stored)
+    assert not frames_ready([1], [frames], {})
+    done = up("done", DependencyKind.FRAMES, job_id="render")
+    assert frames_ready([9], [done], {}) and ready([done])
+    assert doomed_by(up("failed", DependencyKind.FRAMES)) == "failed"
