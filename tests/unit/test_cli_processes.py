@@ -20,7 +20,9 @@ def fake_module(monkeypatch: pytest.MonkeyPatch, dotted: str, **functions: Any) 
     monkeypatch.setitem(sys.modules, dotted, module)
 
 
-def test_the_agent_runs_with_federation_as_its_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_agent_runs_with_federation_and_webhooks_as_its_extensions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen: list[tuple[Path, Any]] = []
 
     def run_agent(path: Path, extensions: Any = ()) -> int:
@@ -29,7 +31,12 @@ def test_the_agent_runs_with_federation_as_its_extension(monkeypatch: pytest.Mon
 
     fake_module(monkeypatch, "site_agent.app", run_agent=run_agent)
     assert main(["agent", "--config", "configs/studio.toml"]) == 0
-    assert seen == [(Path("configs/studio.toml"), [processes.federation_extension])]
+    assert seen == [
+        (
+            Path("configs/studio.toml"),
+            [processes.federation_extension, processes.webhooks_extension],
+        )
+    ]
 
 
 def _site(federation: object) -> Any:
@@ -49,3 +56,20 @@ async def test_federation_starts_only_for_a_site_with_a_federation_table(
     await processes.federation_extension(app, plain)  # type: ignore[arg-type]
     await processes.federation_extension(app, federated)  # type: ignore[arg-type]
     assert calls == [(app, federated)]
+
+
+async def test_webhooks_start_only_for_a_site_with_webhooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[object, object]] = []
+
+    async def attach_webhooks(app: object, site: object) -> None:
+        calls.append((app, site))
+
+    fake_module(monkeypatch, "webhooks.service", attach_webhooks=attach_webhooks)
+    plain = types.SimpleNamespace(config=types.SimpleNamespace(webhooks=()))
+    hooked = types.SimpleNamespace(config=types.SimpleNamespace(webhooks=("ci",)))
+    app = object()
+    await processes.webhooks_extension(app, plain)  # type: ignore[arg-type]
+    await processes.webhooks_extension(app, hooked)  # type: ignore[arg-type]
+    assert calls == [(app, hooked)]
