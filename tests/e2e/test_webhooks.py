@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 from collections import Counter
@@ -19,10 +20,12 @@ from aiohttp import web
 
 from webhooks.signing import SignatureError, secret_key, verify
 
+from . import test_federation
 from .harness import ROOT, Agent, Process, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
+POV_SCENE = ROOT / "examples" / "povray" / "scene.pov"
 SECRET = "whsec_c3BpbGx3YXktd2ViaG9vay10ZXN0LWtleQ=="
 DOWN_S = 30.0
 
@@ -105,13 +108,17 @@ def submit(agent: Agent, *args: str) -> str:
     return str(json.loads(result.stdout)["job"]["id"])
 
 
+def webhook_toml(receiver: Receiver, name: str = "ci") -> str:
+    return (
+        f'\n[[webhooks]]\nname = "{name}"\nurl = "http://127.0.0.1:{receiver.port}/hook"\n'
+        f'secret = "{SECRET}"\ntimeout = 5\n'
+    )
+
+
 def test_receiver_gets_every_event_once_signed_even_after_being_down(
     tmp_path: Path, receiver: Receiver, processes: list[Process]
 ) -> None:
-    hook = (
-        f'\n[[webhooks]]\nname = "ci"\nurl = "http://127.0.0.1:{receiver.port}/hook"\n'
-        f'secret = "{SECRET}"\ntimeout = 5\n'
-    )
+    hook = webhook_toml(receiver)
     agent = Agent(
         tmp_path / "studio",
         name="studio",
@@ -175,3 +182,48 @@ def test_receiver_gets_every_event_once_signed_even_after_being_down(
     assert {d["last_status"] for d in body["deliveries"]} == {204}
     shown = agent.cli("webhooks").stdout
     assert "delivered" in shown and "204" in shown, shown
+
+
+@pytest.mark.povray
+@pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+def test_both_sites_tell_of_a_forwarded_job(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio says submitted, forwarded, done; the facility accepted, started, done."""
+    two_sites = test_federation.two_sites
+
+    def with_webhooks(root: Path, **kwargs: Any) -> Any:
+        studio, facility, *rest = two_sites(root, **kwargs)
+        for agent in (studio, facility):
+            with agent.config_path.open("a") as config:
+                config.write(webhook_toml(receiver, f"ci-{agent.name}"))
+        return (studio, facility, *rest)
+
+    monkeypatch.setattr(test_federation, "two_sites", with_webhooks)
+    with test_federation.running_sites(tmp_path, {"fac-1": "povray"}) as (studio, facility, *_):
+        result = studio.cli(
+            "submit", str(POV_SCENE), "--package", "povray", "--frames", "1-2", "--json"
+        )
+        job_id = json.loads(result.stdout)["job"]["id"]
+        detail = studio.wait_job(job_id, timeout=180)["job"]
+        assert detail["state"] == "done" and detail["placement"] == "facility"
+        remote = detail["remote_job_id"]
+        expected = {
+            ("studio", "job.submitted", job_id),
+            ("studio", "job.forwarded", job_id),
+            ("studio", "job.done", job_id),
+            ("facility", "job.accepted", remote),
+            ("facility", "job.started", remote),
+            ("facility", "job.done", remote),
+        }
+
+        def seen() -> set[tuple[str, str, str]]:
+            return {
+                (b["data"]["site"], b["type"], b["data"]["job"]["id"])
+                for b in receiver.received.values()
+            }
+
+        wait_for(lambda: seen() >= expected, 60, f"{expected} at the receiver")
+        forwarded = [b for b in receiver.received.values() if b["type"] == "job.forwarded"]
+        assert [b["data"]["job"]["placement"] for b in forwarded] == ["facility"]
+        assert receiver.bad == [] and all(n == 1 for n in receiver.requests.values())
