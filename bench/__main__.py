@@ -1,4 +1,4 @@
-"""``python -m bench [overhead|short|dispatch|large|transfer ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
+"""``python -m bench [overhead|short|dispatch|large|transfer|cli ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from typing import Any
 
 from site_agent.app import new_event_loop
 
+from .cli import cli_run
 from .common import ROOT, machine, scratch_root
 from .dispatch import dispatch_run, large_job_run
 from .overhead import overhead_run
 from .report import render_markdown, render_table, update_doc
 from .transfer import transfer_run
 
-SUITES = ("overhead", "short", "dispatch", "large", "transfer")
+SUITES = ("overhead", "short", "dispatch", "large", "transfer", "cli")
 RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "suites",
         nargs="*",
-        metavar="overhead|short|dispatch|large|transfer",
+        metavar="overhead|short|dispatch|large|transfer|cli",
         help="which benchmarks (default: all)",
     )
     p.add_argument(
@@ -91,6 +92,10 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
         results["transfer"] = [await transfer_run(size, timeout=600)]
+    if "cli" in suites:
+        runs = 5 if args.quick else 20
+        print(f"cli: start times and submit -> first frame, {runs} runs each ...", file=sys.stderr)
+        results["cli"] = [await cli_run(runs, limit_s=60)]
     return results
 
 

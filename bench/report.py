@@ -70,6 +70,29 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "second pass 0 B; re-sent <= 1 chunk",
             )
         )
+    for r in results.get("cli", []):
+        starts = ", ".join(
+            f"{name} {r[name]['median_ms']:.0f} ms (CPU {r[name].get('cpu_ms', float('nan')):.0f})"
+            for name in ("help", "jobs", "job", "submit")
+        )
+        out.append(
+            (
+                "CLI start",
+                f"median of {r['runs']} runs; bare `python -c pass` {r['python']['median_ms']:.0f} ms "
+                f"(CPU {r['python'].get('cpu_ms', float('nan')):.0f})",
+                starts,
+                "<= 80 ms",
+            )
+        )
+        out.append(
+            (
+                "submit -> first frame",
+                "1 frame (16x16) on an idle farm, `spillway submit --wait`",
+                f"{r['submit_to_frame_s']:.2f} s for the whole command; agent's create -> done "
+                f"{r['agent_create_to_done_s']:.2f} s",
+                "<= 0.3 s",
+            )
+        )
     return out
 
 

@@ -95,6 +95,8 @@ class PeerClient:
         self.clock = clock
         self.key = SigningKey(tls.files.key)
         self._session: aiohttp.ClientSession | None = None
+        self.bytes_sent = 0  # blobs uploaded to peers (the agent's /metrics)
+        self.bytes_received = 0  # frames fetched from peers
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -191,14 +193,21 @@ class PeerClient:
     ) -> None:
         """GET ``path`` and feed the body to ``sink`` in chunks as it arrives."""
         async with self.stream(peer, path, timeout_s=timeout_s) as resp:
-            await sink(resp.content.iter_chunked(1 << 16))
+            await sink(self._counted(resp.content.iter_chunked(1 << 16)))
+
+    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self.bytes_received += len(chunk)
+            yield chunk
 
     async def upload_blob(self, peer: PeerConfig, sha256: str, path: Path) -> int:
         """Upload the file ``path`` as blob ``sha256`` to ``peer`` (resumable); returns bytes sent."""
         try:
-            return await upload_blob(
+            sent = await upload_blob(
                 self.session, peer.url, sha256, path, request_options=self.options(peer)
             )
+            self.bytes_sent += sent
+            return sent
         except UploadError as exc:
             if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
                 raise _unavailable(peer, exc.__cause__) from exc

@@ -82,6 +82,8 @@ PENDING_OUTBOX = f"""
 SELECT {OUTBOX_COLUMNS} FROM fed_outbox WHERE delivered_at IS NULL ORDER BY created_at LIMIT $1
 """
 
+OUTBOX_DEPTH = "SELECT COUNT(*) AS n FROM fed_outbox WHERE delivered_at IS NULL"
+
 GET_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM fed_outbox WHERE id = $1"
 
 OUTBOX_DELIVERED = "UPDATE fed_outbox SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL"

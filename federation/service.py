@@ -335,6 +335,13 @@ class FederationService:
     def peers_json(self) -> list[dict[str, Any]]:
         return self.book.peers_json()
 
+    # --- site_agent.metrics.FederationStats ---------------------------------
+    def transferred_bytes(self) -> dict[str, int]:
+        return {"sent": self.client.bytes_sent, "received": self.client.bytes_received}
+
+    async def outbox_depth(self) -> int:
+        return await self.store.outbox_depth()
+
     async def job_details(self, job: JobRecord) -> dict[str, Any]:
         """Extra fields of the job JSON: transfer counters and the remote's progress."""
         row = await self.store.latest_forward(job.id)
@@ -387,3 +394,4 @@ async def attach_federation(app: web.Application, site: SiteAgent) -> None:
             f"{config.listen}: {exc.strerror or exc}"
         ) from exc
     site.federation = service
+    site.metrics.watch_federation(service)

@@ -233,6 +233,11 @@ class FederationStore:
     async def pending_outbox(self, limit: int = 100) -> list[OutboxEntry]:
         return [OutboxEntry.from_row(r) for r in await self._db.fetch(q.PENDING_OUTBOX, limit)]
 
+    async def outbox_depth(self) -> int:
+        """Messages not yet acknowledged by their peer."""
+        row = await self._db.fetchrow(q.OUTBOX_DEPTH)
+        return 0 if row is None else int(row["n"])
+
     async def get_outbox(self, msg_id: str) -> OutboxEntry | None:
         row = await self._db.fetchrow(q.GET_OUTBOX, msg_id)
         return None if row is None else OutboxEntry.from_row(row)

@@ -16,8 +16,10 @@ from aiohttp import web
 
 from . import api, log_api, render_endpoint
 from .appkeys import CONFIG, SITE
+from .auth import check_client
 from .config import ConfigError, SiteConfig, load_config
 from .http_errors import error_middleware
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import openapi_document
 from .site import SiteAgent
 from .store import open_store
@@ -47,6 +49,7 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
         render_endpoint.upload_frame,
     )
     app.router.add_get("/api/v1/openapi.json", _openapi)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", _monitor_page)
     app.cleanup_ctx.append(functools.partial(_site_lifecycle, extensions=tuple(extensions)))
     return app
@@ -54,6 +57,14 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
 
 async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the same client tokens as the API (scrapers send a bearer token)."""
+    site = request.app[SITE]
+    check_client(request, site.config.auth)
+    body = await site.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 async def _monitor_page(request: web.Request) -> web.FileResponse:

@@ -116,6 +116,8 @@ class Dispatcher:
         self.dispatched = 0
         self.guests: Mapping[str, GuestLimit] = {}
         """Per peer site: limits on the jobs accepted from it (set by federation)."""
+        self.on_round: Callable[[float, int], None] | None = None
+        """Told how long each round took and how many tasks it sent (the metrics)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -155,7 +157,10 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.fail_stalled()
+                started = time.perf_counter()
                 sent = await self.dispatch_once()
+                if self.on_round is not None:
+                    self.on_round(time.perf_counter() - started, sent)
             except StoreError as exc:
                 log.error("dispatch round failed, retrying in 1s: %s", exc)
                 await asyncio.sleep(1.0)

@@ -27,6 +27,7 @@ from .errors import BadRequestError
 from .files import sweep_temp_files
 from .jobs import JobService
 from .lifecycle import JobCancelled, Lifecycle
+from .metrics import METRIC_EVENTS, SiteMetrics
 from .monitor import HeartbeatMonitor
 from .reports import TaskReports
 from .storage import FrameStorage
@@ -103,12 +104,17 @@ class SiteAgent:
         )
         self.federation: FederationHooks | None = None
         self.webhooks: WebhookHooks | None = None
+        self.metrics = SiteMetrics(
+            store, lambda: server_views(store, self.connections), self.reports.jobs
+        )
+        self.dispatcher.on_round = self.metrics.observe_dispatch
         # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
         self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)
         self.log_watch = LogWatch()
         self.logs = TaskLogs(store, self.log_watch)
         self.lifecycle.subscribe(self.log_watch.on_event, LOG_WAKE_ON)
+        self.lifecycle.subscribe(self.metrics.on_event, METRIC_EVENTS)
 
     async def recover(self) -> None:
         """After a (re)start no server is connected yet; they are offline until they say hello.

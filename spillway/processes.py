@@ -7,11 +7,7 @@ when it runs, so ``spillway --help`` and the client commands load none of them.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import inspect
 import os
-import socket
-import tempfile
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +24,9 @@ if TYPE_CHECKING:
 
 def _finish(result: Any) -> int:
     """Accept a sync or async entry point's result: an int exit status or None."""
+    import asyncio
+    import inspect
+
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return int(result or 0)
@@ -55,16 +54,49 @@ async def webhooks_extension(app: web.Application, site: SiteAgent) -> None:
     await attach_webhooks(app, site)
 
 
+# The choices of spillway.log_setup, spelled out so that building the parser (every
+# `spillway` command does) does not import the logging package.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def _logging(args: argparse.Namespace) -> None:
+    from spillway.log_setup import configure_logging
+
+    configure_logging(args.log_level, args.log_format)
+
+
+def _add_log_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=os.environ.get("SPILLWAY_LOG_LEVEL") or "info",
+        help="least severe records logged (default: $SPILLWAY_LOG_LEVEL or %(default)s)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("SPILLWAY_LOG_FORMAT") or "text",
+        help="text, or json: one JSON object per line (default: $SPILLWAY_LOG_FORMAT or "
+        "%(default)s)",
+    )
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from site_agent.app import run_agent
 
+    _logging(args)
     extensions = [federation_extension, webhooks_extension]
     return _finish(run_agent(Path(args.config), extensions=extensions))
 
 
 def cmd_render_server(args: argparse.Namespace) -> int:
+    import socket
+    import tempfile
+
     from render_server.daemon import run_render_server
 
+    _logging(args)
     server_name = args.name or socket.gethostname()
     cache = Path(args.cache) if args.cache else Path.home() / ".cache" / "spillway" / server_name
 
@@ -125,9 +157,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_process_commands(sub: Any) -> None:
     p = sub.add_parser("agent", help="run a site agent")
     p.add_argument("--config", required=True, metavar="FILE", help="site TOML file")
+    _add_log_options(p)
     p.set_defaults(run=cmd_agent)
     p = sub.add_parser("render-server", help="run a render server")
-    p.add_argument("--agent", required=True, type=agent_url, metavar="URL")
+    agent = os.environ.get("SPILLWAY_AGENT") or None
+    p.add_argument(
+        "--agent",
+        required=agent is None,
+        default=agent,
+        type=agent_url,
+        metavar="URL",
+        help="site agent URL (default: $SPILLWAY_AGENT)",
+    )
+    _add_log_options(p)
     p.add_argument("--name", type=plain_name, help="server name (default: host name)")
     p.add_argument("--slots", type=positive_int, default=1, help="tasks at once (default 1)")
     p.add_argument("--tags", type=tag_list, default=[], help="e.g. gpu,linux")

@@ -246,6 +246,10 @@ class Store(Protocol):
     # --- jobs -----------------------------------------------------------
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    async def job_state_counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (states with none are left out)."""
+        ...
+
     async def list_jobs(
         self, *, states: Collection[JobState] | None = None, limit: int = 100
     ) -> list[JobRecord]:

@@ -63,6 +63,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
         $20, $21, $22, $23, $24, $25)
 """
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+JOB_STATE_COUNTS = "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
 LIST_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1"
 LIST_JOBS_IN_STATES = f"""
 SELECT {JOB_COLUMNS} FROM jobs WHERE state = ANY($1::text[])

@@ -120,6 +120,10 @@ class SqlStore:
             rows = await self._db.fetch(q.LIST_JOBS_IN_STATES, [s.value for s in states], limit)
         return [job_from_row(row) for row in rows]
 
+    async def job_state_counts(self) -> dict[JobState, int]:
+        rows = await self._db.fetch(q.JOB_STATE_COUNTS)
+        return {JobState(row["state"]): int(row["n"]) for row in rows}
+
     async def set_job_placement(
         self,
         job_id: str,

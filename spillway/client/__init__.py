@@ -1,39 +1,142 @@
-"""The Spillway client: talk to a site agent over HTTP, submit scenes, format what it says.
+"""The Spillway client: talk to a site agent, submit scenes, follow and fetch jobs.
 
 Imports nothing of the server side (only :mod:`spillway.core` and the package
 catalog :mod:`spillway.packages`), so it runs where only the client is installed.
+:class:`Client` is synchronous over the standard library; :class:`AsyncClient`
+(asyncio, needs aiohttp: ``pip install 'spillway[async]'``) is loaded on first use.
+Both return the typed records of :mod:`spillway.client.records` and raise the
+exceptions of :mod:`spillway.client.errors`. See docs/client.md.
 
-    async with AgentClient("http://127.0.0.1:8700", token=None) as agent:
-        result = await submit_scene(agent, Path("shot/scene.json"),
-                                    SubmitOptions(package="builtin", frames="1-24"))
-        job = await wait_for_job(agent, result.job["id"])
+    from spillway.client import Client, SubmitOptions
+
+    with Client("http://127.0.0.1:8700") as farm:
+        submitted = farm.submit_scene(Path("shot/scene.json"),
+                                      SubmitOptions(package="builtin", frames="1-24"))
+        job = farm.wait(submitted.job.id)
+        print(job.state, job.progress.frames_done)
 """
 
-from spillway.client.http import CONTROL_ACTIONS, AgentClient, ClientError, SpillwayClientError
-from spillway.client.submission import (
-    LocalFile,
-    Manifest,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from spillway.client.api import CONTROL_ACTIONS, Call
+from spillway.client.errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    ConnectionLost,
+    Forbidden,
+    HashMismatch,
+    NotFound,
+    SpillwayClientError,
+    SpillwayError,
     SubmissionError,
-    SubmitOptions,
-    SubmitResult,
-    build_manifest,
-    submit_scene,
-    upload_missing,
-    wait_for_job,
+    Timeout,
+    TransportError,
+    Unauthorized,
+    Unavailable,
+    Unprocessable,
+    Unreachable,
 )
+from spillway.client.records import (
+    Frame,
+    Health,
+    Job,
+    JobDetail,
+    JobState,
+    Peer,
+    Server,
+    Task,
+    TaskState,
+)
+from spillway.client.sync import Client
+
+if TYPE_CHECKING:
+    from spillway.client.aio import AsyncClient
+    from spillway.client.http import AgentClient
+    from spillway.client.submission import (
+        LocalFile,
+        Manifest,
+        SubmitOptions,
+        SubmitResult,
+        build_manifest,
+        submit_scene,
+        upload_missing,
+        wait_for_job,
+    )
+    from spillway.client.sync_submit import Submitted
 
 __all__ = [
     "CONTROL_ACTIONS",
     "AgentClient",
+    "ApiError",
+    "AsyncClient",
+    "BadRequest",
+    "Call",
+    "Client",
     "ClientError",
-    "Manifest",
+    "Conflict",
+    "ConnectionLost",
+    "Forbidden",
+    "Frame",
+    "HashMismatch",
+    "Health",
+    "Job",
+    "JobDetail",
+    "JobState",
     "LocalFile",
+    "Manifest",
+    "NotFound",
+    "Peer",
+    "Server",
     "SpillwayClientError",
+    "SpillwayError",
     "SubmissionError",
     "SubmitOptions",
     "SubmitResult",
+    "Submitted",
+    "Task",
+    "TaskState",
+    "Timeout",
+    "TransportError",
+    "Unauthorized",
+    "Unavailable",
+    "Unprocessable",
+    "Unreachable",
     "build_manifest",
     "submit_scene",
     "upload_missing",
     "wait_for_job",
 ]
+
+# Loaded when first named: the asyncio side (aiohttp, asyncio), and submission
+# (scanners, hashing), so `spillway jobs` and a script that only reads do not pay for them.
+_LAZY = {
+    "AsyncClient": "spillway.client.aio",
+    "AgentClient": "spillway.client.http",
+    "Submitted": "spillway.client.sync_submit",
+    **{
+        name: "spillway.client.submission"
+        for name in (
+            "LocalFile",
+            "Manifest",
+            "SubmitOptions",
+            "SubmitResult",
+            "build_manifest",
+            "submit_scene",
+            "upload_missing",
+            "wait_for_job",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spillway.client' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

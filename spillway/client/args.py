@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from spillway.client.submission import SubmissionError, parse_package_spec
 from spillway.core.frames import FrameSpecError, parse_frames
 
 DEFAULT_AGENT = "http://127.0.0.1:8700"
@@ -21,7 +21,26 @@ class UsageError(Exception):
         self.hint = hint
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal width so it need not import shutil for it.
+
+    Every ``add_argument`` makes one; shutil (with bz2 and lzma) was a tenth of the
+    command's start-up.
+    """
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns, 40) - 2)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
 
@@ -77,6 +96,8 @@ def frame_spec(text: str) -> str:
 
 
 def package_spec(text: str) -> str:
+    from spillway.client.submission import SubmissionError, parse_package_spec
+
     try:
         parse_package_spec(text)
     except SubmissionError as err:

@@ -16,11 +16,10 @@ on stderr, ``spillway: error: <what happened and what to do>``; set
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +41,6 @@ from spillway.client.args import (
 from spillway.client.commands import (
     JOB_STATES,
     cmd_control,
-    cmd_download,
     cmd_job,
     cmd_jobs,
     cmd_peers,
@@ -52,9 +50,9 @@ from spillway.client.commands import (
     cmd_submit,
     run_client_command,
 )
-from spillway.client.http import ClientError
+from spillway.client.download import cmd_download
+from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.logs import add_logs_command
-from spillway.client.submission import SubmissionError
 from spillway.client.webhooks import add_webhooks_command
 
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
@@ -68,7 +66,7 @@ AddCommands = Callable[[Any], None]
 
 
 def _client_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--agent",
         type=agent_url,
@@ -196,34 +194,48 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_submit)
 
 
-def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    _add_submit(sub, common)
+def _add_job(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "job",
+        parents=[common],
+        help="show one job; a big job as a summary (its failed and active tasks)",
+    )
+    p.add_argument("job_id", metavar="ID", help="job id, or a unique start of it")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first task to show")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="tasks to show (default 100, at most 1000)"
+    )
+    p.add_argument("--state", help="only tasks in these states, e.g. failed or waiting,running")
+    p.add_argument(
+        "--frames", type=frame_spec, metavar="SPEC", help="only the tasks rendering these frames"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_job)
+
+
+def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("jobs", parents=[common], help="list jobs, newest first")
     p.add_argument("--state", choices=JOB_STATES)
     p.add_argument("--limit", type=positive_int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
-    p = sub.add_parser("job", parents=[common], help="show one job with its tasks and frames")
+
+
+def _add_control(sub: Any, common: argparse.ArgumentParser, action: str) -> None:
+    p = sub.add_parser(action, parents=[common], help=f"{action} a job")
     p.add_argument("job_id", metavar="ID")
-    p.add_argument("--offset", type=non_negative_int, default=0, help="first task to show")
-    p.add_argument(
-        "--limit", type=positive_int, default=100, help="tasks to show (default 100, at most 1000)"
-    )
-    p.add_argument("--state", help="only tasks in these states, e.g. failed or waiting,running")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_job)
-    add_logs_command(sub, common)
-    for action in ("cancel", "pause", "resume", "retry"):
-        p = sub.add_parser(action, parents=[common], help=f"{action} a job")
-        p.add_argument("job_id", metavar="ID")
-        if action == "retry":
-            p.add_argument(
-                "--frames",
-                type=frame_spec,
-                metavar="SPEC",
-                help="render these frames again, done or failed (default: all failed tasks)",
-            )
-        p.set_defaults(handler=cmd_control)
+    if action == "retry":
+        p.add_argument(
+            "--frames",
+            type=frame_spec,
+            metavar="SPEC",
+            help="render these frames again, done or failed (default: all failed tasks)",
+        )
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(handler=cmd_control)
+
+
+def _add_download(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("download", parents=[common], help="download a job's rendered frames")
     p.add_argument("job_id", metavar="ID")
     p.add_argument("dir", metavar="DIR")
@@ -233,6 +245,9 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="replace files in DIR that differ from the job's frames (default: refuse)",
     )
     p.set_defaults(handler=cmd_download)
+
+
+def _add_servers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("servers", parents=[common], help="list render servers")
     p.add_argument("--job", metavar="ID", help="explain which servers can render this job")
     p.add_argument("--json", action="store_true")
@@ -243,30 +258,93 @@ def _add_client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     rm.add_argument("server", metavar="NAME", help="render server name or id")
     rm.set_defaults(handler=cmd_server_remove)
-    for action, verb in (("disable", "stop dispatching to"), ("enable", "dispatch again to")):
-        p = sub.add_parser(
-            action, parents=[common], help=f"{verb} a render server (running tasks finish)"
-        )
-        p.add_argument("server", metavar="SERVER", help="render server name or id")
-        p.set_defaults(handler=cmd_server_control)
+
+
+def _add_server_control(sub: Any, common: argparse.ArgumentParser, action: str) -> None:
+    verb = {"disable": "stop dispatching to", "enable": "dispatch again to"}[action]
+    p = sub.add_parser(
+        action, parents=[common], help=f"{verb} a render server (running tasks finish)"
+    )
+    p.add_argument("server", metavar="SERVER", help="render server name or id")
+    p.set_defaults(handler=cmd_server_control)
+
+
+def _add_peers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("peers", parents=[common], help="list federation peers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_peers)
-    add_webhooks_command(sub, common)
 
 
-def build_parser(extra: AddCommands | None = None) -> argparse.ArgumentParser:
+AddCommand = Callable[[Any, argparse.ArgumentParser], None]
+"""Adds one client command's parser: ``(subparsers, common options parent)``."""
+
+CLIENT_COMMANDS: dict[str, AddCommand] = {
+    "submit": _add_submit,
+    "jobs": _add_jobs,
+    "job": _add_job,
+    "logs": add_logs_command,
+    **{
+        a: functools.partial(_add_control, action=a) for a in ("cancel", "pause", "resume", "retry")
+    },
+    "download": _add_download,
+    "servers": _add_servers,
+    **{a: functools.partial(_add_server_control, action=a) for a in ("disable", "enable")},
+    "peers": _add_peers,
+    "webhooks": add_webhooks_command,
+}
+"""The client commands by name, in ``--help`` order. A command line that names one
+gets a parser with only that one: building all of them (argparse looks up a
+translation for every help text) was a third of the command's start-up."""
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("spillway")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: read from the package metadata only when asked (it costs an import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"spillway {version()}")
+        parser.exit()
+
+
+def build_parser(
+    extra: AddCommands | None = None, *, command: str | None = None
+) -> argparse.ArgumentParser:
     """The ``spillway`` argument parser (reads SPILLWAY_* defaults from the environment).
 
     ``extra`` adds more subcommands; each must set ``run`` (a function of the
     parsed arguments returning an exit status) where client commands set ``handler``.
+    With ``command`` naming a client command, only that command's parser is built.
     """
     parser = _Parser(prog="spillway", description="Spillway federated render farm")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_client_commands(sub, _client_options())
+    common = _client_options()
+    if command in CLIENT_COMMANDS:
+        CLIENT_COMMANDS[command](sub, common)
+        return parser
+    for add in CLIENT_COMMANDS.values():
+        add(sub, common)
     if extra is not None:
         extra(sub)
     return parser
+
+
+def named_command(argv: Sequence[str]) -> str | None:
+    """The subcommand a command line starts with; None when it starts with an option
+    (``--help``, ``--version``), which needs the whole parser."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -313,7 +391,7 @@ def _exit_status(err: BaseException) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run parsed arguments; exceptions propagate (``main`` turns them into messages)."""
     if hasattr(args, "handler"):
-        return asyncio.run(run_client_command(args))
+        return run_client_command(args)
     result: int = args.run(args)
     return result
 
@@ -325,7 +403,8 @@ def main(argv: Sequence[str] | None = None, *, extra: AddCommands | None = None)
     client commands exist (the ``spillway`` console script is :func:`spillway.main.main`).
     """
     try:
-        args = build_parser(extra).parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(extra, command=named_command(words)).parse_args(words)
     except UsageError as err:
         return _fail(f"{err} ({err.hint})", 2)
     except SystemExit as exit_:  # --help
@@ -342,5 +421,7 @@ def main(argv: Sequence[str] | None = None, *, extra: AddCommands | None = None)
         return _fail(f"this installation lacks a part `spillway {args.command}` needs: {err}", 1)
     except Exception as err:  # never show a traceback unless asked to
         if os.environ.get("SPILLWAY_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         return _fail(str(err) or type(err).__name__, _exit_status(err))

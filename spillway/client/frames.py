@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spillway.client.errors import SubmissionError
 from spillway.core.frames import FrameSpecError, parse_frames
-from spillway.packages import PackageError, SceneFrames, scene_frames
+
+if TYPE_CHECKING:
+    from spillway.packages import SceneFrames
 
 __all__ = ["resolve_frames"]
 
@@ -24,6 +27,8 @@ def resolve_frames(
         what = "is a directory" if scene.is_dir() else "does not exist"
         raise SubmissionError(f"scene {scene} {what}; give the path of the scene file")
     if own is None:
+        from spillway.packages import PackageError, scene_frames  # only when submitting
+
         try:
             own = scene_frames(package, scene)
         except PackageError as err:

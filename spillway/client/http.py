@@ -1,6 +1,8 @@
-"""Async HTTP client for a site agent's client API (``/api/v1/``).
+"""The asyncio transport to a site agent's client API (``/api/v1/``), over aiohttp.
 
-Used by the ``spillway`` CLI, the demo and the end-to-end tests.  Every call has
+:class:`AgentClient` answers plain JSON dicts; :class:`spillway.client.AsyncClient`
+gives typed records over it, and :class:`spillway.client.Client` is the synchronous
+client (standard library only) that the CLI uses.  Every call has
 a timeout; every failure surfaces as a :class:`ClientError` whose message says
 what happened and what to do, so callers can print it verbatim.
 
@@ -13,11 +15,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
+
+from spillway.client.api import Call, parse_reply
+from spillway.client.errors import (
+    BadRequest,
+    ClientError,
+    ConnectionLost,
+    HashMismatch,
+    NotFound,
+    SpillwayClientError,
+    Timeout,
+    Unreachable,
+    error_for_status,
+)
+from spillway.client.localfiles import file_mode, place, temp_beside
 
 # aiohttp is imported where a request is made, not here: `spillway --help` and commands
 # refused for bad arguments start in ~0.1 s instead of ~0.25 s (its import is most of that).
@@ -31,77 +46,13 @@ __all__ = [
     "SpillwayClientError",
 ]
 
+T = TypeVar("T")
 API = "/api/v1"
 CONTROL_ACTIONS = frozenset({"cancel", "pause", "resume", "retry"})
 # Uploads get a total deadline that grows with the file size, assuming at least
 # this throughput to the agent, so a large scene is not cut off by the 30 s default.
 _MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
 _CHUNK = 1024 * 1024
-
-
-class SpillwayClientError(Exception):
-    """Base for every error raised on the client side (CLI, submission, agent client)."""
-
-
-class ClientError(SpillwayClientError):
-    """A call to the site agent failed; ``code`` and ``status`` say how."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "",
-        status: int = 0,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status  # HTTP status; 0 when no response arrived
-        self.details: dict[str, Any] = dict(details or {})
-
-
-def _file_mode(header: str | None) -> int:
-    """Permission bits from an ``X-File-Mode`` header (octal), or 0o666 when absent or odd."""
-    try:
-        mode = int(header or "", 8)
-    except ValueError:
-        return 0o666
-    return mode if 0 <= mode <= 0o777 else 0o666
-
-
-def _temp_beside(dest: Path, mode: int) -> tuple[int, str]:
-    """Create a temp file in dest's folder (made if needed), so a rename makes it appear whole.
-
-    It is created with ``mode``, which the kernel filters by the umask as for any new file.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), str(tmp)
-        except FileExistsError:
-            continue
-    raise ClientError(f"cannot create a temporary file in {dest.parent}", code="temp_file")
-
-
-def _place(tmp: Path, dest: Path, *, replace: bool) -> None:
-    """Give the finished temp file its name; without ``replace``, never over an existing file."""
-    if replace:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)  # atomic, and fails if dest exists (the temp name is removed later)
-        return
-    except FileExistsError:
-        pass
-    except OSError:  # a file system without hard links: check, then rename
-        if not dest.exists() and not dest.is_symlink():
-            os.replace(tmp, dest)
-            return
-    raise ClientError(
-        f"{dest} appeared while it was being downloaded; it was left as it is", code="exists"
-    )
 
 
 class AgentClient:
@@ -132,6 +83,16 @@ class AgentClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    async def call(self, call: Call[T]) -> T:
+        """Run one request of :mod:`spillway.client.api`; returns its typed answer."""
+        extra: dict[str, Any] = {}
+        if call.wait_s:
+            import aiohttp
+
+            extra["timeout"] = aiohttp.ClientTimeout(total=self.timeout_s + call.wait_s)
+        body = await self._json(call.method, call.path, params=call.params, json=call.body, **extra)
+        return parse_reply(call, body, self.url)
 
     # --- endpoints --------------------------------------------------------------------
 
@@ -229,7 +190,7 @@ class AgentClient:
         ``frames`` (retry only) renders those frames again, done or failed.
         """
         if action not in CONTROL_ACTIONS:
-            raise ClientError(
+            raise BadRequest(
                 f"unknown job action {action!r}; use one of {', '.join(sorted(CONTROL_ACTIONS))}",
                 code="bad_action",
             )
@@ -240,7 +201,7 @@ class AgentClient:
     async def server_control(self, server: str, action: str) -> dict[str, Any]:
         """Enable or disable a render server (by name or id); returns ``{"id", "name", "status"}``."""
         if action not in ("enable", "disable"):
-            raise ClientError(
+            raise BadRequest(
                 f"unknown server action {action!r}; use enable or disable", code="bad_action"
             )
         reply = await self._json("POST", f"/servers/{quote(server, safe='')}/{action}")
@@ -297,17 +258,17 @@ class AgentClient:
         )
         async with self._request("GET", path, timeout=timeout) as resp:
             await self._raise_for_status(resp, "GET", path)
-            fd, tmp = _temp_beside(dest, _file_mode(resp.headers.get("X-File-Mode")))
+            fd, tmp = temp_beside(dest, file_mode(resp.headers.get("X-File-Mode")))
             try:
                 with os.fdopen(fd, "wb") as out:
                     digest, size = await self._copy_body(resp, out)
                 if digest != sha256:
-                    raise ClientError(
+                    raise HashMismatch(
                         f"frame {frame} of job {job_id} arrived corrupted (sha256 "
                         f"{digest[:12]}..., expected {sha256[:12]}...); nothing was written",
                         code="hash_mismatch",
                     )
-                _place(Path(tmp), dest, replace=replace)
+                place(Path(tmp), dest, replace=replace)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -316,7 +277,7 @@ class AgentClient:
     async def _recorded_sha256(self, job_id: str, frame: int) -> str:
         listed = {int(f["frame"]): f for f in await self.frames(job_id)}
         if frame not in listed:
-            raise ClientError(
+            raise NotFound(
                 f"frame {frame} of job {job_id} is not rendered yet; see `spillway job {job_id}`",
                 code="not_found",
                 status=404,
@@ -376,12 +337,12 @@ class AgentClient:
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as err:
             raise self._lost(err) from err
         except aiohttp.InvalidURL as err:
-            raise ClientError(
+            raise Unreachable(
                 f"bad agent URL {self.url!r}; use a URL like http://127.0.0.1:8700",
                 code="bad_url",
             ) from err
         except TimeoutError as err:
-            raise ClientError(
+            raise Timeout(
                 f"the agent at {self.url} did not answer {method} {API}{path} in time "
                 f"({self.timeout_s:g} s); check that it is running and not overloaded",
                 code="timeout",
@@ -392,14 +353,14 @@ class AgentClient:
             reason = "connection refused"
         else:
             reason = err.os_error.strerror or str(err.os_error) or type(err.os_error).__name__
-        return ClientError(
+        return Unreachable(
             f"cannot reach the agent at {self.url}: {reason}; is `spillway agent` running? "
             "(set --agent or SPILLWAY_AGENT)",
             code="unreachable",
         )
 
     def _lost(self, err: Exception) -> ClientError:
-        return ClientError(
+        return ConnectionLost(
             f"the connection to the agent at {self.url} was lost ({err}); try again",
             code="connection_lost",
         )
@@ -424,4 +385,4 @@ class AgentClient:
         if resp.status == 401 and "token" not in message.lower():
             message += "; pass --token or set SPILLWAY_TOKEN"
         details = {k: v for k, v in error.items() if k not in ("code", "message")}
-        raise ClientError(message, code=code, status=resp.status, details=details)
+        raise error_for_status(resp.status, code, message, details)

@@ -9,12 +9,13 @@ waits for new text) until the attempt ends.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
+import time
 from typing import Any
 
 from spillway.client.args import non_negative_int, positive_int
-from spillway.client.http import AgentClient, ClientError
+from spillway.client.errors import ClientError
+from spillway.client.sync import Client
 
 FOLLOW_WAIT_S = 20.0
 """How long one follow request waits for new text (the agent allows up to 30 s)."""
@@ -46,18 +47,19 @@ def add_logs_command(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_logs)
 
 
-async def cmd_logs(client: AgentClient, args: argparse.Namespace) -> int:
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    job_id = client.resolve_job_id(args.job_id)
     frame: int | None = args.frame
     task: int | None = args.task
     if frame is None and task is None:
-        task = await _default_task(client, args.job_id)
-    page = await _first_page(client, args, frame=frame, task=task)
+        task = _default_task(client, job_id)
+    page = _first_page(client, job_id, args, frame=frame, task=task)
     out = _Stdout()
     _note(_header(page))
     out.write(page["text"])
     while args.follow and not page["complete"]:
-        page = await client.task_log(
-            args.job_id,
+        page = client.task_log(
+            job_id,
             task=page["task"],
             attempt=page["attempt"],
             offset=page["next_offset"],
@@ -73,28 +75,33 @@ async def cmd_logs(client: AgentClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _default_task(client: AgentClient, job_id: str) -> int:
+def _default_task(client: Client, job_id: str) -> int:
     """The first failed task, else the first task."""
-    failed = await client.job_tasks(job_id, limit=1, state="failed")
+    failed = client.job_tasks(job_id, limit=1, state="failed")
     tasks = failed.get("tasks") or []
     return int(tasks[0]["index"]) if tasks else 0
 
 
-async def _first_page(
-    client: AgentClient, args: argparse.Namespace, *, frame: int | None, task: int | None
+def _first_page(
+    client: Client,
+    job_id: str,
+    args: argparse.Namespace,
+    *,
+    frame: int | None,
+    task: int | None,
 ) -> dict[str, Any]:
     """The log from its start; with ``--follow``, first waits for the task to start."""
     waiting = False
     while True:
         try:
-            return await client.task_log(args.job_id, frame=frame, task=task, attempt=args.attempt)
+            return client.task_log(job_id, frame=frame, task=task, attempt=args.attempt)
         except ClientError as err:
             if not (args.follow and err.code == "log_not_found" and "not run yet" in err.message):
                 raise
         if not waiting:
             _note("the task has not started yet; waiting for it (Ctrl-C to stop)")
             waiting = True
-        await asyncio.sleep(START_POLL_S)
+        time.sleep(START_POLL_S)
 
 
 def _header(page: dict[str, Any]) -> str:

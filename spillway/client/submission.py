@@ -11,46 +11,35 @@ scene's folder, so a render host can rebuild the same layout in its work dir.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import getpass
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-from spillway.client.errors import SubmissionError
+from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.frames import resolve_frames
-from spillway.client.http import AgentClient, ClientError
-from spillway.client.scene_settings import check_overrides, override_settings, read_blend
-from spillway.core.checks import manifest_problem
-from spillway.core.hashing import file_sha256 as sha256_file
 from spillway.core.records import FileEntry
-from spillway.packages import (
-    AssetAwareScanner,
-    PackageError,
-    RequirementError,
-    Scanner,
-    UnknownPackageError,
-    parse_requirement,
-)
-from spillway.packages import scanner_for as catalog_scanner
-from spillway.packages.blender import BlenderScanner
+
+# The package catalog (scanners, requirement syntax) and hashing are imported where a
+# scene is submitted: `spillway jobs` and `job` start without them.
+if TYPE_CHECKING:
+    from spillway.client.http import AgentClient
+    from spillway.packages import Scanner
 
 __all__ = [
     "Manifest",
     "LocalFile",
-    "Scanner",
     "SubmissionError",
     "SubmitOptions",
     "SubmitResult",
+    "UploadCallback",
     "build_manifest",
     "manifest_from_files",
     "build_job_body",
     "parse_package_spec",
+    "prepare_submission",
     "resolve_frames",
     "scanner_for",
     "sha256_file",
@@ -127,14 +116,27 @@ class SubmitResult:
     notes: tuple[str, ...] = ()
 
 
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    from spillway.core.hashing import file_sha256
+
+    return file_sha256(path)
+
+
 def parse_package_spec(text: str) -> tuple[str, str]:
     """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``."""
+    from spillway.packages import RequirementError, parse_requirement
+
     try:
         name, spec = parse_requirement(text)
     except RequirementError as err:
         raise SubmissionError(str(err)) from None
     spec = spec.replace(" ", "")
     if spec:
+        # Here, not at import: only `submit` checks a requirement, and packaging's version
+        # parser is a large part of what every other command would load.
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             SpecifierSet(spec)
         except InvalidSpecifier:
@@ -146,6 +148,9 @@ def parse_package_spec(text: str) -> tuple[str, str]:
 
 def scanner_for(package: str) -> Scanner | None:
     """The catalog's dependency scanner for a package, or None for a package it does not know."""
+    from spillway.packages import UnknownPackageError
+    from spillway.packages import scanner_for as catalog_scanner
+
     try:
         return catalog_scanner(package)
     except UnknownPackageError:
@@ -182,6 +187,8 @@ def _asset_path(asset: Path, folder: Path) -> tuple[PurePosixPath, Path]:
 
 
 async def _scan(scanner: Scanner, scene: Path, assets: Sequence[PurePosixPath]) -> list[Path]:
+    from spillway.packages import AssetAwareScanner, PackageError
+
     try:
         if isinstance(scanner, AssetAwareScanner):
             return list(await scanner.scan_with_assets(scene, assets))
@@ -213,6 +220,8 @@ def manifest_from_files(
     for asset in assets:
         rel_asset, path = _asset_path(asset, folder)
         files.setdefault(rel_asset, path)
+    from spillway.core.checks import manifest_problem
+
     if (problem := manifest_problem(str(rel_path) for rel_path in files)) is not None:
         raise SubmissionError(f"cannot submit {scene.name}: {problem}")
     entries = []
@@ -252,6 +261,8 @@ async def build_manifest(
 
 
 def _owner() -> str:
+    import getpass  # only when submitting: it costs every command a terminal module
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -260,6 +271,8 @@ def _owner() -> str:
 
 def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> dict[str, Any]:
     """The JSON body of ``POST /api/v1/jobs``."""
+    from spillway.client.scene_settings import override_settings  # it loads the catalog
+
     package, version = parse_package_spec(options.package)
     return {
         "name": options.name or scene.stem,
@@ -327,7 +340,7 @@ async def upload_missing(
     return files, size
 
 
-async def _prepare(
+async def prepare_submission(
     scene: Path,
     package: str,
     options: SubmitOptions,
@@ -335,6 +348,9 @@ async def _prepare(
     scanner: Scanner | None,
 ) -> tuple[Manifest, SubmitOptions, tuple[str, ...]]:
     """The manifest, the options with the frames (and features) the scene gives, and notes."""
+    from spillway.client.scene_settings import check_overrides, read_blend
+    from spillway.packages.blender import BlenderScanner
+
     check_overrides(
         package, engine=options.engine, samples=options.samples, denoise=options.denoise
     )
@@ -383,7 +399,9 @@ async def submit_scene(
                 f"no dependency scanner for package {package!r} here; sending only the scene "
                 "and the --asset files"
             )
-    manifest, options, more_notes = await _prepare(scene, package, options, assets, scanner or None)
+    manifest, options, more_notes = await prepare_submission(
+        scene, package, options, assets, scanner or None
+    )
     notes += more_notes
     body = build_job_body(scene, manifest, options)
     files, size = await upload_missing(client, manifest, on_upload=on_upload)
@@ -419,6 +437,8 @@ async def wait_for_job(
     ``on_update`` gets every full reply (job, tasks, frames).  The agent may be
     unreachable for up to ``max_outage_s`` (a restart) before the error is raised.
     """
+    import asyncio  # here: the synchronous CLI never loads it
+
     outage_started: float | None = None
     loop = asyncio.get_running_loop()
     while True:

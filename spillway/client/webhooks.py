@@ -8,8 +8,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from spillway.client.api import Call
 from spillway.client.formatting import human_age, table
-from spillway.client.http import AgentClient
+from spillway.client.sync import Client
 
 
 def format_webhooks(body: Mapping[str, Any], now: float) -> str:
@@ -55,8 +56,13 @@ def _last(delivery: Mapping[str, Any]) -> str:
     return "-" if status is None else str(status)
 
 
-async def cmd_webhooks(client: AgentClient, args: argparse.Namespace) -> int:
-    body = await client._json("GET", "/webhooks")  # GET /api/v1/webhooks
+def webhooks() -> Call[dict[str, Any]]:
+    """``GET /api/v1/webhooks``: ``{"webhooks": [...], "deliveries": [...]}``."""
+    return Call("GET", "/webhooks", lambda body: body)
+
+
+def cmd_webhooks(client: Client, args: argparse.Namespace) -> int:
+    body = client.call(webhooks())
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:

@@ -15,11 +15,37 @@ def texture_references(scene: Path) -> list[PurePosixPath]:
     Raises SceneError for an invalid scene and ScanError for a texture outside
     the scene folder.
     """
-    # The scene format needs numpy; loaded only when a built-in scene is read.
-    from spillway.packages.builtin_scene import load_scene
-
     scene_dir = scene.resolve().parent
-    return [relative_reference(t, scene_dir, kind="texture") for t in load_scene(scene).textures]
+    try:
+        # The scene format needs numpy; loaded only when a built-in scene is read.
+        from spillway.packages.builtin_scene import load_scene
+    except ImportError:  # a client installed without the server parts (no numpy)
+        textures = _named_textures(scene)
+    else:
+        textures = list(load_scene(scene).textures)
+    return [relative_reference(t, scene_dir, kind="texture") for t in textures]
+
+
+def _named_textures(scene: Path) -> list[str]:
+    """The textures a scene's objects name, read from its JSON without checking the rest
+    (the render server checks the whole scene)."""
+    import json
+
+    from spillway.packages.errors import ScanError
+
+    try:
+        data = json.loads(scene.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScanError(f"cannot read {scene.name} as a JSON scene: {exc}") from None
+    objects = data.get("objects") if isinstance(data, dict) else None
+    names = {
+        obj["material"]["texture"]
+        for obj in objects or ()
+        if isinstance(obj, dict)
+        and isinstance(obj.get("material"), dict)
+        and isinstance(obj["material"].get("texture"), str)
+    }
+    return sorted(names)
 
 
 class BuiltinScanner:

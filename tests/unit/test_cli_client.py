@@ -386,6 +386,30 @@ async def test_control_servers_and_jobs(agent, scene):
         assert "match" not in (await client.servers())[0]
 
 
+async def test_sync_client_download_verifies_and_writes_atomically(agent, tmp_path, scene):
+    from spillway.client import Client
+    from spillway.client.errors import HashMismatch, NotFound
+
+    def run() -> None:
+        with Client(agent.url, token="t0k") as client:
+            job = client.submit_scene(
+                scene, SubmitOptions(package="builtin", frames="1-2"), scanner=None
+            ).job
+            frames = client.frames(job.id)
+            wanted = [(f, tmp_path / "out" / f"f{f.frame}.png") for f in frames]
+            assert client.download_frames(job.id, wanted) == sum(map(len, FRAME_BYTES.values()))
+            assert (tmp_path / "out" / "f2.png").read_bytes() == FRAME_BYTES[2]
+            agent.corrupt_frames = True
+            with pytest.raises(HashMismatch, match="arrived corrupted"):
+                client.download_frame(job.id, 1, tmp_path / "bad" / "f1.png")
+            with pytest.raises(NotFound, match="not rendered yet"):
+                client.download_frame(job.id, 7, tmp_path / "bad" / "f7.png")
+
+    await asyncio.to_thread(run)
+    assert list((tmp_path / "bad").iterdir()) == []  # nothing, not even a temp file
+    assert set(agent.auth) == {"Bearer t0k"}
+
+
 # --- submit_scene and wait_for_job ---------------------------------------------------------
 
 
@@ -442,7 +466,9 @@ async def test_wait_for_job_gives_up_after_an_outage(refused_url):
 
 
 async def run_cli(*argv: str) -> int:
-    return await commands.run_client_command(cli.build_parser().parse_args(list(argv)))
+    """Run a client command in a thread: the CLI's client blocks, the fake agent runs here."""
+    args = cli.build_parser().parse_args(list(argv))
+    return await asyncio.to_thread(commands.run_client_command, args)
 
 
 async def test_cli_submit_prints_the_job_id(agent, scene, capsys):

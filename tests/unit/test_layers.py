@@ -117,6 +117,21 @@ def test_the_spillway_command_loads_the_server_side_only_to_run_a_process() -> N
     assert under(loaded, "aiohttp") == []
 
 
+def test_the_sync_client_and_the_client_commands_load_no_async_stack() -> None:
+    # A script using the typed sync client, and `spillway jobs` run to its end (the agent
+    # is not there), load neither aiohttp nor asyncio: both cost most of a start-up.
+    then = (
+        "from spillway.client import Client, Job, NotFound, SubmitOptions\n"
+        "from spillway.main import main\n"
+        "assert main(['jobs', '--agent', 'http://127.0.0.1:9']) == 1"
+    )
+    loaded = loaded_modules("spillway.client", then=then)
+    assert "spillway.client.sync" in loaded
+    assert under(loaded, "aiohttp", "asyncio", *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
+    # Nor what only submit needs, nor the IDNA codec an ASCII agent address never needs.
+    assert under(loaded, "spillway.packages", "packaging", "hashlib", "encodings.idna") == []
+
+
 @pytest.mark.parametrize("package", ["spillway.core", "spillway.packages"])
 def test_the_leaves_load_no_other_project_package(package: str) -> None:
     loaded = loaded_modules(package, walk=True)

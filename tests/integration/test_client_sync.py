@@ -1,0 +1,139 @@
+"""The synchronous client (``spillway.client.Client``) and the typed AsyncClient against the
+real agent web app over SQLite, and its /metrics parsed as Prometheus reads it.
+
+The sync client blocks, so each call runs in a worker thread while the agent
+serves on this test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from spillway.client import AsyncClient, Client, Job, JobDetail, JobState, NotFound, SubmitOptions
+from spillway.client.errors import BadRequest, Conflict
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+async def off_loop(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Path:
+    folder = tmp_path / "shot"
+    shutil.copytree(ROOT / "examples" / "textured", folder)
+    return folder / "scene.json"
+
+
+def url_of(agent_client: TestClient[Any, Any]) -> str:
+    return str(agent_client.make_url("")).rstrip("/")
+
+
+QUEUED = SubmitOptions(package="builtin", frames="1-3", queue_anyway=True, owner="ana")
+
+
+async def test_submit_follow_and_control_a_job_with_typed_records(
+    agent_client: TestClient[Any, Any], scene: Path
+) -> None:
+    with Client(url_of(agent_client)) as farm:
+        assert (await off_loop(farm.health)).site == "studio"
+        submitted = await off_loop(lambda: farm.submit_scene(scene, QUEUED))
+        assert submitted.uploaded_files == len(submitted.manifest.entries) > 1  # scene + textures
+        again = await off_loop(lambda: farm.submit_scene(scene, QUEUED))
+        assert again.uploaded_files == 0  # every blob is at the agent already
+        job = submitted.job
+        assert isinstance(job, Job) and job.state is JobState.QUEUED and job.frame_count == 3
+        detail = await off_loop(lambda: farm.job(job.id))
+        assert isinstance(detail, JobDetail) and len(detail.tasks) == 3
+        assert [f.frame for f in detail.frames] == [1, 2, 3]
+        assert {j.id for j in await off_loop(farm.jobs)} == {job.id, again.job.id}
+        paused = await off_loop(lambda: farm.pause(job.id))
+        assert paused.state is JobState.PAUSED
+        with pytest.raises(Conflict) as conflict:
+            await off_loop(lambda: farm.resume(again.job.id))  # queued, not paused
+        assert conflict.value.status == 409
+        assert (await off_loop(lambda: farm.cancel(job.id))).state is JobState.CANCELLED
+        with pytest.raises(NotFound, match="no job 'nope'"):
+            await off_loop(lambda: farm.job("nope"))
+
+
+async def test_job_id_prefixes_resolve_when_unique(
+    agent_client: TestClient[Any, Any], scene: Path
+) -> None:
+    with Client(url_of(agent_client)) as farm:
+        # 17 jobs: two of them must share their first hex digit.
+        ids = [(await off_loop(lambda: farm.submit_scene(scene, QUEUED))).job.id for _ in range(17)]
+        for job_id in ids:
+            unique = next(
+                job_id[:n] for n in range(1, 13) if sum(i.startswith(job_id[:n]) for i in ids) == 1
+            )
+            assert await off_loop(lambda p=unique: farm.resolve_job_id(p)) == job_id
+        shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+        with pytest.raises(BadRequest, match=f"'{shared}' is the start of"):
+            await off_loop(lambda: farm.resolve_job_id(shared))
+
+
+async def test_parallel_uploads_arrive_whole_and_unrendered_frames_are_not_found(
+    agent_client: TestClient[Any, Any], scene: Path, tmp_path: Path
+) -> None:
+    big = scene.parent / "big.bin"
+    big.write_bytes(bytes(range(256)) * 20_000)  # 5 MB, several chunks
+    options = SubmitOptions(package="builtin", frames="1", queue_anyway=True)
+    with Client(url_of(agent_client)) as farm:
+        submitted = await off_loop(lambda: farm.submit_scene(scene, options, assets=[big]))
+        assert submitted.uploaded_bytes == sum(e.size for e in submitted.manifest.entries)
+        missing = await off_loop(
+            lambda: farm.check_blobs([e.sha256 for e in submitted.manifest.entries])
+        )
+        assert missing == []
+        with pytest.raises(NotFound, match="not rendered yet"):
+            await off_loop(lambda: farm.download_frame(submitted.job.id, 1, tmp_path / "f.png"))
+    assert not (tmp_path / "f.png").exists()
+
+
+async def test_the_async_client_returns_the_same_records(
+    agent_client: TestClient[Any, Any], scene: Path
+) -> None:
+    async with AsyncClient(url_of(agent_client)) as farm:
+        submitted = await farm.submit_scene(scene, QUEUED)
+        assert (await farm.job(submitted.job.id)).job.id == submitted.job.id
+        assert await farm.resolve_job_id(submitted.job.id[:11]) == submitted.job.id
+        assert [j.id for j in await farm.jobs(state="queued")] == [submitted.job.id]
+        with pytest.raises(NotFound):
+            await farm.job("nope")
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition, keyed by name and sorted labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_parse_and_count_jobs(
+    agent_client: TestClient[Any, Any], scene: Path
+) -> None:
+    resp = await agent_client.get("/metrics")
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    before = samples(await resp.text())
+    assert before[("spillway_jobs_created_total", ())] == 0
+    assert before[("spillway_jobs", (("state", "queued"),))] == 0
+    assert before[("spillway_free_slots", ())] == 0
+    assert ("spillway_federation_outbox_depth", ()) not in before  # no federation here
+    with Client(url_of(agent_client)) as farm:
+        await off_loop(lambda: farm.submit_scene(scene, QUEUED))
+    after = samples(await (await agent_client.get("/metrics")).text())
+    assert after[("spillway_jobs_created_total", ())] == 1
+    assert after[("spillway_jobs", (("state", "queued"),))] == 1
