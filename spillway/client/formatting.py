@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from spillway.core.frames import format_frames
-from spillway.packages.features import describe_feature
 
 __all__ = [
     "ProgressReporter",
@@ -125,8 +124,12 @@ def _requirement(job: Mapping[str, Any]) -> str:
     profile = job.get("profile") or {}
     base = job.get("requirement") or f"{profile.get('package', '')}{profile.get('version', '')}"
     needs = profile.get("features") or []
-    extra = f" with {', '.join(describe_feature(str(f)) for f in needs)}" if needs else ""
-    return f"{base}{extra}"
+    if not needs:
+        return str(base)
+    # Only here: the catalog's package loads `packaging`, which listing jobs does not need.
+    from spillway.packages.features import describe_feature
+
+    return f"{base} with {', '.join(describe_feature(str(f)) for f in needs)}"
 
 
 def _placement(job: Mapping[str, Any]) -> str:
