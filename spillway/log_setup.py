@@ -51,12 +51,31 @@ def _iso(created: float) -> str:
     return f"{whole}.{int(created % 1 * 1000):03d}Z"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record arrives (a test may swap it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Send the root logger's records at ``level`` and above to stderr in ``fmt``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send the root logger's records at ``level`` and above to stderr (or ``stream``) in ``fmt``.
+
+    Replaces a handler an earlier call added, and leaves others alone.
+    """
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    setattr(handler, _MARK, True)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+_MARK = "_spillway_log_setup"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -57,6 +58,17 @@ async def _build_template(name: str) -> None:
     await _admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
     store = await open_store(pg_url(name))
     await store.close()
+
+
+@pytest.fixture(autouse=True)
+def root_logging() -> Iterator[None]:
+    """A test that runs a process command in-process (``spillway agent``) sets up that
+    process's logging; the next test gets the test process's logging back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
