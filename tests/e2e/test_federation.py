@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
+from prometheus_client.parser import text_string_to_metric_families
 
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert, load_certificate
 from federation.protocol import (
@@ -243,6 +245,19 @@ def test_job_only_the_remote_can_render_is_forwarded_rendered_and_fetched(sites:
     assert {t["server"] for t in detail["tasks"]} == {"facility"}, (
         "the origin's tasks name the site rendering them"
     )
+
+    # The origin's /metrics counts what federation moved (cumulative over this module's jobs).
+    with urllib.request.urlopen(sites.studio.url + "/metrics", timeout=10) as resp:
+        metrics = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(resp.read().decode())
+            for s in family.samples
+        }
+    sent = metrics[("spillway_federation_bytes_total", (("direction", "sent"),))]
+    received = metrics[("spillway_federation_bytes_total", (("direction", "received"),))]
+    assert sent >= transfer["bytes_sent"]
+    assert received >= sum(f["size"] for f in detail["frames"])
+    assert metrics[("spillway_federation_outbox_depth", ())] >= 0
 
     shown = sites.studio.cli("job", job_id).stdout
     assert "facility" in shown and "povray" in shown
