@@ -37,6 +37,7 @@ __all__ = [
     "parse_inspection",
     "required_features",
     "resolve_files",
+    "scene_from_inspection",
 ]
 
 SCAN_TIMEOUT = 120.0
@@ -155,9 +156,19 @@ class BlenderScanner:
         if result[0] != 0 or parsed is None:
             tail = result[1].strip().splitlines()[-3:]
             raise ScanError(f"blender failed to scan {scene.name}: {' | '.join(tail)}")
-        refs, settings = parsed
-        files = resolve_files(refs, scene.parent, assets)
-        return _scene(files, settings)
+        return scene_from_inspection(*parsed, scene.parent, assets)
+
+
+def scene_from_inspection(
+    refs: Sequence[BlendFile],
+    settings: Mapping[str, Any],
+    scene_dir: Path,
+    assets: Sequence[PurePosixPath] = (),
+) -> BlendScene:
+    """The scene from what the inspection script reported (here or in a Blender add-on).
+
+    Raises what :func:`resolve_files` raises."""
+    return _scene(resolve_files(refs, scene_dir, assets), settings)
 
 
 def _scene(files: Sequence[PurePosixPath], settings: Mapping[str, Any]) -> BlendScene:
