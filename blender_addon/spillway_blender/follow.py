@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spillway.client.records import JobDetail
-
 from spillway.client.errors import SpillwayError
+from spillway.client.records import JobDetail
 
 from .request import Status, explain, status_of
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spillway.client.records import JobDetail
-
 from spillway.client.errors import (
     Forbidden,
     SpillwayError,
@@ -18,6 +16,7 @@ from spillway.client.errors import (
     Unauthorized,
     Unreachable,
 )
+from spillway.client.records import JobDetail
 from spillway.client.submission import SubmitOptions
 from spillway.core.frames import FrameSpecError, parse_frames
 

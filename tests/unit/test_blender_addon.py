@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spillway.client.records import JobDetail
 
 from spillway.client.errors import SubmissionError, Unauthorized, Unreachable
+from spillway.client.records import JobDetail
 
 ROOT = Path(__file__).resolve().parents[2]
 # The add-on is not an installed package (it needs Blender); its source folder is its path.
