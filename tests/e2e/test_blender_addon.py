@@ -42,7 +42,49 @@ settings.chunk_size, settings.priority, settings.job_name = 2, 70, "from-blender
 bpy.context.scene.render.resolution_x = 80
 bpy.ops.ed.undo_push(message="narrower")  # as an edit in the UI: the file has unsaved changes
 bpy.ops.spillway.submit()
-print({marker!r} + json.dumps(spillway_blender.wait(300)))
+shown = spillway_blender.wait(300)
+shown["panel"] = draw_panel()
+print({marker!r} + json.dumps(shown))
+"""
+# Background mode draws no UI: the panel draws into a layout that checks each property,
+# operator and icon it is given against Blender's, and records what it shows.
+DRAW = """
+from spillway_blender.ui import SPILLWAY_PT_render
+
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+
+class Layout:
+    use_property_split = False
+
+    def __init__(self):
+        self.shown = []
+
+    def prop(self, data, name, **options):
+        assert name in data.bl_rna.properties, name
+        self.shown.append(name)
+
+    def label(self, text="", icon="NONE"):
+        assert icon in ICONS, icon
+        self.shown.append(text)
+
+    def operator(self, idname, icon="NONE", **options):
+        assert icon in ICONS, icon
+        module, name = idname.split(".")
+        assert name in dir(getattr(bpy.ops, module)), idname
+        self.shown.append(idname)
+
+    def column(self, **options):
+        return self
+
+    def box(self):
+        return self
+
+
+def draw_panel():
+    layout = Layout()
+    SPILLWAY_PT_render.draw(type("Panel", (), dict(layout=layout))(), bpy.context)
+    return layout.shown
 """
 # Submit refuses a file never saved and one whose texture is missing (an operator's
 # error report raises in a script); with an agent that is not there the panel says so.
@@ -131,10 +173,19 @@ def test_addon_submits_the_open_blend_and_frames_equal_a_direct_render(
     processes.append(agent.render_server("blender-0", packages="blender"))
     agent.wait_servers(1)
 
-    script = INSTALL.format(zip=str(addon), url=agent.url) + SUBMIT.format(marker=MARKER)
+    script = INSTALL.format(zip=str(addon), url=agent.url) + DRAW + SUBMIT.format(marker=MARKER)
     shown = _blender(tmp_path, str(blend), "--python-exit-code", "1", "--python-expr", script)
     assert (shown["state"], shown["error"]) == ("done", ""), shown
     assert shown["text"] == "done: 3/3 frames"
+    assert shown["panel"] == [
+        f"Agent: {agent.url}",
+        "use_scene_frames",
+        "Frames 1-3 step 1",
+        *("chunk_size", "priority", "site", "no_forward", "match_version", "job_name"),
+        "spillway.submit",
+        f"Job {shown['job_id']}",
+        "done: 3/3 frames",
+    ]
 
     detail = agent.job(shown["job_id"])
     job = detail["job"]
