@@ -147,6 +147,7 @@ def build(out: Path = DEFAULT_OUT) -> Path:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, entries[name].read_bytes())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the zip is for sharing
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
