@@ -63,11 +63,16 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 "federation transfer",
-                f"{r['bytes'] / 2**20:.0f} MiB in {r['files']} files of mixed sizes",
+                f"{r['bytes'] / 2**20:.0f} MiB in {r['files']} files of mixed sizes, "
+                f"{r.get('streams', 1)} streams",
                 f"mutual TLS {r['tls_mib_s']:.0f} MiB/s vs raw loopback copy {r['raw_mib_s']:.0f} MiB/s "
-                f"(x{r['ratio']:.1f} the time); second pass sent {r['second_bytes']} bytes; cut mid-blob "
-                f"and resumed: {r['resume_resent_bytes']} bytes re-sent (chunk {r['chunk_bytes']})",
-                "second pass 0 B; re-sent <= 1 chunk",
+                f"(TLS/raw {r.get('throughput_ratio', 1 / r['ratio']):.2f}; ABBA pairs "
+                + ", ".join(f"{x:.2f}" for x in r.get("throughput_ratios_abba", []))
+                + f"); cap {r.get('cap_mbps', 0):.0f} Mbit/s: measured "
+                f"{r.get('capped_mbps', 0):.0f} Mbit/s; second pass sent {r['second_bytes']} bytes; "
+                f"cut mid-blob and resumed: {r['resume_resent_bytes']} bytes re-sent "
+                f"(chunk {r['chunk_bytes']})",
+                "TLS/raw >= 0.8; cap held within 10 %; second pass 0 B; re-sent <= 1 chunk",
             )
         )
     for r in results.get("cli", []):

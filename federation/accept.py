@@ -27,6 +27,7 @@ from federation.interfaces import (
     MessageQueue,
     OfferRows,
     ServerViews,
+    UsageLedger,
     Wakeup,
 )
 from federation.peers import PeerConfig
@@ -89,9 +90,11 @@ class Acceptance:
         known_packages: Collection[str],
         load: PeerLoad,
         relay: Relay | None = None,
+        usage: UsageLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
+        self._usage = usage
         self._relay = relay
         self._admission = Admission(
             name=name,
@@ -266,6 +269,7 @@ class Acceptance:
             "frames_total": job.frame_count,
             "error": job.error,
             "frames": [_frame_dict(f) for f in frames] if job.state == JobState.DONE else [],
+            **(await self._usage_fields(job)),
         }
 
     async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[OpenFrame, str]:
@@ -320,6 +324,33 @@ class Acceptance:
             final=False,
         )
 
+    # --- accounting -------------------------------------------------------
+    async def _usage_fields(self, job: JobRecord) -> dict[str, Any]:
+        """What the job cost here (and beyond, for a relayed job), for its origin's ledger."""
+        if self._usage is None or not job.state.finished:
+            return {}
+        totals = await self._usage.job_totals(job.id)
+        return {"core_seconds": totals.core_seconds, "failed_attempts": totals.failed_attempts}
+
+    async def blob_received(self, peer: PeerConfig, sha256: str, size: int) -> None:
+        """Account ``size`` uploaded bytes of blob ``sha256`` to the job of ``peer``'s open offer."""
+        if self._usage is None or size <= 0:
+            return
+        for offer in await self._offers.pending_offers(peer.name):
+            if any(m.get("sha256") == sha256 for m in offer.body.get("manifest", ())):
+                # The job a commit of this offer creates has an id fixed by the offer's key.
+                await self._usage.record_transfer(
+                    job_id=remote_job_id(offer.key), peer=peer.name, at=self._clock(), bytes_in=size
+                )
+                return
+
+    async def frame_sent(self, peer: PeerConfig, job_id: str, size: int) -> None:
+        """Account a frame of ``job_id`` served to ``peer`` (its origin fetching it back)."""
+        if self._usage is not None and size > 0:
+            await self._usage.record_transfer(
+                job_id=job_id, peer=peer.name, at=self._clock(), bytes_out=size
+            )
+
     async def after_local_cancel(self, job: JobRecord) -> None:
         """A job accepted from a peer was cancelled here: tell its origin."""
         offer = await self._offers.offer_by_job(job.id)
@@ -351,6 +382,7 @@ class Acceptance:
             frames_total=job.frame_count,
             frames=outputs,
             error=job.error,
+            **(await self._usage_fields(job)),
         )
         await self._outbox.enqueue(
             peer=offer.site,

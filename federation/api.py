@@ -272,9 +272,13 @@ async def _frame(request: web.Request) -> web.StreamResponse:
         peer, request.match_info["job_id"], frame
     )
     try:
-        return await send_frame(request, opened, name)
+        response = await send_frame(request, opened, name)
     finally:
         opened.close()
+    await request.app[ENDPOINTS].acceptance.frame_sent(
+        peer, request.match_info["job_id"], opened.size
+    )
+    return response
 
 
 def _guard_blob(handler: Any) -> Any:
@@ -286,6 +290,11 @@ def _guard_blob(handler: Any) -> Any:
                 f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
             )
         response: web.StreamResponse = await handler(request)
+        if request.method == "PATCH" and response.status in (200, 204):
+            # Accounting: the chunk's bytes are stored (a refused chunk counts nothing).
+            await request.app[ENDPOINTS].acceptance.blob_received(
+                peer, sha256, request.content_length or 0
+            )
         return response
 
     return guarded

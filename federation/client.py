@@ -24,6 +24,7 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from federation.bandwidth import BandwidthLimits
 from federation.errors import FederationError, TlsFilesError, UploadError
 from federation.peers import PeerConfig
 from federation.protocol import Message, decode_reply, encode_envelope
@@ -89,14 +90,24 @@ class SigningKey:
 
 
 class PeerClient:
-    def __init__(self, site: str, tls: TlsContexts, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        site: str,
+        tls: TlsContexts,
+        *,
+        clock: Callable[[], float] = time.time,
+        limits: BandwidthLimits | None = None,
+    ):
         self.site = site
         self.tls = tls
         self.clock = clock
+        # Per-peer bandwidth caps, shared by every upload to and frame fetch from that peer.
+        self.limits = limits or BandwidthLimits(())
         self.key = SigningKey(tls.files.key)
         self._session: aiohttp.ClientSession | None = None
         self.bytes_sent = 0  # blobs uploaded to peers (the agent's /metrics)
         self.bytes_received = 0  # frames fetched from peers
+        self._transfers: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -107,10 +118,23 @@ class PeerClient:
             )
         return self._session
 
+    @property
+    def transfer_session(self) -> aiohttp.ClientSession:
+        """Kept-alive connections for blob chunks and frames: a handshake per 4 MiB chunk cost
+        more than the chunk's encryption. A rotated certificate still applies to every new
+        connection (the rebuilt TLS context is part of aiohttp's pool key), and idle ones
+        close after a few seconds."""
+        if self._transfers is None:
+            self._transfers = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=5)
+            )
+        return self._transfers
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._transfers):
+            if session is not None:
+                await session.close()
+        self._session = self._transfers = None
 
     def options(self, peer: PeerConfig) -> dict[str, Any]:
         return self.tls.request_options(peer.name)
@@ -172,7 +196,7 @@ class PeerClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET ``path`` and yield the response once it answered 200 (body unread)."""
         try:
-            async with self.session.get(
+            async with self.transfer_session.get(
                 f"{peer.url}{path}",
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 **self.options(peer),
@@ -191,9 +215,12 @@ class PeerClient:
         *,
         timeout_s: float = 300,
     ) -> None:
-        """GET ``path`` and feed the body to ``sink`` in chunks as it arrives."""
+        """GET ``path`` and feed the body to ``sink`` in chunks as it arrives (at most as fast
+        as the peer's bandwidth cap allows: a slow reader holds the sender back over TCP)."""
         async with self.stream(peer, path, timeout_s=timeout_s) as resp:
-            await sink(self._counted(resp.content.iter_chunked(1 << 16)))
+            await sink(
+                self._counted(self.limits.paced(peer.name, resp.content.iter_chunked(1 << 16)))
+            )
 
     async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:
@@ -204,7 +231,12 @@ class PeerClient:
         """Upload the file ``path`` as blob ``sha256`` to ``peer`` (resumable); returns bytes sent."""
         try:
             sent = await upload_blob(
-                self.session, peer.url, sha256, path, request_options=self.options(peer)
+                self.transfer_session,
+                peer.url,
+                sha256,
+                path,
+                request_options=self.options(peer),
+                bucket=self.limits.bucket(peer.name),
             )
             self.bytes_sent += sent
             return sent

@@ -40,6 +40,7 @@ from federation.interfaces import (
     PeerCapacities,
     RemoteFinish,
     ServerViews,
+    UsageLedger,
     Wakeup,
 )
 from federation.peers import FederationConfig, PeerConfig
@@ -57,6 +58,9 @@ from scheduler.profile import JobProfile
 from site_agent.store.records import LOCAL, JobRecord
 
 log = logging.getLogger(__name__)
+
+UPLOAD_STREAMS = 4
+"""Blobs of one job uploaded at once."""
 
 
 class _Retry(Exception):
@@ -81,10 +85,12 @@ class Forwarding:
         views: ServerViews,
         wakeup: Wakeup,
         offers: AcceptedOffers | None = None,
+        usage: UsageLedger | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = 5.0,
     ) -> None:
         self._name = name
+        self._usage = usage
         self._offers = offers
         self._config = config
         self._jobs = jobs
@@ -241,10 +247,28 @@ class Forwarding:
         missing = set(reply.missing)
         unique = {a.sha256 for a in job.manifest}
         sent_bytes = sent_blobs = 0
-        for sha in sorted(missing & unique):
-            sent_bytes += await self._client.upload_blob(peer, sha, self._blobs.path_for(sha))
+        streams = asyncio.Semaphore(UPLOAD_STREAMS)
+
+        async def upload(sha: str) -> None:
+            nonlocal sent_bytes, sent_blobs
+            async with streams:
+                sent = await self._client.upload_blob(peer, sha, self._blobs.path_for(sha))
+            sent_bytes += sent
             sent_blobs += 1
             self._peers.note_blobs(peer.name, (sha,))
+            if self._usage is not None:
+                await self._usage.record_transfer(
+                    job_id=job.id, peer=peer.name, at=self._clock(), bytes_out=sent
+                )
+
+        # Several blobs in parallel streams: one TLS stream is bound by one core's crypto
+        # and the round trip per chunk; the peer's bandwidth cap is shared by all of them.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for sha in sorted(missing & unique):
+                    group.create_task(upload(sha))
+        except BaseExceptionGroup as failures:
+            raise _first_failure(failures) from None
         await self._forwards.add_transfer(
             job.id,
             job.placement_epoch,
@@ -408,6 +432,12 @@ class Forwarding:
         )
         if state in ("done", "failed", "cancelled"):
             await self._results.apply_status(peer, row, status)
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first upload failure, as callers expect it (not wrapped in a group)."""
+    first = group.exceptions[0]
+    return _first_failure(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _offer(job: JobRecord, key: str, path: tuple[str, ...]) -> Offer:

@@ -30,6 +30,7 @@ from scheduler.profile import ServerView
 from site_agent.lifecycle import TransactionHook
 from site_agent.storage import OpenFrame
 from site_agent.store.records import FrameRecord, JobRecord, JobState
+from site_agent.store.usage import UsageEntry, UsageTotals
 from spillway.core.records import FileEntry
 
 _R = TypeVar("_R", bound=Message)
@@ -105,8 +106,22 @@ class FinishedJobs(JobReader, Protocol):
         error: str,
         at: float,
         hook: TransactionHook | None = None,
+        usage: UsageEntry | None = None,
     ) -> bool:
-        """Record frames and finish the job, fenced on ``epoch``; ``hook`` joins the transaction."""
+        """Record frames and finish the job, fenced on ``epoch``; ``hook`` and the ledger row
+        ``usage`` join the transaction."""
+
+
+class UsageLedger(Protocol):
+    """The site's accounting ledger (:class:`site_agent.store.usage.UsageLedger`)."""
+
+    async def job_totals(self, job_id: str) -> UsageTotals:
+        """Everything accounted to the job here."""
+
+    async def record_transfer(
+        self, *, job_id: str, peer: str, at: float, bytes_in: int = 0, bytes_out: int = 0
+    ) -> None:
+        """Asset or frame bytes exchanged with ``peer`` for this site's job ``job_id``."""
 
 
 class QueueDepth(Protocol):

@@ -37,7 +37,7 @@ TOP_LEVEL_KEYS = ("federation", "peers")
 DEFAULT_LEASE_S = 300.0
 DEFAULT_ADVERTISE_INTERVAL_S = 10.0
 
-_PEER_KEYS = ("name", "url", "forward", "accept", "preference", "cost", "policy")
+_PEER_KEYS = ("name", "url", "forward", "accept", "preference", "cost", "max_mbps", "policy")
 _FEDERATION_KEYS = (
     "listen",
     "ca",
@@ -65,6 +65,9 @@ class PeerConfig:
     """Among otherwise equal peers, placement tries the cheaper first (TOML ``cost``)."""
     policy: AcceptPolicy = field(default_factory=AcceptPolicy)
     """What we accept from this peer (TOML ``[peers.policy]``)."""
+    max_mbps: float | None = None
+    """Bandwidth cap for transfers with this peer, megabits per second (TOML ``max_mbps``);
+    None: no cap. Shared by all streams: asset uploads to it and frame fetches from it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +164,7 @@ def parse_peers(raw: Sequence[Mapping[str, Any]], *, source: str) -> tuple[PeerC
                 allow_accept_from=_bool(entry, "accept", source=source, prefix=prefix),
                 preference=_preference(entry, source=source, prefix=prefix),
                 cost=_cost(entry, source=source, prefix=prefix),
+                max_mbps=_max_mbps(entry, source=source, prefix=prefix),
                 policy=parse_policy(entry.get("policy"), source=source, prefix=f"{prefix}policy."),
             )
         )
@@ -217,6 +221,23 @@ def _cost(table: Mapping[str, Any], *, source: str, prefix: str) -> float:
         raise FederationConfigError(source, f"{prefix}cost", f"must be a number, got {value!r}")
     if value < 0:
         raise FederationConfigError(source, f"{prefix}cost", f"must not be negative, got {value!r}")
+    return float(value)
+
+
+def _max_mbps(table: Mapping[str, Any], *, source: str, prefix: str) -> float | None:
+    value = table.get("max_mbps")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FederationConfigError(
+            source, f"{prefix}max_mbps", f"must be a number of megabits per second, got {value!r}"
+        )
+    if value <= 0:
+        raise FederationConfigError(
+            source,
+            f"{prefix}max_mbps",
+            f"must be positive, got {value!r}; leave the key out for no cap",
+        )
     return float(value)
 
 

@@ -237,6 +237,10 @@ class Notify(Message):
     frames: tuple[FrameOutput, ...] = ()
     """The rendered frames, on ``done``."""
     error: str = ""
+    core_seconds: float = 0.0
+    """Accounting, on a final state: slot time x cores spent on the job at R (and beyond)."""
+    failed_attempts: NonNegative = 0
+    """Accounting, on a final state: render attempts of the job that failed at R (and beyond)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ from federation.interfaces import (
     FrameDownloader,
     FrameWriter,
     PeerContact,
+    UsageLedger,
 )
 from federation.peers import PeerConfig
 from federation.protocol import FrameOutput, Notify, NotifyState
@@ -43,6 +44,7 @@ from site_agent.errors import NotFoundError, UnavailableError
 from site_agent.files import FileError, HashMismatchError, StorageWriteError, file_sha256
 from site_agent.storage import frame_file_name
 from site_agent.store.records import FrameRecord, JobRecord, JobState
+from site_agent.store.usage import UsageEntry, UsageSource
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +80,11 @@ class Results:
         client: FrameDownloader,
         frames: FrameWriter,
         contact: PeerContact,
+        usage: UsageLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
+        self._usage = usage
         self._jobs = jobs
         self._forwards = forwards
         self._client = client
@@ -125,6 +129,7 @@ class Results:
             state=_FINAL[msg.state],
             frames=msg.frames,
             error=msg.error,
+            spent=(msg.core_seconds, msg.failed_attempts, msg.frames_done),
         )
 
     async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
@@ -156,6 +161,11 @@ class Results:
             state=_STATES[str(status["state"])],
             frames=frames,
             error=str(status.get("error", "")),
+            spent=(
+                float(status.get("core_seconds", 0.0)),
+                int(status.get("failed_attempts", 0)),
+                int(status.get("frames_done", 0)),
+            ),
         )
 
     async def finish(
@@ -168,8 +178,12 @@ class Results:
         state: JobState,
         frames: Sequence[FrameOutput],
         error: str,
+        spent: tuple[float, int, int] = (0.0, 0, 0),
     ) -> bool:
-        """Fetch the frames (when done) and finish the job; True if this call finished it."""
+        """Fetch the frames (when done) and finish the job; True if this call finished it.
+
+        ``spent``: the core-seconds, failed attempts and frames rendered the peer reported,
+        recorded in this site's ledger with the job's end."""
         async with self._locks.setdefault(job.id, asyncio.Lock()):
             current = await self._jobs.get_job(job.id)
             if current is None or current.state.finished or current.placement_epoch != epoch:
@@ -196,6 +210,15 @@ class Results:
                 error="" if state == JobState.DONE else f"at {peer.name}: {error}",
                 at=now,
                 hook=self._forwards.forward_state_hook(job.id, epoch, "finished", at=now),
+                usage=UsageEntry(
+                    job_id=job.id,
+                    peer=peer.name,
+                    source=UsageSource.REMOTE,
+                    at=now,
+                    core_seconds=spent[0],
+                    failed_attempts=spent[1],
+                    frames=spent[2],
+                ),
             )
         if done:
             log.info(
@@ -235,6 +258,11 @@ class Results:
                     await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
                 except BadFrameError as exc:
                     bad[frame.frame] = str(exc)
+                    return
+            if self._usage is not None:  # accounting: frame bytes fetched from the peer
+                await self._usage.record_transfer(
+                    job_id=job.id, peer=peer.name, at=self._clock(), bytes_in=frame.size
+                )
 
         try:
             async with asyncio.TaskGroup() as group:

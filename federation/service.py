@@ -32,6 +32,7 @@ from aiohttp import web
 
 from federation.accept import Acceptance
 from federation.api import FederationEndpoints, build_federation_app
+from federation.bandwidth import BandwidthLimits
 from federation.capacity import Advertiser, PeerBook
 from federation.certs import TlsContexts
 from federation.client import PeerClient
@@ -56,6 +57,7 @@ from site_agent.lifecycle import (
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
+from site_agent.store.usage import UsageEntry
 from site_agent.views import server_views
 
 log = logging.getLogger(__name__)
@@ -136,9 +138,17 @@ class SiteLink:
         error: str,
         at: float,
         hook: TransactionHook | None = None,
+        usage: UsageEntry | None = None,
     ) -> bool:
         return await self._site.lifecycle.finish_forwarded_job(
-            job_id, epoch=epoch, state=state, frames=frames, error=error, at=at, hook=hook
+            job_id,
+            epoch=epoch,
+            state=state,
+            frames=frames,
+            error=error,
+            at=at,
+            hook=hook,
+            usage=usage,
         )
 
     async def remote_start(self, job_id: str, *, at: float) -> bool:
@@ -168,7 +178,12 @@ class FederationService:
         self.clock = clock
         self.store = store
         self.tls = TlsContexts(config.tls)
-        self.client = PeerClient(self.name, self.tls, clock=clock)
+        self.client = PeerClient(
+            self.name,
+            self.tls,
+            clock=clock,
+            limits=BandwidthLimits((p.name, p.max_mbps) for p in config.peers),
+        )
         self.book = PeerBook(config, store, clock=clock)
         self.refusals = 0
         self._site = site
@@ -186,6 +201,7 @@ class FederationService:
             client=self.client,
             frames=site.storage,
             contact=self.book,
+            usage=site.usage,
             clock=clock,
         )
         self.forwarding = Forwarding(
@@ -201,6 +217,7 @@ class FederationService:
             views=link,
             wakeup=site.dispatcher,
             offers=store,
+            usage=site.usage,
             clock=clock,
             poll_interval_s=poll_interval_s,
         )
@@ -216,6 +233,7 @@ class FederationService:
             known_packages=site.known_packages,
             load=store,
             relay=self.forwarding,
+            usage=site.usage,
             clock=clock,
         )
         self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)

@@ -385,6 +385,26 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/peers": {
                 "get": _op("Federation peers and their advertised capacity", errors=())
             },
+            "/api/v1/usage": {
+                "get": _op(
+                    "Accounting: core-seconds, frames, failed attempts, bytes in/out per peer or job",
+                    params=[
+                        {
+                            "name": "group",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["peer", "job"]},
+                        },
+                        {"name": "peer", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string", "examples": ["2026-11-30", "1764460800"]},
+                        },
+                        {"name": "until", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    errors=(400,),
+                )
+            },
         },
         "components": {
             "schemas": {

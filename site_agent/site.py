@@ -33,6 +33,7 @@ from .reports import TaskReports
 from .storage import FrameStorage
 from .store.base import Store
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
+from .store.usage import UsageLedger
 from .task_logs import WAKE_ON as LOG_WAKE_ON
 from .task_logs import LogWatch, TaskLogs
 from .views import server_views
@@ -75,6 +76,7 @@ class SiteAgent:
         self.assets = AssetStore(config.assets, max_blob_bytes=config.limits.max_blob_mb * MIB)
         self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
         self.connections = ConnectionRegistry()
+        self.usage = UsageLedger(store.database)
         threshold = config.scheduling.bad_server_threshold
         self.lifecycle = Lifecycle(store, bad_server_threshold=threshold, clock=clock)
         self.dispatcher = Dispatcher(

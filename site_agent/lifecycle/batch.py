@@ -101,6 +101,9 @@ async def apply_reports(
         else None
         for r in unique
     ]
+    # Accounting in the same transaction: each completed attempt's slot time and frames.
+    ended = [(tasks[r.task_id], r.at) for r in held if r is not None]
+    await tx.record_attempt_usage(ended, failed=False)
     return await _outcomes(tx, held, tasks, at=at)
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from ..store.records import FrameRecord, JobState, TaskState
+from ..store.usage import UsageEntry
 from .base import TransactionHook, TransitionsBase
 from .dependencies import settle
 from .events import JobFinished, JobReplaced
@@ -65,11 +66,13 @@ class PlacementTransitions(TransitionsBase):
         error: str,
         at: float,
         hook: TransactionHook | None = None,
+        usage: UsageEntry | None = None,
     ) -> bool:
         """Record the fetched frames and finish the job, fenced on its placement epoch.
 
         The origin's own (never dispatched) tasks end with the job; ``hook`` runs in
-        the same transaction. False when the job moved to another placement or
+        the same transaction, and so does the ledger row of what the peer reported
+        it spent on the job (``usage``). False when the job moved to another placement or
         finished meanwhile: nothing is changed.
         """
         event = _FORWARDED_END[state]
@@ -86,6 +89,8 @@ class PlacementTransitions(TransitionsBase):
                 await tx.upsert_frames(frames)
             await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
             await tx.finish_job(job_id, state, at=at, error=error)
+            if usage is not None:
+                await tx.record_usage([usage])
             # The jobs waiting for it start only now, with its frames stored here.
             settled = await settle(tx, job_id, state, at=at)
             if hook is not None:

@@ -314,12 +314,16 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
                 return None
             job_state = await tx.lock_job(job_id)
             assert job_state is not None  # a task's job exists (foreign key)
+            # The attempt as it held its slot; a retry clears its server and times.
+            before = (await tx.get_tasks([task_id])).get(task_id)
             task = await tx.fail_task(
                 task_id, attempt, server_id, error=error, log_tail=log_tail, retry=retry, at=at
             )
             if task is None:
                 return None
             await tx.record_failure(task, server_id, attempt, error, at=at)
+            if before is not None:
+                await tx.record_attempt_usage([(before, at)], failed=True)
             finished, settled = False, NOTHING_SETTLED
             if not retry:
                 job_state, finished = await batch.finish_if_done(tx, job_id, job_state, at)

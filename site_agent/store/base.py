@@ -31,6 +31,7 @@ from .records import (
     TaskState,
 )
 from .task_logs import AttemptEnd, LogChunk
+from .usage import UsageEntry
 
 
 class StoreError(Exception):
@@ -209,6 +210,14 @@ class JobTransaction(Protocol):
     async def rerender_tasks(self, job_id: str, task_ids: Sequence[int]) -> int:
         """Done or failed tasks back to waiting, failures forgotten, their stored frames
         forgotten (files stay until replaced); how many tasks."""
+
+    async def record_attempt_usage(
+        self, ended: Sequence[tuple[TaskRecord, float]], *, failed: bool
+    ) -> None:
+        """Ledger rows of attempts that ended at the given times (tasks as they held the slot)."""
+
+    async def record_usage(self, entries: Sequence[UsageEntry]) -> None:
+        """Ledger rows as given (a forwarded job's figures from its peer)."""
 
 
 class Store(Protocol):

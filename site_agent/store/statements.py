@@ -30,6 +30,7 @@ from .records import (
     TaskState,
 )
 from .rows import encode_frames, frame_params, job_from_row, job_params, task_from_row
+from .usage import UsageEntry, record_attempts, record_entries
 
 
 def job_not_found(job_id: str) -> StoreNotFoundError:
@@ -244,3 +245,12 @@ class SqlTransaction:
         await self.connection.execute(q.FORGET_FAILURES_OF_TASKS, chosen)
         await self.connection.execute(q.DELETE_FRAMES, job_id, frames)
         return await self.connection.execute(q.RERENDER_TASKS, job_id, chosen)
+
+    # --- accounting (site_agent.store.usage) --------------------------------
+    async def record_attempt_usage(
+        self, ended: Sequence[tuple[TaskRecord, float]], *, failed: bool
+    ) -> None:
+        await record_attempts(self.connection, ended, failed=failed)
+
+    async def record_usage(self, entries: Sequence[UsageEntry]) -> None:
+        await record_entries(self.connection, entries)

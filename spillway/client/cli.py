@@ -53,6 +53,7 @@ from spillway.client.commands import (
 from spillway.client.download import cmd_download
 from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.logs import add_logs_command
+from spillway.client.usage import add_usage_command
 from spillway.client.webhooks import add_webhooks_command
 
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
@@ -273,6 +274,7 @@ def _add_peers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("peers", parents=[common], help="list federation peers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_peers)
+    add_usage_command(sub, common)
 
 
 AddCommand = Callable[[Any, argparse.ArgumentParser], None]

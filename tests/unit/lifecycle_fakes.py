@@ -42,6 +42,8 @@ class Tables:
     frames: dict[tuple[str, int], FrameRecord] = field(default_factory=dict)
     failures: list[tuple[int, str, str]] = field(default_factory=list)
     """(task id, job id, server id)."""
+    usage: list[Any] = field(default_factory=list)
+    """Ledger rows: (task id, attempt, at, failed) per ended attempt, or a UsageEntry."""
     edges: dict[str, dict[str, DependencyKind]] = field(default_factory=dict)
     """Job id -> the jobs it waits for, with the kind of each edge."""
 
@@ -116,6 +118,14 @@ class FakeTransaction:
     def __init__(self, t: Tables) -> None:
         self.t = t
         self.dependencies = FakeDependencies(t)
+
+    async def record_attempt_usage(
+        self, ended: Sequence[tuple[TaskRecord, float]], *, failed: bool
+    ) -> None:
+        self.t.usage += [(task.id, task.attempt, at, failed) for task, at in ended]
+
+    async def record_usage(self, entries: Sequence[Any]) -> None:
+        self.t.usage += list(entries)
 
     def _job(self, job_id: str, **changes: Any) -> None:
         self.t.jobs[job_id] = dataclasses.replace(self.t.jobs[job_id], **changes)

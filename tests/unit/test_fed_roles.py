@@ -199,6 +199,7 @@ class FakeJobs:
         error: str,
         at: float,
         hook: TransactionHook | None = None,
+        usage: object = None,
     ) -> bool:
         job = self.jobs[job_id]
         if job.placement_epoch != epoch or job.state.finished:

@@ -1,0 +1,161 @@
+"""Accounting at both sites, and a bandwidth cap held: two real agents over mutual TLS.
+
+- studio: a built-in-tracer server only, so POV-Ray jobs go to the facility; its
+  ``[[peers]]`` entry for the facility caps transfers at ``max_mbps = 16`` (2 MB/s).
+- facility: one POV-Ray server.
+
+The studio renders one job itself, forwards one with a 6 MB extra asset (the cap)
+and one whose scene does not parse (two failed attempts). Then the usage each
+site reports of the other must add up: core-seconds, frames and failed attempts
+the facility spent for the studio, bytes out at one end = bytes in at the other.
+Runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import ROOT, Agent, Federation, PeerLink, Process, wait_advertised
+
+pytestmark = [pytest.mark.e2e, pytest.mark.povray, pytest.mark.timeout(300)]
+SITES = ("studio", "facility")
+CAP_MBPS = 16
+CAP_BYTES_S = CAP_MBPS * 1_000_000 / 8
+ASSET_BYTES = 6_000_000
+LINKS = {
+    "studio": [PeerLink("facility", keys=f"max_mbps = {CAP_MBPS}")],
+    "facility": [PeerLink("studio")],
+}
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    root = tmp_path_factory.mktemp("usage")
+    with contextlib.ExitStack() as stack:
+        databases = None
+        if request.param == "postgres":
+            new_db = request.getfixturevalue("empty_pg_database")
+            databases = {site: stack.enter_context(new_db(f"usage_{site}")) for site in SITES}
+        fed = Federation(root, SITES, links=LINKS, databases=databases)
+        started: list[Process] = []
+        try:
+            for site in SITES:
+                fed[site].start()
+                started.append(fed[site])
+            started.append(fed["studio"].render_server("studio-rs", packages="builtin"))
+            started.append(fed["facility"].render_server("fac-1", packages="povray"))
+            for site in SITES:
+                fed[site].wait_servers(1)
+            wait_advertised(fed["studio"], "facility", 1)
+            yield fed
+        finally:
+            for proc in reversed(started):
+                proc.stop()
+
+
+def submit(agent: Agent, scene: Path, *args: str) -> str:
+    result = agent.cli("submit", str(scene), "--resolution", "64x48", "--json", *args)
+    body = json.loads(result.stdout)
+    return str(body["job"]["id"] if "job" in body else body["id"])
+
+
+def usage(agent: Agent, *args: str) -> dict[str, Any]:
+    return json.loads(agent.cli("usage", "--json", *args).stdout)  # type: ignore[no-any-return]
+
+
+def by(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {row[key]: row for row in rows}
+
+
+def test_usage_adds_up_at_both_sites_and_the_bandwidth_cap_holds(
+    pair: Federation, tmp_path: Path
+) -> None:
+    studio, facility = pair["studio"], pair["facility"]
+    scenes = tmp_path / "scenes"
+    shutil.copytree(ROOT / "examples" / "povray", scenes)
+    (scenes / "plates.bin").write_bytes(os.urandom(ASSET_BYTES))
+    (scenes / "broken.pov").write_text("#version 3.7;\nsphere { <0, 0, 0>, 1 pigment {\n")
+
+    local = submit(
+        studio,
+        ROOT / "examples" / "textured" / "scene.json",
+        "--package",
+        "builtin",
+        "--frames",
+        "1-2",
+    )
+    capped = submit(
+        studio,
+        scenes / "scene.pov",
+        "--package",
+        "povray",
+        "--frames",
+        "1-2",
+        "--asset",
+        str(scenes / "plates.bin"),
+    )
+    broken = submit(
+        studio, scenes / "broken.pov", "--package", "povray", "--frames", "1", "--max-attempts", "2"
+    )
+    jobs = {j: studio.wait_job(j, timeout=180)["job"] for j in (local, capped, broken)}
+    assert jobs[local]["state"] == "done" and jobs[local]["placement"] == "local"
+    assert jobs[capped]["state"] == "done" and jobs[capped]["placement"] == "facility"
+    assert jobs[broken]["state"] == "failed" and jobs[broken]["placement"] == "facility"
+
+    # The cap: the asset set reached the facility no faster than 2 MB/s (+10 %).
+    remote = facility.job(jobs[capped]["remote_job_id"])["job"]
+    transfer = jobs[capped]["transfer"]
+    assert transfer["bytes_sent"] >= ASSET_BYTES
+    elapsed = remote["created_at"] - jobs[capped]["created_at"]
+    assert elapsed >= transfer["bytes_sent"] / CAP_BYTES_S * 0.9, (elapsed, transfer)
+    assert transfer["bytes_sent"] / elapsed <= CAP_BYTES_S * 1.1
+
+    here = usage(studio)
+    there = usage(facility)
+    assert here["group"] == "peer" and there["site"] == "facility"
+    mine, for_studio = by(here["rows"], "peer"), by(there["rows"], "peer")
+    assert set(mine) == {"", "facility"} and set(for_studio) == {"studio"}
+    # The studio's own job, rendered here.
+    assert mine[""]["frames"] == 2 and mine[""]["jobs"] == 1 and mine[""]["core_seconds"] > 0
+    # What the facility did for the studio, as each of them counts it.
+    ours, theirs = mine["facility"], for_studio["studio"]
+    assert ours["jobs"] == theirs["jobs"] == 2
+    assert ours["frames"] == theirs["frames"] == 2
+    assert ours["failed_attempts"] == theirs["failed_attempts"] == 2
+    assert theirs["core_seconds"] > 0
+    assert abs(ours["core_seconds"] - theirs["core_seconds"]) < 0.01
+    assert ours["bytes_out"] == theirs["bytes_in"] >= ASSET_BYTES
+    assert ours["bytes_in"] == theirs["bytes_out"] > 0  # the frames fetched back
+
+    # Per job: the studio's job and the facility's job for it carry the same figures.
+    here_jobs = by(usage(studio, "--by-job", "--peer", "facility")["rows"], "job_id")
+    there_jobs = by(usage(facility, "--by-job")["rows"], "job_id")
+    for job_id in (capped, broken):
+        mine_row, their_row = here_jobs[job_id], there_jobs[jobs[job_id]["remote_job_id"]]
+        assert their_row["origin_job_id"] == job_id
+        for key in ("frames", "failed_attempts", "bytes_in", "bytes_out"):
+            swapped = {"bytes_in": "bytes_out", "bytes_out": "bytes_in"}.get(key, key)
+            assert mine_row[key] == their_row[swapped], (key, mine_row, their_row)
+        assert abs(mine_row["core_seconds"] - their_row["core_seconds"]) < 0.01
+    assert here_jobs[broken]["failed_attempts"] == 2 and here_jobs[broken]["frames"] == 0
+
+    # Time windows, the table and bad input.
+    assert usage(studio, "--since", "2999-01-01")["rows"] == []
+    assert usage(studio, "--until", "2000-01-01T00:00:00Z")["rows"] == []
+    table = studio.cli("usage").stdout
+    assert "facility" in table and "(here)" in table and "TOTAL" in table, table
+    bad = studio.cli("usage", "--since", "last tuesday", check=False)
+    assert bad.returncode == 2, bad
+    assert "since='last tuesday' is not a time" in bad.stderr, bad.stderr
