@@ -1,4 +1,9 @@
-"""The site's webhooks: lifecycle events to durable deliveries, delivered signed, with backoff."""
+"""The site's webhooks: lifecycle events to durable deliveries, delivered signed, with backoff.
+
+The deliveries of an event are written inside the transaction of the transition
+that makes it (a lifecycle recorder): they commit with the job's change or not
+at all, so a crash right after the commit loses no event.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from site_agent.lifecycle import Event, JobsReleased
 from site_agent.outbox import DeliveryLoop, Refused, RetryLater
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
+from site_agent.store.database import Connection
 from site_agent.store.records import LOCAL, JobRecord
 
 from .events import SUBSCRIBED, Occurrence, message_id, occurrences, payload
@@ -31,7 +37,12 @@ RETRY_STATUSES = frozenset({408, 425, 429})
 """4xx answers that mean "later", not "never" (with every 5xx)."""
 
 
-class JobReader(Protocol):
+class EventTransaction(Protocol):
+    """What webhooks use of a transition's open transaction."""
+
+    @property
+    def connection(self) -> Connection: ...
+
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
 
@@ -44,7 +55,6 @@ class WebhookService:
         site: str,
         endpoints: Sequence[WebhookConfig],
         store: WebhookStore,
-        jobs: JobReader,
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 15.0,
     ) -> None:
@@ -52,7 +62,6 @@ class WebhookService:
         self._endpoints = {e.name: e for e in endpoints}
         self._keys = {e.name: secret_key(e.secret) for e in endpoints}
         self._store = store
-        self._jobs = jobs
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -79,52 +88,38 @@ class WebhookService:
             self._session = None
 
     # --- events to deliveries ------------------------------------------------
+    async def record_event(self, tx: EventTransaction, event: Event) -> None:
+        """Lifecycle recorder: write the deliveries of ``event`` in the transition's
+        transaction (a failure to write them rolls the transition back)."""
+        found = occurrences(event)
+        if isinstance(event, JobsReleased):
+            found += await _released_forwards(tx, event.job_ids)
+        for occurrence in found:
+            await self._enqueue(tx, occurrence)
+
     async def on_event(self, event: Event) -> None:
-        """Lifecycle subscriber: write the deliveries of ``event`` (never raises: a webhook
-        problem must not fail the transition that was already committed)."""
-        try:
-            found = occurrences(event)
-            if isinstance(event, JobsReleased):
-                found += await self._released_forwards(event.job_ids)
-            written = 0
-            for occurrence in found:
-                written += await self._enqueue(occurrence)
-        except StoreError as exc:
-            log.error("could not record webhook deliveries for %s: %s", type(event).__name__, exc)
-            return
-        if written:
-            self._loop.wake()
+        """Lifecycle subscriber: the transition committed, its deliveries may go now."""
+        self._loop.wake()
 
-    async def _released_forwards(self, job_ids: Sequence[str]) -> list[Occurrence]:
-        """Released jobs placed at a peer are forwarded now."""
-        found = []
-        for job_id in job_ids:
-            job = await self._jobs.get_job(job_id)
-            if job is not None and job.placement != LOCAL:
-                found.append(Occurrence(event="job.forwarded", job_id=job_id))
-        return found
-
-    async def _enqueue(self, occurrence: Occurrence) -> int:
+    async def _enqueue(self, tx: EventTransaction, occurrence: Occurrence) -> None:
         wanting = [e for e in self._endpoints.values() if occurrence.event in e.events]
         if not wanting:
-            return 0
-        job = await self._jobs.get_job(occurrence.job_id)
+            return
+        job = await tx.get_job(occurrence.job_id)
         if job is None:
-            return 0
+            return
         now = self._clock()
         body = payload(occurrence.event, job, site=self._site, at=now)
-        written = 0
         for endpoint in wanting:
-            msg_id = message_id(self._site, endpoint.name, occurrence.event, job)
-            written += await self._store.enqueue(
-                msg_id=msg_id,
+            await self._store.enqueue(
+                tx.connection,
+                msg_id=message_id(self._site, endpoint.name, occurrence.event, job),
                 endpoint=endpoint.name,
                 event=occurrence.event,
                 job_id=job.id,
                 body=body,
                 at=now,
             )
-        return written
 
     # --- delivery ----------------------------------------------------------------
     async def _pending(self, limit: int) -> list[Delivery]:
@@ -185,6 +180,16 @@ class WebhookService:
         }
 
 
+async def _released_forwards(tx: EventTransaction, job_ids: Sequence[str]) -> list[Occurrence]:
+    """Released jobs placed at a peer are forwarded now."""
+    found = []
+    for job_id in job_ids:
+        job = await tx.get_job(job_id)
+        if job is not None and job.placement != LOCAL:
+            found.append(Occurrence(event="job.forwarded", job_id=job_id))
+    return found
+
+
 def _delivery_json(d: Delivery) -> dict[str, Any]:
     return {
         "id": d.id,
@@ -209,11 +214,10 @@ async def attach_webhooks(app: web.Application, site: SiteAgent) -> None:
         store = await WebhookStore.open(site.store.database)
     except StoreError as exc:
         raise ConfigError(f"cannot prepare the webhook deliveries table: {exc}") from exc
-    service = WebhookService(
-        site=site.config.name, endpoints=site.config.webhooks, store=store, jobs=site.store
-    )
+    service = WebhookService(site=site.config.name, endpoints=site.config.webhooks, store=store)
     await service.start()
     site.webhooks = service
+    site.lifecycle.record(service.record_event, (*SUBSCRIBED, JobsReleased))
     site.lifecycle.subscribe(service.on_event, (*SUBSCRIBED, JobsReleased))
     log.info(
         "webhooks: %s",

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from site_agent.store.database import Database, Row
+from site_agent.store.database import Connection, Database, Row
 from site_agent.store.migrate import MigrationChain, apply_migrations
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,19 @@ class WebhookStore:
         return cls(db)
 
     async def enqueue(
-        self, *, msg_id: str, endpoint: str, event: str, job_id: str, body: str, at: float
+        self,
+        conn: Connection,
+        *,
+        msg_id: str,
+        endpoint: str,
+        event: str,
+        job_id: str,
+        body: str,
+        at: float,
     ) -> bool:
-        """Write a delivery; False when one with this id exists (it is not written twice)."""
-        return await self._db.execute(INSERT, msg_id, endpoint, event, job_id, body, at) > 0
+        """Write a delivery on ``conn`` (the transaction of the change it announces); False
+        when one with this id exists (it is not written twice)."""
+        return await conn.execute(INSERT, msg_id, endpoint, event, job_id, body, at) > 0
 
     async def pending(self, limit: int) -> list[Delivery]:
         return [Delivery.from_row(r) for r in await self._db.fetch(PENDING, limit)]

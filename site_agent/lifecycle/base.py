@@ -14,7 +14,7 @@ from ..errors import NotFoundError
 from ..store.base import JobTransaction
 from ..store.database import Connection
 from ..store.records import DependentsSettled, JobRecord, JobState
-from .events import EventBus, JobCancelled, JobFinished, JobsReleased
+from .events import Event, EventBus, JobCancelled, JobFinished, JobsReleased
 
 TransactionHook = Callable[[Connection], Awaitable[None]]
 """Another package's statements, run in the transition's transaction before it commits
@@ -37,14 +37,15 @@ class TransitionsBase:
     _store: LifecycleStore
     _events: EventBus
 
-    async def _emit_settled(self, settled: DependentsSettled) -> None:
-        """The events of what a job's end did to the jobs waiting for it (after the commit)."""
-        for job_id in settled.failed:
-            await self._events.emit(JobFinished(job_id=job_id, state=JobState.FAILED))
-        for job, stopped in settled.cancelled:
-            await self._events.emit(JobCancelled(job=job, stopped=stopped))
-        if settled.released:
-            await self._events.emit(JobsReleased(job_ids=settled.released))
+
+def settled_events(settled: DependentsSettled) -> list[Event]:
+    """The events of what a job's end did to the jobs waiting for it (staged in its
+    transaction, emitted after it like the job's own)."""
+    events: list[Event] = [JobFinished(job_id=j, state=JobState.FAILED) for j in settled.failed]
+    events += [JobCancelled(job=job, stopped=stopped) for job, stopped in settled.cancelled]
+    if settled.released:
+        events.append(JobsReleased(job_ids=settled.released))
+    return events
 
 
 def no_job(job_id: str) -> NotFoundError:

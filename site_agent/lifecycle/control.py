@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from ..errors import ConflictError
 from ..store.records import JobState, TaskRecord
-from .base import TransitionsBase, no_job
+from .base import TransitionsBase, no_job, settled_events
 from .dependencies import settle
-from .events import JobCancelled, JobStateChanged
+from .events import Event, JobCancelled, JobStateChanged
 from .states import JobEvent, job_allows, job_sources, next_job_state
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ class ControlTransitions(TransitionsBase):
             await tx.cancel_job(job_id, at=at)
             await tx.requeue_job_tasks(job_id)
             job = await tx.get_job(job_id)
+            assert job is not None
             settled = await settle(tx, job_id, JobState.CANCELLED, at=at)
-        assert job is not None
+            events = [JobCancelled(job=job, stopped=tuple(active)), *settled_events(settled)]
+            await self._events.stage(tx, events)
         log.info("job %s cancelled with %d active task(s)", job_id, len(active))
-        await self._events.emit(JobCancelled(job=job, stopped=tuple(active)))
-        await self._emit_settled(settled)
+        await self._events.emit_all(events)
         return active
 
     async def pause(self, job_id: str, *, at: float) -> None:
@@ -64,12 +65,14 @@ class ControlTransitions(TransitionsBase):
             changed = job_allows(state, event) and await tx.set_job_state(
                 job_id, next_job_state(state, event), at=at, expected=sources
             )
+            if changed:
+                changed_event = JobStateChanged(job_id=job_id, state=next_job_state(state, event))
+                await self._events.stage(tx, [changed_event])
         if not changed:
             if refusal is None:
                 return False
             raise ConflictError(f"job {job_id} is {state}; {refusal}")
-        new_state = next_job_state(state, event)
-        await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        await self._events.emit(changed_event)
         return True
 
     async def retry_failed(self, job_id: str, *, at: float) -> int:
@@ -83,12 +86,14 @@ class ControlTransitions(TransitionsBase):
             if state is None:
                 raise no_job(job_id)
             count = await tx.reset_failed_tasks(job_id)
+            events: list[Event] = []
             if job_allows(state, JobEvent.RETRY):
                 await tx.requeue_job(job_id, at=at)
+                new_state = next_job_state(state, JobEvent.RETRY)
+                events.append(JobStateChanged(job_id=job_id, state=new_state))
+                await self._events.stage(tx, events)
         log.info("job %s retried: %d failed task(s) waiting again", job_id, count)
-        if job_allows(state, JobEvent.RETRY):
-            new_state = next_job_state(state, JobEvent.RETRY)
-            await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))
+        await self._events.emit_all(events)
         return count
 
     async def rerender(self, job_id: str, task_ids: Sequence[int], *, at: float) -> int:
@@ -109,6 +114,7 @@ class ControlTransitions(TransitionsBase):
             changed = count > 0 and new_state != state
             if changed:
                 await tx.set_job_state(job_id, new_state, at=at, expected=(state,))
+                await self._events.stage(tx, [JobStateChanged(job_id=job_id, state=new_state)])
         log.info("job %s: %d task(s) to render again", job_id, count)
         if changed:
             await self._events.emit(JobStateChanged(job_id=job_id, state=new_state))

@@ -4,13 +4,19 @@ Events are emitted after the transition's transaction committed, to the
 subscribers in the order they subscribed; a subscriber's exception reaches the
 caller of the transition (as the hooks these events replaced did). Subscribers
 declare the event classes they want, so an event nobody wants costs nothing.
+
+A recorder (:meth:`EventBus.record`) hears the same events earlier, inside the
+transition's transaction before it commits: what it writes there (a durable
+outbox's rows) commits or rolls back with the transition, so no crash between
+the commit and the subscribers can lose it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from site_agent.store.base import JobTransaction
 from site_agent.store.records import JobRecord, JobState, TaskOutcome, TaskRecord
 
 
@@ -130,22 +136,41 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobReplaced,
 )
 Subscriber = Callable[[Event], Awaitable[None]]
+Recorder = Callable[[JobTransaction, Event], Awaitable[None]]
+"""Another package's statements for an event, run in the transition's transaction."""
 
 
 class EventBus:
-    """Subscribers per event class, called in subscription order."""
+    """Subscribers and recorders per event class, called in registration order."""
 
     def __init__(self) -> None:
         self._subscribers: dict[type[Event], list[Subscriber]] = {}
+        self._recorders: dict[type[Event], list[Recorder]] = {}
 
     def subscribe(self, callback: Subscriber, kinds: Sequence[type[Event]] = ALL_EVENTS) -> None:
         """Call ``callback`` with every event of the given classes (all by default)."""
         for kind in kinds:
             self._subscribers.setdefault(kind, []).append(callback)
 
+    def record(self, callback: Recorder, kinds: Sequence[type[Event]] = ALL_EVENTS) -> None:
+        """Call ``callback`` inside the transaction of every event of the given classes."""
+        for kind in kinds:
+            self._recorders.setdefault(kind, []).append(callback)
+
     def wanted(self, kind: type[Event]) -> bool:
-        return bool(self._subscribers.get(kind))
+        return bool(self._subscribers.get(kind) or self._recorders.get(kind))
+
+    async def stage(self, tx: JobTransaction, events: Iterable[Event]) -> None:
+        """Run the recorders of ``events`` in ``tx``; one that raises rolls the transition back."""
+        for event in events:
+            for callback in self._recorders.get(type(event), ()):
+                await callback(tx, event)
 
     async def emit(self, event: Event) -> None:
         for callback in self._subscribers.get(type(event), ()):
             await callback(event)
+
+    async def emit_all(self, events: Iterable[Event]) -> None:
+        """Emit ``events`` in order (after the transaction that staged them committed)."""
+        for event in events:
+            await self.emit(event)

@@ -11,11 +11,11 @@ import logging
 
 from spillway.packages.error_line import renderer_error
 
-from ..store.records import NOTHING_SETTLED, JobState, TaskRecord, TaskState
-from .base import TransitionsBase
+from ..store.records import JobState, TaskRecord, TaskState
+from .base import TransitionsBase, settled_events
 from .batch import finish_if_done
 from .dependencies import settle
-from .events import JobFinished, TasksRequeued
+from .events import Event, JobFinished, TasksRequeued
 from .states import JobEvent, TaskEvent, job_allows, next_task_state
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,13 @@ class FaultTransitions(TransitionsBase):
                 state, finished = JobState.FAILED, True
             if not finished:
                 state, finished = await finish_if_done(tx, job_id, state, at)
-            settled = await settle(tx, job_id, state, at=at) if finished else NOTHING_SETTLED
+            events: list[Event] = []
+            if finished:
+                settled = await settle(tx, job_id, state, at=at)
+                events = [JobFinished(job_id=job_id, state=state), *settled_events(settled)]
+                await self._events.stage(tx, events)
         log.warning("job %s cannot run: %s", job_id, error)
-        if finished:
-            await self._events.emit(JobFinished(job_id=job_id, state=state))
-            await self._emit_settled(settled)
+        await self._events.emit_all(events)
         return True
 
     async def hand_back(
@@ -72,6 +74,8 @@ class FaultTransitions(TransitionsBase):
             if task is None:
                 return None
             await tx.set_job_notice(job_id, reason, at=at)
+            requeued = TasksRequeued(server_id=server_id, tasks=(task,))
+            await self._events.stage(tx, [requeued])
         log.warning(
             "task %s of job %s attempt %s handed back from %s: %s",
             task_id,
@@ -80,5 +84,5 @@ class FaultTransitions(TransitionsBase):
             server_id,
             reason,
         )
-        await self._events.emit(TasksRequeued(server_id=server_id, tasks=(task,)))
+        await self._events.emit(requeued)
         return task

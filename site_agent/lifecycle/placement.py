@@ -1,7 +1,8 @@
 """Placement transitions: re-place a job, finish a job that ran at a peer.
 
 Both take ``hook``, statements of another package run in the same transaction
-(federation updates its forward record with the job).
+(federation updates its forward record with the job); the recorders of their
+events (:meth:`.events.EventBus.record`) run in it too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 from ..store.records import FrameRecord, JobState, TaskState
 from ..store.usage import UsageEntry
-from .base import TransactionHook, TransitionsBase
+from .base import TransactionHook, TransitionsBase, settled_events
 from .dependencies import settle
 from .events import JobFinished, JobReplaced
 from .states import JobEvent, TaskEvent, job_allows, task_allows
@@ -52,8 +53,10 @@ class PlacementTransitions(TransitionsBase):
                 return None
             if hook is not None:
                 await hook(tx.connection)
+            replaced = JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch)
+            await self._events.stage(tx, [replaced])
         log.info("job %s re-placed to %s (epoch %d): %s", job_id, placement, new_epoch, reason)
-        await self._events.emit(JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch))
+        await self._events.emit(replaced)
         return new_epoch
 
     async def finish_forwarded_job(
@@ -95,7 +98,8 @@ class PlacementTransitions(TransitionsBase):
             settled = await settle(tx, job_id, state, at=at)
             if hook is not None:
                 await hook(tx.connection)
+            events = [JobFinished(job_id=job_id, state=state), *settled_events(settled)]
+            await self._events.stage(tx, events)
         log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
-        await self._events.emit(JobFinished(job_id=job_id, state=state))
-        await self._emit_settled(settled)
+        await self._events.emit_all(events)
         return True

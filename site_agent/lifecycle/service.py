@@ -3,7 +3,9 @@
 Each method is one transition: it checks the transition table
 (:mod:`site_agent.lifecycle.states`), runs the store's fenced statements in one
 transaction, and after the commit emits one event (:mod:`.events`) to the
-subscribers (the dispatcher, the task stopper, federation). Reports from render
+subscribers (the dispatcher, the task stopper, federation). Recorders hear the
+same events inside the transaction, before it commits (webhooks write their
+deliveries there). Reports from render
 servers go through the :class:`~site_agent.batcher.ReportBatcher`: the
 lifecycle decides, the batch applies many fenced transitions in one
 transaction, and each caller's events go out after its batch committed.
@@ -37,7 +39,7 @@ from ..store.records import (
     TaskState,
 )
 from . import batch
-from .base import LifecycleStore, no_job
+from .base import LifecycleStore, no_job, settled_events
 from .control import ControlTransitions
 from .dependencies import add_upstreams, settle
 from .events import (
@@ -47,6 +49,7 @@ from .events import (
     JobCreated,
     JobFinished,
     JobStateChanged,
+    Recorder,
     Subscriber,
     TaskFinished,
     TasksAssigned,
@@ -82,6 +85,15 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
         """Call ``callback`` after each committed transition of the given event classes."""
         self._events.subscribe(callback, kinds)
 
+    def record(self, callback: Recorder, kinds: Sequence[type[Event]] = ALL_EVENTS) -> None:
+        """Call ``callback`` inside each transition's transaction, before it commits, with
+        the transaction and each event of the given classes that it will emit.
+
+        What ``callback`` writes commits or rolls back with the transition (a durable
+        outbox); an exception it raises rolls the transition back and reaches the caller.
+        """
+        self._events.record(callback, kinds)
+
     async def close(self) -> None:
         """Wait for the reports already queued to be written."""
         await self.batcher.close()
@@ -104,6 +116,8 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             async with self._store.transaction() as tx:
                 count = await tx.insert_job(job, chunks)
                 is_ready = await add_upstreams(tx, job.id, after)
+                created = JobCreated(job=job, ready=is_ready)
+                await self._events.stage(tx, [created])
         except StoreConflictError as exc:
             raise JobExistsError(str(exc)) from exc
         log.info(
@@ -122,7 +136,7 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
                 ", ".join(upstream for upstream, _ in after),
                 "ready" if is_ready else "held back",
             )
-        await self._events.emit(JobCreated(job=job, ready=is_ready))
+        await self._events.emit(created)
         return job
 
     async def add_dependencies(
@@ -143,8 +157,10 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
                     "rendering can be made to wait for other jobs"
                 )
             is_ready = await add_upstreams(tx, job_id, after)
+            changed = JobStateChanged(job_id=job_id, state=state)
+            await self._events.stage(tx, [changed])
         log.info("job %s now also waits for %s", job_id, ", ".join(u for u, _ in after))
-        await self._events.emit(JobStateChanged(job_id=job_id, state=state))
+        await self._events.emit(changed)
         return is_ready
 
     # --- dispatch -------------------------------------------------------------
@@ -183,10 +199,11 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
             started = sorted({task.job_id for task in claimed} & queued)
             if started:
                 await tx.start_jobs(started, at=at)
-        if self._events.wanted(TasksAssigned):
-            await self._events.emit(
-                TasksAssigned(tasks=tuple(claimed), started_jobs=tuple(started))
-            )
+            events: list[Event] = []
+            if self._events.wanted(TasksAssigned):
+                events.append(TasksAssigned(tasks=tuple(claimed), started_jobs=tuple(started)))
+                await self._events.stage(tx, events)
+        await self._events.emit_all(events)
         return claimed
 
     # --- reports (batched) ----------------------------------------------------
@@ -228,22 +245,27 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
         """Apply many reports in one transaction (the batcher's flush); all or nothing.
 
         Returns one outcome per completion, None where the fence did not match.
-        Events of completions are emitted by :meth:`complete` for its own report.
+        Events of completions are emitted by :meth:`complete` for its own report
+        (staged here, in the batch's transaction).
         """
         if not (started or frames or completions or logs):
             return []
+        events: list[Event] = []
+        if started and self._events.wanted(TasksStarted):
+            events.append(TasksStarted(task_ids=tuple(r.task_id for r in started)))
+        if logs and self._events.wanted(TasksLogged):
+            events.append(TasksLogged(task_ids=tuple({r.task_id for r in logs})))
         try:
             async with self._store.transaction() as tx:
                 outcomes = await batch.apply_reports(
                     tx, started, frames, completions, at=at, logs=logs
                 )
+                finished = [e for o in outcomes if o is not None for e in _outcome_events(o)]
+                await self._events.stage(tx, [*events, *finished])
         except StoreNotFoundError as exc:
             jobs = ", ".join(sorted({f.job_id for f in frames}))
             raise StoreNotFoundError(f"cannot record frames of job {jobs}: no such job") from exc
-        if started and self._events.wanted(TasksStarted):
-            await self._events.emit(TasksStarted(task_ids=tuple(r.task_id for r in started)))
-        if logs and self._events.wanted(TasksLogged):
-            await self._events.emit(TasksLogged(task_ids=tuple({r.task_id for r in logs})))
+        await self._events.emit_all(events)
         return outcomes
 
     # --- failures -------------------------------------------------------------
@@ -329,19 +351,15 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
                 job_state, finished = await batch.finish_if_done(tx, job_id, job_state, at)
                 if finished:
                     settled = await settle(tx, job_id, job_state, at=at)
-        outcome = TaskOutcome(
-            task=task, job_state=job_state, job_finished=finished, settled=settled
-        )
+            outcome = TaskOutcome(
+                task=task, job_state=job_state, job_finished=finished, settled=settled
+            )
+            await self._events.stage(tx, _outcome_events(outcome, retry=retry))
         await self._finished(outcome, retry=retry)
         return outcome
 
     async def _finished(self, outcome: TaskOutcome, *, retry: bool) -> None:
-        await self._events.emit(TaskFinished(outcome=outcome, retry=retry))
-        if outcome.job_finished:
-            await self._events.emit(
-                JobFinished(job_id=outcome.task.job_id, state=outcome.job_state)
-            )
-            await self._emit_settled(outcome.settled)
+        await self._events.emit_all(_outcome_events(outcome, retry=retry))
 
     async def requeue_server(self, server_id: str, *, at: float) -> list[TaskRecord]:
         """The server's active tasks go back to waiting (attempt kept, no failure counted).
@@ -351,10 +369,23 @@ class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
         """
         async with self._store.transaction() as tx:
             tasks = await tx.requeue_server_tasks(server_id)
+            events: list[Event] = []
+            if tasks:
+                events.append(TasksRequeued(server_id=server_id, tasks=tuple(tasks)))
+                await self._events.stage(tx, events)
         if tasks:
             log.info("requeued %d task(s) of server %s at %.3f", len(tasks), server_id, at)
-            await self._events.emit(TasksRequeued(server_id=server_id, tasks=tuple(tasks)))
+        await self._events.emit_all(events)
         return tasks
+
+
+def _outcome_events(outcome: TaskOutcome, *, retry: bool = False) -> list[Event]:
+    """An attempt's end, and its job's and the job's dependents' when it finished the job."""
+    events: list[Event] = [TaskFinished(outcome=outcome, retry=retry)]
+    if outcome.job_finished:
+        events.append(JobFinished(job_id=outcome.task.job_id, state=outcome.job_state))
+        events += settled_events(outcome.settled)
+    return events
 
 
 def _claimable(candidate: ClaimCandidate | None, claim: TaskClaim) -> bool:
