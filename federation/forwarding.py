@@ -54,6 +54,7 @@ from federation.protocol import (
     OfferReply,
 )
 from federation.store import ForwardRow
+from scheduler.dependencies import ready
 from scheduler.profile import JobProfile
 from site_agent.store.records import LOCAL, JobRecord
 
@@ -362,12 +363,25 @@ class Forwarding:
 
     # --- reconciliation ------------------------------------------------------
     async def resume(self) -> None:
-        """After a restart: carry on forwarding placements that never committed."""
+        """After a restart: carry on forwarding placements that never committed, and offer
+        the ready jobs placed at a peer whose forward never started.
+
+        A job is offered after the commit that made it ready (its creation, or the end
+        of the last job it waited for), by a task whose first write is its forward
+        record: a crash in between leaves a queued job at a peer with no record.
+        """
         for row in await self._forwards.open_forwards():
             if row.state == "offering":
                 job = await self._current(row.job_id, row.epoch)
                 if job is not None:
                     self.start(job)
+        unforwarded = await self._forwards.unforwarded_jobs()
+        upstreams = await self._jobs.job_upstreams(unforwarded) if unforwarded else {}
+        for job_id in unforwarded:
+            job = await self._jobs.get_job(job_id)
+            if job is not None and ready(upstreams.get(job_id, ())):
+                log.info("job %s: offering it to %s (never offered)", job_id, job.placement)
+                self.start(job)
 
     async def reconcile_loop(self) -> None:
         while True:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from federation.peers import PeerConfig
 from federation.protocol import Message
 from federation.store import ForwardRow, OfferRow, OutboxEntry, PeerAdvertRow
+from scheduler.dependencies import Upstream
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
 from site_agent.lifecycle import TransactionHook
@@ -88,6 +89,9 @@ class ForwardedJobs(JobReader, Protocol):
     async def local_frames_waiting(self) -> int: ...
 
     async def seconds_per_frame(self) -> float | None: ...
+
+    async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        """Per job with dependencies among ``job_ids``: the jobs it waits for, as they are now."""
 
 
 class FinishedJobs(JobReader, Protocol):
@@ -260,6 +264,9 @@ class ForwardRows(ForwardContact, Protocol):
     ) -> None: ...
 
     async def open_forwards(self) -> list[ForwardRow]: ...
+
+    async def unforwarded_jobs(self) -> list[str]:
+        """Queued jobs placed at a peer whose forward at their epoch never started."""
 
     async def forward_peers(self, job_id: str) -> list[str]:
         """Every peer any placement of the job was offered to."""

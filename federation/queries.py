@@ -1,7 +1,7 @@
 """The federation's SQL: its own tables (the ``federation`` migration chain).
 
 Written once, PostgreSQL style (``$1`` parameters), like the site's queries; the
-database adapter runs it on either backend. Two reads join the site's ``jobs``
+database adapter runs it on either backend. Three reads join the site's ``jobs``
 table (federation sits above the site and shares its database); none writes it.
 """
 
@@ -123,6 +123,17 @@ WHERE job_id = $1 AND epoch = $2
 """
 
 # Placements at peers still in flight: the job still points at this forward.
+# Queued jobs placed at a peer with no forward at their placement epoch: the forward of a
+# job that became ready (created, or released by its upstreams) just before a crash.
+UNFORWARDED_JOBS = """
+SELECT j.id FROM jobs j
+WHERE j.placement <> 'local' AND j.state = 'queued'
+  AND NOT EXISTS (
+    SELECT 1 FROM fed_forwards f WHERE f.job_id = j.id AND f.epoch = j.placement_epoch
+  )
+ORDER BY j.created_at, j.id
+"""
+
 OPEN_FORWARDS = f"""
 SELECT {", ".join("f." + c.strip() for c in FORWARD_COLUMNS.split(","))} FROM fed_forwards f
 JOIN jobs j ON j.id = f.job_id

@@ -42,6 +42,7 @@ from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.results import Results
 from federation.store import FederationStore
+from scheduler.dependencies import Upstream
 from scheduler.dispatch import GuestLimit
 from scheduler.profile import ServerView
 from site_agent.config import ConfigError
@@ -159,6 +160,9 @@ class SiteLink:
 
     async def seconds_per_frame(self) -> float | None:
         return await self._site.store.seconds_per_frame()
+
+    async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        return await self._site.store.job_upstreams(job_ids)
 
 
 class FederationService:

@@ -291,6 +291,10 @@ class FederationStore:
     async def open_forwards(self) -> list[ForwardRow]:
         return [ForwardRow.from_row(r) for r in await self._db.fetch(q.OPEN_FORWARDS)]
 
+    async def unforwarded_jobs(self) -> list[str]:
+        """Queued jobs placed at a peer whose forward at their epoch never started."""
+        return [r["id"] for r in await self._db.fetch(q.UNFORWARDED_JOBS)]
+
     # --- peers ----------------------------------------------------------
     async def save_advert(self, name: str, advert: Mapping[str, Any], *, at: float) -> None:
         await self._db.execute(q.UPSERT_PEER_ADVERT, name, _json(advert), at)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from federation.store import FederationStore
+from scheduler.dependencies import DependencyKind
 from scheduler.profile import JobProfile
 from site_agent.lifecycle import Lifecycle
 from site_agent.store import Store
@@ -172,6 +173,35 @@ async def test_forward_lifecycle_transfer_and_epoch_fencing(store: Store) -> Non
     assert await store.list_frames("j1") == []
     current = await store.get_job("j1")
     assert current is not None and current.placement == "local" and current.placement_epoch == 2
+
+
+async def test_jobs_at_a_peer_never_offered_are_found_with_their_upstreams(
+    store: Store,
+) -> None:
+    """What the origin's restart offers: queued jobs at a peer with no forward at their epoch
+    (``Forwarding.resume`` then keeps those whose upstreams all ended as they need)."""
+    s = await fed(store)
+    at_peer = {
+        j: dataclasses.replace(make_job(j, placement="facility"), placement_epoch=1)
+        for j in ("comp", "fresh", "sent", "moved")
+    }
+    await lc(store).create(make_job("render"), [(1,)])
+    await lc(store).create(at_peer["comp"], [(1,)], after=[("render", DependencyKind.DONE)])
+    for job_id in ("fresh", "sent", "moved"):
+        await lc(store).create(at_peer[job_id], [(1,)])
+    await s.start_forward("sent", 1, "facility", at=10.0)
+    await s.start_forward("moved", 1, "facility", at=10.0)
+    # Re-placed to another peer (epoch 2): the forward of epoch 1 does not count.
+    assert await lc(store).replace_job(
+        "moved", old_epoch=1, placement="elsewhere", reason="lease", at=11.0
+    )
+    await lc(store).create(make_job("gone", placement="facility"), [(1,)])
+    await lc(store).cancel("gone", at=12.0)
+
+    assert sorted(await s.unforwarded_jobs()) == ["comp", "fresh", "moved"]
+    upstreams = await store.job_upstreams(["comp", "fresh"])
+    assert [(u.job_id, u.state) for u in upstreams["comp"]] == [("render", "queued")]
+    assert "fresh" not in upstreams
 
 
 async def test_finishing_a_forwarded_job_records_frames_and_ends_its_tasks(store: Store) -> None:

@@ -38,6 +38,7 @@ from federation.protocol import (
 )
 from federation.results import FetchError, Results
 from federation.store import ForwardRow, OfferRow, OutboxEntry
+from scheduler.dependencies import DependencyKind, Upstream
 from scheduler.placement import PeerCapacity
 from scheduler.profile import JobProfile, ServerView
 from site_agent.errors import ConflictError, JobExistsError
@@ -48,6 +49,7 @@ from spillway.core.records import FileEntry
 
 _R = TypeVar("_R", bound=Message)
 SHA = "a" * 64
+DONE = DependencyKind.DONE
 STUDIO = PeerConfig(name="studio", url="https://studio:8743")
 FACILITY = PeerConfig(name="facility", url="https://facility:8743")
 
@@ -115,6 +117,7 @@ class FakeJobs:
         self.frames: dict[str, list[FrameRecord]] = {}
         self.cancelled: list[str] = []
         self.waiting = 0
+        self.upstreams: dict[str, tuple[Upstream, ...]] = {}
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
@@ -216,6 +219,9 @@ class FakeJobs:
     async def seconds_per_frame(self) -> float | None:
         return 1.0
 
+    async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
+        return {j: self.upstreams[j] for j in job_ids if j in self.upstreams}
+
     def _set(self, job_id: str, **changes: Any) -> None:
         self.jobs[job_id] = dataclasses.replace(self.jobs[job_id], **changes)
 
@@ -271,10 +277,12 @@ class FakeSite:
 class FakeRows:
     """OfferRows, OutboxRows and ForwardRows over dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, site_jobs: Mapping[str, JobRecord] | None = None) -> None:
         self.offers: dict[str, OfferRow] = {}
         self.outbox: dict[str, OutboxEntry] = {}
         self.forwards: dict[tuple[str, int], ForwardRow] = {}
+        self.site_jobs = site_jobs if site_jobs is not None else {}
+        """The site's jobs (the SQL of ``unforwarded_jobs`` joins them)."""
 
     async def insert_offer(
         self,
@@ -415,6 +423,15 @@ class FakeRows:
 
     async def open_forwards(self) -> list[ForwardRow]:
         return [r for r in self.forwards.values() if r.state in ("offering", "committed")]
+
+    async def unforwarded_jobs(self) -> list[str]:
+        return [
+            j.id
+            for j in self.site_jobs.values()
+            if j.placement != LOCAL
+            and j.state is JobState.QUEUED
+            and (j.id, j.placement_epoch) not in self.forwards
+        ]
 
     async def forward_peers(self, job_id: str) -> list[str]:
         return sorted(
@@ -702,7 +719,8 @@ class Origin:
 
 
 def origin(tmp_path: Path, *jobs: JobRecord, views: Sequence[ServerView] = ()) -> Origin:
-    fake_jobs, rows, client, queue = FakeJobs(*jobs), FakeRows(), FakeClient(), FakeQueue()
+    fake_jobs, client, queue = FakeJobs(*jobs), FakeClient(), FakeQueue()
+    rows = FakeRows(fake_jobs.jobs)
     capable = PeerCapacity(name="facility", servers=(server("f1"),), queue_depth=0)
     peers, finish, site, clock = (
         FakePeers(capable),
@@ -760,6 +778,35 @@ async def test_forwarding_offers_uploads_the_missing_blobs_and_records_the_commi
     assert o.rows.forwards[("j1", 1)].bytes_sent == 12
     offer = o.client.sent[0][2]
     assert isinstance(offer, Offer) and offer.key == "studio:j1:1"
+    await o.forwarding.close()
+
+
+async def test_resume_offers_ready_jobs_at_a_peer_that_were_never_offered(
+    tmp_path: Path,
+) -> None:
+    """The agent stopped right after a job placed at a peer became ready (created, or
+    released by its upstream): no forward record exists, nothing else will offer it."""
+    at_peer = {j: make_job(j, placement="facility", epoch=1) for j in ("new", "released", "held")}
+    running = make_job("busy", placement="facility", epoch=1)
+    o = origin(tmp_path, *at_peer.values(), running, make_job("here"))
+    o.jobs.upstreams["released"] = (Upstream(job_id="up1", name="up1", kind=DONE, state="done"),)
+    o.jobs.upstreams["held"] = (
+        Upstream(job_id="up1", name="up1", kind=DONE, state="done"),
+        Upstream(job_id="up2", name="up2", kind=DONE, state="running"),
+    )
+    await o.rows.start_forward("busy", 1, "facility", at=0.0)
+    await o.rows.set_forward_state("busy", 1, "committed", remote_job_id="r1", at=0.0)
+    o.client.replies["/fed/v1/offer"] = [PeerUnavailableError("facility", "down")]
+
+    await o.forwarding.resume()
+    await until(lambda: {"new", "released"} <= {j for j, _ in o.rows.forwards})
+    assert sorted(o.rows.forwards) == [("busy", 1), ("new", 1), ("released", 1)]
+    await until(
+        lambda: (
+            {m.origin_job_id for _, _, m in o.client.sent if isinstance(m, Offer)}
+            == {"new", "released"}
+        )
+    )
     await o.forwarding.close()
 
 
