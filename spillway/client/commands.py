@@ -44,7 +44,9 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _submit_options(args: argparse.Namespace) -> SubmitOptions:
+def _submit_options(args: argparse.Namespace, resolve: Callable[[str], str]) -> SubmitOptions:
+    """The submission ``args`` ask for; ``resolve`` turns each job id prefix of the
+    ``--after`` options into its full id (as every command that takes a job id does)."""
     from spillway.client.submission import SubmitOptions
 
     width, height = args.resolution or (None, None)
@@ -69,9 +71,9 @@ def _submit_options(args: argparse.Namespace) -> SubmitOptions:
         task_timeout_s=args.timeout,
         max_attempts=args.max_attempts,
         queue_anyway=args.queue_anyway,
-        after=tuple(job_id for ids in args.after for job_id in ids),
+        after=tuple(resolve(job_id) for ids in args.after for job_id in ids),
         after_any=args.after_any,
-        after_frames=tuple(job_id for ids in args.after_frames for job_id in ids),
+        after_frames=tuple(resolve(job_id) for ids in args.after_frames for job_id in ids),
     )
 
 
@@ -105,7 +107,7 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     result = submit_scene(
         client,
         Path(args.scene),
-        _submit_options(args),
+        _submit_options(args, client.resolve_job_id),
         assets=[Path(a) for a in args.asset],
         on_upload=lambda e: (
             None if args.json else note(f"uploading {e.path} ({human_size(e.size)})")

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from spillway.client import AsyncClient, Client, Job, JobDetail, JobState, NotFound, SubmitOptions
 from spillway.client.errors import BadRequest, Conflict
+from spillway.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -81,6 +82,36 @@ async def test_job_id_prefixes_resolve_when_unique(
         shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
         with pytest.raises(BadRequest, match=f"'{shared}' is the start of"):
             await off_loop(lambda: farm.resolve_job_id(shared))
+
+
+def unique_prefix(job_id: str, ids: list[str]) -> str:
+    return next(job_id[:n] for n in range(1, 13) if sum(i.startswith(job_id[:n]) for i in ids) == 1)
+
+
+async def test_submit_after_takes_job_id_prefixes_like_every_command(
+    agent_client: TestClient[Any, Any], scene: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = url_of(agent_client)
+    with Client(url) as farm:
+        # 17 jobs: two of them must share their first hex digit.
+        ids = [(await off_loop(lambda: farm.submit_scene(scene, QUEUED))).job.id for _ in range(17)]
+        render, plates = ids[0], ids[1]
+        submit = ["submit", str(scene), "--package", "builtin", "--frames", "1-3", "--agent", url]
+        argv = [*submit, "--queue-anyway", "--after", unique_prefix(render, ids)]
+        argv += ["--after-frames", unique_prefix(plates, ids)]
+        assert await off_loop(lambda: main(argv)) == 0
+        comp = capsys.readouterr().out.strip()
+        detail = await off_loop(lambda: farm.job(comp))
+        edges = sorted((a["job_id"], a["kind"]) for a in detail.raw["job"]["after"])
+        assert edges == sorted([(render, "done"), (plates, "frames")])
+
+        shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+        for option in ("--after", "--after-frames"):
+            argv = [*submit, "--queue-anyway", option, shared]
+            assert await off_loop(lambda a=argv: main(a)) == 2
+            err = capsys.readouterr().err
+            assert f"'{shared}' is the start of" in err and "give more of the id" in err
+        assert len(await off_loop(lambda: farm.jobs(limit=100))) == 18  # nothing submitted
 
 
 async def test_parallel_uploads_arrive_whole_and_unrendered_frames_are_not_found(
