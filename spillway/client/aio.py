@@ -129,6 +129,10 @@ class AsyncClient:
     async def peers(self) -> list[Peer]:
         return await self.call(api.peers())
 
+    async def webhooks(self) -> dict[str, Any]:
+        """Webhook endpoints with delivery counts, and recent deliveries (JSON dict)."""
+        return await self.call(api.webhooks())
+
     async def resolve_job_id(self, text: str) -> str:
         """The full id of the job ``text`` names: its id, or a unique prefix of its id."""
         candidates = api.prefix_candidates(text)

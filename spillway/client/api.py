@@ -185,6 +185,11 @@ def peers() -> Call[list[Peer]]:
     return Call("GET", "/peers", lambda b: [Peer.from_json(p) for p in b.get("peers", [])])
 
 
+def webhooks() -> Call[dict[str, Any]]:
+    """The site's webhook endpoints and recent deliveries: ``{"webhooks", "deliveries"}``."""
+    return Call("GET", "/webhooks", _raw)
+
+
 def parse_reply(call: Call[T], body: Any, where: str) -> T:
     """Run the call's parser; an answer not shaped like the API's is a ``bad_reply`` error."""
     if isinstance(body, dict):

@@ -130,6 +130,10 @@ class Client:
     def peers(self) -> list[Peer]:
         return self.call(api.peers())
 
+    def webhooks(self) -> dict[str, Any]:
+        """Webhook endpoints with delivery counts, and recent deliveries (JSON dict)."""
+        return self.call(api.webhooks())
+
     def submit_scene(
         self,
         scene: Path,

@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from spillway.client.api import Call
 from spillway.client.formatting import human_age, table
 from spillway.client.sync import Client
 
@@ -56,13 +55,8 @@ def _last(delivery: Mapping[str, Any]) -> str:
     return "-" if status is None else str(status)
 
 
-def webhooks() -> Call[dict[str, Any]]:
-    """``GET /api/v1/webhooks``: ``{"webhooks": [...], "deliveries": [...]}``."""
-    return Call("GET", "/webhooks", lambda body: body)
-
-
 def cmd_webhooks(client: Client, args: argparse.Namespace) -> int:
-    body = client.call(webhooks())
+    body = client.webhooks()
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:

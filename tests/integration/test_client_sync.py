@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from site_agent.app import build_app
+from site_agent.config import parse_config
 from spillway.client import AsyncClient, Client, Job, JobDetail, JobState, NotFound, SubmitOptions
 from spillway.client.errors import BadRequest, Conflict
 from spillway.main import main
+from webhooks.service import attach_webhooks
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -142,6 +145,37 @@ async def test_the_async_client_returns_the_same_records(
         assert [j.id for j in await farm.jobs(state="queued")] == [submitted.job.id]
         with pytest.raises(NotFound):
             await farm.job("nope")
+
+
+async def test_webhook_status_through_the_clients_and_the_cli(
+    tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = parse_config(
+        {
+            "name": "studio",
+            "storage": str(tmp_path / "storage"),
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            # Nothing listens on port 9: the delivery stays pending.
+            "webhooks": [{"name": "ci", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16}],
+        },
+        source="test",
+        base_dir=tmp_path,
+    )
+    async with TestClient(TestServer(build_app(config, [attach_webhooks]))) as agent:
+        url = url_of(agent)
+        with Client(url) as farm:
+            job = (await off_loop(lambda: farm.submit_scene(scene, QUEUED))).job
+            status = await off_loop(farm.webhooks)
+        [endpoint] = status["webhooks"]
+        assert endpoint["name"] == "ci" and endpoint["deliveries"]["pending"] == 1
+        assert [(d["event"], d["job_id"]) for d in status["deliveries"]] == [
+            ("job.submitted", job.id)
+        ]
+        async with AsyncClient(url) as aio:
+            assert (await aio.webhooks())["webhooks"] == status["webhooks"]
+        assert await off_loop(lambda: main(["webhooks", "--agent", url])) == 0
+        shown = capsys.readouterr().out
+        assert "http://127.0.0.1:9/hook" in shown and job.id in shown
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
