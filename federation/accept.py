@@ -272,8 +272,11 @@ class Acceptance:
             **(await self._usage_fields(job)),
         }
 
-    async def frame_file(self, peer: PeerConfig, job_id: str, frame: int) -> tuple[OpenFrame, str]:
-        """The frame opened after its bytes were checked against the record, and its file name.
+    async def frame_file(
+        self, peer: PeerConfig, job_id: str, frame: int, name: str | None = None
+    ) -> tuple[OpenFrame, str]:
+        """The frame's main file (or its file ``name``) opened after its bytes were checked
+        against the record, and its file name.
 
         A frame whose file is gone or no longer matches raises the storage's
         ``FrameMissingError``/``FrameCorruptError`` (the origin counts it as a bad frame).
@@ -282,14 +285,20 @@ class Acceptance:
         record = await self._jobs.get_frame(job.id, frame)
         if record is None:
             raise NotFoundError(f"frame {frame} of job {job_id} is not rendered")
+        wanted = (record.name, record.sha256)
+        if name is not None and name != record.name:
+            match = next((f for f in record.files if f.name == name), None)
+            if match is None:
+                raise NotFoundError(f"frame {frame} of job {job_id} has no file {name!r}")
+            wanted = (match.name, match.sha256)
         opened = await self._frames.open_frame(
             self._frames.job_dir(job.name, job.id),
-            record.name,
+            wanted[0],
             job_id=job.id,
             frame=frame,
-            sha256=record.sha256,
+            sha256=wanted[1],
         )
-        return opened, record.name
+        return opened, wanted[0]
 
     # --- notifications to the origin ----------------------------------
     async def on_job_finished(self, job_id: str) -> None:
@@ -400,7 +409,17 @@ def _frame_output(frame: FrameRecord) -> FrameOutput:
 
 
 def _frame_dict(frame: FrameRecord) -> dict[str, Any]:
-    return {"frame": frame.frame, "sha256": frame.sha256, "size": frame.size, "name": frame.name}
+    files = [
+        {"name": f.name, "sha256": f.sha256, "size": f.size, "kind": f.kind.value}
+        for f in frame.files
+    ]
+    return {
+        "frame": frame.frame,
+        "sha256": frame.sha256,
+        "size": frame.size,
+        "name": frame.name,
+        "files": files,
+    }
 
 
 def _reject(offer: Offer, *refused: Refusal) -> OfferReply:

@@ -17,6 +17,7 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 | ``POST /fed/v1/cancel`` | remote | Cancel -> Ack |
 | ``GET /fed/v1/jobs/{id}`` | remote | status JSON, for reconciliation |
 | ``GET /fed/v1/jobs/{id}/frames/{frame}`` | remote | frame bytes (``X-Sha256``) |
+| ``GET /fed/v1/jobs/{id}/frames/{frame}/files/{name}`` | remote | another file of the frame |
 | ``POST /fed/v1/notify`` | origin | Notify -> Ack |
 | ``POST /fed/v1/capacity`` | both | CapacityAdvert -> Ack |
 """
@@ -128,6 +129,7 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
     app.router.add_post("/fed/v1/capacity", _capacity)
     app.router.add_get("/fed/v1/jobs/{job_id}", _status)
     app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}", _frame)
+    app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}/files/{name:.+}", _frame)
     app.router.add_route("HEAD", "/fed/v1/blobs/{sha256}", _guard_blob(blobs.head))
     app.router.add_patch("/fed/v1/blobs/{sha256}", _guard_blob(blobs.patch))
     return app
@@ -269,7 +271,7 @@ async def _frame(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
     opened, name = await request.app[ENDPOINTS].acceptance.frame_file(
-        peer, request.match_info["job_id"], frame
+        peer, request.match_info["job_id"], frame, request.match_info.get("name")
     )
     try:
         response = await send_frame(request, opened, name)

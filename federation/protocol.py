@@ -46,7 +46,7 @@ from federation.errors import (
     SiteMismatchError,
 )
 from spillway.core.checks import NonNegative, RelPath, Sha256, at_least
-from spillway.core.records import CheckedFileEntry
+from spillway.core.records import CheckedFileEntry, FileKind
 from spillway.core.wire import Codec
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "Commit",
     "CommitReply",
     "Envelope",
+    "FrameFileOutput",
     "FrameOutput",
     "JobSpec",
     "Message",
@@ -154,6 +155,17 @@ class JobSpec(WireRecord):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FrameFileOutput(WireRecord):
+    """A file of a rendered frame besides its main one (another output, its preview)."""
+
+    name: RelPath
+    """Path relative to the job's output directory (``shot_0001_R.exr``, ``.previews/...``)."""
+    sha256: Sha256
+    size: NonNegative
+    kind: FileKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameOutput(WireRecord):
     """One rendered frame ready to be fetched back by the origin."""
 
@@ -161,7 +173,9 @@ class FrameOutput(WireRecord):
     sha256: Sha256
     size: NonNegative
     name: RelPath
-    """File name relative to the job's output directory."""
+    """File name of the main file relative to the job's output directory."""
+    files: tuple[FrameFileOutput, ...] = ()
+    """Its other files, each fetched from ``.../frames/{frame}/files/{name}``; none from older peers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

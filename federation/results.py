@@ -23,8 +23,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from federation.client import PeerRefusedError
 from federation.errors import FederationError
@@ -37,14 +38,15 @@ from federation.interfaces import (
     UsageLedger,
 )
 from federation.peers import PeerConfig
-from federation.protocol import FrameOutput, Notify, NotifyState
+from federation.protocol import FrameFileOutput, FrameOutput, Notify, NotifyState
 from federation.store import ForwardRow
 from scheduler.frames import parse_frames
 from site_agent.errors import NotFoundError, UnavailableError
 from site_agent.files import FileError, HashMismatchError, StorageWriteError, file_sha256
-from site_agent.storage import frame_file_name
-from site_agent.store.records import FrameRecord, JobRecord, JobState
+from site_agent.storage import frame_file_name, stored_name
+from site_agent.store.records import FrameFile, FrameRecord, JobRecord, JobState
 from site_agent.store.usage import UsageEntry, UsageSource
+from spillway.core.records import FileKind
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +243,10 @@ class Results:
         """
         job_dir = self._frames.job_dir(job.name, job.id)
         ordered = sorted(frames, key=lambda f: f.frame)
-        names = [frame_file_name(job.output_name, f.frame, job.output_ext) for f in ordered]
+        names = [_main_name(job, f) for f in ordered]
         # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
         present = await asyncio.to_thread(
-            lambda: [_has(job_dir / name, f.sha256) for f, name in zip(ordered, names, strict=True)]
+            lambda: [_has_all(job_dir, name, f) for f, name in zip(ordered, names, strict=True)]
         )
         missing = [
             (f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here
@@ -261,7 +263,10 @@ class Results:
                     return
             if self._usage is not None:  # accounting: frame bytes fetched from the peer
                 await self._usage.record_transfer(
-                    job_id=job.id, peer=peer.name, at=self._clock(), bytes_in=frame.size
+                    job_id=job.id,
+                    peer=peer.name,
+                    at=self._clock(),
+                    bytes_in=frame.size + sum(x.size for x in frame.files),
                 )
 
         try:
@@ -288,6 +293,10 @@ class Results:
                 size=f.size,
                 server_id=peer.name,
                 rendered_at=self._clock(),
+                files=tuple(
+                    FrameFile(name=x.name, sha256=x.sha256, size=x.size, kind=x.kind)
+                    for x in f.files
+                ),
             )
             for f, name in zip(ordered, names, strict=True)
             if f.frame not in bad
@@ -298,12 +307,18 @@ class Results:
         self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
     ) -> None:
         path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
-
-        async def write(chunks: AsyncIterable[bytes]) -> None:
-            await self._frames.write_frame(job_dir, name, chunks, expected_sha256=frame.sha256)
-
+        # The frame's other files first, its main file last, as a render server uploads them.
+        wanted = [(f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files]
+        wanted.append((path, name, frame.sha256))
         try:
-            await self._client.download(peer, path, write)
+            for url, file_name, sha256 in wanted:
+
+                async def write(
+                    chunks: AsyncIterable[bytes], n: str = file_name, h: str = sha256
+                ) -> None:
+                    await self._frames.write_frame(job_dir, n, chunks, expected_sha256=h)
+
+                await self._client.download(peer, url, write)
         except StorageWriteError as exc:  # this site's disk: try again later
             raise FetchError(f"cannot store frame {frame.frame}: {exc}") from exc
         except HashMismatchError as exc:
@@ -314,6 +329,8 @@ class Results:
             raise BadFrameError(f"refused by {peer.name}: {exc}") from exc
         except (FileError, FederationError) as exc:
             raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
+        except ValueError as exc:  # a file name no local job folder can hold
+            raise BadFrameError(f"has an unusable file name: {exc}") from exc
 
 
 def _bad_frames_error(bad: dict[int, str]) -> str:
@@ -334,3 +351,33 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _has(path: Path, sha256: str) -> bool:
     return path.is_file() and file_sha256(path) == sha256
+
+
+def _main_name(job: JobRecord, frame: FrameOutput) -> str:
+    """The remote's name for the frame's main file when it is a plain file name (the
+    renderer's); else the name an agent without named outputs gives it."""
+    try:
+        return stored_name(frame.name, FileKind.MAIN)
+    except FileError:
+        return frame_file_name(job.output_name, frame.frame, job.output_ext)
+
+
+def _file_name(file: FrameFileOutput) -> str:
+    """Where another file of a frame goes in the job folder; ValueError for a name that
+    is not the remote's plain name (or preview name) for it."""
+    try:
+        name = stored_name(PurePosixPath(file.name).name, file.kind)
+    except FileError as exc:
+        raise ValueError(str(exc)) from None
+    if name != file.name:
+        raise ValueError(f"{file.name!r} is not a {file.kind.value} file's name")
+    return name
+
+
+def _has_all(job_dir: Path, name: str, frame: FrameOutput) -> bool:
+    """Whether every file of the frame is here already (a retried notification)."""
+    try:
+        others = [(_file_name(x), x.sha256) for x in frame.files]
+    except ValueError:
+        return False
+    return all(_has(job_dir / n, h) for n, h in [(name, frame.sha256), *others])

@@ -8,7 +8,9 @@ the remaining keys are the message's fields, by name. The shared wire codec
 types; decoding validates every field and raises :class:`ProtocolError` for
 anything malformed; nothing is ever unpickled.
 
-Rendered frames travel over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}``),
+Rendered frames travel over HTTP (``PUT /api/v1/servers/{server}/tasks/{task}/attempts/{attempt}/frames/{frame}?name=N&kind=K``,
+one request per file of the frame, named as the renderer named it; the frame's
+``main`` file last, after its ``extra`` files and its ``preview``),
 fenced by task id, attempt and server like every other task report, and carrying
 the server's key in ``X-Server-Key`` (the agent checks it against the hash it
 enrolled, so a holder of the enrollment token alone cannot upload for another
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from spillway.core.records import FileEntry
+from spillway.core.records import FileKind as FileKind  # re-exported: part of this protocol
 from spillway.core.wire import Codec
 
 PROTOCOL_VERSION = 1
@@ -56,20 +59,25 @@ still refuses a path that leaves the work directory)."""
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Output:
+    """One file written for a frame, under the renderer's own file name (no folders)."""
+
     frame: int
     name: str
     sha256: str
     size: int
+    kind: FileKind = FileKind.MAIN
+    """Older servers send one file per frame: the main one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InlineFrame:
-    """A small rendered frame sent inside TaskDone instead of its own HTTP upload."""
+    """A small file of a frame sent inside TaskDone instead of its own HTTP upload."""
 
     frame: int
     name: str
     sha256: str
     data: bytes
+    kind: FileKind = FileKind.MAIN
 
 
 # --- render server -> agent --------------------------------------------------

@@ -23,6 +23,7 @@ from .cache import AssetCache, CacheError
 from .children import die_with_parent
 from .output import LineSplitter, OutputLog
 from .packages.base import PackageAdapter, PackageError, RenderRequest
+from .preview import PreviewError, make_preview, preview_name
 from .workdirs import WorkdirJanitor
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,7 @@ class TaskRunner:
             and len(protocol.encode(done)) > protocol.MAX_MESSAGE_BYTES
         ):
             try:  # a long log tail or very many frames: upload them over HTTP after all
-                for f in inline:
-                    await self._put_frame(f.frame, f.data, f.sha256)
+                await self._put_inline(inline)
             except TaskFailure as exc:
                 return self._failed(str(exc))
             done = dataclasses.replace(done, frames=[])
@@ -258,39 +258,84 @@ class TaskRunner:
     async def _upload(
         self, req: RenderRequest
     ) -> tuple[list[protocol.Output], list[protocol.InlineFrame]]:
-        """Upload the frames over HTTP, or keep them for TaskDone when they are all small.
+        """Upload every file of every frame over HTTP, or keep them for TaskDone when all are small.
 
-        Returns the outputs (always every frame) and the frames to send inline.
+        Each frame's files keep the renderer's names; the first the adapter lists is the
+        frame's main file, uploaded last (after its other files and its preview), so the
+        agent records the frame once all of it is stored. Returns the outputs (every file)
+        and the files to send inline.
         """
-        files = self._adapter.collect(req)
-        a = self.assign
-        inline_ok = fits_inline([files[frame].stat().st_size for frame in req.frames])
+        files = await asyncio.to_thread(self._files_with_previews, req)
+        sizes = [path.stat().st_size for frame in req.frames for _, path in files[frame]]
+        inline_ok = fits_inline(sizes)
         outputs: list[protocol.Output] = []
         inline: list[protocol.InlineFrame] = []
         for frame in req.frames:
-            data = files[frame].read_bytes()
-            sha = hashlib.sha256(data).hexdigest()
-            name = f"{a.output_name}_{frame:04d}.{a.output_ext}"
-            if inline_ok:
-                inline.append(protocol.InlineFrame(frame=frame, name=name, sha256=sha, data=data))
-            else:
-                await self._put_frame(frame, data, sha)
-            outputs.append(protocol.Output(frame=frame, name=name, sha256=sha, size=len(data)))
+            for kind, path in files[frame]:
+                data = path.read_bytes()
+                sha = hashlib.sha256(data).hexdigest()
+                out = protocol.Output(
+                    frame=frame, name=path.name, sha256=sha, size=len(data), kind=kind
+                )
+                if inline_ok:
+                    inline.append(
+                        protocol.InlineFrame(
+                            frame=frame, name=out.name, sha256=sha, data=data, kind=kind
+                        )
+                    )
+                else:
+                    await self._put_file(out, data)
+                outputs.append(out)
         if (
             sum(len(f.data) for f in inline) > protocol.INLINE_TOTAL_BYTES
         ):  # a file grew after its stat
-            for f in inline:
-                await self._put_frame(f.frame, f.data, f.sha256)
+            await self._put_inline(inline)
             inline = []
         return outputs, inline
 
-    async def _put_frame(self, frame: int, data: bytes, sha: str) -> None:
+    def _files_with_previews(
+        self, req: RenderRequest
+    ) -> dict[int, list[tuple[protocol.FileKind, Path]]]:
+        """Each frame's files in upload order: extras, preview, main.
+
+        Blocking (reads and encodes images): call it in a worker thread. A frame whose
+        main file cannot be read here (see :mod:`render_server.preview`) has no preview.
+        """
+        collected = self._adapter.collect(req)
+        previews = self.workdir / "_spillway_previews"
+        ordered: dict[int, list[tuple[protocol.FileKind, Path]]] = {}
+        for frame in req.frames:
+            main, *extras = collected[frame]
+            names = [p.name for p in collected[frame]]
+            if len(set(names)) != len(names):
+                raise TaskFailure(f"frame {frame}: the renderer wrote two files named alike")
+            entry = [(protocol.FileKind.EXTRA, p) for p in extras]
+            preview = previews / preview_name(main.name)
+            try:
+                make_preview(main, preview)
+                entry.append((protocol.FileKind.PREVIEW, preview))
+            except PreviewError as exc:
+                log.info("task %s: no preview of frame %s: %s", self.assign.task_id, frame, exc)
+            entry.append((protocol.FileKind.MAIN, main))
+            ordered[frame] = entry
+        return ordered
+
+    async def _put_inline(self, inline: list[protocol.InlineFrame]) -> None:
+        for f in inline:
+            out = protocol.Output(
+                frame=f.frame, name=f.name, sha256=f.sha256, size=len(f.data), kind=f.kind
+            )
+            await self._put_file(out, f.data)
+
+    async def _put_file(self, out: protocol.Output, data: bytes) -> None:
         a = self.assign
+        frame = out.frame
         url = (
             f"{self._agent_url}/api/v1/servers/{self._server_id}/tasks/{a.task_id}"
             f"/attempts/{a.attempt}/frames/{frame}"
         )
-        headers = {"X-Sha256": sha, "Content-Type": "application/octet-stream"}
+        params = {"name": out.name, "kind": out.kind.value}
+        headers = {"X-Sha256": out.sha256, "Content-Type": "application/octet-stream"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         if self._server_key:
@@ -301,6 +346,7 @@ class TaskRunner:
             try:
                 async with self._session.put(
                     url,
+                    params=params,
                     data=io.BytesIO(data),
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=120),
@@ -310,7 +356,7 @@ class TaskRunner:
                     body = await resp.text()
                     if resp.status < 500:
                         raise TaskFailure(
-                            f"agent refused frame {frame}: {resp.status} {body[:200]}"
+                            f"agent refused {out.name} of frame {frame}: {resp.status} {body[:200]}"
                         )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("upload of frame %s failed (%s); retrying", frame, exc)

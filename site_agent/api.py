@@ -16,6 +16,7 @@ from .appkeys import SITE
 from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
+from .frame_api import frame_files_json
 from .frame_response import send_frame
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
@@ -239,19 +240,7 @@ async def list_frames(request: web.Request) -> web.Response:
     job = await site.jobs.get(request.match_info["job_id"])
     frames = await site.store.list_frames(job.id)
     return web.json_response(
-        {
-            "frames": [
-                {
-                    "frame": f.frame,
-                    "name": f.name,
-                    "sha256": f.sha256,
-                    "size": f.size,
-                    "rendered_at": f.rendered_at,
-                    "url": f"/api/v1/jobs/{job.id}/frames/{f.frame}",
-                }
-                for f in sorted(frames, key=lambda f: f.frame)
-            ]
-        }
+        {"frames": [frame_files_json(job.id, f) for f in sorted(frames, key=lambda f: f.frame)]}
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, log_api, render_endpoint, usage
+from . import api, frame_api, log_api, render_endpoint, usage
 from .appkeys import CONFIG, SITE
 from .auth import check_client
 from .config import ConfigError, SiteConfig, load_config
@@ -44,6 +44,7 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(usage.routes)
+    app.add_routes(frame_api.routes)
     app.router.add_get("/ws/render-server", render_endpoint.websocket)
     app.router.add_put(
         "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}",

@@ -11,7 +11,7 @@ from aiohttp import web
 from render_server import protocol
 from scheduler.profile import ServerView
 
-from .store.records import FrameRecord, ServerRecord, TaskRecord
+from .store.records import FrameFile, FrameRecord, ServerRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0
@@ -35,6 +35,8 @@ class ActiveTask:
     frames: tuple[int, ...]
     uploaded: list[FrameRecord] = field(default_factory=list)
     """Frames recorded by this agent process for this attempt (after a restart: none yet)."""
+    pending: dict[int, dict[str, FrameFile]] = field(default_factory=dict)
+    """Files stored for a frame whose main file has not come yet (recorded with it), by name."""
 
     @classmethod
     def of(cls, task: TaskRecord) -> ActiveTask:

@@ -12,14 +12,18 @@ from .storage import FrameCorruptError, OpenFrame
 log = logging.getLogger(__name__)
 
 
-async def send_frame(request: web.Request, frame: OpenFrame, name: str) -> web.StreamResponse:
-    """Stream ``frame`` (opened by ``FrameStorage.open_frame``); bytes that stop matching its
-    sha256 while being sent are never delivered whole: the connection is cut."""
+async def send_frame(
+    request: web.Request, frame: OpenFrame, name: str, *, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """Stream ``frame`` (opened by ``FrameStorage.open_frame``), a file called ``name``, with
+    ``headers`` added; bytes that stop matching its sha256 while being sent are never
+    delivered whole: the connection is cut."""
     response = web.StreamResponse(
         headers={
-            "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "Content-Type": _content_type(name),
             "X-Sha256": frame.sha256,
             "X-File-Mode": f"{frame.mode:04o}",
+            **(headers or {}),
         }
     )
     response.content_length = frame.size
@@ -37,3 +41,12 @@ async def send_frame(request: web.Request, frame: OpenFrame, name: str) -> web.S
         return response
     await response.write_eof()
     return response
+
+
+_TYPES = {".exr": "image/x-exr", ".hdr": "image/vnd.radiance", ".tga": "image/x-tga"}
+"""Image types the platform's table may not know."""
+
+
+def _content_type(name: str) -> str:
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    return _TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"

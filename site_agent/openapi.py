@@ -356,6 +356,34 @@ def openapi_document() -> dict[str, Any]:
                     [job_id, _path_param("index", {"type": "integer", "minimum": 0})],
                 )
             },
+            "/api/v1/jobs/{job_id}/frames/{frame}/files": {
+                "get": _op(
+                    "Every file a frame has (main first, other outputs, preview) with URLs",
+                    params=[job_id, _path_param("frame", {"type": "integer"})],
+                    errors=(400, 404),
+                )
+            },
+            "/api/v1/jobs/{job_id}/frames/{frame}/files/{name}": {
+                "get": _op(
+                    "One file of a frame by its name in the job folder (ETag: its sha256)",
+                    params=[
+                        job_id,
+                        _path_param("frame", {"type": "integer"}),
+                        _path_param("name"),
+                    ],
+                    content="application/octet-stream",
+                    errors=(400, 404, 409),
+                )
+            },
+            "/api/v1/jobs/{job_id}/frames/{frame}/preview": {
+                "get": _op(
+                    "The frame's PNG preview (longest side 256 px); ETag is its sha256, "
+                    "If-None-Match answers 304; Cache-Control: private, no-cache",
+                    params=[job_id, _path_param("frame", {"type": "integer"})],
+                    content="image/png",
+                    errors=(400, 404, 409),
+                )
+            },
             "/api/v1/servers": {
                 "get": _op(
                     "Render servers; with ?job= why each can or cannot run it",

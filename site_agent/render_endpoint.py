@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from render_server import protocol
+from spillway.core.records import FileKind
 
 from .appkeys import SITE
 from .auth import bearer, check_server
@@ -353,7 +354,8 @@ async def _check_server_key(site: RenderSite, server_id: str, key: str) -> None:
 
 
 async def upload_frame(request: web.Request) -> web.Response:
-    """PUT a rendered frame; fenced by (task, attempt, server) like every other report."""
+    """PUT one file of a rendered frame (``?name=&kind=``); fenced by (task, attempt, server)
+    like every other report."""
     site: RenderSite = request.app[SITE]
     if check_server(bearer(request), request.remote, site.config.auth):
         raise UnauthorizedError("render servers must present the enrollment token")
@@ -369,9 +371,28 @@ async def upload_frame(request: web.Request) -> web.Response:
     active = site.reports.held(server_id, task_id, attempt) or await _active_in_store(
         site, server_id, task_id, attempt
     )
-    record = await site.reports.store_frame(
-        server_id, active, frame, request.content.iter_chunked(1 << 16), expected_sha256=sha
+    name, kind = _file_query(request)
+    stored = await site.reports.store_frame(
+        server_id,
+        active,
+        frame,
+        request.content.iter_chunked(1 << 16),
+        expected_sha256=sha,
+        name=name,
+        kind=kind,
     )
     return web.json_response(
-        {"frame": frame, "sha256": record.sha256, "size": record.size}, status=201
+        {"frame": frame, "name": stored.name, "sha256": stored.sha256, "size": stored.size},
+        status=201,
     )
+
+
+def _file_query(request: web.Request) -> tuple[str | None, FileKind]:
+    """The upload's ``name`` (None from servers older than named outputs) and ``kind``."""
+    try:
+        kind = FileKind(request.query.get("kind", FileKind.MAIN.value))
+    except ValueError:
+        raise BadRequestError(
+            f"kind must be one of {', '.join(k.value for k in FileKind)}"
+        ) from None
+    return request.query.get("name"), kind

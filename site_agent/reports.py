@@ -13,16 +13,26 @@ from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Protocol
 
 from render_server import protocol
+from spillway.core.records import FileKind
 
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
 from .files import FileError, StorageWriteError, check_sha256, one_chunk, sha256_all
+from .frame_uploads import (
+    IncomingFile,
+    check_owners,
+    check_task_files,
+    file_of,
+    incoming,
+    unrecorded,
+)
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
 from .storage import FrameStorage, frame_file_name
 from .store.base import StoreError
 from .store.records import (
     CompletionReport,
+    FrameFile,
     FrameRecord,
     JobRecord,
     LogReport,
@@ -44,6 +54,10 @@ class ReportReads(Protocol):
     async def stored_task_frames(
         self, job_id: str, task_id: int, frames: Sequence[int]
     ) -> set[int]: ...
+
+    async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]: ...
+
+    async def frame_name_owners(self, job_id: str, names: Sequence[str]) -> dict[str, int]: ...
 
 
 class ReportTransitions(Protocol):
@@ -181,17 +195,11 @@ class TaskReports:
                 self._dispatcher.wake()
                 return
             active.uploaded.extend(inline)
-        missing = active.missing_frames()
-        if missing:
-            # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
-            # only in the store. Only this task's frames: reading the job's was O(frames in job).
-            stored = await self._store.stored_task_frames(active.job_id, active.task_id, missing)
-            missing = [f for f in missing if f not in stored]
-        if missing:
-            # A success report without every frame uploaded is a failure of that attempt.
+        err = await self._incomplete(active, msg.outputs)
+        if err:
+            # A success report without every output uploaded is a failure of that attempt.
             task = await self._store.get_task(msg.task_id)
             if task is not None:
-                err = f"render server reported success but frames {missing[:5]} were not uploaded"
                 await self._lifecycle.fail(task, server_id, msg.attempt, err, msg.log_tail)
             self._dispatcher.wake()
             return
@@ -227,17 +235,35 @@ class TaskReports:
         chunks: AsyncIterable[bytes],
         *,
         expected_sha256: str,
-    ) -> FrameRecord:
-        """Store one uploaded frame of a fenced attempt: write it, verify it, record it.
+        name: str | None = None,
+        kind: FileKind = FileKind.MAIN,
+    ) -> FrameFile:
+        """Store one uploaded file of a frame of a fenced attempt: write it, verify it.
 
-        The caller has checked that the server holds the attempt. Committed on return.
-        When this site cannot store or record it (StorageWriteError, StoreError) the
-        attempt is handed back (see :meth:`agent_fault`) and the error re-raised.
+        A main file records the frame with the files of it that came before (its
+        other outputs, its preview), committed on return; those are only kept in
+        memory until then. ``name`` None: a render server older than named outputs
+        (the frame is stored as ``<output_name>_<frame:04d>.<ext>``). The caller has
+        checked that the server holds the attempt. When this site cannot store or
+        record it (StorageWriteError, StoreError) the attempt is handed back (see
+        :meth:`agent_fault`) and the error re-raised.
         """
-        try:
-            record = await self.write_frame(
-                server_id, active, frame, chunks, expected_sha256=expected_sha256
+        if frame not in active.frames:
+            raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
+        job = await self._job(active)
+        if name is None:
+            upload = IncomingFile(
+                frame=frame, name=frame_file_name(job.output_name, frame, job.output_ext), kind=kind
             )
+        else:
+            upload = incoming(frame, name, kind)
+            check_owners([upload], await self._store.frame_name_owners(job.id, [upload.name]))
+        try:
+            stored = await self.write_frame(job, upload, chunks, expected_sha256=expected_sha256)
+            if kind != FileKind.MAIN:
+                active.pending.setdefault(frame, {})[stored.name] = stored
+                return stored
+            record = self._record(server_id, active, upload, stored, active.pending.pop(frame, {}))
             await self._lifecycle.record_frame(record)
         except StorageWriteError as exc:
             await self.agent_fault(server_id, active, str(exc))
@@ -246,7 +272,7 @@ class TaskReports:
             await self.agent_fault(server_id, active, f"the resource database failed: {exc}")
             raise
         active.uploaded.append(record)
-        return record
+        return stored
 
     async def agent_fault(self, server_id: str, active: ActiveTask, error: str) -> None:
         """This site could not take the attempt's output: no render server is to blame.
@@ -273,51 +299,54 @@ class TaskReports:
             log.error("could not hand back task %s: %s", active.task_id, exc)
         self._dispatcher.wake()
 
-    async def write_frame(
-        self,
-        server_id: str,
-        active: ActiveTask,
-        frame: int,
-        chunks: AsyncIterable[bytes],
-        *,
-        expected_sha256: str,
-    ) -> FrameRecord:
-        """Write one frame of a fenced attempt atomically and verify it; the caller records it.
-
-        Shared by the HTTP upload route and the frames sent inline in TaskDone.
-        """
-        if frame not in active.frames:
-            raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
+    async def _job(self, active: ActiveTask) -> JobRecord:
         job = await self.jobs.get(active.job_id)  # only its name and output pattern are used
         if job is None:
             raise NotFoundError(f"no job {active.job_id}")
-        name = frame_file_name(job.output_name, frame, job.output_ext)
+        return job
+
+    async def write_frame(
+        self,
+        job: JobRecord,
+        upload: IncomingFile,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_sha256: str,
+    ) -> FrameFile:
+        """Write one file of a frame atomically and verify it; the caller records it."""
         job_dir = self._storage.job_dir(job.name, job.id)
         digest, size = await self._storage.write_frame(
-            job_dir, name, chunks, expected_sha256=expected_sha256
+            job_dir, upload.name, chunks, expected_sha256=expected_sha256
         )
+        return file_of(upload, digest, size)
+
+    def _record(
+        self,
+        server_id: str,
+        active: ActiveTask,
+        main: IncomingFile,
+        stored: FrameFile,
+        others: dict[str, FrameFile],
+    ) -> FrameRecord:
         return FrameRecord(
-            job_id=job.id,
-            frame=frame,
+            job_id=active.job_id,
+            frame=main.frame,
             task_id=active.task_id,
-            name=name,
-            sha256=digest,
-            size=size,
+            name=stored.name,
+            sha256=stored.sha256,
+            size=stored.size,
             server_id=server_id,
             rendered_at=self._clock(),
+            files=tuple(others[n] for n in sorted(others)),
         )
 
     async def _write_inline(
         self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]
     ) -> list[FrameRecord]:
-        """Write the frames of a TaskDone; all are checked before any is written."""
-        seen: set[int] = set()
+        """Write the files of a TaskDone; all are checked before any is written."""
+        uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
+        check_task_files(active.frames, uploads)
         for f in frames:
-            if f.frame not in active.frames:
-                raise BadRequestError(f"frame {f.frame} is not part of task {active.task_id}")
-            if f.frame in seen:
-                raise BadRequestError(f"frame {f.frame} was sent twice")
-            seen.add(f.frame)
             check_sha256(f.sha256)
         hashes = await sha256_all([f.data for f in frames])
         for f, digest in zip(frames, hashes, strict=True):
@@ -325,19 +354,59 @@ class TaskReports:
                 raise BadRequestError(
                     f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}"
                 )
+        job = await self._job(active)
+        check_owners(
+            uploads, await self._store.frame_name_owners(job.id, [u.name for u in uploads])
+        )
         writes = [
-            self.write_frame(
-                server_id, active, f.frame, one_chunk(f.data), expected_sha256=f.sha256
-            )
-            for f in frames
+            self.write_frame(job, u, one_chunk(f.data), expected_sha256=f.sha256)
+            for u, f in zip(uploads, frames, strict=True)
         ]
-        # The usual one-frame task without a task per frame; several frames share one file-system sync.
-        records = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
-        self.inline_frames += len(frames)
+        # The usual one-file task without a task per file; several files share one file-system sync.
+        stored = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
+        others: dict[int, dict[str, FrameFile]] = {}
+        for u, file in zip(uploads, stored, strict=True):
+            if u.kind != FileKind.MAIN:
+                others.setdefault(u.frame, {})[file.name] = file
+        records = [
+            self._record(server_id, active, u, file, others.get(u.frame, {}))
+            for u, file in zip(uploads, stored, strict=True)
+            if u.kind == FileKind.MAIN
+        ]
+        self.inline_frames += len(records)
         log.debug(
-            "wrote %d inline frames of task %s from %s", len(frames), active.task_id, server_id
+            "wrote %d inline files of task %s from %s", len(frames), active.task_id, server_id
         )
         return records
+
+    async def _incomplete(self, active: ActiveTask, outputs: Sequence[protocol.Output]) -> str:
+        """Why a success report is not one (frames or files not uploaded); "" when complete."""
+        missing = active.missing_frames()
+        if missing:
+            # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
+            # only in the store. Only this task's frames: reading the job's was O(frames in job).
+            stored = await self._store.stored_task_frames(active.job_id, active.task_id, missing)
+            missing = [f for f in missing if f not in stored]
+        if missing:
+            return f"render server reported success but frames {missing[:5]} were not uploaded"
+        absent = await self._unrecorded_files(active, outputs)
+        if absent:
+            return f"render server reported success but files {absent[:5]} were not uploaded"
+        return ""
+
+    async def _unrecorded_files(
+        self, active: ActiveTask, outputs: Sequence[protocol.Output]
+    ) -> list[str]:
+        """Reported files other than main ones that are not recorded with their frame."""
+        if all(out.kind == FileKind.MAIN for out in outputs):
+            return []
+        records = {r.frame: r for r in active.uploaded}
+        earlier = sorted({o.frame for o in outputs} - set(records))
+        if earlier:  # recorded before an agent restart: only in the store
+            records.update(
+                (r.frame, r) for r in await self._store.frames_of(active.job_id, earlier)
+            )
+        return unrecorded(outputs, records.values())
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server's connection holds it (no query)."""

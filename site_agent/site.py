@@ -125,6 +125,7 @@ class SiteAgent:
         nothing recorded points at them, and each frame or blob is sent again.
         """
         swept = await asyncio.to_thread(sweep_temp_files, self.storage.root, "*")
+        swept += await asyncio.to_thread(sweep_temp_files, self.storage.root, "*/.previews")
         swept += await asyncio.to_thread(sweep_temp_files, self.assets.root, "blobs/*")
         if swept:
             log.info("site %s: deleted %d temp files of writes cut short", self.config.name, swept)

@@ -1,7 +1,10 @@
 """Network storage: where rendered frames land and clients pick them up.
 
-Layout: ``<root>/<job-name>-<job-id>/<name>_<frame:04d>.<ext>``, each written through
-a temp file and a rename, so a reader never sees a half-written frame. Frames are
+Layout: ``<root>/<job-name>-<job-id>/<file>``, every file a renderer wrote for
+a frame under the renderer's own name (``shot_0001.exr``, ``clockd05.png``; a
+render server older than named outputs uploads ``<name>_<frame:04d>.<ext>``),
+and each frame's preview in ``.previews/<main file>.png``. Each is written through
+a temp file and a rename, so a reader never sees a half-written file. Files are
 read back only through :meth:`FrameStorage.open_frame`, which checks the bytes
 against the recorded sha256, so a damaged or deleted file is never served as a frame.
 """
@@ -18,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .files import CHUNK, FileError, write_atomic
+from spillway.core.records import PREVIEW_DIR, FileKind
+
+from .files import CHUNK, FileError, UnsafePathError, write_atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -30,7 +35,41 @@ def safe_name(value: str, *, fallback: str = "job") -> str:
 
 
 def frame_file_name(output_name: str, frame: int, ext: str) -> str:
+    """The name of a frame uploaded without one (render servers older than named outputs)."""
     return f"{output_name}_{frame:04d}.{ext}"
+
+
+MAX_NAME_CHARS = 255
+
+
+def stored_name(name: str, kind: FileKind) -> str:
+    """Where a frame file the renderer called ``name`` goes in its job's folder.
+
+    ``name`` must be a plain file name: no folder, not hidden (names starting with
+    ``.`` are the temp files' and the preview folder's), no control characters.
+    A preview goes into the preview folder. Raises :class:`UnsafePathError`.
+    """
+    if (
+        not name
+        or len(name) > MAX_NAME_CHARS
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        raise UnsafePathError(
+            f"output file name {name!r} is not a plain file name (at most {MAX_NAME_CHARS} "
+            "characters, no folder, not starting with '.', no control characters)"
+        )
+    return f"{PREVIEW_DIR}/{name}" if kind == FileKind.PREVIEW else name
+
+
+def _in_job_dir(job_dir: Path, file_name: str) -> Path:
+    """``job_dir / file_name`` for a name made by :func:`stored_name` (or a legacy frame name)."""
+    path = job_dir / file_name
+    if path.parent not in (job_dir, job_dir / PREVIEW_DIR) or ".." in path.parts:
+        raise ValueError(f"frame file name {file_name!r} must come from stored_name")
+    return path
 
 
 class StoredFrameError(FileError):
@@ -154,10 +193,11 @@ class FrameStorage:
         *,
         expected_sha256: str | None,
     ) -> tuple[str, int]:
-        """Write one frame atomically; returns (sha256, size). The name must come from frame_file_name."""
-        dest = job_dir / file_name
-        if dest.parent != job_dir or "/" in file_name:
-            raise ValueError(f"frame file name {file_name!r} must be a plain file name")
+        """Write one file of a frame atomically; returns (sha256, size).
+
+        The name must come from :func:`stored_name` (or :func:`frame_file_name`).
+        """
+        dest = _in_job_dir(job_dir, file_name)
         return await write_atomic(
             dest, chunks, expected_sha256=expected_sha256, max_bytes=self.max_frame_bytes
         )
@@ -170,9 +210,7 @@ class FrameStorage:
         Raises :class:`FrameMissingError` when the file is gone and
         :class:`FrameCorruptError` when it no longer hashes to ``sha256``.
         """
-        path = job_dir / file_name
-        if path.parent != job_dir or "/" in file_name:
-            raise ValueError(f"frame file name {file_name!r} must be a plain file name")
+        path = _in_job_dir(job_dir, file_name)
         return await asyncio.to_thread(
             _open_checked, path, job_id=job_id, frame=frame, sha256=sha256
         )

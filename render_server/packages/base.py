@@ -104,8 +104,10 @@ class PackageAdapter(Protocol):
         """Raise MissingDependencyError if a file the scene needs is absent."""
         ...
 
-    def collect(self, req: RenderRequest) -> dict[int, Path]:
-        """Map each requested frame to its output file; raise PackageError naming missing ones."""
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
+        """Map each requested frame to the files the renderer wrote for it, in ``outdir``
+        under their own names, the frame's main file first; raise PackageError naming
+        frames with none."""
         ...
 
     async def scan(self, scene: Path) -> list[Path]:
@@ -132,7 +134,7 @@ def check_declared_assets(req: RenderRequest) -> None:
 _NUMBER_SUFFIX = re.compile(r"(\d+)$")
 
 
-def collect_numbered(req: RenderRequest, ext: str) -> dict[int, Path]:
+def collect_numbered(req: RenderRequest, ext: str) -> dict[int, list[Path]]:
     """Map frame numbers to files in outdir named ``<anything><digits>.<ext>``.
 
     Renderers pad frame numbers differently (POV-Ray to the width of the last
@@ -150,7 +152,7 @@ def collect_numbered(req: RenderRequest, ext: str) -> dict[int, Path]:
             f"renderer produced no output for frame(s) {', '.join(map(str, missing))} "
             f"in {req.outdir}; see the render log"
         )
-    return {f: found[f] for f in req.frames}
+    return {f: [found[f]] for f in req.frames}
 
 
 # --- registry ------------------------------------------------------------------------------

@@ -5,7 +5,12 @@ sets the thread count and applies only the overrides the job asks for
 (resolution, engine, samples, no denoising); everything else (resolution and
 percentage, engine, samples, seed, denoising, color management) stays as the
 .blend says, so a render with no overrides is what ``blender -b file.blend -f N``
-gives.  Then ``-a`` (or ``-f`` for one frame) renders into ``OUTDIR/<stem>_####.png``.
+gives.  A second script (:func:`output_script`) keeps the .blend's output settings
+(file format, colour depth, EXR codec, multilayer, views, file extension) and
+its output file name, moving only the folder into the task's output folder;
+then ``-a`` (or ``-f`` for one frame) renders. A render-write handler lists
+every file Blender writes, so the farm collects exactly Blender's names
+(padding, view suffixes).
 Blender renders missing textures magenta and still exits 0, so the real guard
 against missing files is the scan at submit time, whose result comes back as
 declared_assets.  Denoising needs OpenImageDenoise, which not every build has
@@ -22,7 +27,6 @@ from render_server.packages.base import (
     PackageError,
     RenderRequest,
     check_declared_assets,
-    collect_numbered,
     run_capture,
 )
 from spillway.packages.blender import ENGINES as BLENDER_ENGINES
@@ -30,6 +34,8 @@ from spillway.packages.blender import BlenderScanner
 from spillway.packages.features import BLENDER_OIDN
 
 PROBE_TIMEOUT = 30.0
+WRITTEN_LIST = "_spillway_written.jsonl"
+"""In the task work dir: one JSON line per file Blender wrote ({"frame", "path"})."""
 # Eevee needs OpenGL: software Mesa is enough without a display (slow).
 ENGINES = BLENDER_ENGINES
 _OIDN_MARKER = "SPILLWAY_OIDN="
@@ -46,7 +52,6 @@ def setup_script(req: RenderRequest) -> str:
         "import bpy",
         "s = bpy.context.scene",
         "r = s.render",
-        "r.image_settings.file_format = 'PNG'",
         "r.threads_mode = 'FIXED'",
         f"r.threads = {max(1, int(req.threads))}",
         "r.use_overwrite = True",
@@ -97,6 +102,56 @@ def _no_denoise_lines() -> list[str]:
     ]
 
 
+def output_script(req: RenderRequest) -> str:
+    """Python run after :func:`setup_script`: the .blend's own output settings, in the task's folder.
+
+    A movie format cannot be split into chunks of frames, so such a scene renders PNG
+    frames instead (said in the render log). The output file name is the .blend's
+    (``//renders/shot_`` writes ``shot_0001.exr``; a bare folder writes ``0001.exr``).
+    """
+    outdir = json.dumps(str(req.outdir))
+    written = json.dumps(str(req.workdir / WRITTEN_LIST))
+    return "\n".join(
+        [
+            "import bpy, json, os",
+            "r = bpy.context.scene.render",
+            "if r.is_movie_format:",
+            "    print('Spillway: the scene renders a movie file; the farm renders frames, as PNG')",
+            "    r.image_settings.file_format = 'PNG'",
+            f"r.filepath = os.path.join({outdir}, os.path.basename(r.filepath.replace('\\\\', '/')))",
+            "def _spillway_written(scene, *_):",
+            "    r, f = scene.render, scene.frame_current",
+            "    views = [''] if not r.use_multiview or r.image_settings.views_format != 'INDIVIDUAL' "
+            "or r.image_settings.file_format == 'OPEN_EXR_MULTILAYER' "
+            "else [v.name for v in r.views if v.use]",
+            f"    with open({written}, 'a') as fh:",
+            "        for v in views:",
+            "            fh.write(json.dumps({'frame': f, 'path': r.frame_path(frame=f, view=v)}) + '\\n')",
+            "bpy.app.handlers.render_write.append(_spillway_written)",
+        ]
+    )
+
+
+def collect_written(req: RenderRequest) -> dict[int, list[Path]]:
+    """The files Blender listed as written, per frame (in the order written), that exist."""
+    found: dict[int, list[Path]] = {}
+    listing = req.workdir / WRITTEN_LIST
+    lines = listing.read_text().splitlines() if listing.is_file() else []
+    for line in lines:
+        entry = json.loads(line)
+        path = Path(entry["path"])
+        frame = int(entry["frame"])
+        if path.parent == req.outdir and path.is_file() and path not in found.get(frame, []):
+            found.setdefault(frame, []).append(path)
+    missing = [f for f in req.frames if f not in found]
+    if missing:
+        raise PackageError(
+            f"Blender wrote no output for frame(s) {', '.join(map(str, missing))} "
+            f"in {req.outdir}; see the render log"
+        )
+    return {f: found[f] for f in req.frames}
+
+
 class BlenderAdapter:
     """Renders .blend scenes with Blender in background mode."""
 
@@ -143,12 +198,8 @@ class BlenderAdapter:
             "1",
             "--python-expr",
             setup_script(req),
-            "-o",
-            f"{req.outdir / req.scene.stem}_####",
-            "-F",
-            "PNG",
-            "-x",
-            "1",
+            "--python-expr",
+            output_script(req),
             "-t",
             str(max(1, req.threads)),
             *frames,
@@ -160,8 +211,8 @@ class BlenderAdapter:
     def preflight(self, req: RenderRequest) -> None:
         check_declared_assets(req)
 
-    def collect(self, req: RenderRequest) -> dict[int, Path]:
-        return collect_numbered(req, self.output_ext)
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
+        return collect_written(req)
 
     async def scan(self, scene: Path) -> list[Path]:
         """Files the .blend references (images, libraries, sounds, caches ...)."""

@@ -5,10 +5,12 @@ A chunk renders exactly what ``povray scene.pov +KFI<first> +KFF<last>`` (or
 job's (``+KFI/+KFF`` of its first and last frame, placed before an INI file so
 the INI's own ``Initial_Frame``/``Final_Frame`` win), and the chunk is chosen
 with ``+SF/+EF`` (and ``+STP`` for a stepped chunk).  Clock, antialiasing,
-``Cyclic_Animation``, resolution and every other option come from the INI
-file or POV-Ray's defaults (the host's ``povray.ini``); only an explicit
-resolution overrides (``+W/+H``).  Output files keep POV-Ray's own names and
-frame numbers (``clockd05.png``), written into the task's output folder.
+``Cyclic_Animation``, resolution, the output file type and depth
+(``Output_File_Type``/``+F``: PNG 8 or 16 bit, TGA, EXR, HDR, PPM, BMP, JPEG) and every
+other option come from the INI file or POV-Ray's defaults (the host's
+``povray.ini``); only an explicit resolution overrides (``+W/+H``).  Output files
+keep POV-Ray's own names, frame numbers and extensions (``clockd05.png``,
+``clockd05.exr``), written into the task's output folder.
 The scene's dependencies are read by the catalog's scanner
 (:mod:`spillway.packages.povray`); POV-Ray runs in the task work dir, so the
 relative names and library paths of the artist's folder resolve the same.
@@ -82,7 +84,6 @@ class PovrayAdapter:
         return [
             *argv,
             f"+O{req.outdir / output_base(req)}",
-            "+FN",
             "-D",  # no preview window
             "-P",  # no pause at the end
             f"+SF{req.first}",
@@ -104,12 +105,15 @@ class PovrayAdapter:
         except MissingDependencyError as exc:
             raise missing_error(exc.files, where=str(req.workdir)) from None
 
-    def collect(self, req: RenderRequest) -> dict[int, Path]:
-        """Map frames to ``<base><frame>.png`` (POV-Ray pads to the final frame's width);
-        a still (a one-frame animation range) is ``<base>.png``."""
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
+        """Map frames to ``<base><frame>.<ext>`` (POV-Ray pads to the final frame's width;
+        the extension is the output type's); a still (a one-frame animation range) is
+        ``<base>.<ext>``."""
         base = output_base(req)
         found: dict[int, Path] = {}
-        for path in sorted(req.outdir.glob(f"*.{self.output_ext}")):
+        for path in sorted(req.outdir.iterdir()):
+            if not _IMAGE_SUFFIX.search(path.name) or not path.is_file():
+                continue
             rest = path.stem[len(base) :] if path.stem.startswith(base) else None
             if rest and rest.isdigit():
                 found.setdefault(int(rest), path)
@@ -118,10 +122,10 @@ class PovrayAdapter:
         missing = [f for f in req.frames if f not in found]
         if missing:
             raise PackageError(
-                f"POV-Ray wrote no {base}<frame>.{self.output_ext} for frame(s) "
+                f"POV-Ray wrote no {base}<frame>.<ext> image for frame(s) "
                 f"{', '.join(map(str, missing))} in {req.outdir}; see the render log"
             )
-        return {f: found[f] for f in req.frames}
+        return {f: [found[f]] for f in req.frames}
 
     async def scan(self, scene: Path) -> list[Path]:
         return await PovrayScanner().scan(scene)

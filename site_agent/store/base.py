@@ -304,9 +304,14 @@ class Store(Protocol):
         """Average render time per frame of the most recent tasks, None before any."""
 
     # --- frames ---------------------------------------------------------
-    async def list_frames(self, job_id: str) -> list[FrameRecord]: ...
+    async def list_frames(self, job_id: str) -> list[FrameRecord]:
+        """Every stored frame of the job with all its files, in frame order."""
 
-    async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None: ...
+    async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None:
+        """The frame with all its files, None when not stored."""
+
+    async def frame_name_owners(self, job_id: str, names: Sequence[str]) -> dict[str, int]:
+        """Which frame holds a file of each of these names in the job (names held by none left out)."""
 
     async def stored_task_frames(
         self, job_id: str, task_id: int, frames: Sequence[int]

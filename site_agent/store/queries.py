@@ -238,6 +238,25 @@ ON CONFLICT (job_id, frame) DO UPDATE SET
     size = excluded.size, server_id = excluded.server_id, rendered_at = excluded.rendered_at
 """
 LIST_FRAMES = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 ORDER BY frame"
+# A frame's other files (frame_files): replaced whole each time the frame is recorded.
+FRAME_FILE_COLUMNS = "job_id, frame, name, sha256, size, kind"
+DELETE_FRAME_FILES = "DELETE FROM frame_files WHERE job_id = $1 AND frame = $2"
+INSERT_FRAME_FILE = (
+    f"INSERT INTO frame_files ({FRAME_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+LIST_FRAME_FILES = (
+    f"SELECT {FRAME_FILE_COLUMNS} FROM frame_files WHERE job_id = $1 ORDER BY frame, name"
+)
+FRAME_FILES_OF = f"""
+SELECT {FRAME_FILE_COLUMNS} FROM frame_files WHERE job_id = $1 AND frame = ANY($2::int[])
+ORDER BY frame, name
+"""
+# Which frames hold files of these names (both tables, through their (job_id, name) indexes).
+FRAME_NAME_OWNERS = """
+SELECT name, frame FROM frames WHERE job_id = $1 AND name = ANY($2::text[])
+UNION ALL
+SELECT name, frame FROM frame_files WHERE job_id = $1 AND name = ANY($2::text[])
+"""
 GET_FRAME = f"SELECT {FRAME_COLUMNS} FROM frames WHERE job_id = $1 AND frame = $2"
 # Reads only the task's own frames through the (job_id, frame) key, however large the job.
 STORED_TASK_FRAMES = """

@@ -15,7 +15,7 @@ from typing import Any
 from scheduler.dependencies import Upstream
 from scheduler.profile import JobProfile
 from scheduler.profile import ServerStatus as ServerStatus  # one enum: the scheduler's, re-exported
-from spillway.core.records import FileEntry
+from spillway.core.records import FileEntry, FileKind
 
 
 class JobState(StrEnum):
@@ -102,16 +102,35 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FrameFile:
+    """A file of a frame besides its main one: another output or its preview."""
+
+    name: str
+    """Path inside the job's storage folder (``shot_0001_R.exr``, ``.previews/shot_0001.exr.png``)."""
+    sha256: str
+    size: int
+    kind: FileKind = FileKind.EXTRA
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameRecord:
+    """A rendered frame: its main file (``name``, ``sha256``, ``size``) and its other files."""
+
     job_id: str
     frame: int
     task_id: int | None
     name: str
-    """File name inside the job's storage folder."""
+    """File name of the main file inside the job's storage folder."""
     sha256: str
     size: int
     server_id: str | None
     rendered_at: float
+    files: tuple[FrameFile, ...] = ()
+    """The frame's other files (extras, preview), by name; recording a frame replaces them."""
+
+    @property
+    def preview(self) -> FrameFile | None:
+        return next((f for f in self.files if f.kind == FileKind.PREVIEW), None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,10 +12,11 @@ from itertools import pairwise
 from typing import Any
 
 from scheduler.profile import JobProfile
-from spillway.core.records import FileEntry
+from spillway.core.records import FileEntry, FileKind
 
 from .database import Row
 from .records import (
+    FrameFile,
     FrameRecord,
     JobRecord,
     JobState,
@@ -191,8 +192,22 @@ def frame_params(frame: FrameRecord) -> tuple[Any, ...]:
     )
 
 
-def frame_from_row(row: Row) -> FrameRecord:
+def frame_file_params(frame: FrameRecord) -> list[tuple[Any, ...]]:
+    """Values for :data:`~site_agent.store.queries.INSERT_FRAME_FILE`, one tuple per file."""
+    return [
+        (frame.job_id, frame.frame, f.name, f.sha256, f.size, f.kind.value) for f in frame.files
+    ]
+
+
+def frame_file_from_row(row: Row) -> FrameFile:
+    return FrameFile(
+        name=row["name"], sha256=row["sha256"], size=row["size"], kind=FileKind(row["kind"])
+    )
+
+
+def frame_from_row(row: Row, files: Sequence[FrameFile] = ()) -> FrameRecord:
     return FrameRecord(
+        files=tuple(files),
         job_id=row["job_id"],
         frame=row["frame"],
         task_id=row["task_id"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from scheduler.dependencies import Upstream
 
@@ -22,6 +23,7 @@ from .dependencies import DependencyStatements
 from .migrate import apply_migrations
 from .records import (
     DispatchSnapshot,
+    FrameFile,
     FrameRecord,
     JobRecord,
     JobState,
@@ -30,7 +32,14 @@ from .records import (
     TaskRecord,
     TaskState,
 )
-from .rows import frame_from_row, job_from_row, server_from_row, server_params, task_from_row
+from .rows import (
+    frame_file_from_row,
+    frame_from_row,
+    job_from_row,
+    server_from_row,
+    server_params,
+    task_from_row,
+)
 from .snapshot import read_snapshot
 from .statements import SqlTransaction, job_not_found
 
@@ -182,7 +191,20 @@ class SqlStore:
 
     # --- frames ---------------------------------------------------------
     async def list_frames(self, job_id: str) -> list[FrameRecord]:
-        return [frame_from_row(row) for row in await self._db.fetch(q.LIST_FRAMES, job_id)]
+        files = await self._files_by_frame(q.LIST_FRAME_FILES, job_id)
+        rows = await self._db.fetch(q.LIST_FRAMES, job_id)
+        return [frame_from_row(row, files.get(row["frame"], ())) for row in rows]
+
+    async def _files_by_frame(self, query: str, *args: Any) -> dict[int, list[FrameFile]]:
+        files: dict[int, list[FrameFile]] = {}
+        for row in await self._db.fetch(query, *args):
+            files.setdefault(row["frame"], []).append(frame_file_from_row(row))
+        return files
+
+    async def frame_name_owners(self, job_id: str, names: Sequence[str]) -> dict[str, int]:
+        """Which frame holds a file of each of these names in the job (names held by none left out)."""
+        rows = await self._db.fetch(q.FRAME_NAME_OWNERS, job_id, list(names))
+        return {row["name"]: row["frame"] for row in rows}
 
     async def stored_task_frames(
         self, job_id: str, task_id: int, frames: Sequence[int]
@@ -193,7 +215,10 @@ class SqlStore:
 
     async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None:
         row = await self._db.fetchrow(q.GET_FRAME, job_id, frame)
-        return None if row is None else frame_from_row(row)
+        if row is None:
+            return None
+        files = await self._files_by_frame(q.FRAME_FILES_OF, job_id, [frame])
+        return frame_from_row(row, files.get(frame, ()))
 
     async def list_tasks_page(
         self, job_id: str, *, offset: int, limit: int, states: Collection[TaskState] | None = None
@@ -207,7 +232,8 @@ class SqlStore:
 
     async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]:
         rows = await self._db.fetch(q.FRAMES_OF, job_id, list(frames))
-        return [frame_from_row(row) for row in rows]
+        files = await self._files_by_frame(q.FRAME_FILES_OF, job_id, list(frames))
+        return [frame_from_row(row, files.get(row["frame"], ())) for row in rows]
 
     # --- task logs ------------------------------------------------------
     async def task_log_size(self, task_id: int, attempt: int) -> int:

@@ -29,7 +29,14 @@ from .records import (
     TaskRecord,
     TaskState,
 )
-from .rows import encode_frames, frame_params, job_from_row, job_params, task_from_row
+from .rows import (
+    encode_frames,
+    frame_file_params,
+    frame_params,
+    job_from_row,
+    job_params,
+    task_from_row,
+)
 from .usage import UsageEntry, record_attempts, record_entries
 
 
@@ -164,6 +171,13 @@ class SqlTransaction:
 
     async def upsert_frames(self, frames: Sequence[FrameRecord]) -> None:
         await self.connection.executemany(q.UPSERT_FRAME, [frame_params(f) for f in frames])
+        # A frame recorded again (a retry, a re-render) replaces its other files.
+        await self.connection.executemany(
+            q.DELETE_FRAME_FILES, [(f.job_id, f.frame) for f in frames]
+        )
+        files = [row for f in frames for row in frame_file_params(f)]
+        if files:
+            await self.connection.executemany(q.INSERT_FRAME_FILE, files)
 
     async def complete_tasks(self, reports: Sequence[CompletionReport]) -> None:
         await self.connection.executemany(

@@ -4,17 +4,42 @@
 job manifest, in a render-server assignment, in a federation offer, in a
 client's submission. Every package converts to and from it only at its
 boundaries (a database row, a wire message, a scan of the disk).
+:class:`FileKind` says what one file of a rendered frame is, wherever frame
+files are listed (the render-server protocol, the store, the APIs, federation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from spillway.core.checks import RELPATH, SHA256, CheckFields, at_least
 
-__all__ = ["FILE_ENTRY_CHECKS", "CheckedFileEntry", "FileEntry", "FileEntryError"]
+__all__ = [
+    "FILE_ENTRY_CHECKS",
+    "PREVIEW_DIR",
+    "CheckedFileEntry",
+    "FileEntry",
+    "FileEntryError",
+    "FileKind",
+]
+
+PREVIEW_DIR = ".previews"
+"""The folder, inside a job's storage folder, holding the frames' previews."""
+
+
+class FileKind(StrEnum):
+    """What one file of a rendered frame is."""
+
+    MAIN = "main"
+    """The frame's principal output (the one ``GET .../frames/{frame}`` serves); one per frame."""
+    EXTRA = "extra"
+    """Another file the renderer wrote for the frame (a second view, a depth map)."""
+    PREVIEW = "preview"
+    """A small PNG made by the render server for monitors, stored in :data:`PREVIEW_DIR`."""
+
 
 FILE_ENTRY_CHECKS = CheckFields(path=RELPATH, sha256=SHA256, size=at_least(0))
 """The contract of each :class:`FileEntry` field, as the wire codec applies it."""

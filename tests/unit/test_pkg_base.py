@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -62,10 +63,10 @@ def test_collect_numbered_parses_any_padding(tmp_path: Path) -> None:
     for name in ("shot_08.png", "shot_9.png", "shot_0010.png"):
         (out / name).write_bytes(b"")
     found = collect_numbered(_req(tmp_path, (8, 9, 10)), "png")
-    assert {f: p.name for f, p in found.items()} == {
-        8: "shot_08.png",
-        9: "shot_9.png",
-        10: "shot_0010.png",
+    assert {f: [p.name for p in ps] for f, ps in found.items()} == {
+        8: ["shot_08.png"],
+        9: ["shot_9.png"],
+        10: ["shot_0010.png"],
     }
     with pytest.raises(PackageError, match="frame\\(s\\) 11"):
         collect_numbered(_req(tmp_path, (10, 11)), "png")
@@ -84,8 +85,10 @@ def test_povray_command_animates_over_the_job_not_the_chunk(tmp_path: Path) -> N
     req = _req(tmp_path, (5, 6), width=64, height=48, threads=3, job_first=1, job_last=20)
     argv = PovrayAdapter().command(req)
     assert argv[:4] == ["povray", "+KFI1", "+KFF20", f"+I{tmp_path / 'shot.pov'}"]
-    for opt in ("+W64", "+H48", "+FN", "-D", "+SF5", "+EF6", "+STP1", "+WT3"):
+    for opt in ("+W64", "+H48", "-D", "+SF5", "+EF6", "+STP1", "+WT3"):
         assert opt in argv
+    # The output type is the scene's INI's (or POV-Ray's default), never forced.
+    assert not [a for a in argv if a[:2] in ("+F", "-F")]
     # Clock and antialiasing are the scene's (or POV-Ray's defaults), never forced.
     assert [a for a in argv if a.startswith(("+K", "+A"))] == ["+KFI1", "+KFF20"]
     assert f"+L{tmp_path}" in argv
@@ -123,8 +126,12 @@ def test_blender_command(tmp_path: Path) -> None:
     argv = BlenderAdapter().command(req)
     assert argv[:3] == ["blender", "-b", str(tmp_path / "shot.blend")]
     assert argv[-5:] == ["-s", "3", "-e", "5", "-a"]
-    assert f"{tmp_path / 'out' / 'shot'}_####" in argv
+    # The .blend's output format and file name are kept; only the folder is the task's.
+    assert not {"-o", "-F", "-x"} & set(argv)
     setup = argv[argv.index("--python-expr") + 1]
+    output = argv[argv.index("--python-expr", argv.index(setup)) + 1]
+    assert "file_format" not in setup
+    assert f"os.path.join({json.dumps(str(tmp_path / 'out'))}," in output
     assert "r.resolution_x = 64" in setup and 'r.engine = "CYCLES"' in setup
     # Only what the job overrides is set: samples and denoising stay the scene's.
     assert "samples" not in setup and "use_denoising" not in setup

@@ -225,7 +225,7 @@ def test_adapter_renders_a_chunk(tmp_path: Path) -> None:
     assert proc.returncode == 0
     frames = adapter.collect(req)
     assert sorted(frames) == [3, 4]
-    assert _pixels(frames[3]).shape == (30, 40, 3)
+    assert _pixels(frames[3][0]).shape == (30, 40, 3)
 
 
 def test_adapter_preflight_missing_texture(tmp_path: Path) -> None:

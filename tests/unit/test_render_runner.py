@@ -62,10 +62,10 @@ class ScriptAdapter:
         self.preflights += 1
         check_declared_assets(req)
 
-    def collect(self, req: RenderRequest) -> dict[int, Path]:
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
         if self.fail_collect:
             raise RuntimeError("collector bug")
-        return {1: req.outdir / "f_0001.png"}
+        return {1: [req.outdir / "f_0001.png"]}
 
     async def scan(self, scene: Path) -> list[Path]:
         return []

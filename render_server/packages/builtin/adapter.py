@@ -71,7 +71,7 @@ class BuiltinAdapter:
         if missing:
             raise missing_error(missing, where=str(scene_dir))
 
-    def collect(self, req: RenderRequest) -> dict[int, Path]:
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
         return collect_numbered(req, self.output_ext)
 
     async def scan(self, scene: Path) -> list[Path]:
