@@ -151,9 +151,11 @@ class AsyncClient:
         *,
         sha256: str | None = None,
         replace: bool = True,
+        name: str | None = None,
     ) -> int:
+        """One rendered frame (its main file, or its file ``name``) to ``dest``, verified."""
         return await self.transport.download_frame(
-            job_id, frame, dest, sha256=sha256, replace=replace
+            job_id, frame, dest, sha256=sha256, replace=replace, name=name
         )
 
     async def submit_scene(

@@ -245,6 +245,11 @@ def _add_download(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace files in DIR that differ from the job's frames (default: refuse)",
     )
+    p.add_argument(
+        "--previews",
+        action="store_true",
+        help="also download each frame's small PNG preview into DIR/.previews/",
+    )
     p.set_defaults(handler=cmd_download)
 
 

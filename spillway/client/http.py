@@ -213,7 +213,9 @@ class AgentClient:
         return dict(reply["server"])
 
     async def frames(self, job_id: str) -> list[dict[str, Any]]:
-        """Rendered frames of a job: ``[{"frame", "name", "sha256", "size", "url"}]``."""
+        """Rendered frames of a job: ``[{"frame", "name", "sha256", "size", "url", "files",
+        "preview_url"}]`` (``files``: every file of the frame, ``{"name", "kind", "sha256",
+        "size", "url"}``)."""
         reply = await self._json("GET", f"/jobs/{quote(job_id, safe='')}/frames")
         return list(reply.get("frames", []))
 
@@ -236,8 +238,10 @@ class AgentClient:
         *,
         sha256: str | None = None,
         replace: bool = True,
+        name: str | None = None,
     ) -> int:
-        """Download one rendered frame to ``dest`` atomically; return its size in bytes.
+        """Download one rendered frame (its main file, or its file ``name`` as the frame
+        list names it) to ``dest`` atomically; return its size in bytes.
 
         The bytes are hashed while streaming and compared with ``sha256`` (looked
         up with :meth:`frames` when not given); on a mismatch nothing is written
@@ -253,6 +257,8 @@ class AgentClient:
         if sha256 is None:
             sha256 = await self._recorded_sha256(job_id, frame)
         path = f"/jobs/{quote(job_id, safe='')}/frames/{int(frame)}"
+        if name is not None:
+            path += f"/files/{quote(name)}"
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "Frame",
+    "FrameOutput",
     "Health",
     "Job",
     "JobDetail",
@@ -185,11 +186,36 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FrameOutput:
+    """One file of a rendered frame: ``kind`` is ``main`` (the frame's own file), ``extra``
+    (another output: a second view, a pass) or ``preview`` (a small PNG, in ``.previews/``)."""
+
+    name: str
+    """Its name in the job folder: the renderer's file name, or ``.previews/<name>``."""
+    kind: str
+    sha256: str
+    size: int
+    url: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Json) -> FrameOutput:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data.get("kind", "main")),
+            sha256=str(data["sha256"]),
+            size=int(data.get("size", 0)),
+            url=_opt_str(data.get("url")),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
     """One frame of a job: rendered (``sha256`` and ``size`` set) or still to come.
 
-    From ``GET /jobs/{id}/frames`` every frame is rendered and has its ``url``; in a
-    job's detail each frame carries its task's state, task id and server.
+    From ``GET /jobs/{id}/frames`` every frame is rendered and has its ``url``, its
+    ``files`` (main first; none from agents older than named outputs) and its
+    ``preview_url`` (None without a preview); in a job's detail each frame carries
+    its task's state, task id and server.
     """
 
     frame: int
@@ -200,6 +226,8 @@ class Frame:
     server: str | None = None
     task: int | None = None
     url: str | None = None
+    files: tuple[FrameOutput, ...] = ()
+    preview_url: str | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> Frame:
@@ -212,6 +240,8 @@ class Frame:
             server=_opt_str(data.get("server")),
             task=_opt_int(data.get("task")),
             url=_opt_str(data.get("url")),
+            files=tuple(FrameOutput.from_json(f) for f in data.get("files") or ()),
+            preview_url=_opt_str(data.get("preview_url")),
         )
 
     @property

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from spillway.client import api
 from spillway.client.api import Call, parse_reply
@@ -192,8 +193,10 @@ class Client:
         *,
         sha256: str | None = None,
         replace: bool = True,
+        name: str | None = None,
     ) -> int:
-        """Download one rendered frame to ``dest`` atomically; return its size in bytes.
+        """Download one rendered frame (its main file, or its file ``name`` as
+        :attr:`Frame.files` names it) to ``dest`` atomically; return its size in bytes.
 
         The bytes are hashed while streaming and compared with ``sha256`` (looked up
         with :meth:`frames` when not given); on a mismatch nothing is written
@@ -204,6 +207,8 @@ class Client:
         if sha256 is None:
             sha256 = self._recorded_sha256(job_id, frame)
         route = api.path("jobs", job_id, "frames", str(int(frame)))
+        if name is not None:  # a preview's name has a folder: its "/" stays a separator
+            route += "/files/" + quote(name, safe="/")
         sink = FrameSink(dest, replace=replace)
         self._transport.exchange("GET", route, None, None, sink=sink)
         return sink.finish(sha256, f"frame {frame} of job {job_id}")
