@@ -18,6 +18,7 @@ from site_agent.lifecycle import Lifecycle
 from site_agent.store import (
     LOCAL,
     CompletionReport,
+    FrameFile,
     FrameRecord,
     JobRecord,
     JobState,
@@ -34,7 +35,7 @@ from site_agent.store import (
     TaskRecord,
     TaskState,
 )
-from spillway.core.records import FileEntry
+from spillway.core.records import FileEntry, FileKind
 
 ALL_STATES = tuple(JobState)
 
@@ -456,6 +457,37 @@ async def test_record_frames_upserts(store: Store) -> None:
         await lc(store).apply_reports(
             [], [dataclasses.replace(frame(1), job_id="nope")], [], at=20.0
         )
+
+
+async def test_a_frames_other_files_are_recorded_with_it_and_replaced_with_it(
+    store: Store,
+) -> None:
+    await new_job(store)
+    right = FrameFile(name="shot_0002_R.exr", sha256="e" * 64, size=10, kind=FileKind.EXTRA)
+    preview = FrameFile(
+        name=".previews/shot_0002.exr.png", sha256="f" * 64, size=5, kind=FileKind.PREVIEW
+    )
+    two = dataclasses.replace(frame(2), files=(preview, right))
+    await lc(store).apply_reports([], [frame(1), two], [], at=20.0)
+    assert await store.list_frames("job-1") == [frame(1), two]
+    assert await store.get_frame("job-1", 2) == two
+    assert (await store.get_frame("job-1", 2)).preview == preview  # type: ignore[union-attr]
+    assert await store.frames_of("job-1", [2, 3]) == [two]
+    # Which frame holds a name: main files and other files alike, only in this job.
+    names = ["shot_0001.exr", "shot_0002_R.exr", ".previews/shot_0002.exr.png", "other.exr"]
+    assert await store.frame_name_owners("job-1", names) == {
+        "shot_0001.exr": 1,
+        "shot_0002_R.exr": 2,
+        ".previews/shot_0002.exr.png": 2,
+    }
+    assert await store.frame_name_owners("job-2", names) == {}
+    # Recording the frame again replaces its files (a retry that wrote fewer files).
+    again = dataclasses.replace(frame(2, sha="d"), files=(right,))
+    await lc(store).apply_reports([], [again], [], at=21.0)
+    assert await store.get_frame("job-1", 2) == again
+    await lc(store).apply_reports([], [frame(2)], [], at=22.0)
+    assert await store.get_frame("job-1", 2) == frame(2)
+    assert await store.frame_name_owners("job-1", ["shot_0002_R.exr"]) == {}
 
 
 # --- task lifecycle -----------------------------------------------------------
