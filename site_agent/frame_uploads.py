@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from render_server import protocol
 from spillway.core.records import FileKind
 
+from .connections import ActiveTask
 from .errors import BadRequestError
-from .files import UnsafePathError
+from .files import UnsafePathError, check_sha256, sha256_all
 from .storage import stored_name
 from .store.records import FrameFile, FrameRecord
 
@@ -70,6 +72,83 @@ def check_owners(files: Iterable[IncomingFile], owners: dict[str, int]) -> None:
                 "each frame's files need names of their own (put the frame number in the "
                 "scene's output file name)"
             )
+
+
+async def check_inline(
+    active: ActiveTask, frames: Sequence[protocol.InlineFrame]
+) -> list[IncomingFile]:
+    """The files of a TaskDone, checked (names, one main file a frame, sha256 of the bytes)."""
+    uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
+    check_task_files(active.frames, uploads)
+    for f in frames:
+        check_sha256(f.sha256)
+    hashes = await sha256_all([f.data for f in frames])
+    for f, digest in zip(frames, hashes, strict=True):
+        if digest != f.sha256:
+            raise BadRequestError(
+                f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}"
+            )
+    return uploads
+
+
+def frame_record(
+    server_id: str,
+    active: ActiveTask,
+    frame: int,
+    main: FrameFile,
+    others: dict[str, FrameFile],
+    *,
+    at: float,
+) -> FrameRecord:
+    """The record of a frame whose main file (``main``, as stored) came after ``others``."""
+    return FrameRecord(
+        job_id=active.job_id,
+        frame=frame,
+        task_id=active.task_id,
+        name=main.name,
+        sha256=main.sha256,
+        size=main.size,
+        server_id=server_id,
+        rendered_at=at,
+        files=tuple(others[n] for n in sorted(others)),
+    )
+
+
+def inline_records(
+    server_id: str,
+    active: ActiveTask,
+    uploads: Sequence[IncomingFile],
+    stored: Sequence[FrameFile],
+    *,
+    at: float,
+) -> list[FrameRecord]:
+    """One record per frame of files written together, each with its other files."""
+    others: dict[int, dict[str, FrameFile]] = {}
+    for u, file in zip(uploads, stored, strict=True):
+        if u.kind != FileKind.MAIN:
+            others.setdefault(u.frame, {})[file.name] = file
+    return [
+        frame_record(server_id, active, u.frame, file, others.get(u.frame, {}), at=at)
+        for u, file in zip(uploads, stored, strict=True)
+        if u.kind == FileKind.MAIN
+    ]
+
+
+class FrameReads(Protocol):
+    async def frames_of(self, job_id: str, frames: Sequence[int]) -> list[FrameRecord]: ...
+
+
+async def unrecorded_files(
+    store: FrameReads, active: ActiveTask, outputs: Sequence[protocol.Output]
+) -> list[str]:
+    """Reported files other than main ones that are not recorded with their frame."""
+    if all(out.kind == FileKind.MAIN for out in outputs):
+        return []
+    records = {r.frame: r for r in active.uploaded}
+    earlier = sorted({o.frame for o in outputs} - set(records))
+    if earlier:  # recorded before an agent restart: only in the store
+        records.update((r.frame, r) for r in await store.frames_of(active.job_id, earlier))
+    return unrecorded(outputs, records.values())
 
 
 def unrecorded(outputs: Sequence[protocol.Output], records: Iterable[FrameRecord]) -> list[str]:

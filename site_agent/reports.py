@@ -17,14 +17,16 @@ from spillway.core.records import FileKind
 
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
-from .files import FileError, StorageWriteError, check_sha256, one_chunk, sha256_all
+from .files import FileError, StorageWriteError, one_chunk
 from .frame_uploads import (
     IncomingFile,
+    check_inline,
     check_owners,
-    check_task_files,
     file_of,
+    frame_record,
     incoming,
-    unrecorded,
+    inline_records,
+    unrecorded_files,
 )
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
@@ -263,7 +265,9 @@ class TaskReports:
             if kind != FileKind.MAIN:
                 active.pending.setdefault(frame, {})[stored.name] = stored
                 return stored
-            record = self._record(server_id, active, upload, stored, active.pending.pop(frame, {}))
+            record = frame_record(
+                server_id, active, frame, stored, active.pending.pop(frame, {}), at=self._clock()
+            )
             await self._lifecycle.record_frame(record)
         except StorageWriteError as exc:
             await self.agent_fault(server_id, active, str(exc))
@@ -320,40 +324,11 @@ class TaskReports:
         )
         return file_of(upload, digest, size)
 
-    def _record(
-        self,
-        server_id: str,
-        active: ActiveTask,
-        main: IncomingFile,
-        stored: FrameFile,
-        others: dict[str, FrameFile],
-    ) -> FrameRecord:
-        return FrameRecord(
-            job_id=active.job_id,
-            frame=main.frame,
-            task_id=active.task_id,
-            name=stored.name,
-            sha256=stored.sha256,
-            size=stored.size,
-            server_id=server_id,
-            rendered_at=self._clock(),
-            files=tuple(others[n] for n in sorted(others)),
-        )
-
     async def _write_inline(
         self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]
     ) -> list[FrameRecord]:
         """Write the files of a TaskDone; all are checked before any is written."""
-        uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
-        check_task_files(active.frames, uploads)
-        for f in frames:
-            check_sha256(f.sha256)
-        hashes = await sha256_all([f.data for f in frames])
-        for f, digest in zip(frames, hashes, strict=True):
-            if digest != f.sha256:
-                raise BadRequestError(
-                    f"frame {f.frame}: {len(f.data)} bytes hash to {digest}, not the declared {f.sha256}"
-                )
+        uploads = await check_inline(active, frames)
         job = await self._job(active)
         check_owners(
             uploads, await self._store.frame_name_owners(job.id, [u.name for u in uploads])
@@ -364,15 +339,7 @@ class TaskReports:
         ]
         # The usual one-file task without a task per file; several files share one file-system sync.
         stored = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
-        others: dict[int, dict[str, FrameFile]] = {}
-        for u, file in zip(uploads, stored, strict=True):
-            if u.kind != FileKind.MAIN:
-                others.setdefault(u.frame, {})[file.name] = file
-        records = [
-            self._record(server_id, active, u, file, others.get(u.frame, {}))
-            for u, file in zip(uploads, stored, strict=True)
-            if u.kind == FileKind.MAIN
-        ]
+        records = inline_records(server_id, active, uploads, stored, at=self._clock())
         self.inline_frames += len(records)
         log.debug(
             "wrote %d inline files of task %s from %s", len(frames), active.task_id, server_id
@@ -389,24 +356,10 @@ class TaskReports:
             missing = [f for f in missing if f not in stored]
         if missing:
             return f"render server reported success but frames {missing[:5]} were not uploaded"
-        absent = await self._unrecorded_files(active, outputs)
+        absent = await unrecorded_files(self._store, active, outputs)
         if absent:
             return f"render server reported success but files {absent[:5]} were not uploaded"
         return ""
-
-    async def _unrecorded_files(
-        self, active: ActiveTask, outputs: Sequence[protocol.Output]
-    ) -> list[str]:
-        """Reported files other than main ones that are not recorded with their frame."""
-        if all(out.kind == FileKind.MAIN for out in outputs):
-            return []
-        records = {r.frame: r for r in active.uploaded}
-        earlier = sorted({o.frame for o in outputs} - set(records))
-        if earlier:  # recorded before an agent restart: only in the store
-            records.update(
-                (r.frame, r) for r in await self._store.frames_of(active.job_id, earlier)
-            )
-        return unrecorded(outputs, records.values())
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server's connection holds it (no query)."""

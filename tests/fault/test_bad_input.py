@@ -658,11 +658,14 @@ async def test_a_real_render_servers_small_frames_arrive_inline(
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         await server.shutdown()
-    assert site.reports.inline_frames == 2 and stored_calls == 2  # both inline, none over HTTP
+    # Both frames inline, none over HTTP: each its main file and its preview.
+    assert site.reports.inline_frames == 2 and stored_calls == 4
     frames = (await (await client.get(f"/api/v1/jobs/{job_id}/frames")).json())["frames"]
     assert sorted(f["frame"] for f in frames) == [1, 2]
     stored = sorted(p.name for p in (client.site_dir / "storage").rglob("*") if p.is_file())  # type: ignore[attr-defined]
-    assert len(stored) == 2 and all(name.endswith(".png") for name in stored), stored
+    assert len(stored) == 4 and all(name.endswith(".png") for name in stored), stored
+    previews = [p for p in (client.site_dir / "storage").rglob(".previews/*")]  # type: ignore[attr-defined]
+    assert len(previews) == 2
 
 
 @pytest.mark.parametrize("kind", ["tampered", "not_in_task", "bad_sha"])
