@@ -307,10 +307,12 @@ class Results:
         self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
     ) -> None:
         path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
-        # The frame's other files first, its main file last, as a render server uploads them.
-        wanted = [(f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files]
-        wanted.append((path, name, frame.sha256))
         try:
+            # The frame's other files first, its main file last, as a render server uploads them.
+            wanted = [
+                (f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files
+            ]
+            wanted.append((path, name, frame.sha256))
             for url, file_name, sha256 in wanted:
 
                 async def write(

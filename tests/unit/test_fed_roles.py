@@ -28,6 +28,7 @@ from federation.protocol import (
     Cancel,
     Commit,
     CommitReply,
+    FrameFileOutput,
     FrameOutput,
     JobSpec,
     Message,
@@ -45,7 +46,7 @@ from site_agent.errors import ConflictError, JobExistsError
 from site_agent.files import HashMismatchError
 from site_agent.lifecycle import TransactionHook
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
-from spillway.core.records import FileEntry
+from spillway.core.records import FileEntry, FileKind
 
 _R = TypeVar("_R", bound=Message)
 SHA = "a" * 64
@@ -263,7 +264,7 @@ class FakeSite:
         digest = hashlib.sha256(data).hexdigest()
         if expected_sha256 is not None and digest != expected_sha256:
             raise HashMismatchError(f"{file_name}: got {digest}")
-        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / file_name).parent.mkdir(parents=True, exist_ok=True)  # previews: a subfolder
         (job_dir / file_name).write_bytes(data)
         return digest, len(data)
 
@@ -935,6 +936,51 @@ async def test_a_final_notification_fetches_the_frames_and_finishes_the_job_once
     b.jobs.frames["j1"] = []
     await b.results.notify(FACILITY, notify(NotifyState.DONE))  # a redelivery
     assert b.jobs.frames["j1"] == []
+
+
+async def test_every_file_of_a_frame_is_fetched_and_recorded_with_it(tmp_path: Path) -> None:
+    b = await back(tmp_path)
+    extra = {
+        "shot_0001_R.png": (FileKind.EXTRA, b"right view"),
+        ".previews/shot_0001.png.png": (FileKind.PREVIEW, b"preview"),
+    }
+    for name, (_, data) in extra.items():
+        b.client.files[f"/fed/v1/jobs/r1/frames/1/files/{name}"] = data
+    files = tuple(
+        FrameFileOutput(
+            name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data), kind=kind
+        )
+        for name, (kind, data) in extra.items()
+    )
+    first, second = outputs()
+    msg = dataclasses.replace(
+        notify(NotifyState.DONE), frames=(dataclasses.replace(first, files=files), second)
+    )
+    await b.results.notify(FACILITY, msg)
+    assert b.jobs.jobs["j1"].state == JobState.DONE
+    job_dir = b.site.job_dir(b.jobs.jobs["j1"].name, "j1")
+    for name, (_, data) in extra.items():
+        assert (job_dir / name).read_bytes() == data
+    recorded = {f.frame: f for f in b.jobs.frames["j1"]}
+    assert {(f.name, f.kind) for f in recorded[1].files} == {
+        (name, kind) for name, (kind, _) in extra.items()
+    }
+    assert recorded[2].files == ()
+
+
+async def test_a_frame_file_name_that_leaves_the_job_folder_fails_that_frame(
+    tmp_path: Path,
+) -> None:
+    b = await back(tmp_path)
+    bad = FrameFileOutput(name="sub/x.exr", sha256="a" * 64, size=1, kind=FileKind.EXTRA)
+    first, second = outputs()
+    msg = dataclasses.replace(
+        notify(NotifyState.DONE), frames=(dataclasses.replace(first, files=(bad,)), second)
+    )
+    await b.results.notify(FACILITY, msg)
+    job = b.jobs.jobs["j1"]
+    assert job.state == JobState.FAILED and "unusable file name" in job.error
+    assert [f.frame for f in b.jobs.frames["j1"]] == [2]
 
 
 async def test_a_notification_of_an_older_placement_is_ignored(tmp_path: Path) -> None:
