@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -323,3 +324,63 @@ async def test_an_upgraded_database_has_the_schema_of_a_fresh_one(
     assert upgraded == fresh
     assert "chain" in upgraded[0]["schema_migrations"]
     assert "fed_outbox" in upgraded[0]
+
+
+async def test_frames_recorded_before_frame_files_upgrade_and_take_files(
+    blank_store_url: str, tmp_path: Path
+) -> None:
+    """0003 (frame_files) on a database holding frames: each frame stays its main file,
+    with no other files, and can then be recorded again with some."""
+    from site_agent.store.migrate import MigrationChain
+    from site_agent.store.records import FrameFile, FrameRecord
+    from spillway.core.records import FileKind
+
+    before = tmp_path / "before"
+    for dialect in ("sqlite", "postgres"):
+        (before / dialect).mkdir(parents=True)
+        for migration in load_migrations(dialect):
+            if migration.version < 3:
+                (before / dialect / migration.path.name).write_text(migration.read())
+    url = urlsplit(blank_store_url)
+    db: Database = (
+        await SqliteDatabase.open(str(sqlite_path(blank_store_url)))
+        if url.scheme == "sqlite"
+        else await PostgresDatabase.open(blank_store_url)
+    )
+    try:
+        assert await apply_migrations(db, MigrationChain(name="site", folder=before)) == [1, 2]
+        await db.execute(
+            "INSERT INTO jobs (id, name, owner, origin_site, priority, profile, frames, frame_count,"
+            " chunk_size, scene, manifest, output_name, output_ext, settings, state, placement,"
+            " placement_reason, created_at, updated_at) VALUES ($1, 'shot', '', 'studio', 0, '{}',"
+            " '1', 1, 1, 'scene.json', '[]', 'shot', 'png', '{}', 'done', 'local', '', 1.0, 1.0)",
+            "j1",
+        )
+        await db.execute(
+            "INSERT INTO frames (job_id, frame, task_id, name, sha256, size, server_id,"
+            " rendered_at) VALUES ('j1', 1, NULL, 'shot_0001.png', $1, 3, NULL, 2.0)",
+            "a" * 64,
+        )
+    finally:
+        await db.close()
+    store = await open_store(blank_store_url)
+    try:
+        old = FrameRecord(
+            job_id="j1",
+            frame=1,
+            task_id=None,
+            name="shot_0001.png",
+            sha256="a" * 64,
+            size=3,
+            server_id=None,
+            rendered_at=2.0,
+        )
+        assert await store.list_frames("j1") == [old]
+        preview = FrameFile(
+            name=".previews/shot_0001.png.png", sha256="b" * 64, size=1, kind=FileKind.PREVIEW
+        )
+        async with store.transaction() as tx:
+            await tx.upsert_frames([dataclasses.replace(old, files=(preview,))])
+        assert (await store.get_frame("j1", 1)) == dataclasses.replace(old, files=(preview,))
+    finally:
+        await store.close()

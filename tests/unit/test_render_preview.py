@@ -1,0 +1,78 @@
+"""Previews: OpenEXR clamped and sRGB-encoded, 16-bit scaled, at most 256 px, unreadable refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+from render_server.preview import PreviewError, make_preview, preview_name, read_exr
+
+
+def _write_exr(path: Path, channels: dict[str, np.ndarray]) -> None:
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, channels) as exr:
+        exr.write(str(path))
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return np.asarray(img.convert("RGB"))
+
+
+def test_an_exr_is_clamped_srgb_encoded_and_made_small(tmp_path: Path) -> None:
+    height, width = 300, 600
+    plane = np.zeros((height, width), dtype=np.float32)
+    red = plane + 0.5  # linear 0.5 is sRGB 188
+    green = plane + 4.0  # over-exposed: clamped to white
+    blue = plane  # black stays black
+    _write_exr(tmp_path / "f.exr", {"R": red, "G": green, "B": blue})
+    make_preview(tmp_path / "f.exr", tmp_path / "p.png")
+    px = _pixels(tmp_path / "p.png")
+    assert px.shape == (128, 256, 3)
+    assert tuple(px[64, 128]) == (188, 255, 0)
+
+
+def test_a_multilayer_exr_shows_its_combined_pass(tmp_path: Path) -> None:
+    plane = np.zeros((4, 4), dtype=np.float32)
+    channels = {
+        "ViewLayer.Depth.Z": plane + 9.0,
+        "ViewLayer.Combined.R": plane + 1.0,
+        "ViewLayer.Combined.G": plane,
+        "ViewLayer.Combined.B": plane,
+        "ViewLayer.Combined.A": plane + 1.0,
+        "ViewLayer.AO.R": plane,
+        "ViewLayer.AO.G": plane + 1.0,
+        "ViewLayer.AO.B": plane,
+    }
+    _write_exr(tmp_path / "m.exr", channels)
+    assert read_exr(tmp_path / "m.exr")[0, 0].tolist() == [1.0, 0.0, 0.0]
+    make_preview(tmp_path / "m.exr", tmp_path / "m.png")
+    assert tuple(_pixels(tmp_path / "m.png")[0, 0]) == (255, 0, 0)
+
+
+def test_a_16bit_image_is_scaled_to_8_bits(tmp_path: Path) -> None:
+    values = np.full((10, 20), 32896, dtype=np.uint16)  # 0x8080: 128 in 8 bits
+    Image.fromarray(values).save(tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as img:
+        assert img.mode.startswith("I")  # really 16-bit on disk
+    make_preview(tmp_path / "g.png", tmp_path / "gp.png")
+    px = _pixels(tmp_path / "gp.png")
+    assert px.shape == (10, 20, 3) and set(px.ravel().tolist()) == {128}
+
+
+def test_an_unreadable_file_gets_no_preview(tmp_path: Path) -> None:
+    (tmp_path / "x.hdr").write_bytes(b"#?RADIANCE\nnot really\n")
+    (tmp_path / "y.exr").write_bytes(b"not an exr")
+    for name in ("x.hdr", "y.exr"):
+        with pytest.raises(PreviewError, match=name):
+            make_preview(tmp_path / name, tmp_path / "out.png")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_preview_names_keep_the_main_files_whole_name() -> None:
+    assert preview_name("shot_0001.exr") == "shot_0001.exr.png"
