@@ -32,7 +32,8 @@ def render(agent: Agent, *args: str) -> dict:
 
 
 def frame_names(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """The frame files in a folder (a job's storage folder also holds ``.previews/``)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def test_download_keeps_other_jobs_frames_and_skips_bad_ones(
