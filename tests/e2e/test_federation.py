@@ -225,6 +225,10 @@ def assert_frames_at_both_sites(sites: Sites, studio_detail: dict[str, Any], cou
     assert sorted(listed) == studio_files
     for name in studio_files:
         assert sha256_file(studio_dir / name) == sha256_file(facility_dir / name) == listed[name]
+    # Every file of a frame comes back, the previews the remote's render servers made too.
+    previews = sorted(p.name for p in (studio_dir / ".previews").iterdir())
+    assert previews == sorted(p.name for p in (facility_dir / ".previews").iterdir())
+    assert previews == [f"{name}.png" for name in studio_files]
 
 
 def test_job_only_the_remote_can_render_is_forwarded_rendered_and_fetched(sites: Sites) -> None:
@@ -540,7 +544,8 @@ def test_unreachable_remote_beyond_lease_is_replaced_and_its_late_result_ignored
     assert after["job"]["updated_at"] == job["updated_at"], "the late result changed the job"
     # The files are still the studio's own renders, not the facility's late ones.
     job_dir = Path(job["storage_dir"])
-    assert sorted(p.name for p in job_dir.iterdir()) == sorted(f["name"] for f in detail["frames"])
+    frames = sorted(p.name for p in job_dir.iterdir() if p.is_file())  # not .previews/
+    assert frames == sorted(f["name"] for f in detail["frames"])
     for frame in detail["frames"]:
         assert sha256_file(job_dir / frame["name"]) == frame["sha256"], frame
     late = studio.log().split("epoch 1 is not the current placement", 1)[1]

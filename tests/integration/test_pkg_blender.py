@@ -90,7 +90,7 @@ def test_renders_two_frames(work: Path, tmp_path: Path, engine: str) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     frames = adapter.collect(req)
     assert sorted(frames) == [1, 2]
-    one, two = _pixels(frames[1]), _pixels(frames[2])
+    one, two = _pixels(frames[1][0]), _pixels(frames[2][0])
     assert one.shape == two.shape == (48, 64, 3)
     assert one.tobytes() != two.tobytes()
 
@@ -138,7 +138,7 @@ def test_scene_resolution_without_override_matches_blender(tmp_path: Path) -> No
     req.outdir.mkdir()
     proc = subprocess.run(adapter.command(req), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
-    farm = _pixels(adapter.collect(req)[5])
+    farm = _pixels(adapter.collect(req)[5][0])
     assert farm.shape == (270, 480, 3)
     assert np.array_equal(farm, _pixels(direct / "frame_0005.png"))
 

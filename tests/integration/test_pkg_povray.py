@@ -117,7 +117,7 @@ def test_renders_a_three_frame_chunk(work: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     frames = adapter.collect(req)
     assert sorted(frames) == [8, 9, 10]
-    images = [_pixels(frames[f]) for f in (8, 9, 10)]
+    images = [_pixels(frames[f][0]) for f in (8, 9, 10)]
     assert all(img.shape == (48, 64, 3) for img in images)
     assert images[0].tobytes() != images[2].tobytes()
 
@@ -126,7 +126,7 @@ def test_single_frame_chunk(work: Path, tmp_path: Path) -> None:
     adapter = PovrayAdapter()
     req = _request(work, tmp_path / "out", (12,), job=(1, 24))
     assert _run(adapter, req).returncode == 0
-    img = _pixels(adapter.collect(req)[12])
+    img = _pixels(adapter.collect(req)[12][0])
     assert img.std() > 10  # a real picture, not just the background
 
 
@@ -210,7 +210,7 @@ def _farm(
             adapter.command(req), cwd=work, capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        for frame, path in adapter.collect(req).items():
+        for frame, [path] in adapter.collect(req).items():
             assert frame in req.frames
             result[path.name] = _pixels(path)
     return result
