@@ -21,21 +21,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from spillway.core.records import preview_name as preview_name  # re-exported for the runner
+
 log = logging.getLogger(__name__)
 PREVIEW_SIZE = 256
 """Longest side of a preview, in pixels."""
-PREVIEW_SUFFIX = ".png"
 
 FloatImage = np.ndarray[Any, np.dtype[np.float32]]
 
 
 class PreviewError(Exception):
     """The file cannot be read as an image here; it gets no preview."""
-
-
-def preview_name(main_name: str) -> str:
-    """The preview's file name for a frame whose main file is ``main_name`` (unique per job)."""
-    return main_name + PREVIEW_SUFFIX
 
 
 def make_preview(source: Path, dest: Path, *, size: int = PREVIEW_SIZE) -> None:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
-from spillway.core.records import FileKind
+from spillway.core.records import FileKind, preview_name
 
 from .connections import ActiveTask
 from .errors import BadRequestError
 from .files import UnsafePathError, check_sha256, sha256_all
-from .storage import stored_name
+from .storage import frame_file_name, stored_name
 from .store.records import FrameFile, FrameRecord
 
 
@@ -60,6 +60,18 @@ def check_task_files(task_frames: Sequence[int], files: Sequence[IncomingFile]) 
     orphans = sorted({f.frame for f in files} - mains)
     if orphans:
         raise BadRequestError(f"frame(s) {orphans} were sent without a main file")
+
+
+def names_to_check(output_name: str, output_ext: str, files: Iterable[IncomingFile]) -> list[str]:
+    """The names another frame of the job might hold: all but the job's own pattern
+    (``<output_name>_<frame:04d>.<ext>``, and its preview), which names one frame only.
+    Saves the store a read per task in the common case of a renderer named like the job."""
+    unique: list[str] = []
+    for f in files:
+        own = frame_file_name(output_name, f.frame, output_ext)
+        if f.name not in (own, stored_name(preview_name(own), FileKind.PREVIEW)):
+            unique.append(f.name)
+    return unique
 
 
 def check_owners(files: Iterable[IncomingFile], owners: dict[str, int]) -> None:

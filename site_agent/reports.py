@@ -26,6 +26,7 @@ from .frame_uploads import (
     frame_record,
     incoming,
     inline_records,
+    names_to_check,
     unrecorded_files,
 )
 from .job_cache import JobCache
@@ -259,7 +260,7 @@ class TaskReports:
             )
         else:
             upload = incoming(frame, name, kind)
-            check_owners([upload], await self._store.frame_name_owners(job.id, [upload.name]))
+            await self._check_owners(job, [upload])
         try:
             stored = await self.write_frame(job, upload, chunks, expected_sha256=expected_sha256)
             if kind != FileKind.MAIN:
@@ -303,6 +304,11 @@ class TaskReports:
             log.error("could not hand back task %s: %s", active.task_id, exc)
         self._dispatcher.wake()
 
+    async def _check_owners(self, job: JobRecord, uploads: Sequence[IncomingFile]) -> None:
+        names = names_to_check(job.output_name, job.output_ext, uploads)
+        if names:
+            check_owners(uploads, await self._store.frame_name_owners(job.id, names))
+
     async def _job(self, active: ActiveTask) -> JobRecord:
         job = await self.jobs.get(active.job_id)  # only its name and output pattern are used
         if job is None:
@@ -330,9 +336,7 @@ class TaskReports:
         """Write the files of a TaskDone; all are checked before any is written."""
         uploads = await check_inline(active, frames)
         job = await self._job(active)
-        check_owners(
-            uploads, await self._store.frame_name_owners(job.id, [u.name for u in uploads])
-        )
+        await self._check_owners(job, uploads)
         writes = [
             self.write_frame(job, u, one_chunk(f.data), expected_sha256=f.sha256)
             for u, f in zip(uploads, frames, strict=True)

@@ -24,10 +24,17 @@ __all__ = [
     "FileEntry",
     "FileEntryError",
     "FileKind",
+    "preview_name",
 ]
 
 PREVIEW_DIR = ".previews"
 """The folder, inside a job's storage folder, holding the frames' previews."""
+
+
+def preview_name(main_name: str) -> str:
+    """The file name of the preview of a frame whose main file is ``main_name`` (unique in
+    the job as main names are: ``shot_0001.exr`` -> ``shot_0001.exr.png``)."""
+    return main_name + ".png"
 
 
 class FileKind(StrEnum):

@@ -668,20 +668,29 @@ async def test_a_real_render_servers_small_frames_arrive_inline(
     assert len(previews) == 2
 
 
-@pytest.mark.parametrize("kind", ["tampered", "not_in_task", "bad_sha"])
+@pytest.mark.parametrize(
+    "kind", ["tampered", "not_in_task", "bad_sha", "folder_name", "hidden_name", "no_main"]
+)
 async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(
     client: Client, kind: str
 ) -> None:
     ws, other_ws, sid, _, assign = await _assigned(client)
     data = png_bytes()
     frame, digest, body = 7, sha(data), data
+    name = f"{assign.output_name}_{frame:04d}.png"
+    file_kind = protocol.FileKind.MAIN
     if kind == "tampered":
         body = data + b"!"
     elif kind == "not_in_task":
         frame = 8
-    else:
+    elif kind == "bad_sha":
         digest = "not-a-sha"
-    name = f"{assign.output_name}_{frame:04d}.png"
+    elif kind == "folder_name":
+        name = "../escape.png"
+    elif kind == "hidden_name":
+        name = ".hidden.png"
+    else:
+        file_kind = protocol.FileKind.EXTRA  # a frame's other file without its main file
     await ws.send_bytes(
         protocol.encode(
             protocol.TaskDone(
@@ -689,8 +698,16 @@ async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(
                 attempt=assign.attempt,
                 started_at=0.0,
                 finished_at=0.0,
-                outputs=[protocol.Output(frame=frame, name=name, sha256=digest, size=len(body))],
-                frames=[protocol.InlineFrame(frame=frame, name=name, sha256=digest, data=body)],
+                outputs=[
+                    protocol.Output(
+                        frame=frame, name=name, sha256=digest, size=len(body), kind=file_kind
+                    )
+                ],
+                frames=[
+                    protocol.InlineFrame(
+                        frame=frame, name=name, sha256=digest, data=body, kind=file_kind
+                    )
+                ],
             )
         )
     )
@@ -706,6 +723,56 @@ async def test_a_bad_inline_frame_fails_the_attempt_and_stores_nothing(
     await other_ws.close()
     await assert_serving(client)
     assert_contained(client)
+
+
+async def test_an_output_name_another_frame_holds_is_refused_before_writing(
+    client: Client,
+) -> None:
+    """Two frames of a job writing one file name would overwrite each other's output."""
+    from site_agent.appkeys import SITE
+    from site_agent.store.records import FrameRecord
+
+    ws, other_ws, sid, _, assign = await _assigned(client)
+    site = client.app[SITE]
+    taken = FrameRecord(
+        job_id=assign.job_id,
+        frame=8,
+        task_id=None,
+        name="shot.png",
+        sha256="a" * 64,
+        size=1,
+        server_id=None,
+        rendered_at=1.0,
+    )
+    async with site.store.transaction() as tx:
+        await tx.upsert_frames([taken])
+    data = png_bytes()
+    url = _frame_url(sid, assign.task_id, assign.attempt, 7)
+    resp = await client.put(
+        url, params={"name": "shot.png"}, data=data, headers={"X-Sha256": sha(data)}
+    )
+    body = await assert_error(resp, 400)
+    assert "'shot.png' of frame 7 is already frame 8's" in body["error"]["message"]
+    resp = await client.put(
+        url,
+        params={"name": "x.png", "kind": "thumbnail"},
+        data=data,
+        headers={"X-Sha256": sha(data)},
+    )
+    assert (
+        "kind must be one of main, extra, preview"
+        in (await assert_error(resp, 400))["error"]["message"]
+    )
+    # A name of its own is stored under that name.
+    resp = await client.put(
+        url, params={"name": "shot 7.png"}, data=data, headers={"X-Sha256": sha(data)}
+    )
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["name"] == "shot 7.png"
+    storage = client.site_dir / "storage"  # type: ignore[attr-defined]
+    assert sorted(p.name for p in storage.rglob("*") if p.is_file()) == ["shot 7.png"]
+    await ws.close()
+    await other_ws.close()
 
 
 async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(
