@@ -37,6 +37,7 @@ from federation.protocol import (
     Cancel,
     Commit,
     CommitReply,
+    FrameFileOutput,
     FrameOutput,
     Notify,
     NotifyState,
@@ -405,7 +406,12 @@ class Acceptance:
 
 
 def _frame_output(frame: FrameRecord) -> FrameOutput:
-    return FrameOutput(frame=frame.frame, sha256=frame.sha256, size=frame.size, name=frame.name)
+    files = tuple(
+        FrameFileOutput(name=f.name, sha256=f.sha256, size=f.size, kind=f.kind) for f in frame.files
+    )
+    return FrameOutput(
+        frame=frame.frame, sha256=frame.sha256, size=frame.size, name=frame.name, files=files
+    )
 
 
 def _frame_dict(frame: FrameRecord) -> dict[str, Any]:

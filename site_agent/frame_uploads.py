@@ -21,7 +21,7 @@ from .connections import ActiveTask
 from .errors import BadRequestError
 from .files import UnsafePathError, check_sha256, sha256_all
 from .storage import frame_file_name, stored_name
-from .store.records import FrameFile, FrameRecord
+from .store.records import FrameFile, FrameRecord, JobRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +40,18 @@ def incoming(frame: int, name: str, kind: FileKind) -> IncomingFile:
         return IncomingFile(frame=frame, name=stored_name(name, kind), kind=kind)
     except UnsafePathError as exc:
         raise BadRequestError(f"frame {frame}: {exc}") from None
+
+
+def upload_of(
+    output_name: str, output_ext: str, frame: int, name: str | None, kind: FileKind
+) -> IncomingFile:
+    """An uploaded file as stored; ``name`` None: from a render server older than named
+    outputs, whose one file per frame is stored as ``<output_name>_<frame:04d>.<ext>``."""
+    if name is None:
+        return IncomingFile(
+            frame=frame, name=frame_file_name(output_name, frame, output_ext), kind=kind
+        )
+    return incoming(frame, name, kind)
 
 
 def check_task_files(task_frames: Sequence[int], files: Sequence[IncomingFile]) -> None:
@@ -72,6 +84,17 @@ def names_to_check(output_name: str, output_ext: str, files: Iterable[IncomingFi
         if f.name not in (own, stored_name(preview_name(own), FileKind.PREVIEW)):
             unique.append(f.name)
     return unique
+
+
+class NameOwners(Protocol):
+    async def frame_name_owners(self, job_id: str, names: Sequence[str]) -> dict[str, int]: ...
+
+
+async def check_names(store: NameOwners, job: JobRecord, files: Sequence[IncomingFile]) -> None:
+    """BadRequestError if a name is already another frame's in the job (asks the store)."""
+    names = names_to_check(job.output_name, job.output_ext, files)
+    if names:
+        check_owners(files, await store.frame_name_owners(job.id, names))
 
 
 def check_owners(files: Iterable[IncomingFile], owners: dict[str, int]) -> None:

@@ -21,17 +21,16 @@ from .files import FileError, StorageWriteError, one_chunk
 from .frame_uploads import (
     IncomingFile,
     check_inline,
-    check_owners,
+    check_names,
     file_of,
     frame_record,
-    incoming,
     inline_records,
-    names_to_check,
     unrecorded_files,
+    upload_of,
 )
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
-from .storage import FrameStorage, frame_file_name
+from .storage import FrameStorage
 from .store.base import StoreError
 from .store.records import (
     CompletionReport,
@@ -254,13 +253,8 @@ class TaskReports:
         if frame not in active.frames:
             raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
         job = await self._job(active)
-        if name is None:
-            upload = IncomingFile(
-                frame=frame, name=frame_file_name(job.output_name, frame, job.output_ext), kind=kind
-            )
-        else:
-            upload = incoming(frame, name, kind)
-            await self._check_owners(job, [upload])
+        upload = upload_of(job.output_name, job.output_ext, frame, name, kind)
+        await check_names(self._store, job, [upload])
         try:
             stored = await self.write_frame(job, upload, chunks, expected_sha256=expected_sha256)
             if kind != FileKind.MAIN:
@@ -304,11 +298,6 @@ class TaskReports:
             log.error("could not hand back task %s: %s", active.task_id, exc)
         self._dispatcher.wake()
 
-    async def _check_owners(self, job: JobRecord, uploads: Sequence[IncomingFile]) -> None:
-        names = names_to_check(job.output_name, job.output_ext, uploads)
-        if names:
-            check_owners(uploads, await self._store.frame_name_owners(job.id, names))
-
     async def _job(self, active: ActiveTask) -> JobRecord:
         job = await self.jobs.get(active.job_id)  # only its name and output pattern are used
         if job is None:
@@ -336,7 +325,7 @@ class TaskReports:
         """Write the files of a TaskDone; all are checked before any is written."""
         uploads = await check_inline(active, frames)
         job = await self._job(active)
-        await self._check_owners(job, uploads)
+        await check_names(self._store, job, uploads)
         writes = [
             self.write_frame(job, u, one_chunk(f.data), expected_sha256=f.sha256)
             for u, f in zip(uploads, frames, strict=True)
