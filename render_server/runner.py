@@ -301,6 +301,7 @@ class TaskRunner:
         Blocking (reads and encodes images): call it in a worker thread. A frame whose
         main file cannot be read here (see :mod:`render_server.preview`) has no preview.
         """
+        a = self.assign
         collected = self._adapter.collect(req)
         previews = self.workdir / "_spillway_previews"
         ordered: dict[int, list[tuple[protocol.FileKind, Path]]] = {}
@@ -316,6 +317,8 @@ class TaskRunner:
                 entry.append((protocol.FileKind.PREVIEW, preview))
             except PreviewError as exc:
                 log.info("task %s: no preview of frame %s: %s", self.assign.task_id, frame, exc)
+            except Exception:  # noqa: BLE001 - a preview is a convenience: it never fails a render
+                log.exception("task %s: making the preview of frame %s failed", a.task_id, frame)
             entry.append((protocol.FileKind.MAIN, main))
             ordered[frame] = entry
         return ordered
