@@ -169,7 +169,7 @@ def _render_farm(blend_dir: Path, tmp_path: Path, frame: int, **overrides: objec
     req.outdir.mkdir(exist_ok=True)
     proc = subprocess.run(adapter.command(req), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
-    return adapter.collect(req)[frame]
+    return adapter.collect(req)[frame][0]
 
 
 def test_cycles_scene_without_overrides_is_pixel_identical_to_blender(tmp_path: Path) -> None:
