@@ -329,7 +329,7 @@ async def test_an_upgraded_database_has_the_schema_of_a_fresh_one(
 async def test_frames_recorded_before_frame_files_upgrade_and_take_files(
     blank_store_url: str, tmp_path: Path
 ) -> None:
-    """0005 (frame_files) on a database holding frames: each frame stays its main file,
+    """0006 (frame_files) on a database holding frames: each frame stays its main file,
     with no other files, and can then be recorded again with some."""
     from site_agent.store.migrate import MigrationChain
     from site_agent.store.records import FrameFile, FrameRecord
@@ -339,7 +339,7 @@ async def test_frames_recorded_before_frame_files_upgrade_and_take_files(
     for dialect in ("sqlite", "postgres"):
         (before / dialect).mkdir(parents=True)
         for migration in load_migrations(dialect):
-            if migration.version < 5:
+            if migration.version < 6:
                 (before / dialect / migration.path.name).write_text(migration.read())
     url = urlsplit(blank_store_url)
     db: Database = (
@@ -348,12 +348,8 @@ async def test_frames_recorded_before_frame_files_upgrade_and_take_files(
         else await PostgresDatabase.open(blank_store_url)
     )
     try:
-        assert await apply_migrations(db, MigrationChain(name="site", folder=before)) == [
-            1,
-            2,
-            3,
-            4,
-        ]
+        applied = await apply_migrations(db, MigrationChain(name="site", folder=before))
+        assert applied == [1, 2, 3, 4, 5]
         await db.execute(
             "INSERT INTO jobs (id, name, owner, origin_site, priority, profile, frames, frame_count,"
             " chunk_size, scene, manifest, output_name, output_ext, settings, state, placement,"
