@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from spillway.client.api import CONTROL_ACTIONS, Call
 from spillway.client.errors import (
     ApiError,
     BadRequest,
@@ -40,22 +39,22 @@ from spillway.client.errors import (
     Unprocessable,
     Unreachable,
 )
-from spillway.client.records import (
-    Frame,
-    Health,
-    Job,
-    JobDetail,
-    JobState,
-    Peer,
-    Server,
-    Task,
-    TaskState,
-)
-from spillway.client.sync import Client
 
 if TYPE_CHECKING:
     from spillway.client.aio import AsyncClient
+    from spillway.client.api import CONTROL_ACTIONS, Call
     from spillway.client.http import AgentClient
+    from spillway.client.records import (
+        Frame,
+        Health,
+        Job,
+        JobDetail,
+        JobState,
+        Peer,
+        Server,
+        Task,
+        TaskState,
+    )
     from spillway.client.submission import (
         LocalFile,
         Manifest,
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
         upload_missing,
         wait_for_job,
     )
+    from spillway.client.sync import Client
     from spillway.client.sync_submit import Submitted
 
 __all__ = [
@@ -111,9 +111,27 @@ __all__ = [
     "wait_for_job",
 ]
 
-# Loaded when first named: the asyncio side (aiohttp, asyncio), and submission
-# (scanners, hashing), so `spillway jobs` and a script that only reads do not pay for them.
+# Loaded when first named, so that a command pays only for what it uses: the records
+# and the sync client (dataclasses, and with them inspect), the asyncio side (aiohttp),
+# and submission (scanners, hashing). `spillway --help` loads none of them.
 _LAZY = {
+    "CONTROL_ACTIONS": "spillway.client.api",
+    "Call": "spillway.client.api",
+    "Client": "spillway.client.sync",
+    **{
+        name: "spillway.client.records"
+        for name in (
+            "Frame",
+            "Health",
+            "Job",
+            "JobDetail",
+            "JobState",
+            "Peer",
+            "Server",
+            "Task",
+            "TaskState",
+        )
+    },
     "AsyncClient": "spillway.client.aio",
     "AgentClient": "spillway.client.http",
     "Submitted": "spillway.client.sync_submit",

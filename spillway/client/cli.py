@@ -21,7 +21,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spillway.client.args import (
     DEFAULT_AGENT,
@@ -50,17 +50,25 @@ from spillway.client.commands import (
     cmd_submit,
     run_client_command,
 )
-from spillway.client.download import cmd_download
 from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.logs import add_logs_command
 from spillway.client.usage import add_usage_command
 from spillway.client.webhooks import add_webhooks_command
+
+if TYPE_CHECKING:
+    from spillway.client.sync import Client
 
 # Agent answers that mean the user asked for something wrong (exit 2, not 1).
 _BAD_INPUT_STATUS = frozenset({400, 404, 413, 422})
 
 AddCommands = Callable[[Any], None]
 """Adds subcommands to the ``spillway`` parser's subparsers (the process commands)."""
+
+
+def _cmd_download(client: Client, args: argparse.Namespace) -> int:
+    from spillway.client.download import cmd_download  # its records load with the client
+
+    return cmd_download(client, args)
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -250,7 +258,7 @@ def _add_download(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also download each frame's small PNG preview into DIR/.previews/",
     )
-    p.set_defaults(handler=cmd_download)
+    p.set_defaults(handler=_cmd_download)
 
 
 def _add_servers(sub: Any, common: argparse.ArgumentParser) -> None:

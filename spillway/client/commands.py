@@ -26,14 +26,14 @@ from spillway.client.formatting import (
     job_summary,
 )
 from spillway.client.job_view import show_job
-from spillway.client.sync import Client
 
 if TYPE_CHECKING:
     from spillway.client.submission import SubmitOptions
+    from spillway.client.sync import Client
 
 JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 
-Handler = Callable[[Client, argparse.Namespace], int]
+Handler = Callable[["Client", argparse.Namespace], int]
 
 
 def print_json(data: Any) -> None:
@@ -194,6 +194,8 @@ def cmd_peers(client: Client, args: argparse.Namespace) -> int:
 
 def run_client_command(args: argparse.Namespace) -> int:
     """Open a client to ``args.agent`` and run the command's handler."""
+    from spillway.client.sync import Client  # here, so that `--help` never loads it
+
     with Client(args.agent, token=args.token) as client:
         handler: Handler = args.handler
         return handler(client, args)

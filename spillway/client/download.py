@@ -14,11 +14,14 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from spillway.client.errors import ClientError, FileConflict
 from spillway.client.formatting import human_size
 from spillway.client.records import Frame
-from spillway.client.sync import Client
+
+if TYPE_CHECKING:
+    from spillway.client.sync import Client
 
 __all__ = ["cmd_download", "frame_files", "plan_download"]
 

@@ -12,11 +12,13 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spillway.client.formatting import format_job
-from spillway.client.sync import Client
 from spillway.core.frames import parse_frames
+
+if TYPE_CHECKING:
+    from spillway.client.sync import Client
 
 __all__ = ["SUMMARY_OVER", "frame_task_indexes", "show_job"]
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spillway.client.args import non_negative_int, positive_int
 from spillway.client.errors import ClientError
-from spillway.client.sync import Client
+
+if TYPE_CHECKING:
+    from spillway.client.sync import Client
 
 FOLLOW_WAIT_S = 20.0
 """How long one follow request waits for new text (the agent allows up to 30 s)."""

@@ -1,9 +1,9 @@
 """The standard library HTTP transport of :class:`spillway.client.Client`.
 
-One keep-alive ``http.client`` connection per thread, a bearer token, JSON in and
-out, streaming bodies; every failure becomes a :mod:`spillway.client.errors`
-class whose message says what to do. ``http.client`` is imported at the first
-request, so a command that fails early (or ``--help``) never loads it.
+One keep-alive HTTP/1.1 connection per thread (:mod:`spillway.client.http1`,
+over ``socket``: ``http.client`` would load the ``email`` package), a bearer
+token, JSON in and out, streaming bodies; every failure becomes a
+:mod:`spillway.client.errors` class whose message says what to do.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from spillway.client.errors import (
 from spillway.client.localfiles import file_mode, place, temp_beside
 
 if TYPE_CHECKING:
-    import http.client
+    from spillway.client.http1 import Connection, Response
 
 __all__ = ["FrameSink", "Transport"]
 
@@ -46,16 +46,14 @@ _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 class _Connection:
     """One keep-alive HTTP connection and when it was last used."""
 
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.used_at = time.monotonic()
         self.requests = 0
 
     def set_timeout(self, timeout_s: float) -> None:
         """Use this socket timeout from the next request on."""
-        self.conn.timeout = timeout_s
-        if self.conn.sock is not None:
-            self.conn.sock.settimeout(timeout_s)
+        self.conn.set_timeout(timeout_s)
 
 
 class Transport:
@@ -92,23 +90,20 @@ class Transport:
         self._local = threading.local()
 
     def _connection(self) -> _Connection:
-        import http.client  # on the first request: `spillway --help` never loads it
+        from spillway.client.http1 import Connection, ascii_connect
 
         current: _Connection | None = getattr(self._local, "conn", None)
         if current is not None and time.monotonic() - current.used_at > _IDLE_S:
             current.conn.close()
             current = None
         if current is None:
-            conn: http.client.HTTPConnection
-            if self._https:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.timeout_s, blocksize=CHUNK
-                )
-            else:
-                conn = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self.timeout_s, blocksize=CHUNK
-                )
-            conn._create_connection = _create_connection  # type: ignore[attr-defined]
+            conn = Connection(
+                self._host,
+                self._port,
+                https=self._https,
+                timeout=self.timeout_s,
+                connect=ascii_connect,
+            )
             current = _Connection(conn)
             self._local.conn = current
             with self._lock:
@@ -145,7 +140,7 @@ class Transport:
 
         ``wait_s``: the agent may hold the answer that long (a long-poll), on top of the
         timeout."""
-        import http.client
+        from spillway.client.http1 import RemoteDisconnected
 
         target = self._prefix + route + (f"?{urlencode(params)}" if params else "")
         data: bytes | IO[bytes] | None = stream
@@ -159,7 +154,7 @@ class Transport:
             reused = current.requests > 0
             try:
                 return self._once(current, method, target, data, hdrs, sink)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
+            except (RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
                 self._drop(current)
                 can_retry = reused and method in _IDEMPOTENT and stream is None and sink is None
                 if attempt == 2 or not can_retry:
@@ -180,13 +175,14 @@ class Transport:
         headers: dict[str, str],
         sink: FrameSink | None,
     ) -> tuple[int, Any]:
-        import http.client
         import socket
+
+        from spillway.client.http1 import BadResponse
 
         current.requests += 1
         try:
             current.conn.request(method, target, body=data, headers=headers)
-            resp = current.conn.getresponse()
+            resp = current.conn.getresponse(method)
             if resp.status < 400 and sink is not None:
                 sink.fill(resp)
                 payload = b""
@@ -200,9 +196,9 @@ class Transport:
                 f"({self.timeout_s:g} s); check that it is running and not overloaded",
                 code="timeout",
             ) from err
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            raise
-        except (OSError, http.client.HTTPException) as err:
+        except (ConnectionResetError, BrokenPipeError):
+            raise  # exchange() decides whether to send again
+        except (OSError, BadResponse) as err:
             if isinstance(err, OSError) and current.requests == 1 and not _sent(err):
                 raise self._unreachable(err) from err
             raise self._lost(err) from err
@@ -225,9 +221,7 @@ class Transport:
                 code="bad_reply",
             ) from err
 
-    def _api_error(
-        self, resp: http.client.HTTPResponse, payload: bytes, method: str, route: str
-    ) -> ClientError:
+    def _api_error(self, resp: Response, payload: bytes, method: str, route: str) -> ClientError:
         error: dict[str, Any] = {}
         try:
             body = json.loads(payload)
@@ -266,22 +260,6 @@ class Transport:
         )
 
 
-def _create_connection(address: tuple[str, int], *args: Any) -> Any:
-    """``socket.create_connection`` with an ASCII host name passed as bytes.
-
-    A ``str`` host makes the resolver load the IDNA codec (with ``unicodedata`` and
-    ``stringprep``): a tenth of a short command's start, for nothing when the name is
-    ASCII, as agent addresses are.
-    """
-    import socket
-
-    host, port = address
-    if host.isascii():
-        # getaddrinfo takes bytes too; typeshed lists only str.
-        return socket.create_connection((host.encode(), port), *args)  # type: ignore[arg-type]
-    return socket.create_connection(address, *args)
-
-
 def _sent(err: OSError) -> bool:
     """Whether an OSError is one of a connection that was made (vs. never established)."""
     return isinstance(err, ConnectionError)
@@ -297,7 +275,7 @@ class FrameSink:
         self.digest = ""
         self.size = 0
 
-    def fill(self, resp: http.client.HTTPResponse) -> None:
+    def fill(self, resp: Response) -> None:
         import hashlib  # only a download needs it
 
         fd, self.tmp = temp_beside(self.dest, file_mode(resp.getheader("X-File-Mode")))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spillway.client.api import Call
 from spillway.client.formatting import human_size
-from spillway.client.sync import Client
+
+if TYPE_CHECKING:
+    from spillway.client.api import Call
+    from spillway.client.sync import Client
 
 __all__ = ["add_usage_command", "cmd_usage", "format_usage", "usage"]
 
@@ -29,6 +31,8 @@ def usage(
     until: str | None = None,
 ) -> Call[dict[str, Any]]:
     """``GET /api/v1/usage``: ``{"group", "rows": [...], "total": {...}, ...}``."""
+    from spillway.client.api import Call  # with the client, not at `--help`
+
     params = {"group": group}
     for key, value in (("peer", peer), ("since", since), ("until", until)):
         if value is not None:

@@ -6,10 +6,12 @@ import argparse
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spillway.client.formatting import human_age, table
-from spillway.client.sync import Client
+
+if TYPE_CHECKING:
+    from spillway.client.sync import Client
 
 
 def format_webhooks(body: Mapping[str, Any], now: float) -> str:

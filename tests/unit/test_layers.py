@@ -115,6 +115,10 @@ def test_the_spillway_command_loads_the_server_side_only_to_run_a_process() -> N
     assert under(loaded, *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
     # Nor the HTTP stack: importing aiohttp was most of the command's start-up time.
     assert under(loaded, "aiohttp") == []
+    # Nor the client itself: its records (dataclasses, which load inspect), its
+    # transport (socket, threading) and the HTTP parsing are for commands that run.
+    assert under(loaded, "spillway.client.sync", "spillway.client.records") == []
+    assert under(loaded, "dataclasses", "inspect", "socket", "threading", "http", "email") == []
 
 
 def test_the_sync_client_and_the_client_commands_load_no_async_stack() -> None:
@@ -130,6 +134,9 @@ def test_the_sync_client_and_the_client_commands_load_no_async_stack() -> None:
     assert under(loaded, "aiohttp", "asyncio", *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
     # Nor what only submit needs, nor the IDNA codec an ASCII agent address never needs.
     assert under(loaded, "spillway.packages", "packaging", "hashlib", "encodings.idna") == []
+    # Nor http.client, whose header parsing is the email package: a third of the start.
+    assert "spillway.client.http1" in loaded
+    assert under(loaded, "http", "email", "ssl") == []
 
 
 @pytest.mark.parametrize("package", ["spillway.core", "spillway.packages"])
