@@ -152,6 +152,16 @@ def test_the_render_server_loads_no_agent_federation_scheduler_or_client() -> No
     assert under(loaded, "scheduler", "site_agent", "federation", "spillway.client") == []
 
 
+def test_the_builtin_renderer_child_loads_only_what_a_render_needs() -> None:
+    # `python -m render_server.packages.builtin` starts once per task: its imports are
+    # part of every frame's time. numpy and Pillow render; the adapter interface (which
+    # loads asyncio), the package catalog and its version parser do not.
+    loaded = loaded_modules("render_server.packages.builtin.cli")
+    assert "numpy" in loaded and "spillway.packages.builtin_scene" in loaded
+    assert under(loaded, "asyncio", "packaging", "subprocess", "render_server.packages.base") == []
+    assert under(loaded, "spillway.packages.catalog", "spillway.packages.process") == []
+
+
 def test_the_site_agent_loads_no_federation() -> None:
     loaded = loaded_modules("site_agent", walk=True)
     assert "site_agent.app" in loaded

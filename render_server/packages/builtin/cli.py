@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from render_server.packages.base import MissingDependencyError, PackageError
 from render_server.packages.builtin import VERSION
 from render_server.packages.builtin.tracer import load_textures, render
 from spillway.packages.builtin_scene import load_scene
+from spillway.packages.errors import MissingDependencyError, PackageError
 
 EXIT_USAGE = 2
 EXIT_SCENE = 3

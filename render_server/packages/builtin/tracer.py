@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from render_server.packages.base import MissingDependencyError
 from spillway.packages.builtin_scene import FrameScene, Material, Mesh, Plane, Sphere
+from spillway.packages.errors import MissingDependencyError
 
 EPS = 1e-4
 SPHERE_CHECKS = (16.0, 8.0)  # checker squares around and along a sphere
