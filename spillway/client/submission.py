@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -423,6 +423,18 @@ FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
 # Poll errors that mean "the agent is restarting or briefly unreachable"; waiting carries on.
 _TRANSIENT = frozenset({"unreachable", "connection_lost", "timeout"})
 
+FIRST_POLL_S = 0.05
+"""The first wait between polls; each next one doubles, up to the caller's ``poll_s``."""
+
+
+def poll_delays(poll_s: float) -> Iterator[float]:
+    """Waits between polls of a job: short at first, so that a short job is seen done
+    soon after it ends (a 1-frame job takes a fraction of a second), then ``poll_s``."""
+    delay = min(FIRST_POLL_S, poll_s)
+    while True:
+        yield delay
+        delay = min(delay * 2, poll_s)
+
 
 async def wait_for_job(
     client: AgentClient,
@@ -434,6 +446,8 @@ async def wait_for_job(
 ) -> dict[str, Any]:
     """Poll ``GET /jobs/{id}`` until the job is done, failed or cancelled; return the JOB.
 
+    Polls come quickly at first and then every ``poll_s`` (:func:`poll_delays`).
+
     ``on_update`` gets every full reply (job, tasks, frames).  The agent may be
     unreachable for up to ``max_outage_s`` (a restart) before the error is raised.
     """
@@ -441,6 +455,7 @@ async def wait_for_job(
 
     outage_started: float | None = None
     loop = asyncio.get_running_loop()
+    delays = poll_delays(poll_s)
     while True:
         try:
             detail = await client.job(job_id)
@@ -459,4 +474,4 @@ async def wait_for_job(
         job = dict(detail["job"])
         if job.get("state") in FINISHED_STATES:
             return job
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(next(delays))

@@ -23,6 +23,7 @@ from spillway.client.submission import (
     UploadCallback,
     build_job_body,
     parse_package_spec,
+    poll_delays,
     prepare_submission,
     scanner_for,
 )
@@ -166,10 +167,13 @@ def wait(
 ) -> Job:
     """Poll the job until it is done, failed or cancelled; return it.
 
+    Polls come quickly at first and then every ``poll_s`` (:func:`poll_delays`).
+
     ``on_update`` gets every poll's detail. The agent may be unreachable for up to
     ``max_outage_s`` (a restart) before the error is raised.
     """
     outage_started: float | None = None
+    delays = poll_delays(poll_s)
     while True:
         try:
             detail = client.job(job_id)
@@ -187,4 +191,4 @@ def wait(
             on_update(detail)
         if detail.job.state in FINISHED_STATES:
             return detail.job
-        time.sleep(poll_s)
+        time.sleep(next(delays))

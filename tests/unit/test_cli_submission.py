@@ -186,3 +186,13 @@ def test_symlink_escaping_the_scene_folder_is_refused(tmp_path: Path) -> None:
     (scene_dir / "tex.png").symlink_to(outside)
     with pytest.raises(SubmissionError, match="symlink"):
         manifest_from_files(scene, assets=[scene_dir / "tex.png"])
+
+
+def test_polls_of_a_waited_job_start_short_and_settle_at_the_interval() -> None:
+    from itertools import islice
+
+    from spillway.client.submission import poll_delays
+
+    # A 1-frame job done 0.3 s after submit is seen within a poll of its end, not a second.
+    assert list(islice(poll_delays(1.0), 7)) == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert list(islice(poll_delays(0.01), 3)) == [0.01, 0.01, 0.01]  # never above poll_s
