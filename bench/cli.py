@@ -53,6 +53,15 @@ def _timed(argv: list[str], runs: int) -> dict[str, float]:
     }
 
 
+def _render_child_argv(scene: Path, out: Path) -> list[str]:
+    """The built-in renderer's child process as the render server starts it for one
+    16x16 frame: its start (Python, numpy, Pillow) is most of a short task's time."""
+    return [
+        PYTHON, "-m", "render_server.packages.builtin", str(scene), "--frames", "1",
+        "--width", "16", "--height", "16", "--out", str(out),
+    ]  # fmt: skip
+
+
 def _start_server(workdir: Path, agent: AgentProcess) -> subprocess.Popen[bytes]:
     with (workdir / "rs.log").open("ab") as log:
         return subprocess.Popen(
@@ -128,6 +137,7 @@ async def cli_run(runs: int, limit_s: float) -> dict[str, Any]:
                 ("jobs", spillway_argv("jobs", "--agent", agent.url)),
                 ("job", spillway_argv("job", job_id, "--agent", agent.url)),
                 ("submit", spillway_argv(*submit, "--agent", agent.url)),
+                ("render_child", _render_child_argv(scene, workdir / "child")),
             ):
                 result[name] = _timed(argv, runs)
             return result

@@ -94,7 +94,13 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "submit -> first frame",
                 "1 frame (16x16) on an idle farm, `spillway submit --wait`",
                 f"{r['submit_to_frame_s']:.2f} s for the whole command; agent's create -> done "
-                f"{r['agent_create_to_done_s']:.2f} s",
+                f"{r['agent_create_to_done_s']:.2f} s"
+                + (
+                    f"; the renderer child alone {r['render_child']['median_ms']:.0f} ms "
+                    f"(CPU {r['render_child']['cpu_ms']:.0f})"
+                    if "render_child" in r
+                    else ""
+                ),
                 "<= 0.3 s",
             )
         )
