@@ -1,4 +1,4 @@
-"""The synchronous client of a site agent, over the standard library's ``http.client``.
+"""The synchronous client of a site agent, over the standard library (:mod:`spillway.client.transport`).
 
 It loads no third-party HTTP stack, so a script or the ``spillway`` command
 starts fast. One keep-alive connection per thread; every call has a timeout;
