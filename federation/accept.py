@@ -6,7 +6,8 @@ frames. Offers are keyed by the origin's idempotency key, and the job created
 by a commit has an id derived from that key, so a retried offer or commit never
 creates a second job, even after a crash between the two writes.
 
-Progress and completion go to the origin through the durable outbox. The final
+Progress goes to the origin through the durable outbox (:mod:`federation.progress`);
+so does completion. The final
 notification is queued by the job-finished hook; a crash between the job's last
 task and that insert is repaired at start-up by :meth:`Acceptance.repair_outbox`.
 """
@@ -53,7 +54,6 @@ from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 2.0
 _NOTIFY_STATE = {
     JobState.DONE: NotifyState.DONE,
     JobState.FAILED: NotifyState.FAILED,
@@ -112,7 +112,6 @@ class Acceptance:
         self._frames = frames
         self._wakeup = wakeup
         self._clock = clock
-        self._last_progress: dict[str, float] = {}
 
     # --- offer / commit -------------------------------------------------
     async def offer(self, peer: PeerConfig, offer: Offer) -> OfferReply:
@@ -307,33 +306,6 @@ class Acceptance:
         if offer is not None:
             await self._enqueue_final(offer)
 
-    async def on_job_progress(self, job_id: str) -> None:
-        offer = await self._offers.offer_by_job(job_id)
-        now = self._clock()
-        if offer is None or now - self._last_progress.get(job_id, 0.0) < PROGRESS_INTERVAL_S:
-            return
-        self._last_progress[job_id] = now
-        job = await self._jobs.get_job(job_id)
-        if job is None or job.state.finished:
-            return
-        done = len(await self._jobs.list_frames(job_id))
-        msg = Notify(
-            origin_job_id=offer.origin_job_id,
-            remote_job_id=job_id,
-            epoch=offer.epoch,
-            state=NotifyState.RUNNING,
-            frames_done=done,
-            frames_total=job.frame_count,
-        )
-        await self._outbox.enqueue(
-            peer=offer.site,
-            kind="notify",
-            job_id=job_id,
-            message=msg,
-            msg_id=f"notify:{job_id}:{offer.epoch}:progress:{done}",
-            final=False,
-        )
-
     # --- accounting -------------------------------------------------------
     async def _usage_fields(self, job: JobRecord) -> dict[str, Any]:
         """What the job cost here (and beyond, for a relayed job), for its origin's ledger."""
@@ -402,7 +374,6 @@ class Acceptance:
             msg_id=f"notify:{job.id}:{offer.epoch}:final",
             final=True,
         )
-        self._last_progress.pop(job.id, None)
 
 
 def _frame_output(frame: FrameRecord) -> FrameOutput:

@@ -19,6 +19,8 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 | ``GET /fed/v1/jobs/{id}/frames/{frame}`` | remote | frame bytes (``X-Sha256``) |
 | ``GET /fed/v1/jobs/{id}/frames/{frame}/files/{name}`` | remote | another file of the frame |
 | ``POST /fed/v1/notify`` | origin | Notify -> Ack |
+| ``POST /fed/v1/progress`` | origin | Progress -> Ack |
+| ``POST /fed/v1/pause``, ``/fed/v1/resume`` | both | Pause/Resume -> Ack |
 | ``POST /fed/v1/capacity`` | both | CapacityAdvert -> Ack |
 """
 
@@ -38,6 +40,7 @@ from federation.capacity import PeerBook
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
 from federation.identity import CertificateNamesError, certificate_names, peer_certificate
 from federation.peers import FederationConfig, PeerConfig
+from federation.progress import Controls
 from federation.protocol import (
     Ack,
     Cancel,
@@ -47,6 +50,9 @@ from federation.protocol import (
     Message,
     Notify,
     Offer,
+    Pause,
+    Progress,
+    Resume,
     decode_envelope,
     encode_reply,
 )
@@ -99,6 +105,7 @@ class FederationEndpoints:
     seen: ReplayGuard
     acceptance: Acceptance
     results: Results
+    controls: Controls
     book: PeerBook
     blobs: BlobReceiving
     refused: Callable[[str], None]
@@ -126,6 +133,9 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
     app.router.add_post("/fed/v1/commit", _commit)
     app.router.add_post("/fed/v1/cancel", _cancel)
     app.router.add_post("/fed/v1/notify", _notify)
+    app.router.add_post("/fed/v1/progress", _progress)
+    app.router.add_post("/fed/v1/pause", _control)
+    app.router.add_post("/fed/v1/resume", _control)
     app.router.add_post("/fed/v1/capacity", _capacity)
     app.router.add_get("/fed/v1/jobs/{job_id}", _status)
     app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}", _frame)
@@ -247,6 +257,21 @@ async def _notify(request: web.Request) -> web.Response:
     peer, env = await receive(request, Notify)
     assert isinstance(env.message, Notify)
     await request.app[ENDPOINTS].results.notify(peer, env.message)
+    return await _processed(request, peer, env, Ack(of=env.msg_id))
+
+
+async def _progress(request: web.Request) -> web.Response:
+    peer, env = await receive(request, Progress)
+    assert isinstance(env.message, Progress)
+    await request.app[ENDPOINTS].results.progress(peer, env.message)
+    return await _processed(request, peer, env, Ack(of=env.msg_id))
+
+
+async def _control(request: web.Request) -> web.Response:
+    kind = Pause if request.path.endswith("/pause") else Resume
+    peer, env = await receive(request, kind)
+    assert isinstance(env.message, Pause | Resume)
+    await request.app[ENDPOINTS].controls.apply(peer, env.message)
     return await _processed(request, peer, env, Ack(of=env.msg_id))
 
 

@@ -30,7 +30,7 @@ from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
 from site_agent.lifecycle import TransactionHook
 from site_agent.storage import OpenFrame
-from site_agent.store.records import FrameRecord, JobRecord, JobState
+from site_agent.store.records import FrameRecord, JobRecord, JobState, RelayedTask, TaskRecord
 from site_agent.store.usage import UsageEntry, UsageTotals
 from spillway.core.records import FileEntry
 
@@ -99,6 +99,19 @@ class FinishedJobs(JobReader, Protocol):
 
     async def remote_start(self, job_id: str, *, at: float) -> bool:
         """The peer runs the job: queued to running (False if it was not queued)."""
+
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]: ...
+
+    async def relay_progress(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        tasks: Sequence[RelayedTask],
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        """Mirror the peer's tasks on the job's rows, fenced on ``epoch``; ``hook`` joins in."""
 
     async def finish_forwarded_job(
         self,
@@ -242,6 +255,19 @@ class ForwardContact(Protocol):
 
     def forward_state_hook(
         self, job_id: str, epoch: int, state: str, *, at: float
+    ) -> TransactionHook: ...
+
+    async def get_forward(self, job_id: str, epoch: int) -> ForwardRow | None: ...
+
+    def progress_hook(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        seq: int,
+        remote_state: str,
+        frames_done: int,
+        at: float,
     ) -> TransactionHook: ...
 
 

@@ -1,4 +1,5 @@
-"""Durable delivery of messages to peers: notifications (R -> O) and cancels (O -> R).
+"""Durable delivery of messages to peers: notifications and progress (R -> O), cancels
+(O -> R), pauses and resumes (either way).
 
 A message is first written to the ``fed_outbox`` table, then delivered by the
 ``fed-outbox`` task until the peer acknowledges it. Each entry has a stable
@@ -23,16 +24,23 @@ from tenacity.wait import wait_random_exponential
 from federation.client import PeerRefusedError, PeerUnavailableError
 from federation.interfaces import OutboxRows, PeerContact, PeerSender
 from federation.peers import PeerConfig
-from federation.protocol import Ack, Cancel, Message, Notify
+from federation.protocol import Ack, Cancel, Message, Notify, Pause, Progress, Resume
 from federation.store import OutboxEntry
 
 log = logging.getLogger(__name__)
 
-PATHS = {"notify": "/fed/v1/notify", "cancel": "/fed/v1/cancel"}
-KINDS: dict[str, type[Message]] = {"notify": Notify, "cancel": Cancel}
+KINDS: dict[str, type[Message]] = {
+    "notify": Notify,
+    "cancel": Cancel,
+    "progress": Progress,
+    "pause": Pause,
+    "resume": Resume,
+}
+PATHS = {kind: f"/fed/v1/{kind}" for kind in KINDS}
 SCAN_INTERVAL_S = 2.0
-# A final notification makes the origin fetch every frame before it answers.
-TIMEOUTS_S = {"notify": 300.0, "cancel": 30.0}
+# A final notification makes the origin fetch every frame before it answers; progress
+# only starts the fetches of the frames it reports.
+TIMEOUTS_S = {"notify": 300.0, "cancel": 30.0, "progress": 60.0, "pause": 30.0, "resume": 30.0}
 
 
 class Outbox:

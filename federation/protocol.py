@@ -66,7 +66,11 @@ __all__ = [
     "NotifyState",
     "Offer",
     "OfferReply",
+    "Pause",
+    "Progress",
+    "Resume",
     "ServerCapacity",
+    "TaskProgress",
     "canonical_bytes",
     "decode_envelope",
     "decode_reply",
@@ -258,6 +262,72 @@ class Notify(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskProgress(WireRecord):
+    """One task of a forwarded job as the remote sees it (tasks are chunked alike at both sites)."""
+
+    index: NonNegative
+    """The task's position in the job (the same chunking of the same frames at both sites)."""
+    state: str
+    """``waiting``, ``dispatched``, ``running``, ``done`` or ``failed`` at the remote."""
+    attempt: NonNegative = 0
+    server: str = ""
+    """The remote render server's name (empty while waiting)."""
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+    """The renderer's error line of the last failed attempt."""
+    frames: tuple[FrameOutput, ...] = ()
+    """The task's rendered frames, once done: the origin fetches them right away."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress(Message):
+    """R -> O: a snapshot of a forwarded job's tasks while it runs (delivered at least once).
+
+    ``seq`` grows with every snapshot of one job at R; O applies a snapshot only if
+    its ``seq`` is above the last one applied, so duplicates, reordered and stale
+    snapshots change nothing. Tasks still waiting with no attempt are left out.
+    """
+
+    TYPE: ClassVar[str] = "progress"
+    origin_job_id: str
+    remote_job_id: str
+    epoch: NonNegative
+    seq: NonNegative
+    state: str
+    """The job's state at R: ``queued``, ``running`` or ``paused``."""
+    frames_done: NonNegative
+    frames_total: NonNegative
+    tasks: tuple[TaskProgress, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pause(Message):
+    """Either way: pause the job placed with ``epoch`` (O -> R), or R's users paused it (R -> O).
+
+    ``seq`` orders the pauses and resumes of one job from one sender; an older one
+    than the last applied is ignored.
+    """
+
+    TYPE: ClassVar[str] = "pause"
+    origin_job_id: str
+    remote_job_id: str
+    epoch: NonNegative
+    seq: NonNegative = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume(Message):
+    """Either way: resume the paused job (fields as :class:`Pause`)."""
+
+    TYPE: ClassVar[str] = "resume"
+    origin_job_id: str
+    remote_job_id: str
+    epoch: NonNegative
+    seq: NonNegative = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ack(Message):
     """Either way: the message with id ``of`` was processed."""
 
@@ -279,7 +349,19 @@ _M = TypeVar("_M", bound="Message")
 
 MESSAGE_TYPES: Mapping[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (CapacityAdvert, Offer, OfferReply, Commit, CommitReply, Notify, Ack, Cancel)
+    for cls in (
+        CapacityAdvert,
+        Offer,
+        OfferReply,
+        Commit,
+        CommitReply,
+        Notify,
+        Ack,
+        Cancel,
+        Progress,
+        Pause,
+        Resume,
+    )
 }
 _CODEC = Codec(
     messages=MESSAGE_TYPES.values(),

@@ -16,7 +16,8 @@ OUTBOX_COLUMNS = (
 
 FORWARD_COLUMNS = (
     "job_id, epoch, peer, remote_job_id, state, remote_state, frames_done, bytes_sent, "
-    "blobs_sent, blobs_skipped, last_contact_at, created_at, updated_at"
+    "blobs_sent, blobs_skipped, last_contact_at, created_at, updated_at, progress_seq, "
+    "control_seq"
 )
 
 FINISHED_JOB = "('done', 'failed', 'cancelled')"
@@ -73,9 +74,33 @@ INSERT INTO fed_outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7,
 ON CONFLICT (id) DO NOTHING
 """
 
-DROP_PENDING_PROGRESS = """
+# A newer snapshot (or the final notification) makes undelivered progress of the job moot;
+# a newer pause/resume, the undelivered older ones. Entries in flight are not stopped: the
+# receiver ignores them by their sequence number.
+DROP_SUPERSEDED = """
 DELETE FROM fed_outbox
-WHERE job_id = $1 AND kind = 'notify' AND final = 0 AND delivered_at IS NULL AND id <> $2
+WHERE job_id = $1 AND kind = ANY($2::text[]) AND final = 0 AND delivered_at IS NULL AND id <> $3
+"""
+
+NEXT_PROGRESS_SEQ = """
+UPDATE fed_offers SET progress_seq = progress_seq + 1 WHERE remote_job_id = $1
+RETURNING progress_seq
+"""
+
+CLAIM_OFFER_CONTROL_SEQ = """
+UPDATE fed_offers SET control_seq = $2 WHERE remote_job_id = $1 AND control_seq < $2
+"""
+
+CLAIM_FORWARD_CONTROL_SEQ = """
+UPDATE fed_forwards SET control_seq = $3 WHERE job_id = $1 AND epoch = $2 AND control_seq < $3
+"""
+
+# Fenced on the sequence too: of two snapshots applied concurrently only the newer counts.
+FORWARD_PROGRESS = """
+UPDATE fed_forwards SET progress_seq = $3, remote_state = $4, last_contact_at = $6,
+                        updated_at = $6,
+                        frames_done = CASE WHEN frames_done > $5 THEN frames_done ELSE $5 END
+WHERE job_id = $1 AND epoch = $2 AND progress_seq < $3
 """
 
 PENDING_OUTBOX = f"""
@@ -92,7 +117,7 @@ OUTBOX_ATTEMPT = "UPDATE fed_outbox SET attempts = attempts + 1, last_error = $2
 
 INSERT_FORWARD = f"""
 INSERT INTO fed_forwards ({FORWARD_COLUMNS})
-VALUES ($1, $2, $3, NULL, 'offering', '', 0, 0, 0, 0, NULL, $4, $4)
+VALUES ($1, $2, $3, NULL, 'offering', '', 0, 0, 0, 0, NULL, $4, $4, 0, 0)
 ON CONFLICT (job_id, epoch) DO NOTHING
 """
 

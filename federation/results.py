@@ -1,5 +1,10 @@
 """Origin side: progress and completion of forwarded jobs, and fetching their frames back.
 
+While the job runs, progress snapshots (:meth:`Results.progress`) mirror the
+remote's tasks on this site's task rows and start fetching each finished frame
+right away (:mod:`federation.streaming`), so the completion only waits for the
+last frames.
+
 A final notification (or a reconciliation poll that finds the remote job done)
 makes the origin fetch every frame from the remote, verify its sha256 while
 writing it atomically into this site's storage under the origin job's folder
@@ -20,15 +25,12 @@ this site's storage full) still make the remote retry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote
 
-from federation.client import PeerRefusedError
-from federation.errors import FederationError
 from federation.interfaces import (
     FinishedJobs,
     ForwardContact,
@@ -38,15 +40,28 @@ from federation.interfaces import (
     UsageLedger,
 )
 from federation.peers import PeerConfig
-from federation.protocol import FrameFileOutput, FrameOutput, Notify, NotifyState
+from federation.protocol import FrameOutput, Notify, NotifyState, Progress, TaskProgress
 from federation.store import ForwardRow
+from federation.streaming import (
+    BadFrameError,
+    FetchError,
+    FrameStream,
+    fetch_frame,
+    has_frame_files,
+    main_name,
+)
 from scheduler.frames import parse_frames
-from site_agent.errors import NotFoundError, UnavailableError
-from site_agent.files import FileError, HashMismatchError, StorageWriteError, file_sha256
-from site_agent.storage import frame_file_name, stored_name
-from site_agent.store.records import FrameFile, FrameRecord, JobRecord, JobState
+from site_agent.errors import NotFoundError
+from site_agent.store.records import (
+    FrameFile,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    RelayedTask,
+    TaskRecord,
+    TaskState,
+)
 from site_agent.store.usage import UsageEntry, UsageSource
-from spillway.core.records import FileKind
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +77,6 @@ FETCH_CONCURRENCY = 8
 """Frames of one finished remote job fetched at once (they are made durable in shared groups)."""
 
 
-class FetchError(UnavailableError):
-    """Frames of a finished remote job could not be fetched yet; the remote retries."""
-
-
-class BadFrameError(Exception):
-    """A frame of a finished remote job can never be fetched as reported (corrupt, refused)."""
-
-
 class Results:
     """The origin side of a forwarded job's end: notifications, polls, fetching frames back."""
 
@@ -82,10 +89,12 @@ class Results:
         client: FrameDownloader,
         frames: FrameWriter,
         contact: PeerContact,
+        stream: FrameStream,
         usage: UsageLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
+        self._stream = stream
         self._usage = usage
         self._jobs = jobs
         self._forwards = forwards
@@ -133,6 +142,75 @@ class Results:
             error=msg.error,
             spent=(msg.core_seconds, msg.failed_attempts, msg.frames_done),
         )
+
+    async def progress(self, peer: PeerConfig, msg: Progress) -> bool:
+        """Apply a progress snapshot from ``peer``; True if it was newer than the last applied.
+
+        A snapshot of another placement, or not newer than the last one applied, changes
+        nothing (it is still acknowledged). Done tasks not done here have their frames
+        fetched in the background.
+        """
+        job = await self._jobs.get_job(msg.origin_job_id)
+        if job is None:
+            raise NotFoundError(f"no job {msg.origin_job_id!r} at {self._name}")
+        if job.placement != peer.name or job.placement_epoch != msg.epoch:
+            log.info(
+                "ignored progress %d of job %s from %s: epoch %d is not the current placement",
+                msg.seq,
+                job.id,
+                peer.name,
+                msg.epoch,
+            )
+            return False
+        self._contact.contact_ok(peer.name)
+        async with self._locks.setdefault(job.id, asyncio.Lock()):
+            row = await self._forwards.get_forward(job.id, msg.epoch)
+            if row is None or msg.seq <= row.progress_seq:
+                log.debug("stale progress %d of job %s ignored", msg.seq, job.id)
+                return False
+            here = {t.index: t for t in await self._jobs.list_tasks(job.id)}
+            relayed = [_relayed(peer.name, t) for t in msg.tasks if t.index in here]
+            changed = [r for r in relayed if _differs(r, here[r.index])]
+            now = self._clock()
+            hook = self._forwards.progress_hook(
+                job.id,
+                msg.epoch,
+                seq=msg.seq,
+                remote_state=msg.state,
+                frames_done=msg.frames_done,
+                at=now,
+            )
+            if not await self._jobs.relay_progress(
+                job.id, epoch=msg.epoch, tasks=changed, at=now, hook=hook
+            ):
+                return False
+        if msg.state == JobState.RUNNING.value or any(t.state != "waiting" for t in msg.tasks):
+            await self._jobs.remote_start(job.id, at=now)
+        self._fetch_done(peer, job, msg, here)
+        return True
+
+    def _fetch_done(
+        self, peer: PeerConfig, job: JobRecord, msg: Progress, here: dict[int, TaskRecord]
+    ) -> None:
+        for task in msg.tasks:
+            mine = here.get(task.index)
+            if task.state != "done" or mine is None or mine.state == TaskState.DONE:
+                continue
+            if {f.frame for f in task.frames} != set(mine.frames):
+                log.warning(
+                    "job %s: %s reported task %d done with frames %s, expected %s; "
+                    "left to the job's completion",
+                    job.id,
+                    peer.name,
+                    task.index,
+                    sorted(f.frame for f in task.frames),
+                    list(mine.frames),
+                )
+                continue
+            done = dataclasses.replace(
+                _relayed(peer.name, task), state=TaskState.DONE, finished_at=task.finished_at
+            )
+            self._stream.start(peer, job, msg.remote_job_id, done, task.frames)
 
     async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
         """A poll found the remote job finished: act as on its final notification."""
@@ -190,6 +268,7 @@ class Results:
             current = await self._jobs.get_job(job.id)
             if current is None or current.state.finished or current.placement_epoch != epoch:
                 return False
+            await self._stream.drain(job.id)
             records: list[FrameRecord] = []
             if state == JobState.DONE:
                 expected = set(parse_frames(job.frames))
@@ -243,10 +322,12 @@ class Results:
         """
         job_dir = self._frames.job_dir(job.name, job.id)
         ordered = sorted(frames, key=lambda f: f.frame)
-        names = [_main_name(job, f) for f in ordered]
+        names = [main_name(job, f) for f in ordered]
         # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
         present = await asyncio.to_thread(
-            lambda: [_has_all(job_dir, name, f) for f, name in zip(ordered, names, strict=True)]
+            lambda: [
+                has_frame_files(job_dir, name, f) for f, name in zip(ordered, names, strict=True)
+            ]
         )
         missing = [
             (f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here
@@ -257,7 +338,9 @@ class Results:
         async def fetch(frame: FrameOutput, name: str) -> None:
             async with slots:
                 try:
-                    await self._fetch_one(peer, remote_job_id, frame, job_dir, name)
+                    await fetch_frame(
+                        self._client, self._frames, peer, remote_job_id, frame, job_dir, name
+                    )
                 except BadFrameError as exc:
                     bad[frame.frame] = str(exc)
                     return
@@ -303,36 +386,41 @@ class Results:
         ]
         return records, bad
 
-    async def _fetch_one(
-        self, peer: PeerConfig, remote_job_id: str, frame: FrameOutput, job_dir: Path, name: str
-    ) -> None:
-        path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
-        try:
-            # The frame's other files first, its main file last, as a render server uploads them.
-            wanted = [
-                (f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files
-            ]
-            wanted.append((path, name, frame.sha256))
-            for url, file_name, sha256 in wanted:
 
-                async def write(
-                    chunks: AsyncIterable[bytes], n: str = file_name, h: str = sha256
-                ) -> None:
-                    await self._frames.write_frame(job_dir, n, chunks, expected_sha256=h)
+def _relayed(peer: str, task: TaskProgress) -> RelayedTask:
+    """The origin's row for a task as ``peer`` reports it: done only once fetched here."""
+    state = _RELAYED_STATES.get(task.state, TaskState.RUNNING)
+    return RelayedTask(
+        index=task.index,
+        state=state,
+        attempt=task.attempt,
+        server_id=f"{peer}/{task.server}" if task.server else None,
+        started_at=task.started_at,
+        finished_at=task.finished_at if state != TaskState.RUNNING else None,
+        error=task.error,
+    )
 
-                await self._client.download(peer, url, write)
-        except StorageWriteError as exc:  # this site's disk: try again later
-            raise FetchError(f"cannot store frame {frame.frame}: {exc}") from exc
-        except HashMismatchError as exc:
-            # The remote's bytes do not match the hash it recorded: fetching again gives the
-            # same bytes. write_atomic left nothing behind.
-            raise BadFrameError(f"failed verification: {exc}") from exc
-        except PeerRefusedError as exc:
-            raise BadFrameError(f"refused by {peer.name}: {exc}") from exc
-        except (FileError, FederationError) as exc:
-            raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
-        except ValueError as exc:  # a file name no local job folder can hold
-            raise BadFrameError(f"has an unusable file name: {exc}") from exc
+
+_RELAYED_STATES = {
+    "waiting": TaskState.WAITING,
+    "dispatched": TaskState.DISPATCHED,
+    "running": TaskState.RUNNING,
+    "done": TaskState.RUNNING,  # rendered there, not yet fetched here
+    "failed": TaskState.FAILED,
+}
+
+
+def _differs(relayed: RelayedTask, task: TaskRecord) -> bool:
+    if task.state == TaskState.DONE:
+        return False  # fetched here: stays done
+    return (
+        relayed.state,
+        relayed.attempt,
+        relayed.server_id,
+        relayed.started_at,
+        relayed.finished_at,
+        relayed.error,
+    ) != (task.state, task.attempt, task.server_id, task.started_at, task.finished_at, task.error)
 
 
 def _bad_frames_error(bad: dict[int, str]) -> str:
@@ -349,37 +437,3 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first failure of a task group, as callers expect it (FetchError answers 503)."""
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def _has(path: Path, sha256: str) -> bool:
-    return path.is_file() and file_sha256(path) == sha256
-
-
-def _main_name(job: JobRecord, frame: FrameOutput) -> str:
-    """The remote's name for the frame's main file when it is a plain file name (the
-    renderer's); else the name an agent without named outputs gives it."""
-    try:
-        return stored_name(frame.name, FileKind.MAIN)
-    except FileError:
-        return frame_file_name(job.output_name, frame.frame, job.output_ext)
-
-
-def _file_name(file: FrameFileOutput) -> str:
-    """Where another file of a frame goes in the job folder; ValueError for a name that
-    is not the remote's plain name (or preview name) for it."""
-    try:
-        name = stored_name(PurePosixPath(file.name).name, file.kind)
-    except FileError as exc:
-        raise ValueError(str(exc)) from None
-    if name != file.name:
-        raise ValueError(f"{file.name!r} is not a {file.kind.value} file's name")
-    return name
-
-
-def _has_all(job_dir: Path, name: str, frame: FrameOutput) -> bool:
-    """Whether every file of the frame is here already (a retried notification)."""
-    try:
-        others = [(_file_name(x), x.sha256) for x in frame.files]
-    except ValueError:
-        return False
-    return all(_has(job_dir / n, h) for n, h in [(name, frame.sha256), *others])

@@ -40,8 +40,10 @@ from federation.errors import FederationError
 from federation.forwarding import Forwarding
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
+from federation.progress import Controls, FromPeer, ProgressRelay
 from federation.results import Results
 from federation.store import FederationStore
+from federation.streaming import FrameStream
 from scheduler.dependencies import Upstream
 from scheduler.dispatch import GuestLimit
 from scheduler.profile import ServerView
@@ -52,12 +54,22 @@ from site_agent.lifecycle import (
     JobCreated,
     JobFinished,
     JobsReleased,
+    JobStateChanged,
     TaskFinished,
+    TasksAssigned,
+    TasksRequeued,
     TransactionHook,
 )
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
-from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
+from site_agent.store.records import (
+    LOCAL,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    RelayedTask,
+    TaskRecord,
+)
 from site_agent.store.usage import UsageEntry
 from site_agent.views import server_views
 
@@ -94,6 +106,44 @@ class SiteLink:
 
     async def server_views(self) -> list[ServerView]:
         return await server_views(self._site.store, self._site.connections)
+
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]:
+        return await self._site.store.list_tasks(job_id)
+
+    async def server_names(self) -> dict[str, str]:
+        return {s.id: s.name for s in await self._site.store.list_servers()}
+
+    async def pause(self, job_id: str) -> None:
+        await self._site.jobs.control(job_id, "pause")
+
+    async def resume(self, job_id: str) -> None:
+        await self._site.jobs.control(job_id, "resume")
+
+    async def relay_progress(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        tasks: Sequence[RelayedTask],
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        return await self._site.lifecycle.relay_progress(
+            job_id, epoch=epoch, tasks=tasks, at=at, hook=hook
+        )
+
+    async def record_relayed_frames(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        task: RelayedTask,
+        frames: Sequence[FrameRecord],
+        at: float,
+    ) -> bool:
+        return await self._site.lifecycle.record_relayed_frames(
+            job_id, epoch=epoch, task=task, frames=frames, at=at
+        )
 
     # --- ForwardedJobs and FinishedJobs: the lifecycle's placement transitions ---
     async def set_job_placement(
@@ -198,6 +248,7 @@ class FederationService:
     def _wire(self, site: SiteAgent, *, poll_interval_s: float) -> None:
         link, store, clock = SiteLink(site), self.store, self.clock
         self.outbox = Outbox(store, self.client, self.book, self.config.peers, clock=clock)
+        self.stream = FrameStream(client=self.client, frames=site.storage, jobs=link, clock=clock)
         self.results = Results(
             name=self.name,
             jobs=link,
@@ -205,8 +256,14 @@ class FederationService:
             client=self.client,
             frames=site.storage,
             contact=self.book,
+            stream=self.stream,
             usage=site.usage,
             clock=clock,
+        )
+        self.relay = ProgressRelay(jobs=link, offers=store, outbox=self.outbox, clock=clock)
+        self.from_peer = FromPeer()
+        self.controls = Controls(
+            jobs=link, rows=store, outbox=self.outbox, from_peer=self.from_peer, clock=clock
         )
         self.forwarding = Forwarding(
             name=self.name,
@@ -252,6 +309,7 @@ class FederationService:
             seen=store,
             acceptance=self.acceptance,
             results=self.results,
+            controls=self.controls,
             book=self.book,
             blobs=site.assets,
             refused=self.log_refusal,
@@ -262,7 +320,17 @@ class FederationService:
     async def start(self) -> None:
         await self.book.load()
         self._site.lifecycle.subscribe(
-            self._on_job_event, (JobCreated, JobsReleased, JobCancelled, TaskFinished, JobFinished)
+            self._on_job_event,
+            (
+                JobCreated,
+                JobsReleased,
+                JobCancelled,
+                TaskFinished,
+                JobFinished,
+                JobStateChanged,
+                TasksAssigned,
+                TasksRequeued,
+            ),
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
@@ -271,6 +339,7 @@ class FederationService:
         await self.acceptance.repair_outbox()
         await self.forwarding.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
+        self._spawn(self.relay.run(), "fed-progress")
         self._spawn(self.advertiser.run(), "fed-advertise")
         self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
         self._spawn(self._prune_seen_loop(), "fed-prune-seen")
@@ -315,6 +384,7 @@ class FederationService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.forwarding.close()
+        await self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -335,8 +405,14 @@ class FederationService:
             await self.after_cancel(event.job)
         elif isinstance(event, TaskFinished):
             if not event.outcome.job_finished:
-                await self.acceptance.on_job_progress(event.outcome.task.job_id)
+                await self.relay.mark([event.outcome.task.job_id])
+        elif isinstance(event, TasksAssigned | TasksRequeued):
+            await self.relay.mark(sorted({t.job_id for t in event.tasks}))
+        elif isinstance(event, JobStateChanged):
+            await self.relay.mark([event.job_id])
+            await self.controls.state_changed(event.job_id, event.state)
         elif isinstance(event, JobFinished):
+            self.relay.forget(event.job_id)
             await self.acceptance.on_job_finished(event.job_id)
 
     # --- FederationHooks ----------------------------------------------------
@@ -352,6 +428,7 @@ class FederationService:
         if job.placement != LOCAL:
             await self.forwarding.cancel(job)
         elif job.origin_job_id is not None:
+            self.relay.forget(job.id)
             await self.acceptance.after_local_cancel(job)
 
     def peers_json(self) -> list[dict[str, Any]]:

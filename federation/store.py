@@ -105,6 +105,10 @@ class ForwardRow:
     last_contact_at: float | None
     created_at: float
     updated_at: float
+    progress_seq: int = 0
+    """The last progress snapshot of the remote applied here."""
+    control_seq: int = 0
+    """The last pause/resume of the remote's own users applied here."""
 
     @classmethod
     def from_row(cls, row: Row) -> ForwardRow:
@@ -116,6 +120,15 @@ class PeerAdvertRow:
     name: str
     advert: Mapping[str, Any]
     last_seen: float
+
+
+_SUPERSEDES: Mapping[str, tuple[str, ...]] = {
+    "notify": ("notify", "progress"),
+    "progress": ("notify", "progress"),
+    "pause": ("pause", "resume"),
+    "resume": ("pause", "resume"),
+}
+"""Undelivered entries of the same job a new entry of this kind replaces (never a final one)."""
 
 
 def _json(value: Any) -> str:
@@ -146,6 +159,25 @@ class FederationStore:
 
         async def hook(conn: Connection) -> None:
             await conn.execute(q.FORWARD_STATE, job_id, epoch, state, None, at)
+
+        return hook
+
+    def progress_hook(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        seq: int,
+        remote_state: str,
+        frames_done: int,
+        at: float,
+    ) -> TransactionHook:
+        """A hook recording an applied progress snapshot inside the caller's transaction."""
+
+        async def hook(conn: Connection) -> None:
+            await conn.execute(
+                q.FORWARD_PROGRESS, job_id, epoch, seq, remote_state, frames_done, at
+            )
 
         return hook
 
@@ -193,6 +225,18 @@ class FederationStore:
     async def commit_offer(self, key: str, remote_job_id: str, *, at: float) -> bool:
         return await self._db.execute(q.COMMIT_OFFER, key, remote_job_id, at) > 0
 
+    async def next_progress_seq(self, remote_job_id: str) -> int:
+        """The next snapshot number of an accepted job's progress (durable, so it only grows)."""
+        return int(await self._db.fetchval(q.NEXT_PROGRESS_SEQ, remote_job_id) or 0)
+
+    async def claim_offer_control(self, remote_job_id: str, seq: int) -> bool:
+        """True if ``seq`` is newer than the last pause/resume applied from the origin."""
+        return await self._db.execute(q.CLAIM_OFFER_CONTROL_SEQ, remote_job_id, seq) > 0
+
+    async def claim_forward_control(self, job_id: str, epoch: int, seq: int) -> bool:
+        """True if ``seq`` is newer than the last pause/resume applied from the remote."""
+        return await self._db.execute(q.CLAIM_FORWARD_CONTROL_SEQ, job_id, epoch, seq) > 0
+
     async def finished_offers_without_final(self) -> list[OfferRow]:
         rows = await self._db.fetch(q.FINISHED_OFFERS_WITHOUT_FINAL)
         return [OfferRow.from_row(r) for r in rows]
@@ -226,8 +270,9 @@ class FederationStore:
             added = await conn.execute(
                 q.INSERT_OUTBOX, msg_id, peer, kind, job_id, _json(body), int(final), at
             )
-            if added and kind == "notify":
-                await conn.execute(q.DROP_PENDING_PROGRESS, job_id, msg_id)
+            superseded = _SUPERSEDES.get(kind)
+            if added and superseded:
+                await conn.execute(q.DROP_SUPERSEDED, job_id, list(superseded), msg_id)
         return added > 0
 
     async def pending_outbox(self, limit: int = 100) -> list[OutboxEntry]:

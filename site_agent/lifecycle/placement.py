@@ -1,8 +1,16 @@
-"""Placement transitions: re-place a job, finish a job that ran at a peer.
+"""Placement transitions: re-place a job, relay a forwarded job's progress, finish it.
 
-Both take ``hook``, statements of another package run in the same transaction
+Each takes ``hook``, statements of another package run in the same transaction
 (federation updates its forward record with the job); the recorders of their
-events (:meth:`.events.EventBus.record`) run in it too.
+events (:meth:`.events.EventBus.record`) run in it too. Every one is fenced on
+the job's placement epoch: a late report of an older placement changes nothing.
+
+While a job runs at a peer, its tasks here mirror the peer's (state, attempt,
+``<peer>/<server>``, times, error): :meth:`PlacementTransitions.relay_progress`.
+Those are not transitions of this site's task state machine, since no server of this site
+holds them; the one rule is that a task done here stays done: it becomes done
+only when its frames were fetched into this site's storage
+(:meth:`PlacementTransitions.record_relayed_frames`).
 """
 
 from __future__ import annotations
@@ -10,7 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ..store.records import FrameRecord, JobState, TaskState
+from ..store.base import JobTransaction
+from ..store.records import FrameRecord, JobState, RelayedTask, TaskState
 from ..store.usage import UsageEntry
 from .base import TransactionHook, TransitionsBase, settled_events
 from .dependencies import settle
@@ -51,6 +60,8 @@ class PlacementTransitions(TransitionsBase):
             )
             if not moved:
                 return None
+            # What the old placement was doing is void; what it brought back stays done.
+            await tx.reset_relayed_tasks(job_id)
             if hook is not None:
                 await hook(tx.connection)
             replaced = JobReplaced(job_id=job_id, placement=placement, epoch=new_epoch)
@@ -103,3 +114,62 @@ class PlacementTransitions(TransitionsBase):
         log.info("forwarded job %s finished: %s with %d frames", job_id, state.value, len(frames))
         await self._events.emit_all(events)
         return True
+
+    async def relay_progress(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        tasks: Sequence[RelayedTask],
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        """Mirror the peer's view of the job's tasks on its task rows (tasks done here stay).
+
+        False, changing nothing, when the job moved to another placement or finished.
+        """
+        async with self._store.transaction() as tx:
+            if not await _holds_placement(tx, job_id, epoch):
+                return False
+            if tasks:
+                await tx.relay_tasks(job_id, tasks)
+            if hook is not None:
+                await hook(tx.connection)
+        return True
+
+    async def record_relayed_frames(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        task: RelayedTask,
+        frames: Sequence[FrameRecord],
+        at: float,
+    ) -> bool:
+        """Frames of one task fetched from the peer running the job: record them, task done.
+
+        False, changing nothing, when the job moved to another placement or finished
+        (the frames' files stay; a later completion or re-render replaces them).
+        """
+        if task.state != TaskState.DONE:
+            raise ValueError("record_relayed_frames takes a task done at the peer")
+        async with self._store.transaction() as tx:
+            if not await _holds_placement(tx, job_id, epoch):
+                return False
+            await tx.upsert_frames(frames)
+            await tx.relay_tasks(job_id, [task])
+        log.info(
+            "job %s: %d frame(s) of task %d fetched from %s",
+            job_id,
+            len(frames),
+            task.index,
+            task.server_id,
+        )
+        return True
+
+
+async def _holds_placement(tx: JobTransaction, job_id: str, epoch: int) -> bool:
+    """Lock the job; whether it is unfinished and still at placement ``epoch``."""
+    state = await tx.lock_job(job_id)
+    job = await tx.get_job(job_id) if state is not None else None
+    return job is not None and not job.state.finished and job.placement_epoch == epoch

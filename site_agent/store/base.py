@@ -23,6 +23,7 @@ from .records import (
     JobRecord,
     JobState,
     LogReport,
+    RelayedTask,
     ServerRecord,
     ServerStatus,
     StartedReport,
@@ -206,6 +207,12 @@ class JobTransaction(Protocol):
         self, job_id: str, state: TaskState, *, at: float, error: str
     ) -> None:
         """The job's waiting tasks to ``state`` (a forwarded job ended at its peer)."""
+
+    async def relay_tasks(self, job_id: str, tasks: Sequence[RelayedTask]) -> None:
+        """Set a forwarded job's tasks (by index) as its peer reports them; done ones stay."""
+
+    async def reset_relayed_tasks(self, job_id: str) -> None:
+        """A re-placed job's tasks not done here back to waiting, attempt 0."""
 
     async def rerender_tasks(self, job_id: str, task_ids: Sequence[int]) -> int:
         """Done or failed tasks back to waiting, failures forgotten, their stored frames

@@ -198,7 +198,11 @@ SELECT {TASK_COLUMNS} FROM tasks
 WHERE state IN {ACTIVE} AND server_id = COALESCE($1, server_id) AND job_id = COALESCE($2, job_id)
 ORDER BY job_id, idx
 """
-ACTIVE_TASK_SERVERS = f"SELECT DISTINCT server_id FROM tasks WHERE state IN {ACTIVE}"
+# Only this site's jobs: the active tasks of a forwarded job mirror its peer's servers.
+ACTIVE_TASK_SERVERS = f"""
+SELECT DISTINCT t.server_id FROM tasks t JOIN jobs j ON j.id = t.job_id
+WHERE t.state IN {ACTIVE} AND j.placement = 'local'
+"""
 SERVER_FAILURES = """
 SELECT server_id, COUNT(*) AS n FROM task_failures WHERE job_id = $1 GROUP BY server_id
 """
@@ -271,8 +275,23 @@ UPDATE jobs SET placement = $2, placement_reason = $3, placement_epoch = $4, rem
 WHERE id = $1 AND placement_epoch = $6 AND state IN ('queued', 'running', 'paused')
 """
 
+# Every task not done here ends with the job (tasks mirroring the peer's may be running).
 COMPLETE_FORWARDED_TASKS = """
-UPDATE tasks SET state = $2, finished_at = $3, error = $4 WHERE job_id = $1 AND state = 'waiting'
+UPDATE tasks SET state = $2, finished_at = COALESCE(finished_at, $3), error = $4
+WHERE job_id = $1 AND state <> 'done'
+"""
+
+# A forwarded job's task as its peer reports it; a task done here (its frames fetched) stays.
+RELAY_TASK = """
+UPDATE tasks SET state = $3, attempt = $4, server_id = $5, started_at = $6, finished_at = $7,
+                 error = $8, dispatched_at = COALESCE(dispatched_at, $6)
+WHERE job_id = $1 AND idx = $2 AND state <> 'done'
+"""
+
+# A re-placed job renders again what its old placement did not bring back.
+RESET_RELAYED_TASKS = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}, attempt = 0, error = ''
+WHERE job_id = $1 AND state <> 'done' AND state <> 'waiting'
 """
 
 LOCAL_FRAMES_WAITING = """

@@ -113,6 +113,20 @@ class FrameFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RelayedTask:
+    """A task of a forwarded job as its peer reports it, for the origin's own task row."""
+
+    index: int
+    state: TaskState
+    attempt: int
+    server_id: str | None
+    """``<peer>/<server>`` (the render server at the peer), None while waiting."""
+    started_at: float | None
+    finished_at: float | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameRecord:
     """A rendered frame: its main file (``name``, ``sha256``, ``size``) and its other files."""
 

@@ -24,6 +24,7 @@ from .records import (
     JobRecord,
     JobState,
     LogReport,
+    RelayedTask,
     StartedReport,
     TaskClaim,
     TaskRecord,
@@ -250,6 +251,25 @@ class SqlTransaction:
         self, job_id: str, state: TaskState, *, at: float, error: str
     ) -> None:
         await self.connection.execute(q.COMPLETE_FORWARDED_TASKS, job_id, state.value, at, error)
+
+    async def relay_tasks(self, job_id: str, tasks: Sequence[RelayedTask]) -> None:
+        rows = [
+            (
+                job_id,
+                t.index,
+                t.state.value,
+                t.attempt,
+                t.server_id,
+                t.started_at,
+                t.finished_at,
+                t.error,
+            )
+            for t in tasks
+        ]
+        await self.connection.executemany(q.RELAY_TASK, rows)
+
+    async def reset_relayed_tasks(self, job_id: str) -> None:
+        await self.connection.execute(q.RESET_RELAYED_TASKS, job_id)
 
     async def rerender_tasks(self, job_id: str, task_ids: Sequence[int]) -> int:
         ended = (TaskState.DONE, TaskState.FAILED)

@@ -384,6 +384,7 @@ async def studio_api(pki: Pki, tmp_path: Path) -> AsyncIterator[tuple[str, list[
         seen=None,  # type: ignore[arg-type]
         acceptance=_Status(),  # type: ignore[arg-type]
         results=None,  # type: ignore[arg-type]
+        controls=None,  # type: ignore[arg-type]
         book=None,  # type: ignore[arg-type]
         blobs=blobs,  # type: ignore[arg-type]
         refused=refused.append,

@@ -36,7 +36,11 @@ from federation.protocol import (
     NotifyState,
     Offer,
     OfferReply,
+    Pause,
+    Progress,
+    Resume,
     ServerCapacity,
+    TaskProgress,
     canonical_bytes,
     decode_envelope,
     encode_envelope,
@@ -162,6 +166,30 @@ SAMPLES: list[Message] = [
     ),
     Ack(of="0f" * 16),
     Cancel(origin_job_id="42", remote_job_id="r-17", epoch=1),
+    Progress(
+        origin_job_id="42",
+        remote_job_id="r-17",
+        epoch=1,
+        seq=7,
+        state="running",
+        frames_done=1,
+        frames_total=3,
+        tasks=(
+            TaskProgress(
+                index=0,
+                state="done",
+                attempt=1,
+                server="fac-1",
+                started_at=NOW - 5,
+                finished_at=NOW - 1,
+                frames=(FrameOutput(frame=1, sha256=SHA_A, size=10, name="shot_0001.png"),),
+            ),
+            TaskProgress(index=1, state="running", attempt=2, server="fac-2", started_at=NOW),
+            TaskProgress(index=2, state="waiting", attempt=1, error="povray: parse error"),
+        ),
+    ),
+    Pause(origin_job_id="42", remote_job_id="r-17", epoch=1, seq=1_750_000_000_000),
+    Resume(origin_job_id="42", remote_job_id="r-17", epoch=1, seq=1_750_000_000_001),
 ]
 
 

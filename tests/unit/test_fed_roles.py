@@ -39,13 +39,21 @@ from federation.protocol import (
 )
 from federation.results import FetchError, Results
 from federation.store import ForwardRow, OfferRow, OutboxEntry
+from federation.streaming import FrameStream
 from scheduler.dependencies import DependencyKind, Upstream
 from scheduler.placement import PeerCapacity
 from scheduler.profile import JobProfile, ServerView
 from site_agent.errors import ConflictError, JobExistsError
 from site_agent.files import HashMismatchError
 from site_agent.lifecycle import TransactionHook
-from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
+from site_agent.store.records import (
+    LOCAL,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    RelayedTask,
+    TaskRecord,
+)
 from spillway.core.records import FileEntry, FileKind
 
 _R = TypeVar("_R", bound=Message)
@@ -216,6 +224,32 @@ class FakeJobs:
 
     async def local_frames_waiting(self) -> int:
         return self.waiting
+
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]:
+        return []
+
+    async def relay_progress(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        tasks: Sequence[RelayedTask],
+        at: float,
+        hook: TransactionHook | None = None,
+    ) -> bool:
+        return self.jobs[job_id].placement_epoch == epoch
+
+    async def record_relayed_frames(
+        self,
+        job_id: str,
+        *,
+        epoch: int,
+        task: RelayedTask,
+        frames: Sequence[FrameRecord],
+        at: float,
+    ) -> bool:
+        self.frames.setdefault(job_id, []).extend(frames)
+        return True
 
     async def seconds_per_frame(self) -> float | None:
         return 1.0
@@ -419,6 +453,27 @@ class FakeRows:
     ) -> TransactionHook:
         async def hook(conn: Any) -> None:
             await self.set_forward_state(job_id, epoch, state, remote_job_id=None, at=at)
+
+        return hook
+
+    async def get_forward(self, job_id: str, epoch: int) -> ForwardRow | None:
+        return self.forwards.get((job_id, epoch))
+
+    def progress_hook(
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        seq: int,
+        remote_state: str,
+        frames_done: int,
+        at: float,
+    ) -> TransactionHook:
+        async def hook(conn: Any) -> None:
+            row = self.forwards[(job_id, epoch)]
+            self.forwards[(job_id, epoch)] = dataclasses.replace(
+                row, progress_seq=seq, remote_state=remote_state, frames_done=frames_done
+            )
 
         return hook
 
@@ -905,6 +960,7 @@ async def back(tmp_path: Path) -> Back:
         client=client,
         frames=site,
         contact=FakePeers(),
+        stream=FrameStream(client=client, frames=site, jobs=jobs),
         clock=Clock(),
     )
     return Back(results, jobs, rows, client, site)
