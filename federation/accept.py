@@ -33,6 +33,7 @@ from federation.interfaces import (
 )
 from federation.peers import PeerConfig
 from federation.policy import Refusal, RefusalCode
+from federation.progress import task_progress
 from federation.protocol import (
     Ack,
     Cancel,
@@ -44,6 +45,7 @@ from federation.protocol import (
     NotifyState,
     Offer,
     OfferReply,
+    TaskProgress,
 )
 from federation.store import OfferRow
 from scheduler.frames import chunk_frames, parse_frames
@@ -339,6 +341,13 @@ class Acceptance:
         if offer is not None:
             await self._enqueue_final(offer)
 
+    async def _task_progress(self, job: JobRecord) -> tuple[TaskProgress, ...]:
+        """The job's tasks as they ended here, for the origin's task rows (the frames are
+        in the notification already)."""
+        names = await self._jobs.server_names()
+        tasks = await self._jobs.list_tasks(job.id)
+        return tuple(task_progress(t, names, {}) for t in tasks if t.attempt or t.server_id)
+
     async def repair_outbox(self) -> None:
         """Queue the final notification of finished accepted jobs that have none (crash gap)."""
         for offer in await self._offers.finished_offers_without_final():
@@ -365,6 +374,7 @@ class Acceptance:
             frames=outputs,
             error=job.error,
             **(await self._usage_fields(job)),
+            tasks=await self._task_progress(job),
         )
         await self._outbox.enqueue(
             peer=offer.site,

@@ -59,6 +59,11 @@ class JobControl(JobReader, Protocol):
 
     async def get_frame(self, job_id: str, frame: int) -> FrameRecord | None: ...
 
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]: ...
+
+    async def server_names(self) -> dict[str, str]:
+        """Server id -> name, for every registered server."""
+
 
 class ForwardedJobs(JobReader, Protocol):
     """The site's jobs as the origin's :class:`~federation.forwarding.Forwarding` uses them."""
@@ -124,6 +129,7 @@ class FinishedJobs(JobReader, Protocol):
         at: float,
         hook: TransactionHook | None = None,
         usage: UsageEntry | None = None,
+        tasks: Sequence[RelayedTask] = (),
     ) -> bool:
         """Record frames and finish the job, fenced on ``epoch``; ``hook`` and the ledger row
         ``usage`` join the transaction."""

@@ -242,6 +242,25 @@ class CommitReply(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskProgress(WireRecord):
+    """One task of a forwarded job as the remote sees it (tasks are chunked alike at both sites)."""
+
+    index: NonNegative
+    """The task's position in the job (the same chunking of the same frames at both sites)."""
+    state: str
+    """``waiting``, ``dispatched``, ``running``, ``done`` or ``failed`` at the remote."""
+    attempt: NonNegative = 0
+    server: str = ""
+    """The remote render server's name (empty while waiting)."""
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+    """The renderer's error line of the last failed attempt."""
+    frames: tuple[FrameOutput, ...] = ()
+    """The task's rendered frames, once done: the origin fetches them right away."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Notify(Message):
     """R -> O: progress or completion of a forwarded job (delivered at least once)."""
 
@@ -259,25 +278,8 @@ class Notify(Message):
     """Accounting, on a final state: slot time x cores spent on the job at R (and beyond)."""
     failed_attempts: NonNegative = 0
     """Accounting, on a final state: render attempts of the job that failed at R (and beyond)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskProgress(WireRecord):
-    """One task of a forwarded job as the remote sees it (tasks are chunked alike at both sites)."""
-
-    index: NonNegative
-    """The task's position in the job (the same chunking of the same frames at both sites)."""
-    state: str
-    """``waiting``, ``dispatched``, ``running``, ``done`` or ``failed`` at the remote."""
-    attempt: NonNegative = 0
-    server: str = ""
-    """The remote render server's name (empty while waiting)."""
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str = ""
-    """The renderer's error line of the last failed attempt."""
-    frames: tuple[FrameOutput, ...] = ()
-    """The task's rendered frames, once done: the origin fetches them right away."""
+    tasks: tuple[TaskProgress, ...] = ()
+    """The job's tasks as they ended at R (on a final notification; empty from older peers)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -141,6 +141,7 @@ class Results:
             frames=msg.frames,
             error=msg.error,
             spent=(msg.core_seconds, msg.failed_attempts, msg.frames_done),
+            tasks=msg.tasks,
         )
 
     async def progress(self, peer: PeerConfig, msg: Progress) -> bool:
@@ -207,9 +208,7 @@ class Results:
                     list(mine.frames),
                 )
                 continue
-            done = dataclasses.replace(
-                _relayed(peer.name, task), state=TaskState.DONE, finished_at=task.finished_at
-            )
+            done = dataclasses.replace(_relayed(peer.name, task), state=TaskState.DONE)
             self._stream.start(peer, job, msg.remote_job_id, done, task.frames)
 
     async def apply_status(self, peer: PeerConfig, row: ForwardRow, status: dict[str, Any]) -> None:
@@ -259,11 +258,14 @@ class Results:
         frames: Sequence[FrameOutput],
         error: str,
         spent: tuple[float, int, int] = (0.0, 0, 0),
+        tasks: Sequence[TaskProgress] = (),
     ) -> bool:
         """Fetch the frames (when done) and finish the job; True if this call finished it.
 
         ``spent``: the core-seconds, failed attempts and frames rendered the peer reported,
-        recorded in this site's ledger with the job's end."""
+        recorded in this site's ledger with the job's end. ``tasks`` (the remote's, from a
+        final notification) name the servers and times on this site's task rows.
+        """
         async with self._locks.setdefault(job.id, asyncio.Lock()):
             current = await self._jobs.get_job(job.id)
             if current is None or current.state.finished or current.placement_epoch != epoch:
@@ -290,6 +292,7 @@ class Results:
                 frames=records,
                 error="" if state == JobState.DONE else f"at {peer.name}: {error}",
                 at=now,
+                tasks=[_relayed(peer.name, t) for t in tasks],
                 hook=self._forwards.forward_state_hook(job.id, epoch, "finished", at=now),
                 usage=UsageEntry(
                     job_id=job.id,
@@ -396,7 +399,7 @@ def _relayed(peer: str, task: TaskProgress) -> RelayedTask:
         attempt=task.attempt,
         server_id=f"{peer}/{task.server}" if task.server else None,
         started_at=task.started_at,
-        finished_at=task.finished_at if state != TaskState.RUNNING else None,
+        finished_at=task.finished_at,
         error=task.error,
     )
 

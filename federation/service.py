@@ -190,6 +190,7 @@ class SiteLink:
         at: float,
         hook: TransactionHook | None = None,
         usage: UsageEntry | None = None,
+        tasks: Sequence[RelayedTask] = (),
     ) -> bool:
         return await self._site.lifecycle.finish_forwarded_job(
             job_id,
@@ -200,6 +201,7 @@ class SiteLink:
             at=at,
             hook=hook,
             usage=usage,
+            tasks=tasks,
         )
 
     async def remote_start(self, job_id: str, *, at: float) -> bool:

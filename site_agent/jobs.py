@@ -253,6 +253,8 @@ def parse_submission(
 class JobReader(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    async def get_job_by_origin_id(self, origin_job_id: str) -> JobRecord | None: ...
+
     async def list_tasks(self, job_id: str) -> list[TaskRecord]: ...
 
 
@@ -371,14 +373,15 @@ class JobService:
         return job, chunk_frames(frames, job.chunk_size), requested
 
     async def get(self, job_id: str) -> JobRecord:
-        job = await self._jobs.get_job(job_id)
+        """The job with this id, or else the job accepted from a peer under this origin id."""
+        job = await self._jobs.get_job(job_id) or await self._jobs.get_job_by_origin_id(job_id)
         if job is None:
             raise NotFoundError(f"no job '{job_id}'; `spillway jobs` lists the jobs of this site")
         return job
 
     async def control(self, job_id: str, action: str) -> JobRecord:
         job = await self.get(job_id)
-        now = self._clock()
+        job_id, now = job.id, self._clock()
         if action == "cancel":
             if job.state.finished:
                 raise ConflictError(f"job {job_id} is already {job.state}")
@@ -406,6 +409,7 @@ class JobService:
         when every task holding them is still waiting or rendering.
         """
         job = await self.get(job_id)
+        job_id = job.id
         if job.placement != LOCAL:
             raise ConflictError(f"job {job_id} runs at {job.placement}; retry it there")
         if not isinstance(spec, str):

@@ -81,12 +81,14 @@ class PlacementTransitions(TransitionsBase):
         at: float,
         hook: TransactionHook | None = None,
         usage: UsageEntry | None = None,
+        tasks: Sequence[RelayedTask] = (),
     ) -> bool:
         """Record the fetched frames and finish the job, fenced on its placement epoch.
 
-        The origin's own (never dispatched) tasks end with the job; ``hook`` runs in
-        the same transaction, and so does the ledger row of what the peer reported
-        it spent on the job (``usage``). False when the job moved to another placement or
+        The origin's own tasks (never dispatched here) take the peer's last view of them
+        (``tasks``) and end with the job; ``hook`` runs in the same transaction, and so
+        does the ledger row of what the peer reported it spent on the job (``usage``).
+        False when the job moved to another placement or
         finished meanwhile: nothing is changed.
         """
         event = _FORWARDED_END[state]
@@ -101,6 +103,8 @@ class PlacementTransitions(TransitionsBase):
                 return False
             if frames:
                 await tx.upsert_frames(frames)
+            if tasks:
+                await tx.relay_tasks(job_id, tasks)
             await tx.end_waiting_tasks(job_id, task_state, at=at, error=error)
             await tx.finish_job(job_id, state, at=at, error=error)
             if usage is not None:

@@ -266,6 +266,9 @@ class Store(Protocol):
         """How many jobs are in each state (states with none are left out)."""
         ...
 
+    async def get_job_by_origin_id(self, origin_job_id: str) -> JobRecord | None:
+        """The job accepted from a peer under that peer's job id (the newest), if any."""
+
     async def list_jobs(
         self, *, states: Collection[JobState] | None = None, limit: int = 100
     ) -> list[JobRecord]:

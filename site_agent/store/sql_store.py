@@ -118,6 +118,10 @@ class SqlStore:
         row = await self._db.fetchrow(q.GET_JOB, job_id)
         return None if row is None else job_from_row(row)
 
+    async def get_job_by_origin_id(self, origin_job_id: str) -> JobRecord | None:
+        row = await self._db.fetchrow(q.GET_JOB_BY_ORIGIN_ID, origin_job_id)
+        return None if row is None else job_from_row(row)
+
     async def list_jobs(
         self, *, states: Collection[JobState] | None = None, limit: int = 100
     ) -> list[JobRecord]:

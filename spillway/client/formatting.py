@@ -134,6 +134,8 @@ def _requirement(job: Mapping[str, Any]) -> str:
 
 def _placement(job: Mapping[str, Any]) -> str:
     placement = str(job.get("placement") or "local")
+    if placement == "local" and job.get("origin_job_id"):
+        return f"from {job.get('origin_site')}"  # accepted from a peer, rendered here
     return placement if placement == "local" else f"→ {placement}"
 
 
@@ -208,6 +210,8 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
     placement = str(job.get("placement") or "local")
     if job.get("remote_job_id"):
         placement += f" (remote job {job['remote_job_id']})"
+    elif placement == "local" and job.get("origin_job_id"):
+        placement = f"from {job.get('origin_site')} (its job {job['origin_job_id']})"
     if job.get("placement_reason"):
         placement += f" — {job['placement_reason']}"
     header = [

@@ -246,9 +246,10 @@ def test_job_only_the_remote_can_render_is_forwarded_rendered_and_fetched(sites:
     servers = {f["server"] for f in remote["frames"]}
     assert len(servers) >= 2 and servers <= {"fac-1", "fac-2"}, remote["frames"]
     assert {f["server"] for f in detail["frames"]} == {"facility"}
-    assert {t["server"] for t in detail["tasks"]} == {"facility"}, (
-        "the origin's tasks name the site rendering them"
+    assert {t["server"] for t in detail["tasks"]} == {f"facility/{s}" for s in servers}, (
+        "the origin's tasks name the site and the server rendering them"
     )
+    assert all(t["attempt"] == 1 and t["started_at"] for t in detail["tasks"]), detail["tasks"]
 
     # The origin's /metrics counts what federation moved (cumulative over this module's jobs).
     with urllib.request.urlopen(sites.studio.url + "/metrics", timeout=10) as resp:

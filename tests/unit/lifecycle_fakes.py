@@ -26,6 +26,7 @@ from site_agent.store.records import (
     JobRecord,
     JobState,
     LogReport,
+    RelayedTask,
     StartedReport,
     TaskClaim,
     TaskRecord,
@@ -108,6 +109,14 @@ def _waiting(task: TaskRecord) -> TaskRecord:
         started_at=None,
         finished_at=None,
     )
+
+
+def _reset(task: TaskRecord) -> dict[str, Any]:
+    waiting = _waiting(task)
+    return {
+        f: getattr(waiting, f)
+        for f in ("state", "server_id", "lease_expires_at", "dispatched_at", "started_at")
+    } | {"finished_at": None, "attempt": 0, "error": ""}
 
 
 class FakeTransaction:
@@ -379,8 +388,28 @@ class FakeTransaction:
         self, job_id: str, state: TaskState, *, at: float, error: str
     ) -> None:
         for task in self._of(job_id):
-            if task.state is TaskState.WAITING:
-                self._task(task.id, state=state, finished_at=at, error=error)
+            if task.state is not TaskState.DONE:
+                self._task(task.id, state=state, finished_at=task.finished_at or at, error=error)
+
+    async def relay_tasks(self, job_id: str, tasks: Sequence[RelayedTask]) -> None:
+        by_index = {t.index: t for t in tasks}
+        for task in self._of(job_id):
+            relayed = by_index.get(task.index)
+            if relayed is not None and task.state is not TaskState.DONE:
+                self._task(
+                    task.id,
+                    state=relayed.state,
+                    attempt=relayed.attempt,
+                    server_id=relayed.server_id,
+                    started_at=relayed.started_at,
+                    finished_at=relayed.finished_at,
+                    error=relayed.error,
+                )
+
+    async def reset_relayed_tasks(self, job_id: str) -> None:
+        for task in self._of(job_id):
+            if task.state not in (TaskState.DONE, TaskState.WAITING):
+                self._task(task.id, **_reset(task))
 
 
 class FakeStore:

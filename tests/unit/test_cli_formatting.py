@@ -99,7 +99,11 @@ def test_table_cuts_long_inner_cells():
 
 
 def test_format_jobs_lists_progress_package_and_placement():
-    jobs = [make_job(), make_job(id="j2", name="remote", placement="paris", state="queued")]
+    jobs = [
+        make_job(),
+        make_job(id="j2", name="remote", placement="paris", state="queued"),
+        make_job(id="j3", name="accepted", origin_site="studio", origin_job_id="s-42"),
+    ]
     lines = format_jobs(jobs, NOW).splitlines()
     assert lines[0].split() == [
         "ID",
@@ -123,6 +127,7 @@ def test_format_jobs_lists_progress_package_and_placement():
         "ago",
     ]
     assert "→ paris" in lines[2]
+    assert "from studio" in lines[3], "a job accepted from a peer says where it came from"
     assert format_jobs([], NOW) == "no jobs"
 
 

@@ -212,6 +212,7 @@ class FakeJobs:
         at: float,
         hook: TransactionHook | None = None,
         usage: object = None,
+        tasks: Sequence[RelayedTask] = (),
     ) -> bool:
         job = self.jobs[job_id]
         if job.placement_epoch != epoch or job.state.finished:
@@ -227,6 +228,9 @@ class FakeJobs:
 
     async def list_tasks(self, job_id: str) -> list[TaskRecord]:
         return []
+
+    async def server_names(self) -> dict[str, str]:
+        return {}
 
     async def relay_progress(
         self,

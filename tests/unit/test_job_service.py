@@ -38,6 +38,9 @@ class FakeSite:
     async def get_job(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
 
+    async def get_job_by_origin_id(self, origin_job_id: str) -> JobRecord | None:
+        return next((j for j in self.jobs.values() if j.origin_job_id == origin_job_id), None)
+
     def missing(self, hashes: Iterable[str]) -> list[str]:
         return [h for h in hashes if h in self._missing]
 
