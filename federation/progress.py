@@ -33,6 +33,7 @@ from federation.peers import PeerConfig
 from federation.protocol import FrameOutput, Pause, Progress, Resume, TaskProgress
 from federation.store import OfferRow
 from site_agent.errors import ConflictError, NotFoundError
+from site_agent.store.base import StoreError
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ PROGRESS_INTERVAL_S = 1.0
 """At most one snapshot per job per interval (the first one of a burst goes at once)."""
 REFRESH_S = 5.0
 """Jobs being relayed are re-read this often, for changes without an event (task starts)."""
+_NOT_ACCEPTED_MEMORY = 10_000
+"""This site's own jobs remembered as such (each costs one lookup when forgotten)."""
 
 
 class AcceptedJobs(Protocol):
@@ -136,8 +139,14 @@ class ProgressRelay:
             if job_id in self._not_accepted:
                 continue
             if job_id not in self._tracked:
-                offer = await self._offers.offer_by_job(job_id)
+                try:
+                    offer = await self._offers.offer_by_job(job_id)
+                except StoreError as exc:  # the transition is done; only its relay is lost
+                    log.warning("progress of job %s not relayed: %s", job_id, exc)
+                    continue
                 if offer is None:
+                    if len(self._not_accepted) >= _NOT_ACCEPTED_MEMORY:
+                        self._not_accepted.clear()  # bounded: forgetting costs one lookup
                     self._not_accepted.add(job_id)
                     continue
                 self._tracked[job_id] = offer

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,8 +91,10 @@ def streamed_frames(studio: Agent, job_id: str) -> list[Path]:
 
 def test_progress_and_frames_reach_the_origin_while_the_remote_renders(pair: Pair) -> None:
     studio, facility = pair.studio, pair.facility
+    started = time.monotonic()
     job_id = submit(studio)
     wait_for(lambda: streamed_frames(studio, job_id), 120, "a frame in the studio's storage")
+    first_frame_s = time.monotonic() - started
     # The facility knows the job by the studio's id too, and has not finished it.
     remote = facility.job(job_id)["job"]
     assert remote["origin_job_id"] == job_id and remote["state"] in ("queued", "running"), remote
@@ -131,6 +134,10 @@ def test_progress_and_frames_reach_the_origin_while_the_remote_renders(pair: Pai
     studio.cli("resume", job_id)
     detail = studio.wait_job(job_id, timeout=240)
     assert detail["job"]["state"] == "done", detail["job"]
+    print(
+        f"first frame at the origin {first_frame_s:.1f}s after submit; {len(done)} of {FRAMES} "
+        f"frames there when paused; done {time.monotonic() - started:.1f}s after submit"
+    )
     assert {t["state"] for t in detail["tasks"]} == {"done"}
     assert {t["server"] for t in detail["tasks"]} == {"facility/fac-1"}
     job_dir = Path(detail["job"]["storage_dir"])
