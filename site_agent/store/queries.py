@@ -308,6 +308,7 @@ SELECT AVG(d) AS s FROM (
     SELECT (t.finished_at - t.started_at) / j.chunk_size AS d FROM tasks t
     JOIN jobs j ON j.id = t.job_id
     WHERE t.state = 'done' AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL
+      AND j.placement = 'local'  -- a forwarded job's tasks carry its peer's timings
     ORDER BY t.finished_at DESC LIMIT 50
 ) recent
 """

@@ -262,6 +262,7 @@ async def test_a_snapshot_mirrors_the_tasks_and_fetches_finished_frames(
     assert path.read_bytes() == FRAME_BYTES[1]
     forward = await o.fed.get_forward("j1", 1)
     assert forward is not None and forward.progress_seq == 1 and forward.remote_state == "running"
+    assert await store.seconds_per_frame() is None, "the peer's timings are not this site's"
 
 
 async def test_duplicate_reordered_and_stale_snapshots_change_nothing(
