@@ -3,7 +3,7 @@
 Every task change of an accepted job (assigned, started, finished, requeued, a
 pause) marks the job; the ``fed-progress`` task turns each marked job into one
 :class:`~federation.protocol.Progress` snapshot at most every
-``PROGRESS_INTERVAL_S`` and writes it to the durable outbox, where it replaces
+``PROGRESS_INTERVAL_S`` (longer for jobs of thousands of tasks) and writes it to the durable outbox, where it replaces
 the job's undelivered older snapshot. A snapshot lists every task that is not
 untouched (state, attempt, server, times, the renderer's error; the frames of
 done tasks with their sha256), so the origin can show the tasks and fetch each
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
 """At most one snapshot per job per interval (the first one of a burst goes at once)."""
+SNAPSHOT_TASKS_PER_S = 1000
+"""A job with more tasks in its snapshot gets one every ``tasks / SNAPSHOT_TASKS_PER_S`` seconds."""
 REFRESH_S = 5.0
 """Jobs being relayed are re-read this often, for changes without an event (task starts)."""
 _NOT_ACCEPTED_MEMORY = 10_000
@@ -172,13 +174,18 @@ class ProgressRelay:
                 last_refresh = now
             for job_id in list(self._dirty):
                 sent = self._last_sent.get(job_id)
-                if sent is not None and now - sent[0] < self._interval_s:
+                if sent is not None and now - sent[0] < self._spacing(sent[1]):
                     continue  # due at a later turn; the timeout wakes the loop
                 self._dirty.discard(job_id)
                 try:
                     await self.flush(job_id)
                 except Exception:  # one job's problem must not stop the others' progress
                     log.exception("progress of job %s could not be queued", job_id)
+
+    def _spacing(self, last: Progress) -> float:
+        """Seconds between two snapshots of a job: more for jobs with many tasks, whose
+        snapshots are large (about 200 bytes and 30 µs to encode per task)."""
+        return max(self._interval_s, len(last.tasks) / SNAPSHOT_TASKS_PER_S)
 
     async def flush(self, job_id: str) -> Progress | None:
         """Queue a snapshot of the job now if it changed since the last one; returns it."""

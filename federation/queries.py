@@ -74,12 +74,13 @@ INSERT INTO fed_outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7,
 ON CONFLICT (id) DO NOTHING
 """
 
-# A newer snapshot (or the final notification) makes undelivered progress of the job moot;
-# a newer pause/resume, the undelivered older ones. Entries in flight are not stopped: the
+# A newer snapshot (or the final notification) makes older progress of the job moot; a newer
+# pause/resume, the older ones. Delivered ones go too (the receiver keeps the ids it saw), so
+# a job keeps one such entry however long it runs. Entries in flight are not stopped: the
 # receiver ignores them by their sequence number.
 DROP_SUPERSEDED = """
 DELETE FROM fed_outbox
-WHERE job_id = $1 AND kind = ANY($2::text[]) AND final = 0 AND delivered_at IS NULL AND id <> $3
+WHERE job_id = $1 AND kind = ANY($2::text[]) AND final = 0 AND id <> $3
 """
 
 NEXT_PROGRESS_SEQ = """

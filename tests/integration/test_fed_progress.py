@@ -438,3 +438,24 @@ class _NoQueue:
 class _NoClient:
     async def send(self, *args: object, **kwargs: object) -> Message:
         raise ConflictError("not used")
+
+
+async def test_a_running_job_keeps_one_progress_entry_and_its_latest_pause_or_resume(
+    store: Store,
+) -> None:
+    fed = await FederationStore.open(store.database)
+
+    async def put(msg_id: str, kind: str, at: float) -> None:
+        await fed.enqueue(
+            msg_id=msg_id, peer="studio", kind=kind, job_id="r1", body={}, final=False, at=at
+        )
+
+    for n in range(1, 4):  # each delivered before the next is queued
+        await put(f"progress:r1:1:{n}", "progress", float(n))
+        await fed.outbox_delivered(f"progress:r1:1:{n}", at=n + 0.5)
+    await put("pause:r1:1:10", "pause", 4.0)
+    await put("resume:r1:1:11", "resume", 5.0)
+    await put("progress:r1:1:4", "progress", 6.0)
+    kept = [await fed.get_outbox(f"progress:r1:1:{n}") for n in range(1, 5)]
+    assert [e is not None for e in kept] == [False, False, False, True]
+    assert [e.id for e in await fed.pending_outbox()] == ["resume:r1:1:11", "progress:r1:1:4"]
