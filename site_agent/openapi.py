@@ -251,7 +251,10 @@ def _control() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    job_id = _path_param("job_id")
+    job_id = {
+        **_path_param("job_id"),
+        "description": "the job's id; for a job accepted from a peer, also the origin's job id",
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Spillway site agent", "version": "1"},
