@@ -225,10 +225,12 @@ RUNNING_SUMMARY = f"""
 SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE}
 GROUP BY job_id, server_id
 """
-# Active tasks of jobs accepted from peers, per peer (their max_slots in the dispatcher).
+# Active tasks of jobs accepted from peers, per peer (their max_slots in the dispatcher); a job
+# relayed on to another peer only mirrors that peer's tasks.
 GUEST_RUNNING = f"""
 SELECT j.origin_site AS site, COUNT(*) AS n FROM tasks t JOIN jobs j ON j.id = t.job_id
-WHERE t.state IN {ACTIVE} AND j.origin_job_id IS NOT NULL GROUP BY j.origin_site
+WHERE t.state IN {ACTIVE} AND j.origin_job_id IS NOT NULL AND j.placement = 'local'
+GROUP BY j.origin_site
 """
 FAILURES_BY_JOB = """
 SELECT job_id, server_id, COUNT(*) AS n FROM task_failures WHERE job_id = ANY($1::text[])
