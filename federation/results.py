@@ -156,11 +156,14 @@ class Results:
             raise NotFoundError(f"no job {msg.origin_job_id!r} at {self._name}")
         if job.placement != peer.name or job.placement_epoch != msg.epoch:
             log.info(
-                "ignored progress %d of job %s from %s: epoch %d is not the current placement",
+                "ignored progress %d for job %s from %s: its placement (epoch %d) is over; "
+                "the job is at %s, epoch %d",
                 msg.seq,
                 job.id,
                 peer.name,
                 msg.epoch,
+                job.placement,
+                job.placement_epoch,
             )
             return False
         self._contact.contact_ok(peer.name)

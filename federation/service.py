@@ -57,6 +57,7 @@ from site_agent.lifecycle import (
     JobStateChanged,
     TaskFinished,
     TasksAssigned,
+    TasksRelayed,
     TasksRequeued,
     TransactionHook,
 )
@@ -332,6 +333,7 @@ class FederationService:
                 JobStateChanged,
                 TasksAssigned,
                 TasksRequeued,
+                TasksRelayed,
             ),
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
@@ -410,6 +412,8 @@ class FederationService:
                 await self.relay.mark([event.outcome.task.job_id])
         elif isinstance(event, TasksAssigned | TasksRequeued):
             await self.relay.mark(sorted({t.job_id for t in event.tasks}))
+        elif isinstance(event, TasksRelayed):  # a job accepted here and relayed on
+            await self.relay.mark([event.job_id])
         elif isinstance(event, JobStateChanged):
             await self.relay.mark([event.job_id])
             await self.controls.state_changed(event.job_id, event.state)

@@ -17,6 +17,7 @@ from .events import (
     JobStateChanged,
     TaskFinished,
     TasksAssigned,
+    TasksRelayed,
     TasksRequeued,
     TasksStarted,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "TaskEvent",
     "TaskFinished",
     "TasksAssigned",
+    "TasksRelayed",
     "TasksRequeued",
     "TasksStarted",
     "TransitionRefusedError",

@@ -109,6 +109,13 @@ class JobReplaced:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksRelayed:
+    """A forwarded job's tasks here changed as its peer reported (progress, fetched frames)."""
+
+    job_id: str
+
+
 Event = (
     JobCreated
     | JobsReleased
@@ -121,6 +128,7 @@ Event = (
     | JobCancelled
     | TasksRequeued
     | JobReplaced
+    | TasksRelayed
 )
 ALL_EVENTS: tuple[type[Event], ...] = (
     JobCreated,
@@ -134,6 +142,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobCancelled,
     TasksRequeued,
     JobReplaced,
+    TasksRelayed,
 )
 Subscriber = Callable[[Event], Awaitable[None]]
 Recorder = Callable[[JobTransaction, Event], Awaitable[None]]

@@ -23,7 +23,7 @@ from ..store.records import FrameRecord, JobState, RelayedTask, TaskState
 from ..store.usage import UsageEntry
 from .base import TransactionHook, TransitionsBase, settled_events
 from .dependencies import settle
-from .events import JobFinished, JobReplaced
+from .events import JobFinished, JobReplaced, TasksRelayed
 from .states import JobEvent, TaskEvent, job_allows, task_allows
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ class PlacementTransitions(TransitionsBase):
                 await tx.relay_tasks(job_id, tasks)
             if hook is not None:
                 await hook(tx.connection)
+        if tasks:
+            await self._events.emit(TasksRelayed(job_id=job_id))
         return True
 
     async def record_relayed_frames(
@@ -169,6 +171,7 @@ class PlacementTransitions(TransitionsBase):
             task.index,
             task.server_id,
         )
+        await self._events.emit(TasksRelayed(job_id=job_id))
         return True
 
 
