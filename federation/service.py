@@ -323,18 +323,11 @@ class FederationService:
     async def start(self) -> None:
         await self.book.load()
         self._site.lifecycle.subscribe(
-            self._on_job_event,
-            (
-                JobCreated,
-                JobsReleased,
-                JobCancelled,
-                TaskFinished,
-                JobFinished,
-                JobStateChanged,
-                TasksAssigned,
-                TasksRequeued,
-                TasksRelayed,
-            ),
+            self._on_job_event, (JobCreated, JobsReleased, JobCancelled, JobFinished)
+        )
+        self._site.lifecycle.subscribe(
+            self._on_progress_event,
+            (TaskFinished, TasksAssigned, TasksRequeued, TasksRelayed, JobStateChanged),
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
@@ -407,7 +400,13 @@ class FederationService:
                     await self.after_submit(job)
         elif isinstance(event, JobCancelled):
             await self.after_cancel(event.job)
-        elif isinstance(event, TaskFinished):
+        elif isinstance(event, JobFinished):
+            self.relay.forget(event.job_id)
+            await self.acceptance.on_job_finished(event.job_id)
+
+    async def _on_progress_event(self, event: Event) -> None:
+        """Lifecycle subscriber: relay accepted jobs' progress, pass pauses/resumes on."""
+        if isinstance(event, TaskFinished):
             if not event.outcome.job_finished:
                 await self.relay.mark([event.outcome.task.job_id])
         elif isinstance(event, TasksAssigned | TasksRequeued):
@@ -417,9 +416,6 @@ class FederationService:
         elif isinstance(event, JobStateChanged):
             await self.relay.mark([event.job_id])
             await self.controls.state_changed(event.job_id, event.state)
-        elif isinstance(event, JobFinished):
-            self.relay.forget(event.job_id)
-            await self.acceptance.on_job_finished(event.job_id)
 
     # --- FederationHooks ----------------------------------------------------
     async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
