@@ -40,6 +40,7 @@ from site_agent.store.records import (
     TaskRecord,
     TaskState,
 )
+from site_agent.store.usage import UsageEntry
 from spillway.core.records import FileEntry
 
 FACILITY = PeerConfig(name="facility", url="https://facility:8843")
@@ -168,6 +169,7 @@ class Site:
         error: str,
         at: float,
         hook: TransactionHook | None = None,
+        usage: UsageEntry | None = None,
         tasks: Sequence[RelayedTask] = (),
     ) -> bool:
         return await self.lifecycle.finish_forwarded_job(
@@ -178,6 +180,7 @@ class Site:
             error=error,
             at=at,
             hook=hook,
+            usage=usage,
             tasks=tasks,
         )
 
