@@ -17,7 +17,8 @@ from .auth import bearer, check_client, check_server
 from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .frame_api import frame_files_json
-from .frame_response import send_frame
+from .frame_response import not_modified, send_frame
+from .monitor_api import jobs_page_json, parse_job_query
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
@@ -174,23 +175,10 @@ async def submit(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
+    """A page of jobs: ``state``, ``owner``, ``q`` (name or id), ``package``, ``placement``
+    (local, forwarded, accepted or a peer), ``sort``, ``offset``, ``limit``."""
     site = _site(request)
-    states = None
-    if "state" in request.query:
-        try:
-            states = [JobState(s) for s in request.query["state"].split(",")]
-        except ValueError:
-            raise BadRequestError(
-                f"unknown state; use one of {', '.join(s.value for s in JobState)}"
-            ) from None
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise BadRequestError("limit must be a whole number") from None
-    if not 1 <= limit <= 10_000:
-        raise BadRequestError("limit must be between 1 and 10000")
-    jobs = await site.store.list_jobs(states=states, limit=limit)
-    return web.json_response({"jobs": [await _job_body(site, j) for j in jobs]})
+    return web.json_response(await jobs_page_json(site, parse_job_query(request.query)))
 
 
 @routes.get("/api/v1/jobs/{job_id}")
@@ -225,7 +213,9 @@ async def control(request: web.Request) -> web.Response:
     site = _site(request)
     job_id, action = request.match_info["job_id"], request.match_info["action"]
     body = await _json_body(request) if request.body_exists else None
-    if action == "retry" and isinstance(body, dict) and set(body) == {"frames"}:
+    if action == "priority":
+        job = await site.jobs.set_priority(job_id, body)
+    elif action == "retry" and isinstance(body, dict) and set(body) == {"frames"}:
         job = await site.jobs.retry_frames(job_id, body["frames"])
     elif body not in (None, {}):
         raise BadRequestError('the only body a job action takes is {"frames": SPEC} for retry')
@@ -262,6 +252,9 @@ async def get_frame(request: web.Request) -> web.StreamResponse:
     record = await site.store.get_frame(job.id, number)
     if record is None:
         raise NotFoundError(f"frame {number} of job {job.id} is not rendered yet")
+    cached = not_modified(request, record.sha256)
+    if cached is not None:
+        return cached
     try:
         frame = await site.storage.open_frame(
             site.storage.job_dir(job.name, job.id),
@@ -317,6 +310,7 @@ async def server_control(request: web.Request) -> web.Response:
     )
     await site.store.set_server_status(record.id, status, at=site.clock())
     site.dispatcher.wake()
+    site.live.servers_changed()
     return web.json_response(
         {"server": {"id": record.id, "name": record.name, "status": status.value}}
     )
@@ -341,6 +335,7 @@ async def remove_server(request: web.Request) -> web.Response:
             "been gone for heartbeat_timeout, then it can be removed"
         )
     await site.store.delete_server(record.id)
+    site.live.servers_changed()
     log.info("render server %s (%s) removed", record.name, record.id)
     return web.json_response({"server": {"id": record.id, "name": record.name, "removed": True}})
 

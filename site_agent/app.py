@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, frame_api, log_api, render_endpoint, usage
+from . import api, frame_api, live, log_api, monitor_api, render_endpoint, usage
 from .appkeys import CONFIG, SITE
 from .auth import check_client
 from .config import ConfigError, SiteConfig, load_config
@@ -26,7 +26,6 @@ from .store import open_store
 from .store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
-WEB_DIR = Path(__file__).parent / "web"
 SHUTDOWN_TIMEOUT_S = 5.0
 """How long requests in flight may take once a stop was asked for."""
 FORCE_AFTER_S = 30.0
@@ -52,7 +51,9 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
     )
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/", _monitor_page)
+    app.add_routes(monitor_api.routes)
+    app.router.add_get("/api/v1/events", live.events)
+    app.on_shutdown.append(live.close_streams)
     app.cleanup_ctx.append(functools.partial(_site_lifecycle, extensions=tuple(extensions)))
     return app
 
@@ -67,10 +68,6 @@ async def _metrics(request: web.Request) -> web.Response:
     check_client(request, site.config.auth)
     body = await site.metrics.render()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
-
-
-async def _monitor_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html")
 
 
 async def _site_lifecycle(

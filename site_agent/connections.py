@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -104,19 +105,27 @@ class ServerConnection:
 
 
 class ConnectionRegistry:
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._by_id: dict[str, ServerConnection] = {}
+        self._on_change = on_change
+        """Told when a server connects or goes (the web monitor's live stream)."""
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def add(self, conn: ServerConnection) -> ServerConnection | None:
         """Register a connection; returns the one it replaces (same server reconnecting)."""
         old = self._by_id.get(conn.server_id)
         self._by_id[conn.server_id] = conn
+        self._changed()
         return old
 
     def remove(self, conn: ServerConnection) -> bool:
         """Forget the connection if it is still the current one for its server."""
         if self._by_id.get(conn.server_id) is conn:
             del self._by_id[conn.server_id]
+            self._changed()
             return True
         return False
 

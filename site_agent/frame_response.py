@@ -12,6 +12,19 @@ from .storage import FrameCorruptError, OpenFrame
 log = logging.getLogger(__name__)
 
 
+def cache_headers(sha256: str) -> dict[str, str]:
+    """A frame's validators: its hash is its ETag; caches revalidate, since a re-render
+    replaces the bytes under the same URL."""
+    return {"ETag": f'"{sha256}"', "Cache-Control": "private, no-cache"}
+
+
+def not_modified(request: web.Request, sha256: str) -> web.Response | None:
+    """304 when the client already holds these bytes (checked before reading the file)."""
+    if f'"{sha256}"' in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=cache_headers(sha256))
+    return None
+
+
 async def send_frame(
     request: web.Request, frame: OpenFrame, name: str, *, headers: dict[str, str] | None = None
 ) -> web.StreamResponse:
@@ -23,6 +36,7 @@ async def send_frame(
             "Content-Type": _content_type(name),
             "X-Sha256": frame.sha256,
             "X-File-Mode": f"{frame.mode:04o}",
+            **cache_headers(frame.sha256),
             **(headers or {}),
         }
     )

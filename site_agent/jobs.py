@@ -290,6 +290,8 @@ class JobTransitions(Protocol):
 
     async def retry_failed(self, job_id: str, *, at: float) -> int: ...
 
+    async def set_priority(self, job_id: str, priority: int, *, at: float) -> None: ...
+
     async def rerender(self, job_id: str, task_ids: Sequence[int], *, at: float) -> int: ...
 
 
@@ -400,6 +402,14 @@ class JobService:
                 )
         else:
             raise NotFoundError(f"unknown action '{action}'; use cancel, pause, resume or retry")
+        return await self.get(job_id)
+
+    async def set_priority(self, job_id: str, body: Any) -> JobRecord:
+        """Change an unfinished job's priority from ``{"priority": N}`` (0-100, higher first)."""
+        if not isinstance(body, dict) or set(body) != {"priority"}:
+            raise BadRequestError('send {"priority": N} with N from 0 to 100 (higher runs first)')
+        priority = _int_in(body, "priority", 50, 0, 100)
+        await self._lifecycle.set_priority(job_id, priority, at=self._clock())
         return await self.get(job_id)
 
     async def retry_frames(self, job_id: str, spec: Any) -> JobRecord:

@@ -28,6 +28,7 @@ from .files import sweep_temp_files
 from .jobs import JobService
 from .lifecycle import JobCancelled, Lifecycle
 from .metrics import METRIC_EVENTS, SiteMetrics
+from .live import LiveHub
 from .monitor import HeartbeatMonitor
 from .reports import TaskReports
 from .storage import FrameStorage
@@ -75,7 +76,8 @@ class SiteAgent:
         self.clock = clock
         self.assets = AssetStore(config.assets, max_blob_bytes=config.limits.max_blob_mb * MIB)
         self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
-        self.connections = ConnectionRegistry()
+        self.live = LiveHub()
+        self.connections = ConnectionRegistry(on_change=self.live.servers_changed)
         self.usage = UsageLedger(store.database)
         threshold = config.scheduling.bad_server_threshold
         self.lifecycle = Lifecycle(store, bad_server_threshold=threshold, clock=clock)
@@ -117,6 +119,8 @@ class SiteAgent:
         self.logs = TaskLogs(store, self.log_watch)
         self.lifecycle.subscribe(self.log_watch.on_event, LOG_WAKE_ON)
         self.lifecycle.subscribe(self.metrics.on_event, METRIC_EVENTS)
+
+        self.lifecycle.subscribe(self.live.on_event)
 
     async def recover(self) -> None:
         """After a (re)start no server is connected yet; they are offline until they say hello.

@@ -9,7 +9,7 @@ from ..errors import ConflictError
 from ..store.records import JobState, TaskRecord
 from .base import TransitionsBase, no_job, settled_events
 from .dependencies import settle
-from .events import Event, JobCancelled, JobStateChanged
+from .events import Event, JobCancelled, JobPriorityChanged, JobStateChanged
 from .states import JobEvent, job_allows, job_sources, next_job_state
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,18 @@ class ControlTransitions(TransitionsBase):
 
     async def resume(self, job_id: str, *, at: float) -> None:
         await self._set_state(job_id, JobEvent.RESUME, at, "only paused jobs can be resumed")
+
+    async def set_priority(self, job_id: str, priority: int, *, at: float) -> None:
+        """The job's dispatch priority (higher first); a finished job keeps its own."""
+        async with self._store.transaction() as tx:
+            state = await tx.lock_job(job_id)
+            if state is None:
+                raise no_job(job_id)
+            if state.finished:
+                raise ConflictError(f"job {job_id} is {state}; only unfinished jobs get a priority")
+            await tx.set_job_priority(job_id, priority, at=at)
+        log.info("job %s priority set to %d", job_id, priority)
+        await self._events.emit(JobPriorityChanged(job_id=job_id, priority=priority))
 
     async def remote_start(self, job_id: str, *, at: float) -> bool:
         """A forwarded job runs at its peer: queued to running (no-op otherwise)."""

@@ -85,6 +85,14 @@ class JobStateChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobPriorityChanged:
+    """A user changed the job's priority (dispatch order)."""
+
+    job_id: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobCancelled:
     """The job was cancelled; ``stopped`` are its tasks that were active, as they were."""
 
@@ -129,6 +137,7 @@ Event = (
     | TasksRequeued
     | JobReplaced
     | TasksRelayed
+    | JobPriorityChanged
 )
 ALL_EVENTS: tuple[type[Event], ...] = (
     JobCreated,
@@ -143,6 +152,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TasksRequeued,
     JobReplaced,
     TasksRelayed,
+    JobPriorityChanged,
 )
 Subscriber = Callable[[Event], Awaitable[None]]
 Recorder = Callable[[JobTransaction, Event], Awaitable[None]]

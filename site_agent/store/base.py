@@ -14,6 +14,7 @@ from typing import Protocol
 from scheduler.dependencies import DependencyKind, Upstream
 
 from .database import Connection, Database
+from .job_pages import GridTask, JobPage, JobProgress, JobQuery
 from .records import (
     ClaimCandidate,
     CompletionReport,
@@ -109,6 +110,8 @@ class JobTransaction(Protocol):
         error: str = "",
     ) -> bool:
         """Set the state if the current one is in ``expected``; sets finished_at for finished states."""
+
+    async def set_job_priority(self, job_id: str, priority: int, *, at: float) -> None: ...
 
     async def start_jobs(self, job_ids: Sequence[str], *, at: float) -> None:
         """Queued jobs among these to running."""
@@ -352,3 +355,13 @@ class Store(Protocol):
     # --- dependencies -----------------------------------------------------
     async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
         """Per job with dependencies among ``job_ids``: the jobs it waits for, as they are now."""
+
+    # --- the web monitor (job_pages.py) -----------------------------------
+    async def job_page(self, query: JobQuery) -> JobPage:
+        """Jobs matching ``query`` in its order, one page, with the total that match."""
+
+    async def jobs_progress(self, job_ids: Sequence[str]) -> dict[str, JobProgress]: ...
+
+    async def grid_tasks(self, job_id: str) -> list[GridTask]: ...
+
+    async def stored_frame_numbers(self, job_id: str) -> set[int]: ...

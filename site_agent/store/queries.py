@@ -86,6 +86,7 @@ UPDATE jobs SET placement = $2, placement_reason = $3, placement_epoch = $4, rem
                 updated_at = $6
 WHERE id = $1
 """
+SET_JOB_PRIORITY = "UPDATE jobs SET priority = $2, updated_at = $3 WHERE id = $1"
 START_JOB = "UPDATE jobs SET state = 'running', updated_at = $2 WHERE id = $1 AND state = 'queued'"
 FINISH_JOB = f"""
 UPDATE jobs SET state = $2, finished_at = $3, updated_at = $3, error = $4

@@ -20,6 +20,7 @@ from . import task_logs
 from .base import Store, StoreConflictError, StoreNotFoundError
 from .database import Database
 from .dependencies import DependencyStatements
+from .job_pages import JobPages
 from .migrate import apply_migrations
 from .records import (
     DispatchSnapshot,
@@ -46,7 +47,7 @@ from .statements import SqlTransaction, job_not_found
 log = logging.getLogger(__name__)
 
 
-class SqlStore:
+class SqlStore(JobPages):
     """The :class:`~site_agent.store.base.Store` on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:

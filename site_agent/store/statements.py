@@ -92,6 +92,9 @@ class SqlTransaction:
         args = (job_id, state.value, at, finished_at, error, [s.value for s in expected])
         return await self.connection.execute(q.UPDATE_JOB_STATE_IF, *args) > 0
 
+    async def set_job_priority(self, job_id: str, priority: int, *, at: float) -> None:
+        await self.connection.execute(q.SET_JOB_PRIORITY, job_id, priority, at)
+
     async def start_jobs(self, job_ids: Sequence[str], *, at: float) -> None:
         await self.connection.executemany(q.START_JOB, [(job_id, at) for job_id in job_ids])
 

@@ -1,0 +1,213 @@
+"""The web monitor's side of the agent: the jobs page query, a job's frame grid, its assets.
+
+The page itself is built from ``web/`` (Preact) into ``site_agent/web/`` and installed
+with the package, so an agent serves it without Node. The live stream is in
+:mod:`site_agent.live`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from scheduler.eta import estimate_eta
+
+from .appkeys import SITE
+from .auth import check_client
+from .errors import BadRequestError, NotFoundError
+from .site import SiteAgent
+from .store.job_pages import GridTask, JobProgress, JobQuery
+from .store.page_queries import JOB_SORTS
+from .store.records import JobRecord, JobState, TaskState
+from .views import job_json
+
+WEB_DIR = Path(__file__).parent / "web"
+MAX_JOBS_PAGE = 1000
+_ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(js|css|svg|png|map)$")
+STATE_CHARS = {
+    TaskState.WAITING: "w",
+    TaskState.DISPATCHED: "s",
+    TaskState.RUNNING: "r",
+    TaskState.DONE: "d",
+    TaskState.FAILED: "f",
+}
+"""One character per frame in the grid: waiting, sent (dispatched), running, done, failed."""
+routes = web.RouteTableDef()
+
+
+def _int_param(query: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
+    try:
+        value = int(query.get(key, str(default)))
+    except ValueError:
+        raise BadRequestError(f"{key} must be a whole number") from None
+    if not lo <= value <= hi:
+        raise BadRequestError(f"{key} must be between {lo} and {hi}")
+    return value
+
+
+def _text_param(query: Mapping[str, str], key: str) -> str | None:
+    value = query.get(key, "").strip()
+    if len(value) > 200:
+        raise BadRequestError(f"{key} must be at most 200 characters")
+    return value or None
+
+
+def parse_job_query(query: Mapping[str, str], *, default_limit: int = 100) -> JobQuery:
+    """The jobs page a request asks for; BadRequestError naming the bad parameter."""
+    states = None
+    if query.get("state"):
+        try:
+            states = [JobState(s) for s in query["state"].split(",")]
+        except ValueError:
+            raise BadRequestError(
+                f"unknown state; use one of {', '.join(s.value for s in JobState)}"
+            ) from None
+    sort = query.get("sort", "-created")
+    if sort not in JOB_SORTS:
+        raise BadRequestError(f"unknown sort '{sort}'; use one of {', '.join(JOB_SORTS)}")
+    return JobQuery(
+        states=states,
+        owner=_text_param(query, "owner"),
+        search=_text_param(query, "q"),
+        package=_text_param(query, "package"),
+        placement=_text_param(query, "placement"),
+        sort=sort,
+        offset=_int_param(query, "offset", 0, 0, 10_000_000),
+        limit=_int_param(query, "limit", default_limit, 1, 10_000),
+    )
+
+
+def _eta(progress: JobProgress, job: JobRecord) -> float | None:
+    if job.state.finished or job.state == JobState.PAUSED:
+        return None
+    tasks = progress.tasks
+    active = tasks[TaskState.DISPATCHED] + tasks[TaskState.RUNNING]
+    return estimate_eta(
+        waiting=tasks[TaskState.WAITING],
+        active=active,
+        done_timed=progress.done_tasks_timed,
+        busy_s=progress.busy_s,
+        parallel=active,
+    )
+
+
+async def _job_summary(site: SiteAgent, job: JobRecord, progress: JobProgress) -> dict[str, Any]:
+    frames_done = job.frame_count if job.state == JobState.DONE else progress.frames_done
+    why = await site.why_waiting(job, progress.tasks)
+    body = job_json(
+        job,
+        progress.tasks,
+        frames_done=frames_done,
+        why_waiting=why,
+        storage_dir=site.job_storage_dir(job),
+    )
+    body["eta_s"] = _eta(progress, job)
+    timed = progress.done_tasks_timed
+    body["seconds_per_frame"] = (
+        progress.busy_s / (timed * job.chunk_size) if timed and job.chunk_size else None
+    )
+    if site.federation is not None:
+        body.update(await site.federation.job_details(job))
+    return body
+
+
+async def jobs_page_json(site: SiteAgent, query: JobQuery) -> dict[str, Any]:
+    """``GET /api/v1/jobs``: one page of jobs with progress and ETA, and the page's place."""
+    page = await site.store.job_page(query)
+    progress = await site.store.jobs_progress([j.id for j in page.jobs])
+    jobs = [await _job_summary(site, job, progress[job.id]) for job in page.jobs]
+    end = query.offset + len(jobs)
+    return {
+        "jobs": jobs,
+        "page": {
+            "offset": query.offset,
+            "limit": query.limit,
+            "total": page.total,
+            "sort": query.sort,
+            "next_offset": end if end < page.total else None,
+        },
+    }
+
+
+def grid_json(
+    job: JobRecord, tasks: list[GridTask], stored: set[int], server_names: Mapping[str, str]
+) -> dict[str, Any]:
+    """The job's frames in task order with one state character each, and per-task columns.
+
+    A frame already stored while its task still renders shows as done, so a chunk
+    of frames fills in one by one. ``task_size`` tells which frames belong to which
+    task (consecutive runs); hover details come from the per-task columns.
+    """
+    frames: list[int] = []
+    states: list[str] = []
+    servers: list[str] = []
+    server_index: dict[str, int] = {}
+    columns: dict[str, list[Any]] = {
+        "index": [],
+        "size": [],
+        "attempt": [],
+        "server": [],
+        "started": [],
+        "finished": [],
+    }
+    for task in tasks:
+        char = STATE_CHARS[task.state]
+        for n in task.frames:
+            frames.append(n)
+            states.append("d" if n in stored and task.state != TaskState.FAILED else char)
+        name = server_names.get(task.server_id or "", task.server_id or "")
+        if name and name not in server_index:
+            server_index[name] = len(servers)
+            servers.append(name)
+        columns["index"].append(task.index)
+        columns["size"].append(len(task.frames))
+        columns["attempt"].append(task.attempt)
+        columns["server"].append(server_index[name] if name else -1)
+        columns["started"].append(None if task.started_at is None else round(task.started_at, 1))
+        columns["finished"].append(None if task.finished_at is None else round(task.finished_at, 1))
+    return {
+        "job": job.id,
+        "state": job.state.value,
+        "frames": frames,
+        "states": "".join(states),
+        "servers": servers,
+        "tasks": columns,
+    }
+
+
+@routes.get("/api/v1/jobs/{job_id}/grid")
+async def job_grid(request: web.Request) -> web.Response:
+    """Per-frame state of the whole job in one compact answer (10,000 frames: ~100 KB)."""
+    site = request.app[SITE]
+    check_client(request, site.config.auth)
+    job = await site.jobs.get(request.match_info["job_id"])
+    tasks = await site.store.grid_tasks(job.id)
+    stored = await site.store.stored_frame_numbers(job.id)
+    names = {s.id: s.name for s in await site.store.list_servers()}
+    peer = None if job.placement == "local" else job.placement
+    body = grid_json(job, tasks, stored, names)
+    if peer and not body["servers"]:
+        body["servers"] = [peer]
+        body["tasks"]["server"] = [0] * len(tasks)
+    return web.json_response(body)
+
+
+@routes.get("/")
+async def monitor_page(request: web.Request) -> web.FileResponse:
+    # Revalidated every time: it names the current build's assets.
+    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/web/{name}")
+async def monitor_asset(request: web.Request) -> web.FileResponse:
+    """The page's built assets; public (no data in them), cached for a day when versioned."""
+    name = request.match_info["name"]
+    path = WEB_DIR / name
+    if not _ASSET_NAME.match(name) or not path.is_file():
+        raise NotFoundError(f"no monitor asset '{name}'")
+    cache = "public, max-age=86400, immutable" if "v" in request.query else "no-cache"
+    return web.FileResponse(path, headers={"Cache-Control": cache})
