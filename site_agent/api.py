@@ -18,7 +18,7 @@ from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .frame_api import frame_files_json
 from .frame_response import not_modified, send_frame
-from .monitor_api import jobs_page_json, parse_job_query
+from .monitor_api import add_server_activity, jobs_page_json, parse_job_query
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
@@ -130,7 +130,14 @@ async def _task_page(
 @routes.get("/api/v1/health")
 async def health(request: web.Request) -> web.Response:
     site = request.app[SITE]
-    return web.json_response({"site": site.config.name, "version": VERSION})
+    # Whether a token is needed (not the tokens): the monitor asks for one before any call.
+    return web.json_response(
+        {
+            "site": site.config.name,
+            "version": VERSION,
+            "client_auth": bool(site.config.auth.client_tokens),
+        }
+    )
 
 
 @routes.post("/api/v1/blobs/check")
@@ -287,6 +294,7 @@ async def list_servers(request: web.Request) -> web.Response:
         )
         for state in await server_states(site.store, site.connections)
     ]
+    await add_server_activity(site, body)
     return web.json_response({"servers": body})
 
 
@@ -352,4 +360,9 @@ async def list_webhooks(request: web.Request) -> web.Response:
 async def list_peers(request: web.Request) -> web.Response:
     site = _site(request)
     peers = site.federation.peers_json() if site.federation is not None else []
+    counts = await site.store.peer_job_counts()
+    for peer in peers:
+        forwarded, accepted = counts.get(peer["name"], (0, 0))
+        peer.setdefault("jobs_forwarded", forwarded)
+        peer.setdefault("jobs_accepted", accepted)
     return web.json_response({"peers": peers})

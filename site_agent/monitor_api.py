@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from scheduler.eta import estimate_eta
+from scheduler.frames import format_frames
 
 from .appkeys import SITE
 from .auth import check_client
@@ -177,6 +178,26 @@ def grid_json(
         "servers": servers,
         "tasks": columns,
     }
+
+
+UTILISATION_WINDOW_S = 3600.0
+
+
+async def add_server_activity(site: SiteAgent, servers: list[dict[str, Any]]) -> None:
+    """Add to each server's JSON what it renders now, its utilisation over the last hour
+    (busy slot-seconds over slot-seconds) and its last task failure."""
+    busy = await site.store.server_busy(now=site.clock(), window_s=UTILISATION_WINDOW_S)
+    errors = await site.store.last_server_errors()
+    for body in servers:
+        conn = site.connections.get(body["id"])
+        running = list(conn.running.values()) if conn is not None else []
+        body["current"] = [
+            {"job": t.job_id, "task": t.task_id, "frames": format_frames(t.frames)} for t in running
+        ]
+        slots = max(int(body["slots"]), 1)
+        body["utilisation"] = min(busy.get(body["id"], 0.0) / (slots * UTILISATION_WINDOW_S), 1.0)
+        error = errors.get(body["id"])
+        body["last_error"] = None if error is None else {"error": error[0], "at": error[1]}
 
 
 @routes.get("/api/v1/jobs/{job_id}/grid")

@@ -135,3 +135,24 @@ class JobPages:
 
     async def stored_frame_numbers(self, job_id: str) -> set[int]:
         return {row["frame"] for row in await self._db.fetch(q.STORED_FRAME_NUMBERS, job_id)}
+
+    async def server_busy(self, *, now: float, window_s: float) -> dict[str, float]:
+        """Seconds each server spent rendering in the last ``window_s`` (all slots added)."""
+        rows = await self._db.fetch(q.SERVER_BUSY_SINCE, now, now - window_s)
+        return {row["server_id"]: max(float(row["busy"] or 0.0), 0.0) for row in rows}
+
+    async def last_server_errors(self) -> dict[str, tuple[str, float]]:
+        """Each server's most recent task failure among the latest ones: (error, at)."""
+        latest: dict[str, tuple[str, float]] = {}
+        for row in await self._db.fetch(q.RECENT_FAILURES):
+            latest.setdefault(row["server_id"], (row["error"], float(row["at"])))
+        return latest
+
+    async def peer_job_counts(self) -> dict[str, tuple[int, int]]:
+        """Per peer: jobs forwarded to it and jobs accepted from it."""
+        counts: dict[str, tuple[int, int]] = {}
+        for row in await self._db.fetch(q.FORWARDED_PER_PEER):
+            counts[row["peer"]] = (int(row["n"]), 0)
+        for row in await self._db.fetch(q.ACCEPTED_PER_PEER):
+            counts[row["peer"]] = (counts.get(row["peer"], (0, 0))[0], int(row["n"]))
+        return counts

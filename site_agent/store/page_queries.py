@@ -63,3 +63,23 @@ SELECT idx, frames, state, attempt, server_id, started_at, finished_at FROM task
 WHERE job_id = $1 ORDER BY idx
 """
 STORED_FRAME_NUMBERS = "SELECT frame FROM frames WHERE job_id = $1"
+
+# $1 now, $2 the window's start: busy seconds per server inside the window, counting
+# the tasks running now and those that ended in it.
+SERVER_BUSY_SINCE = """
+SELECT server_id,
+       SUM(CASE WHEN finished_at IS NULL OR finished_at > $1 THEN $1 ELSE finished_at END
+           - CASE WHEN started_at < $2 THEN $2 ELSE started_at END) AS busy
+FROM tasks
+WHERE server_id IS NOT NULL AND started_at IS NOT NULL
+  AND state IN ('running', 'done', 'failed') AND (finished_at IS NULL OR finished_at > $2)
+GROUP BY server_id
+"""
+RECENT_FAILURES = "SELECT server_id, error, at FROM task_failures ORDER BY at DESC LIMIT 500"
+FORWARDED_PER_PEER = """
+SELECT placement AS peer, COUNT(*) AS n FROM jobs WHERE placement <> 'local' GROUP BY placement
+"""
+ACCEPTED_PER_PEER = """
+SELECT origin_site AS peer, COUNT(*) AS n FROM jobs WHERE origin_job_id IS NOT NULL
+GROUP BY origin_site
+"""
