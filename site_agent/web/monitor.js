@@ -1,0 +1,230 @@
+var oe,k,ze,It,F,He,Ie,We,ge,Q,V,qe,be,$e,ve,Wt,te={},ne=[],qt=/acit|ex(?:s|g|n|p|$)|rph|grid|ows|mnc|ntw|ine[ch]|zoo|^ord|itera/i,ae=Array.isArray;function A(e,t){for(var n in t)e[n]=t[n];return e}function ye(e){e&&e.parentNode&&e.parentNode.removeChild(e)}function we(e,t,n){var r,a,o,s={};for(o in t)o=="key"?r=t[o]:o=="ref"?a=t[o]:s[o]=t[o];if(arguments.length>2&&(s.children=arguments.length>3?oe.call(arguments,2):n),typeof e=="function"&&e.defaultProps!=null)for(o in e.defaultProps)s[o]===void 0&&(s[o]=e.defaultProps[o]);return Z(e,s,r,a,null)}function Z(e,t,n,r,a){var o={type:e,props:t,key:n,ref:r,__k:null,__:null,__b:0,__e:null,__c:null,constructor:void 0,__v:a??++ze,__i:-1,__u:0};return a==null&&k.vnode!=null&&k.vnode(o),o}function se(e){return e.children}function ee(e,t){this.props=e,this.context=t}function B(e,t){if(t==null)return e.__?B(e.__,e.__i+1):null;for(var n;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null)return n.__e;return typeof e.type=="function"?B(e):null}function Vt(e){if(e.__P&&e.__d){var t=e.__v,n=t.__e,r=[],a=[],o=A({},t);o.__v=t.__v+1,k.vnode&&k.vnode(o),xe(e.__P,o,t,e.__n,e.__P.namespaceURI,32&t.__u?[n]:null,r,n??B(t),!!(32&t.__u),a),o.__v=t.__v,o.__.__k[o.__i]=o,Xe(r,o,a),t.__e=t.__=null,o.__e!=n&&Ve(o)}}function Ve(e){if((e=e.__)!=null&&e.__c!=null)return e.__e=e.__c.base=null,e.__k.some(function(t){if(t!=null&&t.__e!=null)return e.__e=e.__c.base=t.__e}),Ve(e)}function Ue(e){(!e.__d&&(e.__d=!0)&&F.push(e)&&!re.__r++||He!=k.debounceRendering)&&((He=k.debounceRendering)||Ie)(re)}function re(){try{for(var e,t=1;F.length;)F.length>t&&F.sort(We),e=F.shift(),t=F.length,Vt(e)}finally{F.length=re.__r=0}}function Je(e,t,n,r,a,o,s,i,u,d,_){var m,l,f,h,y,b,v=r&&r.__k||ne,c=t.length;for(u=Jt(n,t,v,u,c),m=0;m<c;m++)(f=n.__k[m])!=null&&(l=f.__i!=-1&&v[f.__i]||te,f.__i=m,b=xe(e,f,l,a,o,s,i,u,d,_),h=f.__e,f.ref&&l.ref!=f.ref&&(l.ref&&ke(l.ref,null,f),_.push(f.ref,f.__c||h,f)),y==null&&h!=null&&(y=h),4&f.__u?(u=Ge(f,u,e),l.__e&&(l.__e=null)):typeof f.type=="function"&&b!==void 0?u=b:h&&(u=h.nextSibling),f.__u&=-7);return n.__e=y,u}function Jt(e,t,n,r,a){var o,s,i,u,d,_=n.length,m=_,l=0;for(e.__k=new Array(a),o=0;o<a;o++)(s=t[o])!=null&&typeof s!="boolean"&&typeof s!="function"?(typeof s=="string"||typeof s=="number"||typeof s=="bigint"||s.constructor==String?s=e.__k[o]=Z(null,s,null,null,null):ae(s)?s=e.__k[o]=Z(se,{children:s},null,null,null):s.constructor===void 0&&s.__b>0?s=e.__k[o]=Z(s.type,s.props,s.key,s.ref?s.ref:null,s.__v):e.__k[o]=s,u=o+l,s.__=e,s.__b=e.__b+1,i=null,(d=s.__i=Gt(s,n,u,m))!=-1&&(m--,(i=n[d])&&(i.__u|=2)),i==null||i.__v==null?(d==-1&&(a>_?l--:a<_&&l++),typeof s.type!="function"&&(s.__u|=4)):d!=u&&(d==u-1?l--:d==u+1?l++:(d>u?l--:l++,s.__u|=4))):e.__k[o]=null;if(m)for(o=0;o<_;o++)(i=n[o])!=null&&!(2&i.__u)&&(i.__e==r&&(r=B(i)),Qe(i,i));return r}function Ge(e,t,n){var r,a;if(typeof e.type=="function"){for(r=e.__k,a=0;r&&a<r.length;a++)r[a]&&(r[a].__=e,t=Ge(r[a],t,n));return t}e.__e!=t&&(t&&e.type&&!t.parentNode&&(t=B(e)),t=n.insertBefore(e.__e,t||null));do t=t&&t.nextSibling;while(t!=null&&t.nodeType==8);return t}function Gt(e,t,n,r){var a,o,s,i=e.key,u=e.type,d=t[n],_=d!=null&&(2&d.__u)==0;if(d===null&&i==null||_&&i==d.key&&u==d.type)return n;if(r>(_?1:0)){for(a=n-1,o=n+1;a>=0||o<t.length;)if((d=t[s=a>=0?a--:o++])!=null&&!(2&d.__u)&&i==d.key&&u==d.type)return s}return-1}function De(e,t,n){t[0]=="-"?e.setProperty(t,n??""):e[t]=n==null?"":typeof n!="number"||qt.test(t)?n:n+"px"}function Y(e,t,n,r,a){var o,s;e:if(t=="style")if(typeof n=="string")e.style.cssText=n;else{if(typeof r=="string"&&(e.style.cssText=r=""),r)for(t in r)n&&t in n||De(e.style,t,"");if(n)for(t in n)r&&n[t]==r[t]||De(e.style,t,n[t])}else if(t[0]=="o"&&t[1]=="n")o=t!=(t=t.replace(qe,"$1")),s=t.toLowerCase(),t=s in e||t=="onFocusOut"||t=="onFocusIn"?s.slice(2):t.slice(2),e.l||(e.l={}),e.l[t+o]=n,n?r?n[V]=r[V]:(n[V]=be,e.addEventListener(t,o?ve:$e,o)):e.removeEventListener(t,o?ve:$e,o);else{if(a=="http://www.w3.org/2000/svg")t=t.replace(/xlink(H|:h)/,"h").replace(/sName$/,"s");else if(t!="width"&&t!="height"&&t!="href"&&t!="list"&&t!="form"&&t!="tabIndex"&&t!="download"&&t!="rowSpan"&&t!="colSpan"&&t!="role"&&t!="popover"&&t in e)try{e[t]=n??"";break e}catch{}typeof n=="function"||(n==null||n===!1&&t[4]!="-"?e.removeAttribute(t):e.setAttribute(t,t=="popover"&&n==1?"":n))}}function Be(e){return function(t){if(this.l){var n=this.l[t.type+e];if(t[Q]==null)t[Q]=be++;else if(t[Q]<n[V])return;return n(k.event?k.event(t):t)}}}function xe(e,t,n,r,a,o,s,i,u,d){var _,m,l,f,h,y,b,v,c,g,w,C,x,O,S,D,R=t.type;if(t.constructor!==void 0)return null;128&n.__u&&(u=!!(32&n.__u),o=[i=t.__e=n.__e]),(_=k.__b)&&_(t);e:if(typeof R=="function"){m=s.length;try{if(c=t.props,g=R.prototype&&R.prototype.render,w=(_=R.contextType)&&r[_.__c],C=_?w?w.props.value:_.__:r,n.__c?v=(l=t.__c=n.__c).__=l.__E:(g?t.__c=l=new R(c,C):(t.__c=l=new ee(c,C),l.constructor=R,l.render=Xt),w&&w.sub(l),l.state||(l.state={}),l.__n=r,f=l.__d=!0,l.__h=[],l._sb=[]),g&&l.__s==null&&(l.__s=l.state),g&&R.getDerivedStateFromProps!=null&&(l.__s==l.state&&(l.__s=A({},l.__s)),A(l.__s,R.getDerivedStateFromProps(c,l.__s))),h=l.props,y=l.state,l.__v=t,f)g&&R.getDerivedStateFromProps==null&&l.componentWillMount!=null&&l.componentWillMount(),g&&l.componentDidMount!=null&&l.__h.push(l.componentDidMount);else{if(g&&R.getDerivedStateFromProps==null&&c!==h&&l.componentWillReceiveProps!=null&&l.componentWillReceiveProps(c,C),t.__v==n.__v||!l.__e&&l.shouldComponentUpdate!=null&&l.shouldComponentUpdate(c,l.__s,C)===!1){t.__v!=n.__v&&(l.props=c,l.state=l.__s,l.__d=!1),t.__e=n.__e,t.__k=n.__k,t.__k.some(function(W){W&&(W.__=t)}),ne.push.apply(l.__h,l._sb),l._sb=[],l.__h.length&&s.push(l),i=B(n);break e}l.componentWillUpdate!=null&&l.componentWillUpdate(c,l.__s,C),g&&l.componentDidUpdate!=null&&l.__h.push(function(){l.componentDidUpdate(h,y,b)})}if(l.context=C,l.props=c,l.__P=e,l.__e=!1,x=k.__r,O=0,g)l.state=l.__s,l.__d=!1,x&&x(t),_=l.render(l.props,l.state,l.context),ne.push.apply(l.__h,l._sb),l._sb=[];else do l.__d=!1,x&&x(t),_=l.render(l.props,l.state,l.context),l.state=l.__s;while(l.__d&&++O<25);l.state=l.__s,l.getChildContext!=null&&(r=A(A({},r),l.getChildContext())),g&&!f&&l.getSnapshotBeforeUpdate!=null&&(b=l.getSnapshotBeforeUpdate(h,y)),S=_!=null&&_.type===se&&_.key==null?Ye(_.props.children):_,i=Je(e,ae(S)?S:[S],t,n,r,a,o,s,i,u,d),l.base=t.__e,t.__u&=-161,l.__h.length&&s.push(l),v&&(l.__E=l.__=null)}catch(W){if(s.length=m,t.__v=null,u||o!=null){if(W.then){for(t.__u|=u?160:128;i&&i.nodeType==8&&i.nextSibling;)i=i.nextSibling;o!=null&&(o[o.indexOf(i)]=null),t.__e=i}else if(o!=null)for(D=o.length;D--;)ye(o[D])}else t.__e=n.__e;t.__k==null&&(t.__k=n.__k||[]),W.then||Ke(t),k.__e(W,t,n)}}else o==null&&t.__v==n.__v?(t.__k=n.__k,t.__e=n.__e):i=t.__e=Kt(n.__e,t,n,r,a,o,s,u,d);return(_=k.diffed)&&_(t),128&t.__u?void 0:i}function Ke(e){e&&(e.__c&&(e.__c.__e=!0),e.__k&&e.__k.some(Ke))}function Xe(e,t,n){for(var r=0;r<n.length;r++)ke(n[r],n[++r],n[++r]);k.__c&&k.__c(t,e),e.some(function(a){try{e=a.__h,a.__h=[],e.some(function(o){o.call(a)})}catch(o){k.__e(o,a.__v)}})}function Ye(e){return typeof e!="object"||e==null||e.__b>0?e:ae(e)?e.map(Ye):e.constructor!==void 0?null:A({},e)}function Kt(e,t,n,r,a,o,s,i,u){var d,_,m,l,f,h,y,b=n.props||te,v=t.props,c=t.type;if(c=="svg"?a="http://www.w3.org/2000/svg":c=="math"?a="http://www.w3.org/1998/Math/MathML":a||(a="http://www.w3.org/1999/xhtml"),o!=null){for(d=0;d<o.length;d++)if((f=o[d])&&"setAttribute"in f==!!c&&(c?f.localName==c:f.nodeType==3)){e=f,o[d]=null;break}}if(e==null){if(c==null)return document.createTextNode(v);e=document.createElementNS(a,c,v.is&&v),i&&(k.__m&&k.__m(t,o),i=!1),o=null}if(c==null)b===v||i&&e.data==v||(e.data=v);else{if(o=c=="textarea"&&v.defaultValue!=null?null:o&&oe.call(e.childNodes),!i&&o!=null)for(b={},d=0;d<e.attributes.length;d++)b[(f=e.attributes[d]).name]=f.value;for(d in b)f=b[d],d=="dangerouslySetInnerHTML"?m=f:d=="children"||d in v||d=="value"&&"defaultValue"in v||d=="checked"&&"defaultChecked"in v||Y(e,d,null,f,a);for(d in v)f=v[d],d=="children"?l=f:d=="dangerouslySetInnerHTML"?_=f:d=="value"?h=f:d=="checked"?y=f:i&&typeof f!="function"||b[d]===f||Y(e,d,f,b[d],a);if(_)i||m&&(_.__html==m.__html||_.__html==e.innerHTML)||(e.innerHTML=_.__html),t.__k=[];else if(m&&(e.innerHTML=""),Je(t.type=="template"?e.content:e,ae(l)?l:[l],t,n,r,c=="foreignObject"?"http://www.w3.org/1999/xhtml":a,o,s,o?o[0]:n.__k&&B(n,0),i,u),o!=null)for(d=o.length;d--;)ye(o[d]);i&&c!="textarea"||(d="value",c=="progress"&&h==null?e.removeAttribute("value"):h!=null&&(h!==e[d]||c=="progress"&&!h||c=="option"&&h!=b[d])&&Y(e,d,h,b[d],a),d="checked",y!=null&&y!=e[d]&&Y(e,d,y,b[d],a))}return e}function ke(e,t,n){try{if(typeof e=="function"){var r=typeof e.__u=="function";r&&e.__u(),r&&t==null||(e.__u=e(t))}else e.current=t}catch(a){k.__e(a,n)}}function Qe(e,t,n){var r,a;if(k.unmount&&k.unmount(e),(r=e.ref)&&(r.current&&r.current!=e.__e||ke(r,null,t)),(r=e.__c)!=null){if(r.componentWillUnmount)try{r.componentWillUnmount()}catch(o){k.__e(o,t)}r.base=r.__P=r.__n=null}if(r=e.__k)for(a=0;a<r.length;a++)r[a]&&Qe(r[a],t,n||typeof e.type!="function");n||ye(e.__e),e.__c=e.__=e.__e=void 0}function Xt(e,t,n){return this.constructor(e,n)}function Ze(e,t,n){var r,a,o,s;t==document&&(t=document.documentElement),k.__&&k.__(e,t),a=(r=typeof n=="function")?null:n&&n.__k||t.__k,o=[],s=[],xe(t,e=(!r&&n||t).__k=we(se,null,[e]),a||te,te,t.namespaceURI,!r&&n?[n]:a?null:t.firstChild?oe.call(t.childNodes):null,o,!r&&n?n:a?a.__e:t.firstChild,r,s),Xe(o,e,s),e.props.children=null}oe=ne.slice,k={__e:function(e,t,n,r){for(var a,o,s;t=t.__;)if((a=t.__c)&&!a.__)try{if((o=a.constructor)&&o.getDerivedStateFromError!=null&&(a.setState(o.getDerivedStateFromError(e)),s=a.__d),a.componentDidCatch!=null&&(a.componentDidCatch(e,r||{}),s=a.__d),s)return a.__E=a}catch(i){e=i}throw e}},ze=0,It=function(e){return e!=null&&e.constructor===void 0},ee.prototype.setState=function(e,t){var n;n=this.__s!=null&&this.__s!=this.state?this.__s:this.__s=A({},this.state),typeof e=="function"&&(e=e(A({},n),this.props)),e&&A(n,e),e!=null&&this.__v&&(t&&this._sb.push(t),Ue(this))},ee.prototype.forceUpdate=function(e){this.__v&&(this.__e=!0,e&&this.__h.push(e),Ue(this))},ee.prototype.render=se,F=[],Ie=typeof Promise=="function"?Promise.prototype.then.bind(Promise.resolve()):setTimeout,We=function(e,t){return e.__v.__b-t.__v.__b},re.__r=0,ge=Math.random().toString(8),Q="__d"+ge,V="__a"+ge,qe=/(PointerCapture)$|Capture$/i,be=0,$e=Be(!1),ve=Be(!0),Wt=0;var J,E,Se,et,G=0,lt=[],T=k,tt=T.__b,nt=T.__r,rt=T.diffed,ot=T.__c,at=T.unmount,st=T.__;function Ee(e,t){T.__h&&T.__h(E,e,G||t),G=0;var n=E.__H||(E.__H={__:[],__h:[]});return e>=n.__.length&&n.__.push({}),n.__[e]}function $(e){return G=1,Yt(ut,e)}function Yt(e,t,n){var r=Ee(J++,2);if(r.t=e,!r.__c&&(r.__=[n?n(t):ut(void 0,t),function(i){var u=r.__N?r.__N[0]:r.__[0],d=r.t(u,i);u!==d&&(r.__N=[d,r.__[1]],r.__c.setState({}))}],r.__c=E,!E.__f)){var a=function(i,u,d){if(!r.__c.__H)return!0;var _=!1,m=r.__c.props!==i;if(r.__c.__H.__.some(function(f){if(f.__N){_=!0;var h=f.__[0];f.__=f.__N,f.__N=void 0,h!==f.__[0]&&(m=!0)}}),o){var l=o.call(this,i,u,d);return _?l||m:l}return!_||m};E.__f=!0;var o=E.shouldComponentUpdate,s=E.componentWillUpdate;E.componentWillUpdate=function(i,u,d){if(this.__e){var _=o;o=void 0,a(i,u,d),o=_}s&&s.call(this,i,u,d)},E.shouldComponentUpdate=a}return r.__N||r.__}function L(e,t){var n=Ee(J++,3);!T.__s&&dt(n.__H,t)&&(n.__=e,n.u=t,E.__H.__h.push(n))}function z(e){return G=5,le(function(){return{current:e}},[])}function le(e,t){var n=Ee(J++,7);return dt(n.__H,t)&&(n.__=e(),n.__H=t,n.__h=e),n.__}function ct(e,t){return G=8,le(function(){return e},t)}function Qt(){for(var e;e=lt.shift();){var t=e.__H;if(e.__P&&t)try{t.__h.some(ie),t.__h.some(Ce),t.__h=[]}catch(n){t.__h=[],T.__e(n,e.__v)}}}T.__b=function(e){E=null,tt&&tt(e)},T.__=function(e,t){e&&t.__k&&t.__k.__m&&(e.__m=t.__k.__m),st&&st(e,t)},T.__r=function(e){nt&&nt(e),J=0;var t=(E=e.__c).__H;t&&(Se===E?(t.__h=[],E.__h=[],t.__.some(function(n){n.__N&&(n.__=n.__N),n.u=n.__N=void 0})):(t.__h.some(ie),t.__h.some(Ce),t.__h=[],J=0)),Se=E},T.diffed=function(e){rt&&rt(e);var t=e.__c;t&&t.__H&&(t.__H.__h.length&&(lt.push(t)!==1&&et===T.requestAnimationFrame||((et=T.requestAnimationFrame)||Zt)(Qt)),t.__H.__.some(function(n){n.u&&(n.__H=n.u,n.u=void 0)})),Se=E=null},T.__c=function(e,t){t.some(function(n){try{n.__h.some(ie),n.__h=n.__h.filter(function(r){return!r.__||Ce(r)})}catch(r){t.some(function(a){a.__h&&(a.__h=[])}),t=[],T.__e(r,n.__v)}}),ot&&ot(e,t)},T.unmount=function(e){at&&at(e);var t,n=e.__c;n&&n.__H&&(n.__H.__.some(function(r){try{ie(r)}catch(a){t=a}}),n.__H=void 0,t&&T.__e(t,n.__v))};var it=typeof requestAnimationFrame=="function";function Zt(e){var t,n=function(){clearTimeout(r),it&&cancelAnimationFrame(t),setTimeout(e)},r=setTimeout(n,35);it&&(t=requestAnimationFrame(n))}function ie(e){var t=E,n=e.__c;typeof n=="function"&&(e.__c=void 0,n()),E=t}function Ce(e){var t=E;e.__c=e.__(),E=t}function dt(e,t){return!e||e.length!==t.length||t.some(function(n,r){return n!==e[r]})}function ut(e,t){return typeof t=="function"?t(e):t}var Te="spillway.token",ce=sessionStorage.getItem(Te)||"",Pe=new Set,Le=class extends Error{constructor(t,n,r){super(r),this.status=t,this.code=n}};function Oe(){return ce}function q(e){ce=e,e?sessionStorage.setItem(Te,e):sessionStorage.removeItem(Te)}function pt(e){return Pe.add(e),()=>Pe.delete(e)}function de(){return ce?{Authorization:`Bearer ${ce}`}:{}}async function ft(e){let t="http_"+e.status,n=e.statusText||`HTTP ${e.status}`;try{let a=await e.json();a&&a.error&&({code:t,message:n}=a.error)}catch{}let r=new Le(e.status,t,n);return e.status===401&&Pe.forEach(a=>a(r)),r}async function P(e,{method:t="GET",body:n,signal:r}={}){let a={...de()};n!==void 0&&(a["Content-Type"]="application/json");let o=await fetch(e,{method:t,headers:a,signal:r,body:n===void 0?void 0:JSON.stringify(n)});if(!o.ok)throw await ft(o);return o.json()}async function _t(e,t){let n=await fetch(e,{headers:de(),signal:t});if(!n.ok)throw await ft(n);return URL.createObjectURL(await n.blob())}var ht=function(e,t,n,r){var a;t[0]=0;for(var o=1;o<t.length;o++){var s=t[o++],i=t[o]?(t[0]|=s?1:2,n[t[o++]]):t[++o];s===3?r[0]=i:s===4?r[1]=Object.assign(r[1]||{},i):s===5?(r[1]=r[1]||{})[t[++o]]=i:s===6?r[1][t[++o]]+=i+"":s?(a=e.apply(i,ht(e,i,n,["",null])),r.push(a),i[0]?t[0]|=2:(t[o-2]=0,t[o]=a)):r.push(i)}return r},mt=new Map;function gt(e){var t=mt.get(this);return t||(t=new Map,mt.set(this,t)),(t=ht(this,t.get(e)||(t.set(e,t=function(n){for(var r,a,o=1,s="",i="",u=[0],d=function(l){o===1&&(l||(s=s.replace(/^\s*\n\s*|\s*\n\s*$/g,"")))?u.push(0,l,s):o===3&&(l||s)?(u.push(3,l,s),o=2):o===2&&s==="..."&&l?u.push(4,l,0):o===2&&s&&!l?u.push(5,0,!0,s):o>=5&&((s||!l&&o===5)&&(u.push(o,0,s,a),o=6),l&&(u.push(o,l,0,a),o=6)),s=""},_=0;_<n.length;_++){_&&(o===1&&d(),d(_));for(var m=0;m<n[_].length;m++)r=n[_][m],o===1?r==="<"?(d(),u=[u],o=3):s+=r:o===4?s==="--"&&r===">"?(o=1,s=""):s=r+s[0]:i?r===i?i="":s+=r:r==='"'||r==="'"?i=r:r===">"?(d(),o=1):o&&(r==="="?(o=5,a=s,s=""):r==="/"&&(o<5||n[_][m+1]===">")?(d(),o===3&&(u=u[0]),o=u,(u=u[0]).push(2,0,o),o=0):r===" "||r==="	"||r===`
+`||r==="\r"?(d(),o=2):s+=r),o===3&&s==="!--"&&(o=4,u=u[0])}return d(),u}(e)),t),arguments,[])).length>1?t:t[0]}var p=gt.bind(we);function N(e){if(e==null)return"";let t=Math.max(0,Math.round(e));return t<60?`${t}s`:t<3600?`${Math.floor(t/60)}m ${t%60}s`:t<86400?`${Math.floor(t/3600)}h ${Math.floor(t%3600/60)}m`:`${Math.floor(t/86400)}d ${Math.floor(t%86400/3600)}h`}function H(e){return e==null?"":N(Date.now()/1e3-e)}function ue(e){return e==null?"":new Date(e*1e3).toLocaleTimeString()}function $t(e){if(e==null)return"";let t=["B","KiB","MiB","GiB","TiB"],n=e,r=0;for(;n>=1024&&r<t.length-1;)n/=1024,r+=1;return`${n.toFixed(r?1:0)} ${t[r]}`}function Me(e){return`${Math.round((e||0)*100)}%`}function K(e){let t=[...e].sort((a,o)=>a-o),n=[],r=0;for(;r<t.length;){let a=r;for(;a+1<t.length&&t[a+1]===t[a]+1;)a+=1;n.push(a>r?`${t[r]}-${t[a]}`:`${t[r]}`),r=a+1}return n.join(",")}var vt={w:"waiting",s:"dispatched",r:"running",d:"done",f:"failed"},bt={w:"#c9ced6",s:"#8fb8e8",r:"#2f7fd8",d:"#2e9e5b",f:"#d64541"};function en(e){return e>4e3?7:e>1e3?10:e>200?14:22}function tn(e){let t=new Int32Array(e.frames.length),n=0;return e.tasks.size.forEach((r,a)=>{t.fill(a,n,n+r),n+=r}),t}function yt({grid:e,selected:t,onSelect:n}){let r=z(null),a=z(null),[o,s]=$(800),[i,u]=$(null),d=le(()=>tn(e),[e]),_=e.frames.length,m=en(_),l=Math.max(1,Math.floor(o/m)),f=Math.ceil(_/l);L(()=>{let c=new ResizeObserver(g=>s(Math.floor(g[0].contentRect.width)));return c.observe(a.current),()=>c.disconnect()},[]),L(()=>{let c=r.current,g=window.devicePixelRatio||1;c.width=l*m*g,c.height=f*m*g,c.style.width=`${l*m}px`,c.style.height=`${f*m}px`;let w=c.getContext("2d");w.setTransform(g,0,0,g,0,0),w.clearRect(0,0,l*m,f*m);let C=m>8?1:.5;for(let[x,O]of Object.entries(bt)){w.fillStyle=O;for(let S=e.states.indexOf(x);S!==-1;S=e.states.indexOf(x,S+1))w.fillRect(S%l*m,Math.floor(S/l)*m,m-C,m-C)}t.size&&(w.strokeStyle="#111",w.lineWidth=2,e.frames.forEach((x,O)=>{t.has(x)&&w.strokeRect(O%l*m+1,Math.floor(O/l)*m+1,m-3,m-3)}))},[e,l,f,m,t]);let h=c=>{let g=r.current.getBoundingClientRect(),w=Math.floor((c.clientX-g.left)/m),x=Math.floor((c.clientY-g.top)/m)*l+w;return w<l&&x>=0&&x<_?x:null},y=c=>{let g=h(c);if(g===null)return u(null);let w=a.current.getBoundingClientRect();u({i:g,x:c.clientX-w.left+14,y:c.clientY-w.top+14})},b=c=>{let g=h(c);g!==null&&n(e.frames[g],c.shiftKey)},v=null;if(i){let c=d[i.i],g=e.tasks,w=g.server[c]>=0?e.servers[g.server[c]]:"\u2014",C=g.started[c],x=g.finished[c];v=p`<div class="tooltip" id="grid-tooltip" style=${{left:`${i.x}px`,top:`${i.y}px`}}>
+      <b>frame ${e.frames[i.i]}</b> · ${vt[e.states[i.i]]}<br />
+      task ${g.index[c]} · attempt ${g.attempt[c]}<br />
+      server ${w}<br />
+      ${C?p`started ${ue(C)}${x?p` · took ${N(x-C)}`:""}`:"not started"}
+    </div>`}return p`<div class="grid-box" ref=${a} onMouseLeave=${()=>u(null)}>
+    <canvas id="frame-grid" ref=${r} data-states=${e.states} onMouseMove=${y} onClick=${b}></canvas>
+    ${v}
+    <div class="legend">
+      ${Object.entries(vt).map(([c,g])=>p`<span><i style=${{background:bt[c]}}></i>${g}</span>`)}
+      ${t.size?p`<span class="selection">selected: ${K(t)}</span>`:p`<span class="dim">click frames to select, shift-click for a range</span>`}
+    </div>
+  </div>`}async function xt(e,t){let n=e.getReader(),r;for(;!(r=await n.read()).done;)t(r.value)}function kt(e){let t,n,r,a=!1;return function(s){t===void 0?(t=s,n=0,r=-1):t=nn(t,s);let i=t.length,u=0;for(;n<i;){a&&(t[n]===10&&(u=++n),a=!1);let d=-1;for(;n<i&&d===-1;++n)switch(t[n]){case 58:r===-1&&(r=n-u);break;case 13:a=!0;case 10:d=n;break}if(d===-1)break;e(t.subarray(u,d),r),u=n,r=-1}u===i?t=void 0:u!==0&&(t=t.subarray(u),n-=u)}}function St(e,t,n){let r=wt(),a=new TextDecoder;return function(s,i){if(s.length===0)n?.(r),r=wt();else if(i>0){let u=a.decode(s.subarray(0,i)),d=i+(s[i+1]===32?2:1),_=a.decode(s.subarray(d));switch(u){case"data":r.data=r.data?r.data+`
+`+_:_;break;case"event":r.event=_;break;case"id":e(r.id=_);break;case"retry":let m=parseInt(_,10);isNaN(m)||t(r.retry=m);break}}}}function nn(e,t){let n=new Uint8Array(e.length+t.length);return n.set(e),n.set(t,e.length),n}function wt(){return{data:"",event:"",id:"",retry:void 0}}var rn=function(e,t){var n={};for(var r in e)Object.prototype.hasOwnProperty.call(e,r)&&t.indexOf(r)<0&&(n[r]=e[r]);if(e!=null&&typeof Object.getOwnPropertySymbols=="function")for(var a=0,r=Object.getOwnPropertySymbols(e);a<r.length;a++)t.indexOf(r[a])<0&&Object.prototype.propertyIsEnumerable.call(e,r[a])&&(n[r[a]]=e[r[a]]);return n},pe="text/event-stream",on=1e3,Ct="last-event-id";function Re(e,t){var{signal:n,headers:r,onopen:a,onmessage:o,onclose:s,onerror:i,openWhenHidden:u,fetch:d}=t,_=rn(t,["signal","headers","onopen","onmessage","onclose","onerror","openWhenHidden","fetch"]);return new Promise((m,l)=>{let f=Object.assign({},r);f.accept||(f.accept=pe);let h;function y(){h.abort(),document.hidden||C()}u||document.addEventListener("visibilitychange",y);let b=on,v=0;function c(){document.removeEventListener("visibilitychange",y),window.clearTimeout(v),h.abort()}n?.addEventListener("abort",()=>{c(),m()});let g=d??window.fetch,w=a??an;async function C(){var x;h=new AbortController;try{let O=await g(e,Object.assign(Object.assign({},_),{headers:f,signal:h.signal}));await w(O),await xt(O.body,kt(St(S=>{S?f[Ct]=S:delete f[Ct]},S=>{b=S},o))),s?.(),c(),m()}catch(O){if(!h.signal.aborted)try{let S=(x=i?.(O))!==null&&x!==void 0?x:b;window.clearTimeout(v),v=window.setTimeout(C,S)}catch(S){c(),l(S)}}}C()})}function an(e){let t=e.headers.get("content-type");if(!t?.startsWith(pe))throw new Error(`Expected content-type to be ${pe}, Actual: ${t}`)}var Ae=new Set,I=null,Et=!1,Ne=new Set,fe=class extends Error{};function X(e){Et=e,Ne.forEach(t=>t(e))}function sn(e){Ae.forEach(t=>t(e))}function Tt(e){I&&I.abort(),I=new AbortController,Re("/api/v1/events",{headers:de(),signal:I.signal,openWhenHidden:!0,async onopen(t){if(t.status===401)throw e(),new fe("unauthorized");if(!t.ok)throw new Error(`event stream: HTTP ${t.status}`);X(!0)},onmessage(t){if(!t.event)return;let n=t.data?JSON.parse(t.data):{};sn({type:t.event,...n})},onclose(){throw X(!1),new Error("event stream closed")},onerror(t){if(X(!1),t instanceof fe)throw t;return 2e3}}).catch(()=>X(!1))}function Pt(){I&&I.abort(),I=null,X(!1)}function Lt(){let[e,t]=$(Et);return L(()=>(Ne.add(t),()=>Ne.delete(t)),[]),e}function U(e,t,n,r=500){let a=z({timer:null,last:0,running:!1,again:!1});L(()=>{let o=a.current,s=!0,i=async()=>{if(s){if(o.running){o.again=!0;return}o.running=!0,o.last=Date.now();try{await e()}finally{o.running=!1,o.again&&s&&(o.again=!1,u())}}},u=()=>{if(o.timer)return;let _=Math.max(0,o.last+r-Date.now());o.timer=setTimeout(()=>{o.timer=null,i()},_)},d=_=>{(_.type==="hello"||t(_))&&u()};return Ae.add(d),i(),()=>{s=!1,Ae.delete(d),clearTimeout(o.timer),o.timer=null}},n)}function j({state:e}){return p`<span class=${`badge state-${e}`}>${e}</span>`}function me({job:e,wide:t}){let n=e.progress,r=n.tasks,a=Math.max(1,r.waiting+r.dispatched+r.running+r.done+r.failed),o=(s,i,u)=>s?p`<span class=${i} style=${{width:`${100*s/a}%`}} title=${`${s} ${u}`}></span>`:null;return p`<div class=${t?"progress wide":"progress"}>
+    <div class="bar">
+      ${o(r.done,"done","tasks done")}${o(r.running+r.dispatched,"running","tasks running")}
+      ${o(r.failed,"failed","tasks failed")}
+    </div>
+    <span class="counts">
+      <b>${n.frames_done}/${n.frames_total}</b>
+      <span class="c-done" title="tasks done">${r.done}✓</span>
+      <span class="c-running" title="tasks running">${r.running+r.dispatched}▶</span>
+      <span class="c-failed" title="tasks failed">${r.failed}✗</span>
+      <span class="c-waiting" title="tasks waiting">${r.waiting}…</span>
+    </span>
+  </div>`}function M({error:e}){return e?p`<div class="error" role="alert">${e.message||String(e)}</div>`:null}var _e=null;function he(e,t="Confirm"){return new Promise(n=>_e&&_e({message:e,confirmLabel:t,resolve:n}))}function Ot(){let[e,t]=$(null);if(L(()=>(_e=t,()=>_e=null),[]),!e)return null;let n=r=>{t(null),e.resolve(r)};return p`<div class="overlay" onClick=${()=>n(!1)}>
+    <div class="dialog" role="dialog" onClick=${r=>r.stopPropagation()}>
+      <p>${e.message}</p>
+      <div class="buttons">
+        <button id="confirm-cancel" onClick=${()=>n(!1)}>Keep</button>
+        <button id="confirm-ok" class="danger" onClick=${()=>n(!0)}>${e.confirmLabel}</button>
+      </div>
+    </div>
+  </div>`}var Mt=50,ln=["","queued","running","paused","done","failed","cancelled"],cn=["","builtin","povray","blender"],dn=[["name","Name"],["state","State"],[null,"Progress"],[null,"Package"],[null,"Placement"],["priority","Priority"],[null,"Owner"],["created","Age"],[null,"ETA"]];function je(e){return e.origin_job_id?`\u2190 from ${e.origin_site}`:e.placement==="local"?"local":`\u2192 ${e.placement}${e.remote_job_id?` (${e.remote_job_id})`:""}`}function un(e,t,n){let r=new URLSearchParams({limit:Mt,offset:n,sort:t});for(let[a,o]of Object.entries(e))o&&r.set(a,o);return r.toString()}function Rt({peers:e,initial:t}){let[n,r]=$({state:"",package:"",placement:"",owner:"",q:"",...t}),[a,o]=$("-created"),[s,i]=$(0),[u,d]=$(null),[_,m]=$(null),[l,f]=$(Date.now()/1e3),h=un(n,a,s);U(async()=>{try{d(await P(`/api/v1/jobs?${h}`)),f(Date.now()/1e3),m(null)}catch(c){m(c)}},c=>c.type==="change"&&(c.all||c.jobs.length>0),[h],1e3);let y=c=>g=>{r({...n,[c]:g.target.value}),i(0)},b=c=>{o(a===`-${c}`?c:`-${c}`),i(0)},v=u&&u.page;return p`<section id="jobs-view">
+    <div class="filters">
+      <input id="job-search" type="search" placeholder="Search name or id" value=${n.q} onInput=${y("q")} />
+      <label>State <select id="filter-state" value=${n.state} onChange=${y("state")}>
+        ${ln.map(c=>p`<option value=${c}>${c||"any"}</option>`)}
+      </select></label>
+      <label>Package <select id="filter-package" value=${n.package} onChange=${y("package")}>
+        ${cn.map(c=>p`<option value=${c}>${c||"any"}</option>`)}
+      </select></label>
+      <label>Placement <select id="filter-placement" value=${n.placement} onChange=${y("placement")}>
+        <option value="">any</option><option value="local">local</option>
+        <option value="forwarded">forwarded to a peer</option><option value="accepted">accepted from a peer</option>
+        ${[...new Set([...e||[],...t.placement?[t.placement]:[]])].filter(c=>!["local","forwarded","accepted"].includes(c)).map(c=>p`<option value=${c}>peer ${c}</option>`)}
+      </select></label>
+      <input id="filter-owner" placeholder="Owner" value=${n.owner} onInput=${y("owner")} size="10" />
+    </div>
+    <${M} error=${_} />
+    <table class="jobs">
+      <thead><tr>
+        ${dn.map(([c,g])=>c?p`<th class="sortable" onClick=${()=>b(c)}>${g}${a===c?" \u25B2":a===`-${c}`?" \u25BC":""}</th>`:p`<th>${g}</th>`)}
+      </tr></thead>
+      <tbody>
+        ${u&&u.jobs.map(c=>p`<tr class="job-row" data-job=${c.id} key=${c.id}>
+            <td><a href=${`#/job/${c.id}`}>${c.name}</a><div class="dim mono">${c.id}</div></td>
+            <td><${j} state=${c.state} />
+              ${c.why_waiting&&p`<div class="dim small why">${c.why_waiting}</div>`}
+              ${c.state==="failed"&&c.error&&p`<div class="error small">${c.error}</div>`}</td>
+            <td><${me} job=${c} /></td>
+            <td class="mono">${c.requirement}</td>
+            <td class="placement">${je(c)}${c.remote&&c.remote.frames_done!=null?p`<div class="dim small">remote ${c.remote.state||""} ${c.remote.frames_done}/${c.frame_count}</div>`:null}</td>
+            <td>${c.priority}</td>
+            <td>${c.owner}</td>
+            <td title=${new Date(c.created_at*1e3).toLocaleString()}>${N(l-c.created_at)}</td>
+            <td>${c.eta_s!=null?N(c.eta_s):""}</td>
+          </tr>`)}
+      </tbody>
+    </table>
+    ${u&&u.jobs.length===0&&p`<p class="empty">No jobs match.</p>`}
+    ${v&&p`<div class="pager">
+      <button disabled=${s===0} onClick=${()=>i(Math.max(0,s-Mt))}>‹ Newer</button>
+      <span id="page-info">${v.total?`${s+1}\u2013${s+u.jobs.length} of ${v.total}`:"0 jobs"}</span>
+      <button disabled=${v.next_offset==null} onClick=${()=>i(v.next_offset)}>Older ›</button>
+    </div>`}
+  </section>`}var pn=256*1024;function At(e){return typeof e=="object"&&e!==null?e.attempt:e}function Nt({jobId:e,task:t,features:n,onClose:r}){let[a,o]=$(null),[s,i]=$({text:"",meta:null,error:null}),u=z(null);L(()=>{if(!n.logs)return;let m=new AbortController,l="",f=!0;return(async()=>{let h=0,y=`/api/v1/jobs/${e}/tasks/${t.index}/log`;for(;f;){let b=new URLSearchParams({offset:h});a!=null&&b.set("attempt",a),h>0&&b.set("wait",10);let v;try{v=await P(`${y}?${b}`,{signal:m.signal})}catch(c){f&&i({text:l,meta:null,error:c});return}if(l=(l+v.text).slice(-pn),i({text:l,meta:v,error:null}),v.complete)return;h=v.next_offset}})(),()=>{f=!1,m.abort()}},[e,t.index,a,n.logs]),L(()=>{u.current&&(u.current.scrollTop=u.current.scrollHeight)},[s.text]);let d=s.meta,_=n.logs?s.text:t.log_tail||"";return p`<section class="log-panel" id="log-panel">
+    <header>
+      <b>Log of task ${t.index}</b> (frames ${t.frames}) · ${t.state}
+      ${d&&d.attempts&&d.attempts.length>1&&p`<select id="log-attempt" value=${a??d.attempt} onChange=${m=>o(Number(m.target.value))}>
+        ${d.attempts.map(m=>p`<option value=${At(m)}>attempt ${At(m)}</option>`)}
+      </select>`}
+      ${d&&p`<span class="dim"> on ${d.server||"\u2014"}${d.complete?"":" \xB7 live"}</span>`}
+      ${d&&d.truncated_bytes?p`<span class="dim"> · first ${d.truncated_bytes} bytes not kept</span>`:null}
+      <button class="close" onClick=${r}>×</button>
+    </header>
+    ${t.error&&p`<div class="error" id="task-error">${t.error}</div>`}
+    ${!n.logs&&p`<div class="dim small">The last lines the server reported for this task.</div>`}
+    ${s.error&&p`<div class="error">${s.error.message}</div>`}
+    <pre ref=${u} id="log-text">${_||"(no output)"}</pre>
+  </section>`}var fn=12;function _n(e,t=fn){let n=e.tasks.finished.map((s,i)=>[s,i]).filter(([s])=>s!=null).sort((s,i)=>i[0]-s[0]),r=[],a=0;e.tasks.size.forEach(s=>{r.push(a),a+=s});let o=[];for(let[s,i]of n){for(let u=r[i]+e.tasks.size[i]-1;u>=r[i]&&o.length<t;u-=1)e.states[u]==="d"&&o.push({frame:e.frames[u],version:s});if(o.length>=t)break}return o}function Ft(e){let[t,n]=$({url:null,error:null});return L(()=>{if(!e)return;let r=new AbortController,a=null;return _t(e,r.signal).then(o=>{a=o,n({url:o,error:null})}).catch(o=>o.name!=="AbortError"&&n({url:null,error:o})),()=>{r.abort(),a&&URL.revokeObjectURL(a)}},[e]),t}function jt({jobId:e,item:t,previews:n,large:r,onOpen:a}){let o=n?"/preview":"",{url:s,error:i}=Ft(`/api/v1/jobs/${e}/frames/${t.frame}${o}?v=${t.version}`);return p`<figure class=${r?"latest":"thumb"} data-frame=${t.frame} onClick=${()=>a(t.frame)}>
+    ${s?p`<img src=${s} alt=${`frame ${t.frame}`} />`:p`<div class="placeholder">${i?"no preview":"\u2026"}</div>`}
+    <figcaption>frame ${t.frame}</figcaption>
+  </figure>`}function Ht({jobId:e,grid:t,previews:n}){let[r,a]=$(null),o=_n(t);if(!o.length)return p`<p class="dim">No finished frames yet.</p>`;let[s,...i]=o;return p`<div class="media">
+    <${jt} jobId=${e} item=${s} previews=${n} large=${!0} onOpen=${a} key=${`L${s.frame}-${s.version}`} />
+    <div class="thumbs">
+      ${i.map(u=>p`<${jt} jobId=${e} item=${u} previews=${n} onOpen=${a} key=${`${u.frame}-${u.version}`} />`)}
+    </div>
+    ${r!=null&&p`<${mn} jobId=${e} frame=${r} onClose=${()=>a(null)} />`}
+  </div>`}function mn({jobId:e,frame:t,onClose:n}){let{url:r,error:a}=Ft(`/api/v1/jobs/${e}/frames/${t}`);return p`<div class="overlay" id="full-frame" onClick=${n}>
+    <div class="frame-view">
+      ${r?p`<img src=${r} alt=${`frame ${t} full size`} />`:p`<p>${a?a.message:"loading\u2026"}</p>`}
+      <p>frame ${t} · click to close</p>
+    </div>
+  </div>`}var Fe=100,hn=["queued","running","paused"];function gn({job:e,selected:t,clearSelection:n,onDone:r}){let[a,o]=$(String(e.priority)),[s,i]=$(!1),[u,d]=$(null),_=e.placement==="local",m=async(h,y,b,v)=>{if(!(b&&!await he(b,v))){i(!0);try{await P(`/api/v1/jobs/${e.id}/${h}`,{method:"POST",body:y}),d(null),h==="retry"&&y&&n(),r()}catch(c){d(c)}finally{i(!1)}}},l=e.progress.tasks,f=hn.includes(e.state);return p`<div class="controls">
+    ${["queued","running"].includes(e.state)&&p`<button id="btn-pause" disabled=${s} onClick=${()=>m("pause")}>Pause</button>`}
+    ${e.state==="paused"&&p`<button id="btn-resume" disabled=${s} onClick=${()=>m("resume")}>Resume</button>`}
+    ${f&&p`<button id="btn-cancel" class="danger" disabled=${s}
+      onClick=${()=>m("cancel",void 0,`Cancel job ${e.name}? Frames still rendering are stopped and their work is lost.`,"Cancel job")}>Cancel…</button>`}
+    ${_&&l.failed>0&&p`<button id="btn-retry" disabled=${s} onClick=${()=>m("retry")}>Retry ${l.failed} failed</button>`}
+    ${_&&t.size>0&&p`<button id="btn-requeue" disabled=${s}
+      onClick=${()=>m("retry",{frames:K(t)},`Render frames ${K(t)} again? Their current output is replaced.`,"Render again")}>
+      Requeue ${t.size} selected</button>`}
+    ${f&&p`<span class="priority">Priority
+      <input id="priority-input" type="number" min="0" max="100" value=${a} onInput=${h=>o(h.target.value)} />
+      <button id="btn-priority" disabled=${s||a===String(e.priority)}
+        onClick=${()=>m("priority",{priority:Number(a)})}>Set</button></span>`}
+    <${M} error=${u} />
+  </div>`}function $n({job:e}){let t=e.profile,n=[["Owner",e.owner],["Package",e.requirement],["Frames",`${e.frames} (${e.frame_count}, chunks of ${e.chunk_size})`],["Scene",e.scene],["Submitted",`${new Date(e.created_at*1e3).toLocaleString()} (${H(e.created_at)} ago)`],["ETA",e.eta_s!=null?N(e.eta_s):"\u2014"],["Time per frame",e.seconds_per_frame!=null?`${e.seconds_per_frame.toFixed(1)} s`:"\u2014"],["Needs",[t.min_memory_mb?`${t.min_memory_mb} MiB`:null,t.min_cores>1?`${t.min_cores} cores`:null,t.gpu?"a GPU":null,(t.tags||[]).length?`tags ${t.tags.join(", ")}`:null].filter(Boolean).join(", ")||"any server"],["Attempts",`up to ${t.max_attempts}, ${t.task_timeout_s} s per task${t.max_servers?`, at most ${t.max_servers} servers`:""}`],["Settings",Object.entries(e.settings||{}).map(([r,a])=>`${r}=${JSON.stringify(a)}`).join(" ")||"\u2014"],["Output",e.storage_dir]];return p`<dl class="facts">${n.map(([r,a])=>p`<dt>${r}</dt><dd>${a}</dd>`)}</dl>`}function vn({job:e}){if(e.origin_job_id)return p`<div class="fed" id="fed-accepted">Accepted from <b>${e.origin_site}</b>, where it is job <span class="mono">${e.origin_job_id}</span>.</div>`;if(e.placement==="local")return null;let t=e.remote||{},n=e.transfer||{};return p`<div class="fed" id="fed-forwarded">
+    Forwarded to <b>${e.placement}</b>${e.placement_reason?p` — ${e.placement_reason}`:""}.<br />
+    Remote job <span class="mono" id="remote-job-id">${e.remote_job_id||t.job_id||"\u2014"}</span>
+    · remote state ${t.state||"\u2014"} · <span id="remote-frames">${t.frames_done??0}/${e.frame_count}</span> frames done there
+    ${t.last_contact_at?p` · last heard ${H(t.last_contact_at)} ago`:""}<br />
+    Transfer: ${$t(n.bytes_sent||0)} sent, ${n.blobs_sent??0} blobs sent, ${n.blobs_skipped??0} already there
+    ${t.forward_state?p` · ${t.forward_state}`:""}
+  </div>`}function bn({jobId:e,page:t,filter:n,setFilter:r,offset:a,setOffset:o,onLog:s}){return p`<section>
+    <h3>Tasks
+      <select id="task-filter" value=${n} onChange=${i=>{r(i.target.value),o(0)}}>
+        <option value="">all</option>
+        ${["waiting","dispatched","running","done","failed"].map(i=>p`<option value=${i}>${i}</option>`)}
+      </select>
+    </h3>
+    <table class="tasks">
+      <thead><tr><th>#</th><th>Frames</th><th>State</th><th>Attempt</th><th>Server</th><th>Started</th><th>Took</th><th>Error</th><th></th></tr></thead>
+      <tbody>
+        ${t&&t.tasks.map(i=>p`<tr class="task-row" data-task=${i.index} data-state=${i.state} key=${i.id}>
+          <td>${i.index}</td><td class="mono">${i.frames}</td><td><${j} state=${i.state} /></td>
+          <td>${i.attempt}${i.failures?p` <span class="c-failed">(${i.failures} failed)</span>`:""}</td>
+          <td>${i.server||"\u2014"}</td><td>${ue(i.started_at)}</td>
+          <td>${i.started_at&&i.finished_at?N(i.finished_at-i.started_at):""}</td>
+          <td class="error small">${i.error}</td>
+          <td><button class="link log-btn" onClick=${()=>s(i)}>log</button></td>
+        </tr>`)}
+      </tbody>
+    </table>
+    ${t&&t.tasks_page.total>Fe&&p`<div class="pager">
+      <button disabled=${a===0} onClick=${()=>o(Math.max(0,a-Fe))}>‹</button>
+      ${a+1}–${a+t.tasks.length} of ${t.tasks_page.total}
+      <button disabled=${t.tasks_page.next_offset==null} onClick=${()=>o(t.tasks_page.next_offset)}>›</button>
+    </div>`}
+  </section>`}function yn(e,t){let[n,r]=$({job:null,grid:null,tasks:null,error:null}),a=ct(async()=>{try{let[o,s,i]=await Promise.all([P(`/api/v1/jobs/${e}?tasks=0`),P(`/api/v1/jobs/${e}/grid`),P(`/api/v1/jobs/${e}/tasks?${t}`)]);r({job:o.job,grid:s,tasks:i,error:null})}catch(o){r(s=>({...s,error:o}))}},[e,t]);return U(a,o=>o.type==="change"&&(o.all||o.jobs.includes(e)),[e,t],700),[n,a]}function Ut({jobId:e,features:t}){let[n,r]=$(""),[a,o]=$(0),[s,i]=$(new Set),[u,d]=$(null),[_,m]=$(null),l=new URLSearchParams({offset:a,limit:Fe,...n?{state:n}:{}}).toString(),[{job:f,grid:h,tasks:y,error:b},v]=yn(e,l),c=(w,C)=>{let x=new Set(s);if(C&&u!=null){let O=h.frames.indexOf(u),S=h.frames.indexOf(w);for(let D=Math.min(O,S);D<=Math.max(O,S);D+=1)x.add(h.frames[D])}else x.has(w)?x.delete(w):x.add(w);d(w),i(x)};if(!f)return p`<section><${M} error=${b} />${!b&&p`<p>Loading…</p>`}</section>`;let g=_&&(y&&y.tasks.find(w=>w.id===_.id)||_);return p`<section id="job-view" data-job=${f.id} data-state=${f.state}>
+    <h2><a href="#/jobs">Jobs</a> › ${f.name} <${j} state=${f.state} /> <span class="dim mono">${f.id}</span></h2>
+    <${M} error=${b} />
+    <${gn} job=${f} selected=${s} clearSelection=${()=>i(new Set)} onDone=${v} key=${`${f.id}-${f.priority}`} />
+    <div class="summary">
+      <${me} job=${f} wide=${!0} />
+      ${f.why_waiting&&p`<div class="why" id="why-waiting">Waiting: ${f.why_waiting}</div>`}
+      ${f.error&&p`<div class="error" id="job-error">${f.error}</div>`}
+      <div class="placement">Placement: ${je(f)} · priority ${f.priority}</div>
+      <${vn} job=${f} />
+    </div>
+    <div class="columns">
+      <div class="main-col">
+        <h3>Frames</h3>
+        ${h&&p`<${yt} grid=${h} selected=${s} onSelect=${c} />`}
+        <h3>Latest frames</h3>
+        ${h&&p`<${Ht} jobId=${f.id} grid=${h} previews=${t.previews} />`}
+      </div>
+      <div class="side-col"><h3>Profile</h3><${$n} job=${f} /></div>
+    </div>
+    ${g&&p`<${Nt} jobId=${f.id} task=${g} features=${t} onClose=${()=>m(null)} key=${g.id} />`}
+    <${bn} jobId=${f.id} page=${y} filter=${n} setFilter=${r} offset=${a} setOffset=${o} onLog=${m} />
+  </section>`}function Dt(){let[e,t]=$(null),[n,r]=$(null);return U(async()=>{try{t((await P("/api/v1/peers")).peers),r(null)}catch(a){r(a)}},a=>a.type==="tick"||a.type==="change"&&a.all,[],1e3),p`<section id="peers-view">
+    <${M} error=${n} />
+    <table class="peers">
+      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Forwarded to</th><th>Accepted from</th><th>Moved</th><th>Last error</th></tr></thead>
+      <tbody>
+        ${e&&e.map(a=>p`<tr class="peer-row" data-peer=${a.name} key=${a.name}>
+          <td><b>${a.name}</b><div class="dim small mono">${a.url}</div></td>
+          <td><${j} state=${a.state} />${a.last_seen?p`<div class="dim small">heard ${H(a.last_seen)} ago</div>`:""}</td>
+          <td>${a.capacity?p`${a.capacity.free_slots} free slots on ${a.capacity.servers} servers · queue ${a.capacity.queue}`:p`<span class="dim">no advert yet</span>`}</td>
+          <td class="small">${(a.servers||[]).map(o=>p`<div>${o.name} <span class="dim">${o.status} ${o.slots-o.free_slots}/${o.slots} · ${Object.keys(o.packages).join(", ")}</span></div>`)}</td>
+          <td><a href=${`#/jobs?placement=${a.name}`}>${a.jobs_forwarded??0} jobs</a>${a.forward===!1?p`<div class="dim small">not allowed</div>`:""}</td>
+          <td>${a.jobs_accepted??0} jobs${a.accept===!1?p`<div class="dim small">not allowed</div>`:""}</td>
+          <td class="small">${a.bytes_sent!=null?`${a.bytes_sent} B sent`:""}${a.bytes_received!=null?` \xB7 ${a.bytes_received} B received`:""}</td>
+          <td class="error small">${a.last_error||""}</td>
+        </tr>`)}
+      </tbody>
+    </table>
+    ${e&&e.length===0&&p`<p class="empty">This site has no peers configured ([[peers]] in its config).</p>`}
+  </section>`}function Bt(){let[e,t]=$(null),[n,r]=$(null),a=async()=>{try{t((await P("/api/v1/servers")).servers),r(null)}catch(s){r(s)}};U(a,s=>s.type==="tick"||s.type==="change"&&s.servers,[],1e3);let o=async(s,i)=>{try{if(i==="forget"){if(!await he(`Forget render server ${s.name}? It registers again if it reconnects.`,"Forget"))return;await P(`/api/v1/servers/${s.id}`,{method:"DELETE"})}else await P(`/api/v1/servers/${s.id}/${i}`,{method:"POST"});await a()}catch(u){r(u)}};return p`<section id="servers-view">
+    <${M} error=${n} />
+    <table class="servers">
+      <thead><tr><th>Name</th><th>Status</th><th>Rendering</th><th>Slots</th><th>Last hour</th><th>Hardware</th><th>Packages</th><th>Last error</th><th></th></tr></thead>
+      <tbody>
+        ${e&&e.map(s=>p`<tr class="server-row" data-server=${s.name} key=${s.id}>
+          <td><b>${s.name}</b><div class="dim small">${s.host}</div></td>
+          <td><${j} state=${s.status} />${s.last_heartbeat?p`<div class="dim small">seen ${H(s.last_heartbeat)} ago</div>`:""}</td>
+          <td>${(s.current||[]).map(i=>p`<div><a href=${`#/job/${i.job}`} class="mono">${i.job}</a> <span class="dim">frames ${i.frames}</span></div>`)}</td>
+          <td>${s.slots-s.free_slots}/${s.slots} busy</td>
+          <td><div class="util"><span style=${{width:Me(s.utilisation)}}></span></div>${Me(s.utilisation)}</td>
+          <td class="small">${s.cores} cores · ${Math.round(s.memory_mb/1024)} GiB${s.gpus.length?` \xB7 ${s.gpus.join(", ")}`:""}<div class="dim">${s.os} ${s.cpu_model}</div></td>
+          <td class="small mono">${Object.entries(s.packages).map(([i,u])=>`${i} ${u}`).join(", ")}${s.tags.length?p`<div class="dim">tags ${s.tags.join(", ")}</div>`:""}</td>
+          <td class="error small">${s.last_error?p`${s.last_error.error}<div class="dim">${H(s.last_error.at)} ago</div>`:""}</td>
+          <td class="actions">
+            ${s.status==="disabled"?p`<button class="btn-enable" onClick=${()=>o(s,"enable")}>Enable</button>`:p`<button class="btn-disable" onClick=${()=>o(s,"disable")}>Disable</button>`}
+            ${s.status==="offline"&&p`<button class="danger" onClick=${()=>o(s,"forget")}>Forget…</button>`}
+          </td>
+        </tr>`)}
+      </tbody>
+    </table>
+    ${e&&e.length===0&&p`<p class="empty">No render server has connected yet: start one with <code>spillway render-server --agent URL</code>.</p>`}
+  </section>`}function zt(e){let[t,n=""]=e.replace(/^#/,"").split("?"),r=t.split("/").filter(Boolean),a=Object.fromEntries(new URLSearchParams(n));return r[0]==="job"&&r[1]?{view:"job",id:decodeURIComponent(r[1]),params:a}:r[0]==="servers"||r[0]==="peers"?{view:r[0],params:a}:{view:"jobs",params:a}}function wn(){let[e,t]=$(zt(location.hash));return L(()=>{let n=()=>t(zt(location.hash));return window.addEventListener("hashchange",n),()=>window.removeEventListener("hashchange",n)},[]),e}function xn(e){let t=Object.keys(e&&e.paths||{});return{logs:t.some(n=>n.startsWith("/api/v1/jobs/")&&n.endsWith("/log")),previews:t.some(n=>n.startsWith("/api/v1/jobs/")&&n.endsWith("/preview"))}}function kn({site:e,onLogin:t}){let[n,r]=$(""),[a,o]=$(null);return p`<form class="login" id="login" onSubmit=${async i=>{i.preventDefault(),q(n.trim());try{await P("/api/v1/jobs?limit=1"),t()}catch(u){q(""),o(u.status===401?new Error("That token was not accepted; check it and try again."):u)}}}>
+    <h2>Spillway site ${e}</h2>
+    <p>This agent needs a client token (one of <code>[auth] client_tokens</code> in its config).
+      It is kept for this browser tab only.</p>
+    <input id="token-input" type="password" autocomplete="current-password" placeholder="Token" value=${n}
+      onInput=${i=>r(i.target.value)} autofocus />
+    <button id="token-submit" type="submit">Sign in</button>
+    <${M} error=${a} />
+  </form>`}function Sn({site:e,route:t,authed:n,onSignOut:r}){let a=Lt(),o=(s,i)=>p`<a href=${`#/${s}`} id=${`nav-${s}`} class=${t.view===s||s==="jobs"&&t.view==="job"?"active":""}>${i}</a>`;return p`<nav>
+    <span class="site">Spillway · <b id="site-name">${e}</b></span>
+    ${o("jobs","Jobs")}${o("servers","Render servers")}${o("peers","Peers")}
+    <span class="spacer"></span>
+    <span id="live-status" class=${a?"live on":"live off"}>${a?"\u25CF live":"\u25CB reconnecting"}</span>
+    ${n&&Oe()&&p`<button class="link" id="sign-out" onClick=${r}>sign out</button>`}
+  </nav>`}function Cn(){let e=wn(),[t,n]=$(null),[r,a]=$({logs:!1,previews:!1}),[o,s]=$(!1),[i,u]=$([]),[d,_]=$(null);if(L(()=>(Promise.all([P("/api/v1/health"),P("/api/v1/openapi.json").catch(()=>null)]).then(([f,h])=>{n(f),a(xn(h)),s(!f.client_auth||!!Oe())}).catch(_),pt(()=>{q(""),s(!1)})),[]),L(()=>{if(o)return Tt(()=>{q(""),s(!1)}),P("/api/v1/peers").then(f=>u(f.peers.map(h=>h.name))).catch(()=>u([])),Pt},[o]),L(()=>{t&&(document.title=`Spillway \xB7 ${t.site}`)},[t]),d)return p`<main><${M} error=${d} /></main>`;if(!t)return p`<main><p>Connecting…</p></main>`;if(!o)return p`<main><${kn} site=${t.site} onLogin=${()=>s(!0)} /></main>`;let m=()=>{q(""),s(!1)},l;return e.view==="job"?l=p`<${Ut} jobId=${e.id} features=${r} key=${e.id} />`:e.view==="servers"?l=p`<${Bt} />`:e.view==="peers"?l=p`<${Dt} />`:l=p`<${Rt} peers=${i} initial=${e.params} key=${JSON.stringify(e.params)} />`,p`<${Sn} site=${t.site} route=${e} authed=${o} onSignOut=${m} />
+    <main>${l}</main>
+    <${Ot} />`}Ze(p`<${Cn} />`,document.getElementById("app"));

@@ -1,0 +1,44 @@
+// Peer sites: link state, advertised capacity, jobs forwarded to and accepted from each.
+import { useState } from "preact/hooks";
+import { api } from "./api.js";
+import { since } from "./format.js";
+import { html } from "./html.js";
+import { useLiveReload } from "./live.js";
+import { ErrorLine, StateBadge } from "./widgets.js";
+
+export function PeersView() {
+  const [peers, setPeers] = useState(null);
+  const [error, setError] = useState(null);
+  useLiveReload(
+    async () => {
+      try {
+        setPeers((await api("/api/v1/peers")).peers);
+        setError(null);
+      } catch (e) {
+        setError(e);
+      }
+    },
+    (m) => m.type === "tick" || (m.type === "change" && m.all),
+    [],
+    1000,
+  );
+  return html`<section id="peers-view">
+    <${ErrorLine} error=${error} />
+    <table class="peers">
+      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Forwarded to</th><th>Accepted from</th><th>Moved</th><th>Last error</th></tr></thead>
+      <tbody>
+        ${peers && peers.map((p) => html`<tr class="peer-row" data-peer=${p.name} key=${p.name}>
+          <td><b>${p.name}</b><div class="dim small mono">${p.url}</div></td>
+          <td><${StateBadge} state=${p.state} />${p.last_seen ? html`<div class="dim small">heard ${since(p.last_seen)} ago</div>` : ""}</td>
+          <td>${p.capacity ? html`${p.capacity.free_slots} free slots on ${p.capacity.servers} servers · queue ${p.capacity.queue}` : html`<span class="dim">no advert yet</span>`}</td>
+          <td class="small">${(p.servers || []).map((s) => html`<div>${s.name} <span class="dim">${s.status} ${s.slots - s.free_slots}/${s.slots} · ${Object.keys(s.packages).join(", ")}</span></div>`)}</td>
+          <td><a href=${`#/jobs?placement=${p.name}`}>${p.jobs_forwarded ?? 0} jobs</a>${p.forward === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
+          <td>${p.jobs_accepted ?? 0} jobs${p.accept === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
+          <td class="small">${p.bytes_sent != null ? `${p.bytes_sent} B sent` : ""}${p.bytes_received != null ? ` · ${p.bytes_received} B received` : ""}</td>
+          <td class="error small">${p.last_error || ""}</td>
+        </tr>`)}
+      </tbody>
+    </table>
+    ${peers && peers.length === 0 && html`<p class="empty">This site has no peers configured ([[peers]] in its config).</p>`}
+  </section>`;
+}
