@@ -18,11 +18,11 @@ from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .frame_api import frame_files_json
 from .frame_response import not_modified, send_frame
-from .monitor_api import add_server_activity, jobs_page_json, parse_job_query
+from .monitor_api import add_server_activity, job_body, jobs_page_json, parse_job_query
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
-from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
-from .views import frames_json, job_json, server_json, server_states, task_json, upstream_json
+from .store.records import LOCAL, JobRecord, ServerStatus, TaskState
+from .views import frames_json, server_json, server_states, task_json
 
 VERSION = "0.1.0"
 DETAIL_TASKS = 100
@@ -64,23 +64,7 @@ async def _json_body(request: web.Request) -> Any:
 
 
 async def _job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
-    counts = await site.store.task_counts(job.id)
-    frames_done = await _frames_done(site, job, counts)
-    upstreams = (await site.store.job_upstreams([job.id])).get(job.id, ())
-    why = await site.why_waiting(job, counts, upstreams)
-    body = job_json(
-        job, counts, frames_done=frames_done, why_waiting=why, storage_dir=site.job_storage_dir(job)
-    )
-    body["after"] = [upstream_json(u) for u in upstreams]
-    if site.federation is not None:
-        body.update(await site.federation.job_details(job))
-    return body
-
-
-async def _frames_done(site: SiteAgent, job: JobRecord, counts: dict[TaskState, int]) -> int:
-    if job.state == JobState.DONE:
-        return job.frame_count
-    return await site.store.count_frames(job.id)
+    return await job_body(site, job)
 
 
 def _query_int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:

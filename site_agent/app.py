@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, frame_api, live, log_api, monitor_api, render_endpoint, usage
+from . import api, frame_api, log_api, monitor_api, render_endpoint, usage
 from .appkeys import CONFIG, SITE
 from .auth import check_client
 from .config import ConfigError, SiteConfig, load_config
@@ -52,8 +52,7 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)
     app.add_routes(monitor_api.routes)
-    app.router.add_get("/api/v1/events", live.events)
-    app.on_shutdown.append(live.close_streams)
+    app.on_shutdown.append(monitor_api.close_streams)
     app.cleanup_ctx.append(functools.partial(_site_lifecycle, extensions=tuple(extensions)))
     return app
 

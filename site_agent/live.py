@@ -27,8 +27,6 @@ from typing import Any
 
 from aiohttp import web
 
-from .appkeys import SITE
-from .auth import check_client
 from .errors import UnavailableError
 from .lifecycle.events import Event
 
@@ -169,11 +167,9 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def events(request: web.Request) -> web.StreamResponse:
-    """The monitor's event stream (text/event-stream); needs a client token like the API."""
-    site = request.app[SITE]
-    check_client(request, site.config.auth)
-    client = site.live.connect()
+async def stream(request: web.Request, hub: LiveHub, site_name: str) -> web.StreamResponse:
+    """Serve one event stream (text/event-stream) until the client goes or the hub closes."""
+    client = hub.connect()
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -183,12 +179,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     try:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n" + _sse("hello", {"site": site.config.name}))
+        await response.write(b"retry: 2000\n" + _sse("hello", {"site": site_name}))
         await _pump(client, response)
     except ConnectionResetError:
         log.debug("monitor stream from %s closed by the client", request.remote)
     finally:
-        site.live.disconnect(client)
+        hub.disconnect(client)
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
@@ -204,10 +200,3 @@ async def _pump(client: LiveClient, response: web.StreamResponse) -> None:
             continue
         await response.write(_sse("change", change.to_json()))
         await asyncio.sleep(COALESCE_S)
-
-
-async def close_streams(app: web.Application) -> None:
-    """on_shutdown: end the open streams so a graceful stop does not wait on them."""
-    site = app.get(SITE)
-    if site is not None:
-        site.live.close()

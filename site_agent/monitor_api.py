@@ -17,6 +17,7 @@ from aiohttp import web
 from scheduler.eta import estimate_eta
 from scheduler.frames import format_frames
 
+from . import live
 from .appkeys import SITE
 from .auth import check_client
 from .errors import BadRequestError, NotFoundError
@@ -114,6 +115,12 @@ async def _job_summary(site: SiteAgent, job: JobRecord, progress: JobProgress) -
     if site.federation is not None:
         body.update(await site.federation.job_details(job))
     return body
+
+
+async def job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
+    """One job's JSON as the API shows it: record, progress, ETA, why it waits, federation."""
+    progress = await site.store.jobs_progress([job.id])
+    return await _job_summary(site, job, progress[job.id])
 
 
 async def jobs_page_json(site: SiteAgent, query: JobQuery) -> dict[str, Any]:
@@ -215,6 +222,21 @@ async def job_grid(request: web.Request) -> web.Response:
         body["servers"] = [peer]
         body["tasks"]["server"] = [0] * len(tasks)
     return web.json_response(body)
+
+
+@routes.get("/api/v1/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    """The monitor's live stream (see :mod:`site_agent.live`); needs a client token."""
+    site = request.app[SITE]
+    check_client(request, site.config.auth)
+    return await live.stream(request, site.live, site.config.name)
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end the open streams so a graceful stop does not wait on them."""
+    site = app.get(SITE)
+    if site is not None:
+        site.live.close()
 
 
 @routes.get("/")

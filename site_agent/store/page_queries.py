@@ -13,14 +13,14 @@ from .queries import JOB_COLUMNS
 # $5 placement kind ('local', 'forwarded', 'accepted') or NULL, $6 peer name or NULL.
 _JOB_FILTER = """
 WHERE state = ANY($1::text[])
-  AND ($2 IS NULL OR owner = $2)
-  AND ($3 IS NULL OR LOWER(name) LIKE $3 ESCAPE '\\' OR LOWER(id) LIKE $3 ESCAPE '\\')
-  AND ($4 IS NULL OR profile LIKE $4 ESCAPE '\\')
-  AND ($5 IS NULL
+  AND (CAST($2 AS TEXT) IS NULL OR owner = $2)
+  AND (CAST($3 AS TEXT) IS NULL OR LOWER(name) LIKE $3 ESCAPE '\\' OR LOWER(id) LIKE $3 ESCAPE '\\')
+  AND (CAST($4 AS TEXT) IS NULL OR profile LIKE $4 ESCAPE '\\')
+  AND (CAST($5 AS TEXT) IS NULL
        OR ($5 = 'local' AND placement = 'local' AND origin_job_id IS NULL)
        OR ($5 = 'forwarded' AND placement <> 'local')
        OR ($5 = 'accepted' AND origin_job_id IS NOT NULL))
-  AND ($6 IS NULL OR placement = $6 OR (origin_job_id IS NOT NULL AND origin_site = $6))
+  AND (CAST($6 AS TEXT) IS NULL OR placement = $6 OR (origin_job_id IS NOT NULL AND origin_site = $6))
 """
 JOB_SORTS: dict[str, str] = {
     "created": "created_at ASC, id ASC",

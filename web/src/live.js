@@ -1,7 +1,7 @@
 // The agent's Server-Sent Events stream, shared by every view.
 // fetch-event-source (not EventSource) so the token travels in a header, never in a URL.
 import { fetchEventSource } from "@microsoft/fetch-event-source";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { authHeaders } from "./api.js";
 
 const listeners = new Set();
@@ -74,9 +74,9 @@ export function useLiveStatus() {
  * concerns this view; at most once per `minIntervalMs`, the last change always loaded.
  */
 export function useLiveReload(load, relevant, deps, minIntervalMs = 500) {
-  const state = useRef({ timer: null, last: 0, running: false, again: false });
   useEffect(() => {
-    const s = state.current;
+    // Per effect run: a load still in flight for the old deps must not hold up the new one.
+    const s = { timer: null, last: 0, running: false, again: false };
     let alive = true;
     const run = async () => {
       if (!alive) return;

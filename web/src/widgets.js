@@ -23,7 +23,7 @@ export function Progress({ job, wide }) {
       <span class="c-done" title="tasks done">${t.done}✓</span>
       <span class="c-running" title="tasks running">${t.running + t.dispatched}▶</span>
       <span class="c-failed" title="tasks failed">${t.failed}✗</span>
-      <span class="c-waiting" title="tasks waiting">${t.waiting}…</span>
+      <span class="c-waiting" title="tasks waiting">${t.waiting}◌</span>
     </span>
   </div>`;
 }
