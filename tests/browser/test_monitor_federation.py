@@ -40,9 +40,7 @@ def test_a_forwarded_jobs_progress_shows_at_the_origin_and_its_origin_at_the_pee
     page: Any, two_sites: tuple[Agent, Agent]
 ) -> None:
     studio, facility = two_sites
-    result = studio.cli(
-        "submit", str(SCENE), "--package", "povray", "--frames", "1-6", "--json"
-    )
+    result = studio.cli("submit", str(SCENE), "--package", "povray", "--frames", "1-6", "--json")
     job_id = json.loads(result.stdout)["job"]["id"]
     page.get(f"{studio.url}/#/job/{job_id}")
     forwarded = find(page, "#fed-forwarded", 60)
@@ -70,8 +68,10 @@ def test_a_forwarded_jobs_progress_shows_at_the_origin_and_its_origin_at_the_pee
     assert "studio" in accepted.text and job_id in accepted.text
     page.get(f"{facility.url}/#/jobs?placement=accepted")
     wait_until(
-        lambda: [r.get_attribute("data-job") for r in page.find_elements(By.CSS_SELECTOR, ".job-row")]
-        == [remote_id],
+        lambda: (
+            [r.get_attribute("data-job") for r in page.find_elements(By.CSS_SELECTOR, ".job-row")]
+            == [remote_id]
+        ),
         20,
         "the accepted job alone",
     )

@@ -15,7 +15,6 @@ from site_agent.lifecycle import JobPriorityChanged
 from site_agent.store import Store
 from site_agent.store.job_pages import JobQuery
 from site_agent.store.records import FrameRecord, JobState, TaskState
-
 from tests.integration.test_store_contract import claim, complete, lc, make_job, start
 
 
@@ -34,7 +33,9 @@ async def add_job(
     chunks: Sequence[tuple[int, ...]] = ((1,), (2,)),
 ) -> None:
     job = dataclasses.replace(
-        make_job(job_id, created_at=created_at, priority=priority, state=state, placement=placement),
+        make_job(
+            job_id, created_at=created_at, priority=priority, state=state, placement=placement
+        ),
         name=name,
         owner=owner,
         profile=JobProfile(package=package),
