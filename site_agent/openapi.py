@@ -7,6 +7,7 @@ from typing import Any
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ANY_OBJECT = {"type": "object"}
 _SHA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_STR = {"schema": {"type": "string", "maxLength": 200}}
 
 
 def _op(
@@ -234,6 +235,69 @@ _RETRY_FRAMES = {
 }
 
 
+_JOB_SORTS = ["created", "updated", "priority", "name", "state", "frames"]
+_JOB_LIST = [
+    {"name": "state", "in": "query", "schema": {"type": "string", "examples": ["queued,running"]}},
+    {"name": "owner", "in": "query", "schema": {"type": "string"}},
+    {"name": "q", "in": "query", "description": "part of the name or id, any case", **_STR},
+    {"name": "package", "in": "query", "schema": {"type": "string", "examples": ["povray"]}},
+    {
+        "name": "placement",
+        "in": "query",
+        "description": "local, forwarded, accepted, or a peer's name",
+        **_STR,
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "schema": {"type": "string", "enum": _JOB_SORTS + [f"-{s}" for s in _JOB_SORTS]},
+    },
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+]
+
+
+def _monitor_paths() -> dict[str, Any]:
+    """The routes the web monitor adds (site_agent/monitor_api.py)."""
+    job_id = _path_param("job_id")
+    return {
+        "/api/v1/jobs/{job_id}/grid": {
+            "get": _op(
+                "Every frame's state, one character each (w, s, r, d, f), in task order, "
+                "with per-task columns (size, attempt, server, started, finished)",
+                params=[job_id],
+            )
+        },
+        "/api/v1/jobs/{job_id}/priority": {
+            "post": _op(
+                "Change an unfinished job's priority (0-100, higher first)",
+                params=[job_id],
+                body={
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["priority"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "priority": {"type": "integer", "minimum": 0, "maximum": 100}
+                            },
+                        }
+                    }
+                },
+                errors=(400, 404, 409),
+            )
+        },
+        "/api/v1/events": {
+            "get": _op(
+                "Server-Sent Events: hello on connect, then change {jobs, servers, all} and "
+                "a tick every 15 s",
+                content="text/event-stream",
+                errors=(401, 503),
+            )
+        },
+    }
+
+
 def _control() -> dict[str, Any]:
     op = _op(
         "cancel, pause, resume or retry; retry with {frames} renders those frames again",
@@ -294,15 +358,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/jobs": {
                 "get": _op(
-                    "List jobs, newest first",
-                    params=[
-                        {"name": "state", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
-                        },
-                    ],
+                    "One page of jobs (newest first by default) with progress and ETA; "
+                    "page.total counts every match",
+                    params=_JOB_LIST,
                 ),
                 "post": _op(
                     "Submit a job",
@@ -436,6 +494,7 @@ def openapi_document() -> dict[str, Any]:
                     errors=(400,),
                 )
             },
+            **_monitor_paths(),
         },
         "components": {
             "schemas": {

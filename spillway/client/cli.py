@@ -44,6 +44,7 @@ from spillway.client.commands import (
     cmd_job,
     cmd_jobs,
     cmd_peers,
+    cmd_priority,
     cmd_server_control,
     cmd_server_remove,
     cmd_servers,

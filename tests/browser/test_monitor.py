@@ -181,6 +181,9 @@ def test_pause_resume_priority_and_cancel_from_the_page(page: Any, site: Site) -
     click(page, "#btn-priority")
     wait_until(lambda: site.api.job(job_id)["priority"] == 80, 20, "priority 80")
     wait_until(lambda: "priority 80" in find(page, ".summary .placement").text, 20, "shown")
+    shown = site.agent.cli("priority", job_id, "60", "--token", TOKEN).stdout
+    assert "priority 60" in shown
+    wait_until(lambda: "priority 60" in find(page, ".summary .placement").text, 20, "live")
 
     click(page, "#btn-cancel")
     click(page, "#confirm-cancel")  # asked first; "Keep" leaves the job alone
