@@ -1,4 +1,4 @@
-"""``python -m bench [overhead|short|dispatch|large|transfer|cli ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
+"""``python -m bench [overhead|short|dispatch|large|transfer|cli|monitor ...] [--quick]``: run, print a table, update docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from site_agent.app import new_event_loop
 from .cli import cli_run
 from .common import ROOT, machine, scratch_root
 from .dispatch import dispatch_run, large_job_run
+from .monitor import monitor_run
 from .overhead import overhead_run
 from .report import render_markdown, render_table, update_doc
 from .transfer import transfer_run
 
-SUITES = ("overhead", "short", "dispatch", "large", "transfer", "cli")
+SUITES = ("overhead", "short", "dispatch", "large", "transfer", "cli", "monitor")
 RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -29,7 +30,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "suites",
         nargs="*",
-        metavar="overhead|short|dispatch|large|transfer|cli",
+        metavar="overhead|short|dispatch|large|transfer|cli|monitor",
         help="which benchmarks (default: all)",
     )
     p.add_argument(
@@ -96,6 +97,10 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         runs = 5 if args.quick else 20
         print(f"cli: start times and submit -> first frame, {runs} runs each ...", file=sys.stderr)
         results["cli"] = [await cli_run(runs, limit_s=60)]
+    if "monitor" in suites:
+        jobs = 500 if args.quick else 2000
+        print(f"monitor: {jobs} jobs and a 10000-frame job in Chromium ...", file=sys.stderr)
+        results["monitor"] = [await monitor_run(jobs, 10_000, limit_s=600)]
     return results
 
 

@@ -104,6 +104,22 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "<= 0.3 s",
             )
         )
+    for r in results.get("monitor", []):
+        page = (
+            f"page with the jobs list shown {r['page_jobs_s']:.2f} s, the big job's page with "
+            f"its whole grid {r['page_big_job_s']:.2f} s; "
+            if "page_jobs_s" in r
+            else "(no Chromium: API only); "
+        )
+        out.append(
+            (
+                "web monitor",
+                f"{r['jobs']} jobs, one of {r['frames']} frames, headless Chromium",
+                page + f"API: jobs page {r['api_jobs_page_s'] * 1000:.0f} ms, grid "
+                f"{r['api_grid_s'] * 1000:.0f} ms ({r['grid_bytes'] / 1024:.0f} KiB)",
+                "< 1 s each",
+            )
+        )
     return out
 
 
@@ -128,7 +144,7 @@ def render_markdown(stored: dict[str, Any]) -> str:
         "| benchmark | setup | result | target | run |",
         "|---|---|---|---|---|",
     ]
-    for name in ("overhead", "short", "dispatch", "large", "transfer"):
+    for name in ("overhead", "short", "dispatch", "large", "transfer", "cli", "monitor"):
         if name not in stored:
             continue
         entry = stored[name]

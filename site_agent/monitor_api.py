@@ -22,7 +22,7 @@ from .appkeys import SITE
 from .auth import check_client
 from .errors import BadRequestError, NotFoundError
 from .site import SiteAgent
-from .store.job_pages import GridTask, JobProgress, JobQuery
+from .store.job_pages import GridTasks, JobProgress, JobQuery
 from .store.page_queries import JOB_SORTS
 from .store.records import JobRecord, JobState, TaskState
 from .views import job_json
@@ -30,7 +30,7 @@ from .views import job_json
 WEB_DIR = Path(__file__).parent / "web"
 MAX_JOBS_PAGE = 1000
 _ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(js|css|svg|png|map)$")
-STATE_CHARS = {
+STATE_CHARS: dict[str, str] = {
     TaskState.WAITING: "w",
     TaskState.DISPATCHED: "s",
     TaskState.RUNNING: "r",
@@ -142,48 +142,50 @@ async def jobs_page_json(site: SiteAgent, query: JobQuery) -> dict[str, Any]:
 
 
 def grid_json(
-    job: JobRecord, tasks: list[GridTask], stored: set[int], server_names: Mapping[str, str]
+    job: JobRecord, tasks: GridTasks, stored: set[int], server_names: Mapping[str, str]
 ) -> dict[str, Any]:
     """The job's frames in task order with one state character each, and per-task columns.
 
     A frame already stored while its task still renders shows as done, so a chunk
-    of frames fills in one by one. ``task_size`` tells which frames belong to which
-    task (consecutive runs); hover details come from the per-task columns.
+    of frames fills in one by one. ``tasks.size`` tells which frames belong to which
+    task (consecutive runs); hover details come from the per-task columns, whose
+    times are seconds after ``time_base``.
     """
     frames: list[int] = []
     states: list[str] = []
+    for chunk, state in zip(tasks.frames, tasks.state, strict=True):
+        char = STATE_CHARS[state]  # a StrEnum key matches its plain value
+        frames.extend(chunk)
+        if state in (TaskState.DONE, TaskState.FAILED):
+            states.append(char * len(chunk))
+        else:
+            states.extend("d" if n in stored else char for n in chunk)
     servers: list[str] = []
     server_index: dict[str, int] = {}
-    columns: dict[str, list[Any]] = {
-        "index": [],
-        "size": [],
-        "attempt": [],
-        "server": [],
-        "started": [],
-        "finished": [],
-    }
-    for task in tasks:
-        char = STATE_CHARS[task.state]
-        for n in task.frames:
-            frames.append(n)
-            states.append("d" if n in stored and task.state != TaskState.FAILED else char)
-        name = server_names.get(task.server_id or "", task.server_id or "")
+    column: list[int] = []
+    for server_id in tasks.server_id:
+        name = server_names.get(server_id, server_id) if server_id else ""
         if name and name not in server_index:
             server_index[name] = len(servers)
             servers.append(name)
-        columns["index"].append(task.index)
-        columns["size"].append(len(task.frames))
-        columns["attempt"].append(task.attempt)
-        columns["server"].append(server_index[name] if name else -1)
-        columns["started"].append(None if task.started_at is None else round(task.started_at, 1))
-        columns["finished"].append(None if task.finished_at is None else round(task.finished_at, 1))
+        column.append(server_index[name] if name else -1)
+    base = float(int(job.created_at))
     return {
         "job": job.id,
         "state": job.state.value,
+        "time_base": base,
         "frames": frames,
         "states": "".join(states),
         "servers": servers,
-        "tasks": columns,
+        "tasks": {
+            "index": tasks.index,
+            "size": [len(chunk) for chunk in tasks.frames],
+            "attempt": tasks.attempt,
+            "server": column,
+            # Seconds after time_base: a third of the bytes of epoch times.
+            "started": [None if t is None else round(t - base, 1) for t in tasks.started_at],
+            "finished": [None if t is None else round(t - base, 1) for t in tasks.finished_at],
+        },
     }
 
 
@@ -220,7 +222,7 @@ async def job_grid(request: web.Request) -> web.Response:
     body = grid_json(job, tasks, stored, names)
     if peer and not body["servers"]:
         body["servers"] = [peer]
-        body["tasks"]["server"] = [0] * len(tasks)
+        body["tasks"]["server"] = [0] * len(tasks.index)
     return web.json_response(body)
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from scheduler.dependencies import DependencyKind, Upstream
 
 from .database import Connection, Database
-from .job_pages import GridTask, JobPage, JobProgress, JobQuery
+from .job_pages import GridTasks, JobPage, JobProgress, JobQuery
 from .records import (
     ClaimCandidate,
     CompletionReport,
@@ -362,7 +362,7 @@ class Store(Protocol):
 
     async def jobs_progress(self, job_ids: Sequence[str]) -> dict[str, JobProgress]: ...
 
-    async def grid_tasks(self, job_id: str) -> list[GridTask]: ...
+    async def grid_tasks(self, job_id: str) -> GridTasks: ...
 
     async def stored_frame_numbers(self, job_id: str) -> set[int]: ...
 

@@ -129,17 +129,10 @@ async def test_progress_of_a_page_and_the_frame_grid(store: Store) -> None:
     assert progress["idle"].tasks[TaskState.WAITING] == 2 and progress["idle"].frames_done == 0
 
     grid = await store.grid_tasks("job-1")
-    assert [(t.index, t.frames, t.state) for t in grid] == [
-        (0, (1, 2), TaskState.DONE),
-        (1, (3, 4), TaskState.RUNNING),
-        (2, (5,), TaskState.WAITING),
-    ]
-    assert (grid[0].server_id, grid[0].attempt, grid[0].started_at, grid[0].finished_at) == (
-        "s1",
-        1,
-        10.0,
-        16.0,
-    )
+    assert grid.index == [0, 1, 2] and grid.frames == [(1, 2), (3, 4), (5,)]
+    assert grid.state == ["done", "running", "waiting"] and grid.attempt == [1, 1, 0]
+    assert grid.server_id == ["s1", "s2", None]
+    assert grid.started_at == [10.0, 17.0, None] and grid.finished_at == [16.0, None, None]
     assert await store.stored_frame_numbers("job-1") == {1, 2}
 
     busy = await store.server_busy(now=20.0, window_s=12.0)  # the window starts at 8

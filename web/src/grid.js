@@ -92,8 +92,8 @@ export function FrameGrid({ grid, selected, onSelect }) {
     const t = owner[hover.i];
     const columns = grid.tasks;
     const server = columns.server[t] >= 0 ? grid.servers[columns.server[t]] : "—";
-    const started = columns.started[t];
-    const finished = columns.finished[t];
+    const started = columns.started[t] == null ? null : grid.time_base + columns.started[t];
+    const finished = columns.finished[t] == null ? null : grid.time_base + columns.finished[t];
     tip = html`<div class="tooltip" id="grid-tooltip" style=${{ left: `${hover.x}px`, top: `${hover.y}px` }}>
       <b>frame ${grid.frames[hover.i]}</b> · ${STATE_NAMES[grid.states[hover.i]]}<br />
       task ${columns.index[t]} · attempt ${columns.attempt[t]}<br />

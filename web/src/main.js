@@ -87,13 +87,16 @@ function App() {
   const [error, setError] = useState(null);
 
   useEffect(() => {
-    Promise.all([api("/api/v1/health"), api("/api/v1/openapi.json").catch(() => null)])
-      .then(([h, openapi]) => {
+    api("/api/v1/health")
+      .then((h) => {
         setHealth(h);
-        setFeatures(featuresOf(openapi));
         setAuthed(!h.client_auth || Boolean(getToken()));
       })
       .catch(setError);
+    // Off the first paint's path: only the job view's log and thumbnails use it.
+    api("/api/v1/openapi.json")
+      .then((openapi) => setFeatures(featuresOf(openapi)))
+      .catch(() => setFeatures(featuresOf(null)));
     return onAuthFailure(() => {
       setToken("");
       setAuthed(false);
