@@ -124,6 +124,7 @@ def test_a_running_jobs_grid_fills_live_then_frames_show_and_requeue(page: Any, 
     tip = find(page, "#grid-tooltip").text
     assert "frame 1" in tip and "rs-1" in tip and "attempt 1" in tip, tip
     screenshot(page, "job-detail")
+    assert_frames_revalidate(site, job_id)
     click(page, ".media .latest")
     find(page, "#full-frame img")
     click(page, "#full-frame")
@@ -141,6 +142,21 @@ def test_a_running_jobs_grid_fills_live_then_frames_show_and_requeue(page: Any, 
     wait_until(lambda: grid_states(page) == "d" * 24, 60, "frame 1 rendered again")
     tasks = site.api.get(f"/api/v1/jobs/{job_id}/tasks?limit=1")["tasks"]
     assert tasks[0]["attempt"] == 2
+
+
+def assert_frames_revalidate(site: Site, job_id: str) -> None:
+    """A frame carries its hash as ETag; asking again with it gets 304 without the bytes."""
+    url = f"{site.agent.url}/api/v1/jobs/{job_id}/frames/1"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=10) as resp:
+        etag = resp.headers["ETag"]
+        assert etag == f'"{resp.headers["X-Sha256"]}"'
+        assert "no-cache" in resp.headers["Cache-Control"]
+    again = urllib.request.Request(url, headers={**auth, "If-None-Match": etag})
+    with pytest.raises(urllib.error.HTTPError) as not_modified:
+        urllib.request.urlopen(again, timeout=10)
+    assert not_modified.value.code == 304 and not_modified.value.read() == b""
+    not_modified.value.close()
 
 
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")

@@ -158,3 +158,28 @@ async def test_the_page_and_its_versioned_assets(agent_client: Client) -> None:
     assert (await client.get("/web/monitor.css")).headers["Cache-Control"] == "no-cache"
     await error(await client.get("/web/..%2Fapi.py"), 404)
     await error(await client.get("/web/nothing.js"), 404)
+
+
+async def test_open_streams_end_when_the_agent_stops(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "name": "studio",
+            "storage": str(tmp_path / "storage"),
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        },
+        source="test",
+        base_dir=tmp_path,
+    )
+    client: Client = TestClient(TestServer(build_app(config)))
+    await client.start_server()
+    try:
+        resp = await client.get("/api/v1/events")
+        assert (await read_event(resp))[0] == "hello"
+        stopping = asyncio.create_task(client.server.close())
+        # The stream ends (EOF) because the agent closed it, not because a shutdown
+        # timeout cut it: that would take longer than this wait.
+        assert await asyncio.wait_for(resp.content.read(), 10) == b""
+        await asyncio.wait_for(stopping, 10)
+        resp.close()
+    finally:
+        await client.close()
