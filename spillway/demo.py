@@ -222,6 +222,7 @@ async def _run(root: Path, procs: Processes) -> int:
         "builtin",
         ("rs-1", "rs-2"),
     )
+    print(f"watch it live in the web monitor: {studio_url}/ (the facility's: {facility_url}/)")
     async with AgentClient(studio_url) as studio, AgentClient(facility_url) as facility:
         await _wait_for_peer(studio, "facility", remote_package)
         started = time.monotonic()
