@@ -211,7 +211,7 @@ async def add_server_activity(site: SiteAgent, servers: list[dict[str, Any]]) ->
 
 @routes.get("/api/v1/jobs/{job_id}/grid")
 async def job_grid(request: web.Request) -> web.Response:
-    """Per-frame state of the whole job in one compact answer (10,000 frames: ~100 KB)."""
+    """Per-frame state of the whole job in one compact answer (10,000 frames: ~340 KiB)."""
     site = request.app[SITE]
     check_client(request, site.config.auth)
     job = await site.jobs.get(request.match_info["job_id"])
