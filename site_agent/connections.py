@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -134,6 +134,16 @@ class ConnectionRegistry:
 
     def all(self) -> list[ServerConnection]:
         return list(self._by_id.values())
+
+    def jobs_of_tasks(self, task_ids: Iterable[int]) -> set[str]:
+        """The jobs of those of ``task_ids`` held by a connected server (from memory)."""
+        wanted = set(task_ids)
+        return {
+            task.job_id
+            for conn in self._by_id.values()
+            for task in conn.running.values()
+            if task.task_id in wanted
+        }
 
     def views(self) -> list[ServerView]:
         return [c.view() for c in self._by_id.values()]

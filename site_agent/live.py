@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,13 +122,23 @@ class LiveClient:
 class LiveHub:
     """Fans the lifecycle's events (and server connects) out to the open streams."""
 
-    def __init__(self, *, max_clients: int = MAX_CLIENTS) -> None:
+    def __init__(
+        self,
+        *,
+        task_jobs: Callable[[Iterable[int]], set[str]] | None = None,
+        max_clients: int = MAX_CLIENTS,
+    ) -> None:
         self._clients: set[LiveClient] = set()
+        self._task_jobs = task_jobs
+        """Jobs of task ids, for events that name tasks only (a task started)."""
         self._max_clients = max_clients
         self.closed = False
 
     async def on_event(self, event: Event) -> None:
         jobs = event_job_ids(event)
+        task_ids = getattr(event, "task_ids", None)
+        if task_ids and self._task_jobs is not None:
+            jobs |= self._task_jobs(task_ids)
         # A task assigned, started or ended changes its server's busy slots too.
         servers = bool(getattr(event, "tasks", None) or getattr(event, "outcome", None))
         for client in self._clients:

@@ -76,7 +76,8 @@ class SiteAgent:
         self.clock = clock
         self.assets = AssetStore(config.assets, max_blob_bytes=config.limits.max_blob_mb * MIB)
         self.storage = FrameStorage(config.storage, max_frame_bytes=config.limits.max_blob_mb * MIB)
-        self.live = LiveHub()
+        # The live stream learns a started task's job from the connections (no read).
+        self.live = LiveHub(task_jobs=lambda ids: self.connections.jobs_of_tasks(ids))
         self.connections = ConnectionRegistry(on_change=self.live.servers_changed)
         self.usage = UsageLedger(store.database)
         threshold = config.scheduling.bad_server_threshold

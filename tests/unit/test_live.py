@@ -10,6 +10,7 @@ from site_agent.lifecycle.events import (
     JobPriorityChanged,
     JobStateChanged,
     TasksAssigned,
+    TasksStarted,
 )
 from site_agent.live import MAX_DIRTY_JOBS, Change, LiveHub, event_job_ids
 from site_agent.store.records import JobState, TaskRecord, TaskState
@@ -28,6 +29,13 @@ def test_every_event_names_its_jobs() -> None:
     assert event_job_ids(JobCancelled(job=make_job("c"), stopped=())) == {"c"}
     assigned = TasksAssigned(tasks=(task("d"), task("e", 2)), started_jobs=("d",))
     assert event_job_ids(assigned) == {"d", "e"}
+
+
+async def test_a_started_task_names_its_job_through_the_lookup() -> None:
+    hub = LiveHub(task_jobs=lambda ids: {"j"} if 7 in set(ids) else set())
+    client = hub.connect()
+    await hub.on_event(TasksStarted(task_ids=(7,)))
+    assert await client.next(1.0) == Change(jobs=("j",))
 
 
 async def test_changes_coalesce_until_read() -> None:
