@@ -28,7 +28,6 @@ from .store.records import JobRecord, JobState, TaskState
 from .views import job_json
 
 WEB_DIR = Path(__file__).parent / "web"
-MAX_JOBS_PAGE = 1000
 _ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(js|css|svg|png|map)$")
 STATE_CHARS: dict[str, str] = {
     TaskState.WAITING: "w",
