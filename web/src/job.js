@@ -87,6 +87,7 @@ function Federation({ job }) {
     Remote job <span class="mono" id="remote-job-id">${job.remote_job_id || r.job_id || "—"}</span>
     · remote state ${r.state || "—"} · <span id="remote-frames">${r.frames_done ?? 0}/${job.frame_count}</span> frames done there
     ${r.last_contact_at ? html` · last heard ${since(r.last_contact_at)} ago` : ""}<br />
+    ${job.peers_tried && job.peers_tried.length > 1 ? html`Offered to ${job.peers_tried.join(", ")}.<br />` : ""}
     Transfer: ${bytes(tr.bytes_sent || 0)} sent, ${tr.blobs_sent ?? 0} blobs sent, ${tr.blobs_skipped ?? 0} already there
     ${r.forward_state ? html` · ${r.forward_state}` : ""}
   </div>`;

@@ -6,6 +6,19 @@ import { html } from "./html.js";
 import { useLiveReload } from "./live.js";
 import { ErrorLine, StateBadge } from "./widgets.js";
 
+/** Preference, cost and what the peer accepts from this site, where the agent says. */
+function terms(peer) {
+  const parts = [];
+  if (peer.preference != null) parts.push(`preference ${peer.preference}`);
+  if (peer.cost != null) parts.push(`cost ${peer.cost}`);
+  const policy = peer.policy || {};
+  if (policy.max_slots) parts.push(`at most ${policy.max_slots} slots`);
+  if (policy.max_queued_jobs) parts.push(`${policy.max_queued_jobs} queued jobs`);
+  if (policy.packages) parts.push(`packages ${policy.packages.join(", ")}`);
+  if (policy.hours) parts.push(`hours ${policy.hours}`);
+  return parts.join(" · ");
+}
+
 export function PeersView() {
   const [peers, setPeers] = useState(null);
   const [error, setError] = useState(null);
@@ -25,13 +38,14 @@ export function PeersView() {
   return html`<section id="peers-view">
     <${ErrorLine} error=${error} />
     <table class="peers">
-      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Forwarded to</th><th>Accepted from</th><th>Moved</th><th>Last error</th></tr></thead>
+      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Terms</th><th>Forwarded to</th><th>Accepted from</th><th>Moved</th><th>Last error</th></tr></thead>
       <tbody>
         ${peers && peers.map((p) => html`<tr class="peer-row" data-peer=${p.name} key=${p.name}>
           <td><b>${p.name}</b><div class="dim small mono">${p.url}</div></td>
           <td><${StateBadge} state=${p.state} />${p.last_seen ? html`<div class="dim small">heard ${since(p.last_seen)} ago</div>` : ""}</td>
           <td>${p.capacity ? html`${p.capacity.free_slots} free slots on ${p.capacity.servers} servers · queue ${p.capacity.queue}` : html`<span class="dim">no advert yet</span>`}</td>
           <td class="small">${(p.servers || []).map((s) => html`<div>${s.name} <span class="dim">${s.status} ${s.slots - s.free_slots}/${s.slots} · ${Object.keys(s.packages).join(", ")}</span></div>`)}</td>
+          <td class="small">${terms(p)}</td>
           <td><a href=${`#/jobs?placement=${p.name}`}>${p.jobs_forwarded ?? 0} jobs</a>${p.forward === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
           <td>${p.jobs_accepted ?? 0} jobs${p.accept === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
           <td class="small">${p.bytes_sent != null ? `${p.bytes_sent} B sent` : ""}${p.bytes_received != null ? ` · ${p.bytes_received} B received` : ""}</td>
