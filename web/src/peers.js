@@ -1,7 +1,7 @@
 // Peer sites: link state, advertised capacity, jobs forwarded to and accepted from each.
 import { useState } from "preact/hooks";
 import { api } from "./api.js";
-import { since } from "./format.js";
+import { bytes, since } from "./format.js";
 import { html } from "./html.js";
 import { useLiveReload } from "./live.js";
 import { ErrorLine, StateBadge } from "./widgets.js";
@@ -35,10 +35,12 @@ export function PeersView() {
     [],
     1000,
   );
+  // Bytes moved per peer, where the agent reports them.
+  const moved = (peers || []).some((p) => p.bytes_sent != null);
   return html`<section id="peers-view">
     <${ErrorLine} error=${error} />
     <table class="peers">
-      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Terms</th><th>Forwarded to</th><th>Accepted from</th><th>Moved</th><th>Last error</th></tr></thead>
+      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Terms</th><th>Forwarded to</th><th>Accepted from</th>${moved && html`<th>Moved</th>`}<th>Last error</th></tr></thead>
       <tbody>
         ${peers && peers.map((p) => html`<tr class="peer-row" data-peer=${p.name} key=${p.name}>
           <td><b>${p.name}</b><div class="dim small mono">${p.url}</div></td>
@@ -48,7 +50,7 @@ export function PeersView() {
           <td class="small">${terms(p)}</td>
           <td><a href=${`#/jobs?placement=${p.name}`}>${p.jobs_forwarded ?? 0} jobs</a>${p.forward === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
           <td>${p.jobs_accepted ?? 0} jobs${p.accept === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
-          <td class="small">${p.bytes_sent != null ? `${p.bytes_sent} B sent` : ""}${p.bytes_received != null ? ` · ${p.bytes_received} B received` : ""}</td>
+          ${moved && html`<td class="small">${bytes(p.bytes_sent)} sent · ${bytes(p.bytes_received)} received</td>`}
           <td class="error small">${p.last_error || ""}</td>
         </tr>`)}
       </tbody>
