@@ -238,3 +238,42 @@ def test_jobs_view_filters_and_the_servers_view(page: Any, site: Site) -> None:
     wait_until(lambda: "disabled" in find(page, '.server-row[data-server="rs-1"]').text, 20, "off")
     click(page, '.server-row[data-server="rs-1"] .btn-enable')
     wait_until(lambda: "idle" in find(page, '.server-row[data-server="rs-1"]').text, 20, "on")
+
+
+def test_an_open_page_reconnects_after_an_agent_restart(page: Any, site: Site) -> None:
+    """What a page open for a day meets: the agent goes away and comes back. The page
+    says it is reconnecting, then shows what changed meanwhile without a reload."""
+    open_page(page, site, "#/jobs")
+    wait_until(lambda: find(page, "#live-status").text == "● live", 20, "live")
+    page.execute_script("window.__stillTheSamePage = true")
+    before = site.api.get("/api/v1/jobs")["page"]["total"]
+    wait_until(lambda: len(page.find_elements(By.CSS_SELECTOR, ".job-row")) == before, 20, "rows")
+    site.agent.stop()
+    wait_until(lambda: "reconnecting" in find(page, "#live-status").text, 20, "the outage shown")
+    site.agent.start()
+    job_id = site.submit(SCENE, "--package", "builtin", "--frames", "1-2", "--name", "after")
+    wait_until(lambda: find(page, "#live-status").text == "● live", 30, "live again")
+    find(page, f'.job-row[data-job="{job_id}"]', 30)
+    assert len(page.find_elements(By.CSS_SELECTOR, ".job-row")) == before + 1
+    assert page.execute_script("return window.__stillTheSamePage") is True
+    # While the agent was down the browser logged its refused connections; only those.
+    logged = [e["message"] for e in page.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("ERR_CONNECTION_REFUSED" in m or "Failed to fetch" in m for m in logged), logged
+
+
+def test_an_offline_server_can_be_forgotten_after_confirming(page: Any, site: Site) -> None:
+    # Stopped between tasks: a server still holding one cannot be forgotten yet.
+    wait_until(
+        lambda: not any(s["current"] for s in site.api.get("/api/v1/servers")["servers"]),
+        60,
+        "rs-1 idle",
+    )
+    site.servers.pop().stop()
+    open_page(page, site, "#/servers")
+    row = '.server-row[data-server="rs-1"]'
+    wait_until(lambda: "offline" in find(page, row).text, 30, "rs-1 offline")
+    click(page, f"{row} .danger")
+    assert "rs-1" in find(page, ".dialog").text
+    click(page, "#confirm-ok")
+    wait_until(lambda: not page.find_elements(By.CSS_SELECTOR, row), 20, "rs-1 forgotten")
+    assert site.api.get("/api/v1/servers")["servers"] == []
