@@ -170,6 +170,8 @@ def test_a_failed_tasks_log_is_readable(page: Any, site: Site, tmp_path: Path) -
     click(page, '.task-row[data-state="failed"] .log-btn')
     wait_until(lambda: "Parse Error" in find(page, "#log-text").text, 30, "POV-Ray's error")
     assert find(page, "#task-error").text
+    page.execute_script("document.getElementById('log-panel').scrollIntoView()")
+    screenshot(page, "job-failed-log")
     open_page(page, site, "#/jobs")
     row = find(page, f'.job-row[data-job="{job_id}"]')
     assert "failed" in row.text and "0/1" in row.text
