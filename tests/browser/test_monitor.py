@@ -220,6 +220,12 @@ def test_jobs_view_filters_and_the_servers_view(page: Any, site: Site) -> None:
     Select(find(page, "#filter-state")).select_by_value("cancelled")
     wait_until(lambda: len(page.find_elements(By.CSS_SELECTOR, ".job-row")) == 1, 20, "filtered")
     assert "of 1" in find(page, "#page-info").text
+    assert page.execute_script("return location.hash") == "#/jobs?state=cancelled"
+    click(page, ".job-row a")
+    find(page, "#job-view")
+    page.back()  # back to the list as it was filtered
+    wait_until(lambda: len(page.find_elements(By.CSS_SELECTOR, ".job-row")) == 1, 20, "refiltered")
+    assert Select(find(page, "#filter-state")).first_selected_option.text == "cancelled"
     Select(find(page, "#filter-state")).select_by_value("")
     wait_until(lambda: len(page.find_elements(By.CSS_SELECTOR, ".job-row")) == total, 20, "all")
     find(page, "#job-search").send_keys("broken")

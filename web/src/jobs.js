@@ -1,5 +1,5 @@
 // The jobs view: every job, paged, filtered and sorted by the agent (SQL), updated live.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.js";
 import { age } from "./format.js";
 import { html } from "./html.js";
@@ -33,14 +33,26 @@ function query(filters, sort, offset) {
   return params.toString();
 }
 
+const FILTERS = ["state", "package", "placement", "owner", "q"];
+
 export function JobsView({ peers, initial }) {
-  const [filters, setFilters] = useState({ state: "", package: "", placement: "", owner: "", q: "", ...initial });
-  const [sort, setSort] = useState("-created");
-  const [offset, setOffset] = useState(0);
+  const [filters, setFilters] = useState(Object.fromEntries(FILTERS.map((k) => [k, initial[k] || ""])));
+  const [sort, setSort] = useState(initial.sort || "-created");
+  const [offset, setOffset] = useState(Number(initial.offset) || 0);
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
   const [now, setNow] = useState(Date.now() / 1000);
   const qs = query(filters, sort, offset);
+
+  // The view's filters live in the address, so Back from a job returns to the same list.
+  useEffect(() => {
+    const params = new URLSearchParams();
+    for (const key of FILTERS) if (filters[key]) params.set(key, filters[key]);
+    if (sort !== "-created") params.set("sort", sort);
+    if (offset) params.set("offset", offset);
+    const hash = `#/jobs${params.toString() ? `?${params}` : ""}`;
+    if (location.hash !== hash) history.replaceState(null, "", hash);
+  }, [qs]);
 
   useLiveReload(
     async () => {
