@@ -120,7 +120,6 @@ class SiteAgent:
         self.logs = TaskLogs(store, self.log_watch)
         self.lifecycle.subscribe(self.log_watch.on_event, LOG_WAKE_ON)
         self.lifecycle.subscribe(self.metrics.on_event, METRIC_EVENTS)
-
         self.lifecycle.subscribe(self.live.on_event)
 
     async def recover(self) -> None:

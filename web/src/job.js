@@ -183,7 +183,7 @@ export function JobView({ jobId, features }) {
       </div>
       <div class="side-col"><h3>Profile</h3><${Facts} job=${job} /></div>
     </div>
-    ${shownTask && html`<${LogPanel} jobId=${job.id} task=${shownTask} features=${features} onClose=${() => setLogTask(null)} key=${shownTask.id} />`}
+    ${shownTask && html`<${LogPanel} jobId=${job.id} task=${shownTask} features=${features} onClose=${() => setLogTask(null)} key=${`${shownTask.id}-${shownTask.attempt}`} />`}
     <${TaskTable} jobId=${job.id} page=${tasks} filter=${filter} setFilter=${setFilter} offset=${offset} setOffset=${setOffset} onLog=${setLogTask} />
   </section>`;
 }

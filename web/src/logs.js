@@ -15,8 +15,9 @@ export function LogPanel({ jobId, task, features, onClose }) {
   const [log, setLog] = useState({ text: "", meta: null, error: null });
   const pre = useRef(null);
 
+  const ran = task.attempt > 0;
   useEffect(() => {
-    if (!features.logs) return undefined;
+    if (!features.logs || !ran) return undefined; // a task that never ran has no log yet
     const controller = new AbortController();
     let text = "";
     let alive = true;
@@ -44,7 +45,7 @@ export function LogPanel({ jobId, task, features, onClose }) {
       alive = false;
       controller.abort();
     };
-  }, [jobId, task.index, attempt, features.logs]);
+  }, [jobId, task.index, attempt, features.logs, ran]);
 
   useEffect(() => {
     if (pre.current) pre.current.scrollTop = pre.current.scrollHeight;
@@ -66,6 +67,6 @@ export function LogPanel({ jobId, task, features, onClose }) {
     ${task.error && html`<div class="error" id="task-error">${task.error}</div>`}
     ${!features.logs && html`<div class="dim small">The last lines the server reported for this task.</div>`}
     ${log.error && html`<div class="error">${log.error.message}</div>`}
-    <pre ref=${pre} id="log-text">${text || "(no output)"}</pre>
+    <pre ref=${pre} id="log-text">${ran ? text || "(no output)" : "(not started yet)"}</pre>
   </section>`;
 }
