@@ -170,6 +170,7 @@ def test_a_failed_tasks_log_is_readable(page: Any, site: Site, tmp_path: Path) -
     click(page, '.task-row[data-state="failed"] .log-btn')
     wait_until(lambda: "Parse Error" in find(page, "#log-text").text, 30, "POV-Ray's error")
     assert find(page, "#task-error").text
+    assert "on rs-1" in find(page, "#log-panel header").text  # read from the task log route
     page.execute_script("document.getElementById('log-panel').scrollIntoView()")
     screenshot(page, "job-failed-log")
     open_page(page, site, "#/jobs")
