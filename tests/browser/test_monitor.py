@@ -178,6 +178,31 @@ def test_a_failed_tasks_log_is_readable(page: Any, site: Site, tmp_path: Path) -
     assert "failed" in row.text and "0/1" in row.text
 
 
+def test_a_running_tasks_log_tails_live(page: Any, site: Site) -> None:
+    job_id = site.submit(
+        SCENE,
+        "--package",
+        "builtin",
+        "--frames",
+        "1-30",
+        "--chunk",
+        "30",
+        "--resolution",
+        "160x120",
+    )
+    open_page(page, site, f"#/job/{job_id}")
+    find(page, '.task-row[data-state="running"]', 60)
+    click(page, ".task-row .log-btn")
+    counts: list[int] = []
+
+    def finished() -> bool:
+        counts.append(find(page, "#log-text").text.count(" done in "))
+        return counts[-1] == 30
+
+    wait_until(finished, 120, "every frame's line in the open log")
+    assert any(0 < n < 30 for n in counts), f"the log did not grow while open: {set(counts)}"
+
+
 def test_pause_resume_priority_and_cancel_from_the_page(page: Any, site: Site) -> None:
     job_id = site.submit(
         SCENE, "--package", "builtin", "--frames", "1-400", "--resolution", "160x120"
