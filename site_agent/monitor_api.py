@@ -8,12 +8,13 @@ with the package, so an agent serves it without Node. The live stream is in
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from scheduler.dependencies import Upstream
 from scheduler.eta import estimate_eta
 from scheduler.frames import format_frames
 
@@ -25,7 +26,7 @@ from .site import SiteAgent
 from .store.job_pages import GridTasks, JobProgress, JobQuery
 from .store.page_queries import JOB_SORTS
 from .store.records import JobRecord, JobState, TaskState
-from .views import job_json
+from .views import job_json, upstream_json
 
 WEB_DIR = Path(__file__).parent / "web"
 _ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(js|css|svg|png|map)$")
@@ -96,9 +97,11 @@ def _eta(progress: JobProgress, job: JobRecord) -> float | None:
     )
 
 
-async def _job_summary(site: SiteAgent, job: JobRecord, progress: JobProgress) -> dict[str, Any]:
+async def _job_summary(
+    site: SiteAgent, job: JobRecord, progress: JobProgress, upstreams: Sequence[Upstream]
+) -> dict[str, Any]:
     frames_done = job.frame_count if job.state == JobState.DONE else progress.frames_done
-    why = await site.why_waiting(job, progress.tasks)
+    why = await site.why_waiting(job, progress.tasks, upstreams)
     body = job_json(
         job,
         progress.tasks,
@@ -106,6 +109,7 @@ async def _job_summary(site: SiteAgent, job: JobRecord, progress: JobProgress) -
         why_waiting=why,
         storage_dir=site.job_storage_dir(job),
     )
+    body["after"] = [upstream_json(u) for u in upstreams]
     body["eta_s"] = _eta(progress, job)
     timed = progress.done_tasks_timed
     body["seconds_per_frame"] = (
@@ -119,14 +123,20 @@ async def _job_summary(site: SiteAgent, job: JobRecord, progress: JobProgress) -
 async def job_body(site: SiteAgent, job: JobRecord) -> dict[str, Any]:
     """One job's JSON as the API shows it: record, progress, ETA, why it waits, federation."""
     progress = await site.store.jobs_progress([job.id])
-    return await _job_summary(site, job, progress[job.id])
+    upstreams = (await site.store.job_upstreams([job.id])).get(job.id, ())
+    return await _job_summary(site, job, progress[job.id], upstreams)
 
 
 async def jobs_page_json(site: SiteAgent, query: JobQuery) -> dict[str, Any]:
     """``GET /api/v1/jobs``: one page of jobs with progress and ETA, and the page's place."""
     page = await site.store.job_page(query)
-    progress = await site.store.jobs_progress([j.id for j in page.jobs])
-    jobs = [await _job_summary(site, job, progress[job.id]) for job in page.jobs]
+    ids = [j.id for j in page.jobs]
+    progress = await site.store.jobs_progress(ids)
+    upstreams = await site.store.job_upstreams(ids)
+    jobs = [
+        await _job_summary(site, job, progress[job.id], upstreams.get(job.id, ()))
+        for job in page.jobs
+    ]
     end = query.offset + len(jobs)
     return {
         "jobs": jobs,

@@ -173,6 +173,11 @@ export function JobView({ jobId, features }) {
       ${job.error && html`<div class="error" id="job-error">${job.error}</div>`}
       <div class="placement">Placement: ${placementText(job)} · priority ${job.priority}</div>
       <${Federation} job=${job} />
+      ${(job.after || []).length > 0 &&
+      html`<div class="after" id="job-after">After:
+        ${job.after.map((u) => html`<span class=${u.met ? "c-done" : "dim"}> <a href=${`#/job/${u.job_id}`}>${u.name || u.job_id}</a>
+          (${u.kind === "end" ? "ends" : u.kind === "frames" ? "frame by frame" : "done"}; ${u.state} ${u.frames_done}/${u.frame_count})${u.met ? " ✓" : ""}</span>`)}
+      </div>`}
     </div>
     <div class="columns">
       <div class="main-col">
