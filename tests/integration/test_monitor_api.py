@@ -68,6 +68,18 @@ async def test_jobs_page_filters_sorts_and_pages(agent_client: Client) -> None:
     assert "q" in await error(await client.get("/api/v1/jobs?q=" + "x" * 300), 400)
 
 
+async def test_the_jobs_page_shows_what_a_job_waits_for(agent_client: Client) -> None:
+    client = agent_client
+    render = await submit(client, "render")
+    comp = await submit(client, "comp", after=[render])
+    body = await (await client.get("/api/v1/jobs?q=comp")).json()
+    [job] = body["jobs"]
+    assert [u["job_id"] for u in job["after"]] == [render] and not job["after"][0]["met"]
+    assert f"waiting for job {render}" in job["why_waiting"]
+    detail = await (await client.get(f"/api/v1/jobs/{comp}")).json()
+    assert detail["job"]["after"] == job["after"]
+
+
 async def test_grid_has_one_state_per_frame(agent_client: Client) -> None:
     client = agent_client
     job_id = await submit(client, "grid", frames="1-9")
