@@ -27,8 +27,8 @@ from .errors import BadRequestError
 from .files import sweep_temp_files
 from .jobs import JobService
 from .lifecycle import JobCancelled, Lifecycle
-from .metrics import METRIC_EVENTS, SiteMetrics
 from .live import LiveHub
+from .metrics import METRIC_EVENTS, SiteMetrics
 from .monitor import HeartbeatMonitor
 from .reports import TaskReports
 from .storage import FrameStorage

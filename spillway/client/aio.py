@@ -99,6 +99,9 @@ class AsyncClient:
     async def retry(self, job_id: str, *, frames: str | None = None) -> Job:
         return await self.control(job_id, "retry", frames=frames)
 
+    async def set_priority(self, job_id: str, priority: int) -> Job:
+        return await self.call(api.set_priority(job_id, priority))
+
     async def server_control(self, server: str, action: str) -> dict[str, Any]:
         return await self.call(api.server_control(server, action))
 

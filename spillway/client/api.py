@@ -129,6 +129,14 @@ def control(job_id: str, action: str, *, frames: str | None = None) -> Call[Job]
     return Call("POST", path("jobs", job_id, action), lambda b: Job.from_json(b["job"]), body=body)
 
 
+def set_priority(job_id: str, priority: int) -> Call[Job]:
+    """Change an unfinished job's priority (0-100, higher runs first)."""
+    body = {"priority": priority}
+    return Call(
+        "POST", path("jobs", job_id, "priority"), lambda b: Job.from_json(b["job"]), body=body
+    )
+
+
 def server_control(server: str, action: str) -> Call[dict[str, Any]]:
     """Enable or disable a render server; answers ``{"id", "name", "status"}``."""
     if action not in SERVER_ACTIONS:

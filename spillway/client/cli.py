@@ -245,6 +245,14 @@ def _add_control(sub: Any, common: argparse.ArgumentParser, action: str) -> None
     p.set_defaults(handler=cmd_control)
 
 
+def _add_priority(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("priority", parents=[common], help="change an unfinished job's priority")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("priority", type=non_negative_int, metavar="N", help="0-100, higher runs first")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(handler=cmd_priority)
+
+
 def _add_download(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("download", parents=[common], help="download a job's rendered frames")
     p.add_argument("job_id", metavar="ID")
@@ -302,6 +310,7 @@ CLIENT_COMMANDS: dict[str, AddCommand] = {
     **{
         a: functools.partial(_add_control, action=a) for a in ("cancel", "pause", "resume", "retry")
     },
+    "priority": _add_priority,
     "download": _add_download,
     "servers": _add_servers,
     **{a: functools.partial(_add_server_control, action=a) for a in ("disable", "enable")},

@@ -159,6 +159,15 @@ def cmd_control(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_priority(client: Client, args: argparse.Namespace) -> int:
+    job = client.set_priority(client.resolve_job_id(args.job_id), args.priority)
+    if args.json:
+        print_json({"job": dict(job.raw)})
+    else:
+        print(f"job {job.id} now has priority {job.priority}")
+    return 0
+
+
 def cmd_server_control(client: Client, args: argparse.Namespace) -> int:
     server = client.server_control(args.server, args.command)
     print(

@@ -101,6 +101,9 @@ class Client:
     def retry(self, job_id: str, *, frames: str | None = None) -> Job:
         return self.control(job_id, "retry", frames=frames)
 
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        return self.call(api.set_priority(job_id, priority))
+
     def server_control(self, server: str, action: str) -> dict[str, Any]:
         return self.call(api.server_control(server, action))
 
