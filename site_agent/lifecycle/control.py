@@ -58,8 +58,10 @@ class ControlTransitions(TransitionsBase):
             if state.finished:
                 raise ConflictError(f"job {job_id} is {state}; only unfinished jobs get a priority")
             await tx.set_job_priority(job_id, priority, at=at)
+            events: list[Event] = [JobPriorityChanged(job_id=job_id, priority=priority)]
+            await self._events.stage(tx, events)
         log.info("job %s priority set to %d", job_id, priority)
-        await self._events.emit(JobPriorityChanged(job_id=job_id, priority=priority))
+        await self._events.emit_all(events)
 
     async def remote_start(self, job_id: str, *, at: float) -> bool:
         """A forwarded job runs at its peer: queued to running (no-op otherwise)."""
