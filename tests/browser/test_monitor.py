@@ -117,6 +117,11 @@ def test_a_running_jobs_grid_fills_live_then_frames_show_and_requeue(page: Any, 
     # Thumbnails of the latest frames; the latest one large; click for the full frame.
     find(page, ".media .latest img")
     wait_until(lambda: len(page.find_elements(By.CSS_SELECTOR, ".thumbs img")) >= 6, 20, "thumbs")
+    previews = page.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/preview')).length"
+    )
+    assert previews >= 6, "thumbnails come from the agent's previews"
     canvas = find(page, "#frame-grid")
     ActionChains(page).move_to_element_with_offset(
         canvas, -canvas.size["width"] // 2 + 5, -canvas.size["height"] // 2 + 5
