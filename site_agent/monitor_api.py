@@ -199,6 +199,8 @@ def grid_json(
 
 
 UTILISATION_WINDOW_S = 3600.0
+LATEST_FRAMES = 12
+"""Thumbnails on a job's page: the latest frame large and the ones before it."""
 
 
 async def add_server_activity(site: SiteAgent, servers: list[dict[str, Any]]) -> None:
@@ -229,6 +231,13 @@ async def job_grid(request: web.Request) -> web.Response:
     names = {s.id: s.name for s in await site.store.list_servers()}
     peer = None if job.placement == "local" else job.placement
     body = grid_json(job, tasks, stored, names)
+    # The thumbnails: frames stored here (a forwarded job's task can be done at its
+    # peer before its frames are fetched), newest first.
+    base = body["time_base"]
+    body["latest"] = [
+        {"frame": f.frame, "at": round(f.rendered_at - base, 1), "preview": f.preview}
+        for f in await site.store.latest_frames(job.id, LATEST_FRAMES)
+    ]
     if peer and not body["servers"]:
         body["servers"] = [peer]
         body["tasks"]["server"] = [0] * len(tasks.index)

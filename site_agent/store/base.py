@@ -14,7 +14,7 @@ from typing import Protocol
 from scheduler.dependencies import DependencyKind, Upstream
 
 from .database import Connection, Database
-from .job_pages import GridTasks, JobPage, JobProgress, JobQuery
+from .job_pages import GridTasks, JobPage, JobProgress, JobQuery, LatestFrame
 from .records import (
     ClaimCandidate,
     CompletionReport,
@@ -365,6 +365,8 @@ class Store(Protocol):
     async def grid_tasks(self, job_id: str) -> GridTasks: ...
 
     async def stored_frame_numbers(self, job_id: str) -> set[int]: ...
+
+    async def latest_frames(self, job_id: str, limit: int) -> list[LatestFrame]: ...
 
     async def server_busy(self, *, now: float, window_s: float) -> dict[str, float]: ...
 

@@ -67,6 +67,16 @@ class GridTasks:
     finished_at: list[float | None]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatestFrame:
+    """A stored frame as the monitor's thumbnails need it."""
+
+    frame: int
+    rendered_at: float
+    preview: bool
+    """Whether the frame has a preview file (else the page shows the frame itself)."""
+
+
 def _frames(text: str) -> tuple[int, ...]:
     # Chunk 1, the common case for long jobs, is stored as the bare frame number.
     return (int(text),) if text.isdigit() else decode_frames(text)
@@ -144,6 +154,18 @@ class JobPages:
             started_at=[_time(row["started_at"]) for row in rows],
             finished_at=[_time(row["finished_at"]) for row in rows],
         )
+
+    async def latest_frames(self, job_id: str, limit: int) -> list[LatestFrame]:
+        """The job's most recently stored frames, newest first."""
+        rows = await self._db.fetch(q.LATEST_FRAMES, job_id, limit)
+        return [
+            LatestFrame(
+                frame=row["frame"],
+                rendered_at=float(row["rendered_at"]),
+                preview=bool(row["preview"]),
+            )
+            for row in rows
+        ]
 
     async def stored_frame_numbers(self, job_id: str) -> set[int]:
         return {row["frame"] for row in await self._db.fetch(q.STORED_FRAME_NUMBERS, job_id)}

@@ -63,6 +63,12 @@ SELECT idx, frames, state, attempt, server_id, started_at, finished_at FROM task
 WHERE job_id = $1 ORDER BY idx
 """
 STORED_FRAME_NUMBERS = "SELECT frame FROM frames WHERE job_id = $1"
+LATEST_FRAMES = """
+SELECT f.frame, f.rendered_at,
+       EXISTS (SELECT 1 FROM frame_files p
+               WHERE p.job_id = f.job_id AND p.frame = f.frame AND p.kind = 'preview') AS preview
+FROM frames f WHERE f.job_id = $1 ORDER BY f.rendered_at DESC, f.frame DESC LIMIT $2
+"""
 
 # $1 now, $2 the window's start: busy seconds per server inside the window, counting
 # the tasks running now and those that ended in it.

@@ -13,7 +13,7 @@ from scheduler.profile import JobProfile
 from site_agent.errors import ConflictError
 from site_agent.lifecycle import JobPriorityChanged
 from site_agent.store import Store
-from site_agent.store.job_pages import JobQuery
+from site_agent.store.job_pages import JobQuery, LatestFrame
 from site_agent.store.records import FrameRecord, JobState, TaskState
 from tests.integration.test_store_contract import claim, complete, lc, make_job, start
 
@@ -134,6 +134,8 @@ async def test_progress_of_a_page_and_the_frame_grid(store: Store) -> None:
     assert grid.server_id == ["s1", "s2", None]
     assert grid.started_at == [10.0, 17.0, None] and grid.finished_at == [16.0, None, None]
     assert await store.stored_frame_numbers("job-1") == {1, 2}
+    latest = await store.latest_frames("job-1", 1)  # newest first: same time, higher frame
+    assert latest == [LatestFrame(frame=2, rendered_at=12.0, preview=False)]
 
     busy = await store.server_busy(now=20.0, window_s=12.0)  # the window starts at 8
     assert busy == {"s1": 6.0, "s2": 3.0}

@@ -4,28 +4,9 @@ import { useEffect, useState } from "preact/hooks";
 import { imageUrl } from "./api.js";
 import { html } from "./html.js";
 
-const THUMBS = 12;
-
-/** The most recently finished frames, newest first, from the grid's task columns. */
-export function latestFrames(grid, count = THUMBS) {
-  const order = grid.tasks.finished
-    .map((finished, t) => [finished, t])
-    .filter(([finished]) => finished != null)
-    .sort((a, b) => b[0] - a[0]);
-  const start = [];
-  let pos = 0;
-  grid.tasks.size.forEach((size) => {
-    start.push(pos);
-    pos += size;
-  });
-  const frames = [];
-  for (const [finished, t] of order) {
-    for (let i = start[t] + grid.tasks.size[t] - 1; i >= start[t] && frames.length < count; i -= 1) {
-      if (grid.states[i] === "d") frames.push({ frame: grid.frames[i], version: finished });
-    }
-    if (frames.length >= count) break;
-  }
-  return frames;
+/** The most recently stored frames, newest first (the agent lists them with the grid). */
+export function latestFrames(grid) {
+  return (grid.latest || []).map((f) => ({ frame: f.frame, version: f.at, preview: f.preview }));
 }
 
 function useImage(path) {
@@ -49,7 +30,7 @@ function useImage(path) {
 }
 
 function Thumb({ jobId, item, previews, large, onOpen }) {
-  const suffix = previews ? "/preview" : "";
+  const suffix = previews && item.preview ? "/preview" : "";
   const { url, error } = useImage(`/api/v1/jobs/${jobId}/frames/${item.frame}${suffix}?v=${item.version}`);
   return html`<figure class=${large ? "latest" : "thumb"} data-frame=${item.frame} onClick=${() => onOpen(item.frame)}>
     ${url ? html`<img src=${url} alt=${`frame ${item.frame}`} />` : html`<div class="placeholder">${error ? "no preview" : "…"}</div>`}
