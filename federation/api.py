@@ -18,6 +18,7 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 | ``GET /fed/v1/jobs/{id}`` | remote | status JSON, for reconciliation |
 | ``GET /fed/v1/jobs/{id}/frames/{frame}`` | remote | frame bytes (``X-Sha256``) |
 | ``GET /fed/v1/jobs/{id}/frames/{frame}/files/{name}`` | remote | another file of the frame |
+| ``GET /fed/v1/jobs/{id}/tasks/{index}/log`` | remote | task log page JSON (``attempt``, ``offset``, ``wait``) |
 | ``POST /fed/v1/notify`` | origin | Notify -> Ack |
 | ``POST /fed/v1/progress`` | origin | Progress -> Ack |
 | ``POST /fed/v1/pause``, ``/fed/v1/resume`` | both | Pause/Resume -> Ack |
@@ -56,12 +57,14 @@ from federation.protocol import (
     decode_envelope,
     encode_reply,
 )
+from federation.remote_logs import LogServing
 from federation.results import Results
 from federation.transfer import BlobUploadEndpoint, ResumableReceiver
 from site_agent.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    NotFoundError,
     UnauthorizedError,
 )
 from site_agent.frame_response import send_frame
@@ -111,6 +114,8 @@ class FederationEndpoints:
     refused: Callable[[str], None]
     """Counts and logs a refused request (``what`` says which and why)."""
     clock: Callable[[], float] = field(default=time.time)
+    logs: LogServing | None = None
+    """Task logs of accepted jobs, for their origin (none: this site serves none)."""
 
 
 ENDPOINTS: web.AppKey[FederationEndpoints] = web.AppKey("federation", FederationEndpoints)
@@ -140,6 +145,7 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
     app.router.add_get("/fed/v1/jobs/{job_id}", _status)
     app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}", _frame)
     app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}/files/{name:.+}", _frame)
+    app.router.add_get("/fed/v1/jobs/{job_id}/tasks/{index}/log", _task_log)
     app.router.add_route("HEAD", "/fed/v1/blobs/{sha256}", _guard_blob(blobs.head))
     app.router.add_patch("/fed/v1/blobs/{sha256}", _guard_blob(blobs.patch))
     return app
@@ -306,6 +312,17 @@ async def _frame(request: web.Request) -> web.StreamResponse:
         peer, request.match_info["job_id"], opened.size
     )
     return response
+
+
+async def _task_log(request: web.Request) -> web.Response:
+    peer = authenticate(request)
+    logs = request.app[ENDPOINTS].logs
+    if logs is None:
+        raise NotFoundError("this site serves no task logs to its peers")
+    body = await logs.serve(
+        peer, request.match_info["job_id"], request.match_info["index"], request.query
+    )
+    return web.json_response(body)
 
 
 def _guard_blob(handler: Any) -> Any:

@@ -41,6 +41,7 @@ from federation.forwarding import Forwarding
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
+from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
 from federation.store import FederationStore
 from federation.streaming import FrameStream
@@ -317,7 +318,9 @@ class FederationService:
             blobs=site.assets,
             refused=self.log_refusal,
             clock=clock,
+            logs=LogServing(self.acceptance, site.logs),
         )
+        self.remote_logs = RemoteLogReader(self.config, self.client)
 
     # --- lifecycle --------------------------------------------------------
     async def start(self) -> None:
@@ -495,4 +498,5 @@ async def attach_federation(app: web.Application, site: SiteAgent) -> None:
             f"{config.listen}: {exc.strerror or exc}"
         ) from exc
     site.federation = service
+    site.logs.remote = service.remote_logs  # forwarded jobs' logs are read at their site
     site.metrics.watch_federation(service)

@@ -69,3 +69,7 @@ class MissingAssetsError(AgentError):
 
 class UnavailableError(AgentError):
     """A dependency (database, peer) is unavailable; try again later."""
+
+
+class PeerLogUnavailableError(UnavailableError):
+    """The site a job was sent to could not be asked for its task log; try again later."""

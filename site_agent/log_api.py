@@ -57,17 +57,18 @@ async def _answer(request: web.Request, site: SiteAgent, task_index: int | None)
     attempt = _int(request, "attempt", lo=1)
     offset = _int(request, "offset", lo=0) or 0
     wait = _wait(request)
+    frame = None
     if task_index is None:
         frame = _int(request, "frame", lo=0)
         if frame is None:
             raise BadRequestError(
                 "say which frame's log: ?frame=N (or use /jobs/{id}/tasks/{index}/log)"
             )
-        task = await site.logs.task_of_frame(job_id, frame)
-    else:
-        task = await site.logs.task_of_index(job_id, task_index)
-    page = await site.logs.read(task, attempt=attempt, offset=offset, wait=wait)
-    return web.json_response(page.to_json())
+    # A job sent to a peer is read at that peer (TaskLogs.remote, set by the federation).
+    body = await site.logs.answer(
+        job_id, frame=frame, index=task_index, attempt=attempt, offset=offset, wait=wait
+    )
+    return web.json_response(body)
 
 
 @routes.get("/api/v1/jobs/{job_id}/log")

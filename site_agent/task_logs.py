@@ -63,6 +63,18 @@ class LogReads(Protocol):
     ) -> list[LogChunk]: ...
 
 
+class RemoteLogs(Protocol):
+    """Where a job sent to another site has its task logs (registered by the federation)."""
+
+    async def read_remote(
+        self, job: JobRecord, index: int, *, attempt: int | None, offset: int, wait: float
+    ) -> dict[str, Any]:
+        """Task ``index``'s log page as the job's site answers it (the JSON of
+        :meth:`LogPage.to_json`, with ``job`` this site's id); raises
+        :class:`~site_agent.errors.PeerLogUnavailableError` when that site cannot be asked."""
+        ...
+
+
 class LogWatch:
     """Readers waiting for a task's log to grow, woken after the report's commit."""
 
@@ -201,31 +213,65 @@ class TaskLogs:
         self._store = store
         self._watch = watch
         self._clock = clock
+        self.remote: RemoteLogs | None = None
+        """Asked for the logs of a job placed at another site (none: they are not found here)."""
+
+    async def answer(
+        self,
+        job_id: str,
+        *,
+        frame: int | None = None,
+        index: int | None = None,
+        attempt: int | None,
+        offset: int,
+        wait: float,
+    ) -> dict[str, Any]:
+        """The API's log page of task ``index`` (or of the task holding ``frame``); a job
+        placed at another site is read there, through :attr:`remote`."""
+        job = await self._job(job_id)
+        if index is None:
+            assert frame is not None, "pass a frame or a task index"
+            index = await self._index_of_frame(job, frame)
+        if job.placement != LOCAL and self.remote is not None:
+            await self._task_row(job, index)  # this site's task rows mirror the remote's
+            return await self.remote.read_remote(
+                job, index, attempt=attempt, offset=offset, wait=wait
+            )
+        task = await self.task_at(job, index)
+        page = await self.read(task, attempt=attempt, offset=offset, wait=wait)
+        return page.to_json()
 
     async def task_of_frame(self, job_id: str, frame: int) -> TaskRecord:
         job = await self._job(job_id)
+        return await self.task_at(job, await self._index_of_frame(job, frame))
+
+    async def _index_of_frame(self, job: JobRecord, frame: int) -> int:
         frames = await asyncio.to_thread(parse_frames, job.frames)  # a long spec takes a while
         at = bisect.bisect_left(frames, frame)
         if at == len(frames) or frames[at] != frame:
             raise FrameNotFoundError(
-                f"job {job_id} has no frame {frame}; its frames are {job.frames}"
+                f"job {job.id} has no frame {frame}; its frames are {job.frames}"
             )
-        return await self.task_at(job, at // job.chunk_size)
+        return at // job.chunk_size
 
     async def task_of_index(self, job_id: str, index: int) -> TaskRecord:
         return await self.task_at(await self._job(job_id), index)
 
     async def task_at(self, job: JobRecord, index: int) -> TaskRecord:
+        task = await self._task_row(job, index)
+        if job.placement != LOCAL and task.attempt == 0:
+            raise LogNotFoundError(
+                f"job {job.id} was sent to site {job.placement}; its logs are kept there"
+            )
+        return task
+
+    async def _task_row(self, job: JobRecord, index: int) -> TaskRecord:
         tasks = (
             await self._store.list_tasks_page(job.id, offset=index, limit=1) if index >= 0 else []
         )
         if not tasks or tasks[0].index != index:
             raise TaskNotFoundError(
                 f"job {job.id} has no task {index}; see its tasks with `spillway job {job.id}`"
-            )
-        if job.placement != LOCAL and tasks[0].attempt == 0:
-            raise LogNotFoundError(
-                f"job {job.id} was sent to site {job.placement}; its logs are kept there"
             )
         return tasks[0]
 
