@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from federation.client import PeerRefusedError, PeerUnavailableError
-from federation.peers import FederationConfig, PeerConfig
+from federation.peers import PeerConfig
 from federation.store import OfferRow
 from site_agent.errors import (
     AgentError,
@@ -54,10 +54,16 @@ class LogFetching(Protocol):
     async def get_json(self, peer: PeerConfig, path: str, *, timeout_s: float = 15) -> Any: ...
 
 
+class PeerLookup(Protocol):
+    """The configured peers (:class:`~federation.peers.FederationConfig`)."""
+
+    def peer(self, name: str) -> PeerConfig | None: ...
+
+
 class RemoteLogReader:
     """Origin side: a forwarded job's task log, read from the site it was placed at."""
 
-    def __init__(self, config: FederationConfig, client: LogFetching) -> None:
+    def __init__(self, config: PeerLookup, client: LogFetching) -> None:
         self._config = config
         self._client = client
 
@@ -66,10 +72,16 @@ class RemoteLogReader:
     ) -> dict[str, Any]:
         peer = self._config.peer(job.placement)
         what = f"the log of task {index} of job {job.id}"
-        if peer is None or job.remote_job_id is None:
+        if peer is None:
             raise LogNotFoundError(
                 f"job {job.id} was sent to site {job.placement}, which is no longer a "
                 "configured peer; its logs are kept there"
+            )
+        if job.remote_job_id is None:
+            # "not run yet": `spillway logs --follow` waits for the task to start.
+            raise LogNotFoundError(
+                f"task {index} of job {job.id} has not run yet: the job is on its way to "
+                f"site {peer.name}"
             )
         query: dict[str, str] = {"offset": str(offset), "wait": str(min(wait, MAX_WAIT_S))}
         if attempt is not None:

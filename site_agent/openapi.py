@@ -90,6 +90,10 @@ _TASK_LOG = {
         "complete": {"type": "boolean", "description": "the attempt ended: no more text comes"},
         "truncated_bytes": {"type": "integer"},
         "text": {"type": "string"},
+        "site": {
+            "type": "string",
+            "description": "only for a job forwarded to a peer: the site that ran the task",
+        },
     },
 }
 
@@ -111,7 +115,9 @@ def _log_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     op["description"] = (
         "404 codes: job_not_found, frame_not_found, task_not_found, attempt_not_found, "
         "log_not_found (the task has not run here yet). With wait=S (at most 30) the answer "
-        "comes once text beyond offset arrives or the attempt ends, or after S seconds."
+        "comes once text beyond offset arrives or the attempt ends, or after S seconds. "
+        "A job forwarded to a peer site is read there (the answer's site names it); "
+        "503 peer_unavailable while that site cannot be reached."
     )
     op["responses"]["200"]["content"]["application/json"]["schema"] = {
         "$ref": "#/components/schemas/TaskLog"
