@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Coroutine
@@ -40,7 +41,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--backends", default="sqlite,postgres", help="for dispatch and large (default: both)"
     )
     p.add_argument(
-        "--servers", default="100,500", help="simulated servers for dispatch (default: 100,500)"
+        "--servers",
+        default="500,1000,2000",
+        help="simulated servers for dispatch (default: 500,1000,2000)",
+    )
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=max(2, os.cpu_count() or 1),
+        help="render slots (and xargs -P, parallel -j) for overhead and short "
+        "(default: one per core, at least 2)",
     )
     p.add_argument(
         "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
@@ -58,13 +68,23 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if "overhead" in suites:
         frames = 24 if args.quick else 240
-        print(f"overhead: {frames} frames, xargs -P 2 vs Spillway (2 slots) ...", file=sys.stderr)
-        results["overhead"] = [await overhead_run(frames, 2, limit_s=300 if args.quick else 1200)]
+        print(
+            f"overhead: {frames} frames, xargs -P {args.slots} and GNU parallel vs Spillway "
+            f"({args.slots} slots) ...",
+            file=sys.stderr,
+        )
+        results["overhead"] = [
+            await overhead_run(frames, args.slots, limit_s=450 if args.quick else 1800)
+        ]
     if "short" in suites:
         frames = 100 if args.quick else 500
-        print(f"short: {frames} near-empty frames, xargs -P 2 vs Spillway ...", file=sys.stderr)
+        print(
+            f"short: {frames} near-empty frames, xargs -P {args.slots} and GNU parallel vs "
+            "Spillway ...",
+            file=sys.stderr,
+        )
         results["short"] = [
-            await overhead_run(frames, 2, limit_s=300 if args.quick else 900, short=True)
+            await overhead_run(frames, args.slots, limit_s=600 if args.quick else 1500, short=True)
         ]
     if "dispatch" in suites:
         rows = []

@@ -94,7 +94,12 @@ class AgentProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time the agent process has used so far."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        pid = self.proc.pid
+        if os.environ.get("SPILLWAY_BENCH_PROFILE"):
+            # The process started is py-spy; the agent is its child.
+            children = _read(f"/proc/{pid}/task/{pid}/children").split()
+            pid = int(children[0]) if children else pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 20) -> str:
@@ -135,11 +140,16 @@ def workdir(prefix: str) -> Iterator[Path]:
 
 
 def _profiled(command: list[str]) -> list[str]:
-    """Run the agent under py-spy when SPILLWAY_BENCH_PROFILE names an output file (collapsed stacks)."""
+    """Run the agent under py-spy when SPILLWAY_BENCH_PROFILE names an output file (collapsed stacks).
+
+    With SPILLWAY_BENCH_PROFILE_GIL=1 only the thread holding the GIL is sampled: what
+    keeps the event loop (and every Python thread) busy, without threads waiting in C.
+    """
     out = os.environ.get("SPILLWAY_BENCH_PROFILE")
     if not out:
         return command
     py_spy = Path(PYTHON).with_name("py-spy")
+    gil = ["--gil"] if os.environ.get("SPILLWAY_BENCH_PROFILE_GIL") == "1" else []
     return [
         str(py_spy),
         "record",
@@ -149,6 +159,7 @@ def _profiled(command: list[str]) -> list[str]:
         "250",
         "--nonblocking",
         "--threads",
+        *gil,
         "--output",
         out,
         "--",

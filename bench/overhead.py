@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -49,10 +50,38 @@ class Workload:
 TEXTURED = Workload(scene=SCENE, width=320, height=240)
 
 
-def xargs_run(work: Workload, frames: int, slots: int, out: Path, timeout: float) -> float:
-    """Wall time of ``seq 1 N | xargs -P K`` running the renderer once per frame."""
+def gnu_parallel() -> str | None:
+    """The GNU parallel command, or None (missing, or moreutils' ``parallel`` of the same name)."""
+    path = shutil.which("parallel")
+    if path is None:
+        return None
+    try:
+        version = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if version.startswith("GNU parallel") else None
+
+
+def xargs_run(
+    work: Workload,
+    frames: int,
+    slots: int,
+    out: Path,
+    timeout: float,
+    *,
+    runner: str = "xargs",
+) -> float:
+    """Wall time of ``seq 1 N | xargs -P K`` (or ``| parallel -j K``) running the renderer
+    once per frame."""
     render = work.render_argv()
-    argv = ["xargs", "-P", str(slots), "-I{}", *render, "--frames", "{}", "--out", str(out)]
+    tail = [*render, "--frames", "{}", "--out", str(out)]
+    if runner == "xargs":
+        argv = ["xargs", "-P", str(slots), "-I{}", *tail]
+    else:
+        # --will-cite: no citation notice; -I{} as for xargs, one frame number per line.
+        argv = [runner, "--will-cite", "-j", str(slots), "-I{}", *tail]
     # The same environment the render server gives the renderer: one BLAS thread per
     # process, or the baseline loses to oversubscription and flatters the farm.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -70,7 +99,7 @@ def xargs_run(work: Workload, frames: int, slots: int, out: Path, timeout: float
     elapsed = time.perf_counter() - t0
     rendered = len(list(out.glob("*.png")))
     if rendered != frames:
-        raise RuntimeError(f"xargs rendered {rendered} of {frames} frames")
+        raise RuntimeError(f"{Path(runner).name} rendered {rendered} of {frames} frames")
     return elapsed
 
 
@@ -175,13 +204,18 @@ async def _submit_and_wait(agent: AgentProcess, work: Workload, frames: int) -> 
 async def overhead_run(
     frames: int, slots: int, limit_s: float, *, short: bool = False
 ) -> dict[str, Any]:
-    """Both sides twice, in the order xargs, Spillway, Spillway, xargs.
+    """Each side twice, nested ABBA: xargs, GNU parallel, Spillway, Spillway, parallel, xargs.
 
     On a shared VM the same xargs run varies by several percent from minute to
     minute; running the pair as ABBA cancels a steady drift, which one run of
     each after the other did not (ratios from 0.97 to 1.14 for one commit).
+    Without GNU parallel installed its two runs are left out.
     """
-    xargs: list[float] = []
+    parallel = gnu_parallel()
+    order = ["xargs", "parallel", "spillway", "spillway", "parallel", "xargs"]
+    if parallel is None:
+        order = [side for side in order if side != "parallel"]
+    times: dict[str, list[float]] = {"xargs": [], "parallel": []}
     farms: list[dict[str, float]] = []
     with bench_workdir("overhead-") as workdir:
         work = TEXTURED
@@ -189,19 +223,23 @@ async def overhead_run(
             work = Workload(scene=workdir / "short" / "scene.json", width=16, height=16)
             work.scene.parent.mkdir()
             work.scene.write_text(json.dumps(SHORT_SCENE))
-        for i, side in enumerate(("xargs", "spillway", "spillway", "xargs")):
+        for i, side in enumerate(order):
             run_dir = workdir / f"{i}-{side}"
             run_dir.mkdir()
-            if side == "xargs":
-                xargs.append(
-                    await asyncio.to_thread(xargs_run, work, frames, slots, run_dir, limit_s / 4)
+            if side == "spillway":
+                farms.append(await spillway_run(work, frames, slots, run_dir, limit_s / 6))
+                continue
+            runner = "xargs" if side == "xargs" else str(parallel)
+            times[side].append(
+                await asyncio.to_thread(
+                    xargs_run, work, frames, slots, run_dir, limit_s / 6, runner=runner
                 )
-            else:
-                farms.append(await spillway_run(work, frames, slots, run_dir, limit_s / 4))
+            )
+    xargs = times["xargs"]
     physical = sum(xargs)
     makespan = sum(f["makespan"] for f in farms)
     with_cli = sum(f["wall_with_cli"] for f in farms)
-    return {
+    result: dict[str, Any] = {
         "frames": frames,
         "slots": slots,
         "xargs_s": physical / 2,
@@ -216,3 +254,12 @@ async def overhead_run(
         "server_cpu_ms_per_task": sum(f["server_cpu_ms_per_task"] for f in farms) / 2,
         "agent_cpu_ms_per_task": sum(f["agent_cpu_ms_per_task"] for f in farms) / 2,
     }
+    if times["parallel"]:
+        gnu = sum(times["parallel"])
+        result["runs"]["parallel_s"] = times["parallel"]
+        result["parallel_s"] = gnu / 2
+        result["ratio_parallel"] = makespan / gnu
+        result["overhead_vs_parallel_ms_per_task"] = (makespan - gnu) / 2 * slots / frames * 1000
+        # GNU parallel's own cost per task over xargs, from the same interleaved runs.
+        result["parallel_overhead_ms_per_task"] = (gnu - physical) / 2 * slots / frames * 1000
+    return result
