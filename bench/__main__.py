@@ -46,6 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="simulated servers for dispatch (default: 500,1000,2000)",
     )
     p.add_argument(
+        "--render-ms",
+        type=float,
+        default=0.0,
+        help="dispatch: each simulated task renders this long before it reports "
+        "(default 0: at once; with a render time completions arrive spread out, as on a farm)",
+    )
+    p.add_argument(
         "--slots",
         type=int,
         default=max(2, os.cpu_count() or 1),
@@ -93,7 +100,11 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
                 tasks = servers * (10 if args.quick else 40)
                 print(f"dispatch: {backend}, {servers} servers, {tasks} tasks ...", file=sys.stderr)
                 row = await dispatch_run(
-                    backend, servers, tasks, limit_s=300 if args.quick else 600
+                    backend,
+                    servers,
+                    tasks,
+                    limit_s=300 if args.quick else 600,
+                    render_s=args.render_ms / 1000,
                 )
                 rows.append({"backend": backend, **row})
         results["dispatch"] = rows

@@ -17,13 +17,16 @@ from .simfarm import FarmStats, sim_farm
 AGENT_TOML = ""
 
 
-async def dispatch_run(backend: str, servers: int, tasks: int, limit_s: float) -> dict[str, Any]:
-    """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers."""
+async def dispatch_run(
+    backend: str, servers: int, tasks: int, limit_s: float, *, render_s: float = 0.0
+) -> dict[str, Any]:
+    """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers, each task
+    taking ``render_s`` on its server (0: reported done at once)."""
     return await _on_fresh_agent(
         backend,
         limit_s,
         f"dispatch {backend}/{servers}",
-        lambda agent: _drive(agent, servers, tasks),
+        lambda agent: _drive(agent, servers, tasks, render_s),
     )
 
 
@@ -46,11 +49,11 @@ async def _on_fresh_agent(
                 agent.stop()
 
 
-async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any]:
+async def _drive(agent: AgentProcess, servers: int, tasks: int, render_s: float) -> dict[str, Any]:
     stats = FarmStats(total_tasks=tasks)
     async with aiohttp.ClientSession() as client:
         manifest = [await upload_scene(client, agent.url)]
-        async with sim_farm(agent.url, servers, stats):
+        async with sim_farm(agent.url, servers, stats, render_s=render_s):
             t0 = time.perf_counter()
             cpu0, own0 = agent.cpu_seconds(), time.process_time()
             stats.dispatchable_at = t0  # refined below to when the POST returned
@@ -67,6 +70,7 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int) -> dict[str, Any
     return {
         "servers": servers,
         "tasks": tasks,
+        "render_s": render_s,
         "seconds": elapsed,
         "tasks_per_s": tasks / elapsed,
         "dispatched_per_s": tasks / (stats.last_assign_at - t0),

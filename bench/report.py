@@ -44,7 +44,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 f"dispatch ({r['backend']})",
-                f"{r['servers']} servers, {r['tasks']} tasks",
+                f"{r['servers']} servers, {r['tasks']} tasks"
+                + (f", {r['render_s'] * 1000:.0f} ms renders" if r.get("render_s") else ""),
                 f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
                 + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
                 + f"); assign p50 "

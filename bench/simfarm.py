@@ -1,8 +1,8 @@
 """Simulated render servers: real WebSocket clients speaking the real protocol.
 
 Each one says hello, then for every Assign sends TaskStarted and TaskDone with a
-tiny PNG per frame inline, as a real render server sends small frames, all at
-once. With ``SPILLWAY_BENCH_HTTP_FRAMES=1`` (or ``inline=False``) each frame is
+tiny PNG per frame inline, as a real render server sends small frames, at once
+or after ``render_s`` of simulated rendering. With ``SPILLWAY_BENCH_HTTP_FRAMES=1`` (or ``inline=False``) each frame is
 PUT through the real upload endpoint first instead, as large frames are. Many of
 them share one process and one event loop (the load generator).
 """
@@ -60,6 +60,7 @@ class SimServer:
         *,
         complete: bool = True,
         inline: bool = INLINE_DEFAULT,
+        render_s: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.name = name
@@ -68,6 +69,7 @@ class SimServer:
         self.stats = stats
         self.complete = complete
         self.inline = inline
+        self.render_s = render_s
         self.clock = clock
         self.server_id = ""
         self.ready_at = 0.0
@@ -130,6 +132,8 @@ class SimServer:
         await ws.send_bytes(
             protocol.encode(protocol.TaskStarted(task_id=msg.task_id, attempt=msg.attempt))
         )
+        if self.render_s:
+            await asyncio.sleep(self.render_s)  # "rendering": completions spread out, as on a farm
         outputs = []
         inline = []
         for frame in msg.frames:
@@ -182,6 +186,7 @@ async def sim_farm(
     complete: bool = True,
     prefix: str = "sim",
     inline: bool = INLINE_DEFAULT,
+    render_s: float = 0.0,
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, list[SimServer]]]:
     """``count`` connected simulated servers for the duration of the block."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -190,7 +195,13 @@ async def sim_farm(
     ) as session:
         servers = [
             SimServer(
-                f"{prefix}-{i:04d}", agent_url, session, stats, complete=complete, inline=inline
+                f"{prefix}-{i:04d}",
+                agent_url,
+                session,
+                stats,
+                complete=complete,
+                inline=inline,
+                render_s=render_s,
             )
             for i in range(count)
         ]
