@@ -297,6 +297,7 @@ async def server_control(request: web.Request) -> web.Response:
     disabled = action == "disable"
     if conn is not None:
         conn.disabled = disabled
+        site.connections.may_dispatch(conn)
     status = (
         ServerStatus.DISABLED if disabled else (ServerStatus.IDLE if conn else ServerStatus.OFFLINE)
     )

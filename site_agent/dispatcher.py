@@ -263,6 +263,8 @@ class Dispatcher:
 
     async def _runnable(self, views: list[JobView]) -> list[JobView]:
         """``views`` without the jobs no connected server will run again (those fail)."""
+        if not any(v.avoid_servers and not v.running_tasks for v in views):
+            return views  # no job can be stranded: skip viewing every connected server
         stranded = stranded_jobs(views, self._connections.views())
         for job_id, reason in stranded.items():
             await self._fail(job_id, reason)

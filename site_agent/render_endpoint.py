@@ -210,9 +210,8 @@ async def _reconcile_running(
         claimed = {(r.task_id, r.attempt) for r in reported}
         if expected and expected.keys() <= claimed:
             # Merge: nothing is dispatched to an unreconciled connection, but stay safe if it was.
-            conn.running = {
-                key: ActiveTask.of(task) for key, task in expected.items()
-            } | conn.running
+            for key, task in expected.items():
+                conn.running.setdefault(key, ActiveTask.of(task))
             return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
         if active:
             requeued = await site.lifecycle.requeue_server(conn.server_id, at=site.clock())
@@ -224,6 +223,7 @@ async def _reconcile_running(
         return []
     finally:
         conn.reconciled = True
+        site.connections.may_dispatch(conn)
 
 
 async def _serve(site: RenderSite, conn: ServerConnection) -> None:

@@ -282,10 +282,7 @@ class TaskReports:
         """
         reason = f"{error}; tasks will be retried"
         conn = self._connections.get(server_id)
-        if (
-            conn is not None
-            and conn.running.pop((active.task_id, active.attempt), None) is not None
-        ):
+        if conn is not None and conn.release(active.task_id, active.attempt) is not None:
             await conn.send(
                 protocol.Cancel(task_id=active.task_id, attempt=active.attempt, reason=reason)
             )
@@ -393,7 +390,7 @@ class TaskReports:
         """A task's lease ran out: stop it on its server and count it as a failed attempt."""
         conn = self._connections.get(task.server_id or "")
         if conn is not None:
-            conn.running.pop((task.id, task.attempt), None)
+            conn.release(task.id, task.attempt)
             await conn.send(
                 protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="timed out")
             )
@@ -402,7 +399,7 @@ class TaskReports:
 
     def _release(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         conn = self._connections.get(server_id)
-        return conn.running.pop((task_id, attempt), None) if conn is not None else None
+        return conn.release(task_id, attempt) if conn is not None else None
 
     async def on_event(self, event: Event) -> None:
         """Lifecycle subscriber: a cancelled job's active tasks are stopped on their servers."""
@@ -413,7 +410,7 @@ class TaskReports:
         """Tell servers to stop tasks that were taken away from them (cancel, requeue)."""
         for task in tasks:
             conn = self._connections.get(task.server_id or "")
-            if conn is not None and conn.running.pop((task.id, task.attempt), None) is not None:
+            if conn is not None and conn.release(task.id, task.attempt) is not None:
                 await conn.send(
                     protocol.Cancel(task_id=task.id, attempt=task.attempt, reason=reason)
                 )

@@ -222,9 +222,14 @@ ORDER BY j.priority DESC, j.created_at, j.id
 WAITING_TASKS = f"""
 SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 AND state = 'waiting' ORDER BY idx LIMIT $2
 """
-RUNNING_SUMMARY = f"""
-SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE}
-GROUP BY job_id, server_id
+RUNNING_COUNTS = f"""
+SELECT job_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE} GROUP BY job_id
+"""
+# Only for the jobs that limit their servers: with 2,000 servers busy, reading every
+# (job, server) pair each dispatch round made a round cost O(servers).
+RUNNING_SERVERS = f"""
+SELECT DISTINCT job_id, server_id FROM tasks
+WHERE job_id = ANY($1::text[]) AND state IN {ACTIVE}
 """
 # Active tasks of jobs accepted from peers, per peer (their max_slots in the dispatcher); a job
 # relayed on to another peer only mirrors that peer's tasks.

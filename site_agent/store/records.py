@@ -195,7 +195,8 @@ class DispatchSnapshot:
     waiting: tuple[TaskRecord, ...]
     """Up to ``per_job_limit`` waiting tasks of each job, in index order."""
     running: Mapping[str, RunningSummary]
-    """Per job id: active (dispatched or running) task count and the servers they are on."""
+    """Per job id: active (dispatched or running) task count, and the servers they are on
+    for the snapshot's jobs whose profile sets ``max_servers`` (empty for the others)."""
     server_failures: Mapping[str, Mapping[str, int]]
     """Per job id: failure count per server id."""
     failed_on: Mapping[int, frozenset[str]]

@@ -42,14 +42,22 @@ async def read_snapshot(conn: Connection, *, per_job_limit: int) -> DispatchSnap
 
 
 async def _running(conn: Connection, jobs: Sequence[JobRecord]) -> dict[str, RunningSummary]:
-    """Active tasks per job, for every job that has some (and zero for each snapshot job)."""
+    """Active tasks per job, for every job that has some (and zero for each snapshot job).
+
+    The servers they run on are read only for the snapshot's jobs with a
+    ``max_servers`` limit, the one use of them: one row per busy server each
+    round was most of a round's cost on a farm of thousands of servers.
+    """
     tasks: dict[str, int] = {job.id: 0 for job in jobs}
+    for row in await conn.fetch(q.RUNNING_COUNTS):
+        tasks[row["job_id"]] = row["n"]
     servers: defaultdict[str, set[str]] = defaultdict(set)
-    for row in await conn.fetch(q.RUNNING_SUMMARY):
-        tasks[row["job_id"]] = tasks.get(row["job_id"], 0) + row["n"]
-        servers[row["job_id"]].add(row["server_id"])
+    limited = [job.id for job in jobs if job.profile.max_servers]
+    if limited:
+        for row in await conn.fetch(q.RUNNING_SERVERS, limited):
+            servers[row["job_id"]].add(row["server_id"])
     return {
-        job_id: RunningSummary(tasks=count, servers=frozenset(servers[job_id]))
+        job_id: RunningSummary(tasks=count, servers=frozenset(servers.get(job_id, ())))
         for job_id, count in tasks.items()
     }
 
