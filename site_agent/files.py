@@ -128,10 +128,13 @@ async def write_atomic(
     On return the file is durable under its name (see ``GroupSync``).
     """
     tmp = dest.parent / f".{dest.name}.{_TEMP_PREFIX}{next(_temp_ids)}.part"
-    if dest.parent not in _known_dirs:
+    # Keyed by string: hashing a new Path object re-parses it, which was ~6 % of the
+    # event loop's time with thousands of frames a second.
+    folder = os.path.dirname(dest)
+    if folder not in _known_dirs:
         with _disk(dest):
             dest.parent.mkdir(parents=True, exist_ok=True)
-        _known_dirs.add(dest.parent)
+        _known_dirs.add(folder)
     h = hashlib.sha256()
     size = 0
     buffered: list[bytes] = []
@@ -186,7 +189,7 @@ def _discard(fh: BinaryIO | None, tmp: Path) -> None:
 
 # Folders this process created or found, so the hot path does not mkdir per file;
 # a folder removed behind our back is made again by _open_new.
-_known_dirs: set[Path] = set()
+_known_dirs: set[str] = set()
 # Temp names unique per process and call, without a uuid per file on the hot path.
 _TEMP_PREFIX = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 _temp_ids = itertools.count()
