@@ -222,8 +222,14 @@ ORDER BY j.priority DESC, j.created_at, j.id
 WAITING_TASKS = f"""
 SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 AND state = 'waiting' ORDER BY idx LIMIT $2
 """
+# Counted per (server, job) first, on the partial index of active tasks, then summed:
+# grouped by job alone, SQLite walks the (job_id, state, idx) index over every task
+# of every job, done ones included.
 RUNNING_COUNTS = f"""
-SELECT job_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE} GROUP BY job_id
+SELECT job_id, SUM(n) AS n FROM (
+  SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE}
+  GROUP BY server_id, job_id
+) per_server GROUP BY job_id
 """
 # Only for the jobs that limit their servers: with 2,000 servers busy, reading every
 # (job, server) pair each dispatch round made a round cost O(servers).

@@ -50,7 +50,7 @@ async def _running(conn: Connection, jobs: Sequence[JobRecord]) -> dict[str, Run
     """
     tasks: dict[str, int] = {job.id: 0 for job in jobs}
     for row in await conn.fetch(q.RUNNING_COUNTS):
-        tasks[row["job_id"]] = row["n"]
+        tasks[row["job_id"]] = int(row["n"])  # a SUM: numeric on PostgreSQL
     servers: defaultdict[str, set[str]] = defaultdict(set)
     limited = [job.id for job in jobs if job.profile.max_servers]
     if limited:
