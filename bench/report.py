@@ -150,7 +150,7 @@ def render_markdown(stored: dict[str, Any]) -> str:
         "| benchmark | setup | result | target | run |",
         "|---|---|---|---|---|",
     ]
-    for name in ("overhead", "short", "dispatch", "large", "transfer", "monitor"):
+    for name in ("overhead", "short", "dispatch", "large", "transfer", "cli", "monitor"):
         if name not in stored:
             continue
         entry = stored[name]
