@@ -46,6 +46,7 @@ _FEDERATION_KEYS = (
     "overflow_after",
     "lease",
     "advertise_interval",
+    "split",
 )
 
 
@@ -81,6 +82,9 @@ class FederationConfig:
     local server can ever run it, or when the client asks for a site."""
     lease_s: float = DEFAULT_LEASE_S
     advertise_interval_s: float = DEFAULT_ADVERTISE_INTERVAL_S
+    split: bool = False
+    """Split a job whose estimated local wait exceeds ``overflow_after`` instead of
+    forwarding it whole (TOML ``split``): it renders here and peers get parts."""
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -119,7 +123,11 @@ def parse_federation(raw: Mapping[str, Any], *, source: str, base_dir: Path) -> 
         key=_path(table, "key", source=source, base_dir=base_dir),
     )
     overflow = table.get("overflow_after")
+    split = table.get("split", False)
+    if not isinstance(split, bool):
+        raise FederationConfigError(source, "federation.split", "must be true or false")
     return FederationConfig(
+        split=split,
         tls=tls,
         peers=parse_peers(peers_raw, source=source),
         listen=listen,

@@ -17,13 +17,19 @@ from typing import Protocol
 
 from federation.interfaces import AcceptedOffers, PeerCapacities, ServerViews
 from federation.peers import FederationConfig
-from scheduler.placement import LOCAL_SITE_NAMES, decide_placement, estimate_local_wait_s
+from scheduler.placement import (
+    LOCAL_SITE_NAMES,
+    Placement,
+    decide_placement,
+    estimate_local_wait_s,
+)
 from scheduler.profile import JobProfile, matches
 from scheduler.ranking import rank_peers
 from site_agent.errors import BadRequestError
 from site_agent.store.records import LOCAL, JobRecord
 
 DEFAULT_FRAME_S = 1.0
+SPLIT_REASON = "split: renders here, parts go to peers with free capable slots; "
 REPLACED = "re-placed: "
 _THEN = " → "
 
@@ -95,6 +101,10 @@ class Placer:
             job_bytes=sum(entry.size for entry in job.manifest),
             avg_frame_s=per_frame,
         )
+        local_capable = any(matches(job.profile, v) for v in views)
+        if requested is None and local_capable and (job.split or self._split_overflow(decision)):
+            reason = f"{SPLIT_REASON}{decision.reason}"
+            return dataclasses.replace(job, placement=LOCAL, placement_reason=reason, split=True)
         if decision.site is None:
             return dataclasses.replace(job, placement=LOCAL, placement_reason=decision.reason)
         return dataclasses.replace(
@@ -104,6 +114,10 @@ class Placer:
             placement_epoch=job.placement_epoch + 1,
             remote_job_id=None,
         )
+
+    def _split_overflow(self, decision: Placement) -> bool:
+        """``[federation] split``: a job forwarded on overflow is split instead."""
+        return self._config.split and decision.site is not None
 
     def onward_candidates(self, profile: JobProfile, exclude: Collection[str]) -> list[str]:
         """Peers that advertise a server for ``profile``, best first, none in ``exclude``."""

@@ -43,6 +43,7 @@ from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
 from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
+from federation.split import Splitter
 from federation.store import FederationStore
 from federation.streaming import FrameStream
 from scheduler.dependencies import Upstream
@@ -54,6 +55,7 @@ from site_agent.lifecycle import (
     JobCancelled,
     JobCreated,
     JobFinished,
+    JobReplaced,
     JobsReleased,
     JobStateChanged,
     TaskFinished,
@@ -301,6 +303,16 @@ class FederationService:
             usage=site.usage,
             clock=clock,
         )
+        self.splitter = Splitter(
+            name=self.name,
+            config=self.config,
+            jobs=site.store,
+            lifecycle=site.lifecycle,
+            peers=self.book,
+            views=link,
+            dirs=site.storage,
+            clock=clock,
+        )
         self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
         # Jobs accepted from a peer: its max_slots and own_first apply in this site's dispatcher.
         site.dispatcher.guests = {
@@ -332,6 +344,9 @@ class FederationService:
             self._on_progress_event,
             (TaskFinished, TasksAssigned, TasksRequeued, TasksRelayed, JobStateChanged),
         )
+        self._site.lifecycle.subscribe(
+            self.splitter.on_event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)
+        )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()
         host, port = self.config.listen_address
@@ -343,6 +358,7 @@ class FederationService:
         self._spawn(self.advertiser.run(), "fed-advertise")
         self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
         self._spawn(self._prune_seen_loop(), "fed-prune-seen")
+        self._spawn(self.splitter.run(), "fed-split")
         log.info(
             "site %s federation listening on https://%s:%d (peers: %s)",
             self.name,

@@ -37,6 +37,7 @@ SUBMIT_KEYS = {
     "settings",
     "site",
     "forward",
+    "split",
     "owner",
     "queue_anyway",
     "after",
@@ -244,6 +245,7 @@ def parse_submission(
         output_name=safe_name(name),
         settings=settings,
         forward_allowed=_get(body, "forward", bool, True),
+        split=_get(body, "split", bool, False),
         created_at=now,
         updated_at=now,
     )

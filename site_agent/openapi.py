@@ -216,6 +216,10 @@ _SUBMIT = {
         },
         "site": {"type": ["string", "null"]},
         "forward": {"type": "boolean"},
+        "split": {
+            "type": "boolean",
+            "description": "render here and send parts of the frames to peers with free capacity",
+        },
         "owner": {"type": "string"},
         "queue_anyway": {
             "type": "boolean",

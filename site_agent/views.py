@@ -43,6 +43,8 @@ def job_json(
         "remote_job_id": job.remote_job_id,
         "origin_job_id": job.origin_job_id,
         "forward_allowed": job.forward_allowed,
+        "split": job.split,
+        "part_of": job.part_of,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,

@@ -23,6 +23,7 @@ from .events import (
     TasksStarted,
 )
 from .service import Lifecycle
+from .split import PartChunk
 from .states import (
     JOB_TRANSITIONS,
     TASK_TRANSITIONS,
@@ -46,6 +47,7 @@ __all__ = [
     "JobStateChanged",
     "Lifecycle",
     "LifecycleStore",
+    "PartChunk",
     "TaskEvent",
     "TaskFinished",
     "TasksAssigned",

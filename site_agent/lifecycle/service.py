@@ -60,12 +60,13 @@ from .events import (
 from .faults import FaultTransitions
 from .fence import first_per_task, holds
 from .placement import PlacementTransitions
+from .split import SplitTransitions
 from .states import JobEvent, TaskEvent, job_allows, next_job_state, task_allows
 
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(ControlTransitions, PlacementTransitions, FaultTransitions):
+class Lifecycle(ControlTransitions, PlacementTransitions, SplitTransitions, FaultTransitions):
     """Every job and task transition of one site; see the module docstring."""
 
     def __init__(

@@ -32,6 +32,7 @@ from .records import (
     TaskRecord,
     TaskState,
 )
+from .split import SplitStatements
 from .task_logs import AttemptEnd, LogChunk
 from .usage import UsageEntry
 
@@ -86,6 +87,10 @@ class JobTransaction(Protocol):
     @property
     def dependencies(self) -> DependencyRows:
         """Job dependency statements in this transaction."""
+
+    @property
+    def split(self) -> SplitStatements:
+        """Split-job statements in this transaction."""
 
     async def insert_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> int:
         """Insert the job and one waiting task per chunk; StoreConflictError if the id exists."""
@@ -261,6 +266,10 @@ class Store(Protocol):
 
     async def delete_server(self, server_id: str) -> bool:
         """Forget a server row (its task and failure history stays); False if it did not exist."""
+
+    @property
+    def split(self) -> SplitStatements:
+        """Reads of split jobs and their parts."""
 
     # --- jobs -----------------------------------------------------------
     async def get_job(self, job_id: str) -> JobRecord | None: ...

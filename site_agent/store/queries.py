@@ -19,7 +19,7 @@ JOB_COLUMNS = (
     "id, name, owner, origin_site, priority, profile, frames, frame_count, chunk_size, scene, "
     "manifest, output_name, output_ext, settings, state, placement, placement_reason, "
     "placement_epoch, remote_job_id, forward_allowed, origin_job_id, created_at, updated_at, "
-    "finished_at, error"
+    "finished_at, error, split, part_of"
 )
 TASK_COLUMNS = (
     "id, job_id, idx, frames, state, attempt, failures, server_id, lease_expires_at, "
@@ -60,7 +60,7 @@ DELETE_SERVER = "DELETE FROM servers WHERE id = $1"
 INSERT_JOB = f"""
 INSERT INTO jobs ({JOB_COLUMNS})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24, $25)
+        $20, $21, $22, $23, $24, $25, $26, $27)
 """
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 JOB_STATE_COUNTS = "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
@@ -160,10 +160,12 @@ INSERT_FAILURE = """
 INSERT INTO task_failures (task_id, job_id, server_id, attempt, error, at)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
+# A task back to waiting is no longer in a part of its split job either.
 _BACK_TO_WAITING = (
     "state = 'waiting', server_id = NULL, lease_expires_at = NULL, dispatched_at = NULL, "
-    "started_at = NULL, finished_at = NULL"
+    "started_at = NULL, finished_at = NULL, part_job_id = NULL"
 )
+BACK_TO_WAITING = _BACK_TO_WAITING
 REQUEUE_SERVER_TASKS = f"""
 UPDATE tasks SET {_BACK_TO_WAITING}
 WHERE server_id = $1 AND state IN {ACTIVE}
@@ -201,21 +203,25 @@ ORDER BY lease_expires_at, id
 ACTIVE_TASKS = f"""
 SELECT {TASK_COLUMNS} FROM tasks
 WHERE state IN {ACTIVE} AND server_id = COALESCE($1, server_id) AND job_id = COALESCE($2, job_id)
+  AND part_job_id IS NULL
 ORDER BY job_id, idx
 """
-# Only this site's jobs: the active tasks of a forwarded job mirror its peer's servers.
+# Only this site's jobs: the active tasks of a forwarded job mirror its peer's servers, and a
+# split job's chunks sent to a peer (part_job_id) are not held by a server of this site.
 ACTIVE_TASK_SERVERS = f"""
 SELECT DISTINCT t.server_id FROM tasks t JOIN jobs j ON j.id = t.job_id
-WHERE t.state IN {ACTIVE} AND j.placement = 'local'
+WHERE t.state IN {ACTIVE} AND j.placement = 'local' AND t.part_job_id IS NULL
 """
 SERVER_FAILURES = """
 SELECT server_id, COUNT(*) AS n FROM task_failures WHERE job_id = $1 GROUP BY server_id
 """
 
 # --- dispatch snapshot -----------------------------------------------------
+# A part of a split job (part_of) never renders here: re-placed here, it is cancelled and its
+# chunks go back to the split job (federation.split).
 DISPATCHABLE_JOBS = f"""
 SELECT {JOB_COLUMNS} FROM jobs j
-WHERE j.placement = $1 AND j.state IN ('queued', 'running')
+WHERE j.placement = $1 AND j.state IN ('queued', 'running') AND j.part_of IS NULL
   AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'waiting')
 ORDER BY j.priority DESC, j.created_at, j.id
 """
@@ -227,7 +233,7 @@ SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 AND state = 'waiting' ORDER B
 # of every job, done ones included.
 RUNNING_COUNTS = f"""
 SELECT job_id, SUM(n) AS n FROM (
-  SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE}
+  SELECT job_id, server_id, COUNT(*) AS n FROM tasks WHERE state IN {ACTIVE} AND part_job_id IS NULL
   GROUP BY server_id, job_id
 ) per_server GROUP BY job_id
 """
@@ -235,7 +241,7 @@ SELECT job_id, SUM(n) AS n FROM (
 # (job, server) pair each dispatch round made a round cost O(servers).
 RUNNING_SERVERS = f"""
 SELECT DISTINCT job_id, server_id FROM tasks
-WHERE job_id = ANY($1::text[]) AND state IN {ACTIVE}
+WHERE job_id = ANY($1::text[]) AND state IN {ACTIVE} AND part_job_id IS NULL
 """
 # Active tasks of jobs accepted from peers, per peer (their max_slots in the dispatcher); a job
 # relayed on to another peer only mirrors that peer's tasks.

@@ -76,6 +76,10 @@ class JobRecord:
     forward_allowed: bool = True
     origin_job_id: str | None = None
     """Set on a job accepted from a peer: the job's id at its origin site."""
+    split: bool = False
+    """Render here and send parts of the waiting chunks to peers with free capacity."""
+    part_of: str | None = None
+    """Set on a part of a split job: that job's id (the part holds some of its chunks)."""
     created_at: float
     updated_at: float
     finished_at: float | None = None

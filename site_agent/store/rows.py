@@ -85,6 +85,8 @@ def job_params(job: JobRecord) -> tuple[Any, ...]:
         job.updated_at,
         job.finished_at,
         job.error,
+        job.split,
+        job.part_of,
     )
 
 
@@ -115,6 +117,8 @@ def job_from_row(row: Row) -> JobRecord:
         updated_at=float(row["updated_at"]),
         finished_at=_time(row["finished_at"]),
         error=row["error"],
+        split=bool(row["split"]),
+        part_of=row["part_of"],
     )
 
 

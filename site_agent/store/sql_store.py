@@ -42,6 +42,7 @@ from .rows import (
     task_from_row,
 )
 from .snapshot import read_snapshot
+from .split import SplitStatements
 from .statements import SqlTransaction, job_not_found
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,12 @@ class SqlStore(JobPages):
     # --- dependencies -----------------------------------------------------
     async def job_upstreams(self, job_ids: Sequence[str]) -> dict[str, tuple[Upstream, ...]]:
         return await DependencyStatements(self._db).upstreams(job_ids)
+
+    # --- split jobs ---------------------------------------------------------
+    @property
+    def split(self) -> SplitStatements:
+        """Reads of split jobs and their parts (outside a transaction)."""
+        return SplitStatements(self._db)
 
 
 def _conforms(store: SqlStore) -> Store:

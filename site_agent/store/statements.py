@@ -38,6 +38,7 @@ from .rows import (
     job_params,
     task_from_row,
 )
+from .split import SplitStatements
 from .usage import UsageEntry, record_attempts, record_entries
 
 
@@ -51,6 +52,7 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.connection = conn
         self.dependencies = DependencyStatements(conn)
+        self.split = SplitStatements(conn)
 
     # --- jobs -------------------------------------------------------------
     async def insert_job(self, job: JobRecord, chunks: Sequence[tuple[int, ...]]) -> int:

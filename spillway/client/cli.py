@@ -123,6 +123,11 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--site", type=plain_name, metavar="PEER", help="render at this peer site")
     p.add_argument("--no-forward", action="store_true", help="never forward to a peer site")
     p.add_argument(
+        "--split",
+        action="store_true",
+        help="render here and send parts of the frames to peers with free capacity",
+    )
+    p.add_argument(
         "--resolution",
         type=resolution,
         default=None,

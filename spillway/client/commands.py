@@ -58,6 +58,7 @@ def _submit_options(args: argparse.Namespace, resolve: Callable[[str], str]) -> 
         name=args.name or "",
         site=args.site,
         forward=not args.no_forward,
+        split=args.split,
         width=width,
         height=height,
         engine=args.engine,

@@ -85,6 +85,7 @@ class SubmitOptions:
     name: str = ""  # "" = the scene file's stem
     site: str | None = None
     forward: bool = True
+    split: bool = False  # render here and send parts to peers with free capacity
     width: int | None = None  # None = the scene's own resolution; set both to override
     height: int | None = None
     engine: str = ""  # "" = the scene's own engine
@@ -303,6 +304,8 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
         ),
         "site": options.site,
         "forward": options.forward,
+        # Sent only when asked: an agent that predates split jobs refuses the key.
+        **({"split": True} if options.split else {}),
         "owner": options.owner or _owner(),
         "queue_anyway": options.queue_anyway,
         "after": list(options.after),
