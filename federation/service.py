@@ -345,7 +345,8 @@ class FederationService:
             (TaskFinished, TasksAssigned, TasksRequeued, TasksRelayed, JobStateChanged),
         )
         self._site.lifecycle.subscribe(
-            self.splitter.on_event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)
+            self.splitter.on_event,
+            (JobCreated, JobCancelled, JobFinished, JobReplaced, TaskFinished),
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()

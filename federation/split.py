@@ -42,6 +42,7 @@ from scheduler.split import PartPlan, PeerOpening, plan_parts, same_chunking
 from site_agent.lifecycle import (
     Event,
     JobCancelled,
+    JobCreated,
     JobFinished,
     JobReplaced,
     PartChunk,
@@ -152,7 +153,9 @@ class Splitter:
             for part in await self._jobs.split.parts(event.job.id):
                 if not part.state.finished:
                     await self._lifecycle.cancel(part.id, at=self._clock())
-        if isinstance(event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)):
+        if isinstance(event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)) or (
+            isinstance(event, JobCreated) and event.job.split
+        ):
             self.poke()
 
     async def step(self) -> None:
