@@ -104,19 +104,22 @@ class SplitTransitions(TransitionsBase):
             held = {t.frames: t for t in await tx.split.part_tasks(part.id)}
             done = await _record_done(tx, part.id, held, rendered)
             returned: list[TaskRecord] = []
+            # The peer the chunks were sent to (the part itself may have been re-placed).
+            peer = next((t.server_id for t in held.values() if t.server_id), part.placement)
+            why = f"part {part.id} at {peer} ended {part.state.value}"
             if ended:
-                why = f"part {part.id} at {part.placement} ended {part.state.value}"
                 returned = [t for t in held.values() if t.frames not in done]
                 await tx.split.return_part_tasks(part.id, error=why if returned else "")
             new_state, finished = await finish_if_done(tx, job_id, state, at)
             settled = await settle(tx, job_id, new_state, at=at) if finished else None
         if done or returned:
             log.info(
-                "split job %s: part %s brought back %d chunk(s), %d back to waiting here",
+                "split job %s: part %s brought back %d chunk(s), %d back to waiting here%s",
                 job_id,
                 part.id,
                 len(done),
                 len(returned),
+                f" ({why})" if returned else "",
             )
         if returned:
             await self._events.emit(TasksRequeued(server_id=part.placement, tasks=tuple(returned)))

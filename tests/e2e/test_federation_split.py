@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .harness import ROOT, Federation, Process, wait_advertised
+from .harness import ROOT, Federation, Process, wait_advertised, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
@@ -143,3 +143,59 @@ def _frames_of(spec: str) -> list[int]:
         first, _, last = part.partition("-")
         out += list(range(int(first), int(last or first) + 1))
     return out
+
+
+def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(tmp_path: Path) -> None:
+    fed = Federation(tmp_path, SITES, lease=4)
+    studio, facility = fed["studio"], fed["facility"]
+    started: list[Process] = []
+    try:
+        for site in SITES:
+            fed[site].start()
+            started.append(fed[site])
+        started.append(studio.render_server("studio-rs", packages="builtin"))
+        fac_rs = facility.render_server("fac-rs", packages="builtin", slots=2)
+        started.append(fac_rs)
+        studio.wait_servers(1)
+        facility.wait_servers(1)
+        wait_advertised(studio, "facility", 1)
+        # The facility's server is stopped: the part it accepts waits there unrendered.
+        fac_rs.stop()
+        result = studio.cli(
+            "submit",
+            str(SCENE),
+            "--package",
+            "builtin",
+            "--frames",
+            f"1-{FRAMES}",
+            "--chunk",
+            "2",
+            "--split",
+            "--json",
+        )
+        job_id = json.loads(result.stdout)["job"]["id"]
+
+        def committed_part() -> bool:
+            jobs = studio.get("/api/v1/jobs")["jobs"]
+            return any(j.get("part_of") == job_id and j["remote_job_id"] for j in jobs)
+
+        wait_for(committed_part, 60, "a part committed at the facility")
+        facility.kill()
+
+        detail = studio.wait_job(job_id, timeout=180)
+        job = detail["job"]
+        assert job["state"] == "done", job
+        frames = detail["frames"]
+        assert frame_numbers(frames) == list(range(1, FRAMES + 1))
+        assert {f["server"] for f in frames} == {"studio-rs"}, frames
+        job_dir = Path(job["storage_dir"])
+        for frame in frames:
+            assert sha256_file(job_dir / frame["name"]) == frame["sha256"], frame
+        parts = [j for j in studio.get("/api/v1/jobs")["jobs"] if j.get("part_of") == job_id]
+        assert parts and all(p["state"] == "cancelled" for p in parts), parts
+        log = studio.log()
+        for part in parts:
+            assert f"part {part['id']} at facility ended cancelled" in log, log
+    finally:
+        for proc in reversed(started):
+            proc.stop()
