@@ -125,6 +125,9 @@ def test_a_split_job_renders_at_both_sites_and_no_frame_twice(pair: Federation) 
     assert remote and local
     for task in detail["tasks"]:
         assert task["attempt"] <= 1, task  # never dispatched here after being sent
+    # Each task says where it rendered: this site's server or the peer (and its server).
+    where = {task["server"].split("/")[0] for task in detail["tasks"]}
+    assert where == {"studio-rs", "facility"}, detail["tasks"]
     # The facility's hashes are the studio's (the same files, fetched and verified).
     for part in parts:
         at_facility = facility.job(part["remote_job_id"])
