@@ -136,6 +136,10 @@ def _placement(job: Mapping[str, Any]) -> str:
     placement = str(job.get("placement") or "local")
     if placement == "local" and job.get("origin_job_id"):
         return f"from {job.get('origin_site')}"  # accepted from a peer, rendered here
+    if job.get("part_of"):
+        return f"→ {placement}, part of {job['part_of']}"
+    if job.get("split"):
+        return f"{placement}, split"
     return placement if placement == "local" else f"→ {placement}"
 
 

@@ -111,6 +111,9 @@ class Job:
     placement: str = "local"
     placement_reason: str = ""
     remote_job_id: str | None = None
+    split: bool = False
+    """Rendered here and in parts at peers (``part_of`` names the job a part belongs to)."""
+    part_of: str | None = None
     created_at: float = 0.0
     finished_at: float | None = None
     error: str = ""
@@ -134,6 +137,8 @@ class Job:
             placement=str(data.get("placement") or "local"),
             placement_reason=str(data.get("placement_reason") or ""),
             remote_job_id=_opt_str(data.get("remote_job_id")),
+            split=bool(data.get("split", False)),
+            part_of=_opt_str(data.get("part_of")),
             created_at=float(data.get("created_at") or 0.0),
             finished_at=_opt_float(data.get("finished_at")),
             error=str(data.get("error") or ""),

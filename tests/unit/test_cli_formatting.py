@@ -131,6 +131,16 @@ def test_format_jobs_lists_progress_package_and_placement():
     assert format_jobs([], NOW) == "no jobs"
 
 
+def test_format_jobs_marks_split_jobs_and_their_parts():
+    jobs = [
+        make_job(split=True),
+        make_job(id="j2", name="shot010-part1", placement="paris", part_of="j1"),
+    ]
+    lines = format_jobs(jobs, NOW).splitlines()
+    assert "local, split" in lines[1]
+    assert "→ paris, part of j1" in lines[2]
+
+
 def test_format_job_shows_header_tasks_and_frames():
     detail = {
         "job": make_job(why_waiting="no server has povray>=3.8; 2 servers have povray 3.7.0.10"),
