@@ -39,12 +39,14 @@ from scheduler.frames import format_frames
 from scheduler.profile import matches
 from scheduler.ranking import Candidate, rank_peers
 from scheduler.split import PartPlan, PeerOpening, plan_parts, same_chunking
+from site_agent.errors import ConflictError
 from site_agent.lifecycle import (
     Event,
     JobCancelled,
     JobCreated,
     JobFinished,
     JobReplaced,
+    JobStateChanged,
     PartChunk,
     TaskFinished,
 )
@@ -53,6 +55,7 @@ from site_agent.store.records import FrameRecord, JobRecord, JobState, TaskRecor
 
 log = logging.getLogger(__name__)
 
+_PAUSABLE = (JobState.QUEUED, JobState.RUNNING)
 SPLIT_INTERVAL_S = 2.0
 """Split jobs and open parts are looked at this often, and at once on their events."""
 
@@ -98,6 +101,10 @@ class SplitLifecycle(Protocol):
     ) -> tuple[int, int]: ...
 
     async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]: ...
+
+    async def pause(self, job_id: str, *, at: float) -> None: ...
+
+    async def resume(self, job_id: str, *, at: float) -> None: ...
 
 
 class JobDirs(Protocol):
@@ -148,15 +155,31 @@ class Splitter:
         self._wake.set()
 
     async def on_event(self, event: Event) -> None:
-        """Lifecycle subscriber: a split job cancelled cancels its parts; else look again."""
+        """Lifecycle subscriber: a split job cancelled, paused or resumed takes its open
+        parts along (federation tells their peers); any change is a reason to look again."""
         if isinstance(event, JobCancelled) and event.job.split:
             for part in await self._jobs.split.parts(event.job.id):
                 if not part.state.finished:
                     await self._lifecycle.cancel(part.id, at=self._clock())
+        elif isinstance(event, JobStateChanged):
+            await self._pause_or_resume_parts(event.job_id, event.state)
         if isinstance(event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)) or (
             isinstance(event, JobCreated) and event.job.split
         ):
             self.poke()
+
+    async def _pause_or_resume_parts(self, job_id: str, state: JobState) -> None:
+        job = await self._jobs.get_job(job_id)
+        if job is None or not job.split:
+            return
+        for part in await self._jobs.split.parts(job_id):
+            try:
+                if state == JobState.PAUSED and part.state in _PAUSABLE:
+                    await self._lifecycle.pause(part.id, at=self._clock())
+                elif state != JobState.PAUSED and part.state == JobState.PAUSED:
+                    await self._lifecycle.resume(part.id, at=self._clock())
+            except ConflictError as exc:  # it ended meanwhile
+                log.info("split job %s: part %s left as it is: %s", job_id, part.id, exc)
 
     async def step(self) -> None:
         """Settle what parts brought back, then send new parts where peers have room."""

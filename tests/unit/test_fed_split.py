@@ -6,6 +6,7 @@ Runs :class:`federation.placing.Placer` against the in-memory fakes of ``test_fe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,17 @@ from test_fed_roles import FakeJobs, FakePeers, FakeRows, FakeSite, fed_config, 
 from federation.errors import FederationConfigError
 from federation.peers import PeerConfig, parse_federation
 from federation.placing import SPLIT_REASON, Placer
+from federation.split import Splitter
 from scheduler.ranking import PeerCapacity
-from site_agent.store.records import LOCAL, JobRecord
+from site_agent.lifecycle import JobStateChanged, PartChunk
+from site_agent.store.records import (
+    LOCAL,
+    FrameRecord,
+    JobRecord,
+    JobState,
+    TaskRecord,
+    TaskState,
+)
 
 A = PeerConfig(name="facility-a", url="https://a:8743")
 FREE_A = PeerCapacity(name="facility-a", servers=(server("fa-1", free=2),), queue_depth=0)
@@ -80,3 +90,133 @@ def test_the_split_key(tmp_path: Path) -> None:
         parse_federation(
             {"federation": {**base, "split": "yes"}}, source="s.toml", base_dir=tmp_path
         )
+
+
+# --- the Splitter over in-memory fakes --------------------------------------------------
+
+
+class FakeSplitStore:
+    """SplitStore and SplitRows over dicts."""
+
+    def __init__(self, job: JobRecord, chunks: list[tuple[int, ...]]) -> None:
+        self.jobs = {job.id: job}
+        self.tasks = {
+            job.id: [
+                TaskRecord(id=i + 1, job_id=job.id, index=i, frames=c) for i, c in enumerate(chunks)
+            ]
+        }
+
+    @property
+    def split(self) -> FakeSplitStore:
+        return self
+
+    async def split_jobs(self) -> list[JobRecord]:
+        return [j for j in self.jobs.values() if j.split]
+
+    async def parts(self, job_id: str) -> list[JobRecord]:
+        return [j for j in self.jobs.values() if j.part_of == job_id]
+
+    async def open_parts(self) -> list[JobRecord]:
+        return [j for j in self.jobs.values() if j.part_of and not j.state.finished]
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
+
+    async def list_tasks(self, job_id: str) -> list[TaskRecord]:
+        return self.tasks.get(job_id, [])
+
+    async def list_frames(self, job_id: str) -> list[FrameRecord]:
+        return []
+
+
+class FakeSplitLifecycle:
+    def __init__(self, store: FakeSplitStore) -> None:
+        self.store = store
+        self.calls: list[tuple[str, str]] = []
+
+    async def send_part(
+        self,
+        job_id: str,
+        part: JobRecord,
+        chunks: Sequence[tuple[int, ...]],
+        indices: Sequence[int],
+        *,
+        at: float,
+    ) -> bool:
+        self.store.jobs[part.id] = part
+        for task in self.store.tasks[job_id]:
+            if task.index in indices:
+                self.store.tasks[job_id][task.index] = dataclasses.replace(
+                    task, state=TaskState.DISPATCHED, server_id=part.placement
+                )
+        self.calls.append(("send", part.id))
+        return True
+
+    async def settle_part(
+        self, part: JobRecord, rendered: Sequence[PartChunk], *, ended: bool, at: float
+    ) -> tuple[int, int]:
+        self.calls.append(("settle", part.id))
+        return 0, 0
+
+    async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
+        self.calls.append(("cancel", job_id))
+        return []
+
+    async def pause(self, job_id: str, *, at: float) -> None:
+        self.calls.append(("pause", job_id))
+
+    async def resume(self, job_id: str, *, at: float) -> None:
+        self.calls.append(("resume", job_id))
+
+
+def splitter(tmp_path: Path, store: FakeSplitStore) -> tuple[Splitter, FakeSplitLifecycle]:
+    lifecycle = FakeSplitLifecycle(store)
+    return (
+        Splitter(
+            name="studio",
+            config=fed_config(A),
+            jobs=store,
+            lifecycle=lifecycle,
+            peers=FakePeers(FREE_A),
+            views=FakeSite(tmp_path, server("s1", free=0)),  # one capable server, 2 slots
+            dirs=FakeSite(tmp_path),
+        ),
+        lifecycle,
+    )
+
+
+async def test_a_part_carries_the_last_chunks_and_one_batch_at_a_time(tmp_path: Path) -> None:
+    job = dataclasses.replace(make_job(), split=True, frames="1-12", frame_count=12, chunk_size=2)
+    store = FakeSplitStore(job, [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)])
+    s, lifecycle = splitter(tmp_path, store)
+    await s.step()
+    [part] = await store.parts(job.id)
+    assert (part.placement, part.part_of, part.placement_epoch) == ("facility-a", job.id, 1)
+    assert (part.frames, part.frame_count, part.chunk_size) == ("9-12", 4, 2)
+    assert part.name == f"{job.name}-part1" and not part.split
+    assert part.placement_reason.startswith(f"part 1 of split job {job.id}: 2 chunk(s) (9-12)")
+    await s.step()  # the part is still open at facility-a: no second batch
+    assert [c for c in lifecycle.calls if c[0] == "send"] == [("send", part.id)]
+
+
+async def test_a_split_job_paused_or_resumed_takes_its_parts_along(tmp_path: Path) -> None:
+    job = dataclasses.replace(make_job(), split=True)
+    store = FakeSplitStore(job, [(1,), (2,)])
+    part = dataclasses.replace(make_job("p1", placement="facility-a"), part_of=job.id)
+    store.jobs[part.id] = part
+    s, lifecycle = splitter(tmp_path, store)
+    await s.on_event(JobStateChanged(job_id=job.id, state=JobState.PAUSED))
+    store.jobs[part.id] = dataclasses.replace(part, state=JobState.PAUSED)
+    await s.on_event(JobStateChanged(job_id=job.id, state=JobState.RUNNING))
+    await s.on_event(JobStateChanged(job_id=part.id, state=JobState.PAUSED))  # not split
+    assert lifecycle.calls == [("pause", "p1"), ("resume", "p1")]
+
+
+async def test_a_re_placed_part_is_cancelled_and_settled(tmp_path: Path) -> None:
+    job = dataclasses.replace(make_job(), split=True)
+    store = FakeSplitStore(job, [(1,), (2,)])
+    part = dataclasses.replace(make_job("p1", epoch=2), part_of=job.id)  # back here: lease
+    store.jobs[part.id] = part
+    s, lifecycle = splitter(tmp_path, store)
+    await s.settle(part)
+    assert lifecycle.calls == [("cancel", "p1"), ("settle", "p1")]
