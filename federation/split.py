@@ -8,8 +8,9 @@ at the peer, which :class:`~federation.forwarding.Forwarding` offers (the offer
 carries the part's frames only), uploads, commits, follows and re-places like any
 forwarded job. :func:`scheduler.split.plan_parts` picks the chunks: from the end of
 the job (this site's dispatcher takes them from the start), at most the peer's
-free capable slots, and one open part per peer and job at a time (batches: the
-next part goes when the peer reports free slots again, so faster sites get more).
+free capable slots, and no new part for a peer while a part of the job has chunks
+it has not started (batches: the next part goes when the peer has started the
+last one and advertises free slots again, so faster sites get more).
 
 When a part's chunks come back (its frames fetched into this site's storage under
 the part), the split job's tasks for them become done with those frames, linked
@@ -245,7 +246,7 @@ class Splitter:
             job.profile, self._peers.capacities(targets, job.manifest), need_free=True
         )
         parts = await self._jobs.split.parts(job.id)
-        busy = {p.placement for p in parts if not p.state.finished}
+        busy = {p.placement for p in parts if await self._unstarted(p)}
         openings = [
             PeerOpening(name=c.name, free_slots=c.free_slots, open_part=c.name in busy)
             for c in ranking.candidates
@@ -261,6 +262,13 @@ class Splitter:
                 continue
             part = self._part(job, plan, chunks, number, chosen[plan.peer])
             await self._lifecycle.send_part(job.id, part, chunks, plan.indices, at=self._clock())
+
+    async def _unstarted(self, part: JobRecord) -> bool:
+        """Whether the part has chunks its peer has not started (all of them until the peer
+        relays progress): the peer gets the next batch of the job only after that."""
+        if part.state.finished:
+            return False
+        return any(t.state == TaskState.WAITING for t in await self._jobs.list_tasks(part.id))
 
     def _part(
         self,

@@ -5,7 +5,7 @@ waiting chunks. This site's dispatcher takes a job's chunks in index order, so
 parts take them from the end: both sides work towards the middle and no chunk is
 ever in two places. Parts are sent in batches: a peer gets at most as many chunks
 as it advertises free capable slots, and no new part of a job while one of that
-job's parts is still open there. When a part ends, the peer's next advert sizes
+job's parts there has chunks it has not started. When a part ends, the peer's next advert sizes
 the next batch, so the work rebalances as sites finish without taking chunks back.
 """
 
@@ -28,7 +28,8 @@ class PeerOpening:
     free_slots: int
     """Free slots of servers there that can run the job (from its capacity advert)."""
     open_part: bool = False
-    """Whether a part of this job is still open at that peer (then it gets no other)."""
+    """Whether a part of this job still has chunks that peer has not started (then it
+    gets no other part of the job yet)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,6 +144,9 @@ class FakeSplitLifecycle:
         at: float,
     ) -> bool:
         self.store.jobs[part.id] = part
+        self.store.tasks[part.id] = [
+            TaskRecord(id=100 + i, job_id=part.id, index=i, frames=c) for i, c in enumerate(chunks)
+        ]
         for task in self.store.tasks[job_id]:
             if task.index in indices:
                 self.store.tasks[job_id][task.index] = dataclasses.replace(
@@ -195,8 +198,15 @@ async def test_a_part_carries_the_last_chunks_and_one_batch_at_a_time(tmp_path: 
     assert (part.frames, part.frame_count, part.chunk_size) == ("9-12", 4, 2)
     assert part.name == f"{job.name}-part1" and not part.split
     assert part.placement_reason.startswith(f"part 1 of split job {job.id}: 2 chunk(s) (9-12)")
-    await s.step()  # the part is still open at facility-a: no second batch
+    await s.step()  # facility-a has not started the part: no second batch
     assert [c for c in lifecycle.calls if c[0] == "send"] == [("send", part.id)]
+    # The peer relayed that it started both chunks: the next batch goes.
+    store.tasks[part.id] = [
+        dataclasses.replace(t, state=TaskState.RUNNING) for t in store.tasks[part.id]
+    ]
+    await s.step()
+    second = [p for p in await store.parts(job.id) if p.id != part.id]
+    assert [p.frames for p in second] == ["5-8"]
 
 
 async def test_a_split_job_paused_or_resumed_takes_its_parts_along(tmp_path: Path) -> None:
