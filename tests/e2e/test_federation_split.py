@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,8 +164,10 @@ def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(tmp_path: Path)
         studio.wait_servers(1)
         facility.wait_servers(1)
         wait_advertised(studio, "facility", 1)
-        # The facility's server is stopped: the part it accepts waits there unrendered.
-        fac_rs.stop()
+        # The facility's server is frozen (still connected, so still advertised): the part
+        # the facility accepts is never rendered there.
+        assert fac_rs.proc is not None
+        os.killpg(fac_rs.proc.pid, signal.SIGSTOP)
         result = studio.cli(
             "submit",
             str(SCENE),
@@ -200,5 +204,9 @@ def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(tmp_path: Path)
         for part in parts:
             assert f"part {part['id']} at facility ended cancelled" in log, log
     finally:
+        for proc in started:
+            if proc.proc is not None and proc.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.proc.pid, signal.SIGCONT)  # the frozen one stops cleanly
         for proc in reversed(started):
             proc.stop()
