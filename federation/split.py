@@ -202,9 +202,10 @@ class Splitter:
             await self._lifecycle.cancel(part.id, at=self._clock())
             part = await self._jobs.get_job(part.id) or part
         rendered = await self._rendered(part, job)
-        await self._lifecycle.settle_part(
-            part, rendered, ended=part.state.finished, at=self._clock()
-        )
+        if rendered or part.state.finished:  # else nothing to write (no lock taken)
+            await self._lifecycle.settle_part(
+                part, rendered, ended=part.state.finished, at=self._clock()
+            )
 
     async def _rendered(self, part: JobRecord, job: JobRecord) -> list[PartChunk]:
         """The part's done chunks whose frames are all here, linked into the job's folder."""

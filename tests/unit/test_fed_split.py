@@ -163,6 +163,8 @@ class FakeSplitLifecycle:
 
     async def cancel(self, job_id: str, *, at: float) -> list[TaskRecord]:
         self.calls.append(("cancel", job_id))
+        job = self.store.jobs[job_id]
+        self.store.jobs[job_id] = dataclasses.replace(job, state=JobState.CANCELLED)
         return []
 
     async def pause(self, job_id: str, *, at: float) -> None:
