@@ -346,7 +346,15 @@ class FederationService:
         )
         self._site.lifecycle.subscribe(
             self.splitter.on_event,
-            (JobCreated, JobCancelled, JobFinished, JobReplaced, JobStateChanged, TaskFinished),
+            (
+                JobCreated,
+                JobCancelled,
+                JobFinished,
+                JobReplaced,
+                JobStateChanged,
+                TaskFinished,
+                TasksRelayed,
+            ),
         )
         self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
         await self._runner.setup()

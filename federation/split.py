@@ -50,6 +50,7 @@ from site_agent.lifecycle import (
     JobStateChanged,
     PartChunk,
     TaskFinished,
+    TasksRelayed,
 )
 from site_agent.store.base import StoreError
 from site_agent.store.records import FrameRecord, JobRecord, JobState, TaskRecord, TaskState
@@ -164,9 +165,9 @@ class Splitter:
                     await self._lifecycle.cancel(part.id, at=self._clock())
         elif isinstance(event, JobStateChanged):
             await self._pause_or_resume_parts(event.job_id, event.state)
-        if isinstance(event, (JobCancelled, JobFinished, JobReplaced, TaskFinished)) or (
-            isinstance(event, JobCreated) and event.job.split
-        ):
+        if isinstance(
+            event, (JobCancelled, JobFinished, JobReplaced, TaskFinished, TasksRelayed)
+        ) or (isinstance(event, JobCreated) and event.job.split):
             self.poke()
 
     async def _pause_or_resume_parts(self, job_id: str, state: JobState) -> None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from ..store.base import JobTransaction
 from ..store.records import FrameRecord, JobRecord, JobState, TaskRecord
-from .base import TransitionsBase
+from .base import TransitionsBase, settled_events
 from .batch import finish_if_done
 from .dependencies import settle
-from .events import JobCreated, JobFinished, TasksRequeued
+from .events import Event, JobCreated, JobFinished, TasksRequeued
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class SplitTransitions(TransitionsBase):
                     raise _NotAllWaiting()
                 if state == JobState.QUEUED:
                     await tx.start_jobs([job_id], at=at)
+                created = JobCreated(job=part)
+                await self._events.stage(tx, [created])
         except _NotAllWaiting:
             return False
         log.info(
@@ -83,7 +85,7 @@ class SplitTransitions(TransitionsBase):
             part.id,
             part.frames,
         )
-        await self._events.emit(JobCreated(job=part))
+        await self._events.emit(created)
         return True
 
     async def settle_part(
@@ -111,7 +113,13 @@ class SplitTransitions(TransitionsBase):
                 returned = [t for t in held.values() if t.frames not in done]
                 await tx.split.return_part_tasks(part.id, error=why if returned else "")
             new_state, finished = await finish_if_done(tx, job_id, state, at)
-            settled = await settle(tx, job_id, new_state, at=at) if finished else None
+            events: list[Event] = []
+            if returned:
+                events.append(TasksRequeued(server_id=peer, tasks=tuple(returned)))
+            if finished:
+                settled = await settle(tx, job_id, new_state, at=at)
+                events += [JobFinished(job_id=job_id, state=new_state), *settled_events(settled)]
+            await self._events.stage(tx, events)
         if done or returned:
             log.info(
                 "split job %s: part %s brought back %d chunk(s), %d back to waiting here%s",
@@ -121,11 +129,7 @@ class SplitTransitions(TransitionsBase):
                 len(returned),
                 f" ({why})" if returned else "",
             )
-        if returned:
-            await self._events.emit(TasksRequeued(server_id=part.placement, tasks=tuple(returned)))
-        if settled is not None:
-            await self._events.emit(JobFinished(job_id=job_id, state=new_state))
-            await self._emit_settled(settled)
+        await self._events.emit_all(events)
         return len(done), len(returned)
 
 
