@@ -41,6 +41,16 @@ def files_outside(root: Path, allowed: list[Path]) -> list[Path]:
     return stray
 
 
+def assert_only_previews_of(job_dir: Path, frame_names: list[str]) -> None:
+    """The job folder's ``.previews/`` holds previews of those frames only: no temp file, no other."""
+    previews = job_dir / ".previews"
+    if not previews.exists():
+        return
+    allowed = {f"{name}.png" for name in frame_names}
+    found = sorted(p.name for p in previews.iterdir())
+    assert set(found) <= allowed, f"unexpected files among the previews: {found}"
+
+
 @pytest.fixture
 async def make_agent(tmp_path: Path) -> AsyncIterator[AgentFactory]:
     """Start agents in this process: ``await make_agent(max_request_mb=1, server_token="t")``."""

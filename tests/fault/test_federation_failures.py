@@ -17,6 +17,8 @@ import pytest
 from e2e.harness import ROOT, wait_for
 from e2e.test_federation import running_sites
 
+from .conftest import assert_only_previews_of
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 POVRAY = ROOT / "examples" / "povray"
 
@@ -63,7 +65,11 @@ def test_corrupt_remote_frame_fails_the_origin_job_and_keeps_the_good_frames(
         frames = studio.get(f"/api/v1/jobs/{job_id}/frames")["frames"]
         assert sorted(f["frame"] for f in frames) == [2, 3, 4]
         studio_dir = Path(job["storage_dir"])
-        assert sorted(p.name for p in studio_dir.iterdir()) == sorted(f["name"] for f in frames)
+        on_disk = sorted(p.name for p in studio_dir.iterdir() if p.name != ".previews")
+        assert on_disk == sorted(f["name"] for f in frames)
+        # The refused frame's preview may have come with it (the preview is fetched with the
+        # frame's other files); only the frame itself must be absent.
+        assert_only_previews_of(studio_dir, [f["name"] for f in frames] + ["scene1.png"])
         final = f"notify:{remote_id}:1:final"
 
         def acknowledged() -> bool:

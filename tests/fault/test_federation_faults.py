@@ -42,6 +42,8 @@ from federation.protocol import (
 from federation.transfer import CHUNK_SIZE
 from spillway.core.records import FileEntry
 
+from .conftest import assert_only_previews_of
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 POVRAY = ROOT / "examples" / "povray"
 BUILTIN_SCENE = ROOT / "examples" / "textured" / "scene.json"
@@ -145,7 +147,9 @@ def assert_frames_once_at_both_sites(pair: Pair, job_id: str, count: int) -> dic
     assert sorted((f["frame"], f["name"], f["sha256"]) for f in listed) == sorted(rows)
     studio_dir, facility_dir = Path(job["storage_dir"]), Path(remote["storage_dir"])
     # Only the frames: no temp file left from an interrupted fetch, no second copy.
-    assert sorted(p.name for p in studio_dir.iterdir()) == sorted(f["name"] for f in listed)
+    on_disk = sorted(p.name for p in studio_dir.iterdir() if p.name != ".previews")
+    assert on_disk == sorted(f["name"] for f in listed)
+    assert_only_previews_of(studio_dir, [f["name"] for f in listed])
     for frame in listed:
         digest = sha256_file(studio_dir / frame["name"])
         assert digest == frame["sha256"] == sha256_file(facility_dir / frame["name"]), frame

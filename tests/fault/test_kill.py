@@ -17,6 +17,8 @@ import pytest
 from e2e.harness import ROOT, Agent, Process, wait_for
 from PIL import Image
 
+from .conftest import assert_only_previews_of
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
 STALLER = Path(__file__).with_name("stalling_server.py")
@@ -65,8 +67,9 @@ def assert_frames_consistent(
         ).fetchall()
     assert [r[0] for r in rows] == list(frames)
     job_dir = Path(job["storage_dir"])
-    on_disk = sorted(p.name for p in job_dir.iterdir())
+    on_disk = sorted(p.name for p in job_dir.iterdir() if p.name != ".previews")
     assert on_disk == sorted(r[1] for r in rows), "extra, missing or temp files in the job folder"
+    assert_only_previews_of(job_dir, [r[1] for r in rows])
     for frame, name, digest, length in rows:
         data = (job_dir / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest, f"frame {frame}: file and table disagree"
