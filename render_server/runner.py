@@ -22,7 +22,7 @@ from . import protocol
 from .cache import AssetCache, CacheError
 from .children import die_with_parent
 from .output import LineSplitter, OutputLog
-from .packages.base import PackageAdapter, PackageError, RenderRequest
+from .packages.base import PackageAdapter, PackageError, RenderRequest, chunk_commands
 from .preview import PreviewError, make_preview, preview_name
 from .workdirs import WorkdirJanitor
 
@@ -188,7 +188,13 @@ class TaskRunner:
         return req
 
     async def _render(self, req: RenderRequest) -> None:
-        argv = self._adapter.command(req)
+        """Run the chunk's child processes one after another, all within the task timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.assign.timeout_s
+        for argv in chunk_commands(self._adapter, req):
+            await self._render_process(argv, req, max(0.0, deadline - loop.time()))
+
+    async def _render_process(self, argv: list[str], req: RenderRequest, limit_s: float) -> None:
         self._output.note("$ " + " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -202,7 +208,7 @@ class TaskRunner:
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
         try:
-            await asyncio.wait_for(self._pump(proc), self.assign.timeout_s)
+            await asyncio.wait_for(self._pump(proc), limit_s)
         except TimeoutError:
             _kill_group(proc)
             raise TaskFailure(

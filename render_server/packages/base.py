@@ -1,7 +1,9 @@
 """The render package adapter interface and helpers shared by the adapters.
 
-An adapter turns a :class:`RenderRequest` (one chunk of consecutive frames of a
-scene laid out in a task work dir) into one child-process command line, checks
+An adapter turns a :class:`RenderRequest` (one chunk of frames of a scene laid
+out in a task work dir: consecutive, evenly stepped or irregular) into the child
+process command lines that render exactly those frames (one, or one per evenly
+stepped run for a renderer that takes only ranges: :class:`SteppedRuns`), checks
 that everything the scene needs is present before rendering, and maps the files
 the renderer wrote back to frame numbers.  Scanning a scene for the files it
 depends on is the catalog's (:mod:`spillway.packages`); adapters scan with it.
@@ -25,7 +27,9 @@ __all__ = [
     "PackageError",
     "RenderRequest",
     "ScanError",
+    "SteppedRuns",
     "adapter_for",
+    "chunk_commands",
     "check_declared_assets",
     "collect_numbered",
     "missing_error",
@@ -42,7 +46,7 @@ class RenderRequest:
     scene: Path  # absolute path of the scene inside the task work dir
     workdir: Path  # task work dir; scene and assets are under it at their relative paths
     outdir: Path  # empty dir the adapter's command must write frames into
-    frames: tuple[int, ...]  # consecutive frames of one chunk (ascending)
+    frames: tuple[int, ...]  # the chunk's frames, ascending: consecutive, stepped or irregular
     width: int | None = None  # None: the scene's own resolution (an override otherwise)
     height: int | None = None
     threads: int = 1
@@ -93,7 +97,9 @@ class PackageAdapter(Protocol):
         ...
 
     def command(self, req: RenderRequest) -> list[str]:
-        """argv rendering the whole chunk in one child process."""
+        """argv rendering exactly the chunk's frames (none in between) in one child process.
+
+        An adapter that is also :class:`SteppedRuns` may refuse an irregular chunk here."""
         ...
 
     def env(self, req: RenderRequest) -> dict[str, str]:
@@ -117,6 +123,24 @@ class PackageAdapter(Protocol):
         MissingDependencyError for referenced files that do not exist.
         """
         ...
+
+
+@runtime_checkable
+class SteppedRuns(Protocol):
+    """An adapter whose renderer takes only evenly stepped frame ranges (POV-Ray's
+    ``+SF/+EF/+STP``), so an irregular chunk takes one child process per run."""
+
+    def commands(self, req: RenderRequest) -> list[list[str]]:
+        """argv of each child process, run one after another into ``outdir``; together
+        they render exactly the chunk's frames."""
+        ...
+
+
+def chunk_commands(adapter: PackageAdapter, req: RenderRequest) -> list[list[str]]:
+    """The child processes that render the chunk, in order (one for most adapters)."""
+    if isinstance(adapter, SteppedRuns):
+        return adapter.commands(req)
+    return [adapter.command(req)]
 
 
 # --- helpers shared by the adapters -------------------------------------------------

@@ -8,8 +8,11 @@ percentage, engine, samples, seed, denoising, color management) stays as the
 gives.  A second script (:func:`output_script`) keeps the .blend's output settings
 (file format, colour depth, EXR codec, multilayer, views, file extension) and
 its output file name, moving only the folder into the task's output folder;
-then ``-a`` (or ``-f`` for one frame) renders. A render-write handler lists
-every file Blender writes, so the farm collects exactly Blender's names
+then ``-f`` renders exactly the chunk's frames as a list (``-f 1,5,10``,
+consecutive runs as ``1..4``; Blender 2.80 and later), each as ``blender -b
+file.blend -f N`` would: never the frames in between, and never with the
+.blend's own frame range or ``frame_step`` (which ``-s/-e -a`` would apply).
+A render-write handler lists every file Blender writes, so the farm collects exactly Blender's names
 (padding, view suffixes).
 Blender renders missing textures magenta and still exits 0, so the real guard
 against missing files is the scan at submit time, whose result comes back as
@@ -152,6 +155,20 @@ def collect_written(req: RenderRequest) -> dict[int, list[Path]]:
     return {f: found[f] for f in req.frames}
 
 
+def frame_list(frames: tuple[int, ...]) -> str:
+    """Blender's ``-f`` argument for exactly these frames: ``1..4,7,10`` for (1, 2, 3, 4, 7, 10)."""
+    parts: list[str] = []
+    start = prev = frames[0]
+    for frame in (*frames[1:], None):
+        if frame is not None and frame == prev + 1:
+            prev = frame
+            continue
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+        if frame is not None:
+            start = prev = frame
+    return ",".join(parts)
+
+
 class BlenderAdapter:
     """Renders .blend scenes with Blender in background mode."""
 
@@ -185,11 +202,7 @@ class BlenderAdapter:
             raise PackageError(
                 f"unknown blender engine {req.engine!r}; use one of: {', '.join(ENGINES)}"
             )
-        frames = (
-            ["-f", str(req.first)]
-            if len(req.frames) == 1
-            else ["-s", str(req.first), "-e", str(req.last), "-a"]
-        )
+        frames = ["-f", frame_list(req.frames)]
         return [
             self.executable,
             "-b",

@@ -4,7 +4,11 @@ A chunk renders exactly what ``povray scene.pov +KFI<first> +KFF<last>`` (or
 ``povray scene.ini``) renders for those frames: the animation range is the
 job's (``+KFI/+KFF`` of its first and last frame, placed before an INI file so
 the INI's own ``Initial_Frame``/``Final_Frame`` win), and the chunk is chosen
-with ``+SF/+EF`` (and ``+STP`` for a stepped chunk).  Clock, antialiasing,
+with ``+SF/+EF/+STP`` (the step counts from ``+SF``), so POV-Ray renders
+exactly the chunk's frames and none in between.  POV-Ray takes only evenly
+stepped ranges, so an irregular chunk (1, 5, 10) runs POV-Ray once per evenly
+stepped run ((1, 5), then (10,)), one after another in the one task, each with
+the same job range and output folder.  Clock, antialiasing,
 ``Cyclic_Animation``, resolution, the output file type and depth
 (``Output_File_Type``/``+F``: PNG 8 or 16 bit, TGA, EXR, HDR, PPM, BMP, JPEG) and every
 other option come from the INI file or POV-Ray's defaults (the host's
@@ -18,6 +22,7 @@ relative names and library paths of the artist's folder resolve the same.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path, PurePosixPath
 
@@ -53,10 +58,29 @@ def output_base(req: RenderRequest) -> str:
     return scene.stem
 
 
-def _chunk_step(frames: tuple[int, ...]) -> int:
-    """The step of an evenly stepped chunk (1 for consecutive or irregular frames)."""
+def _chunk_step(frames: tuple[int, ...]) -> int | None:
+    """The step of an evenly stepped chunk (1 for one frame); None for an irregular one."""
     steps = {b - a for a, b in zip(frames, frames[1:], strict=False)}
-    return steps.pop() if len(steps) == 1 else 1
+    if not steps:
+        return 1
+    return steps.pop() if len(steps) == 1 else None
+
+
+def stepped_runs(frames: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Split ascending frames into evenly stepped runs, in order, each as long as it goes:
+    (1, 5, 10, 11, 12) -> [(1, 5), (10, 11, 12)]."""
+    runs: list[tuple[int, ...]] = []
+    i = 0
+    while i < len(frames):
+        j = i + 1
+        if j < len(frames):
+            step = frames[j] - frames[i]
+            while j + 1 < len(frames) and frames[j + 1] - frames[j] == step:
+                j += 1
+            j += 1
+        runs.append(frames[i:j])
+        i = j
+    return runs
 
 
 class PovrayAdapter:
@@ -75,7 +99,23 @@ class PovrayAdapter:
         match = _VERSION.search(result[1])
         return match.group(1) if match else None
 
+    def commands(self, req: RenderRequest) -> list[list[str]]:
+        """One POV-Ray run per evenly stepped run of the chunk, all over the job's range."""
+        first, last = req.job_range
+        return [
+            self.command(dataclasses.replace(req, frames=run, job_first=first, job_last=last))
+            for run in stepped_runs(req.frames)
+        ]
+
     def command(self, req: RenderRequest) -> list[str]:
+        """The one POV-Ray run of an evenly stepped chunk (see :meth:`commands`)."""
+        step = _chunk_step(req.frames)
+        if step is None:
+            raise PackageError(
+                f"POV-Ray renders evenly stepped frames in one run, not {req.frames}; "
+                "render each of commands(req) in turn"
+            )
+        # The job's range, not this run's: keeps clock and frame-number padding the job's.
         first, last = req.job_range
         scene = str(req.scene) if is_ini(req.scene) else f"+I{req.scene}"
         argv = [self.executable, f"+KFI{first}", f"+KFF{last}", scene]
@@ -88,7 +128,7 @@ class PovrayAdapter:
             "-P",  # no pause at the end
             f"+SF{req.first}",
             f"+EF{req.last}",
-            f"+STP{_chunk_step(req.frames)}",
+            f"+STP{step}",
             f"+L{req.workdir}",
             f"+WT{max(1, req.threads)}",
         ]

@@ -172,6 +172,43 @@ def _render_farm(blend_dir: Path, tmp_path: Path, frame: int, **overrides: objec
     return adapter.collect(req)[frame][0]
 
 
+@pytest.fixture(scope="module")
+def stepped_blend(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scene whose own range is 1-24 with frame_step 3, which must not leak into a chunk."""
+    folder = tmp_path_factory.mktemp("stepped")
+    return make_blend(folder / "scene.blend", "--frames", "1-24x3", resolution="64x48")
+
+
+@pytest.mark.parametrize("frames", [(2, 4, 6), (1, 5, 10)], ids=["stepped", "irregular"])
+def test_a_chunk_renders_exactly_its_frames_as_blender_does(
+    stepped_blend: Path, tmp_path: Path, frames: tuple[int, ...]
+) -> None:
+    """Only the chunk's frames are rendered (none in between, no .blend frame_step),
+    each pixel-identical to ``blender -b file.blend -f N``."""
+    work = tmp_path / "work"
+    shutil.copytree(stepped_blend.parent, work)
+    adapter = BlenderAdapter()
+    req = RenderRequest(
+        scene=work / "scene.blend",
+        workdir=work,
+        outdir=tmp_path / "farm",
+        frames=frames,
+        threads=2,
+        declared_assets=("tex.png",),
+    )
+    req.outdir.mkdir()
+    proc = subprocess.run(adapter.command(req), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert proc.stdout.count("Saved: ") == len(frames)
+    collected = adapter.collect(req)
+    assert sorted(p for ps in collected.values() for p in ps) == sorted(req.outdir.iterdir())
+    for f in frames:
+        direct = _render_direct(work / "scene.blend", tmp_path / f"direct{f}", f)
+        assert direct.returncode == 0, direct.stdout[-2000:]
+        image = _pixels(tmp_path / f"direct{f}" / f"frame_{f:04d}.png")
+        assert np.array_equal(_pixels(collected[f][0]), image), f"frame {f} differs"
+
+
 def test_cycles_scene_without_overrides_is_pixel_identical_to_blender(tmp_path: Path) -> None:
     """480x270, 32 samples, fixed seed, Cycles: the farm renders what ``blender -b -f N`` does
     (no sample count, denoising or seed forced over the scene's)."""

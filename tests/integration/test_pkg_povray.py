@@ -52,13 +52,26 @@ def _request(
 
 
 def _run(adapter: PovrayAdapter, req: RenderRequest) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        adapter.command(req),
-        env={**os.environ, **adapter.env(req)},
-        cwd=req.workdir.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    """Run the chunk's POV-Ray processes in turn, as the render server does (stops at a failure)."""
+    logs: list[subprocess.CompletedProcess[str]] = []
+    for argv in adapter.commands(req):
+        logs.append(
+            subprocess.run(
+                argv,
+                env={**os.environ, **adapter.env(req)},
+                cwd=req.workdir.parent,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        )
+        if logs[-1].returncode != 0:
+            break
+    return subprocess.CompletedProcess(
+        [a for p in logs for a in p.args],
+        logs[-1].returncode,
+        "".join(p.stdout for p in logs),
+        "".join(p.stderr for p in logs),
     )
 
 
@@ -120,6 +133,42 @@ def test_renders_a_three_frame_chunk(work: Path, tmp_path: Path) -> None:
     images = [_pixels(frames[f][0]) for f in (8, 9, 10)]
     assert all(img.shape == (48, 64, 3) for img in images)
     assert images[0].tobytes() != images[2].tobytes()
+
+
+def _direct_frame(work: Path, out: Path, frame: int, job: tuple[int, int]) -> np.ndarray:
+    """POV-Ray itself rendering one frame of the job: its +KFI/+KFF and +SF/+EF of the frame."""
+    out.mkdir()
+    argv = ["povray", f"+KFI{job[0]}", f"+KFF{job[1]}", "+Iscene.pov", "+W64", "+H48"]
+    argv += ["-D", "-P", f"+SF{frame}", f"+EF{frame}", f"+O{out}/scene"]
+    proc = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (image,) = out.glob("*.png")
+    return _pixels(image)
+
+
+@pytest.mark.parametrize(
+    ("frames", "runs"),
+    [((3, 8, 13), 1), ((1, 5, 10), 2)],
+    ids=["stepped", "irregular"],
+)
+def test_a_chunk_renders_exactly_its_frames_as_povray_does(
+    work: Path, tmp_path: Path, frames: tuple[int, ...], runs: int
+) -> None:
+    """Only the chunk's frames are rendered (none in between), each pixel-identical to
+    POV-Ray rendering that frame of the job alone."""
+    job = (1, 15)
+    adapter = PovrayAdapter()
+    req = _request(work, tmp_path / "out", frames, job=job)
+    assert len(adapter.commands(req)) == runs
+    proc = _run(adapter, req)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in req.outdir.iterdir()) == [f"scene{f:02d}.png" for f in frames]
+    # POV-Ray's log: one "Rendered ... pixels" summary per frame it rendered.
+    assert proc.stderr.count("Rendered 3072 of 3072 pixels") == len(frames)
+    collected = adapter.collect(req)
+    for f in frames:
+        direct = _direct_frame(work, tmp_path / f"direct{f}", f, job)
+        assert np.array_equal(_pixels(collected[f][0]), direct), f"frame {f} differs"
 
 
 def test_single_frame_chunk(work: Path, tmp_path: Path) -> None:

@@ -15,12 +15,14 @@ from render_server.packages.base import (
     ScanError,
     adapter_for,
     check_declared_assets,
+    chunk_commands,
     collect_numbered,
     registry,
     relative_reference,
 )
-from render_server.packages.blender import BlenderAdapter
-from render_server.packages.povray import PovrayAdapter
+from render_server.packages.blender import BlenderAdapter, frame_list
+from render_server.packages.builtin.adapter import BuiltinAdapter
+from render_server.packages.povray import PovrayAdapter, stepped_runs
 
 
 def test_registry_has_all_adapters() -> None:
@@ -101,6 +103,78 @@ def test_povray_command_keeps_the_scenes_resolution_and_steps(tmp_path: Path) ->
     assert {"+KFI1", "+KFF21", "+SF1", "+EF21", "+STP10"} <= set(argv)
 
 
+@pytest.mark.parametrize(
+    ("frames", "runs"),
+    [
+        ((7,), [(7,)]),
+        ((1, 2, 3), [(1, 2, 3)]),
+        ((1, 11, 21), [(1, 11, 21)]),
+        ((1, 5, 10), [(1, 5), (10,)]),
+        ((1, 5, 10, 11, 12), [(1, 5), (10, 11, 12)]),
+        ((1, 2, 4, 8, 16), [(1, 2), (4, 8), (16,)]),
+    ],
+)
+def test_stepped_runs_split_a_chunk_in_order(
+    frames: tuple[int, ...], runs: list[tuple[int, ...]]
+) -> None:
+    assert stepped_runs(frames) == runs
+    assert [f for run in runs for f in run] == list(frames)
+
+
+def _subset(argv: list[str]) -> list[str]:
+    return [a for a in argv if a.startswith(("+KF", "+SF", "+EF", "+STP"))]
+
+
+def test_povray_irregular_chunk_runs_once_per_stepped_run(tmp_path: Path) -> None:
+    adapter = PovrayAdapter()
+    req = _req(tmp_path, (1, 5, 10, 11, 12))
+    runs = [_subset(argv) for argv in chunk_commands(adapter, req)]
+    # Every run animates over the same range (the chunk's here, as no job range is given).
+    assert runs == [
+        ["+KFI1", "+KFF12", "+SF1", "+EF5", "+STP4"],
+        ["+KFI1", "+KFF12", "+SF10", "+EF12", "+STP1"],
+    ]
+    job = _req(tmp_path, (1, 5, 10), job_first=1, job_last=40)
+    assert [_subset(a) for a in adapter.commands(job)] == [
+        ["+KFI1", "+KFF40", "+SF1", "+EF5", "+STP4"],
+        ["+KFI1", "+KFF40", "+SF10", "+EF10", "+STP1"],
+    ]
+    with pytest.raises(PackageError, match="evenly stepped"):
+        adapter.command(req)
+
+
+def test_stepped_chunk_is_one_run_for_every_adapter(tmp_path: Path) -> None:
+    req = _req(tmp_path, (1, 11, 21))
+    for adapter in registry().values():
+        assert len(chunk_commands(adapter, req)) == 1
+
+
+@pytest.mark.parametrize(
+    ("frames", "arg"),
+    [
+        ((7,), "7"),
+        ((1, 5, 10), "1,5,10"),
+        ((1, 11, 21), "1,11,21"),
+        ((1, 2, 3, 4, 7, 10, 11), "1..4,7,10..11"),
+        ((0, 1), "0..1"),
+    ],
+)
+def test_blender_frame_list_names_exactly_the_frames(frames: tuple[int, ...], arg: str) -> None:
+    assert frame_list(frames) == arg
+
+
+def test_blender_command_renders_an_irregular_chunk_in_one_process(tmp_path: Path) -> None:
+    req = _req(tmp_path, (1, 5, 10))
+    (argv,) = chunk_commands(BlenderAdapter(), req)
+    assert argv[-2:] == ["-f", "1,5,10"]
+    assert not {"-s", "-e", "-j", "-a"} & set(argv)
+
+
+def test_builtin_command_lists_exactly_the_frames(tmp_path: Path) -> None:
+    argv = BuiltinAdapter().command(_req(tmp_path, (1, 5, 10, 11)))
+    assert argv[argv.index("--frames") + 1] == "1,5,10,11"
+
+
 def test_povray_command_reads_an_ini_before_the_chunk(tmp_path: Path) -> None:
     ini = tmp_path / "anim.ini"
     ini.write_text("Input_File_Name=clockd.pov\nOutput_File_Name=frames/shot_\n")
@@ -125,7 +199,9 @@ def test_blender_command(tmp_path: Path) -> None:
     )
     argv = BlenderAdapter().command(req)
     assert argv[:3] == ["blender", "-b", str(tmp_path / "shot.blend")]
-    assert argv[-5:] == ["-s", "3", "-e", "5", "-a"]
+    # Exactly the chunk's frames, never -s/-e/-a (which apply the .blend's frame_step).
+    assert argv[-2:] == ["-f", "3..5"]
+    assert "-a" not in argv
     # The .blend's output format and file name are kept; only the folder is the task's.
     assert not {"-o", "-F", "-x"} & set(argv)
     setup = argv[argv.index("--python-expr") + 1]

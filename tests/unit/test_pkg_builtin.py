@@ -228,6 +228,38 @@ def test_adapter_renders_a_chunk(tmp_path: Path) -> None:
     assert _pixels(frames[3][0]).shape == (30, 40, 3)
 
 
+def test_adapter_renders_exactly_an_irregular_chunk(tmp_path: Path) -> None:
+    """Frames 1, 5, 10 only (none in between), each as the tracer renders that frame alone."""
+    work = _copy_example(tmp_path)
+    adapter = BuiltinAdapter()
+
+    def render(frames: tuple[int, ...], out: Path) -> dict[int, list[Path]]:
+        out.mkdir()
+        req = RenderRequest(
+            scene=work / "scene.json", workdir=work, outdir=out, frames=frames, width=24, height=18
+        )
+        proc = subprocess.run(
+            adapter.command(req),
+            env={**_base_env(), **adapter.env(req)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count(" done in ") == len(frames)
+        return adapter.collect(req)
+
+    chunk = render((1, 5, 10), tmp_path / "chunk")
+    assert sorted(p.name for p in (tmp_path / "chunk").iterdir()) == [
+        "scene_0001.png",
+        "scene_0005.png",
+        "scene_0010.png",
+    ]
+    for f in (1, 5, 10):
+        alone = render((f,), tmp_path / f"alone{f}")
+        assert np.array_equal(_pixels(chunk[f][0]), _pixels(alone[f][0]))
+
+
 def test_adapter_preflight_missing_texture(tmp_path: Path) -> None:
     work = _copy_example(tmp_path)
     (work / "textures" / "planet.png").unlink()
