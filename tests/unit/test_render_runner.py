@@ -187,6 +187,54 @@ async def test_scene_checks_are_cached_per_job_and_inputs(harness: Harness) -> N
     assert adapter.preflights == 3, "another scene or another job is checked again"
 
 
+# Writes f_<frame>.png for each frame argument, or exits 1 when told to fail.
+RUN_SCRIPT = """
+import pathlib, sys
+for frame in sys.argv[1:]:
+    if frame == "fail":
+        print("RUN-FAILED")
+        sys.exit(1)
+    (pathlib.Path("_spillway_out") / f"f_{int(frame):04d}.png").write_bytes(b"png" + frame.encode())
+    print(f"RUN-DONE {frame}")
+"""
+
+
+class RunsAdapter(ScriptAdapter):
+    """A renderer taking only evenly stepped runs: one process per run (SteppedRuns)."""
+
+    def __init__(self, runs: list[list[str]]) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def commands(self, req: RenderRequest) -> list[list[str]]:
+        return [[sys.executable, "-c", RUN_SCRIPT, *run] for run in self.runs]
+
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
+        return {f: [req.outdir / f"f_{f:04d}.png"] for f in req.frames}
+
+
+async def test_a_chunk_of_several_runs_renders_them_in_turn(harness: Harness) -> None:
+    assign = dataclasses.replace(_assign(), frames=[1, 5, 10])
+    final, _ = await _run(harness.runner(RunsAdapter([["1", "5"], ["10"]]), assign))
+    assert isinstance(final, protocol.TaskDone), final
+    assert sorted((f.frame, f.data) for f in final.frames) == [
+        (1, b"png1"),
+        (5, b"png5"),
+        (10, b"png10"),
+    ]
+    assert final.log_tail.count("$ ") == 2
+    assert final.log_tail.index("RUN-DONE 5") < final.log_tail.index("RUN-DONE 10")
+
+
+async def test_a_failed_run_fails_the_chunk_and_stops_it(harness: Harness) -> None:
+    assign = dataclasses.replace(_assign(), frames=[1, 5, 10])
+    adapter = RunsAdapter([["1"], ["fail"], ["10"]])
+    final, _ = await _run(harness.runner(adapter, assign))
+    assert isinstance(final, protocol.TaskFailed), final
+    assert "exited with status 1" in final.error
+    assert "RUN-DONE 1" in final.log_tail and "RUN-DONE 10" not in final.log_tail
+
+
 class MissingTextureAdapter(ScriptAdapter):
     def preflight(self, req: RenderRequest) -> None:
         self.preflights += 1
