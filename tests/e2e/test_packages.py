@@ -158,6 +158,34 @@ def test_povray_ini_animation_is_povrays_own_across_two_servers(
 
 @pytest.mark.povray
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+def test_povray_irregular_chunk_renders_exactly_its_frames(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    """clockd.ini frames 1,5,10-12 in one chunk (two POV-Ray runs on one server): exactly
+    those five frames, each equal to the same frame of ``povray clockd.ini``."""
+    agent = sqlite_agent
+    _servers(agent, processes, "povray", count=1)
+    folder = _povray_example(tmp_path, "animations/clockd", "Width=48\nHeight=36\n")
+    args = ("--package", "povray", "--frames", "1,5,10-12", "--chunk", "5")
+    job_id = _submit(agent, folder / "clockd.ini", *args)
+    detail = agent.wait_job(job_id, timeout=240)
+    assert len(detail["tasks"]) == 1
+    stored = _stored(detail)
+    direct = _direct_povray(folder, "clockd.ini")
+    assert stored == [direct[f - 1] for f in (1, 5, 10, 11, 12)]
+    # The render log: two POV-Ray runs, five frames rendered (none in between).
+    log = agent.get(f"/api/v1/jobs/{job_id}/log?frame=1")
+    assert log["truncated_bytes"] == 0
+    runs = [line for line in log["text"].splitlines() if line.startswith("$ povray")]
+    assert [r.split()[-5:-2] for r in runs] == [
+        ["+SF1", "+EF5", "+STP4"],
+        ["+SF10", "+EF12", "+STP1"],
+    ]
+    assert log["text"].count("Rendered 1728 of 1728 pixels") == 5
+
+
+@pytest.mark.povray
+@pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
 def test_povray_extension_less_image_map_and_resolution_override(
     sqlite_agent: Agent, processes: list[Process], tmp_path: Path
 ) -> None:
