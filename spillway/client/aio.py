@@ -73,8 +73,31 @@ class AsyncClient:
     async def submit(self, body: Mapping[str, Any]) -> Job:
         return await self.call(api.submit(body))
 
-    async def jobs(self, state: str | None = None, limit: int = 100) -> list[Job]:
-        return await self.call(api.jobs(state, limit))
+    async def jobs(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        *,
+        offset: int = 0,
+        owner: str | None = None,
+        package: str | None = None,
+        placement: str | None = None,
+        search: str | None = None,
+        sort: str | None = None,
+    ) -> list[Job]:
+        """One page of jobs; the filters are those of :func:`spillway.client.api.jobs`."""
+        return await self.call(
+            api.jobs(
+                state,
+                limit,
+                offset=offset,
+                owner=owner,
+                package=package,
+                placement=placement,
+                search=search,
+                sort=sort,
+            )
+        )
 
     async def job(self, job_id: str, *, tasks: int | None = None) -> JobDetail:
         return await self.call(api.job(job_id, tasks=tasks))

@@ -94,11 +94,26 @@ def submit(body: Mapping[str, Any]) -> Call[Job]:
     return Call("POST", "/jobs", lambda b: Job.from_json(b["job"]), body=dict(body))
 
 
-def jobs(state: str | None = None, limit: int = 100) -> Call[list[Job]]:
-    """Jobs, newest first, optionally only those in ``state`` (comma-separated states)."""
+def jobs(
+    state: str | None = None,
+    limit: int = 100,
+    *,
+    offset: int = 0,
+    owner: str | None = None,
+    package: str | None = None,
+    placement: str | None = None,
+    search: str | None = None,
+    sort: str | None = None,
+) -> Call[list[Job]]:
+    """One page of jobs, newest first unless ``sort`` says otherwise (the agent's ``sort``
+    values, e.g. ``-priority``); each filter is the agent's query parameter of that name
+    (``search`` is ``q``: part of a name or id), and the agent rejects bad values."""
     params = {"limit": str(limit)}
-    if state:
-        params["state"] = state
+    if offset:
+        params["offset"] = str(offset)
+    named = {"state": state, "owner": owner, "package": package, "placement": placement}
+    named |= {"q": search, "sort": sort}
+    params |= {key: value for key, value in named.items() if value}
     return Call("GET", "/jobs", lambda b: [Job.from_json(j) for j in b.get("jobs", [])], params)
 
 

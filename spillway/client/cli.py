@@ -230,8 +230,24 @@ def _add_job(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("jobs", parents=[common], help="list jobs, newest first")
-    p.add_argument("--state", choices=JOB_STATES)
-    p.add_argument("--limit", type=positive_int, default=100)
+    # The agent validates every filter and names the bad one, so the values stay its own.
+    p.add_argument(
+        "--state", metavar="S[,S...]", help=f"only these states: {', '.join(JOB_STATES)}"
+    )
+    p.add_argument("--package", metavar="NAME", help="only jobs for this render package")
+    p.add_argument(
+        "--placement", metavar="WHERE", help="local, forwarded, accepted or a peer's name"
+    )
+    p.add_argument("--owner", metavar="NAME", help="only this owner's jobs")
+    p.add_argument("--search", metavar="TEXT", help="part of the job's name or id")
+    p.add_argument(
+        "--sort",
+        metavar="FIELD",
+        help="created, updated, priority, name, state or frames; "
+        "a leading - sorts descending, written --sort=-priority (default -created)",
+    )
+    p.add_argument("--limit", type=positive_int, default=100, help="jobs per page (default 100)")
+    p.add_argument("--page", type=positive_int, default=1, help="page number, from 1")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
 

@@ -138,7 +138,17 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    jobs = [dict(j.raw) for j in client.jobs(state=args.state, limit=args.limit)]
+    page = client.jobs(
+        args.state,
+        args.limit,
+        offset=(args.page - 1) * args.limit,
+        owner=args.owner,
+        package=args.package,
+        placement=args.placement,
+        search=args.search,
+        sort=args.sort,
+    )
+    jobs = [dict(j.raw) for j in page]
     if args.json:
         print_json({"jobs": jobs})
     else:
