@@ -22,6 +22,8 @@ from .monitor_api import add_server_activity, job_body, jobs_page_json, parse_jo
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
 from .store.records import LOCAL, JobRecord, ServerStatus, TaskState
+from .store.usage import PeerUsage
+from .usage import peer_usage_json
 from .views import frames_json, server_json, server_states, task_json
 
 VERSION = "0.1.0"
@@ -346,8 +348,10 @@ async def list_peers(request: web.Request) -> web.Response:
     site = _site(request)
     peers = site.federation.peers_json() if site.federation is not None else []
     counts = await site.store.peer_job_counts()
+    figures = await site.usage.peer_figures()
     for peer in peers:
         forwarded, accepted = counts.get(peer["name"], (0, 0))
         peer.setdefault("jobs_forwarded", forwarded)
         peer.setdefault("jobs_accepted", accepted)
+        peer["usage"] = peer_usage_json(figures.get(peer["name"], PeerUsage()))
     return web.json_response({"peers": peers})

@@ -18,7 +18,7 @@ from aiohttp import web
 from .appkeys import SITE
 from .auth import check_client
 from .errors import BadRequestError
-from .store.usage import FOREVER, UsageGroup, UsageQuery, UsageTotals, totals_of
+from .store.usage import FOREVER, PeerUsage, UsageGroup, UsageQuery, UsageTotals, totals_of
 
 routes = web.RouteTableDef()
 
@@ -84,6 +84,22 @@ def totals_json(row: UsageTotals) -> dict[str, Any]:
         bytes_out=row.bytes_out,
     )
     return body
+
+
+def peer_usage_json(figures: PeerUsage) -> dict[str, Any]:
+    """A peer's all-time figures as ``GET /api/v1/peers`` shows them in its ``usage``."""
+    return {
+        "bytes_in": figures.bytes_in,
+        "bytes_out": figures.bytes_out,
+        "rendered_for": {
+            "core_seconds": round(figures.core_seconds_for, 3),
+            "frames": figures.frames_for,
+        },
+        "rendered_by": {
+            "core_seconds": round(figures.core_seconds_by, 3),
+            "frames": figures.frames_by,
+        },
+    }
 
 
 @routes.get("/api/v1/usage")

@@ -24,6 +24,7 @@ from .records import TaskRecord
 
 __all__ = [
     "FOREVER",
+    "PeerUsage",
     "UsageEntry",
     "UsageGroup",
     "UsageLedger",
@@ -86,6 +87,16 @@ SELECT {_JOB_COLUMNS}, {_SUMS} FROM usage_records u LEFT JOIN jobs j ON j.id = u
 WHERE {_WINDOW} AND u.peer = $3 GROUP BY u.job_id, u.peer ORDER BY MIN(u.at), u.job_id
 """
 JOB_TOTALS = f"SELECT {_SUMS} FROM usage_records u WHERE u.job_id = $1"
+# Attempts rendered here for a peer's job vs what a peer reported rendering for ours.
+PEER_FIGURES = """
+SELECT u.peer AS peer, COALESCE(SUM(u.bytes_in), 0) AS bytes_in,
+  COALESCE(SUM(u.bytes_out), 0) AS bytes_out,
+  COALESCE(SUM(CASE WHEN u.source = 'attempt' THEN u.core_seconds ELSE 0 END), 0) AS core_s_for,
+  COALESCE(SUM(CASE WHEN u.source = 'attempt' THEN u.frames ELSE 0 END), 0) AS frames_for,
+  COALESCE(SUM(CASE WHEN u.source = 'remote' THEN u.core_seconds ELSE 0 END), 0) AS core_s_by,
+  COALESCE(SUM(CASE WHEN u.source = 'remote' THEN u.frames ELSE 0 END), 0) AS frames_by
+FROM usage_records u WHERE u.peer <> '' GROUP BY u.peer
+"""
 
 
 class UsageSource(StrEnum):
@@ -133,6 +144,30 @@ class UsageEntry:
             self.failed_attempts,
             self.bytes_in,
             self.bytes_out,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerUsage:
+    """All-time figures of one peer: bytes exchanged with it, and work rendered here for its
+    jobs (``*_for``) and by it for this site's jobs (``*_by``, known once each job ends)."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    core_seconds_for: float = 0.0
+    frames_for: int = 0
+    core_seconds_by: float = 0.0
+    frames_by: int = 0
+
+    @classmethod
+    def from_row(cls, row: Row) -> PeerUsage:
+        return cls(
+            bytes_in=int(row["bytes_in"]),
+            bytes_out=int(row["bytes_out"]),
+            core_seconds_for=float(row["core_s_for"]),
+            frames_for=int(row["frames_for"]),
+            core_seconds_by=float(row["core_s_by"]),
+            frames_by=int(row["frames_by"]),
         )
 
 
@@ -278,6 +313,10 @@ class UsageLedger:
         else:
             rows = await self._db.fetch(BY_JOB_OF if by_job else BY_PEER_OF, *window, query.peer)
         return [UsageTotals.from_row(r, by_job=by_job, by_peer=not by_job) for r in rows]
+
+    async def peer_figures(self) -> dict[str, PeerUsage]:
+        """Per peer name, its all-time :class:`PeerUsage` (peers with no row are left out)."""
+        return {r["peer"]: PeerUsage.from_row(r) for r in await self._db.fetch(PEER_FIGURES)}
 
     async def job_totals(self, job_id: str) -> UsageTotals:
         """Everything accounted to one job here (what this site reports to the job's origin)."""

@@ -70,6 +70,17 @@ def test_a_forwarded_jobs_progress_shows_at_the_origin_and_its_origin_at_the_pee
     peer = find(page, '.peer-row[data-peer="facility"]')
     wait_until(lambda: "fac-1" in find(page, '.peer-row[data-peer="facility"]').text, 30, "advert")
     assert "up" in peer.text and "1 jobs" in peer.text
+    usage = '.peer-row[data-peer="facility"] .peer-usage'
+
+    def moved() -> bool:
+        # Assets went out, frames came back, and the facility's figures arrived with the end.
+        keys = ("bytes-out", "bytes-in", "frames-by")
+        return all(int(attribute(page, usage, f"data-{k}") or 0) > 0 for k in keys)
+
+    wait_until(moved, 30, "the bytes moved with the facility")
+    assert attribute(page, usage, "data-frames-by") == "6"  # its notify's frames_done
+    assert attribute(page, usage, "data-frames-for") == "0"
+    assert "rendered by it: 6 frames" in find(page, usage).text
     screenshot(page, "peers")
 
     page.get(f"{facility.url}/#/job/{remote_id}")
@@ -85,3 +96,10 @@ def test_a_forwarded_jobs_progress_shows_at_the_origin_and_its_origin_at_the_pee
         "the accepted job alone",
     )
     assert "← from studio" in find(page, ".job-row").text
+    page.get(f"{facility.url}/#/peers")
+    at_facility = '.peer-row[data-peer="studio"] .peer-usage'
+    wait_until(
+        lambda: attribute(page, at_facility, "data-frames-for") == "6", 30, "work for studio"
+    )
+    assert int(attribute(page, at_facility, "data-bytes-in")) > 0
+    assert attribute(page, at_facility, "data-frames-by") == "0"

@@ -18,6 +18,7 @@ from site_agent.store import (
     TaskClaim,
 )
 from site_agent.store.usage import (
+    PeerUsage,
     UsageEntry,
     UsageGroup,
     UsageLedger,
@@ -97,6 +98,9 @@ async def test_attempts_are_accounted_to_the_peer_a_job_came_from(store: Store) 
     assert guest.core_seconds == 60.0
     assert dataclasses.replace(by_peer[""], peer="studio") == guest
 
+    # The peers view: rendered here for studio's job; this site's own work is no peer's.
+    assert await ledger.peer_figures() == {"studio": PeerUsage(core_seconds_for=60.0, frames_for=2)}
+
     totals = await ledger.job_totals("guest")
     assert (totals.core_seconds, totals.frames, totals.failed_attempts) == (60.0, 2, 1)
 
@@ -131,3 +135,9 @@ async def test_sums_by_job_with_a_window_and_a_peer(store: Store) -> None:
     assert await ledger.summary(UsageQuery(peer="nobody")) == []
     everyone = await ledger.summary(UsageQuery(group=UsageGroup.JOB))
     assert [r.job_id for r in everyone] == ["other", "fwd"]  # first activity first
+    assert await ledger.peer_figures() == {
+        "facility": PeerUsage(
+            bytes_in=4_000, bytes_out=6_000_000, core_seconds_by=12.5, frames_by=3
+        ),
+        "elsewhere": PeerUsage(),
+    }

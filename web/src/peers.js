@@ -1,4 +1,5 @@
-// Peer sites: link state, advertised capacity, jobs forwarded to and accepted from each.
+// Peer sites: link state, advertised capacity, jobs forwarded to and accepted from each,
+// bytes exchanged and the work rendered each way (the agent's usage ledger).
 import { useState } from "preact/hooks";
 import { api } from "./api.js";
 import { bytes, since } from "./format.js";
@@ -19,6 +20,23 @@ function terms(peer) {
   return parts.join(" · ");
 }
 
+/** Core-hours and frames of one direction of work, or "none". */
+function work(w) {
+  if (!w || (!w.frames && !w.core_seconds)) return "none";
+  return `${w.frames} frames · ${(w.core_seconds / 3600).toFixed(2)} core-h`;
+}
+
+/** Bytes exchanged with the peer and the work each side rendered for the other (all time). */
+function Usage({ usage }) {
+  if (!usage) return html`<span class="dim">–</span>`;
+  return html`<div class="peer-usage" data-bytes-in=${usage.bytes_in} data-bytes-out=${usage.bytes_out}
+      data-frames-by=${usage.rendered_by.frames} data-frames-for=${usage.rendered_for.frames}>
+    <div>${bytes(usage.bytes_out)} out · ${bytes(usage.bytes_in)} in</div>
+    <div><span class="dim">rendered by it:</span> ${work(usage.rendered_by)}</div>
+    <div><span class="dim">rendered for it:</span> ${work(usage.rendered_for)}</div>
+  </div>`;
+}
+
 export function PeersView() {
   const [peers, setPeers] = useState(null);
   const [error, setError] = useState(null);
@@ -35,12 +53,10 @@ export function PeersView() {
     [],
     1000,
   );
-  // Bytes moved per peer, where the agent reports them.
-  const moved = (peers || []).some((p) => p.bytes_sent != null);
   return html`<section id="peers-view">
     <${ErrorLine} error=${error} />
     <table class="peers">
-      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Terms</th><th>Forwarded to</th><th>Accepted from</th>${moved && html`<th>Moved</th>`}<th>Last error</th></tr></thead>
+      <thead><tr><th>Peer</th><th>Link</th><th>Capacity</th><th>Servers</th><th>Terms</th><th>Forwarded to</th><th>Accepted from</th><th>Usage</th><th>Last error</th></tr></thead>
       <tbody>
         ${peers && peers.map((p) => html`<tr class="peer-row" data-peer=${p.name} key=${p.name}>
           <td><b>${p.name}</b><div class="dim small mono">${p.url}</div></td>
@@ -50,7 +66,7 @@ export function PeersView() {
           <td class="small">${terms(p)}</td>
           <td><a href=${`#/jobs?placement=${p.name}`}>${p.jobs_forwarded ?? 0} jobs</a>${p.forward === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
           <td>${p.jobs_accepted ?? 0} jobs${p.accept === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
-          ${moved && html`<td class="small">${bytes(p.bytes_sent)} sent · ${bytes(p.bytes_received)} received</td>`}
+          <td class="small"><${Usage} usage=${p.usage} /></td>
           <td class="error small">${p.last_error || ""}</td>
         </tr>`)}
       </tbody>
