@@ -72,6 +72,7 @@ def event_job_ids(event: object) -> set[str]:
     if task is not None:
         ids.add(task.job_id)
     ids.update(getattr(event, "started_jobs", ()) or ())
+    ids.update(getattr(event, "job_ids", ()) or ())
     return ids
 
 

@@ -60,6 +60,14 @@ class TasksLogged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FramesStored:
+    """Frames of running tasks were recorded before their task ended (a chunk's grid fills
+    in frame by frame); the task's own end is :class:`TaskFinished`."""
+
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFinished:
     """An attempt ended: completed, failed and retried, or failed for good."""
 
@@ -130,6 +138,7 @@ Event = (
     | TasksAssigned
     | TasksStarted
     | TasksLogged
+    | FramesStored
     | TaskFinished
     | JobFinished
     | JobStateChanged
@@ -145,6 +154,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TasksAssigned,
     TasksStarted,
     TasksLogged,
+    FramesStored,
     TaskFinished,
     JobFinished,
     JobStateChanged,

@@ -46,6 +46,7 @@ from .events import (
     ALL_EVENTS,
     Event,
     EventBus,
+    FramesStored,
     JobCreated,
     JobFinished,
     JobStateChanged,
@@ -256,6 +257,8 @@ class Lifecycle(ControlTransitions, PlacementTransitions, SplitTransitions, Faul
             events.append(TasksStarted(task_ids=tuple(r.task_id for r in started)))
         if logs and self._events.wanted(TasksLogged):
             events.append(TasksLogged(task_ids=tuple({r.task_id for r in logs})))
+        if frames and self._events.wanted(FramesStored):
+            events.append(FramesStored(job_ids=tuple(sorted({f.job_id for f in frames}))))
         try:
             async with self._store.transaction() as tx:
                 outcomes = await batch.apply_reports(

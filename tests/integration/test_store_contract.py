@@ -15,6 +15,7 @@ import pytest
 from scheduler.profile import JobProfile
 from site_agent.errors import JobExistsError, NotFoundError
 from site_agent.lifecycle import Lifecycle
+from site_agent.lifecycle.events import Event, FramesStored
 from site_agent.store import (
     LOCAL,
     CompletionReport,
@@ -443,6 +444,20 @@ def frame(number: int, *, sha: str = "c", task_id: int | None = None) -> FrameRe
         server_id="s1",
         rendered_at=20.0,
     )
+
+
+async def test_recorded_frames_are_announced_before_their_task_ends(store: Store) -> None:
+    """The monitor's grid shows a chunk's frames as each is stored, not when the task ends."""
+    await new_job(store)
+    life, heard = lc(store), []
+
+    async def hear(event: Event) -> None:
+        heard.append(event)
+
+    life.subscribe(hear, (FramesStored,))
+    await life.apply_reports([], [frame(1), frame(2)], [], at=20.0)
+    await life.apply_reports([], [], [], at=20.0)
+    assert heard == [FramesStored(job_ids=("job-1",))]
 
 
 async def test_record_frames_upserts(store: Store) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from site_agent.errors import UnavailableError
 from site_agent.lifecycle.events import (
+    FramesStored,
     JobCancelled,
     JobPriorityChanged,
     JobStateChanged,
@@ -29,6 +30,7 @@ def test_every_event_names_its_jobs() -> None:
     assert event_job_ids(JobCancelled(job=make_job("c"), stopped=())) == {"c"}
     assigned = TasksAssigned(tasks=(task("d"), task("e", 2)), started_jobs=("d",))
     assert event_job_ids(assigned) == {"d", "e"}
+    assert event_job_ids(FramesStored(job_ids=("f", "g"))) == {"f", "g"}
 
 
 async def test_a_started_task_names_its_job_through_the_lookup() -> None:
