@@ -68,7 +68,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def open_page(page: Any, site: Site, route: str = "") -> None:
+    """Open a view, giving the token when the page asks (a test run alone has no session yet)."""
     page.get(f"{site.agent.url}/{route}")
+    wait_until(
+        lambda: page.find_elements(By.CSS_SELECTOR, "nav #site-name, #login"), 20, "page or login"
+    )
+    if page.find_elements(By.CSS_SELECTOR, "#login"):
+        find(page, "#token-input").send_keys(TOKEN)
+        click(page, "#token-submit")
     find(page, "nav #site-name")
 
 
