@@ -33,6 +33,7 @@ from federation.bandwidth import TokenBucket, mbps_to_bytes_per_s
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.forwarding import UPLOAD_STREAMS
 from federation.transfer import CHUNK_SIZE, BlobUploadEndpoint, ResumableReceiver, upload_blob
+from federation.upload_threads import UploadConnections
 from site_agent.assets import AssetStore
 
 from .common import free_port
@@ -167,6 +168,7 @@ async def upload_all(
 ) -> int:
     """Upload every file as the origin's forwarding does: ``streams`` blobs at a time."""
     slots = asyncio.Semaphore(streams)
+    connections = UploadConnections()
     async with aiohttp.ClientSession() as session:
 
         async def one(path: Path, sha: str) -> int:
@@ -179,9 +181,13 @@ async def upload_all(
                     timeout_s=300,
                     request_options=tls.request_options("remote"),
                     bucket=bucket,
+                    connections=connections,
                 )
 
-        return sum(await asyncio.gather(*(one(path, sha) for path, sha in files)))
+        try:
+            return sum(await asyncio.gather(*(one(path, sha) for path, sha in files)))
+        finally:
+            connections.close()
 
 
 async def transfer_run(total_bytes: int, *, timeout: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ worth retrying) and a peer that refused (:class:`PeerRefusedError`, 4xx).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from federation.peers import PeerConfig
 from federation.protocol import Message, decode_reply, encode_envelope
 from federation.tls import TlsContexts
 from federation.transfer import upload_blob
+from federation.upload_threads import UploadConnections
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,8 @@ class PeerClient:
         self.bytes_sent = 0  # blobs uploaded to peers (the agent's /metrics)
         self.bytes_received = 0  # frames fetched from peers
         self._transfers: aiohttp.ClientSession | None = None
+        # Blob chunks go through blocking TLS sockets in threads: encryption off the loop.
+        self._uploads: UploadConnections | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -135,6 +139,9 @@ class PeerClient:
             if session is not None:
                 await session.close()
         self._session = self._transfers = None
+        if self._uploads is not None:
+            self._uploads.close()
+            self._uploads = None
 
     def options(self, peer: PeerConfig) -> dict[str, Any]:
         return self.tls.request_options(peer.name)
@@ -237,13 +244,23 @@ class PeerClient:
                 path,
                 request_options=self.options(peer),
                 bucket=self.limits.bucket(peer.name),
+                connections=self._upload_connections(),
             )
             self.bytes_sent += sent
             return sent
         except UploadError as exc:
             if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
                 raise _unavailable(peer, exc.__cause__) from exc
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                refused = PeerCertificateError(peer.name, peer.url, str(exc.__cause__))
+                log.error("%s", refused)
+                raise refused from exc
             raise
+
+    def _upload_connections(self) -> UploadConnections:
+        if self._uploads is None:
+            self._uploads = UploadConnections()
+        return self._uploads
 
 
 def _unavailable(peer: PeerConfig, exc: BaseException) -> PeerUnavailableError:

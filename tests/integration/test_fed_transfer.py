@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +15,7 @@ from aiohttp import web
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.errors import UploadError
 from federation.transfer import BlobUploadEndpoint, ResumableReceiver, upload_blob
+from federation.upload_threads import UploadConnections
 
 MIB = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,6 +73,18 @@ async def serve(app: web.Application, ssl_context: ssl.SSLContext | None = None)
     return runner
 
 
+@pytest.fixture(params=["loop", "threads"])
+def connections(request: pytest.FixtureRequest) -> Iterator[UploadConnections | None]:
+    """Every test runs on both sender paths: aiohttp on the loop, and blocking sockets in
+    worker threads (what sites use for uncapped uploads)."""
+    if request.param == "loop":
+        yield None
+        return
+    pool = UploadConnections()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
 def remote(tmp_path: Path) -> Receiver:
     return Receiver(tmp_path / "remote")
@@ -100,19 +113,30 @@ def make_blob(path: Path, size: int) -> str:
 
 
 async def test_upload_in_chunks(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", 10 * MIB)
 
-    sent = await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+    sent = await upload_blob(
+        session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB, connections=connections
+    )
 
     assert sent == 10 * MIB
     assert remote.patches == 10
     assert remote.store.blobs() == [sha]
     assert (remote.store.root / sha).read_bytes() == (tmp_path / "scene.bin").read_bytes()
     # A second upload finds the blob complete and sends nothing.
-    assert await upload_blob(session, base_url, sha, tmp_path / "scene.bin") == 0
+    assert (
+        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", connections=connections)
+        == 0
+    )
     assert remote.patches == 10
+    if connections is not None:  # one kept-alive connection for the 2 HEADs and 10 PATCHes
+        assert connections.opened == 1
 
 
 @pytest.mark.parametrize("stored_before_cut", [True, False])
@@ -121,6 +145,7 @@ async def test_cut_connection_resumes_from_the_receivers_offset(
     remote: Receiver,
     base_url: str,
     session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
     stored_before_cut: bool,
 ) -> None:
     """The 4th PATCH loses its connection, either after or before the chunk is stored."""
@@ -140,7 +165,13 @@ async def test_cut_connection_resumes_from_the_receivers_offset(
     remote.fault = cut_fourth
 
     sent = await upload_blob(
-        session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB, backoff_s=0.01
+        session,
+        base_url,
+        sha,
+        tmp_path / "scene.bin",
+        chunk_size=MIB,
+        backoff_s=0.01,
+        connections=connections,
     )
 
     assert remote.heads == 2  # the start, and once more to resume
@@ -151,19 +182,29 @@ async def test_cut_connection_resumes_from_the_receivers_offset(
 
 
 async def test_resumes_a_partial_blob_left_by_an_earlier_run(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", 3 * MIB + 5)
     await remote.receiver.append(sha, 0, (tmp_path / "scene.bin").read_bytes()[: 2 * MIB])
 
-    sent = await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+    sent = await upload_blob(
+        session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB, connections=connections
+    )
 
     assert sent == MIB + 5
     assert remote.store.blobs() == [sha]
 
 
 async def test_tampered_content_is_refused_and_nothing_stored(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", 3 * MIB)
     with (tmp_path / "scene.bin").open("r+b") as handle:  # corrupted after hashing
@@ -171,22 +212,34 @@ async def test_tampered_content_is_refused_and_nothing_stored(
         handle.write(b"evil")
 
     with pytest.raises(UploadError, match="422.*discarded"):
-        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB)
+        await upload_blob(
+            session, base_url, sha, tmp_path / "scene.bin", chunk_size=MIB, connections=connections
+        )
 
     assert remote.store.blobs() == []
     assert remote.receiver.offset(sha) == 0
 
 
 async def test_empty_blob(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "empty", 0)
-    assert await upload_blob(session, base_url, sha, tmp_path / "empty") == 0
+    assert (
+        await upload_blob(session, base_url, sha, tmp_path / "empty", connections=connections) == 0
+    )
     assert remote.store.blobs() == [sha]
 
 
 async def test_gives_up_after_bounded_attempts(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", MIB)
 
@@ -197,23 +250,42 @@ async def test_gives_up_after_bounded_attempts(
 
     with pytest.raises(UploadError, match="gave up after 3 attempts.*resumes"):
         await upload_blob(
-            session, base_url, sha, tmp_path / "scene.bin", attempts=3, backoff_s=0.01
+            session,
+            base_url,
+            sha,
+            tmp_path / "scene.bin",
+            attempts=3,
+            backoff_s=0.01,
+            connections=connections,
         )
     assert remote.patches == 3
 
 
 async def test_client_errors_are_not_retried(
-    tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", 2 * MIB)
     remote.endpoint.max_chunk_size = MIB
 
     with pytest.raises(UploadError, match="413.*at most 1048576 bytes"):
-        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", chunk_size=2 * MIB)
+        await upload_blob(
+            session,
+            base_url,
+            sha,
+            tmp_path / "scene.bin",
+            chunk_size=2 * MIB,
+            connections=connections,
+        )
     assert remote.patches == 1
 
 
-async def test_upload_over_mutual_tls(tmp_path: Path, remote: Receiver) -> None:
+async def test_upload_over_mutual_tls(
+    tmp_path: Path, remote: Receiver, connections: UploadConnections | None
+) -> None:
     init_ca(tmp_path / "ca")
     for site in ("studio", "facility"):
         issue_site_cert(tmp_path / "ca", site, tmp_path / "certs")
@@ -236,8 +308,11 @@ async def test_upload_over_mutual_tls(tmp_path: Path, remote: Receiver) -> None:
                 sha,
                 tmp_path / "scene.bin",
                 request_options=TlsContexts(files("studio")).request_options("facility"),
+                connections=connections,
             )
     finally:
+        if connections is not None:  # the client's kept-alive connection, before the server
+            connections.close()
         await runner.cleanup()
     assert sent == MIB + 1
     assert remote.store.blobs() == [sha]

@@ -1,0 +1,221 @@
+"""Blob chunks sent through blocking TLS sockets in worker threads, over kept-alive connections.
+
+Why threads here: asyncio's TLS transport encrypts through a memory BIO on the
+event loop, holding the loop (and the GIL) for every record, and the same loop
+also decrypts, writes and hashes what arrives. A blocking ``ssl.SSLSocket``
+encrypts and sends in C with the GIL released, so an upload's encryption runs on
+another core while the loop serves everything else. On the 2-core VM this cut
+the sender's CPU per GiB and roughly doubled the mutual-TLS throughput
+(docs/benchmarks.md, transfer).
+
+Each call (:meth:`UploadConnections.request`) is one HTTP request and its whole
+answer, run in this object's own thread pool (not the loop's default executor,
+which the receiver's disk writes use: an in-process sender and receiver must not
+wait on each other's threads). Connections are kept per (URL origin, TLS
+context, peer name) and reused while idle for less than ``idle_s``; a rotated
+certificate rebuilds the context, so new connections use it. The peer's
+identity is checked on every new connection as :class:`SiteCheckingSSLObject`
+does for asyncio connections: an unknown site fails the handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
+
+from federation.errors import PeerIdentityError
+from federation.identity import verify_peer
+
+__all__ = ["Answer", "FileRange", "UploadConnections"]
+
+# The context itself (not its id) so that a rotated certificate's new context never matches.
+_Key = tuple[str, str, int, ssl.SSLContext | None, str]
+
+
+SEND_BLOCK = 1024 * 1024
+"""Bytes read from disk and encrypted per step: small enough to stay in the CPU cache
+between the read and the encryption, large enough for few system calls."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileRange:
+    """A request body: ``length`` bytes of the file at ``path`` from ``offset``."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """One HTTP answer, read whole (the blob protocol's answers are a few headers)."""
+
+    method: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class _PeerConnection(http.client.HTTPSConnection):
+    """HTTPS to ``host`` that authenticates the server as site ``peer`` (SNI, chain, names)."""
+
+    def __init__(
+        self, host: str, port: int, *, context: ssl.SSLContext, peer: str, timeout: float
+    ) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._ctx = context
+        self._peer = peer
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tls = self._ctx.wrap_socket(raw, server_hostname=self._peer)
+        except BaseException:
+            raw.close()
+            raise
+        if self._ctx.check_hostname:
+            try:
+                verify_peer(tls, self._peer)
+            except PeerIdentityError as exc:
+                tls.close()
+                raise ssl.SSLCertVerificationError(str(exc)) from exc
+        self.sock = tls
+
+
+class UploadConnections:
+    """Worker threads and the kept-alive connections they send blob chunks on.
+
+    ``request`` reads the ``body`` from disk in the worker thread block by block into
+    the connection's one buffer (no allocation per chunk, and the loop never touches
+    the bytes), sends it, and returns an :class:`Answer` or raises ``OSError`` (connection,
+    timeout, TLS) or ``http.client.HTTPException`` (a malformed or missing
+    answer); the connection is then discarded. ``close`` ends both.
+    """
+
+    def __init__(self, *, threads: int = 8, idle_s: float = 5.0) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob-upload")
+        self._idle: dict[_Key, list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._lock = threading.Lock()
+        self.idle_s = idle_s
+        self.opened = 0  # connections made (a test checks they are reused)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: FileRange | None = None,
+        tls: ssl.SSLContext | None = None,
+        peer: str | None = None,
+        timeout_s: float = 60,
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, self._exchange, method, url, headers, body, tls, peer, timeout_s
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for _, conn in conns:
+                conn.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: FileRange | None,
+        tls: ssl.SSLContext | None,
+        peer: str | None,
+        timeout_s: float,
+    ) -> Answer:
+        parts = urlsplit(url)
+        key: _Key = (parts.scheme, parts.hostname or "", parts.port or 0, tls, peer or "")
+        conn = self._take(key) or self._open(parts, tls, peer, timeout_s)
+        try:
+            conn.timeout = timeout_s
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout_s)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            blocks = _file_blocks(body, _scratch(conn)) if body is not None else None
+            conn.request(method, target, body=blocks, headers=headers)
+            resp = conn.getresponse()
+            answer = Answer(
+                method=method,
+                status=resp.status,
+                headers={name.title(): value for name, value in resp.getheaders()},
+                body=resp.read(),
+            )
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._give_back(key, conn)
+        return answer
+
+    def _open(
+        self, parts: SplitResult, tls: ssl.SSLContext | None, peer: str | None, timeout_s: float
+    ) -> http.client.HTTPConnection:
+        host, port = parts.hostname or "", parts.port
+        with self._lock:
+            self.opened += 1
+        if parts.scheme == "https":
+            context = tls if tls is not None else ssl.create_default_context()
+            return _PeerConnection(
+                host, port or 443, context=context, peer=peer or host, timeout=timeout_s
+            )
+        return http.client.HTTPConnection(host, port or 80, timeout=timeout_s)
+
+    def _take(self, key: _Key) -> http.client.HTTPConnection | None:
+        now = time.monotonic()
+        with self._lock:
+            conns = self._idle.get(key, [])
+            while conns:
+                since, conn = conns.pop()
+                if now - since < self.idle_s:
+                    return conn
+                conn.close()
+        return None
+
+    def _give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(key, []).append((time.monotonic(), conn))
+
+
+def _scratch(conn: http.client.HTTPConnection) -> bytearray:
+    # One buffer per connection, and a connection serves one request at a time.
+    buffer: bytearray | None = getattr(conn, "_spillway_block", None)
+    if buffer is None:
+        buffer = bytearray(SEND_BLOCK)
+        setattr(conn, "_spillway_block", buffer)  # noqa: B010
+    return buffer
+
+
+def _file_blocks(body: FileRange, buffer: bytearray) -> Iterator[memoryview]:
+    view = memoryview(buffer)
+    left = body.length
+    with body.path.open("rb", buffering=0) as handle:
+        handle.seek(body.offset)
+        while left:
+            count = handle.readinto(view[: min(left, len(view))])
+            if not count:
+                # Fewer bytes than the announced length would leave the receiver waiting.
+                raise OSError(f"{body.path} is shorter than expected; it changed during upload")
+            left -= count
+            yield view[:count]
