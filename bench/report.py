@@ -74,7 +74,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"mutual TLS {r['tls_mib_s']:.0f} MiB/s vs raw loopback copy {r['raw_mib_s']:.0f} MiB/s "
                 f"(TLS/raw {r.get('throughput_ratio', 1 / r['ratio']):.2f}; ABBA pairs "
                 + ", ".join(f"{x:.2f}" for x in r.get("throughput_ratios_abba", []))
-                + f"); cap {r.get('cap_mbps', 0):.0f} Mbit/s: measured "
+                + f"); CPU (both ends) {r.get('tls_cpu_s_per_gib', float('nan')):.2f} s/GiB vs "
+                f"raw {r.get('raw_cpu_s_per_gib', float('nan')):.2f} (raw/TLS "
+                f"{r.get('cpu_ratio', float('nan')):.2f}); cap {r.get('cap_mbps', 0):.0f} Mbit/s: measured "
                 f"{r.get('capped_mbps', 0):.0f} Mbit/s; second pass sent {r['second_bytes']} bytes; "
                 f"cut mid-blob and resumed: {r['resume_resent_bytes']} bytes re-sent "
                 f"(chunk {r['chunk_bytes']})",

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import resource
 import shutil
 import struct
 import time
@@ -209,17 +210,22 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
 
         # ABBA: raw, TLS, TLS, raw. On a loaded machine either kind may hit a slow moment;
         # interleaving gives both the same luck, and both ratios are reported.
-        raw_times, tls_times = [], []
+        # CPU seconds (user + system, every thread: both ends run in this process) are far
+        # less disturbed by other load on the machine than wall times.
+        raw_times, tls_times, raw_cpu, tls_cpu = [], [], [], []
         first = second = 0
         for run, kind in enumerate(("raw", "tls", "tls", "raw")):
             if kind == "raw":
+                cpu = _cpu_s()
                 raw_times.append(await raw_copy(files, root / f"raw-{run}"))
+                raw_cpu.append(_cpu_s() - cpu)
                 shutil.rmtree(root / f"raw-{run}")
                 continue
             async with remote_site(root / f"site-{run}", remote_tls) as (url, assets):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), _cpu_s()
                 first = await upload_all(url, origin_tls, files)
                 tls_times.append(time.perf_counter() - started)
+                tls_cpu.append(_cpu_s() - cpu)
                 assert all(assets.has(sha) for _, sha in files)
                 second = await upload_all(url, origin_tls, files)
             shutil.rmtree(root / f"site-{run}")
@@ -232,6 +238,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
             assert assets.has(big_sha) and cut.fired
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]
+    gib = total / 2**30
     raw_s, tls_s = sum(raw_times) / 2, sum(tls_times) / 2
     return {
         "bytes": total,
@@ -246,6 +253,9 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "ratio": tls_s / raw_s,
         "throughput_ratio": raw_s / tls_s,
         "throughput_ratios_abba": ratios,
+        "raw_cpu_s_per_gib": sum(raw_cpu) / 2 / gib,
+        "tls_cpu_s_per_gib": sum(tls_cpu) / 2 / gib,
+        "cpu_ratio": sum(raw_cpu) / sum(tls_cpu),
         "first_bytes": first,
         "second_bytes": second,
         "resume_blob_bytes": size,
@@ -253,6 +263,11 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "chunk_bytes": CHUNK_SIZE,
         **capped,
     }
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _capped(
