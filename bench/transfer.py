@@ -31,9 +31,10 @@ import aiohttp
 from aiohttp import web
 
 from federation.bandwidth import TokenBucket, mbps_to_bytes_per_s
+from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.forwarding import UPLOAD_STREAMS
-from federation.transfer import CHUNK_SIZE, BlobUploadEndpoint, ResumableReceiver, upload_blob
+from federation.transfer import CHUNK_SIZE, upload_blob
 from federation.upload_threads import UploadConnections
 from site_agent.assets import AssetStore
 
@@ -195,6 +196,7 @@ async def transfer_run(total_bytes: int, *, timeout: float) -> dict[str, Any]:
     # The cut connection is deliberate; aiohttp would log it with a traceback.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     logging.getLogger("federation.transfer").setLevel(logging.ERROR)
+    logging.getLogger("federation.blob_receiver").setLevel(logging.ERROR)
     return await asyncio.wait_for(_transfer(total_bytes), timeout)
 
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from federation.accept import Acceptance
+from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
 from federation.identity import CertificateNamesError, certificate_names, peer_certificate
@@ -59,7 +60,6 @@ from federation.protocol import (
 )
 from federation.remote_logs import LogServing
 from federation.results import Results
-from federation.transfer import BlobUploadEndpoint, ResumableReceiver
 from site_agent.errors import (
     BadRequestError,
     ConflictError,

@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.errors import UploadError
-from federation.transfer import BlobUploadEndpoint, ResumableReceiver, upload_blob
+from federation.transfer import upload_blob
 from federation.upload_threads import UploadConnections
 
 MIB = 1024 * 1024

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from federation.blob_receiver import ResumableReceiver
 from federation.errors import BlobTooLargeError, OffsetMismatchError, TamperedBlobError
-from federation.transfer import ResumableReceiver
 
 DATA = bytes(range(256)) * 40
 SHA = hashlib.sha256(DATA).hexdigest()
