@@ -74,6 +74,7 @@ async def fetch_frame(
     """Fetch one frame's files into ``job_dir`` (main file as ``name``), hash-verified;
     FetchError or BadFrameError."""
     path = f"/fed/v1/jobs/{remote_job_id}/frames/{frame.frame}"
+    written: list[Path] = []
     try:
         # The frame's other files first, its main file last, as a render server uploads them.
         wanted = [(f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files]
@@ -86,18 +87,27 @@ async def fetch_frame(
                 await writer.write_frame(job_dir, n, chunks, expected_sha256=h)
 
             await client.download(peer, url, write)
+            written.append(job_dir / file_name)
     except StorageWriteError as exc:  # this site's disk: try again later
         raise FetchError(f"cannot store frame {frame.frame}: {exc}") from exc
     except HashMismatchError as exc:
         # The remote's bytes do not match the hash it recorded: fetching again gives the
-        # same bytes. write_atomic left nothing behind.
+        # same bytes. write_atomic left nothing of that file; the frame's files fetched
+        # before it (its preview, other passes) go too: a refused frame leaves nothing.
+        _discard(written)
         raise BadFrameError(f"failed verification: {exc}") from exc
     except PeerRefusedError as exc:
+        _discard(written)
         raise BadFrameError(f"refused by {peer.name}: {exc}") from exc
     except (FileError, FederationError) as exc:
         raise FetchError(f"cannot fetch frame {frame.frame} from {peer.name}: {exc}") from exc
     except ValueError as exc:  # a file name no local job folder can hold
         raise BadFrameError(f"has an unusable file name: {exc}") from exc
+
+
+def _discard(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _has(path: Path, sha256: str) -> bool:

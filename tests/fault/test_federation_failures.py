@@ -67,9 +67,8 @@ def test_corrupt_remote_frame_fails_the_origin_job_and_keeps_the_good_frames(
         studio_dir = Path(job["storage_dir"])
         on_disk = sorted(p.name for p in studio_dir.iterdir() if p.name != ".previews")
         assert on_disk == sorted(f["name"] for f in frames)
-        # The refused frame's preview may have come with it (the preview is fetched with the
-        # frame's other files); only the frame itself must be absent.
-        assert_only_previews_of(studio_dir, [f["name"] for f in frames] + ["scene1.png"])
+        # A refused frame leaves nothing: not even the preview fetched before its main file.
+        assert_only_previews_of(studio_dir, [f["name"] for f in frames])
         final = f"notify:{remote_id}:1:final"
 
         def acknowledged() -> bool:
