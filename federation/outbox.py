@@ -12,20 +12,16 @@ no more, and the refusal is logged and kept on the entry.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-
-from tenacity import AsyncRetrying, retry_if_exception_type
-from tenacity.wait import wait_random_exponential
 
 from federation.client import PeerRefusedError, PeerUnavailableError
 from federation.interfaces import OutboxRows, PeerContact, PeerSender
 from federation.peers import PeerConfig
 from federation.protocol import Ack, Cancel, Message, Notify, Pause, Progress, Resume
 from federation.store import OutboxEntry
+from site_agent.outbox import DeliveryLoop, Refused, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +57,17 @@ class Outbox:
         self._contact = contact
         self._peers = {p.name: p for p in peers}
         self._clock = clock
-        self._max_backoff_s = max_backoff_s
-        self._wake = asyncio.Event()
-        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._loop: DeliveryLoop[OutboxEntry] = DeliveryLoop(
+            "fed-outbox",
+            pending=self._pending,
+            attempt=self._deliver,
+            finished=self._finished,
+            max_backoff_s=max_backoff_s,
+            scan_interval_s=SCAN_INTERVAL_S,
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     async def enqueue(
         self, *, peer: str, kind: str, job_id: str, message: Message, msg_id: str, final: bool
@@ -85,61 +86,34 @@ class Outbox:
 
     async def run(self) -> None:
         """Deliver pending entries until cancelled; each entry has its own delivery task."""
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    for entry in await self._rows.pending_outbox(limit=500):
-                        if entry.id not in self._inflight and entry.peer in self._peers:
-                            task = asyncio.create_task(
-                                self._deliver(entry), name=f"fed-outbox-{entry.id}"
-                            )
-                            self._inflight[entry.id] = task
-                            task.add_done_callback(self._forget)
-                except Exception:  # keep delivering whatever the database hiccup was
-                    log.exception("reading the federation outbox failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), SCAN_INTERVAL_S)
-        finally:
-            await self.close()
-
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        for msg_id, running in list(self._inflight.items()):
-            if running is task:
-                del self._inflight[msg_id]
+        await self._loop.run()
 
     async def close(self) -> None:
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()
+
+    async def _pending(self, limit: int) -> list[OutboxEntry]:
+        entries = await self._rows.pending_outbox(limit=limit)
+        return [entry for entry in entries if entry.peer in self._peers]
 
     async def _deliver(self, entry: OutboxEntry) -> None:
+        """One try (the loop retries with backoff); a duplicate counts as delivered."""
         peer = self._peers[entry.peer]
         message = KINDS[entry.kind].from_body(entry.body)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(PeerUnavailableError),
-            wait=wait_random_exponential(multiplier=0.5, max=self._max_backoff_s),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._attempt(entry, peer, message)
+            await self._attempt(entry, peer, message)
+        except PeerUnavailableError as exc:
+            raise RetryLater(str(exc)) from exc
         except PeerRefusedError as exc:
             if exc.code != "duplicate":
-                log.error(
-                    "peer %s refused %s %s for job %s; giving up on it: %s",
-                    entry.peer,
-                    entry.kind,
-                    entry.id,
-                    entry.job_id,
-                    exc,
-                )
+                raise Refused(
+                    f"peer {entry.peer} refused {entry.kind} for job {entry.job_id}: {exc}"
+                ) from exc
+
+    async def _finished(self, entry: OutboxEntry, delivered: bool) -> None:
+        # A refused message is marked too: the peer will not take it, however often it is sent.
         await self._rows.outbox_delivered(entry.id, at=self._clock())
-        log.info("%s %s delivered to %s", entry.kind, entry.id, entry.peer)
+        if delivered:
+            log.info("%s %s delivered to %s", entry.kind, entry.id, entry.peer)
 
     async def _attempt(self, entry: OutboxEntry, peer: PeerConfig, message: Message) -> None:
         try:

@@ -5,8 +5,8 @@ transaction as the change they announce); this loop reads the undelivered ones,
 gives each its own delivery task, retries a failed try with exponential backoff
 and jitter (tenacity) until it succeeds or the receiver refuses it for good,
 and picks up whatever is left after a restart. What a try is, and how an entry
-is marked, belongs to the owner (the webhooks package; federation keeps its
-own loop over the same pattern in ``federation/outbox.py``).
+is marked, belongs to the owner (the webhooks package's deliveries, federation's
+messages to peers in ``federation/outbox.py``).
 """
 
 from __future__ import annotations
