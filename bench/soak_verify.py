@@ -136,11 +136,21 @@ async def _verify_job(
         if problem:
             verdict.findings.append(f"{where}: frame {frame}: {problem}")
         verdict.frames += 1
-    names = {r[2] for r in frame_rows}
+    _find_strays(verdict, where, folder, {r[2] for r in frame_rows})
+
+
+def _find_strays(verdict: SiteVerdict, where: str, folder: Path, names: set[str]) -> None:
+    """Files in a job folder that no frame record names (its previews are named after them)."""
     on_disk = set(os.listdir(folder)) if folder.is_dir() else set()
-    for stray in sorted(on_disk - names):
+    strays = sorted(on_disk - names - {".previews"})
+    if ".previews" in on_disk:  # each frame's small PNG preview, named after its main file
+        previews = {f"{name}.png" for name in names}
+        strays += [
+            f".previews/{p}" for p in sorted(set(os.listdir(folder / ".previews")) - previews)
+        ]
+    for stray in strays:
         # A hidden ``.part`` is the temp file of an interrupted write: debris, not a frame.
-        debris = stray.startswith(".") and stray.endswith(".part")
+        debris = Path(stray).name.startswith(".") and stray.endswith(".part")
         (verdict.leftovers if debris else verdict.findings).append(
             f"{where}: stray file {stray} in {folder}"
         )

@@ -228,11 +228,25 @@ def _add_job(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_job)
 
 
+def _job_states(value: str) -> str:
+    """``S[,S...]`` of known job states, as given (the agent takes the same form)."""
+    for state in value.split(","):
+        if state.strip() not in JOB_STATES:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {state.strip()!r} (choose from {', '.join(JOB_STATES)})"
+            )
+    return value
+
+
 def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("jobs", parents=[common], help="list jobs, newest first")
-    # The agent validates every filter and names the bad one, so the values stay its own.
+    # The agent validates every filter and names the bad one; a state is checked here too,
+    # so a typo is answered before any request (exit 2, like any bad argument).
     p.add_argument(
-        "--state", metavar="S[,S...]", help=f"only these states: {', '.join(JOB_STATES)}"
+        "--state",
+        type=_job_states,
+        metavar="S[,S...]",
+        help=f"only these states: {', '.join(JOB_STATES)}",
     )
     p.add_argument("--package", metavar="NAME", help="only jobs for this render package")
     p.add_argument(

@@ -83,7 +83,7 @@ async def test_the_check_finds_a_lost_a_corrupt_and_a_stray_frame_and_a_duplicat
             assert clean.findings == [] and clean.frames == 3 and clean.jobs == {"done": 1}
 
             folder = Path((await client.job(job_id))["job"]["storage_dir"])
-            frames = sorted(folder.iterdir())
+            frames = sorted(p for p in folder.iterdir() if p.is_file())  # not .previews/
             frames[0].write_bytes(b"not the rendered frame")
             frames[1].unlink()
             (folder / "extra_0009.png").write_bytes(b"x")

@@ -170,7 +170,10 @@ def call(
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+            rtype = resp.headers.get("Content-Type", "")
+            if rtype.startswith("text/event-stream"):  # a live stream never ends: its opening
+                return resp.status, resp.readline(), rtype
+            return resp.status, resp.read(), rtype
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read(), exc.headers.get("Content-Type", "")

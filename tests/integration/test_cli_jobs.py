@@ -79,6 +79,8 @@ async def test_jobs_filters_sorts_and_pages_like_the_api(
     assert "beta" in table and "alpha" not in table
 
     assert "unknown sort 'size'; use one of created, -created" in await run(error, "--sort", "size")
-    assert "unknown state; use one of queued" in await run(error, "--state", "queued,nope")
+    assert "invalid choice: 'nope' (choose from queued," in await run(
+        error, "--state", "queued,nope"
+    )
     assert "limit must be between 1 and 10000" in await run(error, "--limit", "20000")
     assert "--page" in await run(error, "--page", "0")
