@@ -9,39 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from scheduler.dependencies import Upstream
 from scheduler.profile import JobProfile
 from scheduler.profile import ServerStatus as ServerStatus  # one enum: the scheduler's, re-exported
 from spillway.core.records import FileEntry, FileKind
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
-
-
-class TaskState(StrEnum):
-    WAITING = "waiting"
-    DISPATCHED = "dispatched"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-    @property
-    def active(self) -> bool:
-        return self in (TaskState.DISPATCHED, TaskState.RUNNING)
-
+from spillway.core.records import JobState as JobState  # one enum each: the core's, re-exported
+from spillway.core.records import TaskState as TaskState
 
 LOCAL = "local"
 """Placement value of a job rendered by this site's own servers."""

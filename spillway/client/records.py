@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from spillway.core.records import JobState as JobState  # one enum each: the core's, re-exported
+from spillway.core.records import TaskState as TaskState
 
 __all__ = [
     "Frame",
@@ -30,27 +32,6 @@ __all__ = [
 ]
 
 Json = Mapping[str, Any]
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
-
-
-class TaskState(StrEnum):
-    WAITING = "waiting"
-    DISPATCHED = "dispatched"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 def _opt_float(value: Any) -> float | None:

@@ -37,6 +37,35 @@ def preview_name(main_name: str) -> str:
     return main_name + ".png"
 
 
+class JobState(StrEnum):
+    """A job's state, the same word in the store, the API and the client."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class TaskState(StrEnum):
+    """A task's state, the same word in the store, the API and the client."""
+
+    WAITING = "waiting"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (TaskState.DISPATCHED, TaskState.RUNNING)
+
+
 class FileKind(StrEnum):
     """What one file of a rendered frame is."""
 
