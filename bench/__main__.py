@@ -53,6 +53,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(default 0: at once; with a render time completions arrive spread out, as on a farm)",
     )
     p.add_argument(
+        "--loadgen-procs",
+        type=int,
+        default=None,
+        help="dispatch: processes the simulated servers are spread over (default: 1 below "
+        "8 cores, else one per 4 cores, at most one per 250 servers)",
+    )
+    p.add_argument(
         "--slots",
         type=int,
         default=max(2, os.cpu_count() or 1),
@@ -105,6 +112,7 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
                     tasks,
                     limit_s=300 if args.quick else 600,
                     render_s=args.render_ms / 1000,
+                    loadgen_processes=args.loadgen_procs,
                 )
                 rows.append({"backend": backend, **row})
         results["dispatch"] = rows

@@ -11,6 +11,7 @@ import aiohttp
 
 from .common import AgentProcess, fresh_database, percentile, submit_job, upload_scene
 from .common import workdir as bench_workdir
+from .loadgen import default_processes, spread_farm
 from .simfarm import FarmStats, sim_farm
 
 # Heartbeats as in production; the monitor ticks at its default rate.
@@ -18,15 +19,23 @@ AGENT_TOML = ""
 
 
 async def dispatch_run(
-    backend: str, servers: int, tasks: int, limit_s: float, *, render_s: float = 0.0
+    backend: str,
+    servers: int,
+    tasks: int,
+    limit_s: float,
+    *,
+    render_s: float = 0.0,
+    loadgen_processes: int | None = None,
 ) -> dict[str, Any]:
     """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers, each task
-    taking ``render_s`` on its server (0: reported done at once)."""
+    taking ``render_s`` on its server (0: reported done at once), the servers spread over
+    ``loadgen_processes`` processes (default: by the host's cores, ``default_processes``)."""
+    processes = default_processes(servers) if loadgen_processes is None else loadgen_processes
     return await _on_fresh_agent(
         backend,
         limit_s,
         f"dispatch {backend}/{servers}",
-        lambda agent: _drive(agent, servers, tasks, render_s),
+        lambda agent: _drive(agent, servers, tasks, render_s, processes),
     )
 
 
@@ -49,12 +58,18 @@ async def _on_fresh_agent(
                 agent.stop()
 
 
-async def _drive(agent: AgentProcess, servers: int, tasks: int, render_s: float) -> dict[str, Any]:
+async def _drive(
+    agent: AgentProcess, servers: int, tasks: int, render_s: float, processes: int
+) -> dict[str, Any]:
     stats = FarmStats(total_tasks=tasks)
     async with aiohttp.ClientSession() as client:
         manifest = [await upload_scene(client, agent.url)]
-        async with sim_farm(agent.url, servers, stats, render_s=render_s):
+        async with spread_farm(
+            agent.url, servers, stats, processes=processes, render_s=render_s
+        ) as children:
             t0 = time.perf_counter()
+            if children is not None:
+                children.mark()
             cpu0, own0 = agent.cpu_seconds(), time.process_time()
             stats.dispatchable_at = t0  # refined below to when the POST returned
             job = await submit_job(client, agent.url, manifest, f"1-{tasks}")
@@ -62,15 +77,18 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int, render_s: float)
             await stats.all_done.wait()
             elapsed = stats.last_done_at - t0
             agent_cpu, own_cpu = agent.cpu_seconds() - cpu0, time.process_time() - own0
-            # Steady state: the middle 80 % of completions, away from ramp-up and tail.
-            times = sorted(stats.done_times)
-            lo, hi = times[len(times) // 10], times[(len(times) * 9) // 10]
-            steady = (len(times) * 8 // 10) / (hi - lo) if hi > lo else float("nan")
             state = await _wait_job_done(client, agent.url, job["id"])
+    if children is not None:  # the children's figures arrive as they stop
+        own_cpu += children.cpu_s
+    # Steady state: the middle 80 % of completions, away from ramp-up and tail.
+    times = sorted(stats.done_times)
+    lo, hi = times[len(times) // 10], times[(len(times) * 9) // 10]
+    steady = (len(times) * 8 // 10) / (hi - lo) if hi > lo else float("nan")
     return {
         "servers": servers,
         "tasks": tasks,
         "render_s": render_s,
+        "loadgen_processes": processes,
         "seconds": elapsed,
         "tasks_per_s": tasks / elapsed,
         "dispatched_per_s": tasks / (stats.last_assign_at - t0),
@@ -78,6 +96,7 @@ async def _drive(agent: AgentProcess, servers: int, tasks: int, render_s: float)
         "assign_p50_ms": percentile(stats.latencies, 50) * 1000,
         "assign_p99_ms": percentile(stats.latencies, 99) * 1000,
         "job_state": state,
+        "assigns_seen": len(stats.assigns),
         "agent_cpu_ms_per_task": agent_cpu / tasks * 1000,
         "agent_cpu_share": agent_cpu / elapsed,
         "loadgen_cpu_share": own_cpu / elapsed,

@@ -52,7 +52,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
                 f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
                 f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "
-                f"{r.get('loadgen_cpu_share', float('nan')):.0%}",
+                f"{r.get('loadgen_cpu_share', float('nan')):.0%}"
+                + (
+                    f" over {r['loadgen_processes']} processes"
+                    if r.get("loadgen_processes", 1) > 1
+                    else ""
+                ),
                 DISPATCH_TARGET,
             )
         )

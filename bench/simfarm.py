@@ -39,7 +39,8 @@ class FarmStats:
     total_tasks: int
     dispatchable_at: float = 0.0
     """When the job became dispatchable (the submit POST returned)."""
-    latencies: list[float] = field(default_factory=list)
+    assigns: list[tuple[float, float]] = field(default_factory=list)
+    """Per Assign: when it arrived, and since when its server was ready (its last TaskDone)."""
     first_assign_at: float | None = None
     last_assign_at: float = 0.0
     completed: int = 0
@@ -48,6 +49,13 @@ class FarmStats:
     all_done: asyncio.Event = field(default_factory=asyncio.Event)
     first_assign: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def latencies(self) -> list[float]:
+        """Per Assign, the time from when the task could have been dispatched (the job was
+        posted, or the server's previous TaskDone was sent) to the Assign arriving."""
+        posted = self.dispatchable_at
+        return [max(0.0, at - max(ready, posted)) for at, ready in self.assigns]
 
 
 class SimServer:
@@ -122,8 +130,8 @@ class SimServer:
     async def _on_assign(self, ws: aiohttp.ClientWebSocketResponse, msg: protocol.Assign) -> None:
         stats = self.stats
         now = self.clock()
-        stats.latencies.append(max(0.0, now - max(self.ready_at, stats.dispatchable_at)))
-        stats.last_assign_at = now
+        stats.assigns.append((now, self.ready_at))
+        stats.last_assign_at = max(stats.last_assign_at, now)
         if stats.first_assign_at is None:
             stats.first_assign_at = now
             stats.first_assign.set()
