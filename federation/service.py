@@ -468,6 +468,9 @@ class FederationService:
     def transferred_bytes(self) -> dict[str, int]:
         return {"sent": self.client.bytes_sent, "received": self.client.bytes_received}
 
+    def capped_bytes(self) -> dict[str, int]:
+        return self.client.limits.granted_bytes()
+
     async def outbox_depth(self) -> int:
         return await self.store.outbox_depth()
 

@@ -42,6 +42,10 @@ class FederationStats(Protocol):
         """Bytes moved to and from peers so far, by direction (``sent``, ``received``)."""
         ...
 
+    def capped_bytes(self) -> Mapping[str, int]:
+        """Bytes each capped peer's bandwidth cap has let through, both directions together."""
+        ...
+
     async def outbox_depth(self) -> int:
         """Messages to peers not yet acknowledged."""
         ...
@@ -68,6 +72,7 @@ class _Snapshot:
     servers: dict[str, int] = field(default_factory=dict)
     free_slots: int = 0
     federation_bytes: dict[str, int] = field(default_factory=dict)
+    capped_bytes: dict[str, int] = field(default_factory=dict)
     outbox_depth: int | None = None
 
 
@@ -101,6 +106,14 @@ class _ScrapeCollector(Collector):
             for direction, n in sorted(snap.federation_bytes.items()):
                 moved.add_metric([direction], n)
             yield moved
+            capped = CounterMetricFamily(
+                "spillway_federation_capped_bytes",
+                "Bytes let through by a peer's bandwidth cap (max_mbps), uploads and fetches",
+                labels=["peer"],
+            )
+            for peer, n in sorted(snap.capped_bytes.items()):
+                capped.add_metric([peer], n)
+            yield capped
             yield GaugeMetricFamily(
                 "spillway_federation_outbox_depth",
                 "Messages to peer sites not yet acknowledged",
@@ -207,4 +220,5 @@ class SiteMetrics:
         snap.servers, snap.free_slots = servers, free
         if self._federation is not None:
             snap.federation_bytes = dict(self._federation.transferred_bytes())
+            snap.capped_bytes = dict(self._federation.capped_bytes())
             snap.outbox_depth = await self._federation.outbox_depth()
