@@ -7,9 +7,10 @@ federation CA's server context, committing into a real ``AssetStore`` (hash
 verified). The raw side streams the same files over a plain TCP socket into
 files, interleaved ABBA (raw, TLS, TLS, raw) so that both see the same load; the
 TLS side uploads ``UPLOAD_STREAMS`` blobs at a time, as forwarding does. Then: a
-second pass over the same blobs (bytes sent; target 0), a run under a
-``max_mbps`` cap (measured rate vs the cap; target within 10 %), and a transfer
-cut mid-blob and resumed (bytes re-sent; target <= one chunk).
+second pass over the same blobs (bytes sent; target 0), uploads and frames
+fetched back under a ``max_mbps`` cap (``bench.transfer_capped``: measured rate
+vs the cap; target within 10 %), and a transfer cut mid-blob and resumed (bytes
+re-sent; target <= one chunk).
 """
 
 from __future__ import annotations
@@ -40,11 +41,9 @@ from site_agent.assets import AssetStore
 
 from .common import free_port
 from .common import workdir as bench_workdir
+from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, measure
 
 MIB = 1024 * 1024
-CAP_MBPS = 200.0
-"""The capped run: 200 Mbit/s (25 MB/s), for about CAP_SECONDS."""
-CAP_SECONDS = 3.0
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
 MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
 
@@ -233,6 +232,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
             shutil.rmtree(root / f"site-{run}")
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
+        fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
         big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
         cut = CutOnce(big_sha, after_chunks=3)
         async with remote_site(root / "site-cut", remote_tls, cut) as (url, assets):
@@ -264,6 +264,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "resume_resent_bytes": resumed - size,
         "chunk_bytes": CHUNK_SIZE,
         **capped,
+        **fetched,
     }
 
 
@@ -285,16 +286,11 @@ async def _capped(
         chosen.append((path, sha))
         size += path.stat().st_size
     async with remote_site(root, remote_tls) as (url, _):
-        started = time.perf_counter()
-        sent = await upload_all(url, origin_tls, chosen, bucket=TokenBucket(cap_bytes_s))
-        elapsed = time.perf_counter() - started
-    return {
-        "cap_mbps": CAP_MBPS,
-        "capped_bytes": sent,
-        "capped_s": elapsed,
-        "capped_mbps": sent * 8 / 1e6 / elapsed,
-        "capped_share": sent / elapsed / cap_bytes_s,
-    }
+        bucket = TokenBucket(cap_bytes_s)  # empty, as a peer's bucket starts
+        measured = await measure(
+            "capped", bucket, lambda: upload_all(url, origin_tls, chosen, bucket=bucket)
+        )
+    return {"cap_mbps": CAP_MBPS, **measured}
 
 
 if __name__ == "__main__":
