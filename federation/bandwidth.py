@@ -7,7 +7,9 @@ reserves the bytes and sleeps until the bucket has refilled, so concurrent
 streams are served in arrival order and none starves.
 
 The bucket starts empty and saves at most ``burst`` bytes while nobody takes:
-``BURST_S`` seconds of the cap (at least one block). So over any window of ``t``
+``BURST_S`` seconds of the cap. Streams take at most ``block`` bytes at a time
+(``BLOCK_BYTES``, less for caps under 2 Mbit/s, so that one block never exceeds the
+burst). So over any window of ``t``
 seconds at most ``burst + rate * t`` bytes pass (never more than 10 % over the
 cap in a window of 2.5 s or longer), and time lost to idle gaps shorter than
 ``BURST_S`` is made up afterwards: every stream waiting at once for a chunk's
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 BLOCK_BYTES = 64 * 1024
-"""Bytes moved per take on a capped stream: small enough that a cap of 1 Mbit/s stays smooth."""
+"""Most bytes moved per take on a capped stream (:attr:`TokenBucket.block`)."""
 
 BURST_S = 0.25
 """Seconds of the cap an idle bucket saves: long enough to cover a chunk's fsync and answer
@@ -48,9 +50,10 @@ def mbps_to_bytes_per_s(mbps: float) -> float:
 class TokenBucket:
     """``rate`` bytes per second, at most ``burst`` bytes ahead; see the module docstring.
 
-    ``burst`` defaults to ``BURST_S`` seconds of ``rate``, at least ``BLOCK_BYTES``.
-    :meth:`reserve` is safe to call from any thread (a blocking sender sleeps for what it
-    returns); :meth:`take` is its form for the event loop.
+    ``burst`` defaults to ``BURST_S`` seconds of ``rate``. Callers take at most
+    :attr:`block` bytes at a time (the window bound needs blocks no larger than the
+    burst). :meth:`reserve` is safe to call from any thread (a blocking sender sleeps
+    for what it returns); :meth:`take` is its form for the event loop.
     """
 
     def __init__(
@@ -64,7 +67,9 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError(f"a bandwidth cap must be positive, got {rate} bytes/s")
         self.rate = rate
-        self.burst = max(rate * BURST_S, BLOCK_BYTES) if burst is None else burst
+        self.burst = rate * BURST_S if burst is None else burst
+        self.block = max(1, min(BLOCK_BYTES, int(self.burst)))
+        """The most bytes one take should ask for."""
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -106,9 +111,14 @@ class BandwidthLimits:
         return {name: bucket.granted for name, bucket in self._buckets.items()}
 
     async def paced(self, peer: str, blocks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        """``blocks`` as they arrive, each let through only when the peer's cap allows."""
+        """``blocks`` as they arrive, each let through only when the peer's cap allows
+        (split into the bucket's blocks when larger)."""
         bucket = self._buckets.get(peer)
         async for block in blocks:
-            if bucket is not None:
-                await bucket.take(len(block))
-            yield block
+            if bucket is None:
+                yield block
+                continue
+            for start in range(0, len(block), bucket.block):
+                piece = block[start : start + bucket.block] if len(block) > bucket.block else block
+                await bucket.take(len(piece))
+                yield piece

@@ -39,7 +39,7 @@ import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from federation.bandwidth import BLOCK_BYTES, TokenBucket
+from federation.bandwidth import TokenBucket
 from federation.errors import (
     UploadError,
 )
@@ -286,7 +286,7 @@ async def _blocks(data: bytes, bucket: TokenBucket | None) -> AsyncIterator[memo
     """The chunk in blocks (slices, not copies); with a bandwidth cap, small blocks, each
     sent when the cap allows."""
     view = memoryview(data)
-    size = SEND_BLOCK if bucket is None else BLOCK_BYTES
+    size = SEND_BLOCK if bucket is None else bucket.block
     for start in range(0, len(view), size):
         block = view[start : start + size]
         if bucket is not None:

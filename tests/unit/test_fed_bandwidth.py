@@ -10,6 +10,7 @@ shorter than the burst the rate must stay within 10 % of the cap.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import sys
@@ -69,9 +70,27 @@ async def test_idle_time_saves_at_most_one_burst() -> None:
     assert t.now == pytest.approx(101.0)  # then the rate again
 
 
-def test_the_burst_is_a_quarter_second_of_the_cap_and_at_least_a_block() -> None:
-    assert TokenBucket(mbps_to_bytes_per_s(200)).burst == 25_000_000 * BURST_S
-    assert TokenBucket(1_000).burst == BLOCK_BYTES
+def test_the_burst_is_a_quarter_second_of_the_cap_and_no_block_is_larger() -> None:
+    fast = TokenBucket(mbps_to_bytes_per_s(200))
+    assert fast.burst == 25_000_000 * BURST_S and fast.block == BLOCK_BYTES
+    slow = TokenBucket(1_000)  # 8 kbit/s: blocks of a quarter second
+    assert slow.burst == slow.block == 250
+
+
+async def test_pacing_splits_what_arrives_into_blocks_no_larger_than_the_burst() -> None:
+    t = FakeTime()
+    limits = BandwidthLimits([("facility", 1.0)])  # 125,000 B/s: a burst of 31,250 B
+    bucket = limits.bucket("facility")
+    assert bucket is not None and bucket.block == 31_250
+    bucket._clock, bucket._sleep, bucket._last = t.clock, t.sleep, 0.0  # test clock
+
+    async def body() -> AsyncIterator[bytes]:
+        yield bytes(range(256)) * 256  # 65,536 bytes at once
+
+    pieces = [b async for b in limits.paced("facility", body())]
+    assert [len(p) for p in pieces] == [31_250, 31_250, 3_036]
+    assert b"".join(pieces) == bytes(range(256)) * 256
+    assert bucket.granted == 65_536 and t.now == pytest.approx(65_536 / 125_000)
 
 
 def test_a_cap_must_be_positive() -> None:
@@ -92,7 +111,9 @@ async def test_pacing_a_download_only_for_capped_peers() -> None:
 
     got = [len(b) async for b in limits.paced("facility", body())]
     assert sum(got) == 1_000_000 and t.now == pytest.approx(1.0)  # 8 Mbit/s = 1 MB/s
-    assert [len(b) async for b in limits.paced("studio", body())] == got
+    assert max(got) == BLOCK_BYTES  # each 100 kB split into blocks
+    # An uncapped peer's body passes as it came, at once.
+    assert [len(b) async for b in limits.paced("studio", body())] == [100_000] * 10
     assert t.now == pytest.approx(1.0)
 
 
@@ -242,7 +263,7 @@ def test_small_files_then_a_big_one_alone_keep_the_cap() -> None:
             Stream,
             chunks=st.integers(1, 6),
             chunk=st.integers(1, 2 * MIB),
-            block=st.integers(4096, BLOCK_BYTES),  # what capped streams take (the burst's floor)
+            block=st.integers(4096, BLOCK_BYTES),
             gap_s=st.sampled_from([0.0, 0.01, 0.1, 0.3, 1.0]) | st.floats(0, 1),
             late_s=st.sampled_from([0.0, 0.003]) | st.floats(0, 0.01),
         ),
@@ -256,6 +277,8 @@ def test_never_more_than_the_rate_over_a_window_plus_the_burst(
 ) -> None:
     clock = SimClock()
     bucket = TokenBucket(mbps_to_bytes_per_s(cap_mbps), clock=clock)
+    # Streams take at most the bucket's block, as the upload and fetch paths do.
+    streams = [dataclasses.replace(s, block=min(s.block, bucket.block)) for s in streams]
     sent = simulate(bucket, clock, streams)
     assert most_over(sent, bucket.rate) <= bucket.burst * (1 + 1e-9) + 1
     assert bucket.granted == sum(count for _, count in sent)
