@@ -6,7 +6,7 @@ peer's site name, its CN and a DNS SAN both equal to it (403 otherwise, logged
 with the reason). ``POST`` bodies are signed envelopes, checked
 against that same certificate; a message id seen before from that peer is
 refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
-``POST`` are msgpack messages (:func:`federation.protocol.encode_reply`); reads
+``POST`` are msgpack messages (:func:`federation.envelope.encode_reply`); reads
 (``GET``) answer JSON or the frame bytes, and only for jobs the caller owns.
 
 | Route | Side | Message in -> out |
@@ -39,6 +39,7 @@ from aiohttp import web
 from federation.accept import Acceptance
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
+from federation.envelope import Envelope, decode_envelope, encode_reply
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
 from federation.identity import CertificateNamesError, certificate_names, peer_certificate
 from federation.peers import FederationConfig, PeerConfig
@@ -48,15 +49,12 @@ from federation.protocol import (
     Cancel,
     CapacityAdvert,
     Commit,
-    Envelope,
     Message,
     Notify,
     Offer,
     Pause,
     Progress,
     Resume,
-    decode_envelope,
-    encode_reply,
 )
 from federation.remote_logs import LogServing
 from federation.results import Results

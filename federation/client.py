@@ -6,7 +6,7 @@ the configured peer's name) and presents this site's certificate; a peer address
 that answers with another certificate gets nothing (:class:`PeerCertificateError`,
 logged with the reason). Messages
 go out as signed envelopes; replies come back unsigned (see
-:func:`federation.protocol.encode_reply`). Failures are split in two: a peer
+:func:`federation.envelope.encode_reply`). Failures are split in two: a peer
 that could not be reached or answered 429/5xx (:class:`PeerUnavailableError`,
 worth retrying) and a peer that refused (:class:`PeerRefusedError`, 4xx).
 """
@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.bandwidth import BandwidthLimits
+from federation.envelope import decode_reply, encode_envelope
 from federation.errors import FederationError, TlsFilesError, UploadError
 from federation.peers import PeerConfig
-from federation.protocol import Message, decode_reply, encode_envelope
+from federation.protocol import Message
 from federation.tls import TlsContexts
 from federation.transfer import upload_blob
 from federation.upload_threads import UploadConnections

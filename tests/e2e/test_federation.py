@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert, load_certificate
+from federation.envelope import decode_reply, encode_envelope
 from federation.protocol import (
     FrameOutput,
     JobSpec,
@@ -36,8 +37,6 @@ from federation.protocol import (
     NotifyState,
     Offer,
     OfferReply,
-    decode_reply,
-    encode_envelope,
 )
 from spillway.core.records import FileEntry
 

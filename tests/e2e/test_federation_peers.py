@@ -24,7 +24,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from federation.certs import TlsContexts, TlsFiles
-from federation.protocol import JobSpec, Offer, OfferReply, decode_reply, encode_envelope
+from federation.envelope import decode_reply, encode_envelope
+from federation.protocol import JobSpec, Offer, OfferReply
 from spillway.core.records import FileEntry
 
 from .harness import ROOT, Agent, Federation, PeerLink, Process, wait_advertised

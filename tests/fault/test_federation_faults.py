@@ -30,14 +30,13 @@ from e2e.harness import ROOT, Agent, wait_for
 from e2e.test_federation import Sites, running_sites, sha256_file
 
 from federation.certs import TlsContexts
+from federation.envelope import canonical_bytes, encode_envelope
 from federation.protocol import (
     Commit,
     JobSpec,
     Notify,
     NotifyState,
     Offer,
-    canonical_bytes,
-    encode_envelope,
 )
 from federation.transfer import CHUNK_SIZE
 from spillway.core.records import FileEntry

@@ -17,6 +17,7 @@ from strategies import nested
 
 from federation import protocol
 from federation.certs import init_ca, issue_site_cert, load_certificate
+from federation.envelope import Envelope, canonical_bytes, decode_envelope, encode_envelope
 from federation.errors import (
     ExpiredMessageError,
     FederationProtocolError,
@@ -41,9 +42,6 @@ from federation.protocol import (
     Resume,
     ServerCapacity,
     TaskProgress,
-    canonical_bytes,
-    decode_envelope,
-    encode_envelope,
 )
 from spillway.core.records import FileEntry
 
@@ -78,7 +76,7 @@ def encode(site: Site, msg: Message, *, now: float = NOW, msg_id: str | None = N
     return encode_envelope(msg, site=site.name, key=site.key, now=now, msg_id=msg_id)
 
 
-def decode(site: Site, data: bytes, *, now: float = NOW) -> protocol.Envelope:
+def decode(site: Site, data: bytes, *, now: float = NOW) -> Envelope:
     return decode_envelope(data, peer_cert=site.cert, expected_site=site.name, now=now)
 
 
