@@ -1,4 +1,4 @@
-"""Origin side: place jobs, forward them whole to a peer, watch them, re-place them.
+"""Origin side: place jobs, forward them whole to a peer, re-place them.
 
 Forwarding one placement (job, epoch) at peer P:
 
@@ -9,11 +9,9 @@ Forwarding one placement (job, epoch) at peer P:
 
 Each step is idempotent at P, so the sequence is simply re-run after any
 failure or restart (with backoff) until it commits, or until the job was
-re-placed or cancelled meanwhile. The reconciliation loop polls P for jobs that
-have not been heard of for a while (covers lost notifications and partitions)
-and, when P has been unreachable for longer than the lease, re-places the job
-with the next epoch: here, or at another peer. Results of the old epoch are
-then ignored.
+re-placed or cancelled meanwhile. What happens after the commit (polling quiet
+peers, re-placing the job when P has been unreachable beyond the lease) is
+:mod:`federation.reconcile`'s; it re-places through :meth:`Forwarding.replace`.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
 
 from federation.client import PeerUnavailableError
-from federation.errors import FederationError, UploadError
+from federation.errors import UploadError
 from federation.interfaces import (
     AcceptedOffers,
     BlobFiles,
@@ -38,7 +36,6 @@ from federation.interfaces import (
     ForwardRows,
     MessageQueue,
     PeerCapacities,
-    RemoteFinish,
     ServerViews,
     UsageLedger,
     Wakeup,
@@ -53,8 +50,6 @@ from federation.protocol import (
     Offer,
     OfferReply,
 )
-from federation.store import ForwardRow
-from scheduler.dependencies import ready
 from scheduler.profile import JobProfile
 from site_agent.store.records import LOCAL, JobRecord
 
@@ -69,7 +64,7 @@ class _Retry(Exception):
 
 
 class Forwarding:
-    """The origin side: placement, offer/upload/commit, reconciliation and re-placement."""
+    """The origin side: placement, offer/upload/commit and re-placement."""
 
     def __init__(
         self,
@@ -81,14 +76,12 @@ class Forwarding:
         client: ForwardingClient,
         peers: PeerCapacities,
         outbox: MessageQueue,
-        results: RemoteFinish,
         blobs: BlobFiles,
         views: ServerViews,
         wakeup: Wakeup,
         offers: AcceptedOffers | None = None,
         usage: UsageLedger | None = None,
         clock: Callable[[], float] = time.time,
-        poll_interval_s: float = 5.0,
     ) -> None:
         self._name = name
         self._usage = usage
@@ -99,12 +92,10 @@ class Forwarding:
         self._client = client
         self._peers = peers
         self._outbox = outbox
-        self._results = results
         self._blobs = blobs
         self._views = views
         self._wakeup = wakeup
         self._clock = clock
-        self.poll_interval_s = poll_interval_s
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._placer = Placer(
             name=name,
@@ -167,14 +158,21 @@ class Forwarding:
         except Exception:
             log.exception("forwarding job %s to %s failed", job_id, peer.name)
 
-    async def _current(self, job_id: str, epoch: int) -> JobRecord | None:
+    def stop(self, job_id: str, epoch: int) -> None:
+        """Cancel the task forwarding that placement, if one runs (its lease ran out)."""
+        task = self._tasks.get((job_id, epoch))
+        if task is not None:
+            task.cancel()
+
+    async def current(self, job_id: str, epoch: int) -> JobRecord | None:
+        """The job while it is unfinished and still at ``epoch``; else None."""
         job = await self._jobs.get_job(job_id)
         if job is None or job.state.finished or job.placement_epoch != epoch:
             return None
         return job
 
     async def _forward_once(self, job_id: str, epoch: int, peer: PeerConfig) -> None:
-        job = await self._current(job_id, epoch)
+        job = await self.current(job_id, epoch)
         if job is None:
             return  # cancelled or re-placed meanwhile
         key = f"{self._name}:{job.id}:{epoch}"
@@ -212,7 +210,7 @@ class Forwarding:
         so here the peer is told to stop the job it just created.
         """
         epoch = job.placement_epoch
-        if await self._current(job.id, epoch) is None:  # unfenced write below: don't revert
+        if await self.current(job.id, epoch) is None:  # unfenced write below: don't revert
             await self._abandon(job.id, epoch, peer, remote_id)
             return
         await self._jobs.set_job_placement(
@@ -226,7 +224,7 @@ class Forwarding:
         await self._forwards.set_forward_state(
             job.id, epoch, "committed", remote_job_id=remote_id, at=self._clock()
         )
-        if await self._current(job.id, epoch) is None:  # cancelled during the write above
+        if await self.current(job.id, epoch) is None:  # cancelled during the write above
             await self._abandon(job.id, epoch, peer, remote_id)
             return
         log.info("job %s forwarded to %s as its job %s", job.id, peer.name, remote_id)
@@ -318,7 +316,7 @@ class Forwarding:
         self, job_id: str, old_epoch: int, why: str, exclude: frozenset[str] = frozenset()
     ) -> None:
         """Move the job to a new placement (epoch + 1): another peer that can run it, or here."""
-        job = await self._current(job_id, old_epoch)
+        job = await self.current(job_id, old_epoch)
         if job is None:
             return
         placed = await self.place(
@@ -360,92 +358,6 @@ class Forwarding:
             msg_id=f"cancel:{job_id}:{epoch}",
             final=True,
         )
-
-    # --- reconciliation ------------------------------------------------------
-    async def resume(self) -> None:
-        """After a restart: carry on forwarding placements that never committed, and offer
-        the ready jobs placed at a peer whose forward never started.
-
-        A job is offered after the commit that made it ready (its creation, or the end
-        of the last job it waited for), by a task whose first write is its forward
-        record: a crash in between leaves a queued job at a peer with no record.
-        """
-        for row in await self._forwards.open_forwards():
-            if row.state == "offering":
-                job = await self._current(row.job_id, row.epoch)
-                if job is not None:
-                    self.start(job)
-        unforwarded = await self._forwards.unforwarded_jobs()
-        upstreams = await self._jobs.job_upstreams(unforwarded) if unforwarded else {}
-        for job_id in unforwarded:
-            job = await self._jobs.get_job(job_id)
-            if job is not None and ready(upstreams.get(job_id, ())):
-                log.info("job %s: offering it to %s (never offered)", job_id, job.placement)
-                self.start(job)
-
-    async def reconcile_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            try:
-                for row in await self._forwards.open_forwards():
-                    await self._reconcile(row)
-            except Exception:  # one bad round must not end the loop
-                log.exception("federation reconciliation round failed")
-
-    async def _reconcile(self, row: ForwardRow) -> None:
-        now = self._clock()
-        peer = self._config.peer(row.peer)
-        quiet_for = now - (row.last_contact_at or row.created_at)
-        if peer is None or quiet_for < self.poll_interval_s:
-            return
-        if row.state == "offering":
-            job = await self._current(row.job_id, row.epoch)
-            if job is not None:
-                self.start(job)
-        else:
-            try:
-                await self._poll(peer, row)
-                return
-            except PeerUnavailableError as exc:
-                self._peers.contact_failed(peer.name, str(exc))
-            except FederationError as exc:
-                log.warning("polling %s for job %s: %s", peer.name, row.job_id, exc)
-        if quiet_for > self._config.lease_s:
-            await self._lease_expired(row, quiet_for)
-
-    async def _lease_expired(self, row: ForwardRow, quiet_for: float) -> None:
-        log.warning(
-            "job %s: %s unreachable for %.0fs (lease %.0fs); re-placing",
-            row.job_id,
-            row.peer,
-            quiet_for,
-            self._config.lease_s,
-        )
-        job = await self._current(row.job_id, row.epoch)
-        if job is not None:
-            task = self._tasks.get((row.job_id, row.epoch))
-            if task is not None:
-                task.cancel()
-            await self.cancel(job)  # best effort: reaches the peer if it ever comes back
-            await self.replace(
-                row.job_id, row.epoch, f"{row.peer} unreachable for {quiet_for:.0f}s"
-            )
-
-    async def _poll(self, peer: PeerConfig, row: ForwardRow) -> None:
-        if row.remote_job_id is None:
-            return
-        status = await self._client.get_json(peer, f"/fed/v1/jobs/{row.remote_job_id}")
-        self._peers.contact_ok(peer.name)
-        state = str(status.get("state"))
-        await self._forwards.forward_contact(
-            row.job_id,
-            row.epoch,
-            remote_state=state,
-            frames_done=int(status.get("frames_done", 0)),
-            at=self._clock(),
-        )
-        if state in ("done", "failed", "cancelled"):
-            await self._results.apply_status(peer, row, status)
 
 
 def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -42,6 +42,7 @@ from federation.forwarding import Forwarding
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
+from federation.reconcile import Reconciler
 from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
 from federation.site_link import SiteLink
@@ -131,12 +132,21 @@ class FederationService:
             client=self.client,
             peers=self.book,
             outbox=self.outbox,
-            results=self.results,
             blobs=site.assets,
             views=link,
             wakeup=site.dispatcher,
             offers=store,
             usage=site.usage,
+            clock=clock,
+        )
+        self.reconciler = Reconciler(
+            config=self.config,
+            jobs=link,
+            forwards=store,
+            client=self.client,
+            peers=self.book,
+            results=self.results,
+            forwarding=self.forwarding,
             clock=clock,
             poll_interval_s=poll_interval_s,
         )
@@ -213,11 +223,11 @@ class FederationService:
         host, port = self.config.listen_address
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
         await self.acceptance.repair_outbox()
-        await self.forwarding.resume()
+        await self.reconciler.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
         self._spawn(self.relay.run(), "fed-progress")
         self._spawn(self.advertiser.run(), "fed-advertise")
-        self._spawn(self.forwarding.reconcile_loop(), "fed-reconcile")
+        self._spawn(self.reconciler.run(), "fed-reconcile")
         self._spawn(self._prune_seen_loop(), "fed-prune-seen")
         self._spawn(self.splitter.run(), "fed-split")
         log.info(

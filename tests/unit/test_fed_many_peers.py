@@ -13,7 +13,6 @@ from test_fed_roles import (
     STUDIO,
     Clock,
     FakeClient,
-    FakeFinish,
     FakeJobs,
     FakePeers,
     FakeQueue,
@@ -199,12 +198,10 @@ def origin(
         client=client,
         peers=peers,
         outbox=FakeQueue(),
-        results=FakeFinish(),
         blobs=site,
         views=site,
         wakeup=site,
         clock=Clock(),
-        poll_interval_s=0.001,
     )
     return forwarding, jobs, rows, client, peers
 

@@ -37,6 +37,7 @@ from federation.protocol import (
     Offer,
     OfferReply,
 )
+from federation.reconcile import Reconciler
 from federation.results import FetchError, Results
 from federation.store import ForwardRow, OfferRow, OutboxEntry
 from federation.streaming import FrameStream
@@ -768,6 +769,7 @@ async def test_a_finished_accepted_job_queues_one_final_notification(tmp_path: P
 @dataclasses.dataclass
 class Origin:
     forwarding: Forwarding
+    reconciler: Reconciler
     jobs: FakeJobs
     rows: FakeRows
     client: FakeClient
@@ -796,14 +798,25 @@ def origin(tmp_path: Path, *jobs: JobRecord, views: Sequence[ServerView] = ()) -
         client=client,
         peers=peers,
         outbox=queue,
-        results=finish,
         blobs=site,
         views=site,
         wakeup=site,
         clock=clock,
+    )
+    reconciler = Reconciler(
+        config=fed_config(FACILITY, lease_s=60.0),
+        jobs=fake_jobs,
+        forwards=rows,
+        client=client,
+        peers=peers,
+        results=finish,
+        forwarding=forwarding,
+        clock=clock,
         poll_interval_s=0.001,
     )
-    return Origin(forwarding, fake_jobs, rows, client, peers, queue, finish, site, clock)
+    return Origin(
+        forwarding, reconciler, fake_jobs, rows, client, peers, queue, finish, site, clock
+    )
 
 
 async def test_a_job_a_local_server_can_run_stays_here(tmp_path: Path) -> None:
@@ -858,7 +871,7 @@ async def test_resume_offers_ready_jobs_at_a_peer_that_were_never_offered(
     await o.rows.set_forward_state("busy", 1, "committed", remote_job_id="r1", at=0.0)
     o.client.replies["/fed/v1/offer"] = [PeerUnavailableError("facility", "down")]
 
-    await o.forwarding.resume()
+    await o.reconciler.resume()
     await until(lambda: {"new", "released"} <= {j for j, _ in o.rows.forwards})
     assert sorted(o.rows.forwards) == [("busy", 1), ("new", 1), ("released", 1)]
     await until(
@@ -894,7 +907,7 @@ async def test_a_peer_silent_beyond_the_lease_loses_the_job(tmp_path: Path) -> N
     await o.rows.set_forward_state("j1", 1, "committed", remote_job_id="r1", at=0.0)
     o.client.status["/fed/v1/jobs/r1"] = PeerUnavailableError("facility", "timed out")
     o.clock.now = 30.0  # within the lease: polled, kept
-    loop = asyncio.create_task(o.forwarding.reconcile_loop())
+    loop = asyncio.create_task(o.reconciler.run())
     await until(lambda: "facility" in o.peers.failed)
     assert o.jobs.jobs["j1"].placement_epoch == 1
     o.clock.now = 61.0  # beyond the 60 s lease
@@ -916,7 +929,7 @@ async def test_a_poll_that_finds_the_remote_job_done_applies_it(tmp_path: Path) 
     await o.rows.set_forward_state("j1", 1, "committed", remote_job_id="r1", at=0.0)
     o.client.status["/fed/v1/jobs/r1"] = {"state": "done", "frames_done": 2, "frames": []}
     o.clock.now = 10.0
-    loop = asyncio.create_task(o.forwarding.reconcile_loop())
+    loop = asyncio.create_task(o.reconciler.run())
     await until(lambda: bool(o.finish.applied))
     loop.cancel()
     with contextlib.suppress(asyncio.CancelledError):
