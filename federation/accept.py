@@ -7,9 +7,7 @@ by a commit has an id derived from that key, so a retried offer or commit never
 creates a second job, even after a crash between the two writes.
 
 Progress goes to the origin through the durable outbox (:mod:`federation.progress`);
-so does completion. The final
-notification is queued by the job-finished hook; a crash between the job's last
-task and that insert is repaired at start-up by :meth:`Acceptance.repair_outbox`.
+so does completion (:mod:`federation.notices`).
 """
 
 from __future__ import annotations
@@ -25,27 +23,21 @@ from federation.interfaces import (
     BlobIndex,
     CheckedFrames,
     JobControl,
-    MessageQueue,
     OfferRows,
     ServerViews,
     UsageLedger,
     Wakeup,
 )
+from federation.notices import usage_fields
 from federation.peers import PeerConfig
 from federation.policy import Refusal, RefusalCode
-from federation.progress import task_progress
 from federation.protocol import (
     Ack,
     Cancel,
     Commit,
     CommitReply,
-    FrameFileOutput,
-    FrameOutput,
-    Notify,
-    NotifyState,
     Offer,
     OfferReply,
-    TaskProgress,
 )
 from federation.store import OfferRow
 from scheduler.frames import chunk_frames, parse_frames
@@ -55,12 +47,6 @@ from site_agent.storage import OpenFrame
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState
 
 log = logging.getLogger(__name__)
-
-_NOTIFY_STATE = {
-    JobState.DONE: NotifyState.DONE,
-    JobState.FAILED: NotifyState.FAILED,
-    JobState.CANCELLED: NotifyState.CANCELLED,
-}
 
 
 class Relay(OnwardPeers, Protocol):
@@ -77,7 +63,7 @@ def remote_job_id(key: str) -> str:
 
 
 class Acceptance:
-    """The remote side of forwarding: offers, commits, cancels, status, frames, notifications."""
+    """The remote side of forwarding: offers, commits, cancels, status, frames, accounting."""
 
     def __init__(
         self,
@@ -85,7 +71,6 @@ class Acceptance:
         name: str,
         jobs: JobControl,
         offers: OfferRows,
-        outbox: MessageQueue,
         blobs: BlobIndex,
         frames: CheckedFrames,
         views: ServerViews,
@@ -109,7 +94,6 @@ class Acceptance:
         )
         self._jobs = jobs
         self._offers = offers
-        self._outbox = outbox
         self._blobs = blobs
         self._frames = frames
         self._wakeup = wakeup
@@ -271,7 +255,7 @@ class Acceptance:
             "frames_total": job.frame_count,
             "error": job.error,
             "frames": [_frame_dict(f) for f in frames] if job.state == JobState.DONE else [],
-            **(await self._usage_fields(job)),
+            **(await usage_fields(self._usage, job)),
         }
 
     async def frame_file(
@@ -302,20 +286,7 @@ class Acceptance:
         )
         return opened, wanted[0]
 
-    # --- notifications to the origin ----------------------------------
-    async def on_job_finished(self, job_id: str) -> None:
-        offer = await self._offers.offer_by_job(job_id)
-        if offer is not None:
-            await self._enqueue_final(offer)
-
     # --- accounting -------------------------------------------------------
-    async def _usage_fields(self, job: JobRecord) -> dict[str, Any]:
-        """What the job cost here (and beyond, for a relayed job), for its origin's ledger."""
-        if self._usage is None or not job.state.finished:
-            return {}
-        totals = await self._usage.job_totals(job.id)
-        return {"core_seconds": totals.core_seconds, "failed_attempts": totals.failed_attempts}
-
     async def blob_received(self, peer: PeerConfig, sha256: str, size: int) -> None:
         """Account ``size`` uploaded bytes of blob ``sha256`` to the job of ``peer``'s open offer."""
         if self._usage is None or size <= 0:
@@ -334,65 +305,6 @@ class Acceptance:
             await self._usage.record_transfer(
                 job_id=job_id, peer=peer.name, at=self._clock(), bytes_out=size
             )
-
-    async def after_local_cancel(self, job: JobRecord) -> None:
-        """A job accepted from a peer was cancelled here: tell its origin."""
-        offer = await self._offers.offer_by_job(job.id)
-        if offer is not None:
-            await self._enqueue_final(offer)
-
-    async def _task_progress(self, job: JobRecord) -> tuple[TaskProgress, ...]:
-        """The job's tasks as they ended here, for the origin's task rows (the frames are
-        in the notification already)."""
-        names = await self._jobs.server_names()
-        tasks = await self._jobs.list_tasks(job.id)
-        return tuple(task_progress(t, names, {}) for t in tasks if t.attempt or t.server_id)
-
-    async def repair_outbox(self) -> None:
-        """Queue the final notification of finished accepted jobs that have none (crash gap)."""
-        for offer in await self._offers.finished_offers_without_final():
-            log.info(
-                "job %s finished without a queued notification; queueing it now",
-                offer.remote_job_id,
-            )
-            await self._enqueue_final(offer)
-
-    async def _enqueue_final(self, offer: OfferRow) -> None:
-        assert offer.remote_job_id is not None
-        job = await self._jobs.get_job(offer.remote_job_id)
-        if job is None or job.state not in _NOTIFY_STATE:
-            return
-        frames = await self._jobs.list_frames(job.id)
-        outputs = tuple(_frame_output(f) for f in frames) if job.state == JobState.DONE else ()
-        msg = Notify(
-            origin_job_id=offer.origin_job_id,
-            remote_job_id=job.id,
-            epoch=offer.epoch,
-            state=_NOTIFY_STATE[job.state],
-            frames_done=len(frames),
-            frames_total=job.frame_count,
-            frames=outputs,
-            error=job.error,
-            **(await self._usage_fields(job)),
-            tasks=await self._task_progress(job),
-        )
-        await self._outbox.enqueue(
-            peer=offer.site,
-            kind="notify",
-            job_id=job.id,
-            message=msg,
-            msg_id=f"notify:{job.id}:{offer.epoch}:final",
-            final=True,
-        )
-
-
-def _frame_output(frame: FrameRecord) -> FrameOutput:
-    files = tuple(
-        FrameFileOutput(name=f.name, sha256=f.sha256, size=f.size, kind=f.kind) for f in frame.files
-    )
-    return FrameOutput(
-        frame=frame.frame, sha256=frame.sha256, size=frame.size, name=frame.name, files=files
-    )
 
 
 def _frame_dict(frame: FrameRecord) -> dict[str, Any]:

@@ -15,7 +15,8 @@ site agent seen through those interfaces. Roles are split by module:
 :mod:`federation.forwarding` (origin: placement, offer/upload/commit),
 :mod:`federation.reconcile` (origin: polling, lease, re-placement), :mod:`federation.results`
 (origin: notifications, fetch-back), :mod:`federation.accept` (remote: offers,
-commits, cancels, notifications to the origin), :mod:`federation.outbox`
+commits, cancels), :mod:`federation.notices` (remote: final notifications to the
+origin), :mod:`federation.outbox`
 (durable delivery), :mod:`federation.capacity` (adverts, peer state) and
 :mod:`federation.api` (the HTTPS routes).
 """
@@ -39,6 +40,7 @@ from federation.certs import TlsContexts
 from federation.client import PeerClient
 from federation.errors import FederationError
 from federation.forwarding import Forwarding
+from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
@@ -150,11 +152,11 @@ class FederationService:
             clock=clock,
             poll_interval_s=poll_interval_s,
         )
+        self.notices = FinalNotices(jobs=link, offers=store, outbox=self.outbox, usage=site.usage)
         self.acceptance = Acceptance(
             name=self.name,
             jobs=link,
             offers=store,
-            outbox=self.outbox,
             blobs=site.assets,
             frames=site.storage,
             views=link,
@@ -222,7 +224,7 @@ class FederationService:
         await self._runner.setup()
         host, port = self.config.listen_address
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
-        await self.acceptance.repair_outbox()
+        await self.notices.repair()
         await self.reconciler.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
         self._spawn(self.relay.run(), "fed-progress")
@@ -292,7 +294,7 @@ class FederationService:
             await self.after_cancel(event.job)
         elif isinstance(event, JobFinished):
             self.relay.forget(event.job_id)
-            await self.acceptance.on_job_finished(event.job_id)
+            await self.notices.job_finished(event.job_id)
 
     async def _on_progress_event(self, event: Event) -> None:
         """Lifecycle subscriber: relay accepted jobs' progress, pass pauses/resumes on."""
@@ -321,7 +323,7 @@ class FederationService:
             await self.forwarding.cancel(job)
         elif job.origin_job_id is not None:
             self.relay.forget(job.id)
-            await self.acceptance.after_local_cancel(job)
+            await self.notices.job_finished(job.id)
 
     def peers_json(self) -> list[dict[str, Any]]:
         return self.book.peers_json()

@@ -179,7 +179,7 @@ async def test_jobs_at_a_peer_never_offered_are_found_with_their_upstreams(
     store: Store,
 ) -> None:
     """What the origin's restart offers: queued jobs at a peer with no forward at their epoch
-    (``Forwarding.resume`` then keeps those whose upstreams all ended as they need)."""
+    (``Reconciler.resume`` then keeps those whose upstreams all ended as they need)."""
     s = await fed(store)
     at_peer = {
         j: dataclasses.replace(make_job(j, placement="facility"), placement_epoch=1)

@@ -80,7 +80,6 @@ def acceptance(
             name="facility",
             jobs=jobs,
             offers=rows,
-            outbox=FakeQueue(),
             blobs=site,
             frames=site,
             views=site,

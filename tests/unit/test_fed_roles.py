@@ -21,6 +21,7 @@ from federation.accept import Acceptance, remote_job_id
 from federation.certs import TlsFiles
 from federation.client import PeerRefusedError, PeerUnavailableError
 from federation.forwarding import Forwarding
+from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, PeerConfig
 from federation.protocol import (
@@ -643,6 +644,7 @@ async def until(condition: Callable[[], bool], *, timeout_s: float = 5.0) -> Non
 @dataclasses.dataclass
 class Remote:
     acceptance: Acceptance
+    notices: FinalNotices
     jobs: FakeJobs
     rows: FakeRows
     queue: FakeQueue
@@ -656,7 +658,6 @@ def remote(tmp_path: Path, *views: ServerView) -> Remote:
         name="facility",
         jobs=jobs,
         offers=rows,
-        outbox=queue,
         blobs=site,
         frames=site,
         views=site,
@@ -665,7 +666,8 @@ def remote(tmp_path: Path, *views: ServerView) -> Remote:
         load=rows,
         clock=Clock(),
     )
-    return Remote(acceptance, jobs, rows, queue, site)
+    notices = FinalNotices(jobs=jobs, offers=rows, outbox=queue)
+    return Remote(acceptance, notices, jobs, rows, queue, site)
 
 
 async def test_an_offer_a_server_here_can_run_is_accepted_with_the_missing_blobs(
@@ -756,7 +758,7 @@ async def test_a_finished_accepted_job_queues_one_final_notification(tmp_path: P
             rendered_at=4.0,
         )
     ]
-    await r.acceptance.on_job_finished(job_id)
+    await r.notices.job_finished(job_id)
     [(peer, msg_id, message, final)] = r.queue.queued
     assert (peer, msg_id, final) == ("studio", f"notify:{job_id}:1:final", True)
     assert isinstance(message, Notify) and message.state == NotifyState.DONE
