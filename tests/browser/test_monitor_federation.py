@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
+from tests.e2e.federation_harness import running_pair
 from tests.e2e.harness import ROOT, Agent
-from tests.e2e.test_federation import running_sites
 
 from .monitor_page import attribute, find, screenshot, wait_until
 
@@ -32,7 +32,8 @@ SCENE = ROOT / "examples" / "povray" / "scene.pov"
 @pytest.fixture(scope="module")
 def two_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Agent, Agent]]:
     root = tmp_path_factory.mktemp("monitor-fed")
-    with running_sites(root, {"fac-1": "povray"}) as (studio, facility, *_):
+    with running_pair(root, {"fac-1": "povray"}) as fed:
+        studio, facility = fed["studio"], fed["facility"]
         yield studio, facility
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,6 +24,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def spillway_cmd(*args: str) -> list[str]:
@@ -133,6 +138,11 @@ class Agent(Process):
             )
         return result
 
+    def submit(self, *args: str) -> str:
+        """``spillway submit ARGS --json`` at this site; the new job's id."""
+        body = json.loads(self.cli("submit", *args, "--json").stdout)
+        return str(body["job"]["id"] if "job" in body else body["id"])
+
     def render_server(
         self, name: str, *, slots: int = 1, tags: str = "", packages: str = ""
     ) -> Process:
@@ -193,127 +203,3 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-# --- N federated sites ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PeerLink:
-    """One ``[[peers]]`` entry of a site's TOML: the peer's name, extra keys of the entry
-    (``preference = 10``), and the lines of its ``[peers.policy]`` table, if any."""
-
-    name: str
-    keys: str = ""
-    policy: str = ""
-
-
-def make_pki(root: Path, sites: list[str] | tuple[str, ...]) -> Path:
-    """A federation CA and one certificate per site, made with the CLI; returns the folder
-    (``ca/ca.pem``, ``certs/<site>.pem``, ``certs/<site>-key.pem``)."""
-    pki = root / "pki"
-    cli = [PYTHON, "-m", "spillway", "certs"]
-    subprocess.run(
-        [*cli, "init", "--dir", str(pki / "ca")], check=True, cwd=ROOT, capture_output=True
-    )
-    for site in sites:
-        subprocess.run(
-            [*cli, "issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs")],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-        )
-    return pki
-
-
-def federation_toml(
-    pki: Path,
-    name: str,
-    port: int,
-    links: list[PeerLink] | tuple[PeerLink, ...],
-    ports: dict[str, int],
-    *,
-    lease: float = 60,
-    overflow_after: float | None = None,
-    advertise_interval: float = 1,
-) -> str:
-    """The ``[federation]`` table and the ``[[peers]]`` entries of one site."""
-    overflow = "" if overflow_after is None else f"overflow_after = {overflow_after}\n"
-    text = (
-        f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{pki}/ca/ca.pem"\n'
-        f'cert = "{pki}/certs/{name}.pem"\nkey = "{pki}/certs/{name}-key.pem"\n'
-        f"lease = {lease}\nadvertise_interval = {advertise_interval}\n{overflow}"
-    )
-    for link in links:
-        text += (
-            f'\n[[peers]]\nname = "{link.name}"\nurl = "https://127.0.0.1:{ports[link.name]}"\n'
-            f"{link.keys}\n"
-        )
-        if link.policy:
-            text += f"[peers.policy]\n{link.policy}\n"
-    return text
-
-
-class Federation:
-    """N site agents that peer with each other over mutual TLS (nothing started).
-
-    ``links[site]`` lists the peers of ``site`` (default: every other site, no options);
-    ``databases[site]`` its database URL (default: an SQLite file under ``root``).
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        sites: list[str] | tuple[str, ...],
-        *,
-        links: dict[str, list[PeerLink]] | None = None,
-        databases: dict[str, str] | None = None,
-        lease: float = 60,
-    ) -> None:
-        self.root = root
-        self.pki = make_pki(root, sites)
-        self.fed_ports = {site: free_port() for site in sites}
-        self.agents: dict[str, Agent] = {}
-        for site in sites:
-            peers = (links or {}).get(site) or [PeerLink(other) for other in sites if other != site]
-            database = (databases or {}).get(site) or f"sqlite:///{root / f'{site}.db'}"
-            self.agents[site] = Agent(
-                root / site,
-                name=site,
-                database=database,
-                extra_toml=federation_toml(
-                    self.pki, site, self.fed_ports[site], peers, self.fed_ports, lease=lease
-                ),
-            )
-
-    def __getitem__(self, site: str) -> Agent:
-        return self.agents[site]
-
-    def fed_url(self, site: str) -> str:
-        return f"https://127.0.0.1:{self.fed_ports[site]}"
-
-    def cert_files(self, site: str) -> tuple[Path, Path, Path]:
-        """(CA, certificate, key) of ``site``."""
-        return (
-            self.pki / "ca" / "ca.pem",
-            self.pki / "certs" / f"{site}.pem",
-            self.pki / "certs" / f"{site}-key.pem",
-        )
-
-
-def peer_servers(agent: Agent, peer: str) -> list[dict[str, Any]] | None:
-    """The online servers ``peer`` last advertised to ``agent``; None while it is not up."""
-    for entry in agent.get("/api/v1/peers")["peers"]:
-        if entry["name"] == peer and entry["state"] == "up":
-            return [s for s in entry["servers"] if s["status"] in ("idle", "busy")]
-    return None
-
-
-def wait_advertised(agent: Agent, peer: str, servers: int, timeout: float = 30) -> None:
-    """Wait until ``agent`` sees ``peer`` up with at least ``servers`` online servers."""
-
-    def enough() -> bool:
-        seen = peer_servers(agent, peer)
-        return seen is not None and len(seen) >= servers
-
-    wait_for(enough, timeout, f"{agent.name} to see {servers} servers advertised by {peer}")

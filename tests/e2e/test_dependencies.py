@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from .federation_harness import running_pair
 from .harness import ROOT, Agent, Process
-from .test_federation import running_sites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
@@ -149,7 +149,8 @@ def test_a_failed_upstream_fails_its_dependents_and_edges_are_checked(
 def test_dependencies_hold_across_federation(tmp_path: Path) -> None:
     """Render is forwarded (only the facility has POV-Ray): comp starts at the studio once its
     frames are back there. A POV-Ray job waiting for a local job is offered only once released."""
-    with running_sites(tmp_path, {"fac-1": "povray"}) as (studio, facility, *_):
+    with running_pair(tmp_path, {"fac-1": "povray"}) as fed:
+        studio, facility = fed["studio"], fed["facility"]
         render = submit(studio, "--frames", "1-3", scene=POV_SCENE, package="povray")
         comp = submit(studio, "--frames", "1-2", "--after", render)
         prep = submit(studio, "--frames", "1-8", "--name", "prep")

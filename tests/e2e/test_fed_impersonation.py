@@ -14,23 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from federation.peers import DEFAULT_LEASE_S
+
+from .federation_harness import PeerLink, federation_toml
 from .harness import ROOT, Agent, free_port, spillway_cmd, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
+LEASE = DEFAULT_LEASE_S  # a site's lease when its TOML names none
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(spillway_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
-def fed(pki: Path, name: str, port: int, peer: str, peer_port: int) -> str:
-    return (
-        f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{pki}/ca/ca.pem"\n'
-        f'cert = "{pki}/ca/{name}/{name}.pem"\nkey = "{pki}/ca/{name}/{name}-key.pem"\n'
-        "advertise_interval = 1\n"
-        f'\n[[peers]]\nname = "{peer}"\nurl = "https://127.0.0.1:{peer_port}"\n'
-    )
 
 
 def test_certs_issue_refuses_another_sites_name_as_a_host(tmp_path: Path) -> None:
@@ -50,20 +45,29 @@ def test_the_studio_sends_nothing_to_a_site_posing_as_its_peer(tmp_path: Path) -
     ca = str(pki / "ca")
     assert cli("certs", "init", "--dir", ca).returncode == 0
     for site, extra in (("studio", ()), ("rival2", ("--host", "facility"))):
-        result = cli("certs", "issue", site, "--dir", ca, *extra)
+        result = cli("certs", "issue", site, "--dir", ca, "--out", str(pki / "certs"), *extra)
         assert result.returncode == 0, result  # no facility in this CA yet
     studio_port, rival_port = free_port(), free_port()
     studio = Agent(
         tmp_path / "studio",
         name="studio",
         database=f"sqlite:///{tmp_path / 'studio.db'}",
-        extra_toml=fed(pki, "studio", studio_port, "facility", rival_port),
+        extra_toml=federation_toml(
+            pki,
+            "studio",
+            studio_port,
+            [PeerLink("facility")],
+            {"facility": rival_port},
+            lease=LEASE,
+        ),
     )
     rival = Agent(
         tmp_path / "rival2",
         name="rival2",
         database=f"sqlite:///{tmp_path / 'rival2.db'}",
-        extra_toml=fed(pki, "rival2", rival_port, "studio", studio_port),
+        extra_toml=federation_toml(
+            pki, "rival2", rival_port, [PeerLink("studio")], {"studio": studio_port}, lease=LEASE
+        ),
     )
     server = None
     try:

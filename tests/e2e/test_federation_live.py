@@ -11,9 +11,7 @@ studio's job id and lists it as ``from studio``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from .federation_harness import BACKENDS, PAIR, running_pair, site_databases
 from .harness import ROOT, Agent, wait_for
-from .test_federation import running_sites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"
@@ -37,43 +35,22 @@ class Pair:
     facility: Agent
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("live")
-    with contextlib.ExitStack() as stack:
-        databases = None
-        if request.param == "postgres":
-            new_db = request.getfixturevalue("empty_pg_database")
-            databases = (
-                stack.enter_context(new_db("studio")),
-                stack.enter_context(new_db("facility")),
-            )
-        with running_sites(root, {"fac-1": "builtin"}, databases=databases) as (
-            studio,
-            facility,
-            *_,
-        ):
-            yield Pair(studio=studio, facility=facility)
+    with (
+        site_databases(request, PAIR) as databases,
+        running_pair(root, {"fac-1": "builtin"}, databases=databases) as fed,
+    ):
+        yield Pair(studio=fed["studio"], facility=fed["facility"])
 
 
 def submit(agent: Agent, frames: int = FRAMES) -> str:
-    result = agent.cli(
-        "submit",
-        str(SCENE),
-        "--package",
-        "builtin",
-        "--frames",
-        f"1-{frames}",
-        "--site",
-        "facility",
-        "--json",
+    return agent.submit(
+        str(SCENE), "--package", "builtin", "--frames", f"1-{frames}", "--site", "facility"
     )
-    body = json.loads(result.stdout)
-    return str(body["job"]["id"] if "job" in body else body["id"])
 
 
 def state(agent: Agent, job_id: str) -> str:

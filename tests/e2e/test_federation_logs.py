@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Federation, Process, wait_advertised
+from .federation_harness import Federation, RenderServer, running
 from .test_task_logs import BROKEN_SCENE, PARSE_ERROR
 
 pytestmark = [
@@ -54,14 +54,9 @@ def api_get(url: str) -> tuple[int, dict[str, object]]:
 def test_a_forwarded_job_s_log_is_read_at_its_origin_and_only_by_it(tmp_path: Path) -> None:
     fed = Federation(tmp_path, ["studio", "facility", "outsider"])
     studio, facility = fed["studio"], fed["facility"]
-    started: list[Process] = []
-    try:
-        for agent in (studio, facility):
-            agent.start()
-            started.append(agent)
-        started.append(facility.render_server("fac-pov", packages="povray"))
-        facility.wait_servers(1)
-        wait_advertised(studio, "facility", 1)
+    server = RenderServer("facility", "fac-pov", "povray")
+    # The outsider only holds a certificate: it is never started.
+    with running(fed, [server], [("studio", "facility")], sites=("studio", "facility")):
         scene = tmp_path / "broken.pov"
         scene.write_text(BROKEN_SCENE)
         submitted = studio.cli(
@@ -107,6 +102,3 @@ def test_a_forwarded_job_s_log_is_read_at_its_origin_and_only_by_it(tmp_path: Pa
         down = studio.cli("logs", job_id, "--frame", "1", check=False)
         assert down.returncode != 0 and "could not be asked" in down.stderr, down.stderr
         assert "Traceback" not in down.stderr + printed.stderr + followed.stderr
-    finally:
-        for proc in reversed(started):
-            proc.stop()

@@ -11,24 +11,29 @@ Every site peers with both others. Runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from federation.certs import TlsContexts, TlsFiles
-from federation.envelope import decode_reply, encode_envelope
-from federation.protocol import JobSpec, Offer, OfferReply
-from spillway.core.records import FileEntry
+from federation.certs import TlsContexts
+from federation.envelope import decode_reply
+from federation.protocol import OfferReply
 
-from .harness import ROOT, Agent, Federation, PeerLink, Process, wait_advertised
+from .federation_harness import (
+    BACKENDS,
+    Federation,
+    PeerLink,
+    RenderServer,
+    fed_request,
+    running,
+    sample_offer,
+    site_databases,
+    wait_advertised,
+)
+from .harness import ROOT, Agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.povray, pytest.mark.timeout(300)]
 SCENE = ROOT / "examples" / "povray" / "scene.pov"
@@ -43,46 +48,27 @@ LINKS = {
 }
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+SERVERS = (
+    RenderServer("studio", "studio-rs", "builtin"),
+    RenderServer("facility-a", "fa-1", "povray"),
+    RenderServer("facility-b", "fb-1", "povray", tags="big"),
 )
+ADVERTS = (("studio", "facility-a"), ("studio", "facility-b"), ("facility-a", "facility-b"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
 def triangle(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
     root = tmp_path_factory.mktemp("peers")
-    with contextlib.ExitStack() as stack:
-        databases = None
-        if request.param == "postgres":
-            new_db = request.getfixturevalue("empty_pg_database")
-            databases = {
-                site: stack.enter_context(new_db(site.replace("-", "_"))) for site in SITES
-            }
+    with site_databases(request, SITES) as databases:
         fed = Federation(root, SITES, links=LINKS, databases=databases)
-        started: list[Process] = []
-        try:
-            for site in SITES:
-                fed[site].start()
-                started.append(fed[site])
-            started.append(fed["studio"].render_server("studio-rs", packages="builtin"))
-            started.append(fed["facility-a"].render_server("fa-1", packages="povray"))
-            started.append(fed["facility-b"].render_server("fb-1", packages="povray", tags="big"))
-            for site in SITES:
-                fed[site].wait_servers(1)
-            wait_advertised(fed["studio"], "facility-a", 1)
-            wait_advertised(fed["studio"], "facility-b", 1)
-            wait_advertised(fed["facility-a"], "facility-b", 1)
+        with running(fed, SERVERS, ADVERTS):
             yield fed
-        finally:
-            for proc in reversed(started):
-                proc.stop()
 
 
 def submit(agent: Agent, *args: str) -> str:
-    result = agent.cli(
-        "submit", str(SCENE), "--package", "povray", "--resolution", "64x48", "--json", *args
-    )
-    body = json.loads(result.stdout)
-    return str(body["job"]["id"] if "job" in body else body["id"])
+    return agent.submit(str(SCENE), "--package", "povray", "--resolution", "64x48", *args)
 
 
 def frame_hashes(agent: Agent, job: dict[str, Any]) -> dict[str, str]:
@@ -149,54 +135,24 @@ def test_a_job_relayed_around_the_triangle_never_comes_back(triangle: Federation
 def test_an_offer_that_already_went_through_the_receiver_is_refused_by_name(
     triangle: Federation,
 ) -> None:
-    ca, cert, key = triangle.cert_files("facility-a")
-    spec = JobSpec(
-        name="loop",
-        owner="ana",
-        priority=50,
-        profile={"package": "povray"},
-        frames="1",
-        chunk_size=1,
-        scene="scene.pov",
-        output_name="loop",
+    offer = sample_offer(
+        "facility-a:loop:1", sha256="0" * 64, size=10, path=("studio", "facility-a"), name="loop"
     )
-    offer = Offer(
-        key="facility-a:loop:1",
-        origin_job_id="loop",
-        epoch=1,
-        job=spec,
-        manifest=(FileEntry(path="scene.pov", sha256="0" * 64, size=10),),
-        path=("studio", "facility-a"),
-    )
-    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
-    data = encode_envelope(offer, site="facility-a", key=private, now=time.time())  # type: ignore[arg-type]
-    opts = TlsContexts(TlsFiles(ca=ca, cert=cert, key=key)).request_options("studio")
+    data = triangle.signed("facility-a", offer)
+    opts = TlsContexts(triangle.tls("facility-a")).request_options("studio")
     status, body = asyncio.run(
-        _post(f"{triangle.fed_url('studio')}/fed/v1/offer", data, opts["ssl"], "studio")
+        fed_request(
+            f"{triangle.fed_url('studio')}/fed/v1/offer",
+            opts["ssl"],
+            data=data,
+            server_hostname="studio",
+        )
     )
     assert status == 200, body
     reply = decode_reply(body, OfferReply)
     assert not reply.accepted
     assert "loop" in reply.codes, reply
     assert any("already went through studio" in r for r in reply.reasons), reply.reasons
-
-
-async def _post(url: str, data: bytes, ssl_ctx: Any, server_hostname: str) -> tuple[int, bytes]:
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        session.post(
-            url,
-            data=data,
-            headers={"Content-Type": "application/vnd.spillway.fed+msgpack"},
-            ssl=ssl_ctx,
-            server_hostname=server_hostname,
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp,
-    ):
-        result = resp.status, await resp.read()
-    await asyncio.sleep(0.1)  # let the TLS transport close before the loop ends
-    return result
 
 
 def test_an_unreachable_first_choice_moves_the_job_to_the_next(triangle: Federation) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from .harness import ROOT, Federation, Process, wait_advertised, wait_for
+from .federation_harness import Federation, wait_advertised
+from .harness import ROOT, Process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SCENE = ROOT / "examples" / "textured" / "scene.json"

@@ -15,7 +15,6 @@ Runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -29,7 +28,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from federation.bandwidth import TokenBucket
 
-from .harness import ROOT, Agent, Federation, PeerLink, Process, wait_advertised
+from .federation_harness import (
+    BACKENDS,
+    Federation,
+    PeerLink,
+    pair_servers,
+    running,
+    site_databases,
+)
+from .harness import ROOT, Agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.povray, pytest.mark.timeout(300)]
 SITES = ("studio", "facility")
@@ -44,39 +51,19 @@ LINKS = {
 }
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
     root = tmp_path_factory.mktemp("usage")
-    with contextlib.ExitStack() as stack:
-        databases = None
-        if request.param == "postgres":
-            new_db = request.getfixturevalue("empty_pg_database")
-            databases = {site: stack.enter_context(new_db(f"usage_{site}")) for site in SITES}
+    with site_databases(request, SITES, "usage_") as databases:
         fed = Federation(root, SITES, links=LINKS, databases=databases)
-        started: list[Process] = []
-        try:
-            for site in SITES:
-                fed[site].start()
-                started.append(fed[site])
-            started.append(fed["studio"].render_server("studio-rs", packages="builtin"))
-            started.append(fed["facility"].render_server("fac-1", packages="povray"))
-            for site in SITES:
-                fed[site].wait_servers(1)
-            wait_advertised(fed["studio"], "facility", 1)
+        with running(fed, pair_servers({"fac-1": "povray"}), [("studio", "facility")]):
             yield fed
-        finally:
-            for proc in reversed(started):
-                proc.stop()
 
 
 def submit(agent: Agent, scene: Path, *args: str) -> str:
-    result = agent.cli("submit", str(scene), "--resolution", "64x48", "--json", *args)
-    body = json.loads(result.stdout)
-    return str(body["job"]["id"] if "job" in body else body["id"])
+    return agent.submit(str(scene), "--resolution", "64x48", *args)
 
 
 def usage(agent: Agent, *args: str) -> dict[str, Any]:

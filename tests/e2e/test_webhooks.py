@@ -20,7 +20,7 @@ from aiohttp import web
 
 from webhooks.signing import SignatureError, secret_key, verify
 
-from . import test_federation
+from .federation_harness import PAIR, Federation, pair_servers, running
 from .harness import ROOT, Agent, Process, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -186,21 +186,14 @@ def test_receiver_gets_every_event_once_signed_even_after_being_down(
 
 @pytest.mark.povray
 @pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
-def test_both_sites_tell_of_a_forwarded_job(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_both_sites_tell_of_a_forwarded_job(tmp_path: Path, receiver: Receiver) -> None:
     """The studio says submitted, forwarded, done; the facility accepted, started, done."""
-    two_sites = test_federation.two_sites
-
-    def with_webhooks(root: Path, **kwargs: Any) -> Any:
-        studio, facility, *rest = two_sites(root, **kwargs)
-        for agent in (studio, facility):
-            with agent.config_path.open("a") as config:
-                config.write(webhook_toml(receiver, f"ci-{agent.name}"))
-        return (studio, facility, *rest)
-
-    monkeypatch.setattr(test_federation, "two_sites", with_webhooks)
-    with test_federation.running_sites(tmp_path, {"fac-1": "povray"}) as (studio, facility, *_):
+    fed = Federation(tmp_path, PAIR)
+    for agent in fed.agents.values():
+        with agent.config_path.open("a") as config:
+            config.write(webhook_toml(receiver, f"ci-{agent.name}"))
+    with running(fed, pair_servers({"fac-1": "povray"}), [("studio", "facility")]):
+        studio = fed["studio"]
         result = studio.cli(
             "submit", str(POV_SCENE), "--package", "povray", "--frames", "1-2", "--json"
         )

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from e2e.federation_harness import running_pair
 from e2e.harness import ROOT, wait_for
-from e2e.test_federation import running_sites
 
 from .conftest import assert_only_previews_of
 
@@ -28,7 +28,8 @@ POVRAY = ROOT / "examples" / "povray"
 def test_corrupt_remote_frame_fails_the_origin_job_and_keeps_the_good_frames(
     tmp_path: Path,
 ) -> None:
-    with running_sites(tmp_path, {"fac-pov": "povray"}) as (studio, facility, *_):
+    with running_pair(tmp_path, {"fac-pov": "povray"}) as fed:
+        studio, facility = fed["studio"], fed["facility"]
         body = json.loads(
             studio.cli(
                 "submit",
@@ -91,7 +92,8 @@ def test_forwarded_job_failing_on_every_remote_server_fails_at_the_origin(
 ) -> None:
     scene = tmp_path / "broken.pov"
     scene.write_text("camera { location <0, 0, -5> look_at <0, 0, 0> }\nsphere { <0,0,0>, 1 \n")
-    with running_sites(tmp_path / "sites", {"fac-pov": "povray"}) as (studio, facility, *_):
+    with running_pair(tmp_path / "sites", {"fac-pov": "povray"}) as fed:
+        studio = fed["studio"]
         result = studio.cli(
             "submit",
             str(scene),

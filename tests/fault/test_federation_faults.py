@@ -17,81 +17,54 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgpack
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from e2e.harness import ROOT, Agent, wait_for
-from e2e.test_federation import Sites, running_sites, sha256_file
+from e2e.federation_harness import Federation, fed_request, running_pair, sample_offer
+from e2e.harness import ROOT, Agent, sha256_file, wait_for
 
 from federation.certs import TlsContexts
 from federation.envelope import canonical_bytes, encode_envelope
 from federation.protocol import (
     Commit,
-    JobSpec,
     Notify,
     NotifyState,
-    Offer,
 )
 from federation.transfer import CHUNK_SIZE
-from spillway.core.records import FileEntry
 
 from .conftest import assert_only_previews_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 POVRAY = ROOT / "examples" / "povray"
 BUILTIN_SCENE = ROOT / "examples" / "textured" / "scene.json"
-ENVELOPE = {"Content-Type": "application/vnd.spillway.fed+msgpack"}
 TINY = ("--resolution", "64x48")
 BIG_ASSET_BYTES = 60 * 1024 * 1024
 OVERFLOW_AFTER_S = 10
 
 
-@dataclass
-class Pair(Sites):
-    """The shared studio/facility pair, with where its databases live."""
-
-    root: Path
-
-    def key(self, site: str) -> ec.EllipticCurvePrivateKey:
-        key = serialization.load_pem_private_key(self.tls(site).key.read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return key
-
-    def db(self, agent: Agent) -> Path:
-        return self.root / f"{agent.name}.db"
-
-
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     root = tmp_path_factory.mktemp("fedfaults")
-    with running_sites(
-        root, {"fac-pov": "povray", "fac-bi": "builtin"}, overflow_after=OVERFLOW_AFTER_S
-    ) as (studio, facility, pki, studio_port, facility_port):
-        yield Pair(
-            studio=studio,
-            facility=facility,
-            pki=pki,
-            root=root,
-            studio_fed=f"https://127.0.0.1:{studio_port}",
-            facility_fed=f"https://127.0.0.1:{facility_port}",
-        )
+    facility_servers = {"fac-pov": "povray", "fac-bi": "builtin"}
+    with running_pair(root, facility_servers, overflow_after=OVERFLOW_AFTER_S) as fed:
+        yield fed
+
+
+def site_db(pair: Federation, agent: Agent) -> Path:
+    """The SQLite file of ``agent``'s site."""
+    return pair.root / f"{agent.name}.db"
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
 def submit(agent: Agent, scene: Path, package: str, frames: str, *args: str) -> str:
-    result = agent.cli(
-        "submit", str(scene), "--package", package, "--frames", frames, "--json", *TINY, *args
-    )
-    body = json.loads(result.stdout)
-    return str(body["job"]["id"] if "job" in body else body["id"])
+    return agent.submit(str(scene), "--package", package, "--frames", frames, *TINY, *args)
 
 
 def scene_with_big_asset(root: Path) -> tuple[Path, Path]:
@@ -130,18 +103,20 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()
 
 
-def assert_frames_once_at_both_sites(pair: Pair, job_id: str, count: int) -> dict[str, Any]:
+def assert_frames_once_at_both_sites(pair: Federation, job_id: str, count: int) -> dict[str, Any]:
     """Done with ``count`` frames; one row and one file per frame, hash-identical at both sites."""
-    detail = pair.studio.job(job_id)
+    detail = pair["studio"].job(job_id)
     job = detail["job"]
     assert job["state"] == "done", job
-    remote = pair.facility.job(job["remote_job_id"])["job"]
+    remote = pair["facility"].job(job["remote_job_id"])["job"]
     assert remote["state"] == "done" and remote["origin_job_id"] == job_id, remote
-    listed = pair.studio.get(f"/api/v1/jobs/{job_id}/frames")["frames"]
+    listed = pair["studio"].get(f"/api/v1/jobs/{job_id}/frames")["frames"]
     assert sorted(f["frame"] for f in listed) == sorted({f["frame"] for f in listed})
     assert len(listed) == count, listed
     rows = query(
-        pair.db(pair.studio), "SELECT frame, name, sha256 FROM frames WHERE job_id = ?", job_id
+        site_db(pair, pair["studio"]),
+        "SELECT frame, name, sha256 FROM frames WHERE job_id = ?",
+        job_id,
     )
     assert sorted((f["frame"], f["name"], f["sha256"]) for f in listed) == sorted(rows)
     studio_dir, facility_dir = Path(job["storage_dir"]), Path(remote["storage_dir"])
@@ -164,7 +139,13 @@ def finished_logs(agent: Agent, job_id: str) -> int:
 
 
 def _signed_raw(
-    pair: Pair, *, site: str, signer: str, type_name: str, body: Any, sent_at: float | None = None
+    pair: Federation,
+    *,
+    site: str,
+    signer: str,
+    type_name: str,
+    body: Any,
+    sent_at: float | None = None,
 ) -> bytes:
     """An envelope with any body, correctly signed by ``signer``'s key (encode_envelope checks types)."""
     fields: dict[str, Any] = {
@@ -186,26 +167,20 @@ async def _post(
     """(status, body), or None when the server closed the connection instead of answering."""
     opts = tls.request_options(peer)
     try:
-        async with (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
-            session.request(
-                method,
-                url,
-                data=io.BytesIO(data) if len(data) > 1 << 20 else data,
-                headers=ENVELOPE,
-                timeout=aiohttp.ClientTimeout(total=20),
-                **opts,
-            ) as resp,
-        ):
-            result = resp.status, await resp.read()
+        return await fed_request(
+            url,
+            opts["ssl"],
+            server_hostname=opts["server_hostname"],
+            method=method,
+            data=io.BytesIO(data) if len(data) > 1 << 20 else data,
+            timeout=20,
+        )
     except aiohttp.ClientError:
-        result = None
-    await asyncio.sleep(0.1)  # let the TLS transport close before the loop ends
-    return result
+        return None
 
 
-def _state(pair: Pair, agent: Agent) -> dict[str, Any]:
-    db = pair.db(agent)
+def _state(pair: Federation, agent: Agent) -> dict[str, Any]:
+    db = site_db(pair, agent)
     assets = agent.storage / ".assets"
     return {
         table: query(db, f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608 - fixed table names
@@ -216,28 +191,12 @@ def _state(pair: Pair, agent: Agent) -> dict[str, Any]:
     }
 
 
-def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair) -> None:
+def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Federation) -> None:
     studio_tls = TlsContexts(pair.tls("studio"))
     facility_tls = TlsContexts(pair.tls("facility"))
-    before = {agent.name: _state(pair, agent) for agent in (pair.studio, pair.facility)}
+    before = {agent.name: _state(pair, agent) for agent in (pair["studio"], pair["facility"])}
     now = time.time()
-    spec = JobSpec(
-        name="bad",
-        owner="t",
-        priority=50,
-        profile={"package": "povray"},
-        frames="1",
-        chunk_size=1,
-        scene="scene.pov",
-        output_name="bad",
-    )
-    offer = Offer(
-        key="studio:bad:1",
-        origin_job_id="bad",
-        epoch=1,
-        job=spec,
-        manifest=(FileEntry(path="scene.pov", sha256="a" * 64, size=10),),
-    )
+    offer = sample_offer("studio:bad:1", sha256="a" * 64, size=10, name="bad")
     good_body = offer.to_body()
     notify = Notify(
         origin_job_id="nosuchjob",
@@ -247,7 +206,10 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
         frames_done=0,
         frames_total=1,
     )
-    offer_url, notify_url = f"{pair.facility_fed}/fed/v1/offer", f"{pair.studio_fed}/fed/v1/notify"
+    offer_url, notify_url = (
+        f"{pair.fed_url('facility')}/fed/v1/offer",
+        f"{pair.fed_url('studio')}/fed/v1/notify",
+    )
     cases: list[tuple[str, str, str, TlsContexts, bytes, set[int]]] = [
         ("garbage bytes", offer_url, "facility", studio_tls, b"\xc1\xff not msgpack at all", {400}),
         (
@@ -342,7 +304,7 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
         ),
         (
             "commit of an offer never made",
-            f"{pair.facility_fed}/fed/v1/commit",
+            f"{pair.fed_url('facility')}/fed/v1/commit",
             "facility",
             studio_tls,
             encode_envelope(
@@ -388,7 +350,7 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
     # A blob that is in no offer, and a body beyond the message size limit.
     blob = asyncio.run(
         _post(
-            f"{pair.facility_fed}/fed/v1/blobs/{'b' * 64}",
+            f"{pair.fed_url('facility')}/fed/v1/blobs/{'b' * 64}",
             studio_tls,
             "facility",
             b"x" * 100,
@@ -399,11 +361,11 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
     huge = asyncio.run(_post(offer_url, studio_tls, "facility", b"\x00" * (17 * 1024 * 1024)))
     assert huge is None or huge[0] == 413, huge
 
-    for agent in (pair.studio, pair.facility):
+    for agent in (pair["studio"], pair["facility"]):
         assert _state(pair, agent) == before[agent.name], f"{agent.name} stored something"
         assert agent.get("/api/v1/health")["site"] == agent.name
     # The federation listener itself still answers (a clean 404 for an unknown job).
-    status_url = f"{pair.facility_fed}/fed/v1/jobs/nosuchjob"
+    status_url = f"{pair.fed_url('facility')}/fed/v1/jobs/nosuchjob"
     answer = asyncio.run(_post(status_url, studio_tls, "facility", b"", method="GET"))
     assert answer is not None and answer[0] == 404, answer
 
@@ -411,28 +373,30 @@ def test_bad_federation_input_is_refused_with_4xx_and_changes_nothing(pair: Pair
 # --- 5. overflow_after ------------------------------------------------------------------
 
 
-def test_job_waiting_longer_than_overflow_after_is_forwarded_to_free_capacity(pair: Pair) -> None:
+def test_job_waiting_longer_than_overflow_after_is_forwarded_to_free_capacity(
+    pair: Federation,
+) -> None:
     # Keep the studio's only built-in server busy with a long local job: 200 frames of
     # 0.1-0.3 s each put the estimated wait well past overflow_after (10 s) on any machine.
     long_job = submit(
-        pair.studio, BUILTIN_SCENE, "builtin", "1-200", "--no-forward", "--name", "long"
+        pair["studio"], BUILTIN_SCENE, "builtin", "1-200", "--no-forward", "--name", "long"
     )
-    wait_for(lambda: pair.studio.job(long_job)["job"]["state"] == "running", 30, "the long job")
+    wait_for(lambda: pair["studio"].job(long_job)["job"]["state"] == "running", 30, "the long job")
     try:
-        job_id = submit(pair.studio, BUILTIN_SCENE, "builtin", "1-2", "--name", "overflow")
-        job = pair.studio.job(job_id)["job"]
+        job_id = submit(pair["studio"], BUILTIN_SCENE, "builtin", "1-2", "--name", "overflow")
+        job = pair["studio"].job(job_id)["job"]
         assert job["placement"] == "facility", job
         reason = job["placement_reason"]
         assert "estimated local wait" in reason and "overflow_after" in reason, reason
         assert "free slot" in reason, reason
-        shown = pair.studio.cli("job", job_id).stdout
+        shown = pair["studio"].cli("job", job_id).stdout
         assert "overflow_after" in shown and "facility" in shown, shown
-        pair.studio.wait_job(job_id, timeout=60)
+        pair["studio"].wait_job(job_id, timeout=60)
         assert_frames_once_at_both_sites(pair, job_id, 2)
-        remote = pair.facility.job(pair.studio.job(job_id)["job"]["remote_job_id"])
+        remote = pair["facility"].job(pair["studio"].job(job_id)["job"]["remote_job_id"])
         assert {f["server"] for f in remote["frames"]} == {"fac-bi"}
     finally:
-        pair.studio.cli("cancel", long_job)
+        pair["studio"].cli("cancel", long_job)
 
 
 # --- 4. cancel at the origin reaches the remote ------------------------------------------
@@ -444,48 +408,50 @@ def _running_tasks(agent: Agent, server: str) -> int:
     )
 
 
-def test_cancel_at_origin_cancels_the_remote_job_and_stops_its_servers(pair: Pair) -> None:
-    job_id = submit(pair.studio, POVRAY / "scene.pov", "povray", "1-40", "--name", "tocancel")
-    wait_for(lambda: bool(pair.studio.job(job_id)["job"]["remote_job_id"]), 60, "the commit")
-    remote_id = pair.studio.job(job_id)["job"]["remote_job_id"]
-    wait_for(lambda: _running_tasks(pair.facility, "fac-pov") > 0, 30, "the facility to render")
+def test_cancel_at_origin_cancels_the_remote_job_and_stops_its_servers(pair: Federation) -> None:
+    job_id = submit(pair["studio"], POVRAY / "scene.pov", "povray", "1-40", "--name", "tocancel")
+    wait_for(lambda: bool(pair["studio"].job(job_id)["job"]["remote_job_id"]), 60, "the commit")
+    remote_id = pair["studio"].job(job_id)["job"]["remote_job_id"]
+    wait_for(lambda: _running_tasks(pair["facility"], "fac-pov") > 0, 30, "the facility to render")
 
-    pair.studio.cli("cancel", job_id)
-    remote = pair.facility.wait_job(remote_id, timeout=30)
+    pair["studio"].cli("cancel", job_id)
+    remote = pair["facility"].wait_job(remote_id, timeout=30)
     assert remote["job"]["state"] == "cancelled", remote["job"]
     wait_for(
-        lambda: _running_tasks(pair.facility, "fac-pov") == 0,
+        lambda: _running_tasks(pair["facility"], "fac-pov") == 0,
         15,
         "the facility's render server to stop",
     )
-    done = pair.facility.job(remote_id)["job"]["progress"]["frames_done"]
+    done = pair["facility"].job(remote_id)["job"]["progress"]["frames_done"]
     time.sleep(2)  # nothing keeps rendering after the cancel
-    after = pair.facility.job(remote_id)
+    after = pair["facility"].job(remote_id)
     assert after["job"]["progress"]["frames_done"] == done < 40, after["job"]["progress"]
     # A cancelled job's unfinished tasks wait (for a possible retry); none is out on a server.
     assert {t["state"] for t in after["tasks"]} <= {"done", "waiting"}, after["tasks"]
-    job = pair.studio.job(job_id)["job"]
+    job = pair["studio"].job(job_id)["job"]
     assert job["state"] == "cancelled" and job["placement_epoch"] == 1, job
     delivered = query(
-        pair.db(pair.studio),
+        site_db(pair, pair["studio"]),
         "SELECT delivered_at FROM fed_outbox WHERE id = ?",
         f"cancel:{job_id}:1",
     )
     assert delivered and delivered[0][0] is not None, delivered
 
 
-def test_cancel_during_the_upload_never_leaves_the_remote_rendering(pair: Pair) -> None:
+def test_cancel_during_the_upload_never_leaves_the_remote_rendering(pair: Federation) -> None:
     scene, asset = scene_with_big_asset(pair.root)
     sha = sha256_file(asset)
     job_id = submit(
-        pair.studio, scene, "povray", "1-40", "--asset", str(asset), "--name", "cancel-upload"
+        pair["studio"], scene, "povray", "1-40", "--asset", str(asset), "--name", "cancel-upload"
     )
-    wait_upload_in_progress(pair.facility, sha, asset.stat().st_size)
-    pair.studio.cli("cancel", job_id)  # before the commit: the remote has no job yet
+    wait_upload_in_progress(pair["facility"], sha, asset.stat().st_size)
+    pair["studio"].cli("cancel", job_id)  # before the commit: the remote has no job yet
 
     def remote_jobs() -> list[dict[str, Any]]:
         return [
-            j for j in pair.facility.get("/api/v1/jobs")["jobs"] if j.get("origin_job_id") == job_id
+            j
+            for j in pair["facility"].get("/api/v1/jobs")["jobs"]
+            if j.get("origin_job_id") == job_id
         ]
 
     # The forwarding task may still finish the upload and commit; then the cancel must follow.
@@ -493,13 +459,13 @@ def test_cancel_during_the_upload_never_leaves_the_remote_rendering(pair: Pair) 
     while time.monotonic() < deadline and not remote_jobs():
         time.sleep(0.2)
     for remote in remote_jobs():
-        pair.facility.wait_job(remote["id"], states=("cancelled",), timeout=20)
+        pair["facility"].wait_job(remote["id"], states=("cancelled",), timeout=20)
     wait_for(
-        lambda: _running_tasks(pair.facility, "fac-pov") == 0,
+        lambda: _running_tasks(pair["facility"], "fac-pov") == 0,
         15,
         "the facility's render server to stop",
     )
-    assert pair.studio.job(job_id)["job"]["state"] == "cancelled"
+    assert pair["studio"].job(job_id)["job"]["state"] == "cancelled"
 
 
 # --- 1a / 2a. kill -9 during the blob upload ----------------------------------------------
@@ -510,23 +476,25 @@ def _manifest_bytes(scene: Path) -> int:
 
 
 @pytest.mark.parametrize("victim", ["remote", "origin"])
-def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victim: str) -> None:
+def test_agent_killed_during_blob_upload_resumes_and_completes(
+    pair: Federation, victim: str
+) -> None:
     scene, asset = scene_with_big_asset(pair.root)
     sha, total = sha256_file(asset), _manifest_bytes(scene)
     job_id = submit(
-        pair.studio, scene, "povray", "1-2", "--asset", str(asset), "--name", f"upload-{victim}"
+        pair["studio"], scene, "povray", "1-2", "--asset", str(asset), "--name", f"upload-{victim}"
     )
     # Two chunks in: an upload that started over would then exceed the bounds below.
     held = wait_upload_in_progress(
-        pair.facility, sha, asset.stat().st_size, at_least=2 * CHUNK_SIZE
+        pair["facility"], sha, asset.stat().st_size, at_least=2 * CHUNK_SIZE
     )
-    agent = pair.facility if victim == "remote" else pair.studio
+    agent = pair["facility"] if victim == "remote" else pair["studio"]
     agent.kill()
-    kept = partial_file(pair.facility, sha).stat().st_size
+    kept = partial_file(pair["facility"], sha).stat().st_size
     assert held <= kept < asset.stat().st_size, (held, kept)
     agent.start()
 
-    detail = pair.studio.wait_job(job_id, timeout=90)
+    detail = pair["studio"].wait_job(job_id, timeout=90)
     assert_frames_once_at_both_sites(pair, job_id, 2)
     job = detail["job"]
     assert job["placement"] == "facility" and job["placement_epoch"] == 1, job
@@ -540,8 +508,8 @@ def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victi
     else:
         # The restarted origin resumed from the remote's offset instead of starting over.
         assert sent <= total - kept + CHUNK_SIZE, (sent, total, kept)
-    assert not partial_file(pair.facility, sha).exists()
-    blob = pair.facility.storage / ".assets" / "blobs" / sha[:2] / sha[2:]
+    assert not partial_file(pair["facility"], sha).exists()
+    blob = pair["facility"].storage / ".assets" / "blobs" / sha[:2] / sha[2:]
     assert sha256_file(blob) == sha
 
 
@@ -552,27 +520,27 @@ def test_agent_killed_during_blob_upload_resumes_and_completes(pair: Pair, victi
     "restart", ["while_remote_renders", "after_remote_finished", "remote_killed_before_notifying"]
 )
 def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
-    pair: Pair, restart: str
+    pair: Federation, restart: str
 ) -> None:
     """The origin goes down after the commit; in the last case the remote is also killed -9
     with its completion notification still undelivered, and both come back."""
     frames = 8 if restart == "while_remote_renders" else 3
     job_id = submit(
-        pair.studio, POVRAY / "scene.pov", "povray", f"1-{frames}", "--name", f"origin-{restart}"
+        pair["studio"], POVRAY / "scene.pov", "povray", f"1-{frames}", "--name", f"origin-{restart}"
     )
-    wait_for(lambda: bool(pair.studio.job(job_id)["job"]["remote_job_id"]), 60, "the commit")
-    remote_id = pair.studio.job(job_id)["job"]["remote_job_id"]
-    pair.studio.kill()
+    wait_for(lambda: bool(pair["studio"].job(job_id)["job"]["remote_job_id"]), 60, "the commit")
+    remote_id = pair["studio"].job(job_id)["job"]["remote_job_id"]
+    pair["studio"].kill()
     final = f"notify:{remote_id}:1:final"
     if restart == "while_remote_renders":
-        assert pair.facility.job(remote_id)["job"]["state"] != "done", "rendered too fast"
+        assert pair["facility"].job(remote_id)["job"]["state"] != "done", "rendered too fast"
     else:
         # The remote finishes and tries to notify an origin that is down.
-        pair.facility.wait_job(remote_id, timeout=60)
+        pair["facility"].wait_job(remote_id, timeout=60)
 
         def refused() -> bool:
             rows = query(
-                pair.db(pair.facility),
+                site_db(pair, pair["facility"]),
                 "SELECT attempts, delivered_at FROM fed_outbox WHERE id = ?",
                 final,
             )
@@ -580,21 +548,23 @@ def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
 
         wait_for(refused, 30, "the remote's notification to fail")
     if restart == "remote_killed_before_notifying":
-        pair.facility.kill()  # the notification is only in the remote's durable outbox now
-        pair.studio.start()
+        pair["facility"].kill()  # the notification is only in the remote's durable outbox now
+        pair["studio"].start()
         time.sleep(1)
-        pair.facility.start()
+        pair["facility"].start()
     else:
-        pair.studio.start()
+        pair["studio"].start()
     if restart == "while_remote_renders":
-        assert pair.facility.job(remote_id)["job"]["state"] != "done", "rendered too fast"
+        assert pair["facility"].job(remote_id)["job"]["state"] != "done", "rendered too fast"
 
-    pair.studio.wait_job(job_id, timeout=90)
+    pair["studio"].wait_job(job_id, timeout=90)
     assert_frames_once_at_both_sites(pair, job_id, frames)
     wait_for(
         lambda: (
             query(
-                pair.db(pair.facility), "SELECT delivered_at FROM fed_outbox WHERE id = ?", final
+                site_db(pair, pair["facility"]),
+                "SELECT delivered_at FROM fed_outbox WHERE id = ?",
+                final,
             )[0][0]
             is not None
         ),
@@ -602,4 +572,4 @@ def test_origin_killed_after_commit_receives_one_completion_with_every_frame(
         "the final notification to be acknowledged",
     )
     time.sleep(1)  # a duplicate completion (notification or poll) would show up by now
-    assert finished_logs(pair.studio, job_id) == 1, pair.studio.log()[-3000:]
+    assert finished_logs(pair["studio"], job_id) == 1, pair["studio"].log()[-3000:]
