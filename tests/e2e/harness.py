@@ -1,4 +1,8 @@
-"""Real processes for end-to-end tests: site agents and render servers on loopback."""
+"""Real processes for end-to-end tests: site agents and render servers on loopback.
+
+Federated sites (certificates, peers, several agents at once) are in
+:mod:`federation_harness`.
+"""
 
 from __future__ import annotations
 
