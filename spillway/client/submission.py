@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.frames import resolve_frames
@@ -27,6 +28,7 @@ from spillway.core.records import FileEntry
 if TYPE_CHECKING:
     from spillway.client.http import AgentClient
     from spillway.packages import Scanner
+    from spillway.packages.blender import BlenderScanner
 
 __all__ = [
     "Manifest",
@@ -47,8 +49,6 @@ __all__ = [
     "upload_missing",
     "wait_for_job",
 ]
-
-_PACKAGE_FORMS = "use forms like povray, povray>=3.7, blender>=3.0,<4 or builtin==1.*"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,26 +125,18 @@ def sha256_file(path: Path) -> str:
 
 
 def parse_package_spec(text: str) -> tuple[str, str]:
-    """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``."""
+    """Split ``povray>=3.7`` into ``("povray", ">=3.7")``; ``builtin`` gives ``("builtin", "")``.
+
+    The requirement is checked as the agent's scheduler checks it (whitespace in the
+    specifier is dropped).
+    """
     from spillway.packages import RequirementError, parse_requirement
 
     try:
         name, spec = parse_requirement(text)
     except RequirementError as err:
         raise SubmissionError(str(err)) from None
-    spec = spec.replace(" ", "")
-    if spec:
-        # Here, not at import: only `submit` checks a requirement, and packaging's version
-        # parser is a large part of what every other command would load.
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-        try:
-            SpecifierSet(spec)
-        except InvalidSpecifier:
-            raise SubmissionError(
-                f"bad package requirement {text!r}: {spec!r} is not a version specifier; {_PACKAGE_FORMS}"
-            ) from None
-    return name, spec
+    return name, "".join(spec.split())
 
 
 def scanner_for(package: str) -> Scanner | None:
@@ -343,6 +335,13 @@ async def upload_missing(
     return files, size
 
 
+def _is_blender_scanner(scanner: Scanner | None) -> TypeGuard[BlenderScanner]:
+    # A BlenderScanner exists only once its module is loaded: other packages' submits
+    # need not load it (and its records) to find out.
+    blender = sys.modules.get("spillway.packages.blender")
+    return blender is not None and isinstance(scanner, blender.BlenderScanner)
+
+
 async def prepare_submission(
     scene: Path,
     package: str,
@@ -352,12 +351,11 @@ async def prepare_submission(
 ) -> tuple[Manifest, SubmitOptions, tuple[str, ...]]:
     """The manifest, the options with the frames (and features) the scene gives, and notes."""
     from spillway.client.scene_settings import check_overrides, read_blend
-    from spillway.packages.blender import BlenderScanner
 
     check_overrides(
         package, engine=options.engine, samples=options.samples, denoise=options.denoise
     )
-    if not isinstance(scanner, BlenderScanner):
+    if not _is_blender_scanner(scanner):
         frames = resolve_frames(scene, package, options.frames)
         manifest = await build_manifest(scene, assets, scanner=scanner)
         return manifest, dataclasses.replace(options, frames=frames), ()

@@ -1,28 +1,51 @@
-"""The built-in tracer's JSON scene format: parsing, validation and keyframes.
+"""The built-in tracer's scene in numpy form: the renderer's side of the scene format.
 
-A scene is parsed once into a :class:`SceneSpec` whose animatable values are
-:class:`Track` objects; ``spec.at(frame)`` evaluates every track and returns a
-:class:`FrameScene` of plain numpy values for the tracer.  Validation errors
-name the JSON path of the offending key (``objects[2].type``).  The format is
-documented in docs/packages.md.
+The format's rules live in :mod:`spillway.packages.builtin_schema` (plain
+Python, shared with the client and the render server's checks); this module
+turns a checked :class:`~spillway.packages.builtin_schema.SceneDoc` into a
+:class:`SceneSpec` whose animatable values are :class:`Track` objects;
+``spec.at(frame)`` evaluates every track and returns a :class:`FrameScene` of
+plain numpy values for the tracer.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spillway.packages.errors import PackageError
+from spillway.packages.builtin_schema import (
+    MAX_MESH_FACES,
+    Camera,
+    Keys,
+    Light,
+    Material,
+    Mesh,
+    Plane,
+    SceneDoc,
+    SceneError,
+    Sphere,
+    check_scene,
+    read_scene,
+)
 
-MAX_MESH_FACES = 5000
-
-
-class SceneError(PackageError):
-    """The scene file is not a valid built-in tracer scene."""
+__all__ = [
+    "MAX_MESH_FACES",
+    "Camera",
+    "FrameScene",
+    "Light",
+    "Material",
+    "Mesh",
+    "Plane",
+    "SceneError",
+    "SceneSpec",
+    "Sphere",
+    "Track",
+    "load_scene",
+    "parse_scene",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,56 +64,6 @@ class Track:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Material:
-    color: Any
-    checker: Any  # second colour or None
-    texture: str | None  # path relative to the scene folder
-    scale: float  # world units per texture tile / checker square on planes and meshes
-    specular: float
-    shininess: float
-    reflect: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Camera:
-    position: Any
-    look_at: Any
-    up: Any
-    fov: Any
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Light:
-    kind: str  # "point" | "directional"
-    vector: Any  # position for point lights, direction the light travels for directional
-    color: Any
-    intensity: Any
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sphere:
-    center: Any
-    radius: Any
-    spin: Any  # degrees about +Y applied to the texture mapping
-    material: Material
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plane:
-    point: Any
-    normal: Any
-    material: Material
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Mesh:
-    vertices: np.ndarray  # (V, 3)
-    faces: np.ndarray  # (F, 3) int
-    translate: Any
-    material: Material
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameScene:
     """A scene with every track evaluated at one frame."""
 
@@ -104,7 +77,7 @@ class FrameScene:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SceneSpec:
-    """A parsed scene; animatable values are Tracks."""
+    """A parsed scene; animatable values are Tracks, mesh vertices and faces arrays."""
 
     background: np.ndarray
     ambient: float
@@ -112,7 +85,7 @@ class SceneSpec:
     camera: Camera
     lights: tuple[Light, ...]
     objects: tuple[Sphere | Plane | Mesh, ...]
-    textures: tuple[str, ...] = field(default=())
+    textures: tuple[str, ...] = ()
 
     def at(self, frame: float) -> FrameScene:
         return FrameScene(
@@ -127,252 +100,52 @@ class SceneSpec:
 
 def _evaluate(record: Any, frame: float) -> Any:
     """Copy a record with each Track (also inside its material) replaced by its value."""
-    values = {}
-    for name in record.__slots__:
-        value = getattr(record, name)
+    changes: dict[str, Any] = {}
+    for name, value in zip(record._fields, record, strict=True):
         if isinstance(value, Track):
-            value = value.at(frame)
+            changes[name] = value.at(frame)
         elif isinstance(value, Material):
-            value = _evaluate(value, frame)
-        values[name] = value
-    return type(record)(**values)
-
-
-# --- parsing ---------------------------------------------------------------------------
+            changes[name] = _evaluate(value, frame)
+    return record._replace(**changes)
 
 
 def load_scene(path: Path) -> SceneSpec:
-    """Read and validate a scene file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SceneError(f"scene file '{path}' not found") from None
-    except OSError as exc:
-        raise SceneError(f"cannot read scene file '{path}': {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SceneError(
-            f"{path.name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    return parse_scene(data)
+    """Read and check a scene file (SceneError says what is wrong and where)."""
+    return scene_spec(read_scene(path))
 
 
 def parse_scene(data: Any) -> SceneSpec:
-    top = _Obj(data, "")
-    top.allow("format", "background", "ambient", "max_bounces", "camera", "lights", "objects")
-    fmt = top.raw("format", "spillway-scene/1")
-    if fmt != "spillway-scene/1":
-        raise SceneError(f"format: unsupported scene format {fmt!r} (expected 'spillway-scene/1')")
-    bounces = top.number("max_bounces", 1)
-    if bounces not in (0, 1):
-        raise SceneError("max_bounces: must be 0 or 1")
-    objects = tuple(
-        _parse_object(item, f"objects[{i}]") for i, item in enumerate(top.array("objects"))
-    )
-    if not objects:
-        raise SceneError("objects: the scene has no objects")
-    textures = sorted({o.material.texture for o in objects if o.material.texture})
+    """Check a scene's decoded JSON (SceneError says what is wrong and where)."""
+    return scene_spec(check_scene(data))
+
+
+def scene_spec(doc: SceneDoc) -> SceneSpec:
+    """The numpy form of a checked scene."""
     return SceneSpec(
-        background=np.array(top.vector("background", [0.0, 0.0, 0.0]), dtype=np.float64),
-        ambient=top.number("ambient", 0.1),
-        bounces=int(bounces),
-        camera=_parse_camera(top.child("camera")),
-        lights=tuple(
-            _parse_light(item, f"lights[{i}]") for i, item in enumerate(top.array("lights", []))
-        ),
-        objects=objects,
-        textures=tuple(textures),
+        background=np.array(doc.background, dtype=np.float64),
+        ambient=doc.ambient,
+        bounces=doc.bounces,
+        camera=_with_tracks(doc.camera),
+        lights=tuple(_with_tracks(light) for light in doc.lights),
+        objects=tuple(_with_tracks(obj) for obj in doc.objects),
+        textures=doc.textures,
     )
 
 
-def _parse_camera(obj: _Obj) -> Camera:
-    obj.allow("position", "look_at", "up", "fov")
-    return Camera(
-        position=obj.track("position", dim=3),
-        look_at=obj.track("look_at", dim=3),
-        up=obj.track("up", dim=3, default=[0.0, 1.0, 0.0]),
-        fov=obj.track("fov", dim=1, default=45.0),
-    )
-
-
-def _parse_light(data: Any, path: str) -> Light:
-    obj = _Obj(data, path)
-    kind = obj.raw("type")
-    if kind == "point":
-        obj.allow("type", "position", "color", "intensity")
-        vector = obj.track("position", dim=3)
-    elif kind == "directional":
-        obj.allow("type", "direction", "color", "intensity")
-        vector = obj.track("direction", dim=3)
-    else:
-        raise SceneError(
-            f"{path}.type: unknown light type {kind!r} (expected point or directional)"
-        )
-    return Light(
-        kind=kind,
-        vector=vector,
-        color=obj.track("color", dim=3, default=[1.0, 1.0, 1.0]),
-        intensity=obj.track("intensity", dim=1, default=1.0),
-    )
-
-
-_OBJECT_TYPES = ("mesh", "plane", "sphere")
-
-
-def _parse_object(data: Any, path: str) -> Sphere | Plane | Mesh:
-    obj = _Obj(data, path)
-    kind = obj.raw("type")
-    if kind == "sphere":
-        obj.allow("type", "center", "radius", "spin", "material")
-        return Sphere(
-            center=obj.track("center", dim=3),
-            radius=obj.track("radius", dim=1, default=1.0),
-            spin=obj.track("spin", dim=1, default=0.0),
-            material=_parse_material(obj.child("material", {})),
-        )
-    if kind == "plane":
-        obj.allow("type", "point", "normal", "material")
-        return Plane(
-            point=obj.track("point", dim=3, default=[0.0, 0.0, 0.0]),
-            normal=obj.track("normal", dim=3, default=[0.0, 1.0, 0.0]),
-            material=_parse_material(obj.child("material", {})),
-        )
-    if kind == "mesh":
-        obj.allow("type", "vertices", "faces", "translate", "material")
-        vertices, faces = _parse_mesh_arrays(obj)
-        return Mesh(
-            vertices=vertices,
-            faces=faces,
-            translate=obj.track("translate", dim=3, default=[0.0, 0.0, 0.0]),
-            material=_parse_material(obj.child("material", {})),
-        )
-    raise SceneError(
-        f"{path}.type: unknown object type {kind!r} (expected one of: {', '.join(_OBJECT_TYPES)})"
-    )
-
-
-def _parse_mesh_arrays(obj: _Obj) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        vertices = np.array(obj.array("vertices"), dtype=np.float64)
-        faces = np.array(obj.array("faces"), dtype=np.int64)
-    except (TypeError, ValueError):
-        raise SceneError(
-            f"{obj.path}: vertices must be [x, y, z] numbers and faces [i, j, k] integers"
-        ) from None
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
-        raise SceneError(f"{obj.path}.vertices: expected a non-empty list of [x, y, z]")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise SceneError(f"{obj.path}.faces: expected a non-empty list of [i, j, k]")
-    if len(faces) > MAX_MESH_FACES:
-        raise SceneError(
-            f"{obj.path}.faces: {len(faces)} faces; the built-in tracer allows {MAX_MESH_FACES}"
-        )
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise SceneError(f"{obj.path}.faces: vertex index out of range 0..{len(vertices) - 1}")
-    return vertices, faces
-
-
-def _parse_material(obj: _Obj) -> Material:
-    obj.allow("color", "checker", "texture", "scale", "specular", "shininess", "reflect")
-    texture = obj.raw("texture", None)
-    if texture is not None and (not isinstance(texture, str) or not texture):
-        raise SceneError(f"{obj.path}.texture: expected a file path string")
-    checker = obj.track("checker", dim=3) if "checker" in obj.data else None
-    scale = obj.number("scale", 1.0)
-    if scale <= 0:
-        raise SceneError(f"{obj.path}.scale: must be positive")
-    return Material(
-        color=obj.track("color", dim=3, default=[0.8, 0.8, 0.8]),
-        checker=checker,
-        texture=texture,
-        scale=scale,
-        specular=obj.number("specular", 0.0),
-        shininess=obj.number("shininess", 32.0),
-        reflect=obj.number("reflect", 0.0),
-    )
-
-
-_MISSING = object()
-
-
-class _Obj:
-    """A JSON object being validated, remembering its path for error messages."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise SceneError(f"{path or 'scene'}: expected a JSON object")
-        self.data: dict[str, Any] = data
-        self.path = path
-
-    def key_path(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def allow(self, *keys: str) -> None:
-        for key in self.data:
-            if key not in keys:
-                raise SceneError(
-                    f"{self.key_path(key)}: unknown key (allowed: {', '.join(sorted(keys))})"
-                )
-
-    def raw(self, key: str, default: Any = _MISSING) -> Any:
-        if key in self.data:
-            return self.data[key]
-        if default is _MISSING:
-            raise SceneError(f"{self.key_path(key)}: required key is missing")
-        return default
-
-    def child(self, key: str, default: Any = _MISSING) -> _Obj:
-        return _Obj(self.raw(key, default), self.key_path(key))
-
-    def array(self, key: str, default: Any = _MISSING) -> list[Any]:
-        value = self.raw(key, default)
-        if not isinstance(value, list):
-            raise SceneError(f"{self.key_path(key)}: expected a list")
-        return value
-
-    def number(self, key: str, default: Any = _MISSING) -> float:
-        value = self.raw(key, default)
-        if not _is_number(value):
-            raise SceneError(f"{self.key_path(key)}: expected a number")
-        return float(value)
-
-    def vector(self, key: str, default: Any = _MISSING) -> list[float]:
-        return _vector(self.raw(key, default), self.key_path(key), 3)
-
-    def track(self, key: str, *, dim: int, default: Any = _MISSING) -> Track:
-        """A constant, or ``{"keys": [[frame, value], ...]}`` interpolated linearly."""
-        value = self.raw(key, default)
-        path = self.key_path(key)
-        if isinstance(value, dict):
-            return _keyframed(value, path, dim)
-        vec = _vector(value, path, dim)
-        return Track(np.zeros(1), np.array([vec], dtype=np.float64), dim == 1)
-
-
-def _keyframed(value: dict[str, Any], path: str, dim: int) -> Track:
-    keys = value.get("keys")
-    if set(value) != {"keys"} or not isinstance(keys, list) or not keys:
-        raise SceneError(f'{path}: keyframes must look like {{"keys": [[frame, value], ...]}}')
-    frames, values = [], []
-    for i, key in enumerate(keys):
-        if not (isinstance(key, list) and len(key) == 2 and _is_number(key[0])):
-            raise SceneError(f"{path}.keys[{i}]: expected [frame, value]")
-        frames.append(float(key[0]))
-        values.append(_vector(key[1], f"{path}.keys[{i}]", dim))
-    if any(b <= a for a, b in zip(frames, frames[1:], strict=False)):
-        raise SceneError(f"{path}.keys: frames must be strictly ascending")
-    return Track(np.array(frames), np.array(values, dtype=np.float64), dim == 1)
-
-
-def _vector(value: Any, path: str, dim: int) -> list[float]:
-    if dim == 1 and _is_number(value):
-        return [float(value)]
-    if isinstance(value, list) and len(value) == dim and all(_is_number(v) for v in value):
-        return [float(v) for v in value]
-    want = "a number" if dim == 1 else f"a list of {dim} numbers"
-    raise SceneError(f"{path}: expected {want}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _with_tracks(record: Any) -> Any:
+    """Copy a record with each Keys (also inside its material) as a Track, and a mesh's
+    vertices and faces as arrays."""
+    changes: dict[str, Any] = {}
+    for name, value in zip(record._fields, record, strict=True):
+        if isinstance(value, Keys):
+            changes[name] = Track(
+                np.array(value.frames, dtype=np.float64),
+                np.array(value.values, dtype=np.float64),
+                value.scalar,
+            )
+        elif isinstance(value, Material):
+            changes[name] = _with_tracks(value)
+    if isinstance(record, Mesh):
+        changes["vertices"] = np.array(record.vertices, dtype=np.float64)
+        changes["faces"] = np.array(record.faces, dtype=np.int64)
+    return record._replace(**changes)

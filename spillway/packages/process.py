@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["run_capture"]
 
 
 async def run_capture(argv: Sequence[str], *, limit_s: float) -> tuple[int, str] | None:
     """Run a short command; return (exit status, stdout+stderr text) or None if it can't run."""
+    import asyncio  # here: `spillway submit` loads this module but runs nothing with it
+
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

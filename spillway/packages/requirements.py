@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
 from spillway.packages.errors import PackageError
 
 __all__ = ["REQUIREMENT_FORMS", "RequirementError", "parse_requirement"]
@@ -23,6 +21,10 @@ class RequirementError(PackageError, ValueError):
 
 
 def _valid_specifier(text: str) -> bool:
+    # Loaded here: a requirement without a version (`builtin`) needs no version parser,
+    # and packaging's import is a large part of a short `spillway submit`.
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         SpecifierSet(text)
     except InvalidSpecifier:

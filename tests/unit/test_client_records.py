@@ -178,38 +178,3 @@ def test_scanner_coroutines_run_without_a_loop_unless_they_need_one() -> None:
     assert run_coroutine(reads_files) == "no loop needed"
     assert run_coroutine(runs_a_program).startswith("ran on ")
     assert calls == ["reads", "runs", "runs"]  # the second started once without a loop
-
-
-def test_builtin_scenes_are_scanned_without_numpy(tmp_path) -> None:
-    """A client installed without the server extra has no numpy; the scan still finds the
-    textures (the render server checks the whole scene)."""
-    import subprocess
-    import sys
-
-    scene = tmp_path / "scene.json"
-    scene.write_text(
-        json.dumps(
-            {
-                "objects": [
-                    {"type": "sphere", "material": {"texture": "wood.png"}},
-                    {"type": "plane", "material": {"color": [1, 0, 0]}},
-                    {"type": "sphere", "material": {"texture": "maps/stone.png"}},
-                ]
-            }
-        )
-    )
-    code = (
-        "import sys\n"
-        "sys.modules['numpy'] = None  # as if not installed\n"
-        "from pathlib import Path\n"
-        "from spillway.packages.builtin import texture_references\n"
-        "print(*texture_references(Path(sys.argv[1])))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(scene)], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.split() == ["maps/stone.png", "wood.png"]
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    failed = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True)
-    assert failed.returncode != 0 and "cannot read bad.json as a JSON scene" in failed.stderr

@@ -15,7 +15,7 @@ from render_server.packages.base import (
 )
 from render_server.packages.builtin import VERSION
 from spillway.packages.builtin import BuiltinScanner
-from spillway.packages.builtin_scene import load_scene
+from spillway.packages.builtin_schema import read_scene
 
 # The directory holding the render_server package, so the child finds it even
 # when the project is not installed into the interpreter.
@@ -65,7 +65,7 @@ class BuiltinAdapter:
         scene_dir = req.scene.parent
         missing = [
             name
-            for name in load_scene(req.scene).textures
+            for name in read_scene(req.scene).textures
             if not (scene_dir / relative_reference(name, scene_dir, kind="texture")).is_file()
         ]
         if missing:
