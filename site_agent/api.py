@@ -18,6 +18,7 @@ from .errors import BadRequestError, ConflictError, NotFoundError
 from .files import check_sha256
 from .frame_api import frame_files_json
 from .frame_response import not_modified, send_frame
+from .log_api import wait_query
 from .monitor_api import add_server_activity, job_body, jobs_page_json, parse_job_query
 from .site import SiteAgent
 from .storage import FrameCorruptError, FrameMissingError
@@ -176,9 +177,12 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
+    """A job with its first ``tasks``; with ``wait`` (0-30 s) the answer comes once the job
+    has ended, or after that long as it is then (``spillway submit --wait`` long-polls)."""
     site = _site(request)
-    job = await site.jobs.get(request.match_info["job_id"])
     limit = _query_int(request, "tasks", DETAIL_TASKS, 0, MAX_PAGE)
+    wait = wait_query(request)
+    job = await site.job_watch.until_ended(request.match_info["job_id"], site.jobs.get, wait)
     page = await _task_page(site, job, offset=0, limit=limit, states=None)
     return web.json_response({"job": await _job_body(site, job), **page})
 

@@ -14,7 +14,7 @@ from .appkeys import SITE
 from .auth import check_client
 from .errors import BadRequestError
 from .site import SiteAgent
-from .task_logs import MAX_WAIT_S
+from .watch import MAX_WAIT_S
 
 routes = web.RouteTableDef()
 MAX_OFFSET = 2**62
@@ -41,7 +41,8 @@ def _int(request: web.Request, key: str, *, lo: int, hi: int = MAX_OFFSET) -> in
     return value
 
 
-def _wait(request: web.Request) -> float:
+def wait_query(request: web.Request) -> float:
+    """The ``wait`` query (seconds, 0 to :data:`MAX_WAIT_S`; 0 when absent) of a long poll."""
     raw = request.query.get("wait", "0")
     try:
         wait = float(raw)
@@ -56,7 +57,7 @@ async def _answer(request: web.Request, site: SiteAgent, task_index: int | None)
     job_id = request.match_info["job_id"]
     attempt = _int(request, "attempt", lo=1)
     offset = _int(request, "offset", lo=0) or 0
-    wait = _wait(request)
+    wait = wait_query(request)
     frame = None
     if task_index is None:
         frame = _int(request, "frame", lo=0)

@@ -98,6 +98,31 @@ _TASK_LOG = {
 }
 
 
+def _job_op(job_id: dict[str, Any]) -> dict[str, Any]:
+    op = _op(
+        "A job with its first tasks (tasks_page says how many there are)",
+        params=[
+            job_id,
+            {
+                "name": "tasks",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
+            },
+            {
+                "name": "wait",
+                "in": "query",
+                "schema": {"type": "number", "minimum": 0, "maximum": 30},
+            },
+        ],
+    )
+    op["description"] = (
+        "With wait=S (at most 30) the answer comes once the job has ended (done, failed or "
+        "cancelled), or after S seconds as the job is then: a client waiting for a job asks "
+        "again at once instead of polling."
+    )
+    return op
+
+
 def _log_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     op = _op(
         summary,
@@ -379,19 +404,7 @@ def openapi_document() -> dict[str, Any]:
                     errors=(400, 409, 422),
                 ),
             },
-            "/api/v1/jobs/{job_id}": {
-                "get": _op(
-                    "A job with its first tasks (tasks_page says how many there are)",
-                    params=[
-                        job_id,
-                        {
-                            "name": "tasks",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
-                        },
-                    ],
-                )
-            },
+            "/api/v1/jobs/{job_id}": {"get": _job_op(job_id)},
             "/api/v1/jobs/{job_id}/tasks": {
                 "get": _op("One page of a job's tasks with their frames", params=[job_id, *_PAGE])
             },

@@ -38,6 +38,7 @@ from .store.usage import UsageLedger
 from .task_logs import WAKE_ON as LOG_WAKE_ON
 from .task_logs import LogWatch, TaskLogs
 from .views import server_views
+from .watch import JOB_WAKE_ON, JobWatch
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -119,6 +120,8 @@ class SiteAgent:
         self.log_watch = LogWatch()
         self.logs = TaskLogs(store, self.log_watch)
         self.lifecycle.subscribe(self.log_watch.on_event, LOG_WAKE_ON)
+        self.job_watch = JobWatch()
+        self.lifecycle.subscribe(self.job_watch.on_event, JOB_WAKE_ON)
         self.lifecycle.subscribe(self.metrics.on_event, METRIC_EVENTS)
         self.lifecycle.subscribe(self.live.on_event)
 

@@ -15,7 +15,7 @@ import asyncio
 import bisect
 import contextlib
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,9 +32,9 @@ from .errors import (
 from .lifecycle.events import Event, TaskFinished, TasksLogged, TasksRequeued
 from .store.records import LOCAL, JobRecord, ServerRecord, TaskRecord, TaskState
 from .store.task_logs import HEAD_BYTES, TAIL_BYTES, AttemptEnd, LogChunk
+from .watch import MAX_WAIT_S as MAX_WAIT_S  # federation.remote_logs reads it here
+from .watch import Waiters
 
-MAX_WAIT_S = 30.0
-"""The longest a reader may wait for new text in one request."""
 REQUEUED = "requeued"
 """The state of an attempt that ended without a result (its server was lost)."""
 
@@ -75,32 +75,8 @@ class RemoteLogs(Protocol):
         ...
 
 
-class LogWatch:
+class LogWatch(Waiters[int]):
     """Readers waiting for a task's log to grow, woken after the report's commit."""
-
-    def __init__(self) -> None:
-        self._events: dict[int, tuple[asyncio.Event, int]] = {}
-
-    @contextlib.contextmanager
-    def watch(self, task_id: int) -> Iterator[asyncio.Event]:
-        """An event set at the next change of the task's log; take it *before* reading."""
-        event, readers = self._events.get(task_id, (asyncio.Event(), 0))
-        self._events[task_id] = (event, readers + 1)
-        try:
-            yield event
-        finally:
-            current = self._events.get(task_id)
-            if current is not None and current[0] is event:
-                if current[1] <= 1:
-                    del self._events[task_id]
-                else:
-                    self._events[task_id] = (event, current[1] - 1)
-
-    def wake(self, task_ids: Collection[int]) -> None:
-        for task_id in task_ids:
-            entry = self._events.pop(task_id, None)
-            if entry is not None:
-                entry[0].set()
 
     async def on_event(self, event: Event) -> None:
         """Lifecycle subscriber (:data:`WAKE_ON`): text arrived, or an attempt ended."""
@@ -110,11 +86,6 @@ class LogWatch:
             self.wake((event.outcome.task.id,))
         elif isinstance(event, TasksRequeued):
             self.wake([t.id for t in event.tasks])
-
-    @property
-    def watched(self) -> int:
-        """Tasks with a waiting reader (for tests: nothing is left behind)."""
-        return len(self._events)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -99,8 +99,8 @@ class AsyncClient:
             )
         )
 
-    async def job(self, job_id: str, *, tasks: int | None = None) -> JobDetail:
-        return await self.call(api.job(job_id, tasks=tasks))
+    async def job(self, job_id: str, *, tasks: int | None = None, wait: float = 0.0) -> JobDetail:
+        return await self.call(api.job(job_id, tasks=tasks, wait=wait))
 
     async def job_tasks(
         self, job_id: str, *, offset: int = 0, limit: int = 100, state: str | None = None
@@ -213,7 +213,8 @@ class AsyncClient:
         on_update: Callable[[JobDetail], None] | None = None,
         max_outage_s: float = 60.0,
     ) -> Job:
-        """Poll the job until it is done, failed or cancelled; return it."""
+        """Wait until the job is done, failed or cancelled (long polls, answered at its end);
+        return it."""
         hook = None if on_update is None else (lambda d: on_update(JobDetail.from_json(d)))
         job = await wait_for_job(
             self.transport, job_id, poll_s=poll_s, on_update=hook, max_outage_s=max_outage_s

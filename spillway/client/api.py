@@ -117,10 +117,18 @@ def jobs(
     return Call("GET", "/jobs", lambda b: [Job.from_json(j) for j in b.get("jobs", [])], params)
 
 
-def job(job_id: str, *, tasks: int | None = None) -> Call[JobDetail]:
-    """A job (its id or a unique prefix) with its first ``tasks`` tasks (agent default 100)."""
-    params = None if tasks is None else {"tasks": str(tasks)}
-    return Call("GET", path("jobs", job_id), JobDetail.from_json, params)
+MAX_WAIT_S = 30.0
+"""The longest an agent holds a long-polling answer (``wait``)."""
+
+
+def job(job_id: str, *, tasks: int | None = None, wait: float = 0.0) -> Call[JobDetail]:
+    """A job (its id or a unique prefix) with its first ``tasks`` tasks (agent default 100).
+    ``wait`` (at most :data:`MAX_WAIT_S`) long-polls: the agent answers once the job has
+    ended, or after that many seconds (an agent that predates it answers at once)."""
+    params = {} if tasks is None else {"tasks": str(tasks)}
+    if wait:
+        params["wait"] = f"{wait:g}"
+    return Call("GET", path("jobs", job_id), JobDetail.from_json, params or None, wait_s=wait)
 
 
 def job_tasks(

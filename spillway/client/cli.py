@@ -204,7 +204,7 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
-    # Tests and scripts poll faster than people need to.
+    # How often --wait's progress is refreshed (the job's end is seen at once regardless).
     p.add_argument("--poll-interval", type=positive_seconds, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_submit)
 

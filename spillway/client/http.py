@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from spillway.client.api import Call, parse_reply
+from spillway.client.api import job as job_call
 from spillway.client.errors import (
     BadRequest,
     ClientError,
@@ -86,13 +87,17 @@ class AgentClient:
 
     async def call(self, call: Call[T]) -> T:
         """Run one request of :mod:`spillway.client.api`; returns its typed answer."""
-        extra: dict[str, Any] = {}
-        if call.wait_s:
-            import aiohttp
-
-            extra["timeout"] = aiohttp.ClientTimeout(total=self.timeout_s + call.wait_s)
+        extra = self._timeout(call)
         body = await self._json(call.method, call.path, params=call.params, json=call.body, **extra)
         return parse_reply(call, body, self.url)
+
+    def _timeout(self, call: Call[Any]) -> dict[str, Any]:
+        """A long poll's timeout: the agent may hold the answer ``call.wait_s`` longer."""
+        if not call.wait_s:
+            return {}
+        import aiohttp
+
+        return {"timeout": aiohttp.ClientTimeout(total=self.timeout_s + call.wait_s)}
 
     # --- endpoints --------------------------------------------------------------------
 
@@ -137,14 +142,17 @@ class AgentClient:
         reply = await self._json("GET", "/jobs", params=params)
         return list(reply.get("jobs", []))
 
-    async def job(self, job_id: str, *, tasks: int | None = None) -> dict[str, Any]:
+    async def job(
+        self, job_id: str, *, tasks: int | None = None, wait: float = 0.0
+    ) -> dict[str, Any]:
         """``{"job": JOB, "tasks": [TASK...], "frames": [FRAME...], "tasks_page": PAGE}``.
 
         Only the first ``tasks`` tasks (the agent's default, 100, if None) and their
-        frames; ``PAGE`` is ``{offset, limit, total, next_offset}``.
+        frames; ``PAGE`` is ``{offset, limit, total, next_offset}``. ``wait`` long-polls
+        as :func:`spillway.client.api.job` says.
         """
-        params = None if tasks is None else {"tasks": str(tasks)}
-        return await self._json("GET", f"/jobs/{quote(job_id, safe='')}", params=params)
+        call = job_call(job_id, tasks=tasks, wait=wait)
+        return await self._json("GET", call.path, params=call.params, **self._timeout(call))
 
     async def job_tasks(
         self, job_id: str, *, offset: int = 0, limit: int = 100, state: str | None = None

@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from spillway.client.api import MAX_WAIT_S
 from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.frames import resolve_frames
 from spillway.core.records import FileEntry
@@ -47,6 +48,8 @@ __all__ = [
     "sha256_file",
     "submit_scene",
     "upload_missing",
+    "long_poll_s",
+    "rest_after",
     "wait_for_job",
 ]
 
@@ -424,17 +427,19 @@ FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
 # Poll errors that mean "the agent is restarting or briefly unreachable"; waiting carries on.
 _TRANSIENT = frozenset({"unreachable", "connection_lost", "timeout"})
 
-FIRST_POLL_S = 0.05
-"""The first wait between polls; each next one doubles, up to the caller's ``poll_s``."""
+
+def long_poll_s(poll_s: float) -> float:
+    """How long each request of a wait lets the agent hold its answer: ``poll_s``, at most
+    the agent's limit. The agent answers at once when the job ends, so the end is seen
+    when it happens; ``poll_s`` is how often progress arrives meanwhile."""
+    return min(poll_s, MAX_WAIT_S)
 
 
-def poll_delays(poll_s: float) -> Iterator[float]:
-    """Waits between polls of a job: short at first, so that a short job is seen done
-    soon after it ends (a 1-frame job takes a fraction of a second), then ``poll_s``."""
-    delay = min(FIRST_POLL_S, poll_s)
-    while True:
-        yield delay
-        delay = min(delay * 2, poll_s)
+def rest_after(wait_s: float, elapsed_s: float) -> float:
+    """The pause before asking again after an answer for an unfinished job that took
+    ``elapsed_s``: none after a held answer; an agent that predates long polls answers
+    at once, and is then asked every ``wait_s`` as before."""
+    return max(0.0, wait_s - elapsed_s)
 
 
 async def wait_for_job(
@@ -445,9 +450,10 @@ async def wait_for_job(
     on_update: Callable[[dict[str, Any]], None] | None = None,
     max_outage_s: float = 60.0,
 ) -> dict[str, Any]:
-    """Poll ``GET /jobs/{id}`` until the job is done, failed or cancelled; return the JOB.
+    """Wait until the job is done, failed or cancelled; return the JOB.
 
-    Polls come quickly at first and then every ``poll_s`` (:func:`poll_delays`).
+    Each ``GET /jobs/{id}`` long-polls (:func:`long_poll_s`): it returns as soon as the
+    job ends, or after ``poll_s`` with the job as it is.
 
     ``on_update`` gets every full reply (job, tasks, frames).  The agent may be
     unreachable for up to ``max_outage_s`` (a restart) before the error is raised.
@@ -456,10 +462,11 @@ async def wait_for_job(
 
     outage_started: float | None = None
     loop = asyncio.get_running_loop()
-    delays = poll_delays(poll_s)
+    wait_s = long_poll_s(poll_s)
     while True:
+        asked = loop.time()
         try:
-            detail = await client.job(job_id)
+            detail = await client.job(job_id, wait=wait_s)
         except ClientError as err:
             now = loop.time()
             if err.code not in _TRANSIENT:
@@ -475,4 +482,4 @@ async def wait_for_job(
         job = dict(detail["job"])
         if job.get("state") in FINISHED_STATES:
             return job
-        await asyncio.sleep(next(delays))
+        await asyncio.sleep(rest_after(wait_s, loop.time() - asked))

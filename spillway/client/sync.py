@@ -101,8 +101,8 @@ class Client:
             )
         )
 
-    def job(self, job_id: str, *, tasks: int | None = None) -> JobDetail:
-        return self.call(api.job(job_id, tasks=tasks))
+    def job(self, job_id: str, *, tasks: int | None = None, wait: float = 0.0) -> JobDetail:
+        return self.call(api.job(job_id, tasks=tasks, wait=wait))
 
     def job_tasks(
         self, job_id: str, *, offset: int = 0, limit: int = 100, state: str | None = None
@@ -185,7 +185,8 @@ class Client:
         on_update: Callable[[JobDetail], None] | None = None,
         max_outage_s: float = 60.0,
     ) -> Job:
-        """Poll the job until it is done, failed or cancelled; return it."""
+        """Wait until the job is done, failed or cancelled (long polls, answered at its end);
+        return it."""
         from spillway.client import sync_submit
 
         return sync_submit.wait(

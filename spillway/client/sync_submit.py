@@ -22,9 +22,10 @@ from spillway.client.submission import (
     SubmitOptions,
     UploadCallback,
     build_job_body,
+    long_poll_s,
     parse_package_spec,
-    poll_delays,
     prepare_submission,
+    rest_after,
     scanner_for,
 )
 
@@ -44,7 +45,7 @@ class SyncAgent(Protocol):
     def check_blobs(self, hashes: list[str]) -> list[str]: ...
     def upload_blob(self, path: Path, sha256: str) -> dict[str, Any]: ...
     def submit(self, body: dict[str, Any]) -> Job: ...
-    def job(self, job_id: str, *, tasks: int | None = None) -> JobDetail: ...
+    def job(self, job_id: str, *, tasks: int | None = None, wait: float = 0.0) -> JobDetail: ...
     def map_parallel(
         self, fn: Callable[[Any], int], items: list[Any], *, workers: int = 4
     ) -> list[int]: ...
@@ -165,18 +166,20 @@ def wait(
     on_update: Callable[[JobDetail], None] | None = None,
     max_outage_s: float = 60.0,
 ) -> Job:
-    """Poll the job until it is done, failed or cancelled; return it.
+    """Wait until the job is done, failed or cancelled; return it.
 
-    Polls come quickly at first and then every ``poll_s`` (:func:`poll_delays`).
+    Each request long-polls (:func:`~spillway.client.submission.long_poll_s`): it
+    returns as soon as the job ends, or after ``poll_s`` with the job as it is.
 
-    ``on_update`` gets every poll's detail. The agent may be unreachable for up to
+    ``on_update`` gets every answer's detail. The agent may be unreachable for up to
     ``max_outage_s`` (a restart) before the error is raised.
     """
     outage_started: float | None = None
-    delays = poll_delays(poll_s)
+    wait_s = long_poll_s(poll_s)
     while True:
+        asked = time.monotonic()
         try:
-            detail = client.job(job_id)
+            detail = client.job(job_id, wait=wait_s)
         except ClientError as err:
             now = time.monotonic()
             if err.code not in _TRANSIENT:
@@ -191,4 +194,4 @@ def wait(
             on_update(detail)
         if detail.job.state in FINISHED_STATES:
             return detail.job
-        time.sleep(next(delays))
+        time.sleep(rest_after(wait_s, time.monotonic() - asked))

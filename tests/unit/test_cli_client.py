@@ -58,6 +58,7 @@ class FakeAgent:
         self.auth: list[str | None] = []
         self.uploads: list[tuple[str, str]] = []  # (sha256, content type)
         self.submits = 0
+        self.waits: list[str | None] = []  # each GET /jobs/{id}'s long-poll wait
         self.drop_blobs_once = False  # simulate a blob vanishing before submit
         self.corrupt_frames = False
         self.slow = asyncio.Event()  # set: /health hangs until release is set
@@ -155,6 +156,8 @@ class FakeAgent:
         return self.jobs[job_id]
 
     async def job(self, request):
+        # Answers at once whatever the wait, as an agent from before long polls did.
+        self.waits.append(request.query.get("wait"))
         job = self._job(request)
         progress = job["progress"]
         if job["state"] in ("queued", "running"):
@@ -454,6 +457,7 @@ async def test_wait_for_job_reports_every_poll(agent, scene):
         )
     assert final["state"] == "done"
     assert seen == ["running", "done"]
+    assert agent.waits == ["0.01", "0.01"]  # each request long-polls for the interval
 
 
 async def test_wait_for_job_gives_up_after_an_outage(refused_url):

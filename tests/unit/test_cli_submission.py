@@ -188,11 +188,12 @@ def test_symlink_escaping_the_scene_folder_is_refused(tmp_path: Path) -> None:
         manifest_from_files(scene, assets=[scene_dir / "tex.png"])
 
 
-def test_polls_of_a_waited_job_start_short_and_settle_at_the_interval() -> None:
-    from itertools import islice
+def test_a_wait_long_polls_at_the_interval_and_paces_an_agent_that_answers_at_once() -> None:
+    from spillway.client.submission import long_poll_s, rest_after
 
-    from spillway.client.submission import poll_delays
-
-    # A 1-frame job done 0.3 s after submit is seen within a poll of its end, not a second.
-    assert list(islice(poll_delays(1.0), 7)) == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    assert list(islice(poll_delays(0.01), 3)) == [0.01, 0.01, 0.01]  # never above poll_s
+    # Each request may be held for the interval (the agent answers at the job's end), at
+    # most the agent's limit; after a held answer the next request goes at once.
+    assert (long_poll_s(1.0), long_poll_s(0.01), long_poll_s(600.0)) == (1.0, 0.01, 30.0)
+    assert rest_after(1.0, 1.02) == 0.0
+    # An agent that predates long polls answers at once: ask again after the interval.
+    assert rest_after(1.0, 0.25) == 0.75
