@@ -9,7 +9,7 @@ asks the kernel for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -21,12 +21,12 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGKILL when this process dies; None off Linux.
 
-    The libc function is looked up here, before the fork, so the child only calls it.
+    The libc function is looked up before the fork (once per process), so the child only
+    calls it.
     """
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    prctl = libc.prctl
+    prctl = _prctl()
     parent = os.getpid()
 
     def preexec() -> None:
@@ -35,3 +35,12 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    # From the symbols already loaded (libc), as site_agent.files finds syncfs: looking
+    # libc up by name (ctypes.util.find_library) runs `ldconfig -p`, which cost every
+    # task about 5 ms on the render server's event loop.
+    prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
