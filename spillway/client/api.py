@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 from spillway.client.errors import BadRequest, ClientError, NotFound
-from spillway.client.records import Frame, Health, Job, JobDetail, Peer, Server
+from spillway.client.records import Job
+
+# A job's detail and the farm's records load with the first call that answers with them.
+if TYPE_CHECKING:
+    from spillway.client.detail_records import Frame, JobDetail
+    from spillway.client.farm_records import Health, Peer, Server
 
 __all__ = [
     "API",
@@ -76,6 +81,8 @@ def _raw(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def health() -> Call[Health]:
+    from spillway.client.farm_records import Health
+
     return Call("GET", "/health", Health.from_json)
 
 
@@ -125,6 +132,8 @@ def job(job_id: str, *, tasks: int | None = None, wait: float = 0.0) -> Call[Job
     """A job (its id or a unique prefix) with its first ``tasks`` tasks (agent default 100).
     ``wait`` (at most :data:`MAX_WAIT_S`) long-polls: the agent answers once the job has
     ended, or after that many seconds (an agent that predates it answers at once)."""
+    from spillway.client.detail_records import JobDetail
+
     params = {} if tasks is None else {"tasks": str(tasks)}
     if wait:
         params["wait"] = f"{wait:g}"
@@ -199,6 +208,8 @@ def task_log(
 
 def frames(job_id: str) -> Call[list[Frame]]:
     """The rendered frames of a job, each with its sha256, size and url."""
+    from spillway.client.detail_records import Frame
+
     return Call(
         "GET", path("jobs", job_id, "frames"), lambda b: [Frame.from_json(f) for f in b["frames"]]
     )
@@ -206,6 +217,8 @@ def frames(job_id: str) -> Call[list[Frame]]:
 
 def servers(job: str | None = None) -> Call[list[Server]]:
     """Render servers; with ``job`` each carries whether it can render that job."""
+    from spillway.client.farm_records import Server
+
     params = {"job": job} if job else None
     return Call(
         "GET", "/servers", lambda b: [Server.from_json(s) for s in b.get("servers", [])], params
@@ -213,6 +226,8 @@ def servers(job: str | None = None) -> Call[list[Server]]:
 
 
 def peers() -> Call[list[Peer]]:
+    from spillway.client.farm_records import Peer
+
     return Call("GET", "/peers", lambda b: [Peer.from_json(p) for p in b.get("peers", [])])
 
 

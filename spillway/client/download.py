@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from spillway.client.errors import ClientError, FileConflict
 from spillway.client.formatting import human_size
-from spillway.client.records import Frame
 
 if TYPE_CHECKING:
+    from spillway.client.detail_records import Frame
     from spillway.client.sync import Client
 
 __all__ = ["cmd_download", "frame_files", "plan_download"]

@@ -22,10 +22,12 @@ from urllib.parse import quote
 from spillway.client import api
 from spillway.client.api import Call, parse_reply
 from spillway.client.errors import ClientError, NotFound
-from spillway.client.records import Frame, Health, Job, JobDetail, Peer, Server
 from spillway.client.transport import FrameSink, Transport
 
 if TYPE_CHECKING:
+    from spillway.client.detail_records import Frame, JobDetail
+    from spillway.client.farm_records import Health, Peer, Server
+    from spillway.client.records import Job
     from spillway.client.submission import SubmitOptions, UploadCallback
     from spillway.client.sync_submit import Submitted
     from spillway.packages import Scanner

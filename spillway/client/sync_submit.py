@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from spillway.client.errors import ClientError, SubmissionError
-from spillway.client.records import Job, JobDetail
 from spillway.client.submission import (
     FINISHED_STATES,
     LocalFile,
@@ -30,6 +29,8 @@ from spillway.client.submission import (
 )
 
 if TYPE_CHECKING:
+    from spillway.client.detail_records import JobDetail
+    from spillway.client.records import Job
     from spillway.packages import Scanner
 
 __all__ = ["Submitted", "SyncAgent", "run_coroutine", "submit_scene", "upload_missing", "wait"]

@@ -134,6 +134,8 @@ def test_the_sync_client_and_the_client_commands_load_no_async_stack() -> None:
     assert under(loaded, "aiohttp", "asyncio", *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
     # Nor what only submit needs, nor the IDNA codec an ASCII agent address never needs.
     assert under(loaded, "spillway.packages", "packaging", "hashlib", "encodings.idna") == []
+    # Nor the records of a job's detail or of the farm: `jobs` shows jobs only.
+    assert under(loaded, "spillway.client.detail_records", "spillway.client.farm_records") == []
     # Nor http.client, whose header parsing is the email package: a third of the start.
     assert "spillway.client.http1" in loaded
     assert under(loaded, "http", "email", "ssl") == []
