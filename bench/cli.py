@@ -96,13 +96,15 @@ def _wait_online(client: Client, limit_s: float) -> None:
 
 
 def _first_frame(scene: Path, agent: AgentProcess, client: Client, runs: int) -> dict[str, float]:
-    """``submit --wait`` of a 1-frame job: whole command, and the agent's own create → done."""
+    """``submit --wait`` of a 1-frame job: whole command, and the agent's own create → done.
+
+    With the default progress interval (1 s), as a user runs it: the wait's long poll is
+    answered when the job ends, so the interval does not delay the end."""
     wall, agent_side = [], []
     for _ in range(runs):
         argv = spillway_argv(
             "submit", str(scene), "--package", "builtin", "--frames", "1",
-            "--resolution", "16x16", "--wait", "--json", "--poll-interval", "0.01",
-            "--agent", agent.url,
+            "--resolution", "16x16", "--wait", "--json", "--agent", agent.url,
         )  # fmt: skip
         t0 = time.perf_counter()
         out = subprocess.run(argv, cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=60)
@@ -129,7 +131,7 @@ async def cli_run(runs: int, limit_s: float) -> dict[str, Any]:
                 frame = _first_frame(scene, agent, client, 1)  # warms the server's asset cache
                 frame = _first_frame(scene, agent, client, runs)
                 job_id = client.jobs(limit=1)[0].id
-            result: dict[str, Any] = {"runs": runs, **frame}
+            result: dict[str, Any] = {"runs": runs, "load": os.getloadavg()[0], **frame}
             submit = ("submit", str(scene), "--package", "builtin", "--frames", "1")
             for name, argv in (
                 ("python", [PYTHON, "-c", "pass"]),

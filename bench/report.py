@@ -98,7 +98,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 "CLI start",
                 f"median of {r['runs']} runs; bare `python -c pass` {r['python']['median_ms']:.0f} ms "
-                f"(CPU {r['python'].get('cpu_ms', float('nan')):.0f})",
+                f"(CPU {r['python'].get('cpu_ms', float('nan')):.0f})"
+                + (f"; load average {r['load']:.1f}" if "load" in r else ""),
                 starts,
                 "<= 80 ms",
             )
