@@ -1,7 +1,7 @@
 """Federation transfer: assets over mutual TLS (the real upload path) vs a raw loopback copy.
 
 Both sides run in this process on 127.0.0.1. The TLS side is the code the site
-agents use: ``federation.transfer.upload_blob`` (4 MiB chunks, resumable) into a
+agents use: ``federation.transfer.upload_blob`` (a blob per request, resumable) into a
 ``ResumableReceiver`` behind ``BlobUploadEndpoint`` on an aiohttp server with the
 federation CA's server context, committing into a real ``AssetStore`` (hash
 verified). The raw side streams the same files over a plain TCP socket into
@@ -9,8 +9,8 @@ files, interleaved ABBA (raw, TLS, TLS, raw) so that both see the same load; the
 TLS side uploads ``UPLOAD_STREAMS`` blobs at a time, as forwarding does. Then: a
 second pass over the same blobs (bytes sent; target 0), uploads and frames
 fetched back under a ``max_mbps`` cap (``bench.transfer_capped``: measured rate
-vs the cap; target within 10 %), and a transfer cut mid-blob and resumed (bytes
-re-sent; target <= one chunk).
+vs the cap; target within 10 %), and a transfer cut mid-blob by a proxy that
+drops the connection, then resumed (bytes re-sent; target <= one chunk).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -41,6 +42,7 @@ from site_agent.assets import AssetStore
 
 from .common import free_port
 from .common import workdir as bench_workdir
+from .cut_proxy import CutProxy
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, measure
 
 MIB = 1024 * 1024
@@ -107,32 +109,8 @@ async def raw_copy(files: list[tuple[Path, str]], dest: Path) -> float:
     return elapsed
 
 
-class CutOnce:
-    """Middleware that drops the connection in the middle of one chunk, once."""
-
-    def __init__(self, sha256: str, after_chunks: int) -> None:
-        self.sha256 = sha256
-        self.after_chunks = after_chunks
-        self.seen = 0
-        self.fired = False
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method == "PATCH" and request.path.endswith(self.sha256) and not self.fired:
-            self.seen += 1
-            if self.seen > self.after_chunks:
-                self.fired = True
-                await request.content.readexactly(CHUNK_SIZE // 2)
-                assert request.transport is not None
-                request.transport.close()
-                raise ConnectionResetError("cut by the benchmark")
-        return await handler(request)  # type: ignore[no-any-return]
-
-
 @asynccontextmanager
-async def remote_site(
-    root: Path, tls: TlsContexts, cut: CutOnce | None = None
-) -> AsyncIterator[tuple[str, AssetStore]]:
+async def remote_site(root: Path, tls: TlsContexts) -> AsyncIterator[tuple[str, AssetStore]]:
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
 
     async def commit(sha256: str, path: Path) -> None:
@@ -144,9 +122,7 @@ async def remote_site(
     receiver = ResumableReceiver(
         assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40
     )
-    app = web.Application(
-        middlewares=[cut.middleware] if cut else [], client_max_size=2 * CHUNK_SIZE
-    )
+    app = web.Application()
     app.add_routes(BlobUploadEndpoint(receiver).routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -233,10 +209,16 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
         fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
-        big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
-        cut = CutOnce(big_sha, after_chunks=3)
-        async with remote_site(root / "site-cut", remote_tls, cut) as (url, assets):
-            resumed = await upload_all(url, origin_tls, [(big_path, big_sha)])
+        big = big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
+        async with remote_site(root / "site-cut", remote_tls) as (url, assets):
+            # The network drops the stream 3.5 chunks in; the bytes sent again are those
+            # in flight then, which the receiver never got.
+            cut = CutProxy("127.0.0.1", urlsplit(url).port or 0, cut_after=7 * CHUNK_SIZE // 2)
+            port = await cut.start()
+            try:
+                resumed = await upload_all(f"https://127.0.0.1:{port}", origin_tls, [big])
+            finally:
+                await cut.close()
             assert assets.has(big_sha) and cut.fired
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]

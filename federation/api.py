@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from federation.accept import Acceptance
-from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
+from federation.blob_receiver import STORED_BYTES, BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
 from federation.envelope import Envelope, decode_envelope, encode_reply
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
@@ -331,12 +331,14 @@ def _guard_blob(handler: Any) -> Any:
             raise ForbiddenError(
                 f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
             )
-        response: web.StreamResponse = await handler(request)
-        if request.method == "PATCH" and response.status in (200, 204):
-            # Accounting: the chunk's bytes are stored (a refused chunk counts nothing).
-            await request.app[ENDPOINTS].acceptance.blob_received(
-                peer, sha256, request.content_length or 0
-            )
+        try:
+            response: web.StreamResponse = await handler(request)
+        finally:
+            # Accounting: the bytes stored, also of a stream cut part way (the sender resumes
+            # after them); a refused request stored none.
+            stored = request.get(STORED_BYTES, 0)
+            if stored:
+                await request.app[ENDPOINTS].acceptance.blob_received(peer, sha256, stored)
         return response
 
     return guarded

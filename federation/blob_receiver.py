@@ -1,24 +1,28 @@
 """The receiving end of the blob upload protocol (see :mod:`federation.transfer`).
 
-:class:`ResumableReceiver` keeps partial blobs on disk, appended chunk by chunk
-(each append durable) and verified at the end; :class:`BlobUploadEndpoint` serves
-it as aiohttp ``HEAD``/``PATCH`` handlers.
+:class:`ResumableReceiver` keeps partial blobs on disk, each request's stream
+appended off the event loop with a durable-offset record
+(:mod:`federation.blob_append`), and verifies a blob before handing it on;
+:class:`BlobUploadEndpoint` serves it as aiohttp ``HEAD``/``PATCH`` handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-import os
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from federation.blob_append import PartialBlob, StreamAppender
 from federation.errors import (
+    BlobBusyError,
     BlobTooLargeError,
     OffsetMismatchError,
     TamperedBlobError,
@@ -27,30 +31,31 @@ from federation.errors import (
 from federation.transfer import (
     BLOB_COMPLETE,
     BLOBS_PATH,
-    CHUNK_SIZE,
     OFFSET_CONTENT_TYPE,
     UPLOAD_LENGTH,
     UPLOAD_OFFSET,
 )
+from federation.upload_threads import STREAM_SOCKET_BUFFER
 from spillway.core.checks import is_sha256
 
-__all__ = ["DEFAULT_MAX_BLOB_SIZE", "BlobUploadEndpoint", "ResumableReceiver"]
+__all__ = ["DEFAULT_MAX_BLOB_SIZE", "STORED_BYTES", "BlobUploadEndpoint", "ResumableReceiver"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BLOB_SIZE = 64 * 1024**3
+BUSY_WAIT_S = 30.0
+"""How long a request waits for an earlier stream of the same blob to end (a sender that
+resumed before this side noticed the cut) before it is answered 503."""
 _HASH_BLOCK = 1024 * 1024
-_WRITE_SLICE = 256 * 1024
-_KEPT_BUFFERS = 8
 Buffer = bytes | bytearray | memoryview
 
 
 class ResumableReceiver:
-    """Partial blobs on disk, appended chunk by chunk and verified at the end.
+    """Partial blobs on disk, appended stream by stream and verified at the end.
 
-    ``commit(sha256, path)`` is called with a fully verified file and may move it
-    into the asset store (it owns the file from then on; whatever is left at
-    ``path`` afterwards is deleted). ``is_stored(sha256)``, when given, tells
+    ``commit(sha256, path)`` is called with a fully verified, synced file and may
+    move it into the asset store (it owns the file from then on; whatever is left
+    at ``path`` afterwards is deleted). ``is_stored(sha256)``, when given, tells
     whether the asset store already has a blob, so a sender can skip it.
     """
 
@@ -61,68 +66,74 @@ class ResumableReceiver:
         *,
         is_stored: Callable[[str], Awaitable[bool]] | None = None,
         max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
+        busy_wait_s: float = BUSY_WAIT_S,
     ) -> None:
         self.partial_dir = partial_dir
         self._commit = commit
         self._is_stored = is_stored
         self.max_blob_size = max_blob_size
+        self.busy_wait_s = busy_wait_s
         self._locks: dict[str, asyncio.Lock] = {}
         # Running sha256 of each partial blob appended in this process, so finishing a
         # blob does not read it back from disk; after a restart the file is re-read.
         self._hashes: dict[str, tuple[int, Any]] = {}
         partial_dir.mkdir(parents=True, exist_ok=True)
 
-    def partial_path(self, sha256: str) -> Path:
+    def partial(self, sha256: str) -> PartialBlob:
         if not is_sha256(sha256):
             raise ValueError(f"{sha256!r} is not a sha256 (64 lowercase hex digits)")
-        return self.partial_dir / f"{sha256}.part"
+        return PartialBlob(self.partial_dir, sha256)
+
+    def partial_path(self, sha256: str) -> Path:
+        return self.partial(sha256).data
 
     def offset(self, sha256: str) -> int:
-        """How many bytes of the blob are held (0 when none)."""
-        try:
-            return self.partial_path(sha256).stat().st_size
-        except FileNotFoundError:
-            return 0
+        """How many bytes of the blob are held, ready to resume from (0 when none)."""
+        return self.partial(sha256).offset()
 
     async def is_complete(self, sha256: str) -> bool:
         return self._is_stored is not None and await self._is_stored(sha256)
 
-    async def append(self, sha256: str, offset: int, data: Buffer) -> int:
-        """Append ``data`` at ``offset``; returns the new offset.
+    @asynccontextmanager
+    async def appending(
+        self, sha256: str, offset: int, *, total: int | None = None
+    ) -> AsyncIterator[StreamAppender]:
+        """A :class:`StreamAppender` for a stream that starts at ``offset``, the blob held
+        for it alone. On exit every block given to it is written and synced.
 
-        Raises :class:`OffsetMismatchError` when ``offset`` is not the current
-        size (the sender then resumes from ``current``), and
-        :class:`BlobTooLargeError` beyond ``max_blob_size``.
+        Raises :class:`OffsetMismatchError` when ``offset`` is not where the partial
+        blob ends (the sender resumes from ``current``), :class:`BlobTooLargeError`
+        when ``total`` exceeds ``max_blob_size``, and :class:`BlobBusyError` when an
+        earlier stream of the blob does not end within ``busy_wait_s``.
         """
-        async with self._lock(sha256):
-            current = self.offset(sha256)
+        partial = self.partial(sha256)
+        if total is not None and total > self.max_blob_size:
+            raise BlobTooLargeError(sha256=sha256, limit=self.max_blob_size)
+        lock = self._lock(sha256)
+        try:
+            await asyncio.wait_for(lock.acquire(), self.busy_wait_s)
+        except TimeoutError:
+            raise BlobBusyError(sha256=sha256, waited_s=self.busy_wait_s) from None
+        try:
+            current = partial.offset()
             if offset != current:
                 raise OffsetMismatchError(sha256=sha256, offset=offset, current=current)
-            if current + len(data) > self.max_blob_size:
-                raise BlobTooLargeError(sha256=sha256, limit=self.max_blob_size)
-            # Off the event loop: the write, the fsync and the running hash all release the
-            # GIL, so other streams' TLS is decrypted meanwhile (hashing while receiving).
-            await asyncio.to_thread(self._write_durably, sha256, current, data)
-            return current + len(data)
+            appender = StreamAppender(partial, current, self._running_hash(sha256, current))
+            async with appender:
+                yield appender
+            if appender.digest is not None:
+                self._hashes[sha256] = (appender.written, appender.digest)
+        finally:
+            lock.release()
 
-    def _write_durably(self, sha256: str, current: int, data: Buffer) -> None:
-        digest = self._running_hash(sha256, current)
-        view = memoryview(data)
-        # Unbuffered, and hashed slice by slice right after each slice is written: the slice is
-        # still in the CPU cache, where a second pass over the whole chunk would read it from
-        # memory again (measured: file writes and hashing were most of the receiver's CPU).
-        with self.partial_path(sha256).open("ab", buffering=0) as handle:
-            for start in range(0, len(view), _WRITE_SLICE):
-                piece = view[start : start + _WRITE_SLICE]
-                written = 0
-                while written < len(piece):
-                    written += handle.write(piece[written:])
-                if digest is not None:
-                    digest.update(piece)
-            # The offset we report must survive a crash, or the sender skips bytes.
-            os.fsync(handle.fileno())
-        if digest is not None:
-            self._hashes[sha256] = (current + len(data), digest)
+    async def append(self, sha256: str, offset: int, data: Buffer) -> int:
+        """Append ``data`` at ``offset`` (synced); returns the new offset. Raises as
+        :meth:`appending` does, and :class:`BlobTooLargeError` beyond ``max_blob_size``."""
+        if offset + len(data) > self.max_blob_size:
+            raise BlobTooLargeError(sha256=sha256, limit=self.max_blob_size)
+        async with self.appending(sha256, offset) as appender:
+            await appender.write(bytes(data))
+        return appender.written
 
     def _running_hash(self, sha256: str, offset: int) -> Any:
         """The running sha256 of the blob's first ``offset`` bytes, or None when unknown
@@ -141,34 +152,41 @@ class ResumableReceiver:
         content does not hash to ``sha256``.
         """
         async with self._lock(sha256):
-            path = self.partial_path(sha256)
-            size = self.offset(sha256)
+            partial = self.partial(sha256)
+            size = partial.offset()
             if size != expected_size:
                 raise OffsetMismatchError(sha256=sha256, offset=expected_size, current=size)
             running = self._hashes.pop(sha256, None)
             if running is not None and running[0] == size:
                 actual = running[1].hexdigest()
             else:
-                actual = await _hash_file(path)
+                actual = await _hash_file(partial.data, size)
             if actual != sha256:
-                path.unlink(missing_ok=True)
+                partial.discard()
                 log.warning("blob %s: content hashes to %s; discarded", sha256, actual)
                 raise TamperedBlobError(sha256=sha256, actual=actual, size=size)
-            await self._commit(sha256, path)
-            path.unlink(missing_ok=True)
+            await self._commit(sha256, partial.data)
+            partial.discard()
         self._locks.pop(sha256, None)
 
     def _lock(self, sha256: str) -> asyncio.Lock:
         return self._locks.setdefault(sha256, asyncio.Lock())
 
 
-async def _hash_file(path: Path) -> str:
+async def _hash_file(path: Path, size: int) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
+        left = size
+        while left and (block := handle.read(min(left, _HASH_BLOCK))):
             digest.update(block)
+            left -= len(block)
             await asyncio.sleep(0)  # let other connections run while hashing a large blob
     return digest.hexdigest()
+
+
+STORED_BYTES: web.RequestKey[int] = web.RequestKey("spillway-blob-stored", int)
+"""Set on a PATCH request: the bytes of its body that were stored (synced), also when
+the connection was cut part way (for the receiving site's accounting)."""
 
 
 # Without an explicit length aiohttp's client closes the connection after every HEAD,
@@ -179,15 +197,13 @@ _KEEP_ALIVE = {"Content-Length": "0"}
 class BlobUploadEndpoint:
     """aiohttp handlers for the upload protocol, over a :class:`ResumableReceiver`.
 
-    ``app.add_routes(BlobUploadEndpoint(receiver).routes())``.
+    ``app.add_routes(BlobUploadEndpoint(receiver).routes())``. A PATCH body may be
+    any part of the blob up to its end: it is streamed to disk as it arrives
+    (:class:`~federation.blob_append.StreamAppender`), and answered once it is synced.
     """
 
-    def __init__(self, receiver: ResumableReceiver, *, max_chunk_size: int = 4 * CHUNK_SIZE):
+    def __init__(self, receiver: ResumableReceiver) -> None:
         self.receiver = receiver
-        self.max_chunk_size = max_chunk_size
-        # Chunk buffers for reuse: a fresh 4 MiB buffer per chunk cost a page fault per 4 KiB
-        # (and the zeroing) on the loop's thread.
-        self._buffers: list[bytearray] = []
 
     def routes(self, prefix: str = BLOBS_PATH) -> list[web.RouteDef]:
         return [
@@ -220,85 +236,51 @@ class BlobUploadEndpoint:
             return _error(415, "bad_content_type", f"send chunks as {OFFSET_CONTENT_TYPE}")
         if await self.receiver.is_complete(sha256):
             return web.Response(status=200, headers={BLOB_COMPLETE: "1"})
-        if (request.content_length or 0) > self.max_chunk_size:
-            return _error(
-                413, "chunk_too_large", f"send chunks of at most {self.max_chunk_size} bytes"
-            )
-        buffer = self._buffer(request.content_length or 0)
-        response = await self._receive(request, sha256, int(offset), int(length), buffer)
-        # Reached only when the chunk is on disk or refused: no thread holds the buffer. After
-        # an exception (a cancelled request among them) a write may still run: not reused then.
-        if len(buffer) == CHUNK_SIZE and len(self._buffers) < _KEPT_BUFFERS:
-            self._buffers.append(buffer)
-        return response
-
-    async def _receive(
-        self, request: web.Request, sha256: str, offset: int, length: int, buffer: bytearray
-    ) -> web.Response:
-        data = await self._read_body(request, buffer)
-        if data is None:
-            return _error(
-                413, "chunk_too_large", f"send chunks of at most {self.max_chunk_size} bytes"
-            )
-        if offset + len(data) > length:
-            return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {length}")
-        return await self._append(sha256, offset, length, data)
-
-    def _buffer(self, size: int) -> bytearray:
-        if size <= CHUNK_SIZE and self._buffers:
-            return self._buffers.pop()
-        return bytearray(CHUNK_SIZE if 0 < size <= CHUNK_SIZE else size)
-
-    async def _append(self, sha256: str, offset: int, length: int, data: Buffer) -> web.Response:
+        start, total = int(offset), int(length)
+        if start + (request.content_length or 0) > total:
+            return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {total}")
         try:
-            new_offset = await self.receiver.append(sha256, offset, data)
-            if new_offset < length:
+            new_offset = await self._receive(request, sha256, start, total)
+            if new_offset < total:
                 return web.Response(status=204, headers={UPLOAD_OFFSET: str(new_offset)})
-            await self.receiver.finish(sha256, length)
+            await self.receiver.finish(sha256, total)
         except OffsetMismatchError as exc:
             return _error(409, "offset_mismatch", str(exc), {UPLOAD_OFFSET: str(exc.current)})
         except TamperedBlobError as exc:
             return _error(422, "blob_hash_mismatch", str(exc))
         except BlobTooLargeError as exc:
             return _error(413, "blob_too_large", str(exc))
+        except BlobBusyError as exc:
+            return _error(503, "blob_busy", str(exc), {"Retry-After": "1"})
         except TransferError as exc:
             return _error(400, "bad_upload", str(exc))
-        return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(length)})
+        return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(total)})
 
-    async def _read_body(self, request: web.Request, buffer: bytearray) -> Buffer | None:
-        if request.content_length == 0:
-            return b""
-        if request.content_length is not None:
-            body = memoryview(buffer)[: request.content_length]
-            return await _read_exactly(request.content, body)
-        data = bytearray()
-        async for block in request.content.iter_chunked(64 * 1024):
-            data += block
-            if len(data) > self.max_chunk_size:
-                return None
-        return bytes(data)
+    async def _receive(self, request: web.Request, sha256: str, start: int, total: int) -> int:
+        """Stream the body into the partial blob; the new offset. A cut connection raises
+        (after what arrived is synced); a body running past ``total`` raises TransferError."""
+        _bound_receive_buffer(request)
+        appender: StreamAppender | None = None
+        received = start
+        try:
+            async with self.receiver.appending(sha256, start, total=total) as appender:
+                while block := await request.content.readany():
+                    received += len(block)
+                    if received > total:
+                        raise TransferError(f"the body runs beyond {UPLOAD_LENGTH} {total}")
+                    await appender.write(block)
+        finally:
+            # Counted once written and synced (the appender's exit), also for a cut stream.
+            request[STORED_BYTES] = appender.appended if appender is not None else 0
+        return appender.written
 
 
-async def _read_exactly(content: aiohttp.StreamReader, view: memoryview) -> memoryview:
-    """The body into ``view`` (a reused buffer), block by block as it is decrypted.
-
-    ``readexactly`` joins the blocks twice (once per read, once at the end): two more copies
-    of every chunk on the event loop, which also decrypts every stream. A cut connection
-    raises ``IncompleteReadError`` and ends the request.
-    """
-    # Let up to a whole chunk queue up before aiohttp pauses the socket (default: 128 KiB);
-    # the method is missing from older aiohttp, whose limit then stays.
-    raise_limit = getattr(content, "set_read_chunk_size", None)
-    if raise_limit is not None:
-        raise_limit(len(view))
-    size, filled = len(view), 0
-    while filled < size:
-        block = await content.readany()
-        if not block:
-            raise asyncio.IncompleteReadError(bytes(view[:filled]), size)
-        view[filled : filled + len(block)] = block
-        filled += len(block)
-    return view
+def _bound_receive_buffer(request: web.Request) -> None:
+    """Keep what a cut loses in flight near one chunk (see ``STREAM_SOCKET_BUFFER``)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STREAM_SOCKET_BUFFER)
 
 
 def _error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BlobBusyError",
     "BlobTooLargeError",
     "CaExistsError",
     "CaMissingError",
@@ -165,6 +166,17 @@ class BlobTooLargeError(TransferError):
         super().__init__(
             f"blob {sha256} exceeds the receiver's limit of {limit} bytes; split the asset "
             "or raise the receiving site's blob size limit"
+        )
+
+
+class BlobBusyError(TransferError):
+    """Another upload of the same blob is still being received."""
+
+    def __init__(self, *, sha256: str, waited_s: float) -> None:
+        self.sha256 = sha256
+        super().__init__(
+            f"blob {sha256} is still being received from an earlier request (waited "
+            f"{waited_s:.0f} s); ask for its offset again and resume"
         )
 
 

@@ -7,17 +7,24 @@ HTTP shape, under ``{base_url}/fed/v1/blobs/{sha256}``:
     otherwise ``200`` with ``Upload-Offset: N`` (bytes of the partial blob it
     holds; a ``404`` means 0).
 ``PATCH``
-    Headers ``Upload-Offset: N`` (where this chunk starts), ``Upload-Length: T``
+    Headers ``Upload-Offset: N`` (where this body starts), ``Upload-Length: T``
     (the blob's total size) and ``Content-Type: application/offset+octet-stream``;
-    the body is the chunk. Answers ``204`` with the new ``Upload-Offset``; when the
-    chunk completes the blob, the receiver verifies the sha256 and answers ``200``
-    with ``Blob-Complete: 1``, or ``422`` (content discarded) when it did not
-    match. ``409`` with the receiver's ``Upload-Offset`` when the chunk does not
-    start where the partial blob ends; ``413`` when a chunk or blob is too big.
+    the body is any part of the blob from ``N``, up to all the rest of it. The
+    receiver writes and hashes it as it arrives and answers once all of it is
+    synced: ``204`` with the new ``Upload-Offset``; when the body completes the
+    blob, the receiver verifies the sha256 and answers ``200`` with
+    ``Blob-Complete: 1`` (the blob is then durable and recorded), or ``422``
+    (content discarded) when it did not match. ``409`` with the receiver's
+    ``Upload-Offset`` when the body does not start where the partial blob ends;
+    ``413`` when the blob is too big; ``503`` while an earlier request for the
+    same blob is still being received.
 
-The sender (:func:`upload_blob`) asks for the offset, sends the rest in chunks,
-and after a dropped connection asks again and resumes, so an interrupted
-transfer re-sends at most the chunk that was in flight. The receiver side is
+The sender (:func:`upload_blob`) asks for the offset and sends the rest in one
+request (no waiting for the disk between chunks: the receiver syncs in the
+background, every :data:`~federation.blob_append.CHECKPOINT_BYTES`, and records
+the synced offset); after a dropped connection it asks again and resumes from
+what the receiver holds: a cut stream keeps every byte that arrived, so only the
+bytes in flight in the network are sent again. The receiver side is
 :class:`federation.blob_receiver.ResumableReceiver` (storage logic) wired into
 aiohttp by :class:`federation.blob_receiver.BlobUploadEndpoint`. Authorisation (which peer may upload which blob) is
 the caller's job, e.g. a middleware that checks the peer certificate and the
@@ -66,7 +73,7 @@ UPLOAD_LENGTH = "Upload-Length"
 BLOB_COMPLETE = "Blob-Complete"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 SEND_BLOCK = 1024 * 1024
-"""Bytes per write of an uncapped chunk upload."""
+"""Bytes per write of an uncapped upload."""
 
 
 def blob_url(base_url: str, sha256: str) -> str:
@@ -104,12 +111,16 @@ class _Upload:
     sha256: str
     path: Path
     size: int
-    chunk_size: int
-    timeout: aiohttp.ClientTimeout
+    chunk_size: int | None
+    timeout_s: float
     options: dict[str, Any]
     bucket: TokenBucket | None = None
     connections: UploadConnections | None = None
     sent: int = 0
+
+    def count_sent(self, count: int) -> None:
+        # Called from an upload thread too, while the loop awaits that request.
+        self.sent += count
 
     @property
     def threaded(self) -> bool:
@@ -124,7 +135,7 @@ async def upload_blob(
     sha256: str,
     path: Path,
     *,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     timeout_s: float = 60,
     request_options: Mapping[str, Any] | None = None,
     attempts: int = 6,
@@ -136,15 +147,18 @@ async def upload_blob(
 
     Resumes from whatever the receiver already holds, and after connection
     errors, timeouts and 429/5xx answers retries (exponential backoff with
-    jitter, ``attempts`` in all) from the receiver's offset. ``timeout_s`` bounds
-    each request. ``request_options`` are passed to every request; between sites
+    jitter, ``attempts`` in all) from the receiver's offset. ``chunk_size``, when
+    given, is the most bytes sent per request (default: the rest of the blob in
+    one). ``timeout_s`` bounds each wait for the peer (connecting, each read and
+    write, the answer). ``request_options`` are passed to every request; between sites
     that is ``tls.request_options(peer.name)`` (mutual TLS, peer name checked).
     ``bucket``, when given, paces the bytes (the peer's bandwidth cap, shared with
     its other streams). ``connections``, when given, sends uncapped uploads through
     blocking TLS sockets in its worker threads (see :mod:`federation.upload_threads`)
     with the TLS context and peer name of ``request_options``; ``session`` then
-    serves only capped uploads. Returns the number of bytes sent (0 when the
-    receiver already had the blob). Raises :class:`UploadError`.
+    serves only capped uploads. Returns the number of bytes sent, counting bytes
+    sent again after a cut (0 when the receiver already had the blob). Raises
+    :class:`UploadError`.
     """
     if not is_sha256(sha256):
         raise ValueError(f"{sha256!r} is not a sha256 (64 lowercase hex digits)")
@@ -155,7 +169,7 @@ async def upload_blob(
         path=path,
         size=_file_size(path),
         chunk_size=chunk_size,
-        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        timeout_s=timeout_s,
         options=dict(request_options or {}),
         bucket=bucket,
         connections=connections,
@@ -201,13 +215,6 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _read_chunk(path: Path, offset: int, size: int) -> bytes:
-    # A bounded read from local disk; cheaper than a thread hop for a few MiB.
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(size)
-
-
 async def _remote_offset(upload: _Upload) -> int | None:
     """Bytes the receiver holds, or None when it already has the whole blob."""
     answer = await _exchange(upload, "HEAD", {})
@@ -221,8 +228,10 @@ async def _remote_offset(upload: _Upload) -> int | None:
 
 
 async def _send_chunk(upload: _Upload, offset: int) -> int | None:
-    """PATCH one chunk; the new offset, or None when the blob is complete."""
-    length = min(upload.chunk_size, upload.size - offset)
+    """PATCH the blob from ``offset`` (at most ``chunk_size`` bytes of it); the new offset,
+    or None when the blob is complete."""
+    left = upload.size - offset
+    length = left if upload.chunk_size is None else min(upload.chunk_size, left)
     headers = {
         UPLOAD_OFFSET: str(offset),
         UPLOAD_LENGTH: str(upload.size),
@@ -230,7 +239,6 @@ async def _send_chunk(upload: _Upload, offset: int) -> int | None:
         # A known length (no chunked encoding) and one buffer from disk, sent without copies.
         "Content-Length": str(length),
     }
-    upload.sent += length
     answer = await _exchange(upload, "PATCH", headers, offset=offset, length=length)
     if answer.status == 409:
         current = _offset_header(upload, answer)
@@ -253,7 +261,13 @@ async def _send_chunk(upload: _Upload, offset: int) -> int | None:
 async def _exchange(
     upload: _Upload, method: str, headers: dict[str, str], *, offset: int = 0, length: int = 0
 ) -> Answer:
-    """One request with the chunk at ``offset`` (``length`` bytes) as its body, answered whole."""
+    """One request with ``length`` bytes of the file from ``offset`` as its body, answered
+    whole; ``upload.sent`` counts the body's bytes as they are sent."""
+    body = (
+        FileRange(path=upload.path, offset=offset, length=length, sent=upload.count_sent)
+        if length
+        else None
+    )
     if upload.threaded:
         assert upload.connections is not None
         # HEAD with an explicit empty length keeps the connection alive (see _KEEP_ALIVE).
@@ -261,37 +275,46 @@ async def _exchange(
             method,
             upload.url,
             headers=headers or {"Content-Length": "0"},
-            body=FileRange(path=upload.path, offset=offset, length=length) if length else None,
+            body=body,
             tls=upload.options.get("ssl"),
             peer=upload.options.get("server_hostname"),
-            timeout_s=upload.timeout.total or 60,
+            timeout_s=upload.timeout_s,
         )
-    data = _read_chunk(upload.path, offset, length) if length else None
+    # No total: a whole blob at a capped rate takes as long as it takes; each wait is bounded.
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=upload.timeout_s, sock_read=upload.timeout_s
+    )
     async with upload.session.request(
         method,
         upload.url,
-        # Slices of the one buffer read from disk: no copy before TLS, and a few large writes
-        # instead of 64 KiB ones (a BytesIO body cost a copy and 64 loop iterations per chunk).
-        data=_blocks(data, upload.bucket) if data is not None else None,
+        data=_paced_blocks(body, upload.bucket) if body is not None else None,
         headers=headers,
-        timeout=upload.timeout,
+        timeout=timeout,
         **upload.options,
     ) as resp:
-        body = await resp.read() if resp.status not in (200, 204) else b""
+        data = await resp.read() if resp.status not in (200, 204) else b""
         headers = {name.title(): value for name, value in resp.headers.items()}
-        return Answer(method=method, status=resp.status, headers=headers, body=body)
+        return Answer(method=method, status=resp.status, headers=headers, body=data)
 
 
-async def _blocks(data: bytes, bucket: TokenBucket | None) -> AsyncIterator[memoryview]:
-    """The chunk in blocks (slices, not copies); with a bandwidth cap, small blocks, each
-    sent when the cap allows."""
-    view = memoryview(data)
+async def _paced_blocks(body: FileRange, bucket: TokenBucket | None) -> AsyncIterator[bytes]:
+    """The body read from disk block by block; with a bandwidth cap, small blocks, each sent
+    when the cap allows (the one place a capped upload takes from its peer's bucket)."""
     size = SEND_BLOCK if bucket is None else bucket.block
-    for start in range(0, len(view), size):
-        block = view[start : start + size]
-        if bucket is not None:
-            await bucket.take(len(block))
-        yield block
+    left = body.length
+    with body.path.open("rb", buffering=0) as handle:
+        handle.seek(body.offset)
+        while left:
+            # A bounded read from local disk: cheaper on the loop than a thread hop.
+            block = handle.read(min(left, size))
+            if not block:
+                raise OSError(f"{body.path} is shorter than expected; it changed during upload")
+            if bucket is not None:
+                await bucket.take(len(block))
+            yield block
+            left -= len(block)
+            if body.sent is not None:
+                body.sent(len(block))
 
 
 def _offset_header(upload: _Upload, answer: Answer) -> int:

@@ -7,15 +7,18 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from bench.cut_proxy import CutProxy
+from federation.blob_append import CHECKPOINT_BYTES
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.errors import UploadError
-from federation.transfer import upload_blob
+from federation.transfer import UPLOAD_OFFSET, upload_blob
 from federation.upload_threads import UploadConnections
 
 MIB = 1024 * 1024
@@ -138,6 +141,68 @@ async def test_upload_in_chunks(
     assert remote.patches == 10
     if connections is not None:  # one kept-alive connection for the 2 HEADs and 10 PATCHes
         assert connections.opened == 1
+
+
+async def test_the_whole_blob_goes_in_one_request(
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
+) -> None:
+    sha = make_blob(tmp_path / "scene.bin", 3 * CHECKPOINT_BYTES + 5)
+
+    sent = await upload_blob(
+        session, base_url, sha, tmp_path / "scene.bin", connections=connections
+    )
+
+    assert sent == 3 * CHECKPOINT_BYTES + 5
+    assert (remote.heads, remote.patches) == (1, 1)
+    assert (remote.store.root / sha).read_bytes() == (tmp_path / "scene.bin").read_bytes()
+    assert list(remote.receiver.partial_dir.iterdir()) == []  # neither data nor record left
+
+
+async def test_stream_cut_mid_blob_resumes_from_what_arrived(
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
+) -> None:
+    """The network drops the one stream part way (past a checkpoint, between two): the
+    receiver keeps every byte that reached it, not just the last checkpoint, and the
+    sender resumes from there."""
+    size = 4 * CHECKPOINT_BYTES
+    sha = make_blob(tmp_path / "scene.bin", size)
+    starts: list[int] = []
+
+    async def note_start(request: web.Request, handler: Handler) -> web.StreamResponse:
+        starts.append(int(request.headers[UPLOAD_OFFSET]))
+        return await handler(request)
+
+    remote.fault = note_start
+    target = urlsplit(base_url)
+    proxy = CutProxy(target.hostname or "", target.port or 0, cut_after=CHECKPOINT_BYTES * 3 // 2)
+    port = await proxy.start()
+    try:
+        sent = await upload_blob(
+            session,
+            f"http://127.0.0.1:{port}",
+            sha,
+            tmp_path / "scene.bin",
+            backoff_s=0.01,
+            connections=connections,
+        )
+    finally:
+        await proxy.close()
+
+    assert proxy.fired
+    assert starts[0] == 0 and len(starts) >= 2  # a third when the HEAD came before the flush
+    resumed_at = starts[-1]
+    # The delivered bytes include the request's head; aiohttp may drop its last read.
+    assert proxy.delivered - 512 * 1024 <= resumed_at < proxy.delivered
+    assert sent >= size + (proxy.delivered - resumed_at) - 1024
+    assert hashlib.sha256((remote.store.root / sha).read_bytes()).hexdigest() == sha
 
 
 @pytest.mark.parametrize("stored_before_cut", [True, False])
@@ -270,18 +335,12 @@ async def test_client_errors_are_not_retried(
     connections: UploadConnections | None,
 ) -> None:
     sha = make_blob(tmp_path / "scene.bin", 2 * MIB)
-    remote.endpoint.max_chunk_size = MIB
+    remote.receiver.max_blob_size = MIB
 
-    with pytest.raises(UploadError, match="413.*at most 1048576 bytes"):
-        await upload_blob(
-            session,
-            base_url,
-            sha,
-            tmp_path / "scene.bin",
-            chunk_size=2 * MIB,
-            connections=connections,
-        )
+    with pytest.raises(UploadError, match="413.*limit of 1048576 bytes"):
+        await upload_blob(session, base_url, sha, tmp_path / "scene.bin", connections=connections)
     assert remote.patches == 1
+    assert remote.receiver.offset(sha) == 0
 
 
 async def test_upload_over_mutual_tls(

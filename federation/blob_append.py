@@ -1,0 +1,211 @@
+"""A partial blob on disk and the stream appended to it, written and hashed off the event loop.
+
+A blob upload streams the rest of the blob in one request (see
+:mod:`federation.transfer`); the loop only hands the received blocks over, in
+batches, to a worker thread that writes them, updates the running sha256 while
+each block is still in the CPU cache, and every :data:`CHECKPOINT_BYTES` calls
+``fdatasync`` and then notes the synced length in the blob's **durable-offset
+record** (``<sha256>.durable`` beside ``<sha256>.part``). The loop keeps
+receiving the next batch meanwhile: nothing waits for the disk unless the writer
+falls more than :data:`AHEAD_BYTES` behind.
+
+Which offset a partial blob resumes from (:meth:`PartialBlob.offset`):
+
+- While this machine stays up, every byte ``write`` accepted is in the page
+  cache, which outlives a killed agent; so the record also names the boot it was
+  written in, and within the same boot the file's length is the offset.
+- After a reboot, only what was synced is known to be there: the recorded
+  offset (the record is written only after the data it covers was synced, so any
+  version of it that reached the disk is safe). Longer data is cut back to it.
+- No readable record: 0 (the partial is started over).
+
+A stream that ends early (a cut connection) still writes and syncs every block
+that arrived, so the sender resumes from there; the blob itself is recorded
+only after the whole of it is synced and hashes to its name
+(:meth:`federation.blob_receiver.ResumableReceiver.finish`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from federation.transfer import CHUNK_SIZE
+
+__all__ = ["AHEAD_BYTES", "BATCH_BYTES", "CHECKPOINT_BYTES", "PartialBlob", "StreamAppender"]
+
+CHECKPOINT_BYTES = CHUNK_SIZE
+"""Synced and recorded at least this often: a crash of the machine loses at most one chunk
+of a stream."""
+BATCH_BYTES = 512 * 1024
+"""Received bytes handed to the writer thread at once (one thread hand-off per batch)."""
+AHEAD_BYTES = 1024 * 1024
+"""Received but not yet written bytes before the reader waits for the writer (then TCP
+holds the sender back)."""
+
+_RECORD_WIDTH = 64
+
+
+def _boot_id() -> str:
+    """This boot's id (Linux), or "" where unknown: then only synced bytes are trusted."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+BOOT_ID = _boot_id()
+
+
+class PartialBlob:
+    """The files of one partial blob: ``<sha256>.part`` (data) and ``<sha256>.durable``."""
+
+    def __init__(self, directory: Path, sha256: str, *, boot_id: str = BOOT_ID) -> None:
+        self.data = directory / f"{sha256}.part"
+        self.record = directory / f"{sha256}.durable"
+        self.boot_id = boot_id
+
+    def offset(self) -> int:
+        """Bytes held that a resumed stream may build on (module docstring); 0 when none."""
+        try:
+            size = self.data.stat().st_size
+        except FileNotFoundError:
+            return 0
+        booted, synced = self._read_record()
+        if booted and booted == self.boot_id:
+            return size
+        return min(size, synced)
+
+    def discard(self) -> None:
+        self.data.unlink(missing_ok=True)
+        self.record.unlink(missing_ok=True)
+
+    def _read_record(self) -> tuple[str, int]:
+        try:
+            text = self.record.read_bytes()[:_RECORD_WIDTH].decode("ascii")
+            booted, synced = text.split()
+            return booted.strip("-"), int(synced)
+        except (OSError, ValueError, UnicodeDecodeError):
+            return "", 0
+
+
+def record_line(boot_id: str, synced: int) -> bytes:
+    """The record's fixed-width content: rewritten in place, one sector, never torn in half."""
+    line = f"{boot_id or '-'} {synced}".encode("ascii")
+    return line.ljust(_RECORD_WIDTH - 1) + b"\n"
+
+
+class StreamAppender:
+    """Appends a stream of blocks to a partial blob at ``offset``; see the module docstring.
+
+    ``digest`` is the running sha256 of the first ``offset`` bytes, or None when it is not
+    known (the blob is then hashed from disk at the end). Use as ``async with``; on exit,
+    normal or not, every block given to :meth:`write` is written and synced first.
+    """
+
+    def __init__(self, partial: PartialBlob, offset: int, digest: Any | None) -> None:
+        self.partial = partial
+        self.start = offset
+        self.written = offset  # by the writer thread
+        self.synced = offset
+        self.digest = digest
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._pending: asyncio.Future[None] | None = None
+        self._fd = -1
+        self._record_fd = -1
+        self.failed = False
+
+    async def __aenter__(self) -> StreamAppender:
+        await asyncio.to_thread(self._open)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Shielded: a cancelled request must still leave its bytes synced and recorded, and
+        # its thread's file descriptors closed, before the next request for the blob starts.
+        await asyncio.shield(self._close())
+
+    @property
+    def appended(self) -> int:
+        """Bytes of this stream written to the partial blob (all synced once closed)."""
+        return self.written - self.start
+
+    async def write(self, block: bytes) -> None:
+        """Queue ``block``; hands a batch to the writer when it is free or far behind."""
+        self._batch.append(block)
+        self._batched += len(block)
+        if self._batched < BATCH_BYTES:
+            return
+        if self._pending is not None and not self._pending.done():
+            if self._batched < AHEAD_BYTES:
+                return  # keep receiving into the batch while the writer is busy
+            await asyncio.shield(self._pending)
+        await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending  # a failed write raises here, and ends the stream
+        batch, self._batch, self._batched = self._batch, [], 0
+        if batch:
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+
+    async def _close(self) -> None:
+        try:
+            await self._hand_over()
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                await pending
+            await asyncio.to_thread(self._sync)
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            await asyncio.to_thread(self._close_files)
+
+    # --- in the worker thread --------------------------------------------------------
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self.partial.data, flags, 0o644)
+        try:
+            # Bytes beyond the offset are not known to be good (a reboot since): cut back.
+            if os.fstat(self._fd).st_size != self.start:
+                os.ftruncate(self._fd, self.start)
+            os.lseek(self._fd, self.start, os.SEEK_SET)
+            self._record_fd = os.open(self.partial.record, flags, 0o644)
+            os.pwrite(self._record_fd, record_line(self.partial.boot_id, self.start), 0)
+        except BaseException:
+            self._close_files()
+            raise
+
+    def _write(self, batch: list[bytes]) -> None:
+        digest = self.digest
+        for block in batch:
+            view = memoryview(block)
+            done = 0
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+            if digest is not None:
+                digest.update(view)  # right after the write: the block is still in cache
+            self.written += len(view)
+        if self.written - self.synced >= CHECKPOINT_BYTES:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self.written == self.synced:
+            return
+        os.fdatasync(self._fd)
+        # Only after the data is synced: any version of the record on disk is then safe.
+        os.pwrite(self._record_fd, record_line(self.partial.boot_id, self.written), 0)
+        self.synced = self.written
+
+    def _close_files(self) -> None:
+        for fd in (self._fd, self._record_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._record_fd = -1
