@@ -40,9 +40,9 @@ __all__ = ["AHEAD_BYTES", "BATCH_BYTES", "CHECKPOINT_BYTES", "PartialBlob", "Str
 CHECKPOINT_BYTES = CHUNK_SIZE
 """Synced and recorded at least this often: a crash of the machine loses at most one chunk
 of a stream."""
-BATCH_BYTES = 512 * 1024
+BATCH_BYTES = 256 * 1024
 """Received bytes handed to the writer thread at once (one thread hand-off per batch)."""
-AHEAD_BYTES = 1024 * 1024
+AHEAD_BYTES = 512 * 1024
 """Received but not yet written bytes before the reader waits for the writer (then TCP
 holds the sender back)."""
 
@@ -104,20 +104,27 @@ class StreamAppender:
     ``digest`` is the running sha256 of the first ``offset`` bytes, or None when it is not
     known (the blob is then hashed from disk at the end). Use as ``async with``; on exit,
     normal or not, every block given to :meth:`write` is written and synced first.
+
+    Two worker threads at a time at most: one writes and hashes a batch while the other
+    syncs what was written before it (``fdatasync`` waits for the disk; the page cache
+    takes the next writes meanwhile). Writing waits for a sync only when the synced
+    offset would otherwise fall a whole :data:`CHECKPOINT_BYTES` behind.
     """
 
     def __init__(self, partial: PartialBlob, offset: int, digest: Any | None) -> None:
         self.partial = partial
         self.start = offset
-        self.written = offset  # by the writer thread
-        self.synced = offset
+        self.written = offset  # set by the writing thread
+        self.synced = offset  # set by the syncing thread
         self.digest = digest
         self._batch: list[bytes] = []
         self._batched = 0
-        self._pending: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._syncing: asyncio.Future[None] | None = None
         self._fd = -1
         self._record_fd = -1
-        self.failed = False
+        self.intact = True
+        """False once a write failed part way: ``digest`` no longer matches the file."""
 
     async def __aenter__(self) -> StreamAppender:
         await asyncio.to_thread(self._open)
@@ -125,7 +132,7 @@ class StreamAppender:
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Shielded: a cancelled request must still leave its bytes synced and recorded, and
-        # its thread's file descriptors closed, before the next request for the blob starts.
+        # its file descriptors closed, before the next request for the blob starts.
         await asyncio.shield(self._close())
 
     @property
@@ -139,34 +146,48 @@ class StreamAppender:
         self._batched += len(block)
         if self._batched < BATCH_BYTES:
             return
-        if self._pending is not None and not self._pending.done():
+        if self._writing is not None and not self._writing.done():
             if self._batched < AHEAD_BYTES:
                 return  # keep receiving into the batch while the writer is busy
-            await asyncio.shield(self._pending)
+            await asyncio.shield(self._writing)
         await self._hand_over()
 
     async def _hand_over(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending  # a failed write raises here, and ends the stream
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing  # a failed write raises here, and ends the stream
+        await self._checkpoint()
         batch, self._batch, self._batched = self._batch, [], 0
         if batch:
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+
+    async def _checkpoint(self) -> None:
+        """Start a sync of what is written every half checkpoint; wait for the running one
+        only when the synced offset is a whole checkpoint behind."""
+        if self._syncing is not None:
+            if not self._syncing.done() and self.written - self.synced < CHECKPOINT_BYTES:
+                return
+            syncing, self._syncing = self._syncing, None
+            await asyncio.shield(syncing)  # a failed sync raises here, and ends the stream
+        if self.written - self.synced >= CHECKPOINT_BYTES // 2:
+            self._syncing = asyncio.ensure_future(asyncio.to_thread(self._sync, self.written))
 
     async def _close(self) -> None:
         try:
             await self._hand_over()
-            if self._pending is not None:
-                pending, self._pending = self._pending, None
-                await pending
-            await asyncio.to_thread(self._sync)
-        except BaseException:
-            self.failed = True
-            raise
+            for running in (self._writing, self._syncing):
+                if running is not None:
+                    await running
+            self._writing = self._syncing = None
+            await asyncio.to_thread(self._sync, self.written)
         finally:
+            for running in (self._writing, self._syncing):  # after a failure: let them end
+                if running is not None:
+                    with contextlib.suppress(Exception):
+                        await running
             await asyncio.to_thread(self._close_files)
 
-    # --- in the worker thread --------------------------------------------------------
+    # --- in worker threads -----------------------------------------------------------
 
     def _open(self) -> None:
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -184,24 +205,27 @@ class StreamAppender:
 
     def _write(self, batch: list[bytes]) -> None:
         digest = self.digest
-        for block in batch:
-            view = memoryview(block)
-            done = 0
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
-            if digest is not None:
-                digest.update(view)  # right after the write: the block is still in cache
-            self.written += len(view)
-        if self.written - self.synced >= CHECKPOINT_BYTES:
-            self._sync()
+        try:
+            for block in batch:
+                view = memoryview(block)
+                done = 0
+                while done < len(view):
+                    done += os.write(self._fd, view[done:])
+                if digest is not None:
+                    digest.update(view)  # right after the write: the block is still in cache
+                self.written += len(view)
+        except BaseException:
+            self.intact = False
+            raise
 
-    def _sync(self) -> None:
-        if self.written == self.synced:
+    def _sync(self, upto: int) -> None:
+        """Sync the first ``upto`` bytes (written before this call), then record them."""
+        if upto <= self.synced:
             return
         os.fdatasync(self._fd)
         # Only after the data is synced: any version of the record on disk is then safe.
-        os.pwrite(self._record_fd, record_line(self.partial.boot_id, self.written), 0)
-        self.synced = self.written
+        os.pwrite(self._record_fd, record_line(self.partial.boot_id, upto), 0)
+        self.synced = upto
 
     def _close_files(self) -> None:
         for fd in (self._fd, self._record_fd):

@@ -119,10 +119,13 @@ class ResumableReceiver:
             if offset != current:
                 raise OffsetMismatchError(sha256=sha256, offset=offset, current=current)
             appender = StreamAppender(partial, current, self._running_hash(sha256, current))
-            async with appender:
-                yield appender
-            if appender.digest is not None:
-                self._hashes[sha256] = (appender.written, appender.digest)
+            try:
+                async with appender:
+                    yield appender
+            finally:
+                # Also after a cut stream: its resumption then needs no re-read from disk.
+                if appender.digest is not None and appender.intact:
+                    self._hashes[sha256] = (appender.written, appender.digest)
         finally:
             lock.release()
 

@@ -45,7 +45,7 @@ SEND_BLOCK = 1024 * 1024
 """Bytes read from disk and encrypted per step: small enough to stay in the CPU cache
 between the read and the encryption, large enough for few system calls."""
 
-STREAM_SOCKET_BUFFER = 512 * 1024
+STREAM_SOCKET_BUFFER = 384 * 1024
 """The socket buffer each end of a blob stream asks for (the sender's for sending, the
 receiver's for receiving; Linux doubles it for its bookkeeping). It bounds the bytes in
 flight, which a cut connection loses and the sender sends again, to about one 4 MiB chunk:
