@@ -154,8 +154,10 @@ class StreamAppender:
 
     async def _hand_over(self) -> None:
         if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing  # a failed write raises here, and ends the stream
+            # Shielded, and forgotten only once done: a cancelled request must not leave a
+            # write running that _close would not wait for.
+            await asyncio.shield(self._writing)  # a failed write raises here: the stream ends
+            self._writing = None
         await self._checkpoint()
         batch, self._batch, self._batched = self._batch, [], 0
         if batch:
@@ -167,8 +169,8 @@ class StreamAppender:
         if self._syncing is not None:
             if not self._syncing.done() and self.written - self.synced < CHECKPOINT_BYTES:
                 return
-            syncing, self._syncing = self._syncing, None
-            await asyncio.shield(syncing)  # a failed sync raises here, and ends the stream
+            await asyncio.shield(self._syncing)  # a failed sync raises here: the stream ends
+            self._syncing = None
         if self.written - self.synced >= CHECKPOINT_BYTES // 2:
             self._syncing = asyncio.ensure_future(asyncio.to_thread(self._sync, self.written))
 

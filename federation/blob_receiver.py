@@ -46,6 +46,9 @@ DEFAULT_MAX_BLOB_SIZE = 64 * 1024**3
 BUSY_WAIT_S = 30.0
 """How long a request waits for an earlier stream of the same blob to end (a sender that
 resumed before this side noticed the cut) before it is answered 503."""
+STALL_TIMEOUT_S = 60.0
+"""A PATCH body that brings no byte for this long ends (what arrived is kept): a sender
+lost without a reset must not hold its blob for the next request."""
 _HASH_BLOCK = 1024 * 1024
 Buffer = bytes | bytearray | memoryview
 
@@ -205,8 +208,11 @@ class BlobUploadEndpoint:
     (:class:`~federation.blob_append.StreamAppender`), and answered once it is synced.
     """
 
-    def __init__(self, receiver: ResumableReceiver) -> None:
+    def __init__(
+        self, receiver: ResumableReceiver, *, stall_timeout_s: float = STALL_TIMEOUT_S
+    ) -> None:
         self.receiver = receiver
+        self.stall_timeout_s = stall_timeout_s
 
     def routes(self, prefix: str = BLOBS_PATH) -> list[web.RouteDef]:
         return [
@@ -255,6 +261,9 @@ class BlobUploadEndpoint:
             return _error(413, "blob_too_large", str(exc))
         except BlobBusyError as exc:
             return _error(503, "blob_busy", str(exc), {"Retry-After": "1"})
+        except TimeoutError:
+            message = f"no bytes for {self.stall_timeout_s:.0f} s; resume from the offset"
+            return _error(408, "upload_stalled", message)
         except TransferError as exc:
             return _error(400, "bad_upload", str(exc))
         return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(total)})
@@ -266,8 +275,13 @@ class BlobUploadEndpoint:
         appender: StreamAppender | None = None
         received = start
         try:
-            async with self.receiver.appending(sha256, start, total=total) as appender:
+            async with (
+                self.receiver.appending(sha256, start, total=total) as appender,
+                asyncio.timeout(self.stall_timeout_s) as stall,
+            ):
+                loop = asyncio.get_running_loop()
                 while block := await request.content.readany():
+                    stall.reschedule(loop.time() + self.stall_timeout_s)
                     received += len(block)
                     if received > total:
                         raise TransferError(f"the body runs beyond {UPLOAD_LENGTH} {total}")

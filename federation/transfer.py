@@ -157,7 +157,8 @@ async def upload_blob(
     blocking TLS sockets in its worker threads (see :mod:`federation.upload_threads`)
     with the TLS context and peer name of ``request_options``; ``session`` then
     serves only capped uploads. Returns the number of bytes sent, counting bytes
-    sent again after a cut (0 when the receiver already had the blob). Raises
+    sent again after a cut (0 when the receiver already had the blob; a block is
+    counted once it went out whole, so one cut part way is not). Raises
     :class:`UploadError`.
     """
     if not is_sha256(sha256):
