@@ -43,7 +43,7 @@ from site_agent.assets import AssetStore
 from .common import free_port
 from .common import workdir as bench_workdir
 from .cut_proxy import CutProxy
-from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, measure
+from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
 
 MIB = 1024 * 1024
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
@@ -209,6 +209,8 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
         fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
+        # Frames coming back, uncapped: a quarter of the asset set's bytes in 2 MiB frames.
+        back = await frames_back(root / "frames-back", remote_tls, origin_tls, total // 4)
         big = big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
         async with remote_site(root / "site-cut", remote_tls) as (url, assets):
             # The network drops the stream 3.5 chunks in; the bytes sent again are those
@@ -247,6 +249,8 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "chunk_bytes": CHUNK_SIZE,
         **capped,
         **fetched,
+        **back,
+        "frames_back_ratio": back["frames_back_mib_s"] / (total / MIB / raw_s),
     }
 
 

@@ -106,6 +106,49 @@ async def capped_fetch(
 ) -> dict[str, Any]:
     """Frames fetched back from a remote under the cap, as the origin fetches them."""
     count = max(1, int(mbps_to_bytes_per_s(CAP_MBPS) * CAP_SECONDS) // FRAME_BYTES)
+    async with _frames_at_remote(root, remote_tls, count) as (url, fetch_all):
+        peer = PeerConfig(name="remote", url=url, max_mbps=CAP_MBPS)
+        # The origin's client with the peer's cap; its bucket starts empty, as at an agent's start.
+        limits = BandwidthLimits([(peer.name, peer.max_mbps)])
+        bucket = limits.bucket(peer.name)
+        assert bucket is not None
+        client = PeerClient("origin", origin_tls, limits=limits)
+        try:
+            measured = await measure("fetch_capped", bucket, lambda: fetch_all(client, peer))
+        finally:
+            await client.close()
+    return {"frames_back": count, "frame_bytes": FRAME_BYTES, **measured}
+
+
+async def frames_back(
+    root: Path, remote_tls: TlsContexts, origin_tls: TlsContexts, total_bytes: int
+) -> dict[str, Any]:
+    """``total_bytes`` of frames fetched back without a cap, as the origin fetches them."""
+    count = max(1, total_bytes // FRAME_BYTES)
+    async with _frames_at_remote(root, remote_tls, count) as (url, fetch_all):
+        client = PeerClient("origin", origin_tls)
+        try:
+            started, cpu = time.perf_counter(), _cpu_s()
+            moved = await fetch_all(client, PeerConfig(name="remote", url=url))
+            elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu
+        finally:
+            await client.close()
+    return {
+        "frames_back_bytes": moved,
+        "frames_back_s": elapsed,
+        "frames_back_mib_s": moved / MIB / elapsed,
+        "frames_back_cpu_s_per_gib": cpu / (moved / 2**30),
+    }
+
+
+FetchAll = Callable[[PeerClient, PeerConfig], Awaitable[int]]
+
+
+@contextlib.asynccontextmanager
+async def _frames_at_remote(
+    root: Path, remote_tls: TlsContexts, count: int
+) -> AsyncIterator[tuple[str, FetchAll]]:
+    """``count`` frames served by a remote's frame route; (its URL, fetch them all)."""
     remote = FrameStorage(root / "remote", max_frame_bytes=1 << 40)
     origin = FrameStorage(root / "origin", max_frame_bytes=1 << 40)
     there, here = remote.job_dir("shot", "remote-job"), origin.job_dir("shot", "job")
@@ -141,17 +184,7 @@ async def capped_fetch(
         return sum(f.size for f in frames)
 
     async with _serving(serve, remote_tls) as url:
-        peer = PeerConfig(name="remote", url=url, max_mbps=CAP_MBPS)
-        # The origin's client with the peer's cap; its bucket starts empty, as at an agent's start.
-        limits = BandwidthLimits([(peer.name, peer.max_mbps)])
-        bucket = limits.bucket(peer.name)
-        assert bucket is not None
-        client = PeerClient("origin", origin_tls, limits=limits)
-        try:
-            measured = await measure("fetch_capped", bucket, lambda: fetch_all(client, peer))
-        finally:
-            await client.close()
-    return {"frames_back": count, "frame_bytes": FRAME_BYTES, **measured}
+        yield url, fetch_all
 
 
 @contextlib.asynccontextmanager
