@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,12 +157,12 @@ class StreamAppender:
         if self._writing is not None:
             # Shielded, and forgotten only once done: a cancelled request must not leave a
             # write running that _close would not wait for.
-            await asyncio.shield(self._writing)  # a failed write raises here: the stream ends
+            await _settled(self._writing)  # a failed write raises here: the stream ends
             self._writing = None
         await self._checkpoint()
         batch, self._batch, self._batched = self._batch, [], 0
         if batch:
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+            self._writing = _in_thread(self._write, batch)
 
     async def _checkpoint(self) -> None:
         """Start a sync of what is written every half checkpoint; wait for the running one
@@ -169,10 +170,10 @@ class StreamAppender:
         if self._syncing is not None:
             if not self._syncing.done() and self.written - self.synced < CHECKPOINT_BYTES:
                 return
-            await asyncio.shield(self._syncing)  # a failed sync raises here: the stream ends
+            await _settled(self._syncing)  # a failed sync raises here: the stream ends
             self._syncing = None
         if self.written - self.synced >= CHECKPOINT_BYTES // 2:
-            self._syncing = asyncio.ensure_future(asyncio.to_thread(self._sync, self.written))
+            self._syncing = _in_thread(self._sync, self.written)
 
     async def _close(self) -> None:
         try:
@@ -235,3 +236,18 @@ class StreamAppender:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fd = self._record_fd = -1
+
+
+def _in_thread(func: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+    """``func(*args)`` in the loop's default executor: a bare future, no task around it
+    (one hand-off per batch; ``asyncio.to_thread`` adds a task and a loop turn)."""
+    return asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+async def _settled(running: asyncio.Future[None]) -> None:
+    """Wait for a thread's work. Shielded: a cancelled request must not mark it cancelled
+    while the thread still runs, or ``_close`` would not wait for it."""
+    if running.done():
+        running.result()
+    else:
+        await asyncio.shield(running)
