@@ -5,29 +5,29 @@ frame file of kind ``preview``: the agent's CPU is shared by every server of
 the site, a render server's is idle between the render and its upload. It is
 8-bit sRGB, its longest side at most :data:`PREVIEW_SIZE` pixels.
 
-Tone mapping: linear scene values (OpenEXR) are clamped to [0, 1] and encoded
-with the sRGB transfer function, which is what Blender's "Standard" view
-transform shows; 16-bit integer images are scaled to 8 bits. A preview is a
-convenience: a format that cannot be read here (Radiance HDR, an exotic TIFF)
-gets none, and the real output is stored all the same.
+Tone mapping: linear scene values (OpenEXR, Radiance HDR read by
+:mod:`render_server.hdr`) are clamped to [0, 1] and encoded with the sRGB
+transfer function, which is what Blender's "Standard" view transform shows;
+16-bit integer images are scaled to 8 bits. A preview is a convenience: a
+format that cannot be read here (an exotic TIFF) gets none, and the real
+output is stored all the same.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from spillway.core.records import preview_name as preview_name  # re-exported for the runner
 
+from .hdr import FloatImage, HdrError, read_hdr
+
 log = logging.getLogger(__name__)
 PREVIEW_SIZE = 256
 """Longest side of a preview, in pixels."""
-
-FloatImage = np.ndarray[Any, np.dtype[np.float32]]
 
 
 class PreviewError(Exception):
@@ -39,8 +39,9 @@ def make_preview(source: Path, dest: Path, *, size: int = PREVIEW_SIZE) -> None:
 
     Raises :class:`PreviewError` when ``source`` is not an image this host can read.
     """
-    if source.suffix.lower() == ".exr":
-        rgb = _srgb(read_exr(source))
+    linear = _LINEAR.get(source.suffix.lower())
+    if linear is not None:
+        rgb = _srgb(linear(source))
         image = Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8), "RGB")
     else:
         image = _read_with_pillow(source)
@@ -68,6 +69,18 @@ def read_exr(path: Path) -> FloatImage:
         raise PreviewError(f"{path.name} has no colour channels ({', '.join(sorted(channels))})")
     planes = [np.asarray(channels[n], dtype=np.float32) for n in names]
     return np.nan_to_num(np.stack(planes, axis=-1), nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def read_radiance(path: Path) -> FloatImage:
+    """The colour of a Radiance HDR file as linear float32 RGB, shape (height, width, 3)."""
+    try:
+        return read_hdr(path)
+    except (OSError, HdrError) as exc:
+        raise PreviewError(f"cannot read {path.name} as Radiance HDR: {exc}") from exc
+
+
+_LINEAR = {".exr": read_exr, ".hdr": read_radiance}
+"""Readers of linear (scene-referred) formats, by file extension."""
 
 
 def _rgb_names(names: list[str]) -> list[str] | None:
