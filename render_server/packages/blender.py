@@ -6,8 +6,8 @@ sets the thread count and applies only the overrides the job asks for
 percentage, engine, samples, seed, denoising, color management) stays as the
 .blend says, so a render with no overrides is what ``blender -b file.blend -f N``
 gives.  A second script (:func:`output_script`) keeps the .blend's output settings
-(file format, colour depth, EXR codec, multilayer, views, file extension) and
-its output file name, moving only the folder into the task's output folder;
+(file format, colour depth, EXR codec, multilayer, views, file extension;
+a movie format is refused) and its output file name, moving only the folder into the task's output folder;
 then ``-f`` renders exactly the chunk's frames as a list (``-f 1,5,10``,
 consecutive runs as ``1..4``; Blender 2.80 and later), each as ``blender -b
 file.blend -f N`` would: never the frames in between, and never with the
@@ -34,6 +34,7 @@ from render_server.packages.base import (
 )
 from spillway.packages.blender import ENGINES as BLENDER_ENGINES
 from spillway.packages.blender import BlenderScanner
+from spillway.packages.blender_script import MOVIE_CHECK
 from spillway.packages.features import BLENDER_OIDN
 
 PROBE_TIMEOUT = 30.0
@@ -108,24 +109,27 @@ def _no_denoise_lines() -> list[str]:
 def output_script(req: RenderRequest) -> str:
     """Python run after :func:`setup_script`: the .blend's own output settings, in the task's folder.
 
-    A movie format cannot be split into chunks of frames, so such a scene renders PNG
-    frames instead (said in the render log). The output file name is the .blend's
-    (``//renders/shot_`` writes ``shot_0001.exr``; a bare folder writes ``0001.exr``).
+    A movie format fails the render with the reason and the fix (:data:`MOVIE_CHECK`, the
+    rule submitting applies), for a job that was submitted without reading the .blend.
+    The output file name is the .blend's (``//renders/shot_`` writes ``shot_0001.exr``;
+    a bare folder writes ``0001.exr``).
     """
     outdir = json.dumps(str(req.outdir))
     written = json.dumps(str(req.workdir / WRITTEN_LIST))
     return "\n".join(
         [
             "import bpy, json, os",
+            MOVIE_CHECK,
+            "_refusal = spillway_movie_refusal(bpy.context.scene)",
+            "if _refusal:",
+            "    raise SystemExit('Error: ' + _refusal)",
             "r = bpy.context.scene.render",
-            "if r.is_movie_format:",
-            "    print('Spillway: the scene renders a movie file; the farm renders frames, as PNG')",
-            "    r.image_settings.file_format = 'PNG'",
             f"r.filepath = os.path.join({outdir}, os.path.basename(r.filepath.replace('\\\\', '/')))",
             "def _spillway_written(scene, *_):",
             "    r, f = scene.render, scene.frame_current",
+            # Individual views are one file per view (multilayer EXR too, ``shot_0001_L.exr``);
+            # stereo 3D and OpenEXR multi-view put every view in one file without a suffix.
             "    views = [''] if not r.use_multiview or r.image_settings.views_format != 'INDIVIDUAL' "
-            "or r.image_settings.file_format == 'OPEN_EXR_MULTILAYER' "
             "else [v.name for v in r.views if v.use]",
             f"    with open({written}, 'a') as fh:",
             "        for v in views:",

@@ -167,7 +167,11 @@ def scene_from_inspection(
 ) -> BlendScene:
     """The scene from what the inspection script reported (here or in a Blender add-on).
 
-    Raises what :func:`resolve_files` raises."""
+    Raises ScanError for a movie output (the farm renders frames; the error says how to get
+    the movie), and what :func:`resolve_files` raises."""
+    refusal = str(settings.get("movie_refusal", ""))
+    if refusal:
+        raise ScanError(refusal)
     return _scene(resolve_files(refs, scene_dir, assets), settings)
 
 

@@ -9,21 +9,45 @@ prints one line, ``MARKER + json``, with:
   holding it), ``abs`` the path Blender resolves it to.  Kinds: ``file``,
   ``sequence`` (numbered files), ``tiles`` (UDIM, with ``tiles`` numbers),
   ``dir`` (a cache folder; ``baked`` says whether Blender expects files in it).
-- ``scene``: engine, frame range and step, samples, seed and denoising use.
+- ``scene``: engine, frame range and step, samples, seed and denoising use, and
+  ``movie_refusal``: why the farm cannot render the scene's movie output ("" for
+  image output; :data:`MOVIE_CHECK`).
 - ``extra``: paths ``bpy.utils.blend_paths`` knows that the walk above does not
   cover, so a data type added to Blender later is still uploaded or reported.
 """
 
 from __future__ import annotations
 
-__all__ = ["INSPECT_MARKER", "INSPECT_SCRIPT"]
+__all__ = ["INSPECT_MARKER", "INSPECT_SCRIPT", "MOVIE_CHECK"]
 
 INSPECT_MARKER = "SPILLWAY_BLEND_SCENE="
+
+MOVIE_CHECK = r"""
+def spillway_movie_refusal(scene):
+    # A movie output (FFmpeg, AVI) is one file for every frame: frames rendered on several
+    # servers cannot make it. "" for image output, else what to do instead.
+    r = scene.render
+    if not r.is_movie_format:
+        return ""
+    fmt = r.image_settings.file_format
+    what = f"FFmpeg {r.ffmpeg.format}, {r.ffmpeg.codec}" if fmt == "FFMPEG" else fmt
+    stem = bpy.path.basename(r.filepath.replace("\\", "/")).split("#")[0]
+    fps = f"{r.fps / r.fps_base:g}"
+    return (
+        f"the scene writes a movie file ({what}); frames rendered on several servers cannot "
+        "make one: set the File Format to an image format (PNG, OpenEXR) and encode the frames "
+        f"afterwards, e.g. ffmpeg -framerate {fps} -i {stem}%04d.png -c:v libx264 "
+        f"-pix_fmt yuv420p {stem.rstrip('_-. ') or 'movie'}.mp4"
+    )
+"""
+"""Blender-side Python defining ``spillway_movie_refusal(scene)``: the one home of the farm's
+movie rule, run by the submit-time inspection and by the render server before it renders."""
 
 INSPECT_SCRIPT = r"""
 import json
 import os
 import bpy
+@MOVIE_CHECK@
 
 MARKER = "@MARKER@"
 files = []
@@ -145,6 +169,7 @@ info = dict(
         compositor is not None
         and any(n.type == "DENOISE" and not n.mute for n in compositor.nodes)
     ),
+    movie_refusal=spillway_movie_refusal(s),
 )
 print(MARKER + json.dumps(dict(files=files + extra, scene=info)))
-""".replace("@MARKER@", INSPECT_MARKER)
+""".replace("@MARKER@", INSPECT_MARKER).replace("@MOVIE_CHECK@", MOVIE_CHECK)

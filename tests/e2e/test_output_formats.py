@@ -1,6 +1,7 @@
 """Any output the renderer writes, on a real farm: OpenEXR (32-bit float and multilayer) and
-16-bit PNG from Blender, EXR and 16-bit PNG from POV-Ray .ini files, each stored under the
-renderer's own name with pixels equal to the renderer's direct run, plus a PNG preview."""
+16-bit PNG from Blender, stereo views (a file per view, stereo 3D, OpenEXR multi-view), EXR and
+16-bit PNG from POV-Ray .ini files, each stored under the renderer's own names with pixels
+equal to the renderer's direct run, plus a PNG preview."""
 
 from __future__ import annotations
 
@@ -170,6 +171,115 @@ def test_blender_openexr_32bit_multilayer_and_16bit_png_equal_direct_renders(
         "shot_0002.exr",
         "shot_0003.exr",
     ]
+
+
+# Run in Blender from its factory scene: a tiny stereo (multiview) .blend with one output setting.
+STEREO_BLEND = """
+import bpy, sys
+out, fmt, views, name = sys.argv[sys.argv.index("--") + 1 :]
+r = bpy.context.scene.render
+r.engine = "BLENDER_WORKBENCH"
+r.resolution_x, r.resolution_y, r.resolution_percentage = 32, 24, 100
+r.use_multiview = True
+r.views_format = "STEREO_3D"
+r.image_settings.file_format = fmt
+r.image_settings.views_format = views
+r.image_settings.stereo_3d_format.display_mode = "SIDEBYSIDE"
+r.filepath = "//renders/" + name
+bpy.ops.wm.save_as_mainfile(filepath=out)
+"""
+
+STEREO_CASES = {
+    # kind: (file format, views format, the files Blender writes for frame 2)
+    "png-views": ("PNG", "INDIVIDUAL", ["st_0002_L.png", "st_0002_R.png"]),
+    "exr-multilayer-views": ("OPEN_EXR_MULTILAYER", "INDIVIDUAL", ["ml_0002_L.exr", "ml_0002_R.exr"]),
+    "png-side-by-side": ("PNG", "STEREO_3D", ["sbs_0002.png"]),
+    "exr-multiview": ("OPEN_EXR", "MULTIVIEW", ["mv_0002.exr"]),
+}
+
+
+def _stereo_blend(tmp_path: Path, kind: str) -> Path:
+    fmt, views, names = STEREO_CASES[kind]
+    out = tmp_path / kind / "stereo.blend"
+    out.parent.mkdir(parents=True)
+    subprocess.run(
+        ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
+         "--python-expr", STEREO_BLEND, "--", str(out), fmt, views, names[0].split("0002")[0]],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return out
+
+
+def _same_pixels(farm: Path, direct: Path) -> None:
+    if farm.suffix == ".png":
+        assert _png_depth_and_pixels(farm) == _png_depth_and_pixels(direct)
+        return
+    got, want = _exr_channels(farm), _exr_channels(direct)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.blender
+@BLENDER
+def test_blender_stereo_views_equal_direct_renders_file_by_file(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    """A multiview .blend renders through the farm to the files ``blender -b f.blend -f N``
+    writes (a file per view, or one stereo 3D / multi-view file), each recorded, downloadable
+    and previewed."""
+    agent = sqlite_agent
+    processes.append(agent.render_server("blender-0", packages="blender"))
+    agent.wait_servers(1)
+    scenes = {kind: _stereo_blend(tmp_path, kind) for kind in STEREO_CASES}
+    jobs = {
+        kind: _submit(agent, blend, "--package", "blender", "--frames", "2-3", "--chunk", "2")
+        for kind, blend in scenes.items()
+    }
+    for kind, job_id in jobs.items():
+        names = STEREO_CASES[kind][2]
+        job_dir = Path(_wait_done(agent, job_id)["job"]["storage_dir"])
+        stored = sorted(p.name for p in job_dir.iterdir() if p.is_file())
+        assert stored == sorted(names + [n.replace("0002", "0003") for n in names]), kind
+        folder = tmp_path / f"direct-{kind}"
+        shutil.copytree(scenes[kind].parent, folder)
+        subprocess.run(
+            ["blender", "-b", str(folder / "stereo.blend"), "-f", "2"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert sorted(p.name for p in (folder / "renders").iterdir()) == names
+        for name in names:
+            _same_pixels(job_dir / name, folder / "renders" / name)
+        if len(names) == 2:
+            assert _exr_or_png(job_dir / names[0]) != _exr_or_png(job_dir / names[1]), (
+                "the two views are two pictures"
+            )
+        _check_preview(job_dir, names[0])
+        frames = agent.get(f"/api/v1/jobs/{job_id}/frames")["frames"]
+        assert [f["name"] for f in frames] == [names[0], names[0].replace("0002", "0003")]
+        want = {(names[0], "main"), (f".previews/{names[0]}.png", "preview")}
+        assert {(x["name"], x["kind"]) for x in frames[0]["files"]} == want | {
+            (n, "extra") for n in names[1:]
+        }, frames[0]["files"]
+    out = tmp_path / "download"
+    result = agent.cli("download", jobs["png-views"], str(out), "--previews")
+    assert result.stdout.startswith("downloaded 2 frames, 6 files"), result.stdout
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        ".previews/st_0002_L.png.png",
+        ".previews/st_0003_L.png.png",
+        "st_0002_L.png",
+        "st_0002_R.png",
+        "st_0003_L.png",
+        "st_0003_R.png",
+    ]
+    for name in ("st_0002_L.png", "st_0002_R.png"):
+        _same_pixels(out / name, tmp_path / "direct-png-views" / "renders" / name)
+
+
+def _exr_or_png(path: Path) -> object:
+    if path.suffix == ".png":
+        return _png_depth_and_pixels(path)
+    return {name: plane.tobytes() for name, plane in _exr_channels(path).items()}
 
 
 POV_SCENE = """\
