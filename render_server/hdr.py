@@ -58,14 +58,14 @@ def _header(data: bytes, name: str) -> tuple[int, int, int]:
         height, width = int(words[1]), int(words[3])
     except ValueError:
         raise HdrError(f"{name}: bad resolution {words!r}") from None
-    if not (0 < width and 0 < height and width * height <= _MAX_PIXELS):
+    if width <= 0 or height <= 0 or width * height > _MAX_PIXELS:
         raise HdrError(f"{name}: bad size {width}x{height}")
     return width, height, size_end + 1
 
 
 def _scanline(data: bytes, pos: int, out: np.ndarray[Any, Any], name: str) -> int:
     """Decode one scanline into ``out`` (width x 4 bytes); the offset after it."""
-    width = out.shape[0]
+    width = int(out.shape[0])
     head = data[pos : pos + 4]
     if not (8 <= width <= 0x7FFF and len(head) == 4 and head[0] == 2 and head[1] == 2):
         flat = data[pos : pos + 4 * width]

@@ -192,7 +192,11 @@ bpy.ops.wm.save_as_mainfile(filepath=out)
 STEREO_CASES = {
     # kind: (file format, views format, the files Blender writes for frame 2)
     "png-views": ("PNG", "INDIVIDUAL", ["st_0002_L.png", "st_0002_R.png"]),
-    "exr-multilayer-views": ("OPEN_EXR_MULTILAYER", "INDIVIDUAL", ["ml_0002_L.exr", "ml_0002_R.exr"]),
+    "exr-multilayer-views": (
+        "OPEN_EXR_MULTILAYER",
+        "INDIVIDUAL",
+        ["ml_0002_L.exr", "ml_0002_R.exr"],
+    ),
     "png-side-by-side": ("PNG", "STEREO_3D", ["sbs_0002.png"]),
     "exr-multiview": ("OPEN_EXR", "MULTIVIEW", ["mv_0002.exr"]),
 }

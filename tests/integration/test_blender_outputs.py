@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,16 @@ def test_a_movie_output_fails_the_render_with_the_fix(movie_blend: Path, tmp_pat
     # The task's error is the renderer's error line, whole.
     assert renderer_error(result.stdout + result.stderr) == "Error: " + FIX
     assert list(out.iterdir()) == []
+
+
+def test_spillway_submit_refuses_a_movie_scene_before_contacting_the_agent(
+    movie_blend: Path,
+) -> None:
+    # Port 9 (discard) has no agent: the refusal comes from reading the .blend, first.
+    argv = [sys.executable, "-m", "spillway", "submit", str(movie_blend), "--package", "blender"]
+    result = subprocess.run(
+        [*argv, "--agent", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"spillway: error: cannot submit movie.blend: {FIX}"
+    assert "Traceback" not in result.stderr
