@@ -6,9 +6,9 @@ sets the thread count and applies only the overrides the job asks for
 percentage, engine, samples, seed, denoising, color management) stays as the
 .blend says, so a render with no overrides is what ``blender -b file.blend -f N``
 gives.  A second script (:func:`output_script`) keeps the .blend's output settings
-(file format, colour depth, EXR codec, multilayer, views, file extension;
-a movie format is refused) and its output file name, moving only the folder into the task's output folder;
-then ``-f`` renders exactly the chunk's frames as a list (``-f 1,5,10``,
+(file format, colour depth, EXR codec, multilayer, views, file extension; a movie
+format is refused) and its output file name, moving only the folder into the task's
+output folder; then ``-f`` renders exactly the chunk's frames as a list (``-f 1,5,10``,
 consecutive runs as ``1..4``; Blender 2.80 and later), each as ``blender -b
 file.blend -f N`` would: never the frames in between, and never with the
 .blend's own frame range or ``frame_step`` (which ``-s/-e -a`` would apply).

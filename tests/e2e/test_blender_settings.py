@@ -1,8 +1,10 @@
 """Blender on a real farm renders as the .blend says; overrides only when asked;
-a denoising scene waits, with the reason, for a server with OpenImageDenoise."""
+a denoising scene waits, with the reason, for a server with OpenImageDenoise; a movie
+output is refused, naming the fix."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -13,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+
+from spillway.client import AgentClient, SubmitOptions, submit_scene
 
 from .harness import ROOT, Agent, Process
 
@@ -129,3 +133,53 @@ def test_denoising_scene_waits_for_openimagedenoise_and_renders_with_no_denoise(
     plain = _submit(agent, blend, "--package", "blender", "--no-denoise")
     assert len(_frames(agent.wait_job(plain, timeout=300))) == 1
     assert "overrides  no denoising" in agent.cli("job", plain).stdout
+
+
+MOVIE_BLEND = """
+import bpy, sys
+r = bpy.context.scene.render
+r.engine = "BLENDER_WORKBENCH"
+r.resolution_x, r.resolution_y, r.resolution_percentage = 32, 24, 100
+r.image_settings.file_format = "FFMPEG"
+r.ffmpeg.format, r.ffmpeg.codec = "MPEG4", "H264"
+r.filepath = "//renders/shot_"
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[sys.argv.index("--") + 1])
+"""
+
+
+def test_a_movie_scene_is_refused_at_submit_and_fails_on_a_server_with_the_fix(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    """A .blend writing FFmpeg video: ``spillway submit`` refuses it before uploading; a job
+    made without reading the .blend (an API client) fails on the server with the same fix,
+    rather than rendering something other than the movie asked for."""
+    agent = sqlite_agent
+    blend = tmp_path / "movie" / "movie.blend"
+    blend.parent.mkdir()
+    subprocess.run(
+        ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
+         "--python-expr", MOVIE_BLEND, "--", str(blend)],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    _server(agent, processes)
+    refused = agent.cli(
+        "submit", str(blend), "--package", "blender", "--frames", "1-2", check=False
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "cannot submit movie.blend: the scene writes a movie file (FFmpeg MPEG4, H264)" in (
+        refused.stderr
+    )
+    assert agent.get("/api/v1/jobs")["jobs"] == [], "nothing was submitted"
+
+    async def unscanned() -> str:
+        options = SubmitOptions(package="blender", frames="1-2", chunk_size=2, max_attempts=1)
+        async with AgentClient(agent.url) as client:
+            job = (await submit_scene(client, blend, options, scanner=None)).job
+        return str(job.get("job", job)["id"])
+
+    detail = agent.wait_job(asyncio.run(unscanned()), timeout=300)
+    job = detail["job"]
+    assert job["state"] == "failed", json.dumps(detail, indent=1)[:3000]
+    assert "movie file (FFmpeg MPEG4, H264)" in job["error"], job["error"]
+    assert "encode the frames" in job["error"], job["error"]
+    assert not [p for p in Path(job["storage_dir"]).glob("*") if p.is_file()]

@@ -11,7 +11,13 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from spillway.packages import MissingDependencyError, ScanError
-from spillway.packages.blender import BlendFile, BlendScene, required_features, resolve_files
+from spillway.packages.blender import (
+    BlendFile,
+    BlendScene,
+    required_features,
+    resolve_files,
+    scene_from_inspection,
+)
 from spillway.packages.features import BLENDER_OIDN
 
 
@@ -151,3 +157,25 @@ def test_features_a_render_needs(
 ) -> None:
     expected = frozenset({BLENDER_OIDN}) if needs_oidn else frozenset()
     assert required_features(_scene(**fields), engine=engine, denoise=denoise) == expected
+
+
+def test_a_movie_output_reported_by_the_inspection_is_refused_first(tmp_path: Path) -> None:
+    """The refusal (the Blender-side check's words) comes before any file is resolved, for the
+    CLI's scan and the add-on's alike; image output reads as before."""
+    settings: dict[str, object] = {
+        "engine": "CYCLES",
+        "frame_start": 1,
+        "frame_end": 3,
+        "frame_step": 1,
+        "cycles_denoise": False,
+        "compositor_denoise": False,
+    }
+    missing = [_ref("file", "//gone.png", tmp_path)]
+    with pytest.raises(ScanError, match=r"^the scene writes a movie file \(AVI_JPEG\)"):
+        scene_from_inspection(
+            missing,
+            settings | {"movie_refusal": "the scene writes a movie file (AVI_JPEG)"},
+            tmp_path,
+        )
+    scene = scene_from_inspection([], settings | {"movie_refusal": ""}, tmp_path)
+    assert (scene.frame_start, scene.frame_end) == (1, 3)
