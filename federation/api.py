@@ -21,6 +21,7 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 | ``GET /fed/v1/jobs/{id}/tasks/{index}/log`` | remote | task log page JSON (``attempt``, ``offset``, ``wait``) |
 | ``POST /fed/v1/notify`` | origin | Notify -> Ack |
 | ``POST /fed/v1/progress`` | origin | Progress -> Ack |
+| ``POST /fed/v1/reclaim`` | remote | Reclaim -> ReclaimReply (unstarted chunks of a part back) |
 | ``POST /fed/v1/pause``, ``/fed/v1/resume`` | both | Pause/Resume -> Ack |
 | ``POST /fed/v1/capacity`` | both | CapacityAdvert -> Ack |
 """
@@ -54,8 +55,10 @@ from federation.protocol import (
     Offer,
     Pause,
     Progress,
+    Reclaim,
     Resume,
 )
+from federation.reclaim import Withdrawals
 from federation.remote_logs import LogServing
 from federation.results import Results
 from site_agent.errors import (
@@ -114,6 +117,8 @@ class FederationEndpoints:
     clock: Callable[[], float] = field(default=time.time)
     logs: LogServing | None = None
     """Task logs of accepted jobs, for their origin (none: this site serves none)."""
+    withdrawals: Withdrawals | None = None
+    """Answers reclaims of split jobs' parts (none: this site gives no chunks back)."""
 
 
 ENDPOINTS: web.AppKey[FederationEndpoints] = web.AppKey("federation", FederationEndpoints)
@@ -137,6 +142,7 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
     app.router.add_post("/fed/v1/cancel", _cancel)
     app.router.add_post("/fed/v1/notify", _notify)
     app.router.add_post("/fed/v1/progress", _progress)
+    app.router.add_post("/fed/v1/reclaim", _reclaim)
     app.router.add_post("/fed/v1/pause", _control)
     app.router.add_post("/fed/v1/resume", _control)
     app.router.add_post("/fed/v1/capacity", _capacity)
@@ -269,6 +275,16 @@ async def _progress(request: web.Request) -> web.Response:
     assert isinstance(env.message, Progress)
     await request.app[ENDPOINTS].results.progress(peer, env.message)
     return await _processed(request, peer, env, Ack(of=env.msg_id))
+
+
+async def _reclaim(request: web.Request) -> web.Response:
+    peer, env = await receive(request, Reclaim)
+    assert isinstance(env.message, Reclaim)
+    withdrawals = request.app[ENDPOINTS].withdrawals
+    if withdrawals is None:
+        raise NotFoundError("this site gives no chunks of accepted jobs back")
+    reply = await withdrawals.reclaim(peer, env.message)
+    return await _processed(request, peer, env, reply)
 
 
 async def _control(request: web.Request) -> web.Response:

@@ -48,6 +48,8 @@ __all__ = [
     "OfferReply",
     "Pause",
     "Progress",
+    "Reclaim",
+    "ReclaimReply",
     "Resume",
     "ServerCapacity",
     "TaskProgress",
@@ -321,6 +323,36 @@ class Cancel(Message):
     epoch: NonNegative
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reclaim(Message):
+    """O -> R: give back the chunks at ``indices`` of the job placed with ``epoch`` that R
+    has not started (a part of a split job, whose origin has idle slots).
+
+    ``key`` makes it idempotent: R answers a repeat with the answer it gave first, and
+    withdraws nothing more.
+    """
+
+    TYPE: ClassVar[str] = "reclaim"
+    key: str
+    origin_job_id: str
+    remote_job_id: str
+    epoch: NonNegative
+    indices: tuple[NonNegative, ...]
+    """Task positions in the job (the same chunking at both sites), as in :class:`TaskProgress`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReclaimReply(Message):
+    """R -> O: the chunks R withdrew (never started there, and now never will be)."""
+
+    TYPE: ClassVar[str] = "reclaim_reply"
+    key: str
+    withdrawn: tuple[NonNegative, ...] = ()
+    """Task positions withdrawn, a subset of those asked for (empty: none could be)."""
+    reason: str = ""
+    """Why the others stay (for people)."""
+
+
 MESSAGE_TYPES: Mapping[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
@@ -335,6 +367,8 @@ MESSAGE_TYPES: Mapping[str, type[Message]] = {
         Progress,
         Pause,
         Resume,
+        Reclaim,
+        ReclaimReply,
     )
 }
 CODEC = Codec(

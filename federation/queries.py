@@ -174,3 +174,35 @@ ON CONFLICT (name) DO UPDATE SET advert = excluded.advert, last_seen = excluded.
 """
 
 LIST_PEER_ADVERTS = "SELECT name, advert, last_seen FROM fed_peers ORDER BY name"
+
+# --- reclaims of split jobs' parts (origin) and the answers given (remote) ----------------
+RECLAIM_COLUMNS = (
+    "key, job_id, epoch, peer, indices, state, withdrawn, frames, created_at, answered_at"
+)
+
+INSERT_RECLAIM = f"""
+INSERT INTO fed_reclaims ({RECLAIM_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, 'asked', '[]', '', $6, NULL)
+ON CONFLICT (key) DO NOTHING
+"""
+
+# Reclaims sent but not answered yet (resent after a restart, with the same key).
+ASKED_RECLAIMS = (
+    f"SELECT {RECLAIM_COLUMNS} FROM fed_reclaims WHERE state = 'asked' ORDER BY created_at"
+)
+
+JOB_RECLAIMS = (
+    f"SELECT {RECLAIM_COLUMNS} FROM fed_reclaims WHERE job_id = ANY($1::text[]) ORDER BY created_at"
+)
+
+# Fenced on 'asked': an answer is applied once.
+ANSWER_RECLAIM = """
+UPDATE fed_reclaims SET state = $2, withdrawn = $3, frames = $4, answered_at = $5
+WHERE key = $1 AND state = 'asked'
+"""
+
+GET_WITHDRAWAL = "SELECT withdrawn FROM fed_withdrawals WHERE site = $1 AND key = $2"
+
+INSERT_WITHDRAWAL = """
+INSERT INTO fed_withdrawals (site, key, job_id, withdrawn, at) VALUES ($1, $2, $3, $4, $5)
+"""

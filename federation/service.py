@@ -44,6 +44,7 @@ from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
+from federation.reclaim import Reclaimer, Withdrawals
 from federation.reconcile import Reconciler
 from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
@@ -65,6 +66,7 @@ from site_agent.lifecycle import (
     TasksAssigned,
     TasksRelayed,
     TasksRequeued,
+    TasksWithdrawn,
 )
 from site_agent.site import SiteAgent
 from site_agent.store.base import StoreError
@@ -176,6 +178,15 @@ class FederationService:
             views=link,
             dirs=site.storage,
             clock=clock,
+            reclaimer=Reclaimer(
+                name=self.name,
+                config=self.config,
+                rows=store.reclaims,
+                jobs=site.store,
+                lifecycle=site.lifecycle,
+                client=self.client,
+                clock=clock,
+            ),
         )
         self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
         # Jobs accepted from a peer: its max_slots and own_first apply in this site's dispatcher.
@@ -195,6 +206,9 @@ class FederationService:
             refused=self.log_refusal,
             clock=clock,
             logs=LogServing(self.acceptance, site.logs),
+            withdrawals=Withdrawals(
+                jobs=self.acceptance, rows=store.reclaims, lifecycle=site.lifecycle, clock=clock
+            ),
         )
         self.remote_logs = RemoteLogReader(self.config, self.client)
 
@@ -206,7 +220,14 @@ class FederationService:
         )
         self._site.lifecycle.subscribe(
             self._on_progress_event,
-            (TaskFinished, TasksAssigned, TasksRequeued, TasksRelayed, JobStateChanged),
+            (
+                TaskFinished,
+                TasksAssigned,
+                TasksRequeued,
+                TasksRelayed,
+                TasksWithdrawn,
+                JobStateChanged,
+            ),
         )
         self._site.lifecycle.subscribe(
             self.splitter.on_event,
@@ -303,7 +324,7 @@ class FederationService:
                 await self.relay.mark([event.outcome.task.job_id])
         elif isinstance(event, TasksAssigned | TasksRequeued):
             await self.relay.mark(sorted({t.job_id for t in event.tasks}))
-        elif isinstance(event, TasksRelayed):  # a job accepted here and relayed on
+        elif isinstance(event, TasksRelayed | TasksWithdrawn):  # relayed on; reclaimed
             await self.relay.mark([event.job_id])
         elif isinstance(event, JobStateChanged):
             await self.relay.mark([event.job_id])

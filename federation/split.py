@@ -36,9 +36,10 @@ from typing import Protocol
 
 from federation.interfaces import PeerCapacities, ServerViews
 from federation.peers import FederationConfig
+from federation.reclaim import Reclaimer
 from scheduler.frames import format_frames
 from scheduler.profile import matches
-from scheduler.ranking import Candidate, rank_peers
+from scheduler.ranking import Candidate, Ranking, rank_peers
 from scheduler.split import PartPlan, PeerOpening, plan_parts, same_chunking
 from site_agent.errors import ConflictError
 from site_agent.lifecycle import (
@@ -128,6 +129,7 @@ class Splitter:
         dirs: JobDirs,
         clock: Callable[[], float] = time.time,
         interval_s: float = SPLIT_INTERVAL_S,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self._name = name
         self._config = config
@@ -138,6 +140,7 @@ class Splitter:
         self._dirs = dirs
         self._clock = clock
         self._interval_s = interval_s
+        self._reclaimer = reclaimer
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -184,12 +187,42 @@ class Splitter:
                 log.info("split job %s: part %s left as it is: %s", job_id, part.id, exc)
 
     async def step(self) -> None:
-        """Settle what parts brought back, then send new parts where peers have room."""
+        """Settle what parts brought back, send new parts where peers have room, then take
+        back unstarted chunks where slots here (or at other peers) are idle."""
         for part in await self._jobs.split.open_parts():
             await self.settle(part)
         for job in await self._jobs.split.split_jobs():
             if job.origin_job_id is None:  # a job accepted from a peer is never split again
                 await self.send_parts(job)
+        if self._reclaimer is not None:
+            await self._reclaimer.resend()
+            await self.rebalance(self._reclaimer)
+
+    async def rebalance(self, reclaimer: Reclaimer) -> None:
+        """Each split job with open parts: ask for their unstarted chunks back while its
+        capable slots here, and free ones at peers holding none of them, are idle."""
+        by_job: dict[str, list[JobRecord]] = {}
+        for part in await self._jobs.split.open_parts():
+            if part.part_of is not None and not part.state.finished:
+                by_job.setdefault(part.part_of, []).append(part)
+        for job_id, parts in by_job.items():
+            job = await self._jobs.get_job(job_id)
+            if job is None or job.origin_job_id is not None:
+                continue
+            _, local_free, ranking = await self._capacity(job)
+            holding = {p.placement for p in parts if await self._unstarted(p)}
+            elsewhere = sum(c.free_slots for c in ranking.candidates if c.name not in holding)
+            await reclaimer.rebalance(job, parts, local_free + elsewhere)
+
+    async def _capacity(self, job: JobRecord) -> tuple[int, int, Ranking]:
+        """Slots here that can run ``job`` (all, and idle), and the peers ranked for it."""
+        views = [v for v in await self._views.server_views() if v.online]
+        capable = [v for v in views if matches(job.profile, v)]
+        targets = [p for p in self._config.peers if p.allow_forward_to]
+        ranking = rank_peers(
+            job.profile, self._peers.capacities(targets, job.manifest), need_free=True
+        )
+        return sum(v.slots for v in capable), sum(v.free_slots for v in capable), ranking
 
     # --- settling ------------------------------------------------------------
     async def settle(self, part: JobRecord) -> None:
@@ -241,12 +274,7 @@ class Splitter:
         waiting = [t.index for t in tasks if t.state == TaskState.WAITING]
         if not waiting:
             return
-        views = await self._views.server_views()
-        local_slots = sum(v.slots for v in views if v.online and matches(job.profile, v))
-        targets = [p for p in self._config.peers if p.allow_forward_to]
-        ranking = rank_peers(
-            job.profile, self._peers.capacities(targets, job.manifest), need_free=True
-        )
+        local_slots, _, ranking = await self._capacity(job)
         parts = await self._jobs.split.parts(job.id)
         busy = {p.placement for p in parts if await self._unstarted(p)}
         openings = [

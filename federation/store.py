@@ -22,6 +22,7 @@ from site_agent.store.database import Connection, Database, Row
 from site_agent.store.migrate import MigrationChain, apply_migrations
 
 from . import queries as q
+from .reclaim_rows import ReclaimRows
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class FederationStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.reclaims = ReclaimRows(db)
+        """Reclaims of split jobs' parts asked (origin) and answered (remote)."""
 
     @classmethod
     async def open(cls, db: Database) -> FederationStore:

@@ -6,7 +6,11 @@ parts take them from the end: both sides work towards the middle and no chunk is
 ever in two places. Parts are sent in batches: a peer gets at most as many chunks
 as it advertises free capable slots, and no new part of a job while one of that
 job's parts there has chunks it has not started. When a part ends, the peer's next advert sizes
-the next batch, so the work rebalances as sites finish without taking chunks back.
+the next batch, so faster sites get more.
+
+An advert can be stale, or the peer's own jobs may take its slots first: then a part's
+chunks wait there unstarted while this site runs out of work. :func:`plan_reclaims`
+picks which of them to ask back (the peer gives back only those it has not started).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from dataclasses import dataclass
 from scheduler.errors import PolicyError
 from scheduler.frames import chunk_frames
 
-__all__ = ["PartPlan", "PeerOpening", "plan_parts", "same_chunking"]
+__all__ = [
+    "PartHolding",
+    "PartPlan",
+    "PeerOpening",
+    "ReclaimPlan",
+    "plan_parts",
+    "plan_reclaims",
+    "same_chunking",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,3 +82,52 @@ def same_chunking(chunks: Sequence[tuple[int, ...]], chunk_size: int) -> bool:
     """
     frames = [frame for chunk in chunks for frame in chunk]
     return [tuple(c) for c in chunk_frames(frames, chunk_size)] == [tuple(c) for c in chunks]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartHolding:
+    """A part of the job at a peer, as its last progress showed it."""
+
+    part_id: str
+    peer: str
+    unstarted: tuple[int, ...]
+    """The part's task positions still waiting at the peer."""
+    asking: bool = False
+    """Whether a reclaim of this part is still unanswered (then no other is sent)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReclaimPlan:
+    """Ask ``peer`` for the part's chunks at ``indices`` (its task positions) back."""
+
+    part_id: str
+    peer: str
+    indices: tuple[int, ...]
+
+
+def plan_reclaims(
+    *, waiting_here: int, free_slots: int, parts: Sequence[PartHolding]
+) -> list[ReclaimPlan]:
+    """Chunks to ask back so that ``free_slots`` have work: none while the job still has
+    that many chunks waiting here.
+
+    ``waiting_here``: the job's chunks waiting at this site; ``free_slots``: idle slots
+    here that can run it, plus free capable slots of peers holding none of its unstarted
+    chunks. The most held-up part gives first, from its end (its site starts from the
+    front, so the chunks it would start next stay there).
+    """
+    if waiting_here < 0 or free_slots < 0:
+        raise PolicyError(
+            f"counts must not be negative, got {waiting_here} waiting and {free_slots} free"
+        )
+    want = free_slots - waiting_here
+    plans: list[ReclaimPlan] = []
+    for part in sorted(parts, key=lambda p: (-len(p.unstarted), p.part_id)):
+        if want <= 0:
+            break
+        if part.asking or not part.unstarted:
+            continue
+        taken = tuple(sorted(part.unstarted)[-want:])
+        plans.append(ReclaimPlan(part_id=part.part_id, peer=part.peer, indices=taken))
+        want -= len(taken)
+    return plans

@@ -21,7 +21,9 @@ from .events import (
     TasksRelayed,
     TasksRequeued,
     TasksStarted,
+    TasksWithdrawn,
 )
+from .reclaim import WithdrawalHook
 from .service import Lifecycle
 from .split import PartChunk
 from .states import (
@@ -54,5 +56,7 @@ __all__ = [
     "TasksRelayed",
     "TasksRequeued",
     "TasksStarted",
+    "TasksWithdrawn",
     "TransitionRefusedError",
+    "WithdrawalHook",
 ]

@@ -132,6 +132,15 @@ class TasksRelayed:
     job_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksWithdrawn:
+    """Chunks (task positions) left the job without being rendered here: given back to the
+    split job they came from, at its origin's request."""
+
+    job_id: str
+    indices: tuple[int, ...]
+
+
 Event = (
     JobCreated
     | JobsReleased
@@ -146,6 +155,7 @@ Event = (
     | TasksRequeued
     | JobReplaced
     | TasksRelayed
+    | TasksWithdrawn
     | JobPriorityChanged
 )
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -162,6 +172,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TasksRequeued,
     JobReplaced,
     TasksRelayed,
+    TasksWithdrawn,
     JobPriorityChanged,
 )
 Subscriber = Callable[[Event], Awaitable[None]]

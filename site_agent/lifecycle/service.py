@@ -61,13 +61,20 @@ from .events import (
 from .faults import FaultTransitions
 from .fence import first_per_task, holds
 from .placement import PlacementTransitions
+from .reclaim import ReclaimTransitions
 from .split import SplitTransitions
 from .states import JobEvent, TaskEvent, job_allows, next_job_state, task_allows
 
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(ControlTransitions, PlacementTransitions, SplitTransitions, FaultTransitions):
+class Lifecycle(
+    ControlTransitions,
+    PlacementTransitions,
+    SplitTransitions,
+    ReclaimTransitions,
+    FaultTransitions,
+):
     """Every job and task transition of one site; see the module docstring."""
 
     def __init__(

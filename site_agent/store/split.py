@@ -48,6 +48,27 @@ PART_TASK_DONE = f"""
 UPDATE tasks SET state = 'done', server_id = $3, started_at = $4, finished_at = $5, error = ''
 WHERE id = $1 AND part_job_id = $2 AND state IN {ACTIVE}
 """
+# Chunks withdrawn from a job accepted here, for its origin: waiting and never failed here,
+# so no server holds them (a chunk whose server was lost is waiting again, with no failure).
+# Deleted: never started, they leave no attempt, log or frame; the job's frame spec shrinks.
+WITHDRAW_WAITING = f"""
+DELETE FROM tasks
+WHERE job_id = $1 AND idx = ANY($2::bigint[]) AND state = 'waiting' AND failures = 0
+RETURNING {TASK_COLUMNS}
+"""
+# The origin's copy of a part's tasks its peer withdrew (the peer's answer is the rule).
+DROP_PART_TASKS = f"""
+DELETE FROM tasks WHERE job_id = $1 AND idx = ANY($2::bigint[]) AND state <> 'done'
+RETURNING {TASK_COLUMNS}
+"""
+JOB_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = $1 ORDER BY idx"
+SET_JOB_FRAMES = "UPDATE jobs SET frames = $2, frame_count = $3, updated_at = $4 WHERE id = $1"
+# Chunks a part gave back, by task id, waiting here again.
+RETURN_SOME_PART_TASKS = f"""
+UPDATE tasks SET {BACK_TO_WAITING}, error = $3
+WHERE part_job_id = $1 AND id = ANY($2::bigint[]) AND state IN {ACTIVE}
+RETURNING {TASK_COLUMNS}
+"""
 RETURN_PART_TASKS = f"""
 UPDATE tasks SET {BACK_TO_WAITING}, error = $2
 WHERE part_job_id = $1 AND state IN {ACTIVE}
@@ -92,6 +113,30 @@ class SplitStatements:
             PART_TASK_DONE, task_id, part_job_id, server, started_at, finished_at
         )
         return count > 0
+
+    async def withdraw_waiting(self, job_id: str, indices: Sequence[int]) -> list[TaskRecord]:
+        """Delete the job's chunks at ``indices`` that are waiting and never failed; those deleted."""
+        rows = await self._conn.fetch(WITHDRAW_WAITING, job_id, list(indices))
+        return [task_from_row(r) for r in rows]
+
+    async def drop_part_tasks(self, part_job_id: str, indices: Sequence[int]) -> list[TaskRecord]:
+        """Delete a part's tasks at ``indices`` not done here (its peer withdrew them)."""
+        rows = await self._conn.fetch(DROP_PART_TASKS, part_job_id, list(indices))
+        return [task_from_row(r) for r in rows]
+
+    async def tasks(self, job_id: str) -> list[TaskRecord]:
+        return [task_from_row(r) for r in await self._conn.fetch(JOB_TASKS, job_id)]
+
+    async def set_job_frames(self, job_id: str, frames: str, count: int, *, at: float) -> None:
+        """The job's frame spec after chunks were withdrawn from it."""
+        await self._conn.execute(SET_JOB_FRAMES, job_id, frames, count, at)
+
+    async def return_some_part_tasks(
+        self, part_job_id: str, task_ids: Sequence[int], *, error: str
+    ) -> list[TaskRecord]:
+        """The split job's tasks ``task_ids`` held by the part back to waiting here."""
+        rows = await self._conn.fetch(RETURN_SOME_PART_TASKS, part_job_id, list(task_ids), error)
+        return [task_from_row(r) for r in rows]
 
     async def return_part_tasks(self, part_job_id: str, *, error: str) -> int:
         """The part's chunks not done back to waiting here; how many."""

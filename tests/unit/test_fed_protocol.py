@@ -39,6 +39,8 @@ from federation.protocol import (
     OfferReply,
     Pause,
     Progress,
+    Reclaim,
+    ReclaimReply,
     Resume,
     ServerCapacity,
     TaskProgress,
@@ -188,6 +190,10 @@ SAMPLES: list[Message] = [
     ),
     Pause(origin_job_id="42", remote_job_id="r-17", epoch=1, seq=1_750_000_000_000),
     Resume(origin_job_id="42", remote_job_id="r-17", epoch=1, seq=1_750_000_000_001),
+    Reclaim(
+        key="studio:42:1:0a1b2c", origin_job_id="42", remote_job_id="r-17", epoch=1, indices=(4, 5)
+    ),
+    ReclaimReply(key="studio:42:1:0a1b2c", withdrawn=(5,), reason="1 chunk(s) started here"),
 ]
 
 
