@@ -228,6 +228,22 @@ class Reclaimer:
         return len(returned)
 
 
+def reclaims_json(rows: Sequence[ReclaimRow]) -> list[dict[str, object]]:
+    """The job JSON's ``reclaimed``: chunks taken back from parts, oldest first."""
+    return [
+        {
+            "part": row.job_id,
+            "peer": row.peer,
+            "state": row.state,
+            "chunks_asked": len(row.indices),
+            "chunks": len(row.withdrawn),
+            "frames": row.frames,
+            "at": row.answered_at or row.created_at,
+        }
+        for row in rows
+    ]
+
+
 def _reclaimable(part: JobRecord) -> bool:
     """A part still open at its first placement, committed at its peer."""
     return (

@@ -44,7 +44,7 @@ from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
-from federation.reclaim import Reclaimer, Withdrawals
+from federation.reclaim import Reclaimer, Withdrawals, reclaims_json
 from federation.reconcile import Reconciler
 from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
@@ -360,11 +360,16 @@ class FederationService:
         return await self.store.outbox_depth()
 
     async def job_details(self, job: JobRecord) -> dict[str, Any]:
-        """Extra fields of the job JSON: transfer counters and the remote's progress."""
+        """Extra fields of the job JSON: transfer counters, the remote's progress, and the
+        chunks taken back from a split job's parts."""
+        parts = [p.id for p in await self._site.store.split.parts(job.id)] if job.split else []
+        reclaims = await self.store.reclaims.of_jobs([job.id, *parts])
+        extra: dict[str, Any] = {"reclaimed": reclaims_json(reclaims)} if reclaims else {}
         row = await self.store.latest_forward(job.id)
         if row is None:
-            return {}
+            return extra
         return {
+            **extra,
             "peers_tried": await self.store.forward_peers(job.id),
             "transfer": {
                 "peer": row.peer,

@@ -232,6 +232,7 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
         header.append(("overrides", overrides))
     if job.get("why_waiting"):
         header.append(("waiting", str(job["why_waiting"])))
+    header += [("reclaimed", _reclaimed(r)) for r in job.get("reclaimed") or []]
     if job.get("error"):
         # On an unfinished job it is a problem the job waits out (e.g. storage full).
         label = "error" if job.get("state") in FINISHED_STATES else "notice"
@@ -261,6 +262,16 @@ def format_job(detail: Mapping[str, Any], now: float) -> str:
         ]
     lines += ["", frame_summary(detail.get("frames") or [])]
     return "\n".join(lines)
+
+
+def _reclaimed(reclaim: Mapping[str, Any]) -> str:
+    """One chunk-reclaim of a split job's part, e.g. ``frames 21-24 from facility (part p1)``."""
+    where = f"from {reclaim.get('peer')} (part {reclaim.get('part')})"
+    if reclaim.get("state") == "asked":
+        return f"{reclaim.get('chunks_asked')} chunk(s) asked back {where}"
+    if not reclaim.get("chunks"):
+        return f"none of {reclaim.get('chunks_asked')} chunk(s) {where}: started there"
+    return f"frames {reclaim.get('frames')} {where}"
 
 
 def job_summary(job: Mapping[str, Any]) -> str:
