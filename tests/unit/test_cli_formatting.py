@@ -194,6 +194,42 @@ def test_format_job_shows_header_tasks_and_frames():
     assert text.endswith("frames: 2 done (1-2), 2 failed (3-4); 4 total")
 
 
+def test_format_job_shows_the_chunks_taken_back_from_parts():
+    reclaimed = [
+        {
+            "part": "p1",
+            "peer": "facility",
+            "state": "answered",
+            "chunks_asked": 2,
+            "chunks": 2,
+            "frames": "21-24",
+        },
+        {
+            "part": "p2",
+            "peer": "farm",
+            "state": "answered",
+            "chunks_asked": 1,
+            "chunks": 0,
+            "frames": "",
+        },
+        {
+            "part": "p2",
+            "peer": "farm",
+            "state": "asked",
+            "chunks_asked": 3,
+            "chunks": 0,
+            "frames": "",
+        },
+    ]
+    text = format_job({"job": make_job(split=True, reclaimed=reclaimed)}, NOW)
+    lines = [line for line in text.splitlines() if line.startswith("reclaimed")]
+    assert lines == [
+        "reclaimed  frames 21-24 from facility (part p1)",
+        "reclaimed  none of 1 chunk(s) from farm (part p2): started there",
+        "reclaimed  3 chunk(s) asked back from farm (part p2)",
+    ]
+
+
 def test_frame_summary_without_frames():
     assert frame_summary([]) == "frames: none"
 

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from scheduler.errors import PolicyError
 from scheduler.frames import chunk_frames
-from scheduler.split import PartPlan, PeerOpening, plan_parts, same_chunking
+from scheduler.split import (
+    PartHolding,
+    PartPlan,
+    PeerOpening,
+    plan_parts,
+    plan_reclaims,
+    same_chunking,
+)
 
 
 def peer(name: str, free: int, *, open_part: bool = False) -> PeerOpening:
@@ -84,3 +91,26 @@ def test_same_chunking() -> None:
     # A short chunk anywhere but last would be chunked differently in the part.
     assert not same_chunking([chunks[2], chunks[0]], 4)
     assert same_chunking([(1, 11, 21)], 3)
+
+
+@given(
+    waiting=st.integers(0, 6),
+    free=st.integers(0, 12),
+    parts=st.lists(st.tuples(st.sets(st.integers(0, 9), max_size=6), st.booleans()), max_size=4),
+)
+def test_reclaims_ask_only_unstarted_chunks_and_no_more_than_the_idle_slots(
+    waiting: int, free: int, parts: list[tuple[set[int], bool]]
+) -> None:
+    holdings = [
+        PartHolding(part_id=f"p{i}", peer="a", unstarted=tuple(sorted(u)), asking=asking)
+        for i, (u, asking) in enumerate(parts)
+    ]
+    plans = plan_reclaims(waiting_here=waiting, free_slots=free, parts=holdings)
+    by_id = {h.part_id: h for h in holdings}
+    assert len({p.part_id for p in plans}) == len(plans)  # one request per part
+    for plan in plans:
+        part = by_id[plan.part_id]
+        assert not part.asking and plan.indices and set(plan.indices) <= set(part.unstarted)
+    assert sum(len(p.indices) for p in plans) == min(
+        max(0, free - waiting), sum(len(h.unstarted) for h in holdings if not h.asking)
+    )
