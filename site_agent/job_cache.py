@@ -19,7 +19,8 @@ class JobCache:
     every task; reading them from the store each time was a query per report.
     Concurrent misses for one job share one read: when a job starts on hundreds
     of servers at once, their first reports arrive together.
-    Callers must not use the cached state, placement or timestamps.
+    Callers must not use the cached state, placement, timestamps or frame spec (a job's
+    frame spec shrinks when chunks are withdrawn from it, see :mod:`.lifecycle.reclaim`).
     """
 
     def __init__(self, store: JobReads, *, size: int = 1024) -> None:

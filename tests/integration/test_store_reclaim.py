@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from test_store_contract import claim, claim_of, complete, lc, make_job, new_job
 from test_store_split import CHUNKS, part_of, send
 
+from federation.store import FederationStore
 from site_agent.lifecycle import Event, JobCancelled, JobFinished, TasksRequeued, TasksWithdrawn
 from site_agent.store.base import Store
 from site_agent.store.database import Connection
@@ -187,3 +188,51 @@ async def test_an_answer_for_a_part_that_ended_returns_nothing(store: Store) -> 
     assert await lc(store).reclaim_part(part, [0, 1], at=41.0, hook=hook) == ()
     assert hooks == ["answered"]  # marked, so it is not asked again
     assert len(await store.list_tasks("part-1")) == 2
+
+
+# --- the federation's rows, with the transitions, across a restart ---------------------
+
+
+async def test_reclaim_rows_survive_a_restart_and_answers_commit_with_their_change(
+    store: Store,
+) -> None:
+    fed = await FederationStore.open(store.database)
+    await lc(store).create(dataclasses.replace(make_job(), split=True), CHUNKS)
+    assert await send(store, part_of("job-1"), [2, 3])
+    await fed.reclaims.ask(
+        key="studio:part-1:1:k1", job_id="part-1", epoch=1, peer="facility", indices=[0, 1], at=50.0
+    )
+    await fed.reclaims.ask(  # a repeat of the key keeps the first record
+        key="studio:part-1:1:k1", job_id="part-1", epoch=1, peer="facility", indices=[1], at=51.0
+    )
+    # A restarted agent opens the same database: the request is still to be sent.
+    reopened = await FederationStore.open(store.database)
+    [row] = await reopened.reclaims.asked()
+    assert (row.key, row.job_id, row.peer, row.indices, row.state) == (
+        "studio:part-1:1:k1",
+        "part-1",
+        "facility",
+        (0, 1),
+        "asked",
+    )
+    part = await store.get_job("part-1")
+    assert part is not None
+    hook = reopened.reclaims.answered_hook(row.key, [1], "7-8", at=52.0)
+    assert [t.index for t in await lc(store).reclaim_part(part, [1], at=52.0, hook=hook)] == [3]
+    assert await reopened.reclaims.asked() == []
+    [answered] = await reopened.reclaims.of_jobs(["part-1"])
+    assert (answered.state, answered.withdrawn, answered.frames) == ("answered", (1,), "7-8")
+    assert not await reopened.reclaims.abandon(row.key, at=53.0)  # answered stays answered
+
+    # The peer's answer is recorded with its withdrawal, once per (site, key).
+    await accepted_as(store, "r1")
+    record = reopened.reclaims.withdrawal_hook("studio", "studio:part-1:1:k2", "r1", at=60.0)
+    withdrawn = await lc(store).withdraw_chunks("r1", [3], reason="r", at=60.0, record=record)
+    assert withdrawn == (3,)
+    assert await reopened.reclaims.answer("studio", "studio:part-1:1:k2") == (3,)
+    assert await reopened.reclaims.answer("other", "studio:part-1:1:k2") is None
+
+
+async def accepted_as(store: Store, job_id: str) -> None:
+    job = dataclasses.replace(make_job(job_id), frames="1-8", frame_count=8, origin_job_id="p")
+    await lc(store).create(job, CHUNKS)
