@@ -64,7 +64,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 """
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 JOB_STATE_COUNTS = "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
-# A job accepted from a peer, by the origin's id (the newest placement if re-offered).
+# A job accepted from a peer, by the origin's id (the newest placement if re-offered); served by
+# the partial index jobs_origin_job (federation chain, 0004_origin_job_index).
 GET_JOB_BY_ORIGIN_ID = f"""
 SELECT {JOB_COLUMNS} FROM jobs WHERE origin_job_id = $1 ORDER BY created_at DESC LIMIT 1
 """

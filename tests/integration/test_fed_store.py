@@ -10,6 +10,7 @@ from scheduler.dependencies import DependencyKind
 from scheduler.profile import JobProfile
 from site_agent.lifecycle import Lifecycle
 from site_agent.store import Store
+from site_agent.store.queries import GET_JOB_BY_ORIGIN_ID
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState, TaskState
 from spillway.core.records import FileEntry
 
@@ -282,3 +283,28 @@ async def test_forward_peers_lists_every_peer_of_every_epoch(store: Store) -> No
     await s.start_forward("j1", 2, "facility-b", at=2.0)
     await s.start_forward("j2", 1, "facility-c", at=3.0)
     assert await s.forward_peers("j1") == ["facility-a", "facility-b"]
+
+
+async def test_an_accepted_job_is_found_by_its_origin_id_through_an_index(store: Store) -> None:
+    """The remote's lookup by the origin's job id (``spillway job ORIGIN_ID`` there) reads the
+    federation chain's partial index, not every job of the site."""
+    await fed(store)
+    for job_id, at in (("r-old", 100.0), ("r-new", 200.0)):  # re-offered: the newest wins
+        job = dataclasses.replace(make_job(job_id), origin_job_id="o-1", created_at=at)
+        await lc(store).create(job, [(1, 2, 3), (4, 5, 6)])
+    await lc(store).create(make_job("local-1"), [(1, 2, 3)])
+    found = await store.get_job_by_origin_id("o-1")
+    assert found is not None and found.id == "r-new"
+    assert await store.get_job_by_origin_id("nobody") is None
+    db = store.database
+    async with db.transaction() as conn:
+        if db.dialect == "postgres":
+            # A handful of rows: make the planner show whether it can use the index at all.
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = " ".join(
+                r[0] for r in await conn.fetch("EXPLAIN " + GET_JOB_BY_ORIGIN_ID, "o-1")
+            )
+        else:
+            rows = await conn.fetch("EXPLAIN QUERY PLAN " + GET_JOB_BY_ORIGIN_ID, "o-1")
+            plan = " ".join(str(r["detail"]) for r in rows)
+    assert "jobs_origin_job" in plan, plan
