@@ -51,8 +51,10 @@ class Outbox:
         *,
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 15.0,
+        delivered: Callable[[OutboxEntry], None] | None = None,
     ) -> None:
         self._rows = rows
+        self._delivered = delivered
         self._client = client
         self._contact = contact
         self._peers = {p.name: p for p in peers}
@@ -114,6 +116,8 @@ class Outbox:
         await self._rows.outbox_delivered(entry.id, at=self._clock())
         if delivered:
             log.info("%s %s delivered to %s", entry.kind, entry.id, entry.peer)
+            if self._delivered is not None:  # e.g. progress acknowledged: smaller snapshots
+                self._delivered(entry)
 
     async def _attempt(self, entry: OutboxEntry, peer: PeerConfig, message: Message) -> None:
         try:

@@ -3,15 +3,17 @@
 Every task change of an accepted job (assigned, started, finished, requeued, a
 pause) marks the job; the ``fed-progress`` task turns each marked job into one
 :class:`~federation.protocol.Progress` snapshot at most every
-``PROGRESS_INTERVAL_S`` (longer for jobs of thousands of tasks) and writes it to the durable outbox, where it replaces
-the job's undelivered older snapshot. A snapshot lists every task that is not
-untouched (state, attempt, server, times, the renderer's error; the frames of
-done tasks with their sha256), so the origin can show the tasks and fetch each
-finished frame right away. Snapshots are numbered per job (``fed_offers.progress_seq``,
-durable): the origin applies only a number above the last it applied, so a
-duplicate, a reordered or a stale snapshot changes nothing. Marked jobs are also
-re-read every ``REFRESH_S`` (a start report has no event per job); an unchanged
-snapshot is not sent again.
+``PROGRESS_INTERVAL_S`` (longer for jobs of thousands of tasks) and writes it to the
+durable outbox, where it replaces the job's undelivered older snapshot. A snapshot carries the tasks (state,
+attempt, server, times, the renderer's error; the frames of done tasks with their
+sha256) that changed since the last snapshot the origin acknowledged, and those of
+every snapshot sent since (:class:`~federation.progress_delta.SnapshotDeltas`: a
+lost snapshot loses nothing), so the origin can show the tasks and fetch each
+finished frame right away; untouched tasks are never listed. Snapshots are numbered
+per job (``fed_offers.progress_seq``, durable): the origin applies only a number
+above the last it applied, so a duplicate, a reordered or a stale snapshot changes
+nothing. Marked jobs are also re-read every ``REFRESH_S`` (a start report has no
+event per job); an unchanged job is not sent again.
 
 Pause and resume go both ways (:class:`Controls`): a user's pause of a
 forwarded job at the origin is sent to the remote, and a pause by the remote's
@@ -30,8 +32,9 @@ from typing import Protocol
 
 from federation.interfaces import MessageQueue
 from federation.peers import PeerConfig
+from federation.progress_delta import SnapshotDeltas
 from federation.protocol import FrameOutput, Pause, Progress, Resume, TaskProgress
-from federation.store import OfferRow
+from federation.store import OfferRow, OutboxEntry
 from site_agent.errors import ConflictError, NotFoundError
 from site_agent.store.base import StoreError
 from site_agent.store.records import LOCAL, FrameRecord, JobRecord, JobState, TaskRecord, TaskState
@@ -133,6 +136,7 @@ class ProgressRelay:
         self._tracked: dict[str, OfferRow] = {}
         self._not_accepted: set[str] = set()
         self._last_sent: dict[str, tuple[float, Progress]] = {}
+        self._deltas = SnapshotDeltas()
         self._wake = asyncio.Event()
 
     async def mark(self, job_ids: Sequence[str]) -> None:
@@ -160,6 +164,14 @@ class ProgressRelay:
         self._tracked.pop(job_id, None)
         self._dirty.discard(job_id)
         self._last_sent.pop(job_id, None)
+        self._deltas.forget(job_id)
+
+    def delivered(self, entry: OutboxEntry) -> None:
+        """The outbox's delivery callback: the origin acknowledged a snapshot, so the next
+        ones carry only what changed since."""
+        seq = entry.body.get("seq")
+        if entry.kind == "progress" and isinstance(seq, int):
+            self._deltas.acknowledged(entry.job_id, seq)
 
     async def run(self) -> None:
         """Send due snapshots until cancelled (the ``fed-progress`` task)."""
@@ -184,7 +196,7 @@ class ProgressRelay:
 
     def _spacing(self, last: Progress) -> float:
         """Seconds between two snapshots of a job: more for jobs with many tasks, whose
-        snapshots are large (about 200 bytes and 30 µs to encode per task)."""
+        snapshots take long to build (about 30 µs per task; ``last`` is the whole job)."""
         return max(self._interval_s, len(last.tasks) / SNAPSHOT_TASKS_PER_S)
 
     async def flush(self, job_id: str) -> Progress | None:
@@ -199,6 +211,7 @@ class ProgressRelay:
         if sent is not None and sent[1] == snapshot:
             return None
         seq = await self._offers.next_progress_seq(job_id)
+        carried = self._deltas.delta(job_id, snapshot.tasks)
         msg = Progress(
             origin_job_id=snapshot.origin_job_id,
             remote_job_id=job_id,
@@ -207,7 +220,7 @@ class ProgressRelay:
             state=snapshot.state,
             frames_done=snapshot.frames_done,
             frames_total=snapshot.frames_total,
-            tasks=snapshot.tasks,
+            tasks=carried,
         )
         await self._outbox.enqueue(
             peer=offer.site,
@@ -217,6 +230,7 @@ class ProgressRelay:
             msg_id=f"progress:{job_id}:{offer.epoch}:{seq}",
             final=False,
         )
+        self._deltas.sent(job_id, seq, carried)
         self._last_sent[job_id] = (self._clock(), snapshot)
         return msg
 

@@ -191,6 +191,7 @@ class Results:
         if msg.state == JobState.RUNNING.value or any(t.state != "waiting" for t in msg.tasks):
             await self._jobs.remote_start(job.id, at=now)
         self._fetch_done(peer, job, msg, here)
+        self._stream.retry(job.id)
         return True
 
     def _fetch_done(
@@ -274,6 +275,7 @@ class Results:
             if current is None or current.state.finished or current.placement_epoch != epoch:
                 return False
             await self._stream.drain(job.id)
+            self._stream.forget(job.id)
             records: list[FrameRecord] = []
             if state == JobState.DONE:
                 expected = set(parse_frames(job.frames))

@@ -110,7 +110,14 @@ class FederationService:
 
     def _wire(self, site: SiteAgent, *, poll_interval_s: float) -> None:
         link, store, clock = SiteLink(site), self.store, self.clock
-        self.outbox = Outbox(store, self.client, self.book, self.config.peers, clock=clock)
+        self.outbox = Outbox(
+            store,
+            self.client,
+            self.book,
+            self.config.peers,
+            clock=clock,
+            delivered=lambda entry: self.relay.delivered(entry),
+        )
         self.stream = FrameStream(client=self.client, frames=site.storage, jobs=link, clock=clock)
         self.results = Results(
             name=self.name,

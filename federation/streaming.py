@@ -6,10 +6,11 @@ in the background (at most ``STREAM_CONCURRENCY`` frames at once over all
 jobs), verifying each hash while writing it atomically into this site's storage,
 then records the frames and marks the task done in one transaction fenced on the
 placement epoch (:meth:`~site_agent.lifecycle.Lifecycle.record_relayed_frames`).
-Nothing here needs to survive a restart: the next snapshot lists the same done
-tasks, and the job's completion fetches whatever is still missing (frames
-already on disk with the right hash are not fetched again). A failed fetch is
-logged and tried again with the next snapshot.
+Snapshots carry only what changed (:mod:`federation.progress_delta`), so a done
+task is listed until the origin acknowledges it, then no more: a fetch that failed
+is remembered and tried again with the job's next snapshot. Nothing here needs to
+survive a restart: the job's completion fetches whatever is still missing (frames
+already on disk with the right hash are not fetched again).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import quote
@@ -144,6 +146,17 @@ def has_frame_files(job_dir: Path, name: str, frame: FrameOutput) -> bool:
     return all(_has(job_dir / n, h) for n, h in [(name, frame.sha256), *others])
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Fetch:
+    """A task's frames to fetch again."""
+
+    peer: PeerConfig
+    job: JobRecord
+    remote_job_id: str
+    task: RelayedTask
+    outputs: tuple[FrameOutput, ...]
+
+
 class FrameStream:
     """Background fetches of the frames of remote-done tasks, per (job, task index)."""
 
@@ -162,6 +175,7 @@ class FrameStream:
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._failed: dict[tuple[str, int], _Fetch] = {}
 
     def start(
         self,
@@ -175,12 +189,24 @@ class FrameStream:
         key = (job.id, task.index)
         if key in self._running:
             return
+        self._failed.pop(key, None)
         fetch = asyncio.create_task(
             self._fetch_task(peer, job, remote_job_id, task, outputs),
             name=f"fed-stream-{job.id}-{task.index}",
         )
         self._running[key] = fetch
         fetch.add_done_callback(lambda _: self._running.pop(key, None))
+
+    def retry(self, job_id: str) -> None:
+        """Fetch again what failed for the job (a later snapshot may not list it again)."""
+        for (failed_job, _), fetch in list(self._failed.items()):
+            if failed_job == job_id:
+                self.start(fetch.peer, fetch.job, fetch.remote_job_id, fetch.task, fetch.outputs)
+
+    def forget(self, job_id: str) -> None:
+        """The job ended: its completion fetched (or gave up on) what is missing."""
+        for key in [k for k in self._failed if k[0] == job_id]:
+            del self._failed[key]
 
     async def drain(self, job_id: str) -> None:
         """Wait for the job's fetches under way (before its final fetch takes over)."""
@@ -236,6 +262,9 @@ class FrameStream:
             )
         except (FetchError, BadFrameError) as exc:
             # The next snapshot tries again; the job's completion decides for good.
+            self._failed[(job.id, task.index)] = _Fetch(
+                peer=peer, job=job, remote_job_id=remote_job_id, task=task, outputs=tuple(outputs)
+            )
             log.warning(
                 "job %s: frames of task %d not fetched from %s yet: %s",
                 job.id,

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from pathlib import Path
 
+from federation.client import PeerUnavailableError
 from federation.outbox import Outbox
 from federation.peers import PeerConfig
 from federation.progress import Controls, FromPeer, ProgressRelay
@@ -37,6 +38,7 @@ from site_agent.store.records import (
     JobRecord,
     JobState,
     RelayedTask,
+    TaskClaim,
     TaskRecord,
     TaskState,
 )
@@ -462,3 +464,75 @@ async def test_a_running_job_keeps_one_progress_entry_and_its_latest_pause_or_re
     kept = [await fed.get_outbox(f"progress:r1:1:{n}") for n in range(1, 5)]
     assert [e is not None for e in kept] == [False, False, False, True]
     assert [e.id for e in await fed.pending_outbox()] == ["resume:r1:1:11", "progress:r1:1:4"]
+
+
+async def test_snapshots_carry_what_changed_since_the_origin_acknowledged_one(
+    store: Store,
+) -> None:
+    """The remote's relay over the real outbox: after an acknowledged snapshot only changed
+    tasks go; a snapshot replaced before delivery (lost) loses nothing."""
+    fed = await FederationStore.open(store.database)
+    lifecycle = Lifecycle(store)
+    site = Site(store, lifecycle)
+    job = make_job("r7", placement=LOCAL, placement_epoch=0, remote_job_id=None, origin_job_id="j7")
+    await lifecycle.create(job, chunk_frames(parse_frames("1-4"), 1))
+    await fed.insert_offer(
+        key="studio:j7:1", site="studio", origin_job_id="j7", epoch=1, body={}, at=1.0
+    )
+    await fed.commit_offer("studio:j7:1", "r7", at=2.0)
+    outbox = Outbox(fed, _NoClient(), Contact(), [STUDIO])
+    relay = ProgressRelay(jobs=site, offers=fed, outbox=outbox)
+    tasks = await store.list_tasks("r7")
+
+    async def start(index: int) -> None:
+        claim = TaskClaim(
+            task_id=tasks[index].id, job_id="r7", attempt=1, server_id="s1", lease_expires_at=1e9
+        )
+        assert await lifecycle.assign([claim], at=10.0 + index)
+
+    async def acknowledge(msg: Progress) -> None:
+        entry = await fed.get_outbox(f"progress:r7:1:{msg.seq}")
+        assert entry is not None
+        await fed.outbox_delivered(entry.id, at=20.0)
+        relay.delivered(entry)  # what the outbox calls once the origin acknowledged it
+
+    await relay.mark(["r7"])
+    await start(0)
+    first = await relay.flush("r7")
+    assert first is not None and [t.index for t in first.tasks] == [0]
+    await acknowledge(first)
+    await start(1)
+    second = await relay.flush("r7")
+    assert second is not None and [t.index for t in second.tasks] == [1]  # task 0 unchanged
+    await start(2)  # snapshot 2 never acknowledged: replaced in the outbox by snapshot 3
+    third = await relay.flush("r7")
+    assert third is not None and [t.index for t in third.tasks] == [1, 2]
+    assert await fed.get_outbox(f"progress:r7:1:{second.seq}") is None
+    await acknowledge(third)
+    await start(3)
+    fourth = await relay.flush("r7")
+    assert fourth is not None and [t.index for t in fourth.tasks] == [3]
+    assert fourth.frames_total == 4 and fourth.state == "running"
+
+
+async def test_a_failed_fetch_is_tried_again_with_a_later_snapshot_that_does_not_list_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Snapshots carry only changes: a done task is listed until acknowledged, so a fetch
+    that failed is remembered and retried with the job's next snapshot."""
+    o = await origin(store, tmp_path)
+    download = o.remote.download
+
+    async def unavailable(*args: object, **kwargs: object) -> None:
+        raise PeerUnavailableError("facility", "connection reset")
+
+    o.remote.download = unavailable  # type: ignore[method-assign]
+    assert await o.results.progress(FACILITY, progress(1, done(0)))
+    await o.stream.drain("j1")
+    assert (await o.tasks())[0].state != TaskState.DONE and await store.list_frames("j1") == []
+    o.remote.download = download  # type: ignore[method-assign]
+    running = TaskProgress(index=1, state="running", attempt=1, server="fac-1")
+    assert await o.results.progress(FACILITY, progress(2, running))  # task 0 not listed again
+    await o.stream.drain("j1")
+    assert (await o.tasks())[0].state == TaskState.DONE
+    assert [f.frame for f in await store.list_frames("j1")] == [1]
