@@ -264,7 +264,9 @@ class Progress(Message):
 
     ``seq`` grows with every snapshot of one job at R; O applies a snapshot only if
     its ``seq`` is above the last one applied, so duplicates, reordered and stale
-    snapshots change nothing. Tasks still waiting with no attempt are left out.
+    snapshots change nothing. ``tasks`` are those changed since the last snapshot the
+    origin acknowledged, plus those of every snapshot sent since (see
+    :mod:`federation.progress_delta`); tasks still waiting with no attempt are left out.
     """
 
     TYPE: ClassVar[str] = "progress"
