@@ -27,7 +27,7 @@ from scheduler.frames import format_frames
 
 from ..store.base import JobTransaction
 from ..store.database import Connection
-from ..store.records import JobRecord, JobState, TaskRecord
+from ..store.records import LOCAL, JobRecord, JobState, TaskRecord
 from .base import TransactionHook, TransitionsBase, settled_events
 from .batch import finish_if_done
 from .dependencies import settle
@@ -73,7 +73,7 @@ class ReclaimTransitions(TransitionsBase):
             state = await tx.lock_job(job_id)
             job = await tx.get_job(job_id) if state in _OPEN else None
             withdrawn: tuple[int, ...] = ()
-            if job is not None and job.placement == "local":
+            if job is not None and job.placement == LOCAL:
                 shrunk = await _shrink(
                     tx, job, await tx.split.withdraw_waiting(job_id, indices), reason, at, end=True
                 )
