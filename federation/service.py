@@ -118,7 +118,9 @@ class FederationService:
             clock=clock,
             delivered=lambda entry: self.relay.delivered(entry),
         )
-        self.stream = FrameStream(client=self.client, frames=site.storage, jobs=link, clock=clock)
+        self.stream = FrameStream(
+            client=self.client, frames=site.storage, jobs=link, clock=clock, usage=site.usage
+        )
         self.results = Results(
             name=self.name,
             jobs=link,

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from federation.client import PeerRefusedError
 from federation.errors import FederationError
-from federation.interfaces import FrameDownloader, FrameWriter
+from federation.interfaces import FrameDownloader, FrameWriter, UsageLedger
 from federation.peers import PeerConfig
 from federation.protocol import FrameFileOutput, FrameOutput
 from site_agent.errors import UnavailableError
@@ -168,7 +168,9 @@ class FrameStream:
         jobs: RelayedFrames,
         clock: Callable[[], float] = time.time,
         concurrency: int = STREAM_CONCURRENCY,
+        usage: UsageLedger | None = None,
     ) -> None:
+        self._usage = usage
         self._client = client
         self._frames = frames
         self._jobs = jobs
@@ -222,6 +224,17 @@ class FrameStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _account(self, peer: PeerConfig, job: JobRecord, frame: FrameOutput) -> None:
+        """Accounting: the frame's bytes fetched from the peer (the completion counts only
+        what it fetches itself, so each frame is counted once, as the peer counts it served)."""
+        if self._usage is not None:
+            await self._usage.record_transfer(
+                job_id=job.id,
+                peer=peer.name,
+                at=self._clock(),
+                bytes_in=frame.size + sum(x.size for x in frame.files),
+            )
+
     async def _fetch_task(
         self,
         peer: PeerConfig,
@@ -241,6 +254,7 @@ class FrameStream:
                         await fetch_frame(
                             self._client, self._frames, peer, remote_job_id, output, job_dir, name
                         )
+                        await self._account(peer, job, output)
                 records.append(
                     FrameRecord(
                         job_id=job.id,

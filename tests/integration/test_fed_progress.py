@@ -42,7 +42,7 @@ from site_agent.store.records import (
     TaskRecord,
     TaskState,
 )
-from site_agent.store.usage import UsageEntry
+from site_agent.store.usage import UsageEntry, UsageTotals
 from spillway.core.records import FileEntry
 
 FACILITY = PeerConfig(name="facility", url="https://facility:8843")
@@ -211,14 +211,33 @@ class Contact:
     def contact_failed(self, peer: str, error: str) -> None: ...
 
 
+class Ledger:
+    """The accounting ledger: frame bytes fetched back, per job."""
+
+    def __init__(self) -> None:
+        self.bytes_in: list[tuple[str, int]] = []
+
+    async def job_totals(self, job_id: str) -> UsageTotals:
+        raise AssertionError("not used at the origin")
+
+    async def record_transfer(
+        self, *, job_id: str, peer: str, at: float, bytes_in: int = 0, bytes_out: int = 0
+    ) -> None:
+        assert peer == "facility" and bytes_out == 0
+        self.bytes_in.append((job_id, bytes_in))
+
+
 class Origin:
     def __init__(self, store: Store, fed: FederationStore, root: Path) -> None:
         self.store, self.fed = store, fed
         self.lifecycle = Lifecycle(store)
         self.site = Site(store, self.lifecycle)
         self.remote = Remote()
+        self.ledger = Ledger()
         self.storage = FrameStorage(root, max_frame_bytes=1 << 20)
-        self.stream = FrameStream(client=self.remote, frames=self.storage, jobs=self.site)
+        self.stream = FrameStream(
+            client=self.remote, frames=self.storage, jobs=self.site, usage=self.ledger
+        )
         self.results = Results(
             name="studio",
             jobs=self.site,
@@ -227,6 +246,7 @@ class Origin:
             frames=self.storage,
             contact=Contact(),
             stream=self.stream,
+            usage=self.ledger,
         )
 
     async def tasks(self) -> list[TaskRecord]:
@@ -319,6 +339,9 @@ async def test_the_completion_fetches_only_the_frames_not_yet_here(
     # Tasks fetched while running keep their record; the others take the final one.
     assert [t.server_id for t in tasks] == ["facility/fac-1"] * 2 + ["facility/fac-3"] * 2
     assert [f.frame for f in await store.list_frames("j1")] == [1, 2, 3, 4]
+    # Accounting: each frame's bytes counted once, streamed or fetched at the completion,
+    # as the peer counts each frame it served.
+    assert sorted(o.ledger.bytes_in) == sorted(("j1", len(FRAME_BYTES[n])) for n in range(1, 5))
 
 
 async def test_a_replaced_job_renders_again_what_its_old_placement_did_not_bring_back(
