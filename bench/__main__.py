@@ -46,6 +46,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="simulated servers for dispatch (default: 500,1000,2000)",
     )
     p.add_argument(
+        "--workers",
+        default="0",
+        help="dispatch: the agent's connection workers, a comma list run in that order for "
+        "each server count, e.g. 0,2,2,0 for an ABBA pair (default: 0, none)",
+    )
+    p.add_argument(
         "--render-ms",
         type=float,
         default=0.0,
@@ -104,17 +110,23 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         rows = []
         for backend in backends:
             for servers in (int(s) for s in args.servers.split(",")):
-                tasks = servers * (10 if args.quick else 40)
-                print(f"dispatch: {backend}, {servers} servers, {tasks} tasks ...", file=sys.stderr)
-                row = await dispatch_run(
-                    backend,
-                    servers,
-                    tasks,
-                    limit_s=300 if args.quick else 600,
-                    render_s=args.render_ms / 1000,
-                    loadgen_processes=args.loadgen_procs,
-                )
-                rows.append({"backend": backend, **row})
+                for workers in (int(w) for w in args.workers.split(",")):
+                    tasks = servers * (10 if args.quick else 40)
+                    print(
+                        f"dispatch: {backend}, {servers} servers, {tasks} tasks, "
+                        f"{workers} workers ...",
+                        file=sys.stderr,
+                    )
+                    row = await dispatch_run(
+                        backend,
+                        servers,
+                        tasks,
+                        limit_s=300 if args.quick else 600,
+                        render_s=args.render_ms / 1000,
+                        loadgen_processes=args.loadgen_procs,
+                        workers=workers,
+                    )
+                    rows.append({"backend": backend, **row})
         results["dispatch"] = rows
     if "large" in suites:
         frames = 20_000 if args.quick else 100_000

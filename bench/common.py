@@ -99,13 +99,30 @@ class AgentProcess:
             # The process started is py-spy; the agent is its child.
             children = _read(f"/proc/{pid}/task/{pid}/children").split()
             pid = int(children[0]) if children else pid
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(pid)
+
+    def workers_cpu_seconds(self) -> float:
+        """User + system CPU time of the agent's connection workers (its child processes)."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        children: list[str] = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += _read(str(task / "children")).split()
+        total = 0.0
+        for child in children:
+            with contextlib.suppress(OSError):
+                total += _cpu_seconds(int(child))
+        return total
 
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _scratch_root: Path | None = None

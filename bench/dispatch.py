@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,17 +27,26 @@ async def dispatch_run(
     *,
     render_s: float = 0.0,
     loadgen_processes: int | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """One job of ``tasks`` one-frame tasks through ``servers`` simulated servers, each task
     taking ``render_s`` on its server (0: reported done at once), the servers spread over
-    ``loadgen_processes`` processes (default: by the host's cores, ``default_processes``)."""
+    ``loadgen_processes`` processes (default: by the host's cores, ``default_processes``),
+    on an agent with ``workers`` connection workers (0: none, all in its own process)."""
     processes = default_processes(servers) if loadgen_processes is None else loadgen_processes
-    return await _on_fresh_agent(
+    row = await _on_fresh_agent(
         backend,
         limit_s,
         f"dispatch {backend}/{servers}",
         lambda agent: _drive(agent, servers, tasks, render_s, processes),
+        toml=f"[agent]\nworkers = {workers}\n" if workers else AGENT_TOML,
     )
+    return {"workers": workers, **row}
+
+
+def _served_in_agent(agent: AgentProcess) -> int:
+    """Connections the agent served itself because no worker took them in time (its log)."""
+    return agent.log_tail(lines=1_000_000).count("serving it in the agent")
 
 
 async def _on_fresh_agent(
@@ -44,12 +54,14 @@ async def _on_fresh_agent(
     limit_s: float,
     what: str,
     body: Callable[[AgentProcess], Awaitable[dict[str, Any]]],
+    *,
+    toml: str = AGENT_TOML,
 ) -> dict[str, Any]:
     """Run ``body`` against a new agent on a fresh database, within ``limit_s``."""
     with bench_workdir("dispatch-") as workdir:
         async with fresh_database(backend, workdir) as database:
             agent = AgentProcess(workdir, database)
-            await agent.start(AGENT_TOML)
+            await agent.start(toml)
             try:
                 return await asyncio.wait_for(body(agent), limit_s)
             except TimeoutError:
@@ -71,13 +83,16 @@ async def _drive(
             if children is not None:
                 children.mark()
             cpu0, own0 = agent.cpu_seconds(), time.process_time()
+            workers0 = agent.workers_cpu_seconds()
             stats.dispatchable_at = t0  # refined below to when the POST returned
             job = await submit_job(client, agent.url, manifest, f"1-{tasks}")
             stats.dispatchable_at = time.perf_counter()
             await stats.all_done.wait()
             elapsed = stats.last_done_at - t0
             agent_cpu, own_cpu = agent.cpu_seconds() - cpu0, time.process_time() - own0
+            workers_cpu = agent.workers_cpu_seconds() - workers0
             state = await _wait_job_done(client, agent.url, job["id"])
+    served_in_agent = _served_in_agent(agent)
     if children is not None:  # the children's figures arrive as they stop
         own_cpu += children.cpu_s
     # Steady state: the middle 80 % of completions, away from ramp-up and tail.
@@ -99,6 +114,10 @@ async def _drive(
         "assigns_seen": len(stats.assigns),
         "agent_cpu_ms_per_task": agent_cpu / tasks * 1000,
         "agent_cpu_share": agent_cpu / elapsed,
+        "workers_cpu_ms_per_task": workers_cpu / tasks * 1000,
+        "workers_cpu_share": workers_cpu / elapsed,
+        "load_avg_1m": os.getloadavg()[0],
+        "served_in_agent": served_in_agent,
         "loadgen_cpu_share": own_cpu / elapsed,
         "errors": stats.errors[:5],
     }

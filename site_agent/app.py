@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -17,13 +18,14 @@ from aiohttp import web
 from . import api, frame_api, log_api, monitor_api, render_endpoint, usage
 from .appkeys import CONFIG, SITE
 from .auth import check_client
-from .config import ConfigError, SiteConfig, load_config
+from .config import AgentConfig, ConfigError, SiteConfig, load_config
 from .http_errors import error_middleware
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import openapi_document
 from .site import SiteAgent
 from .store import open_store
 from .store.base import Store, StoreError
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -90,6 +92,16 @@ async def _site_lifecycle(
         stack.push_async_callback(_close_federation, site)
         stack.push_async_callback(_close_webhooks, site)
         await site.recover()
+        if config.agent.workers:
+            site.workers = WorkerPool(
+                site,
+                config.agent.workers,
+                storage=config.storage,
+                max_frame_bytes=site.storage.max_frame_bytes,
+            )
+            # Stopped before the connections close and the store does: their servers unregister.
+            stack.push_async_callback(site.workers.close)
+            await site.workers.start()
         for extension in extensions:
             await extension(app, site)
         if not config.auth.client_tokens or not config.auth.server_token:
@@ -167,7 +179,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> int:
+def run_agent(
+    config_path: Path, extensions: Sequence[SiteExtension] = (), *, workers: int | None = None
+) -> int:
     """Run a site agent until SIGTERM or SIGINT; returns a process exit code.
 
     A startup error (config, database, storage, federation, listen address) is
@@ -176,7 +190,8 @@ def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> in
     gracefully: no new connections, requests in flight get ``SHUTDOWN_TIMEOUT_S``,
     queued reports are written and the database closed; render servers keep their
     running tasks and report them to the agent when it is back. A second signal,
-    or a shutdown longer than ``FORCE_AFTER_S``, exits at once.
+    or a shutdown longer than ``FORCE_AFTER_S``, exits at once. ``workers`` replaces the
+    config's ``[agent] workers``.
     """
     setup_logging()
     try:
@@ -184,6 +199,8 @@ def run_agent(config_path: Path, extensions: Sequence[SiteExtension] = ()) -> in
     except ConfigError as exc:
         print(f"spillway: error: {exc}", file=sys.stderr)
         return 2
+    if workers is not None:
+        config = dataclasses.replace(config, agent=AgentConfig(workers=workers))
     loop = new_event_loop()
     try:
         return loop.run_until_complete(_serve(config, extensions))

@@ -6,6 +6,7 @@ and the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -49,6 +50,34 @@ class SchedulingConfig:
     """A job no online server can run fails after waiting this long; 0: it waits for one."""
 
 
+MAX_WORKERS = 16
+"""The most connection workers ``workers = "auto"`` starts (one per core but one, up to this)."""
+MIN_CORES_FOR_WORKERS = 4
+"""``workers = "auto"`` on a host with fewer cores: none (the agent's own process serves all)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    workers: int = 0
+    """Connection worker processes serving render servers' sockets; 0: the agent's own process."""
+
+
+def auto_workers(cores: int | None) -> int:
+    """One worker per core but one (the arbiter's), at most MAX_WORKERS; none on small hosts."""
+    if cores is None or cores < MIN_CORES_FOR_WORKERS:
+        return 0
+    return min(cores - 1, MAX_WORKERS)
+
+
+def parse_workers(value: Any, where: str) -> int:
+    """A ``workers`` setting: a whole number from 0 to 64, or "auto" (:func:`auto_workers`)."""
+    if value == "auto":
+        return auto_workers(os.cpu_count())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        raise ConfigError(f'{where} must be a whole number from 0 to 64, or "auto"')
+    return value
+
+
 WEBHOOK_EVENTS = (
     "job.submitted",
     "job.started",
@@ -88,6 +117,7 @@ class SiteConfig:
     auth: AuthConfig
     limits: LimitsConfig
     scheduling: SchedulingConfig
+    agent: AgentConfig = AgentConfig()
     federation: dict[str, Any] | None = None
     """Raw ``[federation]`` table and ``[[peers]]``, parsed by the federation package."""
     webhooks: tuple[WebhookConfig, ...] = ()
@@ -110,6 +140,7 @@ _TOP_KEYS = {
     "federation",
     "peers",
     "webhooks",
+    "agent",
 }
 
 
@@ -153,10 +184,18 @@ def parse_config(raw: dict[str, Any], *, source: str, base_dir: Path) -> SiteCon
         auth=_section(AuthConfig, raw.get("auth", {}), source, "auth"),
         limits=_section(LimitsConfig, raw.get("limits", {}), source, "limits"),
         scheduling=_section(SchedulingConfig, raw.get("scheduling", {}), source, "scheduling"),
+        agent=_agent(raw.get("agent", {}), source),
         federation=federation,
         webhooks=parse_webhooks(raw.get("webhooks", []), source),
         source=source,
     )
+
+
+def _agent(raw: Any, source: str) -> AgentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [agent] must be a table")
+    _no_unknown(raw, {"workers"}, source, "agent")
+    return AgentConfig(workers=parse_workers(raw.get("workers", 0), f"{source}: [agent] workers"))
 
 
 def parse_webhooks(raw: Any, source: str) -> tuple[WebhookConfig, ...]:

@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from render_server import protocol
 from scheduler.profile import ServerView
 
+from .server_socket import ServerSocket
 from .store.records import FrameFile, FrameRecord, ServerRecord, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,8 @@ class ServerConnection:
     """One connected render server: its capabilities and the task attempts it holds."""
 
     record: ServerRecord
-    ws: web.WebSocketResponse
+    ws: ServerSocket
+    """Its WebSocket, served in this process or held by a connection worker."""
     last_seen: float
     disabled: bool = False
     running: dict[TaskKey, ActiveTask] = field(default_factory=dict)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hmac
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from render_server import protocol
 from spillway.core.records import FileKind
@@ -25,10 +25,24 @@ from .files import check_sha256
 from .monitor import Requeue
 from .reports import TaskReports, Wakeup
 from .server_identity import identity_refusal, key_hash
-from .store.records import ServerRecord, ServerStatus, TaskRecord
+from .server_socket import ServerSocket, messages, receive_hello, refuse
+from .store.records import FrameFile, ServerRecord, ServerStatus, TaskRecord
 
 log = logging.getLogger(__name__)
-HELLO_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenDone:
+    """A TaskDone whose inline frames a connection worker already wrote durably."""
+
+    TYPE: ClassVar[str] = "task_done"
+    msg: protocol.TaskDone
+    files: list[FrameFile]
+    """What was stored, in the order of ``msg.frames`` (whose bytes were left out)."""
+
+
+Incoming = protocol.Message | WrittenDone
+"""A report as the agent handles it."""
 
 
 class EndpointStore(Protocol):
@@ -88,61 +102,79 @@ class RenderSite(Protocol):
     @property
     def lifecycle(self) -> Requeue: ...
 
+    @property
+    def workers(self) -> ConnectionHandoff | None: ...
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+
+class ConnectionHandoff(Protocol):
+    """The connection workers, when the agent has them (``[agent] workers``)."""
+
+    def hand_off(self, request: web.Request) -> bool:
+        """Give the request's socket to a worker; False when none can take it now."""
+        ...
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
     site: RenderSite = request.app[SITE]
+    if site.workers is not None and site.workers.hand_off(request):
+        return web.Response(status=101)  # never written: the socket is the worker's now
     ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     try:
-        hello = await _receive_hello(ws)
+        hello = await receive_hello(ws)
     except (protocol.ProtocolError, TimeoutError) as exc:
         reason = str(exc) or "no hello within 10s"
         log.warning("render server from %s refused: %s", request.remote, reason)
-        await _refuse(ws, reason)
+        await refuse(ws, reason)
         return ws
-    refusal = check_server(hello.token, request.remote, site.config.auth)
-    if refusal:
-        log.warning("render server %r from %s refused: %s", hello.name, request.remote, refusal)
-        await _refuse(ws, refusal)
-        return ws
-    existing = await site.store.get_server_by_name(hello.name)
-    refusal = identity_refusal(existing, hello, site.connections)
-    if refusal:
-        log.warning("render server %r from %s refused: %s", hello.name, request.remote, refusal)
-        await _refuse(ws, refusal)
-        return ws
-    conn = await _register(site, ws, hello, existing, request.remote or "")
-    try:
-        await _serve(site, conn)
-    finally:
-        await _unregister(site, conn)
+    conn = await accept(site, ws, hello, request.remote or "")
+    if conn is not None:
+        await serve(site, conn, _from_socket(site, conn, ws))
     return ws
 
 
-async def _receive_hello(ws: web.WebSocketResponse) -> protocol.Hello:
-    msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
-    if msg.type != WSMsgType.BINARY:
-        raise protocol.ProtocolError("expected a binary msgpack hello as the first message")
-    hello = protocol.decode(msg.data)
-    if not isinstance(hello, protocol.Hello):
-        raise protocol.ProtocolError(f"expected hello first, got {hello.TYPE}")
-    if not hello.name or len(hello.name) > 128 or not 1 <= hello.slots <= 256:
-        raise protocol.ProtocolError("hello needs a name (1-128 chars) and 1-256 slots")
-    return hello
+async def accept(
+    site: RenderSite,
+    ws: ServerSocket,
+    hello: protocol.Hello,
+    remote: str,
+    make: type[ServerConnection] = ServerConnection,
+) -> ServerConnection | None:
+    """Check a server's hello (token, identity) and register it; None when refused.
+
+    ``make`` is the connection type: a socket served here, or one a worker holds.
+    """
+    refusal = check_server(hello.token, remote, site.config.auth)
+    if refusal:
+        log.warning("render server %r from %s refused: %s", hello.name, remote, refusal)
+        await refuse(ws, refusal)
+        return None
+    existing = await site.store.get_server_by_name(hello.name)
+    refusal = identity_refusal(existing, hello, site.connections)
+    if refusal:
+        log.warning("render server %r from %s refused: %s", hello.name, remote, refusal)
+        await refuse(ws, refusal)
+        return None
+    return await _register(site, ws, hello, existing, remote, make)
 
 
-async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_bytes(protocol.encode(protocol.Refused(reason=reason)))
-    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())
+async def _from_socket(
+    site: RenderSite, conn: ServerConnection, ws: web.WebSocketResponse
+) -> AsyncIterator[Incoming]:
+    def touch() -> None:
+        conn.last_seen = site.clock()
+
+    async for msg, _ in messages(ws, conn.record.name, touch):
+        yield msg
 
 
 async def _register(
     site: RenderSite,
-    ws: web.WebSocketResponse,
+    ws: ServerSocket,
     hello: protocol.Hello,
     existing: ServerRecord | None,
     remote: str,
+    make: type[ServerConnection],
 ) -> ServerConnection:
     now = site.clock()
     record = await site.store.upsert_server(
@@ -164,7 +196,7 @@ async def _register(
             key_hash=(existing.key_hash if existing else "") or key_hash(hello.key),
         )
     )
-    conn = ServerConnection(
+    conn = make(
         record=record,
         ws=ws,
         last_seen=now,
@@ -226,12 +258,16 @@ async def _reconcile_running(
         site.connections.may_dispatch(conn)
 
 
-async def _serve(site: RenderSite, conn: ServerConnection) -> None:
+async def serve(site: RenderSite, conn: ServerConnection, reports: AsyncIterator[Incoming]) -> None:
+    """Handle a registered server's reports until they end (its socket closed), then forget it."""
     completions = _Completions(site, conn)
     try:
-        await _read_reports(site, conn, completions)
+        try:
+            await _handle_reports(site, conn, reports, completions)
+        finally:
+            await completions.drain()
     finally:
-        await completions.drain()
+        await _unregister(site, conn)
 
 
 class _Completions:
@@ -250,11 +286,14 @@ class _Completions:
         self._conn = conn
         self._running: set[asyncio.Task[None]] = set()
 
-    async def start(self, msg: protocol.TaskDone) -> None:
+    async def start(
+        self, msg: protocol.TaskDone, written: Sequence[FrameFile] | None = None
+    ) -> None:
         while len(self._running) >= self._conn.record.slots + 2:
             await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
         task = asyncio.create_task(
-            self._site.reports.done(self._conn.server_id, msg), name=f"task-done-{msg.task_id}"
+            self._site.reports.done(self._conn.server_id, msg, written),
+            name=f"task-done-{msg.task_id}",
         )
         self._running.add(task)
         task.add_done_callback(self._finished)
@@ -274,35 +313,23 @@ class _Completions:
             await asyncio.gather(*self._running, return_exceptions=True)
 
 
-async def _read_reports(
-    site: RenderSite, conn: ServerConnection, completions: _Completions
+async def _handle_reports(
+    site: RenderSite,
+    conn: ServerConnection,
+    reports: AsyncIterator[Incoming],
+    completions: _Completions,
 ) -> None:
     server_id = conn.server_id
     # Every handler takes just the message (the reports API is keyed by server id).
-    handlers: dict[type[protocol.Message], Callable[[Any], Awaitable[None]]] = {
+    handlers: dict[type[Incoming], Callable[[Any], Awaitable[None]]] = {
         protocol.Heartbeat: lambda msg: _on_heartbeat(site, conn, msg),
         protocol.TaskStarted: functools.partial(site.reports.started, server_id),
         protocol.TaskLog: functools.partial(site.reports.log, server_id),
         protocol.TaskDone: completions.start,
         protocol.TaskFailed: functools.partial(site.reports.failed, server_id),
+        WrittenDone: lambda item: completions.start(item.msg, item.files),
     }
-    async for raw in conn.ws:
-        conn.last_seen = site.clock()
-        if raw.type != WSMsgType.BINARY:
-            if raw.type == WSMsgType.ERROR:
-                break
-            # Log first: closing waits for the peer's close frame, which a broken peer may never send.
-            log.warning("server %s sent a non-binary frame; closing", conn.record.name)
-            await conn.ws.close(
-                code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary msgpack frames only"
-            )
-            break
-        try:
-            msg = protocol.decode(raw.data)
-        except protocol.ProtocolError as exc:
-            log.warning("server %s sent a bad message, closing: %s", conn.record.name, exc)
-            await conn.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode())
-            break
+    async for msg in reports:
         handler = handlers.get(type(msg))
         if handler is None:
             log.warning("server %s sent unexpected %s; ignored", conn.record.name, msg.TYPE)

@@ -22,8 +22,10 @@ from .frame_uploads import (
     IncomingFile,
     check_inline,
     check_names,
+    check_task_files,
     file_of,
     frame_record,
+    incoming,
     inline_records,
     unrecorded_files,
     upload_of,
@@ -163,7 +165,14 @@ class TaskReports:
             LogReport(task_id=msg.task_id, attempt=msg.attempt, server_id=server_id, text=msg.text)
         )
 
-    async def done(self, server_id: str, msg: protocol.TaskDone) -> None:
+    async def done(
+        self,
+        server_id: str,
+        msg: protocol.TaskDone,
+        written: Sequence[FrameFile] | None = None,
+    ) -> None:
+        """A TaskDone; ``written``: its inline frames as a connection worker already stored
+        them (durably, in the order of ``msg.frames``); None: they are written here."""
         active = self._release(server_id, msg.task_id, msg.attempt)
         released = active is not None
         if released:
@@ -183,7 +192,10 @@ class TaskReports:
         inline: list[FrameRecord] = []
         if msg.frames:
             try:
-                inline = await self._write_inline(server_id, active, msg.frames)
+                if written is None:
+                    inline = await self._write_inline(server_id, active, msg.frames)
+                else:
+                    inline = self._written_inline(server_id, active, msg.frames, written)
             except StorageWriteError as exc:
                 await self.agent_fault(server_id, active, str(exc))
                 return
@@ -334,6 +346,22 @@ class TaskReports:
         log.debug(
             "wrote %d inline files of task %s from %s", len(frames), active.task_id, server_id
         )
+        return records
+
+    def _written_inline(
+        self,
+        server_id: str,
+        active: ActiveTask,
+        frames: Sequence[protocol.InlineFrame],
+        stored: Sequence[FrameFile],
+    ) -> list[FrameRecord]:
+        """The records of inline files a connection worker wrote (and checked) for the attempt."""
+        uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
+        if len(stored) != len(uploads):
+            raise BadRequestError(f"{len(stored)} files stored for {len(uploads)} inline files")
+        check_task_files(active.frames, uploads)
+        records = inline_records(server_id, active, uploads, stored, at=self._clock())
+        self.inline_frames += len(records)
         return records
 
     async def _incomplete(self, active: ActiveTask, outputs: Sequence[protocol.Output]) -> str:

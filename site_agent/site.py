@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scheduler.dependencies import Upstream, waiting_text
 from scheduler.profile import ONLINE_STATUSES, explain_unmatched, matches
@@ -39,6 +39,9 @@ from .task_logs import WAKE_ON as LOG_WAKE_ON
 from .task_logs import LogWatch, TaskLogs
 from .views import server_views
 from .watch import JOB_WAKE_ON, JobWatch
+
+if TYPE_CHECKING:
+    from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -110,6 +113,8 @@ class SiteAgent:
         )
         self.federation: FederationHooks | None = None
         self.webhooks: WebhookHooks | None = None
+        self.workers: WorkerPool | None = None
+        """Connection workers serving render servers' sockets (``[agent] workers``), if any."""
         self.metrics = SiteMetrics(
             store, lambda: server_views(store, self.connections), self.reports.jobs
         )

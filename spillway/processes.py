@@ -82,12 +82,21 @@ def _add_log_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _workers(value: str) -> int:
+    from site_agent.config import ConfigError, parse_workers
+
+    try:
+        return parse_workers("auto" if value == "auto" else int(value), "--workers")
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError('a whole number from 0 to 64, or "auto"') from None
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from site_agent.app import run_agent
 
     _logging(args)
     extensions = [federation_extension, webhooks_extension]
-    return _finish(run_agent(Path(args.config), extensions=extensions))
+    return _finish(run_agent(Path(args.config), extensions=extensions, workers=args.workers))
 
 
 def cmd_render_server(args: argparse.Namespace) -> int:
@@ -157,6 +166,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_process_commands(sub: Any) -> None:
     p = sub.add_parser("agent", help="run a site agent")
     p.add_argument("--config", required=True, metavar="FILE", help="site TOML file")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help='connection worker processes serving render servers, or "auto" '
+        "(default: the config's [agent] workers, else 0: all in the agent's own process)",
+    )
     _add_log_options(p)
     p.set_defaults(run=cmd_agent)
     p = sub.add_parser("render-server", help="run a render server")
