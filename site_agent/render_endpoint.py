@@ -109,14 +109,14 @@ class RenderSite(Protocol):
 class ConnectionHandoff(Protocol):
     """The connection workers, when the agent has them (``[agent] workers``)."""
 
-    def hand_off(self, request: web.Request) -> bool:
+    async def hand_off(self, request: web.Request) -> bool:
         """Give the request's socket to a worker; False when none can take it now."""
         ...
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     site: RenderSite = request.app[SITE]
-    if site.workers is not None and site.workers.hand_off(request):
+    if site.workers is not None and await site.workers.hand_off(request):
         return web.Response(status=101)  # never written: the socket is the worker's now
     ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
     await ws.prepare(request)

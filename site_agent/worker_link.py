@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ from .store.records import FrameFile
 LINK_VERSION = 1
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 """One batch at most (a TaskDone with 3 MiB of inline frames fits many times)."""
+MAX_UNSENT_BYTES = 256 * 1024 * 1024
+"""A link whose peer left this much unread is cut: the peer is stuck (it is then replaced)."""
 _LENGTH = struct.Struct(">I")
+log = logging.getLogger(__name__)
 
 
 class LinkError(Exception):
@@ -188,6 +192,10 @@ class LinkWriter:
         batch, self._queue = self._queue, []
         if batch and not self._writer.is_closing():
             self._writer.write(encode_batch(batch))
+            unsent = self._writer.transport.get_write_buffer_size()
+            if unsent > MAX_UNSENT_BYTES:
+                log.error("the link's peer left %d bytes unread; cutting the link", unsent)
+                self._writer.transport.abort()
 
     async def drain(self) -> None:
         """Wait until what was queued is written to the socket (or the link is gone)."""

@@ -53,6 +53,8 @@ from .worker_link import (
 
 log = logging.getLogger(__name__)
 RESTART_AFTER_S = 1.0
+HANDOFF_WAIT_S = 2.0
+"""How long a connection may wait for a worker to take it before the agent serves it itself."""
 STOP_TIMEOUT_S = 5.0
 
 
@@ -180,7 +182,7 @@ class WorkerPool:
         worker.reading = asyncio.create_task(self._follow(worker, reader), name=f"worker-{index}")
         return worker
 
-    def hand_off(self, request: web.Request) -> bool:
+    async def hand_off(self, request: web.Request) -> bool:
         """Give the request's socket to the next live worker; False to serve it here."""
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
@@ -188,9 +190,14 @@ class WorkerPool:
         if transport is None or sock is None or not live or self._closing:
             return False
         worker = live[next(self._turn) % len(live)]
+        head = request_head(request)
         try:
-            socket.send_fds(worker.handoff, [request_head(request)], [sock.fileno()])
-        except OSError as exc:  # a full or closed handoff socket: serve it here instead
+            try:
+                socket.send_fds(worker.handoff, [head], [sock.fileno()])
+            except BlockingIOError:  # a burst of connections: wait for the worker to take some
+                await _writable(worker.handoff, HANDOFF_WAIT_S)
+                socket.send_fds(worker.handoff, [head], [sock.fileno()])
+        except (OSError, TimeoutError) as exc:  # a busy or closed worker: serve it here instead
             log.warning("could not hand a connection to worker %d: %s", worker.index, exc)
             return False
         transport.abort()  # closes this process's copy only: the worker's keeps the connection
@@ -271,7 +278,7 @@ class WorkerPool:
             await worker.link.close()
         if self._closing:
             return
-        code = await worker.proc.wait()
+        code = await _ended(worker.proc)
         log.error(
             "connection worker %d (pid %d) exited with status %s; its render servers are "
             "disconnected; starting it again",
@@ -290,16 +297,36 @@ class WorkerPool:
             worker.handoff.close()
             await worker.link.close()
         for worker in self._workers:
-            try:
-                await asyncio.wait_for(worker.proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.error("connection worker %d did not stop; killing it", worker.index)
-                worker.proc.kill()
-                await worker.proc.wait()
+            await _ended(worker.proc)
         readers = [w.reading for w in self._workers if w.reading is not None]
         await asyncio.gather(*readers, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT_S)
+
+
+async def _writable(sock: socket.socket, wait_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_writable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(sock.fileno(), on_writable)
+    try:
+        await asyncio.wait_for(ready, wait_s)
+    finally:
+        loop.remove_writer(sock.fileno())
+
+
+async def _ended(proc: asyncio.subprocess.Process) -> int:
+    """The worker's exit status once it exits; killed if it has not within STOP_TIMEOUT_S."""
+    try:
+        return await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.error("connection worker (pid %d) did not stop; killing it", proc.pid)
+        proc.kill()
+        return await proc.wait()
 
 
 def request_head(request: web.BaseRequest) -> bytes:
