@@ -305,3 +305,14 @@ def test_logs_defaults_to_the_latest_attempt_of_a_chosen_task() -> None:
     assert (args.frame, args.task, args.attempt, args.follow) == (None, None, None, False)
     args = parse("logs", "j1", "--task", "3", "--attempt", "2", "-f")
     assert (args.task, args.attempt, args.follow) == (3, 2, True)
+
+
+def test_agent_workers_flag(capsys, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert parse("agent", "--config", "s.toml").workers is None  # the config decides
+    assert parse("agent", "--config", "s.toml", "--workers", "3").workers == 3
+    assert parse("agent", "--config", "s.toml", "--workers", "auto").workers == 7
+    for bad in ("-1", "65", "two"):
+        status, _, err = run_main(capsys, "agent", "--config", "s.toml", "--workers", bad)
+        assert status == 2
+        assert 'a whole number from 0 to 64, or "auto"' in err
