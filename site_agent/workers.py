@@ -28,7 +28,7 @@ import logging
 import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
@@ -53,7 +53,7 @@ from .worker_link import (
 
 log = logging.getLogger(__name__)
 RESTART_AFTER_S = 1.0
-HANDOFF_WAIT_S = 2.0
+HANDOFF_WAIT_S = 5.0
 """How long a connection may wait for a worker to take it before the agent serves it itself."""
 STOP_TIMEOUT_S = 5.0
 
@@ -126,6 +126,7 @@ class _Worker:
     handoff: socket.socket
     reading: asyncio.Task[None] | None = None
     alive: bool = True
+    handing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class WorkerPool:
@@ -192,13 +193,21 @@ class WorkerPool:
         worker = live[next(self._turn) % len(live)]
         head = request_head(request)
         try:
-            try:
-                socket.send_fds(worker.handoff, [head], [sock.fileno()])
-            except BlockingIOError:  # a burst of connections: wait for the worker to take some
-                await _writable(worker.handoff, HANDOFF_WAIT_S)
-                socket.send_fds(worker.handoff, [head], [sock.fileno()])
+            async with asyncio.timeout(HANDOFF_WAIT_S), worker.handing:
+                # A burst of connections can fill the handoff socket: wait for the worker to
+                # take some (one waiter at a time: a file descriptor has one writer callback).
+                while True:
+                    try:
+                        socket.send_fds(worker.handoff, [head], [sock.fileno()])
+                        break
+                    except BlockingIOError:
+                        await _writable(worker.handoff)
         except (OSError, TimeoutError) as exc:  # a busy or closed worker: serve it here instead
-            log.warning("could not hand a connection to worker %d: %s", worker.index, exc)
+            log.warning(
+                "could not hand a connection to worker %d (%s); serving it in the agent",
+                worker.index,
+                exc or f"not taken within {HANDOFF_WAIT_S:.0f} s",
+            )
             return False
         transport.abort()  # closes this process's copy only: the worker's keeps the connection
         return True
@@ -304,7 +313,7 @@ class WorkerPool:
             await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT_S)
 
 
-async def _writable(sock: socket.socket, wait_s: float) -> None:
+async def _writable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -314,7 +323,7 @@ async def _writable(sock: socket.socket, wait_s: float) -> None:
 
     loop.add_writer(sock.fileno(), on_writable)
     try:
-        await asyncio.wait_for(ready, wait_s)
+        await ready
     finally:
         loop.remove_writer(sock.fileno())
 
