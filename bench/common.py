@@ -93,18 +93,20 @@ class AgentProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the agent process has used so far."""
+        return _cpu_seconds(self._agent_pid())
+
+    def _agent_pid(self) -> int:
         assert self.proc is not None
         pid = self.proc.pid
         if os.environ.get("SPILLWAY_BENCH_PROFILE"):
             # The process started is py-spy; the agent is its child.
             children = _read(f"/proc/{pid}/task/{pid}/children").split()
             pid = int(children[0]) if children else pid
-        return _cpu_seconds(pid)
+        return pid
 
     def workers_cpu_seconds(self) -> float:
         """User + system CPU time of the agent's connection workers (its child processes)."""
-        assert self.proc is not None
-        pid = self.proc.pid
+        pid = self._agent_pid()
         children: list[str] = []
         for task in Path(f"/proc/{pid}/task").iterdir():
             children += _read(str(task / "children")).split()

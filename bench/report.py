@@ -45,7 +45,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 f"dispatch ({r['backend']})",
                 f"{r['servers']} servers, {r['tasks']} tasks"
-                + (f", {r['render_s'] * 1000:.0f} ms renders" if r.get("render_s") else ""),
+                + (f", {r['render_s'] * 1000:.0f} ms renders" if r.get("render_s") else "")
+                + (f", {r['workers']} connection workers" if r.get("workers") else ""),
                 f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
                 + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
                 + f"); assign p50 "
@@ -56,6 +57,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 + (
                     f" over {r['loadgen_processes']} processes"
                     if r.get("loadgen_processes", 1) > 1
+                    else ""
+                )
+                + (
+                    f"; workers {r['workers_cpu_ms_per_task']:.2f} CPU-ms/task, "
+                    f"{r['workers_cpu_share']:.0%} CPU"
+                    if r.get("workers")
                     else ""
                 ),
                 DISPATCH_TARGET,
