@@ -10,8 +10,10 @@ used by two frames of a job (a second frame would overwrite the first's file).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from render_server import protocol
@@ -19,8 +21,8 @@ from spillway.core.records import FileKind, preview_name
 
 from .connections import ActiveTask
 from .errors import BadRequestError
-from .files import UnsafePathError, check_sha256, sha256_all
-from .storage import frame_file_name, stored_name
+from .files import UnsafePathError, check_sha256, one_chunk, sha256_all
+from .storage import FrameStorage, frame_file_name, stored_name
 from .store.records import FrameFile, FrameRecord, JobRecord
 
 
@@ -204,3 +206,23 @@ def unrecorded(outputs: Sequence[protocol.Output], records: Iterable[FrameRecord
 
 def file_of(f: IncomingFile, sha256: str, size: int) -> FrameFile:
     return FrameFile(name=f.name, sha256=sha256, size=size, kind=f.kind)
+
+
+async def write_inline(
+    storage: FrameStorage,
+    job_dir: Path,
+    uploads: Sequence[IncomingFile],
+    frames: Sequence[protocol.InlineFrame],
+) -> list[FrameFile]:
+    """Write the checked inline files of a TaskDone (:func:`check_inline`) into the job's
+    folder, each verified against its sha256; several share one file-system sync."""
+
+    async def write(u: IncomingFile, f: protocol.InlineFrame) -> FrameFile:
+        digest, size = await storage.write_frame(
+            job_dir, u.name, one_chunk(f.data), expected_sha256=f.sha256
+        )
+        return file_of(u, digest, size)
+
+    if len(uploads) == 1:  # the usual one-file task, without a task per file
+        return [await write(uploads[0], frames[0])]
+    return list(await asyncio.gather(*map(write, uploads, frames)))

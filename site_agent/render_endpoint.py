@@ -25,7 +25,7 @@ from .files import check_sha256
 from .monitor import Requeue
 from .reports import TaskReports, Wakeup
 from .server_identity import identity_refusal, key_hash
-from .server_socket import ServerSocket, messages, receive_hello, refuse
+from .server_socket import ServerSocket, hello_or_refuse, messages, refuse
 from .store.records import FrameFile, ServerRecord, ServerStatus, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return web.Response(status=101)  # never written: the socket is the worker's now
     ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    try:
-        hello = await receive_hello(ws)
-    except (protocol.ProtocolError, TimeoutError) as exc:
-        reason = str(exc) or "no hello within 10s"
-        log.warning("render server from %s refused: %s", request.remote, reason)
-        await refuse(ws, reason)
-        return ws
-    conn = await accept(site, ws, hello, request.remote or "")
+    hello = await hello_or_refuse(ws, request.remote)
+    conn = await accept(site, ws, hello, request.remote or "") if hello is not None else None
     if conn is not None:
         await serve(site, conn, _from_socket(site, conn, ws))
     return ws

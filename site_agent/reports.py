@@ -6,7 +6,6 @@ arrives after the task was requeued or reassigned changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
@@ -17,7 +16,7 @@ from spillway.core.records import FileKind
 
 from .connections import ActiveTask, ConnectionRegistry
 from .errors import AgentError, BadRequestError, NotFoundError
-from .files import FileError, StorageWriteError, one_chunk
+from .files import FileError, StorageWriteError
 from .frame_uploads import (
     IncomingFile,
     check_inline,
@@ -29,6 +28,7 @@ from .frame_uploads import (
     inline_records,
     unrecorded_files,
     upload_of,
+    write_inline,
 )
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
@@ -335,12 +335,8 @@ class TaskReports:
         uploads = await check_inline(active, frames)
         job = await self._job(active)
         await check_names(self._store, job, uploads)
-        writes = [
-            self.write_frame(job, u, one_chunk(f.data), expected_sha256=f.sha256)
-            for u, f in zip(uploads, frames, strict=True)
-        ]
-        # The usual one-file task without a task per file; several files share one file-system sync.
-        stored = [await writes[0]] if len(writes) == 1 else list(await asyncio.gather(*writes))
+        job_dir = self._storage.job_dir(job.name, job.id)
+        stored = await write_inline(self._storage, job_dir, uploads, frames)
         records = inline_records(server_id, active, uploads, stored, at=self._clock())
         self.inline_frames += len(records)
         log.debug(

@@ -51,6 +51,17 @@ async def receive_hello(ws: web.WebSocketResponse) -> protocol.Hello:
     return check_hello(protocol.decode(msg.data))
 
 
+async def hello_or_refuse(ws: web.WebSocketResponse, remote: str | None) -> protocol.Hello | None:
+    """The socket's hello; None when it sent none in time or something else (refused, logged)."""
+    try:
+        return await receive_hello(ws)
+    except (protocol.ProtocolError, TimeoutError) as exc:
+        reason = str(exc) or "no hello within 10s"
+        log.warning("render server from %s refused: %s", remote, reason)
+        await refuse(ws, reason)
+        return None
+
+
 async def refuse(ws: ServerSocket, reason: str) -> None:
     with contextlib.suppress(ConnectionError, RuntimeError):
         await ws.send_bytes(protocol.encode(protocol.Refused(reason=reason)))

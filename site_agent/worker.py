@@ -38,9 +38,8 @@ from aiohttp import WSCloseCode, web
 from render_server import protocol
 
 from .connections import ActiveTask, TaskKey
-from .files import one_chunk
-from .frame_uploads import check_inline, file_of, names_to_check
-from .server_socket import messages, receive_hello, refuse
+from .frame_uploads import check_inline, names_to_check, write_inline
+from .server_socket import hello_or_refuse, messages
 from .storage import FrameStorage
 from .store.records import FrameFile
 from .worker_link import (
@@ -109,12 +108,8 @@ class Worker:
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES)
         await ws.prepare(request)
-        try:
-            hello = await receive_hello(ws)
-        except (protocol.ProtocolError, TimeoutError) as exc:
-            reason = str(exc) or "no hello within 10s"
-            log.warning("render server from %s refused: %s", request.remote, reason)
-            await refuse(ws, reason)
+        hello = await hello_or_refuse(ws, request.remote)
+        if hello is None:
             return ws
         conn = _Conn(id=next(self._ids), ws=ws, name=hello.name, slots=hello.slots)
         self._conns[conn.id] = conn
@@ -179,15 +174,7 @@ class Worker:
         if names_to_check(assign.output_name, assign.output_ext, uploads):
             return None
         job_dir = self._storage.job_dir(assign.job_name, assign.job_id)
-        stored = await asyncio.gather(
-            *(
-                self._storage.write_frame(
-                    job_dir, u.name, one_chunk(f.data), expected_sha256=f.sha256
-                )
-                for u, f in zip(uploads, msg.frames, strict=True)
-            )
-        )
-        return [file_of(u, digest, size) for u, (digest, size) in zip(uploads, stored, strict=True)]
+        return await write_inline(self._storage, job_dir, uploads, msg.frames)
 
     async def _send_loop(self, conn: _Conn) -> None:
         while True:
