@@ -353,8 +353,8 @@ class TaskReports:
     ) -> list[FrameRecord]:
         """The records of inline files a connection worker wrote (and checked) for the attempt."""
         uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
-        if len(stored) != len(uploads):
-            raise BadRequestError(f"{len(stored)} files stored for {len(uploads)} inline files")
+        if [(f.name, f.kind) for f in stored] != [(u.name, u.kind) for u in uploads]:
+            raise BadRequestError("the files stored are not the TaskDone's inline files")
         check_task_files(active.frames, uploads)
         records = inline_records(server_id, active, uploads, stored, at=self._clock())
         self.inline_frames += len(records)
