@@ -23,19 +23,19 @@ def fake_module(monkeypatch: pytest.MonkeyPatch, dotted: str, **functions: Any) 
 def test_the_agent_runs_with_federation_and_webhooks_as_its_extensions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[Path, Any]] = []
+    seen: list[tuple[Path, Any, Any]] = []
 
-    def run_agent(path: Path, extensions: Any = ()) -> int:
-        seen.append((path, list(extensions)))
+    def run_agent(path: Path, extensions: Any = (), workers: Any = None) -> int:
+        seen.append((path, list(extensions), workers))
         return 0
 
     fake_module(monkeypatch, "site_agent.app", run_agent=run_agent)
     assert main(["agent", "--config", "configs/studio.toml"]) == 0
+    assert main(["agent", "--config", "configs/studio.toml", "--workers", "2"]) == 0
+    extensions = [processes.federation_extension, processes.webhooks_extension]
     assert seen == [
-        (
-            Path("configs/studio.toml"),
-            [processes.federation_extension, processes.webhooks_extension],
-        )
+        (Path("configs/studio.toml"), extensions, None),
+        (Path("configs/studio.toml"), extensions, 2),
     ]
 
 
