@@ -27,6 +27,7 @@ __all__ = [
     "JobView",
     "TaskView",
     "plan_dispatch",
+    "round_slices",
     "stranded_jobs",
     "unplaceable_jobs",
 ]
@@ -79,6 +80,11 @@ class Assignment:
     server_id: str
     attempt: int
 
+
+FIRST_SLICE = 32
+MAX_SLICE = 256
+"""A plan is claimed and sent in slices (:func:`round_slices`): the first of FIRST_SLICE
+assignments, each next one twice as large, up to MAX_SLICE."""
 
 _HeapEntry = tuple[int, str, str]  # (-free slots, server name, server id)
 
@@ -307,6 +313,21 @@ def plan_dispatch(
             budget[guest] -= 1
         heapq.heappush(queue, (neg_priority, rank, running + 1, created_at, job_id, index))
     return plan
+
+
+def round_slices(count: int) -> list[tuple[int, int]]:
+    """(start, stop) of the slices, in plan order, that a plan of ``count`` assignments is
+    claimed and sent in: the first is small (:data:`FIRST_SLICE`) so the first tasks start
+    early, each next one doubles, up to :data:`MAX_SLICE`, so a large plan costs few claims.
+    Slicing keeps the plan's order, so priority and fair share are those of the whole plan.
+    """
+    bounds: list[tuple[int, int]] = []
+    start, size = 0, FIRST_SLICE
+    while start < count:
+        stop = min(count, start + size)
+        bounds.append((start, stop))
+        start, size = stop, min(MAX_SLICE, size * 2)
+    return bounds
 
 
 def _guest_rank(job: JobView, limits: Mapping[str, GuestLimit]) -> int:

@@ -17,24 +17,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from render_server import protocol
-from scheduler.dependencies import dispatchable, frames_ready
 from scheduler.dispatch import (
     Assignment,
     GuestLimit,
     JobView,
-    TaskView,
     plan_dispatch,
+    round_slices,
     stranded_jobs,
     unplaceable_jobs,
 )
-from scheduler.frames import frame_bounds
-from scheduler.retry import bad_servers
 
 from .connections import ActiveTask, ConnectionRegistry
+from .dispatch_views import PROBE, assign_message, job_views, ready_tasks
 from .lifecycle.events import (
     Event,
     JobCancelled,
@@ -58,6 +55,8 @@ COALESCE_HOPS = 2
 flush wake the dispatcher one by one, and should be planned together."""
 ASSIGN_GRACE_S = 30.0
 """Extra lease time for a dispatched task to start (asset download, process start)."""
+SEND_YIELD = 32
+"""Sends between two yields to the event loop while the next slice is being claimed."""
 
 
 WAKE_ON: tuple[type[Event], ...] = (
@@ -189,8 +188,8 @@ class Dispatcher:
             return 0
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
-        views = await self._runnable(_job_views(snap, self._bad_server_threshold))
-        tasks_ready, self._frames_held = _ready_tasks(snap)
+        views = await self._runnable(job_views(snap, self._bad_server_threshold))
+        tasks_ready, self._frames_held = ready_tasks(snap)
         plan = plan_dispatch(
             views,
             tasks_ready,
@@ -202,7 +201,6 @@ class Dispatcher:
         if not plan:
             return 0
         now = self._clock()
-        tasks = {t.id: t for t in snap.waiting}
         claims = [
             TaskClaim(
                 task_id=a.task_id,
@@ -213,9 +211,62 @@ class Dispatcher:
             )
             for a in plan
         ]
-        claimed = await self._claims.assign(claims, at=now)
+        return await self._claim_and_send(claims, jobs, {t.id: t for t in snap.waiting}, at=now)
+
+    async def _claim_and_send(
+        self,
+        claims: list[TaskClaim],
+        jobs: Mapping[str, JobRecord],
+        tasks: Mapping[int, TaskRecord],
+        *,
+        at: float,
+    ) -> int:
+        """Claim and send ``claims`` in slices, in plan order (:func:`.round_slices`).
+
+        Each slice is claimed in its own transaction and sent once that committed; the
+        next slice's transaction runs while this slice's Assigns are written, so the
+        first Assigns of a large round leave after a small claim instead of after the
+        whole round's. Returns the number of tasks sent.
+        """
+        slices = [claims[start:stop] for start, stop in round_slices(len(claims))]
+        pending: asyncio.Future[list[TaskRecord]] | None = None
         sent = 0
-        for task in claimed:
+        try:
+            for index, claim_slice in enumerate(slices):
+                claiming = pending or asyncio.ensure_future(self._claims.assign(claim_slice, at=at))
+                pending = None
+                claimed = await claiming
+                if index + 1 < len(slices):
+                    pending = asyncio.ensure_future(self._claims.assign(slices[index + 1], at=at))
+                sent += await self._send(claimed, jobs, tasks, overlap=pending is not None)
+        finally:
+            if pending is not None:
+                # A send failed unexpectedly while the next slice was being claimed: let that
+                # transaction end (its tasks, not sent, come back when their lease expires).
+                with contextlib.suppress(Exception):
+                    await pending
+        return sent
+
+    async def _send(
+        self,
+        claimed: Sequence[TaskRecord],
+        jobs: Mapping[str, JobRecord],
+        tasks: Mapping[int, TaskRecord],
+        *,
+        overlap: bool,
+    ) -> int:
+        """Send the Assigns of tasks whose claim committed; returns how many went out.
+
+        With ``overlap`` (the next slice is being claimed) the loop is let run every
+        :data:`SEND_YIELD` sends, so that transaction's statements go on meanwhile (each
+        statement's result comes back through the event loop). A task whose server is
+        gone, or whose send fails, stays claimed for that server: the monitor requeues
+        the tasks of a server that does not come back.
+        """
+        sent = 0
+        for index, task in enumerate(claimed):
+            if overlap and index and index % SEND_YIELD == 0:
+                await asyncio.sleep(0)
             conn = self._connections.get(task.server_id or "")
             if conn is None:
                 continue  # the monitor requeues tasks of servers that are gone
@@ -247,7 +298,7 @@ class Dispatcher:
             return
         self._next_stall_check = now + STALL_CHECK_S
         snap = await self._store.dispatch_snapshot(per_job_limit=1)
-        views = _job_views(snap, self._bad_server_threshold)
+        views = job_views(snap, self._bad_server_threshold)
         unplaceable = unplaceable_jobs(views, self._connections.views())
         since = {job_id: self._unplaceable_since.get(job_id, now) for job_id in unplaceable}
         for job_id, first in list(since.items()):
@@ -277,7 +328,7 @@ class Dispatcher:
         bad: set[str] = set()
         for job_id in {a.job_id for a in plan} - self._sendable:
             try:
-                protocol.encode(assign_message(jobs[job_id], _PROBE, (0,)))
+                protocol.encode(assign_message(jobs[job_id], PROBE, (0,)))
             except Exception as exc:  # whatever the codec raises, this job alone is at fault
                 bad.add(job_id)
                 await self._fail(job_id, f"the job cannot be sent to render servers: {exc}")
@@ -292,105 +343,3 @@ class Dispatcher:
             await self._claims.fail_unrunnable(job_id, reason, at=self._clock())
         except StoreError as exc:
             log.error("could not fail job %s (%s): %s", job_id, reason, exc)
-
-
-class Attempt(Protocol):
-    """The attempt an Assign is for (a task record, or a probe)."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def attempt(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Probe:
-    id: int = 0
-    attempt: int = 1
-
-
-_PROBE = _Probe()
-"""A stand-in attempt: whether a job's Assign encodes does not depend on which attempt."""
-
-
-def assign_message(job: JobRecord, task: Attempt, frames: tuple[int, ...]) -> protocol.Assign:
-    """The Assign of one attempt: its frames within the job's whole range (an animation's
-    clock runs over the job, not the chunk), and the overrides if any (resolution, samples,
-    no denoising). Raises if
-    the job's fields cannot go on the wire."""
-    settings = job.settings
-    first, last = frame_bounds(job.frames)
-    width, height = settings.get("width"), settings.get("height")
-    return protocol.Assign(
-        task_id=task.id,
-        attempt=task.attempt,
-        job_id=job.id,
-        job_name=job.name,
-        package=job.profile.package,
-        version=job.profile.version,
-        engine=job.profile.engine,
-        scene=job.scene,
-        manifest=list(job.manifest),
-        frames=list(frames),
-        output_name=job.output_name,
-        output_ext=job.output_ext,
-        width=int(width) if width else None,
-        height=int(height) if height else None,
-        timeout_s=job.profile.task_timeout_s,
-        threads=max(1, job.profile.min_cores),
-        first_frame=first,
-        last_frame=last,
-        samples=int(settings["samples"]) if settings.get("samples") else None,
-        denoise=False if settings.get("denoise") is False else None,
-    )
-
-
-def _job_views(snap: DispatchSnapshot, threshold: int) -> list[JobView]:
-    views = []
-    for job in snap.jobs:
-        running = snap.running.get(job.id)
-        failures = snap.server_failures.get(job.id, {})
-        views.append(
-            JobView(
-                id=job.id,
-                priority=job.priority,
-                created_at=job.created_at,
-                profile=job.profile,
-                running_tasks=running.tasks if running else 0,
-                running_servers=running.servers if running else frozenset(),
-                avoid_servers=bad_servers(failures, threshold),
-                guest_of=job.origin_site if job.origin_job_id is not None else None,
-                ready=dispatchable(snap.upstreams.get(job.id, ())),
-            )
-        )
-    return views
-
-
-def _ready_tasks(snap: DispatchSnapshot) -> tuple[list[TaskView], bool]:
-    """The waiting tasks whose frames are not held back by a frame dependency, and whether
-    any task is held back."""
-    views = _task_views(snap)
-    if not snap.upstream_frames:
-        return views, False
-    ready = [
-        v
-        for v in views
-        if frames_ready(
-            v.frames, snap.upstreams.get(v.job_id, ()), snap.upstream_frames.get(v.job_id, {})
-        )
-    ]
-    return ready, len(ready) < len(views)
-
-
-def _task_views(snap: DispatchSnapshot) -> list[TaskView]:
-    return [
-        TaskView(
-            id=t.id,
-            job_id=t.job_id,
-            attempt=t.attempt,
-            frames=t.frames,
-            failed_on=snap.failed_on.get(t.id, frozenset()),
-        )
-        for t in snap.waiting
-    ]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from site_agent.dispatcher import assign_message
+from site_agent.dispatch_views import assign_message
 from site_agent.jobs import parse_submission
 
 SCENE = b"camera { location <0, 0, -3> look_at 0 }"
@@ -69,6 +69,6 @@ def test_assign_carries_the_job_range_and_the_override(
     class Task:
         id, attempt = 1, 1
 
-    msg = assign_message(job, Task(), frames[3:6])  # type: ignore[arg-type]
+    msg = assign_message(job, Task(), frames[3:6])
     assert (msg.frames, msg.first_frame, msg.last_frame) == ([4, 5, 6], 1, 20)
     assert (msg.width, msg.height) == size

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler import Assignment, JobProfile, JobView, ServerView, TaskView, matches, plan_dispatch
-from scheduler.dispatch import GuestLimit, stranded_jobs, unplaceable_jobs
+from scheduler.dispatch import (
+    FIRST_SLICE,
+    MAX_SLICE,
+    GuestLimit,
+    round_slices,
+    stranded_jobs,
+    unplaceable_jobs,
+)
 
 BUILTIN = JobProfile(package="builtin")
 
@@ -399,3 +406,26 @@ def test_a_peers_jobs_together_hold_at_most_max_slots(
     counts = per_job(plan)
     assert counts["v1"] + counts["v2"] == expected
     assert counts["x"] == 2  # another peer without max_slots is not held back
+
+
+def test_round_slices_grow_from_a_small_first_slice() -> None:
+    assert round_slices(0) == []
+    assert round_slices(5) == [(0, 5)]
+    assert round_slices(1000) == [
+        (0, 32),
+        (32, 96),
+        (96, 224),
+        (224, 480),
+        (480, 736),
+        (736, 992),
+        (992, 1000),
+    ]
+
+
+@given(st.integers(min_value=0, max_value=5000))
+def test_round_slices_cover_the_plan_once_in_order(count: int) -> None:
+    bounds = round_slices(count)
+    assert [i for start, stop in bounds for i in range(start, stop)] == list(range(count))
+    sizes = [stop - start for start, stop in bounds]
+    assert all(0 < size <= MAX_SLICE for size in sizes)
+    assert not sizes or sizes[0] == min(count, FIRST_SLICE)
