@@ -1,4 +1,4 @@
-"""Event-driven dispatcher: plans with the pure scheduler, claims in one transaction, sends.
+"""Event-driven dispatcher: plans with the pure scheduler, claims in slices of the plan, sends.
 
 It runs when something changes (a job arrives, a task ends, a server connects or
 frees a slot), not on a polling interval; a slow safety tick only covers events
