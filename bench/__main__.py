@@ -59,6 +59,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(default 0: at once; with a render time completions arrive spread out, as on a farm)",
     )
     p.add_argument(
+        "--latency-render-ms",
+        type=float,
+        default=4000.0,
+        help="dispatch: one more run per backend at the largest --servers whose tasks render "
+        "this long, for assign latency on a farm the agent keeps up with (default 4000; 0: none)",
+    )
+    p.add_argument(
         "--loadgen-procs",
         type=int,
         default=None,
@@ -107,27 +114,7 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             await overhead_run(frames, args.slots, limit_s=600 if args.quick else 1500, short=True)
         ]
     if "dispatch" in suites:
-        rows = []
-        for backend in backends:
-            for servers in (int(s) for s in args.servers.split(",")):
-                for workers in (int(w) for w in args.workers.split(",")):
-                    tasks = servers * (10 if args.quick else 40)
-                    print(
-                        f"dispatch: {backend}, {servers} servers, {tasks} tasks, "
-                        f"{workers} workers ...",
-                        file=sys.stderr,
-                    )
-                    row = await dispatch_run(
-                        backend,
-                        servers,
-                        tasks,
-                        limit_s=300 if args.quick else 600,
-                        render_s=args.render_ms / 1000,
-                        loadgen_processes=args.loadgen_procs,
-                        workers=workers,
-                    )
-                    rows.append({"backend": backend, **row})
-        results["dispatch"] = rows
+        results["dispatch"] = await _dispatch_rows(args, backends)
     if "large" in suites:
         frames = 20_000 if args.quick else 100_000
         rows = []
@@ -153,6 +140,56 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         print(f"monitor: {jobs} jobs and a 10000-frame job in Chromium ...", file=sys.stderr)
         results["monitor"] = [await monitor_run(jobs, 10_000, limit_s=600)]
     return results
+
+
+async def _dispatch_rows(args: argparse.Namespace, backends: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for backend in backends:
+        for servers in (int(s) for s in args.servers.split(",")):
+            for workers in (int(w) for w in args.workers.split(",")):
+                tasks = servers * (10 if args.quick else 40)
+                print(
+                    f"dispatch: {backend}, {servers} servers, {tasks} tasks, {workers} workers ...",
+                    file=sys.stderr,
+                )
+                row = await dispatch_run(
+                    backend,
+                    servers,
+                    tasks,
+                    limit_s=300 if args.quick else 600,
+                    render_s=args.render_ms / 1000,
+                    loadgen_processes=args.loadgen_procs,
+                    workers=workers,
+                )
+                rows.append({"backend": backend, **row})
+        if args.latency_render_ms > 0:
+            rows.append({"backend": backend, **await _latency_run(args, backend)})
+    return rows
+
+
+async def _latency_run(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """Assign latency where it means something: the largest farm, each task "rendering"
+    ``--latency-render-ms``, so the agent is not saturated. With tasks that take no time
+    every simulated server asks again at once and waits for the whole cycle
+    (servers / throughput, Little's law), so the throughput rows' latency is their cycle."""
+    servers = max(int(s) for s in args.servers.split(","))
+    workers = max(int(w) for w in args.workers.split(","))
+    tasks = servers * (2 if args.quick else 5)
+    render_s = args.latency_render_ms / 1000
+    print(
+        f"dispatch latency: {backend}, {servers} servers, {tasks} tasks of {render_s:g} s, "
+        f"{workers} workers ...",
+        file=sys.stderr,
+    )
+    return await dispatch_run(
+        backend,
+        servers,
+        tasks,
+        limit_s=300 if args.quick else 600,
+        render_s=render_s,
+        loadgen_processes=args.loadgen_procs,
+        workers=workers,
+    )
 
 
 def run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
