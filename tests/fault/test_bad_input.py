@@ -604,14 +604,15 @@ async def test_a_real_render_servers_small_frames_arrive_inline(
 
     site = client.app[SITE]
     stored_calls = 0
-    write_frame = site.reports.write_frame
+    write_frame = site.storage.write_frame
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal stored_calls
         stored_calls += 1
         return await write_frame(*args, **kwargs)
 
-    site.reports.write_frame = counting  # every stored frame, HTTP or inline, goes through it
+    # every stored file, HTTP or inline, is written by the site's frame storage
+    site.storage.write_frame = counting  # type: ignore[method-assign]
     packages = await probe_packages({"builtin"})
     server = RenderServer(
         agent_url=str(client.make_url("/")),
