@@ -27,12 +27,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from federation.bandwidth import TokenBucket, mbps_to_bytes_per_s
+from federation.blob_listener import BlobListener, BlobRequest, answer
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.forwarding import UPLOAD_STREAMS
@@ -46,6 +46,9 @@ from .cut_proxy import CutProxy
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
 
 MIB = 1024 * 1024
+STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
+"""The remote site runs the threaded blob listener (``blob_port``); 0: bodies arrive on the
+aiohttp route, as before it (for comparisons)."""
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
 MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
 
@@ -110,7 +113,11 @@ async def raw_copy(files: list[tuple[Path, str]], dest: Path) -> float:
 
 
 @asynccontextmanager
-async def remote_site(root: Path, tls: TlsContexts) -> AsyncIterator[tuple[str, AssetStore]]:
+async def remote_site(
+    root: Path, tls: TlsContexts, *, stream: bool = STREAM_LISTENER, cut_after: int | None = None
+) -> AsyncIterator[tuple[str, AssetStore, CutProxy | None]]:
+    """A receiving site; with ``cut_after``, a :class:`CutProxy` in front of the port that
+    receives the blob bodies (the blob listener when ``stream``)."""
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
 
     async def commit(sha256: str, path: Path) -> None:
@@ -123,15 +130,35 @@ async def remote_site(root: Path, tls: TlsContexts) -> AsyncIterator[tuple[str, 
         assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40
     )
     app = web.Application()
-    app.add_routes(BlobUploadEndpoint(receiver).routes())
+    blobs = BlobUploadEndpoint(receiver)
+    app.add_routes(blobs.routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context())
     await site.start()
+    listener = None
+    if stream:  # the blob bodies through the threaded listener, as a site with blob_port
+
+        async def handle(request: BlobRequest) -> web.Response:
+            return await answer(blobs, request, lambda _: None)
+
+        listener = BlobListener("127.0.0.1", 0, tls.server_context(), handle)
+        blobs.stream_port = await listener.start()
+    cut = None
+    if cut_after is not None:
+        cut = CutProxy("127.0.0.1", blobs.stream_port or port, cut_after=cut_after)
+        if stream:
+            blobs.stream_port = await cut.start()
+        else:
+            port = await cut.start()
     try:
-        yield f"https://127.0.0.1:{port}", assets
+        yield f"https://127.0.0.1:{port}", assets, cut
     finally:
+        if cut is not None:
+            await cut.close()
+        if listener is not None:
+            await listener.close()
         await runner.cleanup()
 
 
@@ -198,7 +225,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 raw_cpu.append(_cpu_s() - cpu)
                 shutil.rmtree(root / f"raw-{run}")
                 continue
-            async with remote_site(root / f"site-{run}", remote_tls) as (url, assets):
+            async with remote_site(root / f"site-{run}", remote_tls) as (url, assets, _):
                 started, cpu = time.perf_counter(), _cpu_s()
                 first = await upload_all(url, origin_tls, files)
                 tls_times.append(time.perf_counter() - started)
@@ -212,16 +239,16 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         # Frames coming back, uncapped: a quarter of the asset set's bytes in 2 MiB frames.
         back = await frames_back(root / "frames-back", remote_tls, origin_tls, total // 4)
         big = big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
-        async with remote_site(root / "site-cut", remote_tls) as (url, assets):
-            # The network drops the stream 3.5 chunks in; the bytes sent again are those
-            # in flight then, which the receiver never got.
-            cut = CutProxy("127.0.0.1", urlsplit(url).port or 0, cut_after=7 * CHUNK_SIZE // 2)
-            port = await cut.start()
-            try:
-                resumed = await upload_all(f"https://127.0.0.1:{port}", origin_tls, [big])
-            finally:
-                await cut.close()
-            assert assets.has(big_sha) and cut.fired
+        # The network drops the stream 3.5 chunks in; the bytes sent again are those
+        # in flight then, which the receiver never got.
+        cut_after = 7 * CHUNK_SIZE // 2
+        async with remote_site(root / "site-cut", remote_tls, cut_after=cut_after) as (
+            url,
+            assets,
+            cut,
+        ):
+            resumed = await upload_all(url, origin_tls, [big])
+            assert assets.has(big_sha) and cut is not None and cut.fired
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]
     gib = total / 2**30
@@ -271,7 +298,7 @@ async def _capped(
             break
         chosen.append((path, sha))
         size += path.stat().st_size
-    async with remote_site(root, remote_tls) as (url, _):
+    async with remote_site(root, remote_tls) as (url, _, _):
         bucket = TokenBucket(cap_bytes_s)  # empty, as a peer's bucket starts
         measured = await measure(
             "capped", bucket, lambda: upload_all(url, origin_tls, chosen, bucket=bucket)

@@ -30,19 +30,27 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from federation.accept import Acceptance
+from federation.blob_listener import BlobRequest, Handler
+from federation.blob_listener import answer as answer_blob
 from federation.blob_receiver import STORED_BYTES, BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
 from federation.envelope import Envelope, decode_envelope, encode_reply
 from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
-from federation.identity import CertificateNamesError, certificate_names, peer_certificate
+from federation.identity import (
+    CertificateNames,
+    CertificateNamesError,
+    certificate_names,
+    peer_certificate,
+)
 from federation.peers import FederationConfig, PeerConfig
 from federation.progress import Controls
 from federation.protocol import (
@@ -72,6 +80,7 @@ from site_agent.frame_response import send_frame
 from site_agent.http_errors import make_error_middleware
 
 REPLY_TYPE = "application/vnd.spillway.fed+msgpack"
+_Answer = TypeVar("_Answer", bound=web.StreamResponse)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -122,6 +131,8 @@ class FederationEndpoints:
 
 
 ENDPOINTS: web.AppKey[FederationEndpoints] = web.AppKey("federation", FederationEndpoints)
+BLOBS: web.AppKey[BlobUploadEndpoint] = web.AppKey("federation-blobs", BlobUploadEndpoint)
+"""The app's blob endpoint, which the threaded blob listener shares (:func:`blob_listener_handler`)."""
 
 
 def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
@@ -136,7 +147,7 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
         is_stored=_stored(endpoints.blobs),
         max_blob_size=endpoints.blobs.max_blob_bytes,
     )
-    blobs = BlobUploadEndpoint(receiver)
+    blobs = app[BLOBS] = BlobUploadEndpoint(receiver)
     app.router.add_post("/fed/v1/offer", _offer)
     app.router.add_post("/fed/v1/commit", _commit)
     app.router.add_post("/fed/v1/cancel", _cancel)
@@ -177,14 +188,21 @@ def _ssl_object(request: web.Request) -> ssl.SSLObject | None:
 
 
 def authenticate(request: web.Request) -> PeerConfig:
-    """The configured peer whose verified certificate made this request, or 401/403.
+    """The configured peer whose verified certificate made this request, or 401/403."""
+    return authenticate_names(
+        request.app[ENDPOINTS], certificate_names(_ssl_object(request)), request.remote
+    )
+
+
+def authenticate_names(
+    endpoints: FederationEndpoints, names: CertificateNames | None, remote: str | None
+) -> PeerConfig:
+    """The configured peer whose verified certificate carries ``names``, or 401/403.
 
     The certificate must prove the peer's site name: CN and a DNS SAN both equal
     to it (:attr:`~federation.certs.CertificateNames.site`), the same check an
     outgoing call makes of the site it dials.
     """
-    endpoints = request.app[ENDPOINTS]
-    names = certificate_names(_ssl_object(request))
     if names is None:
         raise UnauthorizedError("present a site certificate issued by the federation CA")
     name = names.site
@@ -192,7 +210,7 @@ def authenticate(request: web.Request) -> PeerConfig:
         problem = CertificateNamesError(
             expected="", common_name=names.common_name, dns_names=names.dns_names
         )
-        endpoints.refused(f"{problem} (from {request.remote})")
+        endpoints.refused(f"{problem} (from {remote})")
         raise ForbiddenError(str(problem))
     peer = endpoints.config.peer(name)
     if peer is None:
@@ -342,19 +360,56 @@ async def _task_log(request: web.Request) -> web.Response:
 def _guard_blob(handler: Any) -> Any:
     async def guarded(request: web.Request) -> web.StreamResponse:
         peer = authenticate(request)
-        sha256 = request.match_info["sha256"]
-        if not await request.app[ENDPOINTS].acceptance.blob_allowed(peer, sha256):
-            raise ForbiddenError(
-                f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
-            )
-        try:
-            response: web.StreamResponse = await handler(request)
-        finally:
-            # Accounting: the bytes stored, also of a stream cut part way (the sender resumes
-            # after them); a refused request stored none.
-            stored = request.get(STORED_BYTES, 0)
-            if stored:
-                await request.app[ENDPOINTS].acceptance.blob_received(peer, sha256, stored)
-        return response
+
+        async def answer(stored: Callable[[int], None]) -> web.StreamResponse:
+            try:
+                response: web.StreamResponse = await handler(request)
+            finally:
+                stored(request.get(STORED_BYTES, 0))
+            return response
+
+        return await _blob_checked(
+            request.app[ENDPOINTS], peer, request.match_info["sha256"], answer
+        )
 
     return guarded
+
+
+def blob_listener_handler(app: web.Application) -> Handler:
+    """What the threaded blob listener (:mod:`federation.blob_listener`) answers with: the
+    same peer authentication, blob checks and accounting as the ``/fed/v1`` blob route."""
+    endpoints, blobs = app[ENDPOINTS], app[BLOBS]
+
+    async def handle(request: BlobRequest) -> web.Response:
+        peer = authenticate_names(endpoints, request.names, request.remote)
+
+        return await _blob_checked(
+            endpoints, peer, request.sha256, partial(answer_blob, blobs, request)
+        )
+
+    return handle
+
+
+async def _blob_checked(
+    endpoints: FederationEndpoints,
+    peer: PeerConfig,
+    sha256: str,
+    answer: Callable[[Callable[[int], None]], Awaitable[_Answer]],
+) -> _Answer:
+    """``answer(stored)`` once ``peer`` may upload blob ``sha256``; the bytes it reports
+    stored (also of a stream cut part way: the sender resumes after them) are accounted."""
+    if not await endpoints.acceptance.blob_allowed(peer, sha256):
+        raise ForbiddenError(
+            f"blob {sha256} is not part of an open offer from {peer.name}; offer the job first"
+        )
+    stored = 0
+
+    def count(size: int) -> None:
+        nonlocal stored
+        stored = size
+
+    try:
+        return await answer(count)
+    finally:
+        if stored:  # a refused request stored none
+            await endpoints.acceptance.blob_received(peer, sha256, stored)

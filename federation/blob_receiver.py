@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from federation.errors import (
 )
 from federation.transfer import (
     BLOB_COMPLETE,
+    BLOB_PORT,
     BLOBS_PATH,
     OFFSET_CONTENT_TYPE,
     UPLOAD_LENGTH,
@@ -213,6 +214,9 @@ class BlobUploadEndpoint:
     ) -> None:
         self.receiver = receiver
         self.stall_timeout_s = stall_timeout_s
+        self.stream_port: int | None = None
+        """The port of this site's threaded blob listener (:mod:`federation.blob_listener`),
+        offered to senders in ``HEAD`` answers as ``Blob-Port``; None: not running."""
 
     def routes(self, prefix: str = BLOBS_PATH) -> list[web.RouteDef]:
         return [
@@ -221,35 +225,62 @@ class BlobUploadEndpoint:
         ]
 
     async def head(self, request: web.Request) -> web.StreamResponse:
-        sha256 = request.match_info["sha256"]
+        return await self.answer_head(request.match_info["sha256"])
+
+    async def patch(self, request: web.Request) -> web.StreamResponse:
+        def stored(count: int) -> None:
+            request[STORED_BYTES] = count
+
+        _bound_receive_buffer(request)
+        return await self.answer_patch(
+            request.match_info["sha256"],
+            request.headers,
+            content_type=request.content_type,
+            content_length=request.content_length,
+            read=request.content.readany,
+            stored=stored,
+        )
+
+    async def answer_head(self, sha256: str) -> web.Response:
+        """The answer to ``HEAD`` of blob ``sha256`` (also for the threaded listener)."""
         if not is_sha256(sha256):
             return _error(400, "bad_blob_id", f"{sha256!r} is not a sha256")
         if await self.receiver.is_complete(sha256):
             return web.Response(status=200, headers={BLOB_COMPLETE: "1", **_KEEP_ALIVE})
         offset = self.receiver.offset(sha256)
-        return web.Response(status=200, headers={UPLOAD_OFFSET: str(offset), **_KEEP_ALIVE})
+        headers = {UPLOAD_OFFSET: str(offset), **_KEEP_ALIVE}
+        if self.stream_port:
+            headers[BLOB_PORT] = str(self.stream_port)
+        return web.Response(status=200, headers=headers)
 
-    async def patch(self, request: web.Request) -> web.StreamResponse:
-        sha256 = request.match_info["sha256"]
-        offset, length = (
-            request.headers.get(UPLOAD_OFFSET, ""),
-            request.headers.get(UPLOAD_LENGTH, ""),
-        )
+    async def answer_patch(
+        self,
+        sha256: str,
+        headers: Mapping[str, str],
+        *,
+        content_type: str,
+        content_length: int | None,
+        read: Callable[[], Awaitable[bytes]],
+        stored: Callable[[int], None],
+    ) -> web.Response:
+        """The answer to ``PATCH`` of blob ``sha256`` whose body ``read`` gives block by block
+        (``b""`` at its end); ``stored`` is told the bytes stored (synced), also of a cut body."""
+        offset, length = headers.get(UPLOAD_OFFSET, ""), headers.get(UPLOAD_LENGTH, "")
         if not is_sha256(sha256) or not offset.isdigit() or not length.isdigit():
             return _error(
                 400,
                 "bad_upload",
                 f"need a sha256 path and numeric {UPLOAD_OFFSET} and {UPLOAD_LENGTH} headers",
             )
-        if request.content_type != OFFSET_CONTENT_TYPE:
+        if content_type != OFFSET_CONTENT_TYPE:
             return _error(415, "bad_content_type", f"send chunks as {OFFSET_CONTENT_TYPE}")
         if await self.receiver.is_complete(sha256):
             return web.Response(status=200, headers={BLOB_COMPLETE: "1"})
         start, total = int(offset), int(length)
-        if start + (request.content_length or 0) > total:
+        if start + (content_length or 0) > total:
             return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {total}")
         try:
-            new_offset = await self._receive(request, sha256, start, total)
+            new_offset = await self._receive(sha256, start, total, read, stored)
             if new_offset < total:
                 return web.Response(status=204, headers={UPLOAD_OFFSET: str(new_offset)})
             await self.receiver.finish(sha256, total)
@@ -268,10 +299,16 @@ class BlobUploadEndpoint:
             return _error(400, "bad_upload", str(exc))
         return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(total)})
 
-    async def _receive(self, request: web.Request, sha256: str, start: int, total: int) -> int:
+    async def _receive(
+        self,
+        sha256: str,
+        start: int,
+        total: int,
+        read: Callable[[], Awaitable[bytes]],
+        stored: Callable[[int], None],
+    ) -> int:
         """Stream the body into the partial blob; the new offset. A cut connection raises
         (after what arrived is synced); a body running past ``total`` raises TransferError."""
-        _bound_receive_buffer(request)
         appender: StreamAppender | None = None
         received = start
         try:
@@ -280,7 +317,7 @@ class BlobUploadEndpoint:
                 asyncio.timeout(self.stall_timeout_s) as stall,
             ):
                 loop = asyncio.get_running_loop()
-                while block := await request.content.readany():
+                while block := await read():
                     stall.reschedule(loop.time() + self.stall_timeout_s)
                     received += len(block)
                     if received > total:
@@ -288,7 +325,7 @@ class BlobUploadEndpoint:
                     await appender.write(block)
         finally:
             # Counted once written and synced (the appender's exit), also for a cut stream.
-            request[STORED_BYTES] = appender.appended if appender is not None else 0
+            stored(appender.appended if appender is not None else 0)
         return appender.written
 
 

@@ -33,8 +33,9 @@ from typing import Any
 from aiohttp import web
 
 from federation.accept import Acceptance
-from federation.api import FederationEndpoints, build_federation_app
+from federation.api import BLOBS, FederationEndpoints, blob_listener_handler, build_federation_app
 from federation.bandwidth import BandwidthLimits
+from federation.blob_listener import BlobListener
 from federation.capacity import Advertiser, PeerBook
 from federation.certs import TlsContexts
 from federation.client import PeerClient
@@ -105,6 +106,7 @@ class FederationService:
         self.refusals = 0
         self._site = site
         self._runner: web.AppRunner | None = None
+        self._blob_listener: BlobListener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wire(site, poll_interval_s=min(poll_interval_s, config.lease_s / 3))
 
@@ -250,10 +252,17 @@ class FederationService:
                 TasksRelayed,
             ),
         )
-        self._runner = web.AppRunner(build_federation_app(self.endpoints), access_log=None)
+        app = build_federation_app(self.endpoints)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, port = self.config.listen_address
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
+        if self.config.blob_port:
+            self._blob_listener = BlobListener(
+                host, self.config.blob_port, self.tls.server_context(), blob_listener_handler(app)
+            )
+            app[BLOBS].stream_port = await self._blob_listener.start()
+            log.info("site %s blob listener on %s:%d", self.name, host, self.config.blob_port)
         await self.notices.repair()
         await self.reconciler.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
@@ -304,6 +313,9 @@ class FederationService:
                 await task
         await self.forwarding.close()
         await self.stream.close()
+        if self._blob_listener is not None:
+            await self._blob_listener.close()
+            self._blob_listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
@@ -55,6 +56,7 @@ from spillway.core.checks import is_sha256
 
 __all__ = [
     "BLOB_COMPLETE",
+    "BLOB_PORT",
     "BLOBS_PATH",
     "CHUNK_SIZE",
     "OFFSET_CONTENT_TYPE",
@@ -71,6 +73,9 @@ BLOBS_PATH = "/fed/v1/blobs"
 UPLOAD_OFFSET = "Upload-Offset"
 UPLOAD_LENGTH = "Upload-Length"
 BLOB_COMPLETE = "Blob-Complete"
+BLOB_PORT = "Blob-Port"
+"""In a ``HEAD`` answer: the port of the receiver's threaded blob listener, same host
+(:mod:`federation.blob_listener`); ``PATCH`` bodies go there when the upload is threaded."""
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 SEND_BLOCK = 1024 * 1024
 """Bytes per write of an uncapped upload."""
@@ -117,6 +122,9 @@ class _Upload:
     bucket: TokenBucket | None = None
     connections: UploadConnections | None = None
     sent: int = 0
+    stream_url: str | None = None
+    """Where threaded PATCH bodies go: the receiver's blob listener (its ``Blob-Port``)."""
+    stream_refused: bool = False
 
     def count_sent(self, count: int) -> None:
         # Called from an upload thread too, while the loop awaits that request.
@@ -225,7 +233,16 @@ async def _remote_offset(upload: _Upload) -> int | None:
         _raise_for_status(upload, answer)
     if answer.headers.get(BLOB_COMPLETE) == "1":
         return None
+    port = answer.headers.get(BLOB_PORT, "")
+    if upload.threaded and not upload.stream_refused and port.isdigit() and 0 < int(port) < 65536:
+        upload.stream_url = _with_port(upload.url, int(port))
     return _offset_header(upload, answer)
+
+
+def _with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return parts._replace(netloc=f"{host}:{port}").geturl()
 
 
 async def _send_chunk(upload: _Upload, offset: int) -> int | None:
@@ -240,7 +257,16 @@ async def _send_chunk(upload: _Upload, offset: int) -> int | None:
         # A known length (no chunked encoding) and one buffer from disk, sent without copies.
         "Content-Length": str(length),
     }
-    answer = await _exchange(upload, "PATCH", headers, offset=offset, length=length)
+    try:
+        answer = await _exchange(upload, "PATCH", headers, offset=offset, length=length)
+    except ConnectionRefusedError:
+        if upload.stream_url is None:
+            raise
+        # Its blob listener is not reachable from here (a firewall, a restart): the
+        # /fed/v1 route takes the body instead, for the rest of this upload.
+        log.info("blob %s: %s refused; sending through /fed/v1", upload.sha256, upload.stream_url)
+        upload.stream_url, upload.stream_refused = None, True
+        return offset
     if answer.status == 409:
         current = _offset_header(upload, answer)
         if current == offset:
@@ -274,7 +300,7 @@ async def _exchange(
         # HEAD with an explicit empty length keeps the connection alive (see _KEEP_ALIVE).
         return await upload.connections.request(
             method,
-            upload.url,
+            upload.stream_url if method == "PATCH" and upload.stream_url else upload.url,
             headers=headers or {"Content-Length": "0"},
             body=body,
             tls=upload.options.get("ssl"),

@@ -1,0 +1,320 @@
+"""The blob stream's own listener: blocking TLS sockets in threads, beside the event loop.
+
+Why: asyncio's TLS transport decrypts through a memory BIO on the event loop,
+holding the loop (and the GIL) for every record, so a blob arriving on the
+``/fed/v1`` listener cost the loop about half of the receiver's CPU. Here each
+connection has its own thread: the handshake, ``recv`` and decryption run in C
+with the GIL released, and the thread hands the loop whole blocks of
+:data:`BODY_BLOCK` bytes. Everything else is the aiohttp route's own code: the
+handler (``handle``, a coroutine run on the loop) authenticates the peer from its
+certificate names and answers through
+:meth:`~federation.blob_receiver.BlobUploadEndpoint.answer_patch`, so the
+checks, size limits and durability contract are the same by construction.
+
+It speaks just the blob protocol's two requests (:mod:`federation.transfer`):
+``HEAD`` and ``PATCH /fed/v1/blobs/{sha256}``, HTTP/1.1, a ``Content-Length``
+body; anything else gets a JSON error (400, 404, 405, 411) and the connection
+is closed. Senders find it through the ``Blob-Port`` header of the ``/fed/v1``
+``HEAD`` answer; TLS is the listener's mutual-TLS server context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import http.client
+import io
+import logging
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from federation.blob_receiver import BlobUploadEndpoint
+from federation.identity import CertificateNames, certificate_names
+from federation.transfer import BLOBS_PATH
+from federation.upload_threads import STREAM_SOCKET_BUFFER
+from site_agent.http_errors import error_response, http_error
+
+__all__ = ["BODY_BLOCK", "BlobListener", "BlobRequest", "Handler", "answer"]
+
+log = logging.getLogger(__name__)
+
+BODY_BLOCK = 256 * 1024
+"""Bytes of a body handed to the loop at once (one hand-off per block)."""
+_AHEAD_BLOCKS = 4
+"""Blocks read ahead of the loop before the connection thread waits (then TCP holds the
+sender back)."""
+_MAX_LINE = 8192
+_TARGET = re.compile(rf"^{re.escape(BLOBS_PATH)}/([^/?#]+)$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobRequest:
+    """One request on the listener, as the handler sees it."""
+
+    method: str
+    sha256: str
+    headers: Mapping[str, str]
+    content_type: str
+    content_length: int | None
+    read: Callable[[], Awaitable[bytes]]
+    """The body block by block, ``b""`` at its end; raises when the stream was cut."""
+    names: CertificateNames | None
+    """The verified client certificate's names (None: none presented)."""
+    remote: str
+
+
+Handler = Callable[[BlobRequest], Awaitable[web.Response]]
+
+
+async def answer(
+    blobs: BlobUploadEndpoint, request: BlobRequest, stored: Callable[[int], None]
+) -> web.Response:
+    """``blobs``' answer to ``request`` (no peer checks: the handler makes them first)."""
+    if request.method == "HEAD":
+        return await blobs.answer_head(request.sha256)
+    return await blobs.answer_patch(
+        request.sha256,
+        request.headers,
+        content_type=request.content_type,
+        content_length=request.content_length,
+        read=request.read,
+        stored=stored,
+    )
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class BlobListener:
+    """Accepts TLS connections on ``host:port`` (0: any free port) in a thread, one thread
+    per connection; ``await start()`` returns the bound port, ``await close()`` stops it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        handle: Handler,
+        *,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self._context = context
+        self._handle = handle
+        self.timeout_s = timeout_s
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    async def start(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._sock = socket.create_server((self.host, self.port), backlog=64)
+        self.port = self._sock.getsockname()[1]
+        self._accepting = threading.Thread(
+            target=self._accept, name=f"blob-listener-{self.port}", daemon=True
+        )
+        self._accepting.start()
+        return self.port
+
+    async def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:  # their threads see the stream end, answer nothing and exit
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._accepting is not None:
+            await asyncio.to_thread(self._accepting.join, 5)
+
+    # --- threads ---------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while (listening := self._sock) is not None:
+            try:
+                raw, addr = listening.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(
+                target=self._connection, args=(raw, addr[0]), name="blob-conn", daemon=True
+            ).start()
+
+    def _connection(self, raw: socket.socket, remote: str) -> None:
+        with self._lock:
+            self._open.add(raw)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Bounds what a cut loses in flight, as on the aiohttp route.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STREAM_SOCKET_BUFFER)
+            raw.settimeout(self.timeout_s)
+            try:
+                tls = self._context.wrap_socket(raw, server_side=True)
+            except (OSError, ValueError) as exc:
+                log.info("blob listener: TLS handshake with %s failed: %s", remote, exc)
+                return
+            with tls, tls.makefile("rb") as reader:
+                names = certificate_names(tls)
+                while self._exchange(tls, reader, names, remote):
+                    pass
+        except OSError as exc:
+            log.debug("blob listener: connection from %s ended: %s", remote, exc)
+        finally:
+            with self._lock:
+                self._open.discard(raw)
+            raw.close()
+
+    def _exchange(
+        self,
+        tls: ssl.SSLSocket,
+        reader: io.BufferedReader,
+        names: CertificateNames | None,
+        remote: str,
+    ) -> bool:
+        """Serve one request; whether the connection may serve another."""
+        line = reader.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        try:
+            method, sha256, headers = _parse_head(line, reader)
+            length = _content_length(method, headers)
+        except _Refused as exc:
+            _send(tls, error_response(exc.status, exc.code, exc.message), keep=False)
+            return False
+        assert self._loop is not None
+        feed = _BodyFeed(reader, length, self._loop)
+        request = BlobRequest(
+            method=method,
+            sha256=sha256,
+            headers=headers,
+            content_type=headers.get("Content-Type", "").split(";")[0].strip().lower(),
+            content_length=length,
+            read=feed.read,
+            names=names,
+            remote=remote,
+        )
+        answered = asyncio.run_coroutine_threadsafe(self._answer(request), self._loop)
+        feed.pump(answered)
+        response = answered.result()
+        keep = feed.consumed and response.status < 400
+        _send(tls, response, keep=keep)
+        return keep
+
+    async def _answer(self, request: BlobRequest) -> web.Response:
+        try:
+            return await self._handle(request)
+        except OSError as exc:  # the stream broke; what arrived is stored, the sender resumes
+            log.info("blob listener: %s of blob %s cut: %s", request.method, request.sha256, exc)
+            return error_response(400, "upload_cut", f"the stream broke: {exc}")
+        except Exception as exc:
+            mapped = http_error(exc)
+            if mapped is None:
+                log.exception("blob listener: %s of blob %s failed", request.method, request.sha256)
+                return error_response(500, "internal", "the blob could not be received")
+            return error_response(*mapped, getattr(exc, "message", str(exc)))
+
+
+class _BodyFeed:
+    """Reads a ``length``-byte body in the connection thread and queues it for the loop."""
+
+    def __init__(
+        self, reader: io.BufferedReader, length: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._reader = reader
+        self._loop = loop
+        self.left = length
+        self.consumed = length == 0
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._room = threading.Semaphore(_AHEAD_BLOCKS)
+
+    async def read(self) -> bytes:
+        item = await self._queue.get()
+        self._room.release()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def pump(self, answered: concurrent.futures.Future[web.Response]) -> None:
+        """Read the body until it ends, the stream breaks or the handler answered (then it
+        reads no more, and the connection is closed after the answer)."""
+        answered.add_done_callback(lambda _: self._room.release())
+        while not answered.done():
+            self._room.acquire()
+            if answered.done():
+                return
+            item = self._next()
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            if not item or isinstance(item, BaseException):
+                return
+
+    def _next(self) -> bytes | BaseException:
+        if not self.left:
+            self.consumed = True
+            return b""
+        try:
+            block = self._reader.read(min(self.left, BODY_BLOCK))
+        except OSError as exc:  # a reset, a timeout (the stall limit), a TLS error
+            return exc
+        if not block:
+            return ConnectionResetError("the sender closed the connection part way")
+        self.left -= len(block)
+        return block
+
+
+def _parse_head(line: bytes, reader: io.BufferedReader) -> tuple[str, str, dict[str, str]]:
+    if len(line) > _MAX_LINE:
+        raise _Refused(400, "bad_request", "request line too long")
+    try:
+        method, target, version = line.decode("ascii").split()
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(400, "bad_request", "malformed request line") from None
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise _Refused(400, "bad_request", f"{version!r} is not HTTP/1.1")
+    try:
+        message = http.client.parse_headers(reader)
+    except http.client.HTTPException as exc:
+        raise _Refused(400, "bad_request", f"malformed headers ({exc})") from None
+    match = _TARGET.match(target)
+    if match is None:
+        raise _Refused(404, "not_found", f"this listener serves only {BLOBS_PATH}/{{sha256}}")
+    if method not in ("HEAD", "PATCH"):
+        raise _Refused(405, "method_not_allowed", "this listener serves only HEAD and PATCH")
+    headers = {name.title(): value for name, value in message.items()}
+    return method, match.group(1), headers
+
+
+def _content_length(method: str, headers: Mapping[str, str]) -> int:
+    if "Transfer-Encoding" in headers:
+        raise _Refused(411, "length_required", "send the body with a Content-Length")
+    value = headers.get("Content-Length", "0" if method == "HEAD" else "")
+    if not value.isdigit():
+        raise _Refused(411, "length_required", "send the body with a Content-Length")
+    return int(value)
+
+
+def _send(tls: ssl.SSLSocket, response: web.Response, *, keep: bool) -> None:
+    body = response.body if isinstance(response.body, bytes) else b""
+    lines = [f"HTTP/1.1 {response.status} {response.reason}"]
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "connection"):
+            lines.append(f"{name}: {value}")
+    if response.status != 204:
+        lines.append(f"Content-Length: {len(body)}")
+    if not keep:
+        lines.append("Connection: close")
+    tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
