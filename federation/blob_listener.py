@@ -45,7 +45,7 @@ __all__ = ["BODY_BLOCK", "BlobListener", "BlobRequest", "Handler", "answer"]
 
 log = logging.getLogger(__name__)
 
-BODY_BLOCK = 256 * 1024
+BODY_BLOCK = 512 * 1024
 """Bytes of a body handed to the loop at once (one hand-off per block)."""
 _AHEAD_BLOCKS = 4
 """Blocks read ahead of the loop before the connection thread waits (then TCP holds the
@@ -117,6 +117,8 @@ class BlobListener:
         self._accepting: threading.Thread | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.requests = 0
+        """Requests parsed and handed to ``handle`` (tests check which route served)."""
 
     async def start(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -196,6 +198,7 @@ class BlobListener:
         except _Refused as exc:
             _send(tls, error_response(exc.status, exc.code, exc.message), keep=False)
             return False
+        self.requests += 1
         assert self._loop is not None
         feed = _BodyFeed(reader, length, self._loop)
         request = BlobRequest(
