@@ -50,6 +50,8 @@ BODY_BLOCK = 512 * 1024
 _AHEAD_BLOCKS = 4
 """Blocks read ahead of the loop before the connection thread waits (then TCP holds the
 sender back)."""
+MAX_CONNECTIONS = 64
+"""Connections served at once (a thread each); more are closed at once (the sender retries)."""
 _MAX_LINE = 8192
 _TARGET = re.compile(rf"^{re.escape(BLOBS_PATH)}/([^/?#]+)$")
 
@@ -107,6 +109,7 @@ class BlobListener:
         handle: Handler,
         *,
         timeout_s: float = 60.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host, self.port = host, port
         self._context = context
@@ -117,6 +120,7 @@ class BlobListener:
         self._accepting: threading.Thread | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.requests = 0
         """Requests parsed and handed to ``handle`` (tests check which route served)."""
 
@@ -153,6 +157,12 @@ class BlobListener:
                 raw, addr = listening.accept()
             except OSError:
                 return  # closed
+            if not self._slots.acquire(blocking=False):
+                log.warning(
+                    "blob listener: %d connections open; refusing %s", len(self._open), addr[0]
+                )
+                raw.close()
+                continue
             threading.Thread(
                 target=self._connection, args=(raw, addr[0]), name="blob-conn", daemon=True
             ).start()
@@ -180,6 +190,7 @@ class BlobListener:
             with self._lock:
                 self._open.discard(raw)
             raw.close()
+            self._slots.release()
 
     def _exchange(
         self,

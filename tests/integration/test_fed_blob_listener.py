@@ -55,7 +55,8 @@ async def facility(tmp_path: Path) -> AsyncIterator[Facility]:
     init_ca(tmp_path / "ca")
     for site in ("studio", "render-b", "stranger", "facility"):
         issue_site_cert(tmp_path / "ca", site, tmp_path / "certs")
-    accepted, store, refused = _Picky(), _Store(tmp_path / "store"), []
+    accepted, store = _Picky(), _Store(tmp_path / "store")
+    refused: list[str] = []
     endpoints = FederationEndpoints(
         name="facility",
         config=FederationConfig(

@@ -22,6 +22,7 @@ cert = "certs/studio.pem"
 key = "/etc/spillway/studio-key.pem"
 overflow_after = 120     # seconds of estimated local wait before forwarding
 lease = 300
+blob_port = 8744         # blob bodies through the threaded listener
 
 [[peers]]
 name = "facility"
@@ -62,6 +63,7 @@ def test_documented_example_parses() -> None:
         overflow_after_s=120.0,
         lease_s=300.0,
         advertise_interval_s=10.0,
+        blob_port=8744,
     )
     assert config.listen_address == ("127.0.0.1", 8743)
     assert config.peer("render-co") is config.peers[1]
@@ -77,6 +79,7 @@ def test_minimal_federation_uses_defaults() -> None:
     assert config.lease_s == 300.0
     assert config.advertise_interval_s == 10.0
     assert config.listen_address == ("::1", 8743)
+    assert config.blob_port == 0  # no blob listener: bodies arrive on listen
 
 
 BASE = {"listen": "127.0.0.1:8743", "ca": "ca.pem", "cert": "s.pem", "key": "k.pem"}
@@ -93,6 +96,9 @@ BASE = {"listen": "127.0.0.1:8743", "ca": "ca.pem", "cert": "s.pem", "key": "k.p
         ({**BASE, "lease": "5m"}, "federation.lease", "number of seconds"),
         ({**BASE, "overflow_after": True}, "federation.overflow_after", "number of seconds"),
         ({**BASE, "ca": 3}, "federation.ca", "non-empty string"),
+        ({**BASE, "blob_port": 70000}, "federation.blob_port", "port number"),
+        ({**BASE, "blob_port": "8744"}, "federation.blob_port", "port number"),
+        ({**BASE, "blob_port": True}, "federation.blob_port", "port number"),
     ],
 )
 def test_bad_federation_table(federation: dict[str, Any], key: str, message: str) -> None:
