@@ -28,6 +28,7 @@ only after the whole of it is synced and hashes to its name
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 from collections.abc import Callable
@@ -48,6 +49,9 @@ AHEAD_BYTES = 512 * 1024
 holds the sender back)."""
 
 _RECORD_WIDTH = 64
+_SYNCS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="blob-sync")
+"""Syncs of streams written by their own threads (``write_here``)."""
+Buffer = bytes | bytearray | memoryview
 
 
 def _boot_id() -> str:
@@ -124,6 +128,7 @@ class StreamAppender:
         self._syncing: asyncio.Future[None] | None = None
         self._fd = -1
         self._record_fd = -1
+        self._thread_sync: concurrent.futures.Future[None] | None = None
         self.intact = True
         """False once a write failed part way: ``digest`` no longer matches the file."""
 
@@ -153,6 +158,20 @@ class StreamAppender:
             await asyncio.shield(self._writing)
         await self._hand_over()
 
+    def write_here(self, block: Buffer) -> None:
+        """Write and hash ``block`` in the calling thread, one that owns the stream instead of
+        the loop (:mod:`federation.blob_listener`); syncs in another thread as ``write``
+        does. Not mixed with ``write``; the ``async with`` exit waits for it."""
+        self._write([block])
+        syncing = self._thread_sync
+        if syncing is not None:
+            if not syncing.done() and self.written - self.synced < CHECKPOINT_BYTES:
+                return
+            self._thread_sync = None
+            syncing.result()  # a failed sync raises here: the stream ends
+        if self.written - self.synced >= CHECKPOINT_BYTES // 2:
+            self._thread_sync = _SYNCS.submit(self._sync, self.written)
+
     async def _hand_over(self) -> None:
         if self._writing is not None:
             # Shielded, and forgotten only once done: a cancelled request must not leave a
@@ -176,6 +195,9 @@ class StreamAppender:
             self._syncing = _in_thread(self._sync, self.written)
 
     async def _close(self) -> None:
+        if self._thread_sync is not None:
+            self._syncing = asyncio.wrap_future(self._thread_sync)
+            self._thread_sync = None
         try:
             await self._hand_over()
             for running in (self._writing, self._syncing):
@@ -206,7 +228,7 @@ class StreamAppender:
             self._close_files()
             raise
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[Buffer]) -> None:
         digest = self.digest
         try:
             for block in batch:

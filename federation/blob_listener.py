@@ -35,7 +35,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from federation.blob_receiver import BlobUploadEndpoint
+from federation.blob_append import StreamAppender
+from federation.blob_receiver import BlobUploadEndpoint, Body
+from federation.errors import TransferError
 from federation.identity import CertificateNames, certificate_names
 from federation.transfer import BLOBS_PATH
 from federation.upload_threads import STREAM_SOCKET_BUFFER
@@ -45,11 +47,8 @@ __all__ = ["BODY_BLOCK", "BlobListener", "BlobRequest", "Handler", "answer"]
 
 log = logging.getLogger(__name__)
 
-BODY_BLOCK = 512 * 1024
-"""Bytes of a body handed to the loop at once (one hand-off per block)."""
-_AHEAD_BLOCKS = 4
-"""Blocks read ahead of the loop before the connection thread waits (then TCP holds the
-sender back)."""
+BODY_BLOCK = 256 * 1024
+"""Bytes of a body read, then written and hashed, at once by a connection's thread."""
 MAX_CONNECTIONS = 64
 """Connections served at once (a thread each); more are closed at once (the sender retries)."""
 _MAX_LINE = 8192
@@ -65,8 +64,8 @@ class BlobRequest:
     headers: Mapping[str, str]
     content_type: str
     content_length: int | None
-    read: Callable[[], Awaitable[bytes]]
-    """The body block by block, ``b""`` at its end; raises when the stream was cut."""
+    body: Body
+    """Moves the body into the blob's appender, in the connection thread."""
     names: CertificateNames | None
     """The verified client certificate's names (None: none presented)."""
     remote: str
@@ -86,7 +85,7 @@ async def answer(
         request.headers,
         content_type=request.content_type,
         content_length=request.content_length,
-        read=request.read,
+        body=request.body,
         stored=stored,
     )
 
@@ -211,14 +210,14 @@ class BlobListener:
             return False
         self.requests += 1
         assert self._loop is not None
-        feed = _BodyFeed(reader, length, self._loop)
+        feed = _BodyFeed(reader, length)
         request = BlobRequest(
             method=method,
             sha256=sha256,
             headers=headers,
             content_type=headers.get("Content-Type", "").split(";")[0].strip().lower(),
             content_length=length,
-            read=feed.read,
+            body=feed.into,
             names=names,
             remote=remote,
         )
@@ -244,50 +243,54 @@ class BlobListener:
 
 
 class _BodyFeed:
-    """Reads a ``length``-byte body in the connection thread and queues it for the loop."""
+    """A ``length``-byte body that the connection thread reads and writes into the partial
+    blob itself, once the handler on the loop has opened it (:meth:`into`)."""
 
-    def __init__(
-        self, reader: io.BufferedReader, length: int, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, reader: io.BufferedReader, length: int) -> None:
         self._reader = reader
-        self._loop = loop
         self.left = length
         self.consumed = length == 0
-        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
-        self._room = threading.Semaphore(_AHEAD_BLOCKS)
+        self._sink: tuple[StreamAppender, int] | None = None
+        self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._wake = threading.Event()
+        self._stop = False
 
-    async def read(self) -> bytes:
-        item = await self._queue.get()
-        self._room.release()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+    async def into(self, appender: StreamAppender, limit: int) -> None:
+        """The handler's :data:`~federation.blob_receiver.Body`: the connection thread reads
+        the body into ``appender``; this waits until it has (or raises what stopped it)."""
+        if self.left > limit:
+            raise TransferError("the body runs beyond its Upload-Length")
+        self._sink = (appender, limit)
+        self._wake.set()
+        done = asyncio.wrap_future(self._done)
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self._stop = True  # the thread stops at its next block; the appender waits for it
+            await done
+            raise
 
     def pump(self, answered: concurrent.futures.Future[web.Response]) -> None:
-        """Read the body until it ends, the stream breaks or the handler answered (then it
-        reads no more, and the connection is closed after the answer)."""
-        answered.add_done_callback(lambda _: self._room.release())
-        while not answered.done():
-            self._room.acquire()
-            if answered.done():
-                return
-            item = self._next()
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-            if not item or isinstance(item, BaseException):
-                return
-
-    def _next(self) -> bytes | BaseException:
-        if not self.left:
-            self.consumed = True
-            return b""
+        """In the connection thread: once the handler asks for the body, read it into the
+        appender; return early when the handler answered without it (the connection is
+        then closed after the answer)."""
+        answered.add_done_callback(lambda _: self._wake.set())
+        self._wake.wait()
+        if self._sink is None:
+            return
+        appender, _ = self._sink
         try:
-            block = self._reader.read(min(self.left, BODY_BLOCK))
-        except OSError as exc:  # a reset, a timeout (the stall limit), a TLS error
-            return exc
-        if not block:
-            return ConnectionResetError("the sender closed the connection part way")
-        self.left -= len(block)
-        return block
+            while self.left and not self._stop:
+                block = self._reader.read(min(self.left, BODY_BLOCK))
+                if not block:
+                    raise ConnectionResetError("the sender closed the connection part way")
+                self.left -= len(block)
+                appender.write_here(block)
+        except BaseException as exc:  # a reset, a timeout (the stall limit), a failed write
+            self._done.set_exception(exc)
+        else:
+            self.consumed = not self.left
+            self._done.set_result(None)
 
 
 def _parse_head(line: bytes, reader: io.BufferedReader) -> tuple[str, str, dict[str, str]]:

@@ -39,7 +39,13 @@ from federation.transfer import (
 from federation.upload_threads import STREAM_SOCKET_BUFFER
 from spillway.core.checks import is_sha256
 
-__all__ = ["DEFAULT_MAX_BLOB_SIZE", "STORED_BYTES", "BlobUploadEndpoint", "ResumableReceiver"]
+__all__ = [
+    "DEFAULT_MAX_BLOB_SIZE",
+    "STORED_BYTES",
+    "BlobUploadEndpoint",
+    "Body",
+    "ResumableReceiver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,9 @@ STALL_TIMEOUT_S = 60.0
 lost without a reset must not hold its blob for the next request."""
 _HASH_BLOCK = 1024 * 1024
 Buffer = bytes | bytearray | memoryview
+Body = Callable[[StreamAppender, int], Awaitable[None]]
+"""Moves a request body (at most the given number of bytes) into a partial blob's appender;
+raises TimeoutError when it stalls, OSError when the stream was cut."""
 
 
 class ResumableReceiver:
@@ -237,7 +246,7 @@ class BlobUploadEndpoint:
             request.headers,
             content_type=request.content_type,
             content_length=request.content_length,
-            read=request.content.readany,
+            body=self.streamed(request.content.readany),
             stored=stored,
         )
 
@@ -260,11 +269,11 @@ class BlobUploadEndpoint:
         *,
         content_type: str,
         content_length: int | None,
-        read: Callable[[], Awaitable[bytes]],
+        body: Body,
         stored: Callable[[int], None],
     ) -> web.Response:
-        """The answer to ``PATCH`` of blob ``sha256`` whose body ``read`` gives block by block
-        (``b""`` at its end); ``stored`` is told the bytes stored (synced), also of a cut body."""
+        """The answer to ``PATCH`` of blob ``sha256`` whose body ``body`` moves into the
+        partial blob; ``stored`` is told the bytes stored (synced), also of a cut body."""
         offset, length = headers.get(UPLOAD_OFFSET, ""), headers.get(UPLOAD_LENGTH, "")
         if not is_sha256(sha256) or not offset.isdigit() or not length.isdigit():
             return _error(
@@ -280,7 +289,7 @@ class BlobUploadEndpoint:
         if start + (content_length or 0) > total:
             return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {total}")
         try:
-            new_offset = await self._receive(sha256, start, total, read, stored)
+            new_offset = await self._receive(sha256, start, total, body, stored)
             if new_offset < total:
                 return web.Response(status=204, headers={UPLOAD_OFFSET: str(new_offset)})
             await self.receiver.finish(sha256, total)
@@ -300,33 +309,35 @@ class BlobUploadEndpoint:
         return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(total)})
 
     async def _receive(
-        self,
-        sha256: str,
-        start: int,
-        total: int,
-        read: Callable[[], Awaitable[bytes]],
-        stored: Callable[[int], None],
+        self, sha256: str, start: int, total: int, body: Body, stored: Callable[[int], None]
     ) -> int:
-        """Stream the body into the partial blob; the new offset. A cut connection raises
+        """Move the body into the partial blob; the new offset. A cut connection raises
         (after what arrived is synced); a body running past ``total`` raises TransferError."""
         appender: StreamAppender | None = None
-        received = start
         try:
-            async with (
-                self.receiver.appending(sha256, start, total=total) as appender,
-                asyncio.timeout(self.stall_timeout_s) as stall,
-            ):
-                loop = asyncio.get_running_loop()
-                while block := await read():
-                    stall.reschedule(loop.time() + self.stall_timeout_s)
-                    received += len(block)
-                    if received > total:
-                        raise TransferError(f"the body runs beyond {UPLOAD_LENGTH} {total}")
-                    await appender.write(block)
+            async with self.receiver.appending(sha256, start, total=total) as appender:
+                await body(appender, total - start)
         finally:
             # Counted once written and synced (the appender's exit), also for a cut stream.
             stored(appender.appended if appender is not None else 0)
         return appender.written
+
+    def streamed(self, read: Callable[[], Awaitable[bytes]]) -> Body:
+        """A body ``read`` gives block by block on the loop (``b""`` at its end), each
+        handed to the appender; ``stall_timeout_s`` without a block raises TimeoutError."""
+
+        async def body(appender: StreamAppender, limit: int) -> None:
+            received = 0
+            async with asyncio.timeout(self.stall_timeout_s) as stall:
+                loop = asyncio.get_running_loop()
+                while block := await read():
+                    stall.reschedule(loop.time() + self.stall_timeout_s)
+                    received += len(block)
+                    if received > limit:
+                        raise TransferError(f"the body runs beyond its {UPLOAD_LENGTH}")
+                    await appender.write(block)
+
+        return body
 
 
 def _bound_receive_buffer(request: web.Request) -> None:
