@@ -83,9 +83,10 @@ class FederationConfig:
     local server can ever run it, or when the client asks for a site."""
     lease_s: float = DEFAULT_LEASE_S
     advertise_interval_s: float = DEFAULT_ADVERTISE_INTERVAL_S
-    blob_port: int = 0
+    blob_port: int | None = None
     """Port of the threaded blob listener on ``listen``'s host (TOML ``blob_port``;
-    :mod:`federation.blob_listener`); 0: none, blob bodies arrive on ``listen``."""
+    :mod:`federation.blob_listener`); 0: any free port (senders learn it from ``HEAD``
+    answers); None: no listener, blob bodies arrive on ``listen``."""
     split: bool = False
     """Split a job whose estimated local wait exceeds ``overflow_after`` instead of
     forwarding it whole (TOML ``split``): it renders here and peers get parts."""
@@ -130,10 +131,12 @@ def parse_federation(raw: Mapping[str, Any], *, source: str, base_dir: Path) -> 
     split = table.get("split", False)
     if not isinstance(split, bool):
         raise FederationConfigError(source, "federation.split", "must be true or false")
-    blob_port = table.get("blob_port", 0)
-    if isinstance(blob_port, bool) or not isinstance(blob_port, int) or not 0 <= blob_port < 65536:
+    blob_port = table.get("blob_port")
+    if blob_port is not None and (
+        isinstance(blob_port, bool) or not isinstance(blob_port, int) or not 0 <= blob_port < 65536
+    ):
         raise FederationConfigError(
-            source, "federation.blob_port", "must be a port number (1-65535), or 0 for none"
+            source, "federation.blob_port", "must be a port number (1-65535), or 0 for any free one"
         )
     return FederationConfig(
         split=split,

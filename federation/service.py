@@ -257,12 +257,17 @@ class FederationService:
         await self._runner.setup()
         host, port = self.config.listen_address
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
-        if self.config.blob_port:
+        if self.config.blob_port is not None:
             self._blob_listener = BlobListener(
                 host, self.config.blob_port, self.tls.server_context(), blob_listener_handler(app)
             )
-            app[BLOBS].stream_port = await self._blob_listener.start()
-            log.info("site %s blob listener on %s:%d", self.name, host, self.config.blob_port)
+            try:
+                blob_port = app[BLOBS].stream_port = await self._blob_listener.start()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"blob_port {self.config.blob_port}: {exc.strerror or exc}"
+                ) from exc
+            log.info("site %s blob listener on %s:%d", self.name, host, blob_port)
         await self.notices.repair()
         await self.reconciler.resume()
         self._spawn(self.outbox.run(), "fed-outbox")

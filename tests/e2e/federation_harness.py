@@ -92,7 +92,7 @@ def federation_toml(
     lease: float = 60,
     overflow_after: float | None = None,
     advertise_interval: float = 1,
-    blob_port: int = 0,
+    blob_port: int | None = 0,
 ) -> str:
     """The ``[federation]`` table and the ``[[peers]]`` entries of one site."""
     overflow = "" if overflow_after is None else f"overflow_after = {overflow_after}\n"
@@ -100,7 +100,7 @@ def federation_toml(
         f'\n[federation]\nlisten = "127.0.0.1:{port}"\nca = "{pki}/ca/ca.pem"\n'
         f'cert = "{pki}/certs/{name}.pem"\nkey = "{pki}/certs/{name}-key.pem"\n'
         f"lease = {lease}\nadvertise_interval = {advertise_interval}\n{overflow}"
-        f"blob_port = {blob_port}\n"
+        + ("" if blob_port is None else f"blob_port = {blob_port}\n")
     )
     for link in links:
         text += (
@@ -133,8 +133,6 @@ class Federation:
         self.root = root
         self.pki = make_pki(root, sites)
         self.fed_ports = {site: free_port() for site in sites}
-        # Every site runs the threaded blob listener, so assets travel through it.
-        self.blob_ports = {site: free_port() for site in sites}
         self.agents: dict[str, Agent] = {}
         for site in sites:
             peers = (links or {}).get(site) or [PeerLink(other) for other in sites if other != site]
@@ -151,7 +149,6 @@ class Federation:
                     self.fed_ports,
                     lease=lease,
                     overflow_after=(overflow_after or {}).get(site),
-                    blob_port=self.blob_ports[site],
                 ),
             )
 

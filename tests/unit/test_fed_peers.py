@@ -79,7 +79,7 @@ def test_minimal_federation_uses_defaults() -> None:
     assert config.lease_s == 300.0
     assert config.advertise_interval_s == 10.0
     assert config.listen_address == ("::1", 8743)
-    assert config.blob_port == 0  # no blob listener: bodies arrive on listen
+    assert config.blob_port is None  # no blob listener: bodies arrive on listen
 
 
 BASE = {"listen": "127.0.0.1:8743", "ca": "ca.pem", "cert": "s.pem", "key": "k.pem"}
