@@ -185,6 +185,8 @@ class BlobListener:
                     pass
         except OSError as exc:
             log.debug("blob listener: connection from %s ended: %s", remote, exc)
+        except RuntimeError as exc:  # the agent's loop closed under a connection
+            log.debug("blob listener: connection from %s dropped: %s", remote, exc)
         finally:
             with self._lock:
                 self._open.discard(raw)
