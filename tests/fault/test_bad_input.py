@@ -785,13 +785,13 @@ async def test_a_slow_completion_does_not_hold_up_the_connections_next_report(
 
     site = client.app[SITE]
     release = asyncio.Event()
-    write_frame = site.reports.write_frame
+    write_frame = site.storage.write_frame
 
     async def slow_write(*args: Any, **kwargs: Any) -> Any:
         await release.wait()
         return await write_frame(*args, **kwargs)
 
-    site.reports.write_frame = slow_write
+    site.storage.write_frame = slow_write  # type: ignore[method-assign]
     ws = await client.ws_connect("/ws/render-server")
     await ws.send_bytes(hello("rs-slots", slots=2))
     assert isinstance(protocol.decode((await ws.receive()).data), protocol.Welcome)
