@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
 import ssl
 import subprocess
 import time
@@ -348,3 +351,28 @@ def sample_offer(
         manifest=(FileEntry(path="scene.pov", sha256=sha256, size=size),),
         path=path,
     )
+
+
+def split_with_frozen_facility(
+    fed: Federation, started: list[Process], scene: Path, frames: int
+) -> tuple[Process, Process, str]:
+    """Both sites started (added to ``started``) with one built-in render server each, the
+    facility's frozen (SIGSTOP: still connected, so still advertised, but what the facility
+    accepts is never rendered there), and a split job of ``frames`` frames in chunks of 2
+    submitted at the studio. Returns the studio's server, the frozen one (not in
+    ``started``) and the job id."""
+    studio, facility = fed["studio"], fed["facility"]
+    for site in ("studio", "facility"):
+        fed[site].start()
+        started.append(fed[site])
+    studio_rs = studio.render_server("studio-rs", packages="builtin")
+    started.append(studio_rs)
+    frozen = facility.render_server("fac-rs", packages="builtin", slots=2)
+    studio.wait_servers(1)
+    facility.wait_servers(1)
+    wait_advertised(studio, "facility", 1)
+    assert frozen.proc is not None
+    os.killpg(frozen.proc.pid, signal.SIGSTOP)
+    spec = ("--frames", f"1-{frames}", "--chunk", "2", "--split", "--json")
+    result = studio.cli("submit", str(scene), "--package", "builtin", *spec)
+    return studio_rs, frozen, str(json.loads(result.stdout)["job"]["id"])

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .federation_harness import BACKENDS, Federation, site_databases, wait_advertised
+from .federation_harness import BACKENDS, Federation, site_databases, split_with_frozen_facility
 from .harness import ROOT, Agent, Process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -64,31 +64,7 @@ def test_the_studio_takes_back_and_renders_what_the_facility_never_started(
     started: list[Process] = []
     frozen: Process | None = None
     try:
-        for site in SITES:
-            pair[site].start()
-            started.append(pair[site])
-        studio_rs = studio.render_server("studio-rs", packages="builtin")
-        started.append(studio_rs)
-        frozen = facility.render_server("fac-rs", packages="builtin", slots=2)
-        studio.wait_servers(1)
-        facility.wait_servers(1)
-        wait_advertised(studio, "facility", 1)
-        assert frozen.proc is not None
-        os.killpg(frozen.proc.pid, signal.SIGSTOP)
-
-        result = studio.cli(
-            "submit",
-            str(SCENE),
-            "--package",
-            "builtin",
-            "--frames",
-            f"1-{FRAMES}",
-            "--chunk",
-            "2",
-            "--split",
-            "--json",
-        )
-        job_id = json.loads(result.stdout)["job"]["id"]
+        studio_rs, frozen, job_id = split_with_frozen_facility(pair, started, SCENE, FRAMES)
         detail = studio.wait_job(job_id, timeout=240)
         job = detail["job"]
         assert job["state"] == "done", (job, studio.log()[-4000:])

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from .federation_harness import Federation, wait_advertised
+from .federation_harness import Federation, split_with_frozen_facility, wait_advertised
 from .harness import ROOT, Process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -156,32 +156,10 @@ def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(tmp_path: Path)
     studio, facility = fed["studio"], fed["facility"]
     started: list[Process] = []
     try:
-        for site in SITES:
-            fed[site].start()
-            started.append(fed[site])
-        started.append(studio.render_server("studio-rs", packages="builtin"))
-        fac_rs = facility.render_server("fac-rs", packages="builtin", slots=2)
-        started.append(fac_rs)
-        studio.wait_servers(1)
-        facility.wait_servers(1)
-        wait_advertised(studio, "facility", 1)
         # The facility's server is frozen (still connected, so still advertised): the part
         # the facility accepts is never rendered there.
-        assert fac_rs.proc is not None
-        os.killpg(fac_rs.proc.pid, signal.SIGSTOP)
-        result = studio.cli(
-            "submit",
-            str(SCENE),
-            "--package",
-            "builtin",
-            "--frames",
-            f"1-{FRAMES}",
-            "--chunk",
-            "2",
-            "--split",
-            "--json",
-        )
-        job_id = json.loads(result.stdout)["job"]["id"]
+        _, fac_rs, job_id = split_with_frozen_facility(fed, started, SCENE, FRAMES)
+        started.append(fac_rs)
 
         def committed_part() -> bool:
             jobs = studio.get("/api/v1/jobs")["jobs"]
