@@ -41,12 +41,15 @@ from .server_socket import check_hello, refuse
 from .worker_link import (
     Alive,
     Close,
+    Done,
+    Failed,
     Gone,
     Hello,
     LinkMessage,
     LinkWriter,
-    Report,
+    Logged,
     Send,
+    Started,
     Written,
     read_batches,
 )
@@ -223,21 +226,16 @@ class WorkerPool:
             await self._lost(worker)
 
     def _on(self, worker: _Worker, msg: LinkMessage) -> None:
-        if isinstance(msg, Report | Written):
+        if isinstance(msg, Started | Logged | Failed | Done | Written):
             inbound = self._inbound.get((worker.index, msg.conn))
             if inbound is None:
                 return
             if inbound.conn is not None:
                 inbound.conn.last_seen = self._site.clock()
-            try:
-                report = protocol.decode(msg.data)
-            except protocol.ProtocolError as exc:  # the worker decoded it once already
-                log.error("worker %d forwarded a bad report: %s", worker.index, exc)
-                return
-            if isinstance(msg, Written) and isinstance(report, protocol.TaskDone):
-                inbound.queue.put_nowait(WrittenDone(report, msg.files))
+            if isinstance(msg, Written):
+                inbound.queue.put_nowait(WrittenDone(msg.report, msg.files))
             else:
-                inbound.queue.put_nowait(report)
+                inbound.queue.put_nowait(msg.report)
         elif isinstance(msg, Alive):
             self._alive(worker, msg)
         elif isinstance(msg, Hello):
