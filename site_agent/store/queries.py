@@ -51,6 +51,10 @@ RECORD_HEARTBEAT = """
 UPDATE servers SET last_heartbeat = $2
 WHERE id = $1 AND (last_heartbeat IS NULL OR last_heartbeat < $2)
 """
+RECORD_HEARTBEATS_AT = """
+UPDATE servers SET last_heartbeat = $2
+WHERE id = ANY($1::text[]) AND (last_heartbeat IS NULL OR last_heartbeat < $2)
+"""
 LIST_SERVERS = f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY name"
 GET_SERVER = f"SELECT {SERVER_COLUMNS} FROM servers WHERE id = $1"
 GET_SERVER_BY_NAME = f"SELECT {SERVER_COLUMNS} FROM servers WHERE name = $1"

@@ -98,8 +98,22 @@ class SqlStore(JobPages):
             )
 
     async def record_heartbeats(self, beats: Sequence[tuple[str, float]]) -> None:
-        if beats:
-            await self._db.executemany(q.RECORD_HEARTBEAT, [(sid, at) for sid, at in beats])
+        # Servers heard from at the same moment (a connection worker's liveness batch) share
+        # one statement: one index probe per server, not one statement per server.
+        by_time: dict[float, list[str]] = {}
+        for server_id, at in beats:
+            by_time.setdefault(at, []).append(server_id)
+        shared = [(ids, at) for at, ids in by_time.items() if len(ids) > 1]
+        alone = [(ids[0], at) for at, ids in by_time.items() if len(ids) == 1]
+        if not shared:
+            if alone:
+                await self._db.executemany(q.RECORD_HEARTBEAT, alone)
+            return
+        async with self._db.transaction() as conn:
+            for ids, at in shared:
+                await conn.execute(q.RECORD_HEARTBEATS_AT, ids, at)
+            if alone:
+                await conn.executemany(q.RECORD_HEARTBEAT, alone)
 
     async def list_servers(self) -> list[ServerRecord]:
         return [server_from_row(row) for row in await self._db.fetch(q.LIST_SERVERS)]

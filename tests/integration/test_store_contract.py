@@ -239,6 +239,20 @@ async def test_heartbeats_update_in_batches_and_never_go_back(store: Store) -> N
     assert beats == {"r1": 70.0, "r2": 71.0}
 
 
+async def test_heartbeats_heard_at_one_moment_share_a_statement_and_never_go_back(
+    store: Store,
+) -> None:
+    """A liveness batch: several servers at one time, mixed with servers heard alone."""
+    for name in ("r1", "r2", "r3", "r4"):
+        await store.upsert_server(make_server(name, server_id=f"id-{name}", last_heartbeat=None))
+    await store.record_heartbeats([("id-r1", 80.0), ("id-r2", 80.0), ("id-r3", 75.0)])
+    await store.record_heartbeats(
+        [("id-r1", 78.0), ("id-r2", 81.0), ("id-r3", 81.0), ("unknown", 81.0), ("id-r4", 79.0)]
+    )
+    beats = {s.name: s.last_heartbeat for s in await store.list_servers()}
+    assert beats == {"r1": 80.0, "r2": 81.0, "r3": 81.0, "r4": 79.0}
+
+
 # --- jobs -------------------------------------------------------------------
 async def test_job_roundtrip_keeps_every_field(store: Store) -> None:
     job = dataclasses.replace(
