@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, frame_api, log_api, monitor_api, render_endpoint, usage
+from . import api, frame_api, log_api, monitor_api, render_endpoint, server_uploads, usage
 from .appkeys import CONFIG, SITE
 from .auth import check_client
 from .config import AgentConfig, ConfigError, SiteConfig, load_config
@@ -49,7 +49,7 @@ def build_app(config: SiteConfig, extensions: Sequence[SiteExtension] = ()) -> w
     app.router.add_get("/ws/render-server", render_endpoint.websocket)
     app.router.add_put(
         "/api/v1/servers/{server_id}/tasks/{task_id}/attempts/{attempt}/frames/{frame}",
-        render_endpoint.upload_frame,
+        server_uploads.upload_frame,
     )
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

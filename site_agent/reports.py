@@ -14,21 +14,16 @@ from typing import Protocol
 from render_server import protocol
 from spillway.core.records import FileKind
 
+from .completion_files import CompletionFiles
 from .connections import ActiveTask, ConnectionRegistry
-from .errors import AgentError, BadRequestError, NotFoundError
+from .errors import AgentError, BadRequestError
 from .files import FileError, StorageWriteError
 from .frame_uploads import (
     IncomingFile,
-    check_inline,
     check_names,
-    check_task_files,
     file_of,
     frame_record,
-    incoming,
-    inline_records,
-    unrecorded_files,
     upload_of,
-    write_inline,
 )
 from .job_cache import JobCache
 from .lifecycle.events import Event, JobCancelled
@@ -127,8 +122,7 @@ class TaskReports:
         self._storage = storage
         self._clock = clock
         self.jobs = JobCache(store)
-        self.inline_frames = 0
-        """Frames received inline in TaskDone and stored (instead of uploaded over HTTP)."""
+        self.files = CompletionFiles(store, storage, self.jobs, clock=clock)
 
     async def started(self, server_id: str, msg: protocol.TaskStarted) -> None:
         active = await self.lookup(server_id, msg.task_id, msg.attempt)
@@ -192,10 +186,7 @@ class TaskReports:
         inline: list[FrameRecord] = []
         if msg.frames:
             try:
-                if written is None:
-                    inline = await self._write_inline(server_id, active, msg.frames)
-                else:
-                    inline = self._written_inline(server_id, active, msg.frames, written)
+                inline = await self.files.inline(server_id, active, msg.frames, written)
             except StorageWriteError as exc:
                 await self.agent_fault(server_id, active, str(exc))
                 return
@@ -209,7 +200,7 @@ class TaskReports:
                 self._dispatcher.wake()
                 return
             active.uploaded.extend(inline)
-        err = await self._incomplete(active, msg.outputs)
+        err = await self.files.incomplete(active, msg.outputs)
         if err:
             # A success report without every output uploaded is a failure of that attempt.
             task = await self._store.get_task(msg.task_id)
@@ -264,7 +255,7 @@ class TaskReports:
         """
         if frame not in active.frames:
             raise BadRequestError(f"frame {frame} is not part of task {active.task_id}")
-        job = await self._job(active)
+        job = await self.files.job(active)
         upload = upload_of(job.output_name, job.output_ext, frame, name, kind)
         await check_names(self._store, job, [upload])
         try:
@@ -307,12 +298,6 @@ class TaskReports:
             log.error("could not hand back task %s: %s", active.task_id, exc)
         self._dispatcher.wake()
 
-    async def _job(self, active: ActiveTask) -> JobRecord:
-        job = await self.jobs.get(active.job_id)  # only its name and output pattern are used
-        if job is None:
-            raise NotFoundError(f"no job {active.job_id}")
-        return job
-
     async def write_frame(
         self,
         job: JobRecord,
@@ -327,53 +312,6 @@ class TaskReports:
             job_dir, upload.name, chunks, expected_sha256=expected_sha256
         )
         return file_of(upload, digest, size)
-
-    async def _write_inline(
-        self, server_id: str, active: ActiveTask, frames: list[protocol.InlineFrame]
-    ) -> list[FrameRecord]:
-        """Write the files of a TaskDone; all are checked before any is written."""
-        uploads = await check_inline(active, frames)
-        job = await self._job(active)
-        await check_names(self._store, job, uploads)
-        job_dir = self._storage.job_dir(job.name, job.id)
-        stored = await write_inline(self._storage, job_dir, uploads, frames)
-        records = inline_records(server_id, active, uploads, stored, at=self._clock())
-        self.inline_frames += len(records)
-        log.debug(
-            "wrote %d inline files of task %s from %s", len(frames), active.task_id, server_id
-        )
-        return records
-
-    def _written_inline(
-        self,
-        server_id: str,
-        active: ActiveTask,
-        frames: Sequence[protocol.InlineFrame],
-        stored: Sequence[FrameFile],
-    ) -> list[FrameRecord]:
-        """The records of inline files a connection worker wrote (and checked) for the attempt."""
-        uploads = [incoming(f.frame, f.name, f.kind) for f in frames]
-        if [(f.name, f.kind) for f in stored] != [(u.name, u.kind) for u in uploads]:
-            raise BadRequestError("the files stored are not the TaskDone's inline files")
-        check_task_files(active.frames, uploads)
-        records = inline_records(server_id, active, uploads, stored, at=self._clock())
-        self.inline_frames += len(records)
-        return records
-
-    async def _incomplete(self, active: ActiveTask, outputs: Sequence[protocol.Output]) -> str:
-        """Why a success report is not one (frames or files not uploaded); "" when complete."""
-        missing = active.missing_frames()
-        if missing:
-            # Frames uploaded before an agent restart (or while a reconnect was reconciled) are
-            # only in the store. Only this task's frames: reading the job's was O(frames in job).
-            stored = await self._store.stored_task_frames(active.job_id, active.task_id, missing)
-            missing = [f for f in missing if f not in stored]
-        if missing:
-            return f"render server reported success but frames {missing[:5]} were not uploaded"
-        absent = await unrecorded_files(self._store, active, outputs)
-        if absent:
-            return f"render server reported success but files {absent[:5]} were not uploaded"
-        return ""
 
     def held(self, server_id: str, task_id: int, attempt: int) -> ActiveTask | None:
         """The attempt if the server's connection holds it (no query)."""

@@ -660,7 +660,7 @@ async def test_a_real_render_servers_small_frames_arrive_inline(
         await asyncio.gather(runner, return_exceptions=True)
         await server.shutdown()
     # Both frames inline, none over HTTP: each its main file and its preview.
-    assert site.reports.inline_frames == 2 and stored_calls == 4
+    assert site.reports.files.inline_frames == 2 and stored_calls == 4
     frames = (await (await client.get(f"/api/v1/jobs/{job_id}/frames")).json())["frames"]
     assert sorted(f["frame"] for f in frames) == [1, 2]
     stored = sorted(p.name for p in (client.site_dir / "storage").rglob("*") if p.is_file())  # type: ignore[attr-defined]
