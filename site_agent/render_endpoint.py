@@ -154,7 +154,7 @@ async def _from_socket(
     def touch() -> None:
         conn.last_seen = site.clock()
 
-    async for msg in messages(ws, conn.record.name, touch):
+    async for msg, _ in messages(ws, conn.record.name, touch):
         yield msg
 
 

@@ -70,8 +70,8 @@ async def refuse(ws: ServerSocket, reason: str) -> None:
 
 async def messages(
     ws: web.WebSocketResponse, name: str, touch: Callable[[], None]
-) -> AsyncIterator[protocol.Message]:
-    """The server's messages, decoded and checked; ``touch`` is called for every frame.
+) -> AsyncIterator[tuple[protocol.Message, bytes]]:
+    """The server's messages, decoded and as received; ``touch`` is called for every frame.
 
     Ends when the socket closes; a non-binary frame or a message that does not
     decode closes it (logged with the server's ``name``).
@@ -91,4 +91,4 @@ async def messages(
             log.warning("server %s sent a bad message, closing: %s", name, exc)
             await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode())
             return
-        yield msg
+        yield msg, raw.data

@@ -5,8 +5,8 @@ Started by the agent (``[agent] workers``, :mod:`site_agent.workers`) as
 connection, reads its HTTP upgrade request and hands the socket with that
 request to a worker, which answers the upgrade and from then on does the
 per-message work of the connection: WebSocket framing, decoding, heartbeats
-(forwarded as one liveness batch every :data:`ALIVE_INTERVAL_S`), decoding
-and checking each report once (the agent gets it decoded), and the inline frames of a TaskDone, which it checks, hashes and writes durably
+(forwarded as one liveness batch every :data:`ALIVE_INTERVAL_S`), and the
+inline frames of a TaskDone, which it checks, hashes and writes durably
 (``GroupSync``) before the report reaches the agent. Everything that decides
 (registration, the attempt fence, the store, dispatching) stays in the agent:
 the hello and every report travel to it over the worker's link
@@ -45,15 +45,14 @@ from .store.records import FrameFile
 from .worker_link import (
     Alive,
     Close,
-    Done,
     Gone,
     Hello,
     LinkMessage,
     LinkWriter,
+    Report,
     Send,
     Written,
     read_batches,
-    reported,
     without_frame_data,
 )
 
@@ -132,25 +131,21 @@ class Worker:
 
     async def _read(self, conn: _Conn) -> None:
         seen, beats = self._seen, self._beats
-        async for msg in messages(conn.ws, conn.name, lambda: seen.add(conn.id)):
+        async for msg, data in messages(conn.ws, conn.name, lambda: seen.add(conn.id)):
             if isinstance(msg, protocol.Heartbeat):
                 beats.add(conn.id)
             elif isinstance(msg, protocol.TaskDone) and msg.frames:
                 while len(conn.writes) >= conn.slots + 2:
                     await asyncio.wait(conn.writes, return_when=asyncio.FIRST_COMPLETED)
-                task = asyncio.create_task(self._write_done(conn, msg))
+                task = asyncio.create_task(self._write_done(conn, msg, data))
                 conn.writes.add(task)
                 task.add_done_callback(conn.writes.discard)
             else:
                 if isinstance(msg, protocol.TaskDone | protocol.TaskFailed):
                     conn.assigned.pop((msg.task_id, msg.attempt), None)
-                report = reported(conn.id, msg)
-                if report is None:
-                    log.warning("server %s sent unexpected %s; ignored", conn.name, msg.TYPE)
-                else:
-                    self._link.send(report)
+                self._link.send(Report(conn=conn.id, data=data))
 
-    async def _write_done(self, conn: _Conn, msg: protocol.TaskDone) -> None:
+    async def _write_done(self, conn: _Conn, msg: protocol.TaskDone, data: bytes) -> None:
         """Write a TaskDone's frames, then forward it; forward it whole when this worker
         cannot (the agent then checks and writes them as it does without workers)."""
         assign = conn.assigned.pop((msg.task_id, msg.attempt), None)
@@ -159,12 +154,12 @@ class Worker:
                 files = await self._write_frames(assign, msg)
                 if files is not None:
                     self._link.send(
-                        Written(conn=conn.id, report=without_frame_data(msg), files=files)
+                        Written(conn=conn.id, data=without_frame_data(msg), files=files)
                     )
                     return
         except Exception as exc:  # checked and reported again by the agent
             log.info("task %s: frames left to the agent: %s", msg.task_id, exc)
-        self._link.send(Done(conn=conn.id, report=msg))
+        self._link.send(Report(conn=conn.id, data=data))
 
     async def _write_frames(
         self, assign: protocol.Assign, msg: protocol.TaskDone

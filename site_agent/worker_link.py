@@ -7,12 +7,9 @@ wire codec (:mod:`spillway.core.wire`). Messages queued during one turn of the
 event loop travel as one batch (one write, one read), so a busy worker costs the
 arbiter one system call per batch, not per report.
 
-Render servers' reports travel as their protocol's own records, nested in the
-link message (:mod:`render_server.protocol` stays their one definition; this
-module wraps them, it does not define them again): the worker decodes and checks
-each report once, and the arbiter reads it out of the batch it unpacks anyway,
-with no second msgpack parse. A hello and the arbiter's messages to a server
-travel as protocol bytes (``data``). The render servers' sockets themselves are handed to
+Render servers' own messages travel as their protocol bytes (``data``): this
+module wraps them, it does not define them again (:mod:`render_server.protocol`
+is their one definition). The render servers' sockets themselves are handed to
 workers over a second socket (:mod:`site_agent.workers`).
 """
 
@@ -65,55 +62,23 @@ class Hello:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Started:
-    """A TaskStarted of a registered server (as every report below: decoded and checked
-    once, by the worker; the arbiter takes it from the batch without decoding it again)."""
+class Report:
+    """A report of a registered server (TaskStarted, TaskLog, TaskFailed, a TaskDone as sent)."""
 
-    TYPE: ClassVar[str] = "started"
+    TYPE: ClassVar[str] = "report"
     conn: int
-    report: protocol.TaskStarted
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Logged:
-    """A TaskLog of a registered server."""
-
-    TYPE: ClassVar[str] = "logged"
-    conn: int
-    report: protocol.TaskLog
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Failed:
-    """A TaskFailed of a registered server."""
-
-    TYPE: ClassVar[str] = "failed"
-    conn: int
-    report: protocol.TaskFailed
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Done:
-    """A TaskDone as sent, its inline frames (if any) left for the arbiter to check and write."""
-
-    TYPE: ClassVar[str] = "done"
-    conn: int
-    report: protocol.TaskDone
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Written:
-    """A TaskDone whose inline frames the worker wrote (durable): ``report`` is the TaskDone
+    """A TaskDone whose inline frames the worker wrote (durable): ``data`` is the TaskDone
     with every frame's bytes left out, ``files`` what was stored, in the frames' order."""
 
     TYPE: ClassVar[str] = "written"
     conn: int
-    report: protocol.TaskDone
+    data: bytes
     files: list[FrameFile]
-
-
-Reported = Started | Logged | Failed | Done
-"""A report that reaches the arbiter as the server sent it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,9 +118,9 @@ class Close:
     reason: str
 
 
-LinkMessage = Hello | Started | Logged | Failed | Done | Written | Alive | Gone | Send | Close
+LinkMessage = Hello | Report | Written | Alive | Gone | Send | Close
 CODEC = Codec(
-    messages=(Hello, Started, Logged, Failed, Done, Written, Alive, Gone, Send, Close),
+    messages=(Hello, Report, Written, Alive, Gone, Send, Close),
     version=LINK_VERSION,
     error=LinkError,
     max_bytes=MAX_BATCH_BYTES,
@@ -245,20 +210,7 @@ class LinkWriter:
             await self._writer.wait_closed()
 
 
-def without_frame_data(msg: protocol.TaskDone) -> protocol.TaskDone:
+def without_frame_data(msg: protocol.TaskDone) -> bytes:
     """A TaskDone as forwarded after its frames were written: the same, minus their bytes."""
     frames = [dataclasses.replace(f, data=b"") for f in msg.frames]
-    return dataclasses.replace(msg, frames=frames)
-
-
-def reported(conn: int, msg: protocol.Message) -> Reported | None:
-    """A registered server's report as the link carries it; None for a message that is not one."""
-    if isinstance(msg, protocol.TaskStarted):
-        return Started(conn=conn, report=msg)
-    if isinstance(msg, protocol.TaskLog):
-        return Logged(conn=conn, report=msg)
-    if isinstance(msg, protocol.TaskFailed):
-        return Failed(conn=conn, report=msg)
-    if isinstance(msg, protocol.TaskDone):
-        return Done(conn=conn, report=msg)
-    return None
+    return protocol.encode(dataclasses.replace(msg, frames=frames))

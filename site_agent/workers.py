@@ -41,15 +41,12 @@ from .server_socket import check_hello, refuse
 from .worker_link import (
     Alive,
     Close,
-    Done,
-    Failed,
     Gone,
     Hello,
     LinkMessage,
     LinkWriter,
-    Logged,
+    Report,
     Send,
-    Started,
     Written,
     read_batches,
 )
@@ -226,16 +223,21 @@ class WorkerPool:
             await self._lost(worker)
 
     def _on(self, worker: _Worker, msg: LinkMessage) -> None:
-        if isinstance(msg, Started | Logged | Failed | Done | Written):
+        if isinstance(msg, Report | Written):
             inbound = self._inbound.get((worker.index, msg.conn))
             if inbound is None:
                 return
             if inbound.conn is not None:
                 inbound.conn.last_seen = self._site.clock()
-            if isinstance(msg, Written):
-                inbound.queue.put_nowait(WrittenDone(msg.report, msg.files))
+            try:
+                report = protocol.decode(msg.data)
+            except protocol.ProtocolError as exc:  # the worker decoded it once already
+                log.error("worker %d forwarded a bad report: %s", worker.index, exc)
+                return
+            if isinstance(msg, Written) and isinstance(report, protocol.TaskDone):
+                inbound.queue.put_nowait(WrittenDone(report, msg.files))
             else:
-                inbound.queue.put_nowait(msg.report)
+                inbound.queue.put_nowait(report)
         elif isinstance(msg, Alive):
             self._alive(worker, msg)
         elif isinstance(msg, Hello):

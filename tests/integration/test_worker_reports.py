@@ -23,14 +23,7 @@ from site_agent.reports import TaskReports
 from site_agent.storage import FrameStorage
 from site_agent.store import ServerRecord, Store, TaskState
 from site_agent.worker import Worker, _Conn, _note_fence
-from site_agent.worker_link import (
-    Done,
-    LinkMessage,
-    LinkWriter,
-    Written,
-    decode_batch,
-    encode_batch,
-)
+from site_agent.worker_link import LinkMessage, LinkWriter, Report, Written
 
 PNG = b"\x89PNG\r\n\x1a\n not really a picture"
 SHA = hashlib.sha256(PNG).hexdigest()
@@ -87,12 +80,13 @@ class Farm:
             finished_at=2.0,
             frames=[protocol.InlineFrame(frame=frame, name=name, sha256=SHA, data=PNG)],
         )
-        await self.worker._write_done(self.conn, done)
-        # Through the link's own codec, as the agent reads it.
-        (forwarded,) = decode_batch(encode_batch(self.link.sent[-1:])[4:])
-        assert isinstance(forwarded, Done | Written)
+        await self.worker._write_done(self.conn, done, protocol.encode(done))
+        forwarded = self.link.sent[-1]
+        assert isinstance(forwarded, Report | Written)
+        msg = protocol.decode(forwarded.data)
+        assert isinstance(msg, protocol.TaskDone)
         files = forwarded.files if isinstance(forwarded, Written) else None
-        await self.reports.done(self.server.id, forwarded.report, files)
+        await self.reports.done(self.server.id, msg, files)
         return forwarded
 
     def job_dir(self) -> Path:
@@ -108,7 +102,7 @@ async def test_the_worker_writes_the_frames_and_the_agent_records_them(
     forwarded = await farm.report_done(assign)
     assert isinstance(forwarded, Written)
     # Forwarded without the bytes: they are on disk already, durably.
-    assert all(not f.data for f in forwarded.report.frames)
+    assert all(not f.data for f in cast(protocol.TaskDone, protocol.decode(forwarded.data)).frames)
     path = farm.job_dir() / f"shot_{assign.frames[0]:04d}.png"
     assert path.read_bytes() == PNG
     task = await store.get_task(assign.task_id)
@@ -131,8 +125,7 @@ async def test_an_attempt_cancelled_through_the_worker_is_left_to_the_agent(
     cancel = protocol.Cancel(task_id=assign.task_id, attempt=assign.attempt, reason="requeued")
     _note_fence(farm.conn, protocol.encode(cancel))
     forwarded = await farm.report_done(assign)
-    assert isinstance(forwarded, Done)  # whole: the worker wrote nothing
-    assert forwarded.report.frames[0].data == PNG
+    assert isinstance(forwarded, Report)  # whole: the worker wrote nothing
     assert not farm.job_dir().exists()
     task = await store.get_task(assign.task_id)
     assert task is not None and task.state == TaskState.WAITING  # the agent ignored it
@@ -168,7 +161,7 @@ async def test_a_name_another_frame_might_hold_is_left_to_the_agent(
     await farm.start()
     assign, _ = await farm.dispatch()
     forwarded = await farm.report_done(assign, name="beauty.png")
-    assert isinstance(forwarded, Done)  # the agent checks the name against the store
+    assert isinstance(forwarded, Report)  # the agent checks the name against the store
     [record] = await store.frames_of("j1", assign.frames)
     assert record.name == "beauty.png" and record.sha256 == SHA
     await farm.lifecycle.close()

@@ -18,21 +18,17 @@ from site_agent.store.records import FrameFile, ServerRecord
 from site_agent.worker_link import (
     Alive,
     Close,
-    Done,
-    Failed,
     Gone,
     Hello,
     LinkError,
     LinkMessage,
     LinkWriter,
-    Logged,
+    Report,
     Send,
-    Started,
     Written,
     decode_batch,
     encode_batch,
     read_batches,
-    reported,
     without_frame_data,
 )
 from site_agent.workers import WorkerConnection, WorkerSocket, request_head
@@ -53,27 +49,15 @@ ASSIGN = protocol.Assign(
     output_ext="png",
     timeout_s=60.0,
 )
-DONE = protocol.TaskDone(
-    task_id=3,
-    attempt=2,
-    outputs=[protocol.Output(frame=5, name="shot_0005.png", sha256="a" * 64, size=4)],
-    started_at=1.0,
-    finished_at=2.0,
-    log_tail="ok",
-    frames=[protocol.InlineFrame(frame=5, name="shot_0005.png", sha256="a" * 64, data=b"png!")],
-)
 
 
 def _all_messages() -> list[LinkMessage]:
     return [
         Hello(conn=1, remote="127.0.0.1", data=b"\x81\xa1a\x01"),
-        Started(conn=1, report=protocol.TaskStarted(task_id=3, attempt=2)),
-        Logged(conn=1, report=protocol.TaskLog(task_id=3, attempt=2, text="line\n")),
-        Failed(conn=1, report=protocol.TaskFailed(task_id=4, attempt=1, error="boom")),
-        Done(conn=1, report=DONE),
+        Report(conn=1, data=b"report"),
         Written(
             conn=2,
-            report=without_frame_data(DONE),
+            data=b"done",
             files=[
                 FrameFile(name="shot_0005.png", sha256="a" * 64, size=10, kind=FileKind.MAIN),
                 FrameFile(name=".previews/x.png", sha256="b" * 64, size=3, kind=FileKind.PREVIEW),
@@ -112,48 +96,24 @@ def test_a_bad_batch_is_a_link_error_that_names_what_is_wrong(body: bytes, words
 
 
 def test_a_forwarded_task_done_keeps_everything_but_the_frames_bytes() -> None:
-    forwarded = without_frame_data(DONE)
+    done = protocol.TaskDone(
+        task_id=3,
+        attempt=2,
+        outputs=[protocol.Output(frame=5, name="shot_0005.png", sha256="a" * 64, size=4)],
+        started_at=1.0,
+        finished_at=2.0,
+        log_tail="ok",
+        frames=[protocol.InlineFrame(frame=5, name="shot_0005.png", sha256="a" * 64, data=b"png!")],
+    )
+    forwarded = protocol.decode(without_frame_data(done))
+    assert isinstance(forwarded, protocol.TaskDone)
     assert forwarded.frames[0].data == b""
     assert forwarded.frames[0].name == "shot_0005.png" and forwarded.frames[0].frame == 5
     assert (forwarded.outputs, forwarded.log_tail, forwarded.attempt) == (
-        DONE.outputs,
+        done.outputs,
         "ok",
         2,
     )
-
-
-def test_reports_cross_the_link_as_their_protocol_records() -> None:
-    for msg in (DONE, protocol.TaskStarted(task_id=1, attempt=1)):
-        link_msg = reported(7, msg)
-        assert link_msg is not None
-        (decoded,) = decode_batch(encode_batch([link_msg])[4:])
-        assert decoded == link_msg and getattr(decoded, "report", None) == msg
-    assert reported(7, protocol.Heartbeat(free_slots=1, running=[])) is None
-
-
-def test_a_report_the_worker_forwards_is_checked_again_by_the_link_codec() -> None:
-    """The arbiter does not parse a report twice, but a malformed one still cannot pass."""
-    fields = {"type": "done", "conn": 1, "report": {"task_id": 3, "attempt": "two"}}
-    with pytest.raises(LinkError) as info:
-        decode_batch(msgpack.packb([1, [fields]]))
-    assert "done.report.attempt" in str(info.value)
-    bad_kind = {
-        "type": "written",
-        "conn": 1,
-        "files": [],
-        "report": {
-            "task_id": 3,
-            "attempt": 2,
-            "outputs": [],
-            "started_at": 1.0,
-            "finished_at": 2.0,
-            "frames": [
-                {"frame": 5, "name": "a.png", "sha256": "a" * 64, "data": b"", "kind": "bogus"}
-            ],
-        },
-    }
-    with pytest.raises(LinkError, match=r"written\.report\.frames\[0\]\.kind"):
-        decode_batch(msgpack.packb([1, [bad_kind]], use_bin_type=True))
 
 
 async def _link() -> tuple[LinkWriter, asyncio.StreamReader, asyncio.StreamWriter]:
