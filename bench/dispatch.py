@@ -110,6 +110,8 @@ async def _drive(
         "steady_tasks_per_s": steady,
         "assign_p50_ms": percentile(stats.latencies, 50) * 1000,
         "assign_p99_ms": percentile(stats.latencies, 99) * 1000,
+        "reassign_p50_ms": percentile(stats.reassign_latencies, 50) * 1000,
+        "reassign_p99_ms": percentile(stats.reassign_latencies, 99) * 1000,
         "job_state": state,
         "assigns_seen": len(stats.assigns),
         "agent_cpu_ms_per_task": agent_cpu / tasks * 1000,

@@ -51,7 +51,14 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{r['tasks_per_s']:.0f} tasks/s completed (steady {r['steady_tasks_per_s']:.0f}"
                 + (f", dispatched {r['dispatched_per_s']:.0f}/s" if "dispatched_per_s" in r else "")
                 + f"); assign p50 "
-                f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms; job {r['job_state']}; agent "
+                f"{r['assign_p50_ms']:.0f} ms, p99 {r['assign_p99_ms']:.0f} ms"
+                + (
+                    f" (after a server's own TaskDone: p50 {r['reassign_p50_ms']:.0f} ms, "
+                    f"p99 {r['reassign_p99_ms']:.0f} ms)"
+                    if r.get("render_s") and "reassign_p99_ms" in r
+                    else ""
+                )
+                + f"; job {r['job_state']}; agent "
                 f"{r.get('agent_cpu_ms_per_task', float('nan')):.2f} CPU-ms/task, CPU: agent "
                 f"{r.get('agent_cpu_share', float('nan')):.0%}, load generator "
                 f"{r.get('loadgen_cpu_share', float('nan')):.0%}"

@@ -2,7 +2,7 @@
 
 Each one says hello, then for every Assign sends TaskStarted and TaskDone with a
 tiny PNG per frame inline, as a real render server sends small frames, at once
-or after ``render_s`` of simulated rendering. With ``SPILLWAY_BENCH_HTTP_FRAMES=1`` (or ``inline=False``) each frame is
+or after about ``render_s`` of simulated rendering (0.5x to 1.5x, varying per task). With ``SPILLWAY_BENCH_HTTP_FRAMES=1`` (or ``inline=False``) each frame is
 PUT through the real upload endpoint first instead, as large frames are. Many of
 them share one process and one event loop (the load generator).
 """
@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,12 @@ class FarmStats:
         posted = self.dispatchable_at
         return [max(0.0, at - max(ready, posted)) for at, ready in self.assigns]
 
+    @property
+    def reassign_latencies(self) -> list[float]:
+        """The same for Assigns after a server's own TaskDone only, leaving out the burst of
+        first Assigns when the job is posted to a farm that is all idle at once."""
+        return [max(0.0, at - ready) for at, ready in self.assigns if ready > self.dispatchable_at]
+
 
 class SimServer:
     def __init__(
@@ -78,6 +85,7 @@ class SimServer:
         self.complete = complete
         self.inline = inline
         self.render_s = render_s
+        self._spread = random.Random(name)  # the same render times in every run
         self.clock = clock
         self.server_id = ""
         self.ready_at = 0.0
@@ -141,7 +149,9 @@ class SimServer:
             protocol.encode(protocol.TaskStarted(task_id=msg.task_id, attempt=msg.attempt))
         )
         if self.render_s:
-            await asyncio.sleep(self.render_s)  # "rendering": completions spread out, as on a farm
+            # "Rendering", each task for a different time (0.5x to 1.5x render_s): on a farm
+            # completions are spread out, not in lock-step across every server.
+            await asyncio.sleep(self.render_s * self._spread.uniform(0.5, 1.5))
         outputs = []
         inline = []
         for frame in msg.frames:

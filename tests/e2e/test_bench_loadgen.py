@@ -24,6 +24,7 @@ def test_latency_counts_from_when_the_task_could_have_been_dispatched() -> None:
     # before the POST returned (clamped), after it, and after the server's last TaskDone
     stats.assigns.extend([(9.5, 0.0), (10.25, 0.0), (12.0, 11.5)])
     assert stats.latencies == [0.0, 0.25, 0.5]
+    assert stats.reassign_latencies == [0.5]  # only the Assign after a server's own TaskDone
 
 
 @pytest.mark.timeout(180)
