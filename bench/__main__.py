@@ -148,26 +148,15 @@ async def _dispatch_rows(args: argparse.Namespace, backends: list[str]) -> list[
         for servers in (int(s) for s in args.servers.split(",")):
             for workers in (int(w) for w in args.workers.split(",")):
                 tasks = servers * (10 if args.quick else 40)
-                print(
-                    f"dispatch: {backend}, {servers} servers, {tasks} tasks, {workers} workers ...",
-                    file=sys.stderr,
+                rows.append(
+                    await _dispatch_row(args, backend, servers, tasks, args.render_ms, workers)
                 )
-                row = await dispatch_run(
-                    backend,
-                    servers,
-                    tasks,
-                    limit_s=300 if args.quick else 600,
-                    render_s=args.render_ms / 1000,
-                    loadgen_processes=args.loadgen_procs,
-                    workers=workers,
-                )
-                rows.append({"backend": backend, **row})
         if args.latency_render_ms > 0:
-            rows.append({"backend": backend, **await _latency_run(args, backend)})
+            rows.append(await _latency_row(args, backend))
     return rows
 
 
-async def _latency_run(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+async def _latency_row(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     """Assign latency where it means something: the largest farm, each task "rendering"
     ``--latency-render-ms``, so the agent is not saturated. With tasks that take no time
     every simulated server asks again at once and waits for the whole cycle
@@ -175,21 +164,33 @@ async def _latency_run(args: argparse.Namespace, backend: str) -> dict[str, Any]
     servers = max(int(s) for s in args.servers.split(","))
     workers = max(int(w) for w in args.workers.split(","))
     tasks = servers * (2 if args.quick else 5)
-    render_s = args.latency_render_ms / 1000
+    return await _dispatch_row(args, backend, servers, tasks, args.latency_render_ms, workers)
+
+
+async def _dispatch_row(
+    args: argparse.Namespace,
+    backend: str,
+    servers: int,
+    tasks: int,
+    render_ms: float,
+    workers: int,
+) -> dict[str, Any]:
     print(
-        f"dispatch latency: {backend}, {servers} servers, {tasks} tasks of {render_s:g} s, "
-        f"{workers} workers ...",
+        f"dispatch: {backend}, {servers} servers, {tasks} tasks"
+        + (f" of {render_ms:g} ms" if render_ms else "")
+        + f", {workers} workers ...",
         file=sys.stderr,
     )
-    return await dispatch_run(
+    row = await dispatch_run(
         backend,
         servers,
         tasks,
         limit_s=300 if args.quick else 600,
-        render_s=render_s,
+        render_s=render_ms / 1000,
         loadgen_processes=args.loadgen_procs,
         workers=workers,
     )
+    return {"backend": backend, **row}
 
 
 def run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
