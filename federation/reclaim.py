@@ -3,14 +3,17 @@
 Origin (:class:`Reclaimer`): when the split job has idle capable slots and no chunk
 waiting here, while a part holds chunks its peer has not started
 (:func:`scheduler.split.plan_reclaims`), the origin records a reclaim
-(``fed_reclaims``, state ``asked``, a fresh key) and sends a signed
-:class:`~federation.protocol.Reclaim` for them. The answer names the chunks the peer
-withdrew; :meth:`~site_agent.lifecycle.Lifecycle.reclaim_part` then puts the split
-job's tasks for them back to waiting here (this site renders them, or a part for
-another peer takes them) and marks the reclaim answered, in one transaction. A
-reclaim not answered (peer unreachable, a crash) is sent again with the same key
-by the next step; the peer answers a repeat with its first answer. A reclaim whose
-part ended or moved first is abandoned: settling that part returns its chunks anyway.
+(``fed_reclaims``, state ``asked``, a fresh key), then sends a signed
+:class:`~federation.protocol.Reclaim` for them in the background: one task per peer
+sends that peer's reclaims one at a time, oldest first, so the split loop never
+waits on a peer (a slow or unreachable one holds up only its own reclaims). The
+answer names the chunks the peer withdrew;
+:meth:`~site_agent.lifecycle.Lifecycle.reclaim_part` then puts the split job's tasks
+for them back to waiting here (this site renders them, or a part for another peer
+takes them) and marks the reclaim answered, in one transaction. A reclaim not
+answered (peer unreachable, a crash) is sent again with the same key by a later
+step; the peer answers a repeat with its first answer. A reclaim whose part ended
+or moved first is abandoned: settling that part returns its chunks anyway.
 
 Remote (:class:`Withdrawals`): the peer withdraws, in its lifecycle transaction
 under the job's lock, only the chunks asked for that are waiting and never failed
@@ -22,6 +25,7 @@ stays there: a frame is never rendered at two sites.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -92,6 +96,7 @@ class Reclaimer:
         client: PeerSender,
         clock: Callable[[], float] = time.time,
         grace_s: float = RECLAIM_GRACE_S,
+        chunks_back: Callable[[], None] = lambda: None,
     ) -> None:
         self._name = name
         self._config = config
@@ -101,16 +106,52 @@ class Reclaimer:
         self._client = client
         self._clock = clock
         self._grace_s = grace_s
+        self._chunks_back = chunks_back
+        """Told when an answer put chunks back to waiting here (the split loop looks again)."""
+        self._sending: dict[str, asyncio.Task[None]] = {}
 
     async def resend(self) -> None:
-        """Send again every reclaim not answered yet (after a restart or a failed send)."""
-        for row in await self._rows.asked():
-            await self._send(row)
+        """Send again every reclaim not answered yet (after a restart or a failed send),
+        in the background: returns without waiting for any peer."""
+        for peer in sorted({row.peer for row in await self._rows.asked()}):
+            self._start(peer)
+
+    def _start(self, peer: str) -> None:
+        """Start sending ``peer``'s unanswered reclaims, unless that is under way."""
+        if peer in self._sending:
+            return
+        task = asyncio.create_task(self._deliver(peer), name=f"fed-reclaim-{peer}")
+        self._sending[peer] = task
+        task.add_done_callback(lambda _t: self._sending.pop(peer, None))
+
+    def sending(self, peer: str) -> bool:
+        """Whether reclaims to ``peer`` are being sent now."""
+        return peer in self._sending
+
+    async def _deliver(self, peer: str) -> None:
+        """Send ``peer``'s unanswered reclaims one at a time, oldest first, until none is
+        left or the peer does not answer (a later :meth:`resend` tries again)."""
+        try:
+            while rows := [r for r in await self._rows.asked() if r.peer == peer]:
+                for row in rows:
+                    if not await self._send(row):
+                        return
+        except Exception:  # the next step's resend tries again
+            log.exception("sending reclaims to %s failed; trying again later", peer)
+
+    async def close(self) -> None:
+        """Stop the sends under way (their reclaims stay recorded, to be sent again)."""
+        tasks = list(self._sending.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def rebalance(self, job: JobRecord, parts: Sequence[JobRecord], free_slots: int) -> int:
         """Ask ``job``'s parts for chunks back so that ``free_slots`` (idle capable slots
         here, plus free ones at peers holding none of its unstarted chunks) have work.
-        Returns how many chunks came back."""
+        Returns how many chunks were asked for (they come back when their peer answers)."""
         if job.state not in _RENDERING_HERE:
             return 0
         tasks = await self._jobs.list_tasks(job.id)
@@ -134,14 +175,15 @@ class Reclaimer:
             if _reclaimable(part) and now - part.created_at >= self._grace_s
         ]
         by_id = {p.id: p for p in parts}
-        back = 0
+        asked = 0
         for plan in plan_reclaims(waiting_here=waiting_here, free_slots=free_slots, parts=holdings):
-            back += await self.ask(by_id[plan.part_id], plan.indices)
-        return back
+            await self.ask(by_id[plan.part_id], plan.indices)
+            asked += len(plan.indices)
+        return asked
 
-    async def ask(self, part: JobRecord, indices: Sequence[int]) -> int:
-        """Record a reclaim of the part's chunks at ``indices``, then send it; returns how
-        many chunks came back (0 until answered)."""
+    async def ask(self, part: JobRecord, indices: Sequence[int]) -> None:
+        """Record a reclaim of the part's chunks at ``indices``, then send it in the
+        background (after the peer's earlier reclaims, if any are still unanswered)."""
         row = ReclaimRow(
             key=f"{self._name}:{part.id}:{part.placement_epoch}:{uuid.uuid4().hex[:12]}",
             job_id=part.id,
@@ -170,18 +212,19 @@ class Reclaimer:
             part.id,
             row.key,
         )
-        return await self._send(row)
+        self._start(row.peer)
 
-    async def _send(self, row: ReclaimRow) -> int:
+    async def _send(self, row: ReclaimRow) -> bool:
+        """Send one reclaim and apply its answer; False when the peer did not answer."""
         part = await self._jobs.get_job(row.job_id)
         peer = self._config.peer(row.peer)
         if part is None or peer is None or not _reclaimable(part) or part.placement != row.peer:
             await self._rows.abandon(row.key, at=self._clock())
             log.info("reclaim %s abandoned: its part ended or moved first", row.key)
-            return 0
+            return True
         if part.placement_epoch != row.epoch or part.remote_job_id is None:
             await self._rows.abandon(row.key, at=self._clock())
-            return 0
+            return True
         msg = Reclaim(
             key=row.key,
             origin_job_id=part.id,
@@ -195,16 +238,17 @@ class Reclaimer:
             )
         except PeerUnavailableError as exc:
             log.info("reclaim %s not answered yet (%s); asking again later", row.key, exc)
-            return 0
+            return False
         except PeerRefusedError as exc:
             await self._rows.abandon(row.key, at=self._clock())
             log.warning("reclaim %s refused by %s: %s", row.key, peer.name, exc)
-            return 0
-        return await self._apply(peer, part, row, reply)
+            return True
+        await self._apply(peer, part, row, reply)
+        return True
 
     async def _apply(
         self, peer: PeerConfig, part: JobRecord, row: ReclaimRow, reply: ReclaimReply
-    ) -> int:
+    ) -> None:
         asked = set(row.indices)
         withdrawn = sorted({i for i in reply.withdrawn if i in asked})
         frames_at = {t.index: t.frames for t in await self._jobs.list_tasks(part.id)}
@@ -225,7 +269,8 @@ class Reclaimer:
             f" (frames {frames})" if frames else "",
             f"; the rest: {reply.reason}" if reply.reason else "",
         )
-        return len(returned)
+        if returned:
+            self._chunks_back()
 
 
 def reclaims_json(rows: Sequence[ReclaimRow]) -> list[dict[str, object]]:

@@ -180,6 +180,16 @@ class FederationService:
             usage=site.usage,
             clock=clock,
         )
+        self.reclaimer = Reclaimer(
+            name=self.name,
+            config=self.config,
+            rows=store.reclaims,
+            jobs=site.store,
+            lifecycle=site.lifecycle,
+            client=self.client,
+            clock=clock,
+            chunks_back=lambda: self.splitter.poke(),
+        )
         self.splitter = Splitter(
             name=self.name,
             config=self.config,
@@ -189,15 +199,7 @@ class FederationService:
             views=link,
             dirs=site.storage,
             clock=clock,
-            reclaimer=Reclaimer(
-                name=self.name,
-                config=self.config,
-                rows=store.reclaims,
-                jobs=site.store,
-                lifecycle=site.lifecycle,
-                client=self.client,
-                clock=clock,
-            ),
+            reclaimer=self.reclaimer,
         )
         self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
         # Jobs accepted from a peer: its max_slots and own_first apply in this site's dispatcher.
@@ -316,6 +318,7 @@ class FederationService:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.reclaimer.close()
         await self.forwarding.close()
         await self.stream.close()
         if self._blob_listener is not None:

@@ -187,8 +187,9 @@ class Splitter:
                 log.info("split job %s: part %s left as it is: %s", job_id, part.id, exc)
 
     async def step(self) -> None:
-        """Settle what parts brought back, send new parts where peers have room, then take
-        back unstarted chunks where slots here (or at other peers) are idle."""
+        """Settle what parts brought back, send new parts where peers have room, then ask
+        for unstarted chunks back where slots here (or at other peers) are idle (the
+        reclaims go out in the background: this never waits on a peer)."""
         for part in await self._jobs.split.open_parts():
             await self.settle(part)
         for job in await self._jobs.split.split_jobs():

@@ -4,6 +4,7 @@ databases in ``tests/integration/test_store_reclaim.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -186,7 +187,7 @@ class Client:
 def reclaimer(jobs: Jobs, rows: Rows, client: Client, *, now: float = 100.0) -> Reclaimer:
     return Reclaimer(
         name="studio",
-        config=fed_config(A),
+        config=fed_config(A, B),
         rows=rows,
         jobs=jobs,
         lifecycle=jobs,
@@ -195,10 +196,18 @@ def reclaimer(jobs: Jobs, rows: Rows, client: Client, *, now: float = 100.0) -> 
     )
 
 
+async def sent(s: Reclaimer, *peers: str) -> None:
+    """Until the background sends to ``peers`` are over."""
+    while any(s.sending(p) for p in peers or (A.name,)):
+        await asyncio.sleep(0)
+
+
 async def test_idle_slots_here_take_back_what_the_peer_has_not_started() -> None:
     jobs, rows, client = Jobs(), Rows(), Client()
     client.answer = (1,)  # the peer started chunk 0 meanwhile
-    assert await reclaimer(jobs, rows, client).rebalance(jobs.job, [jobs.part], 2) == 1
+    s = reclaimer(jobs, rows, client)
+    assert await s.rebalance(jobs.job, [jobs.part], 2) == 2  # asked for both
+    await sent(s)
     [msg] = client.sent
     assert (msg.origin_job_id, msg.remote_job_id, msg.epoch, msg.indices) == ("p1", "r1", 1, (0, 1))
     assert msg.key.startswith("studio:p1:1:")
@@ -222,7 +231,8 @@ async def test_an_unanswered_reclaim_is_sent_again_with_its_key_and_applied_once
     jobs, rows, client = Jobs(), Rows(), Client()
     client.error = PeerUnavailableError("facility-a", "connection refused")
     s = reclaimer(jobs, rows, client)
-    assert await s.rebalance(jobs.job, [jobs.part], 2) == 0
+    assert await s.rebalance(jobs.job, [jobs.part], 2) == 2
+    await sent(s)
     [row] = rows.rows.values()
     assert row.state == "asked" and jobs.reclaimed == []
     # While it is unanswered, no second reclaim of that part is made.
@@ -230,23 +240,29 @@ async def test_an_unanswered_reclaim_is_sent_again_with_its_key_and_applied_once
     assert len(rows.rows) == 1
     client.error, client.answer = None, (0, 1)
     await s.resend()
+    await sent(s)
     assert [m.key for m in client.sent] == [row.key] * 2
     assert jobs.reclaimed == [("p1", (0, 1))] and rows.rows[row.key].state == "answered"
     await s.resend()  # nothing left to send
+    await sent(s)
     assert len(client.sent) == 2
 
 
 async def test_a_refused_reclaim_or_one_whose_part_ended_is_abandoned() -> None:
     jobs, rows, client = Jobs(), Rows(), Client()
     client.error = PeerRefusedError("facility-a", 404, "not_found", "no such route")
-    assert await reclaimer(jobs, rows, client).rebalance(jobs.job, [jobs.part], 2) == 0
+    s = reclaimer(jobs, rows, client)
+    assert await s.rebalance(jobs.job, [jobs.part], 2) == 2
+    await sent(s)
     assert [r.state for r in rows.rows.values()] == ["abandoned"]
     client.error = PeerUnavailableError("facility-a", "timeout")
-    await reclaimer(jobs, rows, client).ask(jobs.part, [0])
+    await s.ask(jobs.part, [0])
+    await sent(s)
     jobs.part = dataclasses.replace(jobs.part, state=JobState.DONE)
-    sent = len(client.sent)
-    await reclaimer(jobs, rows, client).resend()
-    assert len(client.sent) == sent  # not sent for a part that ended
+    before = len(client.sent)
+    await s.resend()
+    await sent(s)
+    assert len(client.sent) == before  # not sent for a part that ended
     assert [r.state for r in rows.rows.values()] == ["abandoned", "abandoned"]
     assert jobs.reclaimed == []
 
