@@ -84,7 +84,7 @@ class Acceptance:
         self._name = name
         self._usage = usage
         self._relay = relay
-        self._admission = Admission(
+        self.admission = Admission(
             name=name,
             load=load,
             views=views,
@@ -120,7 +120,7 @@ class Acceptance:
             )
         existing = await store.get_offer(offer.key)
         if existing is None:
-            refused = await self._admission.check(peer, offer)
+            refused = await self.admission.check(peer, offer)
             if refused:
                 log.info(
                     "offer %s from %s refused: %s",

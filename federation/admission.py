@@ -16,7 +16,7 @@ from typing import Protocol
 
 from federation.interfaces import ServerViews
 from federation.peers import PeerConfig
-from federation.policy import OfferFacts, Refusal, RefusalCode, refusals
+from federation.policy import OfferFacts, Refusal, RefusalCode, closed_now, refusals
 from federation.protocol import Offer
 from scheduler.errors import SchedulerError
 from scheduler.frames import parse_frames
@@ -110,22 +110,36 @@ class Admission:
             found += await self._capable(peer, profile, path)
         return found
 
+    async def closed(self, peer: PeerConfig) -> list[Refusal]:
+        """What refuses any offer from ``peer`` now (:func:`~federation.policy.closed_now`)."""
+        queued_jobs, bytes_today, local_time = await self._load_facts(peer)
+        return closed_now(
+            peer.policy, queued_jobs=queued_jobs, bytes_today=bytes_today, local_time=local_time
+        )
+
     async def _facts(
         self, peer: PeerConfig, offer: Offer, profile: JobProfile, path: tuple[str, ...]
     ) -> OfferFacts:
-        now = self._clock()
+        queued_jobs, bytes_today, local_time = await self._load_facts(peer)
         return OfferFacts(
             site=self._name,
             package=profile.package,
             priority=offer.job.priority,
             path=path,
             offer_bytes=sum(m.size for m in offer.manifest),
-            queued_jobs=await self._load.peer_open_jobs(
-                peer.name, pending_since=now - PENDING_OFFER_WINDOW_S
-            ),
-            bytes_today=await self._load.offered_bytes_since(peer.name, now - DAY_S),
-            local_time=datetime.datetime.fromtimestamp(now).time(),
+            queued_jobs=queued_jobs,
+            bytes_today=bytes_today,
+            local_time=local_time,
         )
+
+    async def _load_facts(self, peer: PeerConfig) -> tuple[int, int, datetime.time]:
+        """``peer``'s open jobs here, its bytes accepted over the last day, the local time."""
+        now = self._clock()
+        queued_jobs = await self._load.peer_open_jobs(
+            peer.name, pending_since=now - PENDING_OFFER_WINDOW_S
+        )
+        bytes_today = await self._load.offered_bytes_since(peer.name, now - DAY_S)
+        return queued_jobs, bytes_today, datetime.datetime.fromtimestamp(now).time()
 
     async def _capable(
         self, peer: PeerConfig, profile: JobProfile, path: tuple[str, ...]

@@ -5,6 +5,15 @@ it could render for them (:class:`~federation.protocol.CapacityAdvert`). The
 last advert received from each peer is kept in memory and in the store; with
 reachability (last successful contact either way) it feeds placement and
 ``GET /api/v1/peers``.
+
+An advert can be stale by the time an offer made on it arrives. A refused offer
+therefore counts at once: the refusing peer shows no free slot until its next
+advert (:meth:`PeerBook.refused`), and one that refused a job for a reason of the
+job (priority, package, ...) is not offered that job (or another part of that split
+job) again. The advert itself says what the peer's policy allows right now: no free
+slot while that peer's queue is full, its daily bytes are spent or it is outside the
+accepted hours (:func:`~federation.policy.closed_now`), so an offer is not made only to
+be refused, advert after advert.
 """
 
 from __future__ import annotations
@@ -13,15 +22,15 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from federation.client import PeerUnavailableError
 from federation.errors import FederationError
 from federation.interfaces import AdvertRows, PeerContact, PeerSender, QueueDepth, ServerViews
 from federation.peers import FederationConfig, PeerConfig
-from federation.policy import AcceptPolicy
+from federation.policy import LOAD_CODES, AcceptPolicy, Refusal
 from federation.protocol import Ack, CapacityAdvert, ServerCapacity
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CAPACITY_PATH = "/fed/v1/capacity"
 MAX_HELD_BLOBS = 100_000
+MAX_REFUSED_JOBS = 10_000
 
 
 @dataclass(slots=True)
@@ -41,6 +51,8 @@ class PeerState:
     """Last successful exchange with the peer, in either direction."""
     failing_since: float | None = None
     last_error: str = ""
+    refused_at: float | None = None
+    """It refused an offer since its last advert: that advert's free slots are spent."""
 
 
 class PeerBook:
@@ -58,6 +70,7 @@ class PeerBook:
         self._clock = clock
         self._peers = {p.name: PeerState() for p in config.peers}
         self._held: dict[str, set[str]] = {p.name: set() for p in config.peers}
+        self._refused_jobs: dict[str, set[str]] = {p.name: set() for p in config.peers}
 
     @property
     def stale_after_s(self) -> float:
@@ -76,7 +89,7 @@ class PeerBook:
     async def record_advert(self, peer: str, advert: CapacityAdvert) -> None:
         now = self._clock()
         state = self._peers[peer]
-        state.advert, state.advert_at = advert, now
+        state.advert, state.advert_at, state.refused_at = advert, now, None
         self.contact_ok(peer)
         await self._store.save_advert(peer, advert.to_body(), at=now)
 
@@ -98,6 +111,29 @@ class PeerBook:
         if state is None or state.failing_since is not None or state.last_ok is None:
             return False
         return self._clock() - state.last_ok <= self.stale_after_s
+
+    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
+        """``peer`` refused an offer of ``job_id`` (for a part: its split job's id).
+
+        Until its next advert the peer counts as having no free slot: the advert the
+        offer was made on was stale, and the next job or part must not bounce off it
+        too. A refusal for a reason of the job itself (any code not in
+        :data:`~federation.policy.LOAD_CODES`) also keeps that job from the peer for
+        good (:meth:`refusing`). In memory only, bounded like the blobs held.
+        """
+        state = self._peers.get(peer)
+        if state is None:
+            return
+        state.refused_at = self._clock()
+        if not codes or any(code not in LOAD_CODES for code in codes):
+            jobs = self._refused_jobs[peer]
+            if len(jobs) >= MAX_REFUSED_JOBS:
+                jobs.clear()
+            jobs.add(job_id)
+
+    def refusing(self, job_id: str) -> frozenset[str]:
+        """Peers that refused ``job_id`` for a reason of the job itself."""
+        return frozenset(peer for peer, jobs in self._refused_jobs.items() if job_id in jobs)
 
     def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
         """Remember blobs ``peer`` holds, so placement prefers it for jobs that reuse them.
@@ -122,7 +158,12 @@ class PeerBook:
             held = self._held.get(peer.name, set())
             state = self._peers.get(peer.name) or PeerState()
             servers = (
-                tuple(_view(peer.name, s) for s in state.advert.servers) if state.advert else ()
+                tuple(
+                    _view(peer.name, s, spent=state.refused_at is not None)
+                    for s in state.advert.servers
+                )
+                if state.advert
+                else ()
             )
             result.append(
                 PeerCapacity(
@@ -200,7 +241,8 @@ def _capacity_summary(advert: CapacityAdvert | None) -> dict[str, Any] | None:
     return summary
 
 
-def _view(peer: str, server: ServerCapacity) -> ServerView:
+def _view(peer: str, server: ServerCapacity, *, spent: bool = False) -> ServerView:
+    """``spent``: the peer refused an offer since this advert; its free slots are not."""
     return ServerView(
         id=f"{peer}/{server.name}",
         name=server.name,
@@ -210,15 +252,19 @@ def _view(peer: str, server: ServerCapacity) -> ServerView:
         packages=dict(server.packages),
         tags=frozenset(server.tags),
         slots=server.slots,
-        free_slots=server.free_slots,
+        free_slots=0 if spent else server.free_slots,
         status=server.status,
     )
 
 
-def advert_for(advert: CapacityAdvert, policy: AcceptPolicy) -> CapacityAdvert:
+def advert_for(
+    advert: CapacityAdvert, policy: AcceptPolicy, *, closed: bool = False
+) -> CapacityAdvert:
     """What one peer is told: only the packages its policy accepts, and no more free
-    slots than its ``max_slots`` (the peer ranks on this; the offer check is the rule)."""
-    budget = policy.max_slots
+    slots than its ``max_slots`` (the peer ranks on this; the offer check is the rule);
+    none while ``closed`` (any offer of it would be refused now: its queue here is full,
+    its bytes for the day are spent, or it is outside the accepted hours)."""
+    budget = 0 if closed else policy.max_slots
     servers = []
     for server in advert.servers:
         packages = {
@@ -235,6 +281,12 @@ def advert_for(advert: CapacityAdvert, policy: AcceptPolicy) -> CapacityAdvert:
     return CapacityAdvert(servers=tuple(servers), queue_depth=advert.queue_depth)
 
 
+class PeerQuotas(Protocol):
+    """The acceptance checks that hold for every offer of a peer (:class:`~federation.admission.Admission`)."""
+
+    async def closed(self, peer: PeerConfig) -> list[Refusal]: ...
+
+
 class Advertiser:
     """Tells every peer this site accepts jobs from what it could render for them."""
 
@@ -245,12 +297,14 @@ class Advertiser:
         queue: QueueDepth,
         client: PeerSender,
         contact: PeerContact,
+        quotas: PeerQuotas | None = None,
     ) -> None:
         self._config = config
         self._views = views
         self._queue = queue
         self._client = client
         self._contact = contact
+        self._quotas = quotas
 
     async def build(self) -> CapacityAdvert:
         servers = tuple(
@@ -276,11 +330,16 @@ class Advertiser:
             try:
                 advert = await self.build()
                 await asyncio.gather(
-                    *(self._advertise(peer, advert_for(advert, peer.policy)) for peer in targets)
+                    *[self._advertise(peer, await self.advert_to(peer, advert)) for peer in targets]
                 )
             except Exception:  # the loop must outlive any one bad round
                 log.exception("capacity advertisement round failed")
             await asyncio.sleep(self._config.advertise_interval_s)
+
+    async def advert_to(self, peer: PeerConfig, advert: CapacityAdvert) -> CapacityAdvert:
+        """``advert`` as ``peer`` is told it (:func:`advert_for`)."""
+        closed = self._quotas is not None and bool(await self._quotas.closed(peer))
+        return advert_for(advert, peer.policy, closed=closed)
 
     async def _advertise(self, peer: PeerConfig, advert: CapacityAdvert) -> None:
         try:

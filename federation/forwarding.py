@@ -290,6 +290,7 @@ class Forwarding:
     async def _rejected(self, job: JobRecord, peer: PeerConfig, reply: OfferReply) -> None:
         reason = f"{peer.name} refused ({'; '.join(reply.reasons) or 'no reason given'})"
         log.warning("job %s: %s [%s]", job.id, reason, ", ".join(reply.codes))
+        self._peers.refused(peer.name, job.part_of or job.id, reply.codes)
         await self._forwards.set_forward_state(
             job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._clock()
         )
@@ -319,9 +320,16 @@ class Forwarding:
         job = await self.current(job_id, old_epoch)
         if job is None:
             return
-        placed = await self.place(
-            dataclasses.replace(job, placement=LOCAL), None, exclude=exclude | {job.placement}
-        )
+        if job.part_of is not None:
+            # A part comes home: fed-split settles it, its chunks wait in the split job
+            # again and go to the next peer with room, or render here.
+            placed = dataclasses.replace(
+                job, placement=LOCAL, placement_reason=f"its chunks return to job {job.part_of}"
+            )
+        else:
+            placed = await self.place(
+                dataclasses.replace(job, placement=LOCAL), None, exclude=exclude | {job.placement}
+            )
         reason = replaced_reason(job.placement_reason, why, placed.placement_reason)
         now = self._clock()
         new_epoch = await self._jobs.replace_job(

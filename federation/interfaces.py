@@ -15,6 +15,7 @@ from collections.abc import (
     AsyncIterable,
     Awaitable,
     Callable,
+    Collection,
     Iterable,
     Mapping,
     Sequence,
@@ -356,6 +357,12 @@ class PeerCapacities(PeerContact, Protocol):
 
     def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
         """``peer`` holds these blobs (it said so in an offer reply, or we uploaded them)."""
+
+    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
+        """``peer`` refused an offer of ``job_id`` (a part: its split job) with ``codes``."""
+
+    def refusing(self, job_id: str) -> frozenset[str]:
+        """Peers that refused ``job_id`` for a reason of the job itself."""
 
 
 class MessageQueue(Protocol):

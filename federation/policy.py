@@ -66,6 +66,11 @@ class RefusalCode(enum.StrEnum):
     INCAPABLE = "incapable"
 
 
+LOAD_CODES = frozenset({RefusalCode.QUEUED_JOBS, RefusalCode.BYTES_PER_DAY, RefusalCode.HOURS})
+"""Refusals for the receiving site's load or time of day rather than for the job: the
+same job may be accepted later. Any other refusal stands for that job."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refusal:
     code: RefusalCode
@@ -161,6 +166,25 @@ def refusals(policy: AcceptPolicy, facts: OfferFacts) -> list[Refusal]:
         )
     found += _quota_refusals(policy, facts)
     return found
+
+
+def closed_now(
+    policy: AcceptPolicy, *, queued_jobs: int, bytes_today: int, local_time: datetime.time
+) -> list[Refusal]:
+    """The refusals every offer from that peer gets now, whatever its job: its queue here
+    is full, no byte is left of its daily quota, or it is outside the accepted hours.
+    Its capacity advert then shows no free slot, so it offers nothing to be refused."""
+    facts = OfferFacts(
+        site="",
+        package="",
+        priority=0,
+        path=(),
+        offer_bytes=1,
+        queued_jobs=queued_jobs,
+        bytes_today=bytes_today,
+        local_time=local_time,
+    )
+    return _quota_refusals(policy, facts)
 
 
 def _quota_refusals(policy: AcceptPolicy, facts: OfferFacts) -> list[Refusal]:

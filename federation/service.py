@@ -201,7 +201,9 @@ class FederationService:
             clock=clock,
             reclaimer=self.reclaimer,
         )
-        self.advertiser = Advertiser(self.config, link, site.store, self.client, self.book)
+        self.advertiser = Advertiser(
+            self.config, link, site.store, self.client, self.book, self.acceptance.admission
+        )
         # Jobs accepted from a peer: its max_slots and own_first apply in this site's dispatcher.
         site.dispatcher.guests = {
             peer.name: GuestLimit(max_slots=peer.policy.max_slots, own_first=peer.policy.own_first)

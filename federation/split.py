@@ -221,7 +221,10 @@ class Splitter:
         capable = [v for v in views if matches(job.profile, v)]
         targets = [p for p in self._config.peers if p.allow_forward_to]
         ranking = rank_peers(
-            job.profile, self._peers.capacities(targets, job.manifest), need_free=True
+            job.profile,
+            self._peers.capacities(targets, job.manifest),
+            need_free=True,
+            exclude=self._peers.refusing(job.id),
         )
         return sum(v.slots for v in capable), sum(v.free_slots for v in capable), ranking
 

@@ -11,7 +11,15 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -577,6 +585,7 @@ class FakePeers:
         self.held: dict[str, set[str]] = {}
         self.ok: list[str] = []
         self.failed: list[str] = []
+        self.refusals: list[tuple[str, str, tuple[str, ...]]] = []
 
     def contact_ok(self, peer: str) -> None:
         self.ok.append(peer)
@@ -592,6 +601,12 @@ class FakePeers:
 
     def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
         self.held.setdefault(peer, set()).update(hashes)
+
+    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
+        self.refusals.append((peer, job_id, tuple(codes)))
+
+    def refusing(self, job_id: str) -> frozenset[str]:
+        return frozenset(peer for peer, job, _ in self.refusals if job == job_id)
 
 
 class FakeQueue:
