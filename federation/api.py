@@ -1,13 +1,11 @@
 """The federation HTTPS API under ``/fed/v1`` (its own listener, mutual TLS only).
 
 The TLS handshake already refuses clients without a certificate from the
-federation CA. Every handler then requires the certificate to prove a configured
-peer's site name, its CN and a DNS SAN both equal to it (403 otherwise, logged
-with the reason). ``POST`` bodies are signed envelopes, checked
-against that same certificate; a message id seen before from that peer is
-refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
-``POST`` are msgpack messages (:func:`federation.envelope.encode_reply`); reads
-(``GET``) answer JSON or the frame bytes, and only for jobs the caller owns.
+federation CA. Every handler then authenticates the caller as a configured peer
+and ``POST`` bodies are signed envelopes, replay-checked
+(:mod:`federation.api_auth`). Replies to ``POST`` are msgpack messages
+(:func:`federation.envelope.encode_reply`); reads (``GET``) answer JSON or the
+frame bytes, and only for jobs the caller owns.
 
 | Route | Side | Message in -> out |
 | --- | --- | --- |
@@ -28,7 +26,6 @@ refused with ``409 duplicate`` and changes nothing (replay guard). Replies to
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,18 +36,20 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 
 from federation.accept import Acceptance
+from federation.api_auth import (
+    REPLY_TYPE,
+    DuplicateMessageError,
+    ReplayGuard,
+    authenticate,
+    authenticate_names,
+    processed,
+    receive,
+)
 from federation.blob_listener import BlobRequest, Handler
 from federation.blob_listener import answer as answer_blob
 from federation.blob_receiver import STORED_BYTES, BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
-from federation.envelope import Envelope, decode_envelope, encode_reply
-from federation.errors import ExpiredMessageError, FederationProtocolError, SignatureError
-from federation.identity import (
-    CertificateNames,
-    CertificateNamesError,
-    certificate_names,
-    peer_certificate,
-)
+from federation.envelope import encode_reply
 from federation.peers import FederationConfig, PeerConfig
 from federation.progress import Controls
 from federation.protocol import (
@@ -58,7 +57,6 @@ from federation.protocol import (
     Cancel,
     CapacityAdvert,
     Commit,
-    Message,
     Notify,
     Offer,
     Pause,
@@ -69,31 +67,12 @@ from federation.protocol import (
 from federation.reclaim import Withdrawals
 from federation.remote_logs import LogServing
 from federation.results import Results
-from site_agent.errors import (
-    BadRequestError,
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    UnauthorizedError,
-)
+from site_agent.errors import BadRequestError, ForbiddenError, NotFoundError
 from site_agent.frame_response import send_frame
 from site_agent.http_errors import make_error_middleware
 
-REPLY_TYPE = "application/vnd.spillway.fed+msgpack"
 _Answer = TypeVar("_Answer", bound=web.StreamResponse)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
-
-class DuplicateMessageError(ConflictError):
-    """The message id was already processed; nothing was done again."""
-
-
-class ReplayGuard(Protocol):
-    """Message ids already processed, per sending site (:class:`~federation.store.FederationStore`)."""
-
-    async def seen(self, site: str, msg_id: str) -> bool: ...
-
-    async def mark_seen(self, site: str, msg_id: str, *, at: float) -> None: ...
 
 
 class BlobReceiving(Protocol):
@@ -180,141 +159,64 @@ def _stored(blobs: BlobReceiving) -> Any:
     return is_stored
 
 
-# --- authentication --------------------------------------------------------------
-
-
-def _ssl_object(request: web.Request) -> ssl.SSLObject | None:
-    return request.transport.get_extra_info("ssl_object") if request.transport else None
-
-
-def authenticate(request: web.Request) -> PeerConfig:
-    """The configured peer whose verified certificate made this request, or 401/403."""
-    return authenticate_names(
-        request.app[ENDPOINTS], certificate_names(_ssl_object(request)), request.remote
-    )
-
-
-def authenticate_names(
-    endpoints: FederationEndpoints, names: CertificateNames | None, remote: str | None
-) -> PeerConfig:
-    """The configured peer whose verified certificate carries ``names``, or 401/403.
-
-    The certificate must prove the peer's site name: CN and a DNS SAN both equal
-    to it (:attr:`~federation.certs.CertificateNames.site`), the same check an
-    outgoing call makes of the site it dials.
-    """
-    if names is None:
-        raise UnauthorizedError("present a site certificate issued by the federation CA")
-    name = names.site
-    if name is None:
-        problem = CertificateNamesError(
-            expected="", common_name=names.common_name, dns_names=names.dns_names
-        )
-        endpoints.refused(f"{problem} (from {remote})")
-        raise ForbiddenError(str(problem))
-    peer = endpoints.config.peer(name)
-    if peer is None:
-        endpoints.refused(f"certificate of unconfigured site {name!r}")
-        raise ForbiddenError(
-            f"site {name!r} is not a configured peer of {endpoints.name}; "
-            "add it to [[peers]] at both sites"
-        )
-    return peer
-
-
-async def receive(request: web.Request, kind: type[Message]) -> tuple[PeerConfig, Envelope]:
-    """Authenticate, decode and replay-check a signed message of type ``kind``."""
-    endpoints = request.app[ENDPOINTS]
-    peer = authenticate(request)
-    cert = peer_certificate(_ssl_object(request))
-    assert cert is not None  # authenticate() found a verified certificate
-    try:
-        env = decode_envelope(
-            await request.read(), peer_cert=cert, expected_site=peer.name, now=endpoints.clock()
-        )
-    except (SignatureError, ExpiredMessageError) as exc:
-        endpoints.refused(f"{peer.name}: {exc}")
-        raise ForbiddenError(str(exc)) from None
-    except FederationProtocolError as exc:
-        raise BadRequestError(str(exc)) from None
-    if not isinstance(env.message, kind):
-        raise BadRequestError(
-            f"this endpoint takes a {kind.TYPE!r} message, not {env.message.TYPE!r}"
-        )
-    if await endpoints.seen.seen(peer.name, env.msg_id):
-        endpoints.refused(f"replayed message {env.msg_id} from {peer.name}")
-        raise DuplicateMessageError(
-            f"message {env.msg_id} from {peer.name} was already processed; nothing was done again"
-        )
-    return peer, env
-
-
-async def _processed(
-    request: web.Request, peer: PeerConfig, env: Envelope, reply: Message
-) -> web.Response:
-    endpoints = request.app[ENDPOINTS]
-    await endpoints.seen.mark_seen(peer.name, env.msg_id, at=endpoints.clock())
-    return web.Response(body=encode_reply(reply), content_type=REPLY_TYPE)
-
-
 # --- handlers --------------------------------------------------------------------
 
 
 async def _offer(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Offer)
+    peer, env = await receive(request.app[ENDPOINTS], request, Offer)
     assert isinstance(env.message, Offer)
     reply = await request.app[ENDPOINTS].acceptance.offer(peer, env.message)
-    return await _processed(request, peer, env, reply)
+    return await processed(request.app[ENDPOINTS], peer, env, reply)
 
 
 async def _commit(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Commit)
+    peer, env = await receive(request.app[ENDPOINTS], request, Commit)
     assert isinstance(env.message, Commit)
     reply = await request.app[ENDPOINTS].acceptance.commit(peer, env.message)
-    return await _processed(request, peer, env, reply)
+    return await processed(request.app[ENDPOINTS], peer, env, reply)
 
 
 async def _cancel(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Cancel)
+    peer, env = await receive(request.app[ENDPOINTS], request, Cancel)
     assert isinstance(env.message, Cancel)
     reply = await request.app[ENDPOINTS].acceptance.cancel(peer, env.message)
-    return await _processed(request, peer, env, reply)
+    return await processed(request.app[ENDPOINTS], peer, env, reply)
 
 
 async def _notify(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Notify)
+    peer, env = await receive(request.app[ENDPOINTS], request, Notify)
     assert isinstance(env.message, Notify)
     await request.app[ENDPOINTS].results.notify(peer, env.message)
-    return await _processed(request, peer, env, Ack(of=env.msg_id))
+    return await processed(request.app[ENDPOINTS], peer, env, Ack(of=env.msg_id))
 
 
 async def _progress(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Progress)
+    peer, env = await receive(request.app[ENDPOINTS], request, Progress)
     assert isinstance(env.message, Progress)
     await request.app[ENDPOINTS].results.progress(peer, env.message)
-    return await _processed(request, peer, env, Ack(of=env.msg_id))
+    return await processed(request.app[ENDPOINTS], peer, env, Ack(of=env.msg_id))
 
 
 async def _reclaim(request: web.Request) -> web.Response:
-    peer, env = await receive(request, Reclaim)
+    peer, env = await receive(request.app[ENDPOINTS], request, Reclaim)
     assert isinstance(env.message, Reclaim)
     withdrawals = request.app[ENDPOINTS].withdrawals
     if withdrawals is None:
         raise NotFoundError("this site gives no chunks of accepted jobs back")
     reply = await withdrawals.reclaim(peer, env.message)
-    return await _processed(request, peer, env, reply)
+    return await processed(request.app[ENDPOINTS], peer, env, reply)
 
 
 async def _control(request: web.Request) -> web.Response:
     kind = Pause if request.path.endswith("/pause") else Resume
-    peer, env = await receive(request, kind)
+    peer, env = await receive(request.app[ENDPOINTS], request, kind)
     assert isinstance(env.message, Pause | Resume)
     await request.app[ENDPOINTS].controls.apply(peer, env.message)
-    return await _processed(request, peer, env, Ack(of=env.msg_id))
+    return await processed(request.app[ENDPOINTS], peer, env, Ack(of=env.msg_id))
 
 
 async def _capacity(request: web.Request) -> web.Response:
-    peer, env = await receive(request, CapacityAdvert)
+    peer, env = await receive(request.app[ENDPOINTS], request, CapacityAdvert)
     assert isinstance(env.message, CapacityAdvert)
     await request.app[ENDPOINTS].book.record_advert(peer.name, env.message)
     # Adverts are periodic and carry no effect to repeat, so their ids are not kept.
@@ -322,13 +224,13 @@ async def _capacity(request: web.Request) -> web.Response:
 
 
 async def _status(request: web.Request) -> web.Response:
-    peer = authenticate(request)
+    peer = authenticate(request.app[ENDPOINTS], request)
     body = await request.app[ENDPOINTS].acceptance.status(peer, request.match_info["job_id"])
     return web.json_response(body)
 
 
 async def _frame(request: web.Request) -> web.StreamResponse:
-    peer = authenticate(request)
+    peer = authenticate(request.app[ENDPOINTS], request)
     try:
         frame = int(request.match_info["frame"])
     except ValueError:
@@ -347,7 +249,7 @@ async def _frame(request: web.Request) -> web.StreamResponse:
 
 
 async def _task_log(request: web.Request) -> web.Response:
-    peer = authenticate(request)
+    peer = authenticate(request.app[ENDPOINTS], request)
     logs = request.app[ENDPOINTS].logs
     if logs is None:
         raise NotFoundError("this site serves no task logs to its peers")
@@ -359,7 +261,7 @@ async def _task_log(request: web.Request) -> web.Response:
 
 def _guard_blob(handler: Any) -> Any:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        peer = authenticate(request)
+        peer = authenticate(request.app[ENDPOINTS], request)
 
         async def answer(stored: Callable[[int], None]) -> web.StreamResponse:
             try:

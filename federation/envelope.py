@@ -17,7 +17,7 @@ any failure raises :class:`FederationProtocolError` (or a subclass) naming the
 field.
 
 Replay protection is the receiver's job: it records each (site, message id) it acted on
-(:class:`federation.api.ReplayGuard`) and answers a repeat without acting again.
+(:class:`federation.api_auth.ReplayGuard`) and answers a repeat without acting again.
 """
 
 from __future__ import annotations

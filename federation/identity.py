@@ -5,7 +5,7 @@ A certificate proves a site name when its common name is that name *and* the
 name is one of its DNS subject alternative names (every site certificate carries
 both, see :func:`federation.certs.issue_site_cert`); a certificate whose CN and
 SANs disagree proves nothing. An incoming client must prove a configured peer's
-name (``federation.api.authenticate``); an outgoing call completes its handshake
+name (``federation.api_auth.authenticate``); an outgoing call completes its handshake
 only with the site it dialled (:class:`SiteCheckingSSLObject`, installed by
 ``TlsContexts.request_options``). So a certificate that merely lists another
 site's name among its host names cannot stand in for that site.
