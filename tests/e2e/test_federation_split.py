@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from .federation_harness import Federation, split_with_frozen_facility, wait_advertised
+from .federation_harness import (
+    BACKENDS,
+    Federation,
+    site_databases,
+    split_with_frozen_facility,
+    wait_advertised,
+)
 from .harness import ROOT, Process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -30,18 +36,12 @@ SITES = ("studio", "facility")
 FRAMES = 24
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
     root = tmp_path_factory.mktemp("split")
-    with contextlib.ExitStack() as stack:
-        databases = None
-        if request.param == "postgres":
-            new_db = request.getfixturevalue("empty_pg_database")
-            databases = {site: stack.enter_context(new_db(f"split_{site}")) for site in SITES}
+    with site_databases(request, SITES, "split_") as databases:
         fed = Federation(root, SITES, databases=databases)
         started: list[Process] = []
         try:
