@@ -336,14 +336,14 @@ class FederationService:
         if isinstance(event, JobCreated):
             # A job waiting for others is offered to its peer only once released.
             if event.job.placement != LOCAL and event.ready:
-                await self.after_submit(event.job)
+                self.forwarding.start(event.job)
         elif isinstance(event, JobsReleased):
             for job_id in event.job_ids:
                 job = await self._site.store.get_job(job_id)
                 if job is not None and job.placement != LOCAL:
-                    await self.after_submit(job)
+                    self.forwarding.start(job)
         elif isinstance(event, JobCancelled):
-            await self.after_cancel(event.job)
+            await self._cancelled(event.job)
         elif isinstance(event, JobFinished):
             self.relay.forget(event.job_id)
             await self.notices.job_finished(event.job_id)
@@ -361,14 +361,8 @@ class FederationService:
             await self.relay.mark([event.job_id])
             await self.controls.state_changed(event.job_id, event.state)
 
-    # --- FederationHooks ----------------------------------------------------
-    async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
-        return await self.forwarding.place(job, requested)
-
-    async def after_submit(self, job: JobRecord) -> None:
-        self.forwarding.start(job)
-
-    async def after_cancel(self, job: JobRecord) -> None:
+    async def _cancelled(self, job: JobRecord) -> None:
+        """A job cancelled here: its peer stops it (forwarded), or its origin hears (accepted)."""
         # Re-read: a commit may have recorded the remote job id since ``job`` was loaded.
         job = await self._site.store.get_job(job.id) or job
         if job.placement != LOCAL:
@@ -376,6 +370,10 @@ class FederationService:
         elif job.origin_job_id is not None:
             self.relay.forget(job.id)
             await self.notices.job_finished(job.id)
+
+    # --- FederationHooks ----------------------------------------------------
+    async def place(self, job: JobRecord, requested: str | None) -> JobRecord:
+        return await self.forwarding.place(job, requested)
 
     def peers_json(self) -> list[dict[str, Any]]:
         return self.book.peers_json()
