@@ -5,6 +5,8 @@ Runs the federation roles against the in-memory fakes of ``test_fed_roles.py``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from test_fed_roles import (
     STUDIO,
     Clock,
     FakeClient,
+    FakeFinish,
     FakeJobs,
     FakePeers,
     FakeQueue,
@@ -32,9 +35,10 @@ from federation.peers import PeerConfig
 from federation.placing import replaced_reason
 from federation.policy import AcceptPolicy
 from federation.protocol import Commit, CommitReply, Offer, OfferReply
+from federation.reconcile import Reconciler
 from scheduler.profile import JobProfile
 from scheduler.ranking import PeerCapacity
-from site_agent.store.records import LOCAL, JobRecord
+from site_agent.store.records import LOCAL, JobRecord, JobState
 
 A = PeerConfig(name="facility-a", url="https://a:8743")
 B = PeerConfig(name="facility-b", url="https://b:8743")
@@ -289,6 +293,46 @@ async def test_an_offer_carries_the_path_and_uploaded_blobs_count_as_held(tmp_pa
     offer = client.sent[0][2]
     assert isinstance(offer, Offer) and offer.path == ("studio",)
     assert client.uploaded == [SHA] and peers.held["facility-a"] == {SHA}  # now held there
+    await f.close()
+
+
+async def test_a_lease_expiry_re_places_the_job_at_another_peer(tmp_path: Path) -> None:
+    job = dataclasses.replace(
+        make_job(placement="facility-a", epoch=1), remote_job_id="r1", state=JobState.RUNNING
+    )
+    f, jobs, rows, client, peers = origin(
+        tmp_path, job, capacity("facility-a", preference=1), capacity("facility-b")
+    )
+    clock = Clock(now=1061.0)  # facility-a silent since 1000: beyond the 60 s lease
+    reconciler = Reconciler(
+        config=fed_config(A, B, lease_s=60.0),
+        jobs=jobs,
+        forwards=rows,
+        client=client,
+        peers=peers,
+        results=FakeFinish(),
+        forwarding=f,
+        clock=clock,
+        poll_interval_s=0.001,
+    )
+    await rows.start_forward("j1", 1, "facility-a", at=1000.0)
+    await rows.set_forward_state("j1", 1, "committed", remote_job_id="r1", at=1000.0)
+    client.status["/fed/v1/jobs/r1"] = PeerUnavailableError("facility-a", "timed out")
+    client.replies["/fed/v1/offer"] = [OfferReply(key="studio:j1:2", accepted=True)]
+    client.replies["/fed/v1/commit"] = [CommitReply(key="studio:j1:2", remote_job_id="r2")]
+    loop = asyncio.create_task(reconciler.run())
+    try:
+        await until(lambda: jobs.jobs["j1"].remote_job_id == "r2")
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+    moved = jobs.jobs["j1"]
+    assert (moved.placement, moved.placement_epoch) == ("facility-b", 2)
+    assert moved.placement_reason.startswith(
+        "re-placed: facility-a unreachable for 61s → forwarded to facility-b"
+    ), moved.placement_reason
+    assert rows.forwards[("j1", 1)].state == "abandoned"
     await f.close()
 
 
