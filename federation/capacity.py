@@ -8,9 +8,10 @@ reachability (last successful contact either way) it feeds placement and
 
 An advert can be stale by the time an offer made on it arrives. A refused offer
 therefore counts at once: the refusing peer shows no free slot until its next
-advert (:meth:`PeerBook.refused`), and one that refused a job for a reason of the
-job (priority, package, ...) is not offered that job (or another part of that split
-job) again. The advert itself says what the peer's policy allows right now: no free
+advert (:meth:`PeerBook.refused`; ``GET /api/v1/peers`` shows the refusal and no free
+slot), and one that refused a job for a reason of the job (priority, package, ...) is
+not offered that job (or another part of that split job) again, across restarts too
+(``fed_job_refusals``). The advert itself says what the peer's policy allows right now: no free
 slot while that peer's queue is full, its daily bytes are spent or it is outside the
 accepted hours (:func:`~federation.policy.closed_now`), so an offer is not made only to
 be refused, advert after advert.
@@ -23,12 +24,12 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from federation.client import PeerUnavailableError
 from federation.errors import FederationError
 from federation.interfaces import AdvertRows, PeerContact, PeerSender, QueueDepth, ServerViews
+from federation.peer_view import PeerState, Refused, peer_json
 from federation.peers import FederationConfig, PeerConfig
 from federation.policy import LOAD_CODES, AcceptPolicy, Refusal
 from federation.protocol import Ack, CapacityAdvert, ServerCapacity
@@ -41,18 +42,8 @@ log = logging.getLogger(__name__)
 CAPACITY_PATH = "/fed/v1/capacity"
 MAX_HELD_BLOBS = 100_000
 MAX_REFUSED_JOBS = 10_000
-
-
-@dataclass(slots=True)
-class PeerState:
-    advert: CapacityAdvert | None = None
-    advert_at: float | None = None
-    last_ok: float | None = None
-    """Last successful exchange with the peer, in either direction."""
-    failing_since: float | None = None
-    last_error: str = ""
-    refused_at: float | None = None
-    """It refused an offer since its last advert: that advert's free slots are spent."""
+JOB_REFUSAL_KEEP_S = 30 * 86_400.0
+"""How long a refusal of a job for a reason of the job is kept in the store."""
 
 
 class PeerBook:
@@ -77,6 +68,9 @@ class PeerBook:
         return max(3 * self._config.advertise_interval_s, 15.0)
 
     async def load(self) -> None:
+        for peer, job_id in await self._store.job_refusals(MAX_REFUSED_JOBS):
+            if peer in self._refused_jobs:
+                self._refused_jobs[peer].add(job_id)
         for row in await self._store.list_adverts():
             state = self._peers.get(row.name)
             if state is not None:
@@ -89,7 +83,7 @@ class PeerBook:
     async def record_advert(self, peer: str, advert: CapacityAdvert) -> None:
         now = self._clock()
         state = self._peers[peer]
-        state.advert, state.advert_at, state.refused_at = advert, now, None
+        state.advert, state.advert_at, state.refusal = advert, now, None
         self.contact_ok(peer)
         await self._store.save_advert(peer, advert.to_body(), at=now)
 
@@ -112,24 +106,32 @@ class PeerBook:
             return False
         return self._clock() - state.last_ok <= self.stale_after_s
 
-    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
+    async def refused(
+        self, peer: str, job_id: str, codes: Collection[str], reasons: Sequence[str] = ()
+    ) -> None:
         """``peer`` refused an offer of ``job_id`` (for a part: its split job's id).
 
         Until its next advert the peer counts as having no free slot: the advert the
         offer was made on was stale, and the next job or part must not bounce off it
-        too. A refusal for a reason of the job itself (any code not in
+        too (in memory: after a restart at most one more offer meets the same refusal).
+        A refusal for a reason of the job itself (any code not in
         :data:`~federation.policy.LOAD_CODES`) also keeps that job from the peer for
-        good (:meth:`refusing`). In memory only, bounded like the blobs held.
+        good (:meth:`refusing`); that one is stored, so a restart does not offer the
+        job again only to be refused again.
         """
         state = self._peers.get(peer)
         if state is None:
             return
-        state.refused_at = self._clock()
+        now = self._clock()
+        state.refusal = Refused(job_id=job_id, codes=tuple(codes), reasons=tuple(reasons), at=now)
         if not codes or any(code not in LOAD_CODES for code in codes):
             jobs = self._refused_jobs[peer]
             if len(jobs) >= MAX_REFUSED_JOBS:
                 jobs.clear()
             jobs.add(job_id)
+            await self._store.save_job_refusal(
+                peer, job_id, reasons, at=now, keep_s=JOB_REFUSAL_KEEP_S
+            )
 
     def refusing(self, job_id: str) -> frozenset[str]:
         """Peers that refused ``job_id`` for a reason of the job itself."""
@@ -159,7 +161,7 @@ class PeerBook:
             state = self._peers.get(peer.name) or PeerState()
             servers = (
                 tuple(
-                    _view(peer.name, s, spent=state.refused_at is not None)
+                    _view(peer.name, s, spent=state.refusal is not None)
                     for s in state.advert.servers
                 )
                 if state.advert
@@ -179,66 +181,12 @@ class PeerBook:
         return result
 
     def peers_json(self) -> list[dict[str, Any]]:
-        body = []
-        for peer in self._config.peers:
-            state = self._peers[peer.name]
-            body.append(
-                {
-                    "name": peer.name,
-                    "url": peer.url,
-                    "forward": peer.allow_forward_to,
-                    "accept": peer.allow_accept_from,
-                    "preference": peer.preference,
-                    "cost": peer.cost,
-                    "policy": _policy_dict(peer.policy),
-                    "state": "up" if self.reachable(peer.name) else "unreachable",
-                    "last_seen": state.last_ok or state.advert_at,
-                    "last_error": state.last_error or None,
-                    "capacity": _capacity_summary(state.advert),
-                    "servers": [
-                        _server_dict(s) for s in (state.advert.servers if state.advert else ())
-                    ],
-                }
-            )
-        return body
-
-
-def _policy_dict(policy: AcceptPolicy) -> dict[str, Any]:
-    return {
-        "max_slots": policy.max_slots,
-        "max_queued_jobs": policy.max_queued_jobs,
-        "packages": None if policy.packages is None else sorted(policy.packages),
-        "max_priority": policy.max_priority,
-        "max_bytes_per_day": policy.max_bytes_per_day,
-        "hours": None if policy.hours is None else str(policy.hours),
-        "own_first": policy.own_first,
-        "max_hops": policy.max_hops,
-    }
-
-
-def _server_dict(server: ServerCapacity) -> dict[str, Any]:
-    return {
-        "name": server.name,
-        "packages": dict(server.packages),
-        "slots": server.slots,
-        "free_slots": server.free_slots,
-        "status": server.status,
-        "tags": list(server.tags),
-    }
-
-
-def _capacity_summary(advert: CapacityAdvert | None) -> dict[str, Any] | None:
-    if advert is None:
-        return None
-    summary: dict[str, Any] = {
-        "servers": len(advert.servers),
-        "free_slots": sum(s.free_slots for s in advert.servers if s.status in ("idle", "busy")),
-        "queue": advert.queue_depth,
-    }
-    for server in advert.servers:
-        for package, version in server.packages.items():
-            summary.setdefault(package, version)
-    return summary
+        """``GET /api/v1/peers``: each peer as placement sees it now (:mod:`~federation.peer_view`)."""
+        now = self._clock()
+        return [
+            peer_json(peer, self._peers[peer.name], reachable=self.reachable(peer.name), now=now)
+            for peer in self._config.peers
+        ]
 
 
 def _view(peer: str, server: ServerCapacity, *, spent: bool = False) -> ServerView:

@@ -290,7 +290,7 @@ class Forwarding:
     async def _rejected(self, job: JobRecord, peer: PeerConfig, reply: OfferReply) -> None:
         reason = f"{peer.name} refused ({'; '.join(reply.reasons) or 'no reason given'})"
         log.warning("job %s: %s [%s]", job.id, reason, ", ".join(reply.codes))
-        self._peers.refused(peer.name, job.part_of or job.id, reply.codes)
+        await self._peers.refused(peer.name, job.part_of or job.id, reply.codes, reply.reasons)
         await self._forwards.set_forward_state(
             job.id, job.placement_epoch, "rejected", remote_job_id=None, at=self._clock()
         )

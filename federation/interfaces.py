@@ -234,6 +234,12 @@ class AdvertRows(Protocol):
 
     async def list_adverts(self) -> list[PeerAdvertRow]: ...
 
+    async def save_job_refusal(
+        self, peer: str, job_id: str, reasons: Sequence[str], *, at: float, keep_s: float
+    ) -> None: ...
+
+    async def job_refusals(self, limit: int) -> list[tuple[str, str]]: ...
+
 
 class OutboxRows(Protocol):
     async def enqueue(
@@ -358,8 +364,11 @@ class PeerCapacities(PeerContact, Protocol):
     def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
         """``peer`` holds these blobs (it said so in an offer reply, or we uploaded them)."""
 
-    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
-        """``peer`` refused an offer of ``job_id`` (a part: its split job) with ``codes``."""
+    async def refused(
+        self, peer: str, job_id: str, codes: Collection[str], reasons: Sequence[str] = ()
+    ) -> None:
+        """``peer`` refused an offer of ``job_id`` (a part: its split job) with ``codes``
+        and the sentences ``reasons``."""
 
     def refusing(self, job_id: str) -> frozenset[str]:
         """Peers that refused ``job_id`` for a reason of the job itself."""

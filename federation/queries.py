@@ -175,6 +175,16 @@ ON CONFLICT (name) DO UPDATE SET advert = excluded.advert, last_seen = excluded.
 
 LIST_PEER_ADVERTS = "SELECT name, advert, last_seen FROM fed_peers ORDER BY name"
 
+# --- jobs a peer refused for a reason of the job (origin) ---------------------------------
+INSERT_JOB_REFUSAL = """
+INSERT INTO fed_job_refusals (peer, job_id, reasons, at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (peer, job_id) DO UPDATE SET reasons = excluded.reasons, at = excluded.at
+"""
+
+PRUNE_JOB_REFUSALS = "DELETE FROM fed_job_refusals WHERE at < $1"
+
+RECENT_JOB_REFUSALS = "SELECT peer, job_id FROM fed_job_refusals ORDER BY at DESC LIMIT $1"
+
 # --- reclaims of split jobs' parts (origin) and the answers given (remote) ----------------
 RECLAIM_COLUMNS = (
     "key, job_id, epoch, peer, indices, state, withdrawn, frames, created_at, answered_at"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,3 +352,16 @@ class FederationStore:
             PeerAdvertRow(name=r["name"], advert=json.loads(r["advert"]), last_seen=r["last_seen"])
             for r in await self._db.fetch(q.LIST_PEER_ADVERTS)
         ]
+
+    async def save_job_refusal(
+        self, peer: str, job_id: str, reasons: Sequence[str], *, at: float, keep_s: float
+    ) -> None:
+        """``peer`` refused ``job_id`` for a reason of the job; rows older than ``keep_s`` go."""
+        async with self._db.transaction() as conn:
+            await conn.execute(q.INSERT_JOB_REFUSAL, peer, job_id, _json(list(reasons)), at)
+            await conn.execute(q.PRUNE_JOB_REFUSALS, at - keep_s)
+
+    async def job_refusals(self, limit: int) -> list[tuple[str, str]]:
+        """(peer, job id) of the ``limit`` newest refusals of a job for a reason of the job."""
+        rows = await self._db.fetch(q.RECENT_JOB_REFUSALS, limit)
+        return [(r["peer"], r["job_id"]) for r in rows]

@@ -331,12 +331,33 @@ def format_peers(peers: Sequence[Mapping[str, Any]], now: float) -> str:
             p.get("state"),
             p.get("url"),
             human_age(p.get("last_seen"), now),
-            _compact(p.get("capacity")),
+            _compact(_capacity_shown(p.get("capacity"))),
             _peer_terms(p),
         ]
         for p in peers
     ]
-    return table(["NAME", "STATE", "URL", "LAST SEEN", "CAPACITY", "TERMS"], rows)
+    text = table(["NAME", "STATE", "URL", "LAST SEEN", "CAPACITY", "TERMS"], rows)
+    notes = [_refusal_line(p, now) for p in peers if p.get("refused")]
+    return "\n".join([text, *notes])
+
+
+def _capacity_shown(capacity: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The capacity as placement counts it (``advertised_free_slots`` is in the note)."""
+    if not capacity:
+        return capacity
+    return {k: v for k, v in capacity.items() if k != "advertised_free_slots"}
+
+
+def _refusal_line(peer: Mapping[str, Any], now: float) -> str:
+    """``facility-a: refused job j1: priority 80 is above the cap 50, 12s ago; no free slot
+    until its next advert (it advertised 2)``."""
+    refused = peer["refused"]
+    advertised = (peer.get("capacity") or {}).get("advertised_free_slots")
+    said = "" if advertised is None else f" (it advertised {advertised})"
+    return (
+        f"{peer.get('name')}: {refused.get('note')}, {human_age(refused.get('at'), now)}; "
+        f"no free slot until its next advert{said}"
+    )
 
 
 _POLICY_DEFAULTS = {"own_first": True, "max_hops": 1}

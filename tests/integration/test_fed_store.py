@@ -251,6 +251,25 @@ async def test_adverts_and_placement_inputs(store: Store) -> None:
     assert await store.seconds_per_frame() is None
 
 
+async def test_refusals_of_a_job_are_kept_newest_first_and_old_ones_pruned(store: Store) -> None:
+    s = await fed(store)
+    await s.save_job_refusal(
+        "facility-a", "j1", ["priority 80 is above the cap 50"], at=10.0, keep_s=100
+    )
+    await s.save_job_refusal(
+        "facility-b", "j1", ["package blender not accepted"], at=20.0, keep_s=100
+    )
+    await s.save_job_refusal(
+        "facility-a", "j1", ["priority 90 is above the cap 50"], at=30.0, keep_s=100
+    )
+    assert await s.job_refusals(10) == [("facility-a", "j1"), ("facility-b", "j1")]
+    assert await s.job_refusals(1) == [("facility-a", "j1")]
+    await s.save_job_refusal(
+        "facility-b", "j2", ["package blender not accepted"], at=125.0, keep_s=100
+    )
+    assert await s.job_refusals(10) == [("facility-b", "j2"), ("facility-a", "j1")]  # 20 < 25: gone
+
+
 async def test_what_a_peer_already_has_here_counts_for_its_policy(store: Store) -> None:
     s = await fed(store)
 

@@ -301,6 +301,27 @@ def test_format_peers():
     assert terms == "max_priority 50, packages povray,blender, preference 10"
 
 
+def test_format_peers_says_why_a_refusing_peer_shows_no_free_slot():
+    peers = [
+        {
+            "name": "facility-a",
+            "url": "https://a:8701",
+            "state": "up",
+            "last_seen": NOW - 2,
+            "capacity": {"free_slots": 0, "advertised_free_slots": 2},
+            "refused": {"note": "refused job j1: priority 80 is above the cap 50", "at": NOW - 12},
+        },
+        {"name": "facility-b", "url": "https://b:8701", "state": "up", "last_seen": NOW - 1},
+    ]
+    lines = format_peers(peers, NOW).splitlines()
+    assert lines[1].split()[5:] == ["free_slots", "0", "-"]
+    assert lines[3] == (
+        "facility-a: refused job j1: priority 80 is above the cap 50, 12s ago; "
+        "no free slot until its next advert (it advertised 2)"
+    )
+    assert len(lines) == 4
+
+
 def test_progress_line_matches_the_documented_shape():
     line = progress_line(make_job(), servers=2, eta=14)
     assert line == "[##########----------]  12/24 frames  running  2 servers  eta 0:14"

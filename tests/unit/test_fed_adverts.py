@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,24 @@ NOON = datetime.time(12, 0)
 
 
 class Adverts:
-    """AdvertRows over a list."""
+    """AdvertRows over a list: adverts are not kept, refusals of a job are."""
+
+    def __init__(self) -> None:
+        self.refusals: list[tuple[str, str, tuple[str, ...], float]] = []
 
     async def save_advert(self, name: str, advert: Mapping[str, Any], *, at: float) -> None:
         pass
 
     async def list_adverts(self) -> list[PeerAdvertRow]:
         return []
+
+    async def save_job_refusal(
+        self, peer: str, job_id: str, reasons: Sequence[str], *, at: float, keep_s: float
+    ) -> None:
+        self.refusals.append((peer, job_id, tuple(reasons), at))
+
+    async def job_refusals(self, limit: int) -> list[tuple[str, str]]:
+        return [(peer, job) for peer, job, _, _ in reversed(self.refusals)][:limit]
 
 
 def advert(free: int = 2) -> CapacityAdvert:
@@ -71,8 +82,8 @@ def free_slots(book: PeerBook) -> dict[str, int]:
     return {c.name: sum(s.free_slots for s in c.servers) for c in book.capacities([A, B])}
 
 
-async def book() -> PeerBook:
-    peers = PeerBook(fed_config(A, B), Adverts(), clock=Clock())
+async def book(rows: Adverts | None = None) -> PeerBook:
+    peers = PeerBook(fed_config(A, B), rows or Adverts(), clock=Clock())
     await peers.record_advert("facility-a", advert())
     await peers.record_advert("facility-b", advert())
     return peers
@@ -80,7 +91,7 @@ async def book() -> PeerBook:
 
 async def test_a_refusal_spends_the_peers_advert_until_its_next_one() -> None:
     peers = await book()
-    peers.refused("facility-a", "j1", [RefusalCode.HOURS])
+    await peers.refused("facility-a", "j1", [RefusalCode.HOURS])
     assert free_slots(peers) == {"facility-a": 0, "facility-b": 2}
     assert peers.refusing("j1") == frozenset()  # its load, not the job: j1 may go later
     await peers.record_advert("facility-a", advert(free=1))
@@ -89,12 +100,48 @@ async def test_a_refusal_spends_the_peers_advert_until_its_next_one() -> None:
 
 async def test_a_refusal_for_the_job_itself_keeps_that_job_away_for_good() -> None:
     peers = await book()
-    peers.refused("facility-a", "j1", [RefusalCode.PRIORITY, RefusalCode.HOURS])
+    await peers.refused("facility-a", "j1", [RefusalCode.PRIORITY, RefusalCode.HOURS])
     await peers.record_advert("facility-a", advert())
     assert peers.refusing("j1") == {"facility-a"}
     assert peers.refusing("j2") == frozenset()
-    peers.refused("facility-b", "j2", [])  # no code given (an older peer): the job's
+    await peers.refused("facility-b", "j2", [])  # no code given (an older peer): the job's
     assert peers.refusing("j2") == {"facility-b"}
+
+
+async def test_a_refusal_of_the_job_outlives_a_restart_and_one_of_the_load_does_not() -> None:
+    rows = Adverts()
+    peers = await book(rows)
+    await peers.refused(
+        "facility-a", "j1", [RefusalCode.PRIORITY], ["priority 80 is above the cap 50"]
+    )
+    await peers.refused("facility-b", "j2", [RefusalCode.QUEUED_JOBS], ["3 jobs queued"])
+    assert rows.refusals == [("facility-a", "j1", ("priority 80 is above the cap 50",), 1000.0)]
+    restarted = PeerBook(fed_config(A, B), rows, clock=Clock())
+    await restarted.load()
+    await restarted.record_advert("facility-a", advert())
+    await restarted.record_advert("facility-b", advert())
+    assert restarted.refusing("j1") == {"facility-a"}  # not offered j1 only to be refused again
+    assert restarted.refusing("j2") == frozenset()
+    assert free_slots(restarted) == {"facility-a": 2, "facility-b": 2}  # the spent slots: not kept
+
+
+async def test_the_peers_view_shows_what_placement_believes_after_a_refusal() -> None:
+    clock = Clock()
+    peers = PeerBook(fed_config(A, B), Adverts(), clock=clock)
+    await peers.record_advert("facility-a", advert())
+    await peers.refused(
+        "facility-a", "j1", [RefusalCode.PRIORITY], ["priority 80 is above the cap 50"]
+    )
+    clock.now += 12
+    shown = {p["name"]: p for p in peers.peers_json()}["facility-a"]
+    assert shown["capacity"]["free_slots"] == 0
+    assert shown["capacity"]["advertised_free_slots"] == 2
+    assert [s["free_slots"] for s in shown["servers"]] == [0]
+    assert shown["refused"]["note"] == "refused job j1: priority 80 is above the cap 50"
+    assert shown["refused"]["age_s"] == 12
+    await peers.record_advert("facility-a", advert(free=1))
+    shown = {p["name"]: p for p in peers.peers_json()}["facility-a"]
+    assert shown["refused"] is None and shown["capacity"]["free_slots"] == 1
 
 
 async def test_a_refused_part_comes_home_and_its_split_job_is_noted(tmp_path: Path) -> None:
@@ -148,7 +195,7 @@ async def test_the_next_part_goes_to_the_next_candidate_at_once(tmp_path: Path) 
             make_job(job_id), split=True, frames="1-8", frame_count=8, chunk_size=2
         )
         store = FakeSplitStore(job, [(1, 2), (3, 4), (5, 6), (7, 8)])
-        peers.refused("facility-a", job_id, [code])  # a part of it bounced off facility-a
+        await peers.refused("facility-a", job_id, [code])  # a part of it bounced off facility-a
         await splitter(tmp_path, store, peers).step()
         # facility-a is preferred, but the part goes to facility-b, without waiting for
         # facility-a's next advert.

@@ -602,7 +602,9 @@ class FakePeers:
     def note_blobs(self, peer: str, hashes: Iterable[str]) -> None:
         self.held.setdefault(peer, set()).update(hashes)
 
-    def refused(self, peer: str, job_id: str, codes: Collection[str]) -> None:
+    async def refused(
+        self, peer: str, job_id: str, codes: Collection[str], reasons: Sequence[str] = ()
+    ) -> None:
         self.refusals.append((peer, job_id, tuple(codes)))
 
     def refusing(self, job_id: str) -> frozenset[str]:
