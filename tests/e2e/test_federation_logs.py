@@ -1,6 +1,6 @@
 """A forwarded job's task logs, read at its origin: the origin asks the remote over mutual TLS.
 
-Three real site agents peer with each other (SQLite); the studio and the facility run, the
+Three real site agents peer with each other (SQLite, then PostgreSQL); the studio and the facility run, the
 facility with a POV-Ray render server. A broken POV-Ray scene forwarded to the facility
 fails there; `spillway logs` at the studio prints POV-Ray's whole log and its error line.
 The third site, a configured peer with a valid certificate, is refused the job's log (only
@@ -15,11 +15,12 @@ import shutil
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .federation_harness import Federation, RenderServer, running
+from .federation_harness import BACKENDS, Federation, RenderServer, running, site_databases
 from .test_task_logs import BROKEN_SCENE, PARSE_ERROR
 
 pytestmark = [
@@ -28,6 +29,9 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed"),
 ]
+
+
+SITES = ("studio", "facility", "outsider")
 
 
 def fed_get(fed: Federation, caller: str, site: str, path: str) -> tuple[int, dict[str, object]]:
@@ -51,8 +55,17 @@ def api_get(url: str) -> tuple[int, dict[str, object]]:
         return err.code, json.loads(err.read())
 
 
-def test_a_forwarded_job_s_log_is_read_at_its_origin_and_only_by_it(tmp_path: Path) -> None:
-    fed = Federation(tmp_path, ["studio", "facility", "outsider"])
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest) -> Iterator[dict[str, str] | None]:
+    """Each site's own database, on SQLite, then on PostgreSQL."""
+    with site_databases(request, SITES, "logs_") as found:
+        yield found
+
+
+def test_a_forwarded_job_s_log_is_read_at_its_origin_and_only_by_it(
+    tmp_path: Path, databases: dict[str, str] | None
+) -> None:
+    fed = Federation(tmp_path, SITES, databases=databases)
     studio, facility = fed["studio"], fed["facility"]
     server = RenderServer("facility", "fac-pov", "povray")
     # The outsider only holds a certificate: it is never started.

@@ -151,8 +151,17 @@ def _frames_of(spec: str) -> list[int]:
     return out
 
 
-def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(tmp_path: Path) -> None:
-    fed = Federation(tmp_path, SITES, lease=4)
+@pytest.fixture(params=BACKENDS)
+def lost_databases(request: pytest.FixtureRequest) -> Iterator[dict[str, str] | None]:
+    """Each site's own database for the lost-peer test, on SQLite, then on PostgreSQL."""
+    with site_databases(request, SITES, "lost_") as databases:
+        yield databases
+
+
+def test_a_lost_peer_gives_its_chunks_back_and_the_job_ends_here(
+    tmp_path: Path, lost_databases: dict[str, str] | None
+) -> None:
+    fed = Federation(tmp_path, SITES, lease=4, databases=lost_databases)
     studio, facility = fed["studio"], fed["facility"]
     started: list[Process] = []
     try:
