@@ -4,8 +4,12 @@ transitions with federation statements in the same transaction, against SQLite a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+from federation.capacity import PeerBook
+from federation.peers import FederationConfig, PeerConfig
 from federation.store import FederationStore
+from federation.tls import TlsFiles
 from scheduler.dependencies import DependencyKind
 from scheduler.profile import JobProfile
 from site_agent.lifecycle import Lifecycle
@@ -268,6 +272,25 @@ async def test_refusals_of_a_job_are_kept_newest_first_and_old_ones_pruned(store
         "facility-b", "j2", ["package blender not accepted"], at=125.0, keep_s=100
     )
     assert await s.job_refusals(10) == [("facility-b", "j2"), ("facility-a", "j1")]  # 20 < 25: gone
+
+
+async def test_a_restarted_peer_book_still_keeps_a_refused_job_from_that_peer(
+    store: Store,
+) -> None:
+    config = FederationConfig(
+        tls=TlsFiles(ca=Path("ca.pem"), cert=Path("site.pem"), key=Path("site.key")),
+        peers=(PeerConfig(name="facility", url="https://f:8743"),),
+        listen="127.0.0.1:0",
+        overflow_after_s=None,
+        lease_s=60.0,
+    )
+    book = PeerBook(config, await fed(store))
+    await book.refused("facility", "j1", ["priority"], ["priority 80 is above the cap 50"])
+    await book.refused("facility", "j2", ["queued_jobs"], ["4 jobs queued, the cap is 4"])
+    restarted = PeerBook(config, await fed(store))
+    await restarted.load()
+    assert restarted.refusing("j1") == {"facility"}
+    assert restarted.refusing("j2") == frozenset()
 
 
 async def test_what_a_peer_already_has_here_counts_for_its_policy(store: Store) -> None:
