@@ -61,8 +61,8 @@ export function PeersView() {
         ${peers && peers.map((p) => html`<tr class="peer-row" data-peer=${p.name} key=${p.name}>
           <td><b>${p.name}</b><div class="dim small mono">${p.url}</div></td>
           <td><${StateBadge} state=${p.state} />${p.last_seen ? html`<div class="dim small">heard ${since(p.last_seen)} ago</div>` : ""}</td>
-          <td>${p.capacity ? html`${p.capacity.free_slots} free slots on ${p.capacity.servers} servers · queue ${p.capacity.queue}` : html`<span class="dim">no advert yet</span>`}</td>
-          <td class="small">${(p.servers || []).map((s) => html`<div>${s.name} <span class="dim">${s.status} ${s.slots - s.free_slots}/${s.slots} · ${Object.keys(s.packages).join(", ")}</span></div>`)}</td>
+          <td>${p.capacity ? html`${p.capacity.free_slots} free slots on ${p.capacity.servers} servers · queue ${p.capacity.queue}` : html`<span class="dim">no advert yet</span>`}${p.refused ? html`<div class="error small refusal">${p.refused.note}, ${since(p.refused.at)} ago; no free slot until its next advert</div>` : ""}</td>
+          <td class="small">${(p.servers || []).map((s) => html`<div>${s.name} <span class="dim">${s.status} ${s.slots - (s.advertised_free_slots ?? s.free_slots)}/${s.slots} · ${Object.keys(s.packages).join(", ")}</span></div>`)}</td>
           <td class="small">${terms(p)}</td>
           <td><a href=${`#/jobs?placement=${p.name}`}>${p.jobs_forwarded ?? 0} jobs</a>${p.forward === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
           <td>${p.jobs_accepted ?? 0} jobs${p.accept === false ? html`<div class="dim small">not allowed</div>` : ""}</td>
