@@ -35,6 +35,7 @@ from federation.policy import LOAD_CODES, AcceptPolicy, Refusal
 from federation.protocol import Ack, CapacityAdvert, ServerCapacity
 from scheduler.placement import PeerCapacity
 from scheduler.profile import ServerView
+from site_agent.store.base import StoreError
 from spillway.core.records import FileEntry
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,12 @@ class PeerBook:
             if len(jobs) >= MAX_REFUSED_JOBS:
                 jobs.clear()
             jobs.add(job_id)
-            await self._store.save_job_refusal(
-                peer, job_id, reasons, at=now, keep_s=JOB_REFUSAL_KEEP_S
-            )
+            try:
+                await self._store.save_job_refusal(
+                    peer, job_id, reasons, at=now, keep_s=JOB_REFUSAL_KEEP_S
+                )
+            except StoreError as exc:  # the job moves on regardless; only a restart forgets
+                log.warning("job %s: refusal by %s kept in memory only: %s", job_id, peer, exc)
 
     def refusing(self, job_id: str) -> frozenset[str]:
         """Peers that refused ``job_id`` for a reason of the job itself."""

@@ -33,6 +33,7 @@ from federation.policy import AcceptPolicy, HourWindow, RefusalCode, closed_now
 from federation.protocol import CapacityAdvert, OfferReply, ServerCapacity
 from federation.split import Splitter
 from federation.store import PeerAdvertRow
+from site_agent.store.base import StoreUnavailableError
 from site_agent.store.records import LOCAL
 
 A = PeerConfig(name="facility-a", url="https://a:8743", preference=1)
@@ -123,6 +124,19 @@ async def test_a_refusal_of_the_job_outlives_a_restart_and_one_of_the_load_does_
     assert restarted.refusing("j1") == {"facility-a"}  # not offered j1 only to be refused again
     assert restarted.refusing("j2") == frozenset()
     assert free_slots(restarted) == {"facility-a": 2, "facility-b": 2}  # the spent slots: not kept
+
+
+async def test_a_refusal_the_store_cannot_keep_still_counts_until_a_restart() -> None:
+    class Down(Adverts):
+        async def save_job_refusal(
+            self, peer: str, job_id: str, reasons: Sequence[str], *, at: float, keep_s: float
+        ) -> None:
+            raise StoreUnavailableError("database is down")
+
+    peers = await book(Down())
+    await peers.refused("facility-a", "j1", [RefusalCode.PACKAGE], ["package blender not accepted"])
+    assert peers.refusing("j1") == {"facility-a"}
+    assert free_slots(peers) == {"facility-a": 0, "facility-b": 2}
 
 
 async def test_the_peers_view_shows_what_placement_believes_after_a_refusal() -> None:
