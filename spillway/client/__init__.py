@@ -43,6 +43,12 @@ from spillway.client.errors import (
 if TYPE_CHECKING:
     from spillway.client.aio import AsyncClient
     from spillway.client.api import CONTROL_ACTIONS, Call
+    from spillway.client.async_submit import (
+        SubmitResult,
+        submit_scene,
+        upload_missing,
+        wait_for_job,
+    )
     from spillway.client.http import AgentClient
     from spillway.client.records import (
         Frame,
@@ -59,11 +65,7 @@ if TYPE_CHECKING:
         LocalFile,
         Manifest,
         SubmitOptions,
-        SubmitResult,
         build_manifest,
-        submit_scene,
-        upload_missing,
-        wait_for_job,
     )
     from spillway.client.sync import Client
     from spillway.client.sync_submit import Submitted
@@ -137,16 +139,11 @@ _LAZY = {
     "Submitted": "spillway.client.sync_submit",
     **{
         name: "spillway.client.submission"
-        for name in (
-            "LocalFile",
-            "Manifest",
-            "SubmitOptions",
-            "SubmitResult",
-            "build_manifest",
-            "submit_scene",
-            "upload_missing",
-            "wait_for_job",
-        )
+        for name in ("LocalFile", "Manifest", "SubmitOptions", "build_manifest")
+    },
+    **{
+        name: "spillway.client.async_submit"
+        for name in ("SubmitResult", "submit_scene", "upload_missing", "wait_for_job")
     },
 }
 

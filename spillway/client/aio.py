@@ -21,14 +21,10 @@ import aiohttp  # noqa: F401  (fail here, at import, when the extra is not insta
 
 from spillway.client import api
 from spillway.client.api import Call
+from spillway.client.async_submit import submit_scene, wait_for_job
 from spillway.client.http import AgentClient
 from spillway.client.records import Frame, Health, Job, JobDetail, Peer, Server
-from spillway.client.submission import (
-    SubmitOptions,
-    UploadCallback,
-    submit_scene,
-    wait_for_job,
-)
+from spillway.client.submission import SubmitOptions, UploadCallback
 from spillway.client.sync_submit import Submitted
 
 if TYPE_CHECKING:

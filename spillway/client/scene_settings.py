@@ -4,21 +4,19 @@ A .blend renders as it says (resolution, engine, samples, seed, denoising,
 frame range); only what the submitter names with ``--resolution``,
 ``--engine``, ``--samples`` or ``--no-denoise`` is overridden.  Reading the
 .blend (one headless Blender run) also gives its dependencies, its frame range
-and the features a server needs (OpenImageDenoise for a denoising scene).
+and the features a server needs (OpenImageDenoise for a denoising scene): that
+is :mod:`spillway.client.blend_read`, loaded only for Blender scenes (its names
+are still importable from here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from spillway.client.errors import SubmissionError
-from spillway.packages import PackageError, SceneFrames
 
 if TYPE_CHECKING:
-    from spillway.packages.blender import BlenderScanner, BlendScene
+    from spillway.client.blend_read import SceneRead, read_blend
 
 __all__ = ["MAX_SAMPLES", "SceneRead", "check_overrides", "override_settings", "read_blend"]
 
@@ -29,16 +27,6 @@ _OVERRIDABLE = {
     "blender": {"engine", "samples", "denoise"},
 }
 _FLAGS = {"engine": "--engine", "samples": "--samples", "denoise": "--no-denoise"}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SceneRead:
-    """What reading a scene at submit time found."""
-
-    files: tuple[Path, ...]  # dependencies, relative to the scene's folder
-    frames: SceneFrames | None  # the frames it renders by itself
-    features: tuple[str, ...]  # package features a server needs to render it as asked
-    notes: tuple[str, ...] = ()  # the overrides next to the scene's own values, for the user
 
 
 def check_overrides(package: str, *, engine: str, samples: int | None, denoise: bool) -> None:
@@ -81,40 +69,9 @@ def override_settings(
     return settings
 
 
-async def read_blend(
-    scanner: BlenderScanner,
-    scene: Path,
-    assets: Sequence[PurePosixPath],
-    *,
-    engine: str,
-    samples: int | None,
-    denoise: bool,
-) -> SceneRead:
-    """Read a .blend once: its files, frame range and the features its render needs."""
-    from spillway.packages.blender import required_features
+def __getattr__(name: str) -> Any:
+    if name not in ("SceneRead", "read_blend"):
+        raise AttributeError(f"module 'spillway.client.scene_settings' has no attribute {name!r}")
+    from spillway.client import blend_read
 
-    try:
-        blend = await scanner.read(scene, assets)
-    except PackageError as err:
-        raise SubmissionError(f"cannot submit {scene.name}: {err}") from None
-    return SceneRead(
-        files=tuple(Path(f) for f in blend.files),
-        frames=blend.frames,
-        features=tuple(sorted(required_features(blend, engine=engine, denoise=denoise))),
-        notes=_override_notes(blend, engine=engine, samples=samples, denoise=denoise),
-    )
-
-
-def _override_notes(
-    blend: BlendScene, *, engine: str, samples: int | None, denoise: bool
-) -> tuple[str, ...]:
-    """``overrides: samples 16 (scene: 64)``: what the job changes, next to the scene's values."""
-    parts = []
-    if engine:
-        parts.append(f"engine {engine} (scene: {blend.engine})")
-    if samples is not None:
-        parts.append(f"samples {samples} (scene: {blend.samples if blend.samples else 'none'})")
-    if not denoise:
-        uses = blend.cycles_denoise or blend.compositor_denoise
-        parts.append(f"no denoising (scene: {'denoises' if uses else 'does not denoise'})")
-    return (f"overrides: {', '.join(parts)}",) if parts else ()
+    return getattr(blend_read, name)

@@ -4,9 +4,10 @@ The manifest holds the scene, the files the package's scanner (from the
 catalog, :mod:`spillway.packages`) finds it depends on, and every extra ``--asset``; all as posix paths relative to the
 scene's folder, so a render host can rebuild the same layout in its work dir.
 
-    result = await submit_scene(client, Path("shot/scene.json"),
-                                SubmitOptions(package="builtin", frames="1-24"))
-    print(result.job["id"])
+The steps are here once; :mod:`spillway.client.sync_submit` (the ``spillway``
+command, :class:`spillway.client.Client`) and :mod:`spillway.client.async_submit`
+(:class:`spillway.client.AsyncClient`) run them. The async functions and
+:class:`SubmitResult` are still importable from here.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from spillway.client.api import MAX_WAIT_S
-from spillway.client.errors import ClientError, SubmissionError
+from spillway.client.errors import SubmissionError
 from spillway.client.frames import resolve_frames
 from spillway.core.records import FileEntry
 
 # The package catalog (scanners, requirement syntax) and hashing are imported where a
 # scene is submitted: `spillway jobs` and `job` start without them.
 if TYPE_CHECKING:
-    from spillway.client.http import AgentClient
+    from spillway.client.async_submit import (
+        SubmitResult,
+        submit_scene,
+        upload_missing,
+        wait_for_job,
+    )
     from spillway.packages import Scanner
     from spillway.packages.blender import BlenderScanner
 
@@ -107,17 +113,6 @@ class SubmitOptions:
     after: tuple[str, ...] = ()  # job ids this job waits for (to be done, unless after_any)
     after_any: bool = False  # wait for them to end however they end
     after_frames: tuple[str, ...] = ()  # job ids whose frame N each frame N waits for
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitResult:
-    """The created job and what had to be uploaded for it."""
-
-    job: dict[str, Any]
-    manifest: Manifest
-    uploaded_files: int = 0
-    uploaded_bytes: int = 0
-    notes: tuple[str, ...] = ()
 
 
 def sha256_file(path: Path) -> str:
@@ -312,32 +307,6 @@ def build_job_body(scene: Path, manifest: Manifest, options: SubmitOptions) -> d
 UploadCallback = Callable[[LocalFile], None]
 
 
-async def upload_missing(
-    client: AgentClient, manifest: Manifest, *, on_upload: UploadCallback | None = None
-) -> tuple[int, int]:
-    """Upload the blobs the agent lacks; return (files, bytes) uploaded."""
-    by_hash = {e.sha256: e for e in manifest.entries}
-    missing = await client.check_blobs(sorted(by_hash))
-    files = size = 0
-    for digest in missing:
-        entry = by_hash.get(digest)
-        if entry is None:
-            continue  # the agent asked about a hash we did not send; nothing to upload
-        if on_upload is not None:
-            on_upload(entry)
-        try:
-            await client.upload_blob(entry.source, entry.sha256)
-        except ClientError as err:
-            if err.status == 422:
-                raise SubmissionError(
-                    f"{entry.source} changed while it was being submitted; submit again"
-                ) from None
-            raise
-        files += 1
-        size += entry.size
-    return files, size
-
-
 def _is_blender_scanner(scanner: Scanner | None) -> TypeGuard[BlenderScanner]:
     # A BlenderScanner exists only once its module is loaded: other packages' submits
     # need not load it (and its records) to find out.
@@ -353,7 +322,7 @@ async def prepare_submission(
     scanner: Scanner | None,
 ) -> tuple[Manifest, SubmitOptions, tuple[str, ...]]:
     """The manifest, the options with the frames (and features) the scene gives, and notes."""
-    from spillway.client.scene_settings import check_overrides, read_blend
+    from spillway.client.scene_settings import check_overrides
 
     check_overrides(
         package, engine=options.engine, samples=options.samples, denoise=options.denoise
@@ -363,6 +332,8 @@ async def prepare_submission(
         manifest = await build_manifest(scene, assets, scanner=scanner)
         return manifest, dataclasses.replace(options, frames=frames), ()
     # One Blender run gives the files, the frame range and the features needed.
+    from spillway.client.blend_read import read_blend
+
     folder = _scene_folder(scene)
     read = await read_blend(
         scanner,
@@ -378,54 +349,10 @@ async def prepare_submission(
     return manifest, options, read.notes
 
 
-async def submit_scene(
-    client: AgentClient,
-    scene: Path,
-    options: SubmitOptions,
-    *,
-    assets: Sequence[Path] = (),
-    scanner: Scanner | None | bool = True,
-    on_upload: UploadCallback | None = None,
-) -> SubmitResult:
-    """Build the manifest, upload what the agent lacks, and create the job.
-
-    ``scanner=True`` uses the catalog's scanner for the package, ``None``
-    or ``False`` skips scanning, and any object with ``async scan(scene)`` is used
-    as given.  Raises :class:`SubmissionError` for bad input and
-    :class:`~spillway.client.http.ClientError` when the agent fails or refuses.
-    """
-    package, _ = parse_package_spec(options.package)
-    notes: list[str] = []
-    if scanner is True:
-        scanner = scanner_for(package)
-        if scanner is None:
-            notes.append(
-                f"no dependency scanner for package {package!r} here; sending only the scene "
-                "and the --asset files"
-            )
-    manifest, options, more_notes = await prepare_submission(
-        scene, package, options, assets, scanner or None
-    )
-    notes += more_notes
-    body = build_job_body(scene, manifest, options)
-    files, size = await upload_missing(client, manifest, on_upload=on_upload)
-    try:
-        job = await client.submit(body)
-    except ClientError as err:
-        if err.code != "missing_assets":
-            raise
-        # A blob vanished between the check and the submit (store cleanup); upload once more.
-        more_files, more_size = await upload_missing(client, manifest, on_upload=on_upload)
-        files, size = files + more_files, size + more_size
-        job = await client.submit(body)
-    return SubmitResult(
-        job=job, manifest=manifest, uploaded_files=files, uploaded_bytes=size, notes=tuple(notes)
-    )
-
-
 FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
-# Poll errors that mean "the agent is restarting or briefly unreachable"; waiting carries on.
-_TRANSIENT = frozenset({"unreachable", "connection_lost", "timeout"})
+TRANSIENT_ERRORS = frozenset({"unreachable", "connection_lost", "timeout"})
+"""Error codes of a poll that mean the agent is restarting or briefly unreachable:
+waiting carries on."""
 
 
 def long_poll_s(poll_s: float) -> float:
@@ -442,44 +369,13 @@ def rest_after(wait_s: float, elapsed_s: float) -> float:
     return max(0.0, wait_s - elapsed_s)
 
 
-async def wait_for_job(
-    client: AgentClient,
-    job_id: str,
-    *,
-    poll_s: float = 1.0,
-    on_update: Callable[[dict[str, Any]], None] | None = None,
-    max_outage_s: float = 60.0,
-) -> dict[str, Any]:
-    """Wait until the job is done, failed or cancelled; return the JOB.
+_ASYNC = frozenset({"SubmitResult", "submit_scene", "upload_missing", "wait_for_job"})
 
-    Each ``GET /jobs/{id}`` long-polls (:func:`long_poll_s`): it returns as soon as the
-    job ends, or after ``poll_s`` with the job as it is.
 
-    ``on_update`` gets every full reply (job, tasks, frames).  The agent may be
-    unreachable for up to ``max_outage_s`` (a restart) before the error is raised.
-    """
-    import asyncio  # here: the synchronous CLI never loads it
+def __getattr__(name: str) -> Any:
+    # The asyncio side moved to its own module; code importing it from here still works.
+    if name not in _ASYNC:
+        raise AttributeError(f"module 'spillway.client.submission' has no attribute {name!r}")
+    from spillway.client import async_submit
 
-    outage_started: float | None = None
-    loop = asyncio.get_running_loop()
-    wait_s = long_poll_s(poll_s)
-    while True:
-        asked = loop.time()
-        try:
-            detail = await client.job(job_id, wait=wait_s)
-        except ClientError as err:
-            now = loop.time()
-            if err.code not in _TRANSIENT:
-                raise
-            outage_started = outage_started if outage_started is not None else now
-            if now - outage_started > max_outage_s:
-                raise
-            await asyncio.sleep(poll_s)
-            continue
-        outage_started = None
-        if on_update is not None:
-            on_update(detail)
-        job = dict(detail["job"])
-        if job.get("state") in FINISHED_STATES:
-            return job
-        await asyncio.sleep(rest_after(wait_s, loop.time() - asked))
+    return getattr(async_submit, name)

@@ -1,6 +1,6 @@
 """Submitting and waiting with the synchronous client (what ``spillway submit`` runs).
 
-The same steps as :func:`spillway.client.submission.submit_scene`: scan the
+The same steps as :func:`spillway.client.async_submit.submit_scene`: scan the
 scene with the package's scanner, hash the files, upload only the blobs the
 agent lacks (several at once on their own connections), create the job.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from spillway.client.errors import ClientError, SubmissionError
 from spillway.client.submission import (
     FINISHED_STATES,
+    TRANSIENT_ERRORS,
     LocalFile,
     Manifest,
     SubmitOptions,
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["Submitted", "SyncAgent", "run_coroutine", "submit_scene", "upload_missing", "wait"]
 
 T = TypeVar("T")
-# Poll errors that mean "the agent is restarting or briefly unreachable"; waiting carries on.
-_TRANSIENT = frozenset({"unreachable", "connection_lost", "timeout"})
 
 
 class SyncAgent(Protocol):
@@ -183,7 +182,7 @@ def wait(
             detail = client.job(job_id, wait=wait_s)
         except ClientError as err:
             now = time.monotonic()
-            if err.code not in _TRANSIENT:
+            if err.code not in TRANSIENT_ERRORS:
                 raise
             outage_started = outage_started if outage_started is not None else now
             if now - outage_started > max_outage_s:

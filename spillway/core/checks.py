@@ -8,15 +8,29 @@ protocol states what a valid value is next to the field itself::
     missing: tuple[Sha256, ...]
 
 A refused value gives ``<path>: expected <what>, got <value>``. The predicates
-are plain functions too, for boundaries that check values outside the codec.
+are plain functions here, for boundaries that check values outside the codec;
+the constraint records (:class:`Check`, :class:`CheckFields` and the annotated
+types) are in :mod:`spillway.core.constraints`, loaded when first named from here,
+so a client checking a manifest's paths does not create them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spillway.core.constraints import (
+        RELPATH,
+        SHA256,
+        Check,
+        CheckFields,
+        NonNegative,
+        RelPath,
+        Sha256,
+        at_least,
+    )
 
 __all__ = [
     "RELPATH",
@@ -158,49 +172,14 @@ def manifest_problem(paths: Iterable[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """``Annotated[T, Check(ok, expected)]``: refuse a decoded ``T`` for which ``ok`` is False.
-
-    ``expected`` says what a valid value is ("a sha256 (64 lowercase hex digits)");
-    it becomes the error message, so phrase it for the peer's developer.
-    """
-
-    ok: Callable[[Any], bool]
-    expected: str
+_CONSTRAINTS = frozenset(
+    {"RELPATH", "SHA256", "Check", "CheckFields", "NonNegative", "RelPath", "Sha256", "at_least"}
+)
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class CheckFields:
-    """``Annotated[Record, CheckFields(name=Check, ...)]``: constrain fields of a nested record.
+def __getattr__(name: str) -> Any:
+    if name not in _CONSTRAINTS:
+        raise AttributeError(f"module 'spillway.core.checks' has no attribute {name!r}")
+    from spillway.core import constraints
 
-    For a record shared between protocols that validate it differently: the
-    record's definition stays plain and the stricter protocol names the checks
-    where it uses it. A refused field is reported at its own path
-    (``body.manifest[2].sha256``).
-    """
-
-    checks: tuple[tuple[str, Check], ...]
-
-    def __init__(self, **checks: Check) -> None:
-        object.__setattr__(self, "checks", tuple(sorted(checks.items())))
-
-
-def at_least(minimum: int) -> Check:
-    """An integer (not a bool) no smaller than ``minimum``."""
-
-    def ok(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-    return Check(ok, f"an integer >= {minimum}")
-
-
-SHA256 = Check(is_sha256, "a sha256 (64 lowercase hex digits)")
-RELPATH = Check(is_safe_relpath, "a relative POSIX path without '..', '\\\\' or NUL")
-
-Sha256 = Annotated[str, SHA256]
-"""A content hash: 64 lowercase hex digits."""
-RelPath = Annotated[str, RELPATH]
-"""A path relative to a root it cannot leave (see :func:`is_safe_relpath`)."""
-NonNegative = Annotated[int, at_least(0)]
-"""A count, size or epoch: an integer >= 0."""
+    return getattr(constraints, name)

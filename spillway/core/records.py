@@ -10,12 +10,14 @@ files are listed (the render-server protocol, the store, the APIs, federation).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from spillway.core.checks import RELPATH, SHA256, CheckFields, at_least
+if TYPE_CHECKING:
+    from spillway.core.constraints import CheckFields
 
 __all__ = [
     "FILE_ENTRY_CHECKS",
@@ -77,10 +79,6 @@ class FileKind(StrEnum):
     """A small PNG made by the render server for monitors, stored in :data:`PREVIEW_DIR`."""
 
 
-FILE_ENTRY_CHECKS = CheckFields(path=RELPATH, sha256=SHA256, size=at_least(0))
-"""The contract of each :class:`FileEntry` field, as the wire codec applies it."""
-
-
 class FileEntryError(ValueError):
     """A file entry breaks its contract (unsafe path, malformed hash, negative size)."""
 
@@ -116,12 +114,32 @@ class FileEntry:
 
     def check(self) -> FileEntry:
         """Return ``self`` if it keeps the contract; raises :class:`FileEntryError` naming the field."""
-        for name, check in FILE_ENTRY_CHECKS.checks:
+        for name, check in _file_entry_checks().checks:
             value = getattr(self, name)
             if not check.ok(value):
                 raise FileEntryError(name, check.expected, value)
         return self
 
 
-CheckedFileEntry = Annotated[FileEntry, FILE_ENTRY_CHECKS]
-"""A :class:`FileEntry` field the wire codec validates against the contract when decoding."""
+@functools.cache
+def _file_entry_checks() -> CheckFields:
+    from spillway.core.constraints import RELPATH, SHA256, CheckFields, at_least
+
+    return CheckFields(path=RELPATH, sha256=SHA256, size=at_least(0))
+
+
+if TYPE_CHECKING:
+    FILE_ENTRY_CHECKS: CheckFields
+    """The contract of each :class:`FileEntry` field, as the wire codec applies it."""
+    CheckedFileEntry = Annotated[FileEntry, _file_entry_checks()]
+    """A :class:`FileEntry` field the wire codec validates against the contract when decoding."""
+
+
+def __getattr__(name: str) -> Any:
+    # Built when first named (by a wire protocol or a check): a client that only lists
+    # and submits jobs need not load the constraint records.
+    if name == "FILE_ENTRY_CHECKS":
+        return _file_entry_checks()
+    if name == "CheckedFileEntry":
+        return Annotated[FileEntry, _file_entry_checks()]
+    raise AttributeError(f"module 'spillway.core.records' has no attribute {name!r}")

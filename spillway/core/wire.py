@@ -11,7 +11,7 @@ driven by the dataclass field types:
   ``dict[K, V]`` and ``Mapping[K, V]`` (maps), enums (by value), ``T | None``
   (other field types are refused when the codec first meets the class);
 - ``Annotated[T, Check(...)]`` and ``Annotated[Record, CheckFields(...)]``
-  constraints (:mod:`spillway.core.checks`), applied after the type check.
+  constraints (:mod:`spillway.core.constraints`), applied after the type check.
 
 Decoding checks every field and raises the protocol's own error type naming
 the value's full path (``task_done.frames[0].data: expected bytes ...``), with
@@ -34,7 +34,7 @@ from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import msgpack
 
-from spillway.core.checks import Check, CheckFields
+from spillway.core.constraints import Check, CheckFields
 
 __all__ = ["Codec", "ErrorFactory", "Tagged"]
 

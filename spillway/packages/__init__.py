@@ -23,11 +23,11 @@ if TYPE_CHECKING:
         PACKAGE_NAMES,
         AssetAwareScanner,
         Scanner,
-        SceneFrames,
         package_names,
         scanner_for,
         scene_frames,
     )
+    from spillway.packages.own_frames import SceneFrames
     from spillway.packages.requirements import RequirementError, parse_requirement
 
 __all__ = [
@@ -51,7 +51,6 @@ _LAZY = {
         (
             "PACKAGE_NAMES",
             "AssetAwareScanner",
-            "SceneFrames",
             "Scanner",
             "package_names",
             "scanner_for",
@@ -59,6 +58,7 @@ _LAZY = {
         ),
         "catalog",
     ),
+    "SceneFrames": "own_frames",
     "RequirementError": "requirements",
     "parse_requirement": "requirements",
 }

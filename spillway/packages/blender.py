@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from spillway.packages.blender_script import INSPECT_MARKER, INSPECT_SCRIPT
-from spillway.packages.catalog import SceneFrames
 from spillway.packages.errors import MissingDependencyError, ScanError
 from spillway.packages.features import BLENDER_OIDN
+from spillway.packages.own_frames import SceneFrames
 from spillway.packages.process import run_capture
 
 __all__ = [

@@ -9,11 +9,13 @@ only when asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from spillway.packages.errors import UnknownPackageError
+
+if TYPE_CHECKING:
+    from spillway.packages.own_frames import SceneFrames
 
 __all__ = [
     "PACKAGE_NAMES",
@@ -52,22 +54,13 @@ class AssetAwareScanner(Scanner, Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SceneFrames:
-    """The frames a scene renders by itself (``povray scene.ini``, a .blend's frame range)."""
-
-    spec: str  # as a frame spec, e.g. "1-20"
-    first: int  # the animation's range
-    last: int
-    fixed: bool = True  # other frames cannot be rendered (a POV-Ray animation's clock)
-
-
 def scene_frames(name: str, scene: Path) -> SceneFrames | None:
     """The frames a scene of package ``name`` sets itself, or None where it sets none.
 
     Raises ScanError for a scene file that cannot be read as its package reads it.
     """
     if name == "povray":
+        from spillway.packages.own_frames import SceneFrames
         from spillway.packages.povray_ini import ini_frames, is_ini
 
         if is_ini(scene):
@@ -98,3 +91,13 @@ def scanner_for(name: str) -> Scanner:
     raise UnknownPackageError(
         f"unknown render package {name!r}; known packages: {', '.join(sorted(PACKAGE_NAMES))}"
     )
+
+
+def __getattr__(name: str) -> Any:
+    # SceneFrames has a module of its own: a submit whose scene sets no frames of its own
+    # (the built-in renderer's) need not create the record's class.
+    if name != "SceneFrames":
+        raise AttributeError(f"module 'spillway.packages.catalog' has no attribute {name!r}")
+    from spillway.packages.own_frames import SceneFrames
+
+    return SceneFrames
