@@ -7,10 +7,18 @@ ensure_venv() {
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
   fi
-  local stamp="$VENV/.installed${extras:+-$extras}"
+  # The editable install is a plain path in a .pth file ("compat" mode), not setuptools'
+  # import-hook finder: the finder loads pathlib, re and urllib.parse into every Python
+  # start in the venv (most of `python -c pass` here, and of `spillway --help`), which a
+  # pip-installed spillway never pays. The stamp's name changed with it, so that a venv
+  # made with the finder is installed again once.
+  local stamp="$VENV/.installed-pth${extras:+-$extras}"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "installing spillway${extras:+[$extras]} into .venv ..." >&2
-    if ! "$VENV/bin/pip" install -q -e "$ROOT${extras:+[$extras]}" >"$VENV/install.log" 2>&1; then
+    local target="$ROOT${extras:+[$extras]}"
+    if ! "$VENV/bin/pip" install -q -e "$target" --config-settings editable_mode=compat \
+        >"$VENV/install.log" 2>&1 &&
+      ! "$VENV/bin/pip" install -q -e "$target" >>"$VENV/install.log" 2>&1; then
       cat "$VENV/install.log" >&2
       echo "error: installing spillway failed (log above, also in .venv/install.log)" >&2
       exit 1
