@@ -141,6 +141,57 @@ def test_the_sync_client_and_the_client_commands_load_no_async_stack() -> None:
     assert under(loaded, "http", "email", "ssl") == []
 
 
+# The record classes `spillway submit` of a built-in scene needs: the options, the manifest
+# and its files, the request and the created job. Each costs its creation (generated
+# methods) at every start; a record added to this path should be one the command uses.
+SUBMIT_RECORDS = {
+    "spillway.client.api.Call",
+    "spillway.client.records.Job",
+    "spillway.client.records.Progress",
+    "spillway.client.submission.LocalFile",
+    "spillway.client.submission.Manifest",
+    "spillway.client.submission.SubmitOptions",
+    "spillway.client.sync_submit.Submitted",
+    "spillway.core.records.FileEntry",
+}
+
+
+def test_submit_of_a_builtin_scene_loads_only_what_it_runs(tmp_path: Path) -> None:
+    # `spillway submit` runs to its first request (scan, hash, job body), then finds no agent.
+    scene = tmp_path / "scene.json"
+    camera = {"position": [0, 0, 4], "look_at": [0, 0, 0]}
+    sphere = {"type": "sphere", "center": [0, 0, 0], "radius": 1.0}
+    scene.write_text(
+        json.dumps({"format": "spillway-scene/1", "camera": camera, "objects": [sphere]})
+    )
+    argv = ["submit", str(scene), "--package", "builtin", "--frames", "1"]
+    records = tmp_path / "records.json"
+    then = (
+        "from spillway.main import main\n"
+        f"assert main({[*argv, '--agent', 'http://127.0.0.1:9']!r}) == 1\n"
+        "found = sorted(f'{n}.{k}' for n, m in list(sys.modules.items())\n"
+        "               if n.startswith('spillway') for k, v in vars(m).items()\n"
+        "               if isinstance(v, type) and '__dataclass_fields__' in vars(v)\n"
+        "               and v.__module__ == n)\n"
+        f"open({str(records)!r}, 'w').write(json.dumps(found))"
+    )
+    loaded = loaded_modules("spillway.main", then=then)
+    assert {"spillway.client.sync_submit", "spillway.packages.builtin", "hashlib"} <= loaded
+    assert under(loaded, "aiohttp", "asyncio", *SERVER_SIDE, *SERVER_DEPENDENCIES) == []
+    assert set(json.loads(records.read_text())) == SUBMIT_RECORDS
+    # Nor the modules of what this submit does not do: the asyncio client's submission,
+    # reading a .blend, the wire constraints, a job's detail and the farm's records;
+    # packaging (a requirement without a version), http.client (the email package).
+    unused = (
+        "spillway.client.async_submit",
+        "spillway.client.blend_read",
+        "spillway.core.constraints",
+        "spillway.client.detail_records",
+        "spillway.client.farm_records",
+    )
+    assert under(loaded, *unused, "packaging", "http", "email", "ssl") == []
+
+
 @pytest.mark.parametrize("package", ["spillway.core", "spillway.packages"])
 def test_the_leaves_load_no_other_project_package(package: str) -> None:
     loaded = loaded_modules(package, walk=True)
