@@ -35,9 +35,9 @@ from federation.bandwidth import TokenBucket, mbps_to_bytes_per_s
 from federation.blob_listener import BlobListener, BlobRequest, answer
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
-from federation.forwarding import UPLOAD_STREAMS
-from federation.transfer import CHUNK_SIZE, upload_blob
-from federation.upload_threads import UploadConnections
+from federation.forwarding import SMALL_UPLOAD_STREAMS, UPLOAD_STREAMS
+from federation.transfer import CHUNK_SIZE, DIRECT_MAX, upload_blob
+from federation.upload_threads import UploadConnections, UploadSlots
 from site_agent.assets import AssetStore
 
 from .common import free_port
@@ -168,15 +168,19 @@ async def upload_all(
     files: list[tuple[Path, str]],
     *,
     streams: int = UPLOAD_STREAMS,
+    small_streams: int = SMALL_UPLOAD_STREAMS,
     bucket: TokenBucket | None = None,
+    missing: bool = False,
 ) -> int:
-    """Upload every file as the origin's forwarding does: ``streams`` blobs at a time."""
-    slots = asyncio.Semaphore(streams)
+    """Upload every file as the origin's forwarding does: ``streams`` blobs at a time and
+    ``small_streams`` small ones beside them;
+    ``missing``: the receiver reported them missing (as an offer's reply does)."""
+    slots = UploadSlots(streams, small_streams, DIRECT_MAX)
     connections = UploadConnections()
     async with aiohttp.ClientSession() as session:
 
         async def one(path: Path, sha: str) -> int:
-            async with slots:
+            async with slots.slot(path.stat().st_size):
                 return await upload_blob(
                     session,
                     url,
@@ -186,6 +190,7 @@ async def upload_all(
                     request_options=tls.request_options("remote"),
                     bucket=bucket,
                     connections=connections,
+                    missing=missing,
                 )
 
         try:
@@ -227,7 +232,9 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 continue
             async with remote_site(root / f"site-{run}", remote_tls) as (url, assets, _):
                 started, cpu = time.perf_counter(), _cpu_s()
-                first = await upload_all(url, origin_tls, files)
+                # The offer's reply would name every blob missing (a fresh site); the
+                # second pass asks for each blob's offset, as after a lost reply.
+                first = await upload_all(url, origin_tls, files, missing=True)
                 tls_times.append(time.perf_counter() - started)
                 tls_cpu.append(_cpu_s() - cpu)
                 assert all(assets.has(sha) for _, sha in files)

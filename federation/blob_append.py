@@ -172,6 +172,16 @@ class StreamAppender:
         if self.written - self.synced >= CHECKPOINT_BYTES // 2:
             self._thread_sync = _SYNCS.submit(self._sync, self.written)
 
+    def finish_here(self) -> None:
+        """After the last :meth:`write_here`, in the same thread: sync what is written and
+        close the files, so that the ``async with`` exit has nothing left to hand to a
+        thread. After a failure the exit still syncs and closes."""
+        syncing, self._thread_sync = self._thread_sync, None
+        if syncing is not None:
+            syncing.result()
+        self._sync(self.written)
+        self._close_files()
+
     async def _hand_over(self) -> None:
         if self._writing is not None:
             # Shielded, and forgotten only once done: a cancelled request must not leave a
@@ -204,13 +214,15 @@ class StreamAppender:
                 if running is not None:
                     await running
             self._writing = self._syncing = None
-            await asyncio.to_thread(self._sync, self.written)
+            if self.written > self.synced:
+                await asyncio.to_thread(self._sync, self.written)
         finally:
             for running in (self._writing, self._syncing):  # after a failure: let them end
                 if running is not None:
                     with contextlib.suppress(Exception):
                         await running
-            await asyncio.to_thread(self._close_files)
+            if self._fd >= 0 or self._record_fd >= 0:
+                await asyncio.to_thread(self._close_files)
 
     # --- in worker threads -----------------------------------------------------------
 

@@ -39,7 +39,7 @@ from federation.blob_append import StreamAppender
 from federation.blob_receiver import BlobUploadEndpoint, Body
 from federation.errors import TransferError
 from federation.identity import CertificateNames, certificate_names
-from federation.transfer import BLOBS_PATH
+from federation.transfer import BLOBS_PATH, DIRECT_MAX
 from federation.upload_threads import STREAM_SOCKET_BUFFER
 from site_agent.http_errors import error_response, http_error
 
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 BODY_BLOCK = 256 * 1024
 """Bytes of a body read, then written and hashed, at once by a connection's thread."""
+DRAIN_MAX = DIRECT_MAX
+"""A body up to this size that the answer did not need is read and dropped rather than
+left unread (which would reset the connection under the answer)."""
 MAX_CONNECTIONS = 64
 """Connections served at once (a thread each); more are closed at once (the sender retries)."""
 _MAX_LINE = 8192
@@ -226,7 +229,12 @@ class BlobListener:
         answered = asyncio.run_coroutine_threadsafe(self._answer(request), self._loop)
         feed.pump(answered)
         response = answered.result()
-        keep = feed.consumed and response.status < 400
+        if feed.unread_small():
+            # Answered without its body (a 409 or 200 to a PATCH sent without asking for the
+            # offset first, or a refusal): read a small body and drop it, so that the
+            # sender reads this answer rather than a reset, on a connection kept alive.
+            feed.drain()
+        keep = feed.consumed and (response.status < 400 or response.status == 409)
         _send(tls, response, keep=keep)
         return keep
 
@@ -272,6 +280,20 @@ class _BodyFeed:
             await done
             raise
 
+    def unread_small(self) -> bool:
+        """Whether none of the body was read and it is at most :data:`DRAIN_MAX` bytes."""
+        return not self.consumed and self._sink is None and self.left <= DRAIN_MAX
+
+    def drain(self) -> None:
+        """Read the rest of the body and drop it (the connection thread)."""
+        scratch = bytearray(min(self.left, BODY_BLOCK))
+        while self.left:
+            count = self._reader.readinto(memoryview(scratch)[: min(self.left, len(scratch))])
+            if not count:
+                raise ConnectionResetError("the sender closed the connection part way")
+            self.left -= count
+        self.consumed = True
+
     def pump(self, answered: concurrent.futures.Future[web.Response]) -> None:
         """In the connection thread: once the handler asks for the body, read it into the
         appender; return early when the handler answered without it (the connection is
@@ -291,6 +313,8 @@ class _BodyFeed:
                     raise ConnectionResetError("the sender closed the connection part way")
                 self.left -= count
                 appender.write_here(view[:count])
+            if not self.left:
+                appender.finish_here()  # synced and closed here: no more thread hops
         except BaseException as exc:  # a reset, a timeout (the stall limit), a failed write
             self._done.set_exception(exc)
         else:

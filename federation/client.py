@@ -246,6 +246,7 @@ class PeerClient:
                 request_options=self.options(peer),
                 bucket=self.limits.bucket(peer.name),
                 connections=self._upload_connections(),
+                missing=True,  # what forwarding uploads, its offer's reply named missing
             )
             self.bytes_sent += sent
             return sent

@@ -50,13 +50,18 @@ from federation.protocol import (
     Offer,
     OfferReply,
 )
+from federation.transfer import DIRECT_MAX
+from federation.upload_threads import UploadSlots
 from scheduler.profile import JobProfile
 from site_agent.store.records import LOCAL, JobRecord
 
 log = logging.getLogger(__name__)
 
 UPLOAD_STREAMS = 4
-"""Blobs of one job uploaded at once."""
+"""Blobs of one job uploaded at once, besides the small ones (:data:`SMALL_UPLOAD_STREAMS`)."""
+SMALL_UPLOAD_STREAMS = 4
+"""Blobs of at most :data:`~federation.transfer.DIRECT_MAX` bytes uploaded at once, beside
+the larger ones."""
 
 
 class _Retry(Exception):
@@ -246,11 +251,12 @@ class Forwarding:
         missing = set(reply.missing)
         unique = {a.sha256 for a in job.manifest}
         sent_bytes = sent_blobs = 0
-        streams = asyncio.Semaphore(UPLOAD_STREAMS)
+        slots = UploadSlots(UPLOAD_STREAMS, SMALL_UPLOAD_STREAMS, DIRECT_MAX)
+        sizes = {a.sha256: a.size for a in job.manifest}
 
         async def upload(sha: str) -> None:
             nonlocal sent_bytes, sent_blobs
-            async with streams:
+            async with slots.slot(sizes[sha]):
                 sent = await self._client.upload_blob(peer, sha, self._blobs.path_for(sha))
             sent_bytes += sent
             sent_blobs += 1

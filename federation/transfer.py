@@ -79,6 +79,12 @@ BLOB_PORT = "Blob-Port"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 SEND_BLOCK = 1024 * 1024
 """Bytes per write of an uncapped upload."""
+DIRECT_MAX = CHUNK_SIZE
+"""A blob up to this size that the receiver has just reported missing (its offer reply) is
+sent from offset 0 without asking for its offset first, once the receiver's blob listener
+is known: a small blob's ``HEAD`` cost about as much as its body. Should the receiver hold
+a part of it after all (a ``409``) or the whole (``200``), it reads and drops the body:
+at most this many bytes are sent for nothing."""
 
 
 def blob_url(base_url: str, sha256: str) -> str:
@@ -125,6 +131,8 @@ class _Upload:
     stream_url: str | None = None
     """Where threaded PATCH bodies go: the receiver's blob listener (its ``Blob-Port``)."""
     stream_refused: bool = False
+    missing: bool = False
+    """The receiver reported the blob missing: the first attempt may skip the ``HEAD``."""
 
     def count_sent(self, count: int) -> None:
         # Called from an upload thread too, while the loop awaits that request.
@@ -150,6 +158,7 @@ async def upload_blob(
     backoff_s: float = 0.5,
     bucket: TokenBucket | None = None,
     connections: UploadConnections | None = None,
+    missing: bool = False,
 ) -> int:
     """Upload the file ``path`` as blob ``sha256`` to the site at ``base_url``.
 
@@ -164,7 +173,10 @@ async def upload_blob(
     its other streams). ``connections``, when given, sends uncapped uploads through
     blocking TLS sockets in its worker threads (see :mod:`federation.upload_threads`)
     with the TLS context and peer name of ``request_options``; ``session`` then
-    serves only capped uploads. Returns the number of bytes sent, counting bytes
+    serves only capped uploads. ``missing``: the receiver has just reported that it lacks
+    the blob (an offer's reply), so a small one (:data:`DIRECT_MAX`) goes straight to the
+    receiver's blob listener from offset 0, without a ``HEAD`` first, once ``connections``
+    knows that listener. Returns the number of bytes sent, counting bytes
     sent again after a cut (0 when the receiver already had the blob; a block is
     counted once it went out whole, so one cut part way is not). Raises
     :class:`UploadError`.
@@ -182,6 +194,7 @@ async def upload_blob(
         options=dict(request_options or {}),
         bucket=bucket,
         connections=connections,
+        missing=missing,
     )
     retrying = AsyncRetrying(
         retry=retry_if_exception(_worth_retrying),
@@ -209,7 +222,7 @@ async def upload_blob(
 
 
 async def _upload_from_remote_offset(upload: _Upload) -> None:
-    offset = await _remote_offset(upload)
+    offset = 0 if _skips_head(upload) else await _remote_offset(upload)
     while offset is not None:
         if offset > upload.size:
             raise UploadError(
@@ -224,6 +237,25 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _skips_head(upload: _Upload) -> bool:
+    """Whether this attempt sends from offset 0 without a ``HEAD`` (see ``missing``); only a
+    first attempt does: after a cut or a refusal the receiver is asked."""
+    missing, upload.missing = upload.missing, False
+    if not (missing and upload.threaded and not upload.stream_refused):
+        return False
+    assert upload.connections is not None
+    port = upload.connections.stream_ports.get(_origin(upload.url))
+    if port is None or upload.size > DIRECT_MAX:
+        return False
+    upload.stream_url = _with_port(upload.url, port)
+    return True
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 async def _remote_offset(upload: _Upload) -> int | None:
     """Bytes the receiver holds, or None when it already has the whole blob."""
     answer = await _exchange(upload, "HEAD", {})
@@ -236,6 +268,8 @@ async def _remote_offset(upload: _Upload) -> int | None:
     port = answer.headers.get(BLOB_PORT, "")
     if upload.threaded and not upload.stream_refused and port.isdigit() and 0 < int(port) < 65536:
         upload.stream_url = _with_port(upload.url, int(port))
+        assert upload.connections is not None
+        upload.connections.stream_ports[_origin(upload.url)] = int(port)
     return _offset_header(upload, answer)
 
 
@@ -265,6 +299,8 @@ async def _send_chunk(upload: _Upload, offset: int) -> int | None:
         # Its blob listener is not reachable from here (a firewall, a restart): the
         # /fed/v1 route takes the body instead, for the rest of this upload.
         log.info("blob %s: %s refused; sending through /fed/v1", upload.sha256, upload.stream_url)
+        assert upload.connections is not None
+        upload.connections.stream_ports.pop(_origin(upload.url), None)
         upload.stream_url, upload.stream_refused = None, True
         return offset
     if answer.status == 409:

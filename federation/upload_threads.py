@@ -35,7 +35,7 @@ from urllib.parse import SplitResult, urlsplit
 from federation.errors import PeerIdentityError
 from federation.identity import verify_peer
 
-__all__ = ["STREAM_SOCKET_BUFFER", "Answer", "FileRange", "UploadConnections"]
+__all__ = ["STREAM_SOCKET_BUFFER", "Answer", "FileRange", "UploadConnections", "UploadSlots"]
 
 # The context itself (not its id) so that a rotated certificate's new context never matches.
 _Key = tuple[str, str, int, ssl.SSLContext | None, str]
@@ -52,6 +52,22 @@ flight, which a cut connection loses and the sender sends again, to about one 4 
 without it, buffers grow to tens of MiB on a fast link whose receiver is the slower end.
 Per stream that is the window the old stop-and-wait chunks had, without the wait for the
 receiver's disk."""
+
+
+class UploadSlots:
+    """How many blobs of one transfer are uploaded at once: ``streams`` large ones, and
+    beside them ``small_streams`` of at most ``small_max`` bytes. A small blob costs
+    mostly per blob (a request, opening, syncing and adopting a file) and little disk
+    bandwidth, so small ones keep moving while the large ones wait for the disk."""
+
+    def __init__(self, streams: int, small_streams: int, small_max: int) -> None:
+        self._large = asyncio.Semaphore(streams)
+        self._small = asyncio.Semaphore(small_streams)
+        self.small_max = small_max
+
+    def slot(self, size: int) -> asyncio.Semaphore:
+        """The semaphore an upload of ``size`` bytes holds while it runs."""
+        return self._small if size <= self.small_max else self._large
 
 
 def bound_send_buffer(sock: socket.socket) -> None:
@@ -131,6 +147,9 @@ class UploadConnections:
         self._lock = threading.Lock()
         self.idle_s = idle_s
         self.opened = 0  # connections made (a test checks they are reused)
+        self.stream_ports: dict[str, int] = {}
+        """Receivers' blob listener ports by the origin (``https://host:port``) of their
+        ``/fed/v1`` listener, as their ``HEAD`` answers named them (``Blob-Port``)."""
 
     async def request(
         self,
