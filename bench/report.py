@@ -94,6 +94,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"mutual TLS {r['tls_mib_s']:.0f} MiB/s vs raw loopback copy {r['raw_mib_s']:.0f} MiB/s "
                 f"(TLS/raw {r.get('throughput_ratio', 1 / r['ratio']):.2f}; ABBA pairs "
                 + ", ".join(f"{x:.2f}" for x in r.get("throughput_ratios_abba", []))
+                + _durable_note(r)
                 + f"); CPU (both ends) {r.get('tls_cpu_s_per_gib', float('nan')):.2f} s/GiB vs "
                 f"raw {r.get('raw_cpu_s_per_gib', float('nan')):.2f} (raw/TLS "
                 f"{r.get('cpu_ratio', float('nan')):.2f}); second pass sent {r['second_bytes']} bytes; "
@@ -239,6 +240,18 @@ def _abba(r: dict[str, Any]) -> str:
             f"Spillway {s2:.1f}, parallel {p2:.1f}, xargs {x2:.1f} s"
         )
     return f"; means of runs in the order xargs {x1:.1f}, Spillway {s1:.1f}, Spillway {s2:.1f}, xargs {x2:.1f} s"
+
+
+def _durable_note(r: dict[str, Any]) -> str:
+    """The disk's durable write rate, which bounds the TLS side (every byte synced before
+    its blob is acknowledged) but not the raw copy (its files never reach the disk)."""
+    if "durable_write_mib_s" not in r:
+        return ""
+    loads = r.get("loads") or [float("nan")]
+    return (
+        f"; disk with fdatasync {r['durable_write_mib_s']:.0f} MiB/s, so TLS/raw <= "
+        f"{r['durable_ratio_bound']:.2f} here; load {min(loads):.1f}-{max(loads):.1f}"
+    )
 
 
 def _capped_row(r: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -46,6 +46,8 @@ from .cut_proxy import CutProxy
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
 
 MIB = 1024 * 1024
+ABBA_BLOCKS = 2
+"""Blocks of raw, TLS, TLS, raw runs: four pairs, each reported."""
 STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
 """The remote site runs the threaded blob listener (``blob_port``); 0: bodies arrive on the
 aiohttp route, as before it (for comparisons)."""
@@ -217,13 +219,19 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
         remote_tls = TlsContexts(TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key))
 
-        # ABBA: raw, TLS, TLS, raw. On a loaded machine either kind may hit a slow moment;
-        # interleaving gives both the same luck, and both ratios are reported.
+        # ABBA blocks: raw, TLS, TLS, raw. On a loaded machine either kind may hit a slow
+        # moment; interleaving gives both the same luck, and every pair's ratio is reported.
         # CPU seconds (user + system, every thread: both ends run in this process) are far
         # less disturbed by other load on the machine than wall times.
-        raw_times, tls_times, raw_cpu, tls_cpu = [], [], [], []
+        floors = [_durable_write_s(root / "floor", total)]
+        raw_times, tls_times, raw_cpu, tls_cpu, loads = [], [], [], [], []
         first = second = 0
-        for run, kind in enumerate(("raw", "tls", "tls", "raw")):
+        for run, kind in enumerate(("raw", "tls", "tls", "raw") * ABBA_BLOCKS):
+            # Each run starts with nothing dirty in the page cache: the asset files and the
+            # previous run's files would otherwise be written back during this run (the
+            # raw copy's own files are deleted before the kernel writes them back).
+            os.sync()
+            loads.append(os.getloadavg()[0])
             if kind == "raw":
                 cpu = _cpu_s()
                 raw_times.append(await raw_copy(files, root / f"raw-{run}"))
@@ -240,6 +248,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 assert all(assets.has(sha) for _, sha in files)
                 second = await upload_all(url, origin_tls, files)
             shutil.rmtree(root / f"site-{run}")
+        floors.append(_durable_write_s(root / "floor", total))
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
         fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
@@ -259,7 +268,8 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]
     gib = total / 2**30
-    raw_s, tls_s = sum(raw_times) / 2, sum(tls_times) / 2
+    runs = len(raw_times)
+    raw_s, tls_s, floor_s = sum(raw_times) / runs, sum(tls_times) / runs, min(floors)
     return {
         "bytes": total,
         "files": len(files),
@@ -273,8 +283,12 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "ratio": tls_s / raw_s,
         "throughput_ratio": raw_s / tls_s,
         "throughput_ratios_abba": ratios,
-        "raw_cpu_s_per_gib": sum(raw_cpu) / 2 / gib,
-        "tls_cpu_s_per_gib": sum(tls_cpu) / 2 / gib,
+        "raw_cpu_s_per_gib": sum(raw_cpu) / runs / gib,
+        "tls_cpu_s_per_gib": sum(tls_cpu) / runs / gib,
+        "durable_write_runs_s": floors,
+        "durable_write_mib_s": total / MIB / floor_s,
+        "durable_ratio_bound": raw_s / floor_s,
+        "loads": loads,
         "cpu_ratio": sum(raw_cpu) / sum(tls_cpu),
         "first_bytes": first,
         "second_bytes": second,
@@ -286,6 +300,27 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         **back,
         "frames_back_ratio": back["frames_back_mib_s"] / (total / MIB / raw_s),
     }
+
+
+def _durable_write_s(path: Path, size: int) -> float:
+    """Seconds to write ``size`` bytes into one file and ``fdatasync`` it (as ``dd
+    conv=fdatasync``): the disk's durable write rate. Every byte of the TLS transfer must
+    reach the disk before its blob is acknowledged, so the TLS transfer can take no less;
+    the raw copy's files never reach it (deleted before the kernel writes them back)."""
+    os.sync()
+    block = os.urandom(MIB)
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for _ in range(size // MIB):
+            os.write(fd, block)
+        os.write(fd, block[: size % MIB])
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return elapsed
 
 
 def _cpu_s() -> float:
