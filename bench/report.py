@@ -249,8 +249,9 @@ def _durable_note(r: dict[str, Any]) -> str:
         return ""
     loads = r.get("loads") or [float("nan")]
     return (
-        f"; disk with fdatasync {r['durable_write_mib_s']:.0f} MiB/s, so TLS/raw <= "
-        f"{r['durable_ratio_bound']:.2f} here; load {min(loads):.1f}-{max(loads):.1f}"
+        f"; the disk takes it with fdatasync at {r['durable_write_mib_s']:.0f} MiB/s, "
+        f"TLS/raw {r['durable_ratio_bound']:.2f} at that rate; load "
+        f"{min(loads):.1f}-{max(loads):.1f}"
     )
 
 

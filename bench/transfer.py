@@ -305,8 +305,9 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
 def _durable_write_s(path: Path, size: int) -> float:
     """Seconds to write ``size`` bytes into one file and ``fdatasync`` it (as ``dd
     conv=fdatasync``): the disk's durable write rate. Every byte of the TLS transfer must
-    reach the disk before its blob is acknowledged, so the TLS transfer can take no less;
-    the raw copy's files never reach it (deleted before the kernel writes them back)."""
+    reach the disk before its blob is acknowledged, so this is about the least it can take
+    (parallel streams may get a little more from the disk than one file does); the raw
+    copy's files never reach it (deleted before the kernel writes them back)."""
     os.sync()
     block = os.urandom(MIB)
     started = time.perf_counter()
