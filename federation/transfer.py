@@ -266,10 +266,13 @@ async def _remote_offset(upload: _Upload) -> int | None:
     if answer.headers.get(BLOB_COMPLETE) == "1":
         return None
     port = answer.headers.get(BLOB_PORT, "")
+    known = upload.connections.stream_ports if upload.connections is not None else {}
     if upload.threaded and not upload.stream_refused and port.isdigit() and 0 < int(port) < 65536:
         upload.stream_url = _with_port(upload.url, int(port))
-        assert upload.connections is not None
-        upload.connections.stream_ports[_origin(upload.url)] = int(port)
+        known[_origin(upload.url)] = int(port)
+    elif not port:  # no listener (any more): neither this upload nor the next skip to one
+        upload.stream_url = None
+        known.pop(_origin(upload.url), None)
     return _offset_header(upload, answer)
 
 

@@ -1,11 +1,13 @@
 """Small blobs the receiver reported missing go straight to its blob listener, without a
 ``HEAD`` first, over real mutual TLS with the federation API's own handler: the receiver's
 offset still wins (a partly held blob resumes from it), a blob it already stores is answered
-complete, a refusal reaches the sender as an answer, and the connection stays open after
+complete, a refusal reaches the sender as an answer, a listener that went away is not tried again, and
+the connection stays open after
 each of these (the listener reads the unneeded body and drops it)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -148,3 +150,26 @@ async def test_a_refused_direct_patch_is_answered_not_reset(
     finally:
         other.connections.close()
     assert not facility.store.has(sha)
+
+
+async def test_a_listener_that_went_away_is_forgotten(
+    tmp_path: Path,
+    facility: Facility,  # noqa: F811
+    sender: _Sender,
+) -> None:
+    origin = next(iter(sender.connections.stream_ports))
+    with socket.socket() as closed:  # a port where nothing listens
+        closed.bind(("127.0.0.1", 0))
+        sender.connections.stream_ports[origin] = closed.getsockname()[1]
+    served = facility.listener.requests
+    path, sha = _small_blob(tmp_path, "fallback")
+
+    sent = await sender.upload(path, sha)
+
+    # Refused: the rest went through /fed/v1, and the stale port was dropped.
+    assert sent == path.stat().st_size and facility.store.has(sha)
+    assert facility.listener.requests == served and origin not in sender.connections.stream_ports
+    # The next upload asks HEAD, learns the listener again and uses it.
+    await sender.upload(*_small_blob(tmp_path, "after"))
+    assert facility.listener.requests == served + 1
+    assert sender.connections.stream_ports[origin] == facility.blobs.stream_port
