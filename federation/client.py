@@ -13,6 +13,7 @@ worth retrying) and a peer that refused (:class:`PeerRefusedError`, 4xx).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import ssl
 import time
@@ -224,11 +225,42 @@ class PeerClient:
         timeout_s: float = 300,
     ) -> None:
         """GET ``path`` and feed the body to ``sink`` in chunks as it arrives (at most as fast
-        as the peer's bandwidth cap allows: a slow reader holds the sender back over TCP)."""
+        as the peer's bandwidth cap allows: a slow reader holds the sender back over TCP).
+        Without a cap the body is received and decrypted in worker threads over blocking
+        TLS sockets (:meth:`UploadConnections.get`), as uncapped uploads are sent; with one
+        it is paced on the loop. ``timeout_s`` bounds each wait (threads) or the whole."""
+        if self.limits.bucket(peer.name) is None:
+            await self._download_threaded(peer, path, sink, timeout_s)
+            return
         async with self.stream(peer, path, timeout_s=timeout_s) as resp:
             await sink(
                 self._counted(self.limits.paced(peer.name, resp.content.iter_chunked(1 << 16)))
             )
+
+    async def _download_threaded(
+        self,
+        peer: PeerConfig,
+        path: str,
+        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
+        timeout_s: float,
+    ) -> None:
+        options = self.options(peer)
+        try:
+            async with self._upload_connections().get(
+                f"{peer.url}{path}",
+                tls=options.get("ssl"),
+                peer=options.get("server_hostname"),
+                timeout_s=timeout_s,
+            ) as got:
+                if got.status != 200:
+                    raise _status_error(peer.name, got.status, await got.body())
+                await sink(self._counted(got.blocks()))
+        except ssl.SSLCertVerificationError as exc:
+            refused = PeerCertificateError(peer.name, peer.url, str(exc))
+            log.error("%s", refused)
+            raise refused from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise _unavailable(peer, exc) from exc
 
     async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:

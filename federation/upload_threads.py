@@ -21,13 +21,15 @@ does for asyncio connections: an unknown site fails the handshake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
@@ -35,7 +37,14 @@ from urllib.parse import SplitResult, urlsplit
 from federation.errors import PeerIdentityError
 from federation.identity import verify_peer
 
-__all__ = ["STREAM_SOCKET_BUFFER", "Answer", "FileRange", "UploadConnections", "UploadSlots"]
+__all__ = [
+    "STREAM_SOCKET_BUFFER",
+    "Answer",
+    "Download",
+    "FileRange",
+    "UploadConnections",
+    "UploadSlots",
+]
 
 # The context itself (not its id) so that a rotated certificate's new context never matches.
 _Key = tuple[str, str, int, ssl.SSLContext | None, str]
@@ -167,6 +176,48 @@ class UploadConnections:
             self._pool, self._exchange, method, url, headers, body, tls, peer, timeout_s
         )
 
+    @asynccontextmanager
+    async def get(
+        self, url: str, *, tls: ssl.SSLContext | None, peer: str | None, timeout_s: float = 60
+    ) -> AsyncIterator[Download]:
+        """``GET url`` on a kept-alive connection; the answer's body is read in this
+        object's threads (decrypted there, in C with the GIL released), block by block.
+        The connection is kept for the next request only when the body was read whole."""
+        loop = asyncio.get_running_loop()
+        parts = urlsplit(url)
+        key: _Key = (parts.scheme, parts.hostname or "", parts.port or 0, tls, peer or "")
+        conn, resp = await loop.run_in_executor(
+            self._pool, self._start, key, parts, tls, peer, timeout_s
+        )
+        download = Download(resp, lambda size: loop.run_in_executor(self._pool, resp.read, size))
+        try:
+            yield download
+        finally:
+            await download.settle()
+            if download.whole and not resp.will_close:
+                self._give_back(key, conn)
+            else:
+                conn.close()
+
+    def _start(
+        self,
+        key: _Key,
+        parts: SplitResult,
+        tls: ssl.SSLContext | None,
+        peer: str | None,
+        timeout_s: float,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        conn = self._take(key) or self._open(parts, tls, peer, timeout_s)
+        try:
+            conn.timeout = timeout_s
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout_s)
+            conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
@@ -238,6 +289,45 @@ class UploadConnections:
     def _give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             self._idle.setdefault(key, []).append((time.monotonic(), conn))
+
+
+GET_BLOCK = 256 * 1024
+"""Bytes of a downloaded body read (and decrypted) per step in a worker thread."""
+
+
+class Download:
+    """A ``GET``'s answer (:meth:`UploadConnections.get`): ``status``, and the body read in
+    the pool's threads, the next block while the caller handles the last one."""
+
+    def __init__(
+        self, resp: http.client.HTTPResponse, read: Callable[[int], asyncio.Future[bytes]]
+    ) -> None:
+        self.status = resp.status
+        self.whole = False
+        self._read = read
+        self._pending: asyncio.Future[bytes] | None = None
+
+    async def body(self) -> bytes:
+        """The whole body (a short one: an error's JSON)."""
+        return b"".join([block async for block in self.blocks()])
+
+    async def blocks(self, size: int = GET_BLOCK) -> AsyncIterator[bytes]:
+        self._pending = self._read(size)
+        while True:
+            block = await self._pending
+            self._pending = None
+            if not block:
+                self.whole = True
+                return
+            self._pending = self._read(size)  # read ahead while the caller writes this one
+            yield block
+
+    async def settle(self) -> None:
+        """Wait for a read still running in a thread (the caller stopped early)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
 
 
 def _scratch(conn: http.client.HTTPConnection) -> bytearray:
