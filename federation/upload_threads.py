@@ -150,7 +150,9 @@ class UploadConnections:
     answer); the connection is then discarded. ``close`` ends both.
     """
 
-    def __init__(self, *, threads: int = 8, idle_s: float = 5.0) -> None:
+    def __init__(self, *, threads: int = 16, idle_s: float = 5.0) -> None:
+        # An upload holds a thread for its whole request, a download only per block read:
+        # room for a job's 8 upload streams (large and small) and frames fetched meanwhile.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob-upload")
         self._idle: dict[_Key, list[tuple[float, http.client.HTTPConnection]]] = {}
         self._lock = threading.Lock()
