@@ -1,4 +1,5 @@
-"""Blob chunks sent through blocking TLS sockets in worker threads, over kept-alive connections.
+"""Blob chunks sent (and frames received) through blocking TLS sockets in worker threads,
+over kept-alive connections.
 
 Why threads here: asyncio's TLS transport encrypts through a memory BIO on the
 event loop, holding the loop (and the GIL) for every record, and the same loop
@@ -9,7 +10,8 @@ the sender's CPU per GiB and roughly doubled the mutual-TLS throughput
 (docs/benchmarks.md, transfer).
 
 Each call (:meth:`UploadConnections.request`) is one HTTP request and its whole
-answer, run in this object's own thread pool (not the loop's default executor,
+answer; :meth:`UploadConnections.get` is a ``GET`` whose body is read block by block
+(a frame fetched back); both run in this object's own thread pool (not the loop's default executor,
 which the receiver's disk writes use: an in-process sender and receiver must not
 wait on each other's threads). Connections are kept per (URL origin, TLS
 context, peer name) and reused while idle for less than ``idle_s``; a rotated
