@@ -58,10 +58,8 @@ from site_agent.store.records import LOCAL, JobRecord
 log = logging.getLogger(__name__)
 
 UPLOAD_STREAMS = 4
-"""Blobs of one job uploaded at once, besides the small ones (:data:`SMALL_UPLOAD_STREAMS`)."""
+"""Blobs of one job uploaded at once, and beside them as many small ones (``DIRECT_MAX``)."""
 SMALL_UPLOAD_STREAMS = 4
-"""Blobs of at most :data:`~federation.transfer.DIRECT_MAX` bytes uploaded at once, beside
-the larger ones."""
 
 
 class _Retry(Exception):

@@ -80,11 +80,9 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 SEND_BLOCK = 1024 * 1024
 """Bytes per write of an uncapped upload."""
 DIRECT_MAX = CHUNK_SIZE
-"""A blob up to this size that the receiver has just reported missing (its offer reply) is
-sent from offset 0 without asking for its offset first, once the receiver's blob listener
-is known: a small blob's ``HEAD`` cost about as much as its body. Should the receiver hold
-a part of it after all (a ``409``) or the whole (``200``), it reads and drops the body:
-at most this many bytes are sent for nothing."""
+"""A blob up to this size that the receiver reported missing goes to its blob listener from
+offset 0 without a ``HEAD`` (which cost as much as a small body); should the receiver hold
+some or all of it after all, at most this many bytes were sent for nothing."""
 
 
 def blob_url(base_url: str, sha256: str) -> str:
