@@ -74,6 +74,8 @@ class OutputLog:
         self._pending: list[str] = []
         self._pending_chars = 0
         self._dropped = 0
+        self._lines = 0
+        self._taken = False
 
     def note(self, line: str) -> None:
         """A line of the render server's own (e.g. the command line), kept and sent like
@@ -83,6 +85,7 @@ class OutputLog:
     def add(self, line: str) -> None:
         """A line of the renderer's output."""
         self._tail.append(line)
+        self._lines += 1
         if self._pending_chars + len(line) > MAX_PENDING_CHARS:
             self._dropped += 1  # the agent's log is a convenience; memory is bounded
             return
@@ -92,6 +95,14 @@ class OutputLog:
     @property
     def tail(self) -> str:
         return "\n".join(self._tail)
+
+    def tail_is_whole(self) -> bool:
+        """Whether the tail is all of the output and none of it was taken for sending.
+
+        The agent keeps a final report's tail as the log of an attempt that sent
+        none, so such a log need not be sent on its own.
+        """
+        return not self._taken and not self._dropped and self._lines <= TAIL_LINES
 
     def last_words(self) -> str:
         """The last non-blank line, for an error message."""
@@ -105,6 +116,7 @@ class OutputLog:
         """The lines not yet sent (newline-terminated), or "" when there are none."""
         if not self._pending and not self._dropped:
             return ""
+        self._taken = True
         lines, self._pending, self._pending_chars = self._pending, [], 0
         if self._dropped:
             lines.append(f"[{self._dropped} lines of output dropped: printed faster than sent]")

@@ -124,6 +124,9 @@ class TaskRunner:
             await self._send(protocol.TaskStarted(task_id=a.task_id, attempt=a.attempt))
             await self._render(req)
             outputs, inline = await self._upload(req)
+        except asyncio.CancelledError:
+            await self._send_log()  # a cancelled attempt sends no final report with its tail
+            raise
         except (TaskFailure, PackageError, CacheError) as exc:
             log.warning("task %s attempt %s failed: %s", a.task_id, a.attempt, exc)
             return self._failed(str(exc))
@@ -207,8 +210,10 @@ class TaskRunner:
             preexec_fn=self._die_with_parent,
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
+        exited = False
         try:
             await asyncio.wait_for(self._pump(proc), limit_s)
+            exited = True
         except TimeoutError:
             _kill_group(proc)
             raise TaskFailure(
@@ -223,7 +228,10 @@ class TaskRunner:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            await self._send_log()
+            # A short task's whole output goes as the tail of its final report, which the
+            # agent keeps as the log: one message and one transaction fewer per task.
+            if not (exited and proc.returncode == 0 and self._output.tail_is_whole()):
+                await self._send_log()
         if proc.returncode != 0:
             exited = f"{self.assign.package} exited with status {proc.returncode}"
             own = self._output.error_line()  # the renderer's words are what the user can act on

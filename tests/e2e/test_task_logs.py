@@ -131,3 +131,22 @@ def test_follow_streams_a_running_task_then_exits_when_it_ends(
     assert [f"frame {n} done" in rest for n in range(2, 7)] == [True] * 5, rest
     assert "attempt 1 is done" in err
     assert agent.job(job_id)["job"]["state"] == "done"
+
+
+def test_a_short_task_s_whole_output_is_its_log(
+    sqlite_agent: Agent, processes: list[Process], tmp_path: Path
+) -> None:
+    # A render server sends a short task's output only with its final report (no log
+    # message of its own): the agent keeps that report's tail as the attempt's log.
+    agent = sqlite_agent
+    processes.append(agent.render_server("rs-1"))
+    scene = ROOT / "examples" / "textured" / "scene.json"
+    job_id = agent.submit(
+        str(scene), "--package", "builtin", "--frames", "1", "--resolution", "16x16"
+    )
+    assert agent.wait_job(job_id)["job"]["state"] == "done"
+    log = agent.get(f"/api/v1/jobs/{job_id}/log?frame=1")
+    assert (log["state"], log["complete"], log["truncated_bytes"]) == ("done", True, 0), log
+    lines = log["text"].splitlines()
+    assert lines[0].startswith("$ ") and "render_server.packages.builtin" in lines[0], lines
+    assert any("frame 1" in line for line in lines[1:]), lines

@@ -278,3 +278,23 @@ async def test_a_failed_render_reports_the_renderer_s_own_error_and_sends_the_wh
     logs = "".join(m.text for m in harness.sent if isinstance(m, protocol.TaskLog))
     assert logs.startswith(f"$ {sys.executable} -c"), "the log shows the command that ran"
     assert logs.endswith("Fatal error in parser: Cannot parse input.\nRender failed\n")
+
+
+async def test_a_short_successful_task_sends_its_whole_log_as_the_final_tail(
+    harness: Harness,
+) -> None:
+    # The agent keeps the tail of a report as the log of an attempt that sent none.
+    assign = dataclasses.replace(_assign(), frames=[1, 5])
+    final, _ = await _run(harness.runner(RunsAdapter([["1"], ["5"]]), assign))
+    assert isinstance(final, protocol.TaskDone), final
+    assert not [m for m in harness.sent if isinstance(m, protocol.TaskLog)]
+    assert final.log_tail.count("$ ") == 2 and "RUN-DONE 5" in final.log_tail
+
+
+async def test_output_longer_than_the_tail_is_sent_as_a_log(harness: Harness) -> None:
+    runs = [[str(f)] for f in range(1, 40)]  # a command line and a line of output each
+    assign = dataclasses.replace(_assign(), frames=list(range(1, 40)))
+    final, _ = await _run(harness.runner(RunsAdapter(runs), assign))
+    assert isinstance(final, protocol.TaskDone), final
+    logs = "".join(m.text for m in harness.sent if isinstance(m, protocol.TaskLog))
+    assert logs.count("$ ") == 39 and logs.index("RUN-DONE 1\n") < logs.index("RUN-DONE 39\n")
