@@ -192,7 +192,7 @@ async def _submit_and_wait(agent: AgentProcess, work: Workload, frames: int) -> 
         while True:
             async with client.get(f"{agent.url}/api/v1/jobs/{job_id}?wait=30") as resp:
                 body = await resp.json()
-            job = body["job"] if "job" in body else body
+            job = body["job"]
             if job["state"] in ("done", "failed", "cancelled"):
                 break
         wall = time.perf_counter() - t0

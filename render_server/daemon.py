@@ -24,6 +24,7 @@ import aiohttp
 
 from . import protocol
 from .cache import AssetCache
+from .children import watch_children_with_pidfds
 from .identity import IdentityError, default_state_dir, load_or_create_key
 from .packages.base import registry
 from .probe import HostInfo, probe_host
@@ -332,6 +333,7 @@ async def _main(
 ) -> int:
     import tempfile
 
+    watch_children_with_pidfds()
     host = await probe_host(packages=packages)
     log.info(
         "render server %s: %d cores, %d MiB, packages %s, features %s",
