@@ -210,10 +210,10 @@ class TaskRunner:
             preexec_fn=self._die_with_parent,
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
-        exited = False
+        ended = False
         try:
             await asyncio.wait_for(self._pump(proc), limit_s)
-            exited = True
+            ended = True
         except TimeoutError:
             _kill_group(proc)
             raise TaskFailure(
@@ -230,7 +230,7 @@ class TaskRunner:
                 await flusher
             # A short task's whole output goes as the tail of its final report, which the
             # agent keeps as the log: one message and one transaction fewer per task.
-            if not (exited and proc.returncode == 0 and self._output.tail_is_whole()):
+            if not (ended and proc.returncode == 0 and self._output.tail_is_whole()):
                 await self._send_log()
         if proc.returncode != 0:
             exited = f"{self.assign.package} exited with status {proc.returncode}"

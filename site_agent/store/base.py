@@ -99,7 +99,8 @@ class JobTransaction(Protocol):
         """Take the job's row lock; its state, or None if there is no such job."""
 
     async def lock_jobs(self, job_ids: Sequence[str]) -> None:
-        """Take the row locks of these jobs (pass them in id order)."""
+        """Take the row locks of these jobs (pass them in id order); nothing to take where the
+        transaction already excludes every other writer (SQLite)."""
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 

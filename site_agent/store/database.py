@@ -23,6 +23,10 @@ class Row(Protocol):
 class Connection(Protocol):
     """Statements on one connection; inside a transaction when obtained from one."""
 
+    serialized_writes: bool
+    """A write transaction excludes every other writer of the database (SQLite's
+    ``BEGIN IMMEDIATE``): rows locked only to order writers need no statement."""
+
     async def fetch(self, query: str, *args: Any) -> list[Row]: ...
 
     async def fetchrow(self, query: str, *args: Any) -> Row | None: ...

@@ -127,6 +127,8 @@ def _rowcount(status: str) -> int:
 class _Session:
     """Statements on one pooled connection."""
 
+    serialized_writes = False
+
     def __init__(self, conn: asyncpg.Connection, where: str, timeout: float) -> None:
         self._conn = conn
         self._where = where
@@ -170,6 +172,7 @@ class PostgresDatabase(TransactionalWrites):
     """The PostgreSQL adapter: an asyncpg pool."""
 
     dialect = "postgres"
+    serialized_writes = False
 
     def __init__(self, pool: asyncpg.Pool, where: str, *, timeout: float = QUERY_TIMEOUT_S) -> None:
         self._pool = pool

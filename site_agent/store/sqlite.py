@@ -97,6 +97,8 @@ def translate_errors(path: str) -> Iterator[None]:
 class _Session:
     """Statements on the shared connection; the caller holds the lock."""
 
+    serialized_writes = True
+
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self._path = path
@@ -120,6 +122,12 @@ class _Session:
         with translate_errors(self._path):
             async with self._conn.execute(sql, _bind(arrays, args)) as cursor:
                 return max(cursor.rowcount, 0)
+
+    async def control(self, statement: str) -> None:
+        """BEGIN, COMMIT: one hand-off to the connection's thread, where ``execute`` takes two
+        (the statement, then closing its cursor)."""
+        with translate_errors(self._path):
+            await self._conn.execute_fetchall(statement)
 
     async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
         sql, arrays = translate_query(query)
@@ -163,6 +171,7 @@ class SqliteDatabase(TransactionalWrites):
     """The SQLite adapter: one aiosqlite connection shared under a lock."""
 
     dialect = "sqlite"
+    serialized_writes = True
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
@@ -203,10 +212,10 @@ class SqliteDatabase(TransactionalWrites):
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
-            await self._session.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            await self._session.control("BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
                 yield self._session
-                await self._session.execute("COMMIT")
+                await self._session.control("COMMIT")
             except BaseException:
                 await self._rollback()
                 raise

@@ -71,6 +71,8 @@ class SqlTransaction:
         return None if state is None else JobState(state)
 
     async def lock_jobs(self, job_ids: Sequence[str]) -> None:
+        if self.connection.serialized_writes:
+            return  # SQLite: the transaction holds the whole database (and a no-op UPDATE writes)
         await self.connection.executemany(q.LOCK_JOB_NO_RESULT, [(job_id,) for job_id in job_ids])
 
     async def get_job(self, job_id: str) -> JobRecord | None:

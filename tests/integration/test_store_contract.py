@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import pytest
@@ -854,3 +855,22 @@ async def test_apply_reports_is_all_or_nothing(store: Store) -> None:
     current = await store.get_task(t0.id)
     assert current is not None and current.state is TaskState.DISPATCHED
     assert await store.active_task_servers() == {"s1"}
+
+
+async def test_locking_jobs_writes_nothing_where_the_transaction_holds_the_database(
+    store: Store, store_url: str
+) -> None:
+    # SQLite's write transaction already excludes every other writer: the row locks that order
+    # PostgreSQL's writers take no statement there (a no-op UPDATE would write the job's page).
+    if not store_url.startswith("sqlite:///"):
+        pytest.skip("PostgreSQL takes the row locks; its lock order relies on them")
+    await lc(store).create(make_job(), [(1,)])
+    wal = store_url.removeprefix("sqlite:///") + "-wal"
+    size = os.path.getsize(wal)
+    async with store.transaction() as tx:
+        await tx.lock_jobs(["job-1"])
+    assert os.path.getsize(wal) == size
+    async with store.transaction() as tx:  # and the same transaction still writes what it changes
+        await tx.set_job_priority("job-1", 5, at=200.0)
+    assert os.path.getsize(wal) > size
+    assert (await store.get_job("job-1")).priority == 5  # type: ignore[union-attr]
