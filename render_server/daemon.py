@@ -24,7 +24,7 @@ import aiohttp
 
 from . import protocol
 from .cache import AssetCache
-from .children import watch_children_with_pidfds
+from .children import death_signal_prefix, watch_children_with_pidfds
 from .identity import IdentityError, default_state_dir, load_or_create_key
 from .packages.base import registry
 from .probe import HostInfo, probe_host
@@ -334,6 +334,7 @@ async def _main(
     import tempfile
 
     watch_children_with_pidfds()
+    death_signal_prefix()  # looked up once, before the event loop has work to hold up
     host = await probe_host(packages=packages)
     log.info(
         "render server %s: %d cores, %d MiB, packages %s, features %s",

@@ -20,7 +20,7 @@ import aiohttp
 
 from . import protocol
 from .cache import AssetCache, CacheError
-from .children import die_with_parent
+from .children import death_signal_prefix, die_with_parent
 from .output import LineSplitter, OutputLog
 from .packages.base import PackageAdapter, PackageError, RenderRequest, chunk_commands
 from .preview import PreviewError, make_preview, preview_name
@@ -104,7 +104,8 @@ class TaskRunner:
         self._janitor = janitor
         self._preflight = preflight or PreflightCache()
         self._output = OutputLog()
-        self._die_with_parent = die_with_parent()
+        self._death_signal = death_signal_prefix()
+        self._die_with_parent = None if self._death_signal else die_with_parent()
 
     @property
     def log_tail(self) -> str:
@@ -200,6 +201,7 @@ class TaskRunner:
     async def _render_process(self, argv: list[str], req: RenderRequest, limit_s: float) -> None:
         self._output.note("$ " + " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
+            *self._death_signal,
             *argv,
             cwd=req.workdir,
             env={**os.environ, **self._adapter.env(req)},
