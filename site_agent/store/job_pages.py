@@ -77,11 +77,6 @@ class LatestFrame:
     """Whether the frame has a preview file (else the page shows the frame itself)."""
 
 
-def _frames(text: str) -> tuple[int, ...]:
-    # Chunk 1, the common case for long jobs, is stored as the bare frame number.
-    return (int(text),) if text.isdigit() else decode_frames(text)
-
-
 def _time(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
@@ -147,7 +142,7 @@ class JobPages:
         rows = await self._db.fetch(q.GRID_TASKS, job_id)
         return GridTasks(
             index=[row["idx"] for row in rows],
-            frames=[_frames(row["frames"]) for row in rows],
+            frames=[decode_frames(row["frames"]) for row in rows],
             state=[row["state"] for row in rows],
             attempt=[row["attempt"] for row in rows],
             server_id=[row["server_id"] for row in rows],

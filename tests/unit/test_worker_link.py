@@ -82,11 +82,16 @@ def test_a_batch_of_every_message_round_trips() -> None:
     [
         (b"\xc1", "not a msgpack link batch"),
         (msgpack.packb({"v": 1}), "[version, [message, ...]]"),
-        (msgpack.packb([2, []]), "unsupported protocol version 2"),
-        (msgpack.packb([1, [{"type": "nope"}]]), "unknown message type 'nope'"),
-        (msgpack.packb([1, [{"type": "gone", "conn": "x"}]]), "gone.conn"),
-        (msgpack.packb([1, [{"type": "send", "conn": 1}]]), "data"),
-        (msgpack.packb([1, [7]]), "must be a map"),
+        (msgpack.packb([2, []]), "unsupported link version 2"),
+        (msgpack.packb([1, [["nope"]]]), "unknown message type 'nope'"),
+        (msgpack.packb([1, [["gone", "x"]]]), "gone.conn must be int, got str"),
+        (msgpack.packb([1, [["gone", True]]]), "gone.conn must be int, got bool"),
+        (msgpack.packb([1, [["send", 1]]]), "send: 1 fields, expected 2 (conn, data)"),
+        (msgpack.packb([1, [["alive", [1, "2"], []]]]), "alive.seen must be an array of integers"),
+        (msgpack.packb([1, [["written", 1, b"", [["a", "b", 1, "nope"]]]]]), "written.files"),
+        (msgpack.packb([1, [["written", 1, b"", [["a", "b", "1", "main"]]]]]), "[name, sha256"),
+        (msgpack.packb([1, [{"type": "gone", "conn": 1}]]), "must be an array"),
+        (msgpack.packb([1, [7]]), "must be an array"),
     ],
 )
 def test_a_bad_batch_is_a_link_error_that_names_what_is_wrong(body: bytes, words: str) -> None:
