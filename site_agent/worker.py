@@ -154,7 +154,7 @@ class Worker:
                 files = await self._write_frames(assign, msg)
                 if files is not None:
                     self._link.send(
-                        Written(conn=conn.id, data=without_frame_data(msg), files=files)
+                        Written(conn=conn.id, done=without_frame_data(msg), files=files)
                     )
                     return
         except Exception as exc:  # checked and reported again by the agent

@@ -75,12 +75,15 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """A TaskDone whose inline frames the worker wrote (durable): ``data`` is the TaskDone
-    with every frame's bytes left out, ``files`` what was stored, in the frames' order."""
+    """A TaskDone whose inline frames the worker wrote (durable): ``done`` is the TaskDone
+    with every frame's bytes left out, ``files`` what was stored, in the frames' order.
+
+    The worker decoded and checked the report; it travels as its fields (not the
+    server's bytes, which the arbiter would decode and check again)."""
 
     TYPE: ClassVar[str] = "written"
     conn: int
-    data: bytes
+    done: protocol.TaskDone
     files: list[FrameFile]
 
 
@@ -157,6 +160,53 @@ def _ints_in(value: object, where: str) -> list[int]:
     return value
 
 
+def _names(cls: type[Any], *, without: str = "") -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != without)
+
+
+_DONE = _names(protocol.TaskDone)
+_NESTED: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "outputs": (protocol.Output, _names(protocol.Output)),
+    "frames": (protocol.InlineFrame, _names(protocol.InlineFrame, without="data")),
+}
+"""A forwarded TaskDone's lists of records, each record an array of these fields."""
+
+
+def _done_out(msg: protocol.TaskDone) -> list[Any]:
+    item: list[Any] = []
+    for name in _DONE:
+        value = getattr(msg, name)
+        nested = _NESTED.get(name)
+        if nested is not None:
+            value = [[getattr(record, n) for n in nested[1]] for record in value]
+        item.append(value)
+    return item
+
+
+def _done_in(value: object, where: str) -> protocol.TaskDone:
+    """A TaskDone as :func:`_done_out` sent it: its shape is checked here, its values were
+    checked by the worker when it decoded the server's report."""
+    try:
+        if type(value) is not list or len(value) != len(_DONE):
+            raise ValueError(f"{len(_DONE)} fields ({', '.join(_DONE)}) expected")
+        fields = dict(zip(_DONE, value, strict=True))
+        for name, (cls, names) in _NESTED.items():
+            fields[name] = [_nested_in(cls, names, record) for record in fields[name]]
+        return protocol.TaskDone(**fields)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise LinkError(f"{where}: not a forwarded TaskDone: {exc}", field=where) from None
+
+
+def _nested_in(cls: type[Any], names: tuple[str, ...], record: object) -> Any:
+    if type(record) is not list or len(record) != len(names):
+        raise ValueError(f"a {cls.__name__} is [{', '.join(names)}], got {record!r}")
+    fields = dict(zip(names, record, strict=True))
+    fields["kind"] = _FILE_KINDS[fields["kind"]]
+    if cls is protocol.InlineFrame:
+        fields["data"] = b""  # left out: the worker wrote it
+    return cls(**fields)
+
+
 _Check = type | Callable[[object, str], Any]
 """A scalar field's exact type, or a function that checks (and builds) the field."""
 _CHECKS: dict[str, _Check] = {
@@ -165,8 +215,12 @@ _CHECKS: dict[str, _Check] = {
     "bytes": bytes,
     "list[int]": _ints_in,
     "list[FrameFile]": _files_in,
+    "protocol.TaskDone": _done_in,
 }
-_ENCODE: dict[str, Callable[[Any], Any]] = {"list[FrameFile]": _files_out}
+_ENCODE: dict[str, Callable[[Any], Any]] = {
+    "list[FrameFile]": _files_out,
+    "protocol.TaskDone": _done_out,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +358,6 @@ class LinkWriter:
             await self._writer.wait_closed()
 
 
-def without_frame_data(msg: protocol.TaskDone) -> bytes:
+def without_frame_data(msg: protocol.TaskDone) -> protocol.TaskDone:
     """A TaskDone as forwarded after its frames were written: the same, minus their bytes."""
-    frames = [dataclasses.replace(f, data=b"") for f in msg.frames]
-    return protocol.encode(dataclasses.replace(msg, frames=frames))
+    return dataclasses.replace(msg, frames=[dataclasses.replace(f, data=b"") for f in msg.frames])

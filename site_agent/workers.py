@@ -229,15 +229,15 @@ class WorkerPool:
                 return
             if inbound.conn is not None:
                 inbound.conn.last_seen = self._site.clock()
+            if isinstance(msg, Written):
+                inbound.queue.put_nowait(WrittenDone(msg.done, msg.files))
+                return
             try:
                 report = protocol.decode(msg.data)
             except protocol.ProtocolError as exc:  # the worker decoded it once already
                 log.error("worker %d forwarded a bad report: %s", worker.index, exc)
                 return
-            if isinstance(msg, Written) and isinstance(report, protocol.TaskDone):
-                inbound.queue.put_nowait(WrittenDone(report, msg.files))
-            else:
-                inbound.queue.put_nowait(report)
+            inbound.queue.put_nowait(report)
         elif isinstance(msg, Alive):
             self._alive(worker, msg)
         elif isinstance(msg, Hello):

@@ -23,7 +23,14 @@ from site_agent.reports import TaskReports
 from site_agent.storage import FrameStorage
 from site_agent.store import ServerRecord, Store, TaskState
 from site_agent.worker import Worker, _Conn, _note_fence
-from site_agent.worker_link import LinkMessage, LinkWriter, Report, Written
+from site_agent.worker_link import (
+    LinkMessage,
+    LinkWriter,
+    Report,
+    Written,
+    decode_batch,
+    encode_batch,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n not really a picture"
 SHA = hashlib.sha256(PNG).hexdigest()
@@ -81,12 +88,15 @@ class Farm:
             frames=[protocol.InlineFrame(frame=frame, name=name, sha256=SHA, data=PNG)],
         )
         await self.worker._write_done(self.conn, done, protocol.encode(done))
-        forwarded = self.link.sent[-1]
-        assert isinstance(forwarded, Report | Written)
-        msg = protocol.decode(forwarded.data)
-        assert isinstance(msg, protocol.TaskDone)
-        files = forwarded.files if isinstance(forwarded, Written) else None
-        await self.reports.done(self.server.id, msg, files)
+        # Through the link's codec, as the agent reads it.
+        [forwarded] = decode_batch(encode_batch([self.link.sent[-1]])[4:])
+        if isinstance(forwarded, Written):
+            await self.reports.done(self.server.id, forwarded.done, forwarded.files)
+        else:
+            assert isinstance(forwarded, Report)
+            msg = protocol.decode(forwarded.data)
+            assert isinstance(msg, protocol.TaskDone)
+            await self.reports.done(self.server.id, msg)
         return forwarded
 
     def job_dir(self) -> Path:
@@ -102,7 +112,7 @@ async def test_the_worker_writes_the_frames_and_the_agent_records_them(
     forwarded = await farm.report_done(assign)
     assert isinstance(forwarded, Written)
     # Forwarded without the bytes: they are on disk already, durably.
-    assert all(not f.data for f in cast(protocol.TaskDone, protocol.decode(forwarded.data)).frames)
+    assert forwarded.done.frames and all(not f.data for f in forwarded.done.frames)
     path = farm.job_dir() / f"shot_{assign.frames[0]:04d}.png"
     assert path.read_bytes() == PNG
     task = await store.get_task(assign.task_id)

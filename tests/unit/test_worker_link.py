@@ -51,13 +51,37 @@ ASSIGN = protocol.Assign(
 )
 
 
+DONE = protocol.TaskDone(
+    task_id=3,
+    attempt=2,
+    outputs=[
+        protocol.Output(frame=5, name="shot_0005.png", sha256="a" * 64, size=4),
+        protocol.Output(
+            frame=5, name="shot_0005_R.png", sha256="c" * 64, size=2, kind=FileKind.EXTRA
+        ),
+    ],
+    started_at=1.0,
+    finished_at=2.5,
+    log_tail="ok",
+    frames=[
+        protocol.InlineFrame(frame=5, name="shot_0005.png", sha256="a" * 64, data=b"png!"),
+        protocol.InlineFrame(
+            frame=5, name=".previews/p.png", sha256="b" * 64, data=b"p", kind=FileKind.PREVIEW
+        ),
+    ],
+)
+
+
+_DONE_ARRAY = [3, 2, [], 1.0, 2.0, "", []]
+
+
 def _all_messages() -> list[LinkMessage]:
     return [
         Hello(conn=1, remote="127.0.0.1", data=b"\x81\xa1a\x01"),
         Report(conn=1, data=b"report"),
         Written(
             conn=2,
-            data=b"done",
+            done=without_frame_data(DONE),
             files=[
                 FrameFile(name="shot_0005.png", sha256="a" * 64, size=10, kind=FileKind.MAIN),
                 FrameFile(name=".previews/x.png", sha256="b" * 64, size=3, kind=FileKind.PREVIEW),
@@ -88,8 +112,25 @@ def test_a_batch_of_every_message_round_trips() -> None:
         (msgpack.packb([1, [["gone", True]]]), "gone.conn must be int, got bool"),
         (msgpack.packb([1, [["send", 1]]]), "send: 1 fields, expected 2 (conn, data)"),
         (msgpack.packb([1, [["alive", [1, "2"], []]]]), "alive.seen must be an array of integers"),
-        (msgpack.packb([1, [["written", 1, b"", [["a", "b", 1, "nope"]]]]]), "written.files"),
-        (msgpack.packb([1, [["written", 1, b"", [["a", "b", "1", "main"]]]]]), "[name, sha256"),
+        (
+            msgpack.packb([1, [["written", 1, _DONE_ARRAY, [["a", "b", 1, "nope"]]]]]),
+            "written.files",
+        ),
+        (
+            msgpack.packb([1, [["written", 1, _DONE_ARRAY, [["a", "b", "1", "main"]]]]]),
+            "[name, sha256",
+        ),
+        (msgpack.packb([1, [["written", 1, [3, 2], []]]]), "written.done: not a forwarded"),
+        (
+            msgpack.packb(
+                [1, [["written", 1, [3, 2, [[5, "a", "b", 1, "nope"]], 1.0, 2.0, "", []], []]]]
+            ),
+            "written.done",
+        ),
+        (
+            msgpack.packb([1, [["written", 1, [3, 2, [], 1.0, 2.0, "", [[5, "a"]]], []]]]),
+            "a InlineFrame is [frame, name, sha256, kind]",
+        ),
         (msgpack.packb([1, [{"type": "gone", "conn": 1}]]), "must be an array"),
         (msgpack.packb([1, [7]]), "must be an array"),
     ],
@@ -101,23 +142,21 @@ def test_a_bad_batch_is_a_link_error_that_names_what_is_wrong(body: bytes, words
 
 
 def test_a_forwarded_task_done_keeps_everything_but_the_frames_bytes() -> None:
-    done = protocol.TaskDone(
-        task_id=3,
-        attempt=2,
-        outputs=[protocol.Output(frame=5, name="shot_0005.png", sha256="a" * 64, size=4)],
-        started_at=1.0,
-        finished_at=2.0,
-        log_tail="ok",
-        frames=[protocol.InlineFrame(frame=5, name="shot_0005.png", sha256="a" * 64, data=b"png!")],
-    )
-    forwarded = protocol.decode(without_frame_data(done))
-    assert isinstance(forwarded, protocol.TaskDone)
-    assert forwarded.frames[0].data == b""
-    assert forwarded.frames[0].name == "shot_0005.png" and forwarded.frames[0].frame == 5
-    assert (forwarded.outputs, forwarded.log_tail, forwarded.attempt) == (
-        done.outputs,
+    sent = Written(conn=1, done=without_frame_data(DONE), files=[])
+    [forwarded] = decode_batch(encode_batch([sent])[4:])
+    assert isinstance(forwarded, Written)
+    done = forwarded.done
+    assert [f.data for f in done.frames] == [b"", b""]
+    assert [(f.frame, f.name, f.sha256, f.kind) for f in done.frames] == [
+        (f.frame, f.name, f.sha256, f.kind) for f in DONE.frames
+    ]
+    assert isinstance(done.frames[1].kind, FileKind) and isinstance(done.outputs[1].kind, FileKind)
+    assert (done.outputs, done.log_tail, done.attempt, done.started_at, done.finished_at) == (
+        DONE.outputs,
         "ok",
         2,
+        1.0,
+        2.5,
     )
 
 
