@@ -106,11 +106,15 @@ class ServerConnection:
 
     async def send(self, msg: protocol.Message) -> bool:
         """Send one message; False if the connection is gone (the caller requeues)."""
+        return await self.send_encoded(protocol.encode(msg))
+
+    async def send_encoded(self, data: bytes) -> bool:
+        """Send one message as :func:`protocol.encode` made it; False if the connection is gone."""
         if self.ws.closed:
             return False
         try:
             async with self._lock, asyncio.timeout(SEND_TIMEOUT_S):
-                await self.ws.send_bytes(protocol.encode(msg))
+                await self.ws.send_bytes(data)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             log.warning("send to server %s failed: %s", self.record.name, exc)
             return False

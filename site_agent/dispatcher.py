@@ -31,7 +31,7 @@ from scheduler.dispatch import (
 )
 
 from .connections import ActiveTask, ConnectionRegistry
-from .dispatch_views import PROBE, assign_message, job_views, ready_tasks
+from .dispatch_views import PROBE, AssignEncoder, assign_message, job_views, ready_tasks
 from .lifecycle.events import (
     Event,
     JobCancelled,
@@ -229,6 +229,7 @@ class Dispatcher:
         whole round's. Returns the number of tasks sent.
         """
         slices = [claims[start:stop] for start, stop in round_slices(len(claims))]
+        assigns = AssignEncoder(jobs)
         pending: asyncio.Future[list[TaskRecord]] | None = None
         sent = 0
         try:
@@ -238,7 +239,7 @@ class Dispatcher:
                 claimed = await claiming
                 if index + 1 < len(slices):
                     pending = asyncio.ensure_future(self._claims.assign(slices[index + 1], at=at))
-                sent += await self._send(claimed, jobs, tasks, overlap=pending is not None)
+                sent += await self._send(claimed, assigns, tasks, overlap=pending is not None)
         finally:
             if pending is not None:
                 # A send failed unexpectedly while the next slice was being claimed: let that
@@ -250,7 +251,7 @@ class Dispatcher:
     async def _send(
         self,
         claimed: Sequence[TaskRecord],
-        jobs: Mapping[str, JobRecord],
+        assigns: AssignEncoder,
         tasks: Mapping[int, TaskRecord],
         *,
         overlap: bool,
@@ -271,14 +272,12 @@ class Dispatcher:
             if conn is None:
                 continue  # the monitor requeues tasks of servers that are gone
             conn.running[(task.id, task.attempt)] = ActiveTask.of(task)
-            job = jobs[task.job_id]
-            msg = assign_message(job, task, tasks[task.id].frames)
-            if await conn.send(msg):
+            if await conn.send_encoded(assigns.encode(task.job_id, task, tasks[task.id].frames)):
                 sent += 1
                 log.debug(
                     "dispatched task %s (job %s, frames %s-%s, attempt %s) to %s",
                     task.id,
-                    job.id,
+                    task.job_id,
                     task.frames[0],
                     task.frames[-1],
                     task.attempt,

@@ -92,12 +92,12 @@ class WorkerSocket:
 class WorkerConnection(ServerConnection):
     """A connected server whose socket a worker serves."""
 
-    async def send(self, msg: protocol.Message) -> bool:
+    async def send_encoded(self, data: bytes) -> bool:
         # The link queues in order and the worker writes each socket in order: no lock,
         # no timeout here (a worker drops a socket it cannot write to).
         if self.ws.closed:
             return False
-        await self.ws.send_bytes(protocol.encode(msg))
+        await self.ws.send_bytes(data)
         return True
 
 
