@@ -7,8 +7,8 @@ order (a stored file likewise ``[name, sha256, size, kind]``). Both ends are the
 same code, so positions are enough; each field's type is still checked on
 reading. Messages queued during one turn of the event loop travel as one batch
 (one write, one read), so a busy worker costs the arbiter one system call per
-batch, not per report. (The shared wire codec's maps of named fields cost the
-arbiter about a tenth of its CPU per task here: two to three records per task.)
+batch, not per report. (Maps of named fields read by the shared wire codec
+cost the arbiter ~2 µs more per task; docs/benchmarks.md, dispatch round 8.)
 
 Render servers' own messages travel as their protocol bytes (``data``): this
 module wraps them, it does not define them again (:mod:`render_server.protocol`
