@@ -34,7 +34,8 @@ from spillway.core.records import FileKind
 
 from .store.records import FrameFile
 
-LINK_VERSION = 1
+LINK_VERSION = 2
+"""2: messages as arrays of their fields (1: maps of named fields)."""
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 """One batch at most (a TaskDone with 3 MiB of inline frames fits many times)."""
 MAX_UNSENT_BYTES = 256 * 1024 * 1024

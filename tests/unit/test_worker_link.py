@@ -106,33 +106,33 @@ def test_a_batch_of_every_message_round_trips() -> None:
     [
         (b"\xc1", "not a msgpack link batch"),
         (msgpack.packb({"v": 1}), "[version, [message, ...]]"),
-        (msgpack.packb([2, []]), "unsupported link version 2"),
-        (msgpack.packb([1, [["nope"]]]), "unknown message type 'nope'"),
-        (msgpack.packb([1, [["gone", "x"]]]), "gone.conn must be int, got str"),
-        (msgpack.packb([1, [["gone", True]]]), "gone.conn must be int, got bool"),
-        (msgpack.packb([1, [["send", 1]]]), "send: 1 fields, expected 2 (conn, data)"),
-        (msgpack.packb([1, [["alive", [1, "2"], []]]]), "alive.seen must be an array of integers"),
+        (msgpack.packb([1, []]), "unsupported link version 1"),
+        (msgpack.packb([2, [["nope"]]]), "unknown message type 'nope'"),
+        (msgpack.packb([2, [["gone", "x"]]]), "gone.conn must be int, got str"),
+        (msgpack.packb([2, [["gone", True]]]), "gone.conn must be int, got bool"),
+        (msgpack.packb([2, [["send", 1]]]), "send: 1 fields, expected 2 (conn, data)"),
+        (msgpack.packb([2, [["alive", [1, "2"], []]]]), "alive.seen must be an array of integers"),
         (
-            msgpack.packb([1, [["written", 1, _DONE_ARRAY, [["a", "b", 1, "nope"]]]]]),
+            msgpack.packb([2, [["written", 1, _DONE_ARRAY, [["a", "b", 1, "nope"]]]]]),
             "written.files",
         ),
         (
-            msgpack.packb([1, [["written", 1, _DONE_ARRAY, [["a", "b", "1", "main"]]]]]),
+            msgpack.packb([2, [["written", 1, _DONE_ARRAY, [["a", "b", "1", "main"]]]]]),
             "[name, sha256",
         ),
-        (msgpack.packb([1, [["written", 1, [3, 2], []]]]), "written.done: not a forwarded"),
+        (msgpack.packb([2, [["written", 1, [3, 2], []]]]), "written.done: not a forwarded"),
         (
             msgpack.packb(
-                [1, [["written", 1, [3, 2, [[5, "a", "b", 1, "nope"]], 1.0, 2.0, "", []], []]]]
+                [2, [["written", 1, [3, 2, [[5, "a", "b", 1, "nope"]], 1.0, 2.0, "", []], []]]]
             ),
-            "written.done",
+            "written.done: not a forwarded TaskDone: 'nope'",
         ),
         (
-            msgpack.packb([1, [["written", 1, [3, 2, [], 1.0, 2.0, "", [[5, "a"]]], []]]]),
+            msgpack.packb([2, [["written", 1, [3, 2, [], 1.0, 2.0, "", [[5, "a"]]], []]]]),
             "a InlineFrame is [frame, name, sha256, kind]",
         ),
-        (msgpack.packb([1, [{"type": "gone", "conn": 1}]]), "must be an array"),
-        (msgpack.packb([1, [7]]), "must be an array"),
+        (msgpack.packb([2, [{"type": "gone", "conn": 1}]]), "must be an array"),
+        (msgpack.packb([2, [7]]), "must be an array"),
     ],
 )
 def test_a_bad_batch_is_a_link_error_that_names_what_is_wrong(body: bytes, words: str) -> None:
