@@ -4,8 +4,9 @@ Two measurements share these helpers: the asset upload (``bench.transfer``, the
 upload code with the peer's bucket) and frames coming back (here): the origin's
 own fetch path (``PeerClient.download`` paced by the peer's bucket, ``fetch_frame``
 into a real ``FrameStorage``, hash-verified, ``FETCH_CONCURRENCY`` frames at
-once) from a stand-in remote that serves stored frames with ``send_frame``, as
-the federation frame route does. Each reports the rate over the whole transfer
+once) from a stand-in remote that serves stored frames as the federation does:
+with ``send_frame`` on its aiohttp route, naming its blob listener (``Blob-Port``),
+which serves the later frames of an uncapped fetch from its threads. Each reports the rate over the whole transfer
 (bytes over wall seconds, first request to last answer), the lowest and highest
 rate over any ``WINDOW_S`` window, from the bucket's count of granted bytes
 sampled every ``SAMPLE_S``, and the CPU seconds per GiB (both ends: this process).
@@ -26,12 +27,15 @@ from typing import Any
 from aiohttp import web
 
 from federation.bandwidth import BandwidthLimits, TokenBucket, mbps_to_bytes_per_s
+from federation.blob_listener import BlobListener, BlobRequest
 from federation.certs import TlsContexts
 from federation.client import PeerClient
+from federation.fetch_all import FETCH_CONCURRENCY
+from federation.frame_listener import ServedFrame
 from federation.peers import PeerConfig
 from federation.protocol import FrameOutput
-from federation.results import FETCH_CONCURRENCY
 from federation.streaming import fetch_frame
+from federation.transfer import BLOB_PORT
 from site_agent.frame_response import send_frame
 from site_agent.storage import FrameStorage
 
@@ -163,15 +167,32 @@ async def _frames_at_remote(
         frames.append(FrameOutput(frame=n, sha256=sha, size=len(data), name=name))
     by_number = {f.frame: f for f in frames}
 
-    async def serve(request: web.Request) -> web.StreamResponse:
-        frame = by_number[int(request.match_info["frame"])]
+    async def served(number: str) -> ServedFrame:
+        frame = by_number[int(number)]
         opened = await remote.open_frame(
             there, frame.name, job_id="remote-job", frame=frame.frame, sha256=frame.sha256
         )
+        return ServedFrame(opened=opened, name=frame.name, sent=_nothing)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        frame = await served(request.match_info["frame"])
+        # As the federation route: later frames come from the blob listener, when it runs.
+        port = {BLOB_PORT: str(listener.port)}
         try:
-            return await send_frame(request, opened, frame.name)
+            return await send_frame(request, frame.opened, frame.name, headers=port)
         finally:
-            opened.close()
+            frame.opened.close()
+
+    async def refuse_blobs(request: BlobRequest) -> web.Response:
+        return web.Response(status=404)
+
+    listener = BlobListener(
+        "127.0.0.1",
+        0,
+        remote_tls.server_context(),
+        refuse_blobs,
+        frames=lambda request: served(request.frame),
+    )
 
     async def fetch_all(client: PeerClient, peer: PeerConfig) -> int:
         slots = asyncio.Semaphore(FETCH_CONCURRENCY)
@@ -183,8 +204,16 @@ async def _frames_at_remote(
         await asyncio.gather(*(one(f) for f in frames))
         return sum(f.size for f in frames)
 
-    async with _serving(serve, remote_tls) as url:
-        yield url, fetch_all
+    await listener.start()
+    try:
+        async with _serving(serve, remote_tls) as url:
+            yield url, fetch_all
+    finally:
+        await listener.close()
+
+
+async def _nothing(size: int) -> None:
+    """The stand-in remote accounts nothing."""
 
 
 @contextlib.asynccontextmanager

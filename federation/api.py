@@ -50,6 +50,7 @@ from federation.blob_listener import answer as answer_blob
 from federation.blob_receiver import STORED_BYTES, BlobUploadEndpoint, ResumableReceiver
 from federation.capacity import PeerBook
 from federation.envelope import encode_reply
+from federation.frame_listener import FrameHandler, FrameRequest, ServedFrame
 from federation.peers import FederationConfig, PeerConfig
 from federation.progress import Controls
 from federation.protocol import (
@@ -67,6 +68,7 @@ from federation.protocol import (
 from federation.reclaim import Withdrawals
 from federation.remote_logs import LogServing
 from federation.results import Results
+from federation.transfer import BLOB_PORT
 from site_agent.errors import BadRequestError, ForbiddenError, NotFoundError
 from site_agent.frame_response import send_frame
 from site_agent.http_errors import make_error_middleware
@@ -231,21 +233,50 @@ async def _status(request: web.Request) -> web.Response:
 
 async def _frame(request: web.Request) -> web.StreamResponse:
     peer = authenticate(request.app[ENDPOINTS], request)
+    served = await _frame_file(
+        request.app[ENDPOINTS],
+        peer,
+        request.match_info["job_id"],
+        request.match_info["frame"],
+        request.match_info.get("name"),
+    )
+    port = request.app[BLOBS].stream_port  # later frames come faster from the blob listener
     try:
-        frame = int(request.match_info["frame"])
+        response = await send_frame(
+            request, served.opened, served.name, headers={BLOB_PORT: str(port)} if port else None
+        )
+    finally:
+        served.opened.close()
+    await served.sent(served.opened.size)
+    return response
+
+
+async def _frame_file(
+    endpoints: FederationEndpoints, peer: PeerConfig, job_id: str, frame: str, name: str | None
+) -> ServedFrame:
+    """The checked file of a frame of ``peer``'s job ``job_id`` (both frame routes)."""
+    try:
+        number = int(frame)
     except ValueError:
         raise BadRequestError("the frame must be a whole number") from None
-    opened, name = await request.app[ENDPOINTS].acceptance.frame_file(
-        peer, request.match_info["job_id"], frame, request.match_info.get("name")
+    opened, file_name = await endpoints.acceptance.frame_file(peer, job_id, number, name)
+    return ServedFrame(
+        opened=opened,
+        name=file_name,
+        sent=partial(endpoints.acceptance.frame_sent, peer, job_id),
     )
-    try:
-        response = await send_frame(request, opened, name)
-    finally:
-        opened.close()
-    await request.app[ENDPOINTS].acceptance.frame_sent(
-        peer, request.match_info["job_id"], opened.size
-    )
-    return response
+
+
+def frame_listener_handler(app: web.Application) -> FrameHandler:
+    """How the blob listener serves frames (:mod:`federation.frame_listener`): the same
+    peer authentication, ownership and hash checks and accounting as ``/fed/v1``."""
+    endpoints = app[ENDPOINTS]
+
+    async def handle(request: FrameRequest) -> ServedFrame:
+        peer = authenticate_names(endpoints, request.names, request.remote)
+        return await _frame_file(endpoints, peer, request.job_id, request.frame, request.name)
+
+    return handle
 
 
 async def _task_log(request: web.Request) -> web.Response:

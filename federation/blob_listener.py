@@ -13,9 +13,10 @@ checks, size limits and durability contract are the same by construction.
 
 It speaks just the blob protocol's two requests (:mod:`federation.transfer`):
 ``HEAD`` and ``PATCH /fed/v1/blobs/{sha256}``, HTTP/1.1, a ``Content-Length``
-body; anything else gets a JSON error (400, 404, 405, 411) and the connection
-is closed. Senders find it through the ``Blob-Port`` header of the ``/fed/v1``
-``HEAD`` answer; TLS is the listener's mutual-TLS server context.
+body, and ``GET`` of a finished frame for its origin (:mod:`federation.frame_listener`);
+anything else gets a JSON error (400, 404, 405, 411) and the connection
+is closed. Peers find it through the ``Blob-Port`` header of the ``/fed/v1``
+``HEAD`` and frame answers; TLS is the listener's mutual-TLS server context.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
 from federation.blob_append import StreamAppender
 from federation.blob_receiver import BlobUploadEndpoint, Body
 from federation.errors import TransferError
+from federation.frame_listener import FrameHandler, ServedFrame, frame_request, send_checked
 from federation.identity import CertificateNames, certificate_names
 from federation.transfer import BLOBS_PATH, DIRECT_MAX
 from federation.upload_threads import STREAM_SOCKET_BUFFER
@@ -56,6 +59,7 @@ MAX_CONNECTIONS = 64
 """Connections served at once (a thread each); more are closed at once (the sender retries)."""
 _MAX_LINE = 8192
 _TARGET = re.compile(rf"^{re.escape(BLOBS_PATH)}/([^/?#]+)$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,10 +116,12 @@ class BlobListener:
         *,
         timeout_s: float = 60.0,
         max_connections: int = MAX_CONNECTIONS,
+        frames: FrameHandler | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._context = context
         self._handle = handle
+        self._frames = frames
         self.timeout_s = timeout_s
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -208,13 +214,18 @@ class BlobListener:
         if not line:
             return False
         try:
-            method, sha256, headers = _parse_head(line, reader)
+            method, target, headers = _parse_head(line, reader)
+            if method == "GET" and self._frames is not None and "Content-Length" not in headers:
+                frame = frame_request(target, names, remote)
+                if frame is not None:
+                    self.requests += 1
+                    return self._serve_frame(tls, self._frames(frame))
+            sha256 = _blob_target(method, target)
             length = _content_length(method, headers)
         except _Refused as exc:
             _send(tls, error_response(exc.status, exc.code, exc.message), keep=False)
             return False
         self.requests += 1
-        assert self._loop is not None
         feed = _BodyFeed(reader, length)
         request = BlobRequest(
             method=method,
@@ -226,7 +237,7 @@ class BlobListener:
             names=names,
             remote=remote,
         )
-        answered = asyncio.run_coroutine_threadsafe(self._answer(request), self._loop)
+        answered = self._on_loop(request.method, f"blob {sha256}", self._handle(request))
         feed.pump(answered)
         response = answered.result()
         if feed.unread_small():
@@ -238,18 +249,40 @@ class BlobListener:
         _send(tls, response, keep=keep)
         return keep
 
-    async def _answer(self, request: BlobRequest) -> web.Response:
+    def _serve_frame(self, tls: ssl.SSLSocket, answer: Awaitable[ServedFrame]) -> bool:
+        """Answer a frame's ``GET`` (the connection's thread); whether to keep the connection."""
+        served = self._on_loop("GET", "a frame", answer).result()
+        if isinstance(served, web.Response):
+            _send(tls, served, keep=True)
+            return True
         try:
-            return await self._handle(request)
-        except OSError as exc:  # the stream broke; what arrived is stored, the sender resumes
-            log.info("blob listener: %s of blob %s cut: %s", request.method, request.sha256, exc)
-            return error_response(400, "upload_cut", f"the stream broke: {exc}")
-        except Exception as exc:
-            mapped = http_error(exc)
-            if mapped is None:
-                log.exception("blob listener: %s of blob %s failed", request.method, request.sha256)
-                return error_response(500, "internal", "the blob could not be received")
-            return error_response(*mapped, getattr(exc, "message", str(exc)))
+            whole = send_checked(tls, served)
+        finally:
+            served.opened.close()
+        if whole:  # accounted as on /fed/v1: a frame sent whole
+            self._on_loop("GET", "a frame", served.sent(served.opened.size)).result()
+        return whole
+
+    def _on_loop(
+        self, method: str, what: str, call: Awaitable[_T]
+    ) -> concurrent.futures.Future[_T | web.Response]:
+        """Run a handler's ``call`` on the loop; an error it raises becomes its JSON answer."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(_answer(method, what, call), self._loop)
+
+
+async def _answer(method: str, what: str, call: Awaitable[_T]) -> _T | web.Response:
+    try:
+        return await call
+    except OSError as exc:  # the stream broke; what arrived is stored, the sender resumes
+        log.info("blob listener: %s of %s cut: %s", method, what, exc)
+        return error_response(400, "upload_cut", f"the stream broke: {exc}")
+    except Exception as exc:
+        mapped = http_error(exc)
+        if mapped is None:
+            log.exception("blob listener: %s of %s failed", method, what)
+            return error_response(500, "internal", f"{what}: the request failed")
+        return error_response(*mapped, getattr(exc, "message", str(exc)))
 
 
 class _BodyFeed:
@@ -323,6 +356,7 @@ class _BodyFeed:
 
 
 def _parse_head(line: bytes, reader: io.BufferedReader) -> tuple[str, str, dict[str, str]]:
+    """The request's method, target and headers."""
     if len(line) > _MAX_LINE:
         raise _Refused(400, "bad_request", "request line too long")
     try:
@@ -335,13 +369,17 @@ def _parse_head(line: bytes, reader: io.BufferedReader) -> tuple[str, str, dict[
         message = http.client.parse_headers(reader)
     except http.client.HTTPException as exc:
         raise _Refused(400, "bad_request", f"malformed headers ({exc})") from None
+    return method, target, {name.title(): value for name, value in message.items()}
+
+
+def _blob_target(method: str, target: str) -> str:
+    """The blob a ``HEAD`` or ``PATCH`` names."""
     match = _TARGET.match(target)
     if match is None:
         raise _Refused(404, "not_found", f"this listener serves only {BLOBS_PATH}/{{sha256}}")
     if method not in ("HEAD", "PATCH"):
         raise _Refused(405, "method_not_allowed", "this listener serves only HEAD and PATCH")
-    headers = {name.title(): value for name, value in message.items()}
-    return method, match.group(1), headers
+    return match.group(1)
 
 
 def _content_length(method: str, headers: Mapping[str, str]) -> int:

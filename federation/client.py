@@ -17,10 +17,10 @@ import http.client
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from cryptography.hazmat.primitives import serialization
@@ -32,8 +32,11 @@ from federation.errors import FederationError, TlsFilesError, UploadError
 from federation.peers import PeerConfig
 from federation.protocol import Message
 from federation.tls import TlsContexts
-from federation.transfer import upload_blob
+from federation.transfer import BLOB_PORT, upload_blob, url_origin, with_port
 from federation.upload_threads import UploadConnections
+
+if TYPE_CHECKING:
+    from federation.interfaces import FileSink
 
 log = logging.getLogger(__name__)
 
@@ -217,44 +220,66 @@ class PeerClient:
             raise _unavailable(peer, exc) from exc
 
     async def download(
-        self,
-        peer: PeerConfig,
-        path: str,
-        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
-        *,
-        timeout_s: float = 300,
+        self, peer: PeerConfig, path: str, target: FileSink, *, timeout_s: float = 300
     ) -> None:
-        """GET ``path`` and feed the body to ``sink`` in chunks as it arrives (at most as fast
-        as the peer's bandwidth cap allows: a slow reader holds the sender back over TCP).
-        Without a cap the body is received and decrypted in worker threads over blocking
-        TLS sockets (:meth:`UploadConnections.get`), as uncapped uploads are sent; with one
-        it is paced on the loop. ``timeout_s`` bounds each wait (threads) or the whole."""
-        if self.limits.bucket(peer.name) is None:
-            await self._download_threaded(peer, path, sink, timeout_s)
+        """GET ``path`` and write the body into ``target`` as it arrives (at most as fast as
+        the peer's bandwidth cap allows: a slow reader holds the sender back over TCP).
+        Without a cap the body is received, decrypted and written by worker threads over
+        blocking TLS sockets (:meth:`UploadConnections.get`), from the peer's blob listener
+        when its port is known (``Blob-Port``), else (or when that fails before the body)
+        from ``/fed/v1``; with a cap it is paced and written on the loop. ``timeout_s``
+        bounds each wait (threads) or the whole."""
+        if self.limits.bucket(peer.name) is not None:
+            async with self.stream(peer, path, timeout_s=timeout_s) as resp:
+                chunks = self.limits.paced(peer.name, resp.content.iter_chunked(1 << 16))
+                async for chunk in self._counted(chunks):
+                    target.write(chunk)
             return
-        async with self.stream(peer, path, timeout_s=timeout_s) as resp:
-            await sink(
-                self._counted(self.limits.paced(peer.name, resp.content.iter_chunked(1 << 16)))
-            )
+        uploads = self._upload_connections()
+        port = uploads.stream_ports.get(url_origin(peer.url))
+        if port is not None:
+            try:
+                if await self._get_threaded(peer, with_port(peer.url, port) + path, target):
+                    return
+            except PeerUnavailableError as exc:
+                if target.size:
+                    raise
+                log.info(
+                    "frame %s: %s blob listener failed (%s); using /fed/v1", path, peer.name, exc
+                )
+                uploads.stream_ports.pop(url_origin(peer.url), None)
+        await self._get_threaded(peer, peer.url + path, target, authoritative=True)
 
-    async def _download_threaded(
+    async def _get_threaded(
         self,
         peer: PeerConfig,
-        path: str,
-        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
-        timeout_s: float,
-    ) -> None:
+        url: str,
+        target: FileSink,
+        *,
+        authoritative: bool = False,
+        timeout_s: float = 300,
+    ) -> bool:
+        """GET ``url`` into ``target`` in worker threads; whether it answered 200. Another
+        answer is raised as the peer's error when ``authoritative`` (``/fed/v1``'s)."""
         options = self.options(peer)
+        uploads = self._upload_connections()
         try:
-            async with self._upload_connections().get(
-                f"{peer.url}{path}",
+            async with uploads.get(
+                url,
                 tls=options.get("ssl"),
                 peer=options.get("server_hostname"),
                 timeout_s=timeout_s,
             ) as got:
                 if got.status != 200:
-                    raise _status_error(peer.name, got.status, await got.body())
-                await sink(self._counted(got.blocks()))
+                    body = await got.body()
+                    if authoritative:
+                        raise _status_error(peer.name, got.status, body)
+                    return False
+                port = got.headers.get(BLOB_PORT, "")
+                if authoritative and port.isdigit() and 0 < int(port) < 65536:
+                    uploads.stream_ports[url_origin(peer.url)] = int(port)
+                self.bytes_received += await got.into(target.write)
+                return True
         except ssl.SSLCertVerificationError as exc:
             refused = PeerCertificateError(peer.name, peer.url, str(exc))
             log.error("%s", refused)

@@ -12,9 +12,6 @@ files and servers, the federation's own rows, and the other federation parts.
 from __future__ import annotations
 
 from collections.abc import (
-    AsyncIterable,
-    Awaitable,
-    Callable,
     Collection,
     Iterable,
     Mapping,
@@ -187,14 +184,10 @@ class CheckedFrames(FrameFiles, Protocol):
 
 
 class FrameWriter(FrameFiles, Protocol):
-    async def write_frame(
-        self,
-        job_dir: Path,
-        file_name: str,
-        chunks: AsyncIterable[bytes],
-        *,
-        expected_sha256: str | None,
-    ) -> tuple[str, int]: ...
+    max_frame_bytes: int
+
+    def frame_path(self, job_dir: Path, file_name: str) -> Path:
+        """Where a frame's file goes (ValueError for a name no job folder holds)."""
 
 
 # --- the federation's own rows (implemented by federation.store.FederationStore) --
@@ -336,14 +329,19 @@ class ForwardingClient(PeerSender, Protocol):
         """Upload a blob the peer lacks (resumable); returns the bytes sent."""
 
 
+class FileSink(Protocol):
+    """Where a downloaded body goes (:class:`~federation.frame_file.FrameTarget`)."""
+
+    size: int
+    """Bytes written so far."""
+
+    def write(self, block: bytes | memoryview) -> None:
+        """Take the next block (in whichever thread reads the body)."""
+
+
 class FrameDownloader(Protocol):
-    async def download(
-        self,
-        peer: PeerConfig,
-        path: str,
-        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
-    ) -> None:
-        """GET ``path`` from ``peer`` and feed the body to ``sink``."""
+    async def download(self, peer: PeerConfig, path: str, target: FileSink) -> None:
+        """GET ``path`` from ``peer`` and write the body into ``target``."""
 
 
 class PeerContact(Protocol):

@@ -12,8 +12,9 @@ writing it atomically into this site's storage under the origin job's folder
 fenced on the placement epoch. Only then is the notification acknowledged: if a
 fetch fails the remote is answered 503 and retries from its outbox, so both
 ends are restart-safe. Frames already on disk with the right hash are not
-fetched again, and up to ``FETCH_CONCURRENCY`` are fetched at once, so a retried
-notification for a large job carries on where the last one stopped.
+fetched again, and up to ``FETCH_CONCURRENCY`` are fetched at once
+(:mod:`federation.fetch_all`), so a retried notification for a large job
+carries on where the last one stopped.
 
 A frame that fails verification (the remote's bytes do not match the hash it
 reported) or that the remote refuses outright will not get better by retrying:
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from federation.fetch_all import bad_frames_error, fetch_all
 from federation.interfaces import (
     FinishedJobs,
     ForwardContact,
@@ -43,17 +45,12 @@ from federation.peers import PeerConfig
 from federation.protocol import FrameOutput, Notify, NotifyState, Progress, TaskProgress
 from federation.store import ForwardRow
 from federation.streaming import (
-    BadFrameError,
     FetchError,
     FrameStream,
-    fetch_frame,
-    has_frame_files,
-    main_name,
 )
 from scheduler.frames import parse_frames
 from site_agent.errors import NotFoundError
 from site_agent.store.records import (
-    FrameFile,
     FrameRecord,
     JobRecord,
     JobState,
@@ -71,10 +68,6 @@ _FINAL = {
     NotifyState.FAILED: JobState.FAILED,
     NotifyState.CANCELLED: JobState.CANCELLED,
 }
-
-
-FETCH_CONCURRENCY = 8
-"""Frames of one finished remote job fetched at once (they are made durable in shared groups)."""
 
 
 class Results:
@@ -284,9 +277,18 @@ class Results:
                         f"{peer.name} reported job {job.id} done with "
                         f"{len(frames)} of {len(expected)} frames"
                     )
-                records, bad = await self._fetch_all(peer, job, remote_job_id, frames)
+                records, bad = await fetch_all(
+                    self._client,
+                    self._frames,
+                    peer,
+                    job,
+                    remote_job_id,
+                    frames,
+                    usage=self._usage,
+                    clock=self._clock,
+                )
                 if bad:
-                    state, error = JobState.FAILED, _bad_frames_error(bad)
+                    state, error = JobState.FAILED, bad_frames_error(bad)
             elif not error:
                 error = f"the job {state.value} at {peer.name}"
             now = self._clock()
@@ -319,80 +321,6 @@ class Results:
                 self._frames.job_dir(job.name, job.id),
             )
         return done
-
-    async def _fetch_all(
-        self, peer: PeerConfig, job: JobRecord, remote_job_id: str, frames: Sequence[FrameOutput]
-    ) -> tuple[list[FrameRecord], dict[int, str]]:
-        """Fetch the frames not already here, ``FETCH_CONCURRENCY`` at a time.
-
-        Returns the records of the good frames and, per frame, why it can never be
-        fetched (BadFrameError). The first transient failure (FetchError) stops the rest.
-        """
-        job_dir = self._frames.job_dir(job.name, job.id)
-        ordered = sorted(frames, key=lambda f: f.frame)
-        names = [main_name(job, f) for f in ordered]
-        # Hashing what is already on disk (a retried notification) reads files: not on the event loop.
-        present = await asyncio.to_thread(
-            lambda: [
-                has_frame_files(job_dir, name, f) for f, name in zip(ordered, names, strict=True)
-            ]
-        )
-        missing = [
-            (f, name) for f, name, here in zip(ordered, names, present, strict=True) if not here
-        ]
-        slots = asyncio.Semaphore(FETCH_CONCURRENCY)
-        bad: dict[int, str] = {}
-
-        async def fetch(frame: FrameOutput, name: str) -> None:
-            async with slots:
-                try:
-                    await fetch_frame(
-                        self._client, self._frames, peer, remote_job_id, frame, job_dir, name
-                    )
-                except BadFrameError as exc:
-                    bad[frame.frame] = str(exc)
-                    return
-            if self._usage is not None:  # accounting: frame bytes fetched from the peer
-                await self._usage.record_transfer(
-                    job_id=job.id,
-                    peer=peer.name,
-                    at=self._clock(),
-                    bytes_in=frame.size + sum(x.size for x in frame.files),
-                )
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for frame, name in missing:
-                    group.create_task(fetch(frame, name))
-        except BaseExceptionGroup as failures:
-            raise _first_leaf(failures) from None
-        log.info(
-            "fetched %d frames of job %s from %s (%d already here, %d bad)",
-            len(missing) - len(bad),
-            job.id,
-            peer.name,
-            len(frames) - len(missing),
-            len(bad),
-        )
-        records = [
-            FrameRecord(
-                job_id=job.id,
-                frame=f.frame,
-                task_id=None,
-                name=name,
-                sha256=f.sha256,
-                size=f.size,
-                server_id=peer.name,
-                rendered_at=self._clock(),
-                files=tuple(
-                    FrameFile(name=x.name, sha256=x.sha256, size=x.size, kind=x.kind)
-                    for x in f.files
-                ),
-            )
-            for f, name in zip(ordered, names, strict=True)
-            if f.frame not in bad
-        ]
-        return records, bad
 
 
 def _relayed(peer: str, task: TaskProgress) -> RelayedTask:
@@ -429,19 +357,3 @@ def _differs(relayed: RelayedTask, task: TaskRecord) -> bool:
         relayed.finished_at,
         relayed.error,
     ) != (task.state, task.attempt, task.server_id, task.started_at, task.finished_at, task.error)
-
-
-def _bad_frames_error(bad: dict[int, str]) -> str:
-    """The job's error naming its bad frames (the first few) and the first reason."""
-    numbers = sorted(bad)
-    shown = ", ".join(str(n) for n in numbers[:10]) + (", ..." if len(numbers) > 10 else "")
-    return (
-        f"{len(numbers)} frame(s) could not be fetched: {shown}; frame {numbers[0]} "
-        f"{bad[numbers[0]]}; the other frames were fetched and are recorded here"
-    )
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first failure of a task group, as callers expect it (FetchError answers 503)."""
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

@@ -33,7 +33,13 @@ from typing import Any
 from aiohttp import web
 
 from federation.accept import Acceptance
-from federation.api import BLOBS, FederationEndpoints, blob_listener_handler, build_federation_app
+from federation.api import (
+    BLOBS,
+    FederationEndpoints,
+    blob_listener_handler,
+    build_federation_app,
+    frame_listener_handler,
+)
 from federation.bandwidth import BandwidthLimits
 from federation.blob_listener import BlobListener
 from federation.capacity import Advertiser, PeerBook
@@ -263,7 +269,11 @@ class FederationService:
         await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
         if self.config.blob_port is not None:
             self._blob_listener = BlobListener(
-                host, self.config.blob_port, self.tls.server_context(), blob_listener_handler(app)
+                host,
+                self.config.blob_port,
+                self.tls.server_context(),
+                blob_listener_handler(app),
+                frames=frame_listener_handler(app),
             )
             try:
                 blob_port = app[BLOBS].stream_port = await self._blob_listener.start()

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from federation.client import PeerRefusedError
 from federation.errors import FederationError
+from federation.frame_file import FrameTarget
 from federation.interfaces import FrameDownloader, FrameWriter, UsageLedger
 from federation.peers import PeerConfig
 from federation.protocol import FrameFileOutput, FrameOutput
@@ -82,19 +83,24 @@ async def fetch_frame(
         wanted = [(f"{path}/files/{quote(x.name)}", _file_name(x), x.sha256) for x in frame.files]
         wanted.append((path, name, frame.sha256))
         for url, file_name, sha256 in wanted:
-
-            async def write(
-                chunks: AsyncIterable[bytes], n: str = file_name, h: str = sha256
-            ) -> None:
-                await writer.write_frame(job_dir, n, chunks, expected_sha256=h)
-
-            await client.download(peer, url, write)
-            written.append(job_dir / file_name)
+            # Written and hashed by the thread that receives it; durable once committed.
+            target = FrameTarget(
+                writer.frame_path(job_dir, file_name),
+                expected_sha256=sha256,
+                max_bytes=writer.max_frame_bytes,
+            )
+            try:
+                await client.download(peer, url, target)
+                await target.commit()
+            except BaseException:
+                target.discard()
+                raise
+            written.append(target.dest)
     except StorageWriteError as exc:  # this site's disk: try again later
         raise FetchError(f"cannot store frame {frame.frame}: {exc}") from exc
     except HashMismatchError as exc:
         # The remote's bytes do not match the hash it recorded: fetching again gives the
-        # same bytes. write_atomic left nothing of that file; the frame's files fetched
+        # same bytes. The target left nothing of that file; the frame's files fetched
         # before it (its preview, other passes) go too: a refused frame leaves nothing.
         _discard(written)
         raise BadFrameError(f"failed verification: {exc}") from exc

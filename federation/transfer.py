@@ -242,14 +242,14 @@ def _skips_head(upload: _Upload) -> bool:
     if not (missing and upload.threaded and not upload.stream_refused):
         return False
     assert upload.connections is not None
-    port = upload.connections.stream_ports.get(_origin(upload.url))
+    port = upload.connections.stream_ports.get(url_origin(upload.url))
     if port is None or upload.size > DIRECT_MAX:
         return False
-    upload.stream_url = _with_port(upload.url, port)
+    upload.stream_url = with_port(upload.url, port)
     return True
 
 
-def _origin(url: str) -> str:
+def url_origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -266,15 +266,15 @@ async def _remote_offset(upload: _Upload) -> int | None:
     port = answer.headers.get(BLOB_PORT, "")
     known = upload.connections.stream_ports if upload.connections is not None else {}
     if upload.threaded and not upload.stream_refused and port.isdigit() and 0 < int(port) < 65536:
-        upload.stream_url = _with_port(upload.url, int(port))
-        known[_origin(upload.url)] = int(port)
+        upload.stream_url = with_port(upload.url, int(port))
+        known[url_origin(upload.url)] = int(port)
     elif not port:  # no listener (any more): neither this upload nor the next skip to one
         upload.stream_url = None
-        known.pop(_origin(upload.url), None)
+        known.pop(url_origin(upload.url), None)
     return _offset_header(upload, answer)
 
 
-def _with_port(url: str, port: int) -> str:
+def with_port(url: str, port: int) -> str:
     parts = urlsplit(url)
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
     return parts._replace(netloc=f"{host}:{port}").geturl()
@@ -301,7 +301,7 @@ async def _send_chunk(upload: _Upload, offset: int) -> int | None:
         # /fed/v1 route takes the body instead, for the rest of this upload.
         log.info("blob %s: %s refused; sending through /fed/v1", upload.sha256, upload.stream_url)
         assert upload.connections is not None
-        upload.connections.stream_ports.pop(_origin(upload.url), None)
+        upload.connections.stream_ports.pop(url_origin(upload.url), None)
         upload.stream_url, upload.stream_refused = None, True
         return offset
     if answer.status == 409:

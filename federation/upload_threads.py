@@ -33,7 +33,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from federation.errors import PeerIdentityError
@@ -50,6 +52,8 @@ __all__ = [
 
 # The context itself (not its id) so that a rotated certificate's new context never matches.
 _Key = tuple[str, str, int, ssl.SSLContext | None, str]
+_Run = Callable[..., "asyncio.Future[Any]"]
+"""Runs a function with its arguments in the pool's threads."""
 
 
 SEND_BLOCK = 1024 * 1024
@@ -193,7 +197,7 @@ class UploadConnections:
         conn, resp = await loop.run_in_executor(
             self._pool, self._start, key, parts, tls, peer, timeout_s
         )
-        download = Download(resp, lambda size: loop.run_in_executor(self._pool, resp.read, size))
+        download = Download(resp, partial(loop.run_in_executor, self._pool))
         try:
             yield download
         finally:
@@ -300,16 +304,38 @@ GET_BLOCK = 256 * 1024
 
 
 class Download:
-    """A ``GET``'s answer (:meth:`UploadConnections.get`): ``status``, and the body read in
-    the pool's threads, the next block while the caller handles the last one."""
+    """A ``GET``'s answer (:meth:`UploadConnections.get`): ``status``, ``headers``, and the
+    body read in the pool's threads: handed to the caller on the loop block by block (the
+    next read while the caller handles the last one), or to a writer in the thread."""
 
-    def __init__(
-        self, resp: http.client.HTTPResponse, read: Callable[[int], asyncio.Future[bytes]]
-    ) -> None:
+    def __init__(self, resp: http.client.HTTPResponse, run: _Run) -> None:
         self.status = resp.status
+        self.headers = {name.title(): value for name, value in resp.getheaders()}
         self.whole = False
-        self._read = read
-        self._pending: asyncio.Future[bytes] | None = None
+        self._resp = resp
+        self._run = run
+        self._pending: asyncio.Future[Any] | None = None
+        self._stop = False
+
+    def _read(self, size: int) -> asyncio.Future[bytes]:
+        return self._run(self._resp.read, size)
+
+    async def into(self, write: Callable[[memoryview], None]) -> int:
+        """Read the whole body in a pool thread, calling ``write`` there with each block (a
+        view of one reused buffer, valid until ``write`` returns); the bytes read."""
+        self._pending = self._run(self._copy, write)
+        read: int = await self._pending
+        self._pending = None
+        return read
+
+    def _copy(self, write: Callable[[memoryview], None]) -> int:
+        view = memoryview(bytearray(GET_BLOCK))
+        read = 0
+        while not self._stop and (count := self._resp.readinto(view)):
+            write(view[:count])
+            read += count
+        self.whole = not self._stop
+        return read
 
     async def body(self) -> bytes:
         """The whole body (a short one: an error's JSON)."""
@@ -329,6 +355,7 @@ class Download:
     async def settle(self) -> None:
         """Wait for a read still running in a thread (the caller stopped early)."""
         pending, self._pending = self._pending, None
+        self._stop = True  # a copy (into) stops at its next block
         if pending is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(pending)

@@ -127,7 +127,7 @@ async def write_atomic(
     On a hash mismatch or an oversized body the temp file is removed and ``dest`` is untouched.
     On return the file is durable under its name (see ``GroupSync``).
     """
-    tmp = dest.parent / f".{dest.name}.{_TEMP_PREFIX}{next(_temp_ids)}.part"
+    tmp = temp_path(dest)
     # Keyed by string: hashing a new Path object re-parses it, which was ~6 % of the
     # event loop's time with thousands of frames a second.
     folder = os.path.dirname(dest)
@@ -155,17 +155,34 @@ async def write_atomic(
                     fh = await asyncio.to_thread(_create, tmp, buffered)
                 buffered = []
         digest = h.hexdigest()
-        if expected_sha256 is not None and digest != expected_sha256:
-            raise HashMismatchError(
-                f"received {size} bytes hashing to {digest}, not the declared {expected_sha256}; "
-                "the upload was corrupted or tampered with; send it again"
-            )
+        check_digest(digest, size, expected_sha256)
     except BaseException:
-        _discard(fh, tmp)
+        discard_temp(fh, tmp)
         raise
     with _disk(dest):
         await _group_sync().persist(_PendingFile(fh, tmp, buffered, dest))
     return digest, size
+
+
+def check_digest(digest: str, size: int, expected_sha256: str | None) -> None:
+    """HashMismatchError unless ``size`` received bytes hashing to ``digest`` are as declared."""
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise HashMismatchError(
+            f"received {size} bytes hashing to {digest}, not the declared {expected_sha256}; "
+            "the upload was corrupted or tampered with; send it again"
+        )
+
+
+async def persist_temp(fh: BinaryIO, tmp: Path, dest: Path) -> None:
+    """Make a temp file written whole elsewhere (a worker thread) durable and rename it to
+    ``dest``, in the next group (see ``GroupSync``); StorageWriteError on failure."""
+    with _disk(dest):
+        await _group_sync().persist(_PendingFile(fh, tmp, [], dest))
+
+
+def temp_path(dest: Path) -> Path:
+    """A fresh temp file name beside ``dest`` (swept by :func:`sweep_temp_files`)."""
+    return dest.parent / f".{dest.name}.{_TEMP_PREFIX}{next(_temp_ids)}.part"
 
 
 @contextlib.contextmanager
@@ -178,7 +195,7 @@ def _disk(dest: Path) -> Iterator[None]:
         raise storage_error(dest, exc) from exc
 
 
-def _discard(fh: BinaryIO | None, tmp: Path) -> None:
+def discard_temp(fh: BinaryIO | None, tmp: Path) -> None:
     """Close and remove a temp file being abandoned; closing a file on a full disk fails
     too (its buffer cannot be flushed), which must not keep the temp file behind."""
     if fh is not None:
@@ -188,7 +205,7 @@ def _discard(fh: BinaryIO | None, tmp: Path) -> None:
 
 
 # Folders this process created or found, so the hot path does not mkdir per file;
-# a folder removed behind our back is made again by _open_new.
+# a folder removed behind our back is made again by open_temp.
 _known_dirs: set[str] = set()
 # Temp names unique per process and call, without a uuid per file on the hot path.
 _TEMP_PREFIX = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
@@ -214,7 +231,7 @@ def sweep_temp_files(pattern_root: Path, pattern: str) -> int:
     return removed
 
 
-def _open_new(tmp: Path) -> BinaryIO:
+def open_temp(tmp: Path) -> BinaryIO:
     try:
         return tmp.open("wb")
     except FileNotFoundError:
@@ -223,11 +240,11 @@ def _open_new(tmp: Path) -> BinaryIO:
 
 
 def _create(tmp: Path, blocks: list[bytes]) -> BinaryIO:
-    fh = _open_new(tmp)
+    fh = open_temp(tmp)
     try:
         fh.writelines(blocks)
     except BaseException:
-        _discard(fh, tmp)
+        discard_temp(fh, tmp)
         raise
     return fh
 
@@ -318,7 +335,7 @@ def persist_group(group: list[_PendingFile]) -> list[OSError | None]:
     errors: list[OSError | None] = [None] * len(group)
     for i, item in enumerate(group):
         try:
-            fh = item.fh or _open_new(item.tmp)
+            fh = item.fh or open_temp(item.tmp)
             with fh:
                 fh.writelines(item.blocks)
                 fh.flush()

@@ -25,21 +25,24 @@ def not_modified(request: web.Request, sha256: str) -> web.Response | None:
     return None
 
 
+def frame_headers(frame: OpenFrame, name: str) -> dict[str, str]:
+    """The headers a frame's file is served with (both frame routes, and the federation's
+    blob listener)."""
+    return {
+        "Content-Type": _content_type(name),
+        "X-Sha256": frame.sha256,
+        "X-File-Mode": f"{frame.mode:04o}",
+        **cache_headers(frame.sha256),
+    }
+
+
 async def send_frame(
     request: web.Request, frame: OpenFrame, name: str, *, headers: dict[str, str] | None = None
 ) -> web.StreamResponse:
     """Stream ``frame`` (opened by ``FrameStorage.open_frame``), a file called ``name``, with
     ``headers`` added; bytes that stop matching its sha256 while being sent are never
     delivered whole: the connection is cut."""
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": _content_type(name),
-            "X-Sha256": frame.sha256,
-            "X-File-Mode": f"{frame.mode:04o}",
-            **cache_headers(frame.sha256),
-            **(headers or {}),
-        }
-    )
+    response = web.StreamResponse(headers={**frame_headers(frame, name), **(headers or {})})
     response.content_length = frame.size
     await response.prepare(request)
     try:

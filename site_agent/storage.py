@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -108,16 +108,22 @@ class OpenFrame:
     """The whole file when it fit in one read block: the checked bytes are served as they are."""
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The file's bytes, hashed again while read; the last block is held back until
-        the hash matches, so a file changed in place since the check is never served whole
-        (:class:`FrameCorruptError` is raised instead of yielding it)."""
+        """:meth:`blocks`, each read in a worker thread."""
+        blocks = self.blocks()
+        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+            yield block
+
+    def blocks(self) -> Iterator[bytes]:
+        """The file's bytes, hashed again while read (blocking: a worker thread's); the last
+        block is held back until the hash matches, so a file changed in place since the check
+        is never served whole (:class:`FrameCorruptError` is raised instead of yielding it)."""
         if self._small is not None:
             yield self._small
             return
-        await asyncio.to_thread(self._handle.seek, 0)
+        self._handle.seek(0)
         hasher = hashlib.sha256()
         held = b""
-        while block := await asyncio.to_thread(self._handle.read, CHUNK):
+        while block := self._handle.read(CHUNK):
             hasher.update(block)
             if held:
                 yield held
@@ -184,6 +190,10 @@ class FrameStorage:
 
     def job_dir(self, job_name: str, job_id: str) -> Path:
         return self.root / f"{safe_name(job_name)}-{job_id}"
+
+    def frame_path(self, job_dir: Path, file_name: str) -> Path:
+        """Where a frame's file goes; the name must come from :func:`stored_name`."""
+        return _in_job_dir(job_dir, file_name)
 
     async def write_frame(
         self,

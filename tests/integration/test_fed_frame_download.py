@@ -7,7 +7,7 @@ on the loop, paced."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -61,11 +61,14 @@ class _Collect:
         self.data = bytearray()
         self.stop_after = stop_after
 
-    async def __call__(self, chunks: AsyncIterable[bytes]) -> None:
-        async for chunk in chunks:
-            self.data += chunk
-            if self.stop_after is not None and len(self.data) >= self.stop_after:
-                raise ValueError("hash mismatch")  # as a verifying writer stops
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def write(self, block: bytes | memoryview) -> None:
+        self.data += block
+        if self.stop_after is not None and len(self.data) >= self.stop_after:
+            raise ValueError("hash mismatch")  # as a verifying writer stops
 
 
 async def test_an_uncapped_peers_frames_arrive_through_threads(tmp_path: Path, remote: str) -> None:

@@ -6,10 +6,11 @@ and the remote numbering its snapshots."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from federation.client import PeerUnavailableError
+from federation.interfaces import FileSink
 from federation.outbox import Outbox
 from federation.peers import PeerConfig
 from federation.progress import Controls, FromPeer, ProgressRelay
@@ -193,16 +194,9 @@ class Remote:
     def __init__(self) -> None:
         self.fetched: list[str] = []
 
-    async def download(
-        self, peer: PeerConfig, path: str, sink: Callable[[AsyncIterable[bytes]], Awaitable[object]]
-    ) -> None:
+    async def download(self, peer: PeerConfig, path: str, target: FileSink) -> None:
         self.fetched.append(path)
-        data = FRAME_BYTES[int(path.rsplit("/", 1)[1])]
-
-        async def chunks() -> AsyncIterable[bytes]:
-            yield data
-
-        await sink(chunks())
+        target.write(FRAME_BYTES[int(path.rsplit("/", 1)[1])])
 
 
 class Contact:

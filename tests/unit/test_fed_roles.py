@@ -12,8 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 from collections.abc import (
-    AsyncIterable,
-    Awaitable,
     Callable,
     Collection,
     Iterable,
@@ -29,6 +27,7 @@ from federation.accept import Acceptance, remote_job_id
 from federation.certs import TlsFiles
 from federation.client import PeerRefusedError, PeerUnavailableError
 from federation.forwarding import Forwarding
+from federation.interfaces import FileSink
 from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, PeerConfig
@@ -54,7 +53,6 @@ from scheduler.dependencies import DependencyKind, Upstream
 from scheduler.placement import PeerCapacity
 from scheduler.profile import JobProfile, ServerView
 from site_agent.errors import ConflictError, JobExistsError
-from site_agent.files import HashMismatchError
 from site_agent.lifecycle import TransactionHook
 from site_agent.store.records import (
     LOCAL,
@@ -300,21 +298,10 @@ class FakeSite:
     def job_dir(self, job_name: str, job_id: str) -> Path:
         return self.root / f"{job_name}-{job_id}"
 
-    async def write_frame(
-        self,
-        job_dir: Path,
-        file_name: str,
-        chunks: AsyncIterable[bytes],
-        *,
-        expected_sha256: str | None,
-    ) -> tuple[str, int]:
-        data = b"".join([c async for c in chunks])
-        digest = hashlib.sha256(data).hexdigest()
-        if expected_sha256 is not None and digest != expected_sha256:
-            raise HashMismatchError(f"{file_name}: got {digest}")
-        (job_dir / file_name).parent.mkdir(parents=True, exist_ok=True)  # previews: a subfolder
-        (job_dir / file_name).write_bytes(data)
-        return digest, len(data)
+    max_frame_bytes = 1 << 30
+
+    def frame_path(self, job_dir: Path, file_name: str) -> Path:
+        return job_dir / file_name
 
     def wake(self) -> None:
         self.wakes += 1
@@ -563,18 +550,8 @@ class FakeClient:
         self.uploaded.append(sha256)
         return 12
 
-    async def download(
-        self,
-        peer: PeerConfig,
-        path: str,
-        sink: Callable[[AsyncIterable[bytes]], Awaitable[object]],
-    ) -> None:
-        data = self.files[path]
-
-        async def chunks() -> AsyncIterable[bytes]:
-            yield data
-
-        await sink(chunks())
+    async def download(self, peer: PeerConfig, path: str, target: FileSink) -> None:
+        target.write(self.files[path])
 
 
 class FakePeers:
