@@ -14,7 +14,7 @@ frame bytes, and only for jobs the caller owns.
 | ``POST /fed/v1/commit`` | remote | Commit -> CommitReply |
 | ``POST /fed/v1/cancel`` | remote | Cancel -> Ack |
 | ``GET /fed/v1/jobs/{id}`` | remote | status JSON, for reconciliation |
-| ``GET /fed/v1/jobs/{id}/frames/{frame}`` | remote | frame bytes (``X-Sha256``) |
+| ``GET /fed/v1/jobs/{id}/frames/{frame}`` | remote | frame bytes (``X-Sha256``, ``Blob-Port``) |
 | ``GET /fed/v1/jobs/{id}/frames/{frame}/files/{name}`` | remote | another file of the frame |
 | ``GET /fed/v1/jobs/{id}/tasks/{index}/log`` | remote | task log page JSON (``attempt``, ``offset``, ``wait``) |
 | ``POST /fed/v1/notify`` | origin | Notify -> Ack |

@@ -239,7 +239,8 @@ class PeerClient:
         port = uploads.stream_ports.get(url_origin(peer.url))
         if port is not None:
             try:
-                if await self._get_threaded(peer, with_port(peer.url, port) + path, target):
+                listener = with_port(peer.url, port) + path
+                if await self._get_threaded(peer, listener, target, timeout_s=timeout_s):
                     return
             except PeerUnavailableError as exc:
                 if target.size:
@@ -248,7 +249,9 @@ class PeerClient:
                     "frame %s: %s blob listener failed (%s); using /fed/v1", path, peer.name, exc
                 )
                 uploads.stream_ports.pop(url_origin(peer.url), None)
-        await self._get_threaded(peer, peer.url + path, target, authoritative=True)
+        await self._get_threaded(
+            peer, peer.url + path, target, authoritative=True, timeout_s=timeout_s
+        )
 
     async def _get_threaded(
         self,
@@ -256,8 +259,8 @@ class PeerClient:
         url: str,
         target: FileSink,
         *,
+        timeout_s: float,
         authoritative: bool = False,
-        timeout_s: float = 300,
     ) -> bool:
         """GET ``url`` into ``target`` in worker threads; whether it answered 200. Another
         answer is raised as the peer's error when ``authoritative`` (``/fed/v1``'s)."""
