@@ -1,22 +1,18 @@
 """The blob stream's own listener: blocking TLS sockets in threads, beside the event loop.
 
 Why: asyncio's TLS transport decrypts through a memory BIO on the event loop,
-holding the loop (and the GIL) for every record, so a blob arriving on the
-``/fed/v1`` listener cost the loop about half of the receiver's CPU. Here each
-connection has its own thread: the handshake, ``recv`` and decryption run in C
-with the GIL released, and the thread hands the loop whole blocks of
-:data:`BODY_BLOCK` bytes. Everything else is the aiohttp route's own code: the
-handler (``handle``, a coroutine run on the loop) authenticates the peer from its
-certificate names and answers through
-:meth:`~federation.blob_receiver.BlobUploadEndpoint.answer_patch`, so the
-checks, size limits and durability contract are the same by construction.
+holding the loop (and the GIL) for every record. Here each connection has its
+own thread: the handshake, ``recv`` and decryption run in C with the GIL
+released, and the thread writes the body itself. Only the decisions run on the
+loop, in the aiohttp route's own code (``handle``: the peer from its certificate
+names, then :meth:`~federation.blob_receiver.BlobUploadEndpoint.answer_patch`),
+so the checks, size limits and durability contract are the same by construction.
 
-It speaks just the blob protocol's two requests (:mod:`federation.transfer`):
-``HEAD`` and ``PATCH /fed/v1/blobs/{sha256}``, HTTP/1.1, a ``Content-Length``
-body, and ``GET`` of a finished frame for its origin (:mod:`federation.frame_listener`);
-anything else gets a JSON error (400, 404, 405, 411) and the connection
-is closed. Peers find it through the ``Blob-Port`` header of the ``/fed/v1``
-``HEAD`` and frame answers; TLS is the listener's mutual-TLS server context.
+It speaks ``HEAD`` and ``PATCH /fed/v1/blobs/{sha256}`` (:mod:`federation.transfer`;
+HTTP/1.1, a ``Content-Length`` body) and ``GET`` of a finished frame for its
+origin (:mod:`federation.frame_listener`); anything else gets a JSON error (400,
+404, 405, 411) and the connection is closed. Peers find it through the
+``Blob-Port`` header of ``/fed/v1`` answers; TLS is the mutual-TLS server context.
 """
 
 from __future__ import annotations
@@ -274,10 +270,11 @@ class BlobListener:
 async def _answer(method: str, what: str, call: Awaitable[_T]) -> _T | web.Response:
     try:
         return await call
-    except OSError as exc:  # the stream broke; what arrived is stored, the sender resumes
-        log.info("blob listener: %s of %s cut: %s", method, what, exc)
-        return error_response(400, "upload_cut", f"the stream broke: {exc}")
     except Exception as exc:
+        if isinstance(exc, OSError) and method != "GET":
+            # The stream broke; what arrived is stored, the sender resumes.
+            log.info("blob listener: %s of %s cut: %s", method, what, exc)
+            return error_response(400, "upload_cut", f"the stream broke: {exc}")
         mapped = http_error(exc)
         if mapped is None:
             log.exception("blob listener: %s of %s failed", method, what)

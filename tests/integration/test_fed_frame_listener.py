@@ -222,6 +222,7 @@ async def test_later_frames_come_from_the_listener_whole_and_accounted_once(
         (folder / _preview(1)).parent.glob(".*.part")
     )
     sizes = [remote.outputs[k].size for k in ("rj1/1", "rj1/2")]
+    await _accounted(remote, 4)
     assert sorted(n for _, _, n in remote.usage.sent) == sorted([5000, 5000, *sizes])
     assert {(peer, job) for peer, job, _ in remote.usage.sent} == {("studio", "rj1")}
 
@@ -264,6 +265,15 @@ async def test_an_unreachable_listener_sends_the_origin_back_to_fed_v1(
     finally:
         closed.close()
         await client.close()
+
+
+async def _accounted(remote: Remote, count: int) -> None:
+    """Wait until ``count`` files were accounted: the listener accounts a file once it has
+    sent it whole, which may be just after the origin has read its last byte."""
+    for _ in range(500):
+        if len(remote.usage.sent) >= count:
+            return
+        await asyncio.sleep(0.01)
 
 
 def _context(tmp_path: Path, site: str | None, ca: str = "ca") -> ssl.SSLContext:
@@ -311,4 +321,5 @@ async def test_the_listener_refuses_what_fed_v1_refuses(tmp_path: Path, remote: 
     # render-b fetches its own job's frame there; nothing of studio's was sent.
     status, body = await asyncio.to_thread(get, "/fed/v1/jobs/rj2/frames/1", "render-b")
     assert (status, body) == (200, {"size": remote.outputs["rj2/1"].size})
+    await _accounted(remote, 1)
     assert [(peer, job) for peer, job, _ in remote.usage.sent] == [("render-b", "rj2")]
