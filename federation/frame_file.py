@@ -24,11 +24,11 @@ from site_agent.files import (
     TooLargeError,
     check_digest,
     discard_temp,
-    open_temp,
     persist_temp,
     storage_error,
     temp_path,
 )
+from site_agent.group_sync import open_temp
 
 __all__ = ["FrameTarget"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from site_agent import files
+from site_agent import files, group_sync
 from site_agent.files import HashMismatchError, StorageWriteError, TooLargeError, write_atomic
 
 
@@ -26,10 +26,10 @@ def _leftovers(root: Path) -> list[Path]:
 @pytest.fixture(params=["syncfs", "fsync-each"])
 def sync_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both durability paths: one syncfs per group (Linux) and an fsync per file and folder."""
-    if request.param == "syncfs" and files._syncfs is None:
+    if request.param == "syncfs" and group_sync._syncfs is None:
         pytest.skip("syncfs is not available here")
     if request.param == "fsync-each":
-        monkeypatch.setattr(files, "_syncfs", None)
+        monkeypatch.setattr(group_sync, "_syncfs", None)
     return str(request.param)
 
 
@@ -53,7 +53,7 @@ async def test_concurrent_writes_share_groups_and_land_whole(
         assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert _leftovers(tmp_path) == []
     # 300 files finishing in the same loop iteration need far fewer than 300 sync rounds.
-    assert files._group_sync().groups <= 3
+    assert group_sync.group_sync().groups <= 3
 
 
 async def test_big_streamed_file_and_small_files_in_one_group(
