@@ -23,6 +23,9 @@ from site_agent.store.task_logs import HEAD_BYTES, TAIL_BYTES
 from site_agent.task_logs import WAKE_ON, LogWatch, TaskLogs
 from spillway.core.records import FileEntry
 
+WAIT_S = 30.0
+"""How long the waiting-reader test's reads may wait (their long-poll bound)."""
+
 
 async def new_job(store: Store) -> list[TaskRecord]:
     job = JobRecord(
@@ -59,12 +62,18 @@ async def claim(store: Store, task: TaskRecord) -> TaskRecord:
     return claimed
 
 
+def completion(
+    task_id: int, attempt: int, server: str, *, at: float, log_tail: str
+) -> CompletionReport:
+    return CompletionReport(
+        task_id=task_id, attempt=attempt, server_id=server, job_id="job-1", at=at, log_tail=log_tail
+    )
+
+
 async def complete(
     store: Store, task_id: int, attempt: int, server: str, *, at: float, log_tail: str
 ) -> None:
-    report = CompletionReport(
-        task_id=task_id, attempt=attempt, server_id=server, job_id="job-1", at=at, log_tail=log_tail
-    )
+    report = completion(task_id, attempt, server, at=at, log_tail=log_tail)
     await Lifecycle(store).apply_reports([], [], [report], at=at)
 
 
@@ -223,16 +232,21 @@ async def test_a_waiting_reader_is_woken_by_new_text_and_by_the_end(store: Store
     lifecycle, logs, watch = await _setup(store)
     [t0, *_] = await new_job(store)
     t0 = await claim(store, t0)
-    reader = asyncio.create_task(logs.read(t0, attempt=None, offset=0, wait=30))
+    # Each read may wait WAIT_S and is given a third of that: only a wake-up ends it in time.
+    reader = asyncio.create_task(logs.read(t0, attempt=None, offset=0, wait=WAIT_S))
     while not watch.watched:
         await asyncio.sleep(0.01)
     await _log(lifecycle, t0, "hello\n")
-    page = await asyncio.wait_for(reader, 60)
-    assert page.text == "hello\n", "woken by the append, not by the 30 s bound"
-    reader = asyncio.create_task(logs.read(t0, attempt=None, offset=page.next_offset, wait=30))
+    page = await asyncio.wait_for(reader, WAIT_S / 3)
+    assert page.text == "hello\n"
+    reader = asyncio.create_task(logs.read(t0, attempt=None, offset=page.next_offset, wait=WAIT_S))
     while not watch.watched:
         await asyncio.sleep(0.01)
-    await complete(store, t0.id, 1, "s1", at=20.0, log_tail="hello")
-    page = await asyncio.wait_for(reader, 60)
+    # The agent's path for a completion: the lifecycle's subscribers hear of the end.
+    try:
+        await lifecycle.complete(completion(t0.id, 1, "s1", at=20.0, log_tail="hello"))
+    finally:
+        await lifecycle.close()
+    page = await asyncio.wait_for(reader, WAIT_S / 3)
     assert (page.text, page.state, page.complete) == ("", "done", True)
     assert watch.watched == 0
