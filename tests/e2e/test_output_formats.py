@@ -130,6 +130,8 @@ def test_blender_openexr_32bit_multilayer_and_16bit_png_equal_direct_renders(
         kind: _submit(agent, blend, "--package", "blender", "--frames", "2-3", "--chunk", "1")
         for kind, blend in scenes.items()
     }
+    # Blender's own renders, made while the farm renders the jobs.
+    directs = {kind: _direct_blender(blend, 2) for kind, blend in scenes.items()}
     for kind, job_id in jobs.items():
         detail = _wait_done(agent, job_id)
         job_dir = Path(detail["job"]["storage_dir"])
@@ -139,7 +141,7 @@ def test_blender_openexr_32bit_multilayer_and_16bit_png_equal_direct_renders(
             f"shot_0002.{ext}",
             f"shot_0003.{ext}",
         ]
-        direct = _direct_blender(scenes[kind], 2)
+        direct = directs[kind]
         assert direct.name == f"shot_0002.{ext}"
         farm = job_dir / direct.name
         if kind == "png16":
@@ -175,18 +177,18 @@ def test_blender_openexr_32bit_multilayer_and_16bit_png_equal_direct_renders(
 
 # Run in Blender from its factory scene: a tiny stereo (multiview) .blend with one output setting.
 STEREO_BLEND = """
-import bpy, sys
-out, fmt, views, name = sys.argv[sys.argv.index("--") + 1 :]
+import bpy, json, sys
 r = bpy.context.scene.render
 r.engine = "BLENDER_WORKBENCH"
 r.resolution_x, r.resolution_y, r.resolution_percentage = 32, 24, 100
 r.use_multiview = True
 r.views_format = "STEREO_3D"
-r.image_settings.file_format = fmt
-r.image_settings.views_format = views
 r.image_settings.stereo_3d_format.display_mode = "SIDEBYSIDE"
-r.filepath = "//renders/" + name
-bpy.ops.wm.save_as_mainfile(filepath=out)
+for out, fmt, views, name in json.loads(sys.argv[sys.argv.index("--") + 1]):
+    r.image_settings.file_format = fmt
+    r.image_settings.views_format = views
+    r.filepath = "//renders/" + name
+    bpy.ops.wm.save_as_mainfile(filepath=out)
 """
 
 STEREO_CASES = {
@@ -202,16 +204,19 @@ STEREO_CASES = {
 }
 
 
-def _stereo_blend(tmp_path: Path, kind: str) -> Path:
-    fmt, views, names = STEREO_CASES[kind]
-    out = tmp_path / kind / "stereo.blend"
-    out.parent.mkdir(parents=True)
+def _stereo_blends(tmp_path: Path) -> dict[str, Path]:
+    """Each of :data:`STEREO_CASES` as ``<kind>/stereo.blend``, written by one Blender run."""
+    blends = {kind: tmp_path / kind / "stereo.blend" for kind in STEREO_CASES}
+    cases = []
+    for kind, (fmt, views, names) in STEREO_CASES.items():
+        blends[kind].parent.mkdir(parents=True)
+        cases.append([str(blends[kind]), fmt, views, names[0].split("0002")[0]])
     subprocess.run(
         ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
-         "--python-expr", STEREO_BLEND, "--", str(out), fmt, views, names[0].split("0002")[0]],
+         "--python-expr", STEREO_BLEND, "--", json.dumps(cases)],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    return out
+    return blends
 
 
 def _same_pixels(farm: Path, direct: Path) -> None:
@@ -235,22 +240,25 @@ def test_blender_stereo_views_equal_direct_renders_file_by_file(
     agent = sqlite_agent
     processes.append(agent.render_server("blender-0", packages="blender"))
     agent.wait_servers(1)
-    scenes = {kind: _stereo_blend(tmp_path, kind) for kind in STEREO_CASES}
+    scenes = _stereo_blends(tmp_path)
     jobs = {
         kind: _submit(agent, blend, "--package", "blender", "--frames", "2-3", "--chunk", "2")
         for kind, blend in scenes.items()
     }
+    # Blender's own renders, made while the farm renders the jobs.
+    for kind, blend in scenes.items():
+        folder = tmp_path / f"direct-{kind}"
+        shutil.copytree(blend.parent, folder)
+        subprocess.run(
+            ["blender", "-b", str(folder / "stereo.blend"), "-f", "2"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
     for kind, job_id in jobs.items():
         names = STEREO_CASES[kind][2]
         job_dir = Path(_wait_done(agent, job_id)["job"]["storage_dir"])
         stored = sorted(p.name for p in job_dir.iterdir() if p.is_file())
         assert stored == sorted(names + [n.replace("0002", "0003") for n in names]), kind
         folder = tmp_path / f"direct-{kind}"
-        shutil.copytree(scenes[kind].parent, folder)
-        subprocess.run(
-            ["blender", "-b", str(folder / "stereo.blend"), "-f", "2"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
         assert sorted(p.name for p in (folder / "renders").iterdir()) == names
         for name in names:
             _same_pixels(job_dir / name, folder / "renders" / name)
