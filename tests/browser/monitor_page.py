@@ -15,7 +15,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from .conftest import SCREENSHOTS
 
 
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:

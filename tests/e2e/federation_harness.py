@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
 import ssl
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,8 +36,9 @@ from federation.envelope import encode_envelope
 from federation.protocol import JobSpec, Message, Offer
 from federation.tls import TlsFiles
 from spillway.core.records import FileEntry
+from spillway.main import main as cli_main
 
-from .harness import PYTHON, ROOT, Agent, Process, free_port, wait_for
+from .harness import Agent, Process, free_port, wait_for
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 """``params`` of a module fixture that runs its sites on SQLite, then on PostgreSQL."""
@@ -68,20 +69,19 @@ class RenderServer:
 
 
 def make_pki(root: Path, sites: Sequence[str]) -> Path:
-    """A federation CA and one certificate per site, made with the CLI; returns the folder
-    (``ca/ca.pem``, ``certs/<site>.pem``, ``certs/<site>-key.pem``)."""
+    """A federation CA and one certificate per site, made with the CLI's ``certs`` command
+    (run in this process: a new interpreter per command costs more than the command);
+    returns the folder (``ca/ca.pem``, ``certs/<site>.pem``, ``certs/<site>-key.pem``)."""
     pki = root / "pki"
-    cli = [PYTHON, "-m", "spillway", "certs"]
-    subprocess.run(
-        [*cli, "init", "--dir", str(pki / "ca")], check=True, cwd=ROOT, capture_output=True
-    )
-    for site in sites:
-        subprocess.run(
-            [*cli, "issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs")],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-        )
+    commands = [["init", "--dir", str(pki / "ca")]]
+    commands += [
+        ["issue", site, "--dir", str(pki / "ca"), "--out", str(pki / "certs")] for site in sites
+    ]
+    for argv in commands:
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            status = cli_main(["certs", *argv])
+        assert status == 0, f"spillway certs {' '.join(argv)} exited {status}: {said.getvalue()}"
     return pki
 
 

@@ -200,7 +200,10 @@ class Agent(Process):
         return result
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``predicate`` every ``interval`` until it is true; fail after ``timeout``.
+
+    A short interval: each poll is one loopback request, and a test waits on many."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
