@@ -25,11 +25,11 @@ from spillway.client.submission import (
     SubmitOptions,
     UploadCallback,
     build_job_body,
+    choose_scanner,
     long_poll_s,
     parse_package_spec,
     prepare_submission,
     rest_after,
-    scanner_for,
 )
 
 if TYPE_CHECKING:
@@ -93,16 +93,9 @@ async def submit_scene(
     :class:`~spillway.client.http.ClientError` when the agent fails or refuses.
     """
     package, _ = parse_package_spec(options.package)
-    notes: list[str] = []
-    if scanner is True:
-        scanner = scanner_for(package)
-        if scanner is None:
-            notes.append(
-                f"no dependency scanner for package {package!r} here; sending only the scene "
-                "and the --asset files"
-            )
+    chosen, notes = choose_scanner(package, scanner)
     manifest, options, more_notes = await prepare_submission(
-        scene, package, options, assets, scanner or None
+        scene, package, options, assets, chosen
     )
     notes += more_notes
     body = build_job_body(scene, manifest, options)

@@ -45,6 +45,7 @@ __all__ = [
     "SubmitResult",
     "UploadCallback",
     "build_manifest",
+    "choose_scanner",
     "manifest_from_files",
     "build_job_body",
     "parse_package_spec",
@@ -146,6 +147,22 @@ def scanner_for(package: str) -> Scanner | None:
         return catalog_scanner(package)
     except UnknownPackageError:
         return None
+
+
+def choose_scanner(
+    package: str, scanner: Scanner | None | bool
+) -> tuple[Scanner | None, list[str]]:
+    """The scanner a submission uses and the notes it owes the user: ``True`` means the
+    catalog's scanner for ``package`` (a note when there is none), ``None``/``False`` none."""
+    if scanner is not True:
+        return scanner or None, []
+    chosen = scanner_for(package)
+    if chosen is None:
+        return None, [
+            f"no dependency scanner for package {package!r} here; sending only the scene "
+            "and the --asset files"
+        ]
+    return chosen, []
 
 
 def _inside(path: Path, folder: Path) -> PurePosixPath | None:

@@ -22,11 +22,11 @@ from spillway.client.submission import (
     SubmitOptions,
     UploadCallback,
     build_job_body,
+    choose_scanner,
     long_poll_s,
     parse_package_spec,
     prepare_submission,
     rest_after,
-    scanner_for,
 )
 
 if TYPE_CHECKING:
@@ -129,15 +129,8 @@ def submit_scene(
     ``False`` skips scanning, any object with ``async scan(scene)`` is used as given.
     """
     package, _ = parse_package_spec(options.package)
-    notes: list[str] = []
-    if scanner is True:
-        scanner = scanner_for(package)
-        if scanner is None:
-            notes.append(
-                f"no dependency scanner for package {package!r} here; sending only the scene "
-                "and the --asset files"
-            )
-    chosen, asked = scanner or None, options
+    chosen, notes = choose_scanner(package, scanner)
+    asked = options
     manifest, options, more_notes = run_coroutine(
         lambda: prepare_submission(scene, package, asked, assets, chosen)
     )

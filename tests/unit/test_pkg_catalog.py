@@ -11,7 +11,7 @@ from render_server.packages.base import ScanError as AdapterScanError
 from render_server.packages.base import registry
 from scheduler.errors import ProfileError
 from scheduler.profile import JobProfile
-from spillway.client.submission import SubmissionError, parse_package_spec
+from spillway.client.submission import SubmissionError, choose_scanner, parse_package_spec
 from spillway.client.submission import scanner_for as client_scanner_for
 from spillway.packages import (
     PACKAGE_NAMES,
@@ -56,6 +56,22 @@ def test_unknown_package_lists_the_known_ones() -> None:
         scanner_for("maya")
     assert isinstance(info.value, PackageError) and isinstance(info.value, LookupError)
     assert client_scanner_for("maya") is None
+
+
+def test_a_submission_s_scanner_and_the_note_owed_for_a_package_without_one() -> None:
+    chosen, notes = choose_scanner("povray", True)
+    assert isinstance(chosen, PovrayScanner) and notes == []
+    assert choose_scanner("maya", True) == (
+        None,
+        [
+            "no dependency scanner for package 'maya' here; sending only the scene "
+            "and the --asset files"
+        ],
+    )
+    assert choose_scanner("povray", False) == (None, [])
+    assert choose_scanner("povray", None) == (None, [])
+    own = BuiltinScanner()
+    assert choose_scanner("povray", own) == (own, [])
 
 
 @pytest.mark.parametrize(
