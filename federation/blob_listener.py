@@ -40,7 +40,7 @@ from federation.frame_listener import FrameHandler, ServedFrame, frame_request, 
 from federation.identity import CertificateNames, certificate_names
 from federation.transfer import BLOBS_PATH, DIRECT_MAX
 from federation.upload_threads import STREAM_SOCKET_BUFFER
-from site_agent.http_errors import error_response, http_error
+from site_agent.http_errors import error_response, exception_response
 
 __all__ = ["BODY_BLOCK", "BlobListener", "BlobRequest", "Handler", "answer"]
 
@@ -275,11 +275,11 @@ async def _answer(method: str, what: str, call: Awaitable[_T]) -> _T | web.Respo
             # The stream broke; what arrived is stored, the sender resumes.
             log.info("blob listener: %s of %s cut: %s", method, what, exc)
             return error_response(400, "upload_cut", f"the stream broke: {exc}")
-        mapped = http_error(exc)
-        if mapped is None:
+        response = exception_response(exc, f"blob listener {method} of {what}")
+        if response is None:
             log.exception("blob listener: %s of %s failed", method, what)
             return error_response(500, "internal", f"{what}: the request failed")
-        return error_response(*mapped, getattr(exc, "message", str(exc)))
+        return response
 
 
 class _BodyFeed:

@@ -12,6 +12,7 @@ federation's own tables (:class:`~federation.store.FederationStore`, on the
 site's database) and hands each role the few collaborators it uses (see
 :mod:`federation.interfaces`); :class:`~federation.site_link.SiteLink` is the
 site agent seen through those interfaces. Roles are split by module:
+:mod:`federation.listeners` (the ``/fed/v1`` app and the blob listener),
 :mod:`federation.forwarding` (origin: placement, offer/upload/commit),
 :mod:`federation.reconcile` (origin: polling, lease, re-placement), :mod:`federation.results`
 (origin: notifications, fetch-back), :mod:`federation.accept` (remote: offers,
@@ -33,25 +34,20 @@ from typing import Any
 from aiohttp import web
 
 from federation.accept import Acceptance
-from federation.api import (
-    BLOBS,
-    FederationEndpoints,
-    blob_listener_handler,
-    build_federation_app,
-    frame_listener_handler,
-)
+from federation.api import FederationEndpoints
 from federation.bandwidth import BandwidthLimits
-from federation.blob_listener import BlobListener
 from federation.capacity import Advertiser, PeerBook
 from federation.certs import TlsContexts
 from federation.client import PeerClient
 from federation.errors import FederationError
 from federation.forwarding import Forwarding
+from federation.job_view import job_details
+from federation.listeners import Listeners, prune_seen_forever
 from federation.notices import FinalNotices
 from federation.outbox import Outbox
 from federation.peers import FederationConfig, parse_federation
 from federation.progress import Controls, FromPeer, ProgressRelay
-from federation.reclaim import Reclaimer, Withdrawals, reclaims_json
+from federation.reclaim import Reclaimer, Withdrawals
 from federation.reconcile import Reconciler
 from federation.remote_logs import LogServing, RemoteLogReader
 from federation.results import Results
@@ -76,13 +72,9 @@ from site_agent.lifecycle import (
     TasksWithdrawn,
 )
 from site_agent.site import SiteAgent
-from site_agent.store.base import StoreError
 from site_agent.store.records import LOCAL, JobRecord
 
 log = logging.getLogger(__name__)
-
-SEEN_RETENTION_S = 7 * 86400.0
-SEEN_PRUNE_INTERVAL_S = 3600.0
 
 
 class FederationService:
@@ -111,8 +103,7 @@ class FederationService:
         self.book = PeerBook(config, store, clock=clock)
         self.refusals = 0
         self._site = site
-        self._runner: web.AppRunner | None = None
-        self._blob_listener: BlobListener | None = None
+        self.listeners = Listeners(self.name, config, self.tls)
         self._tasks: list[asyncio.Task[None]] = []
         self._wire(site, poll_interval_s=min(poll_interval_s, config.lease_s / 3))
 
@@ -262,62 +253,15 @@ class FederationService:
                 TasksRelayed,
             ),
         )
-        app = build_federation_app(self.endpoints)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        host, port = self.config.listen_address
-        await web.TCPSite(self._runner, host, port, ssl_context=self.tls.server_context()).start()
-        if self.config.blob_port is not None:
-            self._blob_listener = BlobListener(
-                host,
-                self.config.blob_port,
-                self.tls.server_context(),
-                blob_listener_handler(app),
-                frames=frame_listener_handler(app),
-            )
-            try:
-                blob_port = app[BLOBS].stream_port = await self._blob_listener.start()
-            except OSError as exc:
-                raise OSError(
-                    exc.errno, f"blob_port {self.config.blob_port}: {exc.strerror or exc}"
-                ) from exc
-            log.info("site %s blob listener on %s:%d", self.name, host, blob_port)
+        await self.listeners.start(self.endpoints)
         await self.notices.repair()
         await self.reconciler.resume()
         self._spawn(self.outbox.run(), "fed-outbox")
         self._spawn(self.relay.run(), "fed-progress")
         self._spawn(self.advertiser.run(), "fed-advertise")
         self._spawn(self.reconciler.run(), "fed-reconcile")
-        self._spawn(self._prune_seen_loop(), "fed-prune-seen")
+        self._spawn(prune_seen_forever(self.store, self.clock), "fed-prune-seen")
         self._spawn(self.splitter.run(), "fed-split")
-        log.info(
-            "site %s federation listening on https://%s:%d (peers: %s)",
-            self.name,
-            host,
-            port,
-            ", ".join(p.name for p in self.config.peers) or "none",
-        )
-
-    async def _prune_seen_loop(self) -> None:
-        """Keep the replay guard's table bounded.
-
-        A message older than the envelope's time window is refused as expired
-        anyway, so its id only needs remembering for that window; ids are kept
-        for SEEN_RETENTION_S (far longer) because every federation message is
-        also idempotent in effect (offer and commit keys, notification epochs).
-        """
-        while True:
-            try:
-                pruned = await self.store.prune_seen(before=self.clock() - SEEN_RETENTION_S)
-                if pruned:
-                    log.info(
-                        "forgot %d federation message ids older than %.0f days",
-                        pruned,
-                        SEEN_RETENTION_S / 86400,
-                    )
-            except StoreError as exc:
-                log.warning("could not prune seen federation message ids: %s", exc)
-            await asyncio.sleep(SEEN_PRUNE_INTERVAL_S)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -333,12 +277,7 @@ class FederationService:
         await self.reclaimer.close()
         await self.forwarding.close()
         await self.stream.close()
-        if self._blob_listener is not None:
-            await self._blob_listener.close()
-            self._blob_listener = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.listeners.close()
         await self.client.close()
 
     async def _on_job_event(self, event: Event) -> None:
@@ -399,33 +338,7 @@ class FederationService:
         return await self.store.outbox_depth()
 
     async def job_details(self, job: JobRecord) -> dict[str, Any]:
-        """Extra fields of the job JSON: transfer counters, the remote's progress, and the
-        chunks taken back from a split job's parts."""
-        parts = [p.id for p in await self._site.store.split.parts(job.id)] if job.split else []
-        reclaims = await self.store.reclaims.of_jobs([job.id, *parts])
-        extra: dict[str, Any] = {"reclaimed": reclaims_json(reclaims)} if reclaims else {}
-        row = await self.store.latest_forward(job.id)
-        if row is None:
-            return extra
-        return {
-            **extra,
-            "peers_tried": await self.store.forward_peers(job.id),
-            "transfer": {
-                "peer": row.peer,
-                "epoch": row.epoch,
-                "bytes_sent": row.bytes_sent,
-                "blobs_sent": row.blobs_sent,
-                "blobs_skipped": row.blobs_skipped,
-            },
-            "remote": {
-                "site": row.peer,
-                "job_id": row.remote_job_id,
-                "state": row.remote_state,
-                "forward_state": row.state,
-                "frames_done": row.frames_done,
-                "last_contact_at": row.last_contact_at,
-            },
-        }
+        return await job_details(self.store, self._site.store.split, job)
 
     def log_refusal(self, what: str) -> None:
         self.refusals += 1

@@ -108,17 +108,28 @@ def make_error_middleware(
                 raise
             return error_response(exc.status, _http_code(exc.status), exc.reason or exc.text or "")
         except Exception as exc:
-            mapped = http_error(exc, table)
-            if mapped is not None:
-                extra_fields = exc.extra if isinstance(exc, AgentError) else {}
-                message = exc.message if isinstance(exc, AgentError) else str(exc)
-                return error_response(*mapped, message, **extra_fields)
-            if isinstance(exc, StoreError):
-                log.error("store error on %s %s: %s", request.method, request.path, exc)
-                return error_response(503, "store_error", f"the resource database failed: {exc}")
-            raise
+            response = exception_response(exc, f"{request.method} {request.path}", table)
+            if response is None:
+                raise
+            return response
 
     return middleware
+
+
+def exception_response(
+    exc: Exception, where: str, table: Mapping[type[Exception], tuple[int, str]] = HTTP_ERRORS
+) -> web.Response | None:
+    """The JSON answer to a handler's ``exc``: its row in ``table``, or 503 for a store
+    error (the database failed; the client may retry); None for anything else (a bug)."""
+    mapped = http_error(exc, table)
+    if mapped is not None:
+        extra_fields = exc.extra if isinstance(exc, AgentError) else {}
+        message = exc.message if isinstance(exc, AgentError) else str(exc)
+        return error_response(*mapped, message, **extra_fields)
+    if isinstance(exc, StoreError):
+        log.error("store error on %s: %s", where, exc)
+        return error_response(503, "store_error", f"the resource database failed: {exc}")
+    return None
 
 
 error_middleware = make_error_middleware()

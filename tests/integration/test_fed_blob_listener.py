@@ -30,6 +30,7 @@ from federation.certs import TlsContexts, init_ca, issue_site_cert
 from federation.peers import FederationConfig, PeerConfig
 from federation.transfer import BLOBS_PATH, upload_blob
 from federation.upload_threads import UploadConnections
+from site_agent.store.base import StoreError
 from tests.integration.test_fed_blob_accounting import _Blobs, _files, _Store
 
 
@@ -262,6 +263,28 @@ async def test_a_peer_without_an_offer_of_the_blob_is_forbidden(
         headers=_PATCH,
     )
     assert status == 403 and "not part of an open offer" in error["message"]
+    assert not facility.store.partial_dir.joinpath(f"{_SHA}.part").exists()
+
+
+async def test_a_database_failure_answers_503_as_on_the_fed_route(
+    tmp_path: Path, facility: Facility, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(peer: PeerConfig, sha256: str) -> bool:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(facility.accepted, "blob_allowed", broken)
+    status, error = await asyncio.to_thread(
+        _request,
+        facility,
+        _client(tmp_path, "studio"),
+        "PATCH",
+        f"{BLOBS_PATH}/{_SHA}",
+        body=b"abcd",
+        headers=_PATCH,
+    )
+    # The sender retries a 503 (the database is back soon); a 500 would read as a bug here.
+    assert (status, error["code"]) == (503, "store_error")
+    assert "database is locked" in error["message"]
     assert not facility.store.partial_dir.joinpath(f"{_SHA}.part").exists()
 
 
