@@ -15,9 +15,9 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -33,6 +33,7 @@ MIN_SQLITE_VERSION = (3, 37, 0)
 _PARAM = re.compile(r"\$(\d+)")
 _ANY = re.compile(r"=\s*ANY\(\s*\$(\d+)::\w+\[\]\s*\)")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -94,20 +95,80 @@ def translate_errors(path: str) -> Iterator[None]:
         raise StoreUnavailableError(f"SQLite database {path} is closed: {exc}") from exc
 
 
+_Op = tuple[str, str, Any]
+"""A statement waiting in a transaction: (kind, SQL, parameters); kind "one" or "many"."""
+
+
+def _run_ops(raw: sqlite3.Connection, ops: Sequence[_Op]) -> sqlite3.Cursor | None:
+    """Run statements in order on the connection's thread; the last one's cursor."""
+    cursor = None
+    for kind, sql, params in ops:
+        cursor = raw.executemany(sql, params) if kind == "many" else raw.execute(sql, params)
+    return cursor
+
+
+class HandOffs:
+    """How often the agent waited on SQLite's thread, and for how many statements."""
+
+    __slots__ = ("handoffs", "statements")
+
+    def __init__(self) -> None:
+        self.handoffs = 0
+        self.statements = 0
+
+
 class _Session:
-    """Statements on the shared connection; the caller holds the lock."""
+    """Statements on the shared connection; the caller holds the lock.
+
+    Every call is one hand-off to aiosqlite's thread (the statement, its rows
+    or row count, and closing its cursor together). Inside a transaction
+    (``pipelined``) a statement whose result nobody reads (``executemany``,
+    ``insert_many``, ``BEGIN``) waits and goes with the next statement that
+    returns something, or with ``COMMIT``: a transaction of writes is one hand-off,
+    not one per statement. An error of a waiting statement is raised by the
+    statement it went with; either way the transaction rolls back.
+    """
 
     serialized_writes = True
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str, counters: HandOffs, *, pipelined: bool
+    ) -> None:
         self._conn = conn
         self._path = path
+        self._counters = counters
+        self._pending: list[_Op] | None = [] if pipelined else None
+
+    async def _run(self, op: _Op, fetch: bool) -> Any:
+        ops = [op]
+        if self._pending:
+            ops, self._pending = [*self._pending, op], []
+        self._counters.handoffs += 1
+        self._counters.statements += len(ops)
+
+        def run() -> Any:
+            cursor = _run_ops(self._conn._conn, ops)  # see _in_thread
+            if cursor is None:
+                return None
+            try:
+                return cursor.fetchall() if fetch else max(cursor.rowcount, 0)
+            finally:
+                cursor.close()
+
+        with translate_errors(self._path):
+            return await _in_thread(self._conn, run)
+
+    def _defer(self, op: _Op) -> bool:
+        """Keep ``op`` for the next hand-off (inside a transaction); False: run it now."""
+        if self._pending is None:
+            return False
+        self._pending.append(op)
+        return True
 
     async def fetch(self, query: str, *args: Any) -> list[Row]:
         sql, arrays = translate_query(query)
-        with translate_errors(self._path):
-            rows = await self._conn.execute_fetchall(sql, _bind(arrays, args))
-        return list(rows)
+        rows: list[Row] = await self._run(("one", sql, _bind(arrays, args)), True)
+        return rows
 
     async def fetchrow(self, query: str, *args: Any) -> Row | None:
         rows = await self.fetch(query, *args)
@@ -119,22 +180,20 @@ class _Session:
 
     async def execute(self, query: str, *args: Any) -> int:
         sql, arrays = translate_query(query)
-        with translate_errors(self._path):
-            async with self._conn.execute(sql, _bind(arrays, args)) as cursor:
-                return max(cursor.rowcount, 0)
+        changed: int = await self._run(("one", sql, _bind(arrays, args)), False)
+        return changed
 
-    async def control(self, statement: str) -> None:
-        """BEGIN, COMMIT: one hand-off to the connection's thread, where ``execute`` takes two
-        (the statement, then closing its cursor)."""
-        with translate_errors(self._path):
-            await self._conn.execute_fetchall(statement)
+    async def control(self, statement: str, *, defer: bool = False) -> None:
+        """BEGIN (``defer``: with the transaction's first statement), COMMIT, ROLLBACK."""
+        op: _Op = ("one", statement, ())
+        if not (defer and self._defer(op)):
+            await self._run(op, False)
 
     async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
         sql, arrays = translate_query(query)
-        rows = (_bind(arrays, a) for a in args) if arrays else args
-        with translate_errors(self._path):
-            async with self._conn.executemany(sql, rows):
-                pass
+        rows = [_bind(arrays, a) for a in args] if arrays else list(args)
+        if not self._defer(("many", sql, rows)):
+            await self._run(("many", sql, rows), False)
 
     async def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -149,6 +208,17 @@ class _Session:
         # executescript() would COMMIT first; run statement by statement to stay in the transaction.
         for statement in split_statements(script):
             await self.execute(statement)
+
+
+async def _in_thread(conn: aiosqlite.Connection, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on the connection's thread: one hand-off.
+
+    aiosqlite's public calls take one hand-off per cursor operation (a statement,
+    then closing its cursor); its ``_execute`` queues any function, and ``fn`` uses
+    the raw connection (``_conn``) there, the only thread that may touch it.
+    """
+    result: T = await conn._execute(fn)  # type: ignore[no-untyped-call]
+    return result
 
 
 def split_statements(script: str) -> list[str]:
@@ -177,7 +247,8 @@ class SqliteDatabase(TransactionalWrites):
         self._conn = conn
         self._path = path
         self._lock = asyncio.Lock()
-        self._session = _Session(conn, path)
+        self.counters = HandOffs()
+        self._session = _Session(conn, path, self.counters, pipelined=False)
 
     @classmethod
     async def open(cls, path: str) -> SqliteDatabase:
@@ -212,17 +283,23 @@ class SqliteDatabase(TransactionalWrites):
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
-            await self._session.control("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            session = _Session(self._conn, self._path, self.counters, pipelined=True)
+            await session.control("BEGIN" if readonly else "BEGIN IMMEDIATE", defer=True)
             try:
-                yield self._session
-                await self._session.control("COMMIT")
+                yield session
+                await session.control("COMMIT")
             except BaseException:
                 await self._rollback()
                 raise
 
     async def _rollback(self) -> None:
+        def rollback() -> None:
+            raw = self._conn._conn  # see _in_thread
+            if raw.in_transaction:  # BEGIN waits for the first statement, or failed itself
+                raw.execute("ROLLBACK")
+
         try:
-            await self._conn.execute("ROLLBACK")
+            await _in_thread(self._conn, rollback)
         except (sqlite3.Error, ValueError):
             # The original error is the one worth reporting; SQLite may already have rolled back.
             log.warning("rollback failed on SQLite database %s", self._path, exc_info=True)

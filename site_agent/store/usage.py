@@ -58,8 +58,22 @@ INSERT_USAGE = f"""
 INSERT INTO usage_records ({", ".join(_COLUMNS)})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
-CORES_PER_SLOT = "SELECT id, cores, slots FROM servers WHERE id = ANY($1::text[])"
-JOB_ORIGINS = "SELECT id, origin_site, origin_job_id FROM jobs WHERE id = ANY($1::text[])"
+# An attempt's row, its peer (a job accepted from a peer is accounted to that peer) and its
+# cores per slot (cores / slots of its server, 1 for a server no longer known) read by the
+# statement itself: one statement per completion where a read of each and an insert took three.
+INSERT_ATTEMPT_USAGE = """
+INSERT INTO usage_records (job_id, peer, source, task_id, attempt, server_id, at, wall_s,
+                           core_seconds, frames, failed_attempts, bytes_in, bytes_out)
+SELECT CAST($1 AS TEXT),
+       COALESCE((SELECT CASE WHEN j.origin_job_id IS NULL THEN '' ELSE j.origin_site END
+                 FROM jobs j WHERE j.id = $1), ''),
+       'attempt', CAST($2 AS BIGINT), CAST($3 AS INTEGER), CAST($4 AS TEXT),
+       CAST($5 AS DOUBLE PRECISION), CAST($6 AS DOUBLE PRECISION),
+       CAST($6 AS DOUBLE PRECISION) * COALESCE(
+           (SELECT CAST(s.cores AS DOUBLE PRECISION) / (CASE WHEN s.slots > 0 THEN s.slots ELSE 1 END)
+            FROM servers s WHERE s.id = $4), 1.0),
+       CAST($7 AS INTEGER), CAST($8 AS INTEGER), 0, 0
+"""
 _SUMS = """
 COUNT(DISTINCT u.job_id) AS jobs, COALESCE(SUM(u.core_seconds), 0) AS core_seconds,
 COALESCE(SUM(u.frames), 0) AS frames, COALESCE(SUM(u.failed_attempts), 0) AS failed_attempts,
@@ -249,35 +263,30 @@ async def record_attempts(
     """Ledger rows for attempts that ended at the given times (inside their transaction).
 
     Each task is passed as it was while the attempt held its slot (its server and
-    dispatch time). A job accepted from a peer is accounted to that peer.
+    dispatch time). A job accepted from a peer is accounted to that peer; the
+    statement reads the peer and the server's cores per slot.
     """
     if not ended:
         return
-    server_ids = sorted({t.server_id for t, _ in ended if t.server_id})
-    cores = {
-        row["id"]: _cores_per_slot(row["cores"], row["slots"])
-        for row in await conn.fetch(CORES_PER_SLOT, server_ids)
-    }
-    origins = await conn.fetch(JOB_ORIGINS, sorted({t.job_id for t, _ in ended}))
-    peers = {
-        row["id"]: ("" if row["origin_job_id"] is None else str(row["origin_site"]))
-        for row in origins
-    }
     entries = [
-        attempt_entry(
-            task,
-            peer=peers.get(task.job_id, ""),
-            cores_per_slot=cores.get(task.server_id or "", 1.0),
-            at=at,
-            failed=failed,
-        )
-        for task, at in ended
+        attempt_entry(task, peer="", cores_per_slot=1.0, at=at, failed=failed) for task, at in ended
     ]
-    await record_entries(conn, entries)
-
-
-def _cores_per_slot(cores: int, slots: int) -> float:
-    return float(cores) / slots if slots > 0 else float(cores)
+    await conn.executemany(
+        INSERT_ATTEMPT_USAGE,
+        [
+            (
+                e.job_id,
+                e.task_id,
+                e.attempt,
+                e.server_id,
+                e.at,
+                e.wall_s,
+                e.frames,
+                e.failed_attempts,
+            )
+            for e in entries
+        ],
+    )
 
 
 class UsageLedger:
