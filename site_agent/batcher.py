@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 """Reports per transaction; more wait for the next flush."""
+START_DELAY_S = 0.5
+"""How long a start may wait for another report's transaction before it gets its own."""
 
 Report = StartedReport | FrameRecord | CompletionReport | LogReport
 
@@ -59,13 +61,16 @@ class ReportBatcher:
         sink: ReportSink,
         *,
         max_batch: int = MAX_BATCH,
+        start_delay_s: float = START_DELAY_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
         self._max_batch = max_batch
+        self._start_delay_s = start_delay_s
         self._clock = clock
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.flushes = 0
 
     def started(self, report: StartedReport) -> None:
@@ -75,8 +80,17 @@ class ReportBatcher:
         that task's TaskDone) at once instead of waiting a group commit. The start
         is ahead of the completion in the queue, and a failed write only leaves the
         task's dispatch lease in place; it is logged.
+
+        Nor is it written at once: it waits up to ``start_delay_s`` for the next
+        report that is (any completion, frame or log line), whose transaction it
+        joins, so a short task's start and end are one transaction, not two (on a
+        farm of short tasks another slot's completion comes first). Its time is the
+        report's, so the task's timings are the same; only its "running" state and
+        TasksStarted event come up to ``start_delay_s`` later.
         """
-        self._enqueue_unawaited(report, "could not mark a task running (its dispatch lease stays)")
+        self._enqueue_unawaited(
+            report, "could not mark a task running (its dispatch lease stays)", delay=True
+        )
 
     def log(self, report: LogReport) -> None:
         """Queue output lines for the task's log tail (fenced), like a start: not awaited,
@@ -96,7 +110,9 @@ class ReportBatcher:
         return await self._submit(report, frames)
 
     async def close(self) -> None:
-        """Wait for the reports already queued to be written."""
+        """Wait for the reports already queued to be written (delayed starts included)."""
+        if self._queue:
+            self._flush_soon()
         if self._flusher is not None:
             await self._flusher
 
@@ -106,21 +122,35 @@ class ReportBatcher:
         # Not shielded on purpose: a caller that gives up still has its report written.
         return await self._enqueue(report, frames).done
 
-    def _enqueue_unawaited(self, report: Report, failure: str) -> None:
+    def _enqueue_unawaited(self, report: Report, failure: str, *, delay: bool = False) -> None:
         """Queue a report nobody waits for; a failure to write it is logged as ``failure``."""
 
         def log_failure(done: asyncio.Future[TaskOutcome | None]) -> None:
             if not done.cancelled() and done.exception() is not None:
                 log.warning("%s: %s", failure, done.exception())
 
-        self._enqueue(report).done.add_done_callback(log_failure)
+        self._enqueue(report, delay=delay).done.add_done_callback(log_failure)
 
-    def _enqueue(self, report: Report, frames: Sequence[FrameRecord] = ()) -> _Pending:
+    def _enqueue(
+        self, report: Report, frames: Sequence[FrameRecord] = (), *, delay: bool = False
+    ) -> _Pending:
         item = _Pending(report, frames)
         self._queue.append(item)
+        if not delay:
+            self._flush_soon()
+        elif self._timer is None and (self._flusher is None or self._flusher.done()):
+            # A running flush takes it in its next round anyway.
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._start_delay_s, self._flush_soon)
+        return item
+
+    def _flush_soon(self) -> None:
+        """Start writing the queue (within one loop hop) unless that is under way."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="report-batcher")
-        return item
 
     async def _flush_all(self) -> None:
         # One hop lets every report already received this loop iteration join the batch.
