@@ -136,6 +136,8 @@ class LiveHub:
         self.closed = False
 
     async def on_event(self, event: Event) -> None:
+        if not self._clients:
+            return  # no monitor page open: nothing to mark (most events of a busy farm)
         jobs = event_job_ids(event)
         task_ids = getattr(event, "task_ids", None)
         if task_ids and self._task_jobs is not None:

@@ -40,6 +40,7 @@ def frame_file_name(output_name: str, frame: int, ext: str) -> str:
 
 
 MAX_NAME_CHARS = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def stored_name(name: str, kind: FileKind) -> str:
@@ -55,7 +56,7 @@ def stored_name(name: str, kind: FileKind) -> str:
         or "/" in name
         or "\\" in name
         or name.startswith(".")
-        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        or _CONTROL.search(name)
     ):
         raise UnsafePathError(
             f"output file name {name!r} is not a plain file name (at most {MAX_NAME_CHARS} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from site_agent.errors import UnavailableError
@@ -74,3 +76,19 @@ async def test_clients_are_limited_and_closed_on_shutdown() -> None:
     assert first.closed and await first.next(10.0) is None
     with pytest.raises(UnavailableError, match="shutting down"):
         hub.connect()
+
+
+async def test_no_lookup_while_no_page_is_open() -> None:
+    looked_up: list[tuple[int, ...]] = []
+
+    def task_jobs(ids: Iterable[int]) -> set[str]:
+        looked_up.append(tuple(ids))
+        return {"j"}
+
+    hub = LiveHub(task_jobs=task_jobs)
+    await hub.on_event(TasksStarted(task_ids=(7,)))
+    assert looked_up == []  # nothing listens: the event costs nothing
+    client = hub.connect()
+    await hub.on_event(TasksStarted(task_ids=(8,)))
+    assert looked_up == [(8,)]
+    assert await client.next(1.0) == Change(jobs=("j",))

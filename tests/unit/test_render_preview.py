@@ -76,3 +76,20 @@ def test_an_unreadable_file_gets_no_preview(tmp_path: Path) -> None:
 
 def test_preview_names_keep_the_main_files_whole_name() -> None:
     assert preview_name("shot_0001.exr") == "shot_0001.exr.png"
+
+
+def test_a_small_8_bit_png_is_its_own_preview(tmp_path: Path) -> None:
+    # Stored uncompressed: a decode and re-encode would not give these bytes back.
+    Image.new("RGBA", (16, 12), (10, 200, 30, 255)).save(tmp_path / "f.png", compress_level=0)
+    make_preview(tmp_path / "f.png", tmp_path / "previews" / "p.png")
+    assert (tmp_path / "previews" / "p.png").read_bytes() == (tmp_path / "f.png").read_bytes()
+    # Made again (a retried task): replaced, not refused.
+    make_preview(tmp_path / "f.png", tmp_path / "previews" / "p.png")
+    assert (tmp_path / "previews" / "p.png").read_bytes() == (tmp_path / "f.png").read_bytes()
+
+
+def test_a_small_png_in_another_mode_is_still_converted(tmp_path: Path) -> None:
+    Image.new("P", (8, 8), 3).save(tmp_path / "f.png", "PNG")
+    make_preview(tmp_path / "f.png", tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as img:
+        assert img.mode == "RGB" and img.size == (8, 8)
