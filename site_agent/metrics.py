@@ -24,7 +24,7 @@ from scheduler.profile import ServerView
 from .lifecycle.events import Event, JobCreated, TaskFinished, TasksAssigned, TasksRequeued
 from .store.records import JobRecord, JobState, TaskState
 
-__all__ = ["CONTENT_TYPE", "FederationStats", "MetricSources", "SiteMetrics"]
+__all__ = ["CONTENT_TYPE", "DatabaseCounters", "FederationStats", "MetricSources", "SiteMetrics"]
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,6 +51,18 @@ class FederationStats(Protocol):
         ...
 
 
+class DatabaseCounters(Protocol):
+    """How much work the database adapter did (the SQLite adapter counts it)."""
+
+    @property
+    def statements(self) -> int: ...
+
+    @property
+    def handoffs(self) -> int:
+        """Waits on the database's thread (several statements may go in one)."""
+        ...
+
+
 class JobReads(Protocol):
     async def get(self, job_id: str) -> JobRecord | None: ...
 
@@ -74,6 +86,7 @@ class _Snapshot:
     federation_bytes: dict[str, int] = field(default_factory=dict)
     capped_bytes: dict[str, int] = field(default_factory=dict)
     outbox_depth: int | None = None
+    database: DatabaseCounters | None = None
 
 
 class _ScrapeCollector(Collector):
@@ -97,6 +110,17 @@ class _ScrapeCollector(Collector):
         yield GaugeMetricFamily(
             "spillway_free_slots", "Free slots of dispatchable servers", value=snap.free_slots
         )
+        if snap.database is not None:
+            yield CounterMetricFamily(
+                "spillway_sqlite_statements",
+                "SQL statements run on the SQLite database",
+                value=snap.database.statements,
+            )
+            yield CounterMetricFamily(
+                "spillway_sqlite_handoffs",
+                "Waits on the SQLite connection's thread (a transaction's writes share one)",
+                value=snap.database.handoffs,
+            )
         if snap.outbox_depth is not None:
             moved = CounterMetricFamily(
                 "spillway_federation_bytes",
@@ -166,6 +190,10 @@ class SiteMetrics:
     def watch_federation(self, stats: FederationStats) -> None:
         """Report federation's bytes and outbox depth (called when federation starts)."""
         self._federation = stats
+
+    def watch_database(self, counters: DatabaseCounters) -> None:
+        """Report the database adapter's statement and hand-off counts (SQLite)."""
+        self._snapshot.database = counters
 
     def observe_dispatch(self, seconds: float, sent: int) -> None:
         """Dispatcher hook: one round took ``seconds`` and sent ``sent`` tasks."""

@@ -34,6 +34,7 @@ from .reports import TaskReports
 from .storage import FrameStorage
 from .store.base import Store
 from .store.records import LOCAL, JobRecord, JobState, ServerStatus, TaskState
+from .store.sqlite import SqliteDatabase
 from .store.usage import UsageLedger
 from .task_logs import WAKE_ON as LOG_WAKE_ON
 from .task_logs import LogWatch, TaskLogs
@@ -119,6 +120,8 @@ class SiteAgent:
             store, lambda: server_views(store, self.connections), self.reports.jobs
         )
         self.dispatcher.on_round = self.metrics.observe_dispatch
+        if isinstance(store.database, SqliteDatabase):
+            self.metrics.watch_database(store.database.counters)
         # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
         self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from site_agent.store.base import StoreConflictError
 from site_agent.store.sqlite import SqliteDatabase
@@ -72,3 +74,22 @@ async def test_outside_a_transaction_every_call_runs_at_once(db: SqliteDatabase)
     assert await db.fetchval("SELECT v FROM t") == "b"
     # executemany opens its own transaction (one hand-off); the update and the read one each.
     assert db.counters.handoffs - before == 3
+
+
+async def test_the_agent_reports_its_sqlite_work_in_metrics(
+    agent_client: TestClient[Any, Any],
+) -> None:
+    def counts(text: str) -> dict[str, float]:
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("spillway_sqlite_")
+        }
+
+    before = counts(await (await agent_client.get("/metrics")).text())
+    assert set(before) >= {"spillway_sqlite_statements_total", "spillway_sqlite_handoffs_total"}
+    resp = await agent_client.get("/api/v1/jobs")
+    assert resp.status == 200
+    after = counts(await (await agent_client.get("/metrics")).text())
+    assert after["spillway_sqlite_statements_total"] > before["spillway_sqlite_statements_total"]
+    assert after["spillway_sqlite_handoffs_total"] > before["spillway_sqlite_handoffs_total"]
