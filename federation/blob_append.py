@@ -19,6 +19,14 @@ Which offset a partial blob resumes from (:meth:`PartialBlob.offset`):
   version of it that reached the disk is safe). Longer data is cut back to it.
 - No readable record: 0 (the partial is started over).
 
+A small blob sent whole in one request (from offset 0, at most
+:data:`~federation.transfer.DIRECT_MAX` bytes: ``recorded=False``) gets no
+record: it is synced once, at its end, before it is answered, and a cut one is
+simply started over (its sender sends small blobs whole again rather than
+asking where to resume). That saves opening, writing and removing a second file
+per blob. The files are opened by the first write, in the thread that writes
+(no hop to a thread just to open them).
+
 A stream that ends early (a cut connection) still writes and syncs every block
 that arrived, so the sender resumes from there; the blob itself is recorded
 only after the whole of it is synced and hashes to its name
@@ -72,12 +80,16 @@ class PartialBlob:
         self.data = directory / f"{sha256}.part"
         self.record = directory / f"{sha256}.durable"
         self.boot_id = boot_id
+        self.bare = False
+        """Known to have no record file (a record is made after its data file and removed
+        before it, so no data file means no record either)."""
 
     def offset(self) -> int:
         """Bytes held that a resumed stream may build on (module docstring); 0 when none."""
         try:
-            size = self.data.stat().st_size
+            size = os.stat(self.data).st_size
         except FileNotFoundError:
+            self.bare = True
             return 0
         booted, synced = self._read_record()
         if booted and booted == self.boot_id:
@@ -85,8 +97,15 @@ class PartialBlob:
         return min(size, synced)
 
     def discard(self) -> None:
-        self.data.unlink(missing_ok=True)
-        self.record.unlink(missing_ok=True)
+        if not self.bare:
+            self.drop_record()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.data)
+
+    def drop_record(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.record)
+        self.bare = True
 
     def _read_record(self) -> tuple[str, int]:
         try:
@@ -107,8 +126,10 @@ class StreamAppender:
     """Appends a stream of blocks to a partial blob at ``offset``; see the module docstring.
 
     ``digest`` is the running sha256 of the first ``offset`` bytes, or None when it is not
-    known (the blob is then hashed from disk at the end). Use as ``async with``; on exit,
-    normal or not, every block given to :meth:`write` is written and synced first.
+    known (the blob is then hashed from disk at the end). ``recorded``: whether synced
+    offsets are recorded (False: a small blob sent whole, see the module docstring). Use
+    as ``async with``; on exit, normal or not, every block given to :meth:`write` is
+    written and synced first.
 
     Two worker threads at a time at most: one writes and hashes a batch while the other
     syncs what was written before it (``fdatasync`` waits for the disk; the page cache
@@ -116,8 +137,11 @@ class StreamAppender:
     offset would otherwise fall a whole :data:`CHECKPOINT_BYTES` behind.
     """
 
-    def __init__(self, partial: PartialBlob, offset: int, digest: Any | None) -> None:
+    def __init__(
+        self, partial: PartialBlob, offset: int, digest: Any | None, *, recorded: bool = True
+    ) -> None:
         self.partial = partial
+        self.recorded = recorded
         self.start = offset
         self.written = offset  # set by the writing thread
         self.synced = offset  # set by the syncing thread
@@ -133,8 +157,7 @@ class StreamAppender:
         """False once a write failed part way: ``digest`` no longer matches the file."""
 
     async def __aenter__(self) -> StreamAppender:
-        await asyncio.to_thread(self._open)
-        return self
+        return self  # the files are opened by the first write, in its thread
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Shielded: a cancelled request must still leave its bytes synced and recorded, and
@@ -228,7 +251,14 @@ class StreamAppender:
 
     def _open(self) -> None:
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        if not self.recorded:
+            # From offset 0 without a record: whatever an earlier stream left is dropped.
+            self._fd = os.open(self.partial.data, flags | os.O_TRUNC, 0o644)
+            if not self.partial.bare:
+                self.partial.drop_record()  # would vouch for bytes this stream replaces
+            return
         self._fd = os.open(self.partial.data, flags, 0o644)
+        self.partial.bare = False
         try:
             # Bytes beyond the offset are not known to be good (a reboot since): cut back.
             if os.fstat(self._fd).st_size != self.start:
@@ -243,6 +273,8 @@ class StreamAppender:
     def _write(self, batch: list[Buffer]) -> None:
         digest = self.digest
         try:
+            if self._fd < 0:
+                self._open()
             for block in batch:
                 view = memoryview(block)
                 done = 0
@@ -260,8 +292,9 @@ class StreamAppender:
         if upto <= self.synced:
             return
         os.fdatasync(self._fd)
-        # Only after the data is synced: any version of the record on disk is then safe.
-        os.pwrite(self._record_fd, record_line(self.partial.boot_id, upto), 0)
+        if self.recorded:
+            # Only after the data is synced: any version of the record on disk is then safe.
+            os.pwrite(self._record_fd, record_line(self.partial.boot_id, upto), 0)
         self.synced = upto
 
     def _close_files(self) -> None:

@@ -32,6 +32,7 @@ from federation.transfer import (
     BLOB_COMPLETE,
     BLOB_PORT,
     BLOBS_PATH,
+    DIRECT_MAX,
     OFFSET_CONTENT_TYPE,
     UPLOAD_LENGTH,
     UPLOAD_OFFSET,
@@ -120,6 +121,48 @@ class ResumableReceiver:
         earlier stream of the blob does not end within ``busy_wait_s``.
         """
         partial = self.partial(sha256)
+        async with (
+            self._holding(sha256, total),
+            self._stream(sha256, partial, offset, recorded=True) as appender,
+        ):
+            yield appender
+
+    async def receive(
+        self,
+        sha256: str,
+        offset: int,
+        total: int,
+        body: Body,
+        stored: Callable[[int], None],
+        *,
+        whole: bool = False,
+    ) -> int:
+        """Move ``body`` (a stream that starts at ``offset``) into the partial blob and, when
+        it completes the blob, verify and commit it as :meth:`finish` does, all under one
+        hold of the blob; the new offset. ``stored`` is told the bytes written and synced,
+        also of a cut stream (which raises after). ``whole``: the body is the whole blob
+        (from offset 0, ``total`` bytes long); a small one (up to
+        :data:`~federation.transfer.DIRECT_MAX`) then gets no durable-offset record: cut,
+        it starts over. Raises as :meth:`appending` and :meth:`finish` do."""
+        partial = self.partial(sha256)
+        whole = whole and offset == 0 and total <= DIRECT_MAX
+        async with self._holding(sha256, total):
+            appender: StreamAppender | None = None
+            try:
+                async with self._stream(sha256, partial, offset, recorded=not whole) as appender:
+                    await body(appender, total - offset)
+            finally:
+                # Counted once written and synced (the appender's exit), also when cut.
+                stored(appender.appended if appender is not None else 0)
+            if appender.written == total:
+                await self._verify_and_commit(sha256, partial, total)
+        if appender.written == total:
+            self._locks.pop(sha256, None)
+        return appender.written
+
+    @asynccontextmanager
+    async def _holding(self, sha256: str, total: int | None) -> AsyncIterator[None]:
+        """The blob held for one stream (or its verification) alone."""
         if total is not None and total > self.max_blob_size:
             raise BlobTooLargeError(sha256=sha256, limit=self.max_blob_size)
         lock = self._lock(sha256)
@@ -128,19 +171,26 @@ class ResumableReceiver:
         except TimeoutError:
             raise BlobBusyError(sha256=sha256, waited_s=self.busy_wait_s) from None
         try:
-            current = partial.offset()
-            if offset != current:
-                raise OffsetMismatchError(sha256=sha256, offset=offset, current=current)
-            appender = StreamAppender(partial, current, self._running_hash(sha256, current))
-            try:
-                async with appender:
-                    yield appender
-            finally:
-                # Also after a cut stream: its resumption then needs no re-read from disk.
-                if appender.digest is not None and appender.intact:
-                    self._hashes[sha256] = (appender.written, appender.digest)
+            yield
         finally:
             lock.release()
+
+    @asynccontextmanager
+    async def _stream(
+        self, sha256: str, partial: PartialBlob, offset: int, *, recorded: bool
+    ) -> AsyncIterator[StreamAppender]:
+        current = partial.offset()
+        if offset != current:
+            raise OffsetMismatchError(sha256=sha256, offset=offset, current=current)
+        digest = self._running_hash(sha256, current)
+        appender = StreamAppender(partial, current, digest, recorded=recorded)
+        try:
+            async with appender:
+                yield appender
+        finally:
+            # Also after a cut stream: its resumption then needs no re-read from disk.
+            if appender.digest is not None and appender.intact:
+                self._hashes[sha256] = (appender.written, appender.digest)
 
     async def append(self, sha256: str, offset: int, data: Buffer) -> int:
         """Append ``data`` at ``offset`` (synced); returns the new offset. Raises as
@@ -167,23 +217,28 @@ class ResumableReceiver:
         Raises :class:`TamperedBlobError` (and deletes the partial blob) when the
         content does not hash to ``sha256``.
         """
+        partial = self.partial(sha256)
         async with self._lock(sha256):
-            partial = self.partial(sha256)
             size = partial.offset()
             if size != expected_size:
                 raise OffsetMismatchError(sha256=sha256, offset=expected_size, current=size)
-            running = self._hashes.pop(sha256, None)
-            if running is not None and running[0] == size:
-                actual = running[1].hexdigest()
-            else:
-                actual = await _hash_file(partial.data, size)
-            if actual != sha256:
-                partial.discard()
-                log.warning("blob %s: content hashes to %s; discarded", sha256, actual)
-                raise TamperedBlobError(sha256=sha256, actual=actual, size=size)
-            await self._commit(sha256, partial.data)
-            partial.discard()
+            await self._verify_and_commit(sha256, partial, size)
         self._locks.pop(sha256, None)
+
+    async def _verify_and_commit(self, sha256: str, partial: PartialBlob, size: int) -> None:
+        """Hand the partial blob of ``size`` bytes (the blob held) to ``commit`` once it
+        hashes to ``sha256``; discard it when it does not."""
+        running = self._hashes.pop(sha256, None)
+        if running is not None and running[0] == size:
+            actual = running[1].hexdigest()
+        else:
+            actual = await _hash_file(partial.data, size)
+        if actual != sha256:
+            partial.discard()
+            log.warning("blob %s: content hashes to %s; discarded", sha256, actual)
+            raise TamperedBlobError(sha256=sha256, actual=actual, size=size)
+        await self._commit(sha256, partial.data)
+        partial.discard()
 
     def _lock(self, sha256: str) -> asyncio.Lock:
         return self._locks.setdefault(sha256, asyncio.Lock())
@@ -289,10 +344,11 @@ class BlobUploadEndpoint:
         if start + (content_length or 0) > total:
             return _error(400, "bad_upload", f"chunk ends beyond {UPLOAD_LENGTH} {total}")
         try:
-            new_offset = await self._receive(sha256, start, total, body, stored)
+            new_offset = await self.receiver.receive(
+                sha256, start, total, body, stored, whole=start == 0 and content_length == total
+            )
             if new_offset < total:
                 return web.Response(status=204, headers={UPLOAD_OFFSET: str(new_offset)})
-            await self.receiver.finish(sha256, total)
         except OffsetMismatchError as exc:
             return _error(409, "offset_mismatch", str(exc), {UPLOAD_OFFSET: str(exc.current)})
         except TamperedBlobError as exc:
@@ -307,20 +363,6 @@ class BlobUploadEndpoint:
         except TransferError as exc:
             return _error(400, "bad_upload", str(exc))
         return web.Response(status=200, headers={BLOB_COMPLETE: "1", UPLOAD_OFFSET: str(total)})
-
-    async def _receive(
-        self, sha256: str, start: int, total: int, body: Body, stored: Callable[[int], None]
-    ) -> int:
-        """Move the body into the partial blob; the new offset. A cut connection raises
-        (after what arrived is synced); a body running past ``total`` raises TransferError."""
-        appender: StreamAppender | None = None
-        try:
-            async with self.receiver.appending(sha256, start, total=total) as appender:
-                await body(appender, total - start)
-        finally:
-            # Counted once written and synced (the appender's exit), also for a cut stream.
-            stored(appender.appended if appender is not None else 0)
-        return appender.written
 
     def streamed(self, read: Callable[[], Awaitable[bytes]]) -> Body:
         """A body ``read`` gives block by block on the loop (``b""`` at its end), each

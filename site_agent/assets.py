@@ -60,8 +60,15 @@ class AssetStore:
         if digest != sha256:
             path.unlink(missing_ok=True)
             raise HashMismatchError(f"blob hashes to {digest}, not {sha256}; it was discarded")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest)
+        try:
+            os.replace(path, dest)
+        except FileNotFoundError:
+            # Its fan-out folder is made once, by the first blob that needs it (trying
+            # first costs a failed rename once per folder instead of a mkdir per blob).
+            if not path.exists():
+                raise
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
 
     def open_path(self, sha256: str) -> Path:
         path = self.path_for(sha256)
