@@ -202,7 +202,7 @@ class StreamAppender:
         syncing, self._thread_sync = self._thread_sync, None
         if syncing is not None:
             syncing.result()
-        self._sync(self.written)
+        self._sync_all()
         self._close_files()
 
     async def _hand_over(self) -> None:
@@ -237,8 +237,8 @@ class StreamAppender:
                 if running is not None:
                     await running
             self._writing = self._syncing = None
-            if self.written > self.synced:
-                await asyncio.to_thread(self._sync, self.written)
+            if self.written > self.synced or (self._fd < 0 and self.start == 0):
+                await asyncio.to_thread(self._sync_all)
         finally:
             for running in (self._writing, self._syncing):  # after a failure: let them end
                 if running is not None:
@@ -269,6 +269,13 @@ class StreamAppender:
         except BaseException:
             self._close_files()
             raise
+
+    def _sync_all(self) -> None:
+        """Sync every written byte; an empty stream from offset 0 still leaves its (empty)
+        file: an empty blob."""
+        if self._fd < 0 and self.start == 0:
+            self._open()
+        self._sync(self.written)
 
     def _write(self, batch: list[Buffer]) -> None:
         digest = self.digest

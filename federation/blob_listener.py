@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import http.client
 import io
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -38,7 +36,15 @@ from federation.blob_receiver import BlobUploadEndpoint, Body
 from federation.errors import TransferError
 from federation.frame_listener import FrameHandler, ServedFrame, frame_request, send_checked
 from federation.identity import CertificateNames, certificate_names
-from federation.transfer import BLOBS_PATH, DIRECT_MAX
+from federation.listener_http import (
+    MAX_LINE,
+    Refused,
+    blob_target,
+    content_length,
+    parse_head,
+    send_response,
+)
+from federation.transfer import DIRECT_MAX
 from federation.upload_threads import STREAM_SOCKET_BUFFER
 from site_agent.http_errors import error_response, exception_response
 
@@ -53,8 +59,6 @@ DRAIN_MAX = DIRECT_MAX
 left unread (which would reset the connection under the answer)."""
 MAX_CONNECTIONS = 64
 """Connections served at once (a thread each); more are closed at once (the sender retries)."""
-_MAX_LINE = 8192
-_TARGET = re.compile(rf"^{re.escape(BLOBS_PATH)}/([^/?#]+)$")
 _T = TypeVar("_T")
 
 
@@ -91,12 +95,6 @@ async def answer(
         body=request.body,
         stored=stored,
     )
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class BlobListener:
@@ -206,20 +204,20 @@ class BlobListener:
         remote: str,
     ) -> bool:
         """Serve one request; whether the connection may serve another."""
-        line = reader.readline(_MAX_LINE + 1)
+        line = reader.readline(MAX_LINE + 1)
         if not line:
             return False
         try:
-            method, target, headers = _parse_head(line, reader)
+            method, target, headers = parse_head(line, reader)
             if method == "GET" and self._frames is not None and "Content-Length" not in headers:
                 frame = frame_request(target, names, remote)
                 if frame is not None:
                     self.requests += 1
                     return self._serve_frame(tls, self._frames(frame))
-            sha256 = _blob_target(method, target)
-            length = _content_length(method, headers)
-        except _Refused as exc:
-            _send(tls, error_response(exc.status, exc.code, exc.message), keep=False)
+            sha256 = blob_target(method, target)
+            length = content_length(method, headers)
+        except Refused as exc:
+            send_response(tls, error_response(exc.status, exc.code, exc.message), keep=False)
             return False
         self.requests += 1
         feed = _BodyFeed(reader, length)
@@ -242,14 +240,14 @@ class BlobListener:
             # sender reads this answer rather than a reset, on a connection kept alive.
             feed.drain()
         keep = feed.consumed and (response.status < 400 or response.status == 409)
-        _send(tls, response, keep=keep)
+        send_response(tls, response, keep=keep)
         return keep
 
     def _serve_frame(self, tls: ssl.SSLSocket, answer: Awaitable[ServedFrame]) -> bool:
         """Answer a frame's ``GET`` (the connection's thread); whether to keep the connection."""
         served = self._on_loop("GET", "a frame", answer).result()
         if isinstance(served, web.Response):
-            _send(tls, served, keep=True)
+            send_response(tls, served, keep=True)
             return True
         try:
             whole = send_checked(tls, served)
@@ -350,52 +348,3 @@ class _BodyFeed:
         else:
             self.consumed = not self.left
             self._done.set_result(None)
-
-
-def _parse_head(line: bytes, reader: io.BufferedReader) -> tuple[str, str, dict[str, str]]:
-    """The request's method, target and headers."""
-    if len(line) > _MAX_LINE:
-        raise _Refused(400, "bad_request", "request line too long")
-    try:
-        method, target, version = line.decode("ascii").split()
-    except (UnicodeDecodeError, ValueError):
-        raise _Refused(400, "bad_request", "malformed request line") from None
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
-        raise _Refused(400, "bad_request", f"{version!r} is not HTTP/1.1")
-    try:
-        message = http.client.parse_headers(reader)
-    except http.client.HTTPException as exc:
-        raise _Refused(400, "bad_request", f"malformed headers ({exc})") from None
-    return method, target, {name.title(): value for name, value in message.items()}
-
-
-def _blob_target(method: str, target: str) -> str:
-    """The blob a ``HEAD`` or ``PATCH`` names."""
-    match = _TARGET.match(target)
-    if match is None:
-        raise _Refused(404, "not_found", f"this listener serves only {BLOBS_PATH}/{{sha256}}")
-    if method not in ("HEAD", "PATCH"):
-        raise _Refused(405, "method_not_allowed", "this listener serves only HEAD and PATCH")
-    return match.group(1)
-
-
-def _content_length(method: str, headers: Mapping[str, str]) -> int:
-    if "Transfer-Encoding" in headers:
-        raise _Refused(411, "length_required", "send the body with a Content-Length")
-    value = headers.get("Content-Length", "0" if method == "HEAD" else "")
-    if not value.isdigit():
-        raise _Refused(411, "length_required", "send the body with a Content-Length")
-    return int(value)
-
-
-def _send(tls: ssl.SSLSocket, response: web.Response, *, keep: bool) -> None:
-    body = response.body if isinstance(response.body, bytes) else b""
-    lines = [f"HTTP/1.1 {response.status} {response.reason}"]
-    for name, value in response.headers.items():
-        if name.lower() not in ("content-length", "connection"):
-            lines.append(f"{name}: {value}")
-    if response.status != 204:
-        lines.append(f"Content-Length: {len(body)}")
-    if not keep:
-        lines.append("Connection: close")
-    tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)

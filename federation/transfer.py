@@ -194,6 +194,12 @@ async def upload_blob(
         connections=connections,
         missing=missing,
     )
+    try:
+        # Most uploads succeed at once: tenacity's machinery is set up only after a failure.
+        await _upload_from_remote_offset(upload)
+        return upload.sent
+    except Exception as exc:  # replayed as the retry loop's first attempt: same policy
+        failed: list[Exception] = [exc]
     retrying = AsyncRetrying(
         retry=retry_if_exception(_worth_retrying),
         wait=wait_random_exponential(multiplier=backoff_s, max=30),
@@ -209,6 +215,8 @@ async def upload_blob(
     try:
         async for attempt in retrying:
             with attempt:
+                if failed:
+                    raise failed.pop()
                 await _upload_from_remote_offset(upload)
     except _RETRYABLE as exc:
         raise UploadError(

@@ -331,3 +331,43 @@ async def test_a_request_shape_it_does_not_serve_gets_an_error(
     )
     assert (got, error["code"]) == (status, code)
     assert facility.accepted.received == []
+
+
+def _raw_request(facility: Facility, context: ssl.SSLContext, head: bytes) -> bytes:
+    """``head`` sent as is (no client library tidies it up); the answer's status line."""
+    address = ("127.0.0.1", facility.listener.port)
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        tls.sendall(head)
+        return tls.makefile("rb").readline()
+
+
+@pytest.mark.parametrize(
+    "header_lines",
+    [
+        b"Upload-Offset 0\r\n",  # no colon
+        b"Upload-Offset : 0\r\n",  # a space before the colon
+        b" Upload-Offset: 0\r\n",  # a continuation line
+        b"X-Filler: 1\r\n" * 101,  # more lines than any blob request has
+        b"X-Long: " + b"a" * 9000 + b"\r\n",
+    ],
+)
+async def test_a_malformed_header_is_refused(
+    tmp_path: Path, facility: Facility, header_lines: bytes
+) -> None:
+    head = f"HEAD {BLOBS_PATH}/{_SHA} HTTP/1.1\r\nHost: x\r\n".encode() + header_lines + b"\r\n"
+    status = await asyncio.to_thread(_raw_request, facility, _client(tmp_path, "studio"), head)
+    assert status.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_header_names_are_matched_whatever_their_case(
+    tmp_path: Path, facility: Facility
+) -> None:
+    head = (
+        f"PATCH {BLOBS_PATH}/{_SHA} HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+        "transfer-ENCODING: chunked\r\n\r\n"
+    ).encode()
+    status = await asyncio.to_thread(_raw_request, facility, _client(tmp_path, "studio"), head)
+    assert status.startswith(b"HTTP/1.1 411 ")  # the lower-case Transfer-Encoding was seen

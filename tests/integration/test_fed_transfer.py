@@ -19,7 +19,7 @@ from federation.blob_append import CHECKPOINT_BYTES
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.errors import UploadError
-from federation.transfer import UPLOAD_OFFSET, upload_blob
+from federation.transfer import DIRECT_MAX, UPLOAD_OFFSET, upload_blob
 from federation.upload_threads import UploadConnections
 
 MIB = 1024 * 1024
@@ -210,9 +210,10 @@ async def test_a_stalled_stream_keeps_what_arrived_and_frees_the_blob(
     tmp_path: Path, remote: Receiver, base_url: str, session: aiohttp.ClientSession
 ) -> None:
     """A sender that goes quiet without closing (a lost peer, no reset) holds the blob only
-    until the stall timeout; the bytes it sent are kept and the next upload resumes there."""
+    until the stall timeout; the bytes it sent are kept and the next upload resumes there
+    (a blob larger than DIRECT_MAX: a small one sent whole starts over, see below)."""
     remote.endpoint.stall_timeout_s = 0.3
-    sha = make_blob(tmp_path / "scene.bin", 2 * MIB)
+    sha = make_blob(tmp_path / "scene.bin", DIRECT_MAX + MIB)
     data = (tmp_path / "scene.bin").read_bytes()
     target = urlsplit(base_url)
     reader, writer = await asyncio.open_connection(target.hostname, target.port)
@@ -408,3 +409,74 @@ async def test_upload_over_mutual_tls(
         await runner.cleanup()
     assert sent == MIB + 1
     assert remote.store.blobs() == [sha]
+
+
+async def _start_patch(base_url: str, data: bytes, sent: int) -> asyncio.StreamWriter:
+    """A PATCH of the whole blob ``data`` from offset 0 whose first ``sent`` bytes are
+    sent (the rest never is, until the caller writes it)."""
+    sha = hashlib.sha256(data).hexdigest()
+    target = urlsplit(base_url)
+    _, writer = await asyncio.open_connection(target.hostname, target.port)
+    writer.write(
+        f"PATCH /fed/v1/blobs/{sha} HTTP/1.1\r\nHost: x\r\nUpload-Offset: 0\r\n"
+        f"Upload-Length: {len(data)}\r\nContent-Length: {len(data)}\r\n"
+        "Content-Type: application/offset+octet-stream\r\n\r\n".encode()
+        + data[:sent]
+    )
+    await writer.drain()
+    return writer
+
+
+async def _poll(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("size", "recorded"), [(MIB, False), (DIRECT_MAX + MIB, True)])
+async def test_only_a_blob_beyond_direct_max_gets_a_durable_record(
+    tmp_path: Path, remote: Receiver, base_url: str, size: int, recorded: bool
+) -> None:
+    """A small blob sent whole is never given a ``.durable`` record, while it streams nor
+    after; a larger one is, so a cut part way resumes from what was synced."""
+    data = os.urandom(size)
+    sha = hashlib.sha256(data).hexdigest()
+    partial = remote.receiver.partial(sha)
+    writer = await _start_patch(base_url, data, MIB // 2)
+    await _poll(lambda: partial.data.exists() and partial.data.stat().st_size >= MIB // 4)
+
+    assert partial.record.exists() is recorded
+
+    writer.write(data[MIB // 2 :])
+    await writer.drain()
+    await _poll(lambda: remote.store.blobs() == [sha])
+    writer.close()
+    assert list(remote.receiver.partial_dir.iterdir()) == []
+
+
+async def test_a_cut_small_blob_starts_over_and_completes(
+    tmp_path: Path,
+    remote: Receiver,
+    base_url: str,
+    session: aiohttp.ClientSession,
+    connections: UploadConnections | None,
+) -> None:
+    """Half of a small blob sent whole arrives, then the connection drops: the receiver
+    offers no offset to resume from (nothing was recorded), so the sender sends it all
+    again, and the blob is stored whole."""
+    size = MIB
+    sha = make_blob(tmp_path / "small.bin", size)
+    data = (tmp_path / "small.bin").read_bytes()
+    partial = remote.receiver.partial(sha)
+    writer = await _start_patch(base_url, data, size // 2)
+    await _poll(lambda: partial.data.exists() and partial.data.stat().st_size >= size // 4)
+    writer.close()
+
+    assert remote.receiver.offset(sha) == 0
+    sent = await upload_blob(
+        session, base_url, sha, tmp_path / "small.bin", backoff_s=0.01, connections=connections
+    )
+
+    assert sent == size  # every byte again: none of the cut stream counted
+    assert remote.store.blobs() == [sha]
+    assert list(remote.receiver.partial_dir.iterdir()) == []
