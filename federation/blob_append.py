@@ -152,6 +152,7 @@ class StreamAppender:
         self._syncing: asyncio.Future[None] | None = None
         self._fd = -1
         self._record_fd = -1
+        self._opened = False  # the files are opened once, by the first write
         self._thread_sync: concurrent.futures.Future[None] | None = None
         self.intact = True
         """False once a write failed part way: ``digest`` no longer matches the file."""
@@ -237,7 +238,7 @@ class StreamAppender:
                 if running is not None:
                     await running
             self._writing = self._syncing = None
-            if self.written > self.synced or (self._fd < 0 and self.start == 0):
+            if self.written > self.synced or (not self._opened and self.start == 0):
                 await asyncio.to_thread(self._sync_all)
         finally:
             for running in (self._writing, self._syncing):  # after a failure: let them end
@@ -251,6 +252,7 @@ class StreamAppender:
 
     def _open(self) -> None:
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._opened = True
         if not self.recorded:
             # From offset 0 without a record: whatever an earlier stream left is dropped.
             self._fd = os.open(self.partial.data, flags | os.O_TRUNC, 0o644)
@@ -273,14 +275,14 @@ class StreamAppender:
     def _sync_all(self) -> None:
         """Sync every written byte; an empty stream from offset 0 still leaves its (empty)
         file: an empty blob."""
-        if self._fd < 0 and self.start == 0:
+        if not self._opened and self.start == 0:
             self._open()
         self._sync(self.written)
 
     def _write(self, batch: list[Buffer]) -> None:
         digest = self.digest
         try:
-            if self._fd < 0:
+            if not self._opened:
                 self._open()
             for block in batch:
                 view = memoryview(block)

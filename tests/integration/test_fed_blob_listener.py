@@ -124,14 +124,19 @@ def _stored(facility: Facility, sha: str) -> list[int]:
     return [n for peer, blob, n in facility.accepted.received if (peer, blob) == ("studio", sha)]
 
 
-async def test_an_upload_streams_through_the_listener(tmp_path: Path, facility: Facility) -> None:
-    path, sha = _blob(tmp_path, 3 * CHECKPOINT_BYTES + 12345)
+@pytest.mark.parametrize("size", [256 * 1024, 3 * CHECKPOINT_BYTES + 12345])
+async def test_an_upload_streams_through_the_listener(
+    tmp_path: Path, facility: Facility, size: int
+) -> None:
+    """A small blob (no durable-offset record) and a large one arrive whole and intact."""
+    path, sha = _blob(tmp_path, size)
 
     sent = await _upload(tmp_path, facility.url, path, sha)
 
-    assert sent == path.stat().st_size and facility.store.has(sha)
+    assert sent == size and (facility.store.root / sha).read_bytes() == path.read_bytes()
     assert facility.listener.requests == 1  # the PATCH; the HEAD went to /fed/v1
-    assert _stored(facility, sha) == [path.stat().st_size]
+    assert _stored(facility, sha) == [size]
+    assert list(facility.store.partial_dir.iterdir()) == []
 
 
 async def test_a_cut_stream_resumes_and_is_accounted_once(

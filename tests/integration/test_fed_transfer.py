@@ -451,6 +451,7 @@ async def test_only_a_blob_beyond_direct_max_gets_a_durable_record(
     await writer.drain()
     await _poll(lambda: remote.store.blobs() == [sha])
     writer.close()
+    assert (remote.store.root / sha).read_bytes() == data
     assert list(remote.receiver.partial_dir.iterdir()) == []
 
 
@@ -478,5 +479,5 @@ async def test_a_cut_small_blob_starts_over_and_completes(
     )
 
     assert sent == size  # every byte again: none of the cut stream counted
-    assert remote.store.blobs() == [sha]
+    assert (remote.store.root / sha).read_bytes() == data
     assert list(remote.receiver.partial_dir.iterdir()) == []
