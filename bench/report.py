@@ -115,6 +115,19 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     ">= 0.8 of the raw copy",
                 )
             )
+        if "small_blobs_s" in r:
+            out.append(
+                (
+                    "federation small files",
+                    f"{r['small_files']} files of {r['small_file_bytes'] >> 10} KiB over mutual "
+                    "TLS, reported missing (sent without a HEAD)",
+                    f"{r['small_blobs_s']:.0f} blobs/s, {r['small_mib_s']:.0f} MiB/s; CPU (both "
+                    f"ends) {r['small_cpu_ms_per_blob']:.2f} ms per blob (runs "
+                    + ", ".join(f"{x:.2f}" for x in r["small_cpu_ms_per_blob_runs"])
+                    + ")",
+                    "CPU per blob: lower is better",
+                )
+            )
         if "capped_mbps" in r:
             out.append(_capped_row(r))
     for r in results.get("cli", []):

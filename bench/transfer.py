@@ -9,8 +9,10 @@ files, interleaved ABBA (raw, TLS, TLS, raw) so that both see the same load; the
 TLS side uploads ``UPLOAD_STREAMS`` blobs at a time, as forwarding does. Then: a
 second pass over the same blobs (bytes sent; target 0), uploads and frames
 fetched back under a ``max_mbps`` cap (``bench.transfer_capped``: measured rate
-vs the cap; target within 10 %), and a transfer cut mid-blob by a proxy that
-drops the connection, then resumed (bytes re-sent; target <= one chunk).
+vs the cap; target within 10 %), a transfer cut mid-blob by a proxy that
+drops the connection, then resumed (bytes re-sent; target <= one chunk), and
+small files alone (:data:`SMALL_FILES` of :data:`SMALL_SIZE`: blobs/s, MiB/s and
+CPU per blob, where the cost is per blob rather than per byte).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
 aiohttp route, as before it (for comparisons)."""
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
 MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
+SMALL_FILES, SMALL_SIZE, SMALL_RUNS = 1000, 256 * 1024, 2
+"""Small files alone: a studio's textures, includes and caches are mostly such files."""
 
 
 def make_assets(folder: Path, total: int) -> list[tuple[Path, str]]:
@@ -251,6 +255,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         floors.append(_durable_write_s(root / "floor", total))
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
+        small = await _small_files(root / "small", remote_tls, origin_tls)
         fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
         # Frames coming back, uncapped: a quarter of the asset set's bytes in 2 MiB frames.
         back = await frames_back(root / "frames-back", remote_tls, origin_tls, total // 4)
@@ -296,6 +301,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "resume_resent_bytes": resumed - size,
         "chunk_bytes": CHUNK_SIZE,
         **capped,
+        **small,
         **fetched,
         **back,
         "frames_back_ratio": back["frames_back_mib_s"] / (total / MIB / raw_s),
@@ -322,6 +328,38 @@ def _durable_write_s(path: Path, size: int) -> float:
     elapsed = time.perf_counter() - started
     path.unlink()
     return elapsed
+
+
+async def _small_files(
+    root: Path, remote_tls: TlsContexts, origin_tls: TlsContexts
+) -> dict[str, Any]:
+    """:data:`SMALL_FILES` files of :data:`SMALL_SIZE` uploaded to a fresh site as forwarding
+    does (reported missing), :data:`SMALL_RUNS` times: blobs/s, MiB/s, CPU (both ends) per blob."""
+    files = []
+    (root / "src").mkdir(parents=True)
+    for index in range(SMALL_FILES):
+        data = os.urandom(SMALL_SIZE)
+        (path := root / "src" / f"{index}.bin").write_bytes(data)
+        files.append((path, hashlib.sha256(data).hexdigest()))
+    walls, cpus = [], []
+    for run in range(SMALL_RUNS):
+        os.sync()
+        async with remote_site(root / f"site-{run}", remote_tls) as (url, assets, _):
+            started, cpu = time.perf_counter(), _cpu_s()
+            await upload_all(url, origin_tls, files, missing=True)
+            walls.append(time.perf_counter() - started)
+            cpus.append(_cpu_s() - cpu)
+            assert all(assets.has(sha) for _, sha in files)
+        shutil.rmtree(root / f"site-{run}")
+    wall = sum(walls) / SMALL_RUNS
+    return {
+        "small_files": SMALL_FILES,
+        "small_file_bytes": SMALL_SIZE,
+        "small_blobs_s": SMALL_FILES / wall,
+        "small_mib_s": SMALL_FILES * SMALL_SIZE / MIB / wall,
+        "small_cpu_ms_per_blob": sum(cpus) / SMALL_RUNS / SMALL_FILES * 1000,
+        "small_cpu_ms_per_blob_runs": [c / SMALL_FILES * 1000 for c in cpus],
+    }
 
 
 def _cpu_s() -> float:
