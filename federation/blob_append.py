@@ -161,9 +161,17 @@ class StreamAppender:
         return self  # the files are opened by the first write, in its thread
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._finished():
+            return  # finish_here did it all in the writing thread: no task, no hop
         # Shielded: a cancelled request must still leave its bytes synced and recorded, and
         # its file descriptors closed, before the next request for the blob starts.
         await asyncio.shield(self._close())
+
+    def _finished(self) -> bool:
+        """Whether every byte is written and synced and the files are closed."""
+        idle = self._writing is None and self._syncing is None and self._thread_sync is None
+        closed = self._fd < 0 and self._record_fd < 0 and (self._opened or self.start > 0)
+        return idle and closed and not self._batch and self.written == self.synced
 
     @property
     def appended(self) -> int:

@@ -167,7 +167,10 @@ class ResumableReceiver:
             raise BlobTooLargeError(sha256=sha256, limit=self.max_blob_size)
         lock = self._lock(sha256)
         try:
-            await asyncio.wait_for(lock.acquire(), self.busy_wait_s)
+            if lock.locked():
+                await asyncio.wait_for(lock.acquire(), self.busy_wait_s)
+            else:
+                await lock.acquire()  # free: taken at once (wait_for would start a task)
         except TimeoutError:
             raise BlobBusyError(sha256=sha256, waited_s=self.busy_wait_s) from None
         try:
