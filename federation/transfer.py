@@ -24,7 +24,10 @@ request (no waiting for the disk between chunks: the receiver syncs in the
 background, every :data:`~federation.blob_append.CHECKPOINT_BYTES`, and records
 the synced offset); after a dropped connection it asks again and resumes from
 what the receiver holds: a cut stream keeps every byte that arrived, so only the
-bytes in flight in the network are sent again. The receiver side is
+bytes in flight in the network are sent again. A small blob sent whole (at most
+:data:`DIRECT_MAX`, from offset 0) is the exception: the receiver keeps no
+durable-offset record for it (:mod:`federation.blob_append`), so a cut one starts
+over from 0. The receiver side is
 :class:`federation.blob_receiver.ResumableReceiver` (storage logic) wired into
 aiohttp by :class:`federation.blob_receiver.BlobUploadEndpoint`. Authorisation (which peer may upload which blob) is
 the caller's job, e.g. a middleware that checks the peer certificate and the
