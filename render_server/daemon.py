@@ -4,11 +4,18 @@ The connection is the server's (it dials out, so NAT is fine) and is re-establis
 with backoff whenever it drops, e.g. while the agent restarts. Tasks keep running
 while disconnected; their final reports wait in ``_unreported`` and are delivered
 after the next hello, which lists them so the agent keeps them assigned.
+
+At most ``slots`` tasks run at once. An agent may assign up to ``queue`` more
+(look-ahead, announced in the hello): they wait in a first-in-first-out queue and
+the next one starts the moment a running task ends, before its report is sent,
+so a slot does not sit idle for the round trip to the agent. A queued task is
+not started (no TaskStarted) until then; a Cancel drops it from the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -18,6 +25,7 @@ import signal
 import socket
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
@@ -26,7 +34,7 @@ from . import protocol
 from .cache import AssetCache
 from .children import death_signal_prefix, watch_children_with_pidfds
 from .identity import IdentityError, default_state_dir, load_or_create_key
-from .packages.base import registry
+from .packages.base import PackageAdapter, registry
 from .probe import HostInfo, probe_host
 from .runner import PreflightCache, TaskRunner
 from .workdirs import WorkdirJanitor
@@ -52,10 +60,13 @@ class RenderServer:
         work_dir: Path,
         host: HostInfo,
         key: str = "",
+        queue: int | None = None,
     ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.name = name
         self.slots = slots
+        self.queue = slots if queue is None else max(0, queue)
+        """Tasks this server keeps waiting beyond its slots (one per slot unless told)."""
         self.tags = tags
         self.token = token
         self.cache_dir = cache_dir
@@ -67,6 +78,10 @@ class RenderServer:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._unreported: dict[tuple[int, int], protocol.Message] = {}
+        self._queued: collections.OrderedDict[tuple[int, int], protocol.Assign] = (
+            collections.OrderedDict()
+        )
+        """Assigned tasks waiting for a slot, in arrival order."""
         self._heartbeat_s = 2.0
         self._adapters = registry()
         self._janitor = WorkdirJanitor(work_dir)
@@ -135,6 +150,8 @@ class RenderServer:
             tags=sorted({*self.tags, *features}),
             slots=self.slots,
             running=running,
+            queue=self.queue,
+            queued=_refs(self._queued),
             key=self.key,
             instance=self.instance,
             **host,
@@ -147,15 +164,19 @@ class RenderServer:
         for key in [k for k in self._tasks if k not in keep]:
             log.info("agent no longer expects task %s attempt %s; stopping it", *key)
             self._tasks.pop(key).cancel()
+        for key in [k for k in self._queued if k not in keep]:
+            log.info("agent no longer expects queued task %s attempt %s; dropping it", *key)
+            del self._queued[key]
         for key in [k for k in self._unreported if k not in keep]:
             del self._unreported[key]
+        self._start_queued()
 
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
-            running = [protocol.TaskRef(task_id=t, attempt=a) for t, a in self._tasks]
-            await ws.send_bytes(
-                protocol.encode(protocol.Heartbeat(free_slots=self.free_slots, running=running))
+            beat = protocol.Heartbeat(
+                free_slots=self.free_slots, running=_refs(self._tasks), queued=_refs(self._queued)
             )
+            await ws.send_bytes(protocol.encode(beat))
             await asyncio.sleep(self._heartbeat_s)
 
     @property
@@ -168,16 +189,43 @@ class RenderServer:
                 break
             msg = protocol.decode(raw.data)
             if isinstance(msg, protocol.Assign):
-                self._start(msg)
+                self.admit(msg)
             elif isinstance(msg, protocol.Cancel):
-                task = self._tasks.pop((msg.task_id, msg.attempt), None)
-                if task is not None:
-                    log.info(
-                        "cancelling task %s attempt %s: %s", msg.task_id, msg.attempt, msg.reason
-                    )
-                    task.cancel()
+                self.cancel(msg)
             elif isinstance(msg, protocol.Refused):
                 raise RefusedError(msg.reason)
+
+    def admit(self, assign: protocol.Assign) -> None:
+        """Start an assigned task in a free slot, or queue it until one frees."""
+        key = (assign.task_id, assign.attempt)
+        if key in self._tasks or key in self._queued:
+            return  # a repeated Assign of an attempt already held
+        if len(self._tasks) >= self.slots:
+            if len(self._queued) >= self.queue:
+                log.warning(
+                    "task %s attempt %s: beyond this server's queue of %d", *key, self.queue
+                )
+            log.debug("task %s attempt %s: queued for the next free slot", *key)
+        self._queued[key] = assign
+        self._start_queued()
+
+    def cancel(self, msg: protocol.Cancel) -> None:
+        """Stop a running task (its slot goes to the next queued one) or drop a queued one."""
+        key = (msg.task_id, msg.attempt)
+        if self._queued.pop(key, None) is not None:
+            log.info("dropped queued task %s attempt %s: %s", *key, msg.reason)
+            return
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            log.info("cancelling task %s attempt %s: %s", *key, msg.reason)
+            task.cancel()
+            self._start_queued()
+
+    def _start_queued(self) -> None:
+        """Start queued tasks, oldest first, while slots are free."""
+        while self._queued and len(self._tasks) < self.slots:
+            _, assign = self._queued.popitem(last=False)
+            self._start(assign)
 
     def _start(self, assign: protocol.Assign) -> None:
         key = (assign.task_id, assign.attempt)
@@ -190,20 +238,7 @@ class RenderServer:
             )
             asyncio.get_running_loop().create_task(self._flush_unreported())
             return
-        runner = TaskRunner(
-            assign,
-            adapter=adapter,
-            cache=self._cache,
-            work_root=self.work_dir,
-            session=self._session,
-            agent_url=self.agent_url,
-            token=self.token,
-            server_key=self.key,
-            server_id=self.server_id,
-            send=self._send_soft,
-            janitor=self._janitor,
-            preflight=self._preflight,
-        )
+        runner = self._runner(assign, adapter)
         log.info(
             "task %s attempt %s: %s frames %s-%s of job %s",
             assign.task_id,
@@ -217,6 +252,22 @@ class RenderServer:
             self._run_task(key, runner), name=f"task-{assign.task_id}"
         )
 
+    def _runner(self, assign: protocol.Assign, adapter: PackageAdapter) -> TaskRunner:
+        return TaskRunner(
+            assign,
+            adapter=adapter,
+            cache=self._cache,
+            work_root=self.work_dir,
+            session=self._session,
+            agent_url=self.agent_url,
+            token=self.token,
+            server_key=self.key,
+            server_id=self.server_id,
+            send=self._send_soft,
+            janitor=self._janitor,
+            preflight=self._preflight,
+        )
+
     async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:
         """Run a task, report it, then discard its folder (off the loop, after the report)."""
         try:
@@ -228,6 +279,7 @@ class RenderServer:
                     task_id=key[0], attempt=key[1], error=f"render server error: {exc!r}"
                 )
             self._tasks.pop(key, None)
+            self._start_queued()  # the slot's next task starts before this one's report goes
             self._unreported[key] = final
             await self._flush_unreported()
         finally:
@@ -251,10 +303,15 @@ class RenderServer:
 
     async def shutdown(self) -> None:
         """Stop running tasks and wait (bounded) for their folders to be deleted."""
+        self._queued.clear()
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self._janitor.close()
+
+
+def _refs(keys: Iterable[tuple[int, int]]) -> list[protocol.TaskRef]:
+    return [protocol.TaskRef(task_id=t, attempt=a) for t, a in keys]
 
 
 def run_render_server(

@@ -105,17 +105,30 @@ class Hello:
     instance: str = ""
     """Random per process start: a reconnect of this process replaces its old connection,
     a second process under a name already connected is refused. Empty from older servers."""
+    queue: int = 0
+    """How many tasks beyond ``slots`` the server keeps waiting in its queue, starting each
+    the moment a slot frees (look-ahead); 0 from older servers, which the agent never sends
+    more than ``slots`` tasks."""
+    queued: list[TaskRef] = field(default_factory=list)
+    """Tasks waiting in the server's queue (not started), reported after a reconnect."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
     TYPE: ClassVar[str] = "heartbeat"
     free_slots: int
+    """Slots with no task started in them."""
     running: list[TaskRef] = field(default_factory=list)
+    """Tasks started (preparing or rendering) and not yet ended."""
+    queued: list[TaskRef] = field(default_factory=list)
+    """Tasks waiting in the queue for a slot (look-ahead)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStarted:
+    """The task left the server's queue (if it waited there) and its assets are in place:
+    its renderer starts now. The task's timeout counts from this report."""
+
     TYPE: ClassVar[str] = "task_started"
     task_id: int
     attempt: int
@@ -166,6 +179,10 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Assign:
+    """Run a task. A server that announced a ``queue`` in its hello may hold up to
+    ``slots + queue`` tasks: those beyond its free slots wait, first in first out, and
+    each starts the moment a slot frees (no round trip to the agent)."""
+
     TYPE: ClassVar[str] = "assign"
     task_id: int
     attempt: int
@@ -195,6 +212,8 @@ class Assign:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cancel:
+    """Stop the task attempt; one still waiting in the server's queue is dropped, never started."""
+
     TYPE: ClassVar[str] = "cancel"
     task_id: int
     attempt: int

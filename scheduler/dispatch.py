@@ -11,6 +11,13 @@ counting this plan's assignments, goes next), then the older job, then the
 lower id. Jobs accepted from a peer with ``max_slots`` never hold more slots
 together than that. A task goes to the capable server with
 the most free slots (ties by name) so concurrent work spreads across hosts.
+
+Look-ahead: a server that keeps a queue takes tasks beyond its free slots, each
+started the moment a slot frees, without a round trip to the agent. Once every
+free slot is planned, the jobs named in ``lookahead`` (those with short tasks)
+fill those queue places in the same order; a job not named there that still
+waits for a slot blocks the queues of every server it could run on, so no
+task is queued ahead of it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from scheduler.profile import JobProfile, ServerView, explain_unmatched, matches
+from scheduler.profile import JobProfile, ServerView, matches
 
 __all__ = [
     "Assignment",
@@ -28,8 +35,6 @@ __all__ = [
     "TaskView",
     "plan_dispatch",
     "round_slices",
-    "stranded_jobs",
-    "unplaceable_jobs",
 ]
 
 
@@ -99,6 +104,8 @@ class _JobState:
     heap: list[_HeapEntry]
     servers: set[str] = field(default_factory=set)
     next_task: int = 0
+    planned: int = 0
+    """Tasks of the job this plan assigned (fair share counts them as running)."""
 
 
 class _Planner:
@@ -110,7 +117,8 @@ class _Planner:
     most one stale-entry fix per shared heap rather than one per job.
     """
 
-    def __init__(self, servers: Sequence[ServerView]) -> None:
+    def __init__(self, servers: Sequence[ServerView], *, ahead: bool = False) -> None:
+        """``ahead``: plan the servers' free queue places instead of their free slots."""
         self.free: dict[str, int] = {}
         self.names: dict[str, str] = {}
         # Servers with identical capabilities share one matches() evaluation.
@@ -121,8 +129,9 @@ class _Planner:
             if not server.online or server.id in self.names:
                 continue
             self.names[server.id] = server.name
-            if server.free_slots > 0:
-                self.free[server.id] = server.free_slots
+            free = server.ahead_slots if ahead else server.free_slots
+            if free > 0:
+                self.free[server.id] = free
             signature = (
                 server.cores,
                 server.memory_mb,
@@ -221,10 +230,12 @@ def _assign_next(planner: _Planner, state: _JobState, assigned: set[int]) -> Ass
         server_id, job_has_slots = _choose_server(planner, state, task)
         if server_id is None:
             if not job_has_slots:
+                state.next_task -= 1  # still the job's next task (for the queues' pass)
                 return None
             continue  # only servers this task already failed on are free; it waits
         planner.free[server_id] -= 1
         state.servers.add(server_id)
+        state.planned += 1
         assigned.add(task.id)
         return Assignment(
             task_id=task.id, job_id=task.job_id, server_id=server_id, attempt=task.attempt + 1
@@ -267,6 +278,7 @@ def plan_dispatch(
     *,
     guests: Mapping[str, GuestLimit] | None = None,
     guest_running: Mapping[str, int] | None = None,
+    lookahead: frozenset[str] = frozenset(),
 ) -> list[Assignment]:
     """Plan which waiting tasks start now and where.
 
@@ -278,33 +290,65 @@ def plan_dispatch(
     is not in ``jobs``, or is not ``ready`` (it waits for another job), are
     ignored; a task id is assigned at most once. ``guests`` holds the limits per peer for jobs with ``guest_of`` set (a peer
     not listed gets the default :class:`GuestLimit`); ``guest_running`` counts
-    the tasks already active for each peer's jobs.
+    the tasks already active for each peer's jobs. ``lookahead``: the jobs whose
+    tasks may also go to the servers' free queue places (``ahead_slots``), after
+    every free slot (see the module's docstring).
     """
     limits = guests or {}
     budget = _guest_budgets(limits, guest_running or {})
     planner = _Planner(servers)
-    remaining = sum(planner.free.values())
     states = _job_states(planner, jobs, tasks)
+    assigned: set[int] = set()
+    plan = _fill(planner, states, limits, budget, assigned, lookahead=None)
+    if lookahead and any(server.ahead_slots > 0 for server in servers):
+        ahead = _Planner(servers, ahead=True)
+        for state in states:
+            state.heap = ahead.heap(ahead.capable(state.job.profile))
+        plan += _fill(ahead, states, limits, budget, assigned, lookahead=lookahead)
+    return plan
+
+
+def _fill(
+    planner: _Planner,
+    states: list[_JobState],
+    limits: Mapping[str, GuestLimit],
+    budget: dict[str, int],
+    assigned: set[int],
+    *,
+    lookahead: frozenset[str] | None,
+) -> list[Assignment]:
+    """Assign the jobs' tasks to the planner's free places in dispatch order.
+
+    ``lookahead`` None: every job may take a place (free slots). Otherwise (queue
+    places) only those jobs: one that is not, coming first, takes the places of
+    every server it could run on off the plan.
+    """
+    remaining = sum(planner.free.values())
     queue = [
         (
             -state.job.priority,
             _guest_rank(state.job, limits),
-            state.job.running_tasks,
+            state.job.running_tasks + state.planned,
             state.job.created_at,
             state.job.id,
             index,
         )
         for index, state in enumerate(states)
+        if state.next_task < len(state.tasks)
     ]
     heapq.heapify(queue)
-    assigned: set[int] = set()
     plan: list[Assignment] = []
     while queue and remaining > 0:
         neg_priority, rank, running, created_at, job_id, index = heapq.heappop(queue)
-        guest = states[index].job.guest_of
+        state = states[index]
+        guest = state.job.guest_of
         if guest is not None and budget.get(guest, 1) <= 0:
             continue  # that peer's jobs hold all the slots its policy allows
-        assignment = _assign_next(planner, states[index], assigned)
+        if lookahead is not None and job_id not in lookahead:
+            for server_id in state.eligible:  # it waits for a slot there: queue nothing ahead
+                remaining -= planner.free.pop(server_id, 0)
+            continue
+        assignment = _assign_next(planner, state, assigned)
         if assignment is None:
             continue
         plan.append(assignment)
@@ -342,45 +386,4 @@ def _guest_budgets(limits: Mapping[str, GuestLimit], running: Mapping[str, int])
         site: limit.max_slots - running.get(site, 0)
         for site, limit in limits.items()
         if limit.max_slots is not None
-    }
-
-
-def stranded_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dict[str, str]:
-    """Jobs whose waiting tasks can run on none of ``servers``, with the reason why.
-
-    A job is stranded when at least one online server matches its profile,
-    every matching online server is in its ``avoid_servers`` (each failed it
-    repeatedly), and none of its tasks is running: waiting longer cannot help. A
-    job with tasks still running is judged once they end (their outcome is part
-    of its story); a job with no capable server online at all is not stranded
-    here (a server may yet connect). Pass every connected server, not only those
-    with free slots.
-    """
-    stranded: dict[str, str] = {}
-    online = [server for server in servers if server.online]
-    for job in jobs:
-        if not job.avoid_servers or job.running_tasks:
-            continue  # the common case first, without a pass over the servers
-        capable = [server for server in online if matches(job.profile, server)]
-        if capable and all(server.id in job.avoid_servers for server in capable):
-            names = ", ".join(sorted(server.name for server in capable))
-            noun = "the only capable server" if len(capable) == 1 else "every capable server"
-            stranded[job.id] = f"{noun} ({names}) failed this job repeatedly and is avoided for it"
-    return stranded
-
-
-def unplaceable_jobs(jobs: Sequence[JobView], servers: Sequence[ServerView]) -> dict[str, str]:
-    """Jobs no online server matches at all, with why (in the words ``spillway job`` uses).
-
-    Such a job can only wait for a capable server to connect; the agent fails it once
-    that has lasted its ``stall_after``. A job with tasks running, or one waiting for
-    another job (not ``ready``), is not unplaceable.
-    """
-    online = [server for server in servers if server.online]
-    return {
-        job.id: explain_unmatched(job.profile, servers)
-        for job in jobs
-        if job.ready
-        and not job.running_tasks
-        and not any(matches(job.profile, server) for server in online)
     }

@@ -202,6 +202,9 @@ class ServerView:
     slots: int
     free_slots: int
     status: str
+    ahead_slots: int = 0
+    """Free places in the server's queue: tasks it would take beyond its slots, each to
+    start the moment a slot frees (look-ahead, :mod:`scheduler.lookahead`)."""
 
     @property
     def online(self) -> bool:

@@ -48,6 +48,11 @@ class SchedulingConfig:
     lease_check_interval_s: float = 1.0
     stall_after_s: float = 0.0
     """A job no online server can run fails after waiting this long; 0: it waits for one."""
+    lookahead: int = 1
+    """Tasks per slot a render server may hold queued beyond its slots (look-ahead), each
+    started the moment a slot frees; 0: never more tasks than slots."""
+    lookahead_below_s: float = 2.0
+    """Only jobs whose finished tasks took less than this on average are queued ahead."""
 
 
 MAX_WORKERS = 16
@@ -283,7 +288,10 @@ _SUFFIX_ALIASES = {
     "heartbeat_timeout": "heartbeat_timeout_s",
     "lease_check_interval": "lease_check_interval_s",
     "stall_after": "stall_after_s",
+    "lookahead_below": "lookahead_below_s",
 }
+_ZERO_ALLOWED = frozenset({"lookahead"})
+"""Settings for which 0 means off (every other number must be greater than 0)."""
 
 
 def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
@@ -295,6 +303,9 @@ def _section(cls: Any, raw: Any, source: str, name: str) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         field_name: str = _SUFFIX_ALIASES.get(str(key), str(key))
+        if field_name in _ZERO_ALLOWED and type(value) is int and value == 0:
+            values[field_name] = 0
+            continue
         values[field_name] = _setting(
             fields[field_name].default, value, f"{source}: [{name}] {key}"
         )

@@ -12,7 +12,7 @@ from render_server import protocol
 from scheduler.profile import ServerView
 
 from .server_socket import ServerSocket
-from .store.records import FrameFile, FrameRecord, ServerRecord, TaskRecord
+from .store.records import FrameFile, FrameRecord, ServerRecord, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0
@@ -41,10 +41,18 @@ class ActiveTask:
     """Frames recorded by this agent process for this attempt (after a restart: none yet)."""
     pending: dict[int, dict[str, FrameFile]] = field(default_factory=dict)
     """Files stored for a frame whose main file has not come yet (recorded with it), by name."""
+    started: bool = False
+    """The server reported it started (TaskStarted): it is in a slot, not in the server's queue."""
 
     @classmethod
     def of(cls, task: TaskRecord) -> ActiveTask:
-        return cls(task_id=task.id, attempt=task.attempt, job_id=task.job_id, frames=task.frames)
+        return cls(
+            task_id=task.id,
+            attempt=task.attempt,
+            job_id=task.job_id,
+            frames=task.frames,
+            started=task.state is TaskState.RUNNING,
+        )
 
     def missing_frames(self) -> list[int]:
         have = {f.frame for f in self.uploaded}
@@ -61,13 +69,17 @@ class ServerConnection:
     last_seen: float
     disabled: bool = False
     running: dict[TaskKey, ActiveTask] = field(default_factory=dict)
-    """Task attempts assigned to the server and not yet reported finished."""
+    """Task attempts assigned to the server and not yet reported finished, in assignment order
+    (those beyond its slots wait in its queue)."""
+    queue: int = 0
+    """Tasks the agent may assign beyond ``slots`` (look-ahead): the server's own queue from
+    its hello, at most what ``[scheduling] lookahead`` allows; 0: never more than ``slots``."""
     instance: str = ""
     """The server process's random instance id from its hello (empty from older servers)."""
     reconciled: bool = False
     """False until the hello's task list has been matched against the store: no dispatch before."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _view: tuple[tuple[int, str], ServerView] | None = None
+    _view: tuple[tuple[int, int, str], ServerView] | None = None
     _on_release: Callable[[ServerConnection], None] | None = field(default=None, repr=False)
 
     @property
@@ -89,6 +101,24 @@ class ServerConnection:
         return max(0, self.record.slots - len(self.running))
 
     @property
+    def ahead_slots(self) -> int:
+        """Places free in the server's queue: tasks it would hold waiting for a slot now."""
+        if not self.reconciled or not self.queue:
+            return 0
+        return max(0, min(self.queue, self.record.slots + self.queue - len(self.running)))
+
+    def waits_in_queue(self, task_id: int, attempt: int) -> bool:
+        """Whether the attempt waits in the server's queue (look-ahead), as far as the agent
+        knows: of the attempts not reported started, in assignment order, the first fill the
+        slots no started attempt holds and the rest wait."""
+        active = self.running.get((task_id, attempt))
+        if active is None or active.started or not self.queue:
+            return False
+        unstarted = [key for key, a in self.running.items() if not a.started]
+        in_slots = self.record.slots - (len(self.running) - len(unstarted))
+        return unstarted.index((task_id, attempt)) >= max(0, in_slots)
+
+    @property
     def status(self) -> str:
         if self.disabled:
             return "disabled"
@@ -96,13 +126,15 @@ class ServerConnection:
 
     def view(self) -> ServerView:
         """The scheduler's view, rebuilt only when free slots or status changed."""
-        key = (self.free_slots, self.status)
+        key = (self.free_slots, self.ahead_slots, self.status)
         if self._view is None or self._view[0] != key:
             self._view = (key, self._build_view(*key))
         return self._view[1]
 
-    def _build_view(self, free_slots: int, status: str) -> ServerView:
-        return record_view(self.record, free_slots=free_slots, status=status)
+    def _build_view(self, free_slots: int, ahead_slots: int, status: str) -> ServerView:
+        return record_view(
+            self.record, free_slots=free_slots, status=status, ahead_slots=ahead_slots
+        )
 
     async def send(self, msg: protocol.Message) -> bool:
         """Send one message; False if the connection is gone (the caller requeues)."""
@@ -193,7 +225,8 @@ class ConnectionRegistry:
         return [c.view() for c in self._by_id.values()]
 
     def dispatchable(self) -> list[ServerView]:
-        """Views of the enabled servers with a free slot (the only ones a dispatch round plans for)."""
+        """Views of the enabled servers with a free slot or a free place in their queue (the
+        only ones a dispatch round plans for)."""
         now = self._clock()
         if now >= self._next_full_scan:
             self._next_full_scan = now + FULL_SCAN_S
@@ -201,7 +234,7 @@ class ConnectionRegistry:
         views = []
         full = []
         for server_id, conn in self._candidates.items():
-            if conn.disabled or conn.free_slots == 0:
+            if conn.disabled or (conn.free_slots == 0 and conn.ahead_slots == 0):
                 full.append(server_id)
             else:
                 views.append(conn.view())
@@ -210,7 +243,9 @@ class ConnectionRegistry:
         return views
 
 
-def record_view(record: ServerRecord, *, free_slots: int, status: str) -> ServerView:
+def record_view(
+    record: ServerRecord, *, free_slots: int, status: str, ahead_slots: int = 0
+) -> ServerView:
     """The scheduler's view of a registered render server."""
     return ServerView(
         id=record.id,
@@ -223,4 +258,5 @@ def record_view(record: ServerRecord, *, free_slots: int, status: str) -> Server
         slots=record.slots,
         free_slots=free_slots,
         status=status,
+        ahead_slots=ahead_slots,
     )

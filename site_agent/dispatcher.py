@@ -26,9 +26,8 @@ from scheduler.dispatch import (
     JobView,
     plan_dispatch,
     round_slices,
-    stranded_jobs,
-    unplaceable_jobs,
 )
+from scheduler.stranded import stranded_jobs, unplaceable_jobs
 
 from .connections import ActiveTask, ConnectionRegistry
 from .dispatch_views import PROBE, AssignEncoder, assign_message, job_views, ready_tasks
@@ -42,8 +41,9 @@ from .lifecycle.events import (
     TaskFinished,
     TasksRequeued,
 )
+from .lookahead import TaskTimes, unqueue_job
 from .store.base import StoreError
-from .store.records import LOCAL, DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
+from .store.records import LOCAL, DispatchSnapshot, JobRecord, JobState, TaskClaim, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ class Claims(Protocol):
     async def fail_unrunnable(self, job_id: str, reason: str, *, at: float) -> bool:
         """The lifecycle transition: the job's waiting tasks can run nowhere."""
 
+    async def unqueue(
+        self, task_id: int, attempt: int, server_id: str, *, at: float
+    ) -> TaskRecord | None:
+        """The lifecycle transition: a task out of its server's queue, back to waiting."""
+
 
 SENDABLE_CACHE = 10_000
 """Job ids whose Assign is known to encode; the set is cleared when it grows past this."""
@@ -96,9 +101,13 @@ class Dispatcher:
         *,
         bad_server_threshold: int = 3,
         stall_after_s: float = 0.0,
+        lookahead_below_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._lookahead_below_s = lookahead_below_s
+        """Jobs whose tasks took less than this on average are queued ahead; 0: none."""
+        self.task_times = TaskTimes(below_s=lookahead_below_s)
         self._stall_after_s = stall_after_s
         self._unplaceable_since: dict[str, float] = {}
         self._next_stall_check = 0.0
@@ -134,12 +143,15 @@ class Dispatcher:
     async def on_event(self, event: Event) -> None:
         """Lifecycle subscriber (for the classes in WAKE_ON): wake when work may be dispatchable."""
         if isinstance(event, TaskFinished):
+            self.task_times.record(event.outcome)
             # A completion freed its slot before the commit (TaskReports wakes then); a failure
             # that is retried puts its task back to waiting.
             # A frame stored by a completion may be what a waiting task of another job waits
             # for (--after-frames): the round that woke before this commit could not see it.
             if event.retry or self._frames_held:
                 self._wake.set()
+        elif isinstance(event, JobStateChanged) and event.state is JobState.PAUSED:
+            await unqueue_job(event.job_id, self._connections, self._claims, at=self._clock())
         elif isinstance(event, JobCreated | JobReplaced):
             if (event.job.placement if isinstance(event, JobCreated) else event.placement) == LOCAL:
                 self._wake.set()
@@ -181,13 +193,15 @@ class Dispatcher:
             return 0
         servers = self._connections.dispatchable()
         free = sum(v.free_slots for v in servers)
-        if free == 0:
+        ahead = sum(v.ahead_slots for v in servers) if self._lookahead_below_s > 0 else 0
+        if free == 0 and (ahead == 0 or not self.task_times.any_short()):
             return 0
-        snap = await self._store.dispatch_snapshot(per_job_limit=free)
+        snap = await self._store.dispatch_snapshot(per_job_limit=free + ahead)
         if not snap.waiting:
             return 0
         self.rounds += 1
         jobs = {j.id: j for j in snap.jobs}
+        short = self.task_times.short(jobs) if ahead else None
         views = await self._runnable(job_views(snap, self._bad_server_threshold))
         tasks_ready, self._frames_held = ready_tasks(snap)
         plan = plan_dispatch(
@@ -196,6 +210,7 @@ class Dispatcher:
             servers,
             guests=self.guests,
             guest_running=snap.guest_running,
+            lookahead=short or frozenset(),
         )
         plan = await self._sendable_only(plan, jobs)
         if not plan:

@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode
 from .config import SchedulingConfig
 from .connections import ConnectionRegistry, ServerConnection
 from .store.base import StoreError
-from .store.records import ServerStatus, TaskRecord
+from .store.records import ServerStatus, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,22 @@ class HeartbeatMonitor:
                 await self._drop(conn, now)
         await self._requeue_lost(now, timeout)
         for task in await self._store.expired_tasks(now=now):
+            if self._waits_in_queue(task):
+                continue  # its timeout counts from its start (TaskStarted sets its lease)
             log.warning(
                 "task %s of job %s on %s: lease expired", task.id, task.job_id, task.server_id
             )
             await self._reports.expire(task)
+
+    def _waits_in_queue(self, task: TaskRecord) -> bool:
+        """Whether the dispatched task waits in its connected server's queue (look-ahead):
+        it has not started, so it has not timed out; the server starts it as a slot frees."""
+        conn = self._connections.get(task.server_id or "")
+        return (
+            task.state is TaskState.DISPATCHED
+            and conn is not None
+            and conn.waits_in_queue(task.id, task.attempt)
+        )
 
     async def _drop(self, conn: ServerConnection, now: float) -> None:
         """Forget a silent server's connection now; close its socket in the background."""

@@ -192,11 +192,12 @@ async def _register(
         last_seen=now,
         disabled=record.status == ServerStatus.DISABLED,
         instance=hello.instance,
+        queue=min(hello.queue, site.config.scheduling.lookahead * hello.slots),
     )
     old = site.connections.add(conn)
     if old is not None:
         await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced by a new connection")
-    keep = await _reconcile_running(site, conn, hello.running)
+    keep = await _reconcile_running(site, conn, hello.running, hello.queued)
     site.monitor.connected(record.id)
     await conn.send(
         protocol.Welcome(
@@ -219,21 +220,30 @@ async def _register(
 
 
 async def _reconcile_running(
-    site: RenderSite, conn: ServerConnection, reported: list[protocol.TaskRef]
+    site: RenderSite,
+    conn: ServerConnection,
+    reported: list[protocol.TaskRef],
+    queued: list[protocol.TaskRef],
 ) -> list[protocol.TaskRef]:
     """After a reconnect, keep the tasks both sides agree on; requeue the rest.
 
     Kept tasks go into the connection's in-memory table, which the report path
     checks instead of reading each task, and the connection becomes dispatchable.
+    The tasks waiting in the server's queue are kept like its running ones, after
+    them (the table's order is the queue's).
     """
     try:
         active = await site.store.active_tasks(server_id=conn.server_id)
         expected = {(t.id, t.attempt): t for t in active}
-        claimed = {(r.task_id, r.attempt) for r in reported}
-        if expected and expected.keys() <= claimed:
+        running = {(r.task_id, r.attempt) for r in reported}
+        waiting = [(r.task_id, r.attempt) for r in queued]
+        if expected and expected.keys() <= running | set(waiting):
             # Merge: nothing is dispatched to an unreconciled connection, but stay safe if it was.
-            for key, task in expected.items():
-                conn.running.setdefault(key, ActiveTask.of(task))
+            for key in sorted(running) + waiting:
+                task = expected.get(key)
+                if task is not None:
+                    active_task = conn.running.setdefault(key, ActiveTask.of(task))
+                    active_task.started = active_task.started or key in running
             return [protocol.TaskRef(task_id=t, attempt=a) for t, a in sorted(expected)]
         if active:
             requeued = await site.lifecycle.requeue_server(conn.server_id, at=site.clock())
@@ -313,7 +323,7 @@ async def _handle_reports(
     # Every handler takes just the message (the reports API is keyed by server id).
     handlers: dict[type[Incoming], Callable[[Any], Awaitable[None]]] = {
         protocol.Heartbeat: lambda msg: _on_heartbeat(site, conn, msg),
-        protocol.TaskStarted: functools.partial(site.reports.started, server_id),
+        protocol.TaskStarted: lambda msg: _on_started(site, conn, msg),
         protocol.TaskLog: functools.partial(site.reports.log, server_id),
         protocol.TaskDone: completions.start,
         protocol.TaskFailed: functools.partial(site.reports.failed, server_id),
@@ -325,6 +335,14 @@ async def _handle_reports(
             log.warning("server %s sent unexpected %s; ignored", conn.record.name, msg.TYPE)
             continue
         await handler(msg)
+
+
+async def _on_started(site: RenderSite, conn: ServerConnection, msg: protocol.TaskStarted) -> None:
+    """The attempt left the server's queue, if it waited there (see ``waits_in_queue``)."""
+    active = conn.running.get((msg.task_id, msg.attempt))
+    if active is not None:
+        active.started = True
+    await site.reports.started(conn.server_id, msg)
 
 
 async def _on_heartbeat(site: RenderSite, conn: ServerConnection, msg: protocol.Heartbeat) -> None:

@@ -93,6 +93,7 @@ class SiteAgent:
             self.connections,
             bad_server_threshold=threshold,
             stall_after_s=config.scheduling.stall_after_s,
+            lookahead_below_s=config.scheduling.lookahead_below_s,
             clock=clock,
         )
         self.reports = TaskReports(

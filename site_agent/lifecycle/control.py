@@ -9,7 +9,7 @@ from ..errors import ConflictError
 from ..store.records import JobState, TaskRecord
 from .base import TransitionsBase, no_job, settled_events
 from .dependencies import settle
-from .events import Event, JobCancelled, JobPriorityChanged, JobStateChanged
+from .events import Event, JobCancelled, JobPriorityChanged, JobStateChanged, TasksRequeued
 from .states import JobEvent, job_allows, job_sources, next_job_state
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,32 @@ class ControlTransitions(TransitionsBase):
             raise ConflictError(f"job {job_id} is {state}; {refusal}")
         await self._events.emit(changed_event)
         return True
+
+    async def unqueue(
+        self, task_id: int, attempt: int, server_id: str, *, at: float
+    ) -> TaskRecord | None:
+        """A task waiting in its server's queue goes back to waiting before it starts (its
+        job was paused); no failure counted. Fenced, and only while it has not started
+        (dispatched); None otherwise. The caller tells the server to drop it."""
+        async with self._store.transaction() as tx:
+            job_id = await tx.task_job(task_id)
+            if job_id is None or await tx.lock_job(job_id) is None:
+                return None
+            task = await tx.unqueue_task(task_id, attempt, server_id)
+            if task is None:
+                return None
+            requeued = TasksRequeued(server_id=server_id, tasks=(task,))
+            await self._events.stage(tx, [requeued])
+        log.info(
+            "task %s of job %s attempt %s taken out of %s's queue at %.3f",
+            task_id,
+            job_id,
+            attempt,
+            server_id,
+            at,
+        )
+        await self._events.emit(requeued)
+        return task
 
     async def retry_failed(self, job_id: str, *, at: float) -> int:
         """Failed tasks back to waiting with their failure history forgotten; returns the count.

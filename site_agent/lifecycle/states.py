@@ -59,6 +59,9 @@ class TaskEvent(StrEnum):
     """No render server can ever run the task (every capable server is avoided for its job,
     or its job cannot be sent to any server): waiting to failed, without an attempt.
     ``retry`` resets it like any failed task."""
+    UNQUEUE = "unqueue"
+    """The task waited in a render server's queue (look-ahead) and its job was paused: back
+    to waiting before it started, no failure counted."""
     HAND_BACK = "hand_back"
     """The agent could not take the attempt's output (storage full, database down): back
     to waiting without a failure counted, so no render server is blamed."""
@@ -103,6 +106,7 @@ TASK_TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = {
     (TaskState.FAILED, TaskEvent.RERENDER): TaskState.WAITING,
     (TaskState.WAITING, TaskEvent.ABANDON): TaskState.FAILED,
     **{(s, TaskEvent.HAND_BACK): TaskState.WAITING for s in _ACTIVE},
+    (TaskState.DISPATCHED, TaskEvent.UNQUEUE): TaskState.WAITING,
 }
 """TaskState x TaskEvent -> TaskState. Every change of an active task is fenced on
 (task, attempt, server) in the store."""

@@ -196,6 +196,10 @@ class JobTransaction(Protocol):
     async def requeue_server_tasks(self, server_id: str) -> list[TaskRecord]:
         """The server's active tasks back to waiting; returns them as they are now."""
 
+    async def unqueue_task(self, task_id: int, attempt: int, server_id: str) -> TaskRecord | None:
+        """Fenced, and only while the attempt is dispatched (not started): back to waiting,
+        attempt and error kept, no failure counted; None if stale or started."""
+
     async def hand_back_task(
         self, task_id: int, attempt: int, server_id: str, *, reason: str
     ) -> TaskRecord | None:

@@ -176,6 +176,11 @@ UPDATE tasks SET {_BACK_TO_WAITING}
 WHERE server_id = $1 AND state IN {ACTIVE}
 RETURNING {TASK_COLUMNS}
 """
+UNQUEUE_TASK = f"""
+UPDATE tasks SET {_BACK_TO_WAITING}
+WHERE id = $1 AND attempt = $2 AND server_id = $3 AND state = 'dispatched'
+RETURNING {TASK_COLUMNS}
+"""
 HAND_BACK_TASK = f"""
 UPDATE tasks SET {_BACK_TO_WAITING}, error = $4
 WHERE {_FENCE}

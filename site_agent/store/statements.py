@@ -235,6 +235,10 @@ class SqlTransaction:
         rows = await self.connection.fetch(q.REQUEUE_SERVER_TASKS, server_id)
         return [task_from_row(row) for row in rows]
 
+    async def unqueue_task(self, task_id: int, attempt: int, server_id: str) -> TaskRecord | None:
+        row = await self.connection.fetchrow(q.UNQUEUE_TASK, task_id, attempt, server_id)
+        return None if row is None else task_from_row(row)
+
     async def hand_back_task(
         self, task_id: int, attempt: int, server_id: str, *, reason: str
     ) -> TaskRecord | None:

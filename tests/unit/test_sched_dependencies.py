@@ -15,8 +15,9 @@ from scheduler.dependencies import (
     ready,
     waiting_text,
 )
-from scheduler.dispatch import JobView, TaskView, plan_dispatch, unplaceable_jobs
+from scheduler.dispatch import JobView, TaskView, plan_dispatch
 from scheduler.profile import JobProfile, ServerView
+from scheduler.stranded import unplaceable_jobs
 
 DONE, END = DependencyKind.DONE, DependencyKind.END
 

@@ -15,9 +15,8 @@ from scheduler.dispatch import (
     MAX_SLICE,
     GuestLimit,
     round_slices,
-    stranded_jobs,
-    unplaceable_jobs,
 )
+from scheduler.stranded import stranded_jobs, unplaceable_jobs
 
 BUILTIN = JobProfile(package="builtin")
 

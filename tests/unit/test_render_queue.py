@@ -1,0 +1,176 @@
+"""The render server's look-ahead queue: tasks beyond its slots wait and start as slots free."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from render_server import protocol
+from render_server.daemon import RenderServer
+from render_server.packages.base import PackageAdapter
+from render_server.probe import HostInfo
+
+
+class GatedRunner:
+    """A task that reports its start, then renders until its gate opens."""
+
+    def __init__(self, server: QueueServer, assign: protocol.Assign) -> None:
+        self.server = server
+        self.assign = assign
+        self.workdir = server.work_dir / f"task-{assign.task_id}"
+        self.gate = asyncio.Event()
+
+    async def run(self) -> protocol.Message:
+        a = self.assign
+        self.workdir.mkdir(parents=True)
+        await self.server._send_soft(protocol.TaskStarted(task_id=a.task_id, attempt=a.attempt))
+        await self.gate.wait()
+        return protocol.TaskDone(
+            task_id=a.task_id, attempt=a.attempt, outputs=[], started_at=0, finished_at=1
+        )
+
+
+class QueueServer(RenderServer):
+    """A render server whose tasks are gated runners (no renderer, no agent)."""
+
+    def __init__(self, tmp_path: Path, *, slots: int, queue: int | None = None) -> None:
+        super().__init__(
+            agent_url="http://127.0.0.1:9",
+            name="rs",
+            slots=slots,
+            queue=queue,
+            tags=[],
+            token="",
+            cache_dir=tmp_path / "cache",
+            work_dir=tmp_path / "work",
+            host=HostInfo(host="h", cores=1, memory_mb=1, packages={"builtin": "1"}),
+        )
+        self.runners: dict[int, GatedRunner] = {}
+        self.ws = RecordingSocket(self)
+        self._ws = self.ws  # type: ignore[assignment]
+
+    def _runner(self, assign: protocol.Assign, adapter: PackageAdapter) -> GatedRunner:  # type: ignore[override]
+        runner = self.runners[assign.task_id] = GatedRunner(self, assign)
+        return runner
+
+
+class RecordingSocket:
+    """Stands in for the agent connection: each message sent, with the tasks then started."""
+
+    closed = False
+
+    def __init__(self, server: RenderServer) -> None:
+        self.server = server
+        self.sent: list[tuple[protocol.Message, set[int]]] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append((protocol.decode(data), {t for t, _ in self.server._tasks}))
+
+    def started(self) -> list[int]:
+        return [m.task_id for m, _ in self.sent if isinstance(m, protocol.TaskStarted)]
+
+
+def assign(task_id: int) -> protocol.Assign:
+    return protocol.Assign(
+        task_id=task_id,
+        attempt=1,
+        job_id="j",
+        job_name="j",
+        package="builtin",
+        version="1",
+        engine="",
+        scene="s.json",
+        manifest=[],
+        frames=[task_id],
+        output_name="f",
+        output_ext="png",
+        timeout_s=60,
+    )
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def until(check: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_a_task_beyond_the_slots_waits_unstarted_and_starts_as_the_slot_frees(
+    tmp_path: Path,
+) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    server.admit(assign(1))
+    server.admit(assign(2))
+    await settle()
+    assert server.ws.started() == [1], "only the task in the slot reports a start"
+    assert server.free_slots == 0
+    hello = server._hello()
+    assert (hello.queue, [r.task_id for r in hello.queued]) == (1, [2])
+
+    server.runners[1].gate.set()
+    await until(lambda: server.ws.started() == [1, 2])
+    done = [(m, tasks) for m, tasks in server.ws.sent if isinstance(m, protocol.TaskDone)]
+    [(msg, started_when_sent)] = done
+    assert msg.task_id == 1
+    assert 2 in started_when_sent, "the queued task started before the finished one's report"
+    server.runners[2].gate.set()
+    await until(lambda: not server._tasks)
+
+
+async def test_a_cancelled_queued_task_is_dropped_and_never_started(tmp_path: Path) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    for task_id in (1, 2, 3):
+        server.admit(assign(task_id))
+    await settle()
+    server.cancel(protocol.Cancel(task_id=2, attempt=1, reason="job cancelled"))
+    server.runners[1].gate.set()
+    await until(lambda: 3 in server.runners)
+    server.runners[3].gate.set()
+    await until(lambda: not server._tasks and not server._queued)
+    assert server.ws.started() == [1, 3]
+    assert 2 not in server.runners
+
+
+async def test_cancelling_a_running_task_gives_its_slot_to_the_next_queued(
+    tmp_path: Path,
+) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    server.admit(assign(1))
+    server.admit(assign(2))
+    await settle()
+    server.cancel(protocol.Cancel(task_id=1, attempt=1, reason="timed out"))
+    await until(lambda: server.ws.started() == [1, 2])
+    server.runners[2].gate.set()
+    await until(lambda: not server._tasks)
+
+
+async def test_a_welcome_that_does_not_keep_a_queued_task_drops_it(tmp_path: Path) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    server.admit(assign(1))
+    server.admit(assign(2))
+    await settle()
+    keep = [protocol.TaskRef(task_id=1, attempt=1)]
+    server._on_welcome(
+        protocol.Welcome(server_id="s", site="x", heartbeat_interval_s=1.0, keep=keep)
+    )
+    assert not server._queued
+    server.runners[1].gate.set()
+    await until(lambda: not server._tasks)
+    assert server.ws.started() == [1]
+
+
+async def test_a_server_without_a_queue_starts_each_task_as_before(tmp_path: Path) -> None:
+    # Slots fill first; the queue only holds what exceeds them.
+    server = QueueServer(tmp_path, slots=2, queue=0)
+    server.admit(assign(1))
+    server.admit(assign(2))
+    await settle()
+    assert server.ws.started() == [1, 2]
+    assert server._hello().queue == 0
+    for runner in server.runners.values():
+        runner.gate.set()
+    await until(lambda: not server._tasks)
