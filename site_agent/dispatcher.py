@@ -41,9 +41,9 @@ from .lifecycle.events import (
     TaskFinished,
     TasksRequeued,
 )
-from .lookahead import TaskTimes, unqueue_job
+from .lookahead import TaskTimes
 from .store.base import StoreError
-from .store.records import LOCAL, DispatchSnapshot, JobRecord, JobState, TaskClaim, TaskRecord
+from .store.records import LOCAL, DispatchSnapshot, JobRecord, TaskClaim, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,6 @@ class Claims(Protocol):
 
     async def fail_unrunnable(self, job_id: str, reason: str, *, at: float) -> bool:
         """The lifecycle transition: the job's waiting tasks can run nowhere."""
-
-    async def unqueue(
-        self, task_id: int, attempt: int, server_id: str, *, at: float
-    ) -> TaskRecord | None:
-        """The lifecycle transition: a task out of its server's queue, back to waiting."""
 
 
 SENDABLE_CACHE = 10_000
@@ -150,8 +145,6 @@ class Dispatcher:
             # for (--after-frames): the round that woke before this commit could not see it.
             if event.retry or self._frames_held:
                 self._wake.set()
-        elif isinstance(event, JobStateChanged) and event.state is JobState.PAUSED:
-            await unqueue_job(event.job_id, self._connections, self._claims, at=self._clock())
         elif isinstance(event, JobCreated | JobReplaced):
             if (event.job.placement if isinstance(event, JobCreated) else event.placement) == LOCAL:
                 self._wake.set()

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from render_server import protocol
 from scheduler.eta import short_tasks
 
 from .connections import ConnectionRegistry
-from .store.records import TaskOutcome, TaskRecord, TaskState
+from .lifecycle.events import Event, JobCancelled, JobStateChanged
+from .store.records import JobState, TaskOutcome, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +79,63 @@ class Unqueue(Protocol):
         """The lifecycle transition: a task out of its server's queue, back to waiting."""
 
 
-async def unqueue_job(
-    job_id: str, connections: ConnectionRegistry, lifecycle: Unqueue, *, at: float
-) -> int:
-    """Take the job's tasks that wait in servers' queues back (its job was paused): each
-    goes back to waiting and its server drops it unstarted. Returns how many."""
-    taken = 0
-    for conn in connections.all():
-        queued = [
-            active
-            for active in list(conn.running.values())
-            if active.job_id == job_id and conn.waits_in_queue(active.task_id, active.attempt)
-        ]
-        for active in queued:
-            task = await lifecycle.unqueue(active.task_id, active.attempt, conn.server_id, at=at)
-            if task is None or conn.release(active.task_id, active.attempt) is None:
-                continue  # it started meanwhile: it runs on, like the job's other started tasks
-            await conn.send(
-                protocol.Cancel(task_id=task.id, attempt=active.attempt, reason="job paused")
-            )
-            taken += 1
-    if taken:
-        log.info("job %s paused: %d task(s) taken out of render servers' queues", job_id, taken)
-    return taken
+class QueuedTasks:
+    """What a job's cancel or pause does to its tasks waiting in servers' queues.
+
+    A lifecycle subscriber, called before the one that stops a cancelled job's tasks:
+    a server that is told to stop a running task starts its next queued one at once,
+    so the queued tasks are dropped first and never start.
+    """
+
+    def __init__(
+        self,
+        connections: ConnectionRegistry,
+        lifecycle: Unqueue,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connections = connections
+        self._lifecycle = lifecycle
+        self._clock = clock
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, JobCancelled):
+            await self._drop(event.stopped)
+        elif isinstance(event, JobStateChanged) and event.state is JobState.PAUSED:
+            await self._unqueue(event.job_id)
+
+    async def _drop(self, tasks: Iterable[TaskRecord]) -> None:
+        """Tell the servers to drop those of ``tasks`` waiting in their queues (the job
+        was cancelled: the lifecycle already put them back to waiting)."""
+        for task in tasks:
+            conn = self._connections.get(task.server_id or "")
+            if (
+                conn is not None
+                and conn.waits_in_queue(task.id, task.attempt)
+                and conn.release(task.id, task.attempt) is not None
+            ):
+                await conn.send(
+                    protocol.Cancel(task_id=task.id, attempt=task.attempt, reason="job cancelled")
+                )
+
+    async def _unqueue(self, job_id: str) -> None:
+        """Take the job's tasks that wait in servers' queues back (the job was paused): each
+        goes back to waiting and its server drops it unstarted."""
+        taken = 0
+        for conn in self._connections.all():
+            queued = [
+                active
+                for active in list(conn.running.values())
+                if active.job_id == job_id and conn.waits_in_queue(active.task_id, active.attempt)
+            ]
+            for active in queued:
+                key = (active.task_id, active.attempt)
+                if await self._lifecycle.unqueue(*key, conn.server_id, at=self._clock()) is None:
+                    continue  # it started meanwhile: it runs on, like the job's other tasks
+                if conn.release(*key) is not None:
+                    await conn.send(
+                        protocol.Cancel(task_id=key[0], attempt=key[1], reason="job paused")
+                    )
+                    taken += 1
+        if taken:
+            log.info("job %s paused: %d task(s) taken out of render servers' queues", job_id, taken)

@@ -26,8 +26,9 @@ from .dispatcher import WAKE_ON, Dispatcher
 from .errors import BadRequestError
 from .files import sweep_temp_files
 from .jobs import JobService
-from .lifecycle import JobCancelled, Lifecycle
+from .lifecycle import JobCancelled, JobStateChanged, Lifecycle
 from .live import LiveHub
+from .lookahead import QueuedTasks
 from .metrics import METRIC_EVENTS, SiteMetrics
 from .monitor import HeartbeatMonitor
 from .reports import TaskReports
@@ -123,7 +124,11 @@ class SiteAgent:
         self.dispatcher.on_round = self.metrics.observe_dispatch
         if isinstance(store.database, SqliteDatabase):
             self.metrics.watch_database(store.database.counters)
-        # Order matters for a cancel: stop the tasks on their servers, then wake the dispatcher.
+        # Order matters for a cancel: drop the tasks waiting in servers' queues (a server
+        # starts its next queued task when told to stop a running one), stop the others on
+        # their servers, then wake the dispatcher.
+        self.queued = QueuedTasks(self.connections, self.lifecycle, clock=clock)
+        self.lifecycle.subscribe(self.queued.on_event, (JobCancelled, JobStateChanged))
         self.lifecycle.subscribe(self.reports.on_event, (JobCancelled,))
         self.lifecycle.subscribe(self.dispatcher.on_event, WAKE_ON)
         self.log_watch = LogWatch()
