@@ -128,3 +128,27 @@ def test_a_queued_task_of_a_killed_server_is_requeued_and_rendered_elsewhere(
     assert task["server"] == "rs-2"
     assert task["attempt"] == 2, "requeued once, then rendered by the other server"
     assert len(_frame_files(agent, job_id)) == 6
+
+
+def test_a_paused_job_s_queued_task_goes_back_to_waiting_unstarted(
+    agent: Agent, processes: list[Process]
+) -> None:
+    server = agent.render_server("rs-1", slots=1, packages="builtin")
+    processes.append(server)
+    agent.wait_servers(1)
+    job_id = _submit(agent, "1-6", "1280x960")
+    queued = _wait_queued(agent, job_id, "rs-1")
+    agent.post(f"/api/v1/jobs/{job_id}/pause")
+    wait_for(
+        lambda: f"dropped queued task {queued} attempt 1: job paused" in server.log(),
+        30,
+        f"the server to drop queued task {queued}\n{server.log()}",
+    )
+    wait_for(lambda: not _held(agent, job_id, "rs-1"), 60, "the running task to end")
+    [task] = [t for t in agent.job(job_id)["tasks"] if t["id"] == queued]
+    assert task["state"] == "waiting"
+    assert f"task {queued} attempt 1: builtin" not in server.log(), "it was started"
+    agent.post(f"/api/v1/jobs/{job_id}/resume")
+    detail = agent.wait_job(job_id, timeout=180)
+    assert detail["job"]["state"] == "done"
+    assert len(_frame_files(agent, job_id)) == 6
