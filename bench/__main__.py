@@ -80,6 +80,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(default: one per core, at least 2)",
     )
     p.add_argument(
+        "--lookahead",
+        type=int,
+        default=None,
+        help="overhead and short: the agent's [scheduling] lookahead, tasks per slot a render "
+        "server holds queued (default: the agent's own; 0: off, for an A/B)",
+    )
+    p.add_argument(
         "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
     )
     args = p.parse_args(argv)
@@ -101,7 +108,9 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
         results["overhead"] = [
-            await overhead_run(frames, args.slots, limit_s=450 if args.quick else 1800)
+            await overhead_run(
+                frames, args.slots, limit_s=450 if args.quick else 1800, lookahead=args.lookahead
+            )
         ]
     if "short" in suites:
         frames = 100 if args.quick else 500
@@ -111,7 +120,13 @@ async def run_suites(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
         results["short"] = [
-            await overhead_run(frames, args.slots, limit_s=600 if args.quick else 1500, short=True)
+            await overhead_run(
+                frames,
+                args.slots,
+                limit_s=600 if args.quick else 1500,
+                short=True,
+                lookahead=args.lookahead,
+            )
         ]
     if "dispatch" in suites:
         results["dispatch"] = await _dispatch_rows(args, backends)

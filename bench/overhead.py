@@ -104,11 +104,19 @@ def xargs_run(
 
 
 async def spillway_run(
-    work: Workload, frames: int, slots: int, workdir: Path, limit_s: float
+    work: Workload,
+    frames: int,
+    slots: int,
+    workdir: Path,
+    limit_s: float,
+    *,
+    lookahead: int | None = None,
 ) -> dict[str, float]:
-    """An SQLite agent and one render server with ``slots`` slots; same frames, chunk 1."""
+    """An SQLite agent and one render server with ``slots`` slots; same frames, chunk 1.
+
+    ``lookahead``: the agent's ``[scheduling] lookahead`` (None: its default)."""
     agent = AgentProcess(workdir / "site", f"sqlite:///{workdir / 'site.db'}")
-    await agent.start()
+    await agent.start("" if lookahead is None else f"[scheduling]\nlookahead = {lookahead}\n")
     server = None
     try:
         with (workdir / "rs.log").open("ab") as log:
@@ -213,7 +221,7 @@ async def _submit_and_wait(agent: AgentProcess, work: Workload, frames: int) -> 
 
 
 async def overhead_run(
-    frames: int, slots: int, limit_s: float, *, short: bool = False
+    frames: int, slots: int, limit_s: float, *, short: bool = False, lookahead: int | None = None
 ) -> dict[str, Any]:
     """Each side twice, nested ABBA: xargs, GNU parallel, Spillway, Spillway, parallel, xargs.
 
@@ -238,7 +246,11 @@ async def overhead_run(
             run_dir = workdir / f"{i}-{side}"
             run_dir.mkdir()
             if side == "spillway":
-                farms.append(await spillway_run(work, frames, slots, run_dir, limit_s / 6))
+                farms.append(
+                    await spillway_run(
+                        work, frames, slots, run_dir, limit_s / 6, lookahead=lookahead
+                    )
+                )
                 continue
             runner = "xargs" if side == "xargs" else str(parallel)
             times[side].append(
