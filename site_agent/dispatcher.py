@@ -96,13 +96,12 @@ class Dispatcher:
         *,
         bad_server_threshold: int = 3,
         stall_after_s: float = 0.0,
-        lookahead_below_s: float = 0.0,
+        lookahead_below_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._lookahead_below_s = lookahead_below_s
-        """Jobs whose tasks took less than this on average are queued ahead; 0: none."""
         self.task_times = TaskTimes(below_s=lookahead_below_s)
+        """Which jobs' tasks are short: those queued ahead on servers that keep a queue."""
         self._stall_after_s = stall_after_s
         self._unplaceable_since: dict[str, float] = {}
         self._next_stall_check = 0.0
@@ -186,8 +185,9 @@ class Dispatcher:
             return 0
         servers = self._connections.dispatchable()
         free = sum(v.free_slots for v in servers)
-        ahead = sum(v.ahead_slots for v in servers) if self._lookahead_below_s > 0 else 0
-        if free == 0 and (ahead == 0 or not self.task_times.any_short()):
+        # Queue places (look-ahead) count only while some job's tasks are short.
+        ahead = sum(v.ahead_slots for v in servers) if self.task_times.any_short() else 0
+        if free + ahead == 0:
             return 0
         snap = await self._store.dispatch_snapshot(per_job_limit=free + ahead)
         if not snap.waiting:
