@@ -65,8 +65,9 @@ class RenderServer:
         self.agent_url = agent_url.rstrip("/")
         self.name = name
         self.slots = slots
-        self.queue = slots if queue is None else max(0, queue)
-        """Tasks this server keeps waiting beyond its slots (one per slot unless told)."""
+        self.queue = 2 * slots if queue is None else max(0, queue)
+        """Tasks this server keeps waiting beyond its slots (two per slot unless told; the
+        agent's ``[scheduling] lookahead`` decides how many it uses)."""
         self.tags = tags
         self.token = token
         self.cache_dir = cache_dir

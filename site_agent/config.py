@@ -48,9 +48,10 @@ class SchedulingConfig:
     lease_check_interval_s: float = 1.0
     stall_after_s: float = 0.0
     """A job no online server can run fails after waiting this long; 0: it waits for one."""
-    lookahead: int = 1
+    lookahead: int = 2
     """Tasks per slot a render server may hold queued beyond its slots (look-ahead), each
-    started the moment a slot frees; 0: never more tasks than slots."""
+    started the moment a slot frees; 0: never more tasks than slots. A queue deeper than one
+    task per slot is refilled in batches (half of it at a time), so fewer dispatch rounds."""
     lookahead_below_s: float = 2.0
     """Only jobs whose finished tasks took less than this on average are queued ahead."""
 

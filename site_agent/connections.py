@@ -102,10 +102,14 @@ class ServerConnection:
 
     @property
     def ahead_slots(self) -> int:
-        """Places free in the server's queue: tasks it would hold waiting for a slot now."""
+        """Places free in the server's queue to plan now: tasks it would hold waiting for a
+        slot. A queue deeper than a task per slot is refilled in batches, once at least half
+        of it is free: one dispatch round (a snapshot and a claim) then serves several tasks."""
         if not self.reconciled or not self.queue:
             return 0
-        return max(0, min(self.queue, self.record.slots + self.queue - len(self.running)))
+        free = max(0, min(self.queue, self.record.slots + self.queue - len(self.running)))
+        batch = max(1, self.queue // 2) if self.queue > self.record.slots else 1
+        return free if free >= batch else 0
 
     def waits_in_queue(self, task_id: int, attempt: int) -> bool:
         """Whether the attempt waits in the server's queue (look-ahead), as far as the agent

@@ -45,6 +45,17 @@ def test_queue_places_open_once_the_slots_are_taken() -> None:
     assert _conn(queue=0).ahead_slots == 0, "a server without a queue gets no more than slots"
 
 
+def test_a_queue_deeper_than_a_task_per_slot_is_refilled_half_at_a_time() -> None:
+    conn = _conn(slots=2, queue=4)
+    for task_id in range(6):
+        _hold(conn, task_id)
+    assert conn.ahead_slots == 0
+    conn.release(0, 1)
+    assert conn.ahead_slots == 0, "one free place of four: not worth a round yet"
+    conn.release(1, 1)
+    assert conn.ahead_slots == 2
+
+
 def test_the_attempts_beyond_the_slots_not_started_wait_in_the_queue() -> None:
     conn = _conn(slots=2, queue=2)
     _hold(conn, 1, started=True)

@@ -109,7 +109,7 @@ async def test_a_task_beyond_the_slots_waits_unstarted_and_starts_as_the_slot_fr
     assert server.ws.started() == [1], "only the task in the slot reports a start"
     assert server.free_slots == 0
     hello = server._hello()
-    assert (hello.queue, [r.task_id for r in hello.queued]) == (1, [2])
+    assert (hello.queue, [r.task_id for r in hello.queued]) == (2, [2]), "two per slot"
 
     server.runners[1].gate.set()
     await until(lambda: server.ws.started() == [1, 2])
