@@ -103,7 +103,7 @@ def cmd_render_server(args: argparse.Namespace) -> int:
     import socket
     import tempfile
 
-    from render_server.daemon import run_render_server
+    from render_server.main import run_render_server
 
     _logging(args)
     server_name = args.name or socket.gethostname()

@@ -170,7 +170,7 @@ def test_render_server_defaults(monkeypatch, capsys):
         assert kwargs["work_dir"].is_dir()  # a temp dir that exists while the server runs
         return 0
 
-    fake_module(monkeypatch, "render_server.daemon", run_render_server=run_render_server)
+    fake_module(monkeypatch, "render_server.main", run_render_server=run_render_server)
     monkeypatch.setenv("SPILLWAY_SERVER_TOKEN", "enroll")
     monkeypatch.setattr(socket, "gethostname", lambda: "host7")
     assert run_main(capsys, "render-server", "--agent", "http://a:8700")[0] == 0
@@ -193,7 +193,7 @@ def test_render_server_options(monkeypatch, capsys, tmp_path):
         calls.append(kwargs)
         return 3
 
-    fake_module(monkeypatch, "render_server.daemon", run_render_server=run_render_server)
+    fake_module(monkeypatch, "render_server.main", run_render_server=run_render_server)
     status, _, _ = run_main(
         capsys,
         "render-server",
