@@ -137,12 +137,13 @@ class Dispatcher:
     async def on_event(self, event: Event) -> None:
         """Lifecycle subscriber (for the classes in WAKE_ON): wake when work may be dispatchable."""
         if isinstance(event, TaskFinished):
-            self.task_times.record(event.outcome)
+            newly_short = self.task_times.record(event.outcome)
             # A completion freed its slot before the commit (TaskReports wakes then); a failure
             # that is retried puts its task back to waiting.
             # A frame stored by a completion may be what a waiting task of another job waits
             # for (--after-frames): the round that woke before this commit could not see it.
-            if event.retry or self._frames_held:
+            # A job whose tasks turned out short may now fill servers' queues (look-ahead).
+            if event.retry or self._frames_held or newly_short:
                 self._wake.set()
         elif isinstance(event, JobCreated | JobReplaced):
             if (event.job.placement if isinstance(event, JobCreated) else event.placement) == LOCAL:

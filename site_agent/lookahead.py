@@ -41,24 +41,26 @@ class TaskTimes:
         self._times: collections.OrderedDict[str, tuple[int, float]] = collections.OrderedDict()
         self._short: set[str] = set()
 
-    def record(self, outcome: TaskOutcome) -> None:
+    def record(self, outcome: TaskOutcome) -> bool:
         """Count a completed task's time, from its start report to its completion; forget
-        the job once it finished."""
+        the job once it finished. True when this made the job short."""
         task = outcome.task
         if outcome.job_finished:
             self._forget(task.job_id)
-            return
+            return False
         if task.state is not TaskState.DONE or task.started_at is None or task.finished_at is None:
-            return
+            return False
         count, total = self._times.pop(task.job_id, (0, 0.0))
         count, total = count + 1, total + max(0.0, task.finished_at - task.started_at)
         self._times[task.job_id] = (count, total)
+        was_short = task.job_id in self._short
         if short_tasks(done_timed=count, busy_s=total, below_s=self._below_s):
             self._short.add(task.job_id)
         else:
             self._short.discard(task.job_id)
         if len(self._times) > self._size:
             self._forget(next(iter(self._times)))
+        return not was_short and task.job_id in self._short
 
     def _forget(self, job_id: str) -> None:
         self._times.pop(job_id, None)

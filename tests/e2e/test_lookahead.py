@@ -4,12 +4,20 @@ server dies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import io
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from PIL import Image
+
+from render_server import protocol
 
 from .harness import ROOT, Agent, Process, wait_for
 
@@ -152,3 +160,104 @@ def test_a_paused_job_s_queued_task_goes_back_to_waiting_unstarted(
     detail = agent.wait_job(job_id, timeout=180)
     assert detail["job"]["state"] == "done"
     assert len(_frame_files(agent, job_id)) == 6
+
+
+class ScriptedServer:
+    """A render server played step by step over the real protocol (no renderer)."""
+
+    def __init__(self, agent: Agent, name: str) -> None:
+        self.url = agent.url.replace("http", "ws", 1) + "/ws/render-server"
+        self.name = name
+        self.session = aiohttp.ClientSession()
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.beats = asyncio.create_task(self.heartbeats())
+
+    async def heartbeats(self) -> None:
+        """Every half second, so the agent does not drop the connection as silent."""
+        while True:
+            await asyncio.sleep(0.5)
+            if self.ws is not None and not self.ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.send(protocol.Heartbeat(free_slots=0))
+
+    async def connect(
+        self, *, running: list[protocol.TaskRef], queued: list[protocol.TaskRef]
+    ) -> protocol.Welcome:
+        self.ws = await self.session.ws_connect(self.url)
+        hello = protocol.Hello(
+            token="", name=self.name, host="h", cores=1, memory_mb=1024,
+            packages={"builtin": "1.0.0"}, slots=1, queue=1, running=running, queued=queued,
+            key="k" * 32, instance="i",
+        )  # fmt: skip
+        await self.ws.send_bytes(protocol.encode(hello))
+        welcome = await self.receive()
+        assert isinstance(welcome, protocol.Welcome), welcome
+        return welcome
+
+    async def receive(self) -> protocol.Message:
+        assert self.ws is not None
+        return protocol.decode((await asyncio.wait_for(self.ws.receive(), 30)).data)
+
+    async def send(self, msg: protocol.Message) -> None:
+        assert self.ws is not None
+        await self.ws.send_bytes(protocol.encode(msg))
+
+    async def render(self, assign: protocol.Assign) -> None:
+        """Start and finish the task at once, its frame sent inline."""
+        await self.send(protocol.TaskStarted(task_id=assign.task_id, attempt=assign.attempt))
+        buf = io.BytesIO()
+        Image.new("RGB", (4, 4), (255, 0, 0)).save(buf, format="PNG")
+        data, frame = buf.getvalue(), assign.frames[0]
+        name = f"{assign.output_name}_{frame:04d}.{assign.output_ext}"
+        sha = hashlib.sha256(data).hexdigest()
+        await self.send(
+            protocol.TaskDone(
+                task_id=assign.task_id, attempt=assign.attempt, started_at=0, finished_at=0,
+                outputs=[protocol.Output(frame=frame, name=name, sha256=sha, size=len(data))],
+                frames=[protocol.InlineFrame(frame=frame, name=name, sha256=sha, data=data)],
+            )
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        self.beats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.beats
+        if self.ws is not None:
+            await self.ws.close()
+        await self.session.close()
+
+
+def _ref(assign: protocol.Assign) -> protocol.TaskRef:
+    return protocol.TaskRef(task_id=assign.task_id, attempt=assign.attempt)
+
+
+def test_an_agent_restarted_while_a_task_waits_in_a_queue_keeps_it(agent: Agent) -> None:
+    async def scenario() -> None:
+        server = ScriptedServer(agent, "scripted")
+        try:
+            await server.connect(running=[], queued=[])
+            job_id = await asyncio.to_thread(_submit, agent, "1-4", "64x48")
+            first = await server.receive()
+            assert isinstance(first, protocol.Assign)
+            await server.render(first)  # the job's tasks are short from now on
+            in_slot, in_queue = await server.receive(), await server.receive()
+            assert isinstance(in_slot, protocol.Assign) and isinstance(in_queue, protocol.Assign)
+            await server.send(
+                protocol.TaskStarted(task_id=in_slot.task_id, attempt=in_slot.attempt)
+            )
+            await asyncio.to_thread(
+                wait_for,
+                lambda: any(t["state"] == "running" for t in _held(agent, job_id, "scripted")),
+                30,
+                "the task in the slot to be running",
+            )
+            await asyncio.to_thread(agent.stop)
+            await asyncio.to_thread(agent.start)
+            welcome = await server.connect(running=[_ref(in_slot)], queued=[_ref(in_queue)])
+            assert welcome.keep == [_ref(in_slot), _ref(in_queue)], "the queued task was dropped"
+            [task] = [t for t in agent.job(job_id)["tasks"] if t["id"] == in_queue.task_id]
+            assert (task["state"], task["attempt"], task["server"]) == ("dispatched", 1, "scripted")
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())

@@ -133,9 +133,10 @@ def _done(job_id: str, seconds: float, *, finished: bool = False) -> TaskOutcome
 def test_jobs_are_short_by_the_mean_time_of_their_completed_tasks() -> None:
     times = TaskTimes(below_s=2.0)
     assert not times.any_short()
-    times.record(_done("a", 0.5))
-    times.record(_done("b", 1.0))
-    times.record(_done("b", 5.0))
+    assert times.record(_done("a", 0.5)), "a became short"
+    assert not times.record(_done("a", 0.5)), "and stays so"
+    assert times.record(_done("b", 1.0))
+    assert not times.record(_done("b", 5.0))
     assert times.short(["a", "b", "c"]) == {"a"}
     times.record(_done("a", 0.1, finished=True))
     assert not times.any_short(), "a finished job is forgotten"
