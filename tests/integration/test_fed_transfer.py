@@ -215,15 +215,7 @@ async def test_a_stalled_stream_keeps_what_arrived_and_frees_the_blob(
     remote.endpoint.stall_timeout_s = 0.3
     sha = make_blob(tmp_path / "scene.bin", DIRECT_MAX + MIB)
     data = (tmp_path / "scene.bin").read_bytes()
-    target = urlsplit(base_url)
-    reader, writer = await asyncio.open_connection(target.hostname, target.port)
-    writer.write(
-        f"PATCH /fed/v1/blobs/{sha} HTTP/1.1\r\nHost: x\r\nUpload-Offset: 0\r\n"
-        f"Upload-Length: {len(data)}\r\nContent-Length: {len(data)}\r\n"
-        "Content-Type: application/offset+octet-stream\r\n\r\n".encode()
-        + data[: MIB // 2]
-    )
-    await writer.drain()
+    reader, writer = await _start_patch(base_url, data, MIB // 2)
 
     answer = await asyncio.wait_for(reader.readline(), 10)  # then nothing more is sent
 
@@ -411,12 +403,14 @@ async def test_upload_over_mutual_tls(
     assert remote.store.blobs() == [sha]
 
 
-async def _start_patch(base_url: str, data: bytes, sent: int) -> asyncio.StreamWriter:
+async def _start_patch(
+    base_url: str, data: bytes, sent: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A PATCH of the whole blob ``data`` from offset 0 whose first ``sent`` bytes are
     sent (the rest never is, until the caller writes it)."""
     sha = hashlib.sha256(data).hexdigest()
     target = urlsplit(base_url)
-    _, writer = await asyncio.open_connection(target.hostname, target.port)
+    reader, writer = await asyncio.open_connection(target.hostname, target.port)
     writer.write(
         f"PATCH /fed/v1/blobs/{sha} HTTP/1.1\r\nHost: x\r\nUpload-Offset: 0\r\n"
         f"Upload-Length: {len(data)}\r\nContent-Length: {len(data)}\r\n"
@@ -424,7 +418,7 @@ async def _start_patch(base_url: str, data: bytes, sent: int) -> asyncio.StreamW
         + data[:sent]
     )
     await writer.drain()
-    return writer
+    return reader, writer
 
 
 async def _poll(check: Callable[[], bool]) -> None:
@@ -442,7 +436,7 @@ async def test_only_a_blob_beyond_direct_max_gets_a_durable_record(
     data = os.urandom(size)
     sha = hashlib.sha256(data).hexdigest()
     partial = remote.receiver.partial(sha)
-    writer = await _start_patch(base_url, data, MIB // 2)
+    _, writer = await _start_patch(base_url, data, MIB // 2)
     await _poll(lambda: partial.data.exists() and partial.data.stat().st_size >= MIB // 4)
 
     assert partial.record.exists() is recorded
@@ -469,7 +463,7 @@ async def test_a_cut_small_blob_starts_over_and_completes(
     sha = make_blob(tmp_path / "small.bin", size)
     data = (tmp_path / "small.bin").read_bytes()
     partial = remote.receiver.partial(sha)
-    writer = await _start_patch(base_url, data, size // 2)
+    _, writer = await _start_patch(base_url, data, size // 2)
     await _poll(lambda: partial.data.exists() and partial.data.stat().st_size >= size // 4)
     writer.close()
 
