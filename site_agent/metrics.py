@@ -170,7 +170,10 @@ class SiteMetrics:
             registry=r,
         )
         self.tasks_requeued = Counter(
-            "spillway_tasks_requeued", "Active tasks requeued after losing their server", registry=r
+            "spillway_tasks_requeued",
+            "Active tasks sent back to waiting: their server was lost, or their job paused "
+            "while they waited in a server's queue",
+            registry=r,
         )
         self.frame_seconds = Histogram(
             "spillway_frame_render_seconds",
