@@ -281,7 +281,10 @@ class PeerClient:
                 port = got.headers.get(BLOB_PORT, "")
                 if authoritative and port.isdigit() and 0 < int(port) < 65536:
                     uploads.stream_ports[url_origin(peer.url)] = int(port)
-                self.bytes_received += await got.into(target.write)
+                received = await got.into(target.write)
+                # Not ``+= await``: that reads the counter before the wait, and concurrent
+                # fetches would overwrite each other's counts.
+                self.bytes_received += received
                 return True
         except ssl.SSLCertVerificationError as exc:
             refused = PeerCertificateError(peer.name, peer.url, str(exc))

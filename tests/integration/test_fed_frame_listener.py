@@ -138,7 +138,7 @@ async def remote(tmp_path: Path) -> AsyncIterator[Remote]:
     )
     outputs = {
         f"{job}/{n}": _store(storage, jobs, job, n)
-        for job, n in (("rj1", 1), ("rj1", 2), ("rj2", 1))
+        for job, n in (("rj1", 1), ("rj1", 2), ("rj1", 3), ("rj2", 1))
     }
     acceptance = Acceptance(
         name="facility",
@@ -225,6 +225,25 @@ async def test_later_frames_come_from_the_listener_whole_and_accounted_once(
     await _accounted(remote, 4)
     assert sorted(n for _, _, n in remote.usage.sent) == sorted([5000, 5000, *sizes])
     assert {(peer, job) for peer, job, _ in remote.usage.sent} == {("studio", "rj1")}
+
+
+async def test_frames_fetched_at_once_are_each_counted(tmp_path: Path, remote: Remote) -> None:
+    """The origin's received-bytes counter (``spillway_federation_bytes_total``) adds every
+    frame of fetches running concurrently, as a job's completion fetches them."""
+    client = PeerClient("studio", TlsContexts(_files(tmp_path, "studio")))
+    here = FrameStorage(tmp_path / "origin", max_frame_bytes=1 << 30)
+    keys = [k for k in remote.outputs if k.startswith("rj1/")]
+    try:
+        await _fetch(client, remote, here, keys[0])  # the listener is known from here on
+        before = client.bytes_received
+        await asyncio.gather(*(_fetch(client, remote, here, key) for key in keys[1:]))
+    finally:
+        await client.close()
+    files = [remote.outputs[k] for k in keys[1:]]
+    assert len(files) >= 2
+    assert client.bytes_received - before == sum(
+        f.size + sum(x.size for x in f.files) for f in files
+    )
 
 
 async def test_a_frame_that_fails_its_check_is_refused_there_too(
@@ -316,7 +335,7 @@ async def test_the_listener_refuses_what_fed_v1_refuses(tmp_path: Path, remote: 
     assert status == 404 and "has no file" in body["error"]["message"]
     status, body = await asyncio.to_thread(get, "/fed/v1/jobs/rj1/frames/one")
     assert status == 400 and "whole number" in body["error"]["message"]
-    status, _ = await asyncio.to_thread(get, "/fed/v1/jobs/rj1/frames/3")
+    status, _ = await asyncio.to_thread(get, "/fed/v1/jobs/rj1/frames/9")
     assert status == 404
     # render-b fetches its own job's frame there; nothing of studio's was sent.
     status, body = await asyncio.to_thread(get, "/fed/v1/jobs/rj2/frames/1", "render-b")
