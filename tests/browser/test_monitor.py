@@ -191,6 +191,9 @@ def test_a_failed_tasks_log_is_readable(page: Any, site: Site, tmp_path: Path) -
 
 
 def test_a_running_tasks_log_tails_live(page: Any, site: Site) -> None:
+    # One renderer for all 30 frames, long enough (several seconds even on a fast host)
+    # for the render server to send its output a few times while it runs: at 160x120
+    # the whole chunk took 0.8 s here, inside one log flush, and was only seen at its end.
     job_id = site.submit(
         SCENE,
         "--package",
@@ -200,7 +203,7 @@ def test_a_running_tasks_log_tails_live(page: Any, site: Site) -> None:
         "--chunk",
         "30",
         "--resolution",
-        "160x120",
+        "480x360",
     )
     open_page(page, site, f"#/job/{job_id}")
     find(page, '.task-row[data-state="running"]', 60)
