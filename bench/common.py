@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -29,10 +30,39 @@ PG_ADMIN_DSN = os.environ.get("SPILLWAY_BENCH_PG", "postgresql://postgres@127.0.
 SCENE = ROOT / "examples" / "textured" / "scene.json"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port for a process started later, below the kernel's ephemeral range.
+
+    A port the kernel picked for a bind to port 0 is free only until someone else asks for
+    port 0: a site agent binding its federation blob listener to ``blob_port = 0`` could be
+    given it before the agent itself binds its HTTP port to it. Ports below the ephemeral
+    range are never handed out for port 0, and this process hands each out once.
+    """
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 16384), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as s:  # that range is full: the kernel's pick after all
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass
