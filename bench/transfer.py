@@ -1,12 +1,17 @@
 """Federation transfer: assets over mutual TLS (the real upload path) vs a raw loopback copy.
 
-Both sides run in this process on 127.0.0.1. The TLS side is the code the site
-agents use: ``federation.transfer.upload_blob`` (a blob per request, resumable) into a
+All on 127.0.0.1. The TLS side is the code the site agents use, with each end in a
+process of its own as in deployment: this process uploads with
+``federation.transfer.upload_blob`` (a blob per request, resumable), ``UPLOAD_STREAMS``
+blobs at a time as forwarding does, to a receiving site started as
+``python -m bench.transfer_remote`` (:mod:`bench.transfer_remote`: a
 ``ResumableReceiver`` behind ``BlobUploadEndpoint`` on an aiohttp server with the
-federation CA's server context, committing into a real ``AssetStore`` (hash
-verified). The raw side streams the same files over a plain TCP socket into
-files, interleaved ABBA (raw, TLS, TLS, raw) so that both see the same load; the
-TLS side uploads ``UPLOAD_STREAMS`` blobs at a time, as forwarding does. Then: a
+federation CA's server context and the threaded blob listener, committing into a real
+``AssetStore``, hash verified), whose store is then checked on disk from here. The
+raw side is the issue's definition of a raw loopback copy: the same files streamed
+over one plain TCP connection into files, both ends in this process (no TLS, no
+hashing, no fsync). They run interleaved ABBA (raw, TLS, TLS, raw) so that both see
+the same load; CPU is reported per process. Then: a
 second pass over the same blobs (bytes sent; target 0), uploads and frames
 fetched back under a ``max_mbps`` cap (``bench.transfer_capped``: measured rate
 vs the cap; target within 10 %), a transfer cut mid-blob by a proxy that
@@ -25,34 +30,24 @@ import resource
 import shutil
 import struct
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from federation.bandwidth import TokenBucket, mbps_to_bytes_per_s
-from federation.blob_listener import BlobListener, BlobRequest, answer
-from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.forwarding import SMALL_UPLOAD_STREAMS, UPLOAD_STREAMS
 from federation.transfer import CHUNK_SIZE, DIRECT_MAX, upload_blob
 from federation.upload_threads import UploadConnections, UploadSlots
-from site_agent.assets import AssetStore
 
-from .common import free_port
 from .common import workdir as bench_workdir
-from .cut_proxy import CutProxy
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
+from .transfer_remote import remote_site
 
 MIB = 1024 * 1024
 ABBA_BLOCKS = 2
 """Blocks of raw, TLS, TLS, raw runs: four pairs, each reported."""
-STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
-"""The remote site runs the threaded blob listener (``blob_port``); 0: bodies arrive on the
-aiohttp route, as before it (for comparisons)."""
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
 MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
 SMALL_FILES, SMALL_SIZE, SMALL_RUNS = 1000, 256 * 1024, 2
@@ -118,56 +113,6 @@ async def raw_copy(files: list[tuple[Path, str]], dest: Path) -> float:
     return elapsed
 
 
-@asynccontextmanager
-async def remote_site(
-    root: Path, tls: TlsContexts, *, stream: bool = STREAM_LISTENER, cut_after: int | None = None
-) -> AsyncIterator[tuple[str, AssetStore, CutProxy | None]]:
-    """A receiving site; with ``cut_after``, a :class:`CutProxy` in front of the port that
-    receives the blob bodies (the blob listener when ``stream``)."""
-    assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
-
-    async def commit(sha256: str, path: Path) -> None:
-        assets.adopt(sha256, path, verified=True)
-
-    async def is_stored(sha256: str) -> bool:
-        return assets.has(sha256)
-
-    receiver = ResumableReceiver(
-        assets.partial_dir, commit, is_stored=is_stored, max_blob_size=1 << 40
-    )
-    app = web.Application()
-    blobs = BlobUploadEndpoint(receiver)
-    app.add_routes(blobs.routes())
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context())
-    await site.start()
-    listener = None
-    if stream:  # the blob bodies through the threaded listener, as a site with blob_port
-
-        async def handle(request: BlobRequest) -> web.Response:
-            return await answer(blobs, request, lambda _: None)
-
-        listener = BlobListener("127.0.0.1", 0, tls.server_context(), handle)
-        blobs.stream_port = await listener.start()
-    cut = None
-    if cut_after is not None:
-        cut = CutProxy("127.0.0.1", blobs.stream_port or port, cut_after=cut_after)
-        if stream:
-            blobs.stream_port = await cut.start()
-        else:
-            port = await cut.start()
-    try:
-        yield f"https://127.0.0.1:{port}", assets, cut
-    finally:
-        if cut is not None:
-            await cut.close()
-        if listener is not None:
-            await listener.close()
-        await runner.cleanup()
-
-
 async def upload_all(
     url: str,
     tls: TlsContexts,
@@ -222,13 +167,15 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         remote = issue_site_cert(root / "ca", "remote", root / "remote")
         origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
         remote_tls = TlsContexts(TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key))
+        remote_files = remote_tls.files
 
         # ABBA blocks: raw, TLS, TLS, raw. On a loaded machine either kind may hit a slow
         # moment; interleaving gives both the same luck, and every pair's ratio is reported.
-        # CPU seconds (user + system, every thread: both ends run in this process) are far
-        # less disturbed by other load on the machine than wall times.
+        # CPU seconds (user + system, every thread of a process) are far less disturbed by
+        # other load on the machine than wall times. The raw copy runs in this process; the
+        # TLS sender runs here and its receiving site in a process of its own.
         floors = [_durable_write_s(root / "floor", total)]
-        raw_times, tls_times, raw_cpu, tls_cpu, loads = [], [], [], [], []
+        raw_times, tls_times, raw_cpu, send_cpu, receive_cpu, loads = [], [], [], [], [], []
         first = second = 0
         for run, kind in enumerate(("raw", "tls", "tls", "raw") * ABBA_BLOCKS):
             # Each run starts with nothing dirty in the page cache: the asset files and the
@@ -242,15 +189,17 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 raw_cpu.append(_cpu_s() - cpu)
                 shutil.rmtree(root / f"raw-{run}")
                 continue
-            async with remote_site(root / f"site-{run}", remote_tls) as (url, assets, _):
+            async with remote_site(root / f"site-{run}", remote_files) as site:
+                there = await site.cpu_s()
                 started, cpu = time.perf_counter(), _cpu_s()
                 # The offer's reply would name every blob missing (a fresh site); the
                 # second pass asks for each blob's offset, as after a lost reply.
-                first = await upload_all(url, origin_tls, files, missing=True)
+                first = await upload_all(site.url, origin_tls, files, missing=True)
                 tls_times.append(time.perf_counter() - started)
-                tls_cpu.append(_cpu_s() - cpu)
-                assert all(assets.has(sha) for _, sha in files)
-                second = await upload_all(url, origin_tls, files)
+                send_cpu.append(_cpu_s() - cpu)
+                receive_cpu.append(await site.cpu_s() - there)
+                assert all(site.assets.has(sha) for _, sha in files)
+                second = await upload_all(site.url, origin_tls, files)
             shutil.rmtree(root / f"site-{run}")
         floors.append(_durable_write_s(root / "floor", total))
 
@@ -263,13 +212,10 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         # The network drops the stream 3.5 chunks in; the bytes sent again are those
         # in flight then, which the receiver never got.
         cut_after = 7 * CHUNK_SIZE // 2
-        async with remote_site(root / "site-cut", remote_tls, cut_after=cut_after) as (
-            url,
-            assets,
-            cut,
-        ):
-            resumed = await upload_all(url, origin_tls, [big])
-            assert assets.has(big_sha) and cut is not None and cut.fired
+        async with remote_site(root / "site-cut", remote_files, cut_after=cut_after) as site:
+            resumed = await upload_all(site.url, origin_tls, [big])
+            assert site.assets.has(big_sha)
+        assert site.cut_fired
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]
     gib = total / 2**30
@@ -289,12 +235,16 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "throughput_ratio": raw_s / tls_s,
         "throughput_ratios_abba": ratios,
         "raw_cpu_s_per_gib": sum(raw_cpu) / runs / gib,
-        "tls_cpu_s_per_gib": sum(tls_cpu) / runs / gib,
+        "tls_cpu_s_per_gib": (sum(send_cpu) + sum(receive_cpu)) / runs / gib,
+        "tls_send_cpu_s_per_gib": sum(send_cpu) / runs / gib,
+        "tls_receive_cpu_s_per_gib": sum(receive_cpu) / runs / gib,
+        "tls_send_cpu_runs_s_per_gib": [c / gib for c in send_cpu],
+        "tls_receive_cpu_runs_s_per_gib": [c / gib for c in receive_cpu],
         "durable_write_runs_s": floors,
         "durable_write_mib_s": total / MIB / floor_s,
         "durable_ratio_bound": raw_s / floor_s,
         "loads": loads,
-        "cpu_ratio": sum(raw_cpu) / sum(tls_cpu),
+        "cpu_ratio": sum(raw_cpu) / (sum(send_cpu) + sum(receive_cpu)),
         "first_bytes": first,
         "second_bytes": second,
         "resume_blob_bytes": size,
@@ -344,12 +294,13 @@ async def _small_files(
     walls, cpus = [], []
     for run in range(SMALL_RUNS):
         os.sync()
-        async with remote_site(root / f"site-{run}", remote_tls) as (url, assets, _):
+        async with remote_site(root / f"site-{run}", remote_tls.files) as site:
+            there = await site.cpu_s()
             started, cpu = time.perf_counter(), _cpu_s()
-            await upload_all(url, origin_tls, files, missing=True)
+            await upload_all(site.url, origin_tls, files, missing=True)
             walls.append(time.perf_counter() - started)
-            cpus.append(_cpu_s() - cpu)
-            assert all(assets.has(sha) for _, sha in files)
+            cpus.append(_cpu_s() - cpu + await site.cpu_s() - there)
+            assert all(site.assets.has(sha) for _, sha in files)
         shutil.rmtree(root / f"site-{run}")
     wall = sum(walls) / SMALL_RUNS
     return {
@@ -379,10 +330,10 @@ async def _capped(
             break
         chosen.append((path, sha))
         size += path.stat().st_size
-    async with remote_site(root, remote_tls) as (url, _, _):
+    async with remote_site(root, remote_tls.files) as site:
         bucket = TokenBucket(cap_bytes_s)  # empty, as a peer's bucket starts
         measured = await measure(
-            "capped", bucket, lambda: upload_all(url, origin_tls, chosen, bucket=bucket)
+            "capped", bucket, lambda: upload_all(site.url, origin_tls, chosen, bucket=bucket)
         )
     return {"cap_mbps": CAP_MBPS, **measured}
 
