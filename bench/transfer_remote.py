@@ -127,7 +127,7 @@ async def serve(
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
 
     async def commit(sha256: str, path: Path) -> None:
-        assets.adopt(sha256, path, verified=True)
+        await asyncio.to_thread(assets.adopt, sha256, path, verified=True)  # as federation.api
 
     async def is_stored(sha256: str) -> bool:
         return assets.has(sha256)

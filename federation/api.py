@@ -26,6 +26,7 @@ frame bytes, and only for jobs the caller owns.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ def build_federation_app(endpoints: FederationEndpoints) -> web.Application:
 
 def _adopt(blobs: BlobReceiving) -> Any:
     async def commit(sha256: str, path: Any) -> None:
-        blobs.adopt(sha256, path, verified=True)  # the receiver just verified it
+        # The receiver just verified it; adopting syncs its folder: off the loop.
+        await asyncio.to_thread(blobs.adopt, sha256, path, verified=True)
 
     return commit
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 
+from .dir_sync import sync_folder
 from .files import FileError, HashMismatchError, check_sha256, file_sha256, write_atomic
 
 
@@ -53,8 +54,13 @@ class AssetStore:
         return size
 
     def adopt(self, sha256: str, path: Path, *, verified: bool = False) -> None:
-        """Move a fully received file into the store, verifying its hash unless the caller
-        (e.g. the resumable receiver, which hashes as it receives) just did."""
+        """Move a fully received (and synced) file into the store, verifying its hash unless
+        the caller (e.g. the resumable receiver, which hashes as it receives) just did.
+
+        On return the blob is durable under its name: its folder is synced after the
+        rename (:func:`~site_agent.dir_sync.sync_folder`, shared with concurrent adopts
+        into the same folder), so the caller may acknowledge it. Blocking: async callers
+        run it in a worker thread."""
         dest = self.path_for(sha256)
         digest = sha256 if verified else file_sha256(path)
         if digest != sha256:
@@ -68,7 +74,9 @@ class AssetStore:
             if not path.exists():
                 raise
             dest.parent.mkdir(parents=True, exist_ok=True)
+            sync_folder(str(dest.parent.parent))  # the new folder's name
             os.replace(path, dest)
+        sync_folder(str(dest.parent))
 
     def open_path(self, sha256: str) -> Path:
         path = self.path_for(sha256)
