@@ -95,7 +95,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"(TLS/raw {r.get('throughput_ratio', 1 / r['ratio']):.2f}; ABBA pairs "
                 + ", ".join(f"{x:.2f}" for x in r.get("throughput_ratios_abba", []))
                 + _durable_note(r)
-                + f"); CPU (both ends) {r.get('tls_cpu_s_per_gib', float('nan')):.2f} s/GiB vs "
+                + f"); CPU {_tls_cpu(r)} s/GiB vs "
                 f"raw {r.get('raw_cpu_s_per_gib', float('nan')):.2f} (raw/TLS "
                 f"{r.get('cpu_ratio', float('nan')):.2f}); second pass sent {r['second_bytes']} bytes; "
                 f"cut mid-blob and resumed: {r['resume_resent_bytes']} bytes re-sent "
@@ -265,6 +265,17 @@ def _durable_note(r: dict[str, Any]) -> str:
         f"; the disk takes it with fdatasync at {r['durable_write_mib_s']:.0f} MiB/s, "
         f"TLS/raw {r['durable_ratio_bound']:.2f} at that rate; load "
         f"{min(loads):.1f}-{max(loads):.1f}"
+    )
+
+
+def _tls_cpu(r: dict[str, Any]) -> str:
+    """The TLS runs' CPU per GiB: per process where the receiving site ran in its own."""
+    both = f"{r.get('tls_cpu_s_per_gib', float('nan')):.2f}"
+    if "tls_receive_cpu_s_per_gib" not in r:
+        return f"(both ends, one process) {both}"
+    return (
+        f"{both} (sender {r['tls_send_cpu_s_per_gib']:.2f} + receiving site "
+        f"{r['tls_receive_cpu_s_per_gib']:.2f}, each its own process)"
     )
 
 
