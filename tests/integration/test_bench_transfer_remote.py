@@ -1,0 +1,51 @@
+"""The transfer benchmark's receiving site in its own process: blobs uploaded with the
+federation upload code land, verified, in its asset store on disk; a cut stream resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from bench.transfer import upload_all
+from bench.transfer_remote import remote_site
+from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
+from federation.transfer import CHUNK_SIZE
+
+
+def _files(folder: Path, sizes: list[int]) -> list[tuple[Path, str]]:
+    folder.mkdir()
+    files = []
+    for index, size in enumerate(sizes):
+        data = os.urandom(size)
+        (path := folder / f"{index}.bin").write_bytes(data)
+        files.append((path, hashlib.sha256(data).hexdigest()))
+    return files
+
+
+async def test_blobs_reach_the_remote_process_store_and_a_cut_one_resumes(tmp_path: Path) -> None:
+    init_ca(tmp_path / "ca")
+    origin = issue_site_cert(tmp_path / "ca", "origin", tmp_path / "origin")
+    remote = issue_site_cert(tmp_path / "ca", "remote", tmp_path / "remote")
+    origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
+    remote_files = TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key)
+    files = _files(tmp_path / "src", [0, 1000, 300 * 1024, 2 * CHUNK_SIZE + 5])
+
+    async with remote_site(tmp_path / "site", remote_files) as site:
+        assert site.proc.pid != os.getpid()
+        before = await site.cpu_s()
+        sent = await upload_all(site.url, origin_tls, files, missing=True)
+        assert await site.cpu_s() > before
+        assert sent == sum(path.stat().st_size for path, _ in files)
+        assert all(site.assets.has(sha) for _, sha in files)
+        assert await upload_all(site.url, origin_tls, files) == 0  # all there already
+    assert not site.cut_fired
+    for path, sha in files:
+        assert site.assets.path_for(sha).read_bytes() == path.read_bytes()
+
+    big = files[-1]
+    async with remote_site(tmp_path / "cut", remote_files, cut_after=CHUNK_SIZE) as site:
+        resent = await upload_all(site.url, origin_tls, [big]) - big[0].stat().st_size
+        assert site.assets.has(big[1])
+    assert site.cut_fired
+    assert 0 <= resent <= CHUNK_SIZE
