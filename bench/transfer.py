@@ -198,7 +198,11 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 tls_times.append(time.perf_counter() - started)
                 send_cpu.append(_cpu_s() - cpu)
                 receive_cpu.append(await site.cpu_s() - there)
-                assert all(site.assets.has(sha) for _, sha in files)
+                # On disk, in the site's store (it hashed each blob before storing it).
+                assert all(
+                    site.assets.has(sha) and site.assets.size(sha) == path.stat().st_size
+                    for path, sha in files
+                )
                 second = await upload_all(site.url, origin_tls, files)
             shutil.rmtree(root / f"site-{run}")
         floors.append(_durable_write_s(root / "floor", total))
