@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -55,6 +55,7 @@ class RenderServer:
         host: HostInfo,
         key: str = "",
         queue: int | None = None,
+        renderer_env: Mapping[str, str] | None = None,
     ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.name = name
@@ -77,6 +78,7 @@ class RenderServer:
             collections.OrderedDict()
         )
         """Assigned tasks waiting for a slot, in arrival order."""
+        self._renderer_env = dict(renderer_env or {})
         self._heartbeat_s = 2.0
         self._adapters = registry()
         self._janitor = WorkdirJanitor(work_dir)
@@ -261,6 +263,7 @@ class RenderServer:
             send=self._send_soft,
             janitor=self._janitor,
             preflight=self._preflight,
+            child_env=self._renderer_env,
         )
 
     async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -11,10 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .children import death_signal_prefix, watch_children_with_pidfds
+from .children import watch_children_with_pidfds
 from .daemon import RefusedError, RenderServer
 from .identity import IdentityError, default_state_dir, load_or_create_key
 from .probe import probe_host
+from .reaper import Reaper, reaper_supported
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,39 @@ async def _main(
     key: str,
 ) -> int:
     watch_children_with_pidfds()
-    death_signal_prefix()  # looked up once, before the event loop has work to hold up
+    async with contextlib.AsyncExitStack() as stack:
+        reaper = Reaper() if reaper_supported() else None
+        if reaper is not None:
+            await stack.enter_async_context(reaper.running())
+        else:
+            log.warning("no /proc here: a killed render server leaves its renderers running")
+        return await _serve(
+            agent_url=agent_url,
+            name=name,
+            slots=slots,
+            tags=tags,
+            token=token,
+            cache_dir=cache_dir,
+            work_dir=work_dir,
+            packages=packages,
+            key=key,
+            renderer_env=reaper.env if reaper else {},
+        )
+
+
+async def _serve(
+    *,
+    agent_url: str,
+    name: str,
+    slots: int,
+    tags: list[str],
+    token: str,
+    cache_dir: Path,
+    work_dir: Path | None,
+    packages: set[str] | None,
+    key: str,
+    renderer_env: dict[str, str],
+) -> int:
     host = await probe_host(packages=packages)
     log.info(
         "render server %s: %d cores, %d MiB, packages %s, features %s",
@@ -115,6 +149,7 @@ async def _main(
             work_dir=work_dir or Path(tmp),
             host=host,
             key=key,
+            renderer_env=renderer_env,
         )
         _stop_on_signals(asyncio.current_task())
         try:

@@ -13,14 +13,13 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 import aiohttp
 
 from . import protocol
 from .cache import AssetCache, CacheError
-from .children import death_signal_prefix, die_with_parent
 from .output import LineSplitter, OutputLog
 from .packages.base import PackageAdapter, PackageError, RenderRequest, chunk_commands
 from .preview import PreviewError, make_preview, preview_name
@@ -88,6 +87,7 @@ class TaskRunner:
         janitor: WorkdirJanitor,
         preflight: PreflightCache | None = None,
         server_key: str = "",
+        child_env: Mapping[str, str] | None = None,
     ) -> None:
         self.assign = assign
         self._adapter = adapter
@@ -104,8 +104,8 @@ class TaskRunner:
         self._janitor = janitor
         self._preflight = preflight or PreflightCache()
         self._output = OutputLog()
-        self._death_signal = death_signal_prefix()
-        self._die_with_parent = None if self._death_signal else die_with_parent()
+        self._child_env = dict(child_env or {})
+        """Added to each renderer's environment: the reaper's marker (see :mod:`.reaper`)."""
 
     @property
     def log_tail(self) -> str:
@@ -200,16 +200,17 @@ class TaskRunner:
 
     async def _render_process(self, argv: list[str], req: RenderRequest, limit_s: float) -> None:
         self._output.note("$ " + " ".join(argv))
+        # No code runs in the child between fork and exec (no preexec_fn, no exec
+        # through a helper), so CPython starts it with vfork; the reaper, not a
+        # parent-death signal, ends it if this process dies.
         proc = await asyncio.create_subprocess_exec(
-            *self._death_signal,
             *argv,
             cwd=req.workdir,
-            env={**os.environ, **self._adapter.env(req)},
+            env={**os.environ, **self._adapter.env(req), **self._child_env},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=self._die_with_parent,
         )
         flusher = asyncio.create_task(self._flush_logs(), name=f"log-{self.assign.task_id}")
         ended = False

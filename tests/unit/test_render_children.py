@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from render_server.children import death_signal_prefix
-
 # In a fresh interpreter: the child watcher is process-wide state.
 PIDFD_PROGRAM = """
 import asyncio, sys
@@ -34,24 +32,3 @@ def test_renderer_exits_are_watched_through_pidfds_without_a_thread_per_child() 
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "PidfdChildWatcher", "3"], out.stdout
-
-
-PDEATHSIG_PROGRAM = """
-import ctypes, signal
-value = ctypes.c_int()
-ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
-print(value.value == signal.SIGKILL)
-"""
-
-
-def test_a_renderer_started_through_the_prefix_dies_with_its_parent() -> None:
-    prefix = death_signal_prefix()
-    if not prefix:
-        pytest.skip("no setpriv with --pdeathsig here: renderers use die_with_parent")
-    out = subprocess.run(
-        [*prefix, sys.executable, "-c", PDEATHSIG_PROGRAM],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert (out.returncode, out.stdout.strip()) == (0, "True"), out.stderr
