@@ -132,6 +132,10 @@ class TaskStarted:
     TYPE: ClassVar[str] = "task_started"
     task_id: int
     attempt: int
+    running_for_s: float = 0.0
+    """How long the task had run when this report was sent: 0 when sent at its start;
+    more when the start happened while the server was disconnected and is reported after
+    its reconnect. The agent counts the start (and the timeout) from now minus this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

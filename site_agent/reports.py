@@ -135,15 +135,18 @@ class TaskReports:
                 server_id,
             )
             return
-        now = self._clock()
+        # A start reported late (after a reconnect) counts from when it really happened;
+        # a task said to have run longer than its timeout has timed out now.
+        timeout = job.profile.task_timeout_s
+        at = self._clock() - min(max(0.0, msg.running_for_s), timeout)
         self._lifecycle.start(
             StartedReport(
                 task_id=msg.task_id,
                 attempt=msg.attempt,
                 server_id=server_id,
                 job_id=active.job_id,
-                at=now,
-                lease_expires_at=now + job.profile.task_timeout_s,
+                at=at,
+                lease_expires_at=at + timeout,
             )
         )
 

@@ -261,3 +261,49 @@ def test_an_agent_restarted_while_a_task_waits_in_a_queue_keeps_it(agent: Agent)
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_a_start_reported_after_a_reconnect_counts_from_when_the_task_really_started(
+    agent: Agent,
+) -> None:
+    """A queued task that started while its server was disconnected: the late TaskStarted
+    says how long it has run, and the agent dates the start (and so the timeout) back."""
+    ran_s = 40.0
+
+    async def scenario() -> None:
+        server = ScriptedServer(agent, "scripted")
+        try:
+            await server.connect(running=[], queued=[])
+            job_id = await asyncio.to_thread(_submit, agent, "1-4", "64x48")
+            first = await server.receive()
+            assert isinstance(first, protocol.Assign)
+            await server.render(first)  # the job's tasks are short from now on
+            in_slot, in_queue = await server.receive(), await server.receive()
+            assert isinstance(in_slot, protocol.Assign) and isinstance(in_queue, protocol.Assign)
+            await server.send(
+                protocol.TaskStarted(task_id=in_slot.task_id, attempt=in_slot.attempt)
+            )
+            assert server.ws is not None
+            await server.ws.close()
+            # Meanwhile the queued task starts on the server; its start could not be sent.
+            welcome = await server.connect(running=[_ref(in_slot), _ref(in_queue)], queued=[])
+            assert welcome.keep == [_ref(in_slot), _ref(in_queue)]
+            sent_at = time.time()
+            await server.send(
+                protocol.TaskStarted(
+                    task_id=in_queue.task_id, attempt=in_queue.attempt, running_for_s=ran_s
+                )
+            )
+
+            def started() -> float | None:
+                [task] = [t for t in agent.job(job_id)["tasks"] if t["id"] == in_queue.task_id]
+                return task["started_at"] if task["state"] == "running" else None
+
+            await asyncio.to_thread(wait_for, started, 30, "the late start to be recorded")
+            started_at = await asyncio.to_thread(started)
+            assert started_at is not None
+            assert sent_at - ran_s - 5 <= started_at <= sent_at - ran_s + 1, started_at - sent_at
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
 
 from render_server import protocol
 from render_server.daemon import RenderServer
@@ -174,3 +178,79 @@ async def test_a_server_without_a_queue_starts_each_task_as_before(tmp_path: Pat
     for runner in server.runners.values():
         runner.gate.set()
     await until(lambda: not server._tasks)
+
+
+class FakeAgent:
+    """A WebSocket endpoint that welcomes the server (keeping every task it names), records
+    what it sends, and lets the test drop the connection and hold back the next one."""
+
+    def __init__(self) -> None:
+        self.received: list[protocol.Message] = []
+        self.sockets: list[web.WebSocketResponse] = []
+        self.accept = asyncio.Event()
+        self.accept.set()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        await self.accept.wait()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        hello = protocol.decode((await ws.receive()).data)
+        assert isinstance(hello, protocol.Hello)
+        keep = [*hello.running, *hello.queued]
+        welcome = protocol.Welcome(server_id="s-1", site="x", heartbeat_interval_s=60, keep=keep)
+        await ws.send_bytes(protocol.encode(welcome))
+        self.sockets.append(ws)
+        async for raw in ws:
+            if raw.type == WSMsgType.BINARY:
+                self.received.append(protocol.decode(raw.data))
+        return ws
+
+    def of(self, kind: type[protocol.Message]) -> list[Any]:
+        return [m for m in self.received if isinstance(m, kind)]
+
+
+async def test_a_queued_task_started_while_disconnected_reports_its_start_after_the_reconnect(
+    tmp_path: Path,
+) -> None:
+    agent = FakeAgent()
+    app = web.Application()
+    app.router.add_get("/ws/render-server", agent.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = QueueServer(tmp_path, slots=1)
+    server.agent_url = f"http://127.0.0.1:{port}"
+    server._ws = None
+    serving = asyncio.create_task(server.run())
+    try:
+        await until(lambda: agent.sockets)
+        await agent.sockets[0].send_bytes(protocol.encode(assign(1)))
+        await agent.sockets[0].send_bytes(protocol.encode(assign(2)))
+        await until(lambda: [m.task_id for m in agent.of(protocol.TaskStarted)] == [1])
+        agent.accept.clear()  # the reconnect waits until the queued task has started
+        await agent.sockets[0].close()
+        await until(lambda: server._ws is None)
+        server.runners[1].gate.set()
+        await until(lambda: 2 in server.runners and (2, 1) in server._tasks)
+        await asyncio.sleep(0.2)
+        agent.accept.set()
+        await until(lambda: len(agent.sockets) == 2 and agent.of(protocol.TaskDone))
+        late = [m for m in agent.of(protocol.TaskStarted) if m.task_id == 2]
+        assert len(late) == 1, "the start made while disconnected never reached the agent"
+        assert late[0].running_for_s >= 0.2
+        order = [
+            (type(m).__name__, m.task_id)
+            for m in agent.received
+            if isinstance(m, protocol.TaskStarted | protocol.TaskDone)
+        ]
+        assert order == [("TaskStarted", 1), ("TaskStarted", 2), ("TaskDone", 1)], order
+        server.runners[2].gate.set()
+        await until(lambda: len(agent.of(protocol.TaskDone)) == 2)
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await server.shutdown()
+        await runner.cleanup()
