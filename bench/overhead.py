@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -72,9 +73,9 @@ def xargs_run(
     timeout: float,
     *,
     runner: str = "xargs",
-) -> float:
-    """Wall time of ``seq 1 N | xargs -P K`` (or ``| parallel -j K``) running the renderer
-    once per frame."""
+) -> tuple[float, float]:
+    """Wall time and CPU time (the runner's and its renderers') of ``seq 1 N | xargs -P K``
+    (or ``| parallel -j K``) running the renderer once per frame."""
     render = work.render_argv()
     tail = [*render, "--frames", "{}", "--out", str(out)]
     if runner == "xargs":
@@ -85,6 +86,7 @@ def xargs_run(
     # The same environment the render server gives the renderer: one BLAS thread per
     # process, or the baseline loses to oversubscription and flatters the farm.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    before = _children_cpu()
     t0 = time.perf_counter()
     subprocess.run(
         argv,
@@ -97,10 +99,17 @@ def xargs_run(
         env=env,
     )
     elapsed = time.perf_counter() - t0
+    cpu = _children_cpu() - before
     rendered = len(list(out.glob("*.png")))
     if rendered != frames:
         raise RuntimeError(f"{Path(runner).name} rendered {rendered} of {frames} frames")
-    return elapsed
+    return elapsed, cpu
+
+
+def _children_cpu() -> float:
+    """User + system CPU of this process's waited-for children (xargs and its renderers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def spillway_run(
@@ -151,9 +160,12 @@ async def spillway_run(
         # submission on: their cost per task, without their start-up (~0.4 and ~0.55 s
         # here: 4 and 5.5 ms "per task" of a 100-task run, 1 ms at 500 tasks).
         server_cpu, agent_cpu = _cpu_seconds(server.pid), agent.cpu_seconds()
+        renderers_cpu = _cpu_seconds(server.pid, children=True)
         result = await asyncio.wait_for(_submit_and_wait(agent, work, frames), limit_s)
         server_cpu = _cpu_seconds(server.pid) - server_cpu
+        renderers_cpu = _cpu_seconds(server.pid, children=True) - renderers_cpu
         result["server_cpu_ms_per_task"] = server_cpu / frames * 1000
+        result["renderer_cpu_ms_per_task"] = renderers_cpu / frames * 1000
         result["agent_cpu_ms_per_task"] = (agent.cpu_seconds() - agent_cpu) / frames * 1000
         return result
     finally:
@@ -163,10 +175,12 @@ async def spillway_run(
         agent.stop()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a live process has used, children not included."""
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time a live process has used, children not included; with
+    ``children``, that of its children it has waited for instead (its renderers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _server_idle(agent: AgentProcess) -> None:
@@ -235,6 +249,7 @@ async def overhead_run(
     if parallel is None:
         order = [side for side in order if side != "parallel"]
     times: dict[str, list[float]] = {"xargs": [], "parallel": []}
+    cpu: dict[str, list[float]] = {"xargs": [], "parallel": []}
     farms: list[dict[str, float]] = []
     with bench_workdir("overhead-") as workdir:
         work = TEXTURED
@@ -253,11 +268,11 @@ async def overhead_run(
                 )
                 continue
             runner = "xargs" if side == "xargs" else str(parallel)
-            times[side].append(
-                await asyncio.to_thread(
-                    xargs_run, work, frames, slots, run_dir, limit_s / 6, runner=runner
-                )
+            wall, used = await asyncio.to_thread(
+                xargs_run, work, frames, slots, run_dir, limit_s / 6, runner=runner
             )
+            times[side].append(wall)
+            cpu[side].append(used)
     xargs = times["xargs"]
     physical = sum(xargs)
     makespan = sum(f["makespan"] for f in farms)
@@ -276,6 +291,10 @@ async def overhead_run(
         "overhead_ms_per_task": (makespan - physical) / 2 * slots / frames * 1000,
         "server_cpu_ms_per_task": sum(f["server_cpu_ms_per_task"] for f in farms) / 2,
         "agent_cpu_ms_per_task": sum(f["agent_cpu_ms_per_task"] for f in farms) / 2,
+        # The renderers' own CPU per task (with the runner's, for xargs): what starting a
+        # renderer costs each way, beside what the farm's processes cost.
+        "renderer_cpu_ms_per_task": sum(f["renderer_cpu_ms_per_task"] for f in farms) / 2,
+        "xargs_cpu_ms_per_task": sum(cpu["xargs"]) / 2 / frames * 1000,
     }
     if times["parallel"]:
         gnu = sum(times["parallel"])
