@@ -11,10 +11,12 @@ the next one starts the moment a running task ends, before its report is sent,
 so a slot does not sit idle for the round trip to the agent. A queued task is
 not started (no TaskStarted) until then; a Cancel drops it from the queue.
 
-A task that starts while the server is disconnected keeps its TaskStarted in
-``_late_starts``: after the next hello it is sent, before any final report,
-saying how long the task has run, so the agent counts the task's timeout from
-its real start instead of from its dispatch.
+Every start is remembered in ``_starts`` while its task is held. After each
+reconnect the server reports the start of every task it holds again, before any
+final report, saying how long the task has run, so the agent counts the task's
+timeout from its real start instead of from its dispatch even when the first
+report was lost: made while disconnected, or written into a connection that had
+already died unseen. The agent's start is idempotent (same start, same lease).
 """
 
 from __future__ import annotations
@@ -83,9 +85,9 @@ class RenderServer:
             collections.OrderedDict()
         )
         """Assigned tasks waiting for a slot, in arrival order."""
-        self._late_starts: dict[tuple[int, int], float] = {}
-        """Tasks whose TaskStarted could not be sent (disconnected), with the loop time of
-        their start."""
+        self._starts: dict[tuple[int, int], float] = {}
+        """Started tasks still held (running, or with their final report unsent), with the
+        loop time of their start: reported again after every reconnect."""
         self._renderer_env = dict(renderer_env or {})
         self._heartbeat_s = 2.0
         self._adapters = registry()
@@ -132,7 +134,7 @@ class RenderServer:
             log.info("connected to site %s as %s (%s)", welcome.site, self.name, welcome.server_id)
             beat = asyncio.create_task(self._heartbeats(ws), name="heartbeat")
             try:
-                await self._flush_late_starts()
+                await self._report_starts()
                 await self._flush_unreported()
                 await self._receive(ws)
             finally:
@@ -175,8 +177,8 @@ class RenderServer:
             del self._queued[key]
         for key in [k for k in self._unreported if k not in keep]:
             del self._unreported[key]
-        for key in [k for k in self._late_starts if k not in keep]:
-            del self._late_starts[key]
+        for key in [k for k in self._starts if k not in keep]:
+            del self._starts[key]
         self._start_queued()
 
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -292,6 +294,8 @@ class RenderServer:
             self._unreported[key] = final
             await self._flush_unreported()
         finally:
+            if key not in self._unreported:  # reported, or dropped (cancelled, not expected)
+                self._starts.pop(key, None)
             self._janitor.discard(runner.workdir)
 
     async def _flush_unreported(self) -> None:
@@ -303,41 +307,40 @@ class RenderServer:
             except (ConnectionError, RuntimeError):
                 return
             self._unreported.pop(key, None)
+            self._starts.pop(key, None)
 
-    async def _flush_late_starts(self) -> None:
-        """Send the starts missed while disconnected, with how long each task has run.
-
-        Only for tasks still held (running, or ended with their report not yet sent: the
-        start goes first, as it would have); a start whose send fails waits again.
-        """
+    async def _report_starts(self) -> None:
+        """After a reconnect, report the start of every started task still held, with how
+        long each has run (its first report may never have arrived); a task ended with its
+        report unsent gets its start first, as it would have."""
         now = asyncio.get_running_loop().time()
-        for key, at in list(self._late_starts.items()):
+        for key, at in list(self._starts.items()):
             if key not in self._tasks and key not in self._unreported:
-                del self._late_starts[key]
+                del self._starts[key]
                 continue
             if self._ws is None or self._ws.closed:
                 return
-            late = protocol.TaskStarted(
+            again = protocol.TaskStarted(
                 task_id=key[0], attempt=key[1], running_for_s=max(0.0, now - at)
             )
             try:
-                await self._ws.send_bytes(protocol.encode(late))
+                await self._ws.send_bytes(protocol.encode(again))
             except (ConnectionError, RuntimeError):
                 return
-            self._late_starts.pop(key, None)
 
     async def _send_soft(self, msg: protocol.Message) -> None:
-        """Best-effort send for progress messages; dropped while disconnected, except a
-        TaskStarted, which is kept and sent after the next hello (``_late_starts``)."""
+        """Best-effort send for progress messages, dropped while disconnected; a
+        TaskStarted's time is kept in ``_starts`` whether or not it went (reported again
+        after the next hello)."""
+        if isinstance(msg, protocol.TaskStarted):
+            key = (msg.task_id, msg.attempt)
+            self._starts[key] = asyncio.get_running_loop().time() - msg.running_for_s
         if self._ws is not None and not self._ws.closed:
             try:
                 await self._ws.send_bytes(protocol.encode(msg))
                 return
             except (ConnectionError, RuntimeError):
                 pass
-        if isinstance(msg, protocol.TaskStarted):
-            key = (msg.task_id, msg.attempt)
-            self._late_starts.setdefault(key, asyncio.get_running_loop().time())
 
     async def shutdown(self) -> None:
         """Stop running tasks and wait (bounded) for their folders to be deleted."""

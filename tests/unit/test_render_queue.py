@@ -189,6 +189,9 @@ class FakeAgent:
         self.sockets: list[web.WebSocketResponse] = []
         self.accept = asyncio.Event()
         self.accept.set()
+        self.lose_starts: set[int] = set()
+        """Task ids whose TaskStarted on the first connection is lost (as one written into
+        a connection that had already died unseen)."""
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         await self.accept.wait()
@@ -202,7 +205,10 @@ class FakeAgent:
         self.sockets.append(ws)
         async for raw in ws:
             if raw.type == WSMsgType.BINARY:
-                self.received.append(protocol.decode(raw.data))
+                msg = protocol.decode(raw.data)
+                lost = isinstance(msg, protocol.TaskStarted) and msg.task_id in self.lose_starts
+                if not (lost and len(self.sockets) == 1):
+                    self.received.append(msg)
         return ws
 
     def of(self, kind: type[protocol.Message]) -> list[Any]:
@@ -245,9 +251,53 @@ async def test_a_queued_task_started_while_disconnected_reports_its_start_after_
             for m in agent.received
             if isinstance(m, protocol.TaskStarted | protocol.TaskDone)
         ]
-        assert order == [("TaskStarted", 1), ("TaskStarted", 2), ("TaskDone", 1)], order
+        # Every held task's start is reported again after the reconnect, the late one too.
+        assert order == [
+            ("TaskStarted", 1),
+            ("TaskStarted", 1),
+            ("TaskStarted", 2),
+            ("TaskDone", 1),
+        ], order
         server.runners[2].gate.set()
         await until(lambda: len(agent.of(protocol.TaskDone)) == 2)
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await server.shutdown()
+        await runner.cleanup()
+
+
+async def test_a_start_lost_on_a_dying_connection_is_reported_again_after_the_reconnect(
+    tmp_path: Path,
+) -> None:
+    agent = FakeAgent()
+    agent.lose_starts.add(1)
+    app = web.Application()
+    app.router.add_get("/ws/render-server", agent.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = QueueServer(tmp_path, slots=1)
+    server.agent_url = f"http://127.0.0.1:{port}"
+    server._ws = None
+    serving = asyncio.create_task(server.run())
+    try:
+        await until(lambda: agent.sockets)
+        await agent.sockets[0].send_bytes(protocol.encode(assign(1)))
+        await until(lambda: (1, 1) in server._tasks)
+        await asyncio.sleep(0.3)  # the start went out (and was lost) on the first connection
+        assert not agent.of(protocol.TaskStarted)
+        await agent.sockets[0].close()
+        await until(lambda: len(agent.sockets) == 2 and agent.of(protocol.TaskStarted))
+        (again,) = agent.of(protocol.TaskStarted)
+        assert again.task_id == 1
+        assert again.running_for_s >= 0.3
+        server.runners[1].gate.set()
+        await until(lambda: agent.of(protocol.TaskDone))
+        assert not server._starts, "a reported task's start is forgotten"
     finally:
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
