@@ -40,6 +40,9 @@ MARKER_ENV = "SPILLWAY_RENDERER_OF"
 RESCAN_DELAYS_S = (0.2, 1.0)
 """After the first sweep, look again this long later: a renderer whose spawn was under way
 when the render server died may exec only after the first sweep."""
+STOPPING = b"stopping\n"
+"""Written by a render server that stops gracefully (its renderers already ended): one
+sweep, no second look, so the stop does not wait for the delays above."""
 
 
 class Reaper:
@@ -93,11 +96,14 @@ class Reaper:
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:
-        """End the watchdog now (it sweeps once more: nothing is left to find after a
-        graceful stop) and wait for it."""
+        """End the watchdog now and wait for it: told that this is a graceful stop, it
+        sweeps once (nothing should be left to find) and exits without looking again."""
         proc, self._proc = self._proc, None
         if proc is None or proc.stdin is None:
             return
+        with contextlib.suppress(ConnectionError):
+            proc.stdin.write(STOPPING)
+            await proc.stdin.drain()
         proc.stdin.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 5)
@@ -144,9 +150,12 @@ def main(argv: list[str]) -> int:
         return 2
     marker = argv[0]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C goes to the render server
-    while sys.stdin.buffer.read(4096):  # nothing is ever written: this waits for end-of-file
-        pass
+    said = b""
+    while chunk := sys.stdin.buffer.read(4096):  # waits for end-of-file
+        said += chunk
     sweep(marker)
+    if said == STOPPING:  # a graceful stop: no spawn can be under way
+        return 0
     for delay in RESCAN_DELAYS_S:
         time.sleep(delay)
         sweep(marker)

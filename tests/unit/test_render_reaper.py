@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from render_server.reaper import MARKER_ENV, marked_processes
+from render_server import reaper
+from render_server.reaper import MARKER_ENV, RESCAN_DELAYS_S, STOPPING, marked_processes
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/environ").exists(), reason="the reaper finds renderers through /proc"
@@ -101,3 +103,22 @@ def test_marked_processes_match_the_whole_marker_only(tmp_path: Path) -> None:
         for proc in (exact, longer):
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("said", "looks"),
+    [(b"", 1 + len(RESCAN_DELAYS_S)), (STOPPING, 1)],
+    ids=["server-died", "graceful-stop"],
+)
+def test_the_reaper_looks_again_only_when_the_server_did_not_say_it_stops(
+    monkeypatch: pytest.MonkeyPatch, said: bytes, looks: int
+) -> None:
+    """A dead server may have left a spawn under way (so the reaper looks again after a
+    while); a graceful stop says so first, and the reaper sweeps once and exits."""
+    sweeps: list[str] = []
+    monkeypatch.setattr(reaper, "sweep", lambda marker: sweeps.append(marker) or 0)
+    monkeypatch.setattr(reaper.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(reaper.signal, "signal", lambda *_: None)  # not this test's SIGINT
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(said)))
+    assert reaper.main(["m"]) == 0
+    assert sweeps == ["m"] * looks
