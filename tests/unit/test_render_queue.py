@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -215,10 +216,9 @@ class FakeAgent:
         return [m for m in self.received if isinstance(m, kind)]
 
 
-async def test_a_queued_task_started_while_disconnected_reports_its_start_after_the_reconnect(
-    tmp_path: Path,
-) -> None:
-    agent = FakeAgent()
+@contextlib.asynccontextmanager
+async def connected(agent: FakeAgent, tmp_path: Path) -> AsyncIterator[QueueServer]:
+    """A one-slot queueing server running its real connection loop against ``agent``."""
     app = web.Application()
     app.router.add_get("/ws/render-server", agent.handle)
     runner = web.AppRunner(app)
@@ -231,6 +231,20 @@ async def test_a_queued_task_started_while_disconnected_reports_its_start_after_
     server._ws = None
     serving = asyncio.create_task(server.run())
     try:
+        yield server
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await server.shutdown()
+        await runner.cleanup()
+
+
+async def test_a_queued_task_started_while_disconnected_reports_its_start_after_the_reconnect(
+    tmp_path: Path,
+) -> None:
+    agent = FakeAgent()
+    async with connected(agent, tmp_path) as server:
         await until(lambda: agent.sockets)
         await agent.sockets[0].send_bytes(protocol.encode(assign(1)))
         await agent.sockets[0].send_bytes(protocol.encode(assign(2)))
@@ -260,12 +274,6 @@ async def test_a_queued_task_started_while_disconnected_reports_its_start_after_
         ], order
         server.runners[2].gate.set()
         await until(lambda: len(agent.of(protocol.TaskDone)) == 2)
-    finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        await server.shutdown()
-        await runner.cleanup()
 
 
 async def test_a_start_lost_on_a_dying_connection_is_reported_again_after_the_reconnect(
@@ -273,18 +281,7 @@ async def test_a_start_lost_on_a_dying_connection_is_reported_again_after_the_re
 ) -> None:
     agent = FakeAgent()
     agent.lose_starts.add(1)
-    app = web.Application()
-    app.router.add_get("/ws/render-server", agent.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server = QueueServer(tmp_path, slots=1)
-    server.agent_url = f"http://127.0.0.1:{port}"
-    server._ws = None
-    serving = asyncio.create_task(server.run())
-    try:
+    async with connected(agent, tmp_path) as server:
         await until(lambda: agent.sockets)
         await agent.sockets[0].send_bytes(protocol.encode(assign(1)))
         await until(lambda: (1, 1) in server._tasks)
@@ -298,9 +295,3 @@ async def test_a_start_lost_on_a_dying_connection_is_reported_again_after_the_re
         server.runners[1].gate.set()
         await until(lambda: agent.of(protocol.TaskDone))
         assert not server._starts, "a reported task's start is forgotten"
-    finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        await server.shutdown()
-        await runner.cleanup()
