@@ -231,20 +231,27 @@ def _ref(assign: protocol.Assign) -> protocol.TaskRef:
     return protocol.TaskRef(task_id=assign.task_id, attempt=assign.attempt)
 
 
+async def _one_started_one_queued(
+    agent: Agent, server: ScriptedServer
+) -> tuple[str, protocol.Assign, protocol.Assign]:
+    """Connect ``server``, submit a job of short tasks, and leave it holding one task
+    started in its slot and one waiting in its queue: (job id, in the slot, in the queue)."""
+    await server.connect(running=[], queued=[])
+    job_id = await asyncio.to_thread(_submit, agent, "1-4", "64x48")
+    first = await server.receive()
+    assert isinstance(first, protocol.Assign)
+    await server.render(first)  # the job's tasks are short from now on
+    in_slot, in_queue = await server.receive(), await server.receive()
+    assert isinstance(in_slot, protocol.Assign) and isinstance(in_queue, protocol.Assign)
+    await server.send(protocol.TaskStarted(task_id=in_slot.task_id, attempt=in_slot.attempt))
+    return job_id, in_slot, in_queue
+
+
 def test_an_agent_restarted_while_a_task_waits_in_a_queue_keeps_it(agent: Agent) -> None:
     async def scenario() -> None:
         server = ScriptedServer(agent, "scripted")
         try:
-            await server.connect(running=[], queued=[])
-            job_id = await asyncio.to_thread(_submit, agent, "1-4", "64x48")
-            first = await server.receive()
-            assert isinstance(first, protocol.Assign)
-            await server.render(first)  # the job's tasks are short from now on
-            in_slot, in_queue = await server.receive(), await server.receive()
-            assert isinstance(in_slot, protocol.Assign) and isinstance(in_queue, protocol.Assign)
-            await server.send(
-                protocol.TaskStarted(task_id=in_slot.task_id, attempt=in_slot.attempt)
-            )
+            job_id, in_slot, in_queue = await _one_started_one_queued(agent, server)
             await asyncio.to_thread(
                 wait_for,
                 lambda: any(t["state"] == "running" for t in _held(agent, job_id, "scripted")),
@@ -273,16 +280,7 @@ def test_a_start_reported_after_a_reconnect_counts_from_when_the_task_really_sta
     async def scenario() -> None:
         server = ScriptedServer(agent, "scripted")
         try:
-            await server.connect(running=[], queued=[])
-            job_id = await asyncio.to_thread(_submit, agent, "1-4", "64x48")
-            first = await server.receive()
-            assert isinstance(first, protocol.Assign)
-            await server.render(first)  # the job's tasks are short from now on
-            in_slot, in_queue = await server.receive(), await server.receive()
-            assert isinstance(in_slot, protocol.Assign) and isinstance(in_queue, protocol.Assign)
-            await server.send(
-                protocol.TaskStarted(task_id=in_slot.task_id, attempt=in_slot.attempt)
-            )
+            job_id, in_slot, in_queue = await _one_started_one_queued(agent, server)
             assert server.ws is not None
             await server.ws.close()
             # Meanwhile the queued task starts on the server; its start could not be sent.
