@@ -336,11 +336,8 @@ class RenderServer:
             key = (msg.task_id, msg.attempt)
             self._starts[key] = asyncio.get_running_loop().time() - msg.running_for_s
         if self._ws is not None and not self._ws.closed:
-            try:
+            with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._ws.send_bytes(protocol.encode(msg))
-                return
-            except (ConnectionError, RuntimeError):
-                pass
 
     async def shutdown(self) -> None:
         """Stop running tasks and wait (bounded) for their folders to be deleted."""

@@ -97,48 +97,17 @@ async def _main(
 ) -> int:
     watch_children_with_pidfds()
     async with contextlib.AsyncExitStack() as stack:
-        reaper = Reaper() if reaper_supported() else None
-        if reaper is not None:
-            await stack.enter_async_context(reaper.running())
-        else:
-            log.warning("no /proc here: a killed render server leaves its renderers running")
-        return await _serve(
-            agent_url=agent_url,
-            name=name,
-            slots=slots,
-            tags=tags,
-            token=token,
-            cache_dir=cache_dir,
-            work_dir=work_dir,
-            packages=packages,
-            key=key,
-            renderer_env=reaper.env if reaper else {},
+        renderer_env = await _keep_reaper(stack)
+        host = await probe_host(packages=packages)
+        log.info(
+            "render server %s: %d cores, %d MiB, packages %s, features %s",
+            name,
+            host.cores,
+            host.memory_mb,
+            host.packages,
+            host.features or "none",
         )
-
-
-async def _serve(
-    *,
-    agent_url: str,
-    name: str,
-    slots: int,
-    tags: list[str],
-    token: str,
-    cache_dir: Path,
-    work_dir: Path | None,
-    packages: set[str] | None,
-    key: str,
-    renderer_env: dict[str, str],
-) -> int:
-    host = await probe_host(packages=packages)
-    log.info(
-        "render server %s: %d cores, %d MiB, packages %s, features %s",
-        name,
-        host.cores,
-        host.memory_mb,
-        host.packages,
-        host.features or "none",
-    )
-    with tempfile.TemporaryDirectory(prefix=f"spillway-{name}-") as tmp:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"spillway-{name}-"))
         server = RenderServer(
             agent_url=agent_url,
             name=name,
@@ -161,3 +130,14 @@ async def _serve(
             await server.shutdown()
             return 0
     return 0
+
+
+async def _keep_reaper(stack: contextlib.AsyncExitStack) -> dict[str, str]:
+    """Keep the renderers' reaper running until ``stack`` closes; what renderers add to
+    their environment (nothing where there can be no reaper)."""
+    if not reaper_supported():
+        log.warning("no /proc here: a killed render server leaves its renderers running")
+        return {}
+    reaper = Reaper()
+    await stack.enter_async_context(reaper.running())
+    return reaper.env
