@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["sync_folder"]
+__all__ = ["fsync_folder", "sync_folder"]
 
 
 class _Folder:
@@ -47,7 +47,7 @@ def sync_folder(folder: str) -> None:
             state.running, covers = True, state.asked
             _lock.release()
             try:
-                _fsync_folder(folder)
+                fsync_folder(folder)
             finally:
                 _lock.acquire()
                 state.running = False
@@ -57,7 +57,8 @@ def sync_folder(folder: str) -> None:
             _folders.pop(folder, None)
 
 
-def _fsync_folder(folder: str) -> None:
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """``fsync`` one folder now (POSIX; each call syncs on its own)."""
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

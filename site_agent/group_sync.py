@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .dir_sync import fsync_folder
+
 
 def open_temp(tmp: Path) -> BinaryIO:
     try:
@@ -143,11 +145,7 @@ def _sync_file_systems(folders: set[Path], *, fsync_folders: bool = False) -> No
     if _syncfs is None:
         if fsync_folders and os.name == "posix":  # Windows cannot open a folder to fsync it
             for folder in folders:
-                fd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_folder(folder)
         return
     synced: set[int] = set()
     for folder in folders:

@@ -73,7 +73,7 @@ def test_adopts_into_one_folder_at_once_share_its_syncs(
             started.set()
             release.wait(5)
 
-    monkeypatch.setattr(dir_sync, "_fsync_folder", slow_fsync)
+    monkeypatch.setattr(dir_sync, "fsync_folder", slow_fsync)
     first = threading.Thread(target=dir_sync.sync_folder, args=(str(tmp_path),))
     first.start()
     assert started.wait(5)
