@@ -8,6 +8,7 @@ import hashlib
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -155,6 +156,12 @@ class AgentProcess:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """This process's user + system CPU seconds so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 _scratch_root: Path | None = None

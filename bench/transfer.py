@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import resource
 import shutil
 import struct
 import time
@@ -41,6 +40,7 @@ from federation.forwarding import SMALL_UPLOAD_STREAMS, UPLOAD_STREAMS
 from federation.transfer import CHUNK_SIZE, DIRECT_MAX, upload_blob
 from federation.upload_threads import UploadConnections, UploadSlots
 
+from .common import own_cpu_s as _cpu_s
 from .common import workdir as bench_workdir
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
 from .transfer_remote import remote_site
@@ -315,11 +315,6 @@ async def _small_files(
         "small_cpu_ms_per_blob": sum(cpus) / SMALL_RUNS / SMALL_FILES * 1000,
         "small_cpu_ms_per_blob_runs": [c / SMALL_FILES * 1000 for c in cpus],
     }
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _capped(

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from site_agent.frame_response import send_frame
 from site_agent.storage import FrameStorage
 
 from .common import free_port
+from .common import own_cpu_s as _cpu_s  # both ends run in this process
 
 MIB = 1024 * 1024
 CAP_MBPS = 200.0
@@ -83,12 +83,6 @@ async def measure(
         f"{prefix}_window_min_share": min(windows) / cap if windows else None,
         f"{prefix}_window_max_share": max(windows) / cap if windows else None,
     }
-
-
-def _cpu_s() -> float:
-    # Both ends run in this process: user + system seconds of every thread.
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _window_rates(samples: list[tuple[float, int]]) -> list[float]:

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -44,18 +43,12 @@ from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles
 from site_agent.assets import AssetStore
 
-from .common import ROOT, free_port
+from .common import ROOT, free_port, own_cpu_s
 from .cut_proxy import CutProxy
 
 STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
 """The remote site runs the threaded blob listener (``blob_port``); 0: bodies arrive on the
 aiohttp route, as before it (for comparisons)."""
-
-
-def cpu_s() -> float:
-    """This process's user + system CPU seconds (every thread)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -161,14 +154,14 @@ async def serve(
     try:
         _say({"port": port, "blob_port": blobs.stream_port})
         while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "cpu":
-            _say({"cpu_s": cpu_s()})
+            _say({"cpu_s": own_cpu_s()})
     finally:
         if cut is not None:
             await cut.close()
         if listener is not None:
             await listener.close()
         await runner.cleanup()
-    _say({"cpu_s": cpu_s(), "cut_fired": cut is not None and cut.fired})
+    _say({"cpu_s": own_cpu_s(), "cut_fired": cut is not None and cut.fired})
 
 
 def _say(message: dict[str, Any]) -> None:
