@@ -124,7 +124,7 @@ class AgentProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the agent process has used so far."""
-        return _cpu_seconds(self._agent_pid())
+        return cpu_seconds(self._agent_pid())
 
     def _agent_pid(self) -> int:
         assert self.proc is not None
@@ -144,7 +144,7 @@ class AgentProcess:
         total = 0.0
         for child in children:
             with contextlib.suppress(OSError):
-                total += _cpu_seconds(int(child))
+                total += cpu_seconds(int(child))
         return total
 
     def log_tail(self, lines: int = 20) -> str:
@@ -153,14 +153,18 @@ class AgentProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time a live process has used, children not included; with
+    ``children``, that of its children it has waited for instead."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
-def own_cpu_s() -> float:
-    """This process's user + system CPU seconds so far (every thread)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def own_cpu_s(*, children: bool = False) -> float:
+    """This process's user + system CPU seconds so far (every thread); with ``children``,
+    those of its children it has waited for instead."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 

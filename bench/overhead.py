@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import shutil
 import subprocess
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .common import PYTHON, ROOT, SCENE, AgentProcess
+from .common import PYTHON, ROOT, SCENE, AgentProcess, cpu_seconds, own_cpu_s
 from .common import workdir as bench_workdir
 
 # A near-empty frame: one sphere, no texture, 16x16. Rendering it costs little more
@@ -86,7 +85,7 @@ def xargs_run(
     # The same environment the render server gives the renderer: one BLAS thread per
     # process, or the baseline loses to oversubscription and flatters the farm.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    before = _children_cpu()
+    before = own_cpu_s(children=True)
     t0 = time.perf_counter()
     subprocess.run(
         argv,
@@ -99,17 +98,11 @@ def xargs_run(
         env=env,
     )
     elapsed = time.perf_counter() - t0
-    cpu = _children_cpu() - before
+    cpu = own_cpu_s(children=True) - before
     rendered = len(list(out.glob("*.png")))
     if rendered != frames:
         raise RuntimeError(f"{Path(runner).name} rendered {rendered} of {frames} frames")
     return elapsed, cpu
-
-
-def _children_cpu() -> float:
-    """User + system CPU of this process's waited-for children (xargs and its renderers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def spillway_run(
@@ -159,11 +152,11 @@ async def spillway_run(
         # The render server's own CPU (not its renderers') and the agent's, from the
         # submission on: their cost per task, without their start-up (~0.4 and ~0.55 s
         # here: 4 and 5.5 ms "per task" of a 100-task run, 1 ms at 500 tasks).
-        server_cpu, agent_cpu = _cpu_seconds(server.pid), agent.cpu_seconds()
-        renderers_cpu = _cpu_seconds(server.pid, children=True)
+        server_cpu, agent_cpu = cpu_seconds(server.pid), agent.cpu_seconds()
+        renderers_cpu = cpu_seconds(server.pid, children=True)
         result = await asyncio.wait_for(_submit_and_wait(agent, work, frames), limit_s)
-        server_cpu = _cpu_seconds(server.pid) - server_cpu
-        renderers_cpu = _cpu_seconds(server.pid, children=True) - renderers_cpu
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        renderers_cpu = cpu_seconds(server.pid, children=True) - renderers_cpu
         result["server_cpu_ms_per_task"] = server_cpu / frames * 1000
         result["renderer_cpu_ms_per_task"] = renderers_cpu / frames * 1000
         result["agent_cpu_ms_per_task"] = (agent.cpu_seconds() - agent_cpu) / frames * 1000
@@ -173,14 +166,6 @@ async def spillway_run(
             server.terminate()
             server.wait(10)
         agent.stop()
-
-
-def _cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """User + system CPU time a live process has used, children not included; with
-    ``children``, that of its children it has waited for instead (its renderers)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    first = 13 if children else 11
-    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _server_idle(agent: AgentProcess) -> None:
