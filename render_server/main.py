@@ -16,6 +16,7 @@ from .children import watch_children_with_pidfds
 from .daemon import RefusedError, RenderServer
 from .identity import IdentityError, default_state_dir, load_or_create_key
 from .probe import probe_host
+from .probe_cache import ProbeCache, default_probe_cache
 from .reaper import Reaper, reaper_supported
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ async def _main(
     watch_children_with_pidfds()
     async with contextlib.AsyncExitStack() as stack:
         renderer_env = await _keep_reaper(stack)
-        host = await probe_host(packages=packages)
+        probes = ProbeCache(default_probe_cache())
+        host = await probe_host(packages=packages, capture=probes)
+        probes.save()
         log.info(
             "render server %s: %d cores, %d MiB, packages %s, features %s",
             name,

@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .packages.base import FeatureProbe, registry, run_capture
+from .packages.base import Capture, FeatureProbe, registry, run_capture
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,14 +57,16 @@ async def _gpus() -> list[str]:
     return [line.strip() for line in result[1].splitlines() if line.strip()]
 
 
-async def probe_packages(only: set[str] | None = None) -> dict[str, str]:
+async def probe_packages(
+    only: set[str] | None = None, capture: Capture = run_capture
+) -> dict[str, str]:
     """Versions of the installed render packages, probed concurrently."""
     adapters = [a for name, a in registry().items() if only is None or name in only]
-    versions = await asyncio.gather(*(a.probe() for a in adapters))
+    versions = await asyncio.gather(*(a.probe(capture) for a in adapters))
     return {a.name: v for a, v in zip(adapters, versions, strict=True) if v}
 
 
-async def probe_features(only: set[str] | None = None) -> list[str]:
+async def probe_features(only: set[str] | None = None, capture: Capture = run_capture) -> list[str]:
     """Feature tags of the installed render packages (``blender:oidn``), probed concurrently.
 
     Probed once at start, like the versions (and alongside them: an absent package
@@ -75,13 +77,18 @@ async def probe_features(only: set[str] | None = None) -> list[str]:
         for name, adapter in registry().items()
         if (only is None or name in only) and isinstance(adapter, FeatureProbe)
     ]
-    found = await asyncio.gather(*(p.probe_features() for p in probes))
+    found = await asyncio.gather(*(p.probe_features(capture) for p in probes))
     return sorted({tag for tags in found for tag in tags})
 
 
-async def probe_host(*, packages: set[str] | None = None) -> HostInfo:
+async def probe_host(
+    *, packages: set[str] | None = None, capture: Capture = run_capture
+) -> HostInfo:
+    """This host's hardware and render packages; package probes run through ``capture``
+    (a :class:`~render_server.probe_cache.ProbeCache` answers them from earlier starts).
+    GPUs are asked every time: a card can come or go while the driver stays the same."""
     gpus, found, features = await asyncio.gather(
-        _gpus(), probe_packages(packages), probe_features(packages)
+        _gpus(), probe_packages(packages, capture), probe_features(packages, capture)
     )
     return HostInfo(
         host=socket.gethostname(),

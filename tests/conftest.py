@@ -60,6 +60,20 @@ async def _build_template(name: str) -> None:
     await store.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Render servers started by tests keep their package probes in one session folder
+    (``$XDG_CACHE_HOME``, inherited by every process a test starts), not in the
+    user's home: the first server probes Blender, the later ones read its answer."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture(autouse=True)
 def root_logging() -> Iterator[None]:
     """A test that runs a process command in-process (``spillway agent``) sets up that

@@ -18,9 +18,10 @@ from typing import Protocol, runtime_checkable
 
 from spillway.packages.errors import MissingDependencyError, PackageError, ScanError
 from spillway.packages.paths import missing_error, relative_reference
-from spillway.packages.process import run_capture
+from spillway.packages.process import Capture, run_capture
 
 __all__ = [
+    "Capture",
     "FeatureProbe",
     "MissingDependencyError",
     "PackageAdapter",
@@ -77,8 +78,9 @@ class RenderRequest:
 class FeatureProbe(Protocol):
     """An adapter whose installation may lack optional features (Blender's OpenImageDenoise)."""
 
-    async def probe_features(self) -> list[str]:
-        """Feature tags (``blender:oidn``) of the installed package.  Never raises; bounded."""
+    async def probe_features(self, capture: Capture = run_capture) -> list[str]:
+        """Feature tags (``blender:oidn``) of the installed package, running commands
+        through ``capture``.  Never raises; bounded."""
         ...
 
 
@@ -92,8 +94,9 @@ class PackageAdapter(Protocol):
     name: str
     output_ext: str
 
-    async def probe(self) -> str | None:
-        """Installed version string, or None when absent.  Never raises; bounded in time."""
+    async def probe(self, capture: Capture = run_capture) -> str | None:
+        """Installed version string, or None when absent, running commands through
+        ``capture``.  Never raises; bounded in time."""
         ...
 
     def command(self, req: RenderRequest) -> list[str]:

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from render_server.packages.base import (
+    Capture,
     PackageError,
     RenderRequest,
     check_declared_assets,
@@ -182,17 +183,17 @@ class BlenderAdapter:
     def __init__(self, executable: str = "blender") -> None:
         self.executable = executable
 
-    async def probe_features(self) -> list[str]:
+    async def probe_features(self, capture: Capture = run_capture) -> list[str]:
         """Feature tags of this Blender: ``blender:oidn`` when it has OpenImageDenoise.
         Never raises; bounded in time; [] when Blender cannot tell."""
         argv = [self.executable, "-b", "--factory-startup", "--python-expr", _OIDN_SCRIPT]
-        result = await run_capture(argv, limit_s=PROBE_TIMEOUT)
+        result = await capture(argv, limit_s=PROBE_TIMEOUT)
         if result is None or result[0] != 0:
             return []
         return [BLENDER_OIDN] if f"{_OIDN_MARKER}True" in result[1].split() else []
 
-    async def probe(self) -> str | None:
-        result = await run_capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
+    async def probe(self, capture: Capture = run_capture) -> str | None:
+        result = await capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
         if result is None or result[0] != 0:
             return None
         for line in result[1].splitlines():

@@ -27,6 +27,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from render_server.packages.base import (
+    Capture,
     MissingDependencyError,
     PackageError,
     RenderRequest,
@@ -92,8 +93,8 @@ class PovrayAdapter:
     def __init__(self, executable: str = "povray") -> None:
         self.executable = executable
 
-    async def probe(self) -> str | None:
-        result = await run_capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
+    async def probe(self, capture: Capture = run_capture) -> str | None:
+        result = await capture([self.executable, "--version"], limit_s=PROBE_TIMEOUT)
         if result is None:
             return None
         match = _VERSION.search(result[1])

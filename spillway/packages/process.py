@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["run_capture"]
+__all__ = ["Capture", "run_capture"]
+
+
+class Capture(Protocol):
+    """Runs a short command as :func:`run_capture` does (or answers it as it would)."""
+
+    async def __call__(self, argv: Sequence[str], *, limit_s: float) -> tuple[int, str] | None: ...
 
 
 async def run_capture(argv: Sequence[str], *, limit_s: float) -> tuple[int, str] | None:

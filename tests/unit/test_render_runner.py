@@ -19,7 +19,13 @@ import pytest
 
 from render_server import protocol
 from render_server.cache import AssetCache
-from render_server.packages.base import RenderRequest, check_declared_assets, missing_error
+from render_server.packages.base import (
+    Capture,
+    RenderRequest,
+    check_declared_assets,
+    missing_error,
+    run_capture,
+)
 from render_server.runner import PreflightCache, TaskRunner
 from render_server.workdirs import WorkdirJanitor
 from spillway.core.records import FileEntry
@@ -49,7 +55,7 @@ class ScriptAdapter:
         self.fail_collect = fail_collect
         self.preflights = 0
 
-    async def probe(self) -> str | None:
+    async def probe(self, capture: Capture = run_capture) -> str | None:
         return "1.0"
 
     def command(self, req: RenderRequest) -> list[str]:

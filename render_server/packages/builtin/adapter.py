@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from render_server.packages.base import (
+    Capture,
     RenderRequest,
     check_declared_assets,
     collect_numbered,
     missing_error,
     relative_reference,
+    run_capture,
 )
 from render_server.packages.builtin import VERSION
 from spillway.packages.builtin import BuiltinScanner
@@ -30,8 +32,8 @@ class BuiltinAdapter:
     name = "builtin"
     output_ext = "png"
 
-    async def probe(self) -> str | None:
-        return VERSION
+    async def probe(self, capture: Capture = run_capture) -> str | None:
+        return VERSION  # the tracer ships with the render server: nothing to run
 
     def command(self, req: RenderRequest) -> list[str]:
         return [
