@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,12 +91,48 @@ class FrameCorruptError(StoredFrameError):
     """The frame's file no longer hashes to the recorded sha256."""
 
 
+HELD_FRAME_BYTES = 16 * 1024 * 1024
+"""A frame up to this size is read whole by its check and served from those bytes."""
+HELD_TOTAL_BYTES = 64 * 1024 * 1024
+"""At most this many bytes of frames larger than one read block are held at once, across
+every frame being served; a frame that finds the budget spent is streamed from its file."""
+
+
+class HeldBytes:
+    """The memory budget for checked frames kept whole while they are served (thread-safe:
+    frames are checked in worker threads and closed from the loop or a listener thread)."""
+
+    def __init__(self, limit: int = HELD_TOTAL_BYTES) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self._used + size > self.limit:
+                return False
+            self._used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self._used -= size
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+
 @dataclass(slots=True, kw_only=True)
 class OpenFrame:
     """A stored frame whose bytes were checked against its record; read it with :meth:`chunks`.
 
-    The file stays open from the check to the last byte served, so a rename over it
-    (a re-rendered frame) cannot mix two versions. Close it with :meth:`close`.
+    A frame up to :data:`HELD_FRAME_BYTES` keeps the bytes its check read and is served
+    from them: the bytes sent are the bytes that hashed right, with no second read or
+    hash (a whole pass of sha256 per served byte before). A larger frame, or one that
+    finds :class:`HeldBytes` spent, stays open from the check to the last byte served,
+    so a rename over it (a re-rendered frame) cannot mix two versions, and is hashed
+    again while read. Close it with :meth:`close`.
     """
 
     job_id: str
@@ -104,23 +141,37 @@ class OpenFrame:
     size: int
     mode: int
     """Permission bits of the stored file (e.g. 0o644)."""
-    _handle: BinaryIO
-    _small: bytes | None = None
-    """The whole file when it fit in one read block: the checked bytes are served as they are."""
+    _handle: BinaryIO | None
+    _checked: bytes | None = None
+    """The whole file as its check read it (then there is no handle)."""
+    _budget: HeldBytes | None = None
+    """Where ``_checked``'s size is given back on close (None: a frame of one read block,
+    held outside the budget)."""
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """:meth:`blocks`, each read in a worker thread."""
         blocks = self.blocks()
+        if self._checked is not None:  # in memory: no thread to hop to
+            for piece in blocks:
+                yield piece
+            return
         while (block := await asyncio.to_thread(next, blocks, None)) is not None:
             yield block
 
     def blocks(self) -> Iterator[bytes]:
-        """The file's bytes, hashed again while read (blocking: a worker thread's); the last
-        block is held back until the hash matches, so a file changed in place since the check
-        is never served whole (:class:`FrameCorruptError` is raised instead of yielding it)."""
-        if self._small is not None:
-            yield self._small
+        """The frame's bytes in blocks of at most one read block. A frame streamed from its
+        file is hashed again while read (blocking: a worker thread's), its last block held
+        back until the hash matches, so a file changed in place since the check is never
+        served whole (:class:`FrameCorruptError` is raised instead of yielding it)."""
+        if self._checked is not None:
+            data = self._checked
+            if len(data) <= CHUNK:
+                yield data
+                return
+            for start in range(0, len(data), CHUNK):
+                yield data[start : start + CHUNK]
             return
+        assert self._handle is not None
         self._handle.seek(0)
         hasher = hashlib.sha256()
         held = b""
@@ -135,7 +186,12 @@ class OpenFrame:
             yield held
 
     def close(self) -> None:
-        self._handle.close()
+        """Close the file or give the held bytes back (once; again does nothing)."""
+        if self._handle is not None:
+            self._handle.close()
+        if self._budget is not None and self._checked is not None:
+            self._budget.give(len(self._checked))
+        self._checked = self._budget = None
 
 
 def _corrupt(job_id: str, frame: int, sha256: str) -> FrameCorruptError:
@@ -147,10 +203,55 @@ def _corrupt(job_id: str, frame: int, sha256: str) -> FrameCorruptError:
     )
 
 
-def _open_checked(path: Path, *, job_id: str, frame: int, sha256: str) -> OpenFrame:
+def _open_checked(
+    path: Path, *, job_id: str, frame: int, sha256: str, held: HeldBytes
+) -> OpenFrame:
     """Open ``path`` and hash it whole (in a worker thread); raises StoredFrameError."""
+    handle = _open_file(path, job_id=job_id, frame=frame)
     try:
-        handle: BinaryIO = path.open("rb")
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):  # reading a FIFO or device could block or never end
+            raise _corrupt(job_id, frame, sha256)
+        size, mode = info.st_size, stat.S_IMODE(info.st_mode)
+        budget = held if size > CHUNK else None
+        if budget is not None and not (size <= HELD_FRAME_BYTES and budget.take(size)):
+            hasher = hashlib.sha256()
+            while block := handle.read(CHUNK):
+                hasher.update(block)
+            if hasher.hexdigest() != sha256:
+                raise _corrupt(job_id, frame, sha256)
+            return OpenFrame(
+                job_id=job_id, frame=frame, sha256=sha256, size=size, mode=mode, _handle=handle
+            )
+    except BaseException:
+        handle.close()
+        raise
+    try:
+        with handle:
+            checked = handle.read(size + 1)  # one more: a file grown since fstat fails the hash
+        if hashlib.sha256(checked).hexdigest() != sha256:
+            raise _corrupt(job_id, frame, sha256)
+    except BaseException:
+        if budget is not None:
+            budget.give(size)
+        raise
+    if budget is not None and len(checked) != size:
+        budget.give(size - len(checked))  # shrank since fstat, and hashes right all the same
+    return OpenFrame(
+        job_id=job_id,
+        frame=frame,
+        sha256=sha256,
+        size=len(checked),
+        mode=mode,
+        _handle=None,
+        _checked=checked,
+        _budget=budget,
+    )
+
+
+def _open_file(path: Path, *, job_id: str, frame: int) -> BinaryIO:
+    try:
+        return path.open("rb")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raise FrameMissingError(
             f"frame {frame} of job {job_id} is missing from storage (expected {path}); "
@@ -158,35 +259,14 @@ def _open_checked(path: Path, *, job_id: str, frame: int, sha256: str) -> OpenFr
             job_id=job_id,
             frame=frame,
         ) from None
-    try:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):  # reading a FIFO or device could block or never end
-            raise _corrupt(job_id, frame, sha256)
-        first = handle.read(CHUNK + 1)
-        hasher = hashlib.sha256(first)
-        while block := handle.read(CHUNK):
-            hasher.update(block)
-        if hasher.hexdigest() != sha256:
-            raise _corrupt(job_id, frame, sha256)
-    except BaseException:
-        handle.close()
-        raise
-    small = first if len(first) <= CHUNK else None
-    return OpenFrame(
-        job_id=job_id,
-        frame=frame,
-        sha256=sha256,
-        size=len(small) if small is not None else info.st_size,
-        mode=stat.S_IMODE(info.st_mode),
-        _handle=handle,
-        _small=small,
-    )
 
 
 class FrameStorage:
     def __init__(self, root: Path, *, max_frame_bytes: int) -> None:
         self.root = root
         self.max_frame_bytes = max_frame_bytes
+        self.held = HeldBytes()
+        """Memory for checked frames served from the bytes their check read."""
         root.mkdir(parents=True, exist_ok=True)
 
     def job_dir(self, job_name: str, job_id: str) -> Path:
@@ -223,5 +303,5 @@ class FrameStorage:
         """
         path = _in_job_dir(job_dir, file_name)
         return await asyncio.to_thread(
-            _open_checked, path, job_id=job_id, frame=frame, sha256=sha256
+            _open_checked, path, job_id=job_id, frame=frame, sha256=sha256, held=self.held
         )

@@ -131,21 +131,38 @@ async def test_a_deleted_frame_says_it_is_missing_not_unrendered(
     assert (await unrendered.json())["error"]["code"] == "not_found"
 
 
-async def test_a_frame_changed_while_it_is_sent_is_cut_short(tmp_path: Path) -> None:
-    """The held-back last block: a file damaged after the check never arrives whole."""
-    from site_agent.storage import FrameCorruptError, FrameStorage
+async def _stored(tmp_path: Path, data: bytes, *, held: int | None = None) -> tuple[Any, Any]:
+    """A frame storage under ``tmp_path`` holding ``data`` as job/f.png, opened checked;
+    ``held``: the storage's budget for frames kept in memory (None: the default)."""
+    from site_agent.storage import FrameStorage, HeldBytes
 
     storage = FrameStorage(tmp_path, max_frame_bytes=1 << 30)
-    data = FRAMES[3]
-    (tmp_path / "job").mkdir()
+    if held is not None:
+        storage.held = HeldBytes(held)
+    (tmp_path / "job").mkdir(exist_ok=True)
     (tmp_path / "job" / "f.png").write_bytes(data)
     frame = await storage.open_frame(
         tmp_path / "job", "f.png", job_id="j", frame=3, sha256=hashlib.sha256(data).hexdigest()
     )
+    return storage, frame
+
+
+def _damage_in_place(path: Path) -> None:
+    with path.open("r+b") as fh:  # same inode: no rename
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 0xFF]))
+
+
+async def test_a_streamed_frame_changed_while_it_is_sent_is_cut_short(tmp_path: Path) -> None:
+    """The held-back last block: a file damaged after the check never arrives whole."""
+    from site_agent.storage import FrameCorruptError
+
+    data = FRAMES[3]
+    _storage, frame = await _stored(tmp_path, data, held=0)  # no memory: streamed
     try:
-        with (tmp_path / "job" / "f.png").open("r+b") as fh:  # in place, same inode
-            fh.seek(len(data) - 1)
-            fh.write(bytes([data[-1] ^ 0xFF]))
+        _damage_in_place(tmp_path / "job" / "f.png")
         sent = b""
         with pytest.raises(FrameCorruptError):
             async for block in frame.chunks():
@@ -155,11 +172,75 @@ async def test_a_frame_changed_while_it_is_sent_is_cut_short(tmp_path: Path) -> 
     assert len(sent) < len(data)
 
 
+async def test_a_held_frame_is_served_as_its_check_read_it(tmp_path: Path) -> None:
+    """A frame read whole by its check is sent from those bytes: damage after the check
+    cannot reach the client, and the memory is given back on close."""
+    data = FRAMES[3]
+    storage, frame = await _stored(tmp_path, data)
+    try:
+        assert storage.held.used == len(data)
+        _damage_in_place(tmp_path / "job" / "f.png")
+        blocks = [block async for block in frame.chunks()]
+    finally:
+        frame.close()
+        frame.close()  # twice: gives back once
+    assert b"".join(blocks) == data
+    assert max(len(b) for b in blocks) <= 1024 * 1024  # paced as a streamed frame would be
+    assert storage.held.used == 0
+
+
+async def test_frames_beyond_the_memory_budget_are_streamed(tmp_path: Path) -> None:
+    from site_agent.storage import HeldBytes
+
+    data = FRAMES[3]
+    storage, first = await _stored(tmp_path, data, held=len(data) + 1024)
+    second = await storage.open_frame(
+        tmp_path / "job", "f.png", job_id="j", frame=3, sha256=hashlib.sha256(data).hexdigest()
+    )
+    try:
+        assert storage.held.used == len(data)  # the second did not fit: streamed
+        assert b"".join([b async for b in second.chunks()]) == data
+        assert b"".join([b async for b in first.chunks()]) == data
+    finally:
+        first.close()
+        second.close()
+    assert storage.held.used == 0
+    assert isinstance(storage.held, HeldBytes)
+
+
+async def test_a_damaged_frame_gives_its_memory_back(tmp_path: Path) -> None:
+    from site_agent.storage import FrameCorruptError, FrameStorage
+
+    storage = FrameStorage(tmp_path, max_frame_bytes=1 << 30)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "f.png").write_bytes(FRAMES[3])
+    with pytest.raises(FrameCorruptError):
+        await storage.open_frame(tmp_path / "job", "f.png", job_id="j", frame=3, sha256="0" * 64)
+    assert storage.held.used == 0
+
+
+async def test_a_frame_larger_than_the_held_size_is_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from site_agent import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "HELD_FRAME_BYTES", 2 * 1024 * 1024)
+    storage, frame = await _stored(tmp_path, FRAMES[3])
+    try:
+        assert storage.held.used == 0
+        assert b"".join([b async for b in frame.chunks()]) == FRAMES[3]
+    finally:
+        frame.close()
+
+
 async def test_the_route_cuts_the_connection_when_the_recheck_fails(
     client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from site_agent.storage import HeldBytes
+
     job_id, job_dir = await _rendered_job(client)
     site: SiteAgent = client.server.app[SITE]
+    site.storage.held = HeldBytes(0)  # frame 3 is streamed from its file, hashed again
     real_open = site.storage.open_frame
 
     async def open_then_damage(*args: Any, **kwargs: Any) -> Any:
