@@ -209,9 +209,9 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
         small = await _small_files(root / "small", remote_tls, origin_tls)
-        fetched = await capped_fetch(root / "fetch-capped", remote_tls, origin_tls)
+        fetched = await capped_fetch(root / "fetch-capped", remote_files, origin_tls)
         # Frames coming back, uncapped: a quarter of the asset set's bytes in 2 MiB frames.
-        back = await frames_back(root / "frames-back", remote_tls, origin_tls, total // 4)
+        back = await frames_back(root / "frames-back", remote_files, origin_tls, total // 4)
         big = big_path, big_sha = max(files, key=lambda f: f[0].stat().st_size)
         # The network drops the stream 3.5 chunks in; the bytes sent again are those
         # in flight then, which the receiver never got.

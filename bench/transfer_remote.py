@@ -1,14 +1,19 @@
 """The receiving site of the transfer benchmark, in its own process, as a remote site agent is.
 
-``python -m bench.transfer_remote ROOT CA CERT KEY --port P [--stream 0|1] [--cut-after N]``
-serves the federation blob upload routes exactly as a site agent does: a real
+``python -m bench.transfer_remote ROOT CA CERT KEY --port P [--stream 0|1] [--cut-after N]
+[--frames N]`` serves the federation blob upload routes exactly as a site agent does: a real
 :class:`~site_agent.assets.AssetStore` under ``ROOT/assets``, a
 :class:`~federation.blob_receiver.ResumableReceiver` behind
 :class:`~federation.blob_receiver.BlobUploadEndpoint` on an aiohttp server with the
 federation CA's server context on ``127.0.0.1:P``, and (``--stream 1``, the default)
 the threaded :class:`~federation.blob_listener.BlobListener` whose port ``HEAD``
 answers name. With ``--cut-after``, a :class:`~bench.cut_proxy.CutProxy` stands in
-front of the port that receives the bodies.
+front of the port that receives the bodies. With ``--frames N`` it also stores N
+frames of :data:`FRAME_BYTES` (random bytes) in a real
+:class:`~site_agent.storage.FrameStorage` and serves them as the federation does
+(:func:`~site_agent.frame_response.send_frame` on the ``/fed/v1`` frame route,
+naming its blob listener, whose threads serve the later frames of an uncapped
+fetch), listing them in ``ROOT/frames.json``.
 
 It prints one JSON line once serving (``{"port": ..., "blob_port": ...}``), then
 answers each ``cpu`` line on stdin with ``{"cpu_s": ...}`` (its own user + system
@@ -19,7 +24,8 @@ what arrived by reading the asset store on disk.
 Why a process of its own: in deployment the origin and the remote site are separate
 agents on separate hosts. With both ends in the benchmark's one Python process, the
 uploader's and the listener's threads took turns at one GIL (each 16 KiB TLS record
-releases and retakes it), a cost no deployment pays.
+releases and retakes it), a cost no deployment pays. Frames fetched back came from
+the same process as their fetcher until the remote served them from here too.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +48,21 @@ from aiohttp import web
 from federation.blob_listener import BlobListener, BlobRequest, answer
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles
+from federation.frame_listener import FrameRequest, ServedFrame
+from federation.protocol import FrameOutput
+from federation.transfer import BLOB_PORT
 from site_agent.assets import AssetStore
+from site_agent.frame_response import send_frame
+from site_agent.storage import FrameStorage
 
 from .common import ROOT, free_port, own_cpu_s
 from .cut_proxy import CutProxy
 
+MIB = 1024 * 1024
+FRAME_BYTES = 2 * MIB
+"""Frames served back: a 2 MiB file each (a compressed EXR or a large PNG)."""
+FRAME_JOB = "remote-job"
+"""The job id the served frames belong to (the origin fetches ``/fed/v1/jobs/remote-job/...``)."""
 STREAM_LISTENER = os.environ.get("SPILLWAY_BENCH_BLOB_LISTENER", "1") != "0"
 """The remote site runs the threaded blob listener (``blob_port``); 0: bodies arrive on the
 aiohttp route, as before it (for comparisons)."""
@@ -59,6 +76,8 @@ class RemoteSite:
     assets: AssetStore
     """The site's asset store, opened on the same folder: what it committed, read from disk."""
     proc: asyncio.subprocess.Process
+    frames: list[FrameOutput] = field(default_factory=list)
+    """The frames it serves (``frames=N``), as the remote reported them to the origin."""
     cut_fired: bool = False
     final_cpu_s: float = 0.0
 
@@ -72,13 +91,19 @@ class RemoteSite:
 
 @contextlib.asynccontextmanager
 async def remote_site(
-    root: Path, tls: TlsFiles, *, stream: bool = STREAM_LISTENER, cut_after: int | None = None
+    root: Path,
+    tls: TlsFiles,
+    *,
+    stream: bool = STREAM_LISTENER,
+    cut_after: int | None = None,
+    frames: int = 0,
 ) -> AsyncIterator[RemoteSite]:
     """A receiving site in its own process (this module); with ``cut_after``, a
-    :class:`CutProxy` in front of the port that receives the blob bodies."""
+    :class:`CutProxy` in front of the port that receives the blob bodies; with
+    ``frames``, that many stored frames served back."""
     port = free_port()
     args = [str(root), str(tls.ca), str(tls.cert), str(tls.key), "--port", str(port)]
-    args += ["--stream", "1" if stream else "0"]
+    args += ["--stream", "1" if stream else "0", "--frames", str(frames)]
     if cut_after is not None:
         args += ["--cut-after", str(cut_after)]
     proc = await asyncio.create_subprocess_exec(
@@ -100,6 +125,9 @@ async def remote_site(
             url=f"https://127.0.0.1:{started['port']}",
             assets=AssetStore(root / "assets", max_blob_bytes=1 << 40),
             proc=proc,
+            frames=[FrameOutput(**f) for f in json.loads((root / "frames.json").read_text())]
+            if frames
+            else [],
         )
         yield site
         proc.stdin.close()
@@ -113,11 +141,53 @@ async def remote_site(
             await proc.wait()
 
 
+class StoredFrames:
+    """``count`` frames of random bytes in a real frame storage, served checked as the
+    federation serves a forwarded job's frames to its origin (nothing accounted)."""
+
+    def __init__(self, root: Path, count: int) -> None:
+        self.storage = FrameStorage(root, max_frame_bytes=1 << 40)
+        self.folder = self.storage.job_dir("shot", FRAME_JOB)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.frames: list[FrameOutput] = []
+        for n in range(1, count + 1):
+            data = os.urandom(FRAME_BYTES)
+            name = f"shot_{n:04d}.exr"
+            (self.folder / name).write_bytes(data)
+            sha = hashlib.sha256(data).hexdigest()
+            self.frames.append(FrameOutput(frame=n, sha256=sha, size=len(data), name=name))
+        self._by_number = {f.frame: f for f in self.frames}
+
+    async def serve(self, number: str) -> ServedFrame:
+        frame = self._by_number[int(number)]
+        opened = await self.storage.open_frame(
+            self.folder, frame.name, job_id=FRAME_JOB, frame=frame.frame, sha256=frame.sha256
+        )
+        return ServedFrame(opened=opened, name=frame.name, sent=_nothing)
+
+
+async def _nothing(size: int) -> None:
+    """The stand-in remote accounts nothing."""
+
+
 async def serve(
-    root: Path, tls: TlsContexts, port: int, *, stream: bool, cut_after: int | None
+    root: Path,
+    tls: TlsContexts,
+    port: int,
+    *,
+    stream: bool,
+    cut_after: int | None,
+    frames: int = 0,
 ) -> None:
-    """Serve the upload routes until stdin ends (module docstring)."""
+    """Serve the upload routes (and ``frames`` stored frames) until stdin ends (module
+    docstring)."""
+    root.mkdir(parents=True, exist_ok=True)
     assets = AssetStore(root / "assets", max_blob_bytes=1 << 40)
+    stored = StoredFrames(root / "frames", frames)
+    (root / "frames.json").write_text(
+        json.dumps([{"frame": f.frame, "sha256": f.sha256, "size": f.size, "name": f.name}
+                    for f in stored.frames])
+    )  # fmt: skip
 
     async def commit(sha256: str, path: Path) -> None:
         await asyncio.to_thread(assets.adopt, sha256, path, verified=True)  # as federation.api
@@ -131,17 +201,33 @@ async def serve(
     app = web.Application()
     blobs = BlobUploadEndpoint(receiver)
     app.add_routes(blobs.routes())
+    listener = None
+
+    async def frame_route(request: web.Request) -> web.StreamResponse:
+        served = await stored.serve(request.match_info["frame"])
+        # As the federation route: later frames come from the blob listener, when it runs.
+        port = {BLOB_PORT: str(listener.port)} if listener is not None else {}
+        try:
+            return await send_frame(request, served.opened, served.name, headers=port)
+        finally:
+            served.opened.close()
+
+    app.router.add_get("/fed/v1/jobs/{job_id}/frames/{frame}", frame_route)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context())
     await site.start()
-    listener = None
     if stream:  # the blob bodies through the threaded listener, as a site with blob_port
 
         async def handle(request: BlobRequest) -> web.Response:
             return await answer(blobs, request, lambda _: None)
 
-        listener = BlobListener("127.0.0.1", 0, tls.server_context(), handle)
+        async def frame(request: FrameRequest) -> ServedFrame:
+            return await stored.serve(request.frame)
+
+        listener = BlobListener(
+            "127.0.0.1", 0, tls.server_context(), handle, frames=frame if frames else None
+        )
         blobs.stream_port = await listener.start()
     cut = None
     if cut_after is not None:
@@ -180,6 +266,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stream", type=int, default=1, choices=(0, 1))
     parser.add_argument("--cut-after", type=int)
+    parser.add_argument("--frames", type=int, default=0)
     args = parser.parse_args()
     # The cut connection is deliberate; aiohttp would log it with a traceback.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
@@ -189,7 +276,14 @@ def main() -> None:
     # The agents' own event loop (uvloop where installed).
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(
-            serve(args.root, tls, args.port, stream=bool(args.stream), cut_after=args.cut_after)
+            serve(
+                args.root,
+                tls,
+                args.port,
+                stream=bool(args.stream),
+                cut_after=args.cut_after,
+                frames=args.frames,
+            )
         )
 
 

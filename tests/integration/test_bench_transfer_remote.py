@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from bench.transfer import upload_all
-from bench.transfer_remote import remote_site
+from bench.transfer_remote import FRAME_BYTES, remote_site
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.transfer import CHUNK_SIZE
 
@@ -49,3 +49,22 @@ async def test_blobs_reach_the_remote_process_store_and_a_cut_one_resumes(tmp_pa
         assert site.assets.has(big[1])
     assert site.cut_fired
     assert 0 <= resent <= CHUNK_SIZE
+
+
+async def test_frames_come_back_from_the_remote_process_verified(tmp_path: Path) -> None:
+    from bench.transfer_capped import frames_back
+
+    init_ca(tmp_path / "ca")
+    origin = issue_site_cert(tmp_path / "ca", "origin", tmp_path / "origin")
+    remote = issue_site_cert(tmp_path / "ca", "remote", tmp_path / "remote")
+    origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
+    remote_files = TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key)
+
+    result = await frames_back(tmp_path / "back", remote_files, origin_tls, 3 * FRAME_BYTES)
+
+    assert result["frames_back_bytes"] == 3 * FRAME_BYTES
+    assert result["frames_back_remote_cpu_s_per_gib"] > 0  # the remote's own process worked
+    there = sorted((tmp_path / "back" / "remote" / "frames").glob("*/*.exr"))
+    here = sorted((tmp_path / "back" / "origin").glob("*/*.exr"))
+    assert [p.name for p in here] == [p.name for p in there] and len(here) == 3
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))
