@@ -23,12 +23,17 @@ def _files(folder: Path, sizes: list[int]) -> list[tuple[Path, str]]:
     return files
 
 
-async def test_blobs_reach_the_remote_process_store_and_a_cut_one_resumes(tmp_path: Path) -> None:
+def _sites(tmp_path: Path) -> tuple[TlsContexts, TlsFiles]:
+    """A federation CA with an origin and a remote: the origin's contexts, the remote's files."""
     init_ca(tmp_path / "ca")
     origin = issue_site_cert(tmp_path / "ca", "origin", tmp_path / "origin")
     remote = issue_site_cert(tmp_path / "ca", "remote", tmp_path / "remote")
     origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
-    remote_files = TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key)
+    return origin_tls, TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key)
+
+
+async def test_blobs_reach_the_remote_process_store_and_a_cut_one_resumes(tmp_path: Path) -> None:
+    origin_tls, remote_files = _sites(tmp_path)
     files = _files(tmp_path / "src", [0, 1000, 300 * 1024, 2 * CHUNK_SIZE + 5])
 
     async with remote_site(tmp_path / "site", remote_files) as site:
@@ -54,11 +59,7 @@ async def test_blobs_reach_the_remote_process_store_and_a_cut_one_resumes(tmp_pa
 async def test_frames_come_back_from_the_remote_process_verified(tmp_path: Path) -> None:
     from bench.transfer_capped import frames_back
 
-    init_ca(tmp_path / "ca")
-    origin = issue_site_cert(tmp_path / "ca", "origin", tmp_path / "origin")
-    remote = issue_site_cert(tmp_path / "ca", "remote", tmp_path / "remote")
-    origin_tls = TlsContexts(TlsFiles(ca=origin.ca, cert=origin.cert, key=origin.key))
-    remote_files = TlsFiles(ca=remote.ca, cert=remote.cert, key=remote.key)
+    origin_tls, remote_files = _sites(tmp_path)
 
     result = await frames_back(tmp_path / "back", remote_files, origin_tls, 3 * FRAME_BYTES)
 
