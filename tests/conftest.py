@@ -65,13 +65,9 @@ def shared_probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     """Render servers started by tests keep their package probes in one session folder
     (``$XDG_CACHE_HOME``, inherited by every process a test starts), not in the
     user's home: the first server probes Blender, the later ones read its answer."""
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
-    yield
-    if saved is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)
