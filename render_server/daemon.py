@@ -5,11 +5,13 @@ with backoff whenever it drops, e.g. while the agent restarts. Tasks keep runnin
 while disconnected; their final reports wait in ``_unreported`` and are delivered
 after the next hello, which lists them so the agent keeps them assigned.
 
-At most ``slots`` tasks run at once. An agent may assign up to ``queue`` more
-(look-ahead, announced in the hello): they wait in a first-in-first-out queue and
-the next one starts the moment a running task ends, before its report is sent,
-so a slot does not sit idle for the round trip to the agent. A queued task is
-not started (no TaskStarted) until then; a Cancel drops it from the queue.
+At most ``slots`` renderers run at once. An agent may assign up to ``queue`` more
+tasks (look-ahead, announced in the hello): they wait in a first-in-first-out
+queue and the next one starts the moment a running task's renderer exits well,
+while that task's frames are still being collected, previewed and uploaded and
+before its report is sent, so a slot does not sit idle for the upload or the
+round trip to the agent. A queued task is not started (no TaskStarted) until
+then; a Cancel drops it from the queue.
 
 Every start is remembered in ``_starts`` while its task is held. After each
 reconnect the server reports the start of every task it holds again, before any
@@ -28,7 +30,8 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -80,6 +83,9 @@ class RenderServer:
         self.server_id = ""
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
+        """Started tasks not yet ended: rendering, or collecting and uploading their frames."""
+        self._in_slots: set[tuple[int, int]] = set()
+        """The started tasks that hold a slot: those whose renderer has not yet exited well."""
         self._unreported: dict[tuple[int, int], protocol.Message] = {}
         self._queued: collections.OrderedDict[tuple[int, int], protocol.Assign] = (
             collections.OrderedDict()
@@ -172,6 +178,7 @@ class RenderServer:
         for key in [k for k in self._tasks if k not in keep]:
             log.info("agent no longer expects task %s attempt %s; stopping it", *key)
             self._tasks.pop(key).cancel()
+            self._in_slots.discard(key)
         for key in [k for k in self._queued if k not in keep]:
             log.info("agent no longer expects queued task %s attempt %s; dropping it", *key)
             del self._queued[key]
@@ -210,7 +217,7 @@ class RenderServer:
         key = (assign.task_id, assign.attempt)
         if key in self._tasks or key in self._queued:
             return  # a repeated Assign of an attempt already held
-        if len(self._tasks) >= self.slots:
+        if len(self._in_slots) >= self.slots:
             if len(self._queued) >= self.queue:
                 log.warning(
                     "task %s attempt %s: beyond this server's queue of %d", *key, self.queue
@@ -229,13 +236,20 @@ class RenderServer:
         if task is not None:
             log.info("cancelling task %s attempt %s: %s", *key, msg.reason)
             task.cancel()
-            self._start_queued()
+            self._free_slot(key)
 
     def _start_queued(self) -> None:
         """Start queued tasks, oldest first, while slots are free."""
-        while self._queued and len(self._tasks) < self.slots:
+        while self._queued and len(self._in_slots) < self.slots:
             _, assign = self._queued.popitem(last=False)
             self._start(assign)
+
+    def _free_slot(self, key: tuple[int, int]) -> None:
+        """The task no longer renders (its renderer exited, or it ended or was stopped):
+        its slot goes to the next queued task. Called again for the same task, it does nothing."""
+        if key in self._in_slots:
+            self._in_slots.discard(key)
+            self._start_queued()
 
     def _start(self, assign: protocol.Assign) -> None:
         key = (assign.task_id, assign.attempt)
@@ -248,7 +262,7 @@ class RenderServer:
             )
             asyncio.get_running_loop().create_task(self._flush_unreported())
             return
-        runner = self._runner(assign, adapter)
+        runner = self._runner(assign, adapter, rendered=partial(self._free_slot, key))
         log.info(
             "task %s attempt %s: %s frames %s-%s of job %s",
             assign.task_id,
@@ -258,11 +272,14 @@ class RenderServer:
             assign.frames[-1],
             assign.job_id,
         )
+        self._in_slots.add(key)
         self._tasks[key] = asyncio.create_task(
             self._run_task(key, runner), name=f"task-{assign.task_id}"
         )
 
-    def _runner(self, assign: protocol.Assign, adapter: PackageAdapter) -> TaskRunner:
+    def _runner(
+        self, assign: protocol.Assign, adapter: PackageAdapter, *, rendered: Callable[[], None]
+    ) -> TaskRunner:
         return TaskRunner(
             assign,
             adapter=adapter,
@@ -277,6 +294,7 @@ class RenderServer:
             janitor=self._janitor,
             preflight=self._preflight,
             child_env=self._renderer_env,
+            rendered=rendered,
         )
 
     async def _run_task(self, key: tuple[int, int], runner: TaskRunner) -> None:
@@ -290,7 +308,7 @@ class RenderServer:
                     task_id=key[0], attempt=key[1], error=f"render server error: {exc!r}"
                 )
             self._tasks.pop(key, None)
-            self._start_queued()  # the slot's next task starts before this one's report goes
+            self._free_slot(key)  # a failed task's slot: the next starts before the report goes
             self._unreported[key] = final
             await self._flush_unreported()
         finally:

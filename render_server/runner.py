@@ -88,6 +88,7 @@ class TaskRunner:
         preflight: PreflightCache | None = None,
         server_key: str = "",
         child_env: Mapping[str, str] | None = None,
+        rendered: Callable[[], None] | None = None,
     ) -> None:
         self.assign = assign
         self._adapter = adapter
@@ -106,6 +107,9 @@ class TaskRunner:
         self._output = OutputLog()
         self._child_env = dict(child_env or {})
         """Added to each renderer's environment: the reaper's marker (see :mod:`.reaper`)."""
+        self._rendered = rendered
+        """Called once the renderer's last process has exited well, before the frames are
+        collected and uploaded: the slot it used may take the next task."""
 
     @property
     def log_tail(self) -> str:
@@ -124,6 +128,8 @@ class TaskRunner:
             req = await self._prepare()
             await self._send(protocol.TaskStarted(task_id=a.task_id, attempt=a.attempt))
             await self._render(req)
+            if self._rendered is not None:
+                self._rendered()
             outputs, inline = await self._upload(req)
         except asyncio.CancelledError:
             await self._send_log()  # a cancelled attempt sends no final report with its tail

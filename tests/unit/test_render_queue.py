@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,27 @@ from render_server.probe import HostInfo
 
 
 class GatedRunner:
-    """A task that reports its start, then renders until its gate opens."""
+    """A task that reports its start, renders until its gate opens, then uploads its frames
+    until its upload gate opens (open unless a test closes it)."""
 
-    def __init__(self, server: QueueServer, assign: protocol.Assign) -> None:
+    def __init__(
+        self, server: QueueServer, assign: protocol.Assign, rendered: Callable[[], None]
+    ) -> None:
         self.server = server
         self.assign = assign
         self.workdir = server.work_dir / f"task-{assign.task_id}"
         self.gate = asyncio.Event()
+        self.upload_gate = asyncio.Event()
+        self.upload_gate.set()
+        self.rendered = rendered
 
     async def run(self) -> protocol.Message:
         a = self.assign
         self.workdir.mkdir(parents=True)
         await self.server._send_soft(protocol.TaskStarted(task_id=a.task_id, attempt=a.attempt))
         await self.gate.wait()
+        self.rendered()
+        await self.upload_gate.wait()
         return protocol.TaskDone(
             task_id=a.task_id, attempt=a.attempt, outputs=[], started_at=0, finished_at=1
         )
@@ -54,8 +62,10 @@ class QueueServer(RenderServer):
         self.ws = RecordingSocket(self)
         self._ws = self.ws  # type: ignore[assignment]
 
-    def _runner(self, assign: protocol.Assign, adapter: PackageAdapter) -> GatedRunner:  # type: ignore[override]
-        runner = self.runners[assign.task_id] = GatedRunner(self, assign)
+    def _runner(  # type: ignore[override]
+        self, assign: protocol.Assign, adapter: PackageAdapter, *, rendered: Callable[[], None]
+    ) -> GatedRunner:
+        runner = self.runners[assign.task_id] = GatedRunner(self, assign, rendered)
         return runner
 
 
@@ -123,6 +133,47 @@ async def test_a_task_beyond_the_slots_waits_unstarted_and_starts_as_the_slot_fr
     assert msg.task_id == 1
     assert 2 in started_when_sent, "the queued task started before the finished one's report"
     server.runners[2].gate.set()
+    await until(lambda: not server._tasks)
+
+
+async def test_the_next_task_starts_once_the_renderer_exits_while_the_frames_upload(
+    tmp_path: Path,
+) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    for task_id in (1, 2, 3):
+        server.admit(assign(task_id))
+    await settle()
+    server.runners[1].upload_gate.clear()
+    server.runners[1].gate.set()
+    await until(lambda: server.ws.started() == [1, 2])
+    assert not any(isinstance(m, protocol.TaskDone) for m, _ in server.ws.sent)
+    assert set(server._tasks) == {(1, 1), (2, 1)}, "task 1 still uploads beside task 2"
+    assert [r.task_id for r in server._hello().running] == [1, 2]
+
+    server.runners[1].upload_gate.set()
+    await until(lambda: any(isinstance(m, protocol.TaskDone) for m, _ in server.ws.sent))
+    await settle()
+    assert server.ws.started() == [1, 2], "an upload ending frees no slot: task 3 still waits"
+    server.runners[2].gate.set()
+    await until(lambda: server.ws.started() == [1, 2, 3])
+    server.runners[3].gate.set()
+    await until(lambda: not server._tasks)
+
+
+async def test_a_cancelled_uploading_task_frees_no_second_slot(tmp_path: Path) -> None:
+    server = QueueServer(tmp_path, slots=1)
+    for task_id in (1, 2, 3):
+        server.admit(assign(task_id))
+    await settle()
+    server.runners[1].upload_gate.clear()
+    server.runners[1].gate.set()
+    await until(lambda: server.ws.started() == [1, 2])
+    server.cancel(protocol.Cancel(task_id=1, attempt=1, reason="job cancelled"))
+    await settle()
+    assert server.ws.started() == [1, 2], "task 2 holds the one slot"
+    server.runners[2].gate.set()
+    await until(lambda: server.ws.started() == [1, 2, 3])
+    server.runners[3].gate.set()
     await until(lambda: not server._tasks)
 
 

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -114,7 +114,12 @@ class Harness:
     async def send(self, msg: protocol.Message) -> None:
         self.sent.append(msg)
 
-    def runner(self, adapter: ScriptAdapter, assign: protocol.Assign) -> TaskRunner:
+    def runner(
+        self,
+        adapter: ScriptAdapter,
+        assign: protocol.Assign,
+        rendered: Callable[[], None] | None = None,
+    ) -> TaskRunner:
         return TaskRunner(
             assign,
             adapter=adapter,
@@ -127,6 +132,7 @@ class Harness:
             send=self.send,
             janitor=self.janitor,
             preflight=self.preflight,
+            rendered=rendered,
         )
 
 
@@ -165,6 +171,37 @@ async def test_a_200kb_line_without_newline_then_success_completes(harness: Harn
     assert elapsed < 30
     assert [f.data for f in final.frames] == [b"png"]
     assert final.log_tail.endswith("LAST-WORDS-0")
+
+
+class CollectWatchingAdapter(ScriptAdapter):
+    """Records, when collecting the frames, whether the slot was already given back."""
+
+    def __init__(self, status: int, freed: list[str]) -> None:
+        super().__init__(status)
+        self.freed = freed
+
+    def collect(self, req: RenderRequest) -> dict[int, list[Path]]:
+        self.freed.append("collect")
+        return super().collect(req)
+
+
+async def test_the_slot_is_given_back_when_the_renderer_exits_before_the_upload(
+    harness: Harness,
+) -> None:
+    events: list[str] = []
+    adapter = CollectWatchingAdapter(0, events)
+    final, _ = await _run(harness.runner(adapter, _assign(), lambda: events.append("rendered")))
+    assert isinstance(final, protocol.TaskDone), final
+    assert events == ["rendered", "collect"]
+
+
+async def test_a_failed_render_does_not_give_its_slot_back_early(harness: Harness) -> None:
+    # The daemon frees a failed task's slot when its report is ready.
+    events: list[str] = []
+    adapter = CollectWatchingAdapter(1, events)
+    final, _ = await _run(harness.runner(adapter, _assign(), lambda: events.append("rendered")))
+    assert isinstance(final, protocol.TaskFailed), final
+    assert events == []
 
 
 async def test_an_unexpected_error_fails_the_task_with_its_reason(harness: Harness) -> None:
