@@ -206,7 +206,7 @@ async def serve(
     async def frame_route(request: web.Request) -> web.StreamResponse:
         served = await stored.serve(request.match_info["frame"])
         # As the federation route: later frames come from the blob listener, when it runs.
-        port = {BLOB_PORT: str(listener.port)} if listener is not None else {}
+        port: dict[str, str] = {BLOB_PORT: str(listener.port)} if listener is not None else {}
         try:
             return await send_frame(request, served.opened, served.name, headers=port)
         finally:

@@ -44,7 +44,7 @@ from .runner import PreflightCache, TaskRunner
 from .workdirs import WorkdirJanitor
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 5.0
+MAX_BACKOFF_S = protocol.RECONNECT_BACKOFF_MAX_S
 
 
 class RefusedError(Exception):

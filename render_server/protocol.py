@@ -30,6 +30,12 @@ from spillway.core.records import FileKind as FileKind  # re-exported: part of t
 from spillway.core.wire import Codec
 
 PROTOCOL_VERSION = 1
+RECONNECT_BACKOFF_MAX_S = 5.0
+"""A render server that lost its agent tries again after a delay that doubles up to this,
+each delay drawn between half and one and a half times it."""
+RECONNECT_MAX_DELAY_S = 1.5 * RECONNECT_BACKOFF_MAX_S
+"""So a render server tries to reach its agent at least this often: a restarted agent gives
+the servers it has not seen yet this long beyond ``heartbeat_timeout`` to come back."""
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 INLINE_FRAME_BYTES = 1024 * 1024
 """A frame at most this big may travel inline in TaskDone."""

@@ -5,7 +5,11 @@ restart), so its tasks are requeued only once it has not been heard from for
 ``heartbeat_timeout_s``, counted from its last message, not from the moment the
 agent noticed. A connected server silent that long is dropped at once (its tasks
 requeued in the same check) and its socket closed in the background: a stopped
-peer never answers the close handshake.
+peer never answers the close handshake. After an agent (re)start, a server that
+holds tasks and has not connected yet gets ``heartbeat_timeout_s`` plus the longest
+delay between a render server's reconnect attempts, counted from when the monitor
+starts (the agent then accepts connections), not from when the agent began
+recovering its store.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from aiohttp import WSCloseCode
+
+from render_server.protocol import RECONNECT_MAX_DELAY_S
 
 from .config import SchedulingConfig
 from .connections import ConnectionRegistry, ServerConnection
@@ -83,6 +89,9 @@ class HeartbeatMonitor:
         self._beats[server_id] = at
 
     async def run(self) -> None:
+        # Servers unseen since the start count as gone from here, when the agent is about to
+        # accept them, not from when it began recovering its store.
+        self._started = self._clock()
         try:
             while True:
                 await asyncio.sleep(self._config.lease_check_interval_s)
@@ -149,8 +158,13 @@ class HeartbeatMonitor:
             if server_id and self._connections.get(server_id) is None
         }
         for server_id in lost_servers:
-            gone_since = self._gone_since.get(server_id, self._started)
-            if now - gone_since <= grace_s:
+            gone_since = self._gone_since.get(server_id)
+            grace = grace_s
+            if gone_since is None:
+                # Not seen since this agent started: its server may be waiting out a backoff
+                # begun while the agent was down; requeuing would throw away running renders.
+                gone_since, grace = self._started, grace_s + RECONNECT_MAX_DELAY_S
+            if now - gone_since <= grace:
                 continue
             # The lifecycle's TasksRequeued event wakes the dispatcher.
             tasks = await self._lifecycle.requeue_server(server_id, at=now)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any, cast
 
 from aiohttp import web
 
+from render_server.protocol import RECONNECT_MAX_DELAY_S
 from site_agent.config import SchedulingConfig
 from site_agent.connections import ConnectionRegistry, ServerConnection
 from site_agent.monitor import HeartbeatMonitor
@@ -110,3 +112,31 @@ async def test_a_closed_connection_counts_from_the_last_message() -> None:
     assert lifecycle.requeued_at == []
     await _tick(monitor, clock, last_seen + TIMEOUT + 1.0)
     assert lifecycle.requeued_at and lifecycle.requeued_at[0] <= last_seen + TIMEOUT + 1.0
+
+
+async def test_after_a_restart_an_unseen_server_gets_its_reconnect_delay_too() -> None:
+    clock, _store, lifecycle, _connections, monitor = _setup()
+    started = clock.now
+    await _tick(monitor, clock, started + TIMEOUT + 1.0)
+    assert lifecycle.requeued_at == [], "a server in its reconnect backoff is not gone yet"
+    await _tick(monitor, clock, started + TIMEOUT + RECONNECT_MAX_DELAY_S + 1.0)
+    assert lifecycle.requeued_at, "a server that never came back is requeued"
+    assert lifecycle.requeued_at[0] > started + TIMEOUT + RECONNECT_MAX_DELAY_S
+
+
+async def test_after_a_restart_the_wait_counts_from_the_monitor_s_start() -> None:
+    clock, _store, lifecycle, _connections, monitor = _setup()
+    monitor._config = SchedulingConfig(heartbeat_timeout_s=TIMEOUT, lease_check_interval_s=3600)
+    clock.now += 60.0  # recovering the store took a minute before the agent could listen
+    running = asyncio.create_task(monitor.run())
+    await asyncio.sleep(0)
+    try:
+        listening = clock.now
+        await _tick(monitor, clock, listening + TIMEOUT + RECONNECT_MAX_DELAY_S - 0.5)
+        assert lifecycle.requeued_at == [], "the minute of recovery is not counted"
+        await _tick(monitor, clock, listening + TIMEOUT + RECONNECT_MAX_DELAY_S + 1.0)
+        assert lifecycle.requeued_at
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
