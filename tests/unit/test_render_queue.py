@@ -136,9 +136,9 @@ async def test_a_task_beyond_the_slots_waits_unstarted_and_starts_as_the_slot_fr
     await until(lambda: not server._tasks)
 
 
-async def test_the_next_task_starts_once_the_renderer_exits_while_the_frames_upload(
-    tmp_path: Path,
-) -> None:
+async def _task_1_uploading_beside_task_2(tmp_path: Path) -> QueueServer:
+    """A one-slot server holding tasks 1-3: task 1's renderer has exited and its frames
+    are still uploading, task 2 has taken the slot, task 3 waits."""
     server = QueueServer(tmp_path, slots=1)
     for task_id in (1, 2, 3):
         server.admit(assign(task_id))
@@ -146,6 +146,20 @@ async def test_the_next_task_starts_once_the_renderer_exits_while_the_frames_upl
     server.runners[1].upload_gate.clear()
     server.runners[1].gate.set()
     await until(lambda: server.ws.started() == [1, 2])
+    return server
+
+
+async def _task_3_follows_task_2(server: QueueServer) -> None:
+    server.runners[2].gate.set()
+    await until(lambda: server.ws.started() == [1, 2, 3])
+    server.runners[3].gate.set()
+    await until(lambda: not server._tasks)
+
+
+async def test_the_next_task_starts_once_the_renderer_exits_while_the_frames_upload(
+    tmp_path: Path,
+) -> None:
+    server = await _task_1_uploading_beside_task_2(tmp_path)
     assert not any(isinstance(m, protocol.TaskDone) for m, _ in server.ws.sent)
     assert set(server._tasks) == {(1, 1), (2, 1)}, "task 1 still uploads beside task 2"
     assert [r.task_id for r in server._hello().running] == [1, 2]
@@ -154,27 +168,15 @@ async def test_the_next_task_starts_once_the_renderer_exits_while_the_frames_upl
     await until(lambda: any(isinstance(m, protocol.TaskDone) for m, _ in server.ws.sent))
     await settle()
     assert server.ws.started() == [1, 2], "an upload ending frees no slot: task 3 still waits"
-    server.runners[2].gate.set()
-    await until(lambda: server.ws.started() == [1, 2, 3])
-    server.runners[3].gate.set()
-    await until(lambda: not server._tasks)
+    await _task_3_follows_task_2(server)
 
 
 async def test_a_cancelled_uploading_task_frees_no_second_slot(tmp_path: Path) -> None:
-    server = QueueServer(tmp_path, slots=1)
-    for task_id in (1, 2, 3):
-        server.admit(assign(task_id))
-    await settle()
-    server.runners[1].upload_gate.clear()
-    server.runners[1].gate.set()
-    await until(lambda: server.ws.started() == [1, 2])
+    server = await _task_1_uploading_beside_task_2(tmp_path)
     server.cancel(protocol.Cancel(task_id=1, attempt=1, reason="job cancelled"))
     await settle()
     assert server.ws.started() == [1, 2], "task 2 holds the one slot"
-    server.runners[2].gate.set()
-    await until(lambda: server.ws.started() == [1, 2, 3])
-    server.runners[3].gate.set()
-    await until(lambda: not server._tasks)
+    await _task_3_follows_task_2(server)
 
 
 async def test_a_cancelled_queued_task_is_dropped_and_never_started(tmp_path: Path) -> None:
