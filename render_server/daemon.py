@@ -312,6 +312,7 @@ class RenderServer:
             self._unreported[key] = final
             await self._flush_unreported()
         finally:
+            self._free_slot(key)  # however it ended (a cancel frees it at once, as above)
             if key not in self._unreported:  # reported, or dropped (cancelled, not expected)
                 self._starts.pop(key, None)
             self._janitor.discard(runner.workdir)
