@@ -71,12 +71,16 @@ class StoppedPeerSocket:
         return True
 
 
-def _setup() -> tuple[Clock, FakeStore, FakeLifecycle, ConnectionRegistry, HeartbeatMonitor]:
+def _setup(
+    *, check_interval_s: float = 1.0
+) -> tuple[Clock, FakeStore, FakeLifecycle, ConnectionRegistry, HeartbeatMonitor]:
+    """``check_interval_s``: how often a running monitor checks by itself (the tests call
+    ``check_once`` themselves, with the fake clock)."""
     clock = Clock()
     store = FakeStore()
     lifecycle = FakeLifecycle(store, clock)
     connections = ConnectionRegistry()
-    config = SchedulingConfig(heartbeat_timeout_s=TIMEOUT)
+    config = SchedulingConfig(heartbeat_timeout_s=TIMEOUT, lease_check_interval_s=check_interval_s)
     monitor = HeartbeatMonitor(store, connections, lifecycle, FakeReports(), config, clock=clock)
     return clock, store, lifecycle, connections, monitor
 
@@ -125,8 +129,7 @@ async def test_after_a_restart_an_unseen_server_gets_its_reconnect_delay_too() -
 
 
 async def test_after_a_restart_the_wait_counts_from_the_monitor_s_start() -> None:
-    clock, _store, lifecycle, _connections, monitor = _setup()
-    monitor._config = SchedulingConfig(heartbeat_timeout_s=TIMEOUT, lease_check_interval_s=3600)
+    clock, _store, lifecycle, _connections, monitor = _setup(check_interval_s=3600)
     clock.now += 60.0  # recovering the store took a minute before the agent could listen
     running = asyncio.create_task(monitor.run())
     await asyncio.sleep(0)
