@@ -31,6 +31,19 @@ A stream that ends early (a cut connection) still writes and syncs every block
 that arrived, so the sender resumes from there; the blob itself is recorded
 only after the whole of it is synced and hashes to its name
 (:meth:`federation.blob_receiver.ResumableReceiver.finish`).
+
+**Past the page cache.** A recorded stream (a large blob, or a resumed one) is
+written with ``O_DIRECT`` where the filesystem takes it (:class:`DirectWrites`):
+its bytes go from one reused, page-aligned buffer straight to the disk, which
+they must reach before the blob is answered anyway. That spares the copy into
+the page cache, taking and dirtying fresh cache pages, and their write-back at
+each sync, which together cost the receiving site about as much CPU as the
+decryption and the hash (docs/benchmarks.md, transfer). Only whole
+:data:`DIRECT_ALIGN` blocks go that way: the bytes before the stream's first
+aligned offset (a resumed stream) and its last partial block go through the
+page cache. A filesystem that refuses ``O_DIRECT`` (or its alignment) gets
+every byte through the page cache, as before. A killed agent loses at most the
+partial block held in the buffer: the file's length is still what it holds.
 """
 
 from __future__ import annotations
@@ -38,14 +51,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
+import logging
+import mmap
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from federation.transfer import CHUNK_SIZE
 
-__all__ = ["AHEAD_BYTES", "BATCH_BYTES", "CHECKPOINT_BYTES", "PartialBlob", "StreamAppender"]
+__all__ = [
+    "AHEAD_BYTES",
+    "BATCH_BYTES",
+    "CHECKPOINT_BYTES",
+    "DIRECT_ALIGN",
+    "DirectWrites",
+    "PartialBlob",
+    "StreamAppender",
+]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_BYTES = CHUNK_SIZE
 """Synced and recorded at least this often: a crash of the machine loses at most one chunk
@@ -56,6 +83,14 @@ AHEAD_BYTES = 512 * 1024
 """Received but not yet written bytes before the reader waits for the writer (then TCP
 holds the sender back)."""
 
+DIRECT_ALIGN = 4096
+"""What ``O_DIRECT`` writes are aligned to (file offset, length, buffer address): the
+largest logical block size of common disks, so 512-byte ones take it too."""
+STAGE_BYTES = 1024 * 1024 + DIRECT_ALIGN
+"""The aligned buffer a direct stream's blocks are gathered in (a received block and the
+partial block left from the one before fit in it whole: one write per block)."""
+_POOLED_STAGES = 8
+"""Buffers kept for the next streams (fresh memory costs page faults on its first use)."""
 _RECORD_WIDTH = 64
 _SYNCS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="blob-sync")
 """Syncs of streams written by their own threads (``write_here``)."""
@@ -154,6 +189,9 @@ class StreamAppender:
         self._record_fd = -1
         self._opened = False  # the files are opened once, by the first write
         self._thread_sync: concurrent.futures.Future[None] | None = None
+        self._direct: DirectWrites | None = None
+        self.direct_bytes = 0
+        """Bytes of this stream written past the page cache (``O_DIRECT``), once closed."""
         self.intact = True
         """False once a write failed part way: ``digest`` no longer matches the file."""
 
@@ -171,6 +209,7 @@ class StreamAppender:
         """Whether every byte is written and synced and the files are closed."""
         idle = self._writing is None and self._syncing is None and self._thread_sync is None
         closed = self._fd < 0 and self._record_fd < 0 and (self._opened or self.start > 0)
+        closed = closed and self._direct is None
         return idle and closed and not self._batch and self.written == self.synced
 
     @property
@@ -246,7 +285,8 @@ class StreamAppender:
                 if running is not None:
                     await running
             self._writing = self._syncing = None
-            if self.written > self.synced or (not self._opened and self.start == 0):
+            held = self._direct is not None and self._direct.staged
+            if self.written > self.synced or held or (not self._opened and self.start == 0):
                 await asyncio.to_thread(self._sync_all)
         finally:
             for running in (self._writing, self._syncing):  # after a failure: let them end
@@ -276,6 +316,7 @@ class StreamAppender:
             os.lseek(self._fd, self.start, os.SEEK_SET)
             self._record_fd = os.open(self.partial.record, flags, 0o644)
             os.pwrite(self._record_fd, record_line(self.partial.boot_id, self.start), 0)
+            self._direct = DirectWrites.open(self.partial.data, self.start)
         except BaseException:
             self._close_files()
             raise
@@ -285,6 +326,12 @@ class StreamAppender:
         file: an empty blob."""
         if not self._opened and self.start == 0:
             self._open()
+        if self._direct is not None and self._direct.staged:
+            try:
+                self.written += self._direct.flush(self._fd)
+            except BaseException:
+                self.intact = False
+                raise
         self._sync(self.written)
 
     def _write(self, batch: list[Buffer]) -> None:
@@ -294,12 +341,13 @@ class StreamAppender:
                 self._open()
             for block in batch:
                 view = memoryview(block)
-                done = 0
-                while done < len(view):
-                    done += os.write(self._fd, view[done:])
+                if self._direct is None:
+                    _write_all(self._fd, view)
+                    self.written += len(view)
+                else:
+                    self.written += self._direct.write(view, self._fd)
                 if digest is not None:
                     digest.update(view)  # right after the write: the block is still in cache
-                self.written += len(view)
         except BaseException:
             self.intact = False
             raise
@@ -315,11 +363,147 @@ class StreamAppender:
         self.synced = upto
 
     def _close_files(self) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            self.direct_bytes = direct.direct
+            direct.close()
         for fd in (self._fd, self._record_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fd = self._record_fd = -1
+
+
+class DirectWrites:
+    """The bytes of a recorded stream written past the page cache (module docstring).
+
+    :meth:`write` gathers the stream's blocks in a page-aligned buffer and writes every
+    whole :data:`DIRECT_ALIGN` block of it through the ``O_DIRECT`` descriptor; the
+    bytes before the first aligned offset, and the partial block left at the end
+    (:meth:`flush`), go through the page cache (``cached_fd``). Every write names its
+    offset. When the filesystem refuses the first direct write (``EINVAL``), that block
+    and every later one go through the page cache instead.
+    """
+
+    def __init__(self, fd: int, offset: int, stage: mmap.mmap) -> None:
+        self.fd = fd
+        self.head = (-offset) % DIRECT_ALIGN
+        """Bytes still to write through the page cache before the first aligned offset."""
+        self.offset = offset + self.head
+        """The file offset of the buffer's first byte (aligned)."""
+        self.staged = 0
+        """Bytes held in the buffer, not yet in the file (less than one aligned block)."""
+        self.direct = 0
+        """Bytes written past the page cache."""
+        self.refused = False
+        self._stage = stage
+        self._view = memoryview(stage)
+
+    @classmethod
+    def open(cls, path: Path, offset: int) -> DirectWrites | None:
+        """Direct writes to ``path`` from ``offset``, or None where this system or the
+        filesystem has no ``O_DIRECT``."""
+        direct = getattr(os, "O_DIRECT", 0)
+        if not direct:
+            return None
+        try:
+            fd = os.open(path, os.O_WRONLY | direct | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            return None
+        return cls(fd, offset, _STAGES.take())
+
+    def write(self, view: memoryview, cached_fd: int) -> int:
+        """Write ``view``, the stream's next bytes; how many of the stream's bytes reached
+        the file (a partial block stays held until more arrive or :meth:`flush`)."""
+        done = 0
+        if self.head:
+            count = min(self.head, len(view))
+            _write_all(cached_fd, view[:count], self.offset - self.head)
+            self.head -= count
+            done, view = count, view[count:]
+        while view:
+            take = min(len(view), len(self._view) - self.staged)
+            self._view[self.staged : self.staged + take] = view[:take]
+            self.staged += take
+            view = view[take:]
+            done += self._write_aligned(cached_fd)
+        return done
+
+    def flush(self, cached_fd: int) -> int:
+        """Write the partial block held through the page cache; the bytes written."""
+        count, self.staged = self.staged, 0
+        if count:
+            _write_all(cached_fd, self._view[:count], self.offset)
+            self.head = (-count) % DIRECT_ALIGN  # should the stream go on after all
+            self.offset += count + self.head
+        return count
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self._view.release()
+        _STAGES.give(self._stage)
+
+    def _write_aligned(self, cached_fd: int) -> int:
+        aligned = self.staged - self.staged % DIRECT_ALIGN
+        if not aligned:
+            return 0
+        block = self._view[:aligned]
+        if self.refused:
+            _write_all(cached_fd, block, self.offset)
+        else:
+            try:
+                _write_all(self.fd, block, self.offset)
+            except OSError as exc:
+                # A refused direct write writes nothing: the same bytes go the other way.
+                if exc.errno != errno.EINVAL or self.direct:
+                    raise
+                log.info("O_DIRECT writes refused here (%s); writing through the page cache", exc)
+                self.refused = True
+                _write_all(cached_fd, block, self.offset)
+            else:
+                self.direct += aligned
+        rest = self.staged - aligned
+        self._view[:rest] = self._view[aligned : self.staged]
+        self.staged = rest
+        self.offset += aligned
+        return aligned
+
+
+class _Stages:
+    """Page-aligned buffers of :data:`STAGE_BYTES` for direct writes, kept for reuse."""
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, STAGE_BYTES)
+
+    def give(self, stage: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < _POOLED_STAGES:
+                self._free.append(stage)
+                return
+        stage.close()
+
+
+_STAGES = _Stages()
+
+
+def _write_all(fd: int, view: memoryview, offset: int | None = None) -> None:
+    """Write all of ``view`` at the descriptor's position, or at ``offset``."""
+    done = 0
+    while done < len(view):
+        if offset is None:
+            done += os.write(fd, view[done:])
+        else:
+            done += os.pwrite(fd, view[done:], offset + done)
 
 
 def _in_thread(func: Callable[..., None], *args: Any) -> asyncio.Future[None]:
