@@ -9,9 +9,7 @@ with the GIL released. :meth:`FrameTarget.commit`, on the loop, checks the hash
 against the one the remote reported and hands the temp file to the storage's
 group sync, which makes it durable and renames it into place: a frame is under
 its name only once durable, and a file that does not hash as reported is never
-under its name at all. Its whole aligned blocks are written past the page cache
-where the filesystem allows (:class:`~federation.blob_append.DirectWrites`, as a
-received blob's), since the group sync makes them reach the disk anyway.
+under its name at all.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from federation.blob_append import DirectWrites
 from site_agent.files import (
     StorageWriteError,
     TooLargeError,
@@ -48,9 +45,6 @@ class FrameTarget:
         self._tmp = temp_path(dest)
         self._hash = hashlib.sha256()
         self._fh: BinaryIO | None = None
-        self._direct: DirectWrites | None = None
-        self.direct_bytes = 0
-        """Bytes written past the page cache, once committed."""
         self._dropped = False
         self._lock = threading.Lock()  # discard() may come from the loop while a thread writes
 
@@ -67,11 +61,7 @@ class FrameTarget:
             try:
                 if self._fh is None:
                     self._fh = open_temp(self._tmp)
-                    self._direct = DirectWrites.open(self._tmp, 0)
-                if self._direct is None:
-                    self._fh.write(block)
-                else:  # every write names its offset: the file object's buffer stays empty
-                    self._direct.write(memoryview(block), self._fh.fileno())
+                self._fh.write(block)
             except OSError as exc:
                 raise storage_error(self.dest, exc) from exc
 
@@ -79,7 +69,6 @@ class FrameTarget:
         """Drop what was written (a failed or abandoned fetch); ``dest`` is untouched."""
         with self._lock:
             fh, self._fh, self._dropped = self._fh, None, True
-            self._close_direct(fh)
             discard_temp(fh, self._tmp)
 
     async def commit(self) -> tuple[str, int]:
@@ -92,11 +81,6 @@ class FrameTarget:
             check_digest(digest, self.size, self.expected_sha256)
             with self._lock:
                 fh, self._fh = self._fh, None
-                try:
-                    self._close_direct(fh)
-                except OSError as exc:
-                    self._fh = fh  # discarded below
-                    raise storage_error(self.dest, exc) from exc
             if fh is None:  # an empty file
                 try:
                     fh = open_temp(self._tmp)
@@ -107,16 +91,3 @@ class FrameTarget:
             self.discard()
             raise
         return digest, self.size
-
-    def _close_direct(self, fh: BinaryIO | None) -> None:
-        """Write the partial block the direct writes hold (when ``fh`` is kept), then
-        close them."""
-        direct, self._direct = self._direct, None
-        if direct is None:
-            return
-        self.direct_bytes = direct.direct
-        try:
-            if fh is not None and not self._dropped:
-                direct.flush(fh.fileno())
-        finally:
-            direct.close()

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
-from federation.blob_append import DIRECT_ALIGN
 from federation.frame_file import FrameTarget
 from site_agent.files import HashMismatchError, StorageWriteError, TooLargeError
 
@@ -42,30 +40,6 @@ async def test_blocks_written_in_a_thread_are_committed_under_the_name(tmp_path:
     assert not target.dest.exists()  # not before the commit
     assert await target.commit() == (hashlib.sha256(DATA).hexdigest(), len(DATA))
     assert target.dest.read_bytes() == DATA and _left(tmp_path) == ["f_0001.exr"]
-
-
-async def test_a_large_frame_goes_past_the_page_cache_but_its_last_block(tmp_path: Path) -> None:
-    data = os.urandom(2 * 1024 * 1024 + 777)
-    target = _target(tmp_path, data, max_bytes=len(data))
-
-    def receive() -> None:
-        for start in range(0, len(data), 100_003):  # blocks never on the alignment
-            target.write(memoryview(data)[start : start + 100_003])
-
-    await asyncio.to_thread(receive)
-    assert await target.commit() == (hashlib.sha256(data).hexdigest(), len(data))
-    assert target.dest.read_bytes() == data and _left(tmp_path) == ["f_0001.exr"]
-    assert target.direct_bytes == len(data) - len(data) % DIRECT_ALIGN
-
-
-async def test_a_frame_fetched_part_way_and_dropped_leaves_nothing(tmp_path: Path) -> None:
-    data = os.urandom(300_000)
-    target = _target(tmp_path, data)
-    target.write(data[:150_000])
-    target.discard()
-    assert _left(tmp_path) == []
-    with pytest.raises(StorageWriteError, match="abandoned"):
-        target.write(data[150_000:])
 
 
 async def test_an_empty_file_commits(tmp_path: Path) -> None:
