@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from federation.blob_append import PartialBlob, StreamAppender
+from federation.blob_append import DIRECT_MIN_BYTES, PartialBlob, StreamAppender
 from federation.errors import (
     BlobBusyError,
     BlobTooLargeError,
@@ -123,7 +123,7 @@ class ResumableReceiver:
         partial = self.partial(sha256)
         async with (
             self._holding(sha256, total),
-            self._stream(sha256, partial, offset, recorded=True) as appender,
+            self._stream(sha256, partial, offset, recorded=True, total=total) as appender,
         ):
             yield appender
 
@@ -149,7 +149,9 @@ class ResumableReceiver:
         async with self._holding(sha256, total):
             appender: StreamAppender | None = None
             try:
-                async with self._stream(sha256, partial, offset, recorded=not whole) as appender:
+                async with self._stream(
+                    sha256, partial, offset, recorded=not whole, total=total
+                ) as appender:
                     await body(appender, total - offset)
             finally:
                 # Counted once written and synced (the appender's exit), also when cut.
@@ -180,13 +182,14 @@ class ResumableReceiver:
 
     @asynccontextmanager
     async def _stream(
-        self, sha256: str, partial: PartialBlob, offset: int, *, recorded: bool
+        self, sha256: str, partial: PartialBlob, offset: int, *, recorded: bool, total: int | None
     ) -> AsyncIterator[StreamAppender]:
         current = partial.offset()
         if offset != current:
             raise OffsetMismatchError(sha256=sha256, offset=offset, current=current)
         digest = self._running_hash(sha256, current)
-        appender = StreamAppender(partial, current, digest, recorded=recorded)
+        direct = total is not None and total - current >= DIRECT_MIN_BYTES
+        appender = StreamAppender(partial, current, digest, recorded=recorded, direct=direct)
         try:
             async with appender:
                 yield appender

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.blob_append import DIRECT_ALIGN, PartialBlob, StreamAppender
+from federation.blob_append import DIRECT_ALIGN, DIRECT_MIN_BYTES, PartialBlob, StreamAppender
+from federation.blob_receiver import ResumableReceiver
 
 DATA = os.urandom(3 * 1024 * 1024 + 1234)
 BLOCK = 100_003  # received blocks never fall on the alignment
@@ -28,7 +29,7 @@ async def _append(
     """Stream ``data`` from ``offset`` as the listener's thread (``write_here``) or the
     aiohttp route (``write``) does."""
     digest = hashlib.sha256(DATA[:offset]) if offset == 0 else None
-    appender = StreamAppender(partial, offset, digest, recorded=recorded)
+    appender = StreamAppender(partial, offset, digest, recorded=recorded, direct=True)
     async with appender:
         for start in range(0, len(data), BLOCK):
             if threaded:
@@ -82,7 +83,7 @@ async def test_a_stream_resumed_at_an_unaligned_offset_goes_direct_from_the_next
 async def test_a_cut_stream_keeps_its_last_partial_block(partial: PartialBlob) -> None:
     """The bytes held for the next aligned block reach the file when the stream breaks."""
     cut = 3 * BLOCK
-    appender = StreamAppender(partial, 0, hashlib.sha256(), recorded=True)
+    appender = StreamAppender(partial, 0, hashlib.sha256(), recorded=True, direct=True)
     with pytest.raises(ConnectionResetError):
         async with appender:
             for start in range(0, cut, BLOCK):
@@ -100,6 +101,26 @@ async def test_a_small_blob_sent_whole_stays_in_the_page_cache(partial: PartialB
     appender = await _append(partial, 0, DATA[:300_000], threaded=True, recorded=False)
     assert appender.direct_bytes == 0
     assert partial.data.read_bytes() == DATA[:300_000]
+
+
+async def _commit(sha256: str, path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("size", "direct"), [(DIRECT_MIN_BYTES, True), (DIRECT_MIN_BYTES - 1, False)]
+)
+async def test_the_receiver_writes_only_large_streams_past_the_page_cache(
+    tmp_path: Path, size: int, direct: bool
+) -> None:
+    """Smaller streams cost about as much in block allocation as they would save."""
+    receiver = ResumableReceiver(tmp_path, _commit)
+    data = os.urandom(size)
+    sha = hashlib.sha256(data).hexdigest()
+    async with receiver.appending(sha, 0, total=size) as appender:
+        await appender.write(data)
+    assert (appender.direct_bytes > 0) is direct
+    assert receiver.partial_path(sha).read_bytes() == data
 
 
 def _is_direct(fd: int) -> bool:
