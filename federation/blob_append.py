@@ -168,7 +168,9 @@ class StreamAppender:
 
     ``digest`` is the running sha256 of the first ``offset`` bytes, or None when it is not
     known (the blob is then hashed from disk at the end). ``recorded``: whether synced
-    offsets are recorded (False: a small blob sent whole, see the module docstring). Use
+    offsets are recorded (False: a small blob sent whole, see the module docstring).
+    ``direct``: a recorded stream's whole blocks are written past the page cache
+    (:class:`DirectWrites`; the receiver asks for it from :data:`DIRECT_MIN_BYTES`). Use
     as ``async with``; on exit, normal or not, every block given to :meth:`write` is
     written and synced first.
 
