@@ -109,7 +109,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 + _durable_note(r)
                 + f"); CPU {_tls_cpu(r)} s/GiB vs "
                 f"raw {r.get('raw_cpu_s_per_gib', float('nan')):.2f} (raw/TLS "
-                f"{r.get('cpu_ratio', float('nan')):.2f}); second pass sent {r['second_bytes']} bytes; "
+                f"{r.get('cpu_ratio', float('nan')):.2f}){_bare_note(r)}; "
+                f"second pass sent {r['second_bytes']} bytes; "
                 f"cut mid-blob and resumed: {r['resume_resent_bytes']} bytes re-sent "
                 f"(chunk {r['chunk_bytes']})",
                 "TLS/raw >= 0.8; second pass 0 B; re-sent <= 1 chunk",
@@ -286,6 +287,17 @@ def _durable_note(r: dict[str, Any]) -> str:
         f"; the disk takes it with fdatasync at {r['durable_write_mib_s']:.0f} MiB/s, "
         f"TLS/raw {r['durable_ratio_bound']:.2f} at that rate; load "
         f"{min(loads):.1f}-{max(loads):.1f}"
+    )
+
+
+def _bare_note(r: dict[str, Any]) -> str:
+    """The bare pipeline's rate (bench.transfer_bare): the most the TLS side could reach."""
+    if "bare_mib_s" not in r:
+        return ""
+    return (
+        f"; bare pipeline (the same TLS, hashing and writes, no protocol) "
+        f"{r['bare_mib_s']:.0f} MiB/s, TLS/raw {r['bare_ratio']:.2f}, CPU "
+        f"{r['bare_send_cpu_s_per_gib']:.2f} + {r['bare_receive_cpu_s_per_gib']:.2f} s/GiB"
     )
 
 

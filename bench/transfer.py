@@ -15,7 +15,9 @@ the same load; CPU is reported per process. Then: a
 second pass over the same blobs (bytes sent; target 0), uploads and frames
 fetched back under a ``max_mbps`` cap (``bench.transfer_capped``: measured rate
 vs the cap; target within 10 %), a transfer cut mid-blob by a proxy that
-drops the connection, then resumed (bytes re-sent; target <= one chunk), and
+drops the connection, then resumed (bytes re-sent; target <= one chunk), the
+same files through the bare pipeline (``bench.transfer_bare``: TLS, hashing and
+writes with none of the protocol; what the transfer could reach here), and
 small files alone (:data:`SMALL_FILES` of :data:`SMALL_SIZE`: blobs/s, MiB/s and
 CPU per blob, where the cost is per blob rather than per byte).
 """
@@ -42,6 +44,7 @@ from federation.upload_threads import UploadConnections, UploadSlots
 
 from .common import own_cpu_s as _cpu_s
 from .common import workdir as bench_workdir
+from .transfer_bare import bare_run
 from .transfer_capped import CAP_MBPS, CAP_SECONDS, capped_fetch, frames_back, measure
 from .transfer_remote import remote_site
 
@@ -50,6 +53,8 @@ ABBA_BLOCKS = 2
 """Blocks of raw, TLS, TLS, raw runs: four pairs, each reported."""
 # Share of the total in each file size: a few large renders' caches, textures, small includes.
 MIX = ((0.40, 256 * MIB), (0.30, 32 * MIB), (0.20, 4 * MIB), (0.10, 256 * 1024))
+BARE_RUNS = 2
+"""Runs of the bare pipeline (bench.transfer_bare), after the ABBA blocks."""
 SMALL_FILES, SMALL_SIZE, SMALL_RUNS = 1000, 256 * 1024, 2
 """Small files alone: a studio's textures, includes and caches are mostly such files."""
 
@@ -206,6 +211,13 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
                 second = await upload_all(site.url, origin_tls, files)
             shutil.rmtree(root / f"site-{run}")
         floors.append(_durable_write_s(root / "floor", total))
+        # The same files over the same TLS with none of the protocol, twice: what the
+        # transfer could reach here with Python's ssl (bench.transfer_bare).
+        bare = []
+        for run in range(BARE_RUNS):
+            os.sync()
+            bare.append(await bare_run(root / f"bare-{run}", files, remote_files, origin_tls))
+            shutil.rmtree(root / f"bare-{run}")
 
         capped = await _capped(root / "site-capped", remote_tls, origin_tls, files)
         small = await _small_files(root / "small", remote_tls, origin_tls)
@@ -222,6 +234,7 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         assert site.cut_fired
         size = big_path.stat().st_size
     ratios = [raw / tls for raw, tls in zip(raw_times, tls_times, strict=True)]
+    bare_s = sum(b["s"] for b in bare) / len(bare)
     gib = total / 2**30
     runs = len(raw_times)
     raw_s, tls_s, floor_s = sum(raw_times) / runs, sum(tls_times) / runs, min(floors)
@@ -244,6 +257,11 @@ async def _transfer(total_bytes: int) -> dict[str, Any]:
         "tls_receive_cpu_s_per_gib": sum(receive_cpu) / runs / gib,
         "tls_send_cpu_runs_s_per_gib": [c / gib for c in send_cpu],
         "tls_receive_cpu_runs_s_per_gib": [c / gib for c in receive_cpu],
+        "bare_mib_s": total / MIB / bare_s,
+        "bare_ratio": raw_s / bare_s,
+        "bare_runs_s": [b["s"] for b in bare],
+        "bare_send_cpu_s_per_gib": sum(b["send_cpu_s"] for b in bare) / len(bare) / gib,
+        "bare_receive_cpu_s_per_gib": sum(b["receive_cpu_s"] for b in bare) / len(bare) / gib,
         "durable_write_runs_s": floors,
         "durable_write_mib_s": total / MIB / floor_s,
         "durable_ratio_bound": raw_s / floor_s,

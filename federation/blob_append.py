@@ -71,6 +71,7 @@ __all__ = [
     "DirectWrites",
     "PartialBlob",
     "StreamAppender",
+    "write_all",
 ]
 
 log = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ class StreamAppender:
             for block in batch:
                 view = memoryview(block)
                 if self._direct is None:
-                    _write_all(self._fd, view)
+                    write_all(self._fd, view)
                     self.written += len(view)
                 else:
                     self.written += self._direct.write(view, self._fd)
@@ -436,7 +437,7 @@ class DirectWrites:
         done = 0
         if self.head:
             count = min(self.head, len(view))
-            _write_all(cached_fd, view[:count], self.offset - self.head)
+            write_all(cached_fd, view[:count], self.offset - self.head)
             self.head -= count
             done, view = count, view[count:]
         while view:
@@ -451,7 +452,7 @@ class DirectWrites:
         """Write the partial block held through the page cache; the bytes written."""
         count, self.staged = self.staged, 0
         if count:
-            _write_all(cached_fd, self._view[:count], self.offset)
+            write_all(cached_fd, self._view[:count], self.offset)
             self.head = (-count) % DIRECT_ALIGN  # should the stream go on after all
             self.offset += count + self.head
         return count
@@ -468,17 +469,17 @@ class DirectWrites:
             return 0
         block = self._view[:aligned]
         if self.refused:
-            _write_all(cached_fd, block, self.offset)
+            write_all(cached_fd, block, self.offset)
         else:
             try:
-                _write_all(self.fd, block, self.offset)
+                write_all(self.fd, block, self.offset)
             except OSError as exc:
                 # A refused direct write writes nothing: the same bytes go the other way.
                 if exc.errno != errno.EINVAL or self.direct:
                     raise
                 log.info("O_DIRECT writes refused here (%s); writing through the page cache", exc)
                 self.refused = True
-                _write_all(cached_fd, block, self.offset)
+                write_all(cached_fd, block, self.offset)
             else:
                 self.direct += aligned
         rest = self.staged - aligned
@@ -512,7 +513,7 @@ class _Stages:
 _STAGES = _Stages()
 
 
-def _write_all(fd: int, view: memoryview, offset: int | None = None) -> None:
+def write_all(fd: int, view: memoryview, offset: int | None = None) -> None:
     """Write all of ``view`` at the descriptor's position, or at ``offset``."""
     done = 0
     while done < len(view):
