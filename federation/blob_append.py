@@ -76,9 +76,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_BYTES = CHUNK_SIZE
-"""Synced and recorded at least this often: a crash of the machine loses at most one chunk
-of a stream."""
+CHECKPOINT_BYTES = 16 * CHUNK_SIZE
+"""Synced and recorded at least this often: a crash of the machine (not of the agent, whose
+writes the page cache or the disk keep) loses at most 64 MiB of a stream, which its sender
+sends again. Each sync of a stream costs a journal commit and a flush of the disk's cache:
+syncing every 2 MiB rather than every 32 cost large blobs about 15 % of their rate and
+0.35 CPU s/GiB at the receiving site (docs/benchmarks.md, "Ninth pass")."""
 BATCH_BYTES = 256 * 1024
 """Received bytes handed to the writer thread at once (one thread hand-off per batch)."""
 AHEAD_BYTES = 512 * 1024

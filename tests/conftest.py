@@ -70,6 +70,16 @@ def shared_probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         yield
 
 
+@pytest.fixture
+def chunk_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blob streams synced and recorded every chunk (4 MiB) rather than every
+    ``CHECKPOINT_BYTES``, so that a test's blob of a few chunks spans several checkpoints."""
+    from federation import blob_append
+    from federation.transfer import CHUNK_SIZE
+
+    monkeypatch.setattr(blob_append, "CHECKPOINT_BYTES", CHUNK_SIZE)
+
+
 @pytest.fixture(autouse=True)
 def root_logging() -> Iterator[None]:
     """A test that runs a process command in-process (``spillway agent``) sets up that

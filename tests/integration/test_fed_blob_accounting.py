@@ -16,11 +16,14 @@ from aiohttp import web
 
 from bench.cut_proxy import CutProxy
 from federation.api import FederationEndpoints, build_federation_app
-from federation.blob_append import CHECKPOINT_BYTES
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.peers import FederationConfig, PeerConfig
-from federation.transfer import upload_blob
+from federation.transfer import CHUNK_SIZE, upload_blob
 from federation.upload_threads import UploadConnections
+
+CHECKPOINT = CHUNK_SIZE
+"""Blob streams are synced and recorded every chunk here (``chunk_checkpoints``)."""
+pytestmark = pytest.mark.usefixtures("chunk_checkpoints")
 
 
 class _Blobs:
@@ -100,12 +103,12 @@ async def test_a_cut_stream_is_accounted_for_what_it_stored(
     tmp_path: Path, facility: tuple[str, _Blobs, _Store]
 ) -> None:
     url, blobs, store = facility
-    size = 4 * CHECKPOINT_BYTES
+    size = 4 * CHECKPOINT
     data = os.urandom(size)
     sha = hashlib.sha256(data).hexdigest()
     (tmp_path / "scene.bin").write_bytes(data)
     target = urlsplit(url)
-    proxy = CutProxy(target.hostname or "", target.port or 0, cut_after=CHECKPOINT_BYTES * 3 // 2)
+    proxy = CutProxy(target.hostname or "", target.port or 0, cut_after=CHECKPOINT * 3 // 2)
     port = await proxy.start()
     connections = UploadConnections()
     try:

@@ -23,15 +23,18 @@ from aiohttp import web
 
 from bench.cut_proxy import CutProxy
 from federation.api import BLOBS, FederationEndpoints, blob_listener_handler, build_federation_app
-from federation.blob_append import CHECKPOINT_BYTES
 from federation.blob_listener import BlobListener
 from federation.blob_receiver import BlobUploadEndpoint
 from federation.certs import TlsContexts, init_ca, issue_site_cert
 from federation.peers import FederationConfig, PeerConfig
-from federation.transfer import BLOBS_PATH, upload_blob
+from federation.transfer import BLOBS_PATH, CHUNK_SIZE, upload_blob
 from federation.upload_threads import UploadConnections
 from site_agent.store.base import StoreError
 from tests.integration.test_fed_blob_accounting import _Blobs, _files, _Store
+
+CHECKPOINT = CHUNK_SIZE
+"""Blob streams are synced and recorded every chunk here (``chunk_checkpoints``)."""
+pytestmark = pytest.mark.usefixtures("chunk_checkpoints")
 
 
 class _Picky(_Blobs):
@@ -124,7 +127,7 @@ def _stored(facility: Facility, sha: str) -> list[int]:
     return [n for peer, blob, n in facility.accepted.received if (peer, blob) == ("studio", sha)]
 
 
-@pytest.mark.parametrize("size", [256 * 1024, 3 * CHECKPOINT_BYTES + 12345])
+@pytest.mark.parametrize("size", [256 * 1024, 3 * CHECKPOINT + 12345])
 async def test_an_upload_streams_through_the_listener(
     tmp_path: Path, facility: Facility, size: int
 ) -> None:
@@ -142,9 +145,9 @@ async def test_an_upload_streams_through_the_listener(
 async def test_a_cut_stream_resumes_and_is_accounted_once(
     tmp_path: Path, facility: Facility
 ) -> None:
-    size = 4 * CHECKPOINT_BYTES
+    size = 4 * CHECKPOINT
     path, sha = _blob(tmp_path, size)
-    proxy = CutProxy("127.0.0.1", facility.listener.port, cut_after=CHECKPOINT_BYTES * 3 // 2)
+    proxy = CutProxy("127.0.0.1", facility.listener.port, cut_after=CHECKPOINT * 3 // 2)
     facility.blobs.stream_port = await proxy.start()
     try:
         sent = await _upload(tmp_path, facility.url, path, sha)
@@ -161,16 +164,16 @@ async def test_a_cut_stream_resumes_and_is_accounted_once(
 async def test_an_unreachable_listener_falls_back_to_the_fed_route(
     tmp_path: Path, facility: Facility
 ) -> None:
-    path, sha = _blob(tmp_path, CHECKPOINT_BYTES)
+    path, sha = _blob(tmp_path, CHECKPOINT)
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         facility.blobs.stream_port = closed.getsockname()[1]  # nothing listens there
 
         sent = await _upload(tmp_path, facility.url, path, sha)
 
-    assert sent == CHECKPOINT_BYTES and facility.store.has(sha)
+    assert sent == CHECKPOINT and facility.store.has(sha)
     assert facility.listener.requests == 0
-    assert _stored(facility, sha) == [CHECKPOINT_BYTES]
+    assert _stored(facility, sha) == [CHECKPOINT]
 
 
 # --- who may connect, and what it serves -------------------------------------------

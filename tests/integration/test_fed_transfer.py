@@ -15,12 +15,15 @@ import pytest
 from aiohttp import web
 
 from bench.cut_proxy import CutProxy
-from federation.blob_append import CHECKPOINT_BYTES
 from federation.blob_receiver import BlobUploadEndpoint, ResumableReceiver
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.errors import UploadError
-from federation.transfer import DIRECT_MAX, UPLOAD_OFFSET, upload_blob
+from federation.transfer import CHUNK_SIZE, DIRECT_MAX, UPLOAD_OFFSET, upload_blob
 from federation.upload_threads import UploadConnections
+
+CHECKPOINT = CHUNK_SIZE
+"""Blob streams are synced and recorded every chunk here (``chunk_checkpoints``)."""
+pytestmark = pytest.mark.usefixtures("chunk_checkpoints")
 
 MIB = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -151,13 +154,13 @@ async def test_the_whole_blob_goes_in_one_request(
     session: aiohttp.ClientSession,
     connections: UploadConnections | None,
 ) -> None:
-    sha = make_blob(tmp_path / "scene.bin", 3 * CHECKPOINT_BYTES + 5)
+    sha = make_blob(tmp_path / "scene.bin", 3 * CHECKPOINT + 5)
 
     sent = await upload_blob(
         session, base_url, sha, tmp_path / "scene.bin", connections=connections
     )
 
-    assert sent == 3 * CHECKPOINT_BYTES + 5
+    assert sent == 3 * CHECKPOINT + 5
     assert (remote.heads, remote.patches) == (1, 1)
     assert (remote.store.root / sha).read_bytes() == (tmp_path / "scene.bin").read_bytes()
     assert list(remote.receiver.partial_dir.iterdir()) == []  # neither data nor record left
@@ -173,7 +176,7 @@ async def test_stream_cut_mid_blob_resumes_from_what_arrived(
     """The network drops the one stream part way (past a checkpoint, between two): the
     receiver keeps every byte that reached it, not just the last checkpoint, and the
     sender resumes from there."""
-    size = 4 * CHECKPOINT_BYTES
+    size = 4 * CHECKPOINT
     sha = make_blob(tmp_path / "scene.bin", size)
     starts: list[int] = []
 
@@ -183,7 +186,7 @@ async def test_stream_cut_mid_blob_resumes_from_what_arrived(
 
     remote.fault = note_start
     target = urlsplit(base_url)
-    proxy = CutProxy(target.hostname or "", target.port or 0, cut_after=CHECKPOINT_BYTES * 3 // 2)
+    proxy = CutProxy(target.hostname or "", target.port or 0, cut_after=CHECKPOINT * 3 // 2)
     port = await proxy.start()
     try:
         sent = await upload_blob(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.blob_append import CHECKPOINT_BYTES, PartialBlob, StreamAppender
+from federation.blob_append import PartialBlob, StreamAppender
 from federation.blob_receiver import ResumableReceiver
 from federation.errors import (
     BlobBusyError,
@@ -16,6 +16,11 @@ from federation.errors import (
     OffsetMismatchError,
     TamperedBlobError,
 )
+from federation.transfer import CHUNK_SIZE
+
+CHECKPOINT = CHUNK_SIZE
+"""Blob streams are synced and recorded every chunk here (``chunk_checkpoints``)."""
+pytestmark = pytest.mark.usefixtures("chunk_checkpoints")
 
 DATA = bytes(range(256)) * 40
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -117,7 +122,7 @@ def test_blob_ids_must_be_sha256(receiver: ResumableReceiver, bad: str) -> None:
 
 # --- the durable-offset record ----------------------------------------------------------
 
-BIG = os.urandom(3 * CHECKPOINT_BYTES + 1000)
+BIG = os.urandom(3 * CHECKPOINT + 1000)
 BIG_SHA = hashlib.sha256(BIG).hexdigest()
 
 
@@ -136,7 +141,7 @@ def _after_reboot(receiver: ResumableReceiver, sha: str) -> PartialBlob:
 async def test_a_stream_is_synced_and_recorded_at_checkpoints(
     receiver: ResumableReceiver, store: Store
 ) -> None:
-    cut = 2 * CHECKPOINT_BYTES + 12345  # a stream that ended between two checkpoints
+    cut = 2 * CHECKPOINT + 12345  # a stream that ended between two checkpoints
     assert await _stream(receiver, BIG_SHA, 0, BIG[:cut]) == cut
 
     # In this boot every written byte is held (the page cache outlives the agent) ...
@@ -156,20 +161,20 @@ async def test_after_a_reboot_unsynced_bytes_are_cut_back_to_the_record(
     """Bytes past the recorded offset may not have reached the disk before a crash of the
     machine: a receiver booted since resumes from the record and truncates the rest."""
     first = ResumableReceiver(tmp_path / "partial", store.commit, is_stored=store.has)
-    await _stream(first, BIG_SHA, 0, BIG[:CHECKPOINT_BYTES])
+    await _stream(first, BIG_SHA, 0, BIG[:CHECKPOINT])
     partial = first.partial(BIG_SHA)
     with partial.data.open("ab") as handle:  # written, never synced nor recorded
-        handle.write(BIG[CHECKPOINT_BYTES : CHECKPOINT_BYTES + 5000])
+        handle.write(BIG[CHECKPOINT : CHECKPOINT + 5000])
 
     rebooted = ResumableReceiver(tmp_path / "partial", store.commit, is_stored=store.has)
     rebooted_partial = _after_reboot(rebooted, BIG_SHA)
-    assert rebooted_partial.offset() == CHECKPOINT_BYTES
-    assert first.offset(BIG_SHA) == CHECKPOINT_BYTES + 5000  # the same boot trusts the file
+    assert rebooted_partial.offset() == CHECKPOINT
+    assert first.offset(BIG_SHA) == CHECKPOINT + 5000  # the same boot trusts the file
 
     # The sender, told the recorded offset, resumes there; the tail is replaced.
-    appender = StreamAppender(rebooted_partial, CHECKPOINT_BYTES, None)
+    appender = StreamAppender(rebooted_partial, CHECKPOINT, None)
     async with appender:
-        await appender.write(BIG[CHECKPOINT_BYTES:])
+        await appender.write(BIG[CHECKPOINT:])
     assert partial.data.read_bytes() == BIG
 
 
@@ -177,7 +182,7 @@ async def test_after_a_reboot_unsynced_bytes_are_cut_back_to_the_record(
 async def test_no_readable_record_means_start_over(
     receiver: ResumableReceiver, record: bytes | None
 ) -> None:
-    await _stream(receiver, BIG_SHA, 0, BIG[:CHECKPOINT_BYTES])
+    await _stream(receiver, BIG_SHA, 0, BIG[:CHECKPOINT])
     partial = _after_reboot(receiver, BIG_SHA)
     if record is None:
         partial.record.unlink()
