@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import platform
 import random
@@ -159,6 +160,12 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     first = 13 if children else 11
     return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def say(message: dict[str, Any]) -> None:
+    """One JSON line to the parent process (a benchmark's helper process on its stdout)."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 def own_cpu_s(*, children: bool = False) -> float:

@@ -40,7 +40,7 @@ from federation.blob_append import DIRECT_MIN_BYTES, DirectWrites, write_all
 from federation.certs import TlsContexts, TlsFiles
 from federation.forwarding import UPLOAD_STREAMS
 
-from .common import ROOT, own_cpu_s
+from .common import ROOT, own_cpu_s, say
 
 __all__ = ["bare_run"]
 
@@ -128,7 +128,7 @@ def receive(root: Path, tls: TlsContexts, streams: int) -> dict[str, Any]:
     totals = {"files": 0, "bytes": 0}
     lock = threading.Lock()
     with socket.create_server(("127.0.0.1", 0)) as server:
-        _say({"port": server.getsockname()[1], "cpu_s": own_cpu_s()})
+        say({"port": server.getsockname()[1], "cpu_s": own_cpu_s()})
         names = iter(range(1 << 30))
 
         def stream(raw: socket.socket) -> None:
@@ -219,11 +219,6 @@ def _fill(tls: ssl.SSLSocket, view: memoryview) -> int:
     return got
 
 
-def _say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.transfer_bare")
     for name in ("root", "ca", "cert", "key"):
@@ -232,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     tls = TlsContexts(TlsFiles(ca=args.ca, cert=args.cert, key=args.key))
     totals = receive(args.root, tls, args.streams)
-    _say({"cpu_s": own_cpu_s(), **totals})
+    say({"cpu_s": own_cpu_s(), **totals})
 
 
 if __name__ == "__main__":

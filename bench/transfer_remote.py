@@ -41,7 +41,6 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -55,7 +54,7 @@ from site_agent.assets import AssetStore
 from site_agent.frame_response import send_frame
 from site_agent.storage import FrameStorage
 
-from .common import ROOT, free_port, own_cpu_s
+from .common import ROOT, free_port, own_cpu_s, say
 from .cut_proxy import CutProxy
 
 MIB = 1024 * 1024
@@ -238,21 +237,16 @@ async def serve(
             port = await cut.start()
     loop = asyncio.get_running_loop()
     try:
-        _say({"port": port, "blob_port": blobs.stream_port})
+        say({"port": port, "blob_port": blobs.stream_port})
         while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "cpu":
-            _say({"cpu_s": own_cpu_s()})
+            say({"cpu_s": own_cpu_s()})
     finally:
         if cut is not None:
             await cut.close()
         if listener is not None:
             await listener.close()
         await runner.cleanup()
-    _say({"cpu_s": own_cpu_s(), "cut_fired": cut is not None and cut.fired})
-
-
-def _say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    say({"cpu_s": own_cpu_s(), "cut_fired": cut is not None and cut.fired})
 
 
 def main() -> None:

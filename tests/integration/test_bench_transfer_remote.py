@@ -1,5 +1,7 @@
-"""The transfer benchmark's receiving site in its own process: blobs uploaded with the
-federation upload code land, verified, in its asset store on disk; a cut stream resumes."""
+"""The transfer benchmark's receiving processes: the remote site, where blobs uploaded with
+the federation upload code land, verified, in its asset store on disk and a cut stream
+resumes; and the bare pipeline's receiver, where the files cross mutual TLS whole and
+hash-checked with none of the protocol."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.transfer import upload_all
+from bench.transfer_bare import bare_run
 from bench.transfer_remote import FRAME_BYTES, remote_site
+from federation.blob_append import DIRECT_MIN_BYTES
 from federation.certs import TlsContexts, TlsFiles, init_ca, issue_site_cert
 from federation.transfer import CHUNK_SIZE
 
@@ -69,3 +75,21 @@ async def test_frames_come_back_from_the_remote_process_verified(tmp_path: Path)
     here = sorted((tmp_path / "back" / "origin").glob("*/*.exr"))
     assert [p.name for p in here] == [p.name for p in there] and len(here) == 3
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))
+
+
+async def test_the_bare_pipeline_delivers_every_file_whole(tmp_path: Path) -> None:
+    origin_tls, remote_files = _sites(tmp_path)
+    files = _files(tmp_path / "src", [0, 1000, 300 * 1024, DIRECT_MIN_BYTES + 5, 5 * CHUNK_SIZE])
+
+    measured = await bare_run(tmp_path / "got", files, remote_files, origin_tls)
+
+    got = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "got").iterdir())
+    assert got == sorted(sha for _, sha in files)
+    assert measured["s"] > 0 and measured["receive_cpu_s"] > 0
+
+
+async def test_a_file_that_does_not_hash_as_announced_fails_the_bare_run(tmp_path: Path) -> None:
+    origin_tls, remote_files = _sites(tmp_path)
+    [(path, _)] = _files(tmp_path / "src", [70_000])
+    with pytest.raises(RuntimeError, match="bare receiver"):
+        await bare_run(tmp_path / "got", [(path, "0" * 64)], remote_files, origin_tls)
