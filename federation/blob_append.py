@@ -37,8 +37,8 @@ is written with ``O_DIRECT`` where the filesystem takes it (:class:`DirectWrites
 its bytes go from one reused, page-aligned buffer straight to the disk, which
 they must reach before the blob is answered anyway. That spares the copy into
 the page cache, taking and dirtying fresh cache pages, and their write-back at
-each sync, which together cost the receiving site about as much CPU as the
-decryption and the hash (docs/benchmarks.md, transfer). Only whole
+each sync, which together cost the receiving site more CPU than the decryption
+and the hash on the 2-core VM (docs/benchmarks.md, "Ninth pass"). Only whole
 :data:`DIRECT_ALIGN` blocks go that way: the bytes before the stream's first
 aligned offset (a resumed stream) and its last partial block go through the
 page cache. A filesystem that refuses ``O_DIRECT`` (or its alignment) gets
