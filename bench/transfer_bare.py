@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -129,7 +130,7 @@ def receive(root: Path, tls: TlsContexts, streams: int) -> dict[str, Any]:
     lock = threading.Lock()
     with socket.create_server(("127.0.0.1", 0)) as server:
         say({"port": server.getsockname()[1], "cpu_s": own_cpu_s()})
-        names = iter(range(1 << 30))
+        names = itertools.count()
 
         def stream(raw: socket.socket) -> None:
             with context.wrap_socket(raw, server_side=True) as tls:
